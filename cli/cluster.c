@@ -1,0 +1,278 @@
+/*
+ * `mixsan cluster up|down`: a local development cluster under one folder.
+ *
+ * Layout of DIR: mixsan.conf (the monitor's address), mon/ (its map),
+ * osd.N/ (each OSD's data), log/ (one log per daemon), run/ (pid files).
+ * Daemons are started detached (their own session, output to log/), so the
+ * cluster outlives the command.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <limits.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "internal.h"
+#include "map.h"
+#include "util.h"
+
+/* Find a daemon binary: beside this program, in the build tree's layout,
+ * or on PATH. */
+static void find_binary(const char *name, const char *sub, char *out, size_t sz)
+{
+	char self[PATH_MAX - 64];
+	ssize_t n = readlink("/proc/self/exe", self, sizeof(self) - 1);
+
+	if (n > 0) {
+		char *slash;
+
+		self[n] = '\0';
+		slash = strrchr(self, '/');
+		if (slash) {
+			*slash = '\0';
+			snprintf(out, sz, "%s/%s", self, name);
+			if (access(out, X_OK) == 0)
+				return;
+			snprintf(out, sz, "%s/../%s/%s", self, sub, name);
+			if (access(out, X_OK) == 0)
+				return;
+		}
+	}
+	snprintf(out, sz, "%s", name);
+}
+
+static pid_t read_pid(const char *path)
+{
+	FILE *f = fopen(path, "re");
+	long pid = 0;
+
+	if (!f)
+		return 0;
+	if (fscanf(f, "%ld", &pid) != 1)
+		pid = 0;
+	fclose(f);
+	return (pid_t)pid;
+}
+
+static bool alive(pid_t pid)
+{
+	return pid > 0 && kill(pid, 0) == 0;
+}
+
+/* Start argv detached, output to logpath, pid into pidpath. */
+static int spawn(char *const argv[], const char *logpath, const char *pidpath)
+{
+	pid_t pid = fork();
+	FILE *f;
+
+	if (pid < 0)
+		return -errno;
+	if (pid == 0) {
+		int fd = open(logpath, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+		int nul = open("/dev/null", O_RDONLY | O_CLOEXEC);
+
+		setsid();
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		if (nul >= 0)
+			dup2(nul, 0);
+		execvp(argv[0], argv);
+		fprintf(stderr, "cannot run %s: %s\n", argv[0], strerror(errno));
+		_exit(127);
+	}
+	f = fopen(pidpath, "we");
+	if (!f)
+		return -errno;
+	fprintf(f, "%ld\n", (long)pid);
+	fclose(f);
+	return 0;
+}
+
+static int count_up(mixsan_cluster_t *cl)
+{
+	struct mx_map *m = mx_client_map_copy(cl);
+	int n = 0;
+
+	if (!m)
+		return 0;
+	for (uint32_t i = 0; i < m->max_osd; i++)
+		n += m->osds[i].exists && m->osds[i].up;
+	mx_map_free(m);
+	return n;
+}
+
+static int cluster_up(struct cli *c)
+{
+	const char *v;
+	long n_osds = 3, port = 6789, size;
+	char path[4200], bin_mon[PATH_MAX], bin_osd[PATH_MAX], addr[64], mondir[4200];
+	char logp[4200], pidp[4200], datadir[4200];
+	mixsan_cluster_t *cl = NULL;
+	FILE *f;
+	int r;
+
+	if ((v = cli_opt(c, "osds"))) {
+		n_osds = strtol(v, NULL, 10);
+		if (n_osds < 1 || n_osds > 64)
+			return cli_fail("--osds must be 1 to 64");
+	}
+	if ((v = cli_opt(c, "port"))) {
+		port = strtol(v, NULL, 10);
+		if (port < 1 || port > 65535)
+			return cli_fail("--port must be 1 to 65535");
+	}
+	size = n_osds < 3 ? n_osds : 3;
+	if ((v = cli_opt(c, "size"))) {
+		size = strtol(v, NULL, 10);
+		if (size < 1 || size > n_osds || size > MX_MAX_SIZE)
+			return cli_fail("--size must be 1 to the number of OSDs");
+	}
+	snprintf(pidp, sizeof(pidp), "%s/run/mon.pid", c->data);
+	if (alive(read_pid(pidp)))
+		return cli_fail("a cluster is already running in %s (mixsan --data %s cluster "
+				"down stops it)", c->data, c->data);
+	r = mx_mkdir_p(c->data, 0700);
+	if (r < 0)
+		return cli_fail("cannot create %s: %s", c->data, strerror(-r));
+	snprintf(path, sizeof(path), "%s/log", c->data);
+	(void)mx_mkdir_p(path, 0700);
+	snprintf(path, sizeof(path), "%s/run", c->data);
+	(void)mx_mkdir_p(path, 0700);
+
+	snprintf(addr, sizeof(addr), "127.0.0.1:%ld", port);
+	snprintf(path, sizeof(path), "%s/mixsan.conf", c->data);
+	f = fopen(path, "we");
+	if (!f)
+		return cli_fail("cannot write %s: %s", path, strerror(errno));
+	fprintf(f, "# MixSAN development cluster\nmon = %s\n", addr);
+	fclose(f);
+
+	find_binary("mixsan-mon", "mon", bin_mon, sizeof(bin_mon));
+	find_binary("mixsan-osd", "osd", bin_osd, sizeof(bin_osd));
+	snprintf(mondir, sizeof(mondir), "%s/mon", c->data);
+	snprintf(logp, sizeof(logp), "%s/log/mon.log", c->data);
+	{
+		char *argv[] = {bin_mon, "--data", mondir, "--addr", addr, NULL};
+
+		r = spawn(argv, logp, pidp);
+		if (r < 0)
+			return cli_fail("cannot start the monitor: %s", strerror(-r));
+	}
+	for (long i = 0; i < n_osds; i++) {
+		char id[16];
+
+		snprintf(id, sizeof(id), "%ld", i);
+		snprintf(datadir, sizeof(datadir), "%s/osd.%ld", c->data, i);
+		snprintf(logp, sizeof(logp), "%s/log/osd.%ld.log", c->data, i);
+		snprintf(pidp, sizeof(pidp), "%s/run/osd.%ld.pid", c->data, i);
+		if (alive(read_pid(pidp)))
+			continue;
+		{
+			char *argv[] = {bin_osd, "--data", datadir, "--mon", addr, "--id", id, NULL};
+
+			r = spawn(argv, logp, pidp);
+			if (r < 0)
+				return cli_fail("cannot start osd.%ld: %s", i, strerror(-r));
+		}
+	}
+	/* Wait for the monitor and every OSD. */
+	{
+		struct mixsan_options o = {.connect_timeout_ms = 10000, .op_timeout_ms = 30000};
+
+		r = mixsan_connect(addr, &o, &cl);
+		if (r < 0)
+			return cli_fail("the monitor did not come up (see %s/log/mon.log): %s",
+					c->data, strerror(-r));
+	}
+	for (int t = 0; t < 300 && count_up(cl) < n_osds; t++)
+		usleep(100000);
+	if (count_up(cl) < n_osds) {
+		mixsan_shutdown(cl);
+		return cli_fail("only %d of %ld OSDs came up (see %s/log/)", count_up(cl), n_osds,
+				c->data);
+	}
+	{
+		struct mx_map *m = mx_client_map_copy(cl);
+		bool have = m && mx_map_pool_by_name(m, "default");
+
+		mx_map_free(m);
+		if (!have) {
+			char sz[8], ms[8];
+			const char *kv[] = {"name", "default", "size", sz, "min_size", ms,
+					    "pg_num", "128", "failure_domain", "osd"};
+			char *msg = NULL;
+
+			snprintf(sz, sizeof(sz), "%ld", size);
+			snprintf(ms, sizeof(ms), "%ld", size - size / 2);
+			r = mixsan_mon_command(cl, "pool create", kv, 5, &msg);
+			if (r < 0) {
+				mixsan_shutdown(cl);
+				r = cli_fail("cannot create the default pool: %s", msg ? msg : "");
+				free(msg);
+				return r;
+			}
+			free(msg);
+		}
+	}
+	mixsan_shutdown(cl);
+	printf("MixSAN cluster up in %s: monitor %s, %ld OSDs, pool 'default' (size %ld)\n",
+	       c->data, addr, n_osds, size);
+	return 0;
+}
+
+static int stop_pidfile(const char *pidp, const char *what)
+{
+	pid_t pid = read_pid(pidp);
+
+	if (!alive(pid)) {
+		(void)unlink(pidp);
+		return 0;
+	}
+	(void)kill(pid, SIGTERM);
+	for (int t = 0; t < 100 && alive(pid); t++) {
+		(void)waitpid(pid, NULL, WNOHANG);
+		usleep(100000);
+	}
+	if (alive(pid)) {
+		fprintf(stderr, "mixsan: %s did not stop in 10 s; killing it\n", what);
+		(void)kill(pid, SIGKILL);
+	}
+	(void)unlink(pidp);
+	return 1;
+}
+
+static int cluster_down(struct cli *c)
+{
+	char pidp[4200];
+	int stopped = 0;
+
+	for (int i = 0; i < 64; i++) {
+		char what[32];
+
+		snprintf(pidp, sizeof(pidp), "%s/run/osd.%d.pid", c->data, i);
+		snprintf(what, sizeof(what), "osd.%d", i);
+		stopped += stop_pidfile(pidp, what);
+	}
+	snprintf(pidp, sizeof(pidp), "%s/run/mon.pid", c->data);
+	stopped += stop_pidfile(pidp, "the monitor");
+	printf("MixSAN cluster in %s stopped (%d daemons)\n", c->data, stopped);
+	return 0;
+}
+
+int cmd_cluster(struct cli *c, const char *sub)
+{
+	if (strcmp(sub, "up") == 0)
+		return cluster_up(c);
+	if (strcmp(sub, "down") == 0)
+		return cluster_down(c);
+	return cli_fail("unknown command 'cluster %s' (up, down)", sub);
+}

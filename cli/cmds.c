@@ -1,0 +1,784 @@
+/*
+ * `mixsan status`, `pool`, `osd` and `object` subcommands.  Every listing
+ * prints a table for people or, with --json, one JSON document.
+ */
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <jansson.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "cli.h"
+#include "internal.h"
+#include "map.h"
+#include "msg.h"
+#include "placement.h"
+#include "util.h"
+
+static void print_json(json_t *j)
+{
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+
+	if (s) {
+		puts(s);
+		free(s);
+	}
+	json_decref(j);
+}
+
+static const char *policy_name(int p)
+{
+	switch (p) {
+	case MX_READ_BALANCE: return "balance";
+	case MX_READ_LOCALIZE: return "localize";
+	default: return "primary";
+	}
+}
+
+static double weight_f(uint32_t w)
+{
+	return (double)w / (double)MX_WEIGHT_ONE;
+}
+
+static json_t *pool_json(const struct mx_pool *p)
+{
+	return json_pack("{s:i, s:s, s:i, s:i, s:i, s:s, s:s, s:s, s:s}", "id", p->id, "name",
+			 p->name, "size", p->size, "min_size", p->min_size, "pg_num", p->pg_num,
+			 "failure_domain", mx_level_name(p->failure_domain), "root",
+			 p->root_name, "device_class", p->device_class, "read_policy",
+			 policy_name(p->read_policy));
+}
+
+static json_t *osd_json(const struct mx_map *m, uint32_t i)
+{
+	const struct mx_osd_info *o = &m->osds[i];
+	char loc[512];
+
+	mx_loc_format(o->loc, o->nloc, loc, sizeof(loc));
+	return json_pack("{s:i, s:s, s:b, s:b, s:f, s:s, s:s, s:I}", "id", (int)i, "addr",
+			 o->addr, "up", o->up, "in", o->in, "weight", weight_f(o->weight),
+			 "location", loc, "device_class", o->device_class, "up_from",
+			 (json_int_t)o->up_from);
+}
+
+struct health {
+	int osds, up, in;
+	uint64_t pgs, pgs_clean, pgs_degraded, pgs_inactive;
+	char reasons[8][160];
+	int n_reasons;
+};
+
+static void add_reason(struct health *h, const char *fmt, ...) MX_PRINTF(2, 3);
+
+static void add_reason(struct health *h, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (h->n_reasons >= 8)
+		return;
+	va_start(ap, fmt);
+	vsnprintf(h->reasons[h->n_reasons++], sizeof(h->reasons[0]), fmt, ap);
+	va_end(ap);
+}
+
+static void compute_health(const struct mx_map *m, struct health *h)
+{
+	struct mx_placement *pl = NULL;
+
+	memset(h, 0, sizeof(*h));
+	for (uint32_t i = 0; i < m->max_osd; i++) {
+		if (!m->osds[i].exists)
+			continue;
+		h->osds++;
+		h->up += m->osds[i].up;
+		h->in += m->osds[i].in;
+	}
+	if (h->osds > h->up)
+		add_reason(h, "%d of %d OSDs are down", h->osds - h->up, h->osds);
+	if (mx_placement_new(m, &pl) < 0)
+		return;
+	for (uint32_t i = 0; i < m->n_pools; i++) {
+		const struct mx_pool *p = &m->pools[i];
+
+		for (uint32_t pg = 0; pg < p->pg_num; pg++) {
+			int32_t up[MX_MAX_SIZE], act[MX_MAX_SIZE];
+			int nu = mx_pg_up(pl, p, pg, up, MX_MAX_SIZE);
+			int na = mx_pg_acting(pl, m, p, pg, act, MX_MAX_SIZE);
+
+			h->pgs++;
+			if (na < p->min_size)
+				h->pgs_inactive++;
+			else if (na < p->size || nu < p->size)
+				h->pgs_degraded++;
+			else
+				h->pgs_clean++;
+		}
+	}
+	mx_placement_free(pl);
+	if (h->pgs_inactive)
+		add_reason(h, "%" PRIu64 " PGs have fewer than min_size OSDs up (I/O waits)",
+			   h->pgs_inactive);
+	if (h->pgs_degraded)
+		add_reason(h, "%" PRIu64 " PGs are degraded (fewer replicas than size)",
+			   h->pgs_degraded);
+	if (h->osds == 0)
+		add_reason(h, "no OSDs");
+}
+
+static const char *verdict(const struct health *h)
+{
+	if (h->pgs_inactive || h->osds == 0)
+		return "HEALTH_ERR";
+	if (h->n_reasons)
+		return "HEALTH_WARN";
+	return "HEALTH_OK";
+}
+
+static int show_status(struct cli *c, mixsan_cluster_t *cl)
+{
+	struct mx_map *m = mx_client_map_copy(cl);
+	struct health h;
+	char fsid[40];
+
+	if (!m)
+		return cli_fail("out of memory");
+	compute_health(m, &h);
+	for (int i = 0; i < 16; i++)
+		snprintf(fsid + 2 * i, 3, "%02x", m->fsid[i]);
+	if (c->json) {
+		json_t *reasons = json_array(), *mons = json_array();
+
+		for (int i = 0; i < h.n_reasons; i++)
+			json_array_append_new(reasons, json_string(h.reasons[i]));
+		for (uint32_t i = 0; i < m->n_mons; i++)
+			json_array_append_new(mons, json_pack("{s:s, s:s}", "name",
+							      m->mons[i].name, "addr",
+							      m->mons[i].addr));
+		print_json(json_pack("{s:s, s:I, s:s, s:o, s:o, s:{s:i, s:i, s:i}, s:{s:i, s:I, "
+				     "s:I, s:I, s:I}}",
+				     "fsid", fsid, "epoch", (json_int_t)m->epoch, "health",
+				     verdict(&h), "reasons", reasons, "mons", mons, "osds", "total",
+				     h.osds, "up", h.up, "in", h.in, "pgs", "pools", (int)m->n_pools,
+				     "total", (json_int_t)h.pgs, "active_clean",
+				     (json_int_t)h.pgs_clean, "degraded",
+				     (json_int_t)h.pgs_degraded, "inactive",
+				     (json_int_t)h.pgs_inactive));
+	} else {
+		printf("  cluster: %s\n", fsid);
+		printf("   health: %s\n", verdict(&h));
+		for (int i = 0; i < h.n_reasons; i++)
+			printf("           %s\n", h.reasons[i]);
+		printf("      map: epoch %" PRIu64 "\n", m->epoch);
+		printf("     mons: %u (", m->n_mons);
+		for (uint32_t i = 0; i < m->n_mons; i++)
+			printf("%s%s at %s", i ? ", " : "", m->mons[i].name, m->mons[i].addr);
+		printf(")\n");
+		printf("     osds: %d total, %d up, %d in\n", h.osds, h.up, h.in);
+		printf("    pools: %u pools, %" PRIu64 " PGs: %" PRIu64 " active+clean",
+		       m->n_pools, h.pgs, h.pgs_clean);
+		if (h.pgs_degraded)
+			printf(", %" PRIu64 " degraded", h.pgs_degraded);
+		if (h.pgs_inactive)
+			printf(", %" PRIu64 " inactive", h.pgs_inactive);
+		printf("\n");
+	}
+	mx_map_free(m);
+	return 0;
+}
+
+int cmd_status(struct cli *c)
+{
+	mixsan_cluster_t *cl;
+	int r;
+
+	if (cli_connect(c, &cl) < 0)
+		return 1;
+	r = show_status(c, cl);
+	if (r == 0 && cli_opt(c, "watch")) {
+		uint64_t seen = mixsan_map_epoch(cl);
+
+		fflush(stdout);
+		for (;;) {
+			if (mixsan_wait_for_epoch(cl, seen + 1, 0) < 0)
+				break;
+			seen = mixsan_map_epoch(cl);
+			printf("--- epoch %" PRIu64 "\n", seen);
+			(void)show_status(c, cl);
+			fflush(stdout);
+		}
+	}
+	mixsan_shutdown(cl);
+	return r;
+}
+
+/* Run a monitor command and print its answer. */
+static int mon_cmd(struct cli *c, const char *prefix, const char *const *kv, size_t n)
+{
+	mixsan_cluster_t *cl;
+	char *msg = NULL;
+	int r;
+
+	if (cli_connect(c, &cl) < 0)
+		return 1;
+	r = mixsan_mon_command(cl, prefix, kv, n, &msg);
+	mixsan_shutdown(cl);
+	if (r < 0) {
+		cli_fail("%s: %s", prefix, msg && *msg ? msg : strerror(-r));
+		free(msg);
+		return 1;
+	}
+	if (msg && *msg && !c->json)
+		printf("%s\n", msg);
+	if (c->json)
+		print_json(json_pack("{s:s, s:s}", "result", "ok", "message", msg ? msg : ""));
+	free(msg);
+	return 0;
+}
+
+static struct mx_map *get_map(struct cli *c)
+{
+	mixsan_cluster_t *cl;
+	struct mx_map *m;
+
+	if (cli_connect(c, &cl) < 0)
+		return NULL;
+	m = mx_client_map_copy(cl);
+	mixsan_shutdown(cl);
+	return m;
+}
+
+static int pool_ls(struct cli *c)
+{
+	struct mx_map *m = get_map(c);
+
+	if (!m)
+		return 1;
+	if (c->json) {
+		json_t *a = json_array();
+
+		for (uint32_t i = 0; i < m->n_pools; i++)
+			json_array_append_new(a, pool_json(&m->pools[i]));
+		print_json(a);
+	} else {
+		printf("%-4s %-20s %4s %8s %6s %-8s %-8s %s\n", "ID", "NAME", "SIZE", "MIN_SIZE",
+		       "PGS", "DOMAIN", "CLASS", "READ");
+		for (uint32_t i = 0; i < m->n_pools; i++) {
+			const struct mx_pool *p = &m->pools[i];
+
+			printf("%-4d %-20s %4u %8u %6u %-8s %-8s %s\n", p->id, p->name, p->size,
+			       p->min_size, p->pg_num, mx_level_name(p->failure_domain),
+			       p->device_class[0] ? p->device_class : "-",
+			       policy_name(p->read_policy));
+		}
+	}
+	mx_map_free(m);
+	return 0;
+}
+
+static int pool_get(struct cli *c)
+{
+	struct mx_map *m;
+	const struct mx_pool *p;
+	json_t *j, *v;
+	int r = 0;
+
+	if (c->argc < 1)
+		return cli_fail("usage: pool get NAME [KEY]");
+	m = get_map(c);
+	if (!m)
+		return 1;
+	p = mx_map_pool_by_name(m, c->argv[0]);
+	if (!p) {
+		mx_map_free(m);
+		return cli_fail("no such pool '%s'", c->argv[0]);
+	}
+	j = pool_json(p);
+	if (c->argc >= 2) {
+		v = json_object_get(j, c->argv[1]);
+		if (!v) {
+			r = cli_fail("no such pool setting '%s'", c->argv[1]);
+		} else if (c->json) {
+			print_json(json_pack("{s:O}", c->argv[1], v));
+		} else {
+			char *s = json_dumps(v, JSON_ENCODE_ANY);
+
+			if (json_is_string(v))
+				printf("%s\n", json_string_value(v));
+			else if (s)
+				printf("%s\n", s);
+			free(s);
+		}
+		json_decref(j);
+	} else if (c->json) {
+		print_json(j);
+	} else {
+		const char *key;
+
+		json_object_foreach(j, key, v) {
+			char *s = json_dumps(v, JSON_ENCODE_ANY);
+
+			printf("%-15s %s\n", key, json_is_string(v) ? json_string_value(v) : s);
+			free(s);
+		}
+		json_decref(j);
+	}
+	mx_map_free(m);
+	return r;
+}
+
+int cmd_pool(struct cli *c, const char *sub)
+{
+	if (strcmp(sub, "ls") == 0)
+		return pool_ls(c);
+	if (strcmp(sub, "get") == 0)
+		return pool_get(c);
+	if (strcmp(sub, "create") == 0) {
+		static const char *const map[][2] = {
+			{"size", "size"}, {"min-size", "min_size"}, {"pg-num", "pg_num"},
+			{"failure-domain", "failure_domain"}, {"class", "device_class"},
+			{"root", "root"}, {"read-policy", "read_policy"},
+		};
+		const char *kv[2 * 9];
+		size_t n = 0;
+
+		if (c->argc != 1)
+			return cli_fail("usage: pool create NAME [--size N] [--min-size N] ...");
+		kv[2 * n] = "name";
+		kv[2 * n++ + 1] = c->argv[0];
+		for (size_t i = 0; i < MX_ARRAY_SIZE(map); i++) {
+			const char *v = cli_opt(c, map[i][0]);
+
+			if (v) {
+				kv[2 * n] = map[i][1];
+				kv[2 * n++ + 1] = v;
+			}
+		}
+		for (int i = 0; i < c->n_opts; i++) {
+			bool known = false;
+
+			for (size_t k = 0; k < MX_ARRAY_SIZE(map); k++)
+				known |= strcmp(c->opt_keys[i], map[k][0]) == 0;
+			if (!known)
+				return cli_fail("unknown option --%s", c->opt_keys[i]);
+		}
+		return mon_cmd(c, "pool create", kv, n);
+	}
+	if (strcmp(sub, "set") == 0) {
+		const char *kv[6];
+
+		if (c->argc != 3)
+			return cli_fail("usage: pool set NAME KEY VALUE");
+		kv[0] = "name", kv[1] = c->argv[0];
+		kv[2] = "key", kv[3] = c->argv[1];
+		kv[4] = "value", kv[5] = c->argv[2];
+		return mon_cmd(c, "pool set", kv, 3);
+	}
+	if (strcmp(sub, "rm") == 0) {
+		const char *kv[2];
+
+		if (c->argc != 1)
+			return cli_fail("usage: pool rm NAME --yes-i-really-mean-it");
+		if (!c->yes)
+			return cli_fail("removing pool '%s' destroys its data; add "
+					"--yes-i-really-mean-it", c->argv[0]);
+		kv[0] = "name", kv[1] = c->argv[0];
+		return mon_cmd(c, "pool rm", kv, 1);
+	}
+	return cli_fail("unknown command 'pool %s' (create, ls, get, set, rm)", sub);
+}
+
+static int osd_ls(struct cli *c)
+{
+	struct mx_map *m = get_map(c);
+
+	if (!m)
+		return 1;
+	if (c->json) {
+		json_t *a = json_array();
+
+		for (uint32_t i = 0; i < m->max_osd; i++)
+			if (m->osds[i].exists)
+				json_array_append_new(a, osd_json(m, i));
+		print_json(a);
+	} else {
+		printf("%-5s %-22s %-5s %-4s %7s %-6s %s\n", "ID", "ADDRESS", "STATE", "IN",
+		       "WEIGHT", "CLASS", "LOCATION");
+		for (uint32_t i = 0; i < m->max_osd; i++) {
+			const struct mx_osd_info *o = &m->osds[i];
+			char loc[512];
+
+			if (!o->exists)
+				continue;
+			mx_loc_format(o->loc, o->nloc, loc, sizeof(loc));
+			printf("%-5u %-22s %-5s %-4s %7.3f %-6s %s\n", i, o->addr,
+			       o->up ? "up" : "down", o->in ? "in" : "out", weight_f(o->weight),
+			       o->device_class[0] ? o->device_class : "-", loc);
+		}
+	}
+	mx_map_free(m);
+	return 0;
+}
+
+/* The hierarchy as a tree: buckets from the root down, OSDs as leaves. */
+struct tnode {
+	int level;
+	char name[MX_NAME_MAX];
+	int32_t osd; /* -1 for buckets */
+	uint32_t weight;
+	struct tnode *kids[256];
+	int n_kids;
+};
+
+static struct tnode *tnode_child(struct tnode *t, int level, const char *name, int32_t osd)
+{
+	struct tnode *k;
+
+	for (int i = 0; i < t->n_kids; i++)
+		if (t->kids[i]->level == level && t->kids[i]->osd == osd &&
+		    strcmp(t->kids[i]->name, name) == 0)
+			return t->kids[i];
+	if (t->n_kids >= 256)
+		return NULL;
+	k = mx_xcalloc(1, sizeof(*k));
+	k->level = level;
+	k->osd = osd;
+	snprintf(k->name, sizeof(k->name), "%s", name);
+	t->kids[t->n_kids++] = k;
+	return k;
+}
+
+static void tnode_free(struct tnode *t)
+{
+	for (int i = 0; i < t->n_kids; i++)
+		tnode_free(t->kids[i]);
+	free(t);
+}
+
+static uint32_t tnode_weigh(struct tnode *t, const struct mx_map *m)
+{
+	if (t->osd >= 0)
+		return t->weight = m->osds[t->osd].in ? m->osds[t->osd].weight : 0;
+	t->weight = 0;
+	for (int i = 0; i < t->n_kids; i++)
+		t->weight += tnode_weigh(t->kids[i], m);
+	return t->weight;
+}
+
+static json_t *tnode_json(const struct tnode *t, const struct mx_map *m)
+{
+	json_t *j, *kids;
+
+	if (t->osd >= 0) {
+		j = osd_json(m, (uint32_t)t->osd);
+		json_object_set_new(j, "type", json_string("osd"));
+		return j;
+	}
+	kids = json_array();
+	for (int i = 0; i < t->n_kids; i++)
+		json_array_append_new(kids, tnode_json(t->kids[i], m));
+	return json_pack("{s:s, s:s, s:f, s:o}", "type", mx_level_name(t->level), "name",
+			 t->name, "weight", weight_f(t->weight), "children", kids);
+}
+
+static void tnode_print(const struct tnode *t, const struct mx_map *m, int depth)
+{
+	if (t->osd >= 0) {
+		const struct mx_osd_info *o = &m->osds[t->osd];
+
+		printf("%*sosd.%d  %.3f  %s %s%s%s\n", depth * 4, "", t->osd, weight_f(t->weight),
+		       o->up ? "up" : "down", o->in ? "in" : "out",
+		       o->device_class[0] ? "  class " : "", o->device_class);
+		return;
+	}
+	printf("%*s%s %s  %.3f\n", depth * 4, "", mx_level_name(t->level), t->name,
+	       weight_f(t->weight));
+	for (int i = 0; i < t->n_kids; i++)
+		tnode_print(t->kids[i], m, depth + 1);
+}
+
+static int osd_tree(struct cli *c)
+{
+	struct mx_map *m = get_map(c);
+	struct tnode *top;
+
+	if (!m)
+		return 1;
+	top = mx_xcalloc(1, sizeof(*top));
+	top->osd = -1;
+	for (uint32_t i = 0; i < m->max_osd; i++) {
+		const struct mx_osd_info *o = &m->osds[i];
+		struct tnode *t = top;
+
+		if (!o->exists)
+			continue;
+		for (int l = (int)o->nloc - 1; l >= 0 && t; l--)
+			t = tnode_child(t, o->loc[l].level, o->loc[l].name, -1);
+		if (t)
+			(void)tnode_child(t, MX_LEVEL_OSD, "", (int32_t)i);
+	}
+	for (int i = 0; i < top->n_kids; i++)
+		tnode_weigh(top->kids[i], m);
+	if (c->json) {
+		json_t *a = json_array();
+
+		for (int i = 0; i < top->n_kids; i++)
+			json_array_append_new(a, tnode_json(top->kids[i], m));
+		print_json(a);
+	} else {
+		for (int i = 0; i < top->n_kids; i++)
+			tnode_print(top->kids[i], m, 0);
+	}
+	tnode_free(top);
+	mx_map_free(m);
+	return 0;
+}
+
+int cmd_osd(struct cli *c, const char *sub)
+{
+	if (strcmp(sub, "ls") == 0)
+		return osd_ls(c);
+	if (strcmp(sub, "tree") == 0)
+		return osd_tree(c);
+	if (strcmp(sub, "out") == 0 || strcmp(sub, "in") == 0 || strcmp(sub, "down") == 0 ||
+	    strcmp(sub, "rm") == 0) {
+		char prefix[32];
+		const char *kv[2];
+
+		if (c->argc != 1)
+			return cli_fail("usage: osd %s ID", sub);
+		snprintf(prefix, sizeof(prefix), "osd %s", sub);
+		kv[0] = "id", kv[1] = c->argv[0];
+		return mon_cmd(c, prefix, kv, 1);
+	}
+	if (strcmp(sub, "reweight") == 0) {
+		const char *kv[4];
+
+		if (c->argc != 2)
+			return cli_fail("usage: osd reweight ID WEIGHT");
+		kv[0] = "id", kv[1] = c->argv[0];
+		kv[2] = "weight", kv[3] = c->argv[1];
+		return mon_cmd(c, "osd reweight", kv, 2);
+	}
+	return cli_fail("unknown command 'osd %s' (ls, tree, out, in, down, reweight, rm)", sub);
+}
+
+/* Objects ----------------------------------------------------------------- */
+
+struct ls_ctx {
+	json_t *arr;
+	uint64_t n;
+};
+
+static int ls_cb(void *arg, const char *oid, size_t oid_len, uint64_t size)
+{
+	struct ls_ctx *l = arg;
+
+	(void)oid_len;
+	l->n++;
+	if (l->arr)
+		json_array_append_new(l->arr, json_pack("{s:s, s:I}", "name", oid, "size",
+							(json_int_t)size));
+	else
+		printf("%s\n", oid);
+	return 0;
+}
+
+static int read_all(int fd, uint8_t **out, size_t *len)
+{
+	size_t cap = 1 << 20, n = 0;
+	uint8_t *b = malloc(cap);
+
+	if (!b)
+		return -ENOMEM;
+	for (;;) {
+		ssize_t r;
+
+		if (n == cap) {
+			uint8_t *nb;
+
+			if (cap >= MX_MSG_MAX_DATA) {
+				free(b);
+				return -EFBIG;
+			}
+			cap *= 2;
+			nb = realloc(b, cap);
+			if (!nb) {
+				free(b);
+				return -ENOMEM;
+			}
+			b = nb;
+		}
+		r = read(fd, b + n, cap - n);
+		if (r < 0) {
+			if (errno == EINTR)
+				continue;
+			free(b);
+			return -errno;
+		}
+		if (r == 0)
+			break;
+		n += (size_t)r;
+	}
+	*out = b;
+	*len = n;
+	return 0;
+}
+
+int cmd_object(struct cli *c, const char *sub)
+{
+	mixsan_cluster_t *cl;
+	mixsan_pool_t *p;
+	int r, ret = 0;
+
+	if (c->argc < 1)
+		return cli_fail("usage: object %s POOL ...", sub);
+	if (cli_connect(c, &cl) < 0)
+		return 1;
+	r = mixsan_pool_open(cl, c->argv[0], &p);
+	if (r < 0) {
+		mixsan_shutdown(cl);
+		return cli_fail("no such pool '%s'", c->argv[0]);
+	}
+	if (strcmp(sub, "ls") == 0) {
+		struct ls_ctx l = {.arr = c->json ? json_array() : NULL};
+
+		r = mixsan_list(p, ls_cb, &l);
+		if (r < 0)
+			ret = cli_fail("listing pool '%s': %s", c->argv[0], strerror(-r));
+		else if (l.arr)
+			print_json(l.arr);
+		if (r < 0 && l.arr)
+			json_decref(l.arr);
+	} else if (c->argc < 2) {
+		ret = cli_fail("usage: object %s POOL NAME", sub);
+	} else if (strcmp(sub, "put") == 0) {
+		uint8_t *buf = NULL;
+		size_t len = 0;
+		int fd = 0;
+
+		if (c->argc != 3) {
+			ret = cli_fail("usage: object put POOL NAME FILE|-");
+			goto out;
+		}
+		if (strcmp(c->argv[2], "-") != 0)
+			fd = open(c->argv[2], O_RDONLY | O_CLOEXEC);
+		if (fd < 0) {
+			ret = cli_fail("cannot open %s: %s", c->argv[2], strerror(errno));
+			goto out;
+		}
+		r = read_all(fd, &buf, &len);
+		if (fd > 0)
+			close(fd);
+		if (r < 0) {
+			ret = cli_fail("cannot read %s: %s", c->argv[2], strerror(-r));
+			goto out;
+		}
+		r = mixsan_write_full(p, c->argv[1], buf, len);
+		free(buf);
+		if (r < 0)
+			ret = cli_fail("writing %s: %s", c->argv[1], strerror(-r));
+	} else if (strcmp(sub, "get") == 0) {
+		struct mixsan_stat st;
+		uint8_t *buf;
+		int fd = 1;
+		int64_t got;
+
+		if (c->argc != 3) {
+			ret = cli_fail("usage: object get POOL NAME FILE|-");
+			goto out;
+		}
+		r = mixsan_stat(p, c->argv[1], &st);
+		if (r < 0) {
+			ret = cli_fail("reading %s: %s", c->argv[1], strerror(-r));
+			goto out;
+		}
+		buf = malloc(st.size ? st.size : 1);
+		if (!buf) {
+			ret = cli_fail("out of memory");
+			goto out;
+		}
+		got = mixsan_read(p, c->argv[1], buf, st.size, 0);
+		if (got < 0) {
+			free(buf);
+			ret = cli_fail("reading %s: %s", c->argv[1], strerror((int)-got));
+			goto out;
+		}
+		if (strcmp(c->argv[2], "-") != 0)
+			fd = open(c->argv[2], O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+		if (fd < 0) {
+			free(buf);
+			ret = cli_fail("cannot create %s: %s", c->argv[2], strerror(errno));
+			goto out;
+		}
+		for (int64_t off = 0; off < got;) {
+			ssize_t w = write(fd, buf + off, (size_t)(got - off));
+
+			if (w < 0) {
+				ret = cli_fail("writing output: %s", strerror(errno));
+				break;
+			}
+			off += w;
+		}
+		if (fd > 1)
+			close(fd);
+		free(buf);
+	} else if (strcmp(sub, "rm") == 0) {
+		r = mixsan_remove(p, c->argv[1]);
+		if (r < 0)
+			ret = cli_fail("removing %s: %s", c->argv[1], strerror(-r));
+	} else if (strcmp(sub, "stat") == 0) {
+		struct mixsan_stat st;
+
+		r = mixsan_stat(p, c->argv[1], &st);
+		if (r < 0) {
+			ret = cli_fail("%s: %s", c->argv[1], strerror(-r));
+		} else if (c->json) {
+			char ver[48];
+
+			snprintf(ver, sizeof(ver), "%" PRIu64 ".%" PRIu64, st.version_epoch,
+				 st.version_seq);
+			print_json(json_pack("{s:s, s:s, s:I, s:I, s:s}", "pool", c->argv[0],
+					     "name", c->argv[1], "size", (json_int_t)st.size,
+					     "mtime_ms", (json_int_t)st.mtime_ms, "version", ver));
+		} else {
+			printf("%s/%s size %" PRIu64 " version %" PRIu64 ".%" PRIu64
+			       " mtime_ms %" PRIu64 "\n",
+			       c->argv[0], c->argv[1], st.size, st.version_epoch,
+			       st.version_seq, st.mtime_ms);
+		}
+	} else if (strcmp(sub, "locate") == 0) {
+		int32_t acting[MX_MAX_SIZE];
+		uint32_t pg;
+		int n = mx_client_locate(cl, mixsan_pool_id(p), c->argv[1], &pg, acting,
+					 MX_MAX_SIZE);
+
+		if (n < 0) {
+			ret = cli_fail("%s: %s", c->argv[1], strerror(-n));
+		} else if (c->json) {
+			json_t *a = json_array();
+
+			for (int i = 0; i < n; i++)
+				json_array_append_new(a, json_integer(acting[i]));
+			print_json(json_pack("{s:s, s:s, s:i, s:o, s:i}", "pool", c->argv[0],
+					     "name", c->argv[1], "pg", (int)pg, "acting", a,
+					     "primary", n ? acting[0] : -1));
+		} else {
+			printf("%s/%s pg %" PRId64 ".%x acting [", c->argv[0], c->argv[1],
+			       mixsan_pool_id(p), pg);
+			for (int i = 0; i < n; i++)
+				printf("%s%d", i ? "," : "", acting[i]);
+			printf("] primary %d\n", n ? acting[0] : -1);
+		}
+	} else {
+		ret = cli_fail("unknown command 'object %s' (put, get, rm, ls, stat, locate)", sub);
+	}
+out:
+	mixsan_pool_close(p);
+	mixsan_shutdown(cl);
+	return ret;
+}

@@ -1,0 +1,1567 @@
+/*
+ * libmixsan: the client library (see include/mixsan/mixsan.h).
+ *
+ * The library runs one thread with a libuv loop per cluster handle.  Calls
+ * from the application put requests on a submission list (under a mutex)
+ * and wake the loop; everything else happens on the loop thread without
+ * locks: the monitor session, the OSD sessions, placement and retries.
+ *
+ * NOTES ON A REQUEST'S LIFE (struct cop)
+ *
+ *   submitted --(cop_send: placement gives a primary)--> in flight on that
+ *       OSD's session
+ *   submitted --(no map, no primary)--> parked
+ *   in flight --(reply 0 or a final error)--> completed
+ *   in flight --(ESTALE: the OSD is not primary; EAGAIN: not ready)
+ *       --> parked with a back-off
+ *   in flight --(the session drops)--> parked
+ *   in flight --(a new map moves the PG's primary)--> sent to the new one
+ *   parked --(back-off over, or a new map)--> cop_send again
+ *   any --(op timeout passed)--> completed with -ETIMEDOUT
+ *
+ * A request keeps its tid through every resend, so an OSD that already
+ * executed it answers from its record instead of applying it twice.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdbool.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "internal.h"
+#include "list.h"
+#include "log.h"
+#include "msg.h"
+#include "net.h"
+#include "placement.h"
+#include "store.h"
+#include "util.h"
+
+#define TICK_MS 20
+#define MON_RETRY_MS 300
+#define BACKOFF_MIN_MS 5
+#define BACKOFF_MAX_MS 500
+
+struct mixsan_completion {
+	pthread_mutex_t lock;
+	pthread_cond_t cond;
+	mixsan_callback_t cb;
+	void *arg;
+	bool done;
+	bool released;
+	int64_t result;
+};
+
+enum cop_kind { COP_OBJ, COP_LIST };
+
+/* A holder for the raw reply of requests whose results the caller's thread
+ * decodes (listings). */
+struct reply_copy {
+	uint8_t *data; /* From malloc(). */
+	uint32_t len;
+};
+
+struct cop {
+	struct mx_list link;
+	mixsan_cluster_t *cl;
+	enum cop_kind kind;
+	int32_t pool;
+	char *name; /* From malloc(), NUL-terminated (oid, or list cursor) */
+	uint32_t name_len;
+	uint32_t pg; /* COP_LIST: the PG listed */
+	struct mx_osd_op op;
+	char xname[MX_XATTR_NAME_MAX + 1];
+	void *rbuf; /* READ, GETXATTR destination */
+	size_t rlen;
+	struct mixsan_stat *st_out;
+	struct reply_copy *copy_out;
+	uint64_t tid;
+	int32_t target; /* OSD it is in flight to, or -1 */
+	uint64_t retry_at_ns;
+	uint64_t deadline_ns; /* 0: none */
+	unsigned attempts;
+	mixsan_completion_t *comp;
+};
+
+struct osdsess {
+	struct mx_conn *conn;
+	char addr[MX_ADDR_MAX];
+	uint64_t incarnation;
+	struct mx_list inflight; /* struct cop */
+};
+
+struct moncmd {
+	struct mx_list link;
+	uint64_t tid;
+	struct mx_wbuf payload; /* encoded command, kept for resends */
+	bool done;
+	int result;
+	uint64_t epoch;
+	char *message;
+};
+
+struct mixsan_cluster {
+	pthread_t thread;
+	pthread_mutex_t lock; /* guards: submit, map (pointer), cmds done, stopping */
+	pthread_cond_t cond;  /* map changes and command completions */
+	uv_loop_t loop;
+	uv_async_t wake;
+	uv_timer_t tick;
+	uv_timer_t mon_timer;
+	struct mx_list submit; /* struct cop, from any thread */
+	bool stopping;
+	struct mixsan_options opts;
+
+	/* Loop thread only below (map also read under lock). */
+	char **mons;
+	int n_mons;
+	int mon_cur;
+	struct mx_conn *mon;
+	struct mx_map *map;
+	struct mx_placement *pl;
+	struct osdsess **sess;
+	uint32_t n_sess;
+	struct mx_list parked;  /* struct cop */
+	struct mx_list cmds;    /* struct moncmd awaiting replies */
+	uint64_t next_tid;
+	uint64_t client_id;
+	struct mx_client_stats stats;
+};
+
+struct mixsan_pool {
+	mixsan_cluster_t *cl;
+	int32_t id;
+};
+
+static void cop_send(mixsan_cluster_t *cl, struct cop *op);
+static void mon_connect(mixsan_cluster_t *cl);
+
+/* Transaction ids come from any thread. */
+static uint64_t new_tid(mixsan_cluster_t *cl)
+{
+	return __atomic_add_fetch(&cl->next_tid, 1, __ATOMIC_RELAXED);
+}
+
+void mixsan_version(int *major, int *minor, int *patch)
+{
+	if (major)
+		*major = MIXSAN_VERSION_MAJOR;
+	if (minor)
+		*minor = MIXSAN_VERSION_MINOR;
+	if (patch)
+		*patch = MIXSAN_VERSION_PATCH;
+}
+
+/* Completions ----------------------------------------------------------- */
+
+int mixsan_completion_create(mixsan_callback_t cb, void *arg, mixsan_completion_t **out)
+{
+	mixsan_completion_t *c = calloc(1, sizeof(*c));
+
+	if (!out)
+		return -EINVAL;
+	if (!c)
+		return -ENOMEM;
+	pthread_mutex_init(&c->lock, NULL);
+	pthread_cond_init(&c->cond, NULL);
+	c->cb = cb;
+	c->arg = arg;
+	*out = c;
+	return 0;
+}
+
+static void completion_destroy(mixsan_completion_t *c)
+{
+	pthread_mutex_destroy(&c->lock);
+	pthread_cond_destroy(&c->cond);
+	free(c);
+}
+
+static void complete(mixsan_completion_t *c, int64_t result)
+{
+	bool release;
+
+	pthread_mutex_lock(&c->lock);
+	c->result = result;
+	pthread_mutex_unlock(&c->lock);
+	if (c->cb)
+		c->cb(c, c->arg);
+	pthread_mutex_lock(&c->lock);
+	c->done = true;
+	release = c->released;
+	pthread_cond_broadcast(&c->cond);
+	pthread_mutex_unlock(&c->lock);
+	if (release)
+		completion_destroy(c);
+}
+
+int64_t mixsan_completion_wait(mixsan_completion_t *c)
+{
+	int64_t r;
+
+	pthread_mutex_lock(&c->lock);
+	while (!c->done)
+		pthread_cond_wait(&c->cond, &c->lock);
+	r = c->result;
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+int mixsan_completion_is_complete(mixsan_completion_t *c)
+{
+	int d;
+
+	pthread_mutex_lock(&c->lock);
+	d = c->done;
+	pthread_mutex_unlock(&c->lock);
+	return d;
+}
+
+int64_t mixsan_completion_result(mixsan_completion_t *c)
+{
+	int64_t r;
+
+	pthread_mutex_lock(&c->lock);
+	r = c->result;
+	pthread_mutex_unlock(&c->lock);
+	return r;
+}
+
+void mixsan_completion_release(mixsan_completion_t *c)
+{
+	bool now;
+
+	if (!c)
+		return;
+	pthread_mutex_lock(&c->lock);
+	c->released = true;
+	now = c->done;
+	pthread_mutex_unlock(&c->lock);
+	if (now)
+		completion_destroy(c);
+}
+
+/* Requests ------------------------------------------------------------------ */
+
+static void cop_free(struct cop *op)
+{
+	free(op->name);
+	free(op);
+}
+
+static void cop_complete(struct cop *op, int64_t result)
+{
+	mx_list_del(&op->link);
+	complete(op->comp, result);
+	cop_free(op);
+}
+
+static void cop_park(mixsan_cluster_t *cl, struct cop *op, unsigned delay_ms)
+{
+	mx_list_del(&op->link);
+	op->target = -1;
+	op->retry_at_ns = mx_now_ns() + (uint64_t)delay_ms * 1000000ull;
+	mx_list_add_tail(&cl->parked, &op->link);
+}
+
+static unsigned backoff_ms(struct cop *op)
+{
+	unsigned d = BACKOFF_MIN_MS << MX_MIN(op->attempts, 10u);
+
+	return MX_MIN(d, (unsigned)BACKOFF_MAX_MS);
+}
+
+static void handle_obj_reply(mixsan_cluster_t *cl, struct cop *op, uint8_t *payload,
+			     uint32_t len)
+{
+	struct mx_msg_osd_op_reply r;
+	int err;
+
+	if (mx_dec_osd_op_reply(payload, len, &r) < 0) {
+		cop_complete(op, -EBADMSG);
+		return;
+	}
+	err = mx_wire_to_errno(r.status);
+	if (err == -ESTALE || err == -EAGAIN) {
+		op->attempts++;
+		cl->stats.resends++;
+		/* Our map is newer or equal: the OSD catches up soon.  Older:
+		 * the monitor's push will bring the newer map. */
+		cop_park(cl, op, backoff_ms(op));
+		return;
+	}
+	if (err < 0) {
+		cop_complete(op, err);
+		return;
+	}
+	if (r.n_ops < 1) {
+		cop_complete(op, -EBADMSG);
+		return;
+	}
+	err = mx_wire_to_errno(r.res[0].rval);
+	if (err < 0) {
+		cop_complete(op, err);
+		return;
+	}
+	switch (op->op.op) {
+	case MX_OP_READ: {
+		uint32_t n = MX_MIN(r.res[0].data_len, (uint32_t)op->rlen);
+
+		memcpy(op->rbuf, r.res[0].data, n);
+		cop_complete(op, n);
+		return;
+	}
+	case MX_OP_GETXATTR:
+		if (r.res[0].data_len > op->rlen) {
+			cop_complete(op, -ERANGE);
+			return;
+		}
+		memcpy(op->rbuf, r.res[0].data, r.res[0].data_len);
+		cop_complete(op, r.res[0].data_len);
+		return;
+	case MX_OP_STAT: {
+		struct mx_osd_stat s;
+
+		if (mx_osd_stat_decode(r.res[0].data, r.res[0].data_len, &s) < 0) {
+			cop_complete(op, -EBADMSG);
+			return;
+		}
+		op->st_out->size = s.size;
+		op->st_out->mtime_ms = s.mtime_ms;
+		op->st_out->version_epoch = s.ver_epoch;
+		op->st_out->version_seq = s.ver_seq;
+		cop_complete(op, 0);
+		return;
+	}
+	case MX_OP_LISTXATTRS:
+		op->copy_out->data = malloc(r.res[0].data_len ? r.res[0].data_len : 1);
+		if (!op->copy_out->data) {
+			cop_complete(op, -ENOMEM);
+			return;
+		}
+		memcpy(op->copy_out->data, r.res[0].data, r.res[0].data_len);
+		op->copy_out->len = r.res[0].data_len;
+		cop_complete(op, 0);
+		return;
+	default:
+		cop_complete(op, 0);
+		return;
+	}
+}
+
+static void handle_list_reply(mixsan_cluster_t *cl, struct cop *op, uint8_t *payload,
+			      uint32_t len)
+{
+	struct mx_msg_osd_list_reply r;
+	int err;
+
+	if (mx_dec_osd_list_reply(payload, len, &r) < 0) {
+		cop_complete(op, -EBADMSG);
+		return;
+	}
+	err = mx_wire_to_errno(r.status);
+	if (err == -ESTALE || err == -EAGAIN) {
+		op->attempts++;
+		cl->stats.resends++;
+		cop_park(cl, op, backoff_ms(op));
+		return;
+	}
+	if (err < 0) {
+		cop_complete(op, err);
+		return;
+	}
+	op->copy_out->data = malloc(len);
+	if (!op->copy_out->data) {
+		cop_complete(op, -ENOMEM);
+		return;
+	}
+	memcpy(op->copy_out->data, payload, len);
+	op->copy_out->len = len;
+	cop_complete(op, 0);
+}
+
+static void sess_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *payload)
+{
+	mixsan_cluster_t *cl = c->owner;
+	struct osdsess *s = c->owner_data;
+	struct mx_list *pos, *tmp;
+
+	mx_list_for_each_safe(pos, tmp, &s->inflight) {
+		struct cop *op = mx_list_entry(pos, struct cop, link);
+
+		if (op->tid != h->tid)
+			continue;
+		if (h->type == MX_MSG_OSD_OP_REPLY && op->kind == COP_OBJ)
+			handle_obj_reply(cl, op, payload, h->len);
+		else if (h->type == MX_MSG_OSD_LIST_REPLY && op->kind == COP_LIST)
+			handle_list_reply(cl, op, payload, h->len);
+		else if (h->type == MX_MSG_ERROR_REPLY) {
+			struct mx_msg_error_reply er;
+
+			if (mx_dec_error_reply(payload, h->len, &er) == 0)
+				cop_complete(op, mx_wire_to_errno(er.status));
+			else
+				cop_complete(op, -EBADMSG);
+		} else {
+			cop_complete(op, -EBADMSG);
+		}
+		return;
+	}
+	/* A late reply to a request that moved elsewhere: ignore it. */
+}
+
+static void sess_on_close(struct mx_conn *c, int err)
+{
+	mixsan_cluster_t *cl = c->owner;
+	struct osdsess *s = c->owner_data;
+	struct mx_list *pos, *tmp;
+
+	(void)err;
+	if (s->conn == c)
+		s->conn = NULL;
+	mx_list_for_each_safe(pos, tmp, &s->inflight) {
+		struct cop *op = mx_list_entry(pos, struct cop, link);
+
+		op->attempts++;
+		cl->stats.resends++;
+		cop_park(cl, op, backoff_ms(op));
+	}
+}
+
+static const struct mx_conn_ops sess_ops = {
+	.on_msg = sess_on_msg,
+	.on_close = sess_on_close,
+};
+
+static struct osdsess *sess_get(mixsan_cluster_t *cl, int32_t id)
+{
+	const struct mx_osd_info *o = mx_map_osd(cl->map, id);
+	struct osdsess *s;
+
+	if (!o)
+		return NULL;
+	if ((uint32_t)id >= cl->n_sess) {
+		uint32_t n = (uint32_t)id + 1;
+		struct osdsess **ns = realloc(cl->sess, n * sizeof(*ns));
+
+		if (!ns)
+			return NULL;
+		memset(ns + cl->n_sess, 0, (n - cl->n_sess) * sizeof(*ns));
+		cl->sess = ns;
+		cl->n_sess = n;
+	}
+	s = cl->sess[id];
+	if (!s) {
+		s = calloc(1, sizeof(*s));
+		if (!s)
+			return NULL;
+		mx_list_init(&s->inflight);
+		cl->sess[id] = s;
+	}
+	if (s->conn && (s->incarnation != o->incarnation || strcmp(s->addr, o->addr) != 0)) {
+		mx_conn_close(s->conn, 0); /* its requests get parked */
+		s->conn = NULL;
+	}
+	if (!s->conn) {
+		if (mx_conn_connect(&cl->loop, o->addr, &sess_ops, cl, &s->conn) < 0) {
+			s->conn = NULL;
+			return NULL;
+		}
+		s->conn->owner_data = s;
+		snprintf(s->addr, sizeof(s->addr), "%s", o->addr);
+		s->incarnation = o->incarnation;
+	}
+	return s;
+}
+
+static int cop_target(mixsan_cluster_t *cl, struct cop *op)
+{
+	const struct mx_pool *pool;
+	int32_t acting[MX_MAX_SIZE];
+	int n;
+
+	if (!cl->map)
+		return -EAGAIN;
+	pool = mx_map_pool_by_id(cl->map, op->pool);
+	if (!pool)
+		return -ENOENT;
+	if (op->kind == COP_OBJ)
+		op->pg = mx_object_pg(pool, op->name, op->name_len);
+	else if (op->pg >= pool->pg_num)
+		return -ENOENT;
+	n = mx_pg_acting(cl->pl, cl->map, pool, op->pg, acting, MX_MAX_SIZE);
+	if (n <= 0)
+		return -EAGAIN;
+	return acting[0];
+}
+
+static void cop_send(mixsan_cluster_t *cl, struct cop *op)
+{
+	struct osdsess *s;
+	struct mx_wbuf w;
+	int target;
+
+	if (op->deadline_ns && mx_now_ns() >= op->deadline_ns) {
+		cop_complete(op, -ETIMEDOUT);
+		return;
+	}
+	target = cop_target(cl, op);
+	if (target == -ENOENT) {
+		cop_complete(op, -ENOENT);
+		return;
+	}
+	if (target < 0 || !(s = sess_get(cl, target))) {
+		op->attempts++;
+		cop_park(cl, op, backoff_ms(op));
+		return;
+	}
+	mx_wbuf_init(&w);
+	if (op->kind == COP_OBJ) {
+		struct mx_msg_osd_op m;
+
+		memset(&m, 0, sizeof(m));
+		m.epoch = cl->map->epoch;
+		m.pool = op->pool;
+		m.pg = op->pg;
+		m.client_id = cl->client_id;
+		m.name = op->name;
+		m.name_len = op->name_len;
+		m.n_ops = 1;
+		m.ops[0] = op->op;
+		mx_enc_osd_op(&w, &m);
+	} else {
+		struct mx_msg_osd_list m = {
+			.epoch = cl->map->epoch,
+			.pool = op->pool,
+			.pg = op->pg,
+			.cursor = op->name,
+			.cursor_len = op->name_len,
+			.max = 1024,
+		};
+		mx_enc_osd_list(&w, &m);
+	}
+	mx_list_del(&op->link);
+	op->target = target;
+	mx_list_add_tail(&s->inflight, &op->link);
+	if (mx_conn_send(s->conn, op->kind == COP_OBJ ? MX_MSG_OSD_OP : MX_MSG_OSD_LIST,
+			 op->tid, &w) < 0) {
+		op->attempts++;
+		cop_park(cl, op, backoff_ms(op));
+	}
+}
+
+/* Map changes: requests whose primary moved go to the new one, parked ones
+ * are tried again at once. */
+static void reroute(mixsan_cluster_t *cl)
+{
+	struct mx_list all, *pos, *tmp;
+
+	mx_list_init(&all);
+	for (uint32_t i = 0; i < cl->n_sess; i++) {
+		struct osdsess *s = cl->sess[i];
+
+		if (!s)
+			continue;
+		mx_list_for_each_safe(pos, tmp, &s->inflight) {
+			struct cop *op = mx_list_entry(pos, struct cop, link);
+
+			if (cop_target(cl, op) != op->target) {
+				mx_list_del(pos);
+				mx_list_add_tail(&all, pos);
+			}
+		}
+	}
+	mx_list_splice_tail(&all, &cl->parked);
+	mx_list_for_each_safe(pos, tmp, &all)
+		cop_send(cl, mx_list_entry(pos, struct cop, link));
+}
+
+static void on_tick(uv_timer_t *t)
+{
+	mixsan_cluster_t *cl = t->data;
+	uint64_t now = mx_now_ns();
+	struct mx_list due, *pos, *tmp;
+
+	mx_list_init(&due);
+	mx_list_for_each_safe(pos, tmp, &cl->parked) {
+		struct cop *op = mx_list_entry(pos, struct cop, link);
+
+		if (op->retry_at_ns <= now || (op->deadline_ns && op->deadline_ns <= now)) {
+			mx_list_del(pos);
+			mx_list_add_tail(&due, pos);
+		}
+	}
+	mx_list_for_each_safe(pos, tmp, &due)
+		cop_send(cl, mx_list_entry(pos, struct cop, link));
+	/* In-flight requests past their deadline. */
+	for (uint32_t i = 0; i < cl->n_sess; i++) {
+		struct osdsess *s = cl->sess[i];
+
+		if (!s)
+			continue;
+		mx_list_for_each_safe(pos, tmp, &s->inflight) {
+			struct cop *op = mx_list_entry(pos, struct cop, link);
+
+			if (op->deadline_ns && op->deadline_ns <= now)
+				cop_complete(op, -ETIMEDOUT);
+		}
+	}
+}
+
+/* The monitor session ------------------------------------------------------ */
+
+static void set_map(mixsan_cluster_t *cl, struct mx_map *m)
+{
+	struct mx_placement *pl;
+
+	if (mx_placement_new(m, &pl) < 0) {
+		mx_map_free(m);
+		return;
+	}
+	pthread_mutex_lock(&cl->lock);
+	mx_map_free(cl->map);
+	cl->map = m;
+	pthread_cond_broadcast(&cl->cond);
+	pthread_mutex_unlock(&cl->lock);
+	mx_placement_free(cl->pl);
+	cl->pl = pl;
+	cl->stats.maps++;
+	reroute(cl);
+}
+
+static void mon_subscribe(mixsan_cluster_t *cl)
+{
+	struct mx_msg_get_map gm = {.have_epoch = cl->map ? cl->map->epoch : 0,
+				    .subscribe = true};
+	struct mx_wbuf w;
+
+	mx_wbuf_init(&w);
+	mx_enc_get_map(&w, &gm);
+	(void)mx_conn_send(cl->mon, MX_MSG_MON_GET_MAP, new_tid(cl), &w);
+}
+
+static void cmd_send(mixsan_cluster_t *cl, struct moncmd *mc)
+{
+	struct mx_wbuf w;
+	uint8_t *d;
+
+	if (!cl->mon)
+		return;
+	mx_wbuf_init(&w);
+	d = mx_wbuf_reserve(&w, mc->payload.len);
+	if (d) {
+		memcpy(d, mc->payload.data, mc->payload.len);
+		w.len = mc->payload.len;
+	}
+	(void)mx_conn_send(cl->mon, MX_MSG_MON_COMMAND, mc->tid, &w);
+}
+
+static void cmd_done(mixsan_cluster_t *cl, struct moncmd *mc, int result, uint64_t epoch,
+		     const char *message)
+{
+	mx_list_del(&mc->link);
+	pthread_mutex_lock(&cl->lock);
+	mc->result = result;
+	mc->epoch = epoch;
+	mc->message = message ? strdup(message) : NULL;
+	mc->done = true;
+	pthread_cond_broadcast(&cl->cond);
+	pthread_mutex_unlock(&cl->lock);
+}
+
+static void mon_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *payload)
+{
+	mixsan_cluster_t *cl = c->owner;
+	struct mx_list *pos, *tmp;
+
+	switch (h->type) {
+	case MX_MSG_MON_MAP: {
+		struct mx_msg_map mm;
+		struct mx_map *m;
+
+		if (mx_dec_map(payload, h->len, &mm) < 0 || !mm.map_len)
+			return;
+		if (cl->map && mm.epoch <= cl->map->epoch)
+			return;
+		if (mx_map_decode(mm.map, mm.map_len, &m) < 0)
+			return;
+		set_map(cl, m);
+		return;
+	}
+	case MX_MSG_MON_COMMAND_REPLY:
+	case MX_MSG_ERROR_REPLY:
+		mx_list_for_each_safe(pos, tmp, &cl->cmds) {
+			struct moncmd *mc = mx_list_entry(pos, struct moncmd, link);
+
+			if (mc->tid != h->tid)
+				continue;
+			if (h->type == MX_MSG_MON_COMMAND_REPLY) {
+				struct mx_msg_command_reply r;
+
+				if (mx_dec_command_reply(payload, h->len, &r) < 0)
+					cmd_done(cl, mc, -EBADMSG, 0, "malformed reply");
+				else
+					cmd_done(cl, mc, mx_wire_to_errno(r.status), r.epoch,
+						 r.message);
+			} else {
+				struct mx_msg_error_reply r;
+
+				if (mx_dec_error_reply(payload, h->len, &r) < 0)
+					cmd_done(cl, mc, -EBADMSG, 0, "malformed reply");
+				else
+					cmd_done(cl, mc, mx_wire_to_errno(r.status), 0,
+						 r.message);
+			}
+			return;
+		}
+		return;
+	default:
+		return;
+	}
+}
+
+static void mon_retry_cb(uv_timer_t *t)
+{
+	mon_connect(t->data);
+}
+
+static void mon_on_close(struct mx_conn *c, int err)
+{
+	mixsan_cluster_t *cl = c->owner;
+
+	(void)err;
+	if (cl->mon == c)
+		cl->mon = NULL;
+	if (cl->stopping)
+		return;
+	cl->mon_cur = (cl->mon_cur + 1) % cl->n_mons;
+	uv_timer_start(&cl->mon_timer, mon_retry_cb, MON_RETRY_MS, 0);
+}
+
+static void mon_on_connect(struct mx_conn *c)
+{
+	mixsan_cluster_t *cl = c->owner;
+	struct mx_list *pos, *tmp;
+
+	mon_subscribe(cl);
+	mx_list_for_each_safe(pos, tmp, &cl->cmds)
+		cmd_send(cl, mx_list_entry(pos, struct moncmd, link));
+}
+
+static const struct mx_conn_ops mon_ops = {
+	.on_msg = mon_on_msg,
+	.on_close = mon_on_close,
+	.on_connect = mon_on_connect,
+};
+
+static void mon_connect(mixsan_cluster_t *cl)
+{
+	if (cl->stopping || cl->mon)
+		return;
+	if (mx_conn_connect(&cl->loop, cl->mons[cl->mon_cur], &mon_ops, cl, &cl->mon) < 0) {
+		cl->mon = NULL;
+		cl->mon_cur = (cl->mon_cur + 1) % cl->n_mons;
+		uv_timer_start(&cl->mon_timer, mon_retry_cb, MON_RETRY_MS, 0);
+	}
+}
+
+/* The loop thread ------------------------------------------------------------- */
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (uv_is_closing(h))
+		return;
+	if (h->type == UV_TCP && h->data)
+		mx_conn_close(h->data, 0);
+	else
+		uv_close(h, NULL);
+}
+
+static void fail_all(mixsan_cluster_t *cl)
+{
+	struct mx_list *pos, *tmp;
+
+	mx_list_for_each_safe(pos, tmp, &cl->parked)
+		cop_complete(mx_list_entry(pos, struct cop, link), -ENOTCONN);
+	for (uint32_t i = 0; i < cl->n_sess; i++) {
+		struct osdsess *s = cl->sess[i];
+
+		if (!s)
+			continue;
+		mx_list_for_each_safe(pos, tmp, &s->inflight)
+			cop_complete(mx_list_entry(pos, struct cop, link), -ENOTCONN);
+	}
+	mx_list_for_each_safe(pos, tmp, &cl->cmds)
+		cmd_done(cl, mx_list_entry(pos, struct moncmd, link), -ENOTCONN, 0, NULL);
+}
+
+static void on_wake(uv_async_t *a)
+{
+	mixsan_cluster_t *cl = a->data;
+	struct mx_list batch, *pos, *tmp;
+	bool stopping;
+
+	mx_list_init(&batch);
+	pthread_mutex_lock(&cl->lock);
+	mx_list_splice_tail(&batch, &cl->submit);
+	stopping = cl->stopping;
+	pthread_mutex_unlock(&cl->lock);
+	if (stopping) {
+		mx_list_for_each_safe(pos, tmp, &batch)
+			cop_complete(mx_list_entry(pos, struct cop, link), -ENOTCONN);
+		fail_all(cl);
+		uv_walk(&cl->loop, close_walk, NULL);
+		return;
+	}
+	mx_list_for_each_safe(pos, tmp, &batch) {
+		struct cop *op = mx_list_entry(pos, struct cop, link);
+
+		if (op->kind == COP_OBJ && op->comp == NULL) {
+			/* A command carrier (see mixsan_mon_command). */
+			struct moncmd *mc = (struct moncmd *)op->rbuf;
+
+			mx_list_del(pos);
+			mx_list_add_tail(&cl->cmds, &mc->link);
+			cmd_send(cl, mc);
+			cop_free(op);
+			continue;
+		}
+		cl->stats.ops++;
+		cop_send(cl, op);
+	}
+}
+
+static void *loop_main(void *arg)
+{
+	mixsan_cluster_t *cl = arg;
+
+	uv_run(&cl->loop, UV_RUN_DEFAULT);
+	/* Sessions' on_close may have parked requests after fail_all. */
+	fail_all(cl);
+	return NULL;
+}
+
+static void wake(mixsan_cluster_t *cl)
+{
+	uv_async_send(&cl->wake);
+}
+
+/* Public API: cluster ---------------------------------------------------------- */
+
+static int parse_mons(mixsan_cluster_t *cl, const char *mons)
+{
+	char *copy, *save = NULL;
+	struct sockaddr_in sin;
+
+	if (!mons || !*mons)
+		return -EINVAL;
+	copy = strdup(mons);
+	if (!copy)
+		return -ENOMEM;
+	for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
+		char **n;
+
+		if (mx_parse_addr(t, &sin) < 0 || cl->n_mons >= MX_MAX_MONS) {
+			free(copy);
+			return -EINVAL;
+		}
+		n = realloc(cl->mons, (size_t)(cl->n_mons + 1) * sizeof(*n));
+		if (!n) {
+			free(copy);
+			return -ENOMEM;
+		}
+		cl->mons = n;
+		cl->mons[cl->n_mons] = strdup(t);
+		if (!cl->mons[cl->n_mons]) {
+			free(copy);
+			return -ENOMEM;
+		}
+		cl->n_mons++;
+	}
+	free(copy);
+	return cl->n_mons ? 0 : -EINVAL;
+}
+
+static void cluster_free(mixsan_cluster_t *cl)
+{
+	for (int i = 0; i < cl->n_mons; i++)
+		free(cl->mons[i]);
+	free(cl->mons);
+	for (uint32_t i = 0; i < cl->n_sess; i++)
+		free(cl->sess[i]);
+	free(cl->sess);
+	mx_placement_free(cl->pl);
+	mx_map_free(cl->map);
+	pthread_mutex_destroy(&cl->lock);
+	pthread_cond_destroy(&cl->cond);
+	free(cl);
+}
+
+static void deadline(struct timespec *ts, unsigned ms)
+{
+	clock_gettime(CLOCK_REALTIME, ts);
+	ts->tv_sec += ms / 1000;
+	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
+	if (ts->tv_nsec >= 1000000000L) {
+		ts->tv_sec++;
+		ts->tv_nsec -= 1000000000L;
+	}
+}
+
+int mixsan_wait_for_epoch(mixsan_cluster_t *cl, uint64_t epoch, unsigned timeout_ms)
+{
+	struct timespec ts;
+	int r = 0;
+
+	if (!cl)
+		return -EINVAL;
+	deadline(&ts, timeout_ms);
+	pthread_mutex_lock(&cl->lock);
+	while (!cl->stopping && (!cl->map || cl->map->epoch < epoch)) {
+		if (timeout_ms == 0) {
+			pthread_cond_wait(&cl->cond, &cl->lock);
+		} else if (pthread_cond_timedwait(&cl->cond, &cl->lock, &ts) == ETIMEDOUT) {
+			r = -ETIMEDOUT;
+			break;
+		}
+	}
+	if (cl->stopping)
+		r = -ENOTCONN;
+	pthread_mutex_unlock(&cl->lock);
+	return r;
+}
+
+int mixsan_connect(const char *mons, const struct mixsan_options *opts,
+		   mixsan_cluster_t **out)
+{
+	mixsan_cluster_t *cl;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	signal(SIGPIPE, SIG_IGN);
+	cl = calloc(1, sizeof(*cl));
+	if (!cl)
+		return -ENOMEM;
+	pthread_mutex_init(&cl->lock, NULL);
+	pthread_cond_init(&cl->cond, NULL);
+	mx_list_init(&cl->submit);
+	mx_list_init(&cl->parked);
+	mx_list_init(&cl->cmds);
+	if (opts)
+		cl->opts = *opts;
+	if (!cl->opts.connect_timeout_ms)
+		cl->opts.connect_timeout_ms = 10000;
+	r = parse_mons(cl, mons);
+	if (r < 0) {
+		cluster_free(cl);
+		return r;
+	}
+	if (getrandom(&cl->client_id, sizeof(cl->client_id), 0) != sizeof(cl->client_id) ||
+	    cl->client_id == 0)
+		cl->client_id = mx_now_ns() | 1;
+	cl->next_tid = 1;
+	r = uv_loop_init(&cl->loop);
+	if (r < 0) {
+		cluster_free(cl);
+		return r;
+	}
+	uv_async_init(&cl->loop, &cl->wake, on_wake);
+	cl->wake.data = cl;
+	uv_timer_init(&cl->loop, &cl->tick);
+	cl->tick.data = cl;
+	uv_timer_start(&cl->tick, on_tick, TICK_MS, TICK_MS);
+	uv_timer_init(&cl->loop, &cl->mon_timer);
+	cl->mon_timer.data = cl;
+	mon_connect(cl);
+	r = pthread_create(&cl->thread, NULL, loop_main, cl);
+	if (r != 0) {
+		uv_walk(&cl->loop, close_walk, NULL);
+		uv_run(&cl->loop, UV_RUN_DEFAULT);
+		(void)uv_loop_close(&cl->loop);
+		cluster_free(cl);
+		return -r;
+	}
+	r = mixsan_wait_for_epoch(cl, 1, cl->opts.connect_timeout_ms);
+	if (r < 0) {
+		mixsan_shutdown(cl);
+		return r;
+	}
+	*out = cl;
+	return 0;
+}
+
+void mixsan_shutdown(mixsan_cluster_t *cl)
+{
+	if (!cl)
+		return;
+	pthread_mutex_lock(&cl->lock);
+	cl->stopping = true;
+	pthread_cond_broadcast(&cl->cond);
+	pthread_mutex_unlock(&cl->lock);
+	wake(cl);
+	pthread_join(cl->thread, NULL);
+	(void)uv_loop_close(&cl->loop);
+	cluster_free(cl);
+}
+
+uint64_t mixsan_map_epoch(mixsan_cluster_t *cl)
+{
+	uint64_t e;
+
+	pthread_mutex_lock(&cl->lock);
+	e = cl->map ? cl->map->epoch : 0;
+	pthread_mutex_unlock(&cl->lock);
+	return e;
+}
+
+struct mx_map *mx_client_map_copy(mixsan_cluster_t *cl)
+{
+	struct mx_map *m = NULL;
+
+	pthread_mutex_lock(&cl->lock);
+	if (cl->map)
+		m = mx_map_dup(cl->map);
+	pthread_mutex_unlock(&cl->lock);
+	return m;
+}
+
+int mx_client_locate(mixsan_cluster_t *cl, int64_t pool, const char *oid, uint32_t *pg,
+		     int32_t *acting, int max)
+{
+	struct mx_map *m = mx_client_map_copy(cl);
+	struct mx_placement *pl = NULL;
+	const struct mx_pool *p;
+	int r;
+
+	if (!m)
+		return -ENOMEM;
+	p = mx_map_pool_by_id(m, (int32_t)pool);
+	if (!p) {
+		r = -ENOENT;
+		goto out;
+	}
+	r = mx_placement_new(m, &pl);
+	if (r < 0)
+		goto out;
+	*pg = mx_object_pg(p, oid, strlen(oid));
+	r = mx_pg_acting(pl, m, p, *pg, acting, max);
+out:
+	mx_placement_free(pl);
+	mx_map_free(m);
+	return r;
+}
+
+void mx_client_get_stats(mixsan_cluster_t *cl, struct mx_client_stats *out)
+{
+	pthread_mutex_lock(&cl->lock);
+	*out = cl->stats;
+	pthread_mutex_unlock(&cl->lock);
+}
+
+int mixsan_mon_command(mixsan_cluster_t *cl, const char *prefix, const char *const *kv,
+		       size_t n_args, char **message)
+{
+	struct mx_msg_command m;
+	struct moncmd *mc;
+	struct cop *carrier;
+	uint64_t epoch;
+	int r;
+
+	if (message)
+		*message = NULL;
+	if (!cl || !prefix || n_args > MX_CMD_MAX_ARGS || (n_args && !kv))
+		return -EINVAL;
+	memset(&m, 0, sizeof(m));
+	m.prefix = prefix;
+	m.n_args = (uint16_t)n_args;
+	for (size_t i = 0; i < n_args; i++) {
+		if (!kv[2 * i] || !kv[2 * i + 1])
+			return -EINVAL;
+		m.keys[i] = kv[2 * i];
+		m.vals[i] = kv[2 * i + 1];
+	}
+	mc = calloc(1, sizeof(*mc));
+	carrier = calloc(1, sizeof(*carrier));
+	if (!mc || !carrier) {
+		free(mc);
+		free(carrier);
+		return -ENOMEM;
+	}
+	mx_list_init(&mc->link);
+	mx_wbuf_init(&mc->payload);
+	mx_enc_command(&mc->payload, &m);
+	if (mc->payload.err) {
+		r = mc->payload.err;
+		mx_wbuf_free(&mc->payload);
+		free(mc);
+		free(carrier);
+		return r;
+	}
+	/* The command travels to the loop thread inside a carrier request
+	 * without a completion. */
+	carrier->kind = COP_OBJ;
+	carrier->rbuf = mc;
+	mx_list_init(&carrier->link);
+	pthread_mutex_lock(&cl->lock);
+	mc->tid = new_tid(cl);
+	if (cl->stopping) {
+		pthread_mutex_unlock(&cl->lock);
+		mx_wbuf_free(&mc->payload);
+		free(mc);
+		free(carrier);
+		return -ENOTCONN;
+	}
+	mx_list_add_tail(&cl->submit, &carrier->link);
+	pthread_mutex_unlock(&cl->lock);
+	wake(cl);
+	pthread_mutex_lock(&cl->lock);
+	while (!mc->done)
+		pthread_cond_wait(&cl->cond, &cl->lock);
+	pthread_mutex_unlock(&cl->lock);
+	r = mc->result;
+	epoch = mc->epoch;
+	if (message)
+		*message = mc->message;
+	else
+		free(mc->message);
+	mx_wbuf_free(&mc->payload);
+	free(mc);
+	if (r == 0 && epoch)
+		(void)mixsan_wait_for_epoch(cl, epoch, 10000);
+	return r;
+}
+
+/* Public API: pools and objects -------------------------------------------------- */
+
+int mixsan_pool_open(mixsan_cluster_t *cl, const char *name, mixsan_pool_t **out)
+{
+	const struct mx_pool *pool;
+	mixsan_pool_t *p;
+	int32_t id = -1;
+
+	if (!cl || !name || !out)
+		return -EINVAL;
+	pthread_mutex_lock(&cl->lock);
+	pool = cl->map ? mx_map_pool_by_name(cl->map, name) : NULL;
+	if (pool)
+		id = pool->id;
+	pthread_mutex_unlock(&cl->lock);
+	if (id < 0)
+		return -ENOENT;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->cl = cl;
+	p->id = id;
+	*out = p;
+	return 0;
+}
+
+void mixsan_pool_close(mixsan_pool_t *p)
+{
+	free(p);
+}
+
+int64_t mixsan_pool_id(mixsan_pool_t *p)
+{
+	return p->id;
+}
+
+static int check_oid(const char *oid)
+{
+	size_t n;
+
+	if (!oid)
+		return -EINVAL;
+	n = strlen(oid);
+	return n == 0 || n > MX_OBJ_NAME_MAX ? -EINVAL : 0;
+}
+
+static int check_xname(const char *name)
+{
+	size_t n;
+
+	if (!name)
+		return -EINVAL;
+	n = strlen(name);
+	return n == 0 || n > MX_XATTR_NAME_MAX ? -EINVAL : 0;
+}
+
+static struct cop *cop_new(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			   uint8_t opcode)
+{
+	struct cop *op = calloc(1, sizeof(*op));
+
+	if (!op)
+		return NULL;
+	op->name = strdup(oid);
+	if (!op->name) {
+		free(op);
+		return NULL;
+	}
+	op->cl = p->cl;
+	op->kind = COP_OBJ;
+	op->pool = p->id;
+	op->name_len = (uint32_t)strlen(oid);
+	op->op.op = opcode;
+	op->comp = c;
+	op->target = -1;
+	mx_list_init(&op->link);
+	return op;
+}
+
+static int cop_submit(mixsan_cluster_t *cl, struct cop *op)
+{
+	pthread_mutex_lock(&cl->lock);
+	if (cl->stopping) {
+		pthread_mutex_unlock(&cl->lock);
+		cop_free(op);
+		return -ENOTCONN;
+	}
+	op->tid = new_tid(cl);
+	if (cl->opts.op_timeout_ms)
+		op->deadline_ns = mx_now_ns() + (uint64_t)cl->opts.op_timeout_ms * 1000000ull;
+	mx_list_add_tail(&cl->submit, &op->link);
+	pthread_mutex_unlock(&cl->lock);
+	wake(cl);
+	return 0;
+}
+
+static int aio_data(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c, uint8_t opcode,
+		    const void *buf, size_t len, uint64_t off)
+{
+	struct cop *op;
+
+	if (!p || !c || check_oid(oid) < 0 || len > MX_MSG_MAX_DATA || (len && !buf))
+		return -EINVAL;
+	op = cop_new(p, oid, c, opcode);
+	if (!op)
+		return -ENOMEM;
+	op->op.data = buf;
+	op->op.data_len = (uint32_t)len;
+	op->op.off = off;
+	return cop_submit(p->cl, op);
+}
+
+int mixsan_aio_read(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c, void *buf,
+		    size_t len, uint64_t off)
+{
+	struct cop *op;
+
+	if (!p || !c || check_oid(oid) < 0 || len > MX_MSG_MAX_DATA || (len && !buf))
+		return -EINVAL;
+	op = cop_new(p, oid, c, MX_OP_READ);
+	if (!op)
+		return -ENOMEM;
+	op->op.off = off;
+	op->op.len = (uint32_t)len;
+	op->rbuf = buf;
+	op->rlen = len;
+	return cop_submit(p->cl, op);
+}
+
+int mixsan_aio_write(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+		     const void *buf, size_t len, uint64_t off)
+{
+	return aio_data(p, oid, c, MX_OP_WRITE, buf, len, off);
+}
+
+int mixsan_aio_write_full(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			  const void *buf, size_t len)
+{
+	return aio_data(p, oid, c, MX_OP_WRITEFULL, buf, len, 0);
+}
+
+int mixsan_aio_append(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+		      const void *buf, size_t len)
+{
+	return aio_data(p, oid, c, MX_OP_APPEND, buf, len, 0);
+}
+
+int mixsan_aio_truncate(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			uint64_t size)
+{
+	return aio_data(p, oid, c, MX_OP_TRUNCATE, NULL, 0, size);
+}
+
+int mixsan_aio_remove(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c)
+{
+	return aio_data(p, oid, c, MX_OP_REMOVE, NULL, 0, 0);
+}
+
+int mixsan_aio_stat(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+		    struct mixsan_stat *st)
+{
+	struct cop *op;
+
+	if (!p || !c || !st || check_oid(oid) < 0)
+		return -EINVAL;
+	op = cop_new(p, oid, c, MX_OP_STAT);
+	if (!op)
+		return -ENOMEM;
+	op->st_out = st;
+	return cop_submit(p->cl, op);
+}
+
+static struct cop *xattr_op(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			    uint8_t opcode, const char *name)
+{
+	struct cop *op = cop_new(p, oid, c, opcode);
+
+	if (!op)
+		return NULL;
+	snprintf(op->xname, sizeof(op->xname), "%s", name);
+	op->op.xname = op->xname;
+	return op;
+}
+
+int mixsan_aio_getxattr(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			const char *name, void *buf, size_t len)
+{
+	struct cop *op;
+
+	if (!p || !c || check_oid(oid) < 0 || check_xname(name) < 0 || (len && !buf))
+		return -EINVAL;
+	op = xattr_op(p, oid, c, MX_OP_GETXATTR, name);
+	if (!op)
+		return -ENOMEM;
+	op->rbuf = buf;
+	op->rlen = len;
+	return cop_submit(p->cl, op);
+}
+
+int mixsan_aio_setxattr(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			const char *name, const void *value, size_t len)
+{
+	struct cop *op;
+
+	if (!p || !c || check_oid(oid) < 0 || check_xname(name) < 0 ||
+	    len > MX_XATTR_VALUE_MAX || (len && !value))
+		return -EINVAL;
+	op = xattr_op(p, oid, c, MX_OP_SETXATTR, name);
+	if (!op)
+		return -ENOMEM;
+	op->op.data = value;
+	op->op.data_len = (uint32_t)len;
+	return cop_submit(p->cl, op);
+}
+
+int mixsan_aio_rmxattr(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+		       const char *name)
+{
+	struct cop *op;
+
+	if (!p || !c || check_oid(oid) < 0 || check_xname(name) < 0)
+		return -EINVAL;
+	op = xattr_op(p, oid, c, MX_OP_RMXATTR, name);
+	if (!op)
+		return -ENOMEM;
+	return cop_submit(p->cl, op);
+}
+
+/* Synchronous forms: an asynchronous call and a wait. */
+#define SYNC_CALL(call)                                                        \
+	do {                                                                   \
+		mixsan_completion_t *_c;                                       \
+		int64_t _r = mixsan_completion_create(NULL, NULL, &_c);        \
+		if (_r < 0)                                                    \
+			return (int)_r;                                        \
+		_r = (call);                                                   \
+		if (_r == 0)                                                   \
+			_r = mixsan_completion_wait(_c);                       \
+		else                                                           \
+			_c->done = true;                                       \
+		mixsan_completion_release(_c);                                 \
+		return _r;                                                     \
+	} while (0)
+
+static int64_t sync_read(mixsan_pool_t *p, const char *oid, void *buf, size_t len,
+			 uint64_t off)
+{
+	SYNC_CALL(mixsan_aio_read(p, oid, _c, buf, len, off));
+}
+
+int64_t mixsan_read(mixsan_pool_t *p, const char *oid, void *buf, size_t len, uint64_t off)
+{
+	return sync_read(p, oid, buf, len, off);
+}
+
+int mixsan_write(mixsan_pool_t *p, const char *oid, const void *buf, size_t len, uint64_t off)
+{
+	SYNC_CALL(mixsan_aio_write(p, oid, _c, buf, len, off));
+}
+
+int mixsan_write_full(mixsan_pool_t *p, const char *oid, const void *buf, size_t len)
+{
+	SYNC_CALL(mixsan_aio_write_full(p, oid, _c, buf, len));
+}
+
+int mixsan_append(mixsan_pool_t *p, const char *oid, const void *buf, size_t len)
+{
+	SYNC_CALL(mixsan_aio_append(p, oid, _c, buf, len));
+}
+
+int mixsan_truncate(mixsan_pool_t *p, const char *oid, uint64_t size)
+{
+	SYNC_CALL(mixsan_aio_truncate(p, oid, _c, size));
+}
+
+int mixsan_remove(mixsan_pool_t *p, const char *oid)
+{
+	SYNC_CALL(mixsan_aio_remove(p, oid, _c));
+}
+
+int mixsan_stat(mixsan_pool_t *p, const char *oid, struct mixsan_stat *st)
+{
+	SYNC_CALL(mixsan_aio_stat(p, oid, _c, st));
+}
+
+int mixsan_getxattr(mixsan_pool_t *p, const char *oid, const char *name, void *buf,
+		    size_t len)
+{
+	SYNC_CALL(mixsan_aio_getxattr(p, oid, _c, name, buf, len));
+}
+
+int mixsan_setxattr(mixsan_pool_t *p, const char *oid, const char *name, const void *value,
+		    size_t len)
+{
+	SYNC_CALL(mixsan_aio_setxattr(p, oid, _c, name, value, len));
+}
+
+int mixsan_rmxattr(mixsan_pool_t *p, const char *oid, const char *name)
+{
+	SYNC_CALL(mixsan_aio_rmxattr(p, oid, _c, name));
+}
+
+static int64_t sync_copy(mixsan_pool_t *p, struct cop *op, struct reply_copy *rc)
+{
+	mixsan_completion_t *c;
+	int64_t r = mixsan_completion_create(NULL, NULL, &c);
+
+	if (r < 0) {
+		cop_free(op);
+		return r;
+	}
+	op->comp = c;
+	op->copy_out = rc;
+	r = cop_submit(p->cl, op);
+	if (r == 0)
+		r = mixsan_completion_wait(c);
+	else
+		c->done = true;
+	mixsan_completion_release(c);
+	return r;
+}
+
+int mixsan_getxattrs(mixsan_pool_t *p, const char *oid,
+		     int (*cb)(void *arg, const char *name, const void *value, size_t len),
+		     void *arg)
+{
+	struct reply_copy rc = {0};
+	struct mx_rbuf r;
+	struct cop *op;
+	uint32_t n;
+	int64_t e;
+	int ret = 0;
+
+	if (!p || !cb || check_oid(oid) < 0)
+		return -EINVAL;
+	op = cop_new(p, oid, NULL, MX_OP_LISTXATTRS);
+	if (!op)
+		return -ENOMEM;
+	e = sync_copy(p, op, &rc);
+	if (e < 0)
+		return (int)e;
+	mx_rbuf_init(&r, rc.data, rc.len);
+	n = mx_get_u32(&r);
+	for (uint32_t i = 0; i < n && !r.err && ret == 0; i++) {
+		char name[MX_XATTR_NAME_MAX + 1];
+		const void *v;
+		uint32_t vl;
+
+		mx_get_str(&r, name, sizeof(name));
+		v = mx_get_blob(&r, &vl, MX_XATTR_VALUE_MAX);
+		if (r.err)
+			break;
+		ret = cb(arg, name, v, vl);
+	}
+	if (r.err && ret == 0)
+		ret = -EBADMSG;
+	free(rc.data);
+	return ret;
+}
+
+int mixsan_list(mixsan_pool_t *p,
+		int (*cb)(void *arg, const char *oid, size_t oid_len, uint64_t size),
+		void *arg)
+{
+	const struct mx_pool *pool;
+	uint32_t pg_num;
+	char cursor[MX_OBJ_NAME_MAX + 1];
+	int ret = 0;
+
+	if (!p || !cb)
+		return -EINVAL;
+	pthread_mutex_lock(&p->cl->lock);
+	pool = p->cl->map ? mx_map_pool_by_id(p->cl->map, p->id) : NULL;
+	pg_num = pool ? pool->pg_num : 0;
+	pthread_mutex_unlock(&p->cl->lock);
+	if (!pool)
+		return -ENOENT;
+	for (uint32_t pg = 0; pg < pg_num && ret == 0; pg++) {
+		bool done = false;
+
+		cursor[0] = '\0';
+		while (!done && ret == 0) {
+			struct reply_copy rc = {0};
+			struct mx_msg_osd_list_reply lr;
+			struct cop *op = calloc(1, sizeof(*op));
+			int64_t e;
+
+			if (!op)
+				return -ENOMEM;
+			op->name = strdup(cursor);
+			if (!op->name) {
+				free(op);
+				return -ENOMEM;
+			}
+			op->cl = p->cl;
+			op->kind = COP_LIST;
+			op->pool = p->id;
+			op->pg = pg;
+			op->name_len = (uint32_t)strlen(cursor);
+			op->target = -1;
+			mx_list_init(&op->link);
+			e = sync_copy(p, op, &rc);
+			if (e < 0)
+				return (int)e;
+			if (mx_dec_osd_list_reply(rc.data, rc.len, &lr) < 0) {
+				free(rc.data);
+				return -EBADMSG;
+			}
+			done = lr.done;
+			for (uint32_t i = 0; i < lr.n && ret == 0; i++) {
+				struct mx_list_entry le;
+				char name[MX_OBJ_NAME_MAX + 1];
+
+				if (mx_list_next(&lr, &le) < 0) {
+					ret = -EBADMSG;
+					break;
+				}
+				memcpy(name, le.name, le.name_len);
+				name[le.name_len] = '\0';
+				ret = cb(arg, name, le.name_len, le.size);
+				memcpy(cursor, name, le.name_len + 1);
+			}
+			if (lr.n == 0)
+				done = true;
+			free(rc.data);
+		}
+	}
+	return ret;
+}

@@ -1,0 +1,163 @@
+/*
+ * libmixsan: the public C API of MixSAN, a distributed object store.
+ *
+ * A program connects to the cluster's monitors, which hand it the cluster
+ * map; from the map the library computes where every object lives and talks
+ * straight to the OSD that is primary for it.  When the map changes or a
+ * connection drops, requests are retried transparently.
+ *
+ * Conventions:
+ *  - Functions return 0 (or a non-negative count) on success and a negative
+ *    errno on failure.  Pointers out are valid only on success.
+ *  - Every function may be called from any thread.
+ *  - Asynchronous calls take a completion; its callback runs on the
+ *    library's own thread and must not block (it may start more requests).
+ *    Buffers given to an asynchronous call must stay valid until it
+ *    completes.
+ *  - Object names are 1 to 1024 bytes without NUL; attribute names 1 to 255
+ *    bytes; attribute values up to 64 KiB; one read or write up to 64 MiB.
+ *
+ * Errors of note: -ENOENT (no such object or pool), -ENODATA (no such
+ * attribute), -ERANGE (buffer too small), -ETIMEDOUT (the operation timeout
+ * passed), -EIO (the data failed its checksum on every copy tried), -EINVAL
+ * (bad argument), -ENOTCONN (the cluster is shut down).
+ */
+#ifndef MIXSAN_H
+#define MIXSAN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define MIXSAN_VERSION_MAJOR 0
+#define MIXSAN_VERSION_MINOR 1
+#define MIXSAN_VERSION_PATCH 0
+
+typedef struct mixsan_cluster mixsan_cluster_t;
+typedef struct mixsan_pool mixsan_pool_t;
+typedef struct mixsan_completion mixsan_completion_t;
+typedef void (*mixsan_callback_t)(mixsan_completion_t *c, void *arg);
+
+/* The library's version; any pointer may be NULL. */
+void mixsan_version(int *major, int *minor, int *patch);
+
+struct mixsan_options {
+	/* Give up on a request after this long (0: retry for ever, the
+	 * default, as a disk does). */
+	unsigned op_timeout_ms;
+	/* How long mixsan_connect waits for the first map (0: 10 s). */
+	unsigned connect_timeout_ms;
+};
+
+/* Connect to the monitors ("ip:port[,ip:port...]") and wait for the
+ * cluster map.  opts may be NULL.  -ETIMEDOUT if no monitor answered. */
+int mixsan_connect(const char *mons, const struct mixsan_options *opts,
+		   mixsan_cluster_t **out);
+/* Finish and release everything.  Requests still in flight complete with
+ * -ENOTCONN.  Accepts NULL. */
+void mixsan_shutdown(mixsan_cluster_t *cl);
+/* The epoch of the newest map the library holds. */
+uint64_t mixsan_map_epoch(mixsan_cluster_t *cl);
+/* Wait until the library holds a map of at least epoch (timeout_ms 0:
+ * for ever).  0 or -ETIMEDOUT. */
+int mixsan_wait_for_epoch(mixsan_cluster_t *cl, uint64_t epoch, unsigned timeout_ms);
+
+/* Run an administrative command on the monitors ("pool create",
+ * "pool rm", "pool set", "osd out", "osd in", "osd down", "osd reweight",
+ * "osd rm") with n_args key/value pairs (kv[2i] the key, kv[2i+1] the
+ * value).  *message, if not NULL, gets the monitor's words (free() it).
+ * Returns 0 or a negative errno; on success the library waits until it
+ * holds the map the command produced. */
+int mixsan_mon_command(mixsan_cluster_t *cl, const char *prefix, const char *const *kv,
+		       size_t n_args, char **message);
+
+/* Open a pool by name.  -ENOENT if there is none. */
+int mixsan_pool_open(mixsan_cluster_t *cl, const char *name, mixsan_pool_t **out);
+/* Close a pool handle (requests on it must have completed).  Accepts NULL. */
+void mixsan_pool_close(mixsan_pool_t *p);
+/* The pool's numeric id. */
+int64_t mixsan_pool_id(mixsan_pool_t *p);
+
+struct mixsan_stat {
+	uint64_t size;
+	uint64_t mtime_ms;     /* wall clock of the last change, ms since 1970 */
+	uint64_t version_epoch; /* the object's version: (epoch, seq) */
+	uint64_t version_seq;
+};
+
+/* Synchronous object operations ----------------------------------------- */
+
+/* Read up to len bytes at off.  Returns the count read (short at the end of
+ * the object) or a negative errno. */
+int64_t mixsan_read(mixsan_pool_t *p, const char *oid, void *buf, size_t len, uint64_t off);
+/* Write len bytes at off, creating the object and extending it as needed. */
+int mixsan_write(mixsan_pool_t *p, const char *oid, const void *buf, size_t len,
+		 uint64_t off);
+/* Replace the whole object with buf. */
+int mixsan_write_full(mixsan_pool_t *p, const char *oid, const void *buf, size_t len);
+/* Append buf at the end of the object. */
+int mixsan_append(mixsan_pool_t *p, const char *oid, const void *buf, size_t len);
+/* Cut or extend (with zeroes) the object to size. */
+int mixsan_truncate(mixsan_pool_t *p, const char *oid, uint64_t size);
+/* Remove the object.  -ENOENT if there is none. */
+int mixsan_remove(mixsan_pool_t *p, const char *oid);
+int mixsan_stat(mixsan_pool_t *p, const char *oid, struct mixsan_stat *st);
+/* Copy attribute name into buf; returns its length, -ERANGE if len is too
+ * small, -ENODATA if absent. */
+int mixsan_getxattr(mixsan_pool_t *p, const char *oid, const char *name, void *buf,
+		    size_t len);
+int mixsan_setxattr(mixsan_pool_t *p, const char *oid, const char *name,
+		    const void *value, size_t len);
+int mixsan_rmxattr(mixsan_pool_t *p, const char *oid, const char *name);
+/* Call cb for each attribute; a non-zero return from cb stops the walk and
+ * is returned. */
+int mixsan_getxattrs(mixsan_pool_t *p, const char *oid,
+		     int (*cb)(void *arg, const char *name, const void *value, size_t len),
+		     void *arg);
+/* Call cb for each object of the pool (in placement-group order); a
+ * non-zero return from cb stops the walk and is returned. */
+int mixsan_list(mixsan_pool_t *p,
+		int (*cb)(void *arg, const char *oid, size_t oid_len, uint64_t size),
+		void *arg);
+
+/* Asynchronous operations ------------------------------------------------ */
+
+/* cb (may be NULL) runs on the library's thread when the request ends. */
+int mixsan_completion_create(mixsan_callback_t cb, void *arg, mixsan_completion_t **out);
+/* Block until complete; returns the result. */
+int64_t mixsan_completion_wait(mixsan_completion_t *c);
+int mixsan_completion_is_complete(mixsan_completion_t *c);
+/* The result: as the synchronous call would return. */
+int64_t mixsan_completion_result(mixsan_completion_t *c);
+/* Release; a completion still pending is released when it completes. */
+void mixsan_completion_release(mixsan_completion_t *c);
+
+int mixsan_aio_read(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c, void *buf,
+		    size_t len, uint64_t off);
+int mixsan_aio_write(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+		     const void *buf, size_t len, uint64_t off);
+int mixsan_aio_write_full(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			  const void *buf, size_t len);
+int mixsan_aio_append(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+		      const void *buf, size_t len);
+int mixsan_aio_truncate(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			uint64_t size);
+int mixsan_aio_remove(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c);
+/* st must stay valid until completion. */
+int mixsan_aio_stat(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+		    struct mixsan_stat *st);
+int mixsan_aio_getxattr(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			const char *name, void *buf, size_t len);
+int mixsan_aio_setxattr(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			const char *name, const void *value, size_t len);
+int mixsan_aio_rmxattr(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+		       const char *name);
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif

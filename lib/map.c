@@ -1,0 +1,575 @@
+/*
+ * The cluster map's encoding, validation and small mutations.
+ *
+ * Encoding (little-endian):
+ *   u32 magic "MXMP", u16 format version,
+ *   then sections: u16 id, u32 length, body.  Unknown sections are skipped.
+ *   Inside the OSD and pool sections every record is a u32 length and a
+ *   body, and a decoder ignores bytes after the fields it knows, so newer
+ *   encoders may append fields.
+ */
+#include "map.h"
+
+#include <ctype.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#define MAP_MAGIC 0x504d584du /* "MXMP" */
+#define MAP_FORMAT 1
+
+enum {
+	SEC_HEADER = 1,
+	SEC_MONS = 2,
+	SEC_OSDS = 3,
+	SEC_POOLS = 4,
+};
+
+static const char *const level_names[MX_LEVEL_COUNT] = {
+	"osd", "host", "chassis", "rack", "row", "datacenter", "zone", "region", "root",
+};
+
+int mx_level_from_name(const char *name)
+{
+	for (int i = 0; i < MX_LEVEL_COUNT; i++)
+		if (strcmp(name, level_names[i]) == 0)
+			return i;
+	return -1;
+}
+
+const char *mx_level_name(int level)
+{
+	if (level < 0 || level >= MX_LEVEL_COUNT)
+		return "?";
+	return level_names[level];
+}
+
+struct mx_map *mx_map_new(void)
+{
+	struct mx_map *m = calloc(1, sizeof(*m));
+
+	if (m)
+		m->next_pool_id = 1;
+	return m;
+}
+
+void mx_map_free(struct mx_map *m)
+{
+	if (!m)
+		return;
+	free(m->mons);
+	free(m->osds);
+	free(m->pools);
+	free(m);
+}
+
+static void *dup_array(const void *p, size_t n, size_t size, bool *fail)
+{
+	void *d;
+
+	if (n == 0)
+		return NULL;
+	d = malloc(n * size);
+	if (!d) {
+		*fail = true;
+		return NULL;
+	}
+	memcpy(d, p, n * size);
+	return d;
+}
+
+struct mx_map *mx_map_dup(const struct mx_map *m)
+{
+	struct mx_map *d = malloc(sizeof(*d));
+	bool fail = false;
+
+	if (!d)
+		return NULL;
+	*d = *m;
+	d->mons = dup_array(m->mons, m->n_mons, sizeof(*m->mons), &fail);
+	d->osds = dup_array(m->osds, m->max_osd, sizeof(*m->osds), &fail);
+	d->pools = dup_array(m->pools, m->n_pools, sizeof(*m->pools), &fail);
+	if (fail) {
+		mx_map_free(d);
+		return NULL;
+	}
+	return d;
+}
+
+bool mx_valid_name(const char *s)
+{
+	size_t n = strlen(s);
+
+	if (n == 0 || n >= MX_NAME_MAX)
+		return false;
+	for (size_t i = 0; i < n; i++) {
+		unsigned char c = (unsigned char)s[i];
+
+		if (!isalnum(c) && c != '-' && c != '_' && c != '.')
+			return false;
+	}
+	return true;
+}
+
+static bool valid_class(const char *s)
+{
+	return s[0] == '\0' || (strlen(s) < MX_CLASS_MAX && mx_valid_name(s));
+}
+
+int mx_pool_validate(const struct mx_pool *p)
+{
+	if (!mx_valid_name(p->name) || !mx_valid_name(p->root_name))
+		return -EINVAL;
+	if (p->size < 1 || p->size > MX_MAX_SIZE)
+		return -EINVAL;
+	if (p->min_size < 1 || p->min_size > p->size)
+		return -EINVAL;
+	if (p->pg_num < 1 || p->pg_num > MX_MAX_PG_NUM)
+		return -EINVAL;
+	if (p->failure_domain >= MX_LEVEL_ROOT)
+		return -EINVAL;
+	if (!valid_class(p->device_class))
+		return -EINVAL;
+	if (p->read_policy > MX_READ_LOCALIZE || p->cache_mode > MX_CACHE_READONLY)
+		return -EINVAL;
+	return 0;
+}
+
+int mx_loc_parse(const char *s, struct mx_loc *loc, uint8_t *nloc)
+{
+	char buf[1024];
+	char *save = NULL;
+	uint8_t n = 0;
+	bool have_root = false;
+
+	if (strlen(s) >= sizeof(buf))
+		return -EINVAL;
+	strcpy(buf, s);
+	for (char *tok = strtok_r(buf, " ,", &save); tok; tok = strtok_r(NULL, " ,", &save)) {
+		char *eq = strchr(tok, '=');
+		int level;
+
+		if (!eq)
+			return -EINVAL;
+		*eq = '\0';
+		level = mx_level_from_name(tok);
+		if (level <= MX_LEVEL_OSD || !mx_valid_name(eq + 1) || n >= MX_LOC_MAX)
+			return -EINVAL;
+		for (uint8_t i = 0; i < n; i++)
+			if (loc[i].level == level)
+				return -EINVAL;
+		loc[n].level = (uint8_t)level;
+		snprintf(loc[n].name, sizeof(loc[n].name), "%s", eq + 1);
+		if (level == MX_LEVEL_ROOT)
+			have_root = true;
+		n++;
+	}
+	if (!have_root) {
+		if (n >= MX_LOC_MAX)
+			return -EINVAL;
+		loc[n].level = MX_LEVEL_ROOT;
+		strcpy(loc[n].name, "default");
+		n++;
+	}
+	/* Sort leaf first (insertion sort: at most MX_LOC_MAX entries). */
+	for (uint8_t i = 1; i < n; i++) {
+		struct mx_loc t = loc[i];
+		int j = i - 1;
+
+		while (j >= 0 && loc[j].level > t.level) {
+			loc[j + 1] = loc[j];
+			j--;
+		}
+		loc[j + 1] = t;
+	}
+	*nloc = n;
+	return 0;
+}
+
+void mx_loc_format(const struct mx_loc *loc, uint8_t nloc, char *buf, size_t sz)
+{
+	size_t used = 0;
+
+	buf[0] = '\0';
+	for (uint8_t i = 0; i < nloc && used < sz; i++) {
+		int n = snprintf(buf + used, sz - used, "%s%s=%s", i ? "," : "",
+				 mx_level_name(loc[i].level), loc[i].name);
+		if (n < 0)
+			break;
+		used += (size_t)n;
+	}
+}
+
+static bool loc_valid(const struct mx_loc *loc, uint8_t nloc)
+{
+	if (nloc == 0 || nloc > MX_LOC_MAX)
+		return false;
+	for (uint8_t i = 0; i < nloc; i++) {
+		if (loc[i].level == MX_LEVEL_OSD || loc[i].level >= MX_LEVEL_COUNT)
+			return false;
+		if (i > 0 && loc[i].level <= loc[i - 1].level)
+			return false;
+		if (!mx_valid_name(loc[i].name))
+			return false;
+	}
+	return loc[nloc - 1].level == MX_LEVEL_ROOT;
+}
+
+const struct mx_pool *mx_map_pool_by_id(const struct mx_map *m, int32_t id)
+{
+	for (uint32_t i = 0; i < m->n_pools; i++)
+		if (m->pools[i].id == id)
+			return &m->pools[i];
+	return NULL;
+}
+
+const struct mx_pool *mx_map_pool_by_name(const struct mx_map *m, const char *name)
+{
+	for (uint32_t i = 0; i < m->n_pools; i++)
+		if (strcmp(m->pools[i].name, name) == 0)
+			return &m->pools[i];
+	return NULL;
+}
+
+const struct mx_osd_info *mx_map_osd(const struct mx_map *m, int32_t id)
+{
+	if (id < 0 || (uint32_t)id >= m->max_osd || !m->osds[id].exists)
+		return NULL;
+	return &m->osds[id];
+}
+
+int mx_map_set_max_osd(struct mx_map *m, uint32_t max_osd)
+{
+	struct mx_osd_info *o;
+
+	if (max_osd > MX_MAX_OSDS)
+		return -EINVAL;
+	if (max_osd <= m->max_osd)
+		return 0;
+	o = realloc(m->osds, max_osd * sizeof(*o));
+	if (!o)
+		return -ENOMEM;
+	memset(o + m->max_osd, 0, (max_osd - m->max_osd) * sizeof(*o));
+	m->osds = o;
+	m->max_osd = max_osd;
+	return 0;
+}
+
+int mx_map_add_pool(struct mx_map *m, const struct mx_pool *p)
+{
+	struct mx_pool *np;
+	uint32_t at;
+	int r = mx_pool_validate(p);
+
+	if (r < 0)
+		return r;
+	if (m->n_pools >= MX_MAX_POOLS)
+		return -ENOSPC;
+	if (mx_map_pool_by_name(m, p->name) || mx_map_pool_by_id(m, p->id))
+		return -EEXIST;
+	np = realloc(m->pools, (m->n_pools + 1) * sizeof(*np));
+	if (!np)
+		return -ENOMEM;
+	m->pools = np;
+	for (at = 0; at < m->n_pools && m->pools[at].id < p->id; at++)
+		;
+	memmove(&np[at + 1], &np[at], (m->n_pools - at) * sizeof(*np));
+	np[at] = *p;
+	m->n_pools++;
+	return 0;
+}
+
+int mx_map_remove_pool(struct mx_map *m, int32_t id)
+{
+	for (uint32_t i = 0; i < m->n_pools; i++) {
+		if (m->pools[i].id != id)
+			continue;
+		memmove(&m->pools[i], &m->pools[i + 1],
+			(m->n_pools - i - 1) * sizeof(*m->pools));
+		m->n_pools--;
+		return 0;
+	}
+	return -ENOENT;
+}
+
+/* Encoding ------------------------------------------------------------ */
+
+static size_t sec_begin(struct mx_wbuf *w, uint16_t id)
+{
+	size_t at;
+
+	mx_put_u16(w, id);
+	at = w->len;
+	mx_put_u32(w, 0);
+	return at;
+}
+
+static void sec_end(struct mx_wbuf *w, size_t at)
+{
+	mx_wbuf_patch_u32(w, at, (uint32_t)(w->len - at - 4));
+}
+
+static void encode_osd(struct mx_wbuf *w, const struct mx_osd_info *o)
+{
+	size_t at = w->len;
+
+	mx_put_u32(w, 0);
+	mx_put_u8(w, o->up);
+	mx_put_u8(w, o->in);
+	mx_put_u32(w, o->weight);
+	mx_put_str(w, o->addr);
+	mx_put_u64(w, o->up_from);
+	mx_put_u64(w, o->incarnation);
+	mx_put_u8(w, o->nloc);
+	for (uint8_t i = 0; i < o->nloc; i++) {
+		mx_put_u8(w, o->loc[i].level);
+		mx_put_str(w, o->loc[i].name);
+	}
+	mx_put_str(w, o->device_class);
+	mx_put_bytes(w, o->uuid, 16);
+	mx_wbuf_patch_u32(w, at, (uint32_t)(w->len - at - 4));
+}
+
+static void encode_pool(struct mx_wbuf *w, const struct mx_pool *p)
+{
+	size_t at = w->len;
+
+	mx_put_u32(w, 0);
+	mx_put_i32(w, p->id);
+	mx_put_str(w, p->name);
+	mx_put_u8(w, p->size);
+	mx_put_u8(w, p->min_size);
+	mx_put_u32(w, p->pg_num);
+	mx_put_u8(w, p->failure_domain);
+	mx_put_str(w, p->root_name);
+	mx_put_str(w, p->device_class);
+	mx_put_u8(w, p->read_policy);
+	mx_put_i32(w, p->tier_of);
+	mx_put_i32(w, p->cache_pool);
+	mx_put_u8(w, p->cache_mode);
+	mx_put_u64(w, p->created_epoch);
+	mx_wbuf_patch_u32(w, at, (uint32_t)(w->len - at - 4));
+}
+
+void mx_map_encode(const struct mx_map *m, struct mx_wbuf *w)
+{
+	size_t at;
+	uint32_t n_exist = 0;
+
+	mx_put_u32(w, MAP_MAGIC);
+	mx_put_u16(w, MAP_FORMAT);
+
+	at = sec_begin(w, SEC_HEADER);
+	mx_put_u64(w, m->epoch);
+	mx_put_bytes(w, m->fsid, 16);
+	mx_put_u64(w, m->modified_ms);
+	mx_put_i32(w, m->next_pool_id);
+	sec_end(w, at);
+
+	at = sec_begin(w, SEC_MONS);
+	mx_put_u32(w, m->n_mons);
+	for (uint32_t i = 0; i < m->n_mons; i++) {
+		mx_put_str(w, m->mons[i].name);
+		mx_put_str(w, m->mons[i].addr);
+	}
+	sec_end(w, at);
+
+	at = sec_begin(w, SEC_OSDS);
+	mx_put_u32(w, m->max_osd);
+	for (uint32_t i = 0; i < m->max_osd; i++)
+		n_exist += m->osds[i].exists;
+	mx_put_u32(w, n_exist);
+	for (uint32_t i = 0; i < m->max_osd; i++) {
+		if (!m->osds[i].exists)
+			continue;
+		mx_put_u32(w, i);
+		encode_osd(w, &m->osds[i]);
+	}
+	sec_end(w, at);
+
+	at = sec_begin(w, SEC_POOLS);
+	mx_put_u32(w, m->n_pools);
+	for (uint32_t i = 0; i < m->n_pools; i++)
+		encode_pool(w, &m->pools[i]);
+	sec_end(w, at);
+}
+
+static void decode_osd(struct mx_rbuf *outer, struct mx_osd_info *o)
+{
+	uint32_t len;
+	const void *body = mx_get_blob(outer, &len, 1u << 20);
+	struct mx_rbuf r;
+
+	if (!body)
+		return;
+	mx_rbuf_init(&r, body, len);
+	o->exists = true;
+	o->up = mx_get_u8(&r) != 0;
+	o->in = mx_get_u8(&r) != 0;
+	o->weight = mx_get_u32(&r);
+	mx_get_str(&r, o->addr, sizeof(o->addr));
+	o->up_from = mx_get_u64(&r);
+	o->incarnation = mx_get_u64(&r);
+	o->nloc = mx_get_u8(&r);
+	if (o->nloc > MX_LOC_MAX)
+		mx_rbuf_fail(&r);
+	for (uint8_t i = 0; i < o->nloc && !r.err; i++) {
+		o->loc[i].level = mx_get_u8(&r);
+		mx_get_str(&r, o->loc[i].name, sizeof(o->loc[i].name));
+	}
+	mx_get_str(&r, o->device_class, sizeof(o->device_class));
+	{
+		const void *u = mx_get_bytes(&r, 16);
+
+		if (u)
+			memcpy(o->uuid, u, 16);
+	}
+	if (!r.err && (!loc_valid(o->loc, o->nloc) || !valid_class(o->device_class)))
+		mx_rbuf_fail(&r);
+	if (r.err)
+		mx_rbuf_fail(outer);
+}
+
+static void decode_pool(struct mx_rbuf *outer, struct mx_pool *p)
+{
+	uint32_t len;
+	const void *body = mx_get_blob(outer, &len, 1u << 20);
+	struct mx_rbuf r;
+
+	if (!body)
+		return;
+	mx_rbuf_init(&r, body, len);
+	p->id = mx_get_i32(&r);
+	mx_get_str(&r, p->name, sizeof(p->name));
+	p->size = mx_get_u8(&r);
+	p->min_size = mx_get_u8(&r);
+	p->pg_num = mx_get_u32(&r);
+	p->failure_domain = mx_get_u8(&r);
+	mx_get_str(&r, p->root_name, sizeof(p->root_name));
+	mx_get_str(&r, p->device_class, sizeof(p->device_class));
+	p->read_policy = mx_get_u8(&r);
+	p->tier_of = mx_get_i32(&r);
+	p->cache_pool = mx_get_i32(&r);
+	p->cache_mode = mx_get_u8(&r);
+	p->created_epoch = mx_get_u64(&r);
+	if (!r.err && mx_pool_validate(p) < 0)
+		mx_rbuf_fail(&r);
+	if (r.err)
+		mx_rbuf_fail(outer);
+}
+
+static int decode_section(struct mx_map *m, uint16_t id, struct mx_rbuf *r)
+{
+	switch (id) {
+	case SEC_HEADER: {
+		const void *fsid;
+
+		m->epoch = mx_get_u64(r);
+		fsid = mx_get_bytes(r, 16);
+		if (fsid)
+			memcpy(m->fsid, fsid, 16);
+		m->modified_ms = mx_get_u64(r);
+		m->next_pool_id = mx_get_i32(r);
+		break;
+	}
+	case SEC_MONS: {
+		uint32_t n = mx_get_u32(r);
+
+		if (r->err || n > MX_MAX_MONS)
+			return -EBADMSG;
+		m->mons = calloc(n ? n : 1, sizeof(*m->mons));
+		if (!m->mons)
+			return -ENOMEM;
+		m->n_mons = n;
+		for (uint32_t i = 0; i < n; i++) {
+			mx_get_str(r, m->mons[i].name, sizeof(m->mons[i].name));
+			mx_get_str(r, m->mons[i].addr, sizeof(m->mons[i].addr));
+		}
+		break;
+	}
+	case SEC_OSDS: {
+		uint32_t max = mx_get_u32(r);
+		uint32_t n = mx_get_u32(r);
+
+		if (r->err || max > MX_MAX_OSDS || n > max)
+			return -EBADMSG;
+		if (max && mx_map_set_max_osd(m, max) < 0)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < n && !r->err; i++) {
+			uint32_t oid = mx_get_u32(r);
+
+			if (oid >= max || m->osds[oid].exists)
+				return -EBADMSG;
+			decode_osd(r, &m->osds[oid]);
+		}
+		break;
+	}
+	case SEC_POOLS: {
+		uint32_t n = mx_get_u32(r);
+
+		if (r->err || n > MX_MAX_POOLS)
+			return -EBADMSG;
+		for (uint32_t i = 0; i < n && !r->err; i++) {
+			struct mx_pool p;
+			int e;
+
+			memset(&p, 0, sizeof(p));
+			decode_pool(r, &p);
+			if (r->err)
+				break;
+			e = mx_map_add_pool(m, &p);
+			if (e < 0)
+				return e == -ENOMEM ? e : -EBADMSG;
+		}
+		break;
+	}
+	default:
+		break; /* a newer section: skip */
+	}
+	return r->err ? -EBADMSG : 0;
+}
+
+int mx_map_decode(const void *data, size_t len, struct mx_map **out)
+{
+	struct mx_map *m;
+	struct mx_rbuf r;
+	unsigned seen = 0;
+
+	*out = NULL;
+	mx_rbuf_init(&r, data, len);
+	if (mx_get_u32(&r) != MAP_MAGIC || mx_get_u16(&r) != MAP_FORMAT || r.err)
+		return -EBADMSG;
+	m = mx_map_new();
+	if (!m)
+		return -ENOMEM;
+	while (mx_rbuf_left(&r) > 0) {
+		uint16_t id = mx_get_u16(&r);
+		uint32_t slen;
+		const void *body = mx_get_blob(&r, &slen, UINT32_MAX);
+		struct mx_rbuf s;
+		int e;
+
+		if (r.err)
+			goto bad;
+		if (id < 32) {
+			if (seen & (1u << id))
+				goto bad; /* a repeated section */
+			seen |= 1u << id;
+		}
+		mx_rbuf_init(&s, body, slen);
+		e = decode_section(m, id, &s);
+		if (e < 0) {
+			mx_map_free(m);
+			return e;
+		}
+	}
+	/* Every known section must be there: a truncated map never passes. */
+	if ((seen & 0x1e) != 0x1e)
+		goto bad;
+	*out = m;
+	return 0;
+bad:
+	mx_map_free(m);
+	return -EBADMSG;
+}

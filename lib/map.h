@@ -1,0 +1,153 @@
+/*
+ * The cluster map: what every monitor, OSD and client agrees on.  It names
+ * the monitors, the OSDs (address, up/down, in/out, weight, location in the
+ * hierarchy, device class) and the pools (replica counts, PG count, placement
+ * rule, tiering settings), stamped with an epoch that grows with every change.
+ *
+ * The map is plain data: this file has no I/O.  It is encoded with a format
+ * version and length-prefixed sections so that later fields can be appended
+ * without breaking older decoders (they skip what they do not know).
+ */
+#ifndef MX_MAP_H
+#define MX_MAP_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define MX_NAME_MAX 64       /* pool, host, bucket and monitor names */
+#define MX_CLASS_MAX 32      /* device class label */
+#define MX_ADDR_MAX 64       /* "ip:port" */
+#define MX_LOC_MAX 8         /* levels in an OSD's location */
+#define MX_MAX_OSDS 65536
+#define MX_MAX_POOLS 4096
+#define MX_MAX_MONS 16
+#define MX_MAX_SIZE 10       /* replicas per pool */
+#define MX_MAX_PG_NUM 65536
+
+/* 16.16 fixed point: MX_WEIGHT_ONE is a weight of 1.0. */
+#define MX_WEIGHT_ONE 0x10000u
+
+/* Levels of the hierarchy, leaf first.  The numbers are on the wire. */
+enum mx_level {
+	MX_LEVEL_OSD = 0,
+	MX_LEVEL_HOST = 1,
+	MX_LEVEL_CHASSIS = 2,
+	MX_LEVEL_RACK = 3,
+	MX_LEVEL_ROW = 4,
+	MX_LEVEL_DATACENTER = 5,
+	MX_LEVEL_ZONE = 6,
+	MX_LEVEL_REGION = 7,
+	MX_LEVEL_ROOT = 8,
+	MX_LEVEL_COUNT
+};
+
+/* "host" -> MX_LEVEL_HOST, or -1. */
+int mx_level_from_name(const char *name);
+const char *mx_level_name(int level);
+
+struct mx_loc {
+	uint8_t level; /* enum mx_level, never MX_LEVEL_OSD */
+	char name[MX_NAME_MAX];
+};
+
+struct mx_osd_info {
+	bool exists;
+	bool up;
+	bool in;
+	uint32_t weight; /* 16.16, the OSD's share of data (e.g. its capacity in TiB) */
+	char addr[MX_ADDR_MAX];
+	uint64_t up_from;  /* epoch at which it last came up */
+	uint64_t incarnation; /* grows at every boot; tells restarts apart */
+	uint8_t nloc;
+	struct mx_loc loc[MX_LOC_MAX]; /* strictly increasing levels, e.g.
+					 host=h1 rack=r1 root=default */
+	char device_class[MX_CLASS_MAX]; /* "" = none */
+	uint8_t uuid[16];
+};
+
+enum mx_read_policy {
+	MX_READ_PRIMARY = 0,
+	MX_READ_BALANCE = 1,
+	MX_READ_LOCALIZE = 2,
+};
+
+enum mx_cache_mode {
+	MX_CACHE_NONE = 0,
+	MX_CACHE_WRITEBACK = 1,
+	MX_CACHE_READONLY = 2,
+};
+
+struct mx_pool {
+	int32_t id;
+	char name[MX_NAME_MAX];
+	uint8_t size;       /* replicas */
+	uint8_t min_size;   /* fewest replicas that still serve I/O */
+	uint32_t pg_num;
+	/* Placement rule: start at the bucket root_name (a bucket of level
+	 * MX_LEVEL_ROOT), choose `size` distinct buckets of failure_domain
+	 * level, one OSD under each, only OSDs of device_class if set. */
+	uint8_t failure_domain; /* enum mx_level */
+	char root_name[MX_NAME_MAX];
+	char device_class[MX_CLASS_MAX];
+	uint8_t read_policy; /* enum mx_read_policy */
+	/* Tiering (a later issue): this pool's cache tier, or -1. */
+	int32_t tier_of;
+	int32_t cache_pool;
+	uint8_t cache_mode; /* enum mx_cache_mode */
+	uint64_t created_epoch;
+};
+
+struct mx_mon_info {
+	char name[MX_NAME_MAX];
+	char addr[MX_ADDR_MAX];
+};
+
+struct mx_map {
+	uint64_t epoch;
+	uint8_t fsid[16];
+	uint64_t modified_ms; /* wall clock of the last change */
+	uint32_t n_mons;
+	struct mx_mon_info *mons; /* From malloc(); n_mons entries. */
+	uint32_t max_osd;
+	struct mx_osd_info *osds; /* From malloc(); max_osd entries, index = id. */
+	uint32_t n_pools;
+	struct mx_pool *pools; /* From malloc(); n_pools entries, sorted by id. */
+	int32_t next_pool_id;
+};
+
+struct mx_map *mx_map_new(void);
+void mx_map_free(struct mx_map *m);
+/* Deep copy.  Returns NULL on allocation failure. */
+struct mx_map *mx_map_dup(const struct mx_map *m);
+
+/* Encode the whole map.  Errors latch in w->err. */
+void mx_map_encode(const struct mx_map *m, struct mx_wbuf *w);
+/* Decode a map.  Returns 0 and a new map in *out, or -EBADMSG for any
+ * malformed input (bounds, counts, names, levels are all checked). */
+int mx_map_decode(const void *data, size_t len, struct mx_map **out);
+
+const struct mx_pool *mx_map_pool_by_id(const struct mx_map *m, int32_t id);
+const struct mx_pool *mx_map_pool_by_name(const struct mx_map *m, const char *name);
+const struct mx_osd_info *mx_map_osd(const struct mx_map *m, int32_t id);
+
+/* Mutations used by the monitor.  Each returns 0 or a negative errno and
+ * leaves the map unchanged on failure; none touches the epoch. */
+int mx_map_set_max_osd(struct mx_map *m, uint32_t max_osd);
+int mx_map_add_pool(struct mx_map *m, const struct mx_pool *p);
+int mx_map_remove_pool(struct mx_map *m, int32_t id);
+
+/* Check a location, a pool definition or a name for validity. */
+bool mx_valid_name(const char *s);
+int mx_pool_validate(const struct mx_pool *p);
+
+/* Parse "host=h1 rack=r1 root=default" (space or comma separated) into
+ * levels sorted leaf first.  A missing root becomes root=default.
+ * Returns 0 or -EINVAL. */
+int mx_loc_parse(const char *s, struct mx_loc *loc, uint8_t *nloc);
+/* Format as "host=h1,root=default" into buf. */
+void mx_loc_format(const struct mx_loc *loc, uint8_t nloc, char *buf, size_t sz);
+
+#endif

@@ -1,0 +1,655 @@
+/*
+ * Encoding and decoding of MixSAN wire messages (see msg.h for the frame
+ * layout).  Pure functions over buffers: no I/O, no allocation in decoders.
+ */
+#include "msg.h"
+
+#include <errno.h>
+#include <string.h>
+
+#include "crc32c.h"
+
+/* Wire status <-> errno: the one place each way. */
+static const struct {
+	int32_t wire;
+	int err;
+} status_table[] = {
+	{1, ENOENT},   {2, EIO},       {3, EINVAL},    {4, EEXIST},
+	{5, ENODATA},  {6, EAGAIN},    {7, ENOSPC},    {8, EMSGSIZE},
+	{9, EPERM},    {10, EACCES},   {11, ESTALE},   {12, EBADMSG},
+	{13, ENOTSUP}, {14, ETIMEDOUT}, {15, ERANGE},  {16, ENOTEMPTY},
+	{17, EBUSY},   {18, ENOMEM},   {19, EPROTO},   {20, E2BIG},
+	{21, EROFS},   {22, ECANCELED}, {23, ENOTCONN}, {24, EFBIG},
+	{25, EKEYREJECTED}, {26, EKEYEXPIRED}, {27, EKEYREVOKED},
+};
+
+int32_t mx_errno_to_wire(int err)
+{
+	if (err >= 0)
+		return 0;
+	for (size_t i = 0; i < sizeof(status_table) / sizeof(status_table[0]); i++)
+		if (status_table[i].err == -err)
+			return status_table[i].wire;
+	return 2; /* EIO: an error we have no code for */
+}
+
+int mx_wire_to_errno(int32_t status)
+{
+	if (status == 0)
+		return 0;
+	for (size_t i = 0; i < sizeof(status_table) / sizeof(status_table[0]); i++)
+		if (status_table[i].wire == status)
+			return -status_table[i].err;
+	return -EIO;
+}
+
+/* Frame header --------------------------------------------------------- */
+
+static void le32(uint8_t *p, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t rd32(const uint8_t *p)
+{
+	return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 |
+	       (uint32_t)p[3] << 24;
+}
+
+void mx_msg_hdr_encode(uint8_t out[MX_MSG_HDR_LEN], uint16_t type, uint64_t tid,
+		       const void *payload, uint32_t len)
+{
+	le32(out, MX_MSG_MAGIC);
+	out[4] = MX_PROTO_VERSION & 0xff;
+	out[5] = MX_PROTO_VERSION >> 8;
+	out[6] = (uint8_t)type;
+	out[7] = (uint8_t)(type >> 8);
+	le32(out + 8, (uint32_t)tid);
+	le32(out + 12, (uint32_t)(tid >> 32));
+	le32(out + 16, len);
+	le32(out + 20, 0);
+	le32(out + 24, mx_crc32c(0, payload, len));
+	le32(out + 28, mx_crc32c(0, out, 28));
+}
+
+int mx_msg_hdr_decode(const uint8_t in[MX_MSG_HDR_LEN], struct mx_msg_hdr *h)
+{
+	if (rd32(in) != MX_MSG_MAGIC)
+		return -EBADMSG;
+	if (rd32(in + 28) != mx_crc32c(0, in, 28))
+		return -EBADMSG;
+	h->version = (uint16_t)(in[4] | in[5] << 8);
+	h->type = (uint16_t)(in[6] | in[7] << 8);
+	h->tid = rd32(in + 8) | (uint64_t)rd32(in + 12) << 32;
+	h->len = rd32(in + 16);
+	h->flags = rd32(in + 20);
+	h->payload_crc = rd32(in + 24);
+	if (h->version != MX_PROTO_VERSION)
+		return -EPROTO;
+	if (h->len > MX_MSG_MAX_PAYLOAD)
+		return -EMSGSIZE;
+	return 0;
+}
+
+int mx_msg_payload_check(const struct mx_msg_hdr *h, const void *payload)
+{
+	return mx_crc32c(0, payload, h->len) == h->payload_crc ? 0 : -EBADMSG;
+}
+
+/* Strings on the wire: u16 length including a terminating NUL, the bytes,
+ * the NUL.  An empty or NULL string is length 1. */
+static void put_cstr(struct mx_wbuf *w, const char *s)
+{
+	size_t n = s ? strlen(s) : 0;
+
+	if (n >= UINT16_MAX) {
+		w->err = -EINVAL;
+		return;
+	}
+	mx_put_u16(w, (uint16_t)(n + 1));
+	mx_put_bytes(w, s, n);
+	mx_put_u8(w, 0);
+}
+
+static const char *get_cstr(struct mx_rbuf *r)
+{
+	uint16_t n = mx_get_u16(r);
+	const char *s;
+
+	if (r->err || n == 0) {
+		mx_rbuf_fail(r);
+		return "";
+	}
+	s = mx_get_bytes(r, n);
+	if (!s || s[n - 1] != '\0' || memchr(s, '\0', n - 1)) {
+		mx_rbuf_fail(r);
+		return "";
+	}
+	return s;
+}
+
+static int finish(struct mx_rbuf *r)
+{
+	/* Trailing bytes are allowed: a newer peer may append fields. */
+	return r->err ? -EBADMSG : 0;
+}
+
+/* Monitor messages ----------------------------------------------------- */
+
+void mx_enc_get_map(struct mx_wbuf *w, const struct mx_msg_get_map *m)
+{
+	mx_put_u64(w, m->have_epoch);
+	mx_put_u8(w, m->subscribe);
+}
+
+int mx_dec_get_map(const void *p, uint32_t len, struct mx_msg_get_map *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->have_epoch = mx_get_u64(&r);
+	m->subscribe = mx_get_u8(&r) != 0;
+	return finish(&r);
+}
+
+void mx_enc_map(struct mx_wbuf *w, const struct mx_msg_map *m)
+{
+	mx_put_i32(w, m->status);
+	mx_put_u64(w, m->epoch);
+	mx_put_blob(w, m->map, m->map_len);
+}
+
+int mx_dec_map(const void *p, uint32_t len, struct mx_msg_map *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->status = mx_get_i32(&r);
+	m->epoch = mx_get_u64(&r);
+	m->map = mx_get_blob(&r, &m->map_len, MX_MSG_MAX_PAYLOAD);
+	return finish(&r);
+}
+
+void mx_enc_osd_boot(struct mx_wbuf *w, const struct mx_msg_osd_boot *m)
+{
+	mx_put_i32(w, m->osd_id);
+	mx_put_bytes(w, m->uuid, 16);
+	put_cstr(w, m->addr);
+	mx_put_u32(w, m->weight);
+	put_cstr(w, m->location);
+	put_cstr(w, m->device_class);
+}
+
+int mx_dec_osd_boot(const void *p, uint32_t len, struct mx_msg_osd_boot *m)
+{
+	struct mx_rbuf r;
+	const void *u;
+
+	mx_rbuf_init(&r, p, len);
+	m->osd_id = mx_get_i32(&r);
+	u = mx_get_bytes(&r, 16);
+	if (u)
+		memcpy(m->uuid, u, 16);
+	m->addr = get_cstr(&r);
+	m->weight = mx_get_u32(&r);
+	m->location = get_cstr(&r);
+	m->device_class = get_cstr(&r);
+	return finish(&r);
+}
+
+void mx_enc_osd_boot_reply(struct mx_wbuf *w, const struct mx_msg_osd_boot_reply *m)
+{
+	mx_put_i32(w, m->status);
+	mx_put_i32(w, m->osd_id);
+	mx_put_u64(w, m->epoch);
+	put_cstr(w, m->message);
+}
+
+int mx_dec_osd_boot_reply(const void *p, uint32_t len, struct mx_msg_osd_boot_reply *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->status = mx_get_i32(&r);
+	m->osd_id = mx_get_i32(&r);
+	m->epoch = mx_get_u64(&r);
+	m->message = get_cstr(&r);
+	return finish(&r);
+}
+
+void mx_enc_command(struct mx_wbuf *w, const struct mx_msg_command *m)
+{
+	put_cstr(w, m->prefix);
+	mx_put_u16(w, m->n_args);
+	for (uint16_t i = 0; i < m->n_args; i++) {
+		put_cstr(w, m->keys[i]);
+		put_cstr(w, m->vals[i]);
+	}
+}
+
+int mx_dec_command(const void *p, uint32_t len, struct mx_msg_command *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->prefix = get_cstr(&r);
+	m->n_args = mx_get_u16(&r);
+	if (m->n_args > MX_CMD_MAX_ARGS)
+		mx_rbuf_fail(&r);
+	for (uint16_t i = 0; i < m->n_args && !r.err; i++) {
+		m->keys[i] = get_cstr(&r);
+		m->vals[i] = get_cstr(&r);
+	}
+	return finish(&r);
+}
+
+void mx_enc_command_reply(struct mx_wbuf *w, const struct mx_msg_command_reply *m)
+{
+	mx_put_i32(w, m->status);
+	mx_put_u64(w, m->epoch);
+	put_cstr(w, m->message);
+}
+
+int mx_dec_command_reply(const void *p, uint32_t len, struct mx_msg_command_reply *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->status = mx_get_i32(&r);
+	m->epoch = mx_get_u64(&r);
+	m->message = get_cstr(&r);
+	return finish(&r);
+}
+
+/* OSD messages --------------------------------------------------------- */
+
+static bool op_needs_name(uint8_t op)
+{
+	return op == MX_OP_GETXATTR || op == MX_OP_SETXATTR || op == MX_OP_RMXATTR;
+}
+
+static bool op_has_data(uint8_t op)
+{
+	return op == MX_OP_WRITE || op == MX_OP_WRITEFULL || op == MX_OP_APPEND ||
+	       op == MX_OP_SETXATTR;
+}
+
+static bool op_known(uint8_t op)
+{
+	return (op >= MX_OP_READ && op <= MX_OP_LISTXATTRS) ||
+	       (op >= MX_OP_WRITE && op <= MX_OP_CREATE);
+}
+
+void mx_enc_osd_op(struct mx_wbuf *w, const struct mx_msg_osd_op *m)
+{
+	mx_put_u64(w, m->epoch);
+	mx_put_i32(w, m->pool);
+	mx_put_u32(w, m->pg);
+	mx_put_u64(w, m->client_id);
+	mx_put_u32(w, m->flags);
+	mx_put_blob(w, m->name, m->name_len);
+	mx_put_u8(w, m->n_ops);
+	for (uint8_t i = 0; i < m->n_ops; i++) {
+		const struct mx_osd_op *o = &m->ops[i];
+
+		mx_put_u8(w, o->op);
+		mx_put_u32(w, o->flags);
+		mx_put_u64(w, o->off);
+		mx_put_u32(w, o->len);
+		if (op_needs_name(o->op))
+			put_cstr(w, o->xname);
+		if (op_has_data(o->op))
+			mx_put_blob(w, o->data, o->data_len);
+	}
+}
+
+int mx_dec_osd_op(const void *p, uint32_t len, struct mx_msg_osd_op *m)
+{
+	struct mx_rbuf r;
+	bool reads = false, writes = false;
+
+	mx_rbuf_init(&r, p, len);
+	m->epoch = mx_get_u64(&r);
+	m->pool = mx_get_i32(&r);
+	m->pg = mx_get_u32(&r);
+	m->client_id = mx_get_u64(&r);
+	m->flags = mx_get_u32(&r);
+	m->name = mx_get_blob(&r, &m->name_len, 1024);
+	m->n_ops = mx_get_u8(&r);
+	if (r.err || m->n_ops == 0 || m->n_ops > MX_MSG_MAX_OPS || m->name_len == 0 ||
+	    memchr(m->name, '\0', m->name_len))
+		return -EBADMSG;
+	for (uint8_t i = 0; i < m->n_ops && !r.err; i++) {
+		struct mx_osd_op *o = &m->ops[i];
+
+		memset(o, 0, sizeof(*o));
+		o->op = mx_get_u8(&r);
+		o->flags = mx_get_u32(&r);
+		o->off = mx_get_u64(&r);
+		o->len = mx_get_u32(&r);
+		if (!op_known(o->op)) {
+			mx_rbuf_fail(&r);
+			break;
+		}
+		if (op_needs_name(o->op))
+			o->xname = get_cstr(&r);
+		if (op_has_data(o->op))
+			o->data = mx_get_blob(&r, &o->data_len, MX_MSG_MAX_DATA);
+		if (o->op == MX_OP_READ && o->len > MX_MSG_MAX_DATA)
+			mx_rbuf_fail(&r);
+		if (mx_op_is_write(o->op))
+			writes = true;
+		else
+			reads = true;
+	}
+	if (reads && writes)
+		return -EBADMSG; /* a request either reads or writes */
+	return finish(&r);
+}
+
+void mx_enc_osd_op_reply(struct mx_wbuf *w, const struct mx_msg_osd_op_reply *m)
+{
+	mx_put_i32(w, m->status);
+	mx_put_u64(w, m->epoch);
+	mx_put_u64(w, m->ver_epoch);
+	mx_put_u64(w, m->ver_seq);
+	mx_put_u8(w, m->n_ops);
+	for (uint8_t i = 0; i < m->n_ops; i++) {
+		mx_put_i32(w, m->res[i].rval);
+		mx_put_blob(w, m->res[i].data, m->res[i].data_len);
+	}
+}
+
+int mx_dec_osd_op_reply(const void *p, uint32_t len, struct mx_msg_osd_op_reply *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->status = mx_get_i32(&r);
+	m->epoch = mx_get_u64(&r);
+	m->ver_epoch = mx_get_u64(&r);
+	m->ver_seq = mx_get_u64(&r);
+	m->n_ops = mx_get_u8(&r);
+	if (m->n_ops > MX_MSG_MAX_OPS)
+		return -EBADMSG;
+	for (uint8_t i = 0; i < m->n_ops && !r.err; i++) {
+		m->res[i].rval = mx_get_i32(&r);
+		m->res[i].data = mx_get_blob(&r, &m->res[i].data_len, MX_MSG_MAX_PAYLOAD);
+	}
+	return finish(&r);
+}
+
+void mx_enc_osd_op_reply_head(struct mx_wbuf *w, int32_t status, uint64_t epoch,
+			      uint64_t ver_epoch, uint64_t ver_seq, uint8_t n_ops)
+{
+	mx_put_i32(w, status);
+	mx_put_u64(w, epoch);
+	mx_put_u64(w, ver_epoch);
+	mx_put_u64(w, ver_seq);
+	mx_put_u8(w, n_ops);
+}
+
+void mx_enc_osd_op_result(struct mx_wbuf *w, int32_t rval, const void *data, uint32_t len)
+{
+	mx_put_i32(w, rval);
+	mx_put_blob(w, data, len);
+}
+
+uint8_t *mx_enc_osd_op_result_reserve(struct mx_wbuf *w, int32_t rval, uint32_t max,
+				      size_t *at)
+{
+	mx_put_i32(w, rval);
+	*at = w->len;
+	mx_put_u32(w, 0);
+	return mx_wbuf_reserve(w, max);
+}
+
+void mx_enc_osd_op_result_finish(struct mx_wbuf *w, size_t at, int32_t rval, uint32_t len)
+{
+	if (w->err || at < 4 || at + 4 > w->len)
+		return;
+	w->len = at + 4 + len;
+	mx_wbuf_patch_u32(w, at - 4, (uint32_t)rval);
+	mx_wbuf_patch_u32(w, at, len);
+}
+
+void mx_osd_stat_encode(struct mx_wbuf *w, const struct mx_osd_stat *s)
+{
+	mx_put_u64(w, s->size);
+	mx_put_u64(w, s->ver_epoch);
+	mx_put_u64(w, s->ver_seq);
+	mx_put_u64(w, s->mtime_ms);
+}
+
+int mx_osd_stat_decode(const void *data, uint32_t len, struct mx_osd_stat *s)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, data, len);
+	s->size = mx_get_u64(&r);
+	s->ver_epoch = mx_get_u64(&r);
+	s->ver_seq = mx_get_u64(&r);
+	s->mtime_ms = mx_get_u64(&r);
+	return finish(&r);
+}
+
+/* Replication: txn op types as in osd/store.h (1..6). */
+#define REPOP_WRITE 1
+#define REPOP_SETXATTR 4
+#define REPOP_RMXATTR 5
+#define REPOP_MAX 6
+
+void mx_enc_repop(struct mx_wbuf *w, const struct mx_msg_repop *m)
+{
+	mx_put_u64(w, m->epoch);
+	mx_put_i32(w, m->pool);
+	mx_put_u32(w, m->pg);
+	mx_put_blob(w, m->name, m->name_len);
+	mx_put_u64(w, m->ver_epoch);
+	mx_put_u64(w, m->ver_seq);
+	mx_put_u8(w, m->n_ops);
+	for (uint8_t i = 0; i < m->n_ops; i++) {
+		const struct mx_repop_op *o = &m->ops[i];
+
+		mx_put_u8(w, o->type);
+		mx_put_u64(w, o->off);
+		mx_put_u64(w, o->size);
+		if (o->type == REPOP_SETXATTR || o->type == REPOP_RMXATTR)
+			put_cstr(w, o->xname);
+		if (o->type == REPOP_WRITE || o->type == REPOP_SETXATTR)
+			mx_put_blob(w, o->data, o->data_len);
+	}
+}
+
+int mx_dec_repop(const void *p, uint32_t len, struct mx_msg_repop *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->epoch = mx_get_u64(&r);
+	m->pool = mx_get_i32(&r);
+	m->pg = mx_get_u32(&r);
+	m->name = mx_get_blob(&r, &m->name_len, 1024);
+	m->ver_epoch = mx_get_u64(&r);
+	m->ver_seq = mx_get_u64(&r);
+	m->n_ops = mx_get_u8(&r);
+	if (r.err || m->n_ops == 0 || m->n_ops > MX_TXN_MAX_OPS || m->name_len == 0 ||
+	    memchr(m->name, '\0', m->name_len))
+		return -EBADMSG;
+	for (uint8_t i = 0; i < m->n_ops && !r.err; i++) {
+		struct mx_repop_op *o = &m->ops[i];
+
+		memset(o, 0, sizeof(*o));
+		o->type = mx_get_u8(&r);
+		o->off = mx_get_u64(&r);
+		o->size = mx_get_u64(&r);
+		if (o->type < 1 || o->type > REPOP_MAX) {
+			mx_rbuf_fail(&r);
+			break;
+		}
+		if (o->type == REPOP_SETXATTR || o->type == REPOP_RMXATTR)
+			o->xname = get_cstr(&r);
+		if (o->type == REPOP_WRITE || o->type == REPOP_SETXATTR)
+			o->data = mx_get_blob(&r, &o->data_len, MX_MSG_MAX_DATA);
+	}
+	return finish(&r);
+}
+
+void mx_enc_repop_reply(struct mx_wbuf *w, const struct mx_msg_repop_reply *m)
+{
+	mx_put_i32(w, m->status);
+	mx_put_u64(w, m->epoch);
+}
+
+int mx_dec_repop_reply(const void *p, uint32_t len, struct mx_msg_repop_reply *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->status = mx_get_i32(&r);
+	m->epoch = mx_get_u64(&r);
+	return finish(&r);
+}
+
+void mx_enc_osd_list(struct mx_wbuf *w, const struct mx_msg_osd_list *m)
+{
+	mx_put_u64(w, m->epoch);
+	mx_put_i32(w, m->pool);
+	mx_put_u32(w, m->pg);
+	mx_put_blob(w, m->cursor, m->cursor_len);
+	mx_put_u32(w, m->max);
+}
+
+int mx_dec_osd_list(const void *p, uint32_t len, struct mx_msg_osd_list *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->epoch = mx_get_u64(&r);
+	m->pool = mx_get_i32(&r);
+	m->pg = mx_get_u32(&r);
+	m->cursor = mx_get_blob(&r, &m->cursor_len, 1024);
+	m->max = mx_get_u32(&r);
+	if (!r.err && m->cursor_len && memchr(m->cursor, '\0', m->cursor_len))
+		mx_rbuf_fail(&r);
+	return finish(&r);
+}
+
+size_t mx_enc_list_reply_begin(struct mx_wbuf *w, int32_t status, uint64_t epoch)
+{
+	size_t at;
+
+	mx_put_i32(w, status);
+	mx_put_u64(w, epoch);
+	at = w->len;
+	mx_put_u8(w, 0);  /* done */
+	mx_put_u32(w, 0); /* n */
+	return at;
+}
+
+void mx_enc_list_reply_entry(struct mx_wbuf *w, const struct mx_list_entry *e)
+{
+	mx_put_blob(w, e->name, e->name_len);
+	mx_put_u64(w, e->size);
+	mx_put_u64(w, e->ver_epoch);
+	mx_put_u64(w, e->ver_seq);
+}
+
+void mx_enc_list_reply_end(struct mx_wbuf *w, size_t at, uint32_t n, bool done)
+{
+	if (w->err || at + 5 > w->len)
+		return;
+	w->data[at] = done;
+	mx_wbuf_patch_u32(w, at + 1, n);
+}
+
+int mx_dec_osd_list_reply(const void *p, uint32_t len, struct mx_msg_osd_list_reply *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->status = mx_get_i32(&r);
+	m->epoch = mx_get_u64(&r);
+	m->done = mx_get_u8(&r) != 0;
+	m->n = mx_get_u32(&r);
+	m->entries = r;
+	return finish(&r);
+}
+
+int mx_list_next(struct mx_msg_osd_list_reply *m, struct mx_list_entry *e)
+{
+	struct mx_rbuf *r = &m->entries;
+
+	e->name = mx_get_blob(r, &e->name_len, 1024);
+	e->size = mx_get_u64(r);
+	e->ver_epoch = mx_get_u64(r);
+	e->ver_seq = mx_get_u64(r);
+	return r->err ? -EBADMSG : 0;
+}
+
+void mx_enc_error_reply(struct mx_wbuf *w, const struct mx_msg_error_reply *m)
+{
+	mx_put_i32(w, m->status);
+	put_cstr(w, m->message);
+}
+
+int mx_dec_error_reply(const void *p, uint32_t len, struct mx_msg_error_reply *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->status = mx_get_i32(&r);
+	m->message = get_cstr(&r);
+	return finish(&r);
+}
+
+int mx_msg_decode_any(uint16_t type, const void *p, uint32_t len)
+{
+	union {
+		struct mx_msg_get_map gm;
+		struct mx_msg_map m;
+		struct mx_msg_osd_boot ob;
+		struct mx_msg_osd_boot_reply obr;
+		struct mx_msg_command c;
+		struct mx_msg_command_reply cr;
+		struct mx_msg_osd_op op;
+		struct mx_msg_osd_op_reply opr;
+		struct mx_msg_repop rp;
+		struct mx_msg_repop_reply rpr;
+		struct mx_msg_osd_list l;
+		struct mx_msg_osd_list_reply lr;
+		struct mx_msg_error_reply er;
+	} u;
+	int r;
+
+	switch (type) {
+	case MX_MSG_MON_GET_MAP: return mx_dec_get_map(p, len, &u.gm);
+	case MX_MSG_MON_MAP: return mx_dec_map(p, len, &u.m);
+	case MX_MSG_MON_OSD_BOOT: return mx_dec_osd_boot(p, len, &u.ob);
+	case MX_MSG_MON_OSD_BOOT_REPLY: return mx_dec_osd_boot_reply(p, len, &u.obr);
+	case MX_MSG_MON_COMMAND: return mx_dec_command(p, len, &u.c);
+	case MX_MSG_MON_COMMAND_REPLY: return mx_dec_command_reply(p, len, &u.cr);
+	case MX_MSG_OSD_OP: return mx_dec_osd_op(p, len, &u.op);
+	case MX_MSG_OSD_OP_REPLY: return mx_dec_osd_op_reply(p, len, &u.opr);
+	case MX_MSG_OSD_REPOP: return mx_dec_repop(p, len, &u.rp);
+	case MX_MSG_OSD_REPOP_REPLY: return mx_dec_repop_reply(p, len, &u.rpr);
+	case MX_MSG_OSD_LIST: return mx_dec_osd_list(p, len, &u.l);
+	case MX_MSG_OSD_LIST_REPLY:
+		r = mx_dec_osd_list_reply(p, len, &u.lr);
+		if (r < 0)
+			return r;
+		for (uint32_t i = 0; i < u.lr.n; i++) {
+			struct mx_list_entry e;
+
+			r = mx_list_next(&u.lr, &e);
+			if (r < 0)
+				return r;
+		}
+		return 0;
+	case MX_MSG_ERROR_REPLY: return mx_dec_error_reply(p, len, &u.er);
+	case MX_MSG_PING:
+	case MX_MSG_PONG: return 0;
+	default: return -ENOTSUP;
+	}
+}

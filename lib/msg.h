@@ -1,0 +1,303 @@
+/*
+ * The MixSAN wire protocol: every message between clients, monitors and
+ * OSDs is a 32-byte frame header followed by a payload.  Encoders and
+ * decoders here are pure functions over buffers, with no I/O, so they are
+ * unit-tested and fuzzed on their own.
+ *
+ * Frame header (little-endian):
+ *   u32 magic "MXS1" | u16 protocol version | u16 type | u64 tid |
+ *   u32 payload length | u32 flags | u32 payload crc32c | u32 header crc32c
+ * The header CRC covers the first 28 bytes.  A receiver rejects a frame with
+ * a bad magic, an unknown protocol version, an oversized payload or a bad
+ * CRC by closing the connection; a well-framed message whose payload does
+ * not decode gets an error reply (-EBADMSG) and the connection stays.
+ *
+ * Decoded messages point into the payload buffer (no copies): they live as
+ * long as that buffer.
+ */
+#ifndef MX_MSG_H
+#define MX_MSG_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#include "buf.h"
+
+#define MX_MSG_MAGIC 0x3153584du /* "MXS1" */
+#define MX_PROTO_VERSION 1
+#define MX_MSG_HDR_LEN 32
+#define MX_MSG_MAX_PAYLOAD (80u << 20) /* 64 MiB of data plus room */
+#define MX_MSG_MAX_DATA (64u << 20)    /* largest read or write */
+#define MX_MSG_MAX_OPS 16              /* ops in one OSD request */
+#define MX_CMD_MAX_ARGS 32
+/* Physical ops of one transaction: a write-full becomes two, and the
+ * primary adds one for the request-id record. */
+#define MX_TXN_MAX_OPS (2 * MX_MSG_MAX_OPS + 1)
+/* Attribute names under this prefix are the OSD's own, never a client's. */
+#define MX_XATTR_RESERVED "_mx."
+
+enum mx_msg_type {
+	/* Monitor */
+	MX_MSG_MON_GET_MAP = 1,     /* -> MX_MSG_MON_MAP */
+	MX_MSG_MON_MAP = 2,         /* reply, or a push to a subscriber (tid 0) */
+	MX_MSG_MON_OSD_BOOT = 3,    /* -> MX_MSG_MON_OSD_BOOT_REPLY */
+	MX_MSG_MON_OSD_BOOT_REPLY = 4,
+	MX_MSG_MON_COMMAND = 5,     /* -> MX_MSG_MON_COMMAND_REPLY */
+	MX_MSG_MON_COMMAND_REPLY = 6,
+	/* OSD */
+	MX_MSG_OSD_OP = 20,         /* client -> primary */
+	MX_MSG_OSD_OP_REPLY = 21,
+	MX_MSG_OSD_REPOP = 22,      /* primary -> replica */
+	MX_MSG_OSD_REPOP_REPLY = 23,
+	MX_MSG_OSD_LIST = 24,       /* client -> any OSD of the PG */
+	MX_MSG_OSD_LIST_REPLY = 25,
+	/* Any daemon */
+	MX_MSG_ERROR_REPLY = 40,    /* a request that could not be decoded */
+	MX_MSG_PING = 41,
+	MX_MSG_PONG = 42,
+};
+
+/* Wire status codes: negative errno values are mapped in exactly one place
+ * each way (mx_errno_to_wire, mx_wire_to_errno). */
+int32_t mx_errno_to_wire(int err);
+int mx_wire_to_errno(int32_t status);
+
+struct mx_msg_hdr {
+	uint16_t version;
+	uint16_t type;
+	uint64_t tid;
+	uint32_t len;
+	uint32_t flags;
+	uint32_t payload_crc;
+};
+
+/* Fill the 32 header bytes for a payload.  */
+void mx_msg_hdr_encode(uint8_t out[MX_MSG_HDR_LEN], uint16_t type, uint64_t tid,
+		       const void *payload, uint32_t len);
+/* Check and decode a header: 0, -EBADMSG (magic, CRC), -EPROTO (version),
+ * -EMSGSIZE (payload too large). */
+int mx_msg_hdr_decode(const uint8_t in[MX_MSG_HDR_LEN], struct mx_msg_hdr *h);
+/* Check a payload against its header's CRC: 0 or -EBADMSG. */
+int mx_msg_payload_check(const struct mx_msg_hdr *h, const void *payload);
+
+/* --- Monitor messages ----------------------------------------------- */
+
+struct mx_msg_get_map {
+	uint64_t have_epoch; /* send only if the map is newer */
+	bool subscribe;      /* keep pushing new epochs on this connection */
+};
+
+struct mx_msg_map {
+	int32_t status;
+	uint64_t epoch;
+	const void *map; /* encoded struct mx_map; empty if not newer */
+	uint32_t map_len;
+};
+
+struct mx_msg_osd_boot {
+	int32_t osd_id; /* -1: allocate (or find by uuid) */
+	uint8_t uuid[16];
+	const char *addr; /* "ip:port"; pointers into the payload */
+	uint32_t weight;  /* 16.16; 0: keep the map's */
+	const char *location; /* "host=h1 rack=r1" */
+	const char *device_class;
+};
+
+struct mx_msg_osd_boot_reply {
+	int32_t status;
+	int32_t osd_id;
+	uint64_t epoch;
+	const char *message;
+};
+
+struct mx_msg_command {
+	const char *prefix; /* "pool create", "osd out", ... */
+	uint16_t n_args;
+	const char *keys[MX_CMD_MAX_ARGS];
+	const char *vals[MX_CMD_MAX_ARGS];
+};
+
+struct mx_msg_command_reply {
+	int32_t status;
+	uint64_t epoch;
+	const char *message; /* human text, may be empty */
+};
+
+/* --- OSD messages --------------------------------------------------- */
+
+enum mx_osd_op_code {
+	MX_OP_READ = 1,       /* off, len -> data */
+	MX_OP_STAT = 2,       /* -> size, version, mtime */
+	MX_OP_GETXATTR = 3,   /* name -> value */
+	MX_OP_LISTXATTRS = 4, /* -> encoded (name, value) list */
+	MX_OP_WRITE = 10,     /* off, data */
+	MX_OP_WRITEFULL = 11, /* data: replaces the whole object */
+	MX_OP_APPEND = 12,    /* data at the end */
+	MX_OP_TRUNCATE = 13,  /* off is the new size */
+	MX_OP_REMOVE = 14,
+	MX_OP_SETXATTR = 15,  /* name, data */
+	MX_OP_RMXATTR = 16,   /* name */
+	MX_OP_CREATE = 17,    /* flags & MX_OP_FLAG_EXCL: fail if it exists */
+};
+
+#define MX_OP_FLAG_EXCL 1u
+
+static inline bool mx_op_is_write(uint8_t op)
+{
+	return op >= MX_OP_WRITE && op <= MX_OP_CREATE;
+}
+
+struct mx_osd_op {
+	uint8_t op;
+	uint32_t flags;
+	uint64_t off;
+	uint32_t len;        /* READ length */
+	const char *xname;   /* attribute name, NUL-terminated in our copy */
+	const void *data;    /* WRITE/APPEND/WRITEFULL/SETXATTR payload */
+	uint32_t data_len;
+};
+
+struct mx_msg_osd_op {
+	uint64_t epoch; /* the client's map epoch */
+	int32_t pool;
+	uint32_t pg;
+	uint64_t client_id; /* with the frame's tid: the request's identity */
+	uint32_t flags;
+	const char *name;   /* object name: name_len bytes, not NUL-terminated */
+	uint32_t name_len;
+	uint8_t n_ops;
+	struct mx_osd_op ops[MX_MSG_MAX_OPS];
+};
+
+struct mx_osd_op_result {
+	int32_t rval;
+	const void *data; /* READ data, GETXATTR value, STAT record, ... */
+	uint32_t data_len;
+};
+
+struct mx_msg_osd_op_reply {
+	int32_t status;  /* whole request: 0 or a wire status */
+	uint64_t epoch;  /* the OSD's map epoch */
+	uint64_t ver_epoch, ver_seq; /* the object's version after a write */
+	uint8_t n_ops;
+	struct mx_osd_op_result res[MX_MSG_MAX_OPS];
+};
+
+/* STAT result record. */
+struct mx_osd_stat {
+	uint64_t size;
+	uint64_t ver_epoch, ver_seq;
+	uint64_t mtime_ms;
+};
+void mx_osd_stat_encode(struct mx_wbuf *w, const struct mx_osd_stat *s);
+int mx_osd_stat_decode(const void *data, uint32_t len, struct mx_osd_stat *s);
+
+/* Physical update sent from a primary to its replicas: txn op types are
+ * those of the object store (MX_TXN_*). */
+struct mx_repop_op {
+	uint8_t type;
+	uint64_t off;
+	uint64_t size;
+	const char *xname;
+	const void *data;
+	uint32_t data_len;
+};
+
+struct mx_msg_repop {
+	uint64_t epoch;
+	int32_t pool;
+	uint32_t pg;
+	const char *name;
+	uint32_t name_len;
+	uint64_t ver_epoch, ver_seq;
+	uint8_t n_ops;
+	struct mx_repop_op ops[MX_TXN_MAX_OPS];
+};
+
+struct mx_msg_repop_reply {
+	int32_t status;
+	uint64_t epoch;
+};
+
+struct mx_msg_osd_list {
+	uint64_t epoch;
+	int32_t pool;
+	uint32_t pg;
+	const char *cursor; /* list names after this one; len 0 = from start */
+	uint32_t cursor_len;
+	uint32_t max;
+};
+
+struct mx_list_entry {
+	const char *name;
+	uint32_t name_len;
+	uint64_t size;
+	uint64_t ver_epoch, ver_seq;
+};
+
+/* The list reply is decoded lazily: entries are walked with an rbuf. */
+struct mx_msg_osd_list_reply {
+	int32_t status;
+	uint64_t epoch;
+	bool done;
+	uint32_t n;
+	struct mx_rbuf entries; /* n encoded entries */
+};
+/* Next entry of a list reply; 0, or -EBADMSG. */
+int mx_list_next(struct mx_msg_osd_list_reply *r, struct mx_list_entry *e);
+
+struct mx_msg_error_reply {
+	int32_t status;
+	const char *message;
+};
+
+/* Encoders append the payload to w (errors latch in w->err).  Decoders
+ * return 0 or -EBADMSG and point into the payload: strings travel with
+ * their terminating NUL (u16 length counting it), which the decoder checks,
+ * so they can be used in place. */
+void mx_enc_get_map(struct mx_wbuf *w, const struct mx_msg_get_map *m);
+int mx_dec_get_map(const void *p, uint32_t len, struct mx_msg_get_map *m);
+void mx_enc_map(struct mx_wbuf *w, const struct mx_msg_map *m);
+int mx_dec_map(const void *p, uint32_t len, struct mx_msg_map *m);
+void mx_enc_osd_boot(struct mx_wbuf *w, const struct mx_msg_osd_boot *m);
+int mx_dec_osd_boot(const void *p, uint32_t len, struct mx_msg_osd_boot *m);
+void mx_enc_osd_boot_reply(struct mx_wbuf *w, const struct mx_msg_osd_boot_reply *m);
+int mx_dec_osd_boot_reply(const void *p, uint32_t len, struct mx_msg_osd_boot_reply *m);
+void mx_enc_command(struct mx_wbuf *w, const struct mx_msg_command *m);
+int mx_dec_command(const void *p, uint32_t len, struct mx_msg_command *m);
+void mx_enc_command_reply(struct mx_wbuf *w, const struct mx_msg_command_reply *m);
+int mx_dec_command_reply(const void *p, uint32_t len, struct mx_msg_command_reply *m);
+void mx_enc_osd_op(struct mx_wbuf *w, const struct mx_msg_osd_op *m);
+int mx_dec_osd_op(const void *p, uint32_t len, struct mx_msg_osd_op *m);
+void mx_enc_osd_op_reply(struct mx_wbuf *w, const struct mx_msg_osd_op_reply *m);
+int mx_dec_osd_op_reply(const void *p, uint32_t len, struct mx_msg_osd_op_reply *m);
+/* Incremental reply encoding, for results read straight into the buffer:
+ * head, then per op either result() or reserve() + finish(). */
+void mx_enc_osd_op_reply_head(struct mx_wbuf *w, int32_t status, uint64_t epoch,
+			      uint64_t ver_epoch, uint64_t ver_seq, uint8_t n_ops);
+void mx_enc_osd_op_result(struct mx_wbuf *w, int32_t rval, const void *data, uint32_t len);
+/* Room for up to max bytes of result data; *at remembers the spot.
+ * Returns NULL on allocation failure (latched in w->err). */
+uint8_t *mx_enc_osd_op_result_reserve(struct mx_wbuf *w, int32_t rval, uint32_t max,
+				      size_t *at);
+/* Close a reserved result with its real length (and rval). */
+void mx_enc_osd_op_result_finish(struct mx_wbuf *w, size_t at, int32_t rval, uint32_t len);
+void mx_enc_repop(struct mx_wbuf *w, const struct mx_msg_repop *m);
+int mx_dec_repop(const void *p, uint32_t len, struct mx_msg_repop *m);
+void mx_enc_repop_reply(struct mx_wbuf *w, const struct mx_msg_repop_reply *m);
+int mx_dec_repop_reply(const void *p, uint32_t len, struct mx_msg_repop_reply *m);
+void mx_enc_osd_list(struct mx_wbuf *w, const struct mx_msg_osd_list *m);
+int mx_dec_osd_list(const void *p, uint32_t len, struct mx_msg_osd_list *m);
+/* The list reply is built incrementally: begin, add entries, end. */
+size_t mx_enc_list_reply_begin(struct mx_wbuf *w, int32_t status, uint64_t epoch);
+void mx_enc_list_reply_entry(struct mx_wbuf *w, const struct mx_list_entry *e);
+void mx_enc_list_reply_end(struct mx_wbuf *w, size_t at, uint32_t n, bool done);
+int mx_dec_osd_list_reply(const void *p, uint32_t len, struct mx_msg_osd_list_reply *m);
+void mx_enc_error_reply(struct mx_wbuf *w, const struct mx_msg_error_reply *m);
+int mx_dec_error_reply(const void *p, uint32_t len, struct mx_msg_error_reply *m);
+
+/* Decode any payload by type, for the fuzzer: 0 or -EBADMSG/-ENOTSUP. */
+int mx_msg_decode_any(uint16_t type, const void *p, uint32_t len);
+
+#endif

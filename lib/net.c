@@ -1,0 +1,350 @@
+/*
+ * Framed message connections over libuv TCP handles (see net.h).
+ */
+#include "net.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+
+#define READ_CHUNK (256u * 1024u)
+
+struct write_req {
+	uv_write_t req;
+	struct mx_conn *c;
+	uint8_t hdr[MX_MSG_HDR_LEN];
+	uint8_t *payload; /* From malloc(); owned. */
+	size_t len;
+};
+
+int mx_parse_addr(const char *s, struct sockaddr_in *out)
+{
+	char host[64];
+	const char *colon = strrchr(s, ':');
+	char *end;
+	long port;
+	size_t hl;
+
+	if (!colon)
+		return -EINVAL;
+	hl = (size_t)(colon - s);
+	if (hl == 0 || hl >= sizeof(host))
+		return -EINVAL;
+	memcpy(host, s, hl);
+	host[hl] = '\0';
+	errno = 0;
+	port = strtol(colon + 1, &end, 10);
+	if (errno || *end || end == colon + 1 || port < 0 || port > 65535)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	out->sin_family = AF_INET;
+	out->sin_port = htons((uint16_t)port);
+	if (inet_pton(AF_INET, host, &out->sin_addr) != 1)
+		return -EINVAL;
+	return 0;
+}
+
+static void format_addr(const struct sockaddr_storage *ss, char *buf, size_t sz)
+{
+	const struct sockaddr_in *sin = (const struct sockaddr_in *)ss;
+	char ip[INET_ADDRSTRLEN] = "?";
+
+	if (ss->ss_family == AF_INET)
+		inet_ntop(AF_INET, &sin->sin_addr, ip, sizeof(ip));
+	snprintf(buf, sz, "%s:%u", ip, ntohs(sin->sin_port));
+}
+
+int mx_listen(uv_loop_t *loop, uv_tcp_t *server, const char *addr, uv_connection_cb cb,
+	      char *bound, size_t boundsz)
+{
+	struct sockaddr_in sin;
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	int r = mx_parse_addr(addr, &sin);
+
+	if (r < 0)
+		return r;
+	r = uv_tcp_init(loop, server);
+	if (r < 0)
+		return r;
+	r = uv_tcp_bind(server, (const struct sockaddr *)&sin, 0);
+	if (r == 0)
+		r = uv_listen((uv_stream_t *)server, 512, cb);
+	if (r < 0)
+		return r;
+	if (bound) {
+		r = uv_tcp_getsockname(server, (struct sockaddr *)&ss, &len);
+		if (r < 0)
+			return r;
+		format_addr(&ss, bound, boundsz);
+	}
+	return 0;
+}
+
+static void conn_closed_cb(uv_handle_t *h)
+{
+	struct mx_conn *c = h->data;
+
+	if (c->ops->on_close)
+		c->ops->on_close(c, c->close_err);
+	free(c->rbuf);
+	free(c);
+}
+
+void mx_conn_close(struct mx_conn *c, int err)
+{
+	if (c->closing)
+		return;
+	c->closing = true;
+	c->close_err = err;
+	uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
+}
+
+static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
+{
+	struct mx_conn *c = h->data;
+	size_t want = READ_CHUNK;
+
+	(void)suggested;
+	/* Reclaim consumed space at the front. */
+	if (c->rstart > 0) {
+		memmove(c->rbuf, c->rbuf + c->rstart, c->rend - c->rstart);
+		c->rend -= c->rstart;
+		c->rstart = 0;
+	}
+	/* If a large message is partly in, make room for all of it at once. */
+	if (c->rend >= MX_MSG_HDR_LEN) {
+		struct mx_msg_hdr hd;
+
+		if (mx_msg_hdr_decode(c->rbuf, &hd) == 0 &&
+		    MX_MSG_HDR_LEN + (size_t)hd.len > c->rend + want)
+			want = MX_MSG_HDR_LEN + (size_t)hd.len - c->rend;
+	}
+	if (c->rcap - c->rend < want) {
+		size_t cap = c->rend + want;
+		uint8_t *n = realloc(c->rbuf, cap);
+
+		if (!n) {
+			buf->base = NULL;
+			buf->len = 0;
+			return;
+		}
+		c->rbuf = n;
+		c->rcap = cap;
+	}
+	buf->base = (char *)c->rbuf + c->rend;
+	buf->len = c->rcap - c->rend;
+}
+
+static void process(struct mx_conn *c)
+{
+	while (!c->closing && c->rend - c->rstart >= MX_MSG_HDR_LEN) {
+		uint8_t *p = c->rbuf + c->rstart;
+		struct mx_msg_hdr h;
+		int r = mx_msg_hdr_decode(p, &h);
+
+		if (r < 0) {
+			mx_warn("%s: bad frame header (%s), closing", c->peer, strerror(-r));
+			mx_conn_close(c, r);
+			return;
+		}
+		if (c->rend - c->rstart < MX_MSG_HDR_LEN + (size_t)h.len)
+			return;
+		if (mx_msg_payload_check(&h, p + MX_MSG_HDR_LEN) < 0) {
+			mx_warn("%s: payload checksum mismatch, closing", c->peer);
+			mx_conn_close(c, -EBADMSG);
+			return;
+		}
+		c->rstart += MX_MSG_HDR_LEN + (size_t)h.len;
+		c->msgs_in++;
+		c->ops->on_msg(c, &h, p + MX_MSG_HDR_LEN);
+	}
+	if (c->rstart == c->rend)
+		c->rstart = c->rend = 0;
+	/* Do not keep a huge buffer around after a large message. */
+	if (c->rend == 0 && c->rcap > 4 * READ_CHUNK) {
+		free(c->rbuf);
+		c->rbuf = NULL;
+		c->rcap = 0;
+	}
+}
+
+static void read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf)
+{
+	struct mx_conn *c = s->data;
+
+	(void)buf;
+	if (n < 0) {
+		mx_conn_close(c, n == UV_EOF ? 0 : (int)n);
+		return;
+	}
+	if (n == 0)
+		return;
+	c->rend += (size_t)n;
+	process(c);
+}
+
+static struct mx_conn *conn_new(uv_loop_t *loop, const struct mx_conn_ops *ops, void *owner)
+{
+	struct mx_conn *c = calloc(1, sizeof(*c));
+
+	if (!c)
+		return NULL;
+	if (uv_tcp_init(loop, &c->tcp) < 0) {
+		free(c);
+		return NULL;
+	}
+	c->tcp.data = c;
+	c->ops = ops;
+	c->owner = owner;
+	return c;
+}
+
+int mx_conn_accept(uv_stream_t *server, const struct mx_conn_ops *ops, void *owner,
+		   struct mx_conn **out)
+{
+	struct mx_conn *c = conn_new(server->loop, ops, owner);
+	struct sockaddr_storage ss;
+	int len = sizeof(ss);
+	int r;
+
+	if (!c)
+		return -ENOMEM;
+	r = uv_accept(server, (uv_stream_t *)&c->tcp);
+	if (r < 0) {
+		c->ops = &(const struct mx_conn_ops){0};
+		uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+		return r;
+	}
+	if (uv_tcp_getpeername(&c->tcp, (struct sockaddr *)&ss, &len) == 0)
+		format_addr(&ss, c->peer, sizeof(c->peer));
+	(void)uv_tcp_nodelay(&c->tcp, 1);
+	c->connected = true;
+	r = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+	if (r < 0) {
+		mx_conn_close(c, r);
+		return r;
+	}
+	*out = c;
+	return 0;
+}
+
+static void connect_cb(uv_connect_t *req, int status)
+{
+	struct mx_conn *c = req->data;
+
+	free(req);
+	if (c->closing)
+		return;
+	if (status < 0) {
+		mx_conn_close(c, status);
+		return;
+	}
+	c->connected = true;
+	(void)uv_tcp_nodelay(&c->tcp, 1);
+	status = uv_read_start((uv_stream_t *)&c->tcp, alloc_cb, read_cb);
+	if (status < 0) {
+		mx_conn_close(c, status);
+		return;
+	}
+	if (c->ops->on_connect)
+		c->ops->on_connect(c);
+}
+
+int mx_conn_connect(uv_loop_t *loop, const char *addr, const struct mx_conn_ops *ops,
+		    void *owner, struct mx_conn **out)
+{
+	struct sockaddr_in sin;
+	struct mx_conn *c;
+	uv_connect_t *req;
+	int r = mx_parse_addr(addr, &sin);
+
+	if (r < 0)
+		return r;
+	c = conn_new(loop, ops, owner);
+	req = malloc(sizeof(*req));
+	if (!c || !req) {
+		free(req);
+		if (c) {
+			c->ops = &(const struct mx_conn_ops){0};
+			uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+		}
+		return -ENOMEM;
+	}
+	snprintf(c->peer, sizeof(c->peer), "%s", addr);
+	req->data = c;
+	r = uv_tcp_connect(req, &c->tcp, (const struct sockaddr *)&sin, connect_cb);
+	if (r < 0) {
+		free(req);
+		c->ops = &(const struct mx_conn_ops){0};
+		uv_close((uv_handle_t *)&c->tcp, (uv_close_cb)free);
+		return r;
+	}
+	*out = c;
+	return 0;
+}
+
+static void write_cb(uv_write_t *req, int status)
+{
+	struct write_req *wr = (struct write_req *)req;
+	struct mx_conn *c = wr->c;
+
+	c->queued_bytes -= MX_MSG_HDR_LEN + wr->len;
+	free(wr->payload);
+	free(wr);
+	if (status < 0 && status != UV_ECANCELED)
+		mx_conn_close(c, status);
+}
+
+int mx_conn_send(struct mx_conn *c, uint16_t type, uint64_t tid, struct mx_wbuf *w)
+{
+	struct write_req *wr;
+	uv_buf_t bufs[2];
+	int r;
+
+	if (w->err) {
+		r = w->err;
+		mx_wbuf_free(w);
+		return r;
+	}
+	if (c->closing) {
+		mx_wbuf_free(w);
+		return -ENOTCONN;
+	}
+	wr = malloc(sizeof(*wr));
+	if (!wr) {
+		mx_wbuf_free(w);
+		return -ENOMEM;
+	}
+	wr->c = c;
+	wr->payload = w->data;
+	wr->len = w->len;
+	mx_wbuf_init(w);
+	mx_msg_hdr_encode(wr->hdr, type, tid, wr->payload, (uint32_t)wr->len);
+	bufs[0] = uv_buf_init((char *)wr->hdr, MX_MSG_HDR_LEN);
+	bufs[1] = uv_buf_init((char *)wr->payload, (unsigned)wr->len);
+	r = uv_write(&wr->req, (uv_stream_t *)&c->tcp, bufs, wr->len ? 2 : 1, write_cb);
+	if (r < 0) {
+		free(wr->payload);
+		free(wr);
+		mx_conn_close(c, r);
+		return r;
+	}
+	c->queued_bytes += MX_MSG_HDR_LEN + wr->len;
+	c->msgs_out++;
+	return 0;
+}
+
+int mx_conn_send_error(struct mx_conn *c, uint64_t tid, int err, const char *message)
+{
+	struct mx_wbuf w;
+	struct mx_msg_error_reply m = {.status = mx_errno_to_wire(err), .message = message};
+
+	mx_wbuf_init(&w);
+	mx_enc_error_reply(&w, &m);
+	return mx_conn_send(c, MX_MSG_ERROR_REPLY, tid, &w);
+}

@@ -1,0 +1,354 @@
+/*
+ * The monitor's commands (see commands.h).  Every command follows the same
+ * shape: look up arguments, validate them all, then mutate.
+ */
+#include "commands.h"
+
+#include <errno.h>
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "util.h"
+
+static int fail(int err, char *msg, size_t sz, const char *fmt, ...) MX_PRINTF(4, 5);
+
+static int fail(int err, char *msg, size_t sz, const char *fmt, ...)
+{
+	va_list ap;
+
+	va_start(ap, fmt);
+	vsnprintf(msg, sz, fmt, ap);
+	va_end(ap);
+	return err;
+}
+
+static const char *arg(const struct mx_msg_command *c, const char *key)
+{
+	for (uint16_t i = 0; i < c->n_args; i++)
+		if (strcmp(c->keys[i], key) == 0)
+			return c->vals[i];
+	return NULL;
+}
+
+static int parse_u64(const char *s, uint64_t max, uint64_t *out)
+{
+	char *end;
+	unsigned long long v;
+
+	if (!s || !*s || *s == '-')
+		return -EINVAL;
+	errno = 0;
+	v = strtoull(s, &end, 10);
+	if (errno || *end || v > max)
+		return -EINVAL;
+	*out = v;
+	return 0;
+}
+
+/* "1.5" -> 16.16 fixed point.  Weights from 0 to 65535. */
+static int parse_weight(const char *s, uint32_t *out)
+{
+	char *end;
+	double v;
+
+	if (!s || !*s)
+		return -EINVAL;
+	errno = 0;
+	v = strtod(s, &end);
+	if (errno || *end || !(v >= 0.0) || v > 65535.0)
+		return -EINVAL;
+	*out = (uint32_t)(v * (double)MX_WEIGHT_ONE + 0.5);
+	return 0;
+}
+
+static int parse_policy(const char *s)
+{
+	if (strcmp(s, "primary") == 0)
+		return MX_READ_PRIMARY;
+	if (strcmp(s, "balance") == 0)
+		return MX_READ_BALANCE;
+	if (strcmp(s, "localize") == 0)
+		return MX_READ_LOCALIZE;
+	return -EINVAL;
+}
+
+static int pool_create(struct mx_map *m, const struct mx_msg_command *c, char *msg,
+		       size_t sz)
+{
+	struct mx_pool p;
+	const char *name = arg(c, "name"), *v;
+	uint64_t n;
+	int r;
+
+	memset(&p, 0, sizeof(p));
+	if (!name || !mx_valid_name(name))
+		return fail(-EINVAL, msg, sz,
+			    "pool name must be 1-63 characters of [A-Za-z0-9._-]");
+	if (mx_map_pool_by_name(m, name))
+		return fail(-EEXIST, msg, sz, "pool '%s' already exists", name);
+	snprintf(p.name, sizeof(p.name), "%s", name);
+	p.id = m->next_pool_id;
+	p.size = 3;
+	if ((v = arg(c, "size"))) {
+		if (parse_u64(v, MX_MAX_SIZE, &n) < 0 || n < 1)
+			return fail(-EINVAL, msg, sz, "size must be 1 to %d", MX_MAX_SIZE);
+		p.size = (uint8_t)n;
+	}
+	p.min_size = (uint8_t)(p.size - p.size / 2);
+	if ((v = arg(c, "min_size"))) {
+		if (parse_u64(v, MX_MAX_SIZE, &n) < 0 || n < 1 || n > p.size)
+			return fail(-EINVAL, msg, sz, "min_size must be 1 to size (%u)", p.size);
+		p.min_size = (uint8_t)n;
+	}
+	p.pg_num = 64;
+	if ((v = arg(c, "pg_num"))) {
+		if (parse_u64(v, MX_MAX_PG_NUM, &n) < 0 || n < 1)
+			return fail(-EINVAL, msg, sz, "pg_num must be 1 to %d", MX_MAX_PG_NUM);
+		p.pg_num = (uint32_t)n;
+	}
+	p.failure_domain = MX_LEVEL_HOST;
+	if ((v = arg(c, "failure_domain"))) {
+		int l = mx_level_from_name(v);
+
+		if (l < 0 || l >= MX_LEVEL_ROOT)
+			return fail(-EINVAL, msg, sz,
+				    "failure domain '%s' is not one of osd, host, chassis, "
+				    "rack, row, datacenter, zone, region", v);
+		p.failure_domain = (uint8_t)l;
+	}
+	snprintf(p.root_name, sizeof(p.root_name), "%s",
+		 (v = arg(c, "root")) ? v : "default");
+	if ((v = arg(c, "device_class"))) {
+		if (*v && (strlen(v) >= MX_CLASS_MAX || !mx_valid_name(v)))
+			return fail(-EINVAL, msg, sz, "bad device class '%s'", v);
+		snprintf(p.device_class, sizeof(p.device_class), "%s", v);
+	}
+	if ((v = arg(c, "read_policy"))) {
+		r = parse_policy(v);
+		if (r < 0)
+			return fail(-EINVAL, msg, sz,
+				    "read policy must be primary, balance or localize");
+		p.read_policy = (uint8_t)r;
+	}
+	p.tier_of = -1;
+	p.cache_pool = -1;
+	p.created_epoch = m->epoch + 1;
+	r = mx_pool_validate(&p);
+	if (r < 0)
+		return fail(r, msg, sz, "invalid pool definition");
+	r = mx_map_add_pool(m, &p);
+	if (r < 0)
+		return fail(r, msg, sz, "cannot add pool: %s", strerror(-r));
+	m->next_pool_id++;
+	snprintf(msg, sz, "pool '%s' created (id %d, size %u, min_size %u, pg_num %u, "
+		 "failure domain %s)", p.name, p.id, p.size, p.min_size, p.pg_num,
+		 mx_level_name(p.failure_domain));
+	return 1;
+}
+
+static struct mx_pool *pool_arg(struct mx_map *m, const struct mx_msg_command *c)
+{
+	const char *name = arg(c, "name");
+
+	if (!name)
+		return NULL;
+	return (struct mx_pool *)mx_map_pool_by_name(m, name);
+}
+
+static int pool_rm(struct mx_map *m, const struct mx_msg_command *c, char *msg, size_t sz)
+{
+	struct mx_pool *p = pool_arg(m, c);
+
+	if (!p)
+		return fail(-ENOENT, msg, sz, "no such pool '%s'",
+			    arg(c, "name") ? arg(c, "name") : "");
+	if (p->cache_pool >= 0 || p->tier_of >= 0)
+		return fail(-EBUSY, msg, sz, "pool '%s' is part of a cache tier", p->name);
+	snprintf(msg, sz, "pool '%s' removed", p->name);
+	(void)mx_map_remove_pool(m, p->id);
+	return 1;
+}
+
+static int pool_set(struct mx_map *m, const struct mx_msg_command *c, char *msg, size_t sz)
+{
+	struct mx_pool *p = pool_arg(m, c);
+	struct mx_pool np;
+	const char *key = arg(c, "key"), *val = arg(c, "value");
+	uint64_t n;
+	int r;
+
+	if (!p)
+		return fail(-ENOENT, msg, sz, "no such pool '%s'",
+			    arg(c, "name") ? arg(c, "name") : "");
+	if (!key || !val)
+		return fail(-EINVAL, msg, sz, "pool set needs a key and a value");
+	np = *p;
+	if (strcmp(key, "size") == 0) {
+		if (parse_u64(val, MX_MAX_SIZE, &n) < 0 || n < 1)
+			return fail(-EINVAL, msg, sz, "size must be 1 to %d", MX_MAX_SIZE);
+		np.size = (uint8_t)n;
+		if (np.min_size > np.size)
+			np.min_size = np.size;
+	} else if (strcmp(key, "min_size") == 0) {
+		if (parse_u64(val, MX_MAX_SIZE, &n) < 0 || n < 1 || n > np.size)
+			return fail(-EINVAL, msg, sz, "min_size must be 1 to size (%u)",
+				    np.size);
+		np.min_size = (uint8_t)n;
+	} else if (strcmp(key, "read_policy") == 0) {
+		r = parse_policy(val);
+		if (r < 0)
+			return fail(-EINVAL, msg, sz,
+				    "read policy must be primary, balance or localize");
+		np.read_policy = (uint8_t)r;
+	} else if (strcmp(key, "pg_num") == 0) {
+		if (parse_u64(val, MX_MAX_PG_NUM, &n) < 0 || n < 1)
+			return fail(-EINVAL, msg, sz, "pg_num must be 1 to %d", MX_MAX_PG_NUM);
+		if (n != np.pg_num)
+			return fail(-ENOTSUP, msg, sz,
+				    "changing pg_num of a pool is not supported yet");
+	} else {
+		return fail(-EINVAL, msg, sz,
+			    "unknown pool setting '%s' (size, min_size, read_policy, pg_num)",
+			    key);
+	}
+	r = mx_pool_validate(&np);
+	if (r < 0)
+		return fail(r, msg, sz, "invalid value for %s", key);
+	if (memcmp(&np, p, sizeof(np)) == 0)
+		return 0;
+	*p = np;
+	snprintf(msg, sz, "pool '%s': %s = %s", p->name, key, val);
+	return 1;
+}
+
+static int osd_arg(struct mx_map *m, const struct mx_msg_command *c, char *msg, size_t sz,
+		   struct mx_osd_info **out)
+{
+	uint64_t id;
+
+	if (parse_u64(arg(c, "id"), MX_MAX_OSDS - 1, &id) < 0)
+		return fail(-EINVAL, msg, sz, "an OSD id is a number");
+	if (!mx_map_osd(m, (int32_t)id))
+		return fail(-ENOENT, msg, sz, "osd.%" PRIu64 " does not exist", id);
+	*out = &m->osds[id];
+	return (int)id;
+}
+
+static int osd_cmd(struct mx_map *m, const struct mx_msg_command *c, const char *what,
+		   char *msg, size_t sz)
+{
+	struct mx_osd_info *o = NULL;
+	int id = osd_arg(m, c, msg, sz, &o);
+	uint32_t w;
+
+	if (id < 0)
+		return id;
+	if (strcmp(what, "out") == 0) {
+		if (!o->in)
+			return 0;
+		o->in = false;
+	} else if (strcmp(what, "in") == 0) {
+		if (o->in)
+			return 0;
+		o->in = true;
+	} else if (strcmp(what, "down") == 0) {
+		if (!o->up)
+			return 0;
+		o->up = false;
+	} else if (strcmp(what, "reweight") == 0) {
+		if (parse_weight(arg(c, "weight"), &w) < 0)
+			return fail(-EINVAL, msg, sz, "weight must be a number from 0 to 65535");
+		if (o->weight == w)
+			return 0;
+		o->weight = w;
+	} else if (strcmp(what, "rm") == 0) {
+		if (o->up)
+			return fail(-EBUSY, msg, sz, "osd.%d is up; stop it first", id);
+		memset(o, 0, sizeof(*o));
+	} else {
+		return fail(-EINVAL, msg, sz, "unknown osd command '%s'", what);
+	}
+	snprintf(msg, sz, "osd.%d: %s", id, what);
+	return 1;
+}
+
+int mx_mon_command(struct mx_map *m, const struct mx_msg_command *cmd, char *msg,
+		   size_t msgsz)
+{
+	const char *p = cmd->prefix;
+
+	msg[0] = '\0';
+	if (strcmp(p, "pool create") == 0)
+		return pool_create(m, cmd, msg, msgsz);
+	if (strcmp(p, "pool rm") == 0)
+		return pool_rm(m, cmd, msg, msgsz);
+	if (strcmp(p, "pool set") == 0)
+		return pool_set(m, cmd, msg, msgsz);
+	if (strncmp(p, "osd ", 4) == 0)
+		return osd_cmd(m, cmd, p + 4, msg, msgsz);
+	return fail(-ENOTSUP, msg, msgsz, "unknown command '%s'", p);
+}
+
+int mx_mon_osd_boot(struct mx_map *m, const struct mx_msg_osd_boot *b, char *msg,
+		    size_t msgsz)
+{
+	static const uint8_t zero[16];
+	struct mx_loc loc[MX_LOC_MAX];
+	uint8_t nloc;
+	int32_t id = b->osd_id;
+	struct mx_osd_info *o = NULL;
+	bool fresh = false;
+	int r;
+
+	if (memcmp(b->uuid, zero, 16) == 0)
+		return fail(-EINVAL, msg, msgsz, "an OSD must present a uuid");
+	if (strlen(b->addr) == 0 || strlen(b->addr) >= MX_ADDR_MAX)
+		return fail(-EINVAL, msg, msgsz, "bad OSD address");
+	if (mx_loc_parse(b->location, loc, &nloc) < 0)
+		return fail(-EINVAL, msg, msgsz, "bad location '%s'", b->location);
+	if (b->device_class[0] &&
+	    (strlen(b->device_class) >= MX_CLASS_MAX || !mx_valid_name(b->device_class)))
+		return fail(-EINVAL, msg, msgsz, "bad device class '%s'", b->device_class);
+	if (id < -1 || id >= MX_MAX_OSDS)
+		return fail(-EINVAL, msg, msgsz, "bad OSD id %d", id);
+	if (id == -1) {
+		for (uint32_t i = 0; i < m->max_osd; i++)
+			if (m->osds[i].exists && memcmp(m->osds[i].uuid, b->uuid, 16) == 0)
+				id = (int32_t)i;
+	}
+	if (id == -1) {
+		for (id = 0; (uint32_t)id < m->max_osd && m->osds[id].exists; id++)
+			;
+		if (id >= MX_MAX_OSDS)
+			return fail(-ENOSPC, msg, msgsz, "too many OSDs");
+	}
+	r = mx_map_set_max_osd(m, (uint32_t)id + 1);
+	if (r < 0)
+		return fail(r, msg, msgsz, "out of memory");
+	o = &m->osds[id];
+	if (o->exists && memcmp(o->uuid, b->uuid, 16) != 0)
+		return fail(-EEXIST, msg, msgsz, "osd.%d belongs to another OSD (uuid differs)",
+			    id);
+	if (!o->exists) {
+		fresh = true;
+		memset(o, 0, sizeof(*o));
+		o->exists = true;
+		o->in = true;
+		o->weight = MX_WEIGHT_ONE;
+		memcpy(o->uuid, b->uuid, 16);
+	}
+	if (b->weight)
+		o->weight = b->weight;
+	o->up = true;
+	o->up_from = m->epoch + 1;
+	o->incarnation++;
+	snprintf(o->addr, sizeof(o->addr), "%s", b->addr);
+	memcpy(o->loc, loc, sizeof(loc));
+	o->nloc = nloc;
+	snprintf(o->device_class, sizeof(o->device_class), "%s", b->device_class);
+	snprintf(msg, msgsz, "osd.%d %s at %s", id, fresh ? "created" : "booted", o->addr);
+	return id;
+}

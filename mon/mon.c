@@ -1,0 +1,459 @@
+/*
+ * mixsan-mon: keeps the cluster map and serves it.
+ *
+ * One event loop, no threads.  The monitor holds the committed map; every
+ * change (an OSD booting, a command) is applied to a copy, stamped with the
+ * next epoch and handed to the map store; only when the store reports the
+ * commit does the copy become the current map, get pushed to subscribers and
+ * the requester get its reply.  Commits are serialised: a change waits while
+ * another is in flight, so epochs never fork.
+ *
+ * Invariants:
+ *  - The epoch of the served map never decreases, across restarts too
+ *    (the store returns the newest committed map).
+ *  - A subscriber receives every epoch after the one it reported, or a
+ *    newer full map; never an older one.
+ */
+#include <errno.h>
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+
+#include "commands.h"
+#include "log.h"
+#include "map.h"
+#include "mapstore.h"
+#include "msg.h"
+#include "net.h"
+#include "util.h"
+
+struct session {
+	struct session *next, *prev;
+	struct mx_conn *conn;
+	bool subscribed;
+	uint64_t sent_epoch;
+};
+
+struct mon {
+	uv_loop_t *loop;
+	uv_tcp_t server;
+	uv_signal_t sigterm, sigint;
+	char name[MX_NAME_MAX];
+	char addr[MX_ADDR_MAX];
+	const struct mx_mapstore_ops *store;
+	void *store_ctx;
+	struct mx_map *map;   /* committed; owned */
+	struct mx_wbuf map_enc; /* encoding of map, for pushes */
+	struct session sessions; /* list head */
+	bool committing;
+};
+
+/* A change waiting for its commit. */
+struct change {
+	struct mon *mon;
+	struct mx_map *next;      /* owned until committed */
+	struct session *s;        /* requester (NULL if gone) */
+	uint16_t reply_type;
+	uint64_t tid;
+	int32_t osd_id;
+	int status;
+	char msg[512];
+};
+
+static struct mon g_mon;
+
+static void encode_current(struct mon *mon)
+{
+	mx_wbuf_reset(&mon->map_enc);
+	mx_map_encode(mon->map, &mon->map_enc);
+}
+
+static void send_map(struct mon *mon, struct session *s, uint64_t tid)
+{
+	struct mx_wbuf w;
+	struct mx_msg_map mm = {
+		.status = 0,
+		.epoch = mon->map->epoch,
+		.map = mon->map_enc.data,
+		.map_len = (uint32_t)mon->map_enc.len,
+	};
+
+	mx_wbuf_init(&w);
+	mx_enc_map(&w, &mm);
+	if (mx_conn_send(s->conn, MX_MSG_MON_MAP, tid, &w) == 0)
+		s->sent_epoch = mon->map->epoch;
+}
+
+static void push_map(struct mon *mon)
+{
+	for (struct session *s = mon->sessions.next; s != &mon->sessions; s = s->next)
+		if (s->subscribed && s->sent_epoch < mon->map->epoch)
+			send_map(mon, s, 0);
+}
+
+static void reply_change(struct change *ch)
+{
+	struct mx_wbuf w;
+
+	if (!ch->s)
+		return;
+	mx_wbuf_init(&w);
+	if (ch->reply_type == MX_MSG_MON_OSD_BOOT_REPLY) {
+		struct mx_msg_osd_boot_reply r = {
+			.status = mx_errno_to_wire(ch->status),
+			.osd_id = ch->osd_id,
+			.epoch = ch->mon->map->epoch,
+			.message = ch->msg,
+		};
+		mx_enc_osd_boot_reply(&w, &r);
+	} else {
+		struct mx_msg_command_reply r = {
+			.status = mx_errno_to_wire(ch->status),
+			.epoch = ch->mon->map->epoch,
+			.message = ch->msg,
+		};
+		mx_enc_command_reply(&w, &r);
+	}
+	(void)mx_conn_send(ch->s->conn, ch->reply_type, ch->tid, &w);
+}
+
+static void commit_done(void *arg, int status)
+{
+	struct change *ch = arg;
+	struct mon *mon = ch->mon;
+
+	mon->committing = false;
+	if (status < 0) {
+		ch->status = status;
+		snprintf(ch->msg, sizeof(ch->msg), "the map could not be stored: %s",
+			 strerror(-status));
+		mx_map_free(ch->next);
+	} else {
+		mx_map_free(mon->map);
+		mon->map = ch->next;
+		encode_current(mon);
+		mx_info("epoch %llu: %s", (unsigned long long)mon->map->epoch, ch->msg);
+		push_map(mon);
+	}
+	reply_change(ch);
+	free(ch);
+}
+
+/* Commit next (taken) as the following epoch, then reply. */
+static void propose(struct mon *mon, struct change *ch)
+{
+	ch->next->epoch = mon->map->epoch + 1;
+	ch->next->modified_ms = mx_wall_ms();
+	mon->committing = true;
+	(void)mon->store->commit(mon->store_ctx, ch->next, commit_done, ch);
+}
+
+static struct change *change_new(struct mon *mon, struct session *s, uint16_t type,
+				 uint64_t tid)
+{
+	struct change *ch = calloc(1, sizeof(*ch));
+
+	if (!ch)
+		return NULL;
+	ch->mon = mon;
+	ch->s = s;
+	ch->reply_type = type;
+	ch->tid = tid;
+	ch->next = mx_map_dup(mon->map);
+	if (!ch->next) {
+		free(ch);
+		return NULL;
+	}
+	return ch;
+}
+
+static void handle_osd_boot(struct mon *mon, struct session *s, uint64_t tid,
+			    const struct mx_msg_osd_boot *b)
+{
+	struct change *ch = change_new(mon, s, MX_MSG_MON_OSD_BOOT_REPLY, tid);
+	int r;
+
+	if (!ch) {
+		(void)mx_conn_send_error(s->conn, tid, -ENOMEM, "out of memory");
+		return;
+	}
+	r = mx_mon_osd_boot(ch->next, b, ch->msg, sizeof(ch->msg));
+	if (r < 0) {
+		mx_warn("%s: osd boot refused: %s", s->conn->peer, ch->msg);
+		ch->status = r;
+		ch->osd_id = -1;
+		mx_map_free(ch->next);
+		ch->next = NULL;
+		reply_change(ch);
+		free(ch);
+		return;
+	}
+	ch->osd_id = r;
+	propose(mon, ch);
+}
+
+static void handle_command(struct mon *mon, struct session *s, uint64_t tid,
+			   const struct mx_msg_command *c)
+{
+	struct change *ch = change_new(mon, s, MX_MSG_MON_COMMAND_REPLY, tid);
+	int r;
+
+	if (!ch) {
+		(void)mx_conn_send_error(s->conn, tid, -ENOMEM, "out of memory");
+		return;
+	}
+	r = mx_mon_command(ch->next, c, ch->msg, sizeof(ch->msg));
+	if (r <= 0) {
+		if (r < 0)
+			mx_info("%s: command '%s' refused: %s", s->conn->peer, c->prefix,
+				ch->msg);
+		ch->status = r;
+		mx_map_free(ch->next);
+		ch->next = NULL;
+		reply_change(ch);
+		free(ch);
+		return;
+	}
+	propose(mon, ch);
+}
+
+static void on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *payload)
+{
+	struct session *s = c->owner_data;
+	struct mon *mon = c->owner;
+	int r;
+
+	switch (h->type) {
+	case MX_MSG_MON_GET_MAP: {
+		struct mx_msg_get_map gm;
+
+		r = mx_dec_get_map(payload, h->len, &gm);
+		if (r < 0)
+			break;
+		if (gm.subscribe)
+			s->subscribed = true;
+		if (gm.have_epoch < mon->map->epoch || !gm.subscribe)
+			send_map(mon, s, h->tid);
+		return;
+	}
+	case MX_MSG_MON_OSD_BOOT: {
+		struct mx_msg_osd_boot b;
+
+		r = mx_dec_osd_boot(payload, h->len, &b);
+		if (r < 0)
+			break;
+		handle_osd_boot(mon, s, h->tid, &b);
+		return;
+	}
+	case MX_MSG_MON_COMMAND: {
+		struct mx_msg_command cmd;
+
+		r = mx_dec_command(payload, h->len, &cmd);
+		if (r < 0)
+			break;
+		handle_command(mon, s, h->tid, &cmd);
+		return;
+	}
+	case MX_MSG_PING: {
+		struct mx_wbuf w;
+
+		mx_wbuf_init(&w);
+		(void)mx_conn_send(c, MX_MSG_PONG, h->tid, &w);
+		return;
+	}
+	default:
+		mx_warn("%s: unknown message type %u", c->peer, h->type);
+		(void)mx_conn_send_error(c, h->tid, -ENOTSUP, "unknown message type");
+		return;
+	}
+	mx_warn("%s: malformed message of type %u (%u bytes)", c->peer, h->type, h->len);
+	(void)mx_conn_send_error(c, h->tid, -EBADMSG, "malformed message");
+}
+
+static void on_close(struct mx_conn *c, int err)
+{
+	struct session *s = c->owner_data;
+
+	if (err < 0 && err != UV_ECONNRESET)
+		mx_debug("%s: connection closed: %s", c->peer, uv_strerror(err));
+	s->prev->next = s->next;
+	s->next->prev = s->prev;
+	free(s);
+}
+
+static const struct mx_conn_ops mon_conn_ops = {
+	.on_msg = on_msg,
+	.on_close = on_close,
+};
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct mon *mon = server->data;
+	struct session *s;
+	struct mx_conn *c;
+
+	if (status < 0) {
+		mx_warn("accept: %s", uv_strerror(status));
+		return;
+	}
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return;
+	if (mx_conn_accept(server, &mon_conn_ops, mon, &c) < 0) {
+		free(s);
+		return;
+	}
+	s->conn = c;
+	c->owner_data = s;
+	s->next = mon->sessions.next;
+	s->prev = &mon->sessions;
+	mon->sessions.next->prev = s;
+	mon->sessions.next = s;
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+	(void)arg;
+	if (!uv_is_closing(h)) {
+		if (h->type == UV_TCP && h->data && h != (uv_handle_t *)&g_mon.server)
+			mx_conn_close(h->data, 0);
+		else
+			uv_close(h, NULL);
+	}
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+	mx_info("signal %d: shutting down", signum);
+	uv_walk(sig->loop, close_walk, NULL);
+}
+
+static void usage(FILE *f)
+{
+	fputs("usage: mixsan-mon --data DIR [--addr IP:PORT] [--name NAME] [--store file]\n"
+	      "                  [--log-level error|warn|info|debug]\n"
+	      "Keeps the MixSAN cluster map under DIR and serves it on IP:PORT\n"
+	      "(default 127.0.0.1:6789).\n", f);
+}
+
+static int parse_level(const char *s)
+{
+	static const char *names[] = {"error", "warn", "info", "debug"};
+
+	for (int i = 0; i < 4; i++)
+		if (strcmp(s, names[i]) == 0)
+			return i;
+	return -1;
+}
+
+static void store_init_done(void *arg, int status)
+{
+	*(int *)arg = status;
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"data", required_argument, NULL, 'd'},
+		{"addr", required_argument, NULL, 'a'},
+		{"name", required_argument, NULL, 'n'},
+		{"store", required_argument, NULL, 's'},
+		{"log-level", required_argument, NULL, 'l'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	struct mon *mon = &g_mon;
+	const char *data = NULL, *store = "file";
+	int level = MX_LOG_INFO, c, r;
+
+	snprintf(mon->addr, sizeof(mon->addr), "127.0.0.1:6789");
+	snprintf(mon->name, sizeof(mon->name), "a");
+	while ((c = getopt_long(argc, argv, "d:a:n:s:l:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': data = optarg; break;
+		case 'a': snprintf(mon->addr, sizeof(mon->addr), "%s", optarg); break;
+		case 'n':
+			if (!mx_valid_name(optarg)) {
+				fprintf(stderr, "mixsan-mon: bad name '%s'\n", optarg);
+				return 2;
+			}
+			snprintf(mon->name, sizeof(mon->name), "%s", optarg);
+			break;
+		case 's': store = optarg; break;
+		case 'l':
+			level = parse_level(optarg);
+			if (level < 0) {
+				usage(stderr);
+				return 2;
+			}
+			break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!data || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	mx_log_init("mixsan-mon", level);
+	signal(SIGPIPE, SIG_IGN);
+	mon->loop = uv_default_loop();
+	mon->sessions.next = mon->sessions.prev = &mon->sessions;
+	mx_wbuf_init(&mon->map_enc);
+
+	mon->store = mx_mapstore_find(store);
+	if (!mon->store) {
+		mx_err("unknown map store '%s'", store);
+		return 1;
+	}
+	r = mon->store->open(mon->loop, data, &mon->store_ctx);
+	if (r < 0)
+		return -mx_log_errno(r, "cannot open map store in %s", data);
+	r = mon->store->load(mon->store_ctx, &mon->map);
+	if (r == -ENOENT) {
+		struct mx_map *m = mx_map_new();
+		int st = 1;
+
+		if (!m || getrandom(m->fsid, sizeof(m->fsid), 0) != sizeof(m->fsid))
+			return 1;
+		m->mons = mx_xcalloc(1, sizeof(*m->mons));
+		m->n_mons = 1;
+		snprintf(m->mons[0].name, sizeof(m->mons[0].name), "%.63s", mon->name);
+		snprintf(m->mons[0].addr, sizeof(m->mons[0].addr), "%.63s", mon->addr);
+		m->epoch = 1;
+		m->modified_ms = mx_wall_ms();
+		(void)mon->store->commit(mon->store_ctx, m, store_init_done, &st);
+		if (st != 0) {
+			mx_map_free(m);
+			return -mx_log_errno(st < 0 ? st : -EIO, "cannot create the first map");
+		}
+		mon->map = m;
+		mx_info("created a new cluster map (epoch 1)");
+	} else if (r < 0) {
+		return -mx_log_errno(r, "cannot load the cluster map from %s", data);
+	} else {
+		mx_info("loaded cluster map epoch %llu", (unsigned long long)mon->map->epoch);
+	}
+	encode_current(mon);
+
+	r = mx_listen(mon->loop, &mon->server, mon->addr, on_connection, NULL, 0);
+	if (r < 0)
+		return -mx_log_errno(r, "cannot listen on %s", mon->addr);
+	mon->server.data = mon;
+	uv_signal_init(mon->loop, &mon->sigterm);
+	uv_signal_start(&mon->sigterm, on_signal, SIGTERM);
+	uv_signal_init(mon->loop, &mon->sigint);
+	uv_signal_start(&mon->sigint, on_signal, SIGINT);
+	mx_info("mon.%s serving on %s", mon->name, mon->addr);
+	uv_run(mon->loop, UV_RUN_DEFAULT);
+
+	mon->store->close(mon->store_ctx);
+	mx_map_free(mon->map);
+	mx_wbuf_free(&mon->map_enc);
+	(void)uv_loop_close(mon->loop);
+	mx_info("stopped");
+	return 0;
+}

@@ -1,0 +1,115 @@
+/*
+ * mixsan-osd's command line: parse options, then run the daemon.
+ */
+#include <getopt.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include "log.h"
+#include "map.h"
+#include "osd.h"
+
+static void usage(FILE *f)
+{
+	fputs("usage: mixsan-osd --data DIR --mon IP:PORT [--addr IP:PORT] [--id N]\n"
+	      "                  [--weight W] [--location 'host=H rack=R'] [--class C]\n"
+	      "                  [--log-level error|warn|info|debug]\n"
+	      "Stores MixSAN objects under DIR and serves them on IP:PORT\n"
+	      "(default 127.0.0.1:0, any free port).\n", f);
+}
+
+int main(int argc, char **argv)
+{
+	static const struct option opts[] = {
+		{"data", required_argument, NULL, 'd'},
+		{"mon", required_argument, NULL, 'm'},
+		{"addr", required_argument, NULL, 'a'},
+		{"id", required_argument, NULL, 'i'},
+		{"weight", required_argument, NULL, 'w'},
+		{"location", required_argument, NULL, 'L'},
+		{"class", required_argument, NULL, 'c'},
+		{"log-level", required_argument, NULL, 'l'},
+		{"help", no_argument, NULL, 'h'},
+		{0},
+	};
+	static const char *levels[] = {"error", "warn", "info", "debug"};
+	struct mx_osd_config cfg = {
+		.addr = "127.0.0.1:0",
+		.location = "",
+		.device_class = "",
+		.id = -1,
+	};
+	char hostloc[128];
+	struct mx_loc loc[MX_LOC_MAX];
+	uint8_t nloc;
+	int level = MX_LOG_INFO, c;
+	char *end;
+
+	while ((c = getopt_long(argc, argv, "d:m:a:i:w:L:c:l:h", opts, NULL)) != -1) {
+		switch (c) {
+		case 'd': cfg.data_dir = optarg; break;
+		case 'm': cfg.mon_addr = optarg; break;
+		case 'a': cfg.addr = optarg; break;
+		case 'i':
+			cfg.id = (int32_t)strtol(optarg, &end, 10);
+			if (*end || cfg.id < 0) {
+				fprintf(stderr, "mixsan-osd: bad id '%s'\n", optarg);
+				return 2;
+			}
+			break;
+		case 'w': {
+			double w = strtod(optarg, &end);
+
+			if (*end || !(w > 0.0) || w > 65535.0) {
+				fprintf(stderr, "mixsan-osd: bad weight '%s'\n", optarg);
+				return 2;
+			}
+			cfg.weight = (uint32_t)(w * (double)MX_WEIGHT_ONE + 0.5);
+			break;
+		}
+		case 'L': cfg.location = optarg; break;
+		case 'c':
+			if (*optarg && !mx_valid_name(optarg)) {
+				fprintf(stderr, "mixsan-osd: bad device class '%s'\n", optarg);
+				return 2;
+			}
+			cfg.device_class = optarg;
+			break;
+		case 'l':
+			level = -1;
+			for (int i = 0; i < 4; i++)
+				if (strcmp(optarg, levels[i]) == 0)
+					level = i;
+			if (level < 0) {
+				usage(stderr);
+				return 2;
+			}
+			break;
+		case 'h': usage(stdout); return 0;
+		default: usage(stderr); return 2;
+		}
+	}
+	if (!cfg.data_dir || !cfg.mon_addr || optind != argc) {
+		usage(stderr);
+		return 2;
+	}
+	if (!cfg.location[0]) {
+		char host[64] = "localhost";
+
+		(void)gethostname(host, sizeof(host) - 1);
+		for (char *p = host; *p; p++)
+			if (!mx_valid_name((char[]){*p, 0}))
+				*p = '-';
+		snprintf(hostloc, sizeof(hostloc), "host=%s", host);
+		cfg.location = hostloc;
+	}
+	if (mx_loc_parse(cfg.location, loc, &nloc) < 0) {
+		fprintf(stderr, "mixsan-osd: bad location '%s'\n", cfg.location);
+		return 2;
+	}
+	mx_log_init("mixsan-osd", level);
+	signal(SIGPIPE, SIG_IGN);
+	return mx_osd_run(&cfg) < 0 ? 1 : 0;
+}

@@ -1,0 +1,1505 @@
+/*
+ * mixsan-osd: the OSD daemon.
+ *
+ * One thread, one libuv loop, no locks.  The OSD listens for clients and
+ * for primaries of the PGs it replicates, keeps a connection to the
+ * monitor (booting and subscribing to map epochs), and keeps one outgoing
+ * connection per peer OSD it replicates to.
+ *
+ * NOTES ON THE REQUEST STATE MACHINE
+ *
+ * A client request (MX_MSG_OSD_OP) on the primary:
+ *
+ *   received --(map older than the client's)--> EAGAIN reply, client retries
+ *   received --(not primary in my map)--------> ESTALE reply with my epoch
+ *   received --(acting set < min_size)--------> EAGAIN reply
+ *   received --(reads)--> executed on committed state --> replied
+ *   received --(writes)--> planned (plan_write: logical ops become a
+ *       physical transaction with a new version) --> queued in the store and
+ *       sent to every other acting OSD (REPOP) --> waiting
+ *   waiting --(local commit: on_check)--> local_done
+ *   waiting --(REPOP_REPLY from each replica)--> acks
+ *   local_done and all acks --> replied (pop_finish)
+ *
+ * Invariants:
+ *  - A write is acknowledged to a client only when it is durable in the
+ *    store of every OSD of the acting set (local commit and every replica's
+ *    REPOP_REPLY, which a replica sends only after its own commit).
+ *  - The store never holds two staged transactions on one object: a request
+ *    touching an object with a staged transaction commits first
+ *    (flush_if_pending), so planning always reads committed state and a
+ *    read never sees an uncommitted write.
+ *  - Replication to one peer is in order: REPOPs go over one connection in
+ *    the order they were planned; after a reconnection the unacknowledged
+ *    ones are resent in the same order.  Replicated transactions are
+ *    physical (absolute bytes, sizes and versions), so a resent one that
+ *    was already applied changes nothing.
+ *  - A failed store commit (EIO, ENOSPC) stops the daemon: nothing that
+ *    store holds can be trusted until it is reopened and replayed.
+ *
+ * Recovery after failures (peering, backfill, failure detection) is a
+ * separate state machine, documented in docs/recovery.md once it exists;
+ * until then a write waits for every acting OSD, retrying the connection,
+ * so a restarted replica receives every write it missed.
+ */
+#include "osd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+
+#include "list.h"
+#include "log.h"
+#include "map.h"
+#include "msg.h"
+#include "net.h"
+#include "placement.h"
+#include "store.h"
+#include "util.h"
+
+#define DEDUP_SLOTS 4096
+#define PG_BUCKETS 4096
+#define LIST_MAX_ENTRIES 4096
+#define LIST_MAX_BYTES (1u << 20)
+#define MON_RETRY_MS 500
+#define PEER_RETRY_MS 200
+
+/* An accepted connection: a client or a primary replicating to us.
+ * Reference-counted: requests in flight hold a reference so their reply can
+ * find out whether the connection is still there. */
+struct session {
+	struct mx_conn *conn; /* NULL once closed */
+	int refs;
+};
+
+/* An outgoing connection to a peer OSD, for replication. */
+struct peer {
+	int32_t id;
+	struct mx_conn *conn;
+	bool connected;
+	char addr[MX_ADDR_MAX];
+	uint64_t incarnation;
+	struct mx_list pending; /* struct repop_out, in send order */
+	uv_timer_t retry;
+	bool timer_init;
+};
+
+/* A client write in progress on the primary. */
+struct pop {
+	struct mx_list commit_link; /* in osd->commit_pops while !local_done */
+	struct session *s;
+	uint64_t tid;
+	uint64_t client_id;
+	int waiting;     /* replica acknowledgements still to come */
+	bool local_done; /* committed in our store */
+	int status;      /* first error, or 0 */
+	struct mx_version ver;
+	uint8_t n_ops;
+	int32_t rvals[MX_MSG_MAX_OPS];
+	uint8_t *repop;  /* From malloc(): the encoded REPOP payload */
+	size_t repop_len;
+	int refs;        /* repop_out entries + 1 while not finished */
+};
+
+struct repop_out {
+	struct mx_list link;
+	struct pop *pop;
+	uint64_t tid;
+};
+
+/* A replica's reply waiting for its commit. */
+struct rwait {
+	struct mx_list link;
+	struct session *s;
+	uint64_t tid;
+};
+
+struct pgstate {
+	struct pgstate *next;
+	int32_t pool;
+	uint32_t pg;
+	uint64_t last_seq;
+};
+
+struct dedup {
+	uint64_t client_id, tid;
+	int32_t status;
+	struct mx_version ver;
+	uint8_t n_ops;
+	int32_t rvals[MX_MSG_MAX_OPS];
+};
+
+struct osd {
+	const struct mx_osd_config *cfg;
+	uv_loop_t *loop;
+	uv_tcp_t server;
+	uv_check_t check;
+	uv_signal_t sigterm, sigint;
+	uv_timer_t mon_timer;
+	char addr[MX_ADDR_MAX]; /* bound address, announced to the monitor */
+	char store_dir[4096];
+	int32_t id;
+	uint8_t uuid[16];
+	struct mx_store *store;
+	struct mx_map *map;        /* newest map; owned */
+	struct mx_placement *pl;   /* of map; owned */
+	struct mx_conn *mon;
+	bool mon_connected;
+	bool booted;
+	bool booting;
+	bool stopping;
+	uint64_t next_tid;
+	struct peer **peers; /* indexed by OSD id; n_peers entries */
+	uint32_t n_peers;
+	struct mx_list commit_pops;   /* struct pop waiting for the local commit */
+	struct mx_list commit_rwaits; /* struct rwait waiting for the local commit */
+	struct pgstate *pgs[PG_BUCKETS];
+	struct dedup *dedup; /* DEDUP_SLOTS entries */
+};
+
+static struct osd g_osd;
+
+static void peer_kick(struct osd *osd, struct peer *p);
+static void mon_connect(struct osd *osd);
+
+/* Sessions -------------------------------------------------------------- */
+
+static void session_put(struct session *s)
+{
+	if (--s->refs == 0)
+		free(s);
+}
+
+static int session_send(struct session *s, uint16_t type, uint64_t tid, struct mx_wbuf *w)
+{
+	if (!s->conn) {
+		mx_wbuf_free(w);
+		return -ENOTCONN;
+	}
+	return mx_conn_send(s->conn, type, tid, w);
+}
+
+/* PG state --------------------------------------------------------------- */
+
+static struct pgstate *pg_get(struct osd *osd, int32_t pool, uint32_t pg)
+{
+	uint64_t h = mx_hash64(&pg, sizeof(pg), (uint64_t)(uint32_t)pool) % PG_BUCKETS;
+	struct pgstate *s;
+
+	for (s = osd->pgs[h]; s; s = s->next)
+		if (s->pool == pool && s->pg == pg)
+			return s;
+	s = mx_xcalloc(1, sizeof(*s));
+	s->pool = pool;
+	s->pg = pg;
+	s->last_seq = mx_store_pg_last(osd->store, pool, pg).seq;
+	s->next = osd->pgs[h];
+	osd->pgs[h] = s;
+	return s;
+}
+
+/* Store commits ----------------------------------------------------------- */
+
+static void fatal_store(int r)
+{
+	mx_err("object store commit failed: %s; stopping (restart replays the log)",
+	       strerror(-r));
+	exit(1);
+}
+
+static void pop_finish(struct osd *osd, struct pop *p);
+
+/* Commit everything staged, then release what waited for it. */
+static void commit_now(struct osd *osd)
+{
+	struct mx_list pops, rwaits, *pos, *tmp;
+	int r;
+
+	if (mx_store_pending_count(osd->store) == 0)
+		return;
+	r = mx_store_commit(osd->store);
+	if (r < 0)
+		fatal_store(r);
+	mx_list_init(&pops);
+	mx_list_init(&rwaits);
+	mx_list_splice_tail(&pops, &osd->commit_pops);
+	mx_list_splice_tail(&rwaits, &osd->commit_rwaits);
+	mx_list_for_each_safe(pos, tmp, &rwaits) {
+		struct rwait *w = mx_list_entry(pos, struct rwait, link);
+		struct mx_wbuf b;
+		struct mx_msg_repop_reply rr = {.status = 0,
+						.epoch = osd->map ? osd->map->epoch : 0};
+
+		mx_list_del(pos);
+		mx_wbuf_init(&b);
+		mx_enc_repop_reply(&b, &rr);
+		(void)session_send(w->s, MX_MSG_OSD_REPOP_REPLY, w->tid, &b);
+		session_put(w->s);
+		free(w);
+	}
+	mx_list_for_each_safe(pos, tmp, &pops) {
+		struct pop *p = mx_list_entry(pos, struct pop, commit_link);
+
+		mx_list_del(pos);
+		p->local_done = true;
+		if (p->waiting == 0)
+			pop_finish(osd, p);
+	}
+}
+
+static void flush_if_pending(struct osd *osd, const struct mx_objkey *key)
+{
+	if (mx_store_pending(osd->store, key))
+		commit_now(osd);
+}
+
+/* Runs once per loop iteration after I/O: group commit. */
+static void on_check(uv_check_t *h)
+{
+	commit_now(h->data);
+}
+
+/* Replies ----------------------------------------------------------------- */
+
+static void reply_status(struct osd *osd, struct session *s, uint64_t tid, int err)
+{
+	struct mx_wbuf w;
+
+	mx_wbuf_init(&w);
+	mx_enc_osd_op_reply_head(&w, mx_errno_to_wire(err), osd->map ? osd->map->epoch : 0, 0,
+				 0, 0);
+	(void)session_send(s, MX_MSG_OSD_OP_REPLY, tid, &w);
+}
+
+static struct dedup *dedup_slot(struct osd *osd, uint64_t client_id, uint64_t tid)
+{
+	uint64_t k[2] = {client_id, tid};
+
+	return &osd->dedup[mx_hash64(k, sizeof(k), 0) % DEDUP_SLOTS];
+}
+
+static void pop_unref(struct pop *p)
+{
+	if (--p->refs == 0) {
+		free(p->repop);
+		free(p);
+	}
+}
+
+static void pop_finish(struct osd *osd, struct pop *p)
+{
+	struct mx_wbuf w;
+	struct dedup *d;
+
+	if (p->status == 0) {
+		d = dedup_slot(osd, p->client_id, p->tid);
+		d->client_id = p->client_id;
+		d->tid = p->tid;
+		d->status = 0;
+		d->ver = p->ver;
+		d->n_ops = p->n_ops;
+		memcpy(d->rvals, p->rvals, sizeof(d->rvals));
+	}
+	mx_wbuf_init(&w);
+	mx_enc_osd_op_reply_head(&w, mx_errno_to_wire(p->status), osd->map->epoch,
+				 p->ver.epoch, p->ver.seq, p->status ? 0 : p->n_ops);
+	for (uint8_t i = 0; !p->status && i < p->n_ops; i++)
+		mx_enc_osd_op_result(&w, p->rvals[i], NULL, 0);
+	(void)session_send(p->s, MX_MSG_OSD_OP_REPLY, p->tid, &w);
+	session_put(p->s);
+	p->s = NULL;
+	pop_unref(p);
+}
+
+/* Reads ------------------------------------------------------------------- */
+
+static bool reserved_xattr(const char *name)
+{
+	return strncmp(name, MX_XATTR_RESERVED, strlen(MX_XATTR_RESERVED)) == 0;
+}
+
+static int list_xattr_cb(void *arg, const char *xname, const void *value, uint32_t len)
+{
+	struct mx_wbuf *w = arg;
+
+	if (reserved_xattr(xname))
+		return 0;
+	mx_put_str(w, xname);
+	mx_put_blob(w, value, len);
+	return w->err;
+}
+
+static int count_xattr_cb(void *arg, const char *xname, const void *value, uint32_t len)
+{
+	(void)value;
+	(void)len;
+	if (!reserved_xattr(xname))
+		(*(uint32_t *)arg)++;
+	return 0;
+}
+
+static void do_reads(struct osd *osd, struct session *s, uint64_t tid,
+		     const struct mx_msg_osd_op *m, const struct mx_objkey *key)
+{
+	struct mx_obj_stat st;
+	struct mx_wbuf w;
+	int r = mx_store_stat(osd->store, key, &st);
+
+	if (r < 0) {
+		reply_status(osd, s, tid, r);
+		return;
+	}
+	mx_wbuf_init(&w);
+	mx_enc_osd_op_reply_head(&w, 0, osd->map->epoch, st.version.epoch, st.version.seq,
+				 m->n_ops);
+	for (uint8_t i = 0; i < m->n_ops; i++) {
+		const struct mx_osd_op *o = &m->ops[i];
+
+		switch (o->op) {
+		case MX_OP_READ: {
+			uint32_t len = o->len, got = 0;
+			size_t at;
+			uint8_t *dst;
+
+			if (o->off >= st.size)
+				len = 0;
+			else if (o->off + len > st.size)
+				len = (uint32_t)(st.size - o->off);
+			dst = mx_enc_osd_op_result_reserve(&w, 0, len, &at);
+			if (!dst) {
+				r = -ENOMEM;
+				goto fail;
+			}
+			r = len ? mx_store_read(osd->store, key, o->off, len, dst, &got) : 0;
+			if (r < 0) {
+				if (r == -EIO)
+					mx_err("checksum mismatch reading pool %d pg %u object "
+					       "'%.*s' at %" PRIu64 "+%u",
+					       key->pool, key->pg, (int)key->name_len, key->name,
+					       o->off, len);
+				goto fail;
+			}
+			mx_enc_osd_op_result_finish(&w, at, 0, got);
+			break;
+		}
+		case MX_OP_STAT: {
+			struct mx_wbuf sb;
+			struct mx_osd_stat os = {
+				.size = st.size,
+				.ver_epoch = st.version.epoch,
+				.ver_seq = st.version.seq,
+				.mtime_ms = st.mtime_ms,
+			};
+
+			mx_wbuf_init(&sb);
+			mx_osd_stat_encode(&sb, &os);
+			mx_enc_osd_op_result(&w, 0, sb.data, (uint32_t)sb.len);
+			mx_wbuf_free(&sb);
+			break;
+		}
+		case MX_OP_GETXATTR: {
+			void *val = NULL;
+			uint32_t len = 0;
+
+			r = reserved_xattr(o->xname)
+				    ? -ENODATA
+				    : mx_store_getxattr(osd->store, key, o->xname, &val, &len);
+			if (r == -ENODATA) {
+				mx_enc_osd_op_result(&w, mx_errno_to_wire(r), NULL, 0);
+				break;
+			}
+			if (r < 0)
+				goto fail;
+			mx_enc_osd_op_result(&w, 0, val, len);
+			free(val);
+			break;
+		}
+		case MX_OP_LISTXATTRS: {
+			struct mx_wbuf lb;
+			uint32_t n = 0;
+
+			mx_wbuf_init(&lb);
+			(void)mx_store_listxattrs(osd->store, key, count_xattr_cb, &n);
+			mx_put_u32(&lb, n);
+			r = mx_store_listxattrs(osd->store, key, list_xattr_cb, &lb);
+			if (r < 0 || lb.err) {
+				r = r < 0 ? r : lb.err;
+				mx_wbuf_free(&lb);
+				goto fail;
+			}
+			mx_enc_osd_op_result(&w, 0, lb.data, (uint32_t)lb.len);
+			mx_wbuf_free(&lb);
+			break;
+		}
+		default:
+			r = -EINVAL;
+			goto fail;
+		}
+	}
+	(void)session_send(s, MX_MSG_OSD_OP_REPLY, tid, &w);
+	return;
+fail:
+	mx_wbuf_free(&w);
+	reply_status(osd, s, tid, r);
+}
+
+/* Writes ------------------------------------------------------------------ */
+
+/* The identities of the last REQS_KEEP write requests applied to an
+ * object, kept in its attribute REQS_XATTR and updated in the same
+ * transaction as each write: a client resending a request after the primary
+ * died finds it there and is answered without a second application.  The
+ * window covers a client's requests in flight on one object. */
+#define REQS_XATTR MX_XATTR_RESERVED "reqs"
+#define REQS_KEEP 32
+
+struct reqs {
+	uint8_t buf[REQS_KEEP * 16];
+	uint32_t len;
+};
+
+static void reqs_load(struct osd *osd, const struct mx_objkey *key, struct reqs *r)
+{
+	void *v = NULL;
+	uint32_t len = 0;
+
+	r->len = 0;
+	if (mx_store_getxattr(osd->store, key, REQS_XATTR, &v, &len) == 0 &&
+	    len <= sizeof(r->buf) && len % 16 == 0) {
+		memcpy(r->buf, v, len);
+		r->len = len;
+	}
+	free(v);
+}
+
+static bool reqs_has(const struct reqs *r, uint64_t client_id, uint64_t tid)
+{
+	uint8_t k[16];
+
+	memcpy(k, &client_id, 8);
+	memcpy(k + 8, &tid, 8);
+	for (uint32_t off = 0; off < r->len; off += 16)
+		if (memcmp(r->buf + off, k, 16) == 0)
+			return true;
+	return false;
+}
+
+static void reqs_add(struct reqs *r, uint64_t client_id, uint64_t tid)
+{
+	if (r->len == sizeof(r->buf)) {
+		memmove(r->buf, r->buf + 16, r->len - 16);
+		r->len -= 16;
+	}
+	memcpy(r->buf + r->len, &client_id, 8);
+	memcpy(r->buf + r->len + 8, &tid, 8);
+	r->len += 16;
+}
+
+/* Turn the logical ops of a request into one physical transaction on the
+ * committed state of the object.  Fills txops (at most MX_TXN_MAX_OPS
+ * entries) and rvals; returns the op count or a negative errno (nothing
+ * changes). */
+static int plan_write(struct osd *osd, const struct mx_msg_osd_op *m, uint64_t tid,
+		      const struct mx_objkey *key, struct reqs *reqs,
+		      struct mx_txn_op *txops, int32_t *rvals)
+{
+	struct mx_obj_stat st;
+	bool exists = mx_store_stat(osd->store, key, &st) == 0;
+	uint64_t size = exists ? st.size : 0;
+	int n = 0;
+
+	for (uint8_t i = 0; i < m->n_ops; i++) {
+		const struct mx_osd_op *o = &m->ops[i];
+		struct mx_txn_op *t = &txops[n];
+
+		memset(t, 0, sizeof(*t));
+		rvals[i] = 0;
+		switch (o->op) {
+		case MX_OP_WRITE:
+			if (o->off > MX_OBJ_SIZE_MAX || o->data_len > MX_OBJ_SIZE_MAX - o->off)
+				return -EFBIG;
+			t->type = MX_TXN_WRITE;
+			t->off = o->off;
+			t->data = o->data;
+			t->len = o->data_len;
+			if (o->data_len == 0)
+				t->type = MX_TXN_CREATE; /* creates, never extends */
+			else
+				size = MX_MAX(size, o->off + o->data_len);
+			exists = true;
+			n++;
+			break;
+		case MX_OP_WRITEFULL:
+			t->type = MX_TXN_TRUNCATE;
+			t->size = 0;
+			n++;
+			t = &txops[n];
+			memset(t, 0, sizeof(*t));
+			t->type = o->data_len ? MX_TXN_WRITE : MX_TXN_CREATE;
+			t->off = 0;
+			t->data = o->data;
+			t->len = o->data_len;
+			size = o->data_len;
+			exists = true;
+			n++;
+			break;
+		case MX_OP_APPEND:
+			if (o->data_len > MX_OBJ_SIZE_MAX - size)
+				return -EFBIG;
+			t->type = o->data_len ? MX_TXN_WRITE : MX_TXN_CREATE;
+			t->off = size;
+			t->data = o->data;
+			t->len = o->data_len;
+			size += o->data_len;
+			exists = true;
+			n++;
+			break;
+		case MX_OP_TRUNCATE:
+			if (o->off > MX_OBJ_SIZE_MAX)
+				return -EFBIG;
+			t->type = MX_TXN_TRUNCATE;
+			t->size = o->off;
+			size = o->off;
+			exists = true;
+			n++;
+			break;
+		case MX_OP_REMOVE:
+			if (!exists)
+				return -ENOENT;
+			t->type = MX_TXN_REMOVE;
+			size = 0;
+			exists = false;
+			n++;
+			break;
+		case MX_OP_CREATE:
+			if (exists && (o->flags & MX_OP_FLAG_EXCL))
+				return -EEXIST;
+			t->type = MX_TXN_CREATE;
+			exists = true;
+			n++;
+			break;
+		case MX_OP_SETXATTR:
+			if (!o->xname[0] || strlen(o->xname) > MX_XATTR_NAME_MAX ||
+			    o->data_len > MX_XATTR_VALUE_MAX || reserved_xattr(o->xname))
+				return -EINVAL;
+			t->type = MX_TXN_SETXATTR;
+			t->xname = o->xname;
+			t->data = o->data;
+			t->len = o->data_len;
+			exists = true;
+			n++;
+			break;
+		case MX_OP_RMXATTR: {
+			void *v = NULL;
+			uint32_t l;
+			int r;
+
+			if (reserved_xattr(o->xname))
+				return -EINVAL;
+			if (!exists)
+				return -ENOENT;
+			if (i == 0) {
+				r = mx_store_getxattr(osd->store, key, o->xname, &v, &l);
+				free(v);
+				if (r < 0)
+					return r;
+			}
+			t->type = MX_TXN_RMXATTR;
+			t->xname = o->xname;
+			n++;
+			break;
+		}
+		default:
+			return -EINVAL;
+		}
+	}
+	if (exists && m->client_id) {
+		/* Record the request's identity with the object, in the same
+		 * transaction, so a resend after a crash is recognised. */
+		struct mx_txn_op *t = &txops[n++];
+
+		memset(t, 0, sizeof(*t));
+		t->type = MX_TXN_SETXATTR;
+		t->xname = REQS_XATTR;
+		reqs_add(reqs, m->client_id, tid);
+		t->data = reqs->buf;
+		t->len = reqs->len;
+	}
+	return n;
+}
+
+static void encode_repop(struct mx_wbuf *w, const struct mx_msg_osd_op *m,
+			 const struct mx_txn *txn, uint64_t epoch)
+{
+	struct mx_msg_repop rp;
+
+	memset(&rp, 0, sizeof(rp));
+	rp.epoch = epoch;
+	rp.pool = m->pool;
+	rp.pg = m->pg;
+	rp.name = m->name;
+	rp.name_len = m->name_len;
+	rp.ver_epoch = txn->version.epoch;
+	rp.ver_seq = txn->version.seq;
+	rp.n_ops = (uint8_t)txn->n_ops;
+	for (uint32_t i = 0; i < txn->n_ops; i++) {
+		rp.ops[i].type = txn->ops[i].type;
+		rp.ops[i].off = txn->ops[i].off;
+		rp.ops[i].size = txn->ops[i].size;
+		rp.ops[i].xname = txn->ops[i].xname;
+		rp.ops[i].data = txn->ops[i].data;
+		rp.ops[i].data_len = txn->ops[i].len;
+	}
+	mx_enc_repop(w, &rp);
+}
+
+static struct peer *peer_get(struct osd *osd, int32_t id)
+{
+	struct peer *p;
+
+	if ((uint32_t)id >= osd->n_peers) {
+		uint32_t n = (uint32_t)id + 1;
+		struct peer **np = realloc(osd->peers, n * sizeof(*np));
+
+		if (!np)
+			return NULL;
+		memset(np + osd->n_peers, 0, (n - osd->n_peers) * sizeof(*np));
+		osd->peers = np;
+		osd->n_peers = n;
+	}
+	p = osd->peers[id];
+	if (!p) {
+		p = mx_xcalloc(1, sizeof(*p));
+		p->id = id;
+		mx_list_init(&p->pending);
+		osd->peers[id] = p;
+	}
+	return p;
+}
+
+static void repop_send(struct osd *osd, struct peer *p, struct repop_out *ro)
+{
+	struct mx_wbuf w;
+	uint8_t *d;
+
+	if (!p->conn)
+		return;
+	mx_wbuf_init(&w);
+	d = mx_wbuf_reserve(&w, ro->pop->repop_len);
+	if (d) {
+		memcpy(d, ro->pop->repop, ro->pop->repop_len);
+		w.len = ro->pop->repop_len;
+	}
+	(void)mx_conn_send(p->conn, MX_MSG_OSD_REPOP, ro->tid, &w);
+	(void)osd;
+}
+
+static void do_writes(struct osd *osd, struct session *s, uint64_t tid,
+		      const struct mx_msg_osd_op *m, const struct mx_objkey *key,
+		      const int32_t *acting, int n_acting)
+{
+	struct mx_txn_op txops[MX_TXN_MAX_OPS];
+	struct mx_txn txn;
+	struct pgstate *pgs;
+	struct reqs reqs;
+	struct dedup *d;
+	struct mx_wbuf w;
+	struct pop *p;
+	int n, r;
+
+	d = dedup_slot(osd, m->client_id, tid);
+	if (m->client_id && d->client_id == m->client_id && d->tid == tid) {
+		/* A resend of a request we completed: same answer again. */
+		mx_wbuf_init(&w);
+		mx_enc_osd_op_reply_head(&w, d->status, osd->map->epoch, d->ver.epoch,
+					 d->ver.seq, d->n_ops);
+		for (uint8_t i = 0; i < d->n_ops; i++)
+			mx_enc_osd_op_result(&w, d->rvals[i], NULL, 0);
+		(void)session_send(s, MX_MSG_OSD_OP_REPLY, tid, &w);
+		return;
+	}
+	reqs_load(osd, key, &reqs);
+	if (m->client_id && reqs_has(&reqs, m->client_id, tid)) {
+		/* Applied before a crash, its reply lost: succeed again. */
+		struct mx_obj_stat st;
+
+		memset(&st, 0, sizeof(st));
+		(void)mx_store_stat(osd->store, key, &st);
+		mx_wbuf_init(&w);
+		mx_enc_osd_op_reply_head(&w, 0, osd->map->epoch, st.version.epoch, st.version.seq,
+					 m->n_ops);
+		for (uint8_t i = 0; i < m->n_ops; i++)
+			mx_enc_osd_op_result(&w, 0, NULL, 0);
+		(void)session_send(s, MX_MSG_OSD_OP_REPLY, tid, &w);
+		return;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p) {
+		reply_status(osd, s, tid, -ENOMEM);
+		return;
+	}
+	n = plan_write(osd, m, tid, key, &reqs, txops, p->rvals);
+	if (n < 0) {
+		free(p);
+		reply_status(osd, s, tid, n);
+		return;
+	}
+	pgs = pg_get(osd, m->pool, m->pg);
+	memset(&txn, 0, sizeof(txn));
+	txn.key = *key;
+	txn.version.epoch = osd->map->epoch;
+	txn.version.seq = pgs->last_seq + 1;
+	txn.n_ops = (uint32_t)n;
+	txn.ops = txops;
+	r = mx_store_queue(osd->store, &txn);
+	if (r < 0) {
+		free(p);
+		reply_status(osd, s, tid, r);
+		return;
+	}
+	pgs->last_seq++;
+	p->s = s;
+	s->refs++;
+	p->tid = tid;
+	p->client_id = m->client_id;
+	p->ver = txn.version;
+	p->n_ops = m->n_ops;
+	p->refs = 1;
+	mx_list_add_tail(&osd->commit_pops, &p->commit_link);
+	if (n_acting > 1) {
+		mx_wbuf_init(&w);
+		encode_repop(&w, m, &txn, osd->map->epoch);
+		if (w.err) {
+			/* Queued locally already: fail loudly rather than diverge. */
+			mx_err("cannot encode a replicated write: out of memory");
+			exit(1);
+		}
+		p->repop = w.data;
+		p->repop_len = w.len;
+		for (int i = 1; i < n_acting; i++) {
+			struct peer *pe = peer_get(osd, acting[i]);
+			struct repop_out *ro = calloc(1, sizeof(*ro));
+
+			if (!pe || !ro) {
+				mx_err("out of memory replicating a write");
+				exit(1);
+			}
+			ro->pop = p;
+			ro->tid = ++osd->next_tid;
+			p->refs++;
+			p->waiting++;
+			mx_list_add_tail(&pe->pending, &ro->link);
+			if (pe->conn)
+				repop_send(osd, pe, ro);
+			else
+				peer_kick(osd, pe);
+		}
+	}
+}
+
+/* Client requests --------------------------------------------------------- */
+
+static void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payload,
+		      uint32_t len)
+{
+	struct mx_msg_osd_op m;
+	const struct mx_pool *pool;
+	struct mx_objkey key;
+	int32_t acting[MX_MAX_SIZE];
+	int n, r;
+
+	r = mx_dec_osd_op(payload, len, &m);
+	if (r < 0) {
+		mx_warn("%s: malformed OSD request", s->conn->peer);
+		reply_status(osd, s, tid, -EBADMSG);
+		return;
+	}
+	if (!osd->map || !osd->booted || m.epoch > osd->map->epoch) {
+		reply_status(osd, s, tid, -EAGAIN);
+		return;
+	}
+	pool = mx_map_pool_by_id(osd->map, m.pool);
+	if (!pool) {
+		reply_status(osd, s, tid, -ENOENT);
+		return;
+	}
+	if (m.pg >= pool->pg_num) {
+		reply_status(osd, s, tid, -EINVAL);
+		return;
+	}
+	n = mx_pg_acting(osd->pl, osd->map, pool, m.pg, acting, MX_MAX_SIZE);
+	if (n <= 0 || acting[0] != osd->id) {
+		reply_status(osd, s, tid, -ESTALE);
+		return;
+	}
+	if (n < pool->min_size) {
+		reply_status(osd, s, tid, -EAGAIN);
+		return;
+	}
+	key.pool = m.pool;
+	key.pg = m.pg;
+	key.name = m.name;
+	key.name_len = m.name_len;
+	flush_if_pending(osd, &key);
+	if (mx_op_is_write(m.ops[0].op))
+		do_writes(osd, s, tid, &m, &key, acting, n);
+	else
+		do_reads(osd, s, tid, &m, &key);
+}
+
+struct list_ctx {
+	struct mx_wbuf *w;
+	uint32_t n, max;
+	bool more;
+};
+
+static int list_cb(void *arg, const struct mx_objkey *key, const struct mx_obj_stat *st)
+{
+	struct list_ctx *lc = arg;
+	struct mx_list_entry e = {
+		.name = key->name,
+		.name_len = key->name_len,
+		.size = st->size,
+		.ver_epoch = st->version.epoch,
+		.ver_seq = st->version.seq,
+	};
+
+	if (lc->n >= lc->max || lc->w->len > LIST_MAX_BYTES) {
+		lc->more = true;
+		return 1;
+	}
+	mx_enc_list_reply_entry(lc->w, &e);
+	lc->n++;
+	return 0;
+}
+
+static void handle_list(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payload,
+			uint32_t len)
+{
+	struct mx_msg_osd_list m;
+	const struct mx_pool *pool;
+	struct list_ctx lc;
+	struct mx_wbuf w;
+	int32_t acting[MX_MAX_SIZE];
+	size_t at;
+	int n, r;
+
+	r = mx_dec_osd_list(payload, len, &m);
+	if (r < 0) {
+		mx_warn("%s: malformed list request", s->conn->peer);
+		(void)mx_conn_send_error(s->conn, tid, -EBADMSG, "malformed list request");
+		return;
+	}
+	mx_wbuf_init(&w);
+	if (!osd->map || !osd->booted || m.epoch > osd->map->epoch) {
+		r = -EAGAIN;
+		goto fail;
+	}
+	pool = mx_map_pool_by_id(osd->map, m.pool);
+	if (!pool || m.pg >= pool->pg_num) {
+		r = -ENOENT;
+		goto fail;
+	}
+	n = mx_pg_acting(osd->pl, osd->map, pool, m.pg, acting, MX_MAX_SIZE);
+	if (n <= 0 || acting[0] != osd->id) {
+		r = -ESTALE;
+		goto fail;
+	}
+	commit_now(osd);
+	at = mx_enc_list_reply_begin(&w, 0, osd->map->epoch);
+	lc.w = &w;
+	lc.n = 0;
+	lc.max = m.max && m.max < LIST_MAX_ENTRIES ? m.max : LIST_MAX_ENTRIES;
+	lc.more = false;
+	r = mx_store_list(osd->store, m.pool, m.pg, m.cursor_len ? m.cursor : NULL,
+			  m.cursor_len, list_cb, &lc);
+	if (r < 0) {
+		mx_wbuf_reset(&w);
+		goto fail;
+	}
+	mx_enc_list_reply_end(&w, at, lc.n, !lc.more);
+	(void)session_send(s, MX_MSG_OSD_LIST_REPLY, tid, &w);
+	return;
+fail:
+	at = mx_enc_list_reply_begin(&w, mx_errno_to_wire(r), osd->map ? osd->map->epoch : 0);
+	mx_enc_list_reply_end(&w, at, 0, true);
+	(void)session_send(s, MX_MSG_OSD_LIST_REPLY, tid, &w);
+}
+
+/* Replica side ------------------------------------------------------------- */
+
+static void handle_repop(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payload,
+			 uint32_t len)
+{
+	struct mx_msg_repop m;
+	struct mx_txn_op txops[MX_TXN_MAX_OPS];
+	struct mx_txn txn;
+	struct pgstate *pgs;
+	struct rwait *w;
+	int r;
+
+	r = mx_dec_repop(payload, len, &m);
+	if (r < 0) {
+		mx_warn("%s: malformed replicated write", s->conn->peer);
+		(void)mx_conn_send_error(s->conn, tid, -EBADMSG, "malformed replicated write");
+		return;
+	}
+	memset(&txn, 0, sizeof(txn));
+	txn.key.pool = m.pool;
+	txn.key.pg = m.pg;
+	txn.key.name = m.name;
+	txn.key.name_len = m.name_len;
+	txn.version.epoch = m.ver_epoch;
+	txn.version.seq = m.ver_seq;
+	txn.n_ops = m.n_ops;
+	txn.ops = txops;
+	for (uint8_t i = 0; i < m.n_ops; i++) {
+		memset(&txops[i], 0, sizeof(txops[i]));
+		txops[i].type = m.ops[i].type;
+		txops[i].off = m.ops[i].off;
+		txops[i].size = m.ops[i].size;
+		txops[i].xname = m.ops[i].xname;
+		txops[i].data = m.ops[i].data;
+		txops[i].len = m.ops[i].data_len;
+	}
+	flush_if_pending(osd, &txn.key);
+	r = mx_store_queue(osd->store, &txn);
+	if (r < 0) {
+		struct mx_wbuf b;
+		struct mx_msg_repop_reply rr = {.status = mx_errno_to_wire(r),
+						.epoch = osd->map ? osd->map->epoch : 0};
+
+		mx_warn("%s: replicated write refused: %s", s->conn->peer, strerror(-r));
+		mx_wbuf_init(&b);
+		mx_enc_repop_reply(&b, &rr);
+		(void)session_send(s, MX_MSG_OSD_REPOP_REPLY, tid, &b);
+		return;
+	}
+	if (osd->store) {
+		pgs = pg_get(osd, m.pool, m.pg);
+		if (m.ver_seq > pgs->last_seq)
+			pgs->last_seq = m.ver_seq;
+	}
+	w = mx_xcalloc(1, sizeof(*w));
+	w->s = s;
+	s->refs++;
+	w->tid = tid;
+	mx_list_add_tail(&osd->commit_rwaits, &w->link);
+}
+
+/* Primary side of replication: replies from peers. */
+static void peer_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *payload)
+{
+	struct peer *p = c->owner_data;
+	struct osd *osd = c->owner;
+	struct mx_msg_repop_reply rr;
+	struct mx_list *pos, *tmp;
+
+	if (h->type != MX_MSG_OSD_REPOP_REPLY || mx_dec_repop_reply(payload, h->len, &rr) < 0) {
+		mx_warn("osd.%d: unexpected message type %u from a peer", p->id, h->type);
+		mx_conn_close(c, -EPROTO);
+		return;
+	}
+	mx_list_for_each_safe(pos, tmp, &p->pending) {
+		struct repop_out *ro = mx_list_entry(pos, struct repop_out, link);
+		struct pop *op = ro->pop;
+
+		if (ro->tid != h->tid)
+			continue;
+		mx_list_del(pos);
+		if (rr.status) {
+			mx_err("osd.%d refused a replicated write: %s", p->id,
+			       strerror(-mx_wire_to_errno(rr.status)));
+			if (!op->status)
+				op->status = -EIO;
+		}
+		op->waiting--;
+		free(ro);
+		if (op->waiting == 0 && op->local_done && op->s)
+			pop_finish(osd, op);
+		pop_unref(op);
+		return;
+	}
+}
+
+static void peer_retry_cb(uv_timer_t *t)
+{
+	struct peer *p = t->data;
+
+	peer_kick(&g_osd, p);
+}
+
+static void peer_on_close(struct mx_conn *c, int err)
+{
+	struct peer *p = c->owner_data;
+	struct osd *osd = c->owner;
+
+	if (p->conn == c) {
+		p->conn = NULL;
+		p->connected = false;
+	}
+	if (osd->stopping)
+		return;
+	if (!mx_list_empty(&p->pending)) {
+		mx_info("osd.%d: connection lost (%s); %s", p->id,
+			err ? uv_strerror(err) : "closed", "retrying");
+		if (!p->timer_init) {
+			uv_timer_init(osd->loop, &p->retry);
+			p->retry.data = p;
+			p->timer_init = true;
+		}
+		uv_timer_start(&p->retry, peer_retry_cb, PEER_RETRY_MS, 0);
+	}
+}
+
+static void peer_on_connect(struct mx_conn *c)
+{
+	struct peer *p = c->owner_data;
+
+	p->connected = true;
+}
+
+static const struct mx_conn_ops peer_ops = {
+	.on_msg = peer_on_msg,
+	.on_close = peer_on_close,
+	.on_connect = peer_on_connect,
+};
+
+/* Make sure a connection to p exists, at its address in the current map,
+ * and (re)send everything unacknowledged in order. */
+static void peer_kick(struct osd *osd, struct peer *p)
+{
+	const struct mx_osd_info *o = mx_map_osd(osd->map, p->id);
+	struct mx_list *pos, *tmp;
+	struct mx_conn *c;
+
+	if (p->conn || !o || !o->up || osd->stopping)
+		return;
+	if (mx_conn_connect(osd->loop, o->addr, &peer_ops, osd, &c) < 0) {
+		if (!p->timer_init) {
+			uv_timer_init(osd->loop, &p->retry);
+			p->retry.data = p;
+			p->timer_init = true;
+		}
+		uv_timer_start(&p->retry, peer_retry_cb, PEER_RETRY_MS, 0);
+		return;
+	}
+	c->owner_data = p;
+	p->conn = c;
+	snprintf(p->addr, sizeof(p->addr), "%s", o->addr);
+	p->incarnation = o->incarnation;
+	mx_list_for_each_safe(pos, tmp, &p->pending)
+		repop_send(osd, p, mx_list_entry(pos, struct repop_out, link));
+}
+
+/* Incoming connections ----------------------------------------------------- */
+
+static void on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *payload)
+{
+	struct session *s = c->owner_data;
+	struct osd *osd = c->owner;
+
+	switch (h->type) {
+	case MX_MSG_OSD_OP:
+		handle_op(osd, s, h->tid, payload, h->len);
+		return;
+	case MX_MSG_OSD_REPOP:
+		handle_repop(osd, s, h->tid, payload, h->len);
+		return;
+	case MX_MSG_OSD_LIST:
+		handle_list(osd, s, h->tid, payload, h->len);
+		return;
+	case MX_MSG_PING: {
+		struct mx_wbuf w;
+
+		mx_wbuf_init(&w);
+		(void)mx_conn_send(c, MX_MSG_PONG, h->tid, &w);
+		return;
+	}
+	default:
+		mx_warn("%s: unknown message type %u", c->peer, h->type);
+		(void)mx_conn_send_error(c, h->tid, -ENOTSUP, "unknown message type");
+	}
+}
+
+static void on_close(struct mx_conn *c, int err)
+{
+	struct session *s = c->owner_data;
+
+	(void)err;
+	s->conn = NULL;
+	session_put(s);
+}
+
+static const struct mx_conn_ops session_ops = {
+	.on_msg = on_msg,
+	.on_close = on_close,
+};
+
+static void on_connection(uv_stream_t *server, int status)
+{
+	struct osd *osd = server->data;
+	struct session *s;
+	struct mx_conn *c;
+
+	if (status < 0)
+		return;
+	s = calloc(1, sizeof(*s));
+	if (!s)
+		return;
+	if (mx_conn_accept(server, &session_ops, osd, &c) < 0) {
+		free(s);
+		return;
+	}
+	s->conn = c;
+	s->refs = 1;
+	c->owner_data = s;
+}
+
+/* Monitor ------------------------------------------------------------------ */
+
+static void send_boot(struct osd *osd)
+{
+	struct mx_msg_osd_boot b;
+	struct mx_wbuf w;
+
+	memset(&b, 0, sizeof(b));
+	b.osd_id = osd->id;
+	memcpy(b.uuid, osd->uuid, 16);
+	b.addr = osd->addr;
+	b.weight = osd->cfg->weight;
+	b.location = osd->cfg->location;
+	b.device_class = osd->cfg->device_class;
+	mx_wbuf_init(&w);
+	mx_enc_osd_boot(&w, &b);
+	osd->booting = true;
+	(void)mx_conn_send(osd->mon, MX_MSG_MON_OSD_BOOT, ++osd->next_tid, &w);
+}
+
+static void subscribe(struct osd *osd)
+{
+	struct mx_msg_get_map gm = {.have_epoch = osd->map ? osd->map->epoch : 0,
+				    .subscribe = true};
+	struct mx_wbuf w;
+
+	mx_wbuf_init(&w);
+	mx_enc_get_map(&w, &gm);
+	(void)mx_conn_send(osd->mon, MX_MSG_MON_GET_MAP, ++osd->next_tid, &w);
+}
+
+static int save_whoami(struct osd *osd)
+{
+	char path[4200], tmp[4200], buf[32];
+	_cleanup_close_ int fd = -1;
+	int n = snprintf(buf, sizeof(buf), "%d\n", osd->id);
+	int r;
+
+	snprintf(path, sizeof(path), "%s/whoami", osd->cfg->data_dir);
+	snprintf(tmp, sizeof(tmp), "%s/whoami.tmp", osd->cfg->data_dir);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	r = mx_pwrite_all(fd, buf, (size_t)n, 0);
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r == 0)
+		r = mx_fsync_dir(osd->cfg->data_dir);
+	return r;
+}
+
+static void apply_map(struct osd *osd, struct mx_map *m)
+{
+	struct mx_placement *pl;
+	const struct mx_osd_info *me;
+	int r = mx_placement_new(m, &pl);
+
+	if (r < 0) {
+		mx_err("cannot compute placement for epoch %llu: %s",
+		       (unsigned long long)m->epoch, strerror(-r));
+		mx_map_free(m);
+		return;
+	}
+	mx_placement_free(osd->pl);
+	mx_map_free(osd->map);
+	osd->map = m;
+	osd->pl = pl;
+	mx_debug("map epoch %llu", (unsigned long long)m->epoch);
+	/* Peers that restarted elsewhere: reconnect to the new address. */
+	for (uint32_t i = 0; i < osd->n_peers; i++) {
+		struct peer *p = osd->peers[i];
+		const struct mx_osd_info *o;
+
+		if (!p)
+			continue;
+		o = mx_map_osd(m, p->id);
+		if (p->conn && o && (o->incarnation != p->incarnation ||
+				     strcmp(o->addr, p->addr) != 0))
+			mx_conn_close(p->conn, 0);
+		else if (!p->conn && !mx_list_empty(&p->pending))
+			peer_kick(osd, p);
+	}
+	/* A map that says we are down (or elsewhere) while we run: boot again. */
+	me = mx_map_osd(m, osd->id);
+	if (osd->booted && !osd->booting &&
+	    (!me || !me->up || strcmp(me->addr, osd->addr) != 0)) {
+		mx_warn("map epoch %llu marks this OSD down; booting again",
+			(unsigned long long)m->epoch);
+		osd->booted = false;
+		send_boot(osd);
+	}
+}
+
+static void mon_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *payload)
+{
+	struct osd *osd = c->owner;
+
+	switch (h->type) {
+	case MX_MSG_MON_OSD_BOOT_REPLY: {
+		struct mx_msg_osd_boot_reply br;
+
+		if (mx_dec_osd_boot_reply(payload, h->len, &br) < 0)
+			break;
+		osd->booting = false;
+		if (br.status) {
+			mx_err("the monitor refused this OSD: %s", br.message);
+			exit(1);
+		}
+		if (osd->id != br.osd_id) {
+			osd->id = br.osd_id;
+			if (save_whoami(osd) < 0) {
+				mx_err("cannot record the OSD id in %s", osd->cfg->data_dir);
+				exit(1);
+			}
+		}
+		if (!osd->booted)
+			mx_info("osd.%d up at %s (epoch %llu)", osd->id, osd->addr,
+				(unsigned long long)br.epoch);
+		osd->booted = true;
+		subscribe(osd);
+		return;
+	}
+	case MX_MSG_MON_MAP: {
+		struct mx_msg_map mm;
+		struct mx_map *m;
+
+		if (mx_dec_map(payload, h->len, &mm) < 0)
+			break;
+		if (mm.map_len == 0 || (osd->map && mm.epoch <= osd->map->epoch))
+			return;
+		if (mx_map_decode(mm.map, mm.map_len, &m) < 0)
+			break;
+		apply_map(osd, m);
+		return;
+	}
+	case MX_MSG_ERROR_REPLY:
+		break;
+	default:
+		break;
+	}
+	mx_warn("unexpected or malformed message type %u from the monitor", h->type);
+}
+
+static void mon_retry_cb(uv_timer_t *t)
+{
+	mon_connect(t->data);
+}
+
+static void mon_on_close(struct mx_conn *c, int err)
+{
+	struct osd *osd = c->owner;
+
+	osd->mon = NULL;
+	osd->mon_connected = false;
+	osd->booting = false;
+	if (osd->stopping)
+		return;
+	mx_warn("monitor connection lost (%s); retrying", err ? uv_strerror(err) : "closed");
+	uv_timer_start(&osd->mon_timer, mon_retry_cb, MON_RETRY_MS, 0);
+}
+
+static void mon_on_connect(struct mx_conn *c)
+{
+	struct osd *osd = c->owner;
+
+	osd->mon_connected = true;
+	send_boot(osd);
+}
+
+static const struct mx_conn_ops mon_ops = {
+	.on_msg = mon_on_msg,
+	.on_close = mon_on_close,
+	.on_connect = mon_on_connect,
+};
+
+static void mon_connect(struct osd *osd)
+{
+	int r = mx_conn_connect(osd->loop, osd->cfg->mon_addr, &mon_ops, osd, &osd->mon);
+
+	if (r < 0) {
+		osd->mon = NULL;
+		mx_warn("cannot connect to the monitor at %s: %s", osd->cfg->mon_addr,
+			uv_strerror(r));
+		uv_timer_start(&osd->mon_timer, mon_retry_cb, MON_RETRY_MS, 0);
+	}
+}
+
+/* Start-up and shutdown ---------------------------------------------------- */
+
+static int load_identity(struct osd *osd)
+{
+	char path[4200], buf[64];
+	int fd, r;
+	ssize_t n;
+
+	snprintf(path, sizeof(path), "%s/uuid", osd->cfg->data_dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, osd->uuid, 16);
+		close(fd);
+		if (n != 16)
+			return -EUCLEAN;
+	} else {
+		if (getrandom(osd->uuid, 16, 0) != 16)
+			return -EIO;
+		fd = open(path, O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+		if (fd < 0)
+			return -errno;
+		r = mx_pwrite_all(fd, osd->uuid, 16, 0);
+		if (r == 0 && fsync(fd) < 0)
+			r = -errno;
+		close(fd);
+		if (r < 0)
+			return r;
+		r = mx_fsync_dir(osd->cfg->data_dir);
+		if (r < 0)
+			return r;
+	}
+	osd->id = osd->cfg->id;
+	snprintf(path, sizeof(path), "%s/whoami", osd->cfg->data_dir);
+	fd = open(path, O_RDONLY | O_CLOEXEC);
+	if (fd >= 0) {
+		n = read(fd, buf, sizeof(buf) - 1);
+		close(fd);
+		if (n <= 0)
+			return -EUCLEAN;
+		buf[n] = '\0';
+		if (osd->cfg->id >= 0 && atoi(buf) != osd->cfg->id)
+			return -EEXIST;
+		osd->id = atoi(buf);
+	}
+	return 0;
+}
+
+static void close_walk(uv_handle_t *h, void *arg)
+{
+	struct osd *osd = arg;
+
+	if (uv_is_closing(h))
+		return;
+	if (h->type == UV_TCP && h != (uv_handle_t *)&osd->server && h->data)
+		mx_conn_close(h->data, 0);
+	else
+		uv_close(h, NULL);
+}
+
+static void on_signal(uv_signal_t *sig, int signum)
+{
+	struct osd *osd = sig->data;
+
+	mx_info("signal %d: shutting down", signum);
+	commit_now(osd);
+	osd->stopping = true;
+	uv_walk(osd->loop, close_walk, osd);
+}
+
+int mx_osd_run(const struct mx_osd_config *cfg)
+{
+	struct osd *osd = &g_osd;
+	int r;
+
+	memset(osd, 0, sizeof(*osd));
+	osd->cfg = cfg;
+	osd->loop = uv_default_loop();
+	mx_list_init(&osd->commit_pops);
+	mx_list_init(&osd->commit_rwaits);
+	osd->dedup = mx_xcalloc(DEDUP_SLOTS, sizeof(*osd->dedup));
+	osd->next_tid = 1;
+
+	r = mx_mkdir_p(cfg->data_dir, 0700);
+	if (r < 0)
+		return mx_log_errno(r, "cannot create %s", cfg->data_dir);
+	r = load_identity(osd);
+	if (r < 0)
+		return mx_log_errno(r, "cannot read the OSD identity in %s", cfg->data_dir);
+	snprintf(osd->store_dir, sizeof(osd->store_dir), "%s/store", cfg->data_dir);
+	r = mx_store_open(osd->store_dir, NULL, &osd->store);
+	if (r < 0)
+		return mx_log_errno(r, "cannot open the object store in %s", osd->store_dir);
+	{
+		struct mx_store_stats st;
+
+		mx_store_get_stats(osd->store, &st);
+		mx_info("object store open: %" PRIu64 " objects, %" PRIu64 " bytes", st.objects,
+			st.bytes);
+	}
+	r = mx_listen(osd->loop, &osd->server, cfg->addr, on_connection, osd->addr,
+		      sizeof(osd->addr));
+	if (r < 0)
+		return mx_log_errno(r, "cannot listen on %s", cfg->addr);
+	osd->server.data = osd;
+	uv_check_init(osd->loop, &osd->check);
+	osd->check.data = osd;
+	uv_check_start(&osd->check, on_check);
+	uv_timer_init(osd->loop, &osd->mon_timer);
+	osd->mon_timer.data = osd;
+	uv_signal_init(osd->loop, &osd->sigterm);
+	osd->sigterm.data = osd;
+	uv_signal_start(&osd->sigterm, on_signal, SIGTERM);
+	uv_signal_init(osd->loop, &osd->sigint);
+	osd->sigint.data = osd;
+	uv_signal_start(&osd->sigint, on_signal, SIGINT);
+	mon_connect(osd);
+
+	uv_run(osd->loop, UV_RUN_DEFAULT);
+
+	commit_now(osd);
+	mx_store_close(osd->store);
+	mx_placement_free(osd->pl);
+	mx_map_free(osd->map);
+	for (uint32_t i = 0; i < osd->n_peers; i++) {
+		struct peer *p = osd->peers[i];
+		struct mx_list *pos, *tmp;
+
+		if (!p)
+			continue;
+		mx_list_for_each_safe(pos, tmp, &p->pending) {
+			struct repop_out *ro = mx_list_entry(pos, struct repop_out, link);
+
+			mx_list_del(pos);
+			pop_unref(ro->pop);
+			free(ro);
+		}
+		free(p);
+	}
+	free(osd->peers);
+	for (size_t i = 0; i < PG_BUCKETS; i++) {
+		while (osd->pgs[i]) {
+			struct pgstate *n = osd->pgs[i]->next;
+
+			free(osd->pgs[i]);
+			osd->pgs[i] = n;
+		}
+	}
+	free(osd->dedup);
+	(void)uv_loop_close(osd->loop);
+	mx_info("stopped");
+	return 0;
+}

@@ -1,0 +1,26 @@
+/*
+ * mixsan-osd: one daemon per data device.  It stores objects in its object
+ * store, serves client requests for the placement groups it is primary of,
+ * and replicates every update to the other OSDs of the PG's acting set.
+ *
+ * See osd.c for the request state machine and its invariants.
+ */
+#ifndef MX_OSD_H
+#define MX_OSD_H
+
+#include <stdint.h>
+
+struct mx_osd_config {
+	const char *data_dir;
+	const char *mon_addr;
+	const char *addr;     /* listen address, "ip:port" (port 0: any) */
+	const char *location; /* "host=h1 rack=r1" */
+	const char *device_class;
+	uint32_t weight;      /* 16.16; 0 = keep the map's (1.0 for a new OSD) */
+	int32_t id;           /* -1: from the data folder, else allocate */
+};
+
+/* Run the OSD until SIGTERM/SIGINT.  Returns 0 or a negative errno. */
+int mx_osd_run(const struct mx_osd_config *cfg);
+
+#endif

@@ -1,0 +1,2903 @@
+/*
+ * The OSD's object store (the contract is in store.h).  Each object is a
+ * data file and a metadata file in a per-PG folder; every update is first
+ * made durable as one frame of a write-ahead log (one write and one
+ * fdatasync per commit, for every transaction staged since the last one)
+ * and only then applied to the data files and to the in-memory index,
+ * which holds every object's size, version, attributes and the CRC-32C of
+ * each of its 4 KiB blocks.  A checkpoint flushes the data files, writes the
+ * metadata files and starts a new log generation; opening the store loads
+ * the metadata files and replays the log.  docs/object-store.md describes
+ * the on-disk format and argues the crash consistency in full.
+ */
+#include "store.h"
+
+#include <assert.h>
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <limits.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include "buf.h"
+#include "crc32c.h"
+#include "util.h"
+
+/*
+ * NOTES ON THE DESIGN OF THE STORE
+ *
+ * Folder layout (dir is the store's folder):
+ *
+ *   dir/wal                          the write-ahead log
+ *   dir/pgs/PPPPPPPP.GGGGGGGG/       one folder per PG: pool and pg in hex
+ *   dir/pgs/PPPPPPPP.GGGGGGGG/pg     the PG's last version (at checkpoint)
+ *   dir/pgs/.../HHHHHHHHHHHHHHHH.S.d object data, byte for byte
+ *   dir/pgs/.../HHHHHHHHHHHHHHHH.S.m object metadata: full name, size,
+ *                                    version, mtime, attributes, block CRCs
+ *
+ * H is name_hash() of the name and S a slot number that tells apart names
+ * with the same hash in one PG: a new object takes the smallest slot that
+ * no index entry with its hash holds.  Entries are dropped from the index
+ * only by checkpoint(), so within one log generation a (hash, slot) pair
+ * always names the same object, and every log record carries its slot.
+ *
+ * The log: two header slots (512 bytes each, at 0 and 512) hold the
+ * generation G and the sequence number of its first frame; the valid slot
+ * with the higher G wins, so a torn header write leaves the previous one.
+ * Frames start at 4096, each padded to 512 bytes so that no write ever
+ * rewrites a sector holding an acknowledged frame.  A frame is a header
+ * (magic, its own CRC, G, sequence, its own file offset, payload length,
+ * transaction count, payload CRC) and the transaction records of one
+ * commit.  A record is physical: it names the object and slot, and holds
+ * the object's existence and size before and after, the version, mtime and
+ * every op with its data, so it can be applied to any state that lies
+ * between the one before it and the final one.
+ *
+ * States of the store on disk, and the function that moves between them:
+ *
+ *   CLEAN(G)   log header G, no frames of G.  Data, metadata and pg files
+ *              are durable and agree with each other.
+ *     | mx_store_commit() -> log_append(): frame of G written, fdatasync
+ *     v
+ *   LOGGED(G)  frames of G durable.  Only now does apply_frame() change
+ *              data files (no fsync); metadata files are stale.  Every
+ *              byte changed since CLEAN(G) is in a frame of G.
+ *     | checkpoint() (on crossing wal_checkpoint_bytes, on demand, on
+ *     |   close, at open): ckpt_obj() fsyncs each dirty data file and
+ *     |   renames in its fsynced metadata; ckpt_ghost() unlinks the files
+ *     |   of removed objects; write_pg_meta(); fsync of the folders
+ *     v
+ *   FLUSHED(G) everything above is durable; the frames of G still are.
+ *     | log_reset(): header G+1 written to the other slot, fsync
+ *     v
+ *   CLEAN(G+1)
+ *
+ * Recovery, mx_store_open(): log_open() picks G, load_all() reads every
+ * metadata and pg file, replay_log() applies the valid frames of G in
+ * order, scan_tail() refuses a log whose valid prefix is followed by a
+ * well-formed frame of G or later (damage, not a torn tail),
+ * replay_finish() recomputes the CRCs of the blocks replay touched, and
+ * checkpoint() takes the store to CLEAN(G+1).  That last step also
+ * guarantees that frames of G beyond the valid prefix (the torn tail of a
+ * crashed commit) can never be mistaken for new ones later: new frames
+ * carry G+1.
+ *
+ * Invariants:
+ *  I1 A data file is written only for a record whose frame is durable.
+ *  I2 A metadata file describes either the object at the last completed
+ *     checkpoint or at the end of the log (a checkpoint that crashed after
+ *     its rename): replaying the log over either gives the same result,
+ *     because records are physical and the last record touching a byte,
+ *     an attribute or the size decides it.
+ *  I3 When fsize is known, the data file is exactly fsize long and
+ *     fsize <= size; the object's bytes in [fsize, size) are zeroes.  Reads
+ *     take bytes past the end of the file as zeroes.  fsize is unknown
+ *     after open and after a removal; the first extension then truncates.
+ *  I4 crc[b] is the CRC-32C of block b's 4096 bytes, the bytes at or past
+ *     size counted as zeroes.  Outside replay every apply keeps it; during
+ *     replay the touched blocks are recomputed from the files at the end,
+ *     when every byte has its final value.
+ *  I5 Frames of G are consecutive from the header's first sequence, and
+ *     the log's valid end is where the first frame fails to check.
+ */
+
+#define BS MX_STORE_BLOCK
+#define LOG_NAME "wal"
+#define LOG_TMP_NAME "wal.tmp"
+#define PGS_NAME "pgs"
+#define PG_META_NAME "pg"
+#define PG_META_TMP "pg.tmp"
+#define LOG_SLOT 512u
+#define LOG_START 4096u
+#define LOG_ALIGN 512u
+#define FRAME_HDR 48u
+#define LOG_HDR_MAGIC 0x4857584du /* "MXWH" */
+#define FRAME_MAGIC 0x4c46584du   /* "MXFL" */
+#define OBJ_MAGIC 0x4d4f584du     /* "MXOM" */
+#define PG_MAGIC 0x4750584du      /* "MXPG" */
+#define FMT_VERSION 1u
+#define REC_TXN 1u
+#define FSIZE_UNKNOWN UINT64_MAX
+#define FD_CACHE_MAX 256u
+#define DEFAULT_CKPT_BYTES (64ull << 20)
+#define TXN_DATA_MAX (1ull << 30)
+#define LOG_READ_CHUNK (1u << 20)
+#define PEND_KEEP_MAX (8u << 20)
+#define CRC_CHUNK_BLOCKS 64u
+#define PATH_LEN 4096
+#define DIR_LEN_MAX (PATH_LEN - 128)
+
+static const uint8_t zero_block[BS];
+
+/* One named attribute; the value follows the name's NUL in one
+ * allocation. */
+struct xattr {
+	char *name; /* From malloc(); owns val too. */
+	uint8_t *val;
+	uint32_t len;
+	uint32_t name_len;
+};
+
+/* Blocks [lo, hi) touched during replay. */
+struct brange {
+	uint64_t lo, hi;
+};
+
+struct pgrp;
+
+/* An index entry: one object name in one PG.  An entry may be a
+ * placeholder (staged transactions, not yet committed) or a ghost (removed,
+ * files still on disk); both have exists false.  Entries leave the index
+ * only in checkpoint(), or in close. */
+struct obj {
+	struct obj *hnext;    /* index bucket chain */
+	struct obj *dnext;    /* dirty list, while dirty */
+	struct obj *lru_prev; /* fd cache, while fd >= 0 */
+	struct obj *lru_next;
+	struct pgrp *pg;
+	uint64_t nhash; /* name_hash(name): names the files */
+
+	/* Committed state. */
+	bool exists;
+	uint64_t size;
+	struct mx_version ver;
+	uint64_t mtime_ms;
+	uint32_t *crc; /* From malloc(): one per block below size */
+	uint64_t crc_cap;
+	struct xattr *xa; /* From malloc(): sorted by name */
+	uint32_t n_xa, xa_cap;
+
+	/* State after every staged transaction; valid while n_pending. */
+	bool p_exists;
+	uint64_t p_size;
+	uint32_t n_pending;
+
+	/* Files. */
+	uint32_t slot;
+	int fd;		    /* data file, or -1 */
+	uint64_t fsize;	    /* see I3 */
+	bool fresh;	    /* made by queue: no file of ours exists yet */
+	bool files;	    /* files may exist on disk */
+	bool dfile_made;    /* data file opened since the last checkpoint */
+	bool data_durable;  /* the data file's name is durable */
+	bool dirty;	    /* changed since the last checkpoint */
+	bool data_dirty;    /* data file changed since the last checkpoint */
+
+	struct brange *touch; /* From malloc(); replay only */
+	uint32_t n_touch, touch_cap;
+
+	uint32_t pg_idx; /* position in pg->objs */
+	uint16_t name_len;
+	char name[]; /* name_len bytes and a NUL */
+};
+
+/* A placement group: its objects (for listing) and last version. */
+struct pgrp {
+	struct pgrp *hnext;
+	int32_t pool;
+	uint32_t pg;
+	struct mx_version last;
+	struct obj **objs; /* From malloc(): every entry of the PG */
+	uint32_t n_objs, cap_objs;
+	bool sorted;	 /* objs is in name order */
+	bool dir_exists; /* the folder exists */
+	bool dir_dirty;	 /* names in the folder changed since checkpoint */
+	bool meta_dirty; /* last changed since checkpoint */
+};
+
+struct mx_store {
+	const struct mx_store_io *io;
+	char *dir; /* From malloc() */
+	uint64_t ckpt_bytes;
+	int fatal; /* 0, or the error every call returns */
+
+	struct obj **tab; /* From malloc(): buckets */
+	size_t tab_mask;
+	size_t n_ents;
+
+	struct pgrp **pgtab; /* From malloc(): buckets */
+	size_t pgtab_mask;
+	struct pgrp **pgs; /* From malloc(): every PG */
+	size_t n_pgs, cap_pgs;
+	bool top_dirty; /* a PG folder was made since checkpoint */
+
+	struct obj *dirty;
+	struct obj *lru_head, *lru_tail;
+	unsigned n_fds;
+
+	int log_fd;
+	uint64_t gen;	    /* current log generation */
+	uint64_t seq;	    /* sequence of the next frame */
+	uint64_t log_end;   /* offset of the next frame */
+	uint64_t log_fsize; /* length of the log file */
+	struct mx_wbuf pend; /* the next frame: header then records */
+	size_t n_pend;
+	bool replaying;
+
+	struct mx_wbuf scratch; /* metadata encoding */
+	uint8_t *blk;		/* From malloc(): one block */
+	uint8_t *chunk;		/* From malloc(): CRC_CHUNK_BLOCKS blocks */
+	uint32_t zero_crc;
+	struct mx_store_stats stats;
+};
+
+/* ---- The real system ---------------------------------------------------- */
+
+static int sys_open(void *ctx, const char *path, int flags, mode_t mode)
+{
+	int fd;
+
+	(void)ctx;
+	do {
+		fd = open(path, flags | O_CLOEXEC, mode);
+	} while (fd < 0 && errno == EINTR);
+	return fd < 0 ? -errno : fd;
+}
+
+static int sys_close(void *ctx, int fd)
+{
+	(void)ctx;
+	/* Linux releases the fd even when close() fails: never retry. */
+	return close(fd) < 0 ? -errno : 0;
+}
+
+static ssize_t sys_pread(void *ctx, int fd, void *buf, size_t len,
+			 uint64_t off)
+{
+	ssize_t n;
+
+	(void)ctx;
+	if (off > (uint64_t)INT64_MAX)
+		return -EINVAL;
+	do {
+		n = pread(fd, buf, len, (off_t)off);
+	} while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
+static ssize_t sys_pwrite(void *ctx, int fd, const void *buf, size_t len,
+			  uint64_t off)
+{
+	ssize_t n;
+
+	(void)ctx;
+	if (off > (uint64_t)INT64_MAX)
+		return -EINVAL;
+	do {
+		n = pwrite(fd, buf, len, (off_t)off);
+	} while (n < 0 && errno == EINTR);
+	return n < 0 ? -errno : n;
+}
+
+static int sys_fdatasync(void *ctx, int fd)
+{
+	(void)ctx;
+	return fdatasync(fd) < 0 ? -errno : 0;
+}
+
+static int sys_fsync(void *ctx, int fd)
+{
+	(void)ctx;
+	return fsync(fd) < 0 ? -errno : 0;
+}
+
+static int sys_ftruncate(void *ctx, int fd, uint64_t size)
+{
+	int r;
+
+	(void)ctx;
+	if (size > (uint64_t)INT64_MAX)
+		return -EINVAL;
+	do {
+		r = ftruncate(fd, (off_t)size);
+	} while (r < 0 && errno == EINTR);
+	return r < 0 ? -errno : 0;
+}
+
+static int sys_fstat_size(void *ctx, int fd, uint64_t *size)
+{
+	struct stat sb;
+
+	(void)ctx;
+	if (fstat(fd, &sb) < 0)
+		return -errno;
+	*size = (uint64_t)sb.st_size;
+	return 0;
+}
+
+static int sys_rename(void *ctx, const char *from, const char *to)
+{
+	(void)ctx;
+	return rename(from, to) < 0 ? -errno : 0;
+}
+
+static int sys_unlink(void *ctx, const char *path)
+{
+	(void)ctx;
+	return unlink(path) < 0 ? -errno : 0;
+}
+
+static int sys_mkdir(void *ctx, const char *path, mode_t mode)
+{
+	(void)ctx;
+	return mkdir(path, mode) < 0 ? -errno : 0;
+}
+
+static int sys_listdir(void *ctx, const char *path,
+		       int (*cb)(void *arg, const char *name), void *arg)
+{
+	struct dirent *de;
+	DIR *d;
+	int fd, r = 0;
+
+	(void)ctx;
+	fd = open(path, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+	if (fd < 0)
+		return -errno;
+	d = fdopendir(fd);
+	if (!d) {
+		r = -errno;
+		(void)close(fd);
+		return r;
+	}
+	for (;;) {
+		errno = 0;
+		de = readdir(d);
+		if (!de) {
+			r = errno ? -errno : 0;
+			break;
+		}
+		if (!strcmp(de->d_name, ".") || !strcmp(de->d_name, ".."))
+			continue;
+		r = cb(arg, de->d_name);
+		if (r)
+			break;
+	}
+	(void)closedir(d);
+	return r;
+}
+
+static int sys_fsync_dir(void *ctx, const char *path)
+{
+	(void)ctx;
+	return mx_fsync_dir(path);
+}
+
+const struct mx_store_io mx_store_io_default = {
+	.open = sys_open,
+	.close = sys_close,
+	.pread = sys_pread,
+	.pwrite = sys_pwrite,
+	.fdatasync = sys_fdatasync,
+	.fsync = sys_fsync,
+	.ftruncate = sys_ftruncate,
+	.fstat_size = sys_fstat_size,
+	.rename = sys_rename,
+	.unlink = sys_unlink,
+	.mkdir = sys_mkdir,
+	.listdir = sys_listdir,
+	.fsync_dir = sys_fsync_dir,
+	.ctx = NULL,
+};
+
+/* ---- I/O through the hooks ---------------------------------------------- */
+
+/* Write all of buf at off.  0 or a negative errno. */
+static int io_write_all(struct mx_store *st, int fd, const void *buf,
+			size_t len, uint64_t off)
+{
+	const uint8_t *p = buf;
+
+	while (len > 0) {
+		ssize_t n = st->io->pwrite(st->io->ctx, fd, p, len, off);
+
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			return -EIO;
+		p += n;
+		len -= (size_t)n;
+		off += (uint64_t)n;
+	}
+	return 0;
+}
+
+/* Read len bytes at off; bytes past the end of the file read as zeroes.
+ * *got (if not NULL) gets the count that came from the file.  0 or a
+ * negative errno. */
+static int io_read_zf(struct mx_store *st, int fd, void *buf, size_t len,
+		      uint64_t off, size_t *got)
+{
+	uint8_t *p = buf;
+	size_t done = 0;
+
+	while (done < len) {
+		ssize_t n = st->io->pread(st->io->ctx, fd, p + done,
+					  len - done, off + done);
+
+		if (n < 0)
+			return (int)n;
+		if (n == 0)
+			break;
+		done += (size_t)n;
+	}
+	memset(p + done, 0, len - done);
+	if (got)
+		*got = done;
+	return 0;
+}
+
+static void io_close(struct mx_store *st, int fd)
+{
+	if (fd >= 0)
+		(void)st->io->close(st->io->ctx, fd);
+}
+
+/* Write a small file durably under a temporary name, then rename it to
+ * path.  The caller fsyncs the folder.  0 or a negative errno. */
+static int io_write_file(struct mx_store *st, const char *tmp,
+			 const char *path, const void *data, size_t len)
+{
+	int fd, r;
+
+	fd = st->io->open(st->io->ctx, tmp,
+			  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return fd;
+	r = io_write_all(st, fd, data, len, 0);
+	if (!r)
+		r = st->io->fsync(st->io->ctx, fd);
+	io_close(st, fd);
+	if (!r)
+		r = st->io->rename(st->io->ctx, tmp, path);
+	return r;
+}
+
+/* Read a whole (small) file into out.  0 or a negative errno. */
+static int io_read_file(struct mx_store *st, const char *path,
+			struct mx_wbuf *out)
+{
+	uint64_t size;
+	uint8_t *p;
+	int fd, r;
+
+	mx_wbuf_reset(out);
+	fd = st->io->open(st->io->ctx, path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return fd;
+	r = st->io->fstat_size(st->io->ctx, fd, &size);
+	if (!r && size > (256ull << 20))
+		r = -EUCLEAN;
+	if (!r) {
+		p = mx_wbuf_reserve(out, (size_t)size);
+		if (!p)
+			r = -ENOMEM;
+		else
+			r = io_read_zf(st, fd, p, (size_t)size, 0, NULL);
+		if (!r)
+			out->len = (size_t)size;
+	}
+	io_close(st, fd);
+	return r;
+}
+
+/* ---- Small helpers ------------------------------------------------------ */
+
+static int store_fail(struct mx_store *st, int r)
+{
+	if (!st->fatal)
+		st->fatal = r;
+	return st->fatal;
+}
+
+static uint64_t nblocks(uint64_t size)
+{
+	return (size + BS - 1) / BS;
+}
+
+/* Bytes of block b that lie below size (0 < result <= BS). */
+static uint32_t blk_valid(uint64_t size, uint64_t b)
+{
+	uint64_t left = size - b * BS;
+
+	return left >= BS ? BS : (uint32_t)left;
+}
+
+/* I4's checksum: valid bytes at p, zeroes to the end of the block. */
+static uint32_t crc_block(const void *p, uint32_t valid)
+{
+	uint32_t c = mx_crc32c(0, p, valid);
+
+	if (valid < BS)
+		c = mx_crc32c(c, zero_block, BS - valid);
+	return c;
+}
+
+static uint64_t align_up(uint64_t v, uint64_t a)
+{
+	return (v + a - 1) / a * a;
+}
+
+static void patch_u64(struct mx_wbuf *w, size_t at, uint64_t v)
+{
+	mx_wbuf_patch_u32(w, at, (uint32_t)v);
+	mx_wbuf_patch_u32(w, at + 4, (uint32_t)(v >> 32));
+}
+
+static bool version_max(struct mx_version *a, struct mx_version b)
+{
+	if (mx_version_cmp(b, *a) <= 0)
+		return false;
+	*a = b;
+	return true;
+}
+
+/* Name order: bytewise, then shorter first. */
+static int name_cmp(const char *a, uint32_t alen, const char *b,
+		    uint32_t blen)
+{
+	int c = memcmp(a, b, MX_MIN(alen, blen));
+
+	if (c)
+		return c;
+	return alen < blen ? -1 : alen > blen;
+}
+
+/* The hash that names an object's files.  Building with
+ * MX_STORE_WEAK_NAME_HASH makes it collide all the time, so that tests
+ * exercise the slot numbers. */
+static uint64_t name_hash(const char *name, size_t len)
+{
+#ifdef MX_STORE_WEAK_NAME_HASH
+	return mx_hash64(name, len, 0) & 3;
+#else
+	return mx_hash64(name, len, 0);
+#endif
+}
+
+static bool name_ok(const char *name, size_t len, size_t max)
+{
+	return name && len >= 1 && len <= max && !memchr(name, '\0', len);
+}
+
+static void path_pgdir(const struct mx_store *st, const struct pgrp *p,
+		       char *out)
+{
+	(void)snprintf(out, PATH_LEN, "%s/" PGS_NAME "/%08" PRIx32 ".%08" PRIx32,
+		       st->dir, (uint32_t)p->pool, p->pg);
+}
+
+static void path_in_pg(const struct mx_store *st, const struct pgrp *p,
+		       const char *leaf, char *out)
+{
+	(void)snprintf(out, PATH_LEN,
+		       "%s/" PGS_NAME "/%08" PRIx32 ".%08" PRIx32 "/%s", st->dir,
+		       (uint32_t)p->pool, p->pg, leaf);
+}
+
+/* Path of an object's file; suffix is ".d", ".m" or ".m.tmp". */
+static void path_obj(const struct mx_store *st, const struct obj *o,
+		     const char *suffix, char *out)
+{
+	(void)snprintf(out, PATH_LEN,
+		       "%s/" PGS_NAME "/%08" PRIx32 ".%08" PRIx32
+		       "/%016" PRIx64 ".%" PRIu32 "%s",
+		       st->dir, (uint32_t)o->pg->pool, o->pg->pg, o->nhash,
+		       o->slot, suffix);
+}
+
+static void path_top(const struct mx_store *st, const char *leaf, char *out)
+{
+	(void)snprintf(out, PATH_LEN, "%s/%s", st->dir, leaf);
+}
+
+/* ---- PG table ----------------------------------------------------------- */
+
+static size_t pg_bucket(const struct mx_store *st, int32_t pool, uint32_t pg)
+{
+	uint64_t h = ((uint64_t)(uint32_t)pool << 32 | pg) * 0x9e3779b97f4a7c15ull;
+
+	return (size_t)(h >> 32) & st->pgtab_mask;
+}
+
+static struct pgrp *pg_find(const struct mx_store *st, int32_t pool,
+			    uint32_t pg)
+{
+	struct pgrp *p;
+
+	for (p = st->pgtab[pg_bucket(st, pool, pg)]; p; p = p->hnext)
+		if (p->pool == pool && p->pg == pg)
+			return p;
+	return NULL;
+}
+
+static void pgtab_grow(struct mx_store *st)
+{
+	size_t n = (st->pgtab_mask + 1) * 2;
+	struct pgrp **t = calloc(n, sizeof(*t));
+
+	if (!t)
+		return; /* longer chains, still correct */
+	free(st->pgtab);
+	st->pgtab = t;
+	st->pgtab_mask = n - 1;
+	for (size_t i = 0; i < st->n_pgs; i++) {
+		struct pgrp *p = st->pgs[i];
+		size_t b = pg_bucket(st, p->pool, p->pg);
+
+		p->hnext = t[b];
+		t[b] = p;
+	}
+}
+
+/* Find or make the PG.  NULL on allocation failure. */
+static struct pgrp *pg_get(struct mx_store *st, int32_t pool, uint32_t pg)
+{
+	struct pgrp *p = pg_find(st, pool, pg);
+	size_t b;
+
+	if (p)
+		return p;
+	if (st->n_pgs == st->cap_pgs) {
+		size_t cap = st->cap_pgs ? st->cap_pgs * 2 : 16;
+		struct pgrp **v = realloc(st->pgs, cap * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		st->pgs = v;
+		st->cap_pgs = cap;
+	}
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return NULL;
+	p->pool = pool;
+	p->pg = pg;
+	p->sorted = true;
+	st->pgs[st->n_pgs++] = p;
+	b = pg_bucket(st, pool, pg);
+	p->hnext = st->pgtab[b];
+	st->pgtab[b] = p;
+	if (st->n_pgs > st->pgtab_mask + 1)
+		pgtab_grow(st);
+	return p;
+}
+
+/* Make the PG's folder if it does not exist.  0 or a negative errno. */
+static int pg_mkdir(struct mx_store *st, struct pgrp *p)
+{
+	char path[PATH_LEN];
+	int r;
+
+	if (p->dir_exists)
+		return 0;
+	path_pgdir(st, p, path);
+	r = st->io->mkdir(st->io->ctx, path, 0755);
+	if (r && r != -EEXIST)
+		return r;
+	p->dir_exists = true;
+	st->top_dirty = true;
+	return 0;
+}
+
+/* ---- Object index ------------------------------------------------------- */
+
+static size_t obj_bucket(const struct mx_store *st, int32_t pool, uint32_t pg,
+			 uint64_t nhash)
+{
+	uint64_t h = nhash ^ ((uint64_t)(uint32_t)pool * 0x9e3779b97f4a7c15ull) ^
+		     ((uint64_t)pg * 0xc2b2ae3d27d4eb4full);
+
+	return (size_t)(h ^ (h >> 32)) & st->tab_mask;
+}
+
+static struct obj *obj_find(const struct mx_store *st, int32_t pool,
+			    uint32_t pg, const char *name, uint32_t len,
+			    uint64_t nhash)
+{
+	struct obj *o;
+
+	for (o = st->tab[obj_bucket(st, pool, pg, nhash)]; o; o = o->hnext)
+		if (o->nhash == nhash && o->name_len == len &&
+		    o->pg->pool == pool && o->pg->pg == pg &&
+		    !memcmp(o->name, name, len))
+			return o;
+	return NULL;
+}
+
+static struct obj *obj_lookup(const struct mx_store *st,
+			      const struct mx_objkey *key)
+{
+	if (!key || !name_ok(key->name, key->name_len, MX_OBJ_NAME_MAX))
+		return NULL;
+	return obj_find(st, key->pool, key->pg, key->name, key->name_len,
+			name_hash(key->name, key->name_len));
+}
+
+/* Whether another entry of PG p holds file slot (nhash, slot). */
+static bool slot_taken(const struct mx_store *st, const struct pgrp *p,
+		       uint64_t nhash, uint32_t slot)
+{
+	struct obj *o;
+
+	for (o = st->tab[obj_bucket(st, p->pool, p->pg, nhash)]; o;
+	     o = o->hnext)
+		if (o->pg == p && o->nhash == nhash && o->slot == slot)
+			return true;
+	return false;
+}
+
+static uint32_t slot_alloc(const struct mx_store *st, const struct pgrp *p,
+			   uint64_t nhash)
+{
+	uint32_t s = 0;
+
+	while (slot_taken(st, p, nhash, s))
+		s++;
+	return s;
+}
+
+static void tab_grow(struct mx_store *st)
+{
+	size_t n = (st->tab_mask + 1) * 2, old = st->tab_mask + 1;
+	struct obj **t = calloc(n, sizeof(*t));
+	struct obj **ot = st->tab;
+
+	if (!t)
+		return; /* longer chains, still correct */
+	st->tab = t;
+	st->tab_mask = n - 1;
+	for (size_t i = 0; i < old; i++) {
+		struct obj *o = ot[i], *next;
+
+		for (; o; o = next) {
+			size_t b = obj_bucket(st, o->pg->pool, o->pg->pg,
+					      o->nhash);
+
+			next = o->hnext;
+			o->hnext = t[b];
+			t[b] = o;
+		}
+	}
+	free(ot);
+}
+
+/* Make an entry (exists false) in PG p.  NULL on allocation failure. */
+static struct obj *obj_new(struct mx_store *st, struct pgrp *p,
+			   const char *name, uint32_t len, uint64_t nhash,
+			   uint32_t slot)
+{
+	struct obj *o;
+	size_t b;
+
+	if (p->n_objs == p->cap_objs) {
+		uint32_t cap = p->cap_objs ? p->cap_objs * 2 : 8;
+		struct obj **v = realloc(p->objs, cap * sizeof(*v));
+
+		if (!v)
+			return NULL;
+		p->objs = v;
+		p->cap_objs = cap;
+	}
+	o = calloc(1, sizeof(*o) + len + 1);
+	if (!o)
+		return NULL;
+	memcpy(o->name, name, len);
+	o->name_len = (uint16_t)len;
+	o->nhash = nhash;
+	o->slot = slot;
+	o->pg = p;
+	o->fd = -1;
+	o->fsize = FSIZE_UNKNOWN;
+	o->pg_idx = p->n_objs;
+	p->objs[p->n_objs++] = o;
+	p->sorted = false;
+	b = obj_bucket(st, p->pool, p->pg, nhash);
+	o->hnext = st->tab[b];
+	st->tab[b] = o;
+	if (++st->n_ents > st->tab_mask + 1)
+		tab_grow(st);
+	return o;
+}
+
+static void lru_unlink(struct mx_store *st, struct obj *o)
+{
+	if (o->lru_prev)
+		o->lru_prev->lru_next = o->lru_next;
+	else
+		st->lru_head = o->lru_next;
+	if (o->lru_next)
+		o->lru_next->lru_prev = o->lru_prev;
+	else
+		st->lru_tail = o->lru_prev;
+	o->lru_prev = o->lru_next = NULL;
+}
+
+static void lru_push(struct mx_store *st, struct obj *o)
+{
+	o->lru_prev = NULL;
+	o->lru_next = st->lru_head;
+	if (st->lru_head)
+		st->lru_head->lru_prev = o;
+	else
+		st->lru_tail = o;
+	st->lru_head = o;
+}
+
+static void obj_close_fd(struct mx_store *st, struct obj *o)
+{
+	if (o->fd < 0)
+		return;
+	io_close(st, o->fd);
+	o->fd = -1;
+	lru_unlink(st, o);
+	st->n_fds--;
+}
+
+static void xattrs_clear(struct obj *o)
+{
+	for (uint32_t i = 0; i < o->n_xa; i++)
+		free(o->xa[i].name);
+	free(o->xa);
+	o->xa = NULL;
+	o->n_xa = o->xa_cap = 0;
+}
+
+/* Free an entry's memory (not its index links). */
+static void obj_destroy(struct mx_store *st, struct obj *o)
+{
+	obj_close_fd(st, o);
+	xattrs_clear(o);
+	free(o->crc);
+	free(o->touch);
+	free(o);
+}
+
+/* Take an entry out of the index and its PG, and free it. */
+static void obj_drop(struct mx_store *st, struct obj *o)
+{
+	struct pgrp *p = o->pg;
+	struct obj **pp = &st->tab[obj_bucket(st, p->pool, p->pg, o->nhash)];
+	struct obj *last;
+
+	while (*pp != o)
+		pp = &(*pp)->hnext;
+	*pp = o->hnext;
+	st->n_ents--;
+	last = p->objs[--p->n_objs];
+	if (last != o) {
+		p->objs[o->pg_idx] = last;
+		last->pg_idx = o->pg_idx;
+		p->sorted = false;
+	}
+	obj_destroy(st, o);
+}
+
+static void obj_mark_dirty(struct mx_store *st, struct obj *o)
+{
+	if (o->dirty)
+		return;
+	o->dirty = true;
+	o->dnext = st->dirty;
+	st->dirty = o;
+}
+
+/* The data file's fd, opened (and created) on demand through the fd cache.
+ * A fresh entry's file is truncated on first open: nothing of it is
+ * committed yet, so the file cannot hold anything it needs (I3).
+ * Returns the fd or a negative errno. */
+static int obj_fd(struct mx_store *st, struct obj *o)
+{
+	char path[PATH_LEN];
+	int fd, r, flags = O_RDWR | O_CREAT | O_CLOEXEC;
+
+	if (o->fd >= 0) {
+		if (st->lru_head != o) {
+			lru_unlink(st, o);
+			lru_push(st, o);
+		}
+		return o->fd;
+	}
+	if (st->n_fds >= FD_CACHE_MAX && st->lru_tail)
+		obj_close_fd(st, st->lru_tail);
+	r = pg_mkdir(st, o->pg);
+	if (r)
+		return r;
+	if (o->fresh)
+		flags |= O_TRUNC;
+	path_obj(st, o, ".d", path);
+	fd = st->io->open(st->io->ctx, path, flags, 0644);
+	if (fd < 0)
+		return fd;
+	if (o->fresh) {
+		o->fsize = 0;
+		o->fresh = false;
+	}
+	if (!o->data_durable)
+		o->pg->dir_dirty = true;
+	o->files = true;
+	o->dfile_made = true;
+	o->fd = fd;
+	lru_push(st, o);
+	st->n_fds++;
+	return fd;
+}
+
+static void stats_sub(struct mx_store *st, const struct obj *o)
+{
+	if (o->exists) {
+		st->stats.objects--;
+		st->stats.bytes -= o->size;
+	}
+}
+
+static void stats_add(struct mx_store *st, const struct obj *o)
+{
+	if (o->exists) {
+		st->stats.objects++;
+		st->stats.bytes += o->size;
+	}
+}
+
+/* ---- Block checksums ---------------------------------------------------- */
+
+/* Size the CRC array for newsize; blocks past the old size get the CRC of
+ * a zero block (I3, I4).  Call before o->size changes.  0 or -ENOMEM. */
+static int crc_resize(struct mx_store *st, struct obj *o, uint64_t newsize)
+{
+	uint64_t old = nblocks(o->size), n = nblocks(newsize);
+
+	if (n > o->crc_cap) {
+		uint64_t cap = MX_MAX(n, o->crc_cap * 2);
+		uint32_t *v;
+
+		if (cap > nblocks(MX_OBJ_SIZE_MAX))
+			cap = nblocks(MX_OBJ_SIZE_MAX);
+		v = realloc(o->crc, cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		o->crc = v;
+		o->crc_cap = cap;
+	}
+	for (uint64_t b = old; b < n; b++)
+		o->crc[b] = st->zero_crc;
+	return 0;
+}
+
+/* Recompute crc[b] from the data file. */
+static int crc_from_disk(struct mx_store *st, struct obj *o, int fd,
+			 uint64_t b)
+{
+	uint32_t valid = blk_valid(o->size, b);
+	int r = io_read_zf(st, fd, st->blk, valid, b * BS, NULL);
+
+	if (r)
+		return r;
+	o->crc[b] = crc_block(st->blk, valid);
+	return 0;
+}
+
+/* Note blocks [lo, hi) as touched by replay (I4). */
+static int touch_add(struct obj *o, uint64_t lo, uint64_t hi)
+{
+	struct brange *t;
+
+	if (lo >= hi)
+		return 0;
+	if (o->n_touch) {
+		t = &o->touch[o->n_touch - 1];
+		if (lo <= t->hi && hi >= t->lo) {
+			t->lo = MX_MIN(t->lo, lo);
+			t->hi = MX_MAX(t->hi, hi);
+			return 0;
+		}
+	}
+	if (o->n_touch == o->touch_cap) {
+		uint32_t cap = o->touch_cap ? o->touch_cap * 2 : 4;
+
+		t = realloc(o->touch, cap * sizeof(*t));
+		if (!t)
+			return -ENOMEM;
+		o->touch = t;
+		o->touch_cap = cap;
+	}
+	o->touch[o->n_touch++] = (struct brange){ lo, hi };
+	return 0;
+}
+
+static int brange_cmp(const void *a, const void *b)
+{
+	const struct brange *x = a, *y = b;
+
+	return x->lo < y->lo ? -1 : x->lo > y->lo;
+}
+
+/* End of replay: every byte of o has its final value, so recompute the
+ * CRC of every block replay touched (I4). */
+static int crc_fix_touched(struct mx_store *st, struct obj *o)
+{
+	uint64_t nb = nblocks(o->size), hi = 0;
+	int fd = -1, r = 0;
+
+	if (!o->exists || !o->n_touch)
+		goto out;
+	qsort(o->touch, o->n_touch, sizeof(*o->touch), brange_cmp);
+	for (uint32_t i = 0; i < o->n_touch && !r; i++) {
+		uint64_t b = MX_MAX(o->touch[i].lo, hi);
+		uint64_t end = MX_MIN(o->touch[i].hi, nb);
+
+		hi = MX_MAX(hi, o->touch[i].hi);
+		while (b < end) {
+			uint64_t cnt = MX_MIN(end - b, CRC_CHUNK_BLOCKS);
+			uint64_t len = MX_MIN(cnt * BS, o->size - b * BS);
+			size_t got;
+
+			if (fd < 0) {
+				fd = obj_fd(st, o);
+				if (fd < 0) {
+					r = fd;
+					break;
+				}
+			}
+			r = io_read_zf(st, fd, st->chunk, (size_t)len, b * BS,
+				       &got);
+			if (r)
+				break;
+			for (uint64_t k = 0; k < cnt; k++) {
+				if (k * BS >= got)
+					o->crc[b + k] = st->zero_crc;
+				else
+					o->crc[b + k] = crc_block(
+						st->chunk + k * BS,
+						blk_valid(o->size, b + k));
+			}
+			b += cnt;
+		}
+	}
+out:
+	free(o->touch);
+	o->touch = NULL;
+	o->n_touch = o->touch_cap = 0;
+	return r;
+}
+
+/* ---- Applying operations (commit and replay share these) ---------------- */
+
+/* Make fsize known before the object grows past its size s0 (I3). */
+static int obj_settle_fsize(struct mx_store *st, struct obj *o, uint64_t s0)
+{
+	int fd, r;
+
+	if (o->fsize != FSIZE_UNKNOWN)
+		return 0;
+	fd = obj_fd(st, o);
+	if (fd < 0)
+		return fd;
+	if (o->fsize != FSIZE_UNKNOWN && o->fsize <= s0)
+		return 0; /* fresh: opened empty */
+	r = st->io->ftruncate(st->io->ctx, fd, s0);
+	if (r)
+		return r;
+	o->fsize = s0;
+	return 0;
+}
+
+/* WRITE: len bytes at off; the object exists already (caller). */
+static int obj_write(struct mx_store *st, struct obj *o, uint64_t off,
+		     const uint8_t *data, uint32_t len)
+{
+	uint64_t s0 = o->size, end = off + len, ns = MX_MAX(s0, end);
+	int fd, r;
+
+	if (len == 0)
+		return 0;
+	if (off > s0) {
+		r = obj_settle_fsize(st, o, s0);
+		if (r)
+			return r;
+	}
+	fd = obj_fd(st, o);
+	if (fd < 0)
+		return fd;
+	r = io_write_all(st, fd, data, len, off);
+	if (r)
+		return r;
+	if (o->fsize != FSIZE_UNKNOWN && end > o->fsize)
+		o->fsize = end;
+	r = crc_resize(st, o, ns);
+	if (r)
+		return r;
+	o->size = ns;
+	o->data_dirty = true;
+	if (st->replaying) {
+		if (off > s0 && s0 % BS)
+			r = touch_add(o, s0 / BS, s0 / BS + 1);
+		if (!r)
+			r = touch_add(o, off / BS, nblocks(end));
+		return r;
+	}
+	/* I4: blocks wholly inside the write from the data, the partial
+	 * ones at either end from the file.  Blocks between s0 and off are
+	 * holes and already carry the zero CRC. */
+	for (uint64_t b = off / BS; b < nblocks(end); b++) {
+		uint64_t bs = b * BS;
+		uint32_t valid = blk_valid(ns, b);
+
+		if (bs >= off && bs + valid <= end) {
+			o->crc[b] = crc_block(data + (bs - off), valid);
+		} else {
+			r = crc_from_disk(st, o, fd, b);
+			if (r)
+				return r;
+		}
+	}
+	return 0;
+}
+
+/* TRUNCATE to s; the object exists already (caller). */
+static int obj_truncate(struct mx_store *st, struct obj *o, uint64_t s)
+{
+	uint64_t s0 = o->size;
+	bool cut_file = false;
+	int fd = -1, r;
+
+	if (s == s0)
+		return 0;
+	o->data_dirty = true;
+	if (s > s0) {
+		/* Growing: the new bytes are zeroes past fsize (I3). */
+		r = obj_settle_fsize(st, o, s0);
+		if (!r)
+			r = crc_resize(st, o, s);
+		if (r)
+			return r;
+		o->size = s;
+		if (st->replaying && s0 % BS)
+			return touch_add(o, s0 / BS, s0 / BS + 1);
+		return 0;
+	}
+	if (o->fsize == FSIZE_UNKNOWN || o->fsize > s) {
+		fd = obj_fd(st, o);
+		if (fd < 0)
+			return fd;
+		r = st->io->ftruncate(st->io->ctx, fd, s);
+		if (r)
+			return r;
+		o->fsize = s;
+		cut_file = true;
+	}
+	/* Shrinking the array cannot fail. */
+	(void)crc_resize(st, o, s);
+	o->size = s;
+	if (s % BS == 0)
+		return 0;
+	if (st->replaying)
+		return touch_add(o, s / BS, s / BS + 1);
+	/* When only zeroes past fsize were cut, the last block's content,
+	 * and so its CRC, is unchanged. */
+	return cut_file ? crc_from_disk(st, o, fd, s / BS) : 0;
+}
+
+/* REMOVE: the data file stays until checkpoint() unlinks it. */
+static void obj_clear(struct mx_store *st, struct obj *o)
+{
+	(void)st;
+	o->exists = false;
+	o->size = 0;
+	xattrs_clear(o);
+	free(o->crc);
+	o->crc = NULL;
+	o->crc_cap = 0;
+	if (o->fsize != 0)
+		o->fsize = FSIZE_UNKNOWN;
+	o->data_dirty = true;
+}
+
+/* Index of name in o->xa, or -(insertion point) - 1. */
+static long xattr_find(const struct obj *o, const char *name, uint32_t len)
+{
+	long lo = 0, hi = (long)o->n_xa - 1;
+
+	while (lo <= hi) {
+		long mid = (lo + hi) / 2;
+		const struct xattr *x = &o->xa[mid];
+		int c = name_cmp(x->name, x->name_len, name, len);
+
+		if (c == 0)
+			return mid;
+		if (c < 0)
+			lo = mid + 1;
+		else
+			hi = mid - 1;
+	}
+	return -lo - 1;
+}
+
+static int xattr_set(struct obj *o, const char *name, uint32_t nlen,
+		     const void *val, uint32_t vlen)
+{
+	long i = xattr_find(o, name, nlen);
+	char *m = malloc((size_t)nlen + 1 + vlen);
+	struct xattr *x;
+
+	if (!m)
+		return -ENOMEM;
+	memcpy(m, name, nlen);
+	m[nlen] = '\0';
+	if (vlen)
+		memcpy(m + nlen + 1, val, vlen);
+	if (i >= 0) {
+		x = &o->xa[i];
+		free(x->name);
+	} else {
+		i = -i - 1;
+		if (o->n_xa == o->xa_cap) {
+			uint32_t cap = o->xa_cap ? o->xa_cap * 2 : 4;
+			struct xattr *v = realloc(o->xa, cap * sizeof(*v));
+
+			if (!v) {
+				free(m);
+				return -ENOMEM;
+			}
+			o->xa = v;
+			o->xa_cap = cap;
+		}
+		memmove(&o->xa[i + 1], &o->xa[i],
+			(o->n_xa - (size_t)i) * sizeof(*o->xa));
+		o->n_xa++;
+		x = &o->xa[i];
+	}
+	x->name = m;
+	x->name_len = nlen;
+	x->val = (uint8_t *)m + nlen + 1;
+	x->len = vlen;
+	return 0;
+}
+
+static void xattr_rm(struct obj *o, const char *name, uint32_t nlen)
+{
+	long i = xattr_find(o, name, nlen);
+
+	if (i < 0)
+		return;
+	free(o->xa[i].name);
+	memmove(&o->xa[i], &o->xa[i + 1],
+		(o->n_xa - (size_t)i - 1) * sizeof(*o->xa));
+	o->n_xa--;
+}
+
+/* Effect of one op on (exists, size): the rule that queue uses to fill in
+ * a record's before/after fields and apply uses to check them. */
+static void op_effect(uint8_t type, uint64_t off, uint64_t len_or_size,
+		      bool *exists, uint64_t *size)
+{
+	switch (type) {
+	case MX_TXN_WRITE:
+		*exists = true;
+		if (len_or_size)
+			*size = MX_MAX(*size, off + len_or_size);
+		break;
+	case MX_TXN_TRUNCATE:
+		*exists = true;
+		*size = len_or_size;
+		break;
+	case MX_TXN_REMOVE:
+		*exists = false;
+		*size = 0;
+		break;
+	case MX_TXN_SETXATTR:
+	case MX_TXN_CREATE:
+		*exists = true;
+		break;
+	default: /* RMXATTR */
+		break;
+	}
+}
+
+/* Replay only: move o to the state a record says it had before (I2).
+ * Touches the blocks around both sizes; the rest is fixed by later
+ * records or was right already. */
+static int obj_set_state(struct mx_store *st, struct obj *o, bool ex,
+			 uint64_t size)
+{
+	uint64_t lo, hi;
+	int r;
+
+	if (o->exists == ex && o->size == size)
+		return 0;
+	if (!ex)
+		xattrs_clear(o);
+	lo = MX_MIN(o->size, size) / BS;
+	hi = nblocks(MX_MAX(o->size, size));
+	r = crc_resize(st, o, size);
+	if (r)
+		return r;
+	o->exists = ex;
+	o->size = size;
+	o->fsize = FSIZE_UNKNOWN;
+	o->data_dirty = true;
+	return touch_add(o, lo, hi);
+}
+
+/* Decode one transaction record from rb and apply it.  Commit calls this
+ * after the frame is durable (I1); replay calls it for each record of the
+ * valid log.  0, -EUCLEAN for a record that does not make sense, or the
+ * I/O or allocation error. */
+static int apply_txn(struct mx_store *st, struct mx_rbuf *rb)
+{
+	uint8_t kind = mx_get_u8(rb);
+	int32_t pool = mx_get_i32(rb);
+	uint32_t pgid = mx_get_u32(rb);
+	uint32_t slot = mx_get_u32(rb);
+	uint16_t nlen = mx_get_u16(rb);
+	const char *name = mx_get_bytes(rb, nlen);
+	struct mx_version ver;
+	uint64_t mtime, sz0, sz1, nh;
+	bool ex0, ex1;
+	uint32_t n_ops;
+	struct pgrp *p;
+	struct obj *o;
+	int r = 0;
+
+	ver.epoch = mx_get_u64(rb);
+	ver.seq = mx_get_u64(rb);
+	mtime = mx_get_u64(rb);
+	ex0 = mx_get_u8(rb);
+	sz0 = mx_get_u64(rb);
+	ex1 = mx_get_u8(rb);
+	sz1 = mx_get_u64(rb);
+	n_ops = mx_get_u32(rb);
+	if (rb->err || kind != REC_TXN ||
+	    !name_ok(name, nlen, MX_OBJ_NAME_MAX) || pool < 0 ||
+	    pgid == UINT32_MAX || sz0 > MX_OBJ_SIZE_MAX ||
+	    sz1 > MX_OBJ_SIZE_MAX || n_ops == 0)
+		return -EUCLEAN;
+	nh = name_hash(name, nlen);
+	p = pg_get(st, pool, pgid);
+	if (!p)
+		return -ENOMEM;
+	o = obj_find(st, pool, pgid, name, nlen, nh);
+	if (!o) {
+		/* Only replay meets a record for an object not in the
+		 * index; its files may exist from before the crash. */
+		if (!st->replaying || slot_taken(st, p, nh, slot))
+			return -EUCLEAN;
+		o = obj_new(st, p, name, nlen, nh, slot);
+		if (!o)
+			return -ENOMEM;
+		o->files = true;
+	} else if (o->slot != slot) {
+		return -EUCLEAN;
+	}
+	stats_sub(st, o);
+	if (st->replaying) {
+		r = obj_set_state(st, o, ex0, sz0);
+	} else {
+		assert(o->exists == ex0 && o->size == sz0);
+		assert(o->n_pending > 0);
+		o->n_pending--;
+	}
+	for (uint32_t i = 0; i < n_ops && !r; i++) {
+		uint8_t type = mx_get_u8(rb);
+		uint64_t off, size;
+		const void *data, *xn;
+		uint32_t len;
+		uint16_t xl;
+
+		switch (type) {
+		case MX_TXN_WRITE:
+			off = mx_get_u64(rb);
+			data = mx_get_blob(rb, &len, UINT32_MAX);
+			if (rb->err || off > MX_OBJ_SIZE_MAX ||
+			    off + len > MX_OBJ_SIZE_MAX) {
+				r = -EUCLEAN;
+				break;
+			}
+			o->exists = true;
+			r = obj_write(st, o, off, data, len);
+			break;
+		case MX_TXN_TRUNCATE:
+			size = mx_get_u64(rb);
+			if (rb->err || size > MX_OBJ_SIZE_MAX) {
+				r = -EUCLEAN;
+				break;
+			}
+			o->exists = true;
+			r = obj_truncate(st, o, size);
+			break;
+		case MX_TXN_REMOVE:
+			obj_clear(st, o);
+			break;
+		case MX_TXN_CREATE:
+			o->exists = true;
+			break;
+		case MX_TXN_SETXATTR:
+		case MX_TXN_RMXATTR:
+			xl = mx_get_u16(rb);
+			xn = mx_get_bytes(rb, xl);
+			data = NULL;
+			len = 0;
+			if (type == MX_TXN_SETXATTR)
+				data = mx_get_blob(rb, &len,
+						   MX_XATTR_VALUE_MAX);
+			if (rb->err || !name_ok(xn, xl, MX_XATTR_NAME_MAX)) {
+				r = -EUCLEAN;
+				break;
+			}
+			if (type == MX_TXN_SETXATTR) {
+				o->exists = true;
+				r = xattr_set(o, xn, xl, data, len);
+			} else {
+				xattr_rm(o, xn, xl);
+			}
+			break;
+		default:
+			r = -EUCLEAN;
+			break;
+		}
+	}
+	if (!r && (rb->err || o->exists != ex1 || o->size != sz1))
+		r = -EUCLEAN;
+	if (!r && o->exists) {
+		o->ver = ver;
+		o->mtime_ms = mtime;
+	}
+	if (!r && version_max(&p->last, ver))
+		p->meta_dirty = true;
+	obj_mark_dirty(st, o);
+	stats_add(st, o);
+	return r;
+}
+
+/* Apply the n records of a frame's payload.  0 or a negative errno. */
+static int apply_frame(struct mx_store *st, const uint8_t *payload,
+		       uint64_t len, uint32_t n)
+{
+	struct mx_rbuf rb;
+	int r;
+
+	mx_rbuf_init(&rb, payload, (size_t)len);
+	for (uint32_t i = 0; i < n; i++) {
+		r = apply_txn(st, &rb);
+		if (r)
+			return r;
+	}
+	return mx_rbuf_left(&rb) ? -EUCLEAN : 0;
+}
+
+/* ---- The log ------------------------------------------------------------ */
+
+/* Encode a log header slot for (gen, first_seq) into out[LOG_SLOT]. */
+static int log_hdr_encode(struct mx_store *st, uint64_t gen,
+			  uint64_t first_seq, uint8_t *out)
+{
+	struct mx_wbuf *w = &st->scratch;
+
+	mx_wbuf_reset(w);
+	mx_put_u32(w, LOG_HDR_MAGIC);
+	mx_put_u32(w, FMT_VERSION);
+	mx_put_u64(w, gen);
+	mx_put_u64(w, first_seq);
+	if (w->err)
+		return w->err;
+	mx_put_u32(w, mx_crc32c(0, w->data, w->len));
+	if (w->err)
+		return w->err;
+	memset(out, 0, LOG_SLOT);
+	memcpy(out, w->data, w->len);
+	return 0;
+}
+
+/* Decode a header slot; false if it does not check. */
+static bool log_hdr_decode(const uint8_t *in, uint64_t *gen,
+			   uint64_t *first_seq)
+{
+	struct mx_rbuf rb;
+	uint32_t magic, version, crc;
+
+	mx_rbuf_init(&rb, in, LOG_SLOT);
+	magic = mx_get_u32(&rb);
+	version = mx_get_u32(&rb);
+	*gen = mx_get_u64(&rb);
+	*first_seq = mx_get_u64(&rb);
+	crc = mx_get_u32(&rb);
+	return !rb.err && magic == LOG_HDR_MAGIC && version == FMT_VERSION &&
+	       crc == mx_crc32c(0, in, 24) && *gen != 0;
+}
+
+/* Folder entry names, as collected by listdir. */
+struct namelist {
+	char **v; /* From malloc(), each from malloc() */
+	size_t n, cap;
+};
+
+static int namelist_add(void *arg, const char *name)
+{
+	struct namelist *nl = arg;
+	char *s;
+
+	if (nl->n == nl->cap) {
+		size_t cap = nl->cap ? nl->cap * 2 : 16;
+		char **v = realloc(nl->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		nl->v = v;
+		nl->cap = cap;
+	}
+	s = strdup(name);
+	if (!s)
+		return -ENOMEM;
+	nl->v[nl->n++] = s;
+	return 0;
+}
+
+static void namelist_free(struct namelist *nl)
+{
+	for (size_t i = 0; i < nl->n; i++)
+		free(nl->v[i]);
+	free(nl->v);
+	memset(nl, 0, sizeof(*nl));
+}
+
+/* Make a fresh store in st->dir: the folder itself if missing (and its
+ * parent fsynced), the PG folder (and the folder fsynced), then the log
+ * (generation 1) written under a temporary name, fsynced and renamed in,
+ * then the folder fsynced again.  A crash leaves either no log (and a
+ * fresh start next time) or a whole one.  Returns the log's fd, or a
+ * negative errno (-EUCLEAN if objects exist without a log). */
+static int store_create(struct mx_store *st)
+{
+	char path[PATH_LEN], tmp[PATH_LEN];
+	struct namelist nl = { 0 };
+	uint8_t *area;
+	int fd, r;
+
+	r = st->io->mkdir(st->io->ctx, st->dir, 0755);
+	if (!r) {
+		/* We made the folder: make its name durable too. */
+		const char *sl = strrchr(st->dir, '/');
+
+		if (!sl)
+			(void)snprintf(path, PATH_LEN, ".");
+		else if (sl == st->dir)
+			(void)snprintf(path, PATH_LEN, "/");
+		else
+			(void)snprintf(path, PATH_LEN, "%.*s",
+				       (int)(sl - st->dir), st->dir);
+		r = st->io->fsync_dir(st->io->ctx, path);
+	}
+	if (r && r != -EEXIST)
+		return r;
+	path_top(st, PGS_NAME, path);
+	r = st->io->mkdir(st->io->ctx, path, 0755);
+	if (r == -EEXIST) {
+		r = st->io->listdir(st->io->ctx, path, namelist_add, &nl);
+		if (!r && nl.n)
+			r = -EUCLEAN;
+		namelist_free(&nl);
+	}
+	/* The PG folder's name is durable before the log's: a log always
+	 * comes with its PG folder (load_all() relies on it). */
+	if (!r)
+		r = st->io->fsync_dir(st->io->ctx, st->dir);
+	if (r)
+		return r;
+	area = calloc(1, LOG_START);
+	if (!area)
+		return -ENOMEM;
+	r = log_hdr_encode(st, 1, 1, area + LOG_SLOT); /* G lives in slot G&1 */
+	if (r) {
+		free(area);
+		return r;
+	}
+	path_top(st, LOG_TMP_NAME, tmp);
+	path_top(st, LOG_NAME, path);
+	fd = st->io->open(st->io->ctx, tmp, O_RDWR | O_CREAT | O_TRUNC | O_CLOEXEC,
+			  0644);
+	if (fd < 0) {
+		free(area);
+		return fd;
+	}
+	r = io_write_all(st, fd, area, LOG_START, 0);
+	free(area);
+	if (!r)
+		r = st->io->fsync(st->io->ctx, fd);
+	if (!r)
+		r = st->io->rename(st->io->ctx, tmp, path);
+	if (!r)
+		r = st->io->fsync_dir(st->io->ctx, st->dir);
+	if (r) {
+		io_close(st, fd);
+		return r;
+	}
+	return fd;
+}
+
+/* Open (or create) the log and pick its generation from the header slots.
+ * 0 or a negative errno (-EUCLEAN when neither slot checks). */
+static int log_open(struct mx_store *st)
+{
+	char path[PATH_LEN];
+	uint8_t slots[2 * LOG_SLOT];
+	uint64_t g[2], s[2];
+	bool ok[2];
+	int fd, r, i;
+
+	path_top(st, LOG_NAME, path);
+	fd = st->io->open(st->io->ctx, path, O_RDWR | O_CLOEXEC, 0);
+	if (fd == -ENOENT)
+		fd = store_create(st);
+	if (fd < 0)
+		return fd;
+	st->log_fd = fd;
+	r = io_read_zf(st, fd, slots, sizeof(slots), 0, NULL);
+	if (r)
+		return r;
+	for (i = 0; i < 2; i++)
+		ok[i] = log_hdr_decode(slots + i * LOG_SLOT, &g[i], &s[i]) &&
+			(g[i] & 1) == (uint64_t)i;
+	if (!ok[0] && !ok[1])
+		return -EUCLEAN;
+	i = ok[1] && (!ok[0] || g[1] > g[0]) ? 1 : 0;
+	st->gen = g[i];
+	st->seq = s[i];
+	st->log_end = LOG_START;
+	return st->io->fstat_size(st->io->ctx, fd, &st->log_fsize);
+}
+
+/* A sequential reader over the log file with a read-ahead buffer. */
+struct logrd {
+	struct mx_store *st;
+	uint8_t *buf; /* From malloc() */
+	size_t cap;
+	uint64_t base; /* file offset of buf[0] */
+	size_t len;    /* bytes of buf read from the file */
+};
+
+/* Bytes [off, off + n) of the log, or NULL if the file ends first.  The
+ * pointer is valid until the next call.  *err gets an I/O error. */
+static const uint8_t *lr_get(struct logrd *lr, uint64_t off, uint64_t n,
+			     int *err)
+{
+	uint64_t fsize = lr->st->log_fsize, want;
+	size_t got;
+
+	*err = 0;
+	if (off >= lr->base && off - lr->base + n <= lr->len)
+		return lr->buf + (off - lr->base);
+	if (n > fsize || off > fsize - n)
+		return NULL;
+	want = MX_MIN(MX_MAX(n, LOG_READ_CHUNK), fsize - off);
+	if (want > lr->cap) {
+		uint8_t *b = realloc(lr->buf, (size_t)want);
+
+		if (!b) {
+			*err = -ENOMEM;
+			return NULL;
+		}
+		lr->buf = b;
+		lr->cap = (size_t)want;
+	}
+	lr->len = 0;
+	*err = io_read_zf(lr->st, lr->st->log_fd, lr->buf, (size_t)want, off,
+			  &got);
+	if (*err)
+		return NULL;
+	lr->base = off;
+	lr->len = got;
+	return got >= n ? lr->buf : NULL;
+}
+
+struct frame {
+	uint64_t gen, seq, off, len;
+	uint32_t n, pcrc;
+};
+
+/* Decode a frame header; false unless its magic and own CRC check. */
+static bool frame_decode(const uint8_t *h, struct frame *f)
+{
+	struct mx_rbuf rb;
+	uint32_t magic, hcrc;
+
+	mx_rbuf_init(&rb, h, FRAME_HDR);
+	magic = mx_get_u32(&rb);
+	hcrc = mx_get_u32(&rb);
+	f->gen = mx_get_u64(&rb);
+	f->seq = mx_get_u64(&rb);
+	f->off = mx_get_u64(&rb);
+	f->len = mx_get_u64(&rb);
+	f->n = mx_get_u32(&rb);
+	f->pcrc = mx_get_u32(&rb);
+	return !rb.err && magic == FRAME_MAGIC &&
+	       hcrc == mx_crc32c(0, h + 8, FRAME_HDR - 8);
+}
+
+/* The valid prefix of generation G ended at pos; tell a torn tail from
+ * damage.  A crashed commit leaves at most one torn frame, at pos: there
+ * is one frame per commit, each is fdatasynced before the next is written,
+ * and every open starts a new generation.  So a well-formed header of G
+ * (or of a later generation) further on, or at pos with the wrong
+ * sequence, means a durable frame was damaged: -EUCLEAN.  G writes the
+ * file contiguously from LOG_START, so the first intact header of an
+ * older generation marks where G never reached, and the scan stops. */
+static int scan_tail(struct mx_store *st, struct logrd *lr, uint64_t pos)
+{
+	int r = 0;
+
+	for (uint64_t off = pos; off + FRAME_HDR <= st->log_fsize;
+	     off += LOG_ALIGN) {
+		const uint8_t *h = lr_get(lr, off, FRAME_HDR, &r);
+		struct frame f;
+
+		if (r)
+			return r;
+		if (!h)
+			break;
+		if (!frame_decode(h, &f) || f.off != off)
+			continue;
+		if (f.gen < st->gen)
+			break;
+		if (off == pos && f.gen == st->gen && f.seq == st->seq)
+			continue; /* the torn frame itself */
+		return -EUCLEAN;
+	}
+	return 0;
+}
+
+/* Apply every valid frame of the current generation in order (I5), then
+ * check the tail.  0 or a negative errno. */
+static int replay_log(struct mx_store *st)
+{
+	struct logrd lr = { .st = st };
+	uint64_t pos = LOG_START;
+	int r = 0;
+
+	for (;;) {
+		const uint8_t *h = lr_get(&lr, pos, FRAME_HDR, &r);
+		const uint8_t *payload;
+		struct frame f;
+
+		if (r || !h)
+			break;
+		if (!frame_decode(h, &f) || f.gen != st->gen ||
+		    f.seq != st->seq || f.off != pos || f.n == 0)
+			break;
+		payload = lr_get(&lr, pos + FRAME_HDR, f.len, &r);
+		if (r || !payload)
+			break;
+		if (mx_crc32c(0, payload, (size_t)f.len) != f.pcrc)
+			break;
+		r = apply_frame(st, payload, f.len, f.n);
+		if (r)
+			break;
+		st->seq++;
+		pos = align_up(pos + FRAME_HDR + f.len, LOG_ALIGN);
+	}
+	st->log_end = pos;
+	if (!r)
+		r = scan_tail(st, &lr, pos);
+	free(lr.buf);
+	return r;
+}
+
+/* Every object replay changed is dirty: fix the CRCs it touched (I4). */
+static int replay_finish(struct mx_store *st)
+{
+	for (struct obj *o = st->dirty; o; o = o->dnext) {
+		int r = crc_fix_touched(st, o);
+
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+/* ---- Metadata files ----------------------------------------------------- */
+
+static int obj_meta_encode(struct mx_store *st, const struct obj *o)
+{
+	struct mx_wbuf *w = &st->scratch;
+	uint64_t nb = nblocks(o->size);
+
+	mx_wbuf_reset(w);
+	mx_put_u32(w, OBJ_MAGIC);
+	mx_put_u32(w, FMT_VERSION);
+	mx_put_i32(w, o->pg->pool);
+	mx_put_u32(w, o->pg->pg);
+	mx_put_u32(w, o->slot);
+	mx_put_u16(w, o->name_len);
+	mx_put_bytes(w, o->name, o->name_len);
+	mx_put_u64(w, o->ver.epoch);
+	mx_put_u64(w, o->ver.seq);
+	mx_put_u64(w, o->mtime_ms);
+	mx_put_u64(w, o->size);
+	mx_put_u32(w, o->n_xa);
+	for (uint32_t i = 0; i < o->n_xa; i++) {
+		mx_put_u16(w, (uint16_t)o->xa[i].name_len);
+		mx_put_bytes(w, o->xa[i].name, o->xa[i].name_len);
+		mx_put_blob(w, o->xa[i].val, o->xa[i].len);
+	}
+	mx_put_u32(w, (uint32_t)nb);
+	for (uint64_t b = 0; b < nb; b++)
+		mx_put_u32(w, o->crc[b]);
+	if (w->err)
+		return w->err;
+	mx_put_u32(w, mx_crc32c(0, w->data, w->len));
+	return w->err;
+}
+
+/* Check a metadata file's trailing CRC and start a reader on the rest. */
+static bool meta_check(const struct mx_wbuf *w, struct mx_rbuf *rb)
+{
+	struct mx_rbuf t;
+
+	if (w->len < 4)
+		return false;
+	mx_rbuf_init(&t, w->data + w->len - 4, 4);
+	if (mx_get_u32(&t) != mx_crc32c(0, w->data, w->len - 4))
+		return false;
+	mx_rbuf_init(rb, w->data, w->len - 4);
+	return true;
+}
+
+/* Load the object metadata file at path (named for nhash and slot) into
+ * the index.  0, -EUCLEAN for a file that does not check, or an errno. */
+static int load_obj_meta(struct mx_store *st, struct pgrp *p, uint64_t nhash,
+			 uint32_t slot, const char *path)
+{
+	struct mx_rbuf rb;
+	const char *name;
+	uint32_t magic, version, fslot, n_xa, nb;
+	uint64_t epoch, seq, mtime, size;
+	uint16_t nlen;
+	int32_t pool;
+	uint32_t pgid;
+	struct obj *o;
+	int r;
+
+	r = io_read_file(st, path, &st->scratch);
+	if (r)
+		return r;
+	if (!meta_check(&st->scratch, &rb))
+		return -EUCLEAN;
+	magic = mx_get_u32(&rb);
+	version = mx_get_u32(&rb);
+	pool = mx_get_i32(&rb);
+	pgid = mx_get_u32(&rb);
+	fslot = mx_get_u32(&rb);
+	nlen = mx_get_u16(&rb);
+	name = mx_get_bytes(&rb, nlen);
+	epoch = mx_get_u64(&rb);
+	seq = mx_get_u64(&rb);
+	mtime = mx_get_u64(&rb);
+	size = mx_get_u64(&rb);
+	n_xa = mx_get_u32(&rb);
+	if (rb.err || magic != OBJ_MAGIC || version != FMT_VERSION ||
+	    pool != p->pool || pgid != p->pg || fslot != slot ||
+	    !name_ok(name, nlen, MX_OBJ_NAME_MAX) ||
+	    name_hash(name, nlen) != nhash || size > MX_OBJ_SIZE_MAX ||
+	    obj_find(st, pool, pgid, name, nlen, nhash) ||
+	    slot_taken(st, p, nhash, slot))
+		return -EUCLEAN;
+	o = obj_new(st, p, name, nlen, nhash, slot);
+	if (!o)
+		return -ENOMEM;
+	o->exists = true;
+	o->files = true;
+	o->data_durable = size > 0;
+	o->ver.epoch = epoch;
+	o->ver.seq = seq;
+	o->mtime_ms = mtime;
+	for (uint32_t i = 0; i < n_xa; i++) {
+		uint16_t xl = mx_get_u16(&rb);
+		const char *xn = mx_get_bytes(&rb, xl);
+		uint32_t vl;
+		const void *v = mx_get_blob(&rb, &vl, MX_XATTR_VALUE_MAX);
+
+		if (rb.err || !name_ok(xn, xl, MX_XATTR_NAME_MAX) ||
+		    (o->n_xa && name_cmp(o->xa[o->n_xa - 1].name,
+					 o->xa[o->n_xa - 1].name_len, xn,
+					 xl) >= 0))
+			return -EUCLEAN;
+		r = xattr_set(o, xn, xl, v, vl);
+		if (r)
+			return r;
+	}
+	nb = mx_get_u32(&rb);
+	if (rb.err || nb != nblocks(size) || mx_rbuf_left(&rb) != 4ull * nb)
+		return -EUCLEAN;
+	r = crc_resize(st, o, size);
+	if (r)
+		return r;
+	o->size = size;
+	for (uint32_t b = 0; b < nb; b++)
+		o->crc[b] = mx_get_u32(&rb);
+	stats_add(st, o);
+	return 0;
+}
+
+static int write_pg_meta(struct mx_store *st, struct pgrp *p)
+{
+	char tmp[PATH_LEN], path[PATH_LEN];
+	struct mx_wbuf *w = &st->scratch;
+	int r = pg_mkdir(st, p);
+
+	if (r)
+		return r;
+	mx_wbuf_reset(w);
+	mx_put_u32(w, PG_MAGIC);
+	mx_put_u32(w, FMT_VERSION);
+	mx_put_i32(w, p->pool);
+	mx_put_u32(w, p->pg);
+	mx_put_u64(w, p->last.epoch);
+	mx_put_u64(w, p->last.seq);
+	if (!w->err)
+		mx_put_u32(w, mx_crc32c(0, w->data, w->len));
+	if (w->err)
+		return w->err;
+	path_in_pg(st, p, PG_META_TMP, tmp);
+	path_in_pg(st, p, PG_META_NAME, path);
+	r = io_write_file(st, tmp, path, w->data, w->len);
+	if (!r)
+		p->dir_dirty = true;
+	return r;
+}
+
+static int load_pg_meta(struct mx_store *st, struct pgrp *p, const char *path)
+{
+	struct mx_rbuf rb;
+	uint32_t magic, version, pgid;
+	int32_t pool;
+	int r = io_read_file(st, path, &st->scratch);
+
+	if (r)
+		return r;
+	if (!meta_check(&st->scratch, &rb))
+		return -EUCLEAN;
+	magic = mx_get_u32(&rb);
+	version = mx_get_u32(&rb);
+	pool = mx_get_i32(&rb);
+	pgid = mx_get_u32(&rb);
+	p->last.epoch = mx_get_u64(&rb);
+	p->last.seq = mx_get_u64(&rb);
+	if (rb.err || mx_rbuf_left(&rb) || magic != PG_MAGIC ||
+	    version != FMT_VERSION || pool != p->pool || pgid != p->pg)
+		return -EUCLEAN;
+	return 0;
+}
+
+/* Exactly n lower-case hex digits. */
+static bool parse_hex(const char *s, size_t n, uint64_t *out)
+{
+	uint64_t v = 0;
+
+	for (size_t i = 0; i < n; i++) {
+		char c = s[i];
+
+		if (c >= '0' && c <= '9')
+			v = v << 4 | (uint64_t)(c - '0');
+		else if (c >= 'a' && c <= 'f')
+			v = v << 4 | (uint64_t)(c - 'a' + 10);
+		else
+			return false;
+	}
+	*out = v;
+	return true;
+}
+
+/* "PPPPPPPP.GGGGGGGG" */
+static bool parse_pgdir(const char *name, int32_t *pool, uint32_t *pg)
+{
+	uint64_t a, b;
+
+	if (strlen(name) != 17 || name[8] != '.' || !parse_hex(name, 8, &a) ||
+	    !parse_hex(name + 9, 8, &b) || a > INT32_MAX)
+		return false;
+	*pool = (int32_t)a;
+	*pg = (uint32_t)b;
+	return true;
+}
+
+/* "HHHHHHHHHHHHHHHH.S<suffix>"; *suffix points into name. */
+static bool parse_objfile(const char *name, uint64_t *nhash, uint32_t *slot,
+			  const char **suffix)
+{
+	uint64_t s = 0;
+	size_t i = 17;
+
+	if (strlen(name) < 19 || name[16] != '.' || !parse_hex(name, 16, nhash))
+		return false;
+	if (name[i] < '0' || name[i] > '9')
+		return false;
+	while (name[i] >= '0' && name[i] <= '9') {
+		s = s * 10 + (uint64_t)(name[i++] - '0');
+		if (s > UINT32_MAX)
+			return false;
+	}
+	*slot = (uint32_t)s;
+	*suffix = name + i;
+	return true;
+}
+
+static bool has_suffix(const char *s, const char *suffix)
+{
+	size_t n = strlen(s), m = strlen(suffix);
+
+	return n >= m && !strcmp(s + n - m, suffix);
+}
+
+/* Load one PG folder: its pg file and every object metadata file; drop
+ * leftover temporary files of a crashed checkpoint. */
+static int load_pg(struct mx_store *st, struct pgrp *p)
+{
+	char dir[PATH_LEN], path[PATH_LEN];
+	struct namelist nl = { 0 };
+	int r;
+
+	path_pgdir(st, p, dir);
+	r = st->io->listdir(st->io->ctx, dir, namelist_add, &nl);
+	for (size_t i = 0; i < nl.n && !r; i++) {
+		const char *name = nl.v[i], *suffix;
+		uint64_t nh;
+		uint32_t slot;
+
+		path_in_pg(st, p, name, path);
+		if (!strcmp(name, PG_META_NAME))
+			r = load_pg_meta(st, p, path);
+		else if (has_suffix(name, ".tmp"))
+			(void)st->io->unlink(st->io->ctx, path);
+		else if (parse_objfile(name, &nh, &slot, &suffix) &&
+			 !strcmp(suffix, ".m"))
+			r = load_obj_meta(st, p, nh, slot, path);
+	}
+	namelist_free(&nl);
+	return r;
+}
+
+/* Load every PG folder.  0 or a negative errno. */
+static int load_all(struct mx_store *st)
+{
+	char path[PATH_LEN];
+	struct namelist nl = { 0 };
+	int r;
+
+	path_top(st, PGS_NAME, path);
+	r = st->io->listdir(st->io->ctx, path, namelist_add, &nl);
+	if (r == -ENOENT)
+		r = -EUCLEAN; /* made durably before the log */
+	for (size_t i = 0; i < nl.n && !r; i++) {
+		int32_t pool;
+		uint32_t pg;
+		struct pgrp *p;
+
+		if (!parse_pgdir(nl.v[i], &pool, &pg))
+			continue;
+		p = pg_get(st, pool, pg);
+		if (!p) {
+			r = -ENOMEM;
+			break;
+		}
+		p->dir_exists = true;
+		r = load_pg(st, p);
+	}
+	namelist_free(&nl);
+	return r;
+}
+
+/* ---- Checkpoint --------------------------------------------------------- */
+
+/* Flush a dirty existing object: its data file, then its metadata file
+ * through a fsynced temporary file and a rename. */
+static int ckpt_obj(struct mx_store *st, struct obj *o)
+{
+	char tmp[PATH_LEN], path[PATH_LEN];
+	int fd, r;
+
+	if (o->data_dirty) {
+		fd = obj_fd(st, o);
+		if (fd < 0)
+			return fd;
+		if (o->fsize == FSIZE_UNKNOWN) {
+			/* Content-preserving (I3): drops stale bytes. */
+			r = st->io->ftruncate(st->io->ctx, fd, o->size);
+			if (r)
+				return r;
+			o->fsize = o->size;
+		}
+		r = st->io->fsync(st->io->ctx, fd);
+		if (r)
+			return r;
+	}
+	r = pg_mkdir(st, o->pg);
+	if (!r)
+		r = obj_meta_encode(st, o);
+	if (r)
+		return r;
+	path_obj(st, o, ".m.tmp", tmp);
+	path_obj(st, o, ".m", path);
+	r = io_write_file(st, tmp, path, st->scratch.data, st->scratch.len);
+	if (r)
+		return r;
+	o->files = true;
+	o->pg->dir_dirty = true;
+	return 0;
+}
+
+/* Unlink the files of a removed object. */
+static int ckpt_ghost(struct mx_store *st, struct obj *o)
+{
+	char path[PATH_LEN];
+	int r;
+
+	obj_close_fd(st, o);
+	if (!o->files)
+		return 0;
+	path_obj(st, o, ".m", path);
+	r = st->io->unlink(st->io->ctx, path);
+	if (r && r != -ENOENT)
+		return r;
+	path_obj(st, o, ".d", path);
+	r = st->io->unlink(st->io->ctx, path);
+	if (r && r != -ENOENT)
+		return r;
+	o->pg->dir_dirty = true;
+	return 0;
+}
+
+/* Start generation G+1: its header goes to the slot G-1 used, and is made
+ * durable before any frame of G+1 is written.  A torn header leaves G's,
+ * whose frames replay harmlessly over the flushed state (I2). */
+static int log_reset(struct mx_store *st)
+{
+	uint8_t sec[LOG_SLOT];
+	uint64_t gen = st->gen + 1;
+	int r;
+
+	r = log_hdr_encode(st, gen, st->seq, sec);
+	if (!r)
+		r = io_write_all(st, st->log_fd, sec, LOG_SLOT,
+				 (gen & 1) * LOG_SLOT);
+	if (!r && st->log_fsize > LOG_START + 2 * st->ckpt_bytes) {
+		/* An outsized commit grew the file: give the space back. */
+		r = st->io->ftruncate(st->io->ctx, st->log_fd, LOG_START);
+		if (!r)
+			st->log_fsize = LOG_START;
+	}
+	if (!r)
+		r = st->io->fsync(st->io->ctx, st->log_fd);
+	if (r)
+		return r;
+	st->gen = gen;
+	st->log_end = LOG_START;
+	return 0;
+}
+
+/* LOGGED(G) -> FLUSHED(G) -> CLEAN(G+1); see the notes at the top.
+ * Staged transactions stay staged.  0, or a negative errno that makes the
+ * store fatal. */
+static int checkpoint(struct mx_store *st)
+{
+	char path[PATH_LEN];
+	struct obj *o, *next;
+	size_t i;
+	int r = 0;
+
+	for (o = st->dirty; o && !r; o = o->dnext)
+		r = o->exists ? ckpt_obj(st, o) : ckpt_ghost(st, o);
+	for (i = 0; i < st->n_pgs && !r; i++)
+		if (st->pgs[i]->meta_dirty)
+			r = write_pg_meta(st, st->pgs[i]);
+	if (!r && st->top_dirty) {
+		path_top(st, PGS_NAME, path);
+		r = st->io->fsync_dir(st->io->ctx, path);
+	}
+	for (i = 0; i < st->n_pgs && !r; i++) {
+		if (!st->pgs[i]->dir_dirty)
+			continue;
+		path_pgdir(st, st->pgs[i], path);
+		r = st->io->fsync_dir(st->io->ctx, path);
+	}
+	if (!r)
+		r = log_reset(st);
+	if (r)
+		return store_fail(st, r);
+
+	/* Everything is durable: settle the in-memory flags. */
+	for (o = st->dirty, st->dirty = NULL; o; o = next) {
+		next = o->dnext;
+		o->dnext = NULL;
+		o->dirty = false;
+		o->data_dirty = false;
+		if (o->exists) {
+			if (o->dfile_made)
+				o->data_durable = true;
+		} else if (o->n_pending == 0) {
+			obj_drop(st, o);
+			continue;
+		} else {
+			/* A placeholder again: its files are gone. */
+			o->files = false;
+			o->fresh = true;
+			o->data_durable = false;
+			o->fsize = FSIZE_UNKNOWN;
+		}
+		o->dfile_made = false;
+	}
+	for (i = 0; i < st->n_pgs; i++)
+		st->pgs[i]->dir_dirty = st->pgs[i]->meta_dirty = false;
+	st->top_dirty = false;
+	st->stats.checkpoints++;
+	return 0;
+}
+
+/* ---- The API ------------------------------------------------------------ */
+
+static void store_free(struct mx_store *st)
+{
+	for (size_t i = 0; st->tab && i <= st->tab_mask; i++) {
+		struct obj *o = st->tab[i], *next;
+
+		for (; o; o = next) {
+			next = o->hnext;
+			obj_destroy(st, o);
+		}
+	}
+	free(st->tab);
+	for (size_t i = 0; i < st->n_pgs; i++) {
+		free(st->pgs[i]->objs);
+		free(st->pgs[i]);
+	}
+	free(st->pgs);
+	free(st->pgtab);
+	io_close(st, st->log_fd);
+	mx_wbuf_free(&st->pend);
+	mx_wbuf_free(&st->scratch);
+	free(st->blk);
+	free(st->chunk);
+	free(st->dir);
+	free(st);
+}
+
+static bool io_complete(const struct mx_store_io *io)
+{
+	return io->open && io->close && io->pread && io->pwrite &&
+	       io->fdatasync && io->fsync && io->ftruncate && io->fstat_size &&
+	       io->rename && io->unlink && io->mkdir && io->listdir &&
+	       io->fsync_dir;
+}
+
+int mx_store_open(const char *dir, const struct mx_store_opts *opts,
+		  struct mx_store **out)
+{
+	const struct mx_store_io *io =
+		opts && opts->io ? opts->io : &mx_store_io_default;
+	struct mx_store *st;
+	size_t dl;
+	int r;
+
+	if (!out)
+		return -EINVAL;
+	*out = NULL;
+	if (!dir || !io_complete(io))
+		return -EINVAL;
+	dl = strlen(dir);
+	while (dl > 1 && dir[dl - 1] == '/')
+		dl--;
+	if (dl == 0 || dl > DIR_LEN_MAX)
+		return -EINVAL;
+	st = calloc(1, sizeof(*st));
+	if (!st)
+		return -ENOMEM;
+	st->io = io;
+	st->log_fd = -1;
+	st->ckpt_bytes = opts && opts->wal_checkpoint_bytes ?
+				 opts->wal_checkpoint_bytes :
+				 DEFAULT_CKPT_BYTES;
+	mx_wbuf_init(&st->pend);
+	mx_wbuf_init(&st->scratch);
+	st->dir = strndup(dir, dl);
+	st->tab = calloc(1024, sizeof(*st->tab));
+	st->tab_mask = 1023;
+	st->pgtab = calloc(64, sizeof(*st->pgtab));
+	st->pgtab_mask = 63;
+	st->blk = malloc(BS);
+	st->chunk = malloc(CRC_CHUNK_BLOCKS * BS);
+	if (!st->dir || !st->tab || !st->pgtab || !st->blk || !st->chunk) {
+		store_free(st);
+		return -ENOMEM;
+	}
+	st->zero_crc = crc_block(zero_block, BS);
+
+	r = log_open(st);
+	if (!r)
+		r = load_all(st);
+	if (!r) {
+		st->replaying = true;
+		r = replay_log(st);
+		if (!r)
+			r = replay_finish(st);
+		st->replaying = false;
+	}
+	if (!r)
+		r = checkpoint(st);
+	if (r) {
+		store_free(st);
+		return r;
+	}
+	*out = st;
+	return 0;
+}
+
+void mx_store_close(struct mx_store *st)
+{
+	if (!st)
+		return;
+	if (!st->fatal)
+		(void)checkpoint(st);
+	store_free(st);
+}
+
+static bool xname_ok(const char *x)
+{
+	return x && name_ok(x, strnlen(x, MX_XATTR_NAME_MAX + 1),
+			    MX_XATTR_NAME_MAX);
+}
+
+/* -EINVAL unless txn is well formed (see store.h). */
+static int txn_check(const struct mx_txn *t)
+{
+	const struct mx_objkey *k = &t->key;
+	uint64_t bytes = 0;
+
+	if (!name_ok(k->name, k->name_len, MX_OBJ_NAME_MAX) || k->pool < 0 ||
+	    k->pg == UINT32_MAX || t->n_ops == 0 || !t->ops)
+		return -EINVAL;
+	for (uint32_t i = 0; i < t->n_ops; i++) {
+		const struct mx_txn_op *op = &t->ops[i];
+
+		switch (op->type) {
+		case MX_TXN_WRITE:
+			if ((!op->data && op->len) ||
+			    op->off > MX_OBJ_SIZE_MAX ||
+			    op->off + op->len > MX_OBJ_SIZE_MAX)
+				return -EINVAL;
+			bytes += op->len;
+			break;
+		case MX_TXN_TRUNCATE:
+			if (op->size > MX_OBJ_SIZE_MAX)
+				return -EINVAL;
+			break;
+		case MX_TXN_SETXATTR:
+			if (!xname_ok(op->xname) ||
+			    op->len > MX_XATTR_VALUE_MAX ||
+			    (!op->data && op->len))
+				return -EINVAL;
+			bytes += op->len;
+			break;
+		case MX_TXN_RMXATTR:
+			if (!xname_ok(op->xname))
+				return -EINVAL;
+			break;
+		case MX_TXN_REMOVE:
+		case MX_TXN_CREATE:
+			break;
+		default:
+			return -EINVAL;
+		}
+		bytes += 300; /* bound on an op's own encoding */
+		if (bytes > TXN_DATA_MAX)
+			return -EINVAL;
+	}
+	return 0;
+}
+
+int mx_store_queue(struct mx_store *st, const struct mx_txn *txn)
+{
+	const struct mx_objkey *k;
+	struct mx_wbuf *w;
+	bool ex0, ex1, made = false;
+	uint64_t sz0, sz1, nh;
+	struct pgrp *p;
+	struct obj *o;
+	size_t mark;
+	int r;
+
+	if (!st || !txn)
+		return -EINVAL;
+	if (st->fatal)
+		return st->fatal;
+	r = txn_check(txn);
+	if (r)
+		return r;
+	if (st->n_pend >= UINT32_MAX)
+		return -ENOMEM;
+	k = &txn->key;
+	nh = name_hash(k->name, k->name_len);
+	p = pg_get(st, k->pool, k->pg);
+	if (!p)
+		return -ENOMEM;
+	o = obj_find(st, k->pool, k->pg, k->name, k->name_len, nh);
+	if (!o) {
+		o = obj_new(st, p, k->name, k->name_len, nh,
+			    slot_alloc(st, p, nh));
+		if (!o)
+			return -ENOMEM;
+		o->fresh = true;
+		made = true;
+	}
+	ex0 = o->n_pending ? o->p_exists : o->exists;
+	sz0 = o->n_pending ? o->p_size : o->size;
+	ex1 = ex0;
+	sz1 = sz0;
+	for (uint32_t i = 0; i < txn->n_ops; i++) {
+		const struct mx_txn_op *op = &txn->ops[i];
+
+		op_effect(op->type, op->off,
+			  op->type == MX_TXN_WRITE ? op->len : op->size, &ex1,
+			  &sz1);
+	}
+
+	w = &st->pend;
+	mark = w->len;
+	if (mark == 0) {
+		uint8_t *h = mx_wbuf_reserve(w, FRAME_HDR);
+
+		if (h) {
+			memset(h, 0, FRAME_HDR);
+			w->len = FRAME_HDR;
+		}
+	}
+	mx_put_u8(w, REC_TXN);
+	mx_put_i32(w, k->pool);
+	mx_put_u32(w, k->pg);
+	mx_put_u32(w, o->slot);
+	mx_put_u16(w, (uint16_t)k->name_len);
+	mx_put_bytes(w, k->name, k->name_len);
+	mx_put_u64(w, txn->version.epoch);
+	mx_put_u64(w, txn->version.seq);
+	mx_put_u64(w, mx_wall_ms());
+	mx_put_u8(w, ex0);
+	mx_put_u64(w, sz0);
+	mx_put_u8(w, ex1);
+	mx_put_u64(w, sz1);
+	mx_put_u32(w, txn->n_ops);
+	for (uint32_t i = 0; i < txn->n_ops; i++) {
+		const struct mx_txn_op *op = &txn->ops[i];
+
+		mx_put_u8(w, op->type);
+		switch (op->type) {
+		case MX_TXN_WRITE:
+			mx_put_u64(w, op->off);
+			mx_put_blob(w, op->data, op->len);
+			break;
+		case MX_TXN_TRUNCATE:
+			mx_put_u64(w, op->size);
+			break;
+		case MX_TXN_SETXATTR:
+			mx_put_str(w, op->xname);
+			mx_put_blob(w, op->data, op->len);
+			break;
+		case MX_TXN_RMXATTR:
+			mx_put_str(w, op->xname);
+			break;
+		default:
+			break;
+		}
+	}
+	if (w->err) {
+		w->err = 0;
+		w->len = mark;
+		if (made)
+			obj_drop(st, o);
+		return -ENOMEM;
+	}
+	o->n_pending++;
+	o->p_exists = ex1;
+	o->p_size = sz1;
+	st->n_pend++;
+	return 0;
+}
+
+/* CLEAN/LOGGED -> LOGGED: seal the staged frame (generation, sequence,
+ * offset, length, both CRCs, padding to LOG_ALIGN), write it at the log's
+ * end with one write and make it durable with one fdatasync.  The caller
+ * applies it only after this returns 0 (I1).  0 or a negative errno. */
+static int log_append(struct mx_store *st)
+{
+	struct mx_wbuf *w = &st->pend;
+	uint64_t len = w->len - FRAME_HDR;
+	size_t padded = (size_t)align_up(w->len, LOG_ALIGN);
+	uint8_t *pad = mx_wbuf_reserve(w, padded - w->len);
+	int r;
+
+	if (!pad)
+		return -ENOMEM;
+	memset(pad, 0, padded - w->len);
+	w->len = padded;
+	mx_wbuf_patch_u32(w, 0, FRAME_MAGIC);
+	patch_u64(w, 8, st->gen);
+	patch_u64(w, 16, st->seq);
+	patch_u64(w, 24, st->log_end);
+	patch_u64(w, 32, len);
+	mx_wbuf_patch_u32(w, 40, (uint32_t)st->n_pend);
+	mx_wbuf_patch_u32(w, 44, mx_crc32c(0, w->data + FRAME_HDR, (size_t)len));
+	mx_wbuf_patch_u32(w, 4, mx_crc32c(0, w->data + 8, FRAME_HDR - 8));
+	r = io_write_all(st, st->log_fd, w->data, padded, st->log_end);
+	if (!r)
+		r = st->io->fdatasync(st->io->ctx, st->log_fd);
+	return r;
+}
+
+/* log_append(), then apply the frame.  A frame is all or nothing at
+ * replay, so a commit's transactions survive a crash together or not at
+ * all. */
+int mx_store_commit(struct mx_store *st)
+{
+	struct mx_wbuf *w;
+	uint64_t len;
+	int r;
+
+	if (!st)
+		return -EINVAL;
+	if (st->fatal)
+		return st->fatal;
+	if (!st->n_pend)
+		return 0;
+	w = &st->pend;
+	len = w->len - FRAME_HDR;
+	r = log_append(st);
+	if (!r)
+		r = apply_frame(st, w->data + FRAME_HDR, len,
+				(uint32_t)st->n_pend);
+	if (r)
+		return store_fail(st, r);
+	st->log_end += w->len;
+	st->log_fsize = MX_MAX(st->log_fsize, st->log_end);
+	st->seq++;
+	st->n_pend = 0;
+	st->stats.commits++;
+	if (w->cap > PEND_KEEP_MAX)
+		mx_wbuf_free(w);
+	else
+		mx_wbuf_reset(w);
+	if (st->log_end - LOG_START >= st->ckpt_bytes)
+		return checkpoint(st);
+	return 0;
+}
+
+bool mx_store_pending(const struct mx_store *st, const struct mx_objkey *key)
+{
+	const struct obj *o = st ? obj_lookup(st, key) : NULL;
+
+	return o && o->n_pending > 0;
+}
+
+size_t mx_store_pending_count(const struct mx_store *st)
+{
+	return st ? st->n_pend : 0;
+}
+
+int mx_store_stat(struct mx_store *st, const struct mx_objkey *key,
+		  struct mx_obj_stat *out)
+{
+	const struct obj *o;
+
+	if (!st || !key || !out)
+		return -EINVAL;
+	if (st->fatal)
+		return st->fatal;
+	o = obj_lookup(st, key);
+	if (!o || !o->exists)
+		return -ENOENT;
+	out->size = o->size;
+	out->version = o->ver;
+	out->mtime_ms = o->mtime_ms;
+	return 0;
+}
+
+/* Check blocks [b, b + n) of o against their CRCs; data holds them from
+ * block b's start. */
+static bool blocks_ok(struct mx_store *st, const struct obj *o, uint64_t b,
+		      uint64_t n, const uint8_t *data)
+{
+	for (uint64_t k = 0; k < n; k++) {
+		if (crc_block(data + k * BS, blk_valid(o->size, b + k)) !=
+		    o->crc[b + k]) {
+			st->stats.csum_errors++;
+			return false;
+		}
+	}
+	return true;
+}
+
+int mx_store_read(struct mx_store *st, const struct mx_objkey *key,
+		  uint64_t off, uint32_t len, void *buf, uint32_t *got)
+{
+	uint8_t *out = buf;
+	uint64_t pos, end;
+	struct obj *o;
+	int fd, r;
+
+	if (got)
+		*got = 0;
+	if (!st || !key || !got || (!buf && len))
+		return -EINVAL;
+	if (st->fatal)
+		return st->fatal;
+	o = obj_lookup(st, key);
+	if (!o || !o->exists)
+		return -ENOENT;
+	if (off >= o->size || len == 0)
+		return 0;
+	end = off + MX_MIN((uint64_t)len, o->size - off);
+	fd = obj_fd(st, o);
+	if (fd < 0)
+		return fd;
+	for (pos = off; pos < end;) {
+		uint64_t b = pos / BS, bs = b * BS;
+		/* Whole blocks go straight into buf: up to end's block, or
+		 * through the object's last block if end is the size. */
+		uint64_t run_end = end == o->size ? end : end / BS * BS;
+
+		if (pos == bs && run_end > pos) {
+			uint64_t n = nblocks(run_end) - b;
+
+			r = io_read_zf(st, fd, out + (pos - off),
+				       (size_t)(run_end - pos), pos, NULL);
+			if (r)
+				goto fail;
+			/* The last block may be partial: it is checked with
+			 * zeroes after the size, not the caller's bytes. */
+			if (run_end % BS) {
+				memcpy(st->blk, out + (run_end / BS * BS - off),
+				       run_end % BS);
+				memset(st->blk + run_end % BS, 0,
+				       BS - run_end % BS);
+				n--;
+				if (!blocks_ok(st, o, b + n, 1, st->blk)) {
+					r = -EIO;
+					goto fail;
+				}
+			}
+			if (!blocks_ok(st, o, b, n, out + (pos - off))) {
+				r = -EIO;
+				goto fail;
+			}
+			pos = run_end;
+		} else {
+			uint32_t valid = blk_valid(o->size, b);
+			uint64_t stop = MX_MIN(end, bs + BS);
+
+			r = io_read_zf(st, fd, st->blk, valid, bs, NULL);
+			if (r)
+				goto fail;
+			memset(st->blk + valid, 0, BS - valid);
+			if (!blocks_ok(st, o, b, 1, st->blk)) {
+				r = -EIO;
+				goto fail;
+			}
+			memcpy(out + (pos - off), st->blk + (pos - bs),
+			       stop - pos);
+			pos = stop;
+		}
+	}
+	*got = (uint32_t)(end - off);
+	return 0;
+fail:
+	/* Never hand out bytes that did not check. */
+	memset(buf, 0, (size_t)(end - off));
+	return r;
+}
+
+int mx_store_getxattr(struct mx_store *st, const struct mx_objkey *key,
+		      const char *xname, void **value, uint32_t *len)
+{
+	const struct obj *o;
+	long i;
+	void *v;
+
+	if (!st || !key || !xname_ok(xname) || !value || !len)
+		return -EINVAL;
+	*value = NULL;
+	*len = 0;
+	if (st->fatal)
+		return st->fatal;
+	o = obj_lookup(st, key);
+	if (!o || !o->exists)
+		return -ENOENT;
+	i = xattr_find(o, xname, (uint32_t)strlen(xname));
+	if (i < 0)
+		return -ENODATA;
+	v = malloc(o->xa[i].len ? o->xa[i].len : 1);
+	if (!v)
+		return -ENOMEM;
+	memcpy(v, o->xa[i].val, o->xa[i].len);
+	*value = v;
+	*len = o->xa[i].len;
+	return 0;
+}
+
+int mx_store_listxattrs(struct mx_store *st, const struct mx_objkey *key,
+			int (*cb)(void *arg, const char *xname,
+				  const void *value, uint32_t len),
+			void *arg)
+{
+	const struct obj *o;
+
+	if (!st || !key || !cb)
+		return -EINVAL;
+	if (st->fatal)
+		return st->fatal;
+	o = obj_lookup(st, key);
+	if (!o || !o->exists)
+		return -ENOENT;
+	for (uint32_t i = 0; i < o->n_xa; i++) {
+		int r = cb(arg, o->xa[i].name, o->xa[i].val, o->xa[i].len);
+
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+static int obj_ptr_cmp(const void *a, const void *b)
+{
+	const struct obj *x = *(struct obj *const *)a;
+	const struct obj *y = *(struct obj *const *)b;
+
+	return name_cmp(x->name, x->name_len, y->name, y->name_len);
+}
+
+static int pg_ptr_cmp(const void *a, const void *b)
+{
+	const struct pgrp *x = *(struct pgrp *const *)a;
+	const struct pgrp *y = *(struct pgrp *const *)b;
+
+	if (x->pool != y->pool)
+		return x->pool < y->pool ? -1 : 1;
+	return x->pg < y->pg ? -1 : x->pg > y->pg;
+}
+
+/* List one PG in name order, after the cursor.  Sorting is on demand and
+ * kept until the PG's set of entries changes.  Entries that cb's own
+ * mx_store_queue() calls add land after the sorted ones and are not
+ * visited. */
+static int list_pg(struct mx_store *st, struct pgrp *p, const char *cursor,
+		   uint32_t cursor_len,
+		   int (*cb)(void *arg, const struct mx_objkey *key,
+			     const struct mx_obj_stat *stat),
+		   void *arg)
+{
+	uint32_t lo = 0, hi, n;
+
+	(void)st;
+	if (!p->sorted) {
+		qsort(p->objs, p->n_objs, sizeof(*p->objs), obj_ptr_cmp);
+		for (uint32_t i = 0; i < p->n_objs; i++)
+			p->objs[i]->pg_idx = i;
+		p->sorted = true;
+	}
+	n = hi = p->n_objs;
+	if (cursor) {
+		while (lo < hi) {
+			uint32_t mid = lo + (hi - lo) / 2;
+			const struct obj *o = p->objs[mid];
+
+			if (name_cmp(o->name, o->name_len, cursor,
+				     cursor_len) <= 0)
+				lo = mid + 1;
+			else
+				hi = mid;
+		}
+	}
+	for (uint32_t i = lo; i < n; i++) {
+		const struct obj *o = p->objs[i];
+		struct mx_objkey key;
+		struct mx_obj_stat os;
+		int r;
+
+		if (!o->exists)
+			continue;
+		key.pool = p->pool;
+		key.pg = p->pg;
+		key.name = o->name;
+		key.name_len = o->name_len;
+		os.size = o->size;
+		os.version = o->ver;
+		os.mtime_ms = o->mtime_ms;
+		r = cb(arg, &key, &os);
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+int mx_store_list(struct mx_store *st, int32_t pool, uint32_t pg,
+		  const char *cursor, uint32_t cursor_len,
+		  int (*cb)(void *arg, const struct mx_objkey *key,
+			    const struct mx_obj_stat *stat),
+		  void *arg)
+{
+	struct pgrp **v;
+	size_t n = 0;
+	int r = 0;
+
+	if (!st || !cb)
+		return -EINVAL;
+	if (st->fatal)
+		return st->fatal;
+	if (pool != -1 && pg != UINT32_MAX) {
+		struct pgrp *p = pg_find(st, pool, pg);
+
+		return p ? list_pg(st, p, cursor, cursor_len, cb, arg) : 0;
+	}
+	v = malloc((st->n_pgs ? st->n_pgs : 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < st->n_pgs; i++) {
+		struct pgrp *p = st->pgs[i];
+
+		if ((pool == -1 || p->pool == pool) &&
+		    (pg == UINT32_MAX || p->pg == pg))
+			v[n++] = p;
+	}
+	qsort(v, n, sizeof(*v), pg_ptr_cmp);
+	for (size_t i = 0; i < n && !r; i++)
+		r = list_pg(st, v[i], cursor, cursor_len, cb, arg);
+	free(v);
+	return r;
+}
+
+int mx_store_checkpoint(struct mx_store *st)
+{
+	if (!st)
+		return -EINVAL;
+	if (st->fatal)
+		return st->fatal;
+	return checkpoint(st);
+}
+
+struct mx_version mx_store_pg_last(const struct mx_store *st, int32_t pool,
+				   uint32_t pg)
+{
+	const struct pgrp *p = st ? pg_find(st, pool, pg) : NULL;
+
+	return p ? p->last : (struct mx_version){ 0, 0 };
+}
+
+void mx_store_get_stats(const struct mx_store *st, struct mx_store_stats *out)
+{
+	if (!out)
+		return;
+	if (!st) {
+		memset(out, 0, sizeof(*out));
+		return;
+	}
+	*out = st->stats;
+	out->wal_bytes = st->log_end - LOG_START;
+}

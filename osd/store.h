@@ -1,0 +1,197 @@
+/*
+ * The OSD's object store: objects (data, size, named attributes, version)
+ * kept durably in a local folder, with a CRC-32C on every 4 KiB block that
+ * is verified on every read.
+ *
+ * Contract:
+ *  - Updates come as transactions on one object (struct mx_txn).  Each is
+ *    "physical": it says exactly what the object becomes (bytes at an offset,
+ *    the resulting size, the resulting version), so replaying it twice, or
+ *    on top of a later state, changes nothing.  A transaction is atomic:
+ *    after a crash it is either wholly present or wholly absent.
+ *  - mx_store_queue() only stages a transaction.  mx_store_commit() makes
+ *    every staged transaction durable (it survives kill -9 and power loss)
+ *    and then visible to reads.  A caller acknowledges a write to anyone only
+ *    after the commit that holds it has returned 0.
+ *  - Reads, stat and listings see committed state only.  A caller that must
+ *    read an object with a staged transaction calls mx_store_commit() first
+ *    (mx_store_pending() tells).
+ *  - A read that meets a block whose checksum does not match returns -EIO,
+ *    never the bad bytes.
+ *  - A failed commit (EIO or ENOSPC from the disk) leaves the store unusable:
+ *    every later call returns that error, and the daemon must restart.
+ *
+ * The store is single-threaded: one caller at a time, no internal locks.
+ * All file I/O goes through struct mx_store_io so tests can inject faults
+ * and simulate power loss.
+ */
+#ifndef MX_STORE_H
+#define MX_STORE_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <sys/types.h>
+
+#define MX_STORE_BLOCK 4096u
+#define MX_OBJ_NAME_MAX 1024u     /* bytes, no NUL inside */
+#define MX_XATTR_NAME_MAX 255u
+#define MX_XATTR_VALUE_MAX 65536u
+#define MX_OBJ_SIZE_MAX (1ull << 36) /* 64 GiB per object */
+
+/* A version: the map epoch in which the primary made the change, and a
+ * per-PG sequence number.  Ordered by (epoch, seq). */
+struct mx_version {
+	uint64_t epoch;
+	uint64_t seq;
+};
+
+static inline int mx_version_cmp(struct mx_version a, struct mx_version b)
+{
+	if (a.epoch != b.epoch)
+		return a.epoch < b.epoch ? -1 : 1;
+	if (a.seq != b.seq)
+		return a.seq < b.seq ? -1 : 1;
+	return 0;
+}
+
+/* Which object: pool, placement group, name (a byte string of name_len). */
+struct mx_objkey {
+	int32_t pool;
+	uint32_t pg;
+	const char *name;
+	uint32_t name_len;
+};
+
+enum mx_txn_op_type {
+	MX_TXN_WRITE = 1,    /* write data at off (creates the object) */
+	MX_TXN_TRUNCATE = 2, /* cut or extend (with zeroes) to size */
+	MX_TXN_REMOVE = 3,   /* delete the object and all its attributes */
+	MX_TXN_SETXATTR = 4, /* set attribute name to value */
+	MX_TXN_RMXATTR = 5,  /* remove attribute name (absent is fine) */
+	MX_TXN_CREATE = 6,   /* create empty if absent */
+};
+
+struct mx_txn_op {
+	uint8_t type; /* enum mx_txn_op_type */
+	uint64_t off; /* WRITE */
+	uint64_t size; /* TRUNCATE */
+	const void *data; /* WRITE data or SETXATTR value; borrowed */
+	uint32_t len;
+	const char *xname; /* SETXATTR, RMXATTR; NUL-terminated; borrowed */
+};
+
+/* One atomic update of one object.  Everything is borrowed for the duration
+ * of mx_store_queue(), which copies what it keeps. */
+struct mx_txn {
+	struct mx_objkey key;
+	struct mx_version version; /* the object's version afterwards */
+	uint32_t n_ops;
+	const struct mx_txn_op *ops;
+};
+
+struct mx_obj_stat {
+	uint64_t size;
+	struct mx_version version;
+	uint64_t mtime_ms; /* wall clock of the last update */
+};
+
+/* File I/O used by the store; every hook returns >= 0 or a negative errno
+ * (never -1 with errno).  mx_store_io_default is the real system. */
+struct mx_store_io {
+	int (*open)(void *ctx, const char *path, int flags, mode_t mode);
+	int (*close)(void *ctx, int fd);
+	ssize_t (*pread)(void *ctx, int fd, void *buf, size_t len, uint64_t off);
+	ssize_t (*pwrite)(void *ctx, int fd, const void *buf, size_t len, uint64_t off);
+	int (*fdatasync)(void *ctx, int fd);
+	int (*fsync)(void *ctx, int fd);
+	int (*ftruncate)(void *ctx, int fd, uint64_t size);
+	int (*fstat_size)(void *ctx, int fd, uint64_t *size);
+	int (*rename)(void *ctx, const char *from, const char *to);
+	int (*unlink)(void *ctx, const char *path);
+	int (*mkdir)(void *ctx, const char *path, mode_t mode);
+	/* Call cb for every entry name (not . or ..) of a directory. */
+	int (*listdir)(void *ctx, const char *path,
+		       int (*cb)(void *arg, const char *name), void *arg);
+	int (*fsync_dir)(void *ctx, const char *path);
+	void *ctx;
+};
+
+extern const struct mx_store_io mx_store_io_default;
+
+struct mx_store_opts {
+	const struct mx_store_io *io;  /* NULL = mx_store_io_default */
+	uint64_t wal_checkpoint_bytes; /* 0 = default (64 MiB) */
+};
+
+struct mx_store;
+
+/* Open (creating if the folder is empty) the store in dir: replays its log,
+ * so every committed transaction is present and nothing torn is.
+ * Returns 0 and *out, or a negative errno (-EUCLEAN for a store that is
+ * damaged beyond what replay fixes). */
+int mx_store_open(const char *dir, const struct mx_store_opts *opts,
+		  struct mx_store **out);
+/* Checkpoint (best effort) and free.  Accepts NULL. */
+void mx_store_close(struct mx_store *st);
+
+/* Validate and stage txn.  -EINVAL for a malformed transaction (bad name,
+ * offsets beyond MX_OBJ_SIZE_MAX, unknown op), -ENOMEM. */
+int mx_store_queue(struct mx_store *st, const struct mx_txn *txn);
+/* Make all staged transactions durable, then apply them.  0 or a negative
+ * errno (fatal, see above). */
+int mx_store_commit(struct mx_store *st);
+/* Whether key has a staged, uncommitted transaction. */
+bool mx_store_pending(const struct mx_store *st, const struct mx_objkey *key);
+/* Number of staged transactions. */
+size_t mx_store_pending_count(const struct mx_store *st);
+
+/* Stat.  0, or -ENOENT. */
+int mx_store_stat(struct mx_store *st, const struct mx_objkey *key,
+		  struct mx_obj_stat *out);
+/* Read up to len bytes at off into buf; *got gets the count (short at the
+ * end of the object, 0 past it).  0, -ENOENT, or -EIO on a checksum error. */
+int mx_store_read(struct mx_store *st, const struct mx_objkey *key, uint64_t off,
+		  uint32_t len, void *buf, uint32_t *got);
+/* Get an attribute into a malloc()ed buffer the caller frees.
+ * 0, -ENOENT (object), -ENODATA (attribute). */
+int mx_store_getxattr(struct mx_store *st, const struct mx_objkey *key,
+		      const char *xname, void **value, uint32_t *len);
+/* Call cb for each attribute of the object in name order; a non-zero
+ * return from cb stops and is returned. */
+int mx_store_listxattrs(struct mx_store *st, const struct mx_objkey *key,
+			int (*cb)(void *arg, const char *xname, const void *value,
+				  uint32_t len),
+			void *arg);
+
+/* Call cb for each object of (pool, pg) (pg == UINT32_MAX: every PG of the
+ * pool; pool == -1: every pool) in a stable order (by pg, then name), after
+ * the cursor name if cursor is not NULL.  A non-zero return from cb stops
+ * and is returned. */
+int mx_store_list(struct mx_store *st, int32_t pool, uint32_t pg,
+		  const char *cursor, uint32_t cursor_len,
+		  int (*cb)(void *arg, const struct mx_objkey *key,
+			    const struct mx_obj_stat *stat),
+		  void *arg);
+
+/* Force a checkpoint (flush data files, write metadata, reset the log).
+ * 0 or a negative errno. */
+int mx_store_checkpoint(struct mx_store *st);
+
+/* Per-PG last version applied (the highest version of any transaction on
+ * that PG, removals included); {0,0} if none. */
+struct mx_version mx_store_pg_last(const struct mx_store *st, int32_t pool,
+				   uint32_t pg);
+
+/* Counters for status and tests. */
+struct mx_store_stats {
+	uint64_t objects;
+	uint64_t bytes;
+	uint64_t commits;
+	uint64_t wal_bytes;
+	uint64_t checkpoints;
+	uint64_t csum_errors;
+};
+void mx_store_get_stats(const struct mx_store *st, struct mx_store_stats *out);
+
+#endif

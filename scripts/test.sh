@@ -1,0 +1,31 @@
+#!/bin/sh
+# Install what is needed, build, and run the whole test suite twice: in the
+# normal build and in an AddressSanitizer + UndefinedBehaviorSanitizer
+# build.  Ends with the line "N passed, N failed".
+set -u
+cd "$(dirname "$0")/.."
+./scripts/install-deps.sh || exit 1
+
+fail=0
+run_suite() {
+	dir="$1"; shift
+	if [ ! -f "$dir/build.ninja" ]; then
+		meson setup "$dir" -Dwerror=true "$@" >/dev/null || return 1
+	fi
+	ninja -C "$dir" >/dev/null || { ninja -C "$dir"; return 1; }
+	meson test -C "$dir" --print-errorlogs --num-processes 1 ${MESON_TEST_ARGS:-} || fail=1
+}
+
+export MIXSAN_TEST_SCALE="${MIXSAN_TEST_SCALE:-1}"
+run_suite build --buildtype=debugoptimized || fail=1
+# The sanitizer build runs the same tests; the biggest system test writes
+# fewer objects there (ASan makes each byte several times dearer).
+MIXSAN_TEST_OBJECTS="${MIXSAN_TEST_OBJECTS_ASAN:-2000}" \
+UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
+	run_suite build-asan --buildtype=debug -Db_sanitize=address,undefined \
+		-Db_lundef=false || fail=1
+
+python3 scripts/count-results.py build/meson-logs/testlog.json \
+	build-asan/meson-logs/testlog.json
+res=$?
+[ "$fail" = 0 ] && [ "$res" = 0 ]

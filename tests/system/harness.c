@@ -1,0 +1,289 @@
+/*
+ * The system-test harness (see harness.h).
+ */
+#include "harness.h"
+
+#include <arpa/inet.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <netinet/in.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "internal.h"
+#include "map.h"
+
+int h_failures;
+
+uint64_t h_rand(uint64_t *s)
+{
+	uint64_t x = *s ? *s : 0x9e3779b97f4a7c15ull;
+
+	x ^= x >> 12;
+	x ^= x << 25;
+	x ^= x >> 27;
+	*s = x;
+	return x * 0x2545f4914f6cdd1dull;
+}
+
+void h_fill(uint64_t seed, void *buf, size_t len)
+{
+	uint8_t *p = buf;
+	uint64_t s = seed * 0x9e3779b97f4a7c15ull + 1;
+	size_t i = 0;
+
+	for (; i + 8 <= len; i += 8) {
+		uint64_t v = h_rand(&s);
+
+		memcpy(p + i, &v, 8);
+	}
+	if (i < len) {
+		uint64_t v = h_rand(&s);
+
+		memcpy(p + i, &v, len - i);
+	}
+}
+
+static const char *build_root(void)
+{
+	const char *b = getenv("MIXSAN_BUILD_ROOT");
+
+	return b ? b : ".";
+}
+
+static int free_port(void)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET};
+	socklen_t len = sizeof(sin);
+	int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	int port;
+
+	sin.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0 ||
+	    getsockname(fd, (struct sockaddr *)&sin, &len) < 0)
+		H_FATAL("cannot find a free port: %s", strerror(errno));
+	port = ntohs(sin.sin_port);
+	close(fd);
+	return port;
+}
+
+static pid_t spawn(char *const argv[], const char *log)
+{
+	pid_t pid = fork();
+
+	if (pid < 0)
+		H_FATAL("fork: %s", strerror(errno));
+	if (pid == 0) {
+		int fd = open(log, O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0600);
+
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		/* Daemons under ASan: killed ones cannot report leaks anyway. */
+		setenv("ASAN_OPTIONS", "detect_leaks=0:abort_on_error=1", 0);
+		execv(argv[0], argv);
+		_exit(127);
+	}
+	return pid;
+}
+
+void h_osd_dir(const struct h_cluster *c, int i, char *buf, size_t sz)
+{
+	snprintf(buf, sz, "%s/osd.%d", c->dir, i);
+}
+
+void h_set_location(struct h_cluster *c, int i, const char *loc)
+{
+	snprintf(c->osd_loc[i], sizeof(c->osd_loc[i]), "%s", loc);
+}
+
+void h_start_osd(struct h_cluster *c, int i)
+{
+	char bin[512], dir[300], log[300], id[16];
+	char *loc = c->osd_loc[i][0] ? c->osd_loc[i] : "host=testhost";
+
+	snprintf(bin, sizeof(bin), "%s/osd/mixsan-osd", build_root());
+	h_osd_dir(c, i, dir, sizeof(dir));
+	snprintf(log, sizeof(log), "%s/osd.%d.log", c->dir, i);
+	snprintf(id, sizeof(id), "%d", i);
+	{
+		char *argv[] = {bin, "--data", dir, "--mon", c->mon_addr, "--id", id,
+				"--location", loc, NULL};
+
+		c->osd_pids[i] = spawn(argv, log);
+	}
+}
+
+mixsan_cluster_t *h_connect(struct h_cluster *c)
+{
+	mixsan_cluster_t *cl;
+	struct mixsan_options o = {.connect_timeout_ms = 20000};
+	int r = mixsan_connect(c->mon_addr, &o, &cl);
+
+	if (r < 0)
+		H_FATAL("cannot connect to %s: %s", c->mon_addr, strerror(-r));
+	return cl;
+}
+
+int h_wait_up(struct h_cluster *c, mixsan_cluster_t *cl, int n, int timeout_s)
+{
+	(void)c;
+	for (int t = 0; t < timeout_s * 20; t++) {
+		struct mx_map *m = mx_client_map_copy(cl);
+		int up = 0;
+
+		if (m) {
+			for (uint32_t i = 0; i < m->max_osd; i++)
+				up += m->osds[i].exists && m->osds[i].up;
+			mx_map_free(m);
+		}
+		if (up >= n)
+			return 0;
+		usleep(50000);
+	}
+	return -ETIMEDOUT;
+}
+
+void h_start(struct h_cluster *c, int n_osds)
+{
+	const char *ext = getenv("MIXSAN_TEST_MON");
+	char bin[512], mondir[300], log[300];
+	mixsan_cluster_t *cl;
+
+	if (n_osds > H_MAX_OSDS)
+		H_FATAL("too many OSDs");
+	c->n_osds = n_osds;
+	if (ext) {
+		c->external = true;
+		snprintf(c->mon_addr, sizeof(c->mon_addr), "%s", ext);
+		return;
+	}
+	snprintf(c->dir, sizeof(c->dir), "%s/mixsan-test-XXXXXX",
+		 getenv("TMPDIR") ? getenv("TMPDIR") : "/tmp");
+	if (!mkdtemp(c->dir))
+		H_FATAL("mkdtemp: %s", strerror(errno));
+	c->mon_port = free_port();
+	snprintf(c->mon_addr, sizeof(c->mon_addr), "127.0.0.1:%d", c->mon_port);
+	snprintf(bin, sizeof(bin), "%s/mon/mixsan-mon", build_root());
+	snprintf(mondir, sizeof(mondir), "%s/mon", c->dir);
+	snprintf(log, sizeof(log), "%s/mon.log", c->dir);
+	{
+		char *argv[] = {bin, "--data", mondir, "--addr", c->mon_addr, NULL};
+
+		c->mon_pid = spawn(argv, log);
+	}
+	for (int i = 0; i < n_osds; i++)
+		h_start_osd(c, i);
+	cl = h_connect(c);
+	if (h_wait_up(c, cl, n_osds, 30) < 0)
+		H_FATAL("the OSDs did not come up (logs in %s)", c->dir);
+	mixsan_shutdown(cl);
+	fprintf(stderr, "cluster: monitor %s, %d OSDs, folder %s\n", c->mon_addr, n_osds,
+		c->dir);
+}
+
+void h_signal_osd(struct h_cluster *c, int i, int sig)
+{
+	if (c->osd_pids[i] <= 0)
+		return;
+	kill(c->osd_pids[i], sig);
+	if (sig == SIGKILL || sig == SIGTERM) {
+		int st;
+
+		(void)waitpid(c->osd_pids[i], &st, 0);
+		if (sig == SIGTERM && !(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+			h_failures++;
+			fprintf(stderr, "osd.%d did not stop cleanly (status %d)\n", i, st);
+		}
+		c->osd_pids[i] = 0;
+	}
+}
+
+static void stop_pid(pid_t *pid, const char *what)
+{
+	int st;
+
+	if (*pid <= 0)
+		return;
+	kill(*pid, SIGCONT);
+	kill(*pid, SIGTERM);
+	for (int t = 0; t < 200; t++) {
+		if (waitpid(*pid, &st, WNOHANG) == *pid) {
+			if (!(WIFEXITED(st) && WEXITSTATUS(st) == 0)) {
+				h_failures++;
+				fprintf(stderr, "%s exited badly on SIGTERM (status %d)\n", what,
+					st);
+			}
+			*pid = 0;
+			return;
+		}
+		usleep(50000);
+	}
+	fprintf(stderr, "%s did not stop in 10 s\n", what);
+	h_failures++;
+	kill(*pid, SIGKILL);
+	(void)waitpid(*pid, &st, 0);
+	*pid = 0;
+}
+
+void h_stop(struct h_cluster *c)
+{
+	char cmd[600];
+
+	if (c->external)
+		return;
+	for (int i = 0; i < c->n_osds; i++) {
+		char what[32];
+
+		snprintf(what, sizeof(what), "osd.%d", i);
+		stop_pid(&c->osd_pids[i], what);
+	}
+	stop_pid(&c->mon_pid, "the monitor");
+	if (getenv("MIXSAN_TEST_KEEP") || h_failures) {
+		fprintf(stderr, "kept %s\n", c->dir);
+		return;
+	}
+	snprintf(cmd, sizeof(cmd), "rm -rf '%s'", c->dir);
+	if (system(cmd) != 0)
+		fprintf(stderr, "cannot remove %s\n", c->dir);
+}
+
+void h_pool_create(mixsan_cluster_t *cl, const char *name, int size, int pg_num,
+		   const char *failure_domain)
+{
+	char sz[16], pg[16], ms[16];
+	const char *kv[] = {"name", name, "size", sz, "pg_num", pg, "failure_domain",
+			    failure_domain, "min_size", ms};
+	char *msg = NULL;
+	int r;
+
+	snprintf(sz, sizeof(sz), "%d", size);
+	snprintf(pg, sizeof(pg), "%d", pg_num);
+	snprintf(ms, sizeof(ms), "%d", size - size / 2);
+	r = mixsan_mon_command(cl, "pool create", kv, 5, &msg);
+	if (r < 0)
+		H_FATAL("pool create %s: %s (%s)", name, strerror(-r), msg ? msg : "");
+	free(msg);
+}
+
+int h_log_count(const struct h_cluster *c, const char *log, const char *needle)
+{
+	char path[400], line[4096];
+	FILE *f;
+	int n = 0;
+
+	snprintf(path, sizeof(path), "%s/%s.log", c->dir, log);
+	f = fopen(path, "re");
+	if (!f)
+		return 0;
+	while (fgets(line, sizeof(line), f))
+		n += strstr(line, needle) != NULL;
+	fclose(f);
+	return n;
+}

@@ -1,0 +1,88 @@
+/*
+ * The system-test harness: real daemons (one monitor, N OSDs) on loopback
+ * ports in a temporary folder, which tests kill, stop and restart.
+ *
+ * Environment:
+ *   MIXSAN_BUILD_ROOT  where the daemons were built (set by meson)
+ *   MIXSAN_TEST_KEEP   keep the temporary folder (and print it)
+ *   MIXSAN_TEST_MON    use an already-running cluster at this monitor
+ *                      address instead of starting one (for debugging under
+ *                      gdb); tests that kill daemons skip themselves then.
+ */
+#ifndef MX_HARNESS_H
+#define MX_HARNESS_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <sys/types.h>
+
+#include "mixsan/mixsan.h"
+
+#define H_MAX_OSDS 16
+
+struct h_cluster {
+	char dir[256];
+	char mon_addr[64];
+	int mon_port;
+	pid_t mon_pid;
+	int n_osds;
+	pid_t osd_pids[H_MAX_OSDS];
+	char osd_loc[H_MAX_OSDS][64];
+	bool external;
+};
+
+/* Start a monitor and n OSDs (all in one host unless locations are given
+ * with h_set_location before), wait until all are up.  Exits on failure. */
+void h_start(struct h_cluster *c, int n_osds);
+/* Give OSD i a location before h_start / h_start_osd. */
+void h_set_location(struct h_cluster *c, int i, const char *loc);
+void h_start_osd(struct h_cluster *c, int i);
+/* Send sig to OSD i and, for SIGKILL/SIGTERM, reap it. */
+void h_signal_osd(struct h_cluster *c, int i, int sig);
+/* Wait until the map shows n OSDs up (timeout in s).  0 or -ETIMEDOUT. */
+int h_wait_up(struct h_cluster *c, mixsan_cluster_t *cl, int n, int timeout_s);
+/* Stop everything (SIGTERM, then SIGKILL) and remove the folder. */
+void h_stop(struct h_cluster *c);
+/* Connect a client (exits on failure). */
+mixsan_cluster_t *h_connect(struct h_cluster *c);
+/* Create a pool (exits on failure). */
+void h_pool_create(mixsan_cluster_t *cl, const char *name, int size, int pg_num,
+		   const char *failure_domain);
+/* The path of OSD i's data folder. */
+void h_osd_dir(const struct h_cluster *c, int i, char *buf, size_t sz);
+/* Count lines of a daemon's log containing needle (log: "mon" or "osd.N"). */
+int h_log_count(const struct h_cluster *c, const char *log, const char *needle);
+
+/* Deterministic pseudo-random numbers (xorshift64*). */
+uint64_t h_rand(uint64_t *state);
+void h_fill(uint64_t seed, void *buf, size_t len);
+
+/* Test bookkeeping: like CHECK in unit tests. */
+extern int h_failures;
+#define H_CHECK(cond)                                                          \
+	do {                                                                   \
+		if (!(cond)) {                                                 \
+			h_failures++;                                          \
+			fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__,  \
+				__LINE__, #cond);                              \
+		}                                                              \
+	} while (0)
+#define H_FATAL(...)                                                           \
+	do {                                                                   \
+		fprintf(stderr, "FATAL %s:%d: ", __FILE__, __LINE__);          \
+		fprintf(stderr, __VA_ARGS__);                                  \
+		fputc('\n', stderr);                                           \
+		exit(1);                                                       \
+	} while (0)
+
+#endif
+
+struct mx_map;
+/* With every OSD stopped: open each OSD's object store and check that every
+ * object of pool_id sits exactly on its acting set under map m, in distinct
+ * failure domains, with identical size, version, attributes and data on
+ * every replica.  Returns the number of problems; *objects gets the count
+ * of distinct objects seen. */
+int h_check_replicas(struct h_cluster *c, const struct mx_map *m, int32_t pool_id,
+		     uint64_t *objects);

@@ -1,0 +1,123 @@
+/*
+ * Unit tests of the monitor's commands: pool creation and validation, pool
+ * settings, OSD boot (new, by uuid, by id, conflicts) and OSD state changes.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "check.h"
+#include "commands.h"
+
+static int run(struct mx_map *m, const char *prefix, const char *const *kv, int n)
+{
+	struct mx_msg_command c;
+	char msg[512];
+
+	memset(&c, 0, sizeof(c));
+	c.prefix = prefix;
+	c.n_args = (uint16_t)n;
+	for (int i = 0; i < n; i++) {
+		c.keys[i] = kv[2 * i];
+		c.vals[i] = kv[2 * i + 1];
+	}
+	return mx_mon_command(m, &c, msg, sizeof(msg));
+}
+
+static int boot(struct mx_map *m, int32_t id, uint8_t u, const char *loc)
+{
+	struct mx_msg_osd_boot b;
+	char msg[512];
+
+	memset(&b, 0, sizeof(b));
+	b.osd_id = id;
+	memset(b.uuid, u, 16);
+	b.addr = "127.0.0.1:7000";
+	b.location = loc;
+	b.device_class = "";
+	return mx_mon_osd_boot(m, &b, msg, sizeof(msg));
+}
+
+int main(void)
+{
+	struct mx_map *m = mx_map_new();
+
+	/* OSD boot. */
+	CHECK_EQ_INT(boot(m, -1, 1, "host=a"), 0);
+	CHECK_EQ_INT(boot(m, -1, 2, "host=b"), 1);
+	CHECK_EQ_INT(boot(m, -1, 1, "host=a"), 0); /* same uuid: same id */
+	CHECK_EQ_INT(m->osds[0].incarnation, 2);
+	CHECK_EQ_INT(boot(m, 1, 3, "host=c"), -EEXIST); /* id of another uuid */
+	CHECK_EQ_INT(boot(m, 5, 4, "host=d"), 5);
+	CHECK_EQ_INT(m->max_osd, 6);
+	CHECK_EQ_INT(boot(m, -1, 0, "host=a"), -EINVAL); /* no uuid */
+	CHECK_EQ_INT(boot(m, -1, 6, "galaxy=x"), -EINVAL);
+	CHECK(m->osds[0].up && m->osds[0].in && m->osds[0].weight == MX_WEIGHT_ONE);
+
+	/* Pools. */
+	{
+		const char *kv[] = {"name", "rbd", "size", "3", "pg_num", "32"};
+		const char *bad1[] = {"name", "x y"};
+		const char *bad2[] = {"name", "p2", "size", "0"};
+		const char *bad3[] = {"name", "p3", "size", "2", "min_size", "3"};
+		const char *bad4[] = {"name", "p4", "failure_domain", "root"};
+		const char *bad5[] = {"name", "p5", "pg_num", "-1"};
+
+		CHECK_EQ_INT(run(m, "pool create", kv, 3), 1);
+		CHECK_EQ_INT(run(m, "pool create", kv, 3), -EEXIST);
+		CHECK_EQ_INT(run(m, "pool create", bad1, 1), -EINVAL);
+		CHECK_EQ_INT(run(m, "pool create", bad2, 2), -EINVAL);
+		CHECK_EQ_INT(run(m, "pool create", bad3, 3), -EINVAL);
+		CHECK_EQ_INT(run(m, "pool create", bad4, 2), -EINVAL);
+		CHECK_EQ_INT(run(m, "pool create", bad5, 2), -EINVAL);
+		CHECK_EQ_INT(m->n_pools, 1);
+		CHECK_EQ_INT(m->pools[0].min_size, 2);
+		CHECK_EQ_INT(m->pools[0].pg_num, 32);
+	}
+	{
+		const char *s1[] = {"name", "rbd", "key", "min_size", "value", "1"};
+		const char *s2[] = {"name", "rbd", "key", "min_size", "value", "4"};
+		const char *s3[] = {"name", "rbd", "key", "pg_num", "value", "64"};
+		const char *s4[] = {"name", "rbd", "key", "colour", "value", "blue"};
+		const char *s5[] = {"name", "rbd", "key", "read_policy", "value", "balance"};
+		const char *s6[] = {"name", "nope", "key", "size", "value", "2"};
+
+		CHECK_EQ_INT(run(m, "pool set", s1, 3), 1);
+		CHECK_EQ_INT(run(m, "pool set", s1, 3), 0); /* no change */
+		CHECK_EQ_INT(run(m, "pool set", s2, 3), -EINVAL);
+		CHECK_EQ_INT(run(m, "pool set", s3, 3), -ENOTSUP);
+		CHECK_EQ_INT(run(m, "pool set", s4, 3), -EINVAL);
+		CHECK_EQ_INT(run(m, "pool set", s5, 3), 1);
+		CHECK_EQ_INT(run(m, "pool set", s6, 3), -ENOENT);
+		CHECK_EQ_INT(m->pools[0].read_policy, MX_READ_BALANCE);
+	}
+	/* OSD state. */
+	{
+		const char *id0[] = {"id", "0"};
+		const char *id9[] = {"id", "9"};
+		const char *rw[] = {"id", "1", "weight", "2.5"};
+		const char *rwbad[] = {"id", "1", "weight", "-1"};
+
+		CHECK_EQ_INT(run(m, "osd out", id0, 1), 1);
+		CHECK(!m->osds[0].in);
+		CHECK_EQ_INT(run(m, "osd out", id0, 1), 0);
+		CHECK_EQ_INT(run(m, "osd in", id0, 1), 1);
+		CHECK_EQ_INT(run(m, "osd rm", id0, 1), -EBUSY);
+		CHECK_EQ_INT(run(m, "osd down", id0, 1), 1);
+		CHECK_EQ_INT(run(m, "osd rm", id0, 1), 1);
+		CHECK(!m->osds[0].exists);
+		CHECK_EQ_INT(run(m, "osd out", id9, 1), -ENOENT);
+		CHECK_EQ_INT(run(m, "osd reweight", rw, 2), 1);
+		CHECK_EQ_INT(m->osds[1].weight, MX_WEIGHT_ONE * 5 / 2);
+		CHECK_EQ_INT(run(m, "osd reweight", rwbad, 2), -EINVAL);
+		CHECK_EQ_INT(run(m, "osd explode", rw, 1), -EINVAL);
+		CHECK_EQ_INT(run(m, "frobnicate", id0, 1), -ENOTSUP);
+	}
+	{
+		const char *rm[] = {"name", "rbd"};
+
+		CHECK_EQ_INT(run(m, "pool rm", rm, 1), 1);
+		CHECK_EQ_INT(run(m, "pool rm", rm, 1), -ENOENT);
+	}
+	mx_map_free(m);
+	return mx_check_done("mon_commands");
+}

@@ -1,0 +1,220 @@
+/*
+ * Unit tests of the wire protocol and the cluster map encoding: round trips
+ * of every message, rejection of truncated and corrupted input, and the
+ * errno <-> wire status mapping.
+ */
+#include <errno.h>
+#include <string.h>
+
+#include "check.h"
+#include "crc32c.h"
+#include "map.h"
+#include "msg.h"
+
+static void test_crc(void)
+{
+	CHECK(mx_crc32c(0, "123456789", 9) == 0xe3069283u);
+	CHECK(mx_crc32c(0, "", 0) == 0);
+	/* Incremental equals one-shot. */
+	CHECK(mx_crc32c(mx_crc32c(0, "1234", 4), "56789", 5) == 0xe3069283u);
+}
+
+static void test_status(void)
+{
+	static const int errs[] = {ENOENT, EIO, EINVAL, EEXIST, ENODATA, EAGAIN, ESTALE,
+				   EBADMSG, ENOTSUP, ETIMEDOUT, ERANGE, EFBIG};
+
+	for (size_t i = 0; i < sizeof(errs) / sizeof(errs[0]); i++)
+		CHECK_EQ_INT(mx_wire_to_errno(mx_errno_to_wire(-errs[i])), -errs[i]);
+	CHECK_EQ_INT(mx_errno_to_wire(0), 0);
+	CHECK_EQ_INT(mx_wire_to_errno(0), 0);
+	CHECK_EQ_INT(mx_wire_to_errno(99999), -EIO);
+	CHECK_EQ_INT(mx_wire_to_errno(mx_errno_to_wire(-EHWPOISON)), -EIO);
+}
+
+static void test_header(void)
+{
+	uint8_t h[MX_MSG_HDR_LEN];
+	struct mx_msg_hdr d;
+	const char payload[] = "hello";
+
+	mx_msg_hdr_encode(h, MX_MSG_OSD_OP, 0x1122334455667788ull, payload, 5);
+	CHECK_EQ_INT(mx_msg_hdr_decode(h, &d), 0);
+	CHECK_EQ_INT(d.type, MX_MSG_OSD_OP);
+	CHECK(d.tid == 0x1122334455667788ull);
+	CHECK_EQ_INT(d.len, 5);
+	CHECK_EQ_INT(mx_msg_payload_check(&d, payload), 0);
+	CHECK_EQ_INT(mx_msg_payload_check(&d, "hellp"), -EBADMSG);
+	/* Any flipped bit in the header is caught. */
+	for (int bit = 0; bit < MX_MSG_HDR_LEN * 8; bit++) {
+		uint8_t c[MX_MSG_HDR_LEN];
+
+		memcpy(c, h, sizeof(c));
+		c[bit / 8] ^= (uint8_t)(1u << (bit % 8));
+		CHECK(mx_msg_hdr_decode(c, &d) < 0);
+	}
+}
+
+static void test_osd_op(void)
+{
+	struct mx_msg_osd_op m, d;
+	struct mx_wbuf w;
+
+	memset(&m, 0, sizeof(m));
+	m.epoch = 7;
+	m.pool = 3;
+	m.pg = 12;
+	m.client_id = 99;
+	m.name = "obj";
+	m.name_len = 3;
+	m.n_ops = 2;
+	m.ops[0].op = MX_OP_WRITE;
+	m.ops[0].off = 4096;
+	m.ops[0].data = "abcdef";
+	m.ops[0].data_len = 6;
+	m.ops[1].op = MX_OP_SETXATTR;
+	m.ops[1].xname = "user.k";
+	m.ops[1].data = "v";
+	m.ops[1].data_len = 1;
+	mx_wbuf_init(&w);
+	mx_enc_osd_op(&w, &m);
+	CHECK_EQ_INT(w.err, 0);
+	CHECK_EQ_INT(mx_dec_osd_op(w.data, (uint32_t)w.len, &d), 0);
+	CHECK(d.epoch == 7 && d.pool == 3 && d.pg == 12 && d.client_id == 99);
+	CHECK(d.name_len == 3 && memcmp(d.name, "obj", 3) == 0);
+	CHECK_EQ_INT(d.n_ops, 2);
+	CHECK(d.ops[0].off == 4096 && d.ops[0].data_len == 6 &&
+	      memcmp(d.ops[0].data, "abcdef", 6) == 0);
+	CHECK(strcmp(d.ops[1].xname, "user.k") == 0);
+	/* Every truncation fails cleanly. */
+	for (size_t n = 0; n < w.len; n++)
+		CHECK(mx_dec_osd_op(w.data, (uint32_t)n, &d) < 0);
+	/* Reads and writes in one request are refused. */
+	m.ops[1].op = MX_OP_READ;
+	mx_wbuf_reset(&w);
+	mx_enc_osd_op(&w, &m);
+	CHECK_EQ_INT(mx_dec_osd_op(w.data, (uint32_t)w.len, &d), -EBADMSG);
+	/* An unknown op code is refused. */
+	m.n_ops = 1;
+	m.ops[0].op = 99;
+	mx_wbuf_reset(&w);
+	mx_enc_osd_op(&w, &m);
+	CHECK_EQ_INT(mx_dec_osd_op(w.data, (uint32_t)w.len, &d), -EBADMSG);
+	mx_wbuf_free(&w);
+}
+
+static void test_replies(void)
+{
+	struct mx_wbuf w;
+	struct mx_msg_osd_op_reply r;
+	uint8_t *dst;
+	size_t at;
+
+	mx_wbuf_init(&w);
+	mx_enc_osd_op_reply_head(&w, 0, 5, 5, 9, 2);
+	dst = mx_enc_osd_op_result_reserve(&w, 0, 100, &at);
+	CHECK(dst != NULL);
+	memcpy(dst, "xyz", 3);
+	mx_enc_osd_op_result_finish(&w, at, 0, 3);
+	mx_enc_osd_op_result(&w, mx_errno_to_wire(-ENODATA), NULL, 0);
+	CHECK_EQ_INT(mx_dec_osd_op_reply(w.data, (uint32_t)w.len, &r), 0);
+	CHECK_EQ_INT(r.n_ops, 2);
+	CHECK(r.ver_seq == 9);
+	CHECK(r.res[0].data_len == 3 && memcmp(r.res[0].data, "xyz", 3) == 0);
+	CHECK_EQ_INT(mx_wire_to_errno(r.res[1].rval), -ENODATA);
+	mx_wbuf_free(&w);
+}
+
+static void test_command(void)
+{
+	struct mx_msg_command m = {.prefix = "pool create", .n_args = 2}, d;
+	struct mx_wbuf w;
+
+	m.keys[0] = "name";
+	m.vals[0] = "rbd";
+	m.keys[1] = "size";
+	m.vals[1] = "3";
+	mx_wbuf_init(&w);
+	mx_enc_command(&w, &m);
+	CHECK_EQ_INT(mx_dec_command(w.data, (uint32_t)w.len, &d), 0);
+	CHECK(strcmp(d.prefix, "pool create") == 0 && d.n_args == 2);
+	CHECK(strcmp(d.vals[1], "3") == 0);
+	/* A string without its NUL is refused. */
+	w.data[2 + 11] = 'X'; /* the NUL after "pool create" */
+	CHECK_EQ_INT(mx_dec_command(w.data, (uint32_t)w.len, &d), -EBADMSG);
+	mx_wbuf_free(&w);
+}
+
+static void test_map(void)
+{
+	struct mx_map *m = mx_map_new(), *d;
+	struct mx_pool p;
+	struct mx_wbuf w;
+
+	CHECK(m != NULL);
+	m->epoch = 42;
+	memset(m->fsid, 0xab, 16);
+	CHECK_EQ_INT(mx_map_set_max_osd(m, 3), 0);
+	for (int i = 0; i < 3; i++) {
+		m->osds[i].exists = true;
+		m->osds[i].up = i != 1;
+		m->osds[i].in = true;
+		m->osds[i].weight = MX_WEIGHT_ONE;
+		snprintf(m->osds[i].addr, sizeof(m->osds[i].addr), "127.0.0.1:%d", 6800 + i);
+		CHECK_EQ_INT(mx_loc_parse("host=h1", m->osds[i].loc, &m->osds[i].nloc), 0);
+	}
+	memset(&p, 0, sizeof(p));
+	p.id = 1;
+	strcpy(p.name, "rbd");
+	strcpy(p.root_name, "default");
+	p.size = 3;
+	p.min_size = 2;
+	p.pg_num = 64;
+	p.failure_domain = MX_LEVEL_OSD;
+	p.tier_of = p.cache_pool = -1;
+	CHECK_EQ_INT(mx_map_add_pool(m, &p), 0);
+	CHECK_EQ_INT(mx_map_add_pool(m, &p), -EEXIST);
+	mx_wbuf_init(&w);
+	mx_map_encode(m, &w);
+	CHECK_EQ_INT(mx_map_decode(w.data, w.len, &d), 0);
+	CHECK(d && d->epoch == 42 && d->max_osd == 3 && d->n_pools == 1);
+	CHECK(d && !d->osds[1].up && d->osds[2].up);
+	CHECK(d && strcmp(d->osds[2].addr, "127.0.0.1:6802") == 0);
+	CHECK(d && d->osds[0].nloc == 2 && d->osds[0].loc[1].level == MX_LEVEL_ROOT);
+	CHECK(d && strcmp(d->pools[0].name, "rbd") == 0 && d->pools[0].pg_num == 64);
+	mx_map_free(d);
+	for (size_t n = 0; n < w.len; n++) {
+		struct mx_map *t = NULL;
+
+		CHECK(mx_map_decode(w.data, n, &t) < 0);
+		mx_map_free(t);
+	}
+	mx_wbuf_free(&w);
+	/* Locations. */
+	{
+		struct mx_loc loc[MX_LOC_MAX];
+		uint8_t n;
+		char buf[256];
+
+		CHECK_EQ_INT(mx_loc_parse("rack=r1 host=h2", loc, &n), 0);
+		CHECK_EQ_INT(n, 3);
+		mx_loc_format(loc, n, buf, sizeof(buf));
+		CHECK(strcmp(buf, "host=h2,rack=r1,root=default") == 0);
+		CHECK(mx_loc_parse("host=h1 host=h2", loc, &n) < 0);
+		CHECK(mx_loc_parse("planet=earth", loc, &n) < 0);
+		CHECK(mx_loc_parse("host=bad/name", loc, &n) < 0);
+	}
+	mx_map_free(m);
+}
+
+int main(void)
+{
+	test_crc();
+	test_status();
+	test_header();
+	test_osd_op();
+	test_replies();
+	test_command();
+	test_map();
+	return mx_check_done("msg");
+}
