@@ -24,6 +24,7 @@ enum {
 	SEC_MONS = 2,
 	SEC_OSDS = 3,
 	SEC_POOLS = 4,
+	SEC_UPMAPS = 5, /* optional */
 };
 
 static const char *const level_names[MX_LEVEL_COUNT] = {
@@ -61,6 +62,7 @@ void mx_map_free(struct mx_map *m)
 	free(m->mons);
 	free(m->osds);
 	free(m->pools);
+	free(m->upmaps);
 	free(m);
 }
 
@@ -90,6 +92,7 @@ struct mx_map *mx_map_dup(const struct mx_map *m)
 	d->mons = dup_array(m->mons, m->n_mons, sizeof(*m->mons), &fail);
 	d->osds = dup_array(m->osds, m->max_osd, sizeof(*m->osds), &fail);
 	d->pools = dup_array(m->pools, m->n_pools, sizeof(*m->pools), &fail);
+	d->upmaps = dup_array(m->upmaps, m->n_upmaps, sizeof(*m->upmaps), &fail);
 	if (fail) {
 		mx_map_free(d);
 		return NULL;
@@ -280,6 +283,50 @@ int mx_map_add_pool(struct mx_map *m, const struct mx_pool *p)
 	return 0;
 }
 
+static int upmap_cmp(const void *a, const void *b)
+{
+	const struct mx_pg_upmap *x = a, *y = b;
+
+	if (x->pool != y->pool)
+		return x->pool < y->pool ? -1 : 1;
+	return (x->pg > y->pg) - (x->pg < y->pg);
+}
+
+const struct mx_pg_upmap *mx_map_upmap(const struct mx_map *m, int32_t pool, uint32_t pg)
+{
+	struct mx_pg_upmap key = {.pool = pool, .pg = pg};
+
+	if (!m->n_upmaps)
+		return NULL;
+	return bsearch(&key, m->upmaps, m->n_upmaps, sizeof(key), upmap_cmp);
+}
+
+int mx_map_set_upmaps(struct mx_map *m, int32_t pool, const struct mx_pg_upmap *u, uint32_t n)
+{
+	struct mx_pg_upmap *nu;
+	uint32_t keep = 0;
+
+	for (uint32_t i = 0; i < n; i++)
+		if (u[i].n == 0 || u[i].n > MX_MAX_SIZE || (pool >= 0 && u[i].pool != pool))
+			return -EINVAL;
+	for (uint32_t i = 0; i < m->n_upmaps; i++)
+		keep += pool >= 0 && m->upmaps[i].pool != pool;
+	nu = malloc(((size_t)keep + n + 1) * sizeof(*nu));
+	if (!nu)
+		return -ENOMEM;
+	keep = 0;
+	for (uint32_t i = 0; i < m->n_upmaps; i++)
+		if (pool >= 0 && m->upmaps[i].pool != pool)
+			nu[keep++] = m->upmaps[i];
+	if (n)
+		memcpy(nu + keep, u, n * sizeof(*u));
+	qsort(nu, keep + n, sizeof(*nu), upmap_cmp);
+	free(m->upmaps);
+	m->upmaps = nu;
+	m->n_upmaps = keep + n;
+	return 0;
+}
+
 int mx_map_remove_pool(struct mx_map *m, int32_t id)
 {
 	for (uint32_t i = 0; i < m->n_pools; i++) {
@@ -288,6 +335,7 @@ int mx_map_remove_pool(struct mx_map *m, int32_t id)
 		memmove(&m->pools[i], &m->pools[i + 1],
 			(m->n_pools - i - 1) * sizeof(*m->pools));
 		m->n_pools--;
+		(void)mx_map_set_upmaps(m, id, NULL, 0);
 		return 0;
 	}
 	return -ENOENT;
@@ -393,6 +441,23 @@ void mx_map_encode(const struct mx_map *m, struct mx_wbuf *w)
 	for (uint32_t i = 0; i < m->n_pools; i++)
 		encode_pool(w, &m->pools[i]);
 	sec_end(w, at);
+
+	if (m->n_upmaps) {
+		at = sec_begin(w, SEC_UPMAPS);
+		mx_put_u32(w, m->n_upmaps);
+		for (uint32_t i = 0; i < m->n_upmaps; i++) {
+			const struct mx_pg_upmap *u = &m->upmaps[i];
+
+			mx_put_i32(w, u->pool);
+			mx_put_u32(w, u->pg);
+			mx_put_u8(w, u->n);
+			for (uint8_t k = 0; k < u->n; k++) {
+				mx_put_i32(w, u->from[k]);
+				mx_put_i32(w, u->to[k]);
+			}
+		}
+		sec_end(w, at);
+	}
 }
 
 static void decode_osd(struct mx_rbuf *outer, struct mx_osd_info *o)
@@ -522,6 +587,34 @@ static int decode_section(struct mx_map *m, uint16_t id, struct mx_rbuf *r)
 			if (e < 0)
 				return e == -ENOMEM ? e : -EBADMSG;
 		}
+		break;
+	}
+	case SEC_UPMAPS: {
+		uint32_t n = mx_get_u32(r);
+
+		if (r->err || n > MX_MAX_POOLS * (uint32_t)MX_MAX_PG_NUM || n > mx_rbuf_left(r) / 9)
+			return -EBADMSG;
+		m->upmaps = calloc(n ? n : 1, sizeof(*m->upmaps));
+		if (!m->upmaps)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < n && !r->err; i++) {
+			struct mx_pg_upmap *u = &m->upmaps[i];
+
+			u->pool = mx_get_i32(r);
+			u->pg = mx_get_u32(r);
+			u->n = mx_get_u8(r);
+			if (u->n == 0 || u->n > MX_MAX_SIZE) {
+				mx_rbuf_fail(r);
+				break;
+			}
+			for (uint8_t k = 0; k < u->n; k++) {
+				u->from[k] = mx_get_i32(r);
+				u->to[k] = mx_get_i32(r);
+			}
+			if (i > 0 && upmap_cmp(&m->upmaps[i - 1], u) >= 0)
+				mx_rbuf_fail(r); /* must be sorted and unique */
+		}
+		m->n_upmaps = n;
 		break;
 	}
 	default:

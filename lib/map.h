@@ -100,6 +100,17 @@ struct mx_pool {
 	uint64_t created_epoch;
 };
 
+/* An exception to the placement rule for one PG, set by the balancer:
+ * in the rule's result, OSD from[i] is replaced by to[i].  Applied only
+ * while valid (to[i] exists, is in, and keeps the failure domains apart). */
+struct mx_pg_upmap {
+	int32_t pool;
+	uint32_t pg;
+	uint8_t n;
+	int32_t from[MX_MAX_SIZE];
+	int32_t to[MX_MAX_SIZE];
+};
+
 struct mx_mon_info {
 	char name[MX_NAME_MAX];
 	char addr[MX_ADDR_MAX];
@@ -116,6 +127,8 @@ struct mx_map {
 	uint32_t n_pools;
 	struct mx_pool *pools; /* From malloc(); n_pools entries, sorted by id. */
 	int32_t next_pool_id;
+	uint32_t n_upmaps;
+	struct mx_pg_upmap *upmaps; /* From malloc(); sorted by (pool, pg). */
 };
 
 struct mx_map *mx_map_new(void);
@@ -138,6 +151,11 @@ const struct mx_osd_info *mx_map_osd(const struct mx_map *m, int32_t id);
 int mx_map_set_max_osd(struct mx_map *m, uint32_t max_osd);
 int mx_map_add_pool(struct mx_map *m, const struct mx_pool *p);
 int mx_map_remove_pool(struct mx_map *m, int32_t id);
+/* The upmap of (pool, pg), or NULL. */
+const struct mx_pg_upmap *mx_map_upmap(const struct mx_map *m, int32_t pool, uint32_t pg);
+/* Replace every upmap of pool (pool -1: all) with the n given (copied,
+ * any order).  0 or -ENOMEM/-EINVAL. */
+int mx_map_set_upmaps(struct mx_map *m, int32_t pool, const struct mx_pg_upmap *u, uint32_t n);
 
 /* Check a location, a pool definition or a name for validity. */
 bool mx_valid_name(const char *s);
