@@ -80,6 +80,7 @@ struct cop {
 	struct reply_copy *copy_out;
 	uint64_t tid;
 	int32_t target; /* OSD it is in flight to, or -1 */
+	struct mx_conn *sent_on; /* the connection it went out on */
 	uint64_t retry_at_ns;
 	uint64_t deadline_ns; /* 0: none */
 	unsigned attempts;
@@ -425,6 +426,8 @@ static void sess_on_close(struct mx_conn *c, int err)
 	mx_list_for_each_safe(pos, tmp, &s->inflight) {
 		struct cop *op = mx_list_entry(pos, struct cop, link);
 
+		if (op->sent_on != c)
+			continue; /* already sent again on a newer connection */
 		op->attempts++;
 		cl->stats.resends++;
 		cop_park(cl, op, backoff_ms(op));
@@ -545,6 +548,7 @@ static void cop_send(mixsan_cluster_t *cl, struct cop *op)
 	}
 	mx_list_del(&op->link);
 	op->target = target;
+	op->sent_on = s->conn;
 	mx_list_add_tail(&s->inflight, &op->link);
 	if (mx_conn_send(s->conn, op->kind == COP_OBJ ? MX_MSG_OSD_OP : MX_MSG_OSD_LIST,
 			 op->tid, &w) < 0) {

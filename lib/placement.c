@@ -7,9 +7,12 @@
  * ("shadow" weights), and builds the fixed-point logarithm tables.  After
  * that the structure is immutable (threads may share it): mx_pg_up() walks
  * it without allocating and without floating point, so clients and OSDs on
- * any machine compute the same up set.  docs/placement.md explains the
- * algorithm, the hash and the stability argument, and gives the measured
- * balance and movement.
+ * any machine compute the same up set.  mx_placement_new() also copies the
+ * map's upmaps (per-PG exceptions chosen by lib/balancer.c), and mx_pg_up()
+ * applies a PG's upmap to the rule's result, pair by pair, while each pair
+ * is valid.  docs/placement.md explains the algorithm, the hash, the
+ * stability argument and the upmaps, and gives the measured balance and
+ * movement.
  */
 #include "placement.h"
 
@@ -105,6 +108,14 @@ struct mx_placement {
 	char class_names[PL_MAX_CLASSES][MX_CLASS_MAX];
 	uint64_t *item_w;   /* From malloc(); n_classes * n_items. */
 	uint64_t *bucket_w; /* From malloc(); n_classes * n_buckets. */
+	/* Per OSD id below max_osd: its parent bucket and its index in
+	 * items, both -1 for an OSD that is not in the tree. */
+	uint32_t max_osd;
+	int32_t *osd_parent; /* From malloc(). */
+	int32_t *osd_item;   /* From malloc(). */
+	/* Copy of the map's upmaps, sorted by (pool, pg), one per PG. */
+	uint32_t n_upmaps;
+	struct mx_pg_upmap *upmaps; /* From malloc(); NULL if none. */
 	/* log2(1 + a/256) in 48-bit fixed point, and 2^56 / (256 + a): the
 	 * two tables of neg_log2_u(). */
 	uint64_t log_a[256];
@@ -489,17 +500,26 @@ static int find_class(const struct mx_placement *pl, const char *cls)
 	return -1;
 }
 
-/* Compute the up set into out[0..MX_MAX_SIZE); returns the count or a
- * negative errno. */
-static int pg_up(const struct mx_placement *pl, const struct mx_pool *pool,
-		 uint32_t pg, unsigned want, int32_t *out)
+/* A pool's rule resolved against one placement. */
+struct pl_rule {
+	const uint64_t *w; /* item weights of the pool's device class */
+	uint32_t root;     /* bucket index of the pool's root */
+	uint8_t fd;        /* failure-domain level */
+};
+
+/*
+ * Resolve pool's root and device class.  Returns 1 and *rule, 0 if the
+ * pool maps nowhere (no OSD of its class, no such root, or a root that
+ * weighs 0 for the class), or -EINVAL for a malformed pool.
+ */
+static int rule_of(const struct mx_placement *pl, const struct mx_pool *pool,
+		   struct pl_rule *rule)
 {
-	const uint64_t *w;
 	uint32_t root = UINT32_MAX;
 	int c;
 
 	if (!pl || !pool || pool->size > MX_MAX_SIZE ||
-	    pool->failure_domain >= MX_LEVEL_COUNT || pg >= pool->pg_num ||
+	    pool->failure_domain >= MX_LEVEL_COUNT ||
 	    !str_ok(pool->root_name, MX_NAME_MAX) ||
 	    !str_ok(pool->device_class, MX_CLASS_MAX))
 		return -EINVAL;
@@ -515,13 +535,126 @@ static int pg_up(const struct mx_placement *pl, const struct mx_pool *pool,
 	if (root == UINT32_MAX ||
 	    !pl->bucket_w[(size_t)c * pl->n_buckets + root])
 		return 0;
-	w = pl->item_w + (size_t)c * pl->n_items;
-	return (int)choose_firstn(pl, root, w, pool->failure_domain,
-				  pg_input(pool->id, pg), want, out);
+	rule->w = pl->item_w + (size_t)c * pl->n_items;
+	rule->root = root;
+	rule->fd = pool->failure_domain;
+	return 1;
 }
 
-int mx_pg_up(const struct mx_placement *pl, const struct mx_pool *pool,
-	     uint32_t pg, int32_t *osds, int max)
+/*
+ * The failure domain of OSD osd under rule, or ITEM_NONE if the OSD may
+ * not hold the rule's data: it is not in the tree, weighs 0 for the class
+ * (out, weight 0 or another class), or its top bucket is not the rule's
+ * root.  The domain is what descend_domain() would stop at: walking up,
+ * the last (highest) bucket of level <= fd, or the OSD itself if its
+ * parent is above fd already.  At most MX_LOC_MAX steps.
+ */
+static int32_t osd_domain(const struct mx_placement *pl,
+			  const struct pl_rule *rule, int32_t osd)
+{
+	int32_t domain = osd, b;
+
+	if (osd < 0 || (uint32_t)osd >= pl->max_osd ||
+	    pl->osd_item[osd] < 0 || !rule->w[pl->osd_item[osd]])
+		return ITEM_NONE;
+	for (b = pl->osd_parent[osd];; b = pl->buckets[b].parent) {
+		if (pl->buckets[b].level <= rule->fd)
+			domain = bucket_item((uint32_t)b);
+		if (pl->buckets[b].parent < 0)
+			break;
+	}
+	return (uint32_t)b == rule->root ? domain : ITEM_NONE;
+}
+
+/* The upmap of (pool, pg) in pl's copy, or NULL. */
+static const struct mx_pg_upmap *find_upmap(const struct mx_placement *pl,
+					    int32_t pool, uint32_t pg)
+{
+	uint32_t lo = 0, hi = pl->n_upmaps;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+		const struct mx_pg_upmap *u = &pl->upmaps[mid];
+
+		if (u->pool == pool && u->pg == pg)
+			return u;
+		if (u->pool < pool || (u->pool == pool && u->pg < pg))
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return NULL;
+}
+
+/* mx_pg_upmap_apply() on a resolved rule; n <= MX_MAX_SIZE. */
+static unsigned apply_upmap(const struct mx_placement *pl,
+			    const struct pl_rule *rule,
+			    const struct mx_pg_upmap *u, int32_t *osds,
+			    unsigned n)
+{
+	int32_t dom[MX_MAX_SIZE];
+	unsigned applied = 0;
+
+	/* A member that may not hold data (only when the caller passes
+	 * such a set) has no domain and collides with nothing. */
+	for (unsigned i = 0; i < n; i++)
+		dom[i] = osd_domain(pl, rule, osds[i]);
+	for (unsigned k = 0; k < u->n && k < MX_MAX_SIZE; k++) {
+		int32_t to = u->to[k], d;
+		unsigned j = 0;
+		bool clash = false;
+
+		while (j < n && osds[j] != u->from[k])
+			j++;
+		if (j == n || listed(osds, n, to))
+			continue; /* inert, or to[k] is in the set already */
+		d = osd_domain(pl, rule, to);
+		if (d == ITEM_NONE)
+			continue;
+		for (unsigned i = 0; i < n; i++)
+			clash |= i != j && dom[i] == d;
+		if (clash)
+			continue;
+		osds[j] = to;
+		dom[j] = d;
+		applied |= 1u << k;
+	}
+	return applied;
+}
+
+/*
+ * Compute the up set into out[0..MX_MAX_SIZE): the first want ranks of the
+ * rule, with the PG's upmap applied if mapped.  An upmap can reject a
+ * target because of a later rank's domain, so with one the rule computes
+ * every rank and the result is cut to want afterwards.  Returns the count
+ * or a negative errno.
+ */
+static int pg_up(const struct mx_placement *pl, const struct mx_pool *pool,
+		 uint32_t pg, unsigned want, bool mapped, int32_t *out)
+{
+	const struct mx_pg_upmap *u = NULL;
+	struct pl_rule rule;
+	unsigned n;
+	int r;
+
+	r = rule_of(pl, pool, &rule);
+	if (r >= 0 && pg >= pool->pg_num)
+		r = -EINVAL;
+	if (r <= 0)
+		return r;
+	if (mapped && pl->n_upmaps)
+		u = find_upmap(pl, pool->id, pg);
+	n = choose_firstn(pl, rule.root, rule.w, rule.fd,
+			  pg_input(pool->id, pg), u ? pool->size : want, out);
+	if (u) {
+		(void)apply_upmap(pl, &rule, u, out, n);
+		n = MX_MIN(n, want);
+	}
+	return (int)n;
+}
+
+static int pg_up_copy(const struct mx_placement *pl, const struct mx_pool *pool,
+		      uint32_t pg, int32_t *osds, int max, bool mapped)
 {
 	int32_t up[MX_MAX_SIZE];
 	int n;
@@ -529,10 +662,58 @@ int mx_pg_up(const struct mx_placement *pl, const struct mx_pool *pool,
 	if (!pool || max < 0 || (max > 0 && !osds))
 		return -EINVAL;
 	/* The first k ranks never depend on later ones: compute only max. */
-	n = pg_up(pl, pool, pg, (unsigned)MX_MIN((int)pool->size, max), up);
+	n = pg_up(pl, pool, pg, (unsigned)MX_MIN((int)pool->size, max), mapped,
+		  up);
 	if (n > 0)
 		memcpy(osds, up, (size_t)n * sizeof(*osds));
 	return n;
+}
+
+int mx_pg_up(const struct mx_placement *pl, const struct mx_pool *pool,
+	     uint32_t pg, int32_t *osds, int max)
+{
+	return pg_up_copy(pl, pool, pg, osds, max, true);
+}
+
+int mx_pg_up_raw(const struct mx_placement *pl, const struct mx_pool *pool,
+		 uint32_t pg, int32_t *osds, int max)
+{
+	return pg_up_copy(pl, pool, pg, osds, max, false);
+}
+
+int mx_pg_upmap_apply(const struct mx_placement *pl, const struct mx_pool *pool,
+		      const struct mx_pg_upmap *u, int32_t *osds, int n)
+{
+	struct pl_rule rule;
+	int r;
+
+	if (!u || u->n > MX_MAX_SIZE || n < 0 || n > MX_MAX_SIZE ||
+	    (n > 0 && !osds))
+		return -EINVAL;
+	r = rule_of(pl, pool, &rule);
+	if (r <= 0)
+		return r; /* a pool that maps nowhere takes no target */
+	return (int)apply_upmap(pl, &rule, u, osds, (unsigned)n);
+}
+
+int mx_placement_osd_domain(const struct mx_placement *pl,
+			    const struct mx_pool *pool, int32_t osd,
+			    int32_t *domain)
+{
+	struct pl_rule rule;
+	int32_t d;
+	int r;
+
+	if (!domain)
+		return -EINVAL;
+	r = rule_of(pl, pool, &rule);
+	if (r <= 0)
+		return r < 0 ? r : -ENOENT;
+	d = osd_domain(pl, &rule, osd);
+	if (d == ITEM_NONE)
+		return -ENOENT;
+	*domain = d;
+	return 0;
 }
 
 int mx_pg_acting(const struct mx_placement *pl, const struct mx_map *map,
@@ -544,7 +725,7 @@ int mx_pg_acting(const struct mx_placement *pl, const struct mx_map *map,
 
 	if (!map || !pool || max < 0 || (max > 0 && !osds))
 		return -EINVAL;
-	n = pg_up(pl, pool, pg, pool->size, up);
+	n = pg_up(pl, pool, pg, pool->size, true, up);
 	if (n < 0)
 		return n;
 	for (int i = 0; i < n && k < max; i++) {
@@ -562,13 +743,12 @@ int mx_pg_acting(const struct mx_placement *pl, const struct mx_map *map,
 /* ---- Building ---------------------------------------------------------- */
 
 /* Scratch state of mx_placement_new(): a hash table from (level, name) to
- * bucket index, and each OSD's parent bucket. */
+ * bucket index.  Each OSD's parent bucket goes to pl->osd_parent. */
 struct builder {
 	struct mx_placement *pl;
 	uint32_t cap_buckets;
 	int32_t *table; /* From malloc(); table_mask + 1 slots, -1 = empty. */
 	uint32_t table_mask;
-	int32_t *osd_parent; /* From malloc(); max_osd entries, -1 = none. */
 };
 
 static uint64_t bucket_key(uint8_t level, const char *name)
@@ -659,7 +839,8 @@ static int add_locations(struct builder *bd, const struct mx_map *map)
 		const struct mx_osd_info *o = &map->osds[id];
 		int64_t below = -1;
 
-		bd->osd_parent[id] = -1;
+		pl->osd_parent[id] = -1;
+		pl->osd_item[id] = -1;
 		if (!o->exists)
 			continue;
 		r = check_osd(o);
@@ -675,7 +856,7 @@ static int add_locations(struct builder *bd, const struct mx_map *map)
 			if (b < 0)
 				return (int)b;
 			if (k == 0)
-				bd->osd_parent[id] = (int32_t)b;
+				pl->osd_parent[id] = (int32_t)b;
 			else if (set_parent(pl, below, b) < 0)
 				return -EINVAL;
 			below = b;
@@ -740,9 +921,8 @@ static int unique_hids(struct mx_placement *pl)
 }
 
 /* Lay out every bucket's children in pl->items. */
-static int link_children(struct builder *bd, const struct mx_map *map)
+static int link_children(struct mx_placement *pl, const struct mx_map *map)
 {
-	struct mx_placement *pl = bd->pl;
 	_cleanup_free_ uint32_t *fill = NULL;
 	uint32_t n = 0;
 
@@ -750,8 +930,8 @@ static int link_children(struct builder *bd, const struct mx_map *map)
 		if (pl->buckets[b].parent >= 0)
 			pl->buckets[pl->buckets[b].parent].n++;
 	for (uint32_t id = 0; id < map->max_osd; id++)
-		if (bd->osd_parent[id] >= 0)
-			pl->buckets[bd->osd_parent[id]].n++;
+		if (pl->osd_parent[id] >= 0)
+			pl->buckets[pl->osd_parent[id]].n++;
 	for (uint32_t b = 0; b < pl->n_buckets; b++) {
 		pl->buckets[b].first = n;
 		n += pl->buckets[b].n;
@@ -767,11 +947,14 @@ static int link_children(struct builder *bd, const struct mx_map *map)
 		if (pl->buckets[b].level == MX_LEVEL_ROOT)
 			pl->roots[pl->n_roots++] = b;
 	for (uint32_t id = 0; id < map->max_osd; id++) {
-		int32_t p = bd->osd_parent[id];
+		int32_t p = pl->osd_parent[id];
+		uint32_t j;
 
-		if (p >= 0)
-			pl->items[pl->buckets[p].first + fill[p]++] =
-			    (struct pl_item){ .code = (int32_t)id, .hid = id };
+		if (p < 0)
+			continue;
+		j = pl->buckets[p].first + fill[p]++;
+		pl->items[j] = (struct pl_item){ .code = (int32_t)id, .hid = id };
+		pl->osd_item[id] = (int32_t)j;
 	}
 	for (uint32_t b = 0; b < pl->n_buckets; b++) {
 		int32_t p = pl->buckets[b].parent;
@@ -837,6 +1020,70 @@ static int sum_weights(struct mx_placement *pl, const struct mx_map *map)
 	return 0;
 }
 
+/* Order of upmaps: by (pool, pg), then by content, so that sorting is
+ * deterministic even when a map (wrongly) holds two for one PG. */
+static int cmp_upmap(const void *a, const void *b)
+{
+	const struct mx_pg_upmap *x = a, *y = b;
+
+	if (x->pool != y->pool)
+		return x->pool < y->pool ? -1 : 1;
+	if (x->pg != y->pg)
+		return x->pg < y->pg ? -1 : 1;
+	if (x->n != y->n)
+		return x->n < y->n ? -1 : 1;
+	for (unsigned k = 0; k < x->n; k++) {
+		if (x->from[k] != y->from[k])
+			return x->from[k] < y->from[k] ? -1 : 1;
+		if (x->to[k] != y->to[k])
+			return x->to[k] < y->to[k] ? -1 : 1;
+	}
+	return 0;
+}
+
+/*
+ * Copy the map's upmaps into pl, sorted, one per PG (the first in
+ * cmp_upmap() order if the map holds more).  The map keeps them sorted
+ * already; sorting a sorted array is cheap and makes the lookup safe
+ * whatever the map holds.  Pairs past n are zeroed so that no stale
+ * bytes are compared.
+ */
+static int copy_upmaps(struct mx_placement *pl, const struct mx_map *map)
+{
+	uint32_t n = 0;
+
+	if (!map->n_upmaps)
+		return 0;
+	if (!map->upmaps)
+		return -EINVAL;
+	pl->upmaps = calloc(map->n_upmaps, sizeof(*pl->upmaps));
+	if (!pl->upmaps)
+		return -ENOMEM;
+	for (uint32_t i = 0; i < map->n_upmaps; i++) {
+		const struct mx_pg_upmap *u = &map->upmaps[i];
+		struct mx_pg_upmap *c = &pl->upmaps[i];
+
+		if (u->n == 0 || u->n > MX_MAX_SIZE)
+			return -EINVAL;
+		c->pool = u->pool;
+		c->pg = u->pg;
+		c->n = u->n;
+		memcpy(c->from, u->from, u->n * sizeof(*u->from));
+		memcpy(c->to, u->to, u->n * sizeof(*u->to));
+	}
+	qsort(pl->upmaps, map->n_upmaps, sizeof(*pl->upmaps), cmp_upmap);
+	for (uint32_t i = 0; i < map->n_upmaps; i++) {
+		const struct mx_pg_upmap *u = &pl->upmaps[i];
+
+		if (n && u->pool == pl->upmaps[n - 1].pool &&
+		    u->pg == pl->upmaps[n - 1].pg)
+			continue;
+		pl->upmaps[n++] = *u;
+	}
+	pl->n_upmaps = n;
+	return 0;
+}
+
 int mx_placement_new(const struct mx_map *map, struct mx_placement **out)
 {
 	struct builder bd = { 0 };
@@ -861,9 +1108,12 @@ int mx_placement_new(const struct mx_map *map, struct mx_placement **out)
 	bd.pl = pl;
 	bd.table_mask = cap - 1;
 	bd.table = malloc(cap * sizeof(*bd.table));
-	bd.osd_parent =
-	    malloc((map->max_osd ? map->max_osd : 1) * sizeof(*bd.osd_parent));
-	if (!bd.table || !bd.osd_parent) {
+	pl->max_osd = map->max_osd;
+	pl->osd_parent =
+	    malloc((map->max_osd ? map->max_osd : 1) * sizeof(*pl->osd_parent));
+	pl->osd_item =
+	    malloc((map->max_osd ? map->max_osd : 1) * sizeof(*pl->osd_item));
+	if (!bd.table || !pl->osd_parent || !pl->osd_item) {
 		r = -ENOMEM;
 		goto out;
 	}
@@ -872,12 +1122,13 @@ int mx_placement_new(const struct mx_map *map, struct mx_placement **out)
 	if (r >= 0)
 		r = unique_hids(pl);
 	if (r >= 0)
-		r = link_children(&bd, map);
+		r = link_children(pl, map);
 	if (r >= 0)
 		r = sum_weights(pl, map);
+	if (r >= 0)
+		r = copy_upmaps(pl, map);
 out:
 	free(bd.table);
-	free(bd.osd_parent);
 	if (r < 0) {
 		mx_placement_free(pl);
 		return r;
@@ -895,5 +1146,8 @@ void mx_placement_free(struct mx_placement *pl)
 	free(pl->roots);
 	free(pl->item_w);
 	free(pl->bucket_w);
+	free(pl->osd_parent);
+	free(pl->osd_item);
+	free(pl->upmaps);
 	free(pl);
 }

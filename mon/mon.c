@@ -28,6 +28,7 @@
 #include "mapstore.h"
 #include "msg.h"
 #include "net.h"
+#include "placement.h"
 #include "util.h"
 
 struct session {
@@ -181,6 +182,21 @@ static void handle_osd_boot(struct mon *mon, struct session *s, uint64_t tid,
 		return;
 	}
 	r = mx_mon_osd_boot(ch->next, b, ch->msg, sizeof(ch->msg));
+	if (r >= 0) {
+		/* Every client must be able to compute placement from the map:
+		 * refuse a location that makes the hierarchy inconsistent (a
+		 * bucket under two parents). */
+		struct mx_placement *pl = NULL;
+		int e = mx_placement_new(ch->next, &pl);
+
+		mx_placement_free(pl);
+		if (e < 0) {
+			snprintf(ch->msg, sizeof(ch->msg),
+				 "location '%s' conflicts with the hierarchy (a bucket "
+				 "cannot have two parents)", b->location);
+			r = -EINVAL;
+		}
+	}
 	if (r < 0) {
 		mx_warn("%s: osd boot refused: %s", s->conn->peer, ch->msg);
 		ch->status = r;

@@ -9,7 +9,11 @@ cd "$(dirname "$0")/.."
 MIXSAN="$PWD/build/cli/mixsan"
 DATA="${MIXSAN_DATA:-$PWD/mixsan-data}"
 
-"$MIXSAN" --data "$DATA" cluster up --osds 3
+if [ -f "$DATA/mixsan.conf" ] && "$MIXSAN" --data "$DATA" status >/dev/null 2>&1; then
+	echo "A MixSAN cluster is already running in $DATA."
+else
+	"$MIXSAN" --data "$DATA" cluster up --osds 3
+fi
 echo "hello from MixSAN, $(date -u)" > "$DATA/hello.txt"
 "$MIXSAN" --data "$DATA" object put default hello "$DATA/hello.txt"
 "$MIXSAN" --data "$DATA" object get default hello "$DATA/hello.out"

@@ -16,11 +16,8 @@ run_suite() {
 	meson test -C "$dir" --print-errorlogs --num-processes 1 ${MESON_TEST_ARGS:-} || fail=1
 }
 
-export MIXSAN_TEST_SCALE="${MIXSAN_TEST_SCALE:-1}"
 run_suite build --buildtype=debugoptimized || fail=1
-# The sanitizer build runs the same tests; the biggest system test writes
-# fewer objects there (ASan makes each byte several times dearer).
-MIXSAN_TEST_OBJECTS="${MIXSAN_TEST_OBJECTS_ASAN:-2000}" \
+# The sanitizer build runs the same tests.
 UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
 	run_suite build-asan --buildtype=debug -Db_sanitize=address,undefined \
 		-Db_lundef=false || fail=1
