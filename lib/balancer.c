@@ -73,8 +73,8 @@ struct balancer {
 	double *share; /* From malloc(); per OSD: expected count */
 	struct slot_list *held; /* From malloc(); per OSD */
 	uint32_t n_active;
-	struct bal_osd *order; /* From malloc(); OSDs with a share > 0 */
-	uint32_t *acc; /* From malloc(); scratch for pick_move() */
+	struct bal_osd *order; /* From malloc(); OSDs with a share > 0, by
+				* rising deviation (sort_osds()) */
 	uint32_t dropped;
 };
 
@@ -333,8 +333,7 @@ static int setup_osds(struct balancer *b)
 	b->share = calloc(n, sizeof(*b->share));
 	b->held = calloc(n, sizeof(*b->held));
 	b->order = calloc(n, sizeof(*b->order));
-	b->acc = calloc(n, sizeof(*b->acc));
-	if (!b->cnt || !b->share || !b->held || !b->order || !b->acc)
+	if (!b->cnt || !b->share || !b->held || !b->order)
 		return -ENOMEM;
 	/* Pool by pool, in the map's order: the sums are always the same. */
 	for (uint32_t i = 0; i < b->n_pools; i++) {
@@ -411,6 +410,31 @@ static void sort_osds(struct balancer *b)
 	for (uint32_t i = 0; i < b->n_active; i++)
 		b->order[i].r = rel_dev(b, b->order[i].id, 0);
 	qsort(b->order, b->n_active, sizeof(*b->order), cmp_osd);
+}
+
+/* Put OSD id, whose count changed, back in its place in the order (the
+ * order is total, so this gives what sort_osds() would). */
+static void resort_osd(struct balancer *b, uint32_t id)
+{
+	struct bal_osd e = { .r = rel_dev(b, id, 0), .id = id };
+	uint32_t i = 0, lo = 0, hi;
+
+	while (b->order[i].id != id)
+		i++;
+	memmove(&b->order[i], &b->order[i + 1],
+		(b->n_active - i - 1) * sizeof(*b->order));
+	hi = b->n_active - 1;
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (cmp_osd(&b->order[mid], &e) < 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	memmove(&b->order[lo + 1], &b->order[lo],
+		(b->n_active - 1 - lo) * sizeof(*b->order));
+	b->order[lo] = e;
 }
 
 /* ---- Moving ------------------------------------------------------------- */
@@ -501,7 +525,7 @@ static bool plan_move(const struct balancer *b, const struct bal_pool *bp,
 /* A candidate move; smaller key is better. */
 struct bal_move {
 	bool found;
-	uint32_t q;       /* dst's rank among the acceptable targets */
+	uint32_t q;       /* dst's place in the order, emptiest first */
 	bool primary;     /* moves rank 0 */
 	int kind;         /* 0: removes a pair, 1: revises an upmap, 2: new */
 	uint32_t slot;
@@ -527,25 +551,14 @@ static bool better(const struct bal_move *a, const struct bal_move *c)
  * that may take it, then not a primary, then one that adds no upmap,
  * then the lowest slot (pool, pg, rank).  Returns false if none.
  */
-static bool pick_move(struct balancer *b, uint32_t src, struct bal_move *best)
+static bool pick_move(const struct balancer *b, uint32_t src,
+		      struct bal_move *best)
 {
 	const struct slot_list *l = &b->held[src];
 	double r_src = rel_dev(b, src, 0);
-	uint32_t nacc = 0;
 
-	/* Acceptable targets, emptiest first.  None is at or above src; if
-	 * src is in the band, only those below the band are. */
-	for (uint32_t i = 0; i < b->n_active; i++) {
-		uint32_t dst = b->order[i].id;
-
-		if (dst == src || b->order[i].r >= r_src ||
-		    (r_src <= b->dev && b->order[i].r >= -b->dev))
-			break;
-		if (worth(b, src, dst))
-			b->acc[nacc++] = dst;
-	}
 	*best = (struct bal_move){ .found = false };
-	for (uint32_t i = 0; i < l->n && nacc; i++) {
+	for (uint32_t i = 0; i < l->n; i++) {
 		uint32_t s = l->v[i];
 		const struct bal_pool *bp = pool_of_slot(b, s);
 		uint32_t pg = (s - bp->slot_base) / bp->pool->size;
@@ -554,11 +567,17 @@ static bool pick_move(struct balancer *b, uint32_t src, struct bal_move *best)
 		struct bal_move c = { .found = true, .primary = k == 0,
 				      .slot = s };
 
-		for (c.q = 0; c.q < nacc; c.q++) {
-			if (best->found && c.q > best->q)
+		/* Targets emptiest first.  None is at or above src; if src
+		 * is in the band, only those below the band are. */
+		for (c.q = 0; c.q < b->n_active; c.q++) {
+			const struct bal_osd *t = &b->order[c.q];
+
+			if ((best->found && c.q > best->q) || t->id == src ||
+			    t->r >= r_src || (r_src <= b->dev && t->r >= -b->dev))
 				break;
-			c.dst = (int32_t)b->acc[c.q];
-			if (!plan_move(b, bp, pg, k, c.dst, &c.u))
+			c.dst = (int32_t)t->id;
+			if (!worth(b, src, t->id) ||
+			    !plan_move(b, bp, pg, k, c.dst, &c.u))
 				continue;
 			if (b->raw[s] == c.dst)
 				c.kind = 0;
@@ -598,10 +617,11 @@ static int run(struct balancer *b, uint32_t max, uint32_t *moves)
 {
 	int r;
 
+	if (b->n_active)
+		sort_osds(b);
 	for (*moves = 0; *moves < max && b->n_active;) {
 		bool moved = false;
 
-		sort_osds(b);
 		if (b->order[0].r >= -b->dev &&
 		    b->order[b->n_active - 1].r <= b->dev)
 			break; /* balanced */
@@ -619,6 +639,8 @@ static int run(struct balancer *b, uint32_t max, uint32_t *moves)
 			r = do_move(b, src, &mv);
 			if (r < 0)
 				return r;
+			resort_osd(b, src);
+			resort_osd(b, (uint32_t)mv.dst);
 			moved = true;
 			++*moves;
 		}
@@ -650,7 +672,6 @@ static void balancer_free(struct balancer *b)
 	free(b->share);
 	free(b->held);
 	free(b->order);
-	free(b->acc);
 	mx_placement_free(b->pl);
 }
 

@@ -18,8 +18,8 @@ run_suite() {
 
 run_suite build --buildtype=debugoptimized || fail=1
 # The sanitizer build runs the same tests.
-UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1 \
-	run_suite build-asan --buildtype=debug -Db_sanitize=address,undefined \
+export UBSAN_OPTIONS=print_stacktrace=1:halt_on_error=1
+run_suite build-asan --buildtype=debug -Db_sanitize=address,undefined \
 		-Db_lundef=false || fail=1
 
 python3 scripts/count-results.py build/meson-logs/testlog.json \

@@ -1442,7 +1442,8 @@ static void test_balancer_update(void)
 	CHECK_EQ_INT(mx_balance(NULL, -1, 1, 0.1, &u, &n, NULL), -EINVAL);
 	CHECK_EQ_INT(mx_balance(m, -1, 1, 0.1, NULL, &n, NULL), -EINVAL);
 	CHECK_EQ_INT(mx_balance(m, -1, 1, -0.1, &u, &n, NULL), -EINVAL);
-	CHECK_EQ_INT(mx_balance(m, -1, 1, NAN, &u, &n, NULL), -EINVAL);
+	CHECK_EQ_INT(mx_balance(m, -1, 1, (double)NAN, &u, &n, NULL),
+		     -EINVAL);
 	CHECK_EQ_INT(mx_balance(m, -2, 1, 0.1, &u, &n, NULL), -EINVAL);
 	CHECK_EQ_INT(mx_balance(m, 99, 1, 0.1, &u, &n, NULL), -ENOENT);
 	pl = compile(m);
