@@ -262,6 +262,48 @@ int mx_dec_command_reply(const void *p, uint32_t len, struct mx_msg_command_repl
 	return finish(&r);
 }
 
+void mx_enc_osd_failure(struct mx_wbuf *w, const struct mx_msg_osd_failure *m)
+{
+	mx_put_i32(w, m->reporter);
+	mx_put_i32(w, m->target);
+	mx_put_u64(w, m->target_incarnation);
+	mx_put_u64(w, m->epoch);
+	mx_put_u32(w, m->silent_ms);
+	mx_put_u32(w, m->flags);
+}
+
+int mx_dec_osd_failure(const void *p, uint32_t len, struct mx_msg_osd_failure *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->reporter = mx_get_i32(&r);
+	m->target = mx_get_i32(&r);
+	m->target_incarnation = mx_get_u64(&r);
+	m->epoch = mx_get_u64(&r);
+	m->silent_ms = mx_get_u32(&r);
+	m->flags = mx_get_u32(&r);
+	return finish(&r);
+}
+
+void mx_enc_osd_beacon(struct mx_wbuf *w, const struct mx_msg_osd_beacon *m)
+{
+	mx_put_i32(w, m->osd_id);
+	mx_put_u64(w, m->incarnation);
+	mx_put_u64(w, m->epoch);
+}
+
+int mx_dec_osd_beacon(const void *p, uint32_t len, struct mx_msg_osd_beacon *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->osd_id = mx_get_i32(&r);
+	m->incarnation = mx_get_u64(&r);
+	m->epoch = mx_get_u64(&r);
+	return finish(&r);
+}
+
 /* OSD messages --------------------------------------------------------- */
 
 static bool op_needs_name(uint8_t op)
@@ -620,6 +662,8 @@ int mx_msg_decode_any(uint16_t type, const void *p, uint32_t len)
 		struct mx_msg_osd_list l;
 		struct mx_msg_osd_list_reply lr;
 		struct mx_msg_error_reply er;
+		struct mx_msg_osd_failure of;
+		struct mx_msg_osd_beacon ob2;
 	} u;
 	int r;
 
@@ -630,6 +674,8 @@ int mx_msg_decode_any(uint16_t type, const void *p, uint32_t len)
 	case MX_MSG_MON_OSD_BOOT_REPLY: return mx_dec_osd_boot_reply(p, len, &u.obr);
 	case MX_MSG_MON_COMMAND: return mx_dec_command(p, len, &u.c);
 	case MX_MSG_MON_COMMAND_REPLY: return mx_dec_command_reply(p, len, &u.cr);
+	case MX_MSG_MON_OSD_FAILURE: return mx_dec_osd_failure(p, len, &u.of);
+	case MX_MSG_MON_OSD_BEACON: return mx_dec_osd_beacon(p, len, &u.ob2);
 	case MX_MSG_OSD_OP: return mx_dec_osd_op(p, len, &u.op);
 	case MX_MSG_OSD_OP_REPLY: return mx_dec_osd_op_reply(p, len, &u.opr);
 	case MX_MSG_OSD_REPOP: return mx_dec_repop(p, len, &u.rp);

@@ -45,6 +45,8 @@ enum mx_msg_type {
 	MX_MSG_MON_OSD_BOOT_REPLY = 4,
 	MX_MSG_MON_COMMAND = 5,     /* -> MX_MSG_MON_COMMAND_REPLY */
 	MX_MSG_MON_COMMAND_REPLY = 6,
+	MX_MSG_MON_OSD_FAILURE = 7, /* osd -> mon: a peer stopped answering */
+	MX_MSG_MON_OSD_BEACON = 8,  /* osd -> mon: still alive */
 	/* OSD */
 	MX_MSG_OSD_OP = 20,         /* client -> primary */
 	MX_MSG_OSD_OP_REPLY = 21,
@@ -122,6 +124,24 @@ struct mx_msg_command_reply {
 	int32_t status;
 	uint64_t epoch;
 	const char *message; /* human text, may be empty */
+};
+
+/* An OSD reports a peer it cannot reach.  No reply: the monitor acts (or
+ * not) by publishing a map in which the target is down. */
+#define MX_FAILURE_IMMEDIATE 1u /* the peer's port refused: it is dead */
+struct mx_msg_osd_failure {
+	int32_t reporter;
+	int32_t target;
+	uint64_t target_incarnation; /* as the reporter's map says */
+	uint64_t epoch;              /* the reporter's map epoch */
+	uint32_t silent_ms;          /* how long the target has not answered */
+	uint32_t flags;
+};
+
+struct mx_msg_osd_beacon {
+	int32_t osd_id;
+	uint64_t incarnation;
+	uint64_t epoch;
 };
 
 /* --- OSD messages --------------------------------------------------- */
@@ -268,6 +288,10 @@ void mx_enc_command(struct mx_wbuf *w, const struct mx_msg_command *m);
 int mx_dec_command(const void *p, uint32_t len, struct mx_msg_command *m);
 void mx_enc_command_reply(struct mx_wbuf *w, const struct mx_msg_command_reply *m);
 int mx_dec_command_reply(const void *p, uint32_t len, struct mx_msg_command_reply *m);
+void mx_enc_osd_failure(struct mx_wbuf *w, const struct mx_msg_osd_failure *m);
+int mx_dec_osd_failure(const void *p, uint32_t len, struct mx_msg_osd_failure *m);
+void mx_enc_osd_beacon(struct mx_wbuf *w, const struct mx_msg_osd_beacon *m);
+int mx_dec_osd_beacon(const void *p, uint32_t len, struct mx_msg_osd_beacon *m);
 void mx_enc_osd_op(struct mx_wbuf *w, const struct mx_msg_osd_op *m);
 int mx_dec_osd_op(const void *p, uint32_t len, struct mx_msg_osd_op *m);
 void mx_enc_osd_op_reply(struct mx_wbuf *w, const struct mx_msg_osd_op_reply *m);

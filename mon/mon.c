@@ -13,6 +13,13 @@
  *    (the store returns the newest committed map).
  *  - A subscriber receives every epoch after the one it reported, or a
  *    newer full map; never an older one.
+ *
+ * Failure detection (docs/recovery.md): OSDs report peers that stopped
+ * answering (MON_OSD_FAILURE) and send beacons.  The monitor marks an OSD
+ * down once enough distinct OSDs report the same incarnation of it
+ * (handle_failure), or when its beacons stop (on_tick); it marks an OSD out
+ * once it has been down for the down-out interval (on_tick).  A report about
+ * an older incarnation (the OSD restarted since) is ignored.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -38,10 +45,35 @@ struct session {
 	uint64_t sent_epoch;
 };
 
+/* What the monitor knows of each OSD beyond the map (not persisted: after
+ * a monitor restart every clock starts again). */
+#define MAX_REPORTERS 8
+struct osd_track {
+	uint64_t incarnation;
+	uint64_t last_beacon_ms;
+	uint64_t down_since_ms;
+	bool auto_out; /* marked out by the monitor, not by hand */
+	int n_reporters;
+	int32_t reporter[MAX_REPORTERS];
+	uint64_t reported_ms[MAX_REPORTERS];
+};
+
+struct mon_config {
+	bool failure_detection;
+	uint32_t grace_ms;          /* reports older than 2x this are forgotten */
+	uint32_t min_reporters;
+	uint32_t beacon_grace_ms;
+	uint32_t down_out_ms;       /* 0: never mark out automatically */
+};
+
 struct mon {
 	uv_loop_t *loop;
 	uv_tcp_t server;
 	uv_signal_t sigterm, sigint;
+	uv_timer_t tick;
+	struct mon_config cfg;
+	struct osd_track *track; /* From malloc(); n_track entries, by OSD id */
+	uint32_t n_track;
 	char name[MX_NAME_MAX];
 	char addr[MX_ADDR_MAX];
 	const struct mx_mapstore_ops *store;
@@ -208,6 +240,12 @@ static void handle_osd_boot(struct mon *mon, struct session *s, uint64_t tid,
 		return;
 	}
 	ch->osd_id = r;
+	/* An OSD the monitor marked out because it stayed down comes back
+	 * in when it boots; one marked out by hand stays out. */
+	if ((uint32_t)r < mon->n_track && mon->track[r].auto_out) {
+		ch->next->osds[r].in = true;
+		mon->track[r].auto_out = false;
+	}
 	propose(mon, ch);
 }
 
@@ -234,6 +272,141 @@ static void handle_command(struct mon *mon, struct session *s, uint64_t tid,
 		return;
 	}
 	propose(mon, ch);
+}
+
+static struct osd_track *track_of(struct mon *mon, int32_t id)
+{
+	const struct mx_osd_info *o = mx_map_osd(mon->map, id);
+	struct osd_track *t;
+
+	if (!o)
+		return NULL;
+	if ((uint32_t)id >= mon->n_track) {
+		uint32_t n = (uint32_t)id + 1;
+		struct osd_track *nt = realloc(mon->track, n * sizeof(*nt));
+
+		if (!nt)
+			return NULL;
+		memset(nt + mon->n_track, 0, (n - mon->n_track) * sizeof(*nt));
+		mon->track = nt;
+		mon->n_track = n;
+	}
+	t = &mon->track[id];
+	if (t->incarnation != o->incarnation) {
+		/* A new life: forget what was said of the old one. */
+		memset(t, 0, sizeof(*t));
+		t->incarnation = o->incarnation;
+		t->last_beacon_ms = mx_wall_ms();
+	}
+	return t;
+}
+
+/* Mark OSD id down or out (what: "down" or "out") in the next epoch. */
+static void mark_osd(struct mon *mon, int32_t id, bool down, const char *reason)
+{
+	struct change *ch = change_new(mon, NULL, MX_MSG_MON_COMMAND_REPLY, 0);
+	struct mx_osd_info *o;
+
+	if (!ch)
+		return;
+	o = &ch->next->osds[id];
+	if (down)
+		o->up = false;
+	else
+		o->in = false;
+	snprintf(ch->msg, sizeof(ch->msg), "osd.%d marked %s: %s", id, down ? "down" : "out",
+		 reason);
+	propose(mon, ch);
+}
+
+static uint32_t osds_up(const struct mx_map *m)
+{
+	uint32_t n = 0;
+
+	for (uint32_t i = 0; i < m->max_osd; i++)
+		n += m->osds[i].exists && m->osds[i].up;
+	return n;
+}
+
+static void handle_failure(struct mon *mon, const struct mx_msg_osd_failure *f)
+{
+	const struct mx_osd_info *o = mx_map_osd(mon->map, f->target);
+	const struct mx_osd_info *rep = mx_map_osd(mon->map, f->reporter);
+	uint64_t now = mx_wall_ms();
+	struct osd_track *t;
+	uint32_t needed;
+	int i;
+
+	if (!mon->cfg.failure_detection || !o || !o->up || !rep || !rep->up ||
+	    f->reporter == f->target || o->incarnation != f->target_incarnation)
+		return;
+	t = track_of(mon, f->target);
+	if (!t)
+		return;
+	/* Forget stale reports, then count this reporter once. */
+	for (i = 0; i < t->n_reporters;) {
+		if (now - t->reported_ms[i] > 2ull * mon->cfg.grace_ms ||
+		    !mx_map_osd(mon->map, t->reporter[i])) {
+			t->reporter[i] = t->reporter[t->n_reporters - 1];
+			t->reported_ms[i] = t->reported_ms[t->n_reporters - 1];
+			t->n_reporters--;
+			continue;
+		}
+		if (t->reporter[i] == f->reporter)
+			break;
+		i++;
+	}
+	if (i == t->n_reporters && t->n_reporters < MAX_REPORTERS)
+		t->n_reporters++;
+	if (i < MAX_REPORTERS) {
+		t->reporter[i] = f->reporter;
+		t->reported_ms[i] = now;
+	}
+	needed = MX_MIN(mon->cfg.min_reporters, MX_MAX(1u, osds_up(mon->map) - 1));
+	mx_info("osd.%d reports osd.%d %s (%u ms); %d of %u reporters needed",
+		f->reporter, f->target,
+		(f->flags & MX_FAILURE_IMMEDIATE) ? "refusing connections" : "silent",
+		f->silent_ms, t->n_reporters, needed);
+	if ((uint32_t)t->n_reporters >= needed) {
+		char why[128];
+
+		snprintf(why, sizeof(why), "reported failed by %d OSDs", t->n_reporters);
+		t->down_since_ms = now;
+		t->n_reporters = 0;
+		mark_osd(mon, f->target, true, why);
+	}
+}
+
+static void on_tick(uv_timer_t *timer)
+{
+	struct mon *mon = timer->data;
+	uint64_t now = mx_wall_ms();
+
+	if (!mon->cfg.failure_detection || mon->committing)
+		return;
+	for (uint32_t id = 0; id < mon->map->max_osd; id++) {
+		const struct mx_osd_info *o = &mon->map->osds[id];
+		struct osd_track *t;
+
+		if (!o->exists)
+			continue;
+		t = track_of(mon, (int32_t)id);
+		if (!t)
+			continue;
+		if (o->up && now - t->last_beacon_ms > mon->cfg.beacon_grace_ms) {
+			t->down_since_ms = now;
+			mark_osd(mon, (int32_t)id, true, "no beacon");
+			return; /* one change per tick */
+		}
+		if (!o->up && !t->down_since_ms)
+			t->down_since_ms = now;
+		if (!o->up && o->in && mon->cfg.down_out_ms &&
+		    now - t->down_since_ms > mon->cfg.down_out_ms) {
+			t->auto_out = true;
+			mark_osd(mon, (int32_t)id, false, "down for longer than the down-out interval");
+			return;
+		}
+	}
 }
 
 static void on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *payload)
@@ -271,6 +444,28 @@ static void on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *paylo
 		if (r < 0)
 			break;
 		handle_command(mon, s, h->tid, &cmd);
+		return;
+	}
+	case MX_MSG_MON_OSD_FAILURE: {
+		struct mx_msg_osd_failure f;
+
+		r = mx_dec_osd_failure(payload, h->len, &f);
+		if (r < 0)
+			break;
+		handle_failure(mon, &f);
+		return;
+	}
+	case MX_MSG_MON_OSD_BEACON: {
+		struct mx_msg_osd_beacon b;
+		const struct mx_osd_info *o;
+		struct osd_track *t;
+
+		r = mx_dec_osd_beacon(payload, h->len, &b);
+		if (r < 0)
+			break;
+		o = mx_map_osd(mon->map, b.osd_id);
+		if (o && o->incarnation == b.incarnation && (t = track_of(mon, b.osd_id)))
+			t->last_beacon_ms = mx_wall_ms();
 		return;
 	}
 	case MX_MSG_PING: {
@@ -351,8 +546,13 @@ static void usage(FILE *f)
 {
 	fputs("usage: mixsan-mon --data DIR [--addr IP:PORT] [--name NAME] [--store file]\n"
 	      "                  [--log-level error|warn|info|debug]\n"
+	      "                  [--osd-failure-detection] [--heartbeat-grace MS]\n"
+	      "                  [--min-down-reporters N] [--beacon-grace MS]\n"
+	      "                  [--down-out-interval S]\n"
 	      "Keeps the MixSAN cluster map under DIR and serves it on IP:PORT\n"
-	      "(default 127.0.0.1:6789).\n", f);
+	      "(default 127.0.0.1:6789).  With --osd-failure-detection it marks OSDs\n"
+	      "down on their peers' reports (grace 5000 ms, 2 reporters) or missing\n"
+	      "beacons (20000 ms), and out after the down-out interval (600 s).\n", f);
 }
 
 static int parse_level(const char *s)
@@ -378,15 +578,25 @@ int main(int argc, char **argv)
 		{"name", required_argument, NULL, 'n'},
 		{"store", required_argument, NULL, 's'},
 		{"log-level", required_argument, NULL, 'l'},
+		{"osd-failure-detection", no_argument, NULL, 'F'},
+		{"heartbeat-grace", required_argument, NULL, 'G'},
+		{"min-down-reporters", required_argument, NULL, 'R'},
+		{"beacon-grace", required_argument, NULL, 'B'},
+		{"down-out-interval", required_argument, NULL, 'O'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	struct mon *mon = &g_mon;
+	char *end;
 	const char *data = NULL, *store = "file";
 	int level = MX_LOG_INFO, c, r;
 
 	snprintf(mon->addr, sizeof(mon->addr), "127.0.0.1:6789");
 	snprintf(mon->name, sizeof(mon->name), "a");
+	mon->cfg.grace_ms = 5000;
+	mon->cfg.min_reporters = 2;
+	mon->cfg.beacon_grace_ms = 20000;
+	mon->cfg.down_out_ms = 600000;
 	while ((c = getopt_long(argc, argv, "d:a:n:s:l:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': data = optarg; break;
@@ -406,6 +616,27 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'F': mon->cfg.failure_detection = true; break;
+		case 'G':
+		case 'R':
+		case 'B':
+		case 'O': {
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*end || !*optarg || v > 86400000ul || (c != 'O' && v == 0)) {
+				fprintf(stderr, "mixsan-mon: bad value '%s'\n", optarg);
+				return 2;
+			}
+			if (c == 'G')
+				mon->cfg.grace_ms = (uint32_t)v;
+			else if (c == 'R')
+				mon->cfg.min_reporters = (uint32_t)v;
+			else if (c == 'B')
+				mon->cfg.beacon_grace_ms = (uint32_t)v;
+			else
+				mon->cfg.down_out_ms = (uint32_t)(v * 1000);
+			break;
+		}
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}
@@ -459,6 +690,9 @@ int main(int argc, char **argv)
 	if (r < 0)
 		return -mx_log_errno(r, "cannot listen on %s", mon->addr);
 	mon->server.data = mon;
+	uv_timer_init(mon->loop, &mon->tick);
+	mon->tick.data = mon;
+	uv_timer_start(&mon->tick, on_tick, 1000, 1000);
 	uv_signal_init(mon->loop, &mon->sigterm);
 	uv_signal_start(&mon->sigterm, on_signal, SIGTERM);
 	uv_signal_init(mon->loop, &mon->sigint);
@@ -467,6 +701,7 @@ int main(int argc, char **argv)
 	uv_run(mon->loop, UV_RUN_DEFAULT);
 
 	mon->store->close(mon->store_ctx);
+	free(mon->track);
 	mx_map_free(mon->map);
 	mx_wbuf_free(&mon->map_enc);
 	(void)uv_loop_close(mon->loop);

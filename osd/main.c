@@ -16,6 +16,7 @@ static void usage(FILE *f)
 	fputs("usage: mixsan-osd --data DIR --mon IP:PORT [--addr IP:PORT] [--id N]\n"
 	      "                  [--weight W] [--location 'host=H rack=R'] [--class C]\n"
 	      "                  [--log-level error|warn|info|debug]\n"
+	      "                  [--heartbeat-interval MS] [--heartbeat-grace MS]\n"
 	      "Stores MixSAN objects under DIR and serves them on IP:PORT\n"
 	      "(default 127.0.0.1:0, any free port).\n", f);
 }
@@ -31,6 +32,8 @@ int main(int argc, char **argv)
 		{"location", required_argument, NULL, 'L'},
 		{"class", required_argument, NULL, 'c'},
 		{"log-level", required_argument, NULL, 'l'},
+		{"heartbeat-interval", required_argument, NULL, 'H'},
+		{"heartbeat-grace", required_argument, NULL, 'G'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -47,7 +50,7 @@ int main(int argc, char **argv)
 	int level = MX_LOG_INFO, c;
 	char *end;
 
-	while ((c = getopt_long(argc, argv, "d:m:a:i:w:L:c:l:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:m:a:i:w:L:c:l:H:G:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': cfg.data_dir = optarg; break;
 		case 'm': cfg.mon_addr = optarg; break;
@@ -87,6 +90,20 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'H':
+		case 'G': {
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*end || v == 0 || v > 3600000ul) {
+				fprintf(stderr, "mixsan-osd: bad value '%s'\n", optarg);
+				return 2;
+			}
+			if (c == 'H')
+				cfg.heartbeat_interval_ms = (uint32_t)v;
+			else
+				cfg.heartbeat_grace_ms = (uint32_t)v;
+			break;
+		}
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

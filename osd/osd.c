@@ -37,10 +37,15 @@
  *  - A failed store commit (EIO, ENOSPC) stops the daemon: nothing that
  *    store holds can be trusted until it is reopened and replayed.
  *
- * Recovery after failures (peering, backfill, failure detection) is a
- * separate state machine, documented in docs/recovery.md once it exists;
- * until then a write waits for every acting OSD, retrying the connection,
- * so a restarted replica receives every write it missed.
+ * Heartbeats (docs/recovery.md): every heartbeat interval the OSD pings each
+ * peer it shares a PG with (hb_tick) and reports to the monitor a peer
+ * silent for longer than the grace, or one whose port refuses connections
+ * twice in a row; it also sends the monitor a beacon.  The monitor decides.
+ *
+ * Recovery after failures (peering, backfill) is the next layer, designed in
+ * docs/recovery.md; until it lands a write waits for every acting OSD,
+ * retrying the connection, so a restarted replica receives every write it
+ * missed.
  */
 #include "osd.h"
 
@@ -88,6 +93,12 @@ struct peer {
 	struct mx_list pending; /* struct repop_out, in send order */
 	uv_timer_t retry;
 	bool timer_init;
+	/* Heartbeats */
+	bool hb;               /* shares a PG with us: ping it */
+	uint64_t last_rx_ns;   /* last PONG (or when pinging began) */
+	uint64_t last_report_ns;
+	uint64_t hb_incarnation; /* the life of the peer being pinged */
+	int refused;           /* connection attempts refused in a row */
 };
 
 /* A client write in progress on the primary. */
@@ -142,6 +153,9 @@ struct osd {
 	uv_check_t check;
 	uv_signal_t sigterm, sigint;
 	uv_timer_t mon_timer;
+	uv_timer_t hb_timer;
+	uint32_t hb_interval_ms, hb_grace_ms, beacon_ms;
+	uint64_t last_beacon_ns;
 	char addr[MX_ADDR_MAX]; /* bound address, announced to the monitor */
 	char store_dir[4096];
 	int32_t id;
@@ -1001,6 +1015,10 @@ static void peer_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *
 	struct mx_msg_repop_reply rr;
 	struct mx_list *pos, *tmp;
 
+	if (h->type == MX_MSG_PONG) {
+		p->last_rx_ns = mx_now_ns();
+		return;
+	}
 	if (h->type != MX_MSG_OSD_REPOP_REPLY || mx_dec_repop_reply(payload, h->len, &rr) < 0) {
 		mx_warn("osd.%d: unexpected message type %u from a peer", p->id, h->type);
 		mx_conn_close(c, -EPROTO);
@@ -1046,6 +1064,8 @@ static void peer_on_close(struct mx_conn *c, int err)
 	}
 	if (osd->stopping)
 		return;
+	if (err == UV_ECONNREFUSED)
+		p->refused++;
 	if (!mx_list_empty(&p->pending)) {
 		mx_info("osd.%d: connection lost (%s); %s", p->id,
 			err ? uv_strerror(err) : "closed", "retrying");
@@ -1063,6 +1083,7 @@ static void peer_on_connect(struct mx_conn *c)
 	struct peer *p = c->owner_data;
 
 	p->connected = true;
+	p->refused = 0;
 }
 
 static const struct mx_conn_ops peer_ops = {
@@ -1096,6 +1117,123 @@ static void peer_kick(struct osd *osd, struct peer *p)
 	p->incarnation = o->incarnation;
 	mx_list_for_each_safe(pos, tmp, &p->pending)
 		repop_send(osd, p, mx_list_entry(pos, struct repop_out, link));
+}
+
+/* Heartbeats ---------------------------------------------------------------- */
+
+static void report_failure(struct osd *osd, struct peer *p, uint64_t silent_ns, bool now)
+{
+	const struct mx_osd_info *o = mx_map_osd(osd->map, p->id);
+	struct mx_msg_osd_failure f;
+	struct mx_wbuf w;
+
+	if (!o || !o->up || !osd->mon || !osd->booted)
+		return;
+	memset(&f, 0, sizeof(f));
+	f.reporter = osd->id;
+	f.target = p->id;
+	f.target_incarnation = o->incarnation;
+	f.epoch = osd->map->epoch;
+	f.silent_ms = (uint32_t)MX_MIN(silent_ns / 1000000ull, UINT32_MAX);
+	f.flags = now ? MX_FAILURE_IMMEDIATE : 0;
+	mx_wbuf_init(&w);
+	mx_enc_osd_failure(&w, &f);
+	if (mx_conn_send(osd->mon, MX_MSG_MON_OSD_FAILURE, ++osd->next_tid, &w) == 0) {
+		mx_info("reporting osd.%d as failed (%s)", p->id,
+			now ? "connection refused" : "no heartbeat reply");
+		p->last_report_ns = mx_now_ns();
+	}
+}
+
+/* Which peers share a PG with us: recomputed on every map. */
+static void hb_update_peers(struct osd *osd)
+{
+	uint64_t now = mx_now_ns();
+
+	for (uint32_t i = 0; i < osd->n_peers; i++)
+		if (osd->peers[i])
+			osd->peers[i]->hb = false;
+	for (uint32_t pi = 0; pi < osd->map->n_pools; pi++) {
+		const struct mx_pool *pool = &osd->map->pools[pi];
+
+		for (uint32_t pg = 0; pg < pool->pg_num; pg++) {
+			int32_t up[MX_MAX_SIZE];
+			int n = mx_pg_up(osd->pl, pool, pg, up, MX_MAX_SIZE);
+			bool mine = false;
+
+			for (int k = 0; k < n; k++)
+				mine |= up[k] == osd->id;
+			if (!mine)
+				continue;
+			for (int k = 0; k < n; k++) {
+				struct peer *p;
+
+				if (up[k] == osd->id)
+					continue;
+				p = peer_get(osd, up[k]);
+				if (p && !p->hb) {
+					const struct mx_osd_info *o = mx_map_osd(osd->map, up[k]);
+					uint64_t inc = o ? o->incarnation : 0;
+
+					/* A new peer, or a new life of one: its
+					 * grace starts now. */
+					if (!p->last_rx_ns || p->hb_incarnation != inc) {
+						p->last_rx_ns = now;
+						p->refused = 0;
+						p->hb_incarnation = inc;
+					}
+					p->hb = true;
+				}
+			}
+		}
+	}
+}
+
+static void hb_tick(uv_timer_t *t)
+{
+	struct osd *osd = t->data;
+	uint64_t now = mx_now_ns();
+	uint64_t grace = (uint64_t)osd->hb_grace_ms * 1000000ull;
+
+	if (!osd->map || !osd->booted || osd->stopping)
+		return;
+	for (uint32_t i = 0; i < osd->n_peers; i++) {
+		struct peer *p = osd->peers[i];
+		const struct mx_osd_info *o;
+		bool due;
+
+		if (!p || !p->hb)
+			continue;
+		o = mx_map_osd(osd->map, p->id);
+		if (!o || !o->up) {
+			p->last_rx_ns = now; /* the monitor knows; start afresh */
+			continue;
+		}
+		due = now - p->last_report_ns > (uint64_t)osd->hb_interval_ms * 1000000ull;
+		if (p->refused >= 2 && due)
+			report_failure(osd, p, now - p->last_rx_ns, true);
+		else if (now - p->last_rx_ns > grace && due)
+			report_failure(osd, p, now - p->last_rx_ns, false);
+		if (!p->conn) {
+			peer_kick(osd, p);
+		} else {
+			struct mx_wbuf w;
+
+			mx_wbuf_init(&w);
+			(void)mx_conn_send(p->conn, MX_MSG_PING, now, &w);
+		}
+	}
+	if (osd->mon && now - osd->last_beacon_ns >= (uint64_t)osd->beacon_ms * 1000000ull) {
+		struct mx_msg_osd_beacon b = {.osd_id = osd->id, .epoch = osd->map->epoch};
+		const struct mx_osd_info *me = mx_map_osd(osd->map, osd->id);
+		struct mx_wbuf w;
+
+		b.incarnation = me ? me->incarnation : 0;
+		mx_wbuf_init(&w);
+		mx_enc_osd_beacon(&w, &b);
+		(void)mx_conn_send(osd->mon, MX_MSG_MON_OSD_BEACON, ++osd->next_tid, &w);
+		osd->last_beacon_ns = now;
+	}
 }
 
 /* Incoming connections ----------------------------------------------------- */
@@ -1246,6 +1384,7 @@ static void apply_map(struct osd *osd, struct mx_map *m)
 		else if (!p->conn && !mx_list_empty(&p->pending))
 			peer_kick(osd, p);
 	}
+	hb_update_peers(osd);
 	/* A map that says we are down (or elsewhere) while we run: boot again. */
 	me = mx_map_osd(m, osd->id);
 	if (osd->booted && !osd->booting &&
@@ -1460,6 +1599,12 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 	uv_check_start(&osd->check, on_check);
 	uv_timer_init(osd->loop, &osd->mon_timer);
 	osd->mon_timer.data = osd;
+	osd->hb_interval_ms = cfg->heartbeat_interval_ms ? cfg->heartbeat_interval_ms : 1000;
+	osd->hb_grace_ms = cfg->heartbeat_grace_ms ? cfg->heartbeat_grace_ms : 5000;
+	osd->beacon_ms = cfg->beacon_interval_ms ? cfg->beacon_interval_ms : 2000;
+	uv_timer_init(osd->loop, &osd->hb_timer);
+	osd->hb_timer.data = osd;
+	uv_timer_start(&osd->hb_timer, hb_tick, osd->hb_interval_ms, osd->hb_interval_ms);
 	uv_signal_init(osd->loop, &osd->sigterm);
 	osd->sigterm.data = osd;
 	uv_signal_start(&osd->sigterm, on_signal, SIGTERM);

@@ -18,6 +18,9 @@ struct mx_osd_config {
 	const char *device_class;
 	uint32_t weight;      /* 16.16; 0 = keep the map's (1.0 for a new OSD) */
 	int32_t id;           /* -1: from the data folder, else allocate */
+	uint32_t heartbeat_interval_ms; /* 0: 1000 */
+	uint32_t heartbeat_grace_ms;    /* 0: 5000 */
+	uint32_t beacon_interval_ms;    /* 0: 2000 */
 };
 
 /* Run the OSD until SIGTERM/SIGINT.  Returns 0 or a negative errno. */

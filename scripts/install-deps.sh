@@ -5,7 +5,7 @@ set -eu
 
 PKGS="build-essential meson ninja-build pkg-config
       libuv1-dev libisal-dev libjansson-dev
-      python3 procps iproute2"
+      python3 procps iproute2 nftables"
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then

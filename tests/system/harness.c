@@ -72,6 +72,22 @@ static int free_port(void)
 	return port;
 }
 
+/* argv plus the words of extra, into out (at most max entries, NULL-ended;
+ * the words point into words, a copy of extra). */
+static void add_args(char **out, int max, char *const argv[], char *words)
+{
+	char *save = NULL;
+	int n = 0;
+
+	while (argv[n] && n < max - 1) {
+		out[n] = argv[n];
+		n++;
+	}
+	for (char *t = strtok_r(words, " ", &save); t && n < max - 1; t = strtok_r(NULL, " ", &save))
+		out[n++] = t;
+	out[n] = NULL;
+}
+
 static pid_t spawn(char *const argv[], const char *log)
 {
 	pid_t pid = fork();
@@ -115,8 +131,11 @@ void h_start_osd(struct h_cluster *c, int i)
 	{
 		char *argv[] = {bin, "--data", dir, "--mon", c->mon_addr, "--id", id,
 				"--location", loc, NULL};
+		char words[256], *all[40];
 
-		c->osd_pids[i] = spawn(argv, log);
+		snprintf(words, sizeof(words), "%s", c->osd_args);
+		add_args(all, 40, argv, words);
+		c->osd_pids[i] = spawn(all, log);
 	}
 }
 
@@ -175,8 +194,11 @@ void h_start(struct h_cluster *c, int n_osds)
 	snprintf(log, sizeof(log), "%s/mon.log", c->dir);
 	{
 		char *argv[] = {bin, "--data", mondir, "--addr", c->mon_addr, NULL};
+		char words[256], *all[40];
 
-		c->mon_pid = spawn(argv, log);
+		snprintf(words, sizeof(words), "%s", c->mon_args);
+		add_args(all, 40, argv, words);
+		c->mon_pid = spawn(all, log);
 	}
 	for (int i = 0; i < n_osds; i++)
 		h_start_osd(c, i);

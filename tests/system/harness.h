@@ -30,6 +30,10 @@ struct h_cluster {
 	pid_t osd_pids[H_MAX_OSDS];
 	char osd_loc[H_MAX_OSDS][64];
 	bool external;
+	/* Extra arguments for the daemons, space separated (set before
+	 * h_start / h_start_osd). */
+	char mon_args[256];
+	char osd_args[256];
 };
 
 /* Start a monitor and n OSDs (all in one host unless locations are given
