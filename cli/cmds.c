@@ -567,6 +567,35 @@ int cmd_osd(struct cli *c, const char *sub)
 	return cli_fail("unknown command 'osd %s' (ls, tree, out, in, down, reweight, rm)", sub);
 }
 
+int cmd_balancer(struct cli *c, const char *sub)
+{
+	const char *kv[6];
+	size_t n = 0;
+	const char *v;
+
+	if (strcmp(sub, "run") != 0)
+		return cli_fail("unknown command 'balancer %s' (run)", sub);
+	if (c->argc > 1)
+		return cli_fail("usage: balancer run [POOL] [--max-deviation D] [--max-changes N]");
+	if (!c->yes)
+		return cli_fail("the balancer moves PGs, and moving a PG that holds data needs "
+				"backfill, which this version does not have yet; for pools without "
+				"data add --yes-i-really-mean-it (new pools are balanced at creation)");
+	if (c->argc == 1) {
+		kv[2 * n] = "pool";
+		kv[2 * n++ + 1] = c->argv[0];
+	}
+	if ((v = cli_opt(c, "max-deviation"))) {
+		kv[2 * n] = "max_deviation";
+		kv[2 * n++ + 1] = v;
+	}
+	if ((v = cli_opt(c, "max-changes"))) {
+		kv[2 * n] = "max_changes";
+		kv[2 * n++ + 1] = v;
+	}
+	return mon_cmd(c, "balancer run", kv, n);
+}
+
 /* Objects ----------------------------------------------------------------- */
 
 struct ls_ctx {

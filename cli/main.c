@@ -27,6 +27,8 @@ static void usage(FILE *f)
 	      "OSDs:\n"
 	      "  osd ls | osd tree | osd out ID | osd in ID | osd down ID\n"
 	      "  osd reweight ID WEIGHT | osd rm ID\n"
+	      "Placement:\n"
+	      "  balancer run [POOL] [--max-deviation 0.05]   even out PGs per OSD\n"
 	      "Objects:\n"
 	      "  object put POOL NAME FILE|-    object get POOL NAME FILE|-\n"
 	      "  object rm POOL NAME            object ls POOL\n"
@@ -165,6 +167,8 @@ int main(int argc, char **argv)
 		return cmd_osd(&c, words[1]);
 	if (strcmp(words[0], "object") == 0)
 		return cmd_object(&c, words[1]);
+	if (strcmp(words[0], "balancer") == 0)
+		return cmd_balancer(&c, words[1]);
 	usage(stderr);
 	return 2;
 }

@@ -297,7 +297,8 @@ static int setup_pgs(struct balancer *b, int32_t pool)
 		bp = &b->pools[pi];
 		g = bp->pg_base + mu->pg;
 		if (mu->pg >= bp->pool->pg_num || b->upi[g] >= 0) {
-			b->dropped += mu->n; /* a PG that is gone, a duplicate */
+			/* A PG that is gone, or a second upmap for one. */
+			b->dropped += mu->n;
 			continue;
 		}
 		cur = &b->cur[bp->slot_base + mu->pg * bp->pool->size];
@@ -374,17 +375,16 @@ static bool outside(const struct balancer *b, uint32_t id, int delta)
 	return fabs(rel_dev(b, id, delta)) > b->dev;
 }
 
-/* The largest |deviation| and the number of OSDs outside the band, for
- * the counts of slots sl (raw or cur). */
-static void measure(const struct balancer *b, const int32_t *sl, double *max,
+/* Count the slots sl (raw or cur) into b->cnt, and return the largest
+ * |deviation| and the number of OSDs outside the band.  b->cnt must be
+ * recounted from cur before the balancer works with it. */
+static void measure(struct balancer *b, const int32_t *sl, double *max,
 		    uint32_t *n_out)
 {
-	uint32_t *cnt = b->cnt;
-
-	memset(cnt, 0, b->m->max_osd * sizeof(*cnt));
+	memset(b->cnt, 0, b->m->max_osd * sizeof(*b->cnt));
 	for (uint32_t s = 0; s < b->n_slots; s++)
 		if (sl[s] >= 0)
-			cnt[sl[s]]++;
+			b->cnt[sl[s]]++;
 	*max = 0;
 	*n_out = 0;
 	for (uint32_t i = 0; i < b->n_active; i++) {
@@ -463,8 +463,8 @@ static bool worth(const struct balancer *b, uint32_t src, uint32_t dst)
 }
 
 /*
- * The upmap PG g (pool bp, PG pg) would have if its rank k moved to dst,
- * into *u; false if dst may not take it or no upmap gives that set.  The
+ * The upmap that PG pg of bp would have if its rank k moved to dst, into
+ * *u; false if dst may not take it or no upmap gives that set.  The
  * quick checks are those of mx_pg_upmap_apply() on the cur set; then the
  * new upmap is replayed on the raw set, and must apply every pair and
  * give exactly the cur set with rank k replaced.  The move revises the
@@ -487,7 +487,8 @@ static bool plan_move(const struct balancer *b, const struct bal_pool *bp,
 	if (!rl->elig[dst])
 		return false;
 	for (unsigned j = 0; j < n; j++)
-		if (cur[j] == dst || (j != k && rl->dom[cur[j]] == rl->dom[dst]))
+		if (cur[j] == dst ||
+		    (j != k && rl->dom[cur[j]] == rl->dom[dst]))
 			return false;
 	if (b->upi[g] >= 0) {
 		*u = b->ups[b->upi[g]];
@@ -573,7 +574,8 @@ static bool pick_move(const struct balancer *b, uint32_t src,
 			const struct bal_osd *t = &b->order[c.q];
 
 			if ((best->found && c.q > best->q) || t->id == src ||
-			    t->r >= r_src || (r_src <= b->dev && t->r >= -b->dev))
+			    t->r >= r_src ||
+			    (r_src <= b->dev && t->r >= -b->dev))
 				break;
 			c.dst = (int32_t)t->id;
 			if (!worth(b, src, t->id) ||

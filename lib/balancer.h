@@ -18,7 +18,7 @@
  * (count - share) / share, for the OSD farthest from its share. */
 struct mx_balance_stats {
 	uint32_t moves;          /* replica moves made (<= max_changes) */
-	uint32_t dropped;        /* existing pairs dropped as inert or invalid */
+	uint32_t dropped;        /* old pairs dropped: inert or invalid */
 	uint32_t n_upmaps;       /* PGs with an upmap in the result */
 	uint32_t n_pairs;        /* pairs in the result */
 	uint32_t outside_before; /* OSDs outside the band with the old upmaps */

@@ -321,6 +321,12 @@ int mx_map_set_upmaps(struct mx_map *m, int32_t pool, const struct mx_pg_upmap *
 	if (n)
 		memcpy(nu + keep, u, n * sizeof(*u));
 	qsort(nu, keep + n, sizeof(*nu), upmap_cmp);
+	for (uint32_t i = 1; i < keep + n; i++) {
+		if (upmap_cmp(&nu[i - 1], &nu[i]) == 0) {
+			free(nu); /* two exceptions for one PG */
+			return -EINVAL;
+		}
+	}
 	free(m->upmaps);
 	m->upmaps = nu;
 	m->n_upmaps = keep + n;

@@ -953,7 +953,8 @@ static int link_children(struct mx_placement *pl, const struct mx_map *map)
 		if (p < 0)
 			continue;
 		j = pl->buckets[p].first + fill[p]++;
-		pl->items[j] = (struct pl_item){ .code = (int32_t)id, .hid = id };
+		pl->items[j] =
+		    (struct pl_item){ .code = (int32_t)id, .hid = id };
 		pl->osd_item[id] = (int32_t)j;
 	}
 	for (uint32_t b = 0; b < pl->n_buckets; b++) {

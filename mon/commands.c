@@ -11,6 +11,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "balancer.h"
 #include "util.h"
 
 static int fail(int err, char *msg, size_t sz, const char *fmt, ...) MX_PRINTF(4, 5);
@@ -143,6 +144,15 @@ static int pool_create(struct mx_map *m, const struct mx_msg_command *c, char *m
 	if (r < 0)
 		return fail(r, msg, sz, "cannot add pool: %s", strerror(-r));
 	m->next_pool_id++;
+	/* A new pool holds no data: balance its PGs now, for free. */
+	{
+		struct mx_pg_upmap *u = NULL;
+		uint32_t nu = 0;
+
+		if (mx_balance(m, p.id, 100000, 0.05, &u, &nu, NULL) == 0 && nu)
+			(void)mx_map_set_upmaps(m, p.id, u, nu);
+		free(u);
+	}
 	snprintf(msg, sz, "pool '%s' created (id %d, size %u, min_size %u, pg_num %u, "
 		 "failure domain %s)", p.name, p.id, p.size, p.min_size, p.pg_num,
 		 mx_level_name(p.failure_domain));
@@ -275,6 +285,57 @@ static int osd_cmd(struct mx_map *m, const struct mx_msg_command *c, const char 
 	return 1;
 }
 
+/* Even out PG replicas per OSD with upmap exceptions (lib/balancer.c). */
+static int balancer_run(struct mx_map *m, const struct mx_msg_command *c, char *msg,
+			size_t sz)
+{
+	const char *pool_name = arg(c, "pool"), *v;
+	struct mx_balance_stats st;
+	struct mx_pg_upmap *u = NULL;
+	uint32_t n = 0, max_changes = 1000;
+	int32_t pool = -1;
+	double dev = 0.05;
+	uint64_t x;
+	char *end;
+	int r;
+
+	if (pool_name && *pool_name) {
+		const struct mx_pool *p = mx_map_pool_by_name(m, pool_name);
+
+		if (!p)
+			return fail(-ENOENT, msg, sz, "no such pool '%s'", pool_name);
+		pool = p->id;
+	}
+	if ((v = arg(c, "max_deviation"))) {
+		dev = strtod(v, &end);
+		if (*end || !(dev > 0.0) || dev > 1.0)
+			return fail(-EINVAL, msg, sz, "max_deviation must be above 0 and at most 1");
+	}
+	if ((v = arg(c, "max_changes"))) {
+		if (parse_u64(v, 1000000, &x) < 0 || x == 0)
+			return fail(-EINVAL, msg, sz, "max_changes must be 1 to 1000000");
+		max_changes = (uint32_t)x;
+	}
+	r = mx_balance(m, pool, max_changes, dev, &u, &n, &st);
+	if (r < 0)
+		return fail(r, msg, sz, "the balancer failed: %s", strerror(-r));
+	if (st.moves == 0 && st.dropped == 0) {
+		free(u);
+		snprintf(msg, sz, "already balanced: worst OSD %.1f%% from its share",
+			 st.max_dev_after * 100.0);
+		return 0;
+	}
+	r = mx_map_set_upmaps(m, pool, u, n);
+	free(u);
+	if (r < 0)
+		return fail(r, msg, sz, "cannot store the upmaps: %s", strerror(-r));
+	snprintf(msg, sz, "balanced: %u moves, %u stale exceptions dropped, %u PGs with "
+		 "exceptions; worst OSD %.1f%% -> %.1f%% from its share (%u still outside)",
+		 st.moves, st.dropped, st.n_upmaps, st.max_dev_before * 100.0,
+		 st.max_dev_after * 100.0, st.outside_after);
+	return 1;
+}
+
 int mx_mon_command(struct mx_map *m, const struct mx_msg_command *cmd, char *msg,
 		   size_t msgsz)
 {
@@ -289,6 +350,8 @@ int mx_mon_command(struct mx_map *m, const struct mx_msg_command *cmd, char *msg
 		return pool_set(m, cmd, msg, msgsz);
 	if (strncmp(p, "osd ", 4) == 0)
 		return osd_cmd(m, cmd, p + 4, msg, msgsz);
+	if (strcmp(p, "balancer run") == 0)
+		return balancer_run(m, cmd, msg, msgsz);
 	return fail(-ENOTSUP, msg, msgsz, "unknown command '%s'", p);
 }
 

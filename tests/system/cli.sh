@@ -75,6 +75,9 @@ bad "pool create duplicate" "already exists" "$MIXSAN" pool create rbd
 bad "pool create bad name" "pool name must be" "$MIXSAN" pool create "no/slash"
 bad "pool create unknown option" "unknown option" "$MIXSAN" pool create x --colour red
 bad "pool rm without confirmation" "yes-i-really-mean-it" "$MIXSAN" pool rm rbd
+bad "balancer without confirmation" "backfill" "$MIXSAN" balancer run rbd
+ok "balancer run" "$MIXSAN" balancer run rbd --yes-i-really-mean-it --max-deviation 0.2
+bad "balancer bad deviation" "max_deviation must be" "$MIXSAN" balancer run --yes-i-really-mean-it --max-deviation 7
 
 head -c 100000 /dev/urandom > "$DATA/blob"
 ok "object put" "$MIXSAN" object put rbd blob "$DATA/blob"
