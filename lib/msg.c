@@ -141,6 +141,7 @@ void mx_enc_get_map(struct mx_wbuf *w, const struct mx_msg_get_map *m)
 {
 	mx_put_u64(w, m->have_epoch);
 	mx_put_u8(w, m->subscribe);
+	mx_put_u64(w, m->want_epoch);
 }
 
 int mx_dec_get_map(const void *p, uint32_t len, struct mx_msg_get_map *m)
@@ -150,6 +151,7 @@ int mx_dec_get_map(const void *p, uint32_t len, struct mx_msg_get_map *m)
 	mx_rbuf_init(&r, p, len);
 	m->have_epoch = mx_get_u64(&r);
 	m->subscribe = mx_get_u8(&r) != 0;
+	m->want_epoch = mx_rbuf_left(&r) >= 8 ? mx_get_u64(&r) : 0;
 	return finish(&r);
 }
 

@@ -88,6 +88,8 @@ int mx_msg_payload_check(const struct mx_msg_hdr *h, const void *payload);
 struct mx_msg_get_map {
 	uint64_t have_epoch; /* send only if the map is newer */
 	bool subscribe;      /* keep pushing new epochs on this connection */
+	uint64_t want_epoch; /* not 0: send this (older) epoch's map instead,
+				status ENOENT if the monitor no longer keeps it */
 };
 
 struct mx_msg_map {

@@ -18,12 +18,18 @@
 
 #include "map.h"
 
+/* How many recent epochs a map store keeps for get(). */
+#define MX_MAP_HISTORY 1000
+
 struct mx_mapstore_ops {
 	const char *name;
 	/* Open the store under dir.  0 and *ctx, or a negative errno. */
 	int (*open)(uv_loop_t *loop, const char *dir, void **ctx);
 	/* Load the newest committed map.  -ENOENT if there is none yet. */
 	int (*load)(void *ctx, struct mx_map **out);
+	/* Load the committed map of an older epoch (one of the newest
+	 * MX_MAP_HISTORY).  -ENOENT if it is not kept. */
+	int (*get)(void *ctx, uint64_t epoch, struct mx_map **out);
 	int (*commit)(void *ctx, const struct mx_map *m,
 		      void (*done)(void *arg, int status), void *arg);
 	void (*close)(void *ctx);

@@ -1,13 +1,24 @@
 /*
- * The file map store: one monitor keeps its map in DIR/map, replaced
- * atomically on every commit (write to DIR/map.tmp, fsync, rename, fsync
- * DIR).  After a crash DIR/map is either the old map or the new one, never
- * a mix; a leftover map.tmp is ignored.
+ * The file map store: one monitor keeps its newest map in DIR/map and the
+ * maps of recent epochs in DIR/epochs/, so that OSDs can learn the history
+ * of their placement groups (docs/recovery.md).
+ *
+ * Every file is written whole and replaced atomically: write NAME.tmp,
+ * fsync, rename over NAME, fsync the folder.  After a crash NAME is either
+ * the old content or the new, never a mix; a leftover .tmp is ignored.  A
+ * CRC-32C trails every file; a damaged one is refused.
+ *
+ * Commit order: the epoch's history file first, then DIR/map.  So every
+ * epoch up to the one in DIR/map is in the history (unless pruned), and an
+ * epoch that is in the history but not in DIR/map (a crash between the two)
+ * was never acknowledged and is overwritten by the next commit.
  */
 #include "mapstore.h"
 
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <inttypes.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <sys/stat.h>
@@ -18,34 +29,46 @@
 
 struct file_store {
 	char dir[4096];
+	char epochs[4200];
+	uint64_t oldest; /* oldest epoch kept in the history, 0 if unknown */
 };
 
-static int file_open(uv_loop_t *loop, const char *dir, void **ctx)
+static int write_file(const char *dir, const char *name, const struct mx_wbuf *w)
 {
-	struct file_store *fs;
-	int r = mx_mkdir_p(dir, 0700);
+	char path[4400], tmp[4400];
+	_cleanup_close_ int fd = -1;
+	uint8_t crc[4];
+	uint32_t c = mx_crc32c(0, w->data, w->len);
+	int r;
 
-	(void)loop;
-	if (r < 0)
-		return r;
-	fs = calloc(1, sizeof(*fs));
-	if (!fs)
-		return -ENOMEM;
-	snprintf(fs->dir, sizeof(fs->dir), "%s", dir);
-	*ctx = fs;
-	return 0;
+	for (int i = 0; i < 4; i++)
+		crc[i] = (uint8_t)(c >> (8 * i));
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	r = mx_pwrite_all(fd, w->data, w->len, 0);
+	if (r == 0)
+		r = mx_pwrite_all(fd, crc, 4, w->len);
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	if (r == 0)
+		r = mx_fsync_dir(dir);
+	return r;
 }
 
-static int file_load(void *ctx, struct mx_map **out)
+static int read_map(const char *path, struct mx_map **out)
 {
-	struct file_store *fs = ctx;
-	char path[4200];
 	_cleanup_close_ int fd = -1;
 	_cleanup_free_ uint8_t *buf = NULL;
 	struct stat st;
+	size_t n;
+	uint32_t want;
 	int r;
 
-	snprintf(path, sizeof(path), "%s/map", fs->dir);
 	fd = open(path, O_RDONLY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -59,61 +82,124 @@ static int file_load(void *ctx, struct mx_map **out)
 	r = mx_pread_all(fd, buf, (size_t)st.st_size, 0);
 	if (r < 0)
 		return r;
-	/* Last 4 bytes: CRC-32C of the rest. */
-	{
-		size_t n = (size_t)st.st_size - 4;
-		uint32_t want = (uint32_t)buf[n] | (uint32_t)buf[n + 1] << 8 |
-				(uint32_t)buf[n + 2] << 16 | (uint32_t)buf[n + 3] << 24;
-		if (mx_crc32c(0, buf, n) != want)
-			return -EUCLEAN;
-		r = mx_map_decode(buf, n, out);
-		return r < 0 ? -EUCLEAN : 0;
-	}
+	n = (size_t)st.st_size - 4;
+	want = (uint32_t)buf[n] | (uint32_t)buf[n + 1] << 8 | (uint32_t)buf[n + 2] << 16 |
+	       (uint32_t)buf[n + 3] << 24;
+	if (mx_crc32c(0, buf, n) != want)
+		return -EUCLEAN;
+	r = mx_map_decode(buf, n, out);
+	return r < 0 ? -EUCLEAN : 0;
 }
 
-static int file_write(struct file_store *fs, const struct mx_map *m)
+static void epoch_name(uint64_t epoch, char *buf, size_t sz)
 {
-	char path[4200], tmp[4200];
-	struct mx_wbuf w;
-	_cleanup_close_ int fd = -1;
+	snprintf(buf, sz, "%016" PRIx64, epoch);
+}
+
+static int find_oldest(struct file_store *fs)
+{
+	DIR *d = opendir(fs->epochs);
+	struct dirent *e;
+	uint64_t oldest = 0;
+
+	if (!d)
+		return -errno;
+	while ((e = readdir(d))) {
+		char *end;
+		uint64_t v;
+
+		if (strlen(e->d_name) != 16)
+			continue;
+		v = strtoull(e->d_name, &end, 16);
+		if (*end == '\0' && v && (!oldest || v < oldest))
+			oldest = v;
+	}
+	closedir(d);
+	fs->oldest = oldest;
+	return 0;
+}
+
+static int file_open(uv_loop_t *loop, const char *dir, void **ctx)
+{
+	struct file_store *fs;
+	int r = mx_mkdir_p(dir, 0700);
+
+	(void)loop;
+	if (r < 0)
+		return r;
+	fs = calloc(1, sizeof(*fs));
+	if (!fs)
+		return -ENOMEM;
+	snprintf(fs->dir, sizeof(fs->dir), "%s", dir);
+	snprintf(fs->epochs, sizeof(fs->epochs), "%s/epochs", dir);
+	r = mx_mkdir_p(fs->epochs, 0700);
+	if (r == 0)
+		r = find_oldest(fs);
+	if (r < 0) {
+		free(fs);
+		return r;
+	}
+	*ctx = fs;
+	return 0;
+}
+
+static int file_load(void *ctx, struct mx_map **out)
+{
+	struct file_store *fs = ctx;
+	char path[4200];
+
+	snprintf(path, sizeof(path), "%s/map", fs->dir);
+	return read_map(path, out);
+}
+
+static int file_get(void *ctx, uint64_t epoch, struct mx_map **out)
+{
+	struct file_store *fs = ctx;
+	char name[32], path[4400];
 	int r;
 
-	mx_wbuf_init(&w);
-	mx_map_encode(m, &w);
-	{
-		mx_put_u32(&w, mx_crc32c(0, w.data, w.len));
+	epoch_name(epoch, name, sizeof(name));
+	snprintf(path, sizeof(path), "%s/%s", fs->epochs, name);
+	r = read_map(path, out);
+	return r == -ENOENT ? -ENOENT : r;
+}
+
+static void prune(struct file_store *fs, uint64_t newest)
+{
+	char name[32], path[4400];
+
+	if (!fs->oldest)
+		fs->oldest = newest;
+	while (fs->oldest + MX_MAP_HISTORY <= newest) {
+		epoch_name(fs->oldest, name, sizeof(name));
+		snprintf(path, sizeof(path), "%s/%s", fs->epochs, name);
+		(void)unlink(path);
+		fs->oldest++;
 	}
-	if (w.err) {
-		r = w.err;
-		goto out;
-	}
-	snprintf(path, sizeof(path), "%s/map", fs->dir);
-	snprintf(tmp, sizeof(tmp), "%s/map.tmp", fs->dir);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0) {
-		r = -errno;
-		goto out;
-	}
-	r = mx_pwrite_all(fd, w.data, w.len, 0);
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r == 0)
-		r = mx_fsync_dir(fs->dir);
-out:
-	mx_wbuf_free(&w);
-	return r;
 }
 
 static int file_commit(void *ctx, const struct mx_map *m,
 		       void (*done)(void *arg, int status), void *arg)
 {
-	int r = file_write(ctx, m);
+	struct file_store *fs = ctx;
+	struct mx_wbuf w;
+	char name[32];
+	int r;
 
+	mx_wbuf_init(&w);
+	mx_map_encode(m, &w);
+	r = w.err;
+	epoch_name(m->epoch, name, sizeof(name));
+	if (r == 0)
+		r = write_file(fs->epochs, name, &w);
+	if (r == 0)
+		r = write_file(fs->dir, "map", &w);
+	mx_wbuf_free(&w);
 	if (r < 0)
-		mx_err("map store: writing epoch %llu failed: %s",
-		       (unsigned long long)m->epoch, strerror(-r));
+		mx_err("map store: writing epoch %llu failed: %s", (unsigned long long)m->epoch,
+		       strerror(-r));
+	else
+		prune(fs, m->epoch);
 	done(arg, r);
 	return 0;
 }
@@ -127,6 +213,7 @@ const struct mx_mapstore_ops mx_mapstore_file = {
 	.name = "file",
 	.open = file_open,
 	.load = file_load,
+	.get = file_get,
 	.commit = file_commit,
 	.close = file_close,
 };
@@ -140,7 +227,7 @@ const struct mx_mapstore_ops *mx_mapstore_find(const char *name)
 
 		if (strcmp(b->name, name) != 0)
 			continue;
-		if (!b->open || !b->load || !b->commit || !b->close) {
+		if (!b->open || !b->load || !b->get || !b->commit || !b->close) {
 			mx_err("map store backend '%s' lacks a required hook", name);
 			return NULL;
 		}

@@ -120,6 +120,35 @@ static void send_map(struct mon *mon, struct session *s, uint64_t tid)
 		s->sent_epoch = mon->map->epoch;
 }
 
+/* The map of an older epoch, from the store's history. */
+static void send_old_map(struct mon *mon, struct session *s, uint64_t tid, uint64_t epoch)
+{
+	struct mx_msg_map mm = {.epoch = epoch};
+	struct mx_map *old = NULL;
+	struct mx_wbuf w, enc;
+	int r = -ENOENT;
+
+	mx_wbuf_init(&enc);
+	if (epoch == mon->map->epoch) {
+		r = 0;
+		mx_map_encode(mon->map, &enc);
+	} else if (epoch < mon->map->epoch) {
+		r = mon->store->get(mon->store_ctx, epoch, &old);
+		if (r == 0)
+			mx_map_encode(old, &enc);
+	}
+	mx_map_free(old);
+	mm.status = mx_errno_to_wire(r);
+	if (r == 0) {
+		mm.map = enc.data;
+		mm.map_len = (uint32_t)enc.len;
+	}
+	mx_wbuf_init(&w);
+	mx_enc_map(&w, &mm);
+	(void)mx_conn_send(s->conn, MX_MSG_MON_MAP, tid, &w);
+	mx_wbuf_free(&enc);
+}
+
 static void push_map(struct mon *mon)
 {
 	for (struct session *s = mon->sessions.next; s != &mon->sessions; s = s->next)
@@ -422,6 +451,10 @@ static void on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *paylo
 		r = mx_dec_get_map(payload, h->len, &gm);
 		if (r < 0)
 			break;
+		if (gm.want_epoch) {
+			send_old_map(mon, s, h->tid, gm.want_epoch);
+			return;
+		}
 		if (gm.subscribe)
 			s->subscribed = true;
 		if (gm.have_epoch < mon->map->epoch || !gm.subscribe)
