@@ -504,6 +504,10 @@ void mx_enc_repop(struct mx_wbuf *w, const struct mx_msg_repop *m)
 		if (o->type == REPOP_WRITE || o->type == REPOP_SETXATTR)
 			mx_put_blob(w, o->data, o->data_len);
 	}
+	mx_put_u64(w, m->tail.interval);
+	mx_put_u32(w, m->tail.flags);
+	mx_put_u64(w, m->tail.client_id);
+	mx_put_u64(w, m->tail.tid);
 }
 
 int mx_dec_repop(const void *p, uint32_t len, struct mx_msg_repop *m)
@@ -536,6 +540,13 @@ int mx_dec_repop(const void *p, uint32_t len, struct mx_msg_repop *m)
 			o->xname = get_cstr(&r);
 		if (o->type == REPOP_WRITE || o->type == REPOP_SETXATTR)
 			o->data = mx_get_blob(&r, &o->data_len, MX_MSG_MAX_DATA);
+	}
+	memset(&m->tail, 0, sizeof(m->tail));
+	if (!r.err && mx_rbuf_left(&r) >= 28) {
+		m->tail.interval = mx_get_u64(&r);
+		m->tail.flags = mx_get_u32(&r);
+		m->tail.client_id = mx_get_u64(&r);
+		m->tail.tid = mx_get_u64(&r);
 	}
 	return finish(&r);
 }
@@ -648,6 +659,255 @@ int mx_dec_error_reply(const void *p, uint32_t len, struct mx_msg_error_reply *m
 	return finish(&r);
 }
 
+/* Peering --------------------------------------------------------------- */
+
+void mx_enc_pg_ref(struct mx_wbuf *w, const struct mx_pg_ref *r)
+{
+	mx_put_u64(w, r->epoch);
+	mx_put_i32(w, r->pool);
+	mx_put_u32(w, r->pg);
+	mx_put_u64(w, r->interval);
+}
+
+static void get_pg_ref(struct mx_rbuf *r, struct mx_pg_ref *ref)
+{
+	ref->epoch = mx_get_u64(r);
+	ref->pool = mx_get_i32(r);
+	ref->pg = mx_get_u32(r);
+	ref->interval = mx_get_u64(r);
+	if (!r->err && (ref->pool < 0 || ref->pg == UINT32_MAX))
+		mx_rbuf_fail(r);
+}
+
+static const char *get_name(struct mx_rbuf *r, uint32_t *len)
+{
+	const char *n = mx_get_blob(r, len, 1024);
+
+	if (!r->err && (*len == 0 || memchr(n, '\0', *len)))
+		mx_rbuf_fail(r);
+	return n;
+}
+
+void mx_enc_pg_query(struct mx_wbuf *w, const struct mx_pg_ref *r)
+{
+	mx_enc_pg_ref(w, r);
+}
+
+int mx_dec_pg_query(const void *p, uint32_t len, struct mx_pg_ref *ref)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	get_pg_ref(&r, ref);
+	return finish(&r);
+}
+
+static void put_info(struct mx_wbuf *w, const struct mx_wire_pg_info *i)
+{
+	mx_put_u64(w, i->lu_epoch);
+	mx_put_u64(w, i->lu_seq);
+	mx_put_u64(w, i->tail_epoch);
+	mx_put_u64(w, i->tail_seq);
+	mx_put_u64(w, i->les);
+	mx_put_u64(w, i->lec);
+	mx_put_u8(w, i->n_acting);
+	for (uint8_t k = 0; k < i->n_acting; k++)
+		mx_put_i32(w, i->acting[k]);
+}
+
+static void get_info(struct mx_rbuf *r, struct mx_wire_pg_info *i)
+{
+	memset(i, 0, sizeof(*i));
+	i->lu_epoch = mx_get_u64(r);
+	i->lu_seq = mx_get_u64(r);
+	i->tail_epoch = mx_get_u64(r);
+	i->tail_seq = mx_get_u64(r);
+	i->les = mx_get_u64(r);
+	i->lec = mx_get_u64(r);
+	i->n_acting = mx_get_u8(r);
+	if (i->n_acting > MX_MAX_SIZE) {
+		mx_rbuf_fail(r);
+		return;
+	}
+	for (uint8_t k = 0; k < i->n_acting; k++)
+		i->acting[k] = mx_get_i32(r);
+}
+
+size_t mx_enc_pg_notify_head(struct mx_wbuf *w, int32_t status, const struct mx_pg_ref *r,
+			     const struct mx_wire_pg_info *info)
+{
+	size_t at;
+
+	mx_put_i32(w, status);
+	mx_enc_pg_ref(w, r);
+	put_info(w, info);
+	at = w->len;
+	mx_put_u32(w, 0);
+	return at;
+}
+
+void mx_enc_pg_log_entry(struct mx_wbuf *w, const struct mx_wire_log_entry *e)
+{
+	mx_put_u64(w, e->ver_epoch);
+	mx_put_u64(w, e->ver_seq);
+	mx_put_u8(w, e->kind);
+	mx_put_blob(w, e->name, e->name_len);
+	mx_put_u64(w, e->client_id);
+	mx_put_u64(w, e->tid);
+}
+
+void mx_enc_pg_notify_end(struct mx_wbuf *w, size_t at, uint32_t n)
+{
+	mx_wbuf_patch_u32(w, at, n);
+}
+
+int mx_dec_pg_notify(const void *p, uint32_t len, struct mx_msg_pg_notify *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->status = mx_get_i32(&r);
+	get_pg_ref(&r, &m->ref);
+	get_info(&r, &m->info);
+	m->n = mx_get_u32(&r);
+	m->entries = r;
+	return finish(&r);
+}
+
+int mx_pg_log_next(struct mx_rbuf *r, struct mx_wire_log_entry *e)
+{
+	e->ver_epoch = mx_get_u64(r);
+	e->ver_seq = mx_get_u64(r);
+	e->kind = mx_get_u8(r);
+	e->name = get_name(r, &e->name_len);
+	e->client_id = mx_get_u64(r);
+	e->tid = mx_get_u64(r);
+	if (!r->err && e->kind != 1 && e->kind != 2)
+		mx_rbuf_fail(r);
+	return r->err ? -EBADMSG : 0;
+}
+
+size_t mx_enc_pg_activate_head(struct mx_wbuf *w, const struct mx_msg_pg_activate *m)
+{
+	size_t at;
+
+	mx_enc_pg_ref(w, &m->ref);
+	mx_put_u64(w, m->les);
+	mx_put_u8(w, m->with_log);
+	mx_put_u64(w, m->tail_epoch);
+	mx_put_u64(w, m->tail_seq);
+	at = w->len;
+	mx_put_u32(w, 0);
+	return at;
+}
+
+void mx_enc_pg_activate_end(struct mx_wbuf *w, size_t at, uint32_t n)
+{
+	mx_wbuf_patch_u32(w, at, n);
+}
+
+int mx_dec_pg_activate(const void *p, uint32_t len, struct mx_msg_pg_activate *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	get_pg_ref(&r, &m->ref);
+	m->les = mx_get_u64(&r);
+	m->with_log = mx_get_u8(&r) != 0;
+	m->tail_epoch = mx_get_u64(&r);
+	m->tail_seq = mx_get_u64(&r);
+	m->n = mx_get_u32(&r);
+	m->entries = r;
+	return finish(&r);
+}
+
+void mx_enc_pg_ack(struct mx_wbuf *w, const struct mx_msg_pg_ack *m)
+{
+	mx_put_i32(w, m->status);
+	mx_enc_pg_ref(w, &m->ref);
+}
+
+int mx_dec_pg_ack(const void *p, uint32_t len, struct mx_msg_pg_ack *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->status = mx_get_i32(&r);
+	get_pg_ref(&r, &m->ref);
+	return finish(&r);
+}
+
+size_t mx_enc_pg_object_head(struct mx_wbuf *w, const struct mx_msg_pg_object *m)
+{
+	size_t at;
+
+	mx_put_i32(w, m->status);
+	mx_enc_pg_ref(w, &m->ref);
+	mx_put_blob(w, m->name, m->name_len);
+	mx_put_u8(w, m->exists);
+	mx_put_u64(w, m->ver_epoch);
+	mx_put_u64(w, m->ver_seq);
+	mx_put_u64(w, m->mtime_ms);
+	at = w->len;
+	mx_put_u32(w, 0);
+	return at;
+}
+
+void mx_enc_pg_object_xattr(struct mx_wbuf *w, const char *name, const void *v, uint32_t len)
+{
+	put_cstr(w, name);
+	mx_put_blob(w, v, len);
+}
+
+void mx_enc_pg_object_end(struct mx_wbuf *w, size_t at, uint32_t n_xattrs, const void *data,
+			  uint32_t len)
+{
+	mx_wbuf_patch_u32(w, at, n_xattrs);
+	mx_put_blob(w, data, len);
+}
+
+int mx_dec_pg_object(const void *p, uint32_t len, struct mx_msg_pg_object *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->status = mx_get_i32(&r);
+	get_pg_ref(&r, &m->ref);
+	m->name = get_name(&r, &m->name_len);
+	m->exists = mx_get_u8(&r) != 0;
+	m->ver_epoch = mx_get_u64(&r);
+	m->ver_seq = mx_get_u64(&r);
+	m->mtime_ms = mx_get_u64(&r);
+	m->n_xattrs = mx_get_u32(&r);
+	if (m->n_xattrs > 65536)
+		mx_rbuf_fail(&r);
+	m->xattrs = r;
+	for (uint32_t i = 0; i < m->n_xattrs && !r.err; i++) {
+		uint32_t vl;
+
+		(void)get_cstr(&r);
+		(void)mx_get_blob(&r, &vl, MX_MSG_MAX_DATA);
+	}
+	m->data = mx_get_blob(&r, &m->data_len, MX_MSG_MAX_DATA);
+	return finish(&r);
+}
+
+void mx_enc_pg_pull(struct mx_wbuf *w, const struct mx_msg_pg_pull *m)
+{
+	mx_enc_pg_ref(w, &m->ref);
+	mx_put_blob(w, m->name, m->name_len);
+}
+
+int mx_dec_pg_pull(const void *p, uint32_t len, struct mx_msg_pg_pull *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	get_pg_ref(&r, &m->ref);
+	m->name = get_name(&r, &m->name_len);
+	return finish(&r);
+}
+
 int mx_msg_decode_any(uint16_t type, const void *p, uint32_t len)
 {
 	union {
@@ -666,7 +926,14 @@ int mx_msg_decode_any(uint16_t type, const void *p, uint32_t len)
 		struct mx_msg_error_reply er;
 		struct mx_msg_osd_failure of;
 		struct mx_msg_osd_beacon ob2;
+		struct mx_pg_ref pr;
+		struct mx_msg_pg_notify pn;
+		struct mx_msg_pg_activate pa;
+		struct mx_msg_pg_ack pk;
+		struct mx_msg_pg_object po;
+		struct mx_msg_pg_pull pp;
 	} u;
+	struct mx_wire_log_entry le;
 	int r;
 
 	switch (type) {
@@ -696,6 +963,21 @@ int mx_msg_decode_any(uint16_t type, const void *p, uint32_t len)
 		}
 		return 0;
 	case MX_MSG_ERROR_REPLY: return mx_dec_error_reply(p, len, &u.er);
+	case MX_MSG_PG_QUERY: return mx_dec_pg_query(p, len, &u.pr);
+	case MX_MSG_PG_NOTIFY:
+		r = mx_dec_pg_notify(p, len, &u.pn);
+		for (uint32_t i = 0; r == 0 && i < u.pn.n; i++)
+			r = mx_pg_log_next(&u.pn.entries, &le);
+		return r;
+	case MX_MSG_PG_ACTIVATE:
+		r = mx_dec_pg_activate(p, len, &u.pa);
+		for (uint32_t i = 0; r == 0 && i < u.pa.n; i++)
+			r = mx_pg_log_next(&u.pa.entries, &le);
+		return r;
+	case MX_MSG_PG_ACTIVATE_REPLY:
+	case MX_MSG_PG_PUSH_REPLY: return mx_dec_pg_ack(p, len, &u.pk);
+	case MX_MSG_PG_PUSH: return mx_dec_pg_object(p, len, &u.po);
+	case MX_MSG_PG_PULL: return mx_dec_pg_pull(p, len, &u.pp);
 	case MX_MSG_PING:
 	case MX_MSG_PONG: return 0;
 	default: return -ENOTSUP;

@@ -23,6 +23,7 @@
 #include <stdint.h>
 
 #include "buf.h"
+#include "map.h"
 
 #define MX_MSG_MAGIC 0x3153584du /* "MXS1" */
 #define MX_PROTO_VERSION 1
@@ -54,6 +55,14 @@ enum mx_msg_type {
 	MX_MSG_OSD_REPOP_REPLY = 23,
 	MX_MSG_OSD_LIST = 24,       /* client -> any OSD of the PG */
 	MX_MSG_OSD_LIST_REPLY = 25,
+	/* Peering and recovery, primary <-> other OSDs (docs/recovery.md) */
+	MX_MSG_PG_QUERY = 30,       /* -> MX_MSG_PG_NOTIFY: info and log */
+	MX_MSG_PG_NOTIFY = 31,
+	MX_MSG_PG_ACTIVATE = 32,    /* -> MX_MSG_PG_ACTIVATE_REPLY */
+	MX_MSG_PG_ACTIVATE_REPLY = 33,
+	MX_MSG_PG_PUSH = 34,        /* an object (or its absence) -> PUSH_REPLY */
+	MX_MSG_PG_PUSH_REPLY = 35,
+	MX_MSG_PG_PULL = 36,        /* -> MX_MSG_PG_PUSH carrying the object */
 	/* Any daemon */
 	MX_MSG_ERROR_REPLY = 40,    /* a request that could not be decoded */
 	MX_MSG_PING = 41,
@@ -226,6 +235,16 @@ struct mx_repop_op {
 	uint32_t data_len;
 };
 
+/* Appended to a REPOP (older decoders ignore it): the interval the primary
+ * planned the write in, whether the replica logs it, and the request's
+ * identity for the log entry. */
+#define MX_REPOP_LOG 1u
+struct mx_repop_tail {
+	uint64_t interval;
+	uint32_t flags;
+	uint64_t client_id, tid;
+};
+
 struct mx_msg_repop {
 	uint64_t epoch;
 	int32_t pool;
@@ -235,6 +254,7 @@ struct mx_msg_repop {
 	uint64_t ver_epoch, ver_seq;
 	uint8_t n_ops;
 	struct mx_repop_op ops[MX_TXN_MAX_OPS];
+	struct mx_repop_tail tail; /* zero if absent */
 };
 
 struct mx_msg_repop_reply {
@@ -322,6 +342,103 @@ void mx_enc_list_reply_end(struct mx_wbuf *w, size_t at, uint32_t n, bool done);
 int mx_dec_osd_list_reply(const void *p, uint32_t len, struct mx_msg_osd_list_reply *m);
 void mx_enc_error_reply(struct mx_wbuf *w, const struct mx_msg_error_reply *m);
 int mx_dec_error_reply(const void *p, uint32_t len, struct mx_msg_error_reply *m);
+
+/* --- Peering ----------------------------------------------------------- */
+
+/* Every peering message names its PG and the interval (the first epoch of
+ * the acting set the sender works for); a receiver in another interval
+ * answers ESTALE. */
+struct mx_pg_ref {
+	uint64_t epoch; /* the sender's map epoch */
+	int32_t pool;
+	uint32_t pg;
+	uint64_t interval;
+};
+
+/* A PG info on the wire (the store's struct mx_pg_info, without flags). */
+struct mx_wire_pg_info {
+	uint64_t lu_epoch, lu_seq;     /* last_update */
+	uint64_t tail_epoch, tail_seq; /* log_tail */
+	uint64_t les, lec;
+	uint8_t n_acting;
+	int32_t acting[MX_MAX_SIZE];
+};
+
+/* One PG log entry on the wire. */
+struct mx_wire_log_entry {
+	uint64_t ver_epoch, ver_seq;
+	uint8_t kind;
+	const char *name;
+	uint32_t name_len;
+	uint64_t client_id, tid;
+};
+
+struct mx_msg_pg_notify {
+	int32_t status;
+	struct mx_pg_ref ref;
+	struct mx_wire_pg_info info;
+	uint32_t n;             /* log entries that follow */
+	struct mx_rbuf entries; /* walk with mx_pg_log_next() */
+};
+
+struct mx_msg_pg_activate {
+	struct mx_pg_ref ref;
+	uint64_t les;
+	bool with_log;  /* adopt the log that follows (after recovery) */
+	uint64_t tail_epoch, tail_seq;
+	uint32_t n;
+	struct mx_rbuf entries;
+};
+
+struct mx_msg_pg_ack {
+	int32_t status;
+	struct mx_pg_ref ref;
+};
+
+/* An object as recovery moves it: its whole state, or its absence. */
+struct mx_msg_pg_object {
+	int32_t status;
+	struct mx_pg_ref ref;
+	const char *name;
+	uint32_t name_len;
+	bool exists;
+	uint64_t ver_epoch, ver_seq, mtime_ms;
+	uint32_t n_xattrs;
+	struct mx_rbuf xattrs; /* n_xattrs x (name str, value blob) */
+	const void *data;
+	uint32_t data_len;
+};
+
+struct mx_msg_pg_pull {
+	struct mx_pg_ref ref;
+	const char *name;
+	uint32_t name_len;
+};
+
+void mx_enc_pg_ref(struct mx_wbuf *w, const struct mx_pg_ref *r);
+void mx_enc_pg_query(struct mx_wbuf *w, const struct mx_pg_ref *r);
+int mx_dec_pg_query(const void *p, uint32_t len, struct mx_pg_ref *r);
+/* Notify: head, then n entries with mx_enc_pg_log_entry, then end. */
+size_t mx_enc_pg_notify_head(struct mx_wbuf *w, int32_t status, const struct mx_pg_ref *r,
+			     const struct mx_wire_pg_info *info);
+void mx_enc_pg_log_entry(struct mx_wbuf *w, const struct mx_wire_log_entry *e);
+void mx_enc_pg_notify_end(struct mx_wbuf *w, size_t at, uint32_t n);
+int mx_dec_pg_notify(const void *p, uint32_t len, struct mx_msg_pg_notify *m);
+/* Next log entry of a notify or activate; 0 or -EBADMSG. */
+int mx_pg_log_next(struct mx_rbuf *r, struct mx_wire_log_entry *e);
+size_t mx_enc_pg_activate_head(struct mx_wbuf *w, const struct mx_msg_pg_activate *m);
+void mx_enc_pg_activate_end(struct mx_wbuf *w, size_t at, uint32_t n);
+int mx_dec_pg_activate(const void *p, uint32_t len, struct mx_msg_pg_activate *m);
+void mx_enc_pg_ack(struct mx_wbuf *w, const struct mx_msg_pg_ack *m);
+int mx_dec_pg_ack(const void *p, uint32_t len, struct mx_msg_pg_ack *m);
+/* Object: head (through the version), xattrs counted then added, data. */
+size_t mx_enc_pg_object_head(struct mx_wbuf *w, const struct mx_msg_pg_object *m);
+void mx_enc_pg_object_xattr(struct mx_wbuf *w, const char *name, const void *v, uint32_t len);
+void mx_enc_pg_object_end(struct mx_wbuf *w, size_t at, uint32_t n_xattrs, const void *data,
+			  uint32_t len);
+int mx_dec_pg_object(const void *p, uint32_t len, struct mx_msg_pg_object *m);
+void mx_enc_pg_pull(struct mx_wbuf *w, const struct mx_msg_pg_pull *m);
+int mx_dec_pg_pull(const void *p, uint32_t len, struct mx_msg_pg_pull *m);
 
 /* Decode any payload by type, for the fuzzer: 0 or -EBADMSG/-ENOTSUP. */
 int mx_msg_decode_any(uint16_t type, const void *p, uint32_t len);
