@@ -184,6 +184,34 @@ static int generate(const char *dir)
 		mx_enc_osd_op_result_finish(&w, at, 0, 4);
 		put(dir, "osd_op_reply", 7, &w);
 	}
+	mx_wbuf_reset(&w);
+	{
+		struct mx_pg_ref ref = {.epoch = 3, .pool = 1, .pg = 2, .interval = 3};
+		struct mx_wire_pg_info info = {.lu_epoch = 3, .lu_seq = 1, .les = 3, .n_acting = 1};
+		struct mx_wire_log_entry e = {.ver_epoch = 3, .ver_seq = 1, .kind = 1, .name = "o",
+					      .name_len = 1};
+		struct mx_msg_pg_activate a = {.ref = ref, .les = 3, .with_log = true};
+		struct mx_msg_pg_object o = {.ref = ref, .name = "o", .name_len = 1, .exists = true};
+		size_t at;
+
+		mx_enc_pg_query(&w, &ref);
+		put(dir, "pg_query", 16, &w);
+		mx_wbuf_reset(&w);
+		at = mx_enc_pg_notify_head(&w, 0, &ref, &info);
+		mx_enc_pg_log_entry(&w, &e);
+		mx_enc_pg_notify_end(&w, at, 1);
+		put(dir, "pg_notify", 17, &w);
+		mx_wbuf_reset(&w);
+		at = mx_enc_pg_activate_head(&w, &a);
+		mx_enc_pg_log_entry(&w, &e);
+		mx_enc_pg_activate_end(&w, at, 1);
+		put(dir, "pg_activate", 18, &w);
+		mx_wbuf_reset(&w);
+		at = mx_enc_pg_object_head(&w, &o);
+		mx_enc_pg_object_xattr(&w, "k", "v", 1);
+		mx_enc_pg_object_end(&w, at, 1, "data", 4);
+		put(dir, "pg_push", 20, &w);
+	}
 	mx_wbuf_free(&w);
 	mx_map_free(m);
 	return 0;

@@ -207,6 +207,65 @@ static void test_map(void)
 	mx_map_free(m);
 }
 
+static void test_peering_msgs(void)
+{
+	struct mx_pg_ref ref = {.epoch = 9, .pool = 2, .pg = 5, .interval = 7}, rr;
+	struct mx_wire_pg_info info = {.lu_epoch = 7, .lu_seq = 3, .les = 7, .n_acting = 2,
+				       .acting = {4, 1}};
+	struct mx_wire_log_entry e = {.ver_epoch = 7, .ver_seq = 3, .kind = 1, .name = "obj",
+				      .name_len = 3, .client_id = 11, .tid = 12}, d;
+	struct mx_msg_pg_notify n;
+	struct mx_msg_pg_activate a = {.ref = ref, .les = 7, .with_log = true}, ad;
+	struct mx_msg_pg_object o = {.ref = ref, .name = "obj", .name_len = 3, .exists = true,
+				     .ver_epoch = 7, .ver_seq = 3}, od;
+	struct mx_wbuf w;
+	size_t at;
+
+	mx_wbuf_init(&w);
+	mx_enc_pg_query(&w, &ref);
+	CHECK_EQ_INT(mx_dec_pg_query(w.data, (uint32_t)w.len, &rr), 0);
+	CHECK(rr.epoch == 9 && rr.pool == 2 && rr.pg == 5 && rr.interval == 7);
+	/* A negative pool is refused. */
+	ref.pool = -1;
+	mx_wbuf_reset(&w);
+	mx_enc_pg_query(&w, &ref);
+	CHECK_EQ_INT(mx_dec_pg_query(w.data, (uint32_t)w.len, &rr), -EBADMSG);
+	ref.pool = 2;
+
+	mx_wbuf_reset(&w);
+	at = mx_enc_pg_notify_head(&w, 0, &ref, &info);
+	mx_enc_pg_log_entry(&w, &e);
+	mx_enc_pg_log_entry(&w, &e);
+	mx_enc_pg_notify_end(&w, at, 2);
+	CHECK_EQ_INT(mx_dec_pg_notify(w.data, (uint32_t)w.len, &n), 0);
+	CHECK(n.n == 2 && n.info.les == 7 && n.info.n_acting == 2 && n.info.acting[0] == 4);
+	CHECK_EQ_INT(mx_pg_log_next(&n.entries, &d), 0);
+	CHECK(d.ver_seq == 3 && d.name_len == 3 && memcmp(d.name, "obj", 3) == 0 && d.tid == 12);
+	CHECK_EQ_INT(mx_pg_log_next(&n.entries, &d), 0);
+	CHECK(mx_pg_log_next(&n.entries, &d) < 0); /* no third entry */
+	CHECK_EQ_INT(mx_msg_decode_any(MX_MSG_PG_NOTIFY, w.data, (uint32_t)w.len), 0);
+	for (size_t k = 0; k + 1 < w.len; k++)
+		CHECK(mx_msg_decode_any(MX_MSG_PG_NOTIFY, w.data, (uint32_t)k) < 0);
+
+	mx_wbuf_reset(&w);
+	at = mx_enc_pg_activate_head(&w, &a);
+	mx_enc_pg_log_entry(&w, &e);
+	mx_enc_pg_activate_end(&w, at, 1);
+	CHECK_EQ_INT(mx_dec_pg_activate(w.data, (uint32_t)w.len, &ad), 0);
+	CHECK(ad.with_log && ad.les == 7 && ad.n == 1);
+
+	mx_wbuf_reset(&w);
+	at = mx_enc_pg_object_head(&w, &o);
+	mx_enc_pg_object_xattr(&w, "k", "vv", 2);
+	mx_enc_pg_object_end(&w, at, 1, "data", 4);
+	CHECK_EQ_INT(mx_dec_pg_object(w.data, (uint32_t)w.len, &od), 0);
+	CHECK(od.exists && od.n_xattrs == 1 && od.data_len == 4 &&
+	      memcmp(od.data, "data", 4) == 0);
+	for (size_t k = 0; k < w.len; k++)
+		CHECK(mx_dec_pg_object(w.data, (uint32_t)k, &od) < 0);
+	mx_wbuf_free(&w);
+}
+
 int main(void)
 {
 	test_crc();
@@ -216,5 +275,6 @@ int main(void)
 	test_replies();
 	test_command();
 	test_map();
+	test_peering_msgs();
 	return mx_check_done("msg");
 }
