@@ -1,21 +1,26 @@
 /*
  * Placement: the hierarchy compiled from a cluster map, and the rule that
  * maps a placement group onto OSDs with it.  mx_placement_new() turns each
- * OSD's location into a tree of buckets (identified by level and name, with
- * numeric ids hashed from both so that they do not depend on the order in
- * which buckets appear), sums weights bottom-up once for every device class
- * ("shadow" weights), and builds the fixed-point logarithm tables.  After
- * that the structure is immutable (threads may share it): mx_pg_up() walks
- * it without allocating and without floating point, so clients and OSDs on
+ * OSD's location into a tree of buckets (identified by level and name) that
+ * gives every OSD its root and its failure domain at each level, and
+ * indexes, for every root and device class, the OSDs that may take data in
+ * a binary trie over their ids (a "column").  After that the structure is
+ * immutable (threads may share it).  The rule ranks every OSD of the
+ * pool's column by a weighted key (straw2's ln(u) / w, with the exponential
+ * draws generated top-down over the id trie so that the best keys are
+ * found without drawing for every OSD) and takes the best OSD of each of
+ * the first `size` distinct failure domains.  mx_pg_up() computes it
+ * without allocating and without floating point, so clients and OSDs on
  * any machine compute the same up set.  mx_placement_new() also copies the
  * map's upmaps (per-PG exceptions chosen by lib/balancer.c), and mx_pg_up()
  * applies a PG's upmap to the rule's result, pair by pair, while each pair
- * is valid.  docs/placement.md explains the algorithm, the hash, the
- * stability argument and the upmaps, and gives the measured balance and
- * movement.
+ * is valid.  docs/placement.md explains the algorithm, the proofs of its
+ * stability and movement, and the upmaps, and gives the measured balance,
+ * movement and speed.
  */
 #include "placement.h"
 
+#include <assert.h>
 #include <errno.h>
 #include <stdbool.h>
 #include <stdlib.h>
@@ -31,45 +36,46 @@ __extension__ typedef unsigned __int128 u128;
 
 /*
  * Seeds of the hashes below.  They are part of the placement function: a
- * change moves every object in every cluster.  Never change them.
+ * change moves every object in every cluster.  Never change them once
+ * released.
  */
-#define OBJ_SEED 0x6f626a6563742e31ull    /* object name -> hash */
-#define PG_SEED 0x706c6163652e7067ull     /* (pool, pg) -> rule input x */
-#define DRAW_SEED 0x7374726177322e72ull   /* (x, r) -> per-draw seed */
-#define LEAF_SEED 0x6c6561662e646f77ull   /* x -> seed below the domain */
-#define BUCKET_SEED 0x6275636b65742e69ull /* (level, name) -> bucket id */
-#define GOLDEN 0x9e3779b97f4a7c15ull      /* 2^64 / golden ratio, odd */
+#define OBJ_SEED 0x6f626a6563742e31ull  /* object name -> hash */
+#define PG_SEED 0x706c6163652e7067ull   /* (pool, pg) -> rule input x */
+#define RANK_SEED 0x72616e6b2e6f7364ull /* x -> seed of the PG's ranking */
+#define GOLDEN 0x9e3779b97f4a7c15ull    /* 2^64 / golden ratio, odd */
+/* Seed of the bucket hash table in mx_placement_new(): not part of the
+ * placement function (bucket names never enter a draw). */
+#define BUCKET_SEED 0x6275636b65742e69ull
 
-/* Random attempts per replica (CRUSH's choose_total_tries) before the last
- * resort, descend_free_domain(). */
-#define PL_TRIES 50
-/* Retry r of replica rank k is k + t * PL_R_STRIDE, so that the ranks use
- * disjoint draws and a pool's size does not change its first replicas. */
-#define PL_R_STRIDE MX_MAX_SIZE
-/* Named device classes one map may use (each costs a column of weights). */
+/* OSD ids have PL_ID_BITS bits: the id trie has that depth, whatever the
+ * map's max_osd, so that a growing map changes no OSD's draws. */
+#define PL_ID_BITS 16
+_Static_assert(MX_MAX_OSDS == 1 << PL_ID_BITS, "OSD ids are 16 bits");
+/* Named device classes one map may use (each costs a column per root). */
 #define PL_MAX_CLASSES 32
 /* Fixed point of the logarithms: 48 fractional bits. */
 #define LOG_FRAC 48
+/* Fixed point of the exponential values of the ranking: 56 fractional
+ * bits (a value is below 2^6, see gap()). */
+#define VAL_FRAC 56
 /* log2(e) in 2.62 fixed point, rounded (1.4426950408889634074...). */
 #define LOG2E_Q62 0x5c551d94ae0bf85eull
+/*
+ * Bounded passes of the search before an unbounded one (see choose()).
+ * Pass p only looks for OSDs whose key is below a bound that about
+ * PL_PASS_HIT << (3 p) OSDs per wanted rank beat; with 2, the first pass
+ * usually suffices.  These only change the speed, never the result.
+ */
+#define PL_PASSES 3
+#define PL_PASS_HIT 2
 
-/* "No item": straw2 found no child of positive weight. */
+/* "No item": no OSD, or an OSD that may not hold the pool's data. */
 #define ITEM_NONE INT32_MIN
 
 /*
- * An item (child of a bucket) is coded as an int32: an OSD id (>= 0) or a
- * bucket, -1 - its index in pl->buckets.
+ * A failure domain is coded as an int32: an OSD id (>= 0), where the OSD
+ * is its own domain, or a bucket, -1 - its index in pl->buckets.
  */
-static inline bool item_is_bucket(int32_t code)
-{
-	return code < 0;
-}
-
-static inline uint32_t item_bucket(int32_t code)
-{
-	return (uint32_t)(-1 - code);
-}
-
 static inline int32_t bucket_item(uint32_t index)
 {
 	return -1 - (int32_t)index;
@@ -79,40 +85,64 @@ struct pl_bucket {
 	char name[MX_NAME_MAX];
 	uint8_t level;  /* enum mx_level, >= MX_LEVEL_HOST */
 	int32_t parent; /* bucket index; -1: none (top); -2: not yet known */
-	uint32_t hid;   /* hash id used in draws; high bit set */
-	uint32_t first; /* children are pl->items[first .. first + n) */
-	uint32_t n;
 };
 
-struct pl_item {
-	int32_t code; /* see item_is_bucket() */
-	uint32_t hid; /* OSD id, or the bucket's hid */
+/*
+ * A node of a column's trie: a binary trie over 16-bit OSD ids, with paths
+ * through a single child compressed away.  The node stands for the dyadic
+ * range of ids [prefix, prefix + 2^(16 - depth)); depth 16 is a leaf, the
+ * OSD `prefix`.  Any other node has both halves of its range non-empty:
+ * the child for the lower half is the next node in pl->nodes, the one for
+ * the upper half is nodes[right].  A child may be deeper than depth + 1.
+ */
+struct pl_node {
+	uint32_t wmax;   /* largest weight of an OSD below, > 0 */
+	uint32_t prefix; /* lowest id of the range (low bits zero) */
+	uint32_t right;  /* upper half's child (not for a leaf) */
+	int32_t lca;     /* lowest bucket above every OSD below */
+	uint8_t depth;   /* 0 .. PL_ID_BITS */
+};
+
+/*
+ * The OSDs under one root that may hold data of one device class (class 0:
+ * any class): existing, in, with a weight above 0 and a location whose top
+ * bucket is that root.
+ */
+struct pl_column {
+	int32_t top; /* index in pl->nodes of the trie's top node; -1: empty */
+	uint64_t w;  /* total weight (below 2^48) */
+	/* Distinct failure domains of each level among these OSDs: the most
+	 * replicas a rule with that failure domain can place. */
+	uint32_t ndom[MX_LEVEL_COUNT];
 };
 
 struct mx_placement {
 	uint32_t n_buckets;
 	struct pl_bucket *buckets; /* From malloc(). */
-	uint32_t n_items;
-	struct pl_item *items; /* From malloc(); children of all buckets. */
+	/* The failure domain of level l of every OSD below bucket b, if they
+	 * share one, is bdom[b * MX_LEVEL_COUNT + l]: b's highest ancestor
+	 * (or b) of level <= l, or ITEM_NONE if b's level is above l. */
+	int32_t *bdom; /* From malloc(). */
 	uint32_t n_roots;
 	uint32_t *roots; /* From malloc(); the MX_LEVEL_ROOT buckets. */
-	/*
-	 * Class 0 is "every OSD"; class c >= 1 is class_names[c - 1].  The
-	 * weight of items[j] for class c is item_w[c * n_items + j]: for an
-	 * OSD its weight if it is in and of class c (any class for c = 0),
-	 * else 0; for a bucket the sum over its children.  Bucket weights
-	 * are below 2^48 (at most MX_MAX_OSDS = 2^16 OSDs of below 2^32),
-	 * which the cross multiplication in straw2() relies on.
-	 */
+	/* Class 0 is "every OSD"; class c >= 1 is class_names[c - 1]. */
 	uint32_t n_classes;
 	char class_names[PL_MAX_CLASSES][MX_CLASS_MAX];
-	uint64_t *item_w;   /* From malloc(); n_classes * n_items. */
-	uint64_t *bucket_w; /* From malloc(); n_classes * n_buckets. */
-	/* Per OSD id below max_osd: its parent bucket and its index in
-	 * items, both -1 for an OSD that is not in the tree. */
+	/*
+	 * Per OSD id below max_osd: its parent bucket (-1: the OSD does not
+	 * exist or has no location), the index in roots[] of its top bucket
+	 * (-1: not a root, or no location), its weight (0 if it does not
+	 * exist, is out or has no location) and its class.
+	 */
 	uint32_t max_osd;
 	int32_t *osd_parent; /* From malloc(). */
-	int32_t *osd_item;   /* From malloc(). */
+	int32_t *osd_root;   /* From malloc(). */
+	uint32_t *osd_w;     /* From malloc(). */
+	uint8_t *osd_class;  /* From malloc(). */
+	/* Column (root i, class c) is cols[i * n_classes + c]. */
+	struct pl_column *cols; /* From malloc(); n_roots * n_classes. */
+	uint32_t n_nodes;
+	struct pl_node *nodes; /* From malloc(); the tries of all columns. */
 	/* Copy of the map's upmaps, sorted by (pool, pg), one per PG. */
 	uint32_t n_upmaps;
 	struct mx_pg_upmap *upmaps; /* From malloc(); NULL if none. */
@@ -196,50 +226,51 @@ static inline uint64_t log2_1p_small(uint64_t tq)
 }
 
 /*
- * -log2(u / 2^16) in 48-bit fixed point, for u in [1, 2^16]: 0 for u = 2^16,
- * 16 << 48 for u = 1, strictly decreasing in between and within two units
- * in the last place of the exact value (test_placement checks every u).
- * With e = floor(log2 u) and m = u << (16 - e) in [2^16, 2^17), the value
- * is (16 - e) - log2(m / 2^16).  Split m's 16 bits below its leading one
- * into a (high 8) and b (low 8): m / 2^16 = (1 + a/256) (1 + t) with
- * t = b / (2^16 + 256 a) < 2^-8, so log2(m / 2^16) = log_a[a] + log2(1 + t),
- * and t * 2^64 = b * recip_a[a] (to within b units).  The logarithm's base
- * does not matter to straw2 (it scales every draw alike), so base 2 saves
- * converting to ln.
+ * -log2(u / 2^32) in 48-bit fixed point, for u in [1, 2^32]: 0 for
+ * u = 2^32, 32 << 48 for u = 1, strictly decreasing in between and within
+ * two units in the last place of the exact value (test_placement checks
+ * this against libm).  With e = floor(log2 u) and m = u << (32 - e) in
+ * [2^32, 2^33), the value is (32 - e) - log2(m / 2^32).  Split m's 32 bits
+ * below its leading one into a (high 8) and b (low 24): m / 2^32 =
+ * (1 + a/256) (1 + t) with t = b / (2^24 (256 + a)) < 2^-8, so
+ * log2(m / 2^32) = log_a[a] + log2(1 + t), and t * 2^64 =
+ * b * recip_a[a] / 2^16 (to within 2^8 units).  The logarithm's base does
+ * not matter to the ranking (it scales every value alike), so base 2
+ * saves converting to ln.
  */
-static inline uint64_t neg_log2_u(const struct mx_placement *pl, uint32_t u)
+static inline uint64_t neg_log2_u(const struct mx_placement *pl, uint64_t u)
 {
-	unsigned e = 31 - (unsigned)__builtin_clz(u);
-	uint32_t m = u << (16 - e);
-	uint32_t a = (m >> 8) & 0xff, b = m & 0xff;
-	uint64_t frac = pl->log_a[a] + log2_1p_small(b * pl->recip_a[a]);
+	unsigned e = 63 - (unsigned)__builtin_clzll(u);
+	uint64_t m = u << (32 - e);
+	uint32_t a = (uint32_t)(m >> 24) & 0xff, b = (uint32_t)m & 0xffffff;
+	uint64_t frac =
+	    pl->log_a[a] + log2_1p_small(mul_shr(b, pl->recip_a[a], 16));
 
-	return ((uint64_t)(16 - e) << LOG_FRAC) - frac;
+	return ((uint64_t)(32 - e) << LOG_FRAC) - frac;
 }
 
 /*
  * A lower bound of neg_log2_u(pl, u), cheap: -ln x >= 1 - x, so
- * -log2(u / 2^16) >= (2^16 - u) / 2^16 * log2(e).  LOG2E_Q32 is log2(e) in
+ * -log2(u / 2^32) >= (2^32 - u) / 2^32 * log2(e).  LOG2E_Q32 is log2(e) in
  * 32-bit fixed point rounded down; the margin of 4 units covers the error
- * of neg_log2_u() (at most 2), and test_placement checks the bound for
- * every u.
+ * of neg_log2_u() (at most 2), and test_placement checks the bound.
  */
 #define LOG2E_Q32 0x171547652ull
-static inline uint64_t neg_log2_lower(uint32_t u)
+static inline uint64_t neg_log2_lower(uint64_t u)
 {
-	uint64_t lb = (uint64_t)(65536 - u) * LOG2E_Q32;
+	uint64_t lb = mul_shr((1ull << 32) - u, LOG2E_Q32, 16);
 
 	return lb > 4 ? lb - 4 : 0;
 }
 
 /*
  * Exported for tests/unit/test_placement.c only (no header declares it):
- * neg_log2_u() and its lower bound, so that the test can check them for
- * every u against libm.
+ * neg_log2_u() and its lower bound for u in [1, 2^32], so that the test
+ * can check them against libm.
  */
-uint64_t mx_placement_log2_test(const struct mx_placement *pl, uint32_t u,
+uint64_t mx_placement_log2_test(const struct mx_placement *pl, uint64_t u,
 				uint64_t *lower);
-uint64_t mx_placement_log2_test(const struct mx_placement *pl, uint32_t u,
+uint64_t mx_placement_log2_test(const struct mx_placement *pl, uint64_t u,
 				uint64_t *lower)
 {
 	*lower = neg_log2_lower(u);
@@ -277,26 +308,333 @@ static uint64_t pg_input(int32_t pool_id, uint32_t pg)
 	return mix64((((uint64_t)(uint32_t)pool_id << 32) | pg) + PG_SEED);
 }
 
-/* The seed of attempt r for input x: every draw of that attempt (at each
- * level of the descent) is derived from it and the item's hid. */
-static inline uint64_t draw_seed(uint64_t x, uint32_t r)
+/* The seed of a PG's ranking: every draw of the PG derives from it. */
+static inline uint64_t rank_seed(uint64_t x)
 {
-	return mix64(x + DRAW_SEED + (uint64_t)(r + 1) * GOLDEN);
+	return mix64(x + RANK_SEED);
 }
 
-/* The seed of the descent below the failure domain: one per PG. */
-static inline uint64_t leaf_seed(uint64_t x)
+/* ---- The ranking ------------------------------------------------------- */
+
+/*
+ * NOTES ON THE RANKING
+ *
+ * The rule.  For a PG with seed s, every OSD id i in [0, 2^16) has a value
+ * E_i (below), and an OSD of weight w_i > 0 has the key E_i / w_i.  The E_i
+ * are independent and exponentially distributed, so the key is straw2's
+ * -ln(u_i) / w_i up to a constant factor: the OSD with the smallest key is
+ * OSD i with probability w_i / W.  The up set is what a walk through the
+ * pool's column by increasing key (equal keys: smaller id first) takes
+ * when it takes every OSD whose failure domain it has not taken yet,
+ * until it has `size`.  So rank 0 is a flat straw2 choice over all OSDs,
+ * every later rank the best OSD of a new domain, and the domains come in
+ * the order of their best keys.  Nothing depends on bucket weights: a
+ * change of one OSD's weight changes one key and nothing else.
+ *
+ * The values.  Drawing E_i with one hash per OSD would cost O(OSDs) per
+ * PG.  Instead they are generated top-down over the complete binary tree
+ * of the 2^16 ids.  The dyadic node v at depth d holds 2^(16 - d) ids, and
+ * T(v) is the least value among them.  The root's T is
+ * -log2(U_root) / 2^16.  Node v's hash (node_hash()) gives a bit b, the
+ * half that holds v's minimum, and a U for the gap to the other half's
+ * minimum (gap()):
+ *
+ *     T(half b) = T(v),    T(other half) = T(v) - log2(U) / 2^(15 - d).
+ *
+ * For i.i.d. exponentials this is exact: the minimum of n of them is
+ * exponential of n times the rate; it lies in either half with
+ * probability 1/2; by memorylessness, the other half's minimum exceeds it
+ * by an independent exponential of that half's rate; and given its
+ * minimum, each half is again such a set.  So E_i = T(leaf i) is a
+ * function of s and i alone, and the E_i are i.i.d. exponentials (of mean
+ * 1 / ln 2, as the logarithms are in base 2), whatever the weights and
+ * whichever ids exist.  U has 32 bits and the values are in 8.56 fixed
+ * point (at most 2^62: see gap()), so keys almost never tie.
+ *
+ * The search.  A leaf below node v has a key of at least T(v) / wmax(v),
+ * wmax being the largest weight below v.  search() walks the column's trie
+ * depth first and skips any node whose bound is strictly beyond the
+ * threshold: the key of the last pick when the picks are complete, and,
+ * in a bounded pass, the pass bound tau.  It offers every leaf it reaches
+ * to offer(), which keeps, for the first `want` distinct domains by key,
+ * each domain's best OSD: exactly what the walk takes, computed over the
+ * leaves offered.  That equals the walk over all leaves whenever every
+ * leaf whose key is at most the final last pick's was offered.  The last
+ * pick only gets better, so such a leaf can only have been skipped for
+ * tau; and a bounded pass offers no leaf above tau, so a pass that ends
+ * with `want` picks is exact, and so is an unbounded one (choose()).  The
+ * bounds decide how much is computed, never the result.  A PG computes a
+ * few dozen node hashes and about ten logarithms (about size * log2(OSDs)
+ * nodes), instead of one draw per OSD.
+ */
+
+/* The hash of the dyadic node at depth d < 16 that holds id prefix p:
+ * splitmix64 of the seed and the node's number in breadth-first order. */
+static inline uint64_t node_hash(uint64_t seed, unsigned d, uint32_t p)
 {
-	return mix64(x + LEAF_SEED);
+	uint64_t key = (1ull << d) | (p >> (PL_ID_BITS - d));
+
+	return mix64(seed + key * GOLDEN);
 }
 
-/* u in [1, 2^16] of one item for one draw seed: 16 hashed bits. */
-static inline uint32_t draw_u(uint64_t seed, uint32_t hid)
+/*
+ * -log2(U) in 48-bit fixed point (l) as the gap between the minima of the
+ * two halves of a node at depth d: divided by their 2^(15 - d) ids and in
+ * VAL_FRAC fixed point.  The largest gap is 32 / 2^(15 - d), so a value
+ * (the root's and at most one gap per depth) stays below 64 = 2^6.
+ */
+static inline uint64_t gap_scale(uint64_t l, unsigned d)
 {
-	return (uint32_t)(mix64(seed + (uint64_t)hid * GOLDEN) & 0xffff) + 1;
+	/* << (VAL_FRAC - LOG_FRAC) >> (PL_ID_BITS - 1 - d) */
+	return d >= 7 ? l << (d - 7) : l >> (7 - d);
 }
 
-/* ---- Selection --------------------------------------------------------- */
+/* The gap at a node of depth d with hash h: U is h's low 32 bits + 1. */
+static inline uint64_t gap(const struct mx_placement *pl, uint64_t h,
+			   unsigned d)
+{
+	return gap_scale(neg_log2_u(pl, (h & 0xffffffff) + 1), d);
+}
+
+/* A lower bound of gap(pl, h, d), without the logarithm. */
+static inline uint64_t gap_lower(uint64_t h, unsigned d)
+{
+	return gap_scale(neg_log2_lower((h & 0xffffffff) + 1), d);
+}
+
+/* The value of the root of the id tree (its least value, of 2^16 ids). */
+static inline uint64_t root_value(const struct mx_placement *pl, uint64_t seed)
+{
+	return neg_log2_u(pl, (mix64(seed) & 0xffffffff) + 1) >>
+	       (LOG_FRAC + PL_ID_BITS - VAL_FRAC);
+}
+
+/*
+ * The failure domain of level fd of an OSD in the tree: its highest
+ * ancestor of level <= fd, or the OSD itself if its parent is above fd
+ * already (where the hierarchy skips levels: a host outside any rack is
+ * its own rack-level domain).  Levels grow strictly upwards.
+ */
+static int32_t domain_of(const struct mx_placement *pl, int32_t osd, uint8_t fd)
+{
+	int32_t b = pl->osd_parent[osd];
+	int32_t d = pl->bdom[(size_t)b * MX_LEVEL_COUNT + fd];
+
+	return d == ITEM_NONE ? osd : d;
+}
+
+/* An OSD taken by the ranking. */
+struct pl_pick {
+	uint64_t e; /* its value */
+	uint32_t w; /* its weight */
+	int32_t osd;
+	int32_t domain;
+};
+
+/* The state of one PG's search (choose()). */
+struct pl_search {
+	const struct mx_placement *pl;
+	const struct pl_node *nodes;
+	uint64_t seed;
+	uint8_t fd;     /* failure-domain level */
+	unsigned want;  /* ranks wanted, <= MX_MAX_SIZE */
+	unsigned n;     /* picks so far */
+	bool bounded;   /* whether tau bounds this pass */
+	uint64_t tau_e; /* tau = tau_e / tau_w */
+	uint64_t tau_w;
+	/* The threshold, lim_e / lim_w, if limited: the smaller of tau (if
+	 * bounded) and the last pick's key (if n == want).  limit() sets
+	 * it. */
+	bool limited;
+	uint64_t lim_e;
+	uint64_t lim_w;
+	/* By increasing key, distinct domains: the best OSD of each of the
+	 * first n domains among the leaves offered so far. */
+	struct pl_pick pick[MX_MAX_SIZE];
+};
+
+/* Whether e1 / w1 < e2 / w2, exactly: values are below 2^63 and weights
+ * below 2^48, so the products fit in 128 bits. */
+static inline bool key_below(uint64_t e1, uint64_t w1, uint64_t e2, uint64_t w2)
+{
+	return (u128)e1 * w2 < (u128)e2 * w1;
+}
+
+/* Whether a comes before b in the walk: a smaller key, or an equal key
+ * and a smaller id (so the order never depends on the trie's shape). */
+static inline bool walks_before(const struct pl_pick *a,
+				const struct pl_pick *b)
+{
+	u128 l = (u128)a->e * b->w, r = (u128)b->e * a->w;
+
+	return l < r || (l == r && a->osd < b->osd);
+}
+
+/* Set the threshold from tau and the picks (after either changes). */
+static void limit(struct pl_search *s)
+{
+	bool full = s->n == s->want; /* then n >= 1 */
+
+	s->limited = s->bounded || full;
+	s->lim_e = s->tau_e;
+	s->lim_w = s->tau_w;
+	if (full &&
+	    (!s->bounded || key_below(s->pick[s->n - 1].e, s->pick[s->n - 1].w,
+				      s->tau_e, s->tau_w))) {
+		s->lim_e = s->pick[s->n - 1].e;
+		s->lim_w = s->pick[s->n - 1].w;
+	}
+}
+
+/* Whether every leaf below a node of value t and largest weight wmax has
+ * a key strictly beyond the threshold, so that none of them can change
+ * the picks that the search may return. */
+static inline bool beyond(const struct pl_search *s, uint64_t t, uint32_t wmax)
+{
+	return s->limited && key_below(s->lim_e, s->lim_w, t, wmax);
+}
+
+/*
+ * Whether no leaf below trie node nd, of value t (or a lower bound of it),
+ * can change the picks: all are beyond the threshold, or all lie in one
+ * failure domain whose pick comes strictly before them, so that offer()
+ * would refuse each.  The second matters where ids follow the hierarchy
+ * (a host's or a rack's OSDs in one range of ids): once a domain is
+ * picked, its subtrees are skipped, and rules that need many or light
+ * domains do not search the picked ones.
+ */
+static inline bool skip(const struct pl_search *s, const struct pl_node *nd,
+			uint64_t t)
+{
+	int32_t d;
+
+	if (beyond(s, t, nd->wmax))
+		return true;
+	d = s->pl->bdom[(size_t)nd->lca * MX_LEVEL_COUNT + s->fd];
+	if (d == ITEM_NONE)
+		return false;
+	for (unsigned k = 0; k < s->n; k++)
+		if (s->pick[k].domain == d)
+			return key_below(s->pick[k].e, s->pick[k].w, t,
+					 nd->wmax);
+	return false;
+}
+
+/*
+ * Offer leaf osd (value e, weight w) to the picks: it replaces its
+ * domain's pick if it comes before it, or else enters if its domain is new
+ * and either there is room or it comes before the last pick, which then
+ * drops out.  The result does not depend on the order of the offers: a
+ * domain that dropped out had `want` domains before it, and the picks
+ * only get better, so a later leaf of that domain that enters comes
+ * before the one that dropped out.
+ */
+static void offer(struct pl_search *s, int32_t osd, uint64_t e, uint32_t w)
+{
+	struct pl_pick p = { .e = e,
+			     .w = w,
+			     .osd = osd,
+			     .domain = domain_of(s->pl, osd, s->fd) };
+	unsigned j = 0;
+
+	while (j < s->n && s->pick[j].domain != p.domain)
+		j++;
+	if (j < s->n) {
+		if (!walks_before(&p, &s->pick[j]))
+			return;
+		s->n--;
+		memmove(&s->pick[j], &s->pick[j + 1],
+			(s->n - j) * sizeof(s->pick[0]));
+	} else if (s->n == s->want) {
+		if (!walks_before(&p, &s->pick[s->n - 1]))
+			return;
+		s->n--;
+	}
+	for (j = s->n; j > 0 && walks_before(&p, &s->pick[j - 1]); j--)
+		s->pick[j] = s->pick[j - 1];
+	s->pick[j] = p;
+	s->n++;
+	limit(s);
+}
+
+/*
+ * Given the value *t of the dyadic node at depth d that holds trie node
+ * nd (d <= nd->depth), compute nd's value into *t: follow the levels in
+ * between, where the other half holds no OSD of the column.  Returns
+ * false as soon as skip() says that nd can be skipped.
+ */
+static bool walk(const struct pl_search *s, const struct pl_node *nd,
+		 unsigned d, uint64_t *t)
+{
+	for (; d < nd->depth; d++) {
+		uint64_t h = node_hash(s->seed, d, nd->prefix);
+		unsigned half = (nd->prefix >> (PL_ID_BITS - 1 - d)) & 1;
+
+		if (h >> 63 == half)
+			continue; /* nd's half holds the minimum */
+		if (skip(s, nd, *t + gap_lower(h, d)))
+			return false; /* without computing the logarithm */
+		*t += gap(s->pl, h, d);
+	}
+	return !skip(s, nd, *t);
+}
+
+/* A node to visit and its value. */
+struct pl_frame {
+	uint32_t node;
+	uint64_t t;
+};
+
+/*
+ * Offer every leaf of the trie below node `top` (of value t) that is not
+ * skipped: depth first, the child with the smaller bound first, skipping
+ * nodes as skip() says.  The stack holds at most one pending sibling
+ * per branching ancestor (at most PL_ID_BITS - 1 of them, as depths grow
+ * strictly) plus the two children just pushed.
+ */
+static void search(struct pl_search *s, uint32_t top, uint64_t t)
+{
+	struct pl_frame stack[PL_ID_BITS + 2];
+	unsigned sp = 0;
+
+	stack[sp++] = (struct pl_frame){ .node = top, .t = t };
+	while (sp) {
+		struct pl_frame f = stack[--sp], c[2];
+		const struct pl_node *nd = &s->nodes[f.node];
+		bool ok[2];
+		uint64_t h;
+		unsigned b, first;
+
+		if (skip(s, nd, f.t))
+			continue; /* the picks changed since the push */
+		if (nd->depth == PL_ID_BITS) {
+			offer(s, (int32_t)nd->prefix, f.t, nd->wmax);
+			continue;
+		}
+		h = node_hash(s->seed, nd->depth, nd->prefix);
+		b = (unsigned)(h >> 63); /* the half that holds the minimum */
+		c[0].node = f.node + 1;
+		c[1].node = nd->right;
+		c[b].t = f.t;
+		ok[b] = walk(s, &s->nodes[c[b].node], nd->depth + 1u, &c[b].t);
+		c[!b].t = f.t + gap_lower(h, nd->depth);
+		ok[!b] = !skip(s, &s->nodes[c[!b].node], c[!b].t);
+		if (ok[!b]) {
+			c[!b].t = f.t + gap(s->pl, h, nd->depth);
+			ok[!b] = walk(s, &s->nodes[c[!b].node], nd->depth + 1u,
+				      &c[!b].t);
+		}
+		if (ok[0] && ok[1]) {
+			first = key_below(c[1].t, s->nodes[c[1].node].wmax,
+					  c[0].t, s->nodes[c[0].node].wmax);
+			stack[sp++] = c[!first];
+			stack[sp++] = c[first];
+		} else if (ok[0] || ok[1]) {
+			stack[sp++] = c[ok[1]];
+		}
+		assert(sp <= MX_ARRAY_SIZE(stack));
+	}
+}
 
 static bool listed(const int32_t *v, unsigned n, int32_t item)
 {
@@ -304,185 +642,6 @@ static bool listed(const int32_t *v, unsigned n, int32_t item)
 		if (v[k] == item)
 			return true;
 	return false;
-}
-
-/*
- * Straw2: among the children of bucket b that weigh more than 0 for the
- * class whose item weights are w (and are not among skip[0..nskip)), return
- * the one with the largest draw ln(u_i) / w_i, or ITEM_NONE.  With
- * L_i = -log2(u_i) >= 0 that is the smallest L_i / w_i; two such ratios are
- * compared exactly by cross multiplication (L < 2^53, w < 2^49), so no
- * division rounds.  A tie (equal ratios) goes to the smaller hid, so the
- * answer never depends on the order of the children.  Each child's draw
- * depends only on (seed, its hid, its weight): changing one child's weight
- * changes the winner only to or from that child.
- */
-static inline int32_t straw2(const struct mx_placement *pl, uint32_t b,
-			     const uint64_t *w, uint64_t seed,
-			     const int32_t *skip, unsigned nskip)
-{
-	const struct pl_bucket *bk = &pl->buckets[b];
-	int32_t best = ITEM_NONE;
-	uint64_t best_l = 0, best_w = 1;
-	uint32_t best_hid = 0;
-
-	for (uint32_t j = bk->first; j < bk->first + bk->n; j++) {
-		const struct pl_item *it = &pl->items[j];
-		uint64_t wj = w[j], lj;
-		uint32_t u;
-		u128 lhs, rhs;
-
-		if (!wj || (nskip && listed(skip, nskip, it->code)))
-			continue;
-		u = draw_u(seed, it->hid);
-		rhs = (u128)best_l * wj;
-		/* Most children lose by far: skip the logarithm for those that
-		 * lose even with their lower bound (a strict loss, so the skip
-		 * never changes the winner). */
-		if (best != ITEM_NONE && (u128)neg_log2_lower(u) * best_w > rhs)
-			continue;
-		lj = neg_log2_u(pl, u);
-		lhs = (u128)lj * best_w;
-		if (best == ITEM_NONE || lhs < rhs ||
-		    (lhs == rhs && it->hid < best_hid)) {
-			best = it->code;
-			best_l = lj;
-			best_w = wj;
-			best_hid = it->hid;
-		}
-	}
-	return best;
-}
-
-static inline uint8_t item_level(const struct mx_placement *pl, int32_t item)
-{
-	return item_is_bucket(item) ? pl->buckets[item_bucket(item)].level
-				    : MX_LEVEL_OSD;
-}
-
-/*
- * Descend from the root to the first item whose level is at most fd: a
- * bucket of the failure-domain level, or a lower bucket or an OSD where the
- * hierarchy skips levels.  That item is the failure domain.  ITEM_NONE if
- * a bucket on the way has no child of positive weight (never, as a bucket
- * weighs the sum of its children and the root weighs more than 0).
- */
-static int32_t descend_domain(const struct mx_placement *pl, uint32_t root,
-			      const uint64_t *w, uint8_t fd, uint64_t seed)
-{
-	int32_t item = bucket_item(root);
-
-	while (item != ITEM_NONE && item_level(pl, item) > fd)
-		item = straw2(pl, item_bucket(item), w, seed, NULL, 0);
-	return item;
-}
-
-/*
- * Descend from a failure domain to one of its OSDs.  The seed depends on
- * the PG only, not on the attempt that chose the domain: whichever replica
- * rank lands in a domain gets the same OSD there, so a change that moves
- * ranks between domains does not also move data within them.
- */
-static int32_t descend_leaf(const struct mx_placement *pl, int32_t item,
-			    const uint64_t *w, uint64_t seed)
-{
-	while (item != ITEM_NONE && item_is_bucket(item))
-		item = straw2(pl, item_bucket(item), w, seed, NULL, 0);
-	return item;
-}
-
-/* Whether every failure domain of positive weight under item (or item, if
- * it is one) is among domains[0..n).  Recursion depth <= MX_LEVEL_COUNT. */
-static bool exhausted(const struct mx_placement *pl, int32_t item,
-		      const uint64_t *w, uint8_t fd, const int32_t *domains,
-		      unsigned n)
-{
-	const struct pl_bucket *bk;
-
-	if (item_level(pl, item) <= fd)
-		return listed(domains, n, item);
-	bk = &pl->buckets[item_bucket(item)];
-	for (uint32_t j = bk->first; j < bk->first + bk->n; j++)
-		if (w[j] &&
-		    !exhausted(pl, pl->items[j].code, w, fd, domains, n))
-			return false;
-	return true;
-}
-
-/*
- * The last resort after PL_TRIES collisions: descend_domain() that never
- * enters a subtree whose failure domains are all taken, so it finds a free
- * domain whenever one exists (with few domains of very unequal weight,
- * random retries alone can miss the only light one that is left).  At each
- * level at most n children are exhausted (each holds a chosen domain), so
- * skip[] cannot overflow.
- */
-static int32_t descend_free_domain(const struct mx_placement *pl, uint32_t root,
-				   const uint64_t *w, uint8_t fd, uint64_t seed,
-				   const int32_t *domains, unsigned n)
-{
-	int32_t item = bucket_item(root);
-
-	if (exhausted(pl, item, w, fd, domains, n))
-		return ITEM_NONE;
-	while (item_level(pl, item) > fd) {
-		int32_t skip[MX_MAX_SIZE];
-		unsigned nskip = 0;
-		int32_t c;
-
-		for (;;) {
-			c = straw2(pl, item_bucket(item), w, seed, skip, nskip);
-			if (c == ITEM_NONE || nskip == MX_MAX_SIZE)
-				return ITEM_NONE; /* cannot happen */
-			if (!exhausted(pl, c, w, fd, domains, n))
-				break;
-			skip[nskip++] = c;
-		}
-		item = c;
-	}
-	return item;
-}
-
-/*
- * "chooseleaf firstn": for each replica rank k < want, try the attempts
- * r = k, k + 10, k + 20, ... until one lands in a failure domain not yet
- * chosen, at most PL_TRIES times, then once more with
- * descend_free_domain(); a rank that finds no free domain is left out.
- * Straw2 only picks children of positive weight and a bucket weighs the
- * sum of its children, so every descent ends at an OSD that is in and of
- * the class: attempts fail only on collisions.
- */
-static unsigned choose_firstn(const struct mx_placement *pl, uint32_t root,
-			      const uint64_t *w, uint8_t fd, uint64_t x,
-			      unsigned want, int32_t *out)
-{
-	int32_t domains[MX_MAX_SIZE];
-	uint64_t leaf = leaf_seed(x);
-	unsigned n = 0;
-
-	for (unsigned rep = 0; rep < want; rep++) {
-		int32_t domain = ITEM_NONE, osd;
-
-		for (unsigned t = 0; t < PL_TRIES; t++) {
-			domain =
-			    descend_domain(pl, root, w, fd,
-					   draw_seed(x, rep + t * PL_R_STRIDE));
-			if (domain != ITEM_NONE && !listed(domains, n, domain))
-				break;
-			domain = ITEM_NONE;
-		}
-		if (domain == ITEM_NONE)
-			domain = descend_free_domain(
-			    pl, root, w, fd,
-			    draw_seed(x, rep + PL_TRIES * PL_R_STRIDE), domains,
-			    n);
-		osd = descend_leaf(pl, domain, w, leaf);
-		if (osd == ITEM_NONE)
-			continue;
-		domains[n] = domain;
-		out[n++] = osd;
-	}
-	return n;
 }
 
 static bool str_ok(const char *s, size_t max)
@@ -502,15 +661,16 @@ static int find_class(const struct mx_placement *pl, const char *cls)
 
 /* A pool's rule resolved against one placement. */
 struct pl_rule {
-	const uint64_t *w; /* item weights of the pool's device class */
-	uint32_t root;     /* bucket index of the pool's root */
-	uint8_t fd;        /* failure-domain level */
+	const struct pl_column *col; /* its OSDs; never empty */
+	uint32_t root;               /* index in pl->roots */
+	uint32_t cls;                /* device class; 0: any */
+	uint8_t fd;                  /* failure-domain level */
 };
 
 /*
  * Resolve pool's root and device class.  Returns 1 and *rule, 0 if the
- * pool maps nowhere (no OSD of its class, no such root, or a root that
- * weighs 0 for the class), or -EINVAL for a malformed pool.
+ * pool maps nowhere (no OSD of its class, no such root, or no OSD of the
+ * class with weight under the root), or -EINVAL for a malformed pool.
  */
 static int rule_of(const struct mx_placement *pl, const struct mx_pool *pool,
 		   struct pl_rule *rule)
@@ -528,42 +688,121 @@ static int rule_of(const struct mx_placement *pl, const struct mx_pool *pool,
 		return 0; /* no OSD has that class */
 	for (uint32_t i = 0; i < pl->n_roots; i++) {
 		if (!strcmp(pl->buckets[pl->roots[i]].name, pool->root_name)) {
-			root = pl->roots[i];
+			root = i;
 			break;
 		}
 	}
 	if (root == UINT32_MAX ||
-	    !pl->bucket_w[(size_t)c * pl->n_buckets + root])
+	    pl->cols[(size_t)root * pl->n_classes + (uint32_t)c].top < 0)
 		return 0;
-	rule->w = pl->item_w + (size_t)c * pl->n_items;
+	rule->col = &pl->cols[(size_t)root * pl->n_classes + (uint32_t)c];
 	rule->root = root;
+	rule->cls = (uint32_t)c;
 	rule->fd = pool->failure_domain;
 	return 1;
+}
+
+/*
+ * The rule's first `want` ranks for input x into out[]: the best OSDs of
+ * the first distinct failure domains in the PG's ranking (see NOTES ON THE
+ * RANKING), fewer if the column has fewer domains.  Returns the count.
+ *
+ * Bounded passes first, then an unbounded one.  A bounded pass offers
+ * only leaves with keys up to tau (a leaf's bound is its key), so when its
+ * picks are complete, the last pick's key is at most tau, and every leaf
+ * with a key up to that was offered: the picks are exact.  Otherwise the
+ * next pass has an eight times larger tau.  Each pass keeps the picks of
+ * the one before: they are real leaves with their true keys.
+ */
+static unsigned choose(const struct mx_placement *pl,
+		       const struct pl_rule *rule, uint64_t x, unsigned want,
+		       int32_t *out)
+{
+	const struct pl_column *col = rule->col;
+	struct pl_search s;
+	uint64_t t;
+
+	/* Not an initializer, which would clear pick[] for every PG; a
+	 * pick is written before it is read. */
+	s.pl = pl;
+	s.nodes = pl->nodes;
+	s.seed = rank_seed(x);
+	s.fd = rule->fd;
+	s.n = 0;
+	s.bounded = s.limited = false;
+	s.want = MX_MIN(want, col->ndom[rule->fd]);
+	if (!s.want)
+		return 0;
+	/* Nothing is beyond yet (no pick, unbounded): walk() cannot fail. */
+	t = root_value(pl, s.seed);
+	(void)walk(&s, &pl->nodes[col->top], 0, &t);
+	/*
+	 * tau = tau_e / tau_w.  A key E / w is below it with probability
+	 * about ln 2 * tau * w / 2^VAL_FRAC, so about want * PL_PASS_HIT * 8^p
+	 * keys of the column's total weight are.
+	 */
+	s.tau_e = s.want * PL_PASS_HIT * (LOG2E_Q62 >> (62 - VAL_FRAC));
+	for (unsigned pass = 0;; pass++) {
+		s.tau_w = col->w >> (3 * pass);
+		s.bounded = pass < PL_PASSES && s.tau_w;
+		limit(&s);
+		search(&s, (uint32_t)col->top, t);
+		if (!s.bounded || s.n == s.want)
+			break;
+	}
+	assert(s.n == s.want);
+	for (unsigned k = 0; k < s.n; k++)
+		out[k] = s.pick[k].osd;
+	return s.n;
+}
+
+/* Whether OSD osd (in range) weighs more than 0 for class cls. */
+static inline bool osd_weighs(const struct mx_placement *pl, int32_t osd,
+			      uint32_t cls)
+{
+	return pl->osd_w[osd] && (!cls || pl->osd_class[osd] == cls);
 }
 
 /*
  * The failure domain of OSD osd under rule, or ITEM_NONE if the OSD may
  * not hold the rule's data: it is not in the tree, weighs 0 for the class
  * (out, weight 0 or another class), or its top bucket is not the rule's
- * root.  The domain is what descend_domain() would stop at: walking up,
- * the last (highest) bucket of level <= fd, or the OSD itself if its
- * parent is above fd already.  At most MX_LOC_MAX steps.
+ * root.  The domain is domain_of()'s, as the ranking uses it.
  */
 static int32_t osd_domain(const struct mx_placement *pl,
 			  const struct pl_rule *rule, int32_t osd)
 {
-	int32_t domain = osd, b;
-
 	if (osd < 0 || (uint32_t)osd >= pl->max_osd ||
-	    pl->osd_item[osd] < 0 || !rule->w[pl->osd_item[osd]])
+	    !osd_weighs(pl, osd, rule->cls) ||
+	    pl->osd_root[osd] != (int32_t)rule->root)
 		return ITEM_NONE;
-	for (b = pl->osd_parent[osd];; b = pl->buckets[b].parent) {
-		if (pl->buckets[b].level <= rule->fd)
-			domain = bucket_item((uint32_t)b);
-		if (pl->buckets[b].parent < 0)
-			break;
+	return domain_of(pl, osd, rule->fd);
+}
+
+/*
+ * Exported for tests/unit/test_placement.c only (no header declares it):
+ * the value E of OSD id osd (any id below 2^16) for PG pg of pool, straight
+ * from its path in the id tree, without the trie or the search, so that
+ * the test can rank every OSD itself and compare with mx_pg_up_raw().
+ */
+uint64_t mx_placement_value_test(const struct mx_placement *pl,
+				 const struct mx_pool *pool, uint32_t pg,
+				 int32_t osd);
+uint64_t mx_placement_value_test(const struct mx_placement *pl,
+				 const struct mx_pool *pool, uint32_t pg,
+				 int32_t osd)
+{
+	uint64_t seed = rank_seed(pg_input(pool->id, pg));
+	uint64_t t = root_value(pl, seed);
+	uint32_t id = (uint32_t)osd;
+
+	for (unsigned d = 0; d < PL_ID_BITS; d++) {
+		uint64_t h = node_hash(seed, d, id);
+
+		if (h >> 63 != ((id >> (PL_ID_BITS - 1 - d)) & 1))
+			t += gap(pl, h, d);
 	}
-	return (uint32_t)b == rule->root ? domain : ITEM_NONE;
+	return t;
 }
 
 /* The upmap of (pool, pg) in pl's copy, or NULL. */
@@ -644,8 +883,8 @@ static int pg_up(const struct mx_placement *pl, const struct mx_pool *pool,
 		return r;
 	if (mapped && pl->n_upmaps)
 		u = find_upmap(pl, pool->id, pg);
-	n = choose_firstn(pl, rule.root, rule.w, rule.fd,
-			  pg_input(pool->id, pg), u ? pool->size : want, out);
+	n = choose(pl, &rule, pg_input(pool->id, pg), u ? pool->size : want,
+		   out);
 	if (u) {
 		(void)apply_upmap(pl, &rule, u, out, n);
 		n = MX_MIN(n, want);
@@ -787,7 +1026,6 @@ static int64_t bucket_get(struct builder *bd, uint8_t level, const char *name)
 	strcpy(bk->name, name);
 	bk->level = level;
 	bk->parent = -2;
-	bk->hid = 0x80000000u | (uint32_t)(key >> 33);
 	bd->table[slot] = (int32_t)pl->n_buckets;
 	return pl->n_buckets++;
 }
@@ -818,18 +1056,25 @@ static int check_osd(const struct mx_osd_info *o)
 	return 0;
 }
 
+/* The index of class cls, entered if new; or -EINVAL past
+ * PL_MAX_CLASSES. */
 static int add_class(struct mx_placement *pl, const char *cls)
 {
-	if (!cls[0] || find_class(pl, cls) >= 0)
-		return 0;
+	int c = find_class(pl, cls);
+
+	if (c >= 0)
+		return c;
 	if (pl->n_classes > PL_MAX_CLASSES)
 		return -EINVAL;
 	strcpy(pl->class_names[pl->n_classes - 1], cls);
-	pl->n_classes++;
-	return 0;
+	return (int)pl->n_classes++;
 }
 
-/* Enter every existing OSD's location into the bucket table. */
+/*
+ * Enter every existing OSD's location into the bucket table, and fill the
+ * per-OSD arrays but osd_root.  Since a location's levels grow strictly
+ * and a bucket has one parent, every bucket's parent is of a higher level.
+ */
 static int add_locations(struct builder *bd, const struct mx_map *map)
 {
 	struct mx_placement *pl = bd->pl;
@@ -840,7 +1085,8 @@ static int add_locations(struct builder *bd, const struct mx_map *map)
 		int64_t below = -1;
 
 		pl->osd_parent[id] = -1;
-		pl->osd_item[id] = -1;
+		pl->osd_w[id] = 0;
+		pl->osd_class[id] = 0;
 		if (!o->exists)
 			continue;
 		r = check_osd(o);
@@ -849,6 +1095,7 @@ static int add_locations(struct builder *bd, const struct mx_map *map)
 		r = add_class(pl, o->device_class);
 		if (r < 0)
 			return r;
+		pl->osd_class[id] = (uint8_t)r;
 		for (unsigned k = 0; k < o->nloc; k++) {
 			int64_t b =
 			    bucket_get(bd, o->loc[k].level, o->loc[k].name);
@@ -863,160 +1110,207 @@ static int add_locations(struct builder *bd, const struct mx_map *map)
 		}
 		if (below >= 0 && set_parent(pl, below, -1) < 0)
 			return -EINVAL;
+		if (o->nloc && o->in)
+			pl->osd_w[id] = o->weight;
 	}
 	return 0;
 }
 
-static int cmp_hid(const void *a, const void *b)
+/* List the roots, and give each OSD in the tree the index of its top
+ * bucket in roots[] (-1 if that bucket is not of the root level). */
+static int find_roots(struct mx_placement *pl)
 {
-	uint32_t x = ((const struct pl_bucket *const *)a)[0]->hid;
-	uint32_t y = ((const struct pl_bucket *const *)b)[0]->hid;
+	_cleanup_free_ int32_t *index = NULL;
 
-	return x < y ? -1 : x > y;
-}
-
-/* Whether bucket a sorts before bucket b by (level, name). */
-static bool bucket_before(const struct pl_bucket *a, const struct pl_bucket *b)
-{
-	return a->level != b->level ? a->level < b->level
-				    : strcmp(a->name, b->name) < 0;
-}
-
-/*
- * Make bucket hids unique.  Two buckets with one hid would draw alike, and
- * between equal-weight siblings one would never win.  That takes a 31-bit
- * collision, so this loop almost never changes anything; when it does, the
- * bucket that sorts later by (level, name) is rehashed with the next seed,
- * which depends on nothing but the two names.
- */
-static int unique_hids(struct mx_placement *pl)
-{
-	_cleanup_free_ struct pl_bucket **v = NULL;
-	bool again = true;
-
-	if (pl->n_buckets < 2)
-		return 0;
-	v = malloc(pl->n_buckets * sizeof(*v));
-	if (!v)
+	pl->roots =
+	    calloc(pl->n_buckets ? pl->n_buckets : 1, sizeof(*pl->roots));
+	index = calloc(pl->n_buckets ? pl->n_buckets : 1, sizeof(*index));
+	if (!pl->roots || !index)
 		return -ENOMEM;
-	for (uint32_t salt = 1; again; salt++) {
-		again = false;
-		for (uint32_t b = 0; b < pl->n_buckets; b++)
-			v[b] = &pl->buckets[b];
-		qsort(v, pl->n_buckets, sizeof(*v), cmp_hid);
-		for (uint32_t i = 1; i < pl->n_buckets; i++) {
-			struct pl_bucket *p = v[i - 1], *q = v[i], *late;
-			uint64_t key;
+	for (uint32_t b = 0; b < pl->n_buckets; b++) {
+		index[b] = -1;
+		if (pl->buckets[b].level == MX_LEVEL_ROOT) {
+			index[b] = (int32_t)pl->n_roots;
+			pl->roots[pl->n_roots++] = b;
+		}
+	}
+	for (uint32_t id = 0; id < pl->max_osd; id++) {
+		int32_t b = pl->osd_parent[id];
 
-			if (p->hid != q->hid)
-				continue;
-			late = bucket_before(p, q) ? q : p;
-			key =
-			    bucket_key(late->level, late->name) + salt * GOLDEN;
-			late->hid = 0x80000000u | (uint32_t)(mix64(key) >> 33);
-			again = true;
+		pl->osd_root[id] = -1;
+		if (b < 0)
+			continue;
+		while (pl->buckets[b].parent >= 0)
+			b = pl->buckets[b].parent;
+		pl->osd_root[id] = index[b];
+	}
+	return 0;
+}
+
+/* The lowest common ancestor of buckets a and b, which share a root:
+ * levels grow strictly upwards, so the lower one climbs. */
+static int32_t lca(const struct mx_placement *pl, int32_t a, int32_t b)
+{
+	while (a != b) {
+		if (pl->buckets[a].level <= pl->buckets[b].level)
+			a = pl->buckets[a].parent;
+		else
+			b = pl->buckets[b].parent;
+	}
+	return a;
+}
+
+/* Fill pl->bdom.  Levels grow strictly upwards. */
+static int domains_of_buckets(struct mx_placement *pl)
+{
+	pl->bdom = malloc((pl->n_buckets ? pl->n_buckets : 1) * MX_LEVEL_COUNT *
+			  sizeof(*pl->bdom));
+	if (!pl->bdom)
+		return -ENOMEM;
+	for (uint32_t b = 0; b < pl->n_buckets; b++) {
+		for (unsigned l = 0; l < MX_LEVEL_COUNT; l++) {
+			int32_t d = ITEM_NONE;
+
+			for (int32_t a = (int32_t)b;
+			     a >= 0 && pl->buckets[a].level <= l;
+			     a = pl->buckets[a].parent)
+				d = bucket_item((uint32_t)a);
+			pl->bdom[(size_t)b * MX_LEVEL_COUNT + l] = d;
 		}
 	}
 	return 0;
 }
 
-/* Lay out every bucket's children in pl->items. */
-static int link_children(struct mx_placement *pl, const struct mx_map *map)
+/*
+ * Build the trie of ids[0..n) (increasing, n >= 1, weights w[]) into
+ * pl->nodes from pl->n_nodes on, in preorder, and return its top's index.
+ * A node splits where its first and last ids first differ.  Recursion
+ * depth <= PL_ID_BITS + 1.
+ */
+static uint32_t build_trie(struct mx_placement *pl, const uint32_t *ids,
+			   const uint32_t *w, uint32_t n)
 {
-	_cleanup_free_ uint32_t *fill = NULL;
-	uint32_t n = 0;
+	uint32_t i = pl->n_nodes++, k = 0, bit, right;
+	unsigned d;
 
-	for (uint32_t b = 0; b < pl->n_buckets; b++)
-		if (pl->buckets[b].parent >= 0)
-			pl->buckets[pl->buckets[b].parent].n++;
-	for (uint32_t id = 0; id < map->max_osd; id++)
-		if (pl->osd_parent[id] >= 0)
-			pl->buckets[pl->osd_parent[id]].n++;
-	for (uint32_t b = 0; b < pl->n_buckets; b++) {
-		pl->buckets[b].first = n;
-		n += pl->buckets[b].n;
+	if (n == 1) {
+		pl->nodes[i] = (struct pl_node){ .wmax = w[0],
+						 .prefix = ids[0],
+						 .lca = pl->osd_parent[ids[0]],
+						 .depth = PL_ID_BITS };
+		return i;
 	}
-	pl->n_items = n;
-	pl->items = calloc(n ? n : 1, sizeof(*pl->items));
-	pl->roots =
-	    calloc(pl->n_buckets ? pl->n_buckets : 1, sizeof(*pl->roots));
-	fill = calloc(pl->n_buckets ? pl->n_buckets : 1, sizeof(*fill));
-	if (!pl->items || !pl->roots || !fill)
-		return -ENOMEM;
-	for (uint32_t b = 0; b < pl->n_buckets; b++)
-		if (pl->buckets[b].level == MX_LEVEL_ROOT)
-			pl->roots[pl->n_roots++] = b;
-	for (uint32_t id = 0; id < map->max_osd; id++) {
-		int32_t p = pl->osd_parent[id];
-		uint32_t j;
+	d = (unsigned)__builtin_clz(ids[0] ^ ids[n - 1]) - (32 - PL_ID_BITS);
+	bit = 1u << (PL_ID_BITS - 1 - d);
+	while (!(ids[k] & bit))
+		k++;
+	(void)build_trie(pl, ids, w, k);
+	right = build_trie(pl, ids + k, w + k, n - k);
+	pl->nodes[i] = (struct pl_node){
+		.wmax = MX_MAX(pl->nodes[i + 1].wmax, pl->nodes[right].wmax),
+		.prefix = ids[0] & ~(2 * bit - 1),
+		.right = right,
+		.lca = lca(pl, pl->nodes[i + 1].lca, pl->nodes[right].lca),
+		.depth = (uint8_t)d,
+	};
+	return i;
+}
 
-		if (p < 0)
+/*
+ * Count col->ndom: the distinct failure domains of each level among the
+ * column's OSDs ids[0..n).  An OSD is its own domain for the levels below
+ * its parent's; a bucket is the domain for the levels from its own up to
+ * below its parent's (all the rest for a top bucket).  stamp[] marks the
+ * buckets counted for this column with token.
+ */
+static void count_domains(const struct mx_placement *pl, struct pl_column *col,
+			  const uint32_t *ids, uint32_t n, int32_t *stamp,
+			  int32_t token)
+{
+	for (uint32_t k = 0; k < n; k++) {
+		int32_t b = pl->osd_parent[ids[k]];
+
+		for (unsigned l = 0; l < pl->buckets[b].level; l++)
+			col->ndom[l]++;
+		for (; b >= 0 && stamp[b] != token; b = pl->buckets[b].parent) {
+			int32_t p = pl->buckets[b].parent;
+			unsigned top =
+			    p >= 0 ? pl->buckets[p].level : MX_LEVEL_COUNT;
+
+			stamp[b] = token;
+			for (unsigned l = pl->buckets[b].level; l < top; l++)
+				col->ndom[l]++;
+		}
+	}
+}
+
+/*
+ * Build every column: each OSD that may take data (weight > 0, under a
+ * root) goes to the column of its root for class 0 and, if it has a
+ * class, to that class's, in increasing id order.
+ */
+static int build_columns(struct mx_placement *pl)
+{
+	size_t ncol = (size_t)pl->n_roots * pl->n_classes;
+	_cleanup_free_ uint32_t *start = NULL, *fill = NULL, *ids = NULL,
+				*ws = NULL;
+	_cleanup_free_ int32_t *stamp = NULL;
+	uint32_t total;
+
+	pl->cols = calloc(ncol ? ncol : 1, sizeof(*pl->cols));
+	start = calloc(ncol + 1, sizeof(*start));
+	fill = calloc(ncol + 1, sizeof(*fill));
+	stamp = calloc(pl->n_buckets ? pl->n_buckets : 1, sizeof(*stamp));
+	if (!pl->cols || !start || !fill || !stamp)
+		return -ENOMEM;
+	for (uint32_t id = 0; id < pl->max_osd; id++) {
+		size_t c0 = (size_t)pl->osd_root[id] * pl->n_classes;
+
+		if (!pl->osd_w[id] || pl->osd_root[id] < 0)
 			continue;
-		j = pl->buckets[p].first + fill[p]++;
-		pl->items[j] =
-		    (struct pl_item){ .code = (int32_t)id, .hid = id };
-		pl->osd_item[id] = (int32_t)j;
+		start[c0 + 1]++;
+		if (pl->osd_class[id])
+			start[c0 + pl->osd_class[id] + 1]++;
 	}
-	for (uint32_t b = 0; b < pl->n_buckets; b++) {
-		int32_t p = pl->buckets[b].parent;
-
-		if (p >= 0)
-			pl->items[pl->buckets[p].first + fill[p]++] =
-			    (struct pl_item){ .code = bucket_item(b),
-					      .hid = pl->buckets[b].hid };
-	}
-	return 0;
-}
-
-/* The weight of OSD o for class c (0: any class), named cls. */
-static uint64_t osd_weight(const struct mx_osd_info *o, uint32_t c,
-			   const char *cls)
-{
-	if (!o->in || (c > 0 && strcmp(o->device_class, cls)))
-		return 0;
-	return o->weight;
-}
-
-/* Fill the class-c weights of bucket b's children (iw, those of the
- * buckets bw) and return their sum. */
-static uint64_t weigh_children(const struct mx_placement *pl,
-			       const struct mx_map *map, uint32_t b, uint32_t c,
-			       uint64_t *iw, const uint64_t *bw)
-{
-	const struct pl_bucket *bk = &pl->buckets[b];
-	const char *cls = c ? pl->class_names[c - 1] : "";
-	uint64_t sum = 0;
-
-	for (uint32_t j = bk->first; j < bk->first + bk->n; j++) {
-		int32_t code = pl->items[j].code;
-
-		if (item_is_bucket(code))
-			iw[j] = bw[item_bucket(code)];
-		else
-			iw[j] = osd_weight(&map->osds[code], c, cls);
-		sum += iw[j];
-	}
-	return sum;
-}
-
-/* Weights of every item and bucket for every class, leaves up: a bucket's
- * children all have lower levels, so one pass per level suffices. */
-static int sum_weights(struct mx_placement *pl, const struct mx_map *map)
-{
-	size_t ni = pl->n_items, nb = pl->n_buckets;
-
-	pl->item_w = calloc(pl->n_classes * (ni ? ni : 1), sizeof(uint64_t));
-	pl->bucket_w = calloc(pl->n_classes * (nb ? nb : 1), sizeof(uint64_t));
-	if (!pl->item_w || !pl->bucket_w)
+	for (size_t c = 0; c < ncol; c++)
+		start[c + 1] += start[c];
+	total = start[ncol];
+	memcpy(fill, start, (ncol + 1) * sizeof(*fill));
+	ids = malloc((total ? total : 1) * sizeof(*ids));
+	ws = malloc((total ? total : 1) * sizeof(*ws));
+	/* A trie of n leaves has 2n - 1 nodes. */
+	pl->nodes =
+	    malloc((total ? 2 * (size_t)total : 1) * sizeof(*pl->nodes));
+	if (!ids || !ws || !pl->nodes)
 		return -ENOMEM;
-	for (uint32_t c = 0; c < pl->n_classes; c++) {
-		uint64_t *iw = pl->item_w + c * ni, *bw = pl->bucket_w + c * nb;
+	for (uint32_t id = 0; id < pl->max_osd; id++) {
+		size_t c0 = (size_t)pl->osd_root[id] * pl->n_classes;
+		uint32_t k;
 
-		for (unsigned lv = MX_LEVEL_HOST; lv <= MX_LEVEL_ROOT; lv++)
-			for (uint32_t b = 0; b < nb; b++)
-				if (pl->buckets[b].level == lv)
-					bw[b] = weigh_children(pl, map, b, c,
-							       iw, bw);
+		if (!pl->osd_w[id] || pl->osd_root[id] < 0)
+			continue;
+		k = fill[c0]++;
+		ids[k] = id;
+		ws[k] = pl->osd_w[id];
+		if (pl->osd_class[id]) {
+			k = fill[c0 + pl->osd_class[id]]++;
+			ids[k] = id;
+			ws[k] = pl->osd_w[id];
+		}
+	}
+	for (size_t c = 0; c < ncol; c++) {
+		struct pl_column *col = &pl->cols[c];
+		uint32_t n = start[c + 1] - start[c];
+
+		col->top = -1;
+		if (!n)
+			continue;
+		col->top =
+		    (int32_t)build_trie(pl, ids + start[c], ws + start[c], n);
+		for (uint32_t k = start[c]; k < start[c + 1]; k++)
+			col->w += ws[k];
+		count_domains(pl, col, ids + start[c], n, stamp,
+			      (int32_t)c + 1);
 	}
 	return 0;
 }
@@ -1091,6 +1385,7 @@ int mx_placement_new(const struct mx_map *map, struct mx_placement **out)
 	struct mx_placement *pl;
 	uint64_t locs = 0;
 	uint32_t cap = 16;
+	size_t n;
 	int r;
 
 	if (!map || !out || map->max_osd > MX_MAX_OSDS ||
@@ -1110,22 +1405,24 @@ int mx_placement_new(const struct mx_map *map, struct mx_placement **out)
 	bd.table_mask = cap - 1;
 	bd.table = malloc(cap * sizeof(*bd.table));
 	pl->max_osd = map->max_osd;
-	pl->osd_parent =
-	    malloc((map->max_osd ? map->max_osd : 1) * sizeof(*pl->osd_parent));
-	pl->osd_item =
-	    malloc((map->max_osd ? map->max_osd : 1) * sizeof(*pl->osd_item));
-	if (!bd.table || !pl->osd_parent || !pl->osd_item) {
+	n = map->max_osd ? map->max_osd : 1;
+	pl->osd_parent = malloc(n * sizeof(*pl->osd_parent));
+	pl->osd_root = malloc(n * sizeof(*pl->osd_root));
+	pl->osd_w = malloc(n * sizeof(*pl->osd_w));
+	pl->osd_class = malloc(n * sizeof(*pl->osd_class));
+	if (!bd.table || !pl->osd_parent || !pl->osd_root || !pl->osd_w ||
+	    !pl->osd_class) {
 		r = -ENOMEM;
 		goto out;
 	}
 	memset(bd.table, 0xff, cap * sizeof(*bd.table));
 	r = add_locations(&bd, map);
 	if (r >= 0)
-		r = unique_hids(pl);
+		r = find_roots(pl);
 	if (r >= 0)
-		r = link_children(pl, map);
+		r = domains_of_buckets(pl);
 	if (r >= 0)
-		r = sum_weights(pl, map);
+		r = build_columns(pl);
 	if (r >= 0)
 		r = copy_upmaps(pl, map);
 out:
@@ -1143,12 +1440,14 @@ void mx_placement_free(struct mx_placement *pl)
 	if (!pl)
 		return;
 	free(pl->buckets);
-	free(pl->items);
+	free(pl->bdom);
 	free(pl->roots);
-	free(pl->item_w);
-	free(pl->bucket_w);
 	free(pl->osd_parent);
-	free(pl->osd_item);
+	free(pl->osd_root);
+	free(pl->osd_w);
+	free(pl->osd_class);
+	free(pl->cols);
+	free(pl->nodes);
 	free(pl->upmaps);
 	free(pl);
 }

@@ -42,10 +42,39 @@
  * silent for longer than the grace, or one whose port refuses connections
  * twice in a row; it also sends the monitor a beacon.  The monitor decides.
  *
- * Recovery after failures (peering, backfill) is the next layer, designed in
- * docs/recovery.md; until it lands a write waits for every acting OSD,
- * retrying the connection, so a restarted replica receives every write it
- * missed.
+ * NOTES ON PEERING AND RECOVERY (docs/recovery.md, "What is built")
+ *
+ * Every write is logged (txn.log with the request identity); replicas log
+ * the REPOPs flagged MX_REPOP_LOG.  A resend is recognised among the writes
+ * in flight (pg->pops) or in the PG log (mx_store_pg_find_req).
+ *
+ * Each OSD keeps the maps since it booted plus the older epochs it fetches
+ * (hist_put, want_epoch).  pgs_update recomputes every PG's interval on each
+ * map: its first epoch such that up set, acting set and the incarnations of
+ * the acting members are unchanged since.  A new interval fails the PG's
+ * writes in flight with EAGAIN (pg_fail_pops) and restarts peering.
+ *
+ * Primary (pg->state):
+ *   PEERING   --(pg_start_peering: PG_QUERY to the prior set)
+ *             --(on_pg_notify: every acting member answered and
+ *                mx_peering_blocked_by() == -1; pg_try_peer)-->
+ *   PULLING   if another copy is authoritative: PG_PULL each object of
+ *             mx_log_diff(auth, mine) (on_pull_answer applies it unlogged);
+ *             then pg_pulls_done adopts its log and les
+ *   ACTIVATING (pg_activate: our les persisted; per member: PG_ACTIVATE
+ *             complete, or recovering + PG_PUSH of each missing object and
+ *             a final PG_ACTIVATE with our log: member_maybe_complete;
+ *             backfill = wipe + push everything)
+ *   ACTIVE    once min_size members (us included) have made their les
+ *             durable (pg_check_active); held client ops run then.
+ *   STUCK     the primary would need a backfill itself: not built; the PG
+ *             serves nothing until the next interval.
+ * Replica (R_WAITING -> R_RECOVERING -> R_ACTIVE): handle_pg_activate;
+ * REPOP, PUSH and ACTIVATE are accepted only for our current interval
+ * (replica_check), deferred while our map is older than the message.
+ * A copy never persists a les or a log it does not fully hold.
+ * Lost messages: everything is re-sent by pg_tick when the connection it
+ * went on was replaced (connection generations), never over a live one.
  */
 #include "osd.h"
 
@@ -64,6 +93,7 @@
 #include "map.h"
 #include "msg.h"
 #include "net.h"
+#include "peering.h"
 #include "placement.h"
 #include "store.h"
 #include "util.h"
@@ -74,6 +104,7 @@
 #define LIST_MAX_BYTES (1u << 20)
 #define MON_RETRY_MS 500
 #define PEER_RETRY_MS 200
+#define PG_TICK_MS 500
 
 /* An accepted connection: a client or a primary replicating to us.
  * Reference-counted: requests in flight hold a reference so their reply can
@@ -99,11 +130,16 @@ struct peer {
 	uint64_t last_report_ns;
 	uint64_t hb_incarnation; /* the life of the peer being pinged */
 	int refused;           /* connection attempts refused in a row */
+	uint64_t gen;          /* bumped on every new connection */
 };
+
+struct pgstate;
 
 /* A client write in progress on the primary. */
 struct pop {
 	struct mx_list commit_link; /* in osd->commit_pops while !local_done */
+	struct mx_list pg_link;     /* in pg->pops until finished */
+	struct pgstate *pg;         /* NULL once finished or failed over */
 	struct session *s;
 	uint64_t tid;
 	uint64_t client_id;
@@ -113,8 +149,12 @@ struct pop {
 	struct mx_version ver;
 	uint8_t n_ops;
 	int32_t rvals[MX_MSG_MAX_OPS];
-	uint8_t *repop;  /* From malloc(): the encoded REPOP payload */
+	char *name;      /* From malloc(): the object's name */
+	uint32_t name_len;
+	uint8_t *repop;  /* From malloc(): the encoded logged REPOP payload */
 	size_t repop_len;
+	uint8_t *repop_nolog; /* From malloc(): the same without MX_REPOP_LOG */
+	size_t repop_nolog_len;
 	int refs;        /* repop_out entries + 1 while not finished */
 };
 
@@ -122,20 +162,98 @@ struct repop_out {
 	struct mx_list link;
 	struct pop *pop;
 	uint64_t tid;
+	bool nolog; /* send repop_nolog */
 };
 
-/* A replica's reply waiting for its commit. */
+/* A reply (REPOP_REPLY, ACTIVATE_REPLY, PUSH_REPLY) waiting for the local
+ * commit that makes what it acknowledges durable. */
 struct rwait {
 	struct mx_list link;
 	struct session *s;
 	uint64_t tid;
+	uint16_t type;
+	struct mx_wbuf w; /* the encoded reply */
+};
+
+/* A message kept for later: a client op waiting for its PG to activate,
+ * or a peer's message stamped with an epoch newer than our map. */
+struct held {
+	struct mx_list link;
+	struct session *s; /* holds a reference */
+	uint16_t type;
+	uint64_t tid;
+	uint64_t epoch; /* deferred until our map reaches it */
+	uint32_t len;
+	uint8_t *payload; /* From malloc() */
+};
+
+/* A PG log in memory (a peer's, from its notify, or ours). */
+struct pglog {
+	struct mx_pg_info info;
+	struct mx_pglog_entry *e; /* From malloc(); names from malloc() too */
+	size_t n, cap;
+};
+
+/* An object some copy must receive (pull to the primary, or push to a
+ * member). */
+struct missing {
+	struct missing *next;
+	char *name; /* From malloc() */
+	uint32_t len;
+	bool inflight; /* requested or sent, no answer yet */
+	bool dirty;    /* written while in flight: send again after */
+	uint64_t gen;  /* connection generation it was sent on */
+	uint64_t tid;  /* of the push */
+};
+
+#define PRIOR_MAX 16
+
+struct pgpeer {
+	int32_t osd;
+	bool answered;
+	uint64_t gen; /* connection generation the query went on */
+	struct pglog log;
+};
+
+enum { ROLE_NONE = 0, ROLE_PRIMARY, ROLE_REPLICA };
+/* Primary states (see the state machine at the top). */
+enum { PG_PEERING = 1, PG_PULLING, PG_ACTIVATING, PG_ACTIVE, PG_STUCK };
+/* Replica states. */
+enum { R_WAITING = 1, R_RECOVERING, R_ACTIVE };
+/* A member as the primary sees it. */
+enum { M_NONE = 0, M_RECOVERING, M_COMPLETE };
+
+struct member {
+	int state;
+	bool acked;     /* its les for this interval is durable */
+	bool act_sent;
+	bool act_acked; /* recovering: it accepts this interval's pushes */
+	bool backfill;  /* recovering from a wiped copy */
+	uint64_t act_gen;
+	struct missing *miss;
+	int n_miss;
 };
 
 struct pgstate {
 	struct pgstate *next;
 	int32_t pool;
 	uint32_t pg;
-	uint64_t last_seq;
+	struct mx_version lu; /* last_update as staged in our store */
+	uint64_t interval;    /* first epoch of the current interval; 0: unknown */
+	uint8_t n_up, n_acting;
+	int32_t up[MX_MAX_SIZE], acting[MX_MAX_SIZE];
+	uint64_t inc[MX_MAX_SIZE]; /* incarnations of the acting members */
+	int role, state;
+	/* Primary: peering. */
+	int n_peers;
+	struct pgpeer peers[PRIOR_MAX]; /* peers[0] is ourselves */
+	int auth;
+	struct missing *pulls;
+	int n_pulls;
+	struct member mem[MX_MAX_SIZE]; /* by acting index; mem[0] is us */
+	bool warned;
+	struct mx_list ops;  /* struct held: client ops waiting for activation */
+	struct mx_list pops; /* struct pop in flight */
 };
 
 struct dedup {
@@ -175,6 +293,15 @@ struct osd {
 	struct mx_list commit_rwaits; /* struct rwait waiting for the local commit */
 	struct pgstate *pgs[PG_BUCKETS];
 	struct dedup *dedup; /* DEDUP_SLOTS entries */
+	/* Map history: hist[e - hist_base] holds epoch e (NULL while being
+	 * fetched from the monitor); the newest is map/pl above. */
+	struct mx_map **hist;
+	struct mx_placement **hist_pl;
+	uint64_t hist_base;
+	size_t hist_len;
+	bool hist_ready; /* every epoch from hist_base to the newest is here */
+	struct mx_list deferred; /* struct held: peer messages from the future */
+	uv_timer_t pg_timer;
 };
 
 static struct osd g_osd;
@@ -212,7 +339,18 @@ static struct pgstate *pg_get(struct osd *osd, int32_t pool, uint32_t pg)
 	s = mx_xcalloc(1, sizeof(*s));
 	s->pool = pool;
 	s->pg = pg;
-	s->last_seq = mx_store_pg_last(osd->store, pool, pg).seq;
+	{
+		struct mx_pg_info info;
+		struct mx_version last = mx_store_pg_last(osd->store, pool, pg);
+
+		(void)mx_store_pg_info_get(osd->store, pool, pg, &info);
+		s->lu = info.last_update;
+		/* Unlogged versions count too: a new version must exceed them. */
+		if (mx_version_cmp(last, s->lu) > 0)
+			s->lu = last;
+	}
+	mx_list_init(&s->ops);
+	mx_list_init(&s->pops);
 	s->next = osd->pgs[h];
 	osd->pgs[h] = s;
 	return s;
@@ -246,14 +384,9 @@ static void commit_now(struct osd *osd)
 	mx_list_splice_tail(&rwaits, &osd->commit_rwaits);
 	mx_list_for_each_safe(pos, tmp, &rwaits) {
 		struct rwait *w = mx_list_entry(pos, struct rwait, link);
-		struct mx_wbuf b;
-		struct mx_msg_repop_reply rr = {.status = 0,
-						.epoch = osd->map ? osd->map->epoch : 0};
 
 		mx_list_del(pos);
-		mx_wbuf_init(&b);
-		mx_enc_repop_reply(&b, &rr);
-		(void)session_send(w->s, MX_MSG_OSD_REPOP_REPLY, w->tid, &b);
+		(void)session_send(w->s, w->type, w->tid, &w->w);
 		session_put(w->s);
 		free(w);
 	}
@@ -302,8 +435,24 @@ static void pop_unref(struct pop *p)
 {
 	if (--p->refs == 0) {
 		free(p->repop);
+		free(p->repop_nolog);
+		free(p->name);
 		free(p);
 	}
+}
+
+/* Send w as a reply on s after the next commit. */
+static void reply_after_commit(struct osd *osd, struct session *s, uint16_t type, uint64_t tid,
+			       struct mx_wbuf *w)
+{
+	struct rwait *rw = mx_xcalloc(1, sizeof(*rw));
+
+	rw->s = s;
+	s->refs++;
+	rw->tid = tid;
+	rw->type = type;
+	rw->w = *w;
+	mx_list_add_tail(&osd->commit_rwaits, &rw->link);
 }
 
 static void pop_finish(struct osd *osd, struct pop *p)
@@ -311,6 +460,10 @@ static void pop_finish(struct osd *osd, struct pop *p)
 	struct mx_wbuf w;
 	struct dedup *d;
 
+	if (p->pg) {
+		mx_list_del(&p->pg_link);
+		p->pg = NULL;
+	}
 	if (p->status == 0) {
 		d = dedup_slot(osd, p->client_id, p->tid);
 		d->client_id = p->client_id;
@@ -465,63 +618,12 @@ fail:
 
 /* Writes ------------------------------------------------------------------ */
 
-/* The identities of the last REQS_KEEP write requests applied to an
- * object, kept in its attribute REQS_XATTR and updated in the same
- * transaction as each write: a client resending a request after the primary
- * died finds it there and is answered without a second application.  The
- * window covers a client's requests in flight on one object. */
-#define REQS_XATTR MX_XATTR_RESERVED "reqs"
-#define REQS_KEEP 32
-
-struct reqs {
-	uint8_t buf[REQS_KEEP * 16];
-	uint32_t len;
-};
-
-static void reqs_load(struct osd *osd, const struct mx_objkey *key, struct reqs *r)
-{
-	void *v = NULL;
-	uint32_t len = 0;
-
-	r->len = 0;
-	if (mx_store_getxattr(osd->store, key, REQS_XATTR, &v, &len) == 0 &&
-	    len <= sizeof(r->buf) && len % 16 == 0) {
-		memcpy(r->buf, v, len);
-		r->len = len;
-	}
-	free(v);
-}
-
-static bool reqs_has(const struct reqs *r, uint64_t client_id, uint64_t tid)
-{
-	uint8_t k[16];
-
-	memcpy(k, &client_id, 8);
-	memcpy(k + 8, &tid, 8);
-	for (uint32_t off = 0; off < r->len; off += 16)
-		if (memcmp(r->buf + off, k, 16) == 0)
-			return true;
-	return false;
-}
-
-static void reqs_add(struct reqs *r, uint64_t client_id, uint64_t tid)
-{
-	if (r->len == sizeof(r->buf)) {
-		memmove(r->buf, r->buf + 16, r->len - 16);
-		r->len -= 16;
-	}
-	memcpy(r->buf + r->len, &client_id, 8);
-	memcpy(r->buf + r->len + 8, &tid, 8);
-	r->len += 16;
-}
-
 /* Turn the logical ops of a request into one physical transaction on the
  * committed state of the object.  Fills txops (at most MX_TXN_MAX_OPS
  * entries) and rvals; returns the op count or a negative errno (nothing
  * changes). */
-static int plan_write(struct osd *osd, const struct mx_msg_osd_op *m, uint64_t tid,
-		      const struct mx_objkey *key, struct reqs *reqs,
-		      struct mx_txn_op *txops, int32_t *rvals)
+static int plan_write(struct osd *osd, const struct mx_msg_osd_op *m,
+		      const struct mx_objkey *key, struct mx_txn_op *txops, int32_t *rvals)
 {
 	struct mx_obj_stat st;
 	bool exists = mx_store_stat(osd->store, key, &st) == 0;
@@ -633,27 +735,20 @@ static int plan_write(struct osd *osd, const struct mx_msg_osd_op *m, uint64_t t
 			return -EINVAL;
 		}
 	}
-	if (exists && m->client_id) {
-		/* Record the request's identity with the object, in the same
-		 * transaction, so a resend after a crash is recognised. */
-		struct mx_txn_op *t = &txops[n++];
-
-		memset(t, 0, sizeof(*t));
-		t->type = MX_TXN_SETXATTR;
-		t->xname = REQS_XATTR;
-		reqs_add(reqs, m->client_id, tid);
-		t->data = reqs->buf;
-		t->len = reqs->len;
-	}
+	(void)exists;
 	return n;
 }
 
 static void encode_repop(struct mx_wbuf *w, const struct mx_msg_osd_op *m,
-			 const struct mx_txn *txn, uint64_t epoch)
+			 const struct mx_txn *txn, uint64_t epoch, uint64_t interval, bool log)
 {
 	struct mx_msg_repop rp;
 
 	memset(&rp, 0, sizeof(rp));
+	rp.tail.interval = interval;
+	rp.tail.flags = log ? MX_REPOP_LOG : 0;
+	rp.tail.client_id = txn->client_id;
+	rp.tail.tid = txn->tid;
 	rp.epoch = epoch;
 	rp.pool = m->pool;
 	rp.pg = m->pg;
@@ -705,79 +800,114 @@ static void repop_send(struct osd *osd, struct peer *p, struct repop_out *ro)
 	if (!p->conn)
 		return;
 	mx_wbuf_init(&w);
-	d = mx_wbuf_reserve(&w, ro->pop->repop_len);
-	if (d) {
-		memcpy(d, ro->pop->repop, ro->pop->repop_len);
-		w.len = ro->pop->repop_len;
+	if (ro->nolog) {
+		d = mx_wbuf_reserve(&w, ro->pop->repop_nolog_len);
+		if (d) {
+			memcpy(d, ro->pop->repop_nolog, ro->pop->repop_nolog_len);
+			w.len = ro->pop->repop_nolog_len;
+		}
+	} else {
+		d = mx_wbuf_reserve(&w, ro->pop->repop_len);
+		if (d) {
+			memcpy(d, ro->pop->repop, ro->pop->repop_len);
+			w.len = ro->pop->repop_len;
+		}
 	}
 	(void)mx_conn_send(p->conn, MX_MSG_OSD_REPOP, ro->tid, &w);
 	(void)osd;
 }
 
+static struct missing *missing_find(struct missing *l, const char *name, uint32_t len)
+{
+	for (; l; l = l->next)
+		if (l->len == len && memcmp(l->name, name, len) == 0)
+			return l;
+	return NULL;
+}
+
+static void reply_done(struct osd *osd, struct session *s, uint64_t tid, int32_t status,
+		       struct mx_version ver, uint8_t n_ops, const int32_t *rvals)
+{
+	struct mx_wbuf w;
+
+	mx_wbuf_init(&w);
+	mx_enc_osd_op_reply_head(&w, status, osd->map->epoch, ver.epoch, ver.seq, n_ops);
+	for (uint8_t i = 0; i < n_ops; i++)
+		mx_enc_osd_op_result(&w, rvals ? rvals[i] : 0, NULL, 0);
+	(void)session_send(s, MX_MSG_OSD_OP_REPLY, tid, &w);
+}
+
+/* A write on an active PG (pgs->state == PG_ACTIVE, we are its primary).
+ * Every write is logged with its request identity: a resend is found in
+ * the PG log (mx_store_pg_find_req) or among the writes in flight, and
+ * answered without a second application. */
 static void do_writes(struct osd *osd, struct session *s, uint64_t tid,
 		      const struct mx_msg_osd_op *m, const struct mx_objkey *key,
-		      const int32_t *acting, int n_acting)
+		      struct pgstate *pgs)
 {
 	struct mx_txn_op txops[MX_TXN_MAX_OPS];
 	struct mx_txn txn;
-	struct pgstate *pgs;
-	struct reqs reqs;
 	struct dedup *d;
 	struct mx_wbuf w;
+	struct mx_list *pos, *tmp;
+	struct mx_version v;
 	struct pop *p;
 	int n, r;
 
 	d = dedup_slot(osd, m->client_id, tid);
 	if (m->client_id && d->client_id == m->client_id && d->tid == tid) {
 		/* A resend of a request we completed: same answer again. */
-		mx_wbuf_init(&w);
-		mx_enc_osd_op_reply_head(&w, d->status, osd->map->epoch, d->ver.epoch,
-					 d->ver.seq, d->n_ops);
-		for (uint8_t i = 0; i < d->n_ops; i++)
-			mx_enc_osd_op_result(&w, d->rvals[i], NULL, 0);
-		(void)session_send(s, MX_MSG_OSD_OP_REPLY, tid, &w);
+		reply_done(osd, s, tid, d->status, d->ver, d->n_ops, d->rvals);
 		return;
 	}
-	reqs_load(osd, key, &reqs);
-	if (m->client_id && reqs_has(&reqs, m->client_id, tid)) {
-		/* Applied before a crash, its reply lost: succeed again. */
-		struct mx_obj_stat st;
-
-		memset(&st, 0, sizeof(st));
-		(void)mx_store_stat(osd->store, key, &st);
-		mx_wbuf_init(&w);
-		mx_enc_osd_op_reply_head(&w, 0, osd->map->epoch, st.version.epoch, st.version.seq,
-					 m->n_ops);
-		for (uint8_t i = 0; i < m->n_ops; i++)
-			mx_enc_osd_op_result(&w, 0, NULL, 0);
-		(void)session_send(s, MX_MSG_OSD_OP_REPLY, tid, &w);
-		return;
+	if (m->client_id) {
+		mx_list_for_each_safe(pos, tmp, &pgs->pops) {
+			p = mx_list_entry(pos, struct pop, pg_link);
+			if (p->client_id == m->client_id && p->tid == tid && p->s) {
+				/* Still in flight: answer the resend instead. */
+				session_put(p->s);
+				p->s = s;
+				s->refs++;
+				return;
+			}
+		}
+		commit_now(osd); /* find_req sees committed entries */
+		if (mx_store_pg_find_req(osd->store, key->pool, key->pg, m->client_id, tid, &v) ==
+		    0) {
+			/* Applied (and, the PG being active, on every complete
+			 * member) before a failure; its reply was lost. */
+			reply_done(osd, s, tid, 0, v, m->n_ops, NULL);
+			return;
+		}
 	}
 	p = calloc(1, sizeof(*p));
 	if (!p) {
 		reply_status(osd, s, tid, -ENOMEM);
 		return;
 	}
-	n = plan_write(osd, m, tid, key, &reqs, txops, p->rvals);
+	n = plan_write(osd, m, key, txops, p->rvals);
 	if (n < 0) {
 		free(p);
 		reply_status(osd, s, tid, n);
 		return;
 	}
-	pgs = pg_get(osd, m->pool, m->pg);
 	memset(&txn, 0, sizeof(txn));
 	txn.key = *key;
-	txn.version.epoch = osd->map->epoch;
-	txn.version.seq = pgs->last_seq + 1;
+	/* Versions grow along the PG's history, across intervals. */
+	txn.version.epoch = MX_MAX(osd->map->epoch, pgs->lu.epoch);
+	txn.version.seq = pgs->lu.seq + 1;
 	txn.n_ops = (uint32_t)n;
 	txn.ops = txops;
+	txn.log = true;
+	txn.client_id = m->client_id;
+	txn.tid = m->client_id ? tid : 0;
 	r = mx_store_queue(osd->store, &txn);
 	if (r < 0) {
 		free(p);
 		reply_status(osd, s, tid, r);
 		return;
 	}
-	pgs->last_seq++;
+	pgs->lu = txn.version;
 	p->s = s;
 	s->refs++;
 	p->tid = tid;
@@ -785,10 +915,15 @@ static void do_writes(struct osd *osd, struct session *s, uint64_t tid,
 	p->ver = txn.version;
 	p->n_ops = m->n_ops;
 	p->refs = 1;
+	p->pg = pgs;
+	p->name = mx_xcalloc(1, key->name_len + 1);
+	memcpy(p->name, key->name, key->name_len);
+	p->name_len = key->name_len;
+	mx_list_add_tail(&pgs->pops, &p->pg_link);
 	mx_list_add_tail(&osd->commit_pops, &p->commit_link);
-	if (n_acting > 1) {
+	if (pgs->n_acting > 1) {
 		mx_wbuf_init(&w);
-		encode_repop(&w, m, &txn, osd->map->epoch);
+		encode_repop(&w, m, &txn, osd->map->epoch, pgs->interval, true);
 		if (w.err) {
 			/* Queued locally already: fail loudly rather than diverge. */
 			mx_err("cannot encode a replicated write: out of memory");
@@ -796,16 +931,41 @@ static void do_writes(struct osd *osd, struct session *s, uint64_t tid,
 		}
 		p->repop = w.data;
 		p->repop_len = w.len;
-		for (int i = 1; i < n_acting; i++) {
-			struct peer *pe = peer_get(osd, acting[i]);
-			struct repop_out *ro = calloc(1, sizeof(*ro));
+		mx_wbuf_init(&w);
+		encode_repop(&w, m, &txn, osd->map->epoch, pgs->interval, false);
+		if (w.err) {
+			mx_err("cannot encode a replicated write: out of memory");
+			exit(1);
+		}
+		p->repop_nolog = w.data;
+		p->repop_nolog_len = w.len;
+		for (int i = 1; i < pgs->n_acting; i++) {
+			struct member *mb = &pgs->mem[i];
+			struct peer *pe;
+			struct repop_out *ro;
 
+			if (mb->state == M_NONE)
+				continue;
+			if (mb->state == M_RECOVERING) {
+				struct missing *ms = missing_find(mb->miss, key->name, key->name_len);
+
+				if (ms) {
+					/* It gets the whole object by push; one in
+					 * flight is stale now: push again after. */
+					if (ms->inflight)
+						ms->dirty = true;
+					continue;
+				}
+			}
+			pe = peer_get(osd, pgs->acting[i]);
+			ro = calloc(1, sizeof(*ro));
 			if (!pe || !ro) {
 				mx_err("out of memory replicating a write");
 				exit(1);
 			}
 			ro->pop = p;
 			ro->tid = ++osd->next_tid;
+			ro->nolog = mb->state != M_COMPLETE;
 			p->refs++;
 			p->waiting++;
 			mx_list_add_tail(&pe->pending, &ro->link);
@@ -819,12 +979,31 @@ static void do_writes(struct osd *osd, struct session *s, uint64_t tid,
 
 /* Client requests --------------------------------------------------------- */
 
+/* Keep a copy of a message on list l, with a reference to its session. */
+static void hold(struct osd *osd, struct mx_list *l, struct session *s, uint16_t type,
+		 uint64_t tid, uint64_t epoch, const uint8_t *payload, uint32_t len)
+{
+	struct held *h = mx_xcalloc(1, sizeof(*h));
+
+	(void)osd;
+	h->s = s;
+	s->refs++;
+	h->type = type;
+	h->tid = tid;
+	h->epoch = epoch;
+	h->len = len;
+	h->payload = mx_xcalloc(1, len ? len : 1);
+	memcpy(h->payload, payload, len);
+	mx_list_add_tail(l, &h->link);
+}
+
 static void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payload,
 		      uint32_t len)
 {
 	struct mx_msg_osd_op m;
 	const struct mx_pool *pool;
 	struct mx_objkey key;
+	struct pgstate *pgs;
 	int32_t acting[MX_MAX_SIZE];
 	int n, r;
 
@@ -856,13 +1035,20 @@ static void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t 
 		reply_status(osd, s, tid, -EAGAIN);
 		return;
 	}
+	pgs = pg_get(osd, m.pool, m.pg);
+	if (pgs->role != ROLE_PRIMARY || pgs->state != PG_ACTIVE) {
+		/* Peering or recovering the primary's own copy: the op waits
+		 * for activation (never served from a copy that may be stale). */
+		hold(osd, &pgs->ops, s, MX_MSG_OSD_OP, tid, 0, payload, len);
+		return;
+	}
 	key.pool = m.pool;
 	key.pg = m.pg;
 	key.name = m.name;
 	key.name_len = m.name_len;
 	flush_if_pending(osd, &key);
 	if (mx_op_is_write(m.ops[0].op))
-		do_writes(osd, s, tid, &m, &key, acting, n);
+		do_writes(osd, s, tid, &m, &key, pgs);
 	else
 		do_reads(osd, s, tid, &m, &key);
 }
@@ -946,7 +1132,316 @@ fail:
 	(void)session_send(s, MX_MSG_OSD_LIST_REPLY, tid, &w);
 }
 
+/* PG logs in memory ------------------------------------------------------- */
+
+static void pglog_free(struct pglog *l)
+{
+	for (size_t i = 0; i < l->n; i++)
+		free((char *)l->e[i].name);
+	free(l->e);
+	memset(l, 0, sizeof(*l));
+}
+
+static int pglog_add(void *arg, const struct mx_pglog_entry *e)
+{
+	struct pglog *l = arg;
+	char *name;
+
+	if (l->n == l->cap) {
+		l->cap = l->cap ? 2 * l->cap : 64;
+		l->e = realloc(l->e, l->cap * sizeof(*l->e));
+		if (!l->e) {
+			mx_err("out of memory");
+			exit(1);
+		}
+	}
+	name = mx_xcalloc(1, e->name_len + 1);
+	memcpy(name, e->name, e->name_len);
+	l->e[l->n] = *e;
+	l->e[l->n].name = name;
+	l->n++;
+	return 0;
+}
+
+/* Our committed info and whole log (commits what is staged first). */
+static void pglog_load(struct osd *osd, int32_t pool, uint32_t pg, struct pglog *l)
+{
+	static const struct mx_version zero;
+
+	commit_now(osd);
+	pglog_free(l);
+	(void)mx_store_pg_info_get(osd->store, pool, pg, &l->info);
+	(void)mx_store_pg_log_walk(osd->store, pool, pg, zero, pglog_add, l);
+}
+
+static void pglog_copy(struct pglog *to, const struct pglog *from)
+{
+	pglog_free(to);
+	to->info = from->info;
+	for (size_t i = 0; i < from->n; i++)
+		(void)pglog_add(to, &from->e[i]);
+}
+
+static void info_to_wire(const struct mx_pg_info *i, struct mx_wire_pg_info *w)
+{
+	memset(w, 0, sizeof(*w));
+	w->lu_epoch = i->last_update.epoch;
+	w->lu_seq = i->last_update.seq;
+	w->tail_epoch = i->log_tail.epoch;
+	w->tail_seq = i->log_tail.seq;
+	w->les = i->les;
+	w->lec = i->lec;
+	w->n_acting = (uint8_t)MX_MIN(i->n_acting, MX_MAX_SIZE);
+	memcpy(w->acting, i->acting, w->n_acting * sizeof(int32_t));
+}
+
+static void info_from_wire(const struct mx_wire_pg_info *w, struct mx_pg_info *i)
+{
+	memset(i, 0, sizeof(*i));
+	i->last_update = (struct mx_version){w->lu_epoch, w->lu_seq};
+	i->log_tail = (struct mx_version){w->tail_epoch, w->tail_seq};
+	i->les = w->les;
+	i->lec = w->lec;
+	i->n_acting = (uint8_t)MX_MIN(w->n_acting, MX_PG_ACTING_MAX);
+	memcpy(i->acting, w->acting, i->n_acting * sizeof(int32_t));
+}
+
+static void entry_to_wire(const struct mx_pglog_entry *e, struct mx_wire_log_entry *w)
+{
+	w->ver_epoch = e->version.epoch;
+	w->ver_seq = e->version.seq;
+	w->kind = e->kind;
+	w->name = e->name;
+	w->name_len = e->name_len;
+	w->client_id = e->client_id;
+	w->tid = e->tid;
+}
+
+static void entry_from_wire(const struct mx_wire_log_entry *w, struct mx_pglog_entry *e)
+{
+	e->version = (struct mx_version){w->ver_epoch, w->ver_seq};
+	e->kind = w->kind;
+	e->name = w->name;
+	e->name_len = w->name_len;
+	e->client_id = w->client_id;
+	e->tid = w->tid;
+}
+
+struct enc_log_ctx {
+	struct mx_wbuf *w;
+	uint32_t n;
+};
+
+static int enc_log_cb(void *arg, const struct mx_pglog_entry *e)
+{
+	struct enc_log_ctx *c = arg;
+	struct mx_wire_log_entry we;
+
+	entry_to_wire(e, &we);
+	mx_enc_pg_log_entry(c->w, &we);
+	c->n++;
+	return c->w->err;
+}
+
+static void missing_free(struct missing **l, int *n)
+{
+	while (*l) {
+		struct missing *m = *l;
+
+		*l = m->next;
+		free(m->name);
+		free(m);
+	}
+	if (n)
+		*n = 0;
+}
+
+static int missing_add(struct missing **l, int *n, const char *name, uint32_t len)
+{
+	struct missing *m;
+
+	if (missing_find(*l, name, len))
+		return 0;
+	m = mx_xcalloc(1, sizeof(*m));
+	m->name = mx_xcalloc(1, len + 1);
+	memcpy(m->name, name, len);
+	m->len = len;
+	m->next = *l;
+	*l = m;
+	(*n)++;
+	return 0;
+}
+
+static void missing_del(struct missing **l, int *n, struct missing *x)
+{
+	for (struct missing **pp = l; *pp; pp = &(*pp)->next)
+		if (*pp == x) {
+			*pp = x->next;
+			free(x->name);
+			free(x);
+			(*n)--;
+			return;
+		}
+}
+
+/* Objects moved by recovery ----------------------------------------------- */
+
+static int obj_xattr_cb(void *arg, const char *xname, const void *value, uint32_t len)
+{
+	struct enc_log_ctx *c = arg;
+
+	mx_enc_pg_object_xattr(c->w, xname, value, len);
+	c->n++;
+	return c->w->err;
+}
+
+/* Encode an object's whole committed state (or its absence) as a PG_PUSH
+ * payload.  0 or a negative errno (w is then unusable). */
+static int encode_object(struct osd *osd, const struct mx_pg_ref *ref, const char *name,
+			 uint32_t len, struct mx_wbuf *w)
+{
+	struct mx_objkey key = {.pool = ref->pool, .pg = ref->pg, .name = name, .name_len = len};
+	struct mx_msg_pg_object o;
+	struct mx_obj_stat st;
+	struct enc_log_ctx c = {.w = w};
+	uint8_t *data = NULL;
+	uint32_t got = 0;
+	size_t at;
+	int r;
+
+	flush_if_pending(osd, &key);
+	memset(&o, 0, sizeof(o));
+	o.ref = *ref;
+	o.name = name;
+	o.name_len = len;
+	r = mx_store_stat(osd->store, &key, &st);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	o.exists = r == 0;
+	if (o.exists) {
+		if (st.size > MX_MSG_MAX_DATA)
+			return -EFBIG;
+		o.ver_epoch = st.version.epoch;
+		o.ver_seq = st.version.seq;
+		o.mtime_ms = st.mtime_ms;
+		data = malloc(st.size ? st.size : 1);
+		if (!data)
+			return -ENOMEM;
+		r = st.size ? mx_store_read(osd->store, &key, 0, (uint32_t)st.size, data, &got) : 0;
+		if (r < 0) {
+			free(data);
+			return r;
+		}
+	}
+	at = mx_enc_pg_object_head(w, &o);
+	if (o.exists) {
+		r = mx_store_listxattrs(osd->store, &key, obj_xattr_cb, &c);
+		if (r < 0) {
+			free(data);
+			return r;
+		}
+	}
+	mx_enc_pg_object_end(w, at, c.n, data, got);
+	free(data);
+	return w->err;
+}
+
+/* Stage making our copy of an object exactly what o says (unlogged: the log
+ * is adopted separately, once every object it names is here). */
+static int apply_object(struct osd *osd, const struct mx_msg_pg_object *o)
+{
+	struct mx_objkey key = {.pool = o->ref.pool, .pg = o->ref.pg, .name = o->name,
+				.name_len = o->name_len};
+	struct mx_txn_op *ops;
+	struct mx_txn txn;
+	struct mx_obj_stat st;
+	struct mx_rbuf r = o->xattrs;
+	bool here;
+	uint32_t n = 0;
+	int ret;
+
+	flush_if_pending(osd, &key);
+	here = mx_store_stat(osd->store, &key, &st) == 0;
+	if (!o->exists && !here)
+		return 0;
+	ops = calloc(o->n_xattrs + 3, sizeof(*ops));
+	if (!ops)
+		return -ENOMEM;
+	if (here)
+		ops[n++].type = MX_TXN_REMOVE;
+	if (o->exists) {
+		ops[n++].type = MX_TXN_CREATE;
+		if (o->data_len) {
+			ops[n].type = MX_TXN_WRITE;
+			ops[n].data = o->data;
+			ops[n++].len = o->data_len;
+		}
+		for (uint32_t i = 0; i < o->n_xattrs; i++) {
+			uint16_t l = mx_get_u16(&r);
+			const char *xn = mx_get_bytes(&r, l);
+			uint32_t vl;
+			const void *v = mx_get_blob(&r, &vl, MX_MSG_MAX_DATA);
+
+			if (r.err || l == 0 || xn[l - 1] != '\0') {
+				free(ops);
+				return -EBADMSG;
+			}
+			ops[n].type = MX_TXN_SETXATTR;
+			ops[n].xname = xn;
+			ops[n].data = v;
+			ops[n++].len = vl;
+		}
+	}
+	memset(&txn, 0, sizeof(txn));
+	txn.key = key;
+	txn.version = (struct mx_version){o->ver_epoch, o->ver_seq};
+	if (!o->exists)
+		txn.version = st.version;
+	txn.n_ops = n;
+	txn.ops = ops;
+	ret = mx_store_queue(osd->store, &txn);
+	free(ops);
+	return ret;
+}
 /* Replica side ------------------------------------------------------------- */
+
+static void send_ack(struct session *s, uint16_t type, uint64_t tid, int err,
+		     const struct mx_pg_ref *ref, struct osd *osd, bool after_commit)
+{
+	struct mx_msg_pg_ack a = {.status = mx_errno_to_wire(err), .ref = *ref};
+	struct mx_wbuf w;
+
+	a.ref.epoch = osd->map ? osd->map->epoch : 0;
+	mx_wbuf_init(&w);
+	mx_enc_pg_ack(&w, &a);
+	if (after_commit)
+		reply_after_commit(osd, s, type, tid, &w);
+	else
+		(void)session_send(s, type, tid, &w);
+}
+
+/* Whether a message from a primary for (pool, pg) in interval may be
+ * applied: 1 if it was deferred (our map is older than its epoch, or our
+ * map history is incomplete: it is replayed later), 0 and *out if we are a
+ * replica of that PG in that interval, -ESTALE otherwise. */
+static int replica_check(struct osd *osd, struct session *s, uint16_t type, uint64_t tid,
+			 uint64_t epoch, int32_t pool, uint32_t pg, uint64_t interval,
+			 const uint8_t *payload, uint32_t len, struct pgstate **out)
+{
+	struct pgstate *pgs;
+
+	if (!osd->map || epoch > osd->map->epoch || !osd->hist_ready) {
+		hold(osd, &osd->deferred, s, type, tid, epoch, payload, len);
+		return 1;
+	}
+	if (pool < 0 || pg == UINT32_MAX)
+		return -ESTALE;
+	pgs = pg_get(osd, pool, pg);
+	if (pgs->role != ROLE_REPLICA || pgs->interval != interval)
+		return -ESTALE;
+	*out = pgs;
+	return 0;
+}
 
 static void handle_repop(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payload,
 			 uint32_t len)
@@ -954,8 +1449,9 @@ static void handle_repop(struct osd *osd, struct session *s, uint64_t tid, uint8
 	struct mx_msg_repop m;
 	struct mx_txn_op txops[MX_TXN_MAX_OPS];
 	struct mx_txn txn;
-	struct pgstate *pgs;
-	struct rwait *w;
+	struct pgstate *pgs = NULL;
+	struct mx_wbuf b;
+	struct mx_msg_repop_reply rr = {0};
 	int r;
 
 	r = mx_dec_repop(payload, len, &m);
@@ -964,6 +1460,12 @@ static void handle_repop(struct osd *osd, struct session *s, uint64_t tid, uint8
 		(void)mx_conn_send_error(s->conn, tid, -EBADMSG, "malformed replicated write");
 		return;
 	}
+	r = replica_check(osd, s, MX_MSG_OSD_REPOP, tid, m.epoch, m.pool, m.pg, m.tail.interval,
+			  payload, len, &pgs);
+	if (r == 1)
+		return;
+	if (r == 0 && pgs->state == R_WAITING)
+		r = -ESTALE; /* not activated: the primary sends ACTIVATE first */
 	memset(&txn, 0, sizeof(txn));
 	txn.key.pool = m.pool;
 	txn.key.pg = m.pg;
@@ -982,32 +1484,842 @@ static void handle_repop(struct osd *osd, struct session *s, uint64_t tid, uint8
 		txops[i].data = m.ops[i].data;
 		txops[i].len = m.ops[i].data_len;
 	}
-	flush_if_pending(osd, &txn.key);
-	r = mx_store_queue(osd->store, &txn);
+	if (r == 0) {
+		/* A recovering copy applies writes unlogged: it adopts the
+		 * primary's log when it holds everything the log names. */
+		txn.log = (m.tail.flags & MX_REPOP_LOG) && pgs->state == R_ACTIVE;
+		txn.client_id = m.tail.client_id;
+		txn.tid = m.tail.tid;
+		if (txn.log && mx_version_cmp(txn.version, pgs->lu) <= 0) {
+			/* A resend of a write we hold already. */
+			mx_wbuf_init(&b);
+			rr.epoch = osd->map->epoch;
+			mx_enc_repop_reply(&b, &rr);
+			reply_after_commit(osd, s, MX_MSG_OSD_REPOP_REPLY, tid, &b);
+			return;
+		}
+		flush_if_pending(osd, &txn.key);
+		r = mx_store_queue(osd->store, &txn);
+	}
+	mx_wbuf_init(&b);
+	rr.epoch = osd->map ? osd->map->epoch : 0;
 	if (r < 0) {
-		struct mx_wbuf b;
-		struct mx_msg_repop_reply rr = {.status = mx_errno_to_wire(r),
-						.epoch = osd->map ? osd->map->epoch : 0};
-
-		mx_warn("%s: replicated write refused: %s", s->conn->peer, strerror(-r));
-		mx_wbuf_init(&b);
+		rr.status = mx_errno_to_wire(r);
+		if (r != -ESTALE)
+			mx_warn("%s: replicated write refused: %s", s->conn->peer, strerror(-r));
 		mx_enc_repop_reply(&b, &rr);
 		(void)session_send(s, MX_MSG_OSD_REPOP_REPLY, tid, &b);
 		return;
 	}
-	if (osd->store) {
-		pgs = pg_get(osd, m.pool, m.pg);
-		if (m.ver_seq > pgs->last_seq)
-			pgs->last_seq = m.ver_seq;
-	}
-	w = mx_xcalloc(1, sizeof(*w));
-	w->s = s;
-	s->refs++;
-	w->tid = tid;
-	mx_list_add_tail(&osd->commit_rwaits, &w->link);
+	if (txn.log)
+		pgs->lu = txn.version;
+	mx_enc_repop_reply(&b, &rr);
+	reply_after_commit(osd, s, MX_MSG_OSD_REPOP_REPLY, tid, &b);
 }
 
-/* Primary side of replication: replies from peers. */
+/* PG_QUERY: our info and whole log, from any OSD (answering changes
+ * nothing).  Deferred until our map reaches the query's epoch, so that we
+ * no longer accept writes of an older interval once we have answered. */
+static void handle_pg_query(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payload,
+			    uint32_t len)
+{
+	static const struct mx_version zero;
+	struct mx_pg_ref ref;
+	struct mx_pg_info info;
+	struct mx_wire_pg_info wi;
+	struct enc_log_ctx c;
+	struct mx_wbuf w;
+	size_t at;
+
+	if (mx_dec_pg_query(payload, len, &ref) < 0 || ref.pool < 0 || ref.pg == UINT32_MAX) {
+		(void)mx_conn_send_error(s->conn, tid, -EBADMSG, "malformed PG query");
+		return;
+	}
+	if (!osd->map || ref.epoch > osd->map->epoch || !osd->hist_ready) {
+		hold(osd, &osd->deferred, s, MX_MSG_PG_QUERY, tid, ref.epoch, payload, len);
+		return;
+	}
+	commit_now(osd);
+	(void)mx_store_pg_info_get(osd->store, ref.pool, ref.pg, &info);
+	info_to_wire(&info, &wi);
+	mx_wbuf_init(&w);
+	at = mx_enc_pg_notify_head(&w, 0, &ref, &wi);
+	c.w = &w;
+	c.n = 0;
+	(void)mx_store_pg_log_walk(osd->store, ref.pool, ref.pg, zero, enc_log_cb, &c);
+	mx_enc_pg_notify_end(&w, at, c.n);
+	(void)session_send(s, MX_MSG_PG_NOTIFY, tid, &w);
+}
+
+/*
+ * PG_ACTIVATE from the primary of our interval:
+ *   les == 0, !with_log: we are recovering: apply this interval's writes and
+ *       pushes unlogged, persist nothing yet;
+ *   les == 0, with_log: backfill: wipe the PG first, then as above;
+ *   les != 0: we hold everything: persist les (and adopt the log that
+ *       follows if with_log), then log every write.
+ * The reply goes after the commit that makes it durable.
+ */
+static void handle_pg_activate(struct osd *osd, struct session *s, uint64_t tid,
+			       uint8_t *payload, uint32_t len)
+{
+	struct mx_msg_pg_activate m;
+	struct pgstate *pgs = NULL;
+	struct mx_pglog_entry *ents = NULL;
+	struct mx_pg_info info;
+	int r;
+
+	if (mx_dec_pg_activate(payload, len, &m) < 0) {
+		(void)mx_conn_send_error(s->conn, tid, -EBADMSG, "malformed PG activate");
+		return;
+	}
+	r = replica_check(osd, s, MX_MSG_PG_ACTIVATE, tid, m.ref.epoch, m.ref.pool, m.ref.pg,
+			  m.ref.interval, payload, len, &pgs);
+	if (r == 1)
+		return;
+	if (r < 0) {
+		send_ack(s, MX_MSG_PG_ACTIVATE_REPLY, tid, r, &m.ref, osd, false);
+		return;
+	}
+	if (m.les == 0) {
+		if (m.with_log) {
+			r = mx_store_pg_remove(osd->store, m.ref.pool, m.ref.pg);
+			if (r < 0)
+				fatal_store(r);
+			pgs->lu = (struct mx_version){0, 0};
+			mx_info("pg %d.%u: backfill from the primary: copy wiped", m.ref.pool,
+				m.ref.pg);
+		}
+		pgs->state = R_RECOVERING;
+		send_ack(s, MX_MSG_PG_ACTIVATE_REPLY, tid, 0, &m.ref, osd, true);
+		return;
+	}
+	if (m.with_log) {
+		struct mx_version tail = {m.tail_epoch, m.tail_seq};
+
+		ents = calloc(m.n ? m.n : 1, sizeof(*ents));
+		if (!ents) {
+			send_ack(s, MX_MSG_PG_ACTIVATE_REPLY, tid, -ENOMEM, &m.ref, osd, false);
+			return;
+		}
+		for (uint32_t i = 0; i < m.n; i++) {
+			struct mx_wire_log_entry we;
+
+			if (mx_pg_log_next(&m.entries, &we) < 0) {
+				free(ents);
+				send_ack(s, MX_MSG_PG_ACTIVATE_REPLY, tid, -EBADMSG, &m.ref, osd,
+					 false);
+				return;
+			}
+			entry_from_wire(&we, &ents[i]);
+		}
+		commit_now(osd);
+		r = mx_store_pg_log_reset(osd->store, m.ref.pool, m.ref.pg, ents, m.n, tail);
+		if (r < 0) {
+			mx_warn("pg %d.%u: cannot adopt the primary's log: %s", m.ref.pool,
+				m.ref.pg, strerror(-r));
+			free(ents);
+			send_ack(s, MX_MSG_PG_ACTIVATE_REPLY, tid, r, &m.ref, osd, false);
+			return;
+		}
+		pgs->lu = m.n ? ents[m.n - 1].version : tail;
+		free(ents);
+	}
+	(void)mx_store_pg_info_get(osd->store, m.ref.pool, m.ref.pg, &info);
+	info.les = m.les;
+	info.n_acting = pgs->n_acting;
+	memset(info.acting, 0, sizeof(info.acting));
+	memcpy(info.acting, pgs->acting, pgs->n_acting * sizeof(int32_t));
+	r = mx_store_queue_pg_info(osd->store, m.ref.pool, m.ref.pg, &info);
+	if (r < 0)
+		fatal_store(r);
+	if (pgs->state != R_ACTIVE)
+		mx_info("pg %d.%u: active replica (les %" PRIu64 "%s)", m.ref.pool, m.ref.pg,
+			m.les, m.with_log ? ", recovered" : "");
+	pgs->state = R_ACTIVE;
+	send_ack(s, MX_MSG_PG_ACTIVATE_REPLY, tid, 0, &m.ref, osd, true);
+}
+
+/* PG_PUSH from the primary of our interval: one object, or its absence. */
+static void handle_pg_push(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payload,
+			   uint32_t len)
+{
+	struct mx_msg_pg_object o;
+	struct pgstate *pgs = NULL;
+	int r;
+
+	if (mx_dec_pg_object(payload, len, &o) < 0) {
+		(void)mx_conn_send_error(s->conn, tid, -EBADMSG, "malformed PG push");
+		return;
+	}
+	r = replica_check(osd, s, MX_MSG_PG_PUSH, tid, o.ref.epoch, o.ref.pool, o.ref.pg,
+			  o.ref.interval, payload, len, &pgs);
+	if (r == 1)
+		return;
+	if (r == 0 && pgs->state == R_WAITING)
+		r = -ESTALE;
+	if (r == 0)
+		r = apply_object(osd, &o);
+	send_ack(s, MX_MSG_PG_PUSH_REPLY, tid, r, &o.ref, osd, r == 0);
+}
+
+/* PG_PULL from a primary making itself authoritative: answer with a
+ * PG_PUSH carrying our committed copy of the object (or its absence). */
+static void handle_pg_pull(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payload,
+			   uint32_t len)
+{
+	struct mx_msg_pg_pull m;
+	struct mx_wbuf w;
+	int r;
+
+	if (mx_dec_pg_pull(payload, len, &m) < 0 || m.ref.pool < 0) {
+		(void)mx_conn_send_error(s->conn, tid, -EBADMSG, "malformed PG pull");
+		return;
+	}
+	mx_wbuf_init(&w);
+	r = encode_object(osd, &m.ref, m.name, m.name_len, &w);
+	if (r < 0) {
+		struct mx_msg_pg_object o = {.status = mx_errno_to_wire(r), .ref = m.ref,
+					     .name = m.name, .name_len = m.name_len};
+		size_t at;
+
+		mx_wbuf_reset(&w);
+		at = mx_enc_pg_object_head(&w, &o);
+		mx_enc_pg_object_end(&w, at, 0, NULL, 0);
+	}
+	(void)session_send(s, MX_MSG_PG_PUSH, tid, &w);
+}
+/* Primary side: peering and recovery ------------------------------------- */
+
+/* Send to a peer over our connection to it; returns the connection's
+ * generation, 0 if there is none yet (the tick sends again). */
+static uint64_t peer_send_tid(struct osd *osd, int32_t id, uint16_t type, struct mx_wbuf *w,
+			      uint64_t *tid)
+{
+	struct peer *p = peer_get(osd, id);
+
+	*tid = ++osd->next_tid;
+	if (p && !p->conn)
+		peer_kick(osd, p);
+	if (!p || !p->conn) {
+		mx_wbuf_free(w);
+		return 0;
+	}
+	(void)mx_conn_send(p->conn, type, *tid, w);
+	return p->gen;
+}
+
+static uint64_t peer_send(struct osd *osd, int32_t id, uint16_t type, struct mx_wbuf *w)
+{
+	uint64_t tid;
+
+	return peer_send_tid(osd, id, type, w, &tid);
+}
+
+static struct mx_pg_ref pg_ref(struct osd *osd, const struct pgstate *pgs)
+{
+	return (struct mx_pg_ref){.epoch = osd->map->epoch, .pool = pgs->pool, .pg = pgs->pg,
+				  .interval = pgs->interval};
+}
+
+static const struct mx_pool *pg_pool(struct osd *osd, const struct pgstate *pgs)
+{
+	return mx_map_pool_by_id(osd->map, pgs->pool);
+}
+
+/* The intervals of a PG over our whole map history; *out from malloc(). */
+static int hist_intervals(struct osd *osd, const struct pgstate *pgs, struct mx_interval **out)
+{
+	size_t n = osd->hist_len;
+	const struct mx_map **maps = calloc(n, sizeof(*maps));
+	const struct mx_placement **pls = calloc(n, sizeof(*pls));
+	int k;
+
+	*out = NULL;
+	if (!maps || !pls) {
+		free(maps);
+		free(pls);
+		return -ENOMEM;
+	}
+	for (size_t i = 0; i < n; i++) {
+		maps[i] = osd->hist[i];
+		pls[i] = osd->hist_pl[i];
+	}
+	k = mx_pg_intervals((const struct mx_map *const *)maps,
+			    (const struct mx_placement *const *)pls, n, pgs->pool, pgs->pg, NULL, 0);
+	if (k > 0) {
+		*out = calloc((size_t)k, sizeof(**out));
+		if (!*out)
+			k = -ENOMEM;
+		else
+			k = mx_pg_intervals((const struct mx_map *const *)maps,
+					    (const struct mx_placement *const *)pls, n, pgs->pool,
+					    pgs->pg, *out, (size_t)k);
+	}
+	free(maps);
+	free(pls);
+	return k;
+}
+
+static void run_held_ops(struct osd *osd, struct pgstate *pgs)
+{
+	struct mx_list l, *pos, *tmp;
+
+	mx_list_init(&l);
+	mx_list_splice_tail(&l, &pgs->ops);
+	mx_list_for_each_safe(pos, tmp, &l) {
+		struct held *h = mx_list_entry(pos, struct held, link);
+
+		mx_list_del(pos);
+		if (h->s->conn)
+			handle_op(osd, h->s, h->tid, h->payload, h->len);
+		session_put(h->s);
+		free(h->payload);
+		free(h);
+	}
+}
+
+/* The interval ended: writes still waiting for replicas fail with EAGAIN
+ * (the client resends; the PG log recognises what was applied), and
+ * replicas no longer block them. */
+static void pg_fail_pops(struct osd *osd, struct pgstate *pgs)
+{
+	struct mx_list *pos, *tmp;
+
+	if (mx_list_empty(&pgs->pops))
+		return;
+	for (uint32_t i = 0; i < osd->n_peers; i++) {
+		struct peer *pe = osd->peers[i];
+
+		if (!pe)
+			continue;
+		mx_list_for_each_safe(pos, tmp, &pe->pending) {
+			struct repop_out *ro = mx_list_entry(pos, struct repop_out, link);
+
+			if (ro->pop->pg != pgs)
+				continue;
+			mx_list_del(pos);
+			ro->pop->waiting--;
+			pop_unref(ro->pop);
+			free(ro);
+		}
+	}
+	mx_list_for_each_safe(pos, tmp, &pgs->pops) {
+		struct pop *p = mx_list_entry(pos, struct pop, pg_link);
+
+		mx_list_del(pos);
+		p->pg = NULL;
+		if (!p->status)
+			p->status = -EAGAIN;
+		if (p->waiting == 0 && p->local_done && p->s)
+			pop_finish(osd, p);
+	}
+}
+
+static void pg_clear_primary(struct pgstate *pgs)
+{
+	for (int i = 0; i < pgs->n_peers; i++)
+		pglog_free(&pgs->peers[i].log);
+	pgs->n_peers = 0;
+	missing_free(&pgs->pulls, &pgs->n_pulls);
+	for (int i = 0; i < MX_MAX_SIZE; i++) {
+		missing_free(&pgs->mem[i].miss, &pgs->mem[i].n_miss);
+		memset(&pgs->mem[i], 0, sizeof(pgs->mem[i]));
+	}
+	pgs->state = 0;
+	pgs->auth = -1;
+	pgs->warned = false;
+}
+
+static void pg_try_peer(struct osd *osd, struct pgstate *pgs);
+
+static void pg_send_query(struct osd *osd, struct pgstate *pgs, struct pgpeer *pp)
+{
+	const struct mx_osd_info *o = mx_map_osd(osd->map, pp->osd);
+	struct mx_pg_ref ref = pg_ref(osd, pgs);
+	struct mx_wbuf w;
+
+	if (!o || !o->up)
+		return;
+	mx_wbuf_init(&w);
+	mx_enc_pg_query(&w, &ref);
+	pp->gen = peer_send(osd, pp->osd, MX_MSG_PG_QUERY, &w);
+}
+
+/* Peering starts (a new interval in which we are primary): ask every OSD
+ * of the prior set for its info and log. */
+static void pg_start_peering(struct osd *osd, struct pgstate *pgs)
+{
+	struct mx_interval *iv = NULL;
+	int32_t prior[PRIOR_MAX];
+	size_t np = 0;
+	int n = hist_intervals(osd, pgs, &iv);
+
+	pg_clear_primary(pgs);
+	pgs->state = PG_PEERING;
+	pgs->peers[0].osd = osd->id;
+	pgs->peers[0].answered = true;
+	pglog_load(osd, pgs->pool, pgs->pg, &pgs->peers[0].log);
+	pgs->n_peers = 1;
+	if (n > 0)
+		np = mx_prior_set(iv, (size_t)n, 0, pgs->up, pgs->n_up, prior, PRIOR_MAX);
+	for (int i = 0; i < pgs->n_acting && np < PRIOR_MAX; i++) {
+		bool have = false;
+
+		for (size_t k = 0; k < np; k++)
+			have |= prior[k] == pgs->acting[i];
+		if (!have)
+			prior[np++] = pgs->acting[i];
+	}
+	free(iv);
+	for (size_t k = 0; k < np && pgs->n_peers < PRIOR_MAX; k++) {
+		struct pgpeer *pp;
+
+		if (prior[k] == osd->id)
+			continue;
+		pp = &pgs->peers[pgs->n_peers++];
+		memset(pp, 0, sizeof(*pp));
+		pp->osd = prior[k];
+		pg_send_query(osd, pgs, pp);
+	}
+	mx_info("pg %d.%u: peering in interval %" PRIu64 " (%d OSDs to hear from)", pgs->pool,
+		pgs->pg, pgs->interval, pgs->n_peers - 1);
+	pg_try_peer(osd, pgs);
+}
+
+static struct pgpeer *pg_peer(struct pgstate *pgs, int32_t id)
+{
+	for (int i = 0; i < pgs->n_peers; i++)
+		if (pgs->peers[i].osd == id)
+			return &pgs->peers[i];
+	return NULL;
+}
+
+struct need_ctx {
+	struct missing **l;
+	int *n;
+};
+
+static int need_cb(void *arg, const char *name, uint32_t len, int what, struct mx_version v)
+{
+	struct need_ctx *c = arg;
+
+	(void)what;
+	(void)v;
+	/* Objects, deletes and divergent ones alike: the receiver is told
+	 * the authority's whole state of the object (or its absence). */
+	return missing_add(c->l, c->n, name, len);
+}
+
+static int list_missing_cb(void *arg, const struct mx_objkey *key, const struct mx_obj_stat *st)
+{
+	struct need_ctx *c = arg;
+
+	(void)st;
+	return missing_add(c->l, c->n, key->name, key->name_len);
+}
+
+static void pg_activate(struct osd *osd, struct pgstate *pgs);
+static void pg_send_pull(struct osd *osd, struct pgstate *pgs, struct missing *m);
+
+static void pg_pulls_done(struct osd *osd, struct pgstate *pgs)
+{
+	struct pgpeer *auth = &pgs->peers[pgs->auth];
+	struct mx_pg_info info;
+	int r;
+
+	commit_now(osd);
+	r = mx_store_pg_log_reset(osd->store, pgs->pool, pgs->pg, auth->log.e, auth->log.n,
+				  auth->log.info.log_tail);
+	if (r < 0) {
+		mx_err("pg %d.%u: cannot adopt the log of osd.%d: %s", pgs->pool, pgs->pg,
+		       auth->osd, strerror(-r));
+		pgs->state = PG_STUCK;
+		return;
+	}
+	(void)mx_store_pg_info_get(osd->store, pgs->pool, pgs->pg, &info);
+	info.les = auth->log.info.les;
+	r = mx_store_queue_pg_info(osd->store, pgs->pool, pgs->pg, &info);
+	if (r < 0)
+		fatal_store(r);
+	commit_now(osd);
+	if (mx_version_cmp(auth->log.info.last_update, pgs->lu) > 0)
+		pgs->lu = auth->log.info.last_update;
+	pglog_copy(&pgs->peers[0].log, &auth->log);
+	pgs->peers[0].log.info.les = auth->log.info.les;
+	mx_info("pg %d.%u: adopted the authoritative log of osd.%d", pgs->pool, pgs->pg,
+		auth->osd);
+	pg_activate(osd, pgs);
+}
+
+/* Every acting member and one member of every maybe-rw interval since the
+ * newest les has answered: choose the authority. */
+static void pg_try_peer(struct osd *osd, struct pgstate *pgs)
+{
+	struct mx_pg_info infos[PRIOR_MAX];
+	int32_t ids[PRIOR_MAX];
+	int idx[PRIOR_MAX];
+	struct mx_interval *iv = NULL;
+	uint64_t since = 0;
+	size_t k = 0;
+	int n, blocked, a, r;
+	struct need_ctx nc = {&pgs->pulls, &pgs->n_pulls};
+
+	if (pgs->state != PG_PEERING)
+		return;
+	for (int i = 0; i < pgs->n_acting; i++) {
+		struct pgpeer *pp = pg_peer(pgs, pgs->acting[i]);
+
+		if (!pp || !pp->answered)
+			return;
+	}
+	for (int i = 0; i < pgs->n_peers; i++) {
+		if (!pgs->peers[i].answered)
+			continue;
+		infos[k] = pgs->peers[i].log.info;
+		ids[k] = pgs->peers[i].osd;
+		idx[k] = i;
+		since = MX_MAX(since, infos[k].les);
+		k++;
+	}
+	n = hist_intervals(osd, pgs, &iv);
+	blocked = n > 0 ? mx_peering_blocked_by(iv, (size_t)n, since, ids, k) : -1;
+	if (blocked >= 0) {
+		if (!pgs->warned)
+			mx_info("pg %d.%u: incomplete: waiting for an OSD of interval "
+				"[%" PRIu64 ",%" PRIu64 "]",
+				pgs->pool, pgs->pg, iv[blocked].first, iv[blocked].last);
+		pgs->warned = true;
+		free(iv);
+		return;
+	}
+	free(iv);
+	a = mx_choose_auth(infos, k);
+	pgs->auth = idx[a];
+	if (pgs->auth == 0) {
+		pg_activate(osd, pgs);
+		return;
+	}
+	r = mx_log_diff(pgs->peers[pgs->auth].log.e, pgs->peers[pgs->auth].log.n,
+			&pgs->peers[pgs->auth].log.info, pgs->peers[0].log.e, pgs->peers[0].log.n,
+			&pgs->peers[0].log.info, need_cb, &nc);
+	if (r != 0) {
+		/* Not built yet: a primary backfilling itself from another
+		 * OSD's listing.  The PG serves nothing (never stale data). */
+		mx_err("pg %d.%u: the primary needs a backfill from osd.%d: not supported yet; "
+		       "the PG stays inactive",
+		       pgs->pool, pgs->pg, pgs->peers[pgs->auth].osd);
+		pgs->state = PG_STUCK;
+		return;
+	}
+	mx_info("pg %d.%u: osd.%d is authoritative; pulling %d objects", pgs->pool, pgs->pg,
+		pgs->peers[pgs->auth].osd, pgs->n_pulls);
+	pgs->state = PG_PULLING;
+	if (pgs->n_pulls == 0) {
+		pg_pulls_done(osd, pgs);
+		return;
+	}
+	for (struct missing *m = pgs->pulls; m; m = m->next)
+		pg_send_pull(osd, pgs, m);
+}
+
+static void pg_send_pull(struct osd *osd, struct pgstate *pgs, struct missing *m)
+{
+	struct mx_msg_pg_pull pl = {.ref = pg_ref(osd, pgs), .name = m->name, .name_len = m->len};
+	struct mx_wbuf w;
+
+	mx_wbuf_init(&w);
+	mx_enc_pg_pull(&w, &pl);
+	m->gen = peer_send(osd, pgs->peers[pgs->auth].osd, MX_MSG_PG_PULL, &w);
+	m->inflight = true;
+}
+
+static void pg_send_activate(struct osd *osd, struct pgstate *pgs, int i, uint64_t les,
+			     bool with_log)
+{
+	struct mx_msg_pg_activate a;
+	struct mx_wbuf w;
+	size_t at;
+	uint32_t n = 0;
+
+	memset(&a, 0, sizeof(a));
+	a.ref = pg_ref(osd, pgs);
+	a.les = les;
+	a.with_log = with_log;
+	mx_wbuf_init(&w);
+	if (with_log && les) {
+		/* Our current log: every write planned so far is committed
+		 * first, and its REPOP precedes this message on the wire. */
+		static const struct mx_version zero;
+		struct mx_pg_info info;
+		struct enc_log_ctx c = {.w = &w};
+
+		commit_now(osd);
+		(void)mx_store_pg_info_get(osd->store, pgs->pool, pgs->pg, &info);
+		a.tail_epoch = info.log_tail.epoch;
+		a.tail_seq = info.log_tail.seq;
+		at = mx_enc_pg_activate_head(&w, &a);
+		(void)mx_store_pg_log_walk(osd->store, pgs->pool, pgs->pg, zero, enc_log_cb, &c);
+		n = c.n;
+	} else {
+		at = mx_enc_pg_activate_head(&w, &a);
+	}
+	mx_enc_pg_activate_end(&w, at, n);
+	pgs->mem[i].act_sent = true;
+	pgs->mem[i].act_gen = peer_send(osd, pgs->acting[i], MX_MSG_PG_ACTIVATE, &w);
+}
+
+static void pg_send_push(struct osd *osd, struct pgstate *pgs, int i, struct missing *m)
+{
+	struct mx_pg_ref ref = pg_ref(osd, pgs);
+	struct mx_wbuf w;
+	int r;
+
+	mx_wbuf_init(&w);
+	r = encode_object(osd, &ref, m->name, m->len, &w);
+	if (r < 0) {
+		mx_wbuf_free(&w);
+		mx_err("pg %d.%u: cannot read object '%s' to push: %s", pgs->pool, pgs->pg,
+		       m->name, strerror(-r));
+		return;
+	}
+	m->inflight = true;
+	m->dirty = false;
+	m->gen = peer_send_tid(osd, pgs->acting[i], MX_MSG_PG_PUSH, &w, &m->tid);
+}
+
+static void pg_check_active(struct osd *osd, struct pgstate *pgs)
+{
+	const struct mx_pool *pool = pg_pool(osd, pgs);
+	int acked = 0;
+
+	if (pgs->state != PG_ACTIVATING || !pool)
+		return;
+	for (int i = 0; i < pgs->n_acting; i++)
+		acked += pgs->mem[i].acked;
+	if (acked < pool->min_size)
+		return;
+	pgs->state = PG_ACTIVE;
+	mx_info("pg %d.%u: active in interval %" PRIu64 " (%d of %d members complete)", pgs->pool,
+		pgs->pg, pgs->interval, acked, pgs->n_acting);
+	run_held_ops(osd, pgs);
+}
+
+/* A recovering member has every object: it adopts our log and les. */
+static void member_maybe_complete(struct osd *osd, struct pgstate *pgs, int i)
+{
+	struct member *mb = &pgs->mem[i];
+
+	if (mb->state != M_RECOVERING || mb->n_miss)
+		return;
+	mb->state = M_COMPLETE;
+	mb->acked = false;
+	pg_send_activate(osd, pgs, i, pgs->interval, true);
+	mx_info("pg %d.%u: osd.%d recovered", pgs->pool, pgs->pg, pgs->acting[i]);
+}
+
+/* We hold the authoritative state: make our les durable and bring every
+ * other acting member up to date. */
+static void pg_activate(struct osd *osd, struct pgstate *pgs)
+{
+	struct mx_pg_info info;
+	struct pglog *mine = &pgs->peers[0].log;
+	int r;
+
+	pgs->state = PG_ACTIVATING;
+	commit_now(osd);
+	(void)mx_store_pg_info_get(osd->store, pgs->pool, pgs->pg, &info);
+	info.les = pgs->interval;
+	info.n_acting = pgs->n_acting;
+	memset(info.acting, 0, sizeof(info.acting));
+	memcpy(info.acting, pgs->acting, pgs->n_acting * sizeof(int32_t));
+	r = mx_store_queue_pg_info(osd->store, pgs->pool, pgs->pg, &info);
+	if (r < 0)
+		fatal_store(r);
+	commit_now(osd);
+	pgs->mem[0].state = M_COMPLETE;
+	pgs->mem[0].acked = true;
+	for (int i = 1; i < pgs->n_acting; i++) {
+		struct member *mb = &pgs->mem[i];
+		struct pgpeer *pp = pg_peer(pgs, pgs->acting[i]);
+		struct need_ctx nc = {&mb->miss, &mb->n_miss};
+
+		/* pg_try_peer waited for every acting member's answer. */
+		r = pp ? mx_log_diff(mine->e, mine->n, &mine->info, pp->log.e, pp->log.n,
+				     &pp->log.info, need_cb, &nc)
+		       : 1;
+		if (r == 1) {
+			missing_free(&mb->miss, &mb->n_miss);
+			(void)mx_store_list(osd->store, pgs->pool, pgs->pg, NULL, 0,
+					    list_missing_cb, &nc);
+			mb->state = M_RECOVERING;
+			mb->backfill = true;
+			mx_info("pg %d.%u: osd.%d needs a backfill (%d objects)", pgs->pool,
+				pgs->pg, pgs->acting[i], mb->n_miss);
+			pg_send_activate(osd, pgs, i, 0, true);
+		} else if (mb->n_miss == 0) {
+			mb->state = M_COMPLETE;
+			pg_send_activate(osd, pgs, i, pgs->interval, false);
+		} else {
+			mb->state = M_RECOVERING;
+			mx_info("pg %d.%u: osd.%d misses %d objects", pgs->pool, pgs->pg,
+				pgs->acting[i], mb->n_miss);
+			pg_send_activate(osd, pgs, i, 0, false);
+		}
+	}
+	pg_check_active(osd, pgs);
+}
+
+static struct pgstate *pg_find(struct osd *osd, int32_t pool, uint32_t pg)
+{
+	uint64_t h = mx_hash64(&pg, sizeof(pg), (uint64_t)(uint32_t)pool) % PG_BUCKETS;
+
+	for (struct pgstate *s = osd->pgs[h]; s; s = s->next)
+		if (s->pool == pool && s->pg == pg)
+			return s;
+	return NULL;
+}
+
+static int member_index(const struct pgstate *pgs, int32_t id)
+{
+	for (int i = 1; i < pgs->n_acting; i++)
+		if (pgs->acting[i] == id)
+			return i;
+	return -1;
+}
+
+static void on_pg_notify(struct osd *osd, struct peer *p, uint8_t *payload, uint32_t len)
+{
+	struct mx_msg_pg_notify m;
+	struct pgstate *pgs;
+	struct pgpeer *pp;
+
+	if (mx_dec_pg_notify(payload, len, &m) < 0)
+		return;
+	pgs = pg_find(osd, m.ref.pool, m.ref.pg);
+	if (!pgs || pgs->role != ROLE_PRIMARY || pgs->state != PG_PEERING ||
+	    pgs->interval != m.ref.interval || m.status)
+		return;
+	pp = pg_peer(pgs, p->id);
+	if (!pp || pp->answered)
+		return;
+	pglog_free(&pp->log);
+	info_from_wire(&m.info, &pp->log.info);
+	for (uint32_t i = 0; i < m.n; i++) {
+		struct mx_wire_log_entry we;
+		struct mx_pglog_entry e;
+
+		if (mx_pg_log_next(&m.entries, &we) < 0) {
+			pglog_free(&pp->log);
+			return;
+		}
+		entry_from_wire(&we, &e);
+		(void)pglog_add(&pp->log, &e);
+	}
+	pp->answered = true;
+	pg_try_peer(osd, pgs);
+}
+
+static void on_pg_activate_reply(struct osd *osd, struct peer *p, uint8_t *payload, uint32_t len)
+{
+	struct mx_msg_pg_ack a;
+	struct pgstate *pgs;
+	int i;
+
+	if (mx_dec_pg_ack(payload, len, &a) < 0 || a.status)
+		return;
+	pgs = pg_find(osd, a.ref.pool, a.ref.pg);
+	if (!pgs || pgs->role != ROLE_PRIMARY || pgs->interval != a.ref.interval ||
+	    (pgs->state != PG_ACTIVATING && pgs->state != PG_ACTIVE))
+		return;
+	i = member_index(pgs, p->id);
+	if (i < 0)
+		return;
+	if (pgs->mem[i].state == M_COMPLETE) {
+		pgs->mem[i].acked = true;
+		pg_check_active(osd, pgs);
+	} else if (pgs->mem[i].state == M_RECOVERING && !pgs->mem[i].act_acked) {
+		/* It accepts this interval's pushes now. */
+		pgs->mem[i].act_acked = true;
+		for (struct missing *m = pgs->mem[i].miss; m; m = m->next)
+			if (!m->inflight)
+				pg_send_push(osd, pgs, i, m);
+		member_maybe_complete(osd, pgs, i);
+	}
+}
+
+static void on_pg_push_reply(struct osd *osd, struct peer *p, uint64_t tid, uint8_t *payload,
+			     uint32_t len)
+{
+	struct mx_msg_pg_ack a;
+	struct pgstate *pgs;
+	struct member *mb;
+	struct missing *m;
+	int i;
+
+	if (mx_dec_pg_ack(payload, len, &a) < 0)
+		return;
+	pgs = pg_find(osd, a.ref.pool, a.ref.pg);
+	if (!pgs || pgs->role != ROLE_PRIMARY || pgs->interval != a.ref.interval)
+		return;
+	i = member_index(pgs, p->id);
+	if (i < 0 || pgs->mem[i].state != M_RECOVERING)
+		return;
+	mb = &pgs->mem[i];
+	for (m = mb->miss; m && !(m->inflight && m->tid == tid); m = m->next)
+		;
+	if (!m)
+		return;
+	if (a.status) {
+		mx_warn("pg %d.%u: osd.%d refused a push of '%s': %s", pgs->pool, pgs->pg, p->id,
+			m->name, strerror(-mx_wire_to_errno(a.status)));
+		m->inflight = false; /* the tick tries again */
+		return;
+	}
+	if (m->dirty) {
+		pg_send_push(osd, pgs, i, m); /* written meanwhile */
+		return;
+	}
+	missing_del(&mb->miss, &mb->n_miss, m);
+	member_maybe_complete(osd, pgs, i);
+}
+
+/* The authority's answer to a pull: apply it to our copy. */
+static void on_pull_answer(struct osd *osd, struct peer *p, uint8_t *payload, uint32_t len)
+{
+	struct mx_msg_pg_object o;
+	struct pgstate *pgs;
+	struct missing *m;
+	int r;
+
+	if (mx_dec_pg_object(payload, len, &o) < 0)
+		return;
+	pgs = pg_find(osd, o.ref.pool, o.ref.pg);
+	if (!pgs || pgs->role != ROLE_PRIMARY || pgs->state != PG_PULLING ||
+	    pgs->interval != o.ref.interval || pgs->peers[pgs->auth].osd != p->id)
+		return;
+	m = missing_find(pgs->pulls, o.name, o.name_len);
+	if (!m)
+		return;
+	if (o.status) {
+		mx_warn("pg %d.%u: osd.%d could not send '%s': %s", pgs->pool, pgs->pg, p->id,
+			m->name, strerror(-mx_wire_to_errno(o.status)));
+		m->inflight = false;
+		return;
+	}
+	r = apply_object(osd, &o);
+	if (r < 0) {
+		mx_err("pg %d.%u: cannot apply pulled object '%s': %s", pgs->pool, pgs->pg,
+		       m->name, strerror(-r));
+		m->inflight = false;
+		return;
+	}
+	missing_del(&pgs->pulls, &pgs->n_pulls, m);
+	if (pgs->n_pulls == 0)
+		pg_pulls_done(osd, pgs);
+}
+
+/* Messages on our connections to peers: answers to what we sent. */
 static void peer_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *payload)
 {
 	struct peer *p = c->owner_data;
@@ -1015,11 +2327,30 @@ static void peer_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *
 	struct mx_msg_repop_reply rr;
 	struct mx_list *pos, *tmp;
 
-	if (h->type == MX_MSG_PONG) {
+	switch (h->type) {
+	case MX_MSG_PONG:
 		p->last_rx_ns = mx_now_ns();
 		return;
-	}
-	if (h->type != MX_MSG_OSD_REPOP_REPLY || mx_dec_repop_reply(payload, h->len, &rr) < 0) {
+	case MX_MSG_PG_NOTIFY:
+		on_pg_notify(osd, p, payload, h->len);
+		return;
+	case MX_MSG_PG_ACTIVATE_REPLY:
+		on_pg_activate_reply(osd, p, payload, h->len);
+		return;
+	case MX_MSG_PG_PUSH_REPLY:
+		on_pg_push_reply(osd, p, h->tid, payload, h->len);
+		return;
+	case MX_MSG_PG_PUSH:
+		on_pull_answer(osd, p, payload, h->len);
+		return;
+	case MX_MSG_ERROR_REPLY:
+		mx_warn("osd.%d: could not decode one of our messages", p->id);
+		return;
+	case MX_MSG_OSD_REPOP_REPLY:
+		if (mx_dec_repop_reply(payload, h->len, &rr) == 0)
+			break;
+		/* fall through */
+	default:
 		mx_warn("osd.%d: unexpected message type %u from a peer", p->id, h->type);
 		mx_conn_close(c, -EPROTO);
 		return;
@@ -1032,10 +2363,15 @@ static void peer_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *
 			continue;
 		mx_list_del(pos);
 		if (rr.status) {
-			mx_err("osd.%d refused a replicated write: %s", p->id,
-			       strerror(-mx_wire_to_errno(rr.status)));
+			int e = mx_wire_to_errno(rr.status);
+
+			/* ESTALE: the replica is in another interval; so will
+			 * we be: the client resends. */
+			if (e != -ESTALE)
+				mx_err("osd.%d refused a replicated write: %s", p->id,
+				       strerror(-e));
 			if (!op->status)
-				op->status = -EIO;
+				op->status = e == -ESTALE ? -EAGAIN : -EIO;
 		}
 		op->waiting--;
 		free(ro);
@@ -1046,6 +2382,282 @@ static void peer_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *
 	}
 }
 
+/* Whether something sent with connection generation gen to osd id may be
+ * lost (never sent, or the connection was replaced since). */
+static bool maybe_lost(struct osd *osd, int32_t id, uint64_t gen)
+{
+	struct peer *p = peer_get(osd, id);
+
+	return gen == 0 || !p || !p->conn || p->gen != gen;
+}
+
+/* Every PG_TICK_MS: send again what a lost connection may have dropped. */
+static void pg_tick_one(struct osd *osd, struct pgstate *pgs)
+{
+	if (pgs->role != ROLE_PRIMARY)
+		return;
+	switch (pgs->state) {
+	case PG_PEERING:
+		for (int i = 1; i < pgs->n_peers; i++)
+			if (!pgs->peers[i].answered &&
+			    maybe_lost(osd, pgs->peers[i].osd, pgs->peers[i].gen))
+				pg_send_query(osd, pgs, &pgs->peers[i]);
+		break;
+	case PG_PULLING:
+		for (struct missing *m = pgs->pulls; m; m = m->next)
+			if (!m->inflight || maybe_lost(osd, pgs->peers[pgs->auth].osd, m->gen))
+				pg_send_pull(osd, pgs, m);
+		break;
+	case PG_ACTIVATING:
+	case PG_ACTIVE:
+		for (int i = 1; i < pgs->n_acting; i++) {
+			struct member *mb = &pgs->mem[i];
+			bool lost = maybe_lost(osd, pgs->acting[i], mb->act_gen);
+
+			if (mb->state == M_COMPLETE && !mb->acked && lost) {
+				pg_send_activate(osd, pgs, i, pgs->interval, true);
+			} else if (mb->state == M_RECOVERING && !mb->act_acked && lost) {
+				pg_send_activate(osd, pgs, i, 0, mb->backfill);
+			} else if (mb->state == M_RECOVERING && mb->act_acked) {
+				for (struct missing *m = mb->miss; m; m = m->next)
+					if (!m->inflight || maybe_lost(osd, pgs->acting[i], m->gen))
+						pg_send_push(osd, pgs, i, m);
+			}
+		}
+		break;
+	default:
+		break;
+	}
+}
+
+/* Map history --------------------------------------------------------------- */
+
+#define HIST_MAX 1000
+
+static void hist_request(struct osd *osd, uint64_t epoch)
+{
+	struct mx_msg_get_map gm = {.want_epoch = epoch};
+	struct mx_wbuf w;
+
+	if (!osd->mon)
+		return;
+	mx_wbuf_init(&w);
+	mx_enc_get_map(&w, &gm);
+	(void)mx_conn_send(osd->mon, MX_MSG_MON_GET_MAP, ++osd->next_tid, &w);
+}
+
+static void hist_check_ready(struct osd *osd)
+{
+	osd->hist_ready = osd->hist_len > 0;
+	for (size_t i = 0; i < osd->hist_len && osd->hist_ready; i++)
+		osd->hist_ready = osd->hist[i] != NULL;
+}
+
+/* Forget every epoch up to and including upto. */
+static void hist_drop(struct osd *osd, uint64_t upto)
+{
+	size_t k = 0;
+
+	while (k < osd->hist_len && osd->hist_base + k <= upto && k + 1 < osd->hist_len)
+		k++;
+	for (size_t i = 0; i < k; i++) {
+		if (osd->hist[i] != osd->map) {
+			mx_placement_free(osd->hist_pl[i]);
+			mx_map_free(osd->hist[i]);
+		}
+	}
+	memmove(osd->hist, osd->hist + k, (osd->hist_len - k) * sizeof(*osd->hist));
+	memmove(osd->hist_pl, osd->hist_pl + k, (osd->hist_len - k) * sizeof(*osd->hist_pl));
+	osd->hist_len -= k;
+	osd->hist_base += k;
+}
+
+/* Keep map m (with its placement pl) in the history; the history owns
+ * both.  Missing epochs are requested from the monitor. */
+static void hist_put(struct osd *osd, struct mx_map *m, struct mx_placement *pl)
+{
+	uint64_t e = m->epoch;
+
+	if (osd->hist_len == 0) {
+		osd->hist_base = e > HIST_MAX ? e - HIST_MAX + 1 : 1;
+	}
+	if (e < osd->hist_base) {
+		mx_placement_free(pl);
+		mx_map_free(m);
+		return;
+	}
+	if (e >= osd->hist_base + osd->hist_len) {
+		size_t n = (size_t)(e - osd->hist_base + 1), old = osd->hist_len;
+
+		osd->hist = realloc(osd->hist, n * sizeof(*osd->hist));
+		osd->hist_pl = realloc(osd->hist_pl, n * sizeof(*osd->hist_pl));
+		if (!osd->hist || !osd->hist_pl) {
+			mx_err("out of memory");
+			exit(1);
+		}
+		for (size_t i = old; i < n; i++) {
+			osd->hist[i] = NULL;
+			osd->hist_pl[i] = NULL;
+		}
+		osd->hist_len = n;
+		for (size_t i = old; i + 1 < n; i++)
+			hist_request(osd, osd->hist_base + i);
+	}
+	if (osd->hist[e - osd->hist_base]) {
+		mx_placement_free(pl);
+		mx_map_free(m);
+	} else {
+		osd->hist[e - osd->hist_base] = m;
+		osd->hist_pl[e - osd->hist_base] = pl;
+	}
+	if (osd->hist_len > HIST_MAX)
+		hist_drop(osd, osd->hist_base + (osd->hist_len - HIST_MAX) - 1);
+	hist_check_ready(osd);
+}
+
+static bool pg_members(const struct mx_map *m, const struct mx_placement *pl, int32_t pool_id,
+		       uint32_t pg, int32_t *up, int *nu, int32_t *act, int *na, uint64_t *inc)
+{
+	const struct mx_pool *pool = mx_map_pool_by_id(m, pool_id);
+
+	if (!pool || pg >= pool->pg_num)
+		return false;
+	*nu = mx_pg_up(pl, pool, pg, up, MX_MAX_SIZE);
+	*na = mx_pg_acting(pl, m, pool, pg, act, MX_MAX_SIZE);
+	if (*nu < 0 || *na < 0)
+		return false;
+	for (int i = 0; i < *na; i++) {
+		const struct mx_osd_info *o = mx_map_osd(m, act[i]);
+
+		inc[i] = o ? o->incarnation : 0;
+	}
+	return true;
+}
+
+/*
+ * Recompute every PG's interval from the newest map.  The interval is
+ * identified by its first epoch, which every OSD computes alike from the
+ * map history: the PG's up set, acting set and the incarnations of its
+ * acting members stayed the same since.  (Counting incarnations makes a
+ * restarted member start a new interval, so it is peered and recovered
+ * even when it was never marked down.)
+ */
+static void pgs_update(struct osd *osd)
+{
+	const struct mx_map *m = osd->map;
+
+	if (!osd->hist_ready || !osd->booted)
+		return;
+	for (uint32_t pi = 0; pi < m->n_pools; pi++) {
+		const struct mx_pool *pool = &m->pools[pi];
+
+		for (uint32_t pg = 0; pg < pool->pg_num; pg++) {
+			int32_t up[MX_MAX_SIZE], act[MX_MAX_SIZE];
+			uint64_t inc[MX_MAX_SIZE];
+			int nu, na;
+			bool mine = false, same;
+			struct pgstate *pgs = pg_find(osd, pool->id, pg);
+			uint64_t first;
+
+			if (!pg_members(m, osd->pl, pool->id, pg, up, &nu, act, &na, inc))
+				continue;
+			for (int i = 0; i < na; i++)
+				mine |= act[i] == osd->id;
+			if (!mine && (!pgs || pgs->role == ROLE_NONE))
+				continue;
+			if (!pgs)
+				pgs = pg_get(osd, pool->id, pg);
+			same = pgs->interval && pgs->n_up == nu && pgs->n_acting == na &&
+			       !memcmp(pgs->up, up, (size_t)nu * sizeof(*up)) &&
+			       !memcmp(pgs->acting, act, (size_t)na * sizeof(*act)) &&
+			       !memcmp(pgs->inc, inc, (size_t)na * sizeof(*inc));
+			if (same)
+				continue;
+			/* Walk back to the first epoch of this interval. */
+			first = m->epoch;
+			for (uint64_t e = m->epoch; e > osd->hist_base; e--) {
+				size_t k = (size_t)(e - 1 - osd->hist_base);
+				int32_t u2[MX_MAX_SIZE], a2[MX_MAX_SIZE];
+				uint64_t i2[MX_MAX_SIZE];
+				int nu2, na2;
+
+				if (!pg_members(osd->hist[k], osd->hist_pl[k], pool->id, pg, u2, &nu2,
+						a2, &na2, i2) ||
+				    nu2 != nu || na2 != na ||
+				    memcmp(u2, up, (size_t)nu * sizeof(*up)) ||
+				    memcmp(a2, act, (size_t)na * sizeof(*act)) ||
+				    memcmp(i2, inc, (size_t)na * sizeof(*inc)))
+					break;
+				first = e - 1;
+			}
+			pg_fail_pops(osd, pgs);
+			pg_clear_primary(pgs);
+			pgs->n_up = (uint8_t)nu;
+			pgs->n_acting = (uint8_t)na;
+			memcpy(pgs->up, up, sizeof(up));
+			memcpy(pgs->acting, act, sizeof(act));
+			memcpy(pgs->inc, inc, sizeof(inc));
+			pgs->interval = first;
+			if (na > 0 && act[0] == osd->id) {
+				pgs->role = ROLE_PRIMARY;
+				if (na >= pool->min_size) {
+					pg_start_peering(osd, pgs);
+				} else {
+					mx_info("pg %d.%u: interval %" PRIu64 ": %d of min_size %u "
+						"members; waiting",
+						pool->id, pg, first, na, pool->min_size);
+					run_held_ops(osd, pgs); /* EAGAIN: below min_size */
+				}
+			} else {
+				pgs->role = mine ? ROLE_REPLICA : ROLE_NONE;
+				pgs->state = R_WAITING;
+				mx_debug("pg %d.%u: interval %" PRIu64 ": %s", pool->id, pg, first,
+					 mine ? "replica" : "not a member");
+				run_held_ops(osd, pgs); /* ESTALE: not the primary */
+			}
+		}
+	}
+}
+
+static void dispatch(struct osd *osd, struct session *s, uint16_t type, uint64_t tid,
+		     uint8_t *payload, uint32_t len);
+
+/* Messages that waited for a newer map (or the history) get another go. */
+static void replay_deferred(struct osd *osd)
+{
+	struct mx_list l, *pos, *tmp;
+
+	if (!osd->hist_ready || mx_list_empty(&osd->deferred))
+		return;
+	mx_list_init(&l);
+	mx_list_splice_tail(&l, &osd->deferred);
+	mx_list_for_each_safe(pos, tmp, &l) {
+		struct held *h = mx_list_entry(pos, struct held, link);
+
+		mx_list_del(pos);
+		if (h->s->conn)
+			dispatch(osd, h->s, h->type, h->tid, h->payload, h->len);
+		session_put(h->s);
+		free(h->payload);
+		free(h);
+	}
+}
+
+static void pg_tick(uv_timer_t *t)
+{
+	struct osd *osd = t->data;
+	static unsigned ticks;
+
+	if (!osd->map || osd->stopping)
+		return;
+	if (!osd->hist_ready && osd->mon && ++ticks % 8 == 0)
+		for (size_t i = 0; i < osd->hist_len; i++)
+			if (!osd->hist[i])
+				hist_request(osd, osd->hist_base + i);
+	for (size_t b = 0; b < PG_BUCKETS; b++)
+		for (struct pgstate *pgs = osd->pgs[b]; pgs; pgs = pgs->next)
+			pg_tick_one(osd, pgs);
+}
 static void peer_retry_cb(uv_timer_t *t)
 {
 	struct peer *p = t->data;
@@ -1113,6 +2725,7 @@ static void peer_kick(struct osd *osd, struct peer *p)
 	}
 	c->owner_data = p;
 	p->conn = c;
+	p->gen++;
 	snprintf(p->addr, sizeof(p->addr), "%s", o->addr);
 	p->incarnation = o->incarnation;
 	mx_list_for_each_safe(pos, tmp, &p->pending)
@@ -1238,32 +2851,47 @@ static void hb_tick(uv_timer_t *t)
 
 /* Incoming connections ----------------------------------------------------- */
 
-static void on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *payload)
+static void dispatch(struct osd *osd, struct session *s, uint16_t type, uint64_t tid,
+		     uint8_t *payload, uint32_t len)
 {
-	struct session *s = c->owner_data;
-	struct osd *osd = c->owner;
-
-	switch (h->type) {
+	switch (type) {
 	case MX_MSG_OSD_OP:
-		handle_op(osd, s, h->tid, payload, h->len);
+		handle_op(osd, s, tid, payload, len);
 		return;
 	case MX_MSG_OSD_REPOP:
-		handle_repop(osd, s, h->tid, payload, h->len);
+		handle_repop(osd, s, tid, payload, len);
 		return;
 	case MX_MSG_OSD_LIST:
-		handle_list(osd, s, h->tid, payload, h->len);
+		handle_list(osd, s, tid, payload, len);
+		return;
+	case MX_MSG_PG_QUERY:
+		handle_pg_query(osd, s, tid, payload, len);
+		return;
+	case MX_MSG_PG_ACTIVATE:
+		handle_pg_activate(osd, s, tid, payload, len);
+		return;
+	case MX_MSG_PG_PUSH:
+		handle_pg_push(osd, s, tid, payload, len);
+		return;
+	case MX_MSG_PG_PULL:
+		handle_pg_pull(osd, s, tid, payload, len);
 		return;
 	case MX_MSG_PING: {
 		struct mx_wbuf w;
 
 		mx_wbuf_init(&w);
-		(void)mx_conn_send(c, MX_MSG_PONG, h->tid, &w);
+		(void)session_send(s, MX_MSG_PONG, tid, &w);
 		return;
 	}
 	default:
-		mx_warn("%s: unknown message type %u", c->peer, h->type);
-		(void)mx_conn_send_error(c, h->tid, -ENOTSUP, "unknown message type");
+		mx_warn("%s: unknown message type %u", s->conn->peer, type);
+		(void)mx_conn_send_error(s->conn, tid, -ENOTSUP, "unknown message type");
 	}
+}
+
+static void on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *payload)
+{
+	dispatch(c->owner, c->owner_data, h->type, h->tid, payload, h->len);
 }
 
 static void on_close(struct mx_conn *c, int err)
@@ -1365,10 +2993,9 @@ static void apply_map(struct osd *osd, struct mx_map *m)
 		mx_map_free(m);
 		return;
 	}
-	mx_placement_free(osd->pl);
-	mx_map_free(osd->map);
 	osd->map = m;
 	osd->pl = pl;
+	hist_put(osd, m, pl); /* owns both from now */
 	mx_debug("map epoch %llu", (unsigned long long)m->epoch);
 	/* Peers that restarted elsewhere: reconnect to the new address. */
 	for (uint32_t i = 0; i < osd->n_peers; i++) {
@@ -1394,6 +3021,8 @@ static void apply_map(struct osd *osd, struct mx_map *m)
 		osd->booted = false;
 		send_boot(osd);
 	}
+	pgs_update(osd);
+	replay_deferred(osd);
 }
 
 static void mon_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *payload)
@@ -1423,6 +3052,10 @@ static void mon_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *p
 				(unsigned long long)br.epoch);
 		osd->booted = true;
 		subscribe(osd);
+		if (osd->map) {
+			pgs_update(osd);
+			replay_deferred(osd);
+		}
 		return;
 	}
 	case MX_MSG_MON_MAP: {
@@ -1431,8 +3064,33 @@ static void mon_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *p
 
 		if (mx_dec_map(payload, h->len, &mm) < 0)
 			break;
-		if (mm.map_len == 0 || (osd->map && mm.epoch <= osd->map->epoch))
+		if (mm.status && osd->map && mm.epoch < osd->map->epoch) {
+			/* The monitor no longer keeps that epoch: our history
+			 * starts after it. */
+			hist_drop(osd, mm.epoch);
+			hist_check_ready(osd);
+			pgs_update(osd);
+			replay_deferred(osd);
 			return;
+		}
+		if (mm.map_len == 0)
+			return;
+		if (osd->map && mm.epoch <= osd->map->epoch) {
+			struct mx_placement *pl;
+
+			if (mm.epoch < osd->hist_base ||
+			    osd->hist[mm.epoch - osd->hist_base] ||
+			    mx_map_decode(mm.map, mm.map_len, &m) < 0)
+				return;
+			if (mx_placement_new(m, &pl) < 0) {
+				mx_map_free(m);
+				return;
+			}
+			hist_put(osd, m, pl);
+			pgs_update(osd);
+			replay_deferred(osd);
+			return;
+		}
 		if (mx_map_decode(mm.map, mm.map_len, &m) < 0)
 			break;
 		apply_map(osd, m);
@@ -1569,6 +3227,7 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 	osd->loop = uv_default_loop();
 	mx_list_init(&osd->commit_pops);
 	mx_list_init(&osd->commit_rwaits);
+	mx_list_init(&osd->deferred);
 	osd->dedup = mx_xcalloc(DEDUP_SLOTS, sizeof(*osd->dedup));
 	osd->next_tid = 1;
 
@@ -1605,6 +3264,9 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 	uv_timer_init(osd->loop, &osd->hb_timer);
 	osd->hb_timer.data = osd;
 	uv_timer_start(&osd->hb_timer, hb_tick, osd->hb_interval_ms, osd->hb_interval_ms);
+	uv_timer_init(osd->loop, &osd->pg_timer);
+	osd->pg_timer.data = osd;
+	uv_timer_start(&osd->pg_timer, pg_tick, PG_TICK_MS, PG_TICK_MS);
 	uv_signal_init(osd->loop, &osd->sigterm);
 	osd->sigterm.data = osd;
 	uv_signal_start(&osd->sigterm, on_signal, SIGTERM);
@@ -1617,8 +3279,12 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 
 	commit_now(osd);
 	mx_store_close(osd->store);
-	mx_placement_free(osd->pl);
-	mx_map_free(osd->map);
+	for (size_t i = 0; i < osd->hist_len; i++) {
+		mx_placement_free(osd->hist_pl[i]);
+		mx_map_free(osd->hist[i]);
+	}
+	free(osd->hist);
+	free(osd->hist_pl);
 	for (uint32_t i = 0; i < osd->n_peers; i++) {
 		struct peer *p = osd->peers[i];
 		struct mx_list *pos, *tmp;
@@ -1639,6 +3305,7 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 		while (osd->pgs[i]) {
 			struct pgstate *n = osd->pgs[i]->next;
 
+			pg_clear_primary(osd->pgs[i]);
 			free(osd->pgs[i]);
 			osd->pgs[i] = n;
 		}

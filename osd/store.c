@@ -5,10 +5,12 @@
  * fdatasync per commit, for every transaction staged since the last one)
  * and only then applied to the data files and to the in-memory index,
  * which holds every object's size, version, attributes and the CRC-32C of
- * each of its 4 KiB blocks.  A checkpoint flushes the data files, writes the
- * metadata files and starts a new log generation; opening the store loads
- * the metadata files and replays the log.  docs/object-store.md describes
- * the on-disk format and argues the crash consistency in full.
+ * each of its 4 KiB blocks, and every PG's log and info.  A checkpoint
+ * flushes the data files, writes the metadata files, appends new PG log
+ * entries to per-PG log files and starts a new log generation; opening the
+ * store loads all of these and replays the write-ahead log.
+ * docs/object-store.md describes the on-disk format and argues the crash
+ * consistency in full.
  */
 #include "store.h"
 
@@ -35,7 +37,12 @@
  *
  *   dir/wal                          the write-ahead log
  *   dir/pgs/PPPPPPPP.GGGGGGGG/       one folder per PG: pool and pg in hex
- *   dir/pgs/PPPPPPPP.GGGGGGGG/pg     the PG's last version (at checkpoint)
+ *   dir/pgs/PPPPPPPP.GGGGGGGG/pg     the PG's last version, info (les,
+ *                                    lec, acting, flags), last_update,
+ *                                    log_tail, and which bytes of which
+ *                                    log file hold its log (at checkpoint)
+ *   dir/pgs/.../log.N                PG log entries, appended at
+ *                                    checkpoints; N numbers the file
  *   dir/pgs/.../HHHHHHHHHHHHHHHH.S.d object data, byte for byte
  *   dir/pgs/.../HHHHHHHHHHHHHHHH.S.m object metadata: full name, size,
  *                                    version, mtime, attributes, block CRCs
@@ -52,11 +59,24 @@
  * Frames start at 4096, each padded to 512 bytes so that no write ever
  * rewrites a sector holding an acknowledged frame.  A frame is a header
  * (magic, its own CRC, G, sequence, its own file offset, payload length,
- * transaction count, payload CRC) and the transaction records of one
- * commit.  A record is physical: it names the object and slot, and holds
- * the object's existence and size before and after, the version, mtime and
- * every op with its data, so it can be applied to any state that lies
- * between the one before it and the final one.
+ * record count, payload CRC) and the records of one commit.  A transaction record is physical: it names the object and
+ * slot, and holds the object's existence and size before and after, the
+ * version, mtime and every op with its data, so it can be applied to any
+ * state that lies between the one before it and the final one.  A logged
+ * transaction's record (REC_TXN_LOG) also carries its PG log entry.  PG
+ * records set a PG's info (REC_PG_INFO), trim its log (REC_PG_TRIM, with
+ * the bound already capped at the last_update it was staged against),
+ * replace its log (REC_PG_RESET) or forget log, info and last version
+ * (REC_PG_REMOVE, staged after a physical REMOVE record for each of the
+ * PG's objects).
+ *
+ * A PG's log in memory is a ring of entries, oldest first, at most
+ * pg_log_max of them, with lu (last_update) and tail (log_tail), and a
+ * hash index of request identities over all PGs.  Per transaction this is
+ * O(1): a ring append, at most one pop, an index insert and remove.  The
+ * entries already in the PG's log file are always a prefix of the ring;
+ * the pg file names the file and the byte range [log_start, log_end) that
+ * holds exactly the ring as of its checkpoint.
  *
  * States of the store on disk, and the function that moves between them:
  *
@@ -70,7 +90,11 @@
  *     | checkpoint() (on crossing wal_checkpoint_bytes, on demand, on
  *     |   close, at open): ckpt_obj() fsyncs each dirty data file and
  *     |   renames in its fsynced metadata; ckpt_ghost() unlinks the files
- *     |   of removed objects; write_pg_meta(); fsync of the folders
+ *     |   of removed objects; write_pg_meta(): pg_log_flush() appends new
+ *     |   entries to the log file and fsyncs it (or plog_compact() writes
+ *     |   a new file, fsyncs it and the folder), then the pg file is
+ *     |   renamed in; fsync of the folders; pg_unlink_logs() unlinks log
+ *     |   files no durable pg file names any more
  *     v
  *   FLUSHED(G) everything above is durable; the frames of G still are.
  *     | log_reset(): header G+1 written to the other slot, fsync
@@ -104,6 +128,22 @@
  *     when every byte has its final value.
  *  I5 Frames of G are consecutive from the header's first sequence, and
  *     the log's valid end is where the first frame fails to check.
+ *  I6 A PG's pg file (with the log file range it names) describes the PG
+ *     either at the last completed checkpoint or at the end of the log,
+ *     and replaying the log's PG-level effects over either gives the end
+ *     state: INFO, RESET and REMOVE set what they touch absolutely; an
+ *     appended entry not above lu is skipped (only replay over the end
+ *     state meets one, and the entry is then in the loaded log already,
+ *     or a later RESET/REMOVE decides); a TRIM's bound never exceeds the
+ *     lu it was staged against, so it cannot drop an entry appended after
+ *     it, and over the end state it drops nothing and leaves tail alone.
+ *     The last version follows the objects' argument (a maximum), reset
+ *     to zero by REMOVE.
+ *  I7 A pg file names only log file bytes that were fsynced, in a file
+ *     whose name was made durable, before the pg file was renamed in;
+ *     bytes of that range are never rewritten (appends go at log_end, a
+ *     compaction writes a new file), and a log file is unlinked only
+ *     after a folder fsync made a pg file that does not name it durable.
  */
 
 #define BS MX_STORE_BLOCK
@@ -120,8 +160,22 @@
 #define FRAME_MAGIC 0x4c46584du   /* "MXFL" */
 #define OBJ_MAGIC 0x4d4f584du     /* "MXOM" */
 #define PG_MAGIC 0x4750584du      /* "MXPG" */
+#define PLOG_MAGIC 0x4c50584du    /* "MXPL" */
 #define FMT_VERSION 1u
-#define REC_TXN 1u
+#define PG_FMT_VERSION 2u /* pg files; version 1 (no log, no info) loads */
+/* Record kinds of a frame's payload. */
+#define REC_TXN 1u	 /* a transaction */
+#define REC_TXN_LOG 2u	 /* a transaction and its PG log entry */
+#define REC_PG_INFO 3u	 /* les, lec, acting, flags of a PG */
+#define REC_PG_TRIM 4u	 /* drop a PG's log entries up to a version */
+#define REC_PG_RESET 5u	 /* replace a PG's log */
+#define REC_PG_REMOVE 6u /* forget a PG's log, info and last version */
+#define PLOG_PREFIX "log."
+#define PLOG_HDR 32u
+#define PLOG_ENT_FIXED 39u /* an entry's encoding without its name */
+#define PLOG_COMPACT_MIN 1024u
+#define FOFF_NONE UINT64_MAX
+#define REQTAB_INIT 1024u
 #define FSIZE_UNKNOWN UINT64_MAX
 #define FD_CACHE_MAX 256u
 #define DEFAULT_CKPT_BYTES (64ull << 20)
@@ -149,6 +203,20 @@ struct brange {
 };
 
 struct pgrp;
+
+/* One PG log entry (committed).  Entries live in their PG's ring, oldest
+ * first; those with a request identity are also in the store's reqid
+ * index. */
+struct logent {
+	struct logent *rnext; /* reqid index chain */
+	struct pgrp *pg;
+	struct mx_version ver;
+	uint64_t client_id, tid;
+	uint64_t foff; /* offset in the PG's log file, or FOFF_NONE */
+	uint8_t kind;
+	uint16_t name_len;
+	char name[]; /* name_len bytes and a NUL */
+};
 
 /* An index entry: one object name in one PG.  An entry may be a
  * placeholder (staged transactions, not yet committed) or a ghost (removed,
@@ -196,7 +264,8 @@ struct obj {
 	char name[]; /* name_len bytes and a NUL */
 };
 
-/* A placement group: its objects (for listing) and last version. */
+/* A placement group: its objects (for listing), last version, log and
+ * info. */
 struct pgrp {
 	struct pgrp *hnext;
 	int32_t pool;
@@ -204,10 +273,31 @@ struct pgrp {
 	struct mx_version last;
 	struct obj **objs; /* From malloc(): every entry of the PG */
 	uint32_t n_objs, cap_objs;
+	uint32_t n_exist; /* entries with exists */
 	bool sorted;	 /* objs is in name order */
 	bool dir_exists; /* the folder exists */
 	bool dir_dirty;	 /* names in the folder changed since checkpoint */
-	bool meta_dirty; /* last changed since checkpoint */
+	bool meta_dirty; /* pg file content changed since checkpoint */
+
+	/* The log: a ring of ring_cap (a power of two) slots, ring_n used
+	 * from ring_head, oldest first.  Committed state. */
+	struct logent **ring; /* From malloc(); the entries too */
+	uint32_t ring_head, ring_n, ring_cap;
+	struct mx_version lu, tail; /* last_update, log_tail */
+	struct mx_version pend_lu;  /* lu after every staged record */
+	uint64_t les, lec;
+	uint8_t n_acting;
+	int32_t acting[MX_PG_ACTING_MAX];
+	uint32_t flags;
+
+	/* The log file PLOG_PREFIX<log_file> (0: none) holds the persisted
+	 * entries in [log_start, log_end) as of the last checkpoint's pg
+	 * file; log_next numbers the next one.  unlink_logs: files no pg
+	 * file refers to any more, unlinked by the next checkpoint after its
+	 * folder fsyncs (pg_unlink_logs()). */
+	uint64_t log_file, log_next, log_start, log_end;
+	uint64_t *unlink_logs; /* From malloc() */
+	uint32_t n_unlink, cap_unlink;
 };
 
 struct mx_store {
@@ -225,6 +315,11 @@ struct mx_store {
 	struct pgrp **pgs; /* From malloc(): every PG */
 	size_t n_pgs, cap_pgs;
 	bool top_dirty; /* a PG folder was made since checkpoint */
+
+	struct logent **rtab; /* From malloc(): reqid index buckets */
+	size_t rtab_mask;
+	size_t n_reqs;
+	uint32_t log_max; /* pg_log_max */
 
 	struct obj *dirty;
 	struct obj *lru_head, *lru_tail;
@@ -678,6 +773,7 @@ static struct pgrp *pg_get(struct mx_store *st, int32_t pool, uint32_t pg)
 	p->pool = pool;
 	p->pg = pg;
 	p->sorted = true;
+	p->log_next = 1; /* log file numbers start at 1; 0 means none */
 	st->pgs[st->n_pgs++] = p;
 	b = pg_bucket(st, pool, pg);
 	p->hnext = st->pgtab[b];
@@ -952,6 +1048,7 @@ static void stats_sub(struct mx_store *st, const struct obj *o)
 	if (o->exists) {
 		st->stats.objects--;
 		st->stats.bytes -= o->size;
+		o->pg->n_exist--;
 	}
 }
 
@@ -960,7 +1057,247 @@ static void stats_add(struct mx_store *st, const struct obj *o)
 	if (o->exists) {
 		st->stats.objects++;
 		st->stats.bytes += o->size;
+		o->pg->n_exist++;
 	}
+}
+
+/* ---- PG log ------------------------------------------------------------- */
+
+static bool version_zero(struct mx_version v)
+{
+	return v.epoch == 0 && v.seq == 0;
+}
+
+/* Whether the store knows p (store.h): an object, a log entry, a last
+ * version or a non-zero info field. */
+static bool pg_live(const struct pgrp *p)
+{
+	return p->n_exist || p->ring_n || !version_zero(p->last) ||
+	       !version_zero(p->lu) || !version_zero(p->tail) || p->les ||
+	       p->lec || p->n_acting || p->flags;
+}
+
+/* The i-th oldest entry of p's log (i < ring_n). */
+static struct logent *pglog_at(const struct pgrp *p, uint32_t i)
+{
+	return p->ring[(p->ring_head + i) & (p->ring_cap - 1)];
+}
+
+static size_t req_bucket(const struct mx_store *st, int32_t pool, uint32_t pg,
+			 uint64_t client_id, uint64_t tid)
+{
+	uint64_t h = ((uint64_t)(uint32_t)pool << 32 | pg) * 0x9e3779b97f4a7c15ull;
+
+	h ^= client_id * 0xc2b2ae3d27d4eb4full;
+	h = (h ^ (h >> 29)) + tid * 0x165667b19e3779f9ull;
+	h ^= h >> 32;
+	return (size_t)(h * 0x9e3779b97f4a7c15ull >> 16) & st->rtab_mask;
+}
+
+static bool ent_has_req(const struct logent *e)
+{
+	return e->client_id || e->tid;
+}
+
+static void rtab_grow(struct mx_store *st)
+{
+	size_t n = (st->rtab_mask + 1) * 2, old = st->rtab_mask + 1;
+	struct logent **t = calloc(n, sizeof(*t));
+	struct logent **ot = st->rtab;
+
+	if (!t)
+		return; /* longer chains, still correct */
+	st->rtab = t;
+	st->rtab_mask = n - 1;
+	for (size_t i = 0; i < old; i++) {
+		struct logent *e = ot[i], *next;
+
+		for (; e; e = next) {
+			size_t b = req_bucket(st, e->pg->pool, e->pg->pg,
+					      e->client_id, e->tid);
+
+			next = e->rnext;
+			e->rnext = t[b];
+			t[b] = e;
+		}
+	}
+	free(ot);
+}
+
+static void req_insert(struct mx_store *st, struct logent *e)
+{
+	size_t b = req_bucket(st, e->pg->pool, e->pg->pg, e->client_id, e->tid);
+
+	e->rnext = st->rtab[b];
+	st->rtab[b] = e;
+	if (++st->n_reqs > st->rtab_mask + 1)
+		rtab_grow(st);
+}
+
+static void req_remove(struct mx_store *st, struct logent *e)
+{
+	struct logent **pp = &st->rtab[req_bucket(st, e->pg->pool, e->pg->pg,
+						  e->client_id, e->tid)];
+
+	while (*pp != e)
+		pp = &(*pp)->rnext;
+	*pp = e->rnext;
+	st->n_reqs--;
+}
+
+/* A new, unlinked entry.  NULL on allocation failure. */
+static struct logent *logent_new(struct mx_version ver, uint8_t kind,
+				 const char *name, uint32_t len,
+				 uint64_t client_id, uint64_t tid)
+{
+	struct logent *e = calloc(1, sizeof(*e) + len + 1);
+
+	if (!e)
+		return NULL;
+	e->ver = ver;
+	e->kind = kind;
+	e->client_id = client_id;
+	e->tid = tid;
+	e->foff = FOFF_NONE;
+	e->name_len = (uint16_t)len;
+	memcpy(e->name, name, len);
+	return e;
+}
+
+/* Append e, newer than every entry of p's log, and index its request
+ * identity.  0, or -ENOMEM (e is then not taken). */
+static int pglog_push(struct mx_store *st, struct pgrp *p, struct logent *e)
+{
+	if (p->ring_n == p->ring_cap) {
+		uint32_t cap = p->ring_cap ? p->ring_cap * 2 : 16;
+		struct logent **v;
+
+		if (cap < p->ring_cap)
+			return -ENOMEM;
+		v = malloc((size_t)cap * sizeof(*v));
+		if (!v)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < p->ring_n; i++)
+			v[i] = pglog_at(p, i);
+		free(p->ring);
+		p->ring = v;
+		p->ring_cap = cap;
+		p->ring_head = 0;
+	}
+	p->ring[(p->ring_head + p->ring_n) & (p->ring_cap - 1)] = e;
+	p->ring_n++;
+	e->pg = p;
+	if (ent_has_req(e))
+		req_insert(st, e);
+	return 0;
+}
+
+/* Drop the oldest entry of p's log; log_tail moves up to its version. */
+static void pglog_pop(struct mx_store *st, struct pgrp *p)
+{
+	struct logent *e = pglog_at(p, 0);
+
+	if (ent_has_req(e))
+		req_remove(st, e);
+	(void)version_max(&p->tail, e->ver);
+	p->ring_head = (p->ring_head + 1) & (p->ring_cap - 1);
+	p->ring_n--;
+	free(e);
+}
+
+/* Keep at most log_max entries. */
+static void pglog_bound(struct mx_store *st, struct pgrp *p)
+{
+	while (p->ring_n > st->log_max)
+		pglog_pop(st, p);
+}
+
+/* Forget every entry and the ring; lu and tail stay as they were. */
+static void pglog_clear(struct mx_store *st, struct pgrp *p)
+{
+	struct mx_version tail = p->tail;
+
+	while (p->ring_n)
+		pglog_pop(st, p);
+	p->tail = tail;
+	free(p->ring);
+	p->ring = NULL;
+	p->ring_cap = p->ring_head = 0;
+}
+
+/* Index of the oldest entry of p's log newer than v (ring_n if none). */
+static uint32_t pglog_after(const struct pgrp *p, struct mx_version v)
+{
+	uint32_t lo = 0, hi = p->ring_n;
+
+	while (lo < hi) {
+		uint32_t mid = lo + (hi - lo) / 2;
+
+		if (mx_version_cmp(pglog_at(p, mid)->ver, v) <= 0)
+			lo = mid + 1;
+		else
+			hi = mid;
+	}
+	return lo;
+}
+
+/* A log entry's encoding, shared by REC_PG_RESET records and log files
+ * (which add a CRC-32C): version, kind, request identity, name. */
+static void enc_entry(struct mx_wbuf *w, struct mx_version ver, uint8_t kind,
+		      uint64_t client_id, uint64_t tid, const char *name,
+		      uint32_t len)
+{
+	mx_put_u64(w, ver.epoch);
+	mx_put_u64(w, ver.seq);
+	mx_put_u8(w, kind);
+	mx_put_u64(w, client_id);
+	mx_put_u64(w, tid);
+	mx_put_u16(w, (uint16_t)len);
+	mx_put_bytes(w, name, len);
+}
+
+/* Decode what enc_entry() wrote; *name points into rb's buffer.  False
+ * if it does not make sense (rb's error, a bad kind or name). */
+static bool dec_entry(struct mx_rbuf *rb, struct mx_pglog_entry *e)
+{
+	uint16_t len;
+
+	e->version.epoch = mx_get_u64(rb);
+	e->version.seq = mx_get_u64(rb);
+	e->kind = mx_get_u8(rb);
+	e->client_id = mx_get_u64(rb);
+	e->tid = mx_get_u64(rb);
+	len = mx_get_u16(rb);
+	e->name = mx_get_bytes(rb, len);
+	e->name_len = len;
+	return !rb->err && (e->kind == MX_LOG_MODIFY || e->kind == MX_LOG_DELETE) &&
+	       name_ok(e->name, len, MX_OBJ_NAME_MAX);
+}
+
+/* Note that the PG's log file number f is to be unlinked once the
+ * checkpoint that stopped referring to it completes.  0 or -ENOMEM. */
+static int pg_unlink_later(struct pgrp *p, uint64_t f)
+{
+	if (p->n_unlink == p->cap_unlink) {
+		uint32_t cap = p->cap_unlink ? p->cap_unlink * 2 : 2;
+		uint64_t *v = realloc(p->unlink_logs, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		p->unlink_logs = v;
+		p->cap_unlink = cap;
+	}
+	p->unlink_logs[p->n_unlink++] = f;
+	return 0;
+}
+
+static void path_plog(const struct mx_store *st, const struct pgrp *p,
+		      uint64_t f, char *out)
+{
+	char leaf[32];
+
+	(void)snprintf(leaf, sizeof(leaf), PLOG_PREFIX "%" PRIu64, f);
+	path_in_pg(st, p, leaf, out);
 }
 
 /* ---- Block checksums ---------------------------------------------------- */
@@ -1343,20 +1680,47 @@ static int obj_set_state(struct mx_store *st, struct obj *o, bool ex,
 	return touch_add(o, lo, hi);
 }
 
-/* Decode one transaction record from rb and apply it.  Commit calls this
- * after the frame is durable (I1); replay calls it for each record of the
- * valid log.  0, -EUCLEAN for a record that does not make sense, or the
- * I/O or allocation error. */
-static int apply_txn(struct mx_store *st, struct mx_rbuf *rb)
+/* Append the log entry of a REC_TXN_LOG record to p's log.  Commit only
+ * stages entries newer than last_update (mx_store_queue()); replay skips
+ * one that is not, because then the PG's state was loaded from a pg file
+ * written after the record (I6). */
+static int apply_log_append(struct mx_store *st, struct pgrp *p,
+			    struct mx_version ver, uint8_t kind,
+			    const char *name, uint32_t len,
+			    uint64_t client_id, uint64_t tid)
 {
-	uint8_t kind = mx_get_u8(rb);
+	struct logent *e;
+
+	if (mx_version_cmp(ver, p->lu) <= 0)
+		return st->replaying ? 0 : -EUCLEAN;
+	e = logent_new(ver, kind, name, len, client_id, tid);
+	if (!e)
+		return -ENOMEM;
+	if (pglog_push(st, p, e)) {
+		free(e);
+		return -ENOMEM;
+	}
+	p->lu = ver;
+	pglog_bound(st, p);
+	p->meta_dirty = true;
+	return 0;
+}
+
+/* Decode one transaction record (REC_TXN or REC_TXN_LOG, the kind byte
+ * already read) from rb and apply it.  Commit calls this after the frame
+ * is durable (I1); replay calls it for each record of the valid log.  0,
+ * -EUCLEAN for a record that does not make sense, or the I/O or
+ * allocation error. */
+static int apply_txn(struct mx_store *st, struct mx_rbuf *rb, uint8_t kind)
+{
 	int32_t pool = mx_get_i32(rb);
 	uint32_t pgid = mx_get_u32(rb);
 	uint32_t slot = mx_get_u32(rb);
 	uint16_t nlen = mx_get_u16(rb);
 	const char *name = mx_get_bytes(rb, nlen);
 	struct mx_version ver;
-	uint64_t mtime, sz0, sz1, nh;
+	uint64_t mtime, sz0, sz1, nh, client_id = 0, tid = 0;
+	uint8_t lkind = 0;
 	bool ex0, ex1;
 	uint32_t n_ops;
 	struct pgrp *p;
@@ -1371,8 +1735,7 @@ static int apply_txn(struct mx_store *st, struct mx_rbuf *rb)
 	ex1 = mx_get_u8(rb);
 	sz1 = mx_get_u64(rb);
 	n_ops = mx_get_u32(rb);
-	if (rb->err || kind != REC_TXN ||
-	    !name_ok(name, nlen, MX_OBJ_NAME_MAX) || pool < 0 ||
+	if (rb->err || !name_ok(name, nlen, MX_OBJ_NAME_MAX) || pool < 0 ||
 	    pgid == UINT32_MAX || sz0 > MX_OBJ_SIZE_MAX ||
 	    sz1 > MX_OBJ_SIZE_MAX || n_ops == 0)
 		return -EUCLEAN;
@@ -1460,6 +1823,13 @@ static int apply_txn(struct mx_store *st, struct mx_rbuf *rb)
 			break;
 		}
 	}
+	if (!r && kind == REC_TXN_LOG) {
+		lkind = mx_get_u8(rb);
+		client_id = mx_get_u64(rb);
+		tid = mx_get_u64(rb);
+		if (lkind != (ex1 ? MX_LOG_MODIFY : MX_LOG_DELETE))
+			r = -EUCLEAN;
+	}
 	if (!r && (rb->err || o->exists != ex1 || o->size != sz1))
 		r = -EUCLEAN;
 	if (!r && o->exists) {
@@ -1468,12 +1838,103 @@ static int apply_txn(struct mx_store *st, struct mx_rbuf *rb)
 	}
 	if (!r && version_max(&p->last, ver))
 		p->meta_dirty = true;
+	if (!r && kind == REC_TXN_LOG)
+		r = apply_log_append(st, p, ver, lkind, name, nlen, client_id,
+				     tid);
 	obj_mark_dirty(st, o);
 	stats_add(st, o);
 	return r;
 }
 
-/* Apply the n records of a frame's payload.  0 or a negative errno. */
+/* Decode one PG record (REC_PG_*, the kind byte already read) and apply
+ * it.  Each sets what it touches absolutely, except that a trim only
+ * drops entries and raises log_tail: applying a generation's records over
+ * the PG's state at its start or at its end gives the same result (I6).
+ * 0, -EUCLEAN, or -ENOMEM. */
+static int apply_pg_rec(struct mx_store *st, struct mx_rbuf *rb, uint8_t kind)
+{
+	int32_t pool = mx_get_i32(rb);
+	uint32_t pgid = mx_get_u32(rb);
+	struct mx_version v, prev;
+	struct pgrp *p;
+	uint32_t n;
+
+	if (rb->err || pool < 0 || pgid == UINT32_MAX)
+		return -EUCLEAN;
+	p = pg_get(st, pool, pgid);
+	if (!p)
+		return -ENOMEM;
+	p->meta_dirty = true;
+	switch (kind) {
+	case REC_PG_INFO:
+		p->les = mx_get_u64(rb);
+		p->lec = mx_get_u64(rb);
+		n = mx_get_u8(rb);
+		if (n > MX_PG_ACTING_MAX)
+			return -EUCLEAN;
+		memset(p->acting, 0, sizeof(p->acting));
+		for (uint32_t i = 0; i < n; i++)
+			p->acting[i] = mx_get_i32(rb);
+		p->n_acting = (uint8_t)n;
+		p->flags = mx_get_u32(rb);
+		break;
+	case REC_PG_TRIM:
+		v.epoch = mx_get_u64(rb);
+		v.seq = mx_get_u64(rb);
+		if (rb->err)
+			return -EUCLEAN;
+		while (p->ring_n && mx_version_cmp(pglog_at(p, 0)->ver, v) <= 0)
+			pglog_pop(st, p);
+		(void)version_max(&p->tail,
+				  mx_version_cmp(v, p->lu) < 0 ? v : p->lu);
+		break;
+	case REC_PG_RESET:
+		prev.epoch = mx_get_u64(rb);
+		prev.seq = mx_get_u64(rb);
+		n = mx_get_u32(rb);
+		if (rb->err)
+			return -EUCLEAN;
+		pglog_clear(st, p);
+		p->tail = p->lu = prev;
+		for (uint32_t i = 0; i < n; i++) {
+			struct mx_pglog_entry d;
+			struct logent *e;
+
+			if (!dec_entry(rb, &d) ||
+			    mx_version_cmp(d.version, prev) <= 0)
+				return -EUCLEAN;
+			prev = p->lu = d.version;
+			if (n - i > st->log_max) {
+				p->tail = d.version; /* beyond the bound */
+				continue;
+			}
+			e = logent_new(d.version, d.kind, d.name, d.name_len,
+				       d.client_id, d.tid);
+			if (!e)
+				return -ENOMEM;
+			if (pglog_push(st, p, e)) {
+				free(e);
+				return -ENOMEM;
+			}
+		}
+		break;
+	case REC_PG_REMOVE:
+		/* The objects went in the records just before this one. */
+		pglog_clear(st, p);
+		p->tail = p->lu = p->last = (struct mx_version){ 0, 0 };
+		p->les = p->lec = 0;
+		p->n_acting = 0;
+		memset(p->acting, 0, sizeof(p->acting));
+		p->flags = 0;
+		break;
+	default:
+		return -EUCLEAN;
+	}
+	return rb->err ? -EUCLEAN : 0;
+}
+
+/* Apply the n records of a frame's payload in order.  0 or a negative
+ * errno. */
 static int apply_frame(struct mx_store *st, const uint8_t *payload,
 		       uint64_t len, uint32_t n)
 {
@@ -1482,7 +1943,12 @@ static int apply_frame(struct mx_store *st, const uint8_t *payload,
 
 	mx_rbuf_init(&rb, payload, (size_t)len);
 	for (uint32_t i = 0; i < n; i++) {
-		r = apply_txn(st, &rb);
+		uint8_t kind = mx_get_u8(&rb);
+
+		if (kind == REC_TXN || kind == REC_TXN_LOG)
+			r = apply_txn(st, &rb, kind);
+		else
+			r = apply_pg_rec(st, &rb, kind);
 		if (r)
 			return r;
 	}
@@ -1941,21 +2407,181 @@ static int load_obj_meta(struct mx_store *st, struct pgrp *p, uint64_t nhash,
 	return 0;
 }
 
+/* Write len bytes at off of PG p's log file number f and fsync it.  A
+ * fresh file is created (truncated, in case a crashed checkpoint left one
+ * of that name) and its name made durable by a folder fsync before any pg
+ * file can refer to it.  0 or a negative errno. */
+static int plog_write(struct mx_store *st, struct pgrp *p, uint64_t f,
+		      bool fresh, const void *data, size_t len, uint64_t off)
+{
+	char path[PATH_LEN];
+	int fd, r;
+
+	path_plog(st, p, f, path);
+	fd = st->io->open(st->io->ctx, path,
+			  O_RDWR | O_CLOEXEC | (fresh ? O_CREAT | O_TRUNC : 0),
+			  0644);
+	if (fd < 0)
+		return fd;
+	r = io_write_all(st, fd, data, len, off);
+	if (!r)
+		r = st->io->fsync(st->io->ctx, fd);
+	io_close(st, fd);
+	if (!r && fresh) {
+		path_pgdir(st, p, path);
+		r = st->io->fsync_dir(st->io->ctx, path);
+	}
+	return r;
+}
+
+/* Encode log entries [from, ring_n) of p for a log file: each followed
+ * by the CRC-32C of its encoding. */
+static void plog_encode(struct mx_wbuf *w, const struct pgrp *p, uint32_t from)
+{
+	for (uint32_t i = from; i < p->ring_n; i++) {
+		const struct logent *e = pglog_at(p, i);
+		size_t at = w->len;
+
+		enc_entry(w, e->ver, e->kind, e->client_id, e->tid, e->name,
+			  e->name_len);
+		if (!w->err)
+			mx_put_u32(w, mx_crc32c(0, w->data + at, w->len - at));
+	}
+}
+
+/* Give entries [from, ring_n) their file offsets, from off on. */
+static void plog_place(struct pgrp *p, uint32_t from, uint64_t off)
+{
+	for (uint32_t i = from; i < p->ring_n; i++) {
+		struct logent *e = pglog_at(p, i);
+
+		e->foff = off;
+		off += PLOG_ENT_FIXED + e->name_len;
+	}
+}
+
+/* Write the whole log of p to a new log file; the old one is unlinked
+ * once the checkpoint completes.  0 or a negative errno. */
+static int plog_compact(struct mx_store *st, struct pgrp *p)
+{
+	struct mx_wbuf *w = &st->scratch;
+	uint64_t f = p->log_next;
+	int r;
+
+	mx_wbuf_reset(w);
+	mx_put_u32(w, PLOG_MAGIC);
+	mx_put_u32(w, FMT_VERSION);
+	mx_put_i32(w, p->pool);
+	mx_put_u32(w, p->pg);
+	mx_put_u64(w, f);
+	mx_put_u32(w, 0);
+	if (!w->err)
+		mx_put_u32(w, mx_crc32c(0, w->data, w->len));
+	plog_encode(w, p, 0);
+	if (w->err)
+		return w->err;
+	if (p->log_file) {
+		r = pg_unlink_later(p, p->log_file);
+		if (r)
+			return r;
+	}
+	r = pg_mkdir(st, p);
+	if (!r)
+		r = plog_write(st, p, f, true, w->data, w->len, 0);
+	if (r)
+		return r;
+	p->log_file = f;
+	p->log_next = f + 1;
+	p->log_start = PLOG_HDR;
+	p->log_end = w->len;
+	plog_place(p, 0, PLOG_HDR);
+	return 0;
+}
+
+/* Bring p's log file up to its in-memory log before the pg file that
+ * refers to it is written.  The entries already in the file are always a
+ * prefix of the log (appends add unpersisted entries at the new end,
+ * trims drop from the old end, a reset or removal leaves none persisted),
+ * so the unpersisted suffix is appended at log_end, and log_start moves
+ * to the oldest entry kept.  When the file's dead prefix outgrows the
+ * live part (and PLOG_COMPACT_MIN), the log goes to a new file instead:
+ * each byte is rewritten at most once per byte appended, so the cost per
+ * entry stays O(1).  An empty log has no file.  0 or a negative errno. */
+static int pg_log_flush(struct mx_store *st, struct pgrp *p)
+{
+	struct mx_wbuf *w = &st->scratch;
+	uint32_t k = p->ring_n;
+	uint64_t head, add = 0;
+	int r;
+
+	if (p->ring_n == 0) {
+		if (p->log_file) {
+			r = pg_unlink_later(p, p->log_file);
+			if (r)
+				return r;
+		}
+		p->log_file = p->log_start = p->log_end = 0;
+		return 0;
+	}
+	while (k > 0 && pglog_at(p, k - 1)->foff == FOFF_NONE)
+		k--;
+	for (uint32_t i = k; i < p->ring_n; i++)
+		add += PLOG_ENT_FIXED + pglog_at(p, i)->name_len;
+	if (p->log_file == 0)
+		return plog_compact(st, p);
+	head = k > 0 ? pglog_at(p, 0)->foff : p->log_end;
+	if (head - PLOG_HDR >= PLOG_COMPACT_MIN &&
+	    head - PLOG_HDR > p->log_end - head + add)
+		return plog_compact(st, p);
+	if (k < p->ring_n) {
+		mx_wbuf_reset(w);
+		plog_encode(w, p, k);
+		if (w->err)
+			return w->err;
+		r = plog_write(st, p, p->log_file, false, w->data, w->len,
+			       p->log_end);
+		if (r)
+			return r;
+		plog_place(p, k, p->log_end);
+		p->log_end += w->len;
+	}
+	p->log_start = pglog_at(p, 0)->foff;
+	return 0;
+}
+
+/* Write p's log file (pg_log_flush()), then its pg file through a fsynced
+ * temporary file and a rename.  0 or a negative errno. */
 static int write_pg_meta(struct mx_store *st, struct pgrp *p)
 {
 	char tmp[PATH_LEN], path[PATH_LEN];
 	struct mx_wbuf *w = &st->scratch;
 	int r = pg_mkdir(st, p);
 
+	if (!r)
+		r = pg_log_flush(st, p);
 	if (r)
 		return r;
 	mx_wbuf_reset(w);
 	mx_put_u32(w, PG_MAGIC);
-	mx_put_u32(w, FMT_VERSION);
+	mx_put_u32(w, PG_FMT_VERSION);
 	mx_put_i32(w, p->pool);
 	mx_put_u32(w, p->pg);
 	mx_put_u64(w, p->last.epoch);
 	mx_put_u64(w, p->last.seq);
+	mx_put_u64(w, p->lu.epoch);
+	mx_put_u64(w, p->lu.seq);
+	mx_put_u64(w, p->tail.epoch);
+	mx_put_u64(w, p->tail.seq);
+	mx_put_u64(w, p->les);
+	mx_put_u64(w, p->lec);
+	mx_put_u8(w, p->n_acting);
+	for (uint32_t i = 0; i < p->n_acting; i++)
+		mx_put_i32(w, p->acting[i]);
+	mx_put_u32(w, p->flags);
+	mx_put_u64(w, p->log_file);
+	mx_put_u64(w, p->log_start);
+	mx_put_u64(w, p->log_end);
+	mx_put_u32(w, p->ring_n);
 	if (!w->err)
 		mx_put_u32(w, mx_crc32c(0, w->data, w->len));
 	if (w->err)
@@ -1968,7 +2594,11 @@ static int write_pg_meta(struct mx_store *st, struct pgrp *p)
 	return r;
 }
 
-static int load_pg_meta(struct mx_store *st, struct pgrp *p, const char *path)
+/* Load the pg file at path; *count gets the number of log entries it
+ * says its log file holds.  Version 1 files (last version only) load
+ * with an empty log and zero info. */
+static int load_pg_meta(struct mx_store *st, struct pgrp *p, const char *path,
+			uint32_t *count)
 {
 	struct mx_rbuf rb;
 	uint32_t magic, version, pgid;
@@ -1985,10 +2615,128 @@ static int load_pg_meta(struct mx_store *st, struct pgrp *p, const char *path)
 	pgid = mx_get_u32(&rb);
 	p->last.epoch = mx_get_u64(&rb);
 	p->last.seq = mx_get_u64(&rb);
+	*count = 0;
+	if (version == PG_FMT_VERSION) {
+		p->lu.epoch = mx_get_u64(&rb);
+		p->lu.seq = mx_get_u64(&rb);
+		p->tail.epoch = mx_get_u64(&rb);
+		p->tail.seq = mx_get_u64(&rb);
+		p->les = mx_get_u64(&rb);
+		p->lec = mx_get_u64(&rb);
+		p->n_acting = mx_get_u8(&rb);
+		if (p->n_acting > MX_PG_ACTING_MAX)
+			return -EUCLEAN;
+		for (uint32_t i = 0; i < p->n_acting; i++)
+			p->acting[i] = mx_get_i32(&rb);
+		p->flags = mx_get_u32(&rb);
+		p->log_file = mx_get_u64(&rb);
+		p->log_start = mx_get_u64(&rb);
+		p->log_end = mx_get_u64(&rb);
+		*count = mx_get_u32(&rb);
+	}
 	if (rb.err || mx_rbuf_left(&rb) || magic != PG_MAGIC ||
-	    version != FMT_VERSION || pool != p->pool || pgid != p->pg)
+	    (version != 1 && version != PG_FMT_VERSION) || pool != p->pool ||
+	    pgid != p->pg || mx_version_cmp(p->tail, p->lu) > 0 ||
+	    (p->log_file == 0 && *count) ||
+	    (p->log_file && (p->log_start < PLOG_HDR ||
+			     p->log_end < p->log_start ||
+			     p->log_end - p->log_start > TXN_DATA_MAX)))
 		return -EUCLEAN;
 	return 0;
+}
+
+/* Load the count entries of p's log file (named by its pg file, already
+ * loaded), check them against the pg file, and apply the entry bound.
+ * 0, -EUCLEAN, or an errno. */
+static int load_pg_log(struct mx_store *st, struct pgrp *p, uint32_t count)
+{
+	char path[PATH_LEN];
+	uint8_t hdr[PLOG_HDR];
+	uint64_t size, len = p->log_end - p->log_start;
+	struct mx_version prev = p->tail;
+	struct mx_rbuf rb;
+	uint8_t *buf = NULL;
+	size_t got;
+	int fd, r;
+
+	path_plog(st, p, p->log_file, path);
+	fd = st->io->open(st->io->ctx, path, O_RDONLY | O_CLOEXEC, 0);
+	if (fd < 0)
+		return fd == -ENOENT ? -EUCLEAN : fd;
+	r = st->io->fstat_size(st->io->ctx, fd, &size);
+	if (!r && size < p->log_end)
+		r = -EUCLEAN;
+	if (!r)
+		r = io_read_zf(st, fd, hdr, PLOG_HDR, 0, NULL);
+	if (!r) {
+		mx_rbuf_init(&rb, hdr, PLOG_HDR);
+		if (mx_get_u32(&rb) != PLOG_MAGIC ||
+		    mx_get_u32(&rb) != FMT_VERSION ||
+		    mx_get_i32(&rb) != p->pool || mx_get_u32(&rb) != p->pg ||
+		    mx_get_u64(&rb) != p->log_file || mx_get_u32(&rb) != 0 ||
+		    mx_get_u32(&rb) != mx_crc32c(0, hdr, PLOG_HDR - 4))
+			r = -EUCLEAN;
+	}
+	if (!r) {
+		buf = malloc(len ? (size_t)len : 1);
+		r = buf ? io_read_zf(st, fd, buf, (size_t)len, p->log_start,
+				     &got) :
+			  -ENOMEM;
+		if (!r && got != len)
+			r = -EUCLEAN;
+	}
+	io_close(st, fd);
+	mx_rbuf_init(&rb, buf, (size_t)len);
+	for (uint32_t i = 0; i < count && !r; i++) {
+		const uint8_t *at = rb.p;
+		struct mx_pglog_entry d;
+		struct logent *e;
+		bool ok = dec_entry(&rb, &d);
+		uint32_t crc = mx_crc32c(0, at, (size_t)(rb.p - at));
+
+		if (!ok || mx_get_u32(&rb) != crc || rb.err ||
+		    mx_version_cmp(d.version, prev) <= 0) {
+			r = -EUCLEAN;
+			break;
+		}
+		prev = d.version;
+		e = logent_new(d.version, d.kind, d.name, d.name_len,
+			       d.client_id, d.tid);
+		if (!e || pglog_push(st, p, e)) {
+			free(e);
+			r = -ENOMEM;
+			break;
+		}
+		e->foff = p->log_start + (uint64_t)(at - buf);
+	}
+	free(buf);
+	if (r)
+		return r;
+	if (mx_rbuf_left(&rb) || (count && mx_version_cmp(prev, p->lu)))
+		return -EUCLEAN;
+	if (p->ring_n > st->log_max) {
+		/* Opened with a smaller bound. */
+		pglog_bound(st, p);
+		p->meta_dirty = true;
+	}
+	return 0;
+}
+
+/* "log.N": N a decimal number >= 1. */
+static bool parse_plog(const char *name, uint64_t *f)
+{
+	uint64_t v = 0;
+	size_t i = strlen(PLOG_PREFIX);
+
+	if (strncmp(name, PLOG_PREFIX, i) || !name[i])
+		return false;
+	for (; name[i]; i++) {
+		if (name[i] < '0' || name[i] > '9' || v > UINT64_MAX / 10 - 1)
+			return false;
+		v = v * 10 + (uint64_t)(name[i] - '0');
+	}
+	*f = v;
+	return v > 0;
 }
 
 /* Exactly n lower-case hex digits. */
@@ -2051,12 +2799,17 @@ static bool has_suffix(const char *s, const char *suffix)
 	return n >= m && !strcmp(s + n - m, suffix);
 }
 
-/* Load one PG folder: its pg file and every object metadata file; drop
- * leftover temporary files of a crashed checkpoint. */
+/* Load one PG folder: its pg file and log file and every object metadata
+ * file; drop leftover temporary files of a crashed checkpoint.  Log files
+ * the pg file does not name are left from a crashed or completed
+ * compaction: they are unlinked once the open's checkpoint has fsynced
+ * the folder (so that the pg file naming the live one is durable first). */
 static int load_pg(struct mx_store *st, struct pgrp *p)
 {
 	char dir[PATH_LEN], path[PATH_LEN];
 	struct namelist nl = { 0 };
+	uint32_t count = 0;
+	uint64_t f;
 	int r;
 
 	path_pgdir(st, p, dir);
@@ -2068,12 +2821,22 @@ static int load_pg(struct mx_store *st, struct pgrp *p)
 
 		path_in_pg(st, p, name, path);
 		if (!strcmp(name, PG_META_NAME))
-			r = load_pg_meta(st, p, path);
+			r = load_pg_meta(st, p, path, &count);
 		else if (has_suffix(name, ".tmp"))
 			(void)st->io->unlink(st->io->ctx, path);
 		else if (parse_objfile(name, &nh, &slot, &suffix) &&
 			 !strcmp(suffix, ".m"))
 			r = load_obj_meta(st, p, nh, slot, path);
+	}
+	if (!r && p->log_file)
+		r = load_pg_log(st, p, count);
+	p->log_next = p->log_file + 1;
+	for (size_t i = 0; i < nl.n && !r; i++) {
+		if (!parse_plog(nl.v[i], &f) || f == p->log_file)
+			continue;
+		p->log_next = MX_MAX(p->log_next, f + 1);
+		r = pg_unlink_later(p, f);
+		p->dir_dirty = true;
 	}
 	namelist_free(&nl);
 	return r;
@@ -2169,6 +2932,25 @@ static int ckpt_ghost(struct mx_store *st, struct obj *o)
 	return 0;
 }
 
+/* Unlink the log files of p that no pg file names any more.  The folder
+ * fsyncs before this made the pg file naming the live one durable, so
+ * these are garbage whether or not the unlinks persist (an open drops
+ * what is left).  0 or a negative errno. */
+static int pg_unlink_logs(struct mx_store *st, struct pgrp *p)
+{
+	char path[PATH_LEN];
+
+	for (; p->n_unlink > 0; p->n_unlink--) {
+		int r;
+
+		path_plog(st, p, p->unlink_logs[p->n_unlink - 1], path);
+		r = st->io->unlink(st->io->ctx, path);
+		if (r && r != -ENOENT)
+			return r;
+	}
+	return 0;
+}
+
 /* Start generation G+1: its header goes to the slot G-1 used, and is made
  * durable before any frame of G+1 is written.  A torn header leaves G's,
  * whose frames replay harmlessly over the flushed state (I2). */
@@ -2222,6 +3004,8 @@ static int checkpoint(struct mx_store *st)
 		path_pgdir(st, st->pgs[i], path);
 		r = st->io->fsync_dir(st->io->ctx, path);
 	}
+	for (i = 0; i < st->n_pgs && !r; i++)
+		r = pg_unlink_logs(st, st->pgs[i]);
 	if (!r)
 		r = log_reset(st);
 	if (r)
@@ -2269,9 +3053,16 @@ static void store_free(struct mx_store *st)
 	}
 	free(st->tab);
 	for (size_t i = 0; i < st->n_pgs; i++) {
-		free(st->pgs[i]->objs);
-		free(st->pgs[i]);
+		struct pgrp *p = st->pgs[i];
+
+		for (uint32_t j = 0; j < p->ring_n; j++)
+			free(pglog_at(p, j));
+		free(p->ring);
+		free(p->unlink_logs);
+		free(p->objs);
+		free(p);
 	}
+	free(st->rtab);
 	free(st->pgs);
 	free(st->pgtab);
 	io_close(st, st->log_fd);
@@ -2325,9 +3116,14 @@ int mx_store_open(const char *dir, const struct mx_store_opts *opts,
 	st->tab_mask = 1023;
 	st->pgtab = calloc(64, sizeof(*st->pgtab));
 	st->pgtab_mask = 63;
+	st->rtab = calloc(REQTAB_INIT, sizeof(*st->rtab));
+	st->rtab_mask = REQTAB_INIT - 1;
+	st->log_max = opts && opts->pg_log_max ? opts->pg_log_max :
+						 MX_PG_LOG_MAX_DEFAULT;
 	st->blk = malloc(BS);
 	st->chunk = malloc(CRC_CHUNK_BLOCKS * BS);
-	if (!st->dir || !st->tab || !st->pgtab || !st->blk || !st->chunk) {
+	if (!st->dir || !st->tab || !st->pgtab || !st->rtab || !st->blk ||
+	    !st->chunk) {
 		store_free(st);
 		return -ENOMEM;
 	}
@@ -2342,6 +3138,8 @@ int mx_store_open(const char *dir, const struct mx_store_opts *opts,
 		if (!r)
 			r = replay_finish(st);
 		st->replaying = false;
+		for (size_t i = 0; i < st->n_pgs; i++)
+			st->pgs[i]->pend_lu = st->pgs[i]->lu;
 	}
 	if (!r)
 		r = checkpoint(st);
@@ -2416,6 +3214,61 @@ static int txn_check(const struct mx_txn *t)
 	return 0;
 }
 
+/* Start a record in the pending frame (reserving the frame header
+ * first); returns the length to roll back to. */
+static size_t pend_begin(struct mx_store *st)
+{
+	struct mx_wbuf *w = &st->pend;
+	size_t mark = w->len;
+
+	if (mark == 0) {
+		uint8_t *h = mx_wbuf_reserve(w, FRAME_HDR);
+
+		if (h) {
+			memset(h, 0, FRAME_HDR);
+			w->len = FRAME_HDR;
+		}
+	}
+	return mark;
+}
+
+/* End the n records begun at mark: 0, or -ENOMEM after rolling them
+ * back if an encoding failed. */
+static int pend_end(struct mx_store *st, size_t mark, uint32_t n)
+{
+	struct mx_wbuf *w = &st->pend;
+
+	if (w->err || st->n_pend + n > UINT32_MAX) {
+		w->err = 0;
+		w->len = mark;
+		return -ENOMEM;
+	}
+	st->n_pend += n;
+	return 0;
+}
+
+/* A transaction record up to its ops: kind, object, slot, version, mtime,
+ * existence and size before and after, op count. */
+static void enc_txn_head(struct mx_wbuf *w, uint8_t kind, const struct obj *o,
+			 struct mx_version ver, bool ex0, uint64_t sz0, bool ex1,
+			 uint64_t sz1, uint32_t n_ops)
+{
+	mx_put_u8(w, kind);
+	mx_put_i32(w, o->pg->pool);
+	mx_put_u32(w, o->pg->pg);
+	mx_put_u32(w, o->slot);
+	mx_put_u16(w, o->name_len);
+	mx_put_bytes(w, o->name, o->name_len);
+	mx_put_u64(w, ver.epoch);
+	mx_put_u64(w, ver.seq);
+	mx_put_u64(w, mx_wall_ms());
+	mx_put_u8(w, ex0);
+	mx_put_u64(w, sz0);
+	mx_put_u8(w, ex1);
+	mx_put_u64(w, sz1);
+	mx_put_u32(w, n_ops);
+}
+
 int mx_store_queue(struct mx_store *st, const struct mx_txn *txn)
 {
 	const struct mx_objkey *k;
@@ -2434,9 +3287,17 @@ int mx_store_queue(struct mx_store *st, const struct mx_txn *txn)
 	r = txn_check(txn);
 	if (r)
 		return r;
+	k = &txn->key;
+	if (txn->log) {
+		/* Log entries go in in version order. */
+		const struct pgrp *q = pg_find(st, k->pool, k->pg);
+
+		if (mx_version_cmp(txn->version,
+				   q ? q->pend_lu : (struct mx_version){ 0, 0 }) <= 0)
+			return -EINVAL;
+	}
 	if (st->n_pend >= UINT32_MAX)
 		return -ENOMEM;
-	k = &txn->key;
 	nh = name_hash(k->name, k->name_len);
 	p = pg_get(st, k->pool, k->pg);
 	if (!p)
@@ -2463,29 +3324,9 @@ int mx_store_queue(struct mx_store *st, const struct mx_txn *txn)
 	}
 
 	w = &st->pend;
-	mark = w->len;
-	if (mark == 0) {
-		uint8_t *h = mx_wbuf_reserve(w, FRAME_HDR);
-
-		if (h) {
-			memset(h, 0, FRAME_HDR);
-			w->len = FRAME_HDR;
-		}
-	}
-	mx_put_u8(w, REC_TXN);
-	mx_put_i32(w, k->pool);
-	mx_put_u32(w, k->pg);
-	mx_put_u32(w, o->slot);
-	mx_put_u16(w, (uint16_t)k->name_len);
-	mx_put_bytes(w, k->name, k->name_len);
-	mx_put_u64(w, txn->version.epoch);
-	mx_put_u64(w, txn->version.seq);
-	mx_put_u64(w, mx_wall_ms());
-	mx_put_u8(w, ex0);
-	mx_put_u64(w, sz0);
-	mx_put_u8(w, ex1);
-	mx_put_u64(w, sz1);
-	mx_put_u32(w, txn->n_ops);
+	mark = pend_begin(st);
+	enc_txn_head(w, txn->log ? REC_TXN_LOG : REC_TXN, o, txn->version, ex0,
+		     sz0, ex1, sz1, txn->n_ops);
 	for (uint32_t i = 0; i < txn->n_ops; i++) {
 		const struct mx_txn_op *op = &txn->ops[i];
 
@@ -2509,17 +3350,189 @@ int mx_store_queue(struct mx_store *st, const struct mx_txn *txn)
 			break;
 		}
 	}
-	if (w->err) {
-		w->err = 0;
-		w->len = mark;
+	if (txn->log) {
+		mx_put_u8(w, ex1 ? MX_LOG_MODIFY : MX_LOG_DELETE);
+		mx_put_u64(w, txn->client_id);
+		mx_put_u64(w, txn->tid);
+	}
+	r = pend_end(st, mark, 1);
+	if (r) {
 		if (made)
 			obj_drop(st, o);
-		return -ENOMEM;
+		return r;
 	}
 	o->n_pending++;
 	o->p_exists = ex1;
 	o->p_size = sz1;
-	st->n_pend++;
+	if (txn->log)
+		p->pend_lu = txn->version;
+	return 0;
+}
+
+/* Checks shared by the PG-level staging calls. */
+static int pg_call_check(const struct mx_store *st, int32_t pool, uint32_t pg)
+{
+	if (!st)
+		return -EINVAL;
+	if (st->fatal)
+		return st->fatal;
+	if (pool < 0 || pg == UINT32_MAX)
+		return -EINVAL;
+	return 0;
+}
+
+int mx_store_queue_pg_info(struct mx_store *st, int32_t pool, uint32_t pg,
+			   const struct mx_pg_info *info)
+{
+	struct mx_wbuf *w;
+	size_t mark;
+	int r = pg_call_check(st, pool, pg);
+
+	if (r)
+		return r;
+	if (!info || info->n_acting > MX_PG_ACTING_MAX)
+		return -EINVAL;
+	if (!pg_get(st, pool, pg))
+		return -ENOMEM;
+	w = &st->pend;
+	mark = pend_begin(st);
+	mx_put_u8(w, REC_PG_INFO);
+	mx_put_i32(w, pool);
+	mx_put_u32(w, pg);
+	mx_put_u64(w, info->les);
+	mx_put_u64(w, info->lec);
+	mx_put_u8(w, info->n_acting);
+	for (uint32_t i = 0; i < info->n_acting; i++)
+		mx_put_i32(w, info->acting[i]);
+	mx_put_u32(w, info->flags);
+	return pend_end(st, mark, 1);
+}
+
+int mx_store_pg_trim(struct mx_store *st, int32_t pool, uint32_t pg,
+		     struct mx_version upto)
+{
+	struct mx_wbuf *w;
+	struct pgrp *p;
+	size_t mark;
+	int r = pg_call_check(st, pool, pg);
+
+	if (r)
+		return r;
+	p = pg_find(st, pool, pg);
+	if (!p)
+		return 0; /* nothing committed or staged: nothing to trim */
+	/* The record carries the bound capped at last_update as staged so
+	 * far, so that no entry appended after it can be dropped by it when
+	 * replay applies it over a later state (I6). */
+	if (mx_version_cmp(p->pend_lu, upto) < 0)
+		upto = p->pend_lu;
+	if (version_zero(upto))
+		return 0;
+	w = &st->pend;
+	mark = pend_begin(st);
+	mx_put_u8(w, REC_PG_TRIM);
+	mx_put_i32(w, pool);
+	mx_put_u32(w, pg);
+	mx_put_u64(w, upto.epoch);
+	mx_put_u64(w, upto.seq);
+	return pend_end(st, mark, 1);
+}
+
+int mx_store_pg_log_reset(struct mx_store *st, int32_t pool, uint32_t pg,
+			  const struct mx_pglog_entry *entries, size_t n,
+			  struct mx_version log_tail)
+{
+	struct mx_version prev = log_tail;
+	uint64_t bytes = 0;
+	struct mx_wbuf *w;
+	struct pgrp *p;
+	size_t mark;
+	int r = pg_call_check(st, pool, pg);
+
+	if (r)
+		return r;
+	if ((n && !entries) || n > UINT32_MAX)
+		return -EINVAL;
+	for (size_t i = 0; i < n; i++) {
+		const struct mx_pglog_entry *e = &entries[i];
+
+		if (!name_ok(e->name, e->name_len, MX_OBJ_NAME_MAX) ||
+		    (e->kind != MX_LOG_MODIFY && e->kind != MX_LOG_DELETE) ||
+		    mx_version_cmp(e->version, prev) <= 0)
+			return -EINVAL;
+		prev = e->version;
+		bytes += PLOG_ENT_FIXED + e->name_len;
+		if (bytes > TXN_DATA_MAX)
+			return -EINVAL;
+	}
+	p = pg_get(st, pool, pg);
+	if (!p)
+		return -ENOMEM;
+	w = &st->pend;
+	mark = pend_begin(st);
+	mx_put_u8(w, REC_PG_RESET);
+	mx_put_i32(w, pool);
+	mx_put_u32(w, pg);
+	mx_put_u64(w, log_tail.epoch);
+	mx_put_u64(w, log_tail.seq);
+	mx_put_u32(w, (uint32_t)n);
+	for (size_t i = 0; i < n; i++)
+		enc_entry(w, entries[i].version, entries[i].kind,
+			  entries[i].client_id, entries[i].tid, entries[i].name,
+			  entries[i].name_len);
+	r = pend_end(st, mark, 1);
+	if (!r)
+		p->pend_lu = prev;
+	return r;
+}
+
+/* The PG's removal is staged as a physical REMOVE record for every object
+ * that exists as staged so far (so objects go exactly as a remove
+ * transaction would take them: ghosts until the checkpoint unlinks their
+ * files), then a REC_PG_REMOVE record for the log, info and last
+ * version. */
+int mx_store_pg_remove(struct mx_store *st, int32_t pool, uint32_t pg)
+{
+	struct mx_wbuf *w;
+	struct pgrp *p;
+	uint32_t n = 0;
+	size_t mark;
+	int r = pg_call_check(st, pool, pg);
+
+	if (r)
+		return r;
+	p = pg_find(st, pool, pg);
+	if (!p)
+		return 0;
+	w = &st->pend;
+	mark = pend_begin(st);
+	for (uint32_t i = 0; i < p->n_objs; i++) {
+		const struct obj *o = p->objs[i];
+		bool ex0 = o->n_pending ? o->p_exists : o->exists;
+
+		if (!ex0)
+			continue;
+		enc_txn_head(w, REC_TXN, o, (struct mx_version){ 0, 0 }, true,
+			     o->n_pending ? o->p_size : o->size, false, 0, 1);
+		mx_put_u8(w, MX_TXN_REMOVE);
+		n++;
+	}
+	mx_put_u8(w, REC_PG_REMOVE);
+	mx_put_i32(w, pool);
+	mx_put_u32(w, pg);
+	r = pend_end(st, mark, n + 1);
+	if (r)
+		return r;
+	for (uint32_t i = 0; i < p->n_objs; i++) {
+		struct obj *o = p->objs[i];
+
+		if (!(o->n_pending ? o->p_exists : o->exists))
+			continue;
+		o->n_pending++;
+		o->p_exists = false;
+		o->p_size = 0;
+	}
+	p->pend_lu = (struct mx_version){ 0, 0 };
 	return 0;
 }
 
@@ -2900,4 +3913,111 @@ void mx_store_get_stats(const struct mx_store *st, struct mx_store_stats *out)
 	}
 	*out = st->stats;
 	out->wal_bytes = st->log_end - LOG_START;
+}
+
+int mx_store_pg_info_get(struct mx_store *st, int32_t pool, uint32_t pg,
+			 struct mx_pg_info *out)
+{
+	const struct pgrp *p;
+
+	if (!st || !out)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	if (st->fatal)
+		return st->fatal;
+	p = pg_find(st, pool, pg);
+	if (!p || !pg_live(p))
+		return -ENOENT;
+	out->last_update = p->lu;
+	out->log_tail = p->tail;
+	out->les = p->les;
+	out->lec = p->lec;
+	out->n_acting = p->n_acting;
+	memcpy(out->acting, p->acting, sizeof(out->acting));
+	out->flags = p->flags;
+	return 0;
+}
+
+int mx_store_pg_log_walk(struct mx_store *st, int32_t pool, uint32_t pg,
+			 struct mx_version after,
+			 int (*cb)(void *arg, const struct mx_pglog_entry *e),
+			 void *arg)
+{
+	const struct pgrp *p;
+
+	if (!st || !cb)
+		return -EINVAL;
+	if (st->fatal)
+		return st->fatal;
+	p = pg_find(st, pool, pg);
+	if (!p)
+		return 0;
+	/* Only a commit changes the ring, and cb must not commit. */
+	for (uint32_t i = pglog_after(p, after); i < p->ring_n; i++) {
+		const struct logent *e = pglog_at(p, i);
+		struct mx_pglog_entry d = {
+			.version = e->ver,
+			.kind = e->kind,
+			.name = e->name,
+			.name_len = e->name_len,
+			.client_id = e->client_id,
+			.tid = e->tid,
+		};
+		int r = cb(arg, &d);
+
+		if (r)
+			return r;
+	}
+	return 0;
+}
+
+int mx_store_pg_find_req(struct mx_store *st, int32_t pool, uint32_t pg,
+			 uint64_t client_id, uint64_t tid,
+			 struct mx_version *out)
+{
+	const struct logent *e, *best = NULL;
+
+	if (!st || !out)
+		return -EINVAL;
+	if (st->fatal)
+		return st->fatal;
+	if (!client_id && !tid)
+		return -ENOENT;
+	/* A chain's order is not kept when the table grows: look at all of
+	 * it and take the newest match. */
+	for (e = st->rtab[req_bucket(st, pool, pg, client_id, tid)]; e;
+	     e = e->rnext)
+		if (e->client_id == client_id && e->tid == tid &&
+		    e->pg->pool == pool && e->pg->pg == pg &&
+		    (!best || mx_version_cmp(e->ver, best->ver) > 0))
+			best = e;
+	if (!best)
+		return -ENOENT;
+	*out = best->ver;
+	return 0;
+}
+
+int mx_store_list_pgs(struct mx_store *st,
+		      int (*cb)(void *arg, int32_t pool, uint32_t pg),
+		      void *arg)
+{
+	struct pgrp **v;
+	size_t n = 0;
+	int r = 0;
+
+	if (!st || !cb)
+		return -EINVAL;
+	if (st->fatal)
+		return st->fatal;
+	v = malloc((st->n_pgs ? st->n_pgs : 1) * sizeof(*v));
+	if (!v)
+		return -ENOMEM;
+	for (size_t i = 0; i < st->n_pgs; i++)
+		if (pg_live(st->pgs[i]))
+			v[n++] = st->pgs[i];
+	qsort(v, n, sizeof(*v), pg_ptr_cmp);
+	for (size_t i = 0; i < n && !r; i++)
+		r = cb(arg, v[i]->pool, v[i]->pg);
+	free(v);
+	return r;
 }

@@ -82,12 +82,19 @@ struct mx_txn_op {
 };
 
 /* One atomic update of one object.  Everything is borrowed for the duration
- * of mx_store_queue(), which copies what it keeps. */
+ * of mx_store_queue(), which copies what it keeps.  A zero-initialised tail
+ * (log false) means no log entry, exactly as before the PG log existed. */
 struct mx_txn {
 	struct mx_objkey key;
 	struct mx_version version; /* the object's version afterwards */
 	uint32_t n_ops;
 	const struct mx_txn_op *ops;
+	/* Append a PG log entry for this transaction, atomically with it:
+	 * version = the transaction's version, kind MX_LOG_DELETE if the
+	 * object does not exist after the transaction, else MX_LOG_MODIFY,
+	 * and the request identity (client_id, tid), (0, 0) for none. */
+	bool log;
+	uint64_t client_id, tid;
 };
 
 struct mx_obj_stat {
@@ -122,6 +129,9 @@ extern const struct mx_store_io mx_store_io_default;
 struct mx_store_opts {
 	const struct mx_store_io *io;  /* NULL = mx_store_io_default */
 	uint64_t wal_checkpoint_bytes; /* 0 = default (64 MiB) */
+	/* Most entries kept per PG log; 0 = MX_PG_LOG_MAX_DEFAULT.  A store
+	 * reopened with a smaller bound trims its logs at open. */
+	uint32_t pg_log_max;
 };
 
 struct mx_store;
@@ -136,14 +146,16 @@ int mx_store_open(const char *dir, const struct mx_store_opts *opts,
 void mx_store_close(struct mx_store *st);
 
 /* Validate and stage txn.  -EINVAL for a malformed transaction (bad name,
- * offsets beyond MX_OBJ_SIZE_MAX, unknown op), -ENOMEM. */
+ * offsets beyond MX_OBJ_SIZE_MAX, unknown op, or a logged transaction whose
+ * version is not above the PG's last_update as staged so far), -ENOMEM. */
 int mx_store_queue(struct mx_store *st, const struct mx_txn *txn);
 /* Make all staged transactions durable, then apply them.  0 or a negative
  * errno (fatal, see above). */
 int mx_store_commit(struct mx_store *st);
 /* Whether key has a staged, uncommitted transaction. */
 bool mx_store_pending(const struct mx_store *st, const struct mx_objkey *key);
-/* Number of staged transactions. */
+/* Number of staged records: transactions and PG updates (a PG removal
+ * counts one per object it removes, plus one). */
 size_t mx_store_pending_count(const struct mx_store *st);
 
 /* Stat.  0, or -ENOENT. */
@@ -179,9 +191,109 @@ int mx_store_list(struct mx_store *st, int32_t pool, uint32_t pg,
 int mx_store_checkpoint(struct mx_store *st);
 
 /* Per-PG last version applied (the highest version of any transaction on
- * that PG, removals included); {0,0} if none. */
+ * that PG, removals included, since the PG was last removed with
+ * mx_store_pg_remove()); {0,0} if none. */
 struct mx_version mx_store_pg_last(const struct mx_store *st, int32_t pool,
 				   uint32_t pg);
+
+/*
+ * PG log and PG info (docs/recovery.md).
+ *
+ * Per PG the store keeps a log of the most recent logged transactions in
+ * version order, at most pg_log_max entries, and the PG's info.  Everything
+ * below that changes them is staged like a transaction: it becomes durable
+ * and visible at the next mx_store_commit(), atomically with every other
+ * transaction and PG update of that commit, in the order they were staged.
+ * The getters see committed state only.
+ *
+ * last_update is the version of the newest entry ever appended (or set by
+ * mx_store_pg_log_reset()); log_tail is the version just before the oldest
+ * kept entry: every logged version in (log_tail, last_update] is in the log.
+ * A logged transaction must carry a version greater than the PG's
+ * last_update as staged so far (-EINVAL otherwise).
+ *
+ * A PG is known to the store while it has an object, a log entry, a
+ * non-zero last version (mx_store_pg_last()) or a non-zero info field;
+ * mx_store_pg_remove() makes it unknown again.
+ */
+#define MX_PG_LOG_MAX_DEFAULT 3000u
+#define MX_PG_ACTING_MAX 10u
+
+enum mx_log_kind {
+	MX_LOG_MODIFY = 1, /* the object exists after this version */
+	MX_LOG_DELETE = 2, /* the object does not exist after it */
+};
+
+/* One PG log entry.  In mx_store_pg_log_walk() name points into the store
+ * and is valid during the callback only; in mx_store_pg_log_reset() it is
+ * borrowed for the duration of the call. */
+struct mx_pglog_entry {
+	struct mx_version version;
+	uint8_t kind; /* enum mx_log_kind */
+	const char *name;
+	uint32_t name_len;
+	uint64_t client_id, tid; /* request identity; (0, 0) for none */
+};
+
+struct mx_pg_info {
+	struct mx_version last_update; /* maintained by the store */
+	struct mx_version log_tail;    /* maintained by the store */
+	uint64_t les;		       /* last_epoch_started */
+	uint64_t lec;		       /* last_epoch_clean */
+	uint8_t n_acting;	       /* <= MX_PG_ACTING_MAX */
+	int32_t acting[MX_PG_ACTING_MAX];
+	uint32_t flags; /* the OSD's own; opaque to the store */
+};
+
+/* Stage an update of the PG's les, lec, acting set (n_acting entries; the
+ * rest is stored as zero) and flags.  info->last_update and log_tail are
+ * ignored: the log decides them.  0, -EINVAL (pool < 0, pg UINT32_MAX,
+ * n_acting > MX_PG_ACTING_MAX), -ENOMEM, or the fatal error. */
+int mx_store_queue_pg_info(struct mx_store *st, int32_t pool, uint32_t pg,
+			   const struct mx_pg_info *info);
+/* The PG's committed info.  0, or -ENOENT (and *out zeroed) for a PG the
+ * store does not know (see above). */
+int mx_store_pg_info_get(struct mx_store *st, int32_t pool, uint32_t pg,
+			 struct mx_pg_info *out);
+/* Stage dropping every log entry with version <= upto; log_tail becomes
+ * max(log_tail, min(upto, last_update)).  0, -EINVAL, -ENOMEM. */
+int mx_store_pg_trim(struct mx_store *st, int32_t pool, uint32_t pg,
+		     struct mx_version upto);
+/* Call cb for every committed entry of the PG's log with version > after,
+ * oldest first.  A non-zero return from cb stops and is returned.  An
+ * unknown PG has an empty log (0).  Entries at or below log_tail are gone:
+ * a caller whose after is below info.log_tail cannot catch up from the log.
+ * cb must not commit or checkpoint. */
+int mx_store_pg_log_walk(struct mx_store *st, int32_t pool, uint32_t pg,
+			 struct mx_version after,
+			 int (*cb)(void *arg, const struct mx_pglog_entry *e),
+			 void *arg);
+/* Whether the PG's committed log holds an entry with request identity
+ * (client_id, tid); 0 and *out = its version (the newest such entry), or
+ * -ENOENT (also for (0, 0)).  O(1) expected. */
+int mx_store_pg_find_req(struct mx_store *st, int32_t pool, uint32_t pg,
+			 uint64_t client_id, uint64_t tid,
+			 struct mx_version *out);
+/* Stage replacing the PG's whole log with entries[0..n): they must have
+ * valid names and kinds and strictly increasing versions, all above
+ * log_tail (-EINVAL otherwise).  At commit the log becomes exactly these
+ * entries (the newest pg_log_max of them), log_tail becomes log_tail (or
+ * the newest entry dropped by the bound) and last_update the newest
+ * entry's version, or log_tail when n is 0.  Objects and info are not
+ * touched.  0, -EINVAL, -ENOMEM. */
+int mx_store_pg_log_reset(struct mx_store *st, int32_t pool, uint32_t pg,
+			  const struct mx_pglog_entry *entries, size_t n,
+			  struct mx_version log_tail);
+/* Stage removing the whole PG: every object of it (as staged so far), its
+ * log, its info, last_update and log_tail, and its last version.
+ * Transactions staged later may create it again.  0, -EINVAL, -ENOMEM. */
+int mx_store_pg_remove(struct mx_store *st, int32_t pool, uint32_t pg);
+/* Call cb(arg, pool, pg) for every PG the store knows (committed state),
+ * in (pool, pg) order.  A non-zero return from cb stops and is returned.
+ * cb must not commit or checkpoint. */
+int mx_store_list_pgs(struct mx_store *st,
+		      int (*cb)(void *arg, int32_t pool, uint32_t pg),
+		      void *arg);
 
 /* Counters for status and tests. */
 struct mx_store_stats {

@@ -3,13 +3,16 @@
  * (writes, partial overwrites, holes, truncation, removal, attributes,
  * listings, versions), reopening after a clean close, after a checkpoint
  * and a kill, after a kill alone and with a tiny log, bit rot, damaged
- * metadata and log, injected EIO and ENOSPC, and malformed transactions.
- * Then the crash sweep: a random workload runs against a simulated disk
- * whose write cache loses, keeps or tears unsynced writes and folder
- * changes at a power cut; the cut falls at every I/O call of the workload
- * in turn, for many seeds, and every surviving image is reopened (and
- * sometimes cut again during recovery) and compared with an in-memory
- * model.  MX_STORE_CRASH_SEEDS sets the number of seeds.
+ * metadata and log, injected EIO and ENOSPC, malformed transactions, and
+ * the PG log and info (order, bound, trims, request identities, resets,
+ * PG removal, listing, log files).  Then the crash sweep: a random
+ * workload of transactions (most of them logged) and PG updates runs
+ * against a simulated disk whose write cache loses, keeps or tears
+ * unsynced writes and folder changes at a power cut; the cut falls at
+ * every I/O call of the workload in turn, for many seeds, and every
+ * surviving image is reopened (and sometimes cut again during recovery)
+ * and compared with an in-memory model, PG logs, infos and request index
+ * included.  MX_STORE_CRASH_SEEDS sets the number of seeds.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -22,7 +25,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "buf.h"
 #include "check.h"
+#include "crc32c.h"
 #include "store.h"
 #include "util.h"
 
@@ -109,6 +114,7 @@ static void tmp_path(char *out, size_t sz, const char *leaf)
 #define M_KEYS 32
 #define M_XA 8
 #define M_PGS 16
+#define M_REQS 1024
 
 struct mxa {
 	char name[MX_XATTR_NAME_MAX + 1];
@@ -129,10 +135,33 @@ struct mobj {
 	int n_xa;
 };
 
+/* A PG log entry of the model. */
+struct ment {
+	struct mx_version ver;
+	uint8_t kind;
+	uint64_t client_id, tid;
+	uint32_t name_len;
+	char *name; /* From malloc() */
+};
+
 struct mpg {
 	int32_t pool;
 	uint32_t pg;
 	struct mx_version last;
+	struct mx_version lu, tail;
+	uint64_t les, lec;
+	uint8_t n_acting;
+	int32_t acting[MX_PG_ACTING_MAX];
+	uint32_t flags;
+	struct ment *log; /* From malloc(): oldest first */
+	int n_log, cap_log;
+};
+
+/* A request identity the workload used, to ask find_req about. */
+struct mreq {
+	int32_t pool;
+	uint32_t pg;
+	uint64_t client_id, tid;
 };
 
 struct model {
@@ -140,7 +169,19 @@ struct model {
 	int n;
 	struct mpg pg[M_PGS];
 	int n_pg;
+	uint32_t log_max; /* the store's pg_log_max */
+	struct mreq reqs[M_REQS];
+	int n_reqs;
 };
+
+static void mpg_log_clear(struct mpg *p)
+{
+	for (int j = 0; j < p->n_log; j++)
+		free(p->log[j].name);
+	free(p->log);
+	p->log = NULL;
+	p->n_log = p->cap_log = 0;
+}
 
 static void model_free(struct model *m)
 {
@@ -149,12 +190,25 @@ static void model_free(struct model *m)
 		for (int j = 0; j < m->o[i].n_xa; j++)
 			free(m->o[i].xa[j].val);
 	}
+	for (int i = 0; i < m->n_pg; i++)
+		mpg_log_clear(&m->pg[i]);
 	memset(m, 0, sizeof(*m));
 }
 
 static void model_copy(struct model *dst, const struct model *src)
 {
 	memcpy(dst, src, sizeof(*dst));
+	for (int i = 0; i < src->n_pg; i++) {
+		struct mpg *p = &dst->pg[i];
+
+		p->log = mx_xcalloc((size_t)p->cap_log + 1, sizeof(*p->log));
+		for (int j = 0; j < p->n_log; j++) {
+			p->log[j] = src->pg[i].log[j];
+			p->log[j].name = mx_xcalloc(1, p->log[j].name_len + 1);
+			memcpy(p->log[j].name, src->pg[i].log[j].name,
+			       p->log[j].name_len);
+		}
+	}
 	for (int i = 0; i < src->n; i++) {
 		struct mobj *o = &dst->o[i];
 
@@ -213,10 +267,149 @@ static void mobj_xa_clear(struct mobj *o)
 	o->n_xa = 0;
 }
 
+static struct mpg *model_pg(struct model *m, int32_t pool, uint32_t pg)
+{
+	struct mpg *p;
+
+	for (int i = 0; i < m->n_pg; i++)
+		if (m->pg[i].pool == pool && m->pg[i].pg == pg)
+			return &m->pg[i];
+	if (m->n_pg == M_PGS)
+		abort();
+	p = &m->pg[m->n_pg++];
+	memset(p, 0, sizeof(*p));
+	p->pool = pool;
+	p->pg = pg;
+	return p;
+}
+
+static uint32_t model_log_max(const struct model *m)
+{
+	return m->log_max ? m->log_max : MX_PG_LOG_MAX_DEFAULT;
+}
+
+static void model_note_req(struct model *m, int32_t pool, uint32_t pg,
+			   uint64_t client_id, uint64_t tid)
+{
+	if ((client_id || tid) && m->n_reqs < M_REQS)
+		m->reqs[m->n_reqs++] = (struct mreq){ pool, pg, client_id, tid };
+}
+
+/* Drop p's oldest entry; the tail moves up to it. */
+static void mpg_pop(struct mpg *p)
+{
+	if (mx_version_cmp(p->log[0].ver, p->tail) > 0)
+		p->tail = p->log[0].ver;
+	free(p->log[0].name);
+	memmove(&p->log[0], &p->log[1], (size_t)(p->n_log - 1) * sizeof(*p->log));
+	p->n_log--;
+}
+
+/* Append an entry (newer than all) and apply the bound. */
+static void mpg_push(struct model *m, struct mpg *p, struct mx_version v,
+		     uint8_t kind, const char *name, uint32_t len,
+		     uint64_t client_id, uint64_t tid)
+{
+	struct ment *e;
+
+	if (p->n_log == p->cap_log) {
+		p->cap_log = p->cap_log ? p->cap_log * 2 : 8;
+		p->log = realloc(p->log, (size_t)p->cap_log * sizeof(*p->log));
+		if (!p->log)
+			abort();
+	}
+	e = &p->log[p->n_log++];
+	e->ver = v;
+	e->kind = kind;
+	e->client_id = client_id;
+	e->tid = tid;
+	e->name_len = len;
+	e->name = mx_xcalloc(1, len + 1);
+	memcpy(e->name, name, len);
+	p->lu = v;
+	while ((uint32_t)p->n_log > model_log_max(m))
+		mpg_pop(p);
+	model_note_req(m, p->pool, p->pg, client_id, tid);
+}
+
+static void model_trim(struct model *m, int32_t pool, uint32_t pg,
+		       struct mx_version upto)
+{
+	struct mpg *p = model_pg(m, pool, pg);
+
+	if (mx_version_cmp(upto, p->lu) > 0)
+		upto = p->lu;
+	while (p->n_log && mx_version_cmp(p->log[0].ver, upto) <= 0)
+		mpg_pop(p);
+	if (mx_version_cmp(upto, p->tail) > 0)
+		p->tail = upto;
+}
+
+static void model_reset(struct model *m, int32_t pool, uint32_t pg,
+			const struct mx_pglog_entry *e, size_t n,
+			struct mx_version tail)
+{
+	struct mpg *p = model_pg(m, pool, pg);
+
+	mpg_log_clear(p);
+	p->tail = p->lu = tail;
+	for (size_t i = 0; i < n; i++)
+		mpg_push(m, p, e[i].version, e[i].kind, e[i].name,
+			 e[i].name_len, e[i].client_id, e[i].tid);
+}
+
+static void model_info(struct model *m, int32_t pool, uint32_t pg,
+		       const struct mx_pg_info *in)
+{
+	struct mpg *p = model_pg(m, pool, pg);
+
+	p->les = in->les;
+	p->lec = in->lec;
+	p->n_acting = in->n_acting;
+	memset(p->acting, 0, sizeof(p->acting));
+	memcpy(p->acting, in->acting, in->n_acting * sizeof(p->acting[0]));
+	p->flags = in->flags;
+}
+
+static void model_remove(struct model *m, int32_t pool, uint32_t pg)
+{
+	struct mpg *p = model_pg(m, pool, pg);
+
+	for (int i = 0; i < m->n; i++) {
+		struct mobj *o = &m->o[i];
+
+		if (o->pool != pool || o->pg != pg)
+			continue;
+		o->exists = false;
+		o->size = 0;
+		for (int j = 0; j < o->n_xa; j++)
+			free(o->xa[j].val);
+		o->n_xa = 0;
+	}
+	mpg_log_clear(p);
+	p->last = p->lu = p->tail = (struct mx_version){ 0, 0 };
+	p->les = p->lec = 0;
+	p->n_acting = 0;
+	memset(p->acting, 0, sizeof(p->acting));
+	p->flags = 0;
+}
+
+/* Whether the store should know the PG (store.h). */
+static bool model_pg_live(const struct model *m, const struct mpg *p)
+{
+	for (int i = 0; i < m->n; i++)
+		if (m->o[i].pool == p->pool && m->o[i].pg == p->pg &&
+		    m->o[i].exists)
+			return true;
+	return p->n_log || p->last.epoch || p->last.seq || p->lu.epoch ||
+	       p->lu.seq || p->tail.epoch || p->tail.seq || p->les ||
+	       p->lec || p->n_acting || p->flags;
+}
+
 static void model_apply(struct model *m, const struct mx_txn *t)
 {
 	struct mobj *o = model_obj(m, &t->key);
-	struct mpg *p = NULL;
+	struct mpg *p;
 
 	for (uint32_t i = 0; i < t->n_ops; i++) {
 		const struct mx_txn_op *op = &t->ops[i];
@@ -282,19 +475,13 @@ static void model_apply(struct model *m, const struct mx_txn *t)
 	}
 	if (o->exists)
 		o->ver = t->version;
-	for (int i = 0; i < m->n_pg; i++)
-		if (m->pg[i].pool == t->key.pool && m->pg[i].pg == t->key.pg)
-			p = &m->pg[i];
-	if (!p) {
-		if (m->n_pg == M_PGS)
-			abort();
-		p = &m->pg[m->n_pg++];
-		p->pool = t->key.pool;
-		p->pg = t->key.pg;
-		p->last = (struct mx_version){ 0, 0 };
-	}
+	p = model_pg(m, t->key.pool, t->key.pg);
 	if (mx_version_cmp(t->version, p->last) > 0)
 		p->last = t->version;
+	if (t->log)
+		mpg_push(m, p, t->version,
+			 o->exists ? MX_LOG_MODIFY : MX_LOG_DELETE, t->key.name,
+			 t->key.name_len, t->client_id, t->tid);
 }
 
 /* ---- Comparing a store with the model ----------------------------------- */
@@ -361,6 +548,148 @@ static int list_cb(void *arg, const struct mx_objkey *k,
 	memcpy(s->prev_name, k->name, k->name_len);
 	s->n++;
 	return 0;
+}
+
+struct walk_seen {
+	const struct mpg *p;
+	int at; /* the next model entry expected */
+	int bad;
+};
+
+static int walk_cb(void *arg, const struct mx_pglog_entry *e)
+{
+	struct walk_seen *s = arg;
+	const struct ment *x = s->at < s->p->n_log ? &s->p->log[s->at] : NULL;
+
+	if (!x || mx_version_cmp(e->version, x->ver) || e->kind != x->kind ||
+	    e->client_id != x->client_id || e->tid != x->tid ||
+	    e->name_len != x->name_len || memcmp(e->name, x->name, x->name_len))
+		s->bad++;
+	s->at++;
+	return 0;
+}
+
+struct pgs_seen {
+	int32_t pool[64];
+	uint32_t pg[64];
+	int n;
+};
+
+static int pgs_cb(void *arg, int32_t pool, uint32_t pg)
+{
+	struct pgs_seen *s = arg;
+
+	if (s->n < 64) {
+		s->pool[s->n] = pool;
+		s->pg[s->n] = pg;
+	}
+	s->n++;
+	return 0;
+}
+
+/* Compare the PG logs, infos, request index and PG list of st with m.
+ * Returns the number of differences; prints them when loud. */
+static int verify_pgs(struct mx_store *st, const struct model *m, bool loud)
+{
+	struct pgs_seen ps = { .n = 0 };
+	int bad = 0, live = 0, r;
+
+#define PFAIL(...)                                                             \
+	do {                                                                   \
+		bad++;                                                         \
+		if (loud)                                                      \
+			fprintf(stderr, "  verify: " __VA_ARGS__);             \
+	} while (0)
+
+	for (int i = 0; i < m->n_pg; i++) {
+		const struct mpg *p = &m->pg[i];
+		bool is_live = model_pg_live(m, p);
+		struct walk_seen ws = { .p = p };
+		struct mx_pg_info in;
+
+		r = mx_store_pg_info_get(st, p->pool, p->pg, &in);
+		live += is_live;
+		if (!is_live) {
+			static const struct mx_pg_info zi;
+
+			if (r != -ENOENT || memcmp(&in, &zi, sizeof(in)))
+				PFAIL("pg %d should be unknown (%d)\n", i, r);
+		} else if (r || mx_version_cmp(in.last_update, p->lu) ||
+			   mx_version_cmp(in.log_tail, p->tail) ||
+			   in.les != p->les || in.lec != p->lec ||
+			   in.n_acting != p->n_acting ||
+			   memcmp(in.acting, p->acting, sizeof(in.acting)) ||
+			   in.flags != p->flags) {
+			PFAIL("pg %d info r=%d lu %llu.%llu/%llu.%llu tail "
+			      "%llu.%llu/%llu.%llu les %llu/%llu\n",
+			      i, r, (unsigned long long)in.last_update.epoch,
+			      (unsigned long long)in.last_update.seq,
+			      (unsigned long long)p->lu.epoch,
+			      (unsigned long long)p->lu.seq,
+			      (unsigned long long)in.log_tail.epoch,
+			      (unsigned long long)in.log_tail.seq,
+			      (unsigned long long)p->tail.epoch,
+			      (unsigned long long)p->tail.seq,
+			      (unsigned long long)in.les,
+			      (unsigned long long)p->les);
+		}
+		r = mx_store_pg_log_walk(st, p->pool, p->pg,
+					 (struct mx_version){ 0, 0 }, walk_cb,
+					 &ws);
+		if (r || ws.bad || ws.at != p->n_log)
+			PFAIL("pg %d log r=%d bad=%d n=%d/%d\n", i, r, ws.bad,
+			      ws.at, p->n_log);
+		if (p->n_log > 1) {
+			/* From the middle: exactly the newer entries. */
+			ws = (struct walk_seen){ .p = p, .at = p->n_log / 2 };
+			r = mx_store_pg_log_walk(st, p->pool, p->pg,
+						 p->log[p->n_log / 2 - 1].ver,
+						 walk_cb, &ws);
+			if (r || ws.bad || ws.at != p->n_log)
+				PFAIL("pg %d log from the middle\n", i);
+		}
+	}
+	for (int i = 0; i < m->n_reqs; i++) {
+		const struct mreq *q = &m->reqs[i];
+		const struct mpg *p = NULL;
+		struct mx_version v = { 7, 7 }, want = { 0, 0 };
+		bool found = false;
+
+		for (int j = 0; j < m->n_pg; j++)
+			if (m->pg[j].pool == q->pool && m->pg[j].pg == q->pg)
+				p = &m->pg[j];
+		for (int j = 0; p && j < p->n_log; j++)
+			if (p->log[j].client_id == q->client_id &&
+			    p->log[j].tid == q->tid) {
+				found = true;
+				want = p->log[j].ver;
+			}
+		r = mx_store_pg_find_req(st, q->pool, q->pg, q->client_id,
+					 q->tid, &v);
+		if (found ? r || mx_version_cmp(v, want) : r != -ENOENT)
+			PFAIL("find_req %d (%llu, %llu): %d\n", i,
+			      (unsigned long long)q->client_id,
+			      (unsigned long long)q->tid, r);
+	}
+	r = mx_store_list_pgs(st, pgs_cb, &ps);
+	if (r || ps.n != live)
+		PFAIL("list_pgs r=%d n=%d/%d\n", r, ps.n, live);
+	for (int i = 0; i < MX_MIN(ps.n, 64); i++) {
+		bool ok = false;
+
+		for (int j = 0; j < m->n_pg; j++)
+			if (m->pg[j].pool == ps.pool[i] &&
+			    m->pg[j].pg == ps.pg[i])
+				ok = model_pg_live(m, &m->pg[j]);
+		if (i && (ps.pool[i - 1] > ps.pool[i] ||
+			  (ps.pool[i - 1] == ps.pool[i] &&
+			   ps.pg[i - 1] >= ps.pg[i])))
+			ok = false;
+		if (!ok)
+			PFAIL("list_pgs: %d.%u\n", (int)ps.pool[i], ps.pg[i]);
+	}
+#undef PFAIL
+	return bad;
 }
 
 /* Compare everything the store shows with m.  Returns the number of
@@ -446,6 +775,7 @@ static int verify(struct mx_store *st, const struct model *m, bool loud)
 			      (unsigned long long)m->pg[i].last.epoch,
 			      (unsigned long long)m->pg[i].last.seq);
 	}
+	bad += verify_pgs(st, m, loud);
 	mx_store_get_stats(st, &ss);
 	if (ss.objects != objects || ss.bytes != bytes || ss.csum_errors)
 		VFAIL("stats objects %llu/%llu bytes %llu/%llu csum %llu\n",
@@ -461,7 +791,7 @@ static int verify(struct mx_store *st, const struct model *m, bool loud)
 static int do_txn(struct mx_store *st, struct model *m, struct mx_objkey k,
 		  struct mx_version v, uint32_t n, const struct mx_txn_op *ops)
 {
-	struct mx_txn t = { k, v, n, ops };
+	struct mx_txn t = { .key = k, .version = v, .n_ops = n, .ops = ops };
 	int r = mx_store_queue(st, &t);
 
 	if (!r)
@@ -483,6 +813,7 @@ struct wl {
 	uint64_t rng;
 	uint64_t epoch;
 	uint64_t seq;
+	uint64_t tid;
 	char long_name[MX_OBJ_NAME_MAX];
 	char bin_name[40];
 	char long_xname[MX_XATTR_NAME_MAX + 1];
@@ -508,11 +839,22 @@ static void wl_init(struct wl *w, uint64_t seed)
 	w->keys[6] = K(2, 3, "rbd_data.1.0000000000000000");
 }
 
-/* A generated transaction and the buffers it owns. */
+enum { ACT_TXN, ACT_INFO, ACT_TRIM, ACT_RESET, ACT_REMOVE };
+#define WL_RESET_MAX 4
+
+/* A generated step: a transaction and the buffers it owns, or a PG
+ * update of (pool, pg). */
 struct tx {
+	int act;
 	struct mx_txn t;
 	struct mx_txn_op ops[3];
 	uint8_t *bufs[3]; /* From malloc() */
+	int32_t pool;
+	uint32_t pg;
+	struct mx_pg_info info;	     /* ACT_INFO */
+	struct mx_version ver;	     /* ACT_TRIM bound, ACT_RESET tail */
+	struct mx_pglog_entry ents[WL_RESET_MAX]; /* ACT_RESET */
+	size_t n_ents;
 };
 
 static void tx_free(struct tx *x)
@@ -520,6 +862,17 @@ static void tx_free(struct tx *x)
 	for (int i = 0; i < 3; i++)
 		free(x->bufs[i]);
 	memset(x, 0, sizeof(*x));
+}
+
+/* len random bytes, eight per draw (the sweep regenerates its workload
+ * for every cut, so this is much of its time). */
+static void fill_rnd(uint64_t *r, uint8_t *p, uint32_t len)
+{
+	for (uint32_t j = 0; j < len; j += 8) {
+		uint64_t v = rnd(r);
+
+		memcpy(p + j, &v, MX_MIN(8u, len - j));
+	}
 }
 
 static void wl_gen(struct wl *w, struct tx *x)
@@ -554,8 +907,7 @@ static void wl_gen(struct wl *w, struct tx *x)
 			if (off + len > WL_MAX_SIZE)
 				len = (uint32_t)(WL_MAX_SIZE - off);
 			x->bufs[i] = mx_xcalloc(1, len + 1);
-			for (uint32_t j = 0; j < len; j++)
-				x->bufs[i][j] = (uint8_t)rnd(r);
+			fill_rnd(r, x->bufs[i], len);
 			*op = OPW(off, x->bufs[i], len);
 		} else if (c < 62) {
 			off = rnd(r) % 2 ? (rnd(r) % 7) * MX_STORE_BLOCK :
@@ -568,8 +920,7 @@ static void wl_gen(struct wl *w, struct tx *x)
 			len = (uint32_t)(rnd(r) % 4 == 0 ? rnd(r) % 3000 :
 							    rnd(r) % 40);
 			x->bufs[i] = mx_xcalloc(1, len + 1);
-			for (uint32_t j = 0; j < len; j++)
-				x->bufs[i][j] = (uint8_t)rnd(r);
+			fill_rnd(r, x->bufs[i], len);
 			*op = OPS(xn ? xn : w->long_xname, x->bufs[i], len);
 		} else if (c < 93) {
 			xn = wl_xnames[rnd(r) % MX_ARRAY_SIZE(wl_xnames)];
@@ -577,6 +928,120 @@ static void wl_gen(struct wl *w, struct tx *x)
 		} else {
 			*op = OPC();
 		}
+	}
+	/* Most transactions are logged, most of those with a request
+	 * identity. */
+	if (rnd(r) % 5) {
+		x->t.log = true;
+		if (rnd(r) % 4) {
+			x->t.client_id = 1 + rnd(r) % 3;
+			x->t.tid = ++w->tid;
+		}
+	}
+}
+
+/* A PG update: new info, a trim, a log reset or a removal, of one of the
+ * workload's PGs.  Reset logs hold versions up to the current one, so that
+ * later transactions stay in order. */
+static void wl_gen_pg(struct wl *w, struct tx *x)
+{
+	uint64_t *r = &w->rng;
+	const struct mx_objkey *k = &w->keys[rnd(r) % WL_KEYS];
+	unsigned c = (unsigned)(rnd(r) % 100);
+
+	memset(x, 0, sizeof(*x));
+	x->pool = k->pool;
+	x->pg = k->pg;
+	if (c < 35) {
+		x->act = ACT_INFO;
+		if (rnd(r) % 6 == 0)
+			return; /* all zero */
+		x->info.les = w->epoch;
+		x->info.lec = rnd(r) % (w->epoch + 1);
+		x->info.n_acting = (uint8_t)(rnd(r) % (MX_PG_ACTING_MAX + 1));
+		for (unsigned i = 0; i < x->info.n_acting; i++)
+			x->info.acting[i] = (int32_t)(rnd(r) % 12) - 1;
+		x->info.flags = rnd(r) % 3 ? (uint32_t)rnd(r) : 0;
+		/* Ignored by the store: the log decides them. */
+		x->info.last_update = (struct mx_version){ 99, 99 };
+	} else if (c < 70) {
+		x->act = ACT_TRIM;
+		x->ver.epoch = w->epoch > 1 ? w->epoch - rnd(r) % 2 : w->epoch;
+		x->ver.seq = rnd(r) % (w->seq + 3);
+	} else if (c < 90) {
+		uint64_t n = rnd(r) % (WL_RESET_MAX + 1);
+		uint64_t span = n + rnd(r) % 4;
+
+		span = MX_MIN(w->seq, span); /* (MX_MIN evaluates twice) */
+
+		x->act = ACT_RESET;
+		n = MX_MIN(n, span);
+		if (rnd(r) % 4)
+			x->ver = (struct mx_version){ w->epoch, w->seq - span };
+		for (uint64_t i = 0; i < n; i++) {
+			struct mx_pglog_entry *e = &x->ents[i];
+			const struct mx_objkey *nk = &w->keys[rnd(r) % WL_KEYS];
+
+			e->version = (struct mx_version){ w->epoch,
+							  w->seq - span + 1 + i };
+			e->kind = rnd(r) % 3 ? MX_LOG_MODIFY : MX_LOG_DELETE;
+			e->name = nk->name;
+			e->name_len = nk->name_len;
+			if (rnd(r) % 2) {
+				e->client_id = 4;
+				e->tid = ++w->tid;
+			}
+		}
+		x->n_ents = (size_t)n;
+	} else {
+		x->act = ACT_REMOVE;
+	}
+}
+
+/* One step of the workload: mostly transactions, a fifth PG updates. */
+static void wl_step(struct wl *w, struct tx *x)
+{
+	if (rnd(&w->rng) % 5 == 0)
+		wl_gen_pg(w, x);
+	else
+		wl_gen(w, x);
+}
+
+static int tx_queue(struct mx_store *st, const struct tx *x)
+{
+	switch (x->act) {
+	case ACT_INFO:
+		return mx_store_queue_pg_info(st, x->pool, x->pg, &x->info);
+	case ACT_TRIM:
+		return mx_store_pg_trim(st, x->pool, x->pg, x->ver);
+	case ACT_RESET:
+		return mx_store_pg_log_reset(st, x->pool, x->pg, x->ents,
+					     x->n_ents, x->ver);
+	case ACT_REMOVE:
+		return mx_store_pg_remove(st, x->pool, x->pg);
+	default:
+		return mx_store_queue(st, &x->t);
+	}
+}
+
+static void tx_model(struct model *m, const struct tx *x)
+{
+	switch (x->act) {
+	case ACT_INFO:
+		model_info(m, x->pool, x->pg, &x->info);
+		break;
+	case ACT_TRIM:
+		model_trim(m, x->pool, x->pg, x->ver);
+		break;
+	case ACT_RESET:
+		model_reset(m, x->pool, x->pg, x->ents, x->n_ents, x->ver);
+		break;
+	case ACT_REMOVE:
+		model_remove(m, x->pool, x->pg);
+		break;
+	default:
+		model_apply(m, &x->t);
+		break;
 	}
 }
 
@@ -907,8 +1372,11 @@ static void test_api(void)
 
 	/* Staged transactions: invisible until committed. */
 	{
-		struct mx_txn t = { k1, { 3, ++seq }, 1, ops };
-		struct mx_txn t2 = { K(1, 2, "new"), { 3, ++seq }, 1, ops };
+		struct mx_txn t = { .key = k1, .version = { 3, ++seq },
+				    .n_ops = 1, .ops = ops };
+		struct mx_txn t2 = { .key = K(1, 2, "new"),
+				     .version = { 3, ++seq }, .n_ops = 1,
+				     .ops = ops };
 
 		ops[0] = OPW(0, e, 1000);
 		CHECK_EQ_INT(mx_store_queue(st, &t), 0);
@@ -1028,8 +1496,11 @@ static void test_reopen(void)
 		tmp_path(dir, sizeof(dir), leaf);
 		wrapio_init(&w);
 		opts.io = &w.io;
-		if (mode == 3)
+		if (mode == 3) {
 			opts.wal_checkpoint_bytes = 9000;
+			opts.pg_log_max = 5;
+			m.log_max = 5;
+		}
 		wl_init(&wl, 1000 + (uint64_t)mode);
 		CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
 		if (!st)
@@ -1040,12 +1511,12 @@ static void test_reopen(void)
 				int n = 1 + (int)(rnd(&wl.rng) % 3);
 
 				for (int j = 0; j < n; j++) {
-					wl_gen(&wl, &x[j]);
-					CHECK_EQ_INT(mx_store_queue(st, &x[j].t), 0);
+					wl_step(&wl, &x[j]);
+					CHECK_EQ_INT(tx_queue(st, &x[j]), 0);
 				}
 				CHECK_EQ_INT(mx_store_commit(st), 0);
 				for (int j = 0; j < n; j++) {
-					model_apply(&m, &x[j].t);
+					tx_model(&m, &x[j]);
 					tx_free(&x[j]);
 				}
 			}
@@ -1149,9 +1620,12 @@ static void test_many(void)
 				op = OPR();
 			if (pass == 1)
 				memset(data + 200, 0xee, 10);
-			t = (struct mx_txn){ K(4, (uint32_t)(i % 13), name),
-					     { 1, (uint64_t)(pass * MANY + i + 1) },
-					     1, &op };
+			t = (struct mx_txn){
+				.key = K(4, (uint32_t)(i % 13), name),
+				.version = { 1, (uint64_t)(pass * MANY + i + 1) },
+				.n_ops = 1,
+				.ops = &op
+			};
 			CHECK_EQ_INT(mx_store_queue(st, &t), 0);
 			if (i % 50 == 49)
 				CHECK_EQ_INT(mx_store_commit(st), 0);
@@ -1381,7 +1855,8 @@ static void test_faults(void)
 		w.fail_nth = cases[c].nth;
 		w.fail_err = cases[c].err;
 		ops[0] = OPW(3000, d + 3000, 6000);
-		t = (struct mx_txn){ K(1, 1, "keep"), { 1, 3 }, 1, ops };
+		t = (struct mx_txn){ .key = K(1, 1, "keep"), .version = { 1, 3 },
+				     .n_ops = 1, .ops = ops };
 		if (cases[c].in_ckpt) {
 			CHECK_EQ_INT(mx_store_checkpoint(st), cases[c].err);
 		} else {
@@ -1438,7 +1913,8 @@ static void test_invalid(void)
 #define BAD(key_, op_)                                                         \
 	do {                                                                   \
 		op = (op_);                                                    \
-		t = (struct mx_txn){ (key_), { 1, 1 }, 1, &op };               \
+		t = (struct mx_txn){ .key = (key_), .version = { 1, 1 },      \
+				     .n_ops = 1, .ops = &op };                 \
 		CHECK_EQ_INT(mx_store_queue(st, &t), -EINVAL);                 \
 	} while (0)
 
@@ -1462,9 +1938,11 @@ static void test_invalid(void)
 	BAD(k, OPX(longx));
 	BAD(k, OPX(""));
 #undef BAD
-	t = (struct mx_txn){ k, { 1, 1 }, 0, &op };
+	t = (struct mx_txn){ .key = k, .version = { 1, 1 }, .n_ops = 0,
+			     .ops = &op };
 	CHECK_EQ_INT(mx_store_queue(st, &t), -EINVAL); /* no ops */
-	t = (struct mx_txn){ k, { 1, 1 }, 1, NULL };
+	t = (struct mx_txn){ .key = k, .version = { 1, 1 }, .n_ops = 1,
+			     .ops = NULL };
 	CHECK_EQ_INT(mx_store_queue(st, &t), -EINVAL);
 	CHECK_EQ_INT(mx_store_queue(st, NULL), -EINVAL);
 	CHECK_EQ_INT(mx_store_pending_count(st), 0);
@@ -1472,10 +1950,12 @@ static void test_invalid(void)
 	longname[MX_OBJ_NAME_MAX] = '\0';
 	longx[MX_XATTR_NAME_MAX] = '\0';
 	op = OPS(longx, "v", 1);
-	t = (struct mx_txn){ { 1, 1, longname, MX_OBJ_NAME_MAX }, { 1, 1 }, 1, &op };
+	t = (struct mx_txn){ .key = { 1, 1, longname, MX_OBJ_NAME_MAX },
+			     .version = { 1, 1 }, .n_ops = 1, .ops = &op };
 	CHECK_EQ_INT(mx_store_queue(st, &t), 0);
 	op = OPT(MX_OBJ_SIZE_MAX);
-	t = (struct mx_txn){ k, { 1, 2 }, 1, &op };
+	t = (struct mx_txn){ .key = k, .version = { 1, 2 }, .n_ops = 1,
+			     .ops = &op };
 	CHECK_EQ_INT(mx_store_queue(st, &t), 0);
 	op = OPT(0);
 	CHECK_EQ_INT(mx_store_queue(st, &t), 0);
@@ -1495,6 +1975,672 @@ static void test_invalid(void)
 		CHECK_EQ_INT(unlink(path), 0);
 		CHECK_EQ_INT(mx_store_open(dir, NULL, &st), -EUCLEAN);
 	}
+}
+
+/* ---- Test 6: PG log, PG info, PG removal -------------------------------- */
+
+static struct mx_version V(uint64_t epoch, uint64_t seq)
+{
+	return (struct mx_version){ epoch, seq };
+}
+
+/* Queue and commit a logged one-op transaction, and apply it to m. */
+static int log_txn(struct mx_store *st, struct model *m, struct mx_objkey k,
+		   struct mx_version v, struct mx_txn_op op,
+		   uint64_t client_id, uint64_t tid)
+{
+	struct mx_txn t = { .key = k, .version = v, .n_ops = 1, .ops = &op,
+			    .log = true, .client_id = client_id, .tid = tid };
+	int r = mx_store_queue(st, &t);
+
+	if (!r)
+		r = mx_store_commit(st);
+	if (!r)
+		model_apply(m, &t);
+	return r;
+}
+
+/* Stage a logged one-op transaction (not applied to any model). */
+static int log_queue(struct mx_store *st, struct mx_objkey k,
+		     struct mx_version v, struct mx_txn_op op)
+{
+	struct mx_txn t = { .key = k, .version = v, .n_ops = 1, .ops = &op,
+			    .log = true };
+
+	return mx_store_queue(st, &t);
+}
+
+/* The model applies the store's bound again (a reopen with a smaller
+ * pg_log_max). */
+static void model_rebound(struct model *m, uint32_t log_max)
+{
+	m->log_max = log_max;
+	for (int i = 0; i < m->n_pg; i++)
+		while ((uint32_t)m->pg[i].n_log > log_max)
+			mpg_pop(&m->pg[i]);
+}
+
+struct kinds_seen {
+	uint8_t kind[16];
+	uint64_t seq[16];
+	int n;
+};
+
+static int kinds_cb(void *arg, const struct mx_pglog_entry *e)
+{
+	struct kinds_seen *s = arg;
+
+	if (s->n < 16) {
+		s->kind[s->n] = e->kind;
+		s->seq[s->n] = e->version.seq;
+	}
+	s->n++;
+	return 0;
+}
+
+static int stop_cb(void *arg, const struct mx_pglog_entry *e)
+{
+	(void)e;
+	return ++*(int *)arg == 2 ? 99 : 0;
+}
+
+static int stop_pgs_cb(void *arg, int32_t pool, uint32_t pg)
+{
+	(void)pool;
+	(void)pg;
+	return ++*(int *)arg == 1 ? 7 : 0;
+}
+
+/* Logged transactions: kinds, request identities, order, staging, info,
+ * listing, and all of it across a clean reopen and a kill. */
+static void test_pglog_basic(void)
+{
+	char dir[600];
+	struct mx_store_opts opts = { 0 };
+	struct wrapio w;
+	struct mx_store *st;
+	struct model m = { 0 };
+	struct mx_pg_info in, zi = { 0 };
+	struct kinds_seen ks = { .n = 0 };
+	struct mx_version v;
+	struct mx_txn t;
+	struct mx_txn_op op;
+	int n = 0;
+
+	tmp_path(dir, sizeof(dir), "pglog");
+	wrapio_init(&w);
+	opts.io = &w.io;
+	CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
+	if (!st)
+		return;
+	/* Nothing known yet. */
+	CHECK_EQ_INT(mx_store_pg_info_get(st, 1, 1, &in), -ENOENT);
+	CHECK(!memcmp(&in, &zi, sizeof(in)));
+	CHECK_EQ_INT(mx_store_pg_log_walk(st, 1, 1, V(0, 0), kinds_cb, &ks), 0);
+	CHECK_EQ_INT(ks.n, 0);
+	CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 1, 10, 1, &v), -ENOENT);
+	CHECK_EQ_INT(mx_store_list_pgs(st, pgs_cb, &(struct pgs_seen){ .n = 0 }), 0);
+
+	/* Kinds: modify, create, delete, and a no-op on an absent object
+	 * (absent afterwards: a delete). */
+	CHECK_EQ_INT(log_txn(st, &m, K(1, 1, "a"), V(1, 1), OPW(0, "x", 1), 10, 1), 0);
+	CHECK_EQ_INT(log_txn(st, &m, K(1, 1, "b"), V(1, 2), OPC(), 10, 2), 0);
+	CHECK_EQ_INT(log_txn(st, &m, K(1, 1, "a"), V(1, 3), OPR(), 10, 3), 0);
+	CHECK_EQ_INT(log_txn(st, &m, K(1, 1, "ghost"), V(1, 4), OPX("u"), 0, 0), 0);
+	/* An unlogged transaction may carry any version and adds nothing. */
+	op = OPW(0, "y", 1);
+	CHECK_EQ_INT(do_txn(st, &m, K(1, 1, "b"), V(1, 1), 1, &op), 0);
+	CHECK_EQ_INT(mx_store_pg_log_walk(st, 1, 1, V(0, 0), kinds_cb, &ks), 0);
+	CHECK_EQ_INT(ks.n, 4);
+	CHECK(ks.kind[0] == MX_LOG_MODIFY && ks.kind[1] == MX_LOG_MODIFY &&
+	      ks.kind[2] == MX_LOG_DELETE && ks.kind[3] == MX_LOG_DELETE);
+	CHECK(ks.seq[0] == 1 && ks.seq[3] == 4);
+	CHECK_EQ_INT(mx_store_pg_log_walk(st, 1, 1, V(1, 3), stop_cb, &n), 0);
+	CHECK_EQ_INT(n, 1);
+	n = 0;
+	CHECK_EQ_INT(mx_store_pg_log_walk(st, 1, 1, V(0, 9), stop_cb, &n), 99);
+	CHECK_EQ_INT(n, 2);
+	CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 1, 10, 3, &v), 0);
+	CHECK(!mx_version_cmp(v, V(1, 3)));
+	CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 1, 10, 99, &v), -ENOENT);
+	CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 1, 0, 0, &v), -ENOENT);
+	CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 2, 10, 3, &v), -ENOENT);
+	CHECK_EQ_INT(mx_store_pg_info_get(st, 1, 1, &in), 0);
+	CHECK(!mx_version_cmp(in.last_update, V(1, 4)));
+	CHECK(!mx_version_cmp(in.log_tail, V(0, 0)));
+	CHECK_EQ_INT(verify(st, &m, true), 0);
+
+	/* Order: a logged version must exceed last_update, staged ones
+	 * included. */
+	CHECK_EQ_INT(log_queue(st, K(1, 1, "b"), V(1, 4), OPC()), -EINVAL);
+	CHECK_EQ_INT(log_queue(st, K(1, 1, "b"), V(1, 3), OPC()), -EINVAL);
+	CHECK_EQ_INT(log_queue(st, K(1, 1, "b"), V(0, 99), OPC()), -EINVAL);
+	CHECK_EQ_INT(log_queue(st, K(1, 9, "b"), V(0, 0), OPC()), -EINVAL);
+	CHECK_EQ_INT(mx_store_pending_count(st), 0);
+	t = (struct mx_txn){ .key = K(1, 1, "b"), .version = V(1, 10),
+			     .n_ops = 1, .ops = &op, .log = true,
+			     .client_id = 11, .tid = 1 };
+	op = OPW(0, "z", 1);
+	CHECK_EQ_INT(mx_store_queue(st, &t), 0);
+	CHECK_EQ_INT(log_queue(st, K(1, 1, "c"), V(1, 9), OPC()), -EINVAL);
+	CHECK_EQ_INT(log_queue(st, K(1, 1, "c"), V(1, 10), OPC()), -EINVAL);
+	/* Staged entries are invisible. */
+	CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 1, 11, 1, &v), -ENOENT);
+	CHECK_EQ_INT(mx_store_pg_info_get(st, 1, 1, &in), 0);
+	CHECK(!mx_version_cmp(in.last_update, V(1, 4)));
+	CHECK_EQ_INT(mx_store_commit(st), 0);
+	model_apply(&m, &t);
+	CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 1, 11, 1, &v), 0);
+	CHECK(!mx_version_cmp(v, V(1, 10)));
+
+	/* Info: validated, staged, round trip; last_update and log_tail
+	 * come from the log, not from the caller. */
+	memset(&in, 0, sizeof(in));
+	in.n_acting = MX_PG_ACTING_MAX + 1;
+	CHECK_EQ_INT(mx_store_queue_pg_info(st, 1, 1, &in), -EINVAL);
+	CHECK_EQ_INT(mx_store_queue_pg_info(st, 1, 1, NULL), -EINVAL);
+	CHECK_EQ_INT(mx_store_queue_pg_info(st, -1, 1, &in), -EINVAL);
+	CHECK_EQ_INT(mx_store_queue_pg_info(st, 1, UINT32_MAX, &in), -EINVAL);
+	in = (struct mx_pg_info){ .last_update = V(9, 9), .log_tail = V(8, 8),
+				  .les = 7, .lec = 5, .n_acting = 3,
+				  .acting = { 4, -1, 2 }, .flags = 0x81 };
+	CHECK_EQ_INT(mx_store_queue_pg_info(st, 1, 1, &in), 0);
+	model_info(&m, 1, 1, &in);
+	CHECK_EQ_INT(mx_store_pg_info_get(st, 1, 1, &in), 0);
+	CHECK_EQ_INT(in.les, 0); /* staged */
+	CHECK_EQ_INT(mx_store_commit(st), 0);
+	CHECK_EQ_INT(mx_store_pg_info_get(st, 1, 1, &in), 0);
+	CHECK(in.les == 7 && in.lec == 5 && in.n_acting == 3 &&
+	      in.acting[0] == 4 && in.acting[1] == -1 && in.acting[2] == 2 &&
+	      in.acting[3] == 0 && in.flags == 0x81);
+	CHECK(!mx_version_cmp(in.last_update, V(1, 10)));
+
+	/* Listing: an info-only PG, an object-only PG, in (pool, pg) order;
+	 * a non-zero return stops. */
+	in = (struct mx_pg_info){ .lec = 1 };
+	CHECK_EQ_INT(mx_store_queue_pg_info(st, 3, 5, &in), 0);
+	model_info(&m, 3, 5, &in);
+	op = OPC();
+	CHECK_EQ_INT(do_txn(st, &m, K(0, 9, "o"), V(1, 1), 1, &op), 0);
+	CHECK_EQ_INT(mx_store_commit(st), 0);
+	n = 0;
+	CHECK_EQ_INT(mx_store_list_pgs(st, stop_pgs_cb, &n), 7);
+	CHECK_EQ_INT(n, 1);
+	CHECK_EQ_INT(mx_store_list_pgs(NULL, stop_pgs_cb, &n), -EINVAL);
+	CHECK_EQ_INT(verify(st, &m, true), 0);
+
+	/* Clean close and reopen, then a kill (replay only). */
+	mx_store_close(st);
+	CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
+	if (!st)
+		return;
+	CHECK_EQ_INT(verify(st, &m, true), 0);
+	CHECK_EQ_INT(log_txn(st, &m, K(1, 1, "b"), V(2, 1), OPW(5, "k", 1), 12, 1), 0);
+	in = (struct mx_pg_info){ .les = 2, .lec = 2, .n_acting = 1,
+				  .acting = { 3 } };
+	CHECK_EQ_INT(mx_store_queue_pg_info(st, 1, 1, &in), 0);
+	CHECK_EQ_INT(mx_store_commit(st), 0);
+	model_info(&m, 1, 1, &in);
+	kill_store(st, &w);
+	CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
+	if (!st)
+		return;
+	CHECK_EQ_INT(verify(st, &m, true), 0);
+	CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 1, 12, 1, &v), 0);
+	CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 1, 10, 2, &v), 0);
+	/* Order still holds after the restart. */
+	CHECK_EQ_INT(log_queue(st, K(1, 1, "b"), V(2, 1), OPC()), -EINVAL);
+	mx_store_close(st);
+	model_free(&m);
+}
+
+/* The bound, explicit trims, and request identities of trimmed entries;
+ * then a reopen with a smaller bound. */
+static void test_pglog_trim(void)
+{
+	char dir[600];
+	struct mx_store_opts opts = { .pg_log_max = 4 };
+	struct mx_store *st;
+	struct model m = { .log_max = 4 };
+	struct mx_pg_info in;
+	struct mx_version v;
+
+	tmp_path(dir, sizeof(dir), "pgtrim");
+	CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
+	if (!st)
+		return;
+	for (uint64_t i = 1; i <= 10; i++)
+		CHECK_EQ_INT(log_txn(st, &m, K(1, 1, i % 2 ? "odd" : "even"),
+				     V(1, i), OPW(i, "d", 1), 7, i), 0);
+	CHECK_EQ_INT(mx_store_pg_info_get(st, 1, 1, &in), 0);
+	CHECK(!mx_version_cmp(in.log_tail, V(1, 6)));
+	CHECK(!mx_version_cmp(in.last_update, V(1, 10)));
+	for (uint64_t i = 1; i <= 10; i++)
+		CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 1, 7, i, &v),
+			     i <= 6 ? -ENOENT : 0);
+	CHECK_EQ_INT(verify(st, &m, true), 0);
+
+	/* Explicit trim: staged, then entries <= 8 go. */
+	CHECK_EQ_INT(mx_store_pg_trim(st, 1, 1, V(1, 8)), 0);
+	CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 1, 7, 7, &v), 0);
+	CHECK_EQ_INT(mx_store_commit(st), 0);
+	model_trim(&m, 1, 1, V(1, 8));
+	CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 1, 7, 8, &v), -ENOENT);
+	CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 1, 7, 9, &v), 0);
+	CHECK_EQ_INT(mx_store_pg_info_get(st, 1, 1, &in), 0);
+	CHECK(!mx_version_cmp(in.log_tail, V(1, 8)));
+	CHECK_EQ_INT(verify(st, &m, true), 0);
+	/* A trim below the tail changes nothing; one of an unknown PG
+	 * stages nothing. */
+	CHECK_EQ_INT(mx_store_pg_trim(st, 1, 1, V(1, 2)), 0);
+	CHECK_EQ_INT(mx_store_commit(st), 0);
+	model_trim(&m, 1, 1, V(1, 2));
+	CHECK_EQ_INT(mx_store_pg_trim(st, 4, 4, V(1, 2)), 0);
+	CHECK_EQ_INT(mx_store_pending_count(st), 0);
+	CHECK_EQ_INT(mx_store_pg_trim(st, -1, 4, V(1, 2)), -EINVAL);
+	CHECK_EQ_INT(verify(st, &m, true), 0);
+
+	/* Trim past last_update: the log empties, the tail stops at
+	 * last_update, and the PG is still known. */
+	CHECK_EQ_INT(mx_store_pg_trim(st, 1, 1, V(5, 0)), 0);
+	CHECK_EQ_INT(mx_store_commit(st), 0);
+	model_trim(&m, 1, 1, V(5, 0));
+	CHECK_EQ_INT(mx_store_pg_info_get(st, 1, 1, &in), 0);
+	CHECK(!mx_version_cmp(in.log_tail, V(1, 10)));
+	CHECK(!mx_version_cmp(in.last_update, V(1, 10)));
+	CHECK_EQ_INT(verify(st, &m, true), 0);
+	/* A trim staged before an append cannot drop it. */
+	CHECK_EQ_INT(mx_store_pg_trim(st, 1, 1, V(9, 9)), 0);
+	model_trim(&m, 1, 1, V(9, 9));
+	CHECK_EQ_INT(log_txn(st, &m, K(1, 1, "odd"), V(1, 11), OPC(), 7, 11), 0);
+	CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 1, 7, 11, &v), 0);
+	for (uint64_t i = 12; i <= 14; i++)
+		CHECK_EQ_INT(log_txn(st, &m, K(1, 1, "odd"), V(2, i), OPC(), 7, i), 0);
+	CHECK_EQ_INT(verify(st, &m, true), 0);
+
+	/* Reopen: the log and the index come back. */
+	mx_store_close(st);
+	CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
+	if (!st)
+		return;
+	CHECK_EQ_INT(verify(st, &m, true), 0);
+	CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 1, 7, 12, &v), 0);
+	CHECK(!mx_version_cmp(v, V(2, 12)));
+	mx_store_close(st);
+
+	/* A smaller bound trims at open, durably. */
+	opts.pg_log_max = 2;
+	model_rebound(&m, 2);
+	for (int round = 0; round < 2; round++) {
+		CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
+		if (!st)
+			return;
+		CHECK_EQ_INT(verify(st, &m, true), 0);
+		CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 1, 7, 12, &v), -ENOENT);
+		mx_store_close(st);
+	}
+	model_free(&m);
+}
+
+/* Replacing a PG's log: validation, the result, the bound, persistence. */
+static void test_pglog_reset(void)
+{
+	char dir[600], longname[MX_OBJ_NAME_MAX + 1];
+	struct mx_store_opts opts = { .pg_log_max = 3 };
+	struct wrapio w;
+	struct mx_store *st;
+	struct model m = { .log_max = 3 };
+	struct mx_pg_info in;
+	struct mx_version v;
+	struct mx_pglog_entry e[5];
+
+	tmp_path(dir, sizeof(dir), "pgreset");
+	wrapio_init(&w);
+	opts.io = &w.io;
+	CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
+	if (!st)
+		return;
+	memset(longname, 'L', sizeof(longname));
+	for (uint64_t i = 1; i <= 3; i++)
+		CHECK_EQ_INT(log_txn(st, &m, K(1, 1, "obj"), V(3, i),
+				     OPW(0, "v", 1), 9, i), 0);
+
+#define ENT(i, ep, sq, k, nm, nl, c, t_)                                       \
+	e[i] = (struct mx_pglog_entry){ .version = { ep, sq }, .kind = k,      \
+					.name = nm, .name_len = nl,            \
+					.client_id = c, .tid = t_ }
+	ENT(0, 1, 3, MX_LOG_MODIFY, "x", 1, 11, 1);
+	ENT(1, 1, 5, MX_LOG_DELETE, "y", 1, 11, 2);
+	ENT(2, 2, 1, MX_LOG_MODIFY, longname, MX_OBJ_NAME_MAX, 0, 0);
+	/* Invalid: order, tail, kind, names, NULL entries. */
+	CHECK_EQ_INT(mx_store_pg_log_reset(st, 1, 1, e, 3, V(1, 3)), -EINVAL);
+	CHECK_EQ_INT(mx_store_pg_log_reset(st, 1, 1, e, 3, V(9, 0)), -EINVAL);
+	CHECK_EQ_INT(mx_store_pg_log_reset(st, 1, 1, NULL, 1, V(0, 0)), -EINVAL);
+	CHECK_EQ_INT(mx_store_pg_log_reset(st, -1, 1, e, 3, V(0, 0)), -EINVAL);
+	e[1].version = V(1, 3); /* duplicate */
+	CHECK_EQ_INT(mx_store_pg_log_reset(st, 1, 1, e, 3, V(1, 2)), -EINVAL);
+	e[1].version = V(1, 2); /* unsorted */
+	CHECK_EQ_INT(mx_store_pg_log_reset(st, 1, 1, e, 3, V(1, 1)), -EINVAL);
+	e[1].version = V(1, 5);
+	e[1].kind = 3;
+	CHECK_EQ_INT(mx_store_pg_log_reset(st, 1, 1, e, 3, V(1, 2)), -EINVAL);
+	e[1].kind = 0;
+	CHECK_EQ_INT(mx_store_pg_log_reset(st, 1, 1, e, 3, V(1, 2)), -EINVAL);
+	e[1].kind = MX_LOG_DELETE;
+	e[1].name = "a\0b";
+	e[1].name_len = 3;
+	CHECK_EQ_INT(mx_store_pg_log_reset(st, 1, 1, e, 3, V(1, 2)), -EINVAL);
+	e[1].name_len = 0;
+	CHECK_EQ_INT(mx_store_pg_log_reset(st, 1, 1, e, 3, V(1, 2)), -EINVAL);
+	e[1].name = NULL;
+	e[1].name_len = 1;
+	CHECK_EQ_INT(mx_store_pg_log_reset(st, 1, 1, e, 3, V(1, 2)), -EINVAL);
+	e[2].name_len = MX_OBJ_NAME_MAX + 1;
+	e[1].name = "y";
+	CHECK_EQ_INT(mx_store_pg_log_reset(st, 1, 1, e, 3, V(1, 2)), -EINVAL);
+	e[2].name_len = MX_OBJ_NAME_MAX;
+	CHECK_EQ_INT(mx_store_pending_count(st), 0);
+
+	/* Valid: the log becomes exactly these, last_update goes down to
+	 * the last one, the old request identities are gone. */
+	CHECK_EQ_INT(mx_store_pg_log_reset(st, 1, 1, e, 3, V(1, 2)), 0);
+	CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 1, 9, 3, &v), 0); /* staged */
+	CHECK_EQ_INT(mx_store_commit(st), 0);
+	model_reset(&m, 1, 1, e, 3, V(1, 2));
+	CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 1, 9, 3, &v), -ENOENT);
+	CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 1, 11, 2, &v), 0);
+	CHECK(!mx_version_cmp(v, V(1, 5)));
+	CHECK_EQ_INT(mx_store_pg_info_get(st, 1, 1, &in), 0);
+	CHECK(!mx_version_cmp(in.last_update, V(2, 1)));
+	CHECK(!mx_version_cmp(in.log_tail, V(1, 2)));
+	CHECK_EQ_INT(verify(st, &m, true), 0); /* the object is untouched */
+	/* The lowered last_update admits versions above it. */
+	CHECK_EQ_INT(log_txn(st, &m, K(1, 1, "obj"), V(2, 2), OPC(), 0, 0), 0);
+
+	/* More entries than the bound: the newest stay, the tail follows. */
+	ENT(3, 2, 7, MX_LOG_MODIFY, "w", 1, 12, 1);
+	ENT(4, 2, 9, MX_LOG_MODIFY, "w", 1, 12, 2);
+	CHECK_EQ_INT(mx_store_pg_log_reset(st, 1, 1, e, 5, V(0, 0)), 0);
+	CHECK_EQ_INT(mx_store_commit(st), 0);
+	model_reset(&m, 1, 1, e, 5, V(0, 0));
+	CHECK_EQ_INT(mx_store_pg_info_get(st, 1, 1, &in), 0);
+	CHECK(!mx_version_cmp(in.log_tail, V(1, 5)));
+	CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 1, 11, 1, &v), -ENOENT);
+	CHECK_EQ_INT(verify(st, &m, true), 0);
+	mx_store_close(st);
+	CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
+	if (!st)
+		return;
+	CHECK_EQ_INT(verify(st, &m, true), 0);
+
+	/* An empty log: last_update is the tail.  Then a reset staged with
+	 * transactions around it, lost to a kill, replayed. */
+	CHECK_EQ_INT(mx_store_pg_log_reset(st, 1, 1, NULL, 0, V(2, 5)), 0);
+	CHECK_EQ_INT(mx_store_commit(st), 0);
+	model_reset(&m, 1, 1, NULL, 0, V(2, 5));
+	CHECK_EQ_INT(mx_store_pg_info_get(st, 1, 1, &in), 0);
+	CHECK(!mx_version_cmp(in.last_update, V(2, 5)));
+	CHECK_EQ_INT(verify(st, &m, true), 0);
+	{
+		struct mx_txn_op op = OPW(0, "q", 1);
+		struct mx_txn t1 = { .key = K(1, 1, "obj"), .version = V(2, 6),
+				     .n_ops = 1, .ops = &op, .log = true,
+				     .client_id = 13, .tid = 1 };
+		struct mx_txn t2 = t1;
+
+		t2.version = V(1, 9);
+		t2.tid = 2;
+		CHECK_EQ_INT(mx_store_queue(st, &t1), 0);
+		CHECK_EQ_INT(mx_store_pg_log_reset(st, 1, 1, e, 2, V(1, 1)), 0);
+		CHECK_EQ_INT(mx_store_queue(st, &t2), 0);
+		CHECK_EQ_INT(mx_store_commit(st), 0);
+		model_apply(&m, &t1);
+		model_reset(&m, 1, 1, e, 2, V(1, 1));
+		model_apply(&m, &t2);
+	}
+	kill_store(st, &w);
+	CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
+	if (!st)
+		return;
+	CHECK_EQ_INT(verify(st, &m, true), 0);
+	mx_store_close(st);
+#undef ENT
+	model_free(&m);
+}
+
+/* Count the entries of dir/pgs/pgdir whose names start with prefix or
+ * end with suffix. */
+static int count_files(const char *dir, const char *pgdir, const char *prefix,
+		       const char *suffix)
+{
+	char path[700];
+	struct dirent *de;
+	int n = 0;
+	DIR *d;
+
+	(void)snprintf(path, sizeof(path), "%s/pgs/%s", dir, pgdir);
+	d = opendir(path);
+	if (!d)
+		return -1;
+	while ((de = readdir(d))) {
+		size_t l = strlen(de->d_name), sl = suffix ? strlen(suffix) : 0;
+
+		if ((prefix && !strncmp(de->d_name, prefix, strlen(prefix))) ||
+		    (suffix && l >= sl && !strcmp(de->d_name + l - sl, suffix)))
+			n++;
+	}
+	(void)closedir(d);
+	return n;
+}
+
+/* Path of the (last) file whose name starts with prefix under
+ * dir/pgs/<pgdir>. */
+static bool find_prefix(const char *dir, const char *pgdir, const char *prefix,
+			char *out, size_t outsz)
+{
+	char path[700];
+	struct dirent *de;
+	bool found = false;
+	DIR *d;
+
+	(void)snprintf(path, sizeof(path), "%s/pgs/%s", dir, pgdir);
+	d = opendir(path);
+	if (!d)
+		return false;
+	while ((de = readdir(d)))
+		if (!strncmp(de->d_name, prefix, strlen(prefix)) &&
+		    snprintf(out, outsz, "%s/%s", path, de->d_name) < (int)outsz)
+			found = true;
+	(void)closedir(d);
+	return found;
+}
+
+/* Removing a PG: with staged transactions before and after it, across a
+ * checkpoint (files gone), a clean reopen and a kill. */
+static void test_pg_remove(void)
+{
+	char dir[600];
+	struct mx_store_opts opts = { 0 };
+	struct wrapio w;
+	struct mx_store *st;
+	struct model m = { 0 };
+	struct mx_pg_info in = { .les = 3, .n_acting = 2, .acting = { 1, 2 } };
+	struct mx_txn_op ops[2];
+	struct mx_version v;
+	uint8_t *d = pattern(9000, 4);
+
+	tmp_path(dir, sizeof(dir), "pgremove");
+	wrapio_init(&w);
+	opts.io = &w.io;
+	CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
+	if (!st)
+		return;
+	ops[0] = OPW(0, d, 9000);
+	ops[1] = OPS("user.k", "v", 1);
+	CHECK_EQ_INT(do_txn(st, &m, K(1, 1, "a"), V(1, 1), 2, ops), 0);
+	CHECK_EQ_INT(log_txn(st, &m, K(1, 1, "b"), V(1, 5), OPW(10, d, 100), 5, 1), 0);
+	CHECK_EQ_INT(log_txn(st, &m, K(1, 2, "c"), V(1, 2), OPW(0, d, 10), 5, 2), 0);
+	CHECK_EQ_INT(mx_store_queue_pg_info(st, 1, 1, &in), 0);
+	CHECK_EQ_INT(mx_store_commit(st), 0);
+	model_info(&m, 1, 1, &in);
+	CHECK_EQ_INT(mx_store_checkpoint(st), 0);
+
+	/* A write staged before the removal goes with it; a logged write
+	 * after it starts the PG again (last_update is back to zero, so a
+	 * low version is fine). */
+	{
+		struct mx_txn_op op = OPW(0, d, 50);
+		struct mx_txn t1 = { .key = K(1, 1, "a"), .version = V(1, 6),
+				     .n_ops = 1, .ops = &op };
+		struct mx_txn t2 = { .key = K(1, 1, "n"), .version = V(1, 1),
+				     .n_ops = 1, .ops = &op, .log = true,
+				     .client_id = 6, .tid = 1 };
+
+		CHECK_EQ_INT(mx_store_queue(st, &t1), 0);
+		CHECK_EQ_INT(mx_store_pg_remove(st, 1, 1), 0);
+		CHECK(mx_store_pending(st, &t1.key));
+		CHECK(mx_store_pending(st, &(struct mx_objkey){ 1, 1, "b", 1 }));
+		CHECK_EQ_INT(mx_store_queue(st, &t2), 0);
+		CHECK_EQ_INT(mx_store_commit(st), 0);
+		model_apply(&m, &t1);
+		model_remove(&m, 1, 1);
+		model_apply(&m, &t2);
+	}
+	CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 1, 5, 1, &v), -ENOENT);
+	CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 2, 5, 2, &v), 0);
+	CHECK_EQ_INT(mx_store_pg_last(st, 1, 1).seq, 1);
+	CHECK_EQ_INT(verify(st, &m, true), 0);
+
+	/* Remove it for good. */
+	CHECK_EQ_INT(mx_store_pg_remove(st, 1, 1), 0);
+	CHECK_EQ_INT(mx_store_commit(st), 0);
+	model_remove(&m, 1, 1);
+	CHECK_EQ_INT(mx_store_pg_info_get(st, 1, 1, &in), -ENOENT);
+	CHECK_EQ_INT(mx_store_pg_last(st, 1, 1).seq, 0);
+	CHECK_EQ_INT(verify(st, &m, true), 0);
+	CHECK_EQ_INT(mx_store_pg_remove(st, 7, 7), 0); /* unknown: nothing */
+	CHECK_EQ_INT(mx_store_pending_count(st), 0);
+	CHECK_EQ_INT(mx_store_pg_remove(st, 1, UINT32_MAX), -EINVAL);
+	CHECK_EQ_INT(mx_store_checkpoint(st), 0);
+	CHECK_EQ_INT(count_files(dir, "00000001.00000001", "log.", ".d"), 0);
+	CHECK_EQ_INT(count_files(dir, "00000001.00000001", NULL, ".m"), 0);
+	CHECK_EQ_INT(count_files(dir, "00000001.00000002", "log.", NULL), 1);
+	mx_store_close(st);
+	CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
+	if (!st)
+		return;
+	CHECK_EQ_INT(verify(st, &m, true), 0);
+
+	/* Removal lost to a kill before any checkpoint: replayed. */
+	CHECK_EQ_INT(mx_store_pg_remove(st, 1, 2), 0);
+	CHECK_EQ_INT(mx_store_commit(st), 0);
+	model_remove(&m, 1, 2);
+	kill_store(st, &w);
+	CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
+	if (!st)
+		return;
+	CHECK_EQ_INT(verify(st, &m, true), 0);
+	CHECK_EQ_INT(count_files(dir, "00000001.00000002", "log.", ".d"), 0);
+	mx_store_close(st);
+	model_free(&m);
+	free(d);
+}
+
+/* The per-PG log file: compaction keeps one file, damage is detected,
+ * a stray file is dropped, and a version 1 pg file still loads. */
+static void test_pglog_files(void)
+{
+	char dir[600], path[800], name[300];
+	struct mx_store_opts opts = { .pg_log_max = 6 };
+	struct mx_store *st;
+	struct model m = { .log_max = 6 };
+	struct mx_pg_info in;
+	struct mx_wbuf wb;
+	int fd;
+
+	tmp_path(dir, sizeof(dir), "pgfiles");
+	CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
+	if (!st)
+		return;
+	/* 300-byte names: a few checkpoints fill the dead prefix. */
+	memset(name, 'n', sizeof(name) - 1);
+	name[sizeof(name) - 1] = '\0';
+	for (uint64_t i = 1; i <= 60; i++) {
+		struct mx_txn_op op = OPC();
+		struct mx_txn t = { .n_ops = 1, .ops = &op, .version = V(1, i),
+				    .log = true, .client_id = 3, .tid = i };
+
+		(void)snprintf(name, sizeof(name), "%03llu",
+			       (unsigned long long)(i % 16));
+		name[3] = 'n';
+		t.key = K(2, 2, name);
+		CHECK_EQ_INT(mx_store_queue(st, &t), 0);
+		model_apply(&m, &t); /* committed just below */
+		if (i % 3 == 0)
+			CHECK_EQ_INT(mx_store_commit(st), 0);
+		if (i % 6 == 0)
+			CHECK_EQ_INT(mx_store_checkpoint(st), 0);
+	}
+	CHECK_EQ_INT(count_files(dir, "00000002.00000002", "log.", NULL), 1);
+	CHECK(!find_file(dir, "00000002.00000002", "log.1", path, sizeof(path)));
+	CHECK_EQ_INT(verify(st, &m, true), 0);
+	mx_store_close(st);
+	CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
+	if (!st)
+		return;
+	CHECK_EQ_INT(verify(st, &m, true), 0);
+	mx_store_close(st);
+
+	/* A damaged entry: the open refuses the store. */
+	CHECK(find_prefix(dir, "00000002.00000002", "log.", path, sizeof(path)));
+	{
+		struct stat sb;
+
+		CHECK_EQ_INT(stat(path, &sb), 0);
+		flip_byte(path, (uint64_t)sb.st_size - 10, 0x20);
+		CHECK_EQ_INT(mx_store_open(dir, &opts, &st), -EUCLEAN);
+		flip_byte(path, (uint64_t)sb.st_size - 10, 0x20);
+	}
+	/* A stray log file (a crashed compaction's) goes at the next open. */
+	(void)snprintf(path, sizeof(path), "%s/pgs/00000002.00000002/log.999", dir);
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	CHECK(fd >= 0);
+	if (fd >= 0)
+		close(fd);
+	CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
+	if (!st)
+		return;
+	CHECK_EQ_INT(access(path, F_OK), -1);
+	CHECK_EQ_INT(verify(st, &m, true), 0);
+	mx_store_close(st);
+
+	/* A version 1 pg file (before the log): last version only. */
+	(void)snprintf(path, sizeof(path), "%s/pgs/00000003.00000003", dir);
+	CHECK_EQ_INT(mkdir(path, 0755), 0);
+	(void)snprintf(path, sizeof(path), "%s/pgs/00000003.00000003/pg", dir);
+	mx_wbuf_init(&wb);
+	mx_put_u32(&wb, 0x4750584d);
+	mx_put_u32(&wb, 1);
+	mx_put_i32(&wb, 3);
+	mx_put_u32(&wb, 3);
+	mx_put_u64(&wb, 4);
+	mx_put_u64(&wb, 5);
+	mx_put_u32(&wb, mx_crc32c(0, wb.data, wb.len));
+	fd = open(path, O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+	CHECK(fd >= 0 && write(fd, wb.data, wb.len) == (ssize_t)wb.len);
+	if (fd >= 0)
+		close(fd);
+	mx_wbuf_free(&wb);
+	CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
+	if (!st)
+		return;
+	CHECK(!mx_version_cmp(mx_store_pg_last(st, 3, 3), V(4, 5)));
+	CHECK_EQ_INT(mx_store_pg_info_get(st, 3, 3, &in), 0);
+	CHECK(!mx_version_cmp(in.last_update, V(0, 0)));
+	model_pg(&m, 3, 3)->last = V(4, 5);
+	CHECK_EQ_INT(verify(st, &m, true), 0);
+	mx_store_close(st);
+	model_free(&m);
 }
 
 /* ---- A simulated disk with a volatile write cache ----------------------- */
@@ -1529,7 +2675,7 @@ struct mnode {
 	uint8_t *cur; /* From malloc(): what reads see */
 	size_t cur_len, cur_cap;
 	uint8_t *dur; /* From malloc(): on the medium */
-	size_t dur_len;
+	size_t dur_len, dur_cap;
 	struct vop *v; /* From malloc(): since the last sync, oldest first */
 	size_t n_v, cap_v;
 };
@@ -1736,14 +2882,26 @@ static void vop_add(struct memdisk *md, struct mnode *nd, bool trunc,
 	v->gseq = ++md->gseq;
 }
 
+/* Make everything volatile durable: replaying the volatile writes and
+ * truncates in order over the medium gives what reads see, at the cost of
+ * the volatile bytes only (not of the whole file, as a copy would). */
 static void node_sync(struct mnode *nd)
 {
-	nd->dur = xrealloc(nd->dur, nd->cur_len);
-	if (nd->cur_len)
-		memcpy(nd->dur, nd->cur, nd->cur_len);
-	nd->dur_len = nd->cur_len;
-	for (size_t i = 0; i < nd->n_v; i++)
-		free(nd->v[i].data);
+	for (size_t i = 0; i < nd->n_v; i++) {
+		const struct vop *v = &nd->v[i];
+
+		if (v->trunc) {
+			bytes_setlen(&nd->dur, &nd->dur_len, &nd->dur_cap,
+				     v->off);
+		} else {
+			if (v->off + v->len > nd->dur_len)
+				bytes_setlen(&nd->dur, &nd->dur_len,
+					     &nd->dur_cap, v->off + v->len);
+			if (v->len)
+				memcpy(nd->dur + v->off, v->data, v->len);
+		}
+		free(v->data);
+	}
 	nd->n_v = 0;
 }
 
@@ -2188,6 +3346,7 @@ static struct memdisk *md_crash(const struct memdisk *md, uint64_t seed,
 					      &nn->cur_len);
 				nn->cur_cap = nn->cur_len;
 				nn->dur = xrealloc(NULL, nn->cur_len);
+				nn->dur_cap = nn->cur_len;
 				if (nn->cur_len)
 					memcpy(nn->dur, nn->cur, nn->cur_len);
 				nn->dur_len = nn->cur_len;
@@ -2209,6 +3368,7 @@ struct session {
 	bool has_alt;
 	struct wl wl;
 	uint64_t ckpt_bytes;
+	uint32_t log_max;
 	int failures;
 	long in_flight_present, in_flight_absent;
 };
@@ -2225,7 +3385,9 @@ struct crash_totals {
  * during the open. */
 static struct mx_store *s_open(struct session *s, struct memdisk *md)
 {
-	struct mx_store_opts opts = { &md->io, s->ckpt_bytes };
+	struct mx_store_opts opts = { .io = &md->io,
+				      .wal_checkpoint_bytes = s->ckpt_bytes,
+				      .pg_log_max = s->log_max };
 	struct mx_store *st;
 	int r = mx_store_open(MD_ROOT "/s", &opts, &st);
 
@@ -2276,8 +3438,8 @@ static bool s_run(struct session *s, struct memdisk *md, int steps,
 		int n = 1 + (int)(rnd(&s->wl.rng) % 3), r;
 
 		for (int j = 0; j < n; j++) {
-			wl_gen(&s->wl, &x[j]);
-			r = mx_store_queue(st, &x[j].t);
+			wl_step(&s->wl, &x[j]);
+			r = tx_queue(st, &x[j]);
 			if (r) {
 				fprintf(stderr, "  queue: %d\n", r);
 				s->failures++;
@@ -2291,11 +3453,11 @@ static bool s_run(struct session *s, struct memdisk *md, int steps,
 			}
 			model_copy(&s->alt, &s->m);
 			for (int j = 0; j < n; j++)
-				model_apply(&s->alt, &x[j].t);
+				tx_model(&s->alt, &x[j]);
 			s->has_alt = true;
 		} else {
 			for (int j = 0; j < n; j++)
-				model_apply(&s->m, &x[j].t);
+				tx_model(&s->m, &x[j]);
 		}
 		for (int j = 0; j < n; j++)
 			tx_free(&x[j]);
@@ -2351,6 +3513,9 @@ static long run_one(uint64_t seed, long cut, struct crash_totals *ct)
 
 	wl_init(&s->wl, seed);
 	s->ckpt_bytes = seed % 3 == 0 ? 6000 : seed % 3 == 1 ? 24000 : 1u << 20;
+	/* Small bounds trim by count all the time; 0 is the default. */
+	s->log_max = (uint32_t[]){ 3, 5, 9, 0 }[seed % 4];
+	s->m.log_max = s->log_max;
 	md->cut_at = cut;
 	if (s_run(s, md, 24, 12)) {
 		calls = md->calls;
@@ -2455,6 +3620,11 @@ int main(void)
 		test_log_damage();
 		test_faults();
 		test_invalid();
+		test_pglog_basic();
+		test_pglog_trim();
+		test_pglog_reset();
+		test_pg_remove();
+		test_pglog_files();
 	}
 	test_crash();
 	rm_rf(tmp_root);
