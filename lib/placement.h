@@ -3,13 +3,14 @@
  *
  * Pure functions of the cluster map, shared by clients and OSDs so that both
  * compute the same answer without asking anyone.  The OSD hierarchy is built
- * from each OSD's location (root/.../host/osd); a pool's rule walks down from
- * its root and chooses `size` distinct buckets of its failure-domain level,
- * then one OSD under each, by weighted straw2 draws (a change of one item's
- * weight only moves data to or from that item).  All arithmetic is integer,
- * so every machine computes the same placement.  The map's upmaps (per-PG
- * exceptions set by lib/balancer.c) are applied to the rule's result while
- * they are valid.
+ * from each OSD's location (root/.../host/osd).  A pool's rule ranks the
+ * OSDs under its root by weighted straw2 keys, one per OSD, and takes the
+ * best OSD of each of the first `size` distinct buckets of its
+ * failure-domain level.  A change of one OSD's weight only moves data to or
+ * from that OSD, and a new OSD takes data only for itself, whatever the
+ * hierarchy.  All arithmetic is integer, so every machine computes the same
+ * placement.  The map's upmaps (per-PG exceptions set by lib/balancer.c) are
+ * applied to the rule's result while they are valid.
  */
 #ifndef MX_PLACEMENT_H
 #define MX_PLACEMENT_H
