@@ -579,13 +579,14 @@ static void usage(FILE *f)
 {
 	fputs("usage: mixsan-mon --data DIR [--addr IP:PORT] [--name NAME] [--store file]\n"
 	      "                  [--log-level error|warn|info|debug]\n"
-	      "                  [--osd-failure-detection] [--heartbeat-grace MS]\n"
+	      "                  [--no-osd-failure-detection] [--heartbeat-grace MS]\n"
 	      "                  [--min-down-reporters N] [--beacon-grace MS]\n"
 	      "                  [--down-out-interval S]\n"
 	      "Keeps the MixSAN cluster map under DIR and serves it on IP:PORT\n"
-	      "(default 127.0.0.1:6789).  With --osd-failure-detection it marks OSDs\n"
-	      "down on their peers' reports (grace 5000 ms, 2 reporters) or missing\n"
-	      "beacons (20000 ms), and out after the down-out interval (600 s).\n", f);
+	      "(default 127.0.0.1:6789).  It marks OSDs down on their peers' reports\n"
+	      "(grace 5000 ms, 2 reporters) or missing beacons (20000 ms), and out\n"
+	      "after the down-out interval (600 s; 0: never), unless\n"
+	      "--no-osd-failure-detection is given.\n", f);
 }
 
 static int parse_level(const char *s)
@@ -612,6 +613,7 @@ int main(int argc, char **argv)
 		{"store", required_argument, NULL, 's'},
 		{"log-level", required_argument, NULL, 'l'},
 		{"osd-failure-detection", no_argument, NULL, 'F'},
+		{"no-osd-failure-detection", no_argument, NULL, 'N'},
 		{"heartbeat-grace", required_argument, NULL, 'G'},
 		{"min-down-reporters", required_argument, NULL, 'R'},
 		{"beacon-grace", required_argument, NULL, 'B'},
@@ -626,6 +628,7 @@ int main(int argc, char **argv)
 
 	snprintf(mon->addr, sizeof(mon->addr), "127.0.0.1:6789");
 	snprintf(mon->name, sizeof(mon->name), "a");
+	mon->cfg.failure_detection = true;
 	mon->cfg.grace_ms = 5000;
 	mon->cfg.min_reporters = 2;
 	mon->cfg.beacon_grace_ms = 20000;
@@ -650,6 +653,7 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'F': mon->cfg.failure_detection = true; break;
+		case 'N': mon->cfg.failure_detection = false; break;
 		case 'G':
 		case 'R':
 		case 'B':
