@@ -908,6 +908,42 @@ int mx_dec_pg_pull(const void *p, uint32_t len, struct mx_msg_pg_pull *m)
 	return finish(&r);
 }
 
+void mx_enc_pg_remove(struct mx_wbuf *w, const struct mx_msg_pg_remove *m)
+{
+	mx_enc_pg_ref(w, &m->ref);
+	mx_put_i32(w, m->from);
+}
+
+int mx_dec_pg_remove(const void *p, uint32_t len, struct mx_msg_pg_remove *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	get_pg_ref(&r, &m->ref);
+	m->from = mx_get_i32(&r);
+	if (!r.err && m->from < 0)
+		mx_rbuf_fail(&r);
+	return finish(&r);
+}
+
+void mx_enc_pg_scan(struct mx_wbuf *w, const struct mx_msg_pg_scan *m)
+{
+	mx_enc_pg_ref(w, &m->ref);
+	mx_put_blob(w, m->cursor, m->cursor_len);
+}
+
+int mx_dec_pg_scan(const void *p, uint32_t len, struct mx_msg_pg_scan *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	get_pg_ref(&r, &m->ref);
+	m->cursor = mx_get_blob(&r, &m->cursor_len, 1024);
+	if (!r.err && m->cursor_len && memchr(m->cursor, '\0', m->cursor_len))
+		mx_rbuf_fail(&r);
+	return finish(&r);
+}
+
 int mx_msg_decode_any(uint16_t type, const void *p, uint32_t len)
 {
 	union {
@@ -932,6 +968,8 @@ int mx_msg_decode_any(uint16_t type, const void *p, uint32_t len)
 		struct mx_msg_pg_ack pk;
 		struct mx_msg_pg_object po;
 		struct mx_msg_pg_pull pp;
+		struct mx_msg_pg_remove prm;
+		struct mx_msg_pg_scan psc;
 	} u;
 	struct mx_wire_log_entry le;
 	int r;
@@ -975,9 +1013,12 @@ int mx_msg_decode_any(uint16_t type, const void *p, uint32_t len)
 			r = mx_pg_log_next(&u.pa.entries, &le);
 		return r;
 	case MX_MSG_PG_ACTIVATE_REPLY:
-	case MX_MSG_PG_PUSH_REPLY: return mx_dec_pg_ack(p, len, &u.pk);
+	case MX_MSG_PG_PUSH_REPLY:
+	case MX_MSG_PG_REMOVE_REPLY: return mx_dec_pg_ack(p, len, &u.pk);
 	case MX_MSG_PG_PUSH: return mx_dec_pg_object(p, len, &u.po);
 	case MX_MSG_PG_PULL: return mx_dec_pg_pull(p, len, &u.pp);
+	case MX_MSG_PG_REMOVE: return mx_dec_pg_remove(p, len, &u.prm);
+	case MX_MSG_PG_SCAN: return mx_dec_pg_scan(p, len, &u.psc);
 	case MX_MSG_PING:
 	case MX_MSG_PONG: return 0;
 	default: return -ENOTSUP;

@@ -63,6 +63,9 @@ enum mx_msg_type {
 	MX_MSG_PG_PUSH = 34,        /* an object (or its absence) -> PUSH_REPLY */
 	MX_MSG_PG_PUSH_REPLY = 35,
 	MX_MSG_PG_PULL = 36,        /* -> MX_MSG_PG_PUSH carrying the object */
+	MX_MSG_PG_REMOVE = 37,      /* primary -> stray: drop your copy -> REMOVE_REPLY */
+	MX_MSG_PG_REMOVE_REPLY = 38, /* an mx_msg_pg_ack */
+	MX_MSG_PG_SCAN = 39,        /* -> MX_MSG_OSD_LIST_REPLY: names and versions */
 	/* Any daemon */
 	MX_MSG_ERROR_REPLY = 40,    /* a request that could not be decoded */
 	MX_MSG_PING = 41,
@@ -415,6 +418,23 @@ struct mx_msg_pg_pull {
 	uint32_t name_len;
 };
 
+/* Sent by the primary of ref.interval once the PG is clean there (every
+ * acting member complete with les == ref.interval, acting == up, size
+ * members) to an OSD outside the acting set that may hold an old copy. */
+struct mx_msg_pg_remove {
+	struct mx_pg_ref ref;
+	int32_t from; /* the primary of ref.interval */
+};
+
+/* A primary that needs a backfill itself lists the authority's copy, in
+ * chunks: the names after cursor, with their versions.  The answer is an
+ * MX_MSG_OSD_LIST_REPLY (same tid). */
+struct mx_msg_pg_scan {
+	struct mx_pg_ref ref;
+	const char *cursor; /* len 0: from the start */
+	uint32_t cursor_len;
+};
+
 void mx_enc_pg_ref(struct mx_wbuf *w, const struct mx_pg_ref *r);
 void mx_enc_pg_query(struct mx_wbuf *w, const struct mx_pg_ref *r);
 int mx_dec_pg_query(const void *p, uint32_t len, struct mx_pg_ref *r);
@@ -439,6 +459,10 @@ void mx_enc_pg_object_end(struct mx_wbuf *w, size_t at, uint32_t n_xattrs, const
 int mx_dec_pg_object(const void *p, uint32_t len, struct mx_msg_pg_object *m);
 void mx_enc_pg_pull(struct mx_wbuf *w, const struct mx_msg_pg_pull *m);
 int mx_dec_pg_pull(const void *p, uint32_t len, struct mx_msg_pg_pull *m);
+void mx_enc_pg_remove(struct mx_wbuf *w, const struct mx_msg_pg_remove *m);
+int mx_dec_pg_remove(const void *p, uint32_t len, struct mx_msg_pg_remove *m);
+void mx_enc_pg_scan(struct mx_wbuf *w, const struct mx_msg_pg_scan *m);
+int mx_dec_pg_scan(const void *p, uint32_t len, struct mx_msg_pg_scan *m);
 
 /* Decode any payload by type, for the fuzzer: 0 or -EBADMSG/-ENOTSUP. */
 int mx_msg_decode_any(uint16_t type, const void *p, uint32_t len);

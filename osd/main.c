@@ -17,6 +17,7 @@ static void usage(FILE *f)
 	      "                  [--weight W] [--location 'host=H rack=R'] [--class C]\n"
 	      "                  [--log-level error|warn|info|debug]\n"
 	      "                  [--heartbeat-interval MS] [--heartbeat-grace MS]\n"
+	      "                  [--pg-log-max N]\n"
 	      "Stores MixSAN objects under DIR and serves them on IP:PORT\n"
 	      "(default 127.0.0.1:0, any free port).\n", f);
 }
@@ -34,6 +35,7 @@ int main(int argc, char **argv)
 		{"log-level", required_argument, NULL, 'l'},
 		{"heartbeat-interval", required_argument, NULL, 'H'},
 		{"heartbeat-grace", required_argument, NULL, 'G'},
+		{"pg-log-max", required_argument, NULL, 'P'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -50,7 +52,7 @@ int main(int argc, char **argv)
 	int level = MX_LOG_INFO, c;
 	char *end;
 
-	while ((c = getopt_long(argc, argv, "d:m:a:i:w:L:c:l:H:G:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:m:a:i:w:L:c:l:H:G:P:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': cfg.data_dir = optarg; break;
 		case 'm': cfg.mon_addr = optarg; break;
@@ -102,6 +104,17 @@ int main(int argc, char **argv)
 				cfg.heartbeat_interval_ms = (uint32_t)v;
 			else
 				cfg.heartbeat_grace_ms = (uint32_t)v;
+			break;
+		}
+		case 'P': {
+			/* Tests use a small bound so that logs trim fast. */
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*end || v == 0 || v > 1000000ul) {
+				fprintf(stderr, "mixsan-osd: bad value '%s'\n", optarg);
+				return 2;
+			}
+			cfg.pg_log_max = (uint32_t)v;
 			break;
 		}
 		case 'h': usage(stdout); return 0;

@@ -58,20 +58,34 @@
  *   PEERING   --(pg_start_peering: PG_QUERY to the prior set)
  *             --(on_pg_notify: every acting member answered and
  *                mx_peering_blocked_by() == -1; pg_try_peer)-->
+ *   SCANNING  if another copy is authoritative and ours predates its log
+ *             tail (pg_try_peer): PG_SCAN lists its copy chunk by chunk
+ *             (handle_pg_scan there, on_scan_reply here); objects in
+ *             another version there or missing here, and objects here it
+ *             lacks, become the pulls -->
  *   PULLING   if another copy is authoritative: PG_PULL each object of
- *             mx_log_diff(auth, mine) (on_pull_answer applies it unlogged);
- *             then pg_pulls_done adopts its log and les
+ *             mx_log_diff(auth, mine), or of the scan (on_pull_answer
+ *             applies it unlogged); then pg_pulls_done adopts its log and
+ *             les
  *   ACTIVATING (pg_activate: our les persisted; per member: PG_ACTIVATE
  *             complete, or recovering + PG_PUSH of each missing object and
  *             a final PG_ACTIVATE with our log: member_maybe_complete;
  *             backfill = wipe + push everything)
  *   ACTIVE    once min_size members (us included) have made their les
  *             durable (pg_check_active); held client ops run then.
- *   STUCK     the primary would need a backfill itself: not built; the PG
- *             serves nothing until the next interval.
+ *   ACTIVE and clean (size members, acting == up, every member complete
+ *             and acked): pg_remove_strays sends PG_REMOVE to every other
+ *             OSD of the prior set that is up; on_pg_remove_reply.
+ *   STUCK     our log cannot be replaced by the authority's (store
+ *             error): the PG serves nothing until the next interval.
  * Replica (R_WAITING -> R_RECOVERING -> R_ACTIVE): handle_pg_activate;
  * REPOP, PUSH and ACTIVATE are accepted only for our current interval
  * (replica_check), deferred while our map is older than the message.
+ * Stray (ROLE_NONE, a copy outside the acting set): answers PG_QUERY and
+ * PG_SCAN like anyone; handle_pg_remove drops the copy only when its own
+ * map agrees that the sender is the primary of the PG's current interval,
+ * which the message names, and that the stray is outside its up and
+ * acting sets, with a les older than that interval.
  * A copy never persists a les or a log it does not fully hold.
  * Lost messages: everything is re-sent by pg_tick when the connection it
  * went on was replaced (connection generations), never over a live one.
@@ -213,11 +227,14 @@ struct pgpeer {
 	bool answered;
 	uint64_t gen; /* connection generation the query went on */
 	struct pglog log;
+	/* A stray (outside the acting set) once the PG is clean: */
+	bool rm_sent, rm_done; /* PG_REMOVE sent; answered */
+	uint64_t rm_gen;       /* connection generation it went on */
 };
 
 enum { ROLE_NONE = 0, ROLE_PRIMARY, ROLE_REPLICA };
 /* Primary states (see the state machine at the top). */
-enum { PG_PEERING = 1, PG_PULLING, PG_ACTIVATING, PG_ACTIVE, PG_STUCK };
+enum { PG_PEERING = 1, PG_SCANNING, PG_PULLING, PG_ACTIVATING, PG_ACTIVE, PG_STUCK };
 /* Replica states. */
 enum { R_WAITING = 1, R_RECOVERING, R_ACTIVE };
 /* A member as the primary sees it. */
@@ -250,6 +267,11 @@ struct pgstate {
 	int auth;
 	struct missing *pulls;
 	int n_pulls;
+	/* PG_SCANNING: the authority's listing, chunk by chunk. */
+	char *scan_cursor;  /* From malloc(): the last name received; NULL at first */
+	uint64_t scan_tid, scan_gen;
+	char **scan_names;  /* From malloc(), each too: every name it holds */
+	size_t scan_n, scan_cap;
 	struct member mem[MX_MAX_SIZE]; /* by acting index; mem[0] is us */
 	bool warned;
 	struct mx_list ops;  /* struct held: client ops waiting for activation */
@@ -308,6 +330,11 @@ static struct osd g_osd;
 
 static void peer_kick(struct osd *osd, struct peer *p);
 static void mon_connect(struct osd *osd);
+static bool pg_members(const struct mx_map *m, const struct mx_placement *pl, int32_t pool_id,
+		       uint32_t pg, int32_t *up, int *nu, int32_t *act, int *na, uint64_t *inc);
+static uint64_t pg_interval_first(struct osd *osd, int32_t pool_id, uint32_t pg,
+				  const int32_t *up, int nu, const int32_t *act, int na,
+				  const uint64_t *inc);
 
 /* Sessions -------------------------------------------------------------- */
 
@@ -354,6 +381,16 @@ static struct pgstate *pg_get(struct osd *osd, int32_t pool, uint32_t pg)
 	s->next = osd->pgs[h];
 	osd->pgs[h] = s;
 	return s;
+}
+
+static struct pgstate *pg_find(struct osd *osd, int32_t pool, uint32_t pg)
+{
+	uint64_t h = mx_hash64(&pg, sizeof(pg), (uint64_t)(uint32_t)pool) % PG_BUCKETS;
+
+	for (struct pgstate *s = osd->pgs[h]; s; s = s->next)
+		if (s->pool == pool && s->pg == pg)
+			return s;
+	return NULL;
 }
 
 /* Store commits ----------------------------------------------------------- */
@@ -1689,6 +1726,112 @@ static void handle_pg_pull(struct osd *osd, struct session *s, uint64_t tid, uin
 	}
 	(void)session_send(s, MX_MSG_PG_PUSH, tid, &w);
 }
+/*
+ * PG_REMOVE from the primary of an interval in which the PG went clean
+ * (pg_remove_strays): our copy is a stray.  Every later peering hears
+ * from a member of that interval (whose les is at least that interval) or
+ * waits for one, so no acknowledged write depends on our copy any more.
+ * It is removed only if, in our map, which has reached the message's
+ * epoch: the PG's current interval is the message's (so the PG did not
+ * move on, and we were not a member since it began), we are in neither
+ * its up nor its acting set, the sender is its primary, and our copy's
+ * les is older than that interval.  Anything else is refused with ESTALE
+ * (the primary of the PG's next interval asks again if the copy is still
+ * a stray then).
+ */
+static void handle_pg_remove(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payload,
+			     uint32_t len)
+{
+	struct mx_msg_pg_remove m;
+	int32_t up[MX_MAX_SIZE], act[MX_MAX_SIZE];
+	uint64_t inc[MX_MAX_SIZE];
+	int nu = 0, na = 0, r = 0;
+	struct pgstate *pgs;
+	struct mx_pg_info info;
+
+	if (mx_dec_pg_remove(payload, len, &m) < 0) {
+		(void)mx_conn_send_error(s->conn, tid, -EBADMSG, "malformed PG remove");
+		return;
+	}
+	if (!osd->map || m.ref.epoch > osd->map->epoch || !osd->hist_ready) {
+		hold(osd, &osd->deferred, s, MX_MSG_PG_REMOVE, tid, m.ref.epoch, payload, len);
+		return;
+	}
+	if (!pg_members(osd->map, osd->pl, m.ref.pool, m.ref.pg, up, &nu, act, &na, inc) ||
+	    na == 0 || act[0] != m.from)
+		r = -ESTALE;
+	for (int i = 0; i < nu && r == 0; i++)
+		if (up[i] == osd->id)
+			r = -ESTALE;
+	for (int i = 0; i < na && r == 0; i++)
+		if (act[i] == osd->id)
+			r = -ESTALE;
+	if (r == 0 &&
+	    pg_interval_first(osd, m.ref.pool, m.ref.pg, up, nu, act, na, inc) != m.ref.interval)
+		r = -ESTALE; /* the PG moved on since it went clean there */
+	pgs = pg_find(osd, m.ref.pool, m.ref.pg);
+	if (r == 0 && pgs && pgs->role != ROLE_NONE)
+		r = -ESTALE;
+	if (r == 0) {
+		commit_now(osd);
+		(void)mx_store_pg_info_get(osd->store, m.ref.pool, m.ref.pg, &info);
+		if (info.les >= m.ref.interval)
+			r = -ESTALE;
+	}
+	if (r < 0) {
+		mx_debug("pg %d.%u: refused to remove our copy for osd.%d", m.ref.pool, m.ref.pg,
+			 m.from);
+		send_ack(s, MX_MSG_PG_REMOVE_REPLY, tid, r, &m.ref, osd, false);
+		return;
+	}
+	r = mx_store_pg_remove(osd->store, m.ref.pool, m.ref.pg);
+	if (r < 0)
+		fatal_store(r);
+	if (pgs)
+		pgs->lu = (struct mx_version){0, 0};
+	mx_info("pg %d.%u: stray copy removed (clean on osd.%d in interval %" PRIu64 ")",
+		m.ref.pool, m.ref.pg, m.from, m.ref.interval);
+	send_ack(s, MX_MSG_PG_REMOVE_REPLY, tid, 0, &m.ref, osd, true);
+}
+/* PG_SCAN from a primary that backfills itself from our copy: the next
+ * chunk of our committed listing, names with versions, as a list reply.
+ * Deferred like PG_QUERY until our map reaches the sender's. */
+static void handle_pg_scan(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payload,
+			   uint32_t len)
+{
+	struct mx_msg_pg_scan m;
+	struct list_ctx lc;
+	struct mx_wbuf w;
+	size_t at;
+	int r;
+
+	if (mx_dec_pg_scan(payload, len, &m) < 0) {
+		(void)mx_conn_send_error(s->conn, tid, -EBADMSG, "malformed PG scan");
+		return;
+	}
+	if (!osd->map || m.ref.epoch > osd->map->epoch || !osd->hist_ready) {
+		hold(osd, &osd->deferred, s, MX_MSG_PG_SCAN, tid, m.ref.epoch, payload, len);
+		return;
+	}
+	commit_now(osd);
+	mx_wbuf_init(&w);
+	at = mx_enc_list_reply_begin(&w, 0, osd->map->epoch);
+	lc.w = &w;
+	lc.n = 0;
+	lc.max = LIST_MAX_ENTRIES;
+	lc.more = false;
+	r = mx_store_list(osd->store, m.ref.pool, m.ref.pg, m.cursor_len ? m.cursor : NULL,
+			  m.cursor_len, list_cb, &lc);
+	if (r < 0) {
+		mx_wbuf_reset(&w);
+		at = mx_enc_list_reply_begin(&w, mx_errno_to_wire(r), osd->map->epoch);
+		lc.n = 0;
+		lc.more = false;
+	}
+	mx_enc_list_reply_end(&w, at, lc.n, !lc.more);
+	(void)session_send(s, MX_MSG_OSD_LIST_REPLY, tid, &w);
+}
+
 /* Primary side: peering and recovery ------------------------------------- */
 
 /* Send to a peer over our connection to it; returns the connection's
@@ -1714,6 +1857,15 @@ static uint64_t peer_send(struct osd *osd, int32_t id, uint16_t type, struct mx_
 	uint64_t tid;
 
 	return peer_send_tid(osd, id, type, w, &tid);
+}
+
+/* Whether something sent with connection generation gen to osd id may be
+ * lost (never sent, or the connection was replaced since). */
+static bool maybe_lost(struct osd *osd, int32_t id, uint64_t gen)
+{
+	struct peer *p = peer_get(osd, id);
+
+	return gen == 0 || !p || !p->conn || p->gen != gen;
 }
 
 static struct mx_pg_ref pg_ref(struct osd *osd, const struct pgstate *pgs)
@@ -1822,6 +1974,13 @@ static void pg_clear_primary(struct pgstate *pgs)
 		pglog_free(&pgs->peers[i].log);
 	pgs->n_peers = 0;
 	missing_free(&pgs->pulls, &pgs->n_pulls);
+	free(pgs->scan_cursor);
+	pgs->scan_cursor = NULL;
+	for (size_t i = 0; i < pgs->scan_n; i++)
+		free(pgs->scan_names[i]);
+	free(pgs->scan_names);
+	pgs->scan_names = NULL;
+	pgs->scan_n = pgs->scan_cap = 0;
 	for (int i = 0; i < MX_MAX_SIZE; i++) {
 		missing_free(&pgs->mem[i].miss, &pgs->mem[i].n_miss);
 		memset(&pgs->mem[i], 0, sizeof(pgs->mem[i]));
@@ -1921,6 +2080,7 @@ static int list_missing_cb(void *arg, const struct mx_objkey *key, const struct 
 
 static void pg_activate(struct osd *osd, struct pgstate *pgs);
 static void pg_send_pull(struct osd *osd, struct pgstate *pgs, struct missing *m);
+static void pg_send_scan(struct osd *osd, struct pgstate *pgs);
 
 static void pg_pulls_done(struct osd *osd, struct pgstate *pgs)
 {
@@ -1950,6 +2110,22 @@ static void pg_pulls_done(struct osd *osd, struct pgstate *pgs)
 	mx_info("pg %d.%u: adopted the authoritative log of osd.%d", pgs->pool, pgs->pg,
 		auth->osd);
 	pg_activate(osd, pgs);
+}
+
+/* Ask the authority for the next chunk of its listing (PG_SCAN). */
+static void pg_send_scan(struct osd *osd, struct pgstate *pgs)
+{
+	struct mx_msg_pg_scan sc = {.ref = pg_ref(osd, pgs)};
+	struct mx_wbuf w;
+
+	if (pgs->scan_cursor) {
+		sc.cursor = pgs->scan_cursor;
+		sc.cursor_len = (uint32_t)strlen(pgs->scan_cursor);
+	}
+	mx_wbuf_init(&w);
+	mx_enc_pg_scan(&w, &sc);
+	pgs->scan_gen =
+		peer_send_tid(osd, pgs->peers[pgs->auth].osd, MX_MSG_PG_SCAN, &w, &pgs->scan_tid);
 }
 
 /* Every acting member and one member of every maybe-rw interval since the
@@ -2004,12 +2180,14 @@ static void pg_try_peer(struct osd *osd, struct pgstate *pgs)
 			&pgs->peers[pgs->auth].log.info, pgs->peers[0].log.e, pgs->peers[0].log.n,
 			&pgs->peers[0].log.info, need_cb, &nc);
 	if (r != 0) {
-		/* Not built yet: a primary backfilling itself from another
-		 * OSD's listing.  The PG serves nothing (never stale data). */
-		mx_err("pg %d.%u: the primary needs a backfill from osd.%d: not supported yet; "
-		       "the PG stays inactive",
-		       pgs->pool, pgs->pg, pgs->peers[pgs->auth].osd);
-		pgs->state = PG_STUCK;
+		/* Our copy is older than the authority's log tail: backfill
+		 * ourselves from its listing (on_scan_reply), then pull. */
+		missing_free(&pgs->pulls, &pgs->n_pulls);
+		mx_info("pg %d.%u: osd.%d is authoritative and our copy predates its log: "
+			"backfilling ourselves from it",
+			pgs->pool, pgs->pg, pgs->peers[pgs->auth].osd);
+		pgs->state = PG_SCANNING;
+		pg_send_scan(osd, pgs);
 		return;
 	}
 	mx_info("pg %d.%u: osd.%d is authoritative; pulling %d objects", pgs->pool, pgs->pg,
@@ -2088,6 +2266,44 @@ static void pg_send_push(struct osd *osd, struct pgstate *pgs, int i, struct mis
 	m->gen = peer_send_tid(osd, pgs->acting[i], MX_MSG_PG_PUSH, &w, &m->tid);
 }
 
+/*
+ * Once the PG is clean in our interval (active, size members, acting ==
+ * up, every member complete with a durable les), every other OSD of the
+ * prior set holds a stray copy: tell each one that is up to remove it
+ * (handle_pg_remove).  Before that, a stray may hold the only copy of
+ * acknowledged writes of an older interval, so it stays and takes part in
+ * peering.  Re-sent by pg_tick while the message may have been lost.
+ */
+static void pg_remove_strays(struct osd *osd, struct pgstate *pgs)
+{
+	const struct mx_pool *pool = pg_pool(osd, pgs);
+
+	if (pgs->state != PG_ACTIVE || !pool || pgs->n_acting != pool->size ||
+	    pgs->n_up != pgs->n_acting ||
+	    memcmp(pgs->up, pgs->acting, pgs->n_acting * sizeof(*pgs->acting)) != 0)
+		return;
+	for (int i = 0; i < pgs->n_acting; i++)
+		if (pgs->mem[i].state != M_COMPLETE || !pgs->mem[i].acked)
+			return;
+	for (int k = 1; k < pgs->n_peers; k++) {
+		struct pgpeer *pp = &pgs->peers[k];
+		const struct mx_osd_info *o = mx_map_osd(osd->map, pp->osd);
+		struct mx_msg_pg_remove rm = {.ref = pg_ref(osd, pgs), .from = osd->id};
+		struct mx_wbuf w;
+		bool member = false;
+
+		for (int i = 0; i < pgs->n_acting; i++)
+			member |= pgs->acting[i] == pp->osd;
+		if (member || pp->rm_done || !o || !o->up ||
+		    (pp->rm_sent && !maybe_lost(osd, pp->osd, pp->rm_gen)))
+			continue;
+		mx_wbuf_init(&w);
+		mx_enc_pg_remove(&w, &rm);
+		pp->rm_sent = true;
+		pp->rm_gen = peer_send(osd, pp->osd, MX_MSG_PG_REMOVE, &w);
+	}
+}
+
 static void pg_check_active(struct osd *osd, struct pgstate *pgs)
 {
 	const struct mx_pool *pool = pg_pool(osd, pgs);
@@ -2103,6 +2319,7 @@ static void pg_check_active(struct osd *osd, struct pgstate *pgs)
 	mx_info("pg %d.%u: active in interval %" PRIu64 " (%d of %d members complete)", pgs->pool,
 		pgs->pg, pgs->interval, acked, pgs->n_acting);
 	run_held_ops(osd, pgs);
+	pg_remove_strays(osd, pgs);
 }
 
 /* A recovering member has every object: it adopts our log and les. */
@@ -2170,16 +2387,6 @@ static void pg_activate(struct osd *osd, struct pgstate *pgs)
 	pg_check_active(osd, pgs);
 }
 
-static struct pgstate *pg_find(struct osd *osd, int32_t pool, uint32_t pg)
-{
-	uint64_t h = mx_hash64(&pg, sizeof(pg), (uint64_t)(uint32_t)pool) % PG_BUCKETS;
-
-	for (struct pgstate *s = osd->pgs[h]; s; s = s->next)
-		if (s->pool == pool && s->pg == pg)
-			return s;
-	return NULL;
-}
-
 static int member_index(const struct pgstate *pgs, int32_t id)
 {
 	for (int i = 1; i < pgs->n_acting; i++)
@@ -2238,6 +2445,7 @@ static void on_pg_activate_reply(struct osd *osd, struct peer *p, uint8_t *paylo
 	if (pgs->mem[i].state == M_COMPLETE) {
 		pgs->mem[i].acked = true;
 		pg_check_active(osd, pgs);
+		pg_remove_strays(osd, pgs);
 	} else if (pgs->mem[i].state == M_RECOVERING && !pgs->mem[i].act_acked) {
 		/* It accepts this interval's pushes now. */
 		pgs->mem[i].act_acked = true;
@@ -2282,6 +2490,127 @@ static void on_pg_push_reply(struct osd *osd, struct peer *p, uint64_t tid, uint
 	}
 	missing_del(&mb->miss, &mb->n_miss, m);
 	member_maybe_complete(osd, pgs, i);
+}
+
+static int cmp_name(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+/* One of our objects: pull it (its absence) if the authority lacks it. */
+static int scan_local_cb(void *arg, const struct mx_objkey *key, const struct mx_obj_stat *st)
+{
+	struct pgstate *pgs = arg;
+	char *name = mx_xcalloc(1, key->name_len + 1);
+	bool have;
+
+	(void)st;
+	memcpy(name, key->name, key->name_len);
+	have = bsearch(&name, pgs->scan_names, pgs->scan_n, sizeof(*pgs->scan_names),
+		       cmp_name) != NULL;
+	free(name);
+	return have ? 0 : missing_add(&pgs->pulls, &pgs->n_pulls, key->name, key->name_len);
+}
+
+/*
+ * A chunk of the authority's listing (the MX_MSG_OSD_LIST_REPLY to our
+ * PG_SCAN with that tid): every object it holds in another version than
+ * ours, or that we lack, is to be pulled.  After the last chunk, so is
+ * every object we hold and it does not (the pull brings its absence).
+ * The authority does not change meanwhile: it answered our query, so it
+ * takes writes only from the primary of our interval, which is us.
+ */
+static void on_scan_reply(struct osd *osd, struct peer *p, uint64_t tid, uint8_t *payload,
+			  uint32_t len)
+{
+	struct mx_msg_osd_list_reply lr;
+	struct mx_list_entry e;
+	struct pgstate *pgs = NULL;
+
+	if (mx_dec_osd_list_reply(payload, len, &lr) < 0)
+		return;
+	for (size_t b = 0; b < PG_BUCKETS && !pgs; b++)
+		for (struct pgstate *x = osd->pgs[b]; x && !pgs; x = x->next)
+			if (x->role == ROLE_PRIMARY && x->state == PG_SCANNING &&
+			    x->scan_tid == tid && x->peers[x->auth].osd == p->id)
+				pgs = x;
+	if (!pgs)
+		return;
+	if (lr.status) {
+		mx_warn("pg %d.%u: osd.%d could not list its copy: %s", pgs->pool, pgs->pg, p->id,
+			strerror(-mx_wire_to_errno(lr.status)));
+		pgs->scan_gen = 0; /* the tick asks again */
+		return;
+	}
+	commit_now(osd);
+	for (uint32_t i = 0; i < lr.n; i++) {
+		struct mx_objkey key = {.pool = pgs->pool, .pg = pgs->pg};
+		struct mx_obj_stat st;
+		struct mx_version v;
+		int r;
+
+		if (mx_list_next(&lr, &e) < 0) {
+			pgs->scan_gen = 0;
+			return;
+		}
+		key.name = e.name;
+		key.name_len = e.name_len;
+		v = (struct mx_version){e.ver_epoch, e.ver_seq};
+		r = mx_store_stat(osd->store, &key, &st);
+		if (r < 0 || mx_version_cmp(st.version, v) != 0)
+			(void)missing_add(&pgs->pulls, &pgs->n_pulls, e.name, e.name_len);
+		if (pgs->scan_n == pgs->scan_cap) {
+			pgs->scan_cap = pgs->scan_cap ? 2 * pgs->scan_cap : 64;
+			pgs->scan_names = realloc(pgs->scan_names,
+						  pgs->scan_cap * sizeof(*pgs->scan_names));
+			if (!pgs->scan_names) {
+				mx_err("out of memory");
+				exit(1);
+			}
+		}
+		pgs->scan_names[pgs->scan_n] = mx_xcalloc(1, e.name_len + 1);
+		memcpy(pgs->scan_names[pgs->scan_n], e.name, e.name_len);
+		free(pgs->scan_cursor);
+		pgs->scan_cursor = mx_xcalloc(1, e.name_len + 1);
+		memcpy(pgs->scan_cursor, e.name, e.name_len);
+		pgs->scan_n++;
+	}
+	if (!lr.done) {
+		pg_send_scan(osd, pgs);
+		return;
+	}
+	qsort(pgs->scan_names, pgs->scan_n, sizeof(*pgs->scan_names), cmp_name);
+	(void)mx_store_list(osd->store, pgs->pool, pgs->pg, NULL, 0, scan_local_cb, pgs);
+	mx_info("pg %d.%u: backfilling ourselves from osd.%d (%zu objects there): "
+		"pulling %d objects",
+		pgs->pool, pgs->pg, p->id, pgs->scan_n, pgs->n_pulls);
+	pgs->state = PG_PULLING;
+	if (pgs->n_pulls == 0) {
+		pg_pulls_done(osd, pgs);
+		return;
+	}
+	for (struct missing *m = pgs->pulls; m; m = m->next)
+		pg_send_pull(osd, pgs, m);
+}
+
+static void on_pg_remove_reply(struct osd *osd, struct peer *p, uint8_t *payload, uint32_t len)
+{
+	struct mx_msg_pg_ack a;
+	struct pgstate *pgs;
+	struct pgpeer *pp;
+
+	if (mx_dec_pg_ack(payload, len, &a) < 0)
+		return;
+	pgs = pg_find(osd, a.ref.pool, a.ref.pg);
+	if (!pgs || pgs->role != ROLE_PRIMARY || pgs->interval != a.ref.interval)
+		return;
+	pp = pg_peer(pgs, p->id);
+	if (!pp || !pp->rm_sent)
+		return;
+	/* Refused (ESTALE): its map says the PG moved on; so will ours. */
+	pp->rm_done = true;
+	if (!a.status)
+		mx_info("pg %d.%u: osd.%d removed its stray copy", pgs->pool, pgs->pg, p->id);
 }
 
 /* The authority's answer to a pull: apply it to our copy. */
@@ -2343,6 +2672,12 @@ static void peer_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *
 	case MX_MSG_PG_PUSH:
 		on_pull_answer(osd, p, payload, h->len);
 		return;
+	case MX_MSG_PG_REMOVE_REPLY:
+		on_pg_remove_reply(osd, p, payload, h->len);
+		return;
+	case MX_MSG_OSD_LIST_REPLY:
+		on_scan_reply(osd, p, h->tid, payload, h->len);
+		return;
 	case MX_MSG_ERROR_REPLY:
 		mx_warn("osd.%d: could not decode one of our messages", p->id);
 		return;
@@ -2382,15 +2717,6 @@ static void peer_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *
 	}
 }
 
-/* Whether something sent with connection generation gen to osd id may be
- * lost (never sent, or the connection was replaced since). */
-static bool maybe_lost(struct osd *osd, int32_t id, uint64_t gen)
-{
-	struct peer *p = peer_get(osd, id);
-
-	return gen == 0 || !p || !p->conn || p->gen != gen;
-}
-
 /* Every PG_TICK_MS: send again what a lost connection may have dropped. */
 static void pg_tick_one(struct osd *osd, struct pgstate *pgs)
 {
@@ -2402,6 +2728,10 @@ static void pg_tick_one(struct osd *osd, struct pgstate *pgs)
 			if (!pgs->peers[i].answered &&
 			    maybe_lost(osd, pgs->peers[i].osd, pgs->peers[i].gen))
 				pg_send_query(osd, pgs, &pgs->peers[i]);
+		break;
+	case PG_SCANNING:
+		if (maybe_lost(osd, pgs->peers[pgs->auth].osd, pgs->scan_gen))
+			pg_send_scan(osd, pgs);
 		break;
 	case PG_PULLING:
 		for (struct missing *m = pgs->pulls; m; m = m->next)
@@ -2424,6 +2754,7 @@ static void pg_tick_one(struct osd *osd, struct pgstate *pgs)
 						pg_send_push(osd, pgs, i, m);
 			}
 		}
+		pg_remove_strays(osd, pgs);
 		break;
 	default:
 		break;
@@ -2534,6 +2865,32 @@ static bool pg_members(const struct mx_map *m, const struct mx_placement *pl, in
 	return true;
 }
 
+/* The first epoch of the current interval of (pool_id, pg), whose members
+ * in the newest map are up, act and inc: walk the map history back while
+ * they stay the same. */
+static uint64_t pg_interval_first(struct osd *osd, int32_t pool_id, uint32_t pg,
+				  const int32_t *up, int nu, const int32_t *act, int na,
+				  const uint64_t *inc)
+{
+	uint64_t first = osd->map->epoch;
+
+	for (uint64_t e = osd->map->epoch; e > osd->hist_base; e--) {
+		size_t k = (size_t)(e - 1 - osd->hist_base);
+		int32_t u2[MX_MAX_SIZE], a2[MX_MAX_SIZE];
+		uint64_t i2[MX_MAX_SIZE];
+		int nu2, na2;
+
+		if (!pg_members(osd->hist[k], osd->hist_pl[k], pool_id, pg, u2, &nu2, a2, &na2,
+				i2) ||
+		    nu2 != nu || na2 != na || memcmp(u2, up, (size_t)nu * sizeof(*up)) ||
+		    memcmp(a2, act, (size_t)na * sizeof(*act)) ||
+		    memcmp(i2, inc, (size_t)na * sizeof(*inc)))
+			break;
+		first = e - 1;
+	}
+	return first;
+}
+
 /*
  * Recompute every PG's interval from the newest map.  The interval is
  * identified by its first epoch, which every OSD computes alike from the
@@ -2573,23 +2930,7 @@ static void pgs_update(struct osd *osd)
 			       !memcmp(pgs->inc, inc, (size_t)na * sizeof(*inc));
 			if (same)
 				continue;
-			/* Walk back to the first epoch of this interval. */
-			first = m->epoch;
-			for (uint64_t e = m->epoch; e > osd->hist_base; e--) {
-				size_t k = (size_t)(e - 1 - osd->hist_base);
-				int32_t u2[MX_MAX_SIZE], a2[MX_MAX_SIZE];
-				uint64_t i2[MX_MAX_SIZE];
-				int nu2, na2;
-
-				if (!pg_members(osd->hist[k], osd->hist_pl[k], pool->id, pg, u2, &nu2,
-						a2, &na2, i2) ||
-				    nu2 != nu || na2 != na ||
-				    memcmp(u2, up, (size_t)nu * sizeof(*up)) ||
-				    memcmp(a2, act, (size_t)na * sizeof(*act)) ||
-				    memcmp(i2, inc, (size_t)na * sizeof(*inc)))
-					break;
-				first = e - 1;
-			}
+			first = pg_interval_first(osd, pool->id, pg, up, nu, act, na, inc);
 			pg_fail_pops(osd, pgs);
 			pg_clear_primary(pgs);
 			pgs->n_up = (uint8_t)nu;
@@ -2875,6 +3216,12 @@ static void dispatch(struct osd *osd, struct session *s, uint16_t type, uint64_t
 		return;
 	case MX_MSG_PG_PULL:
 		handle_pg_pull(osd, s, tid, payload, len);
+		return;
+	case MX_MSG_PG_REMOVE:
+		handle_pg_remove(osd, s, tid, payload, len);
+		return;
+	case MX_MSG_PG_SCAN:
+		handle_pg_scan(osd, s, tid, payload, len);
 		return;
 	case MX_MSG_PING: {
 		struct mx_wbuf w;
@@ -3238,7 +3585,11 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 	if (r < 0)
 		return mx_log_errno(r, "cannot read the OSD identity in %s", cfg->data_dir);
 	snprintf(osd->store_dir, sizeof(osd->store_dir), "%s/store", cfg->data_dir);
-	r = mx_store_open(osd->store_dir, NULL, &osd->store);
+	{
+		struct mx_store_opts so = {.pg_log_max = cfg->pg_log_max};
+
+		r = mx_store_open(osd->store_dir, &so, &osd->store);
+	}
 	if (r < 0)
 		return mx_log_errno(r, "cannot open the object store in %s", osd->store_dir);
 	{

@@ -21,6 +21,7 @@ struct mx_osd_config {
 	uint32_t heartbeat_interval_ms; /* 0: 1000 */
 	uint32_t heartbeat_grace_ms;    /* 0: 5000 */
 	uint32_t beacon_interval_ms;    /* 0: 2000 */
+	uint32_t pg_log_max;            /* entries kept per PG log; 0: the store's */
 };
 
 /* Run the OSD until SIGTERM/SIGINT.  Returns 0 or a negative errno. */

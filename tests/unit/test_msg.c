@@ -263,6 +263,47 @@ static void test_peering_msgs(void)
 	      memcmp(od.data, "data", 4) == 0);
 	for (size_t k = 0; k < w.len; k++)
 		CHECK(mx_dec_pg_object(w.data, (uint32_t)k, &od) < 0);
+
+	/* PG_REMOVE: a round trip, truncations and a negative sender. */
+	{
+		struct mx_msg_pg_remove rm = {.ref = ref, .from = 3}, rmd;
+
+		mx_wbuf_reset(&w);
+		mx_enc_pg_remove(&w, &rm);
+		CHECK_EQ_INT(mx_dec_pg_remove(w.data, (uint32_t)w.len, &rmd), 0);
+		CHECK(rmd.ref.epoch == 9 && rmd.ref.pool == 2 && rmd.ref.pg == 5 &&
+		      rmd.ref.interval == 7 && rmd.from == 3);
+		CHECK_EQ_INT(mx_msg_decode_any(MX_MSG_PG_REMOVE, w.data, (uint32_t)w.len), 0);
+		for (size_t k = 0; k < w.len; k++)
+			CHECK(mx_dec_pg_remove(w.data, (uint32_t)k, &rmd) < 0);
+		rm.from = -1;
+		mx_wbuf_reset(&w);
+		mx_enc_pg_remove(&w, &rm);
+		CHECK_EQ_INT(mx_dec_pg_remove(w.data, (uint32_t)w.len, &rmd), -EBADMSG);
+	}
+	/* PG_SCAN: with a cursor, without one, and a cursor holding a NUL. */
+	{
+		struct mx_msg_pg_scan sc = {.ref = ref, .cursor = "obj.7", .cursor_len = 5}, scd;
+
+		mx_wbuf_reset(&w);
+		mx_enc_pg_scan(&w, &sc);
+		CHECK_EQ_INT(mx_dec_pg_scan(w.data, (uint32_t)w.len, &scd), 0);
+		CHECK(scd.ref.interval == 7 && scd.cursor_len == 5 &&
+		      memcmp(scd.cursor, "obj.7", 5) == 0);
+		CHECK_EQ_INT(mx_msg_decode_any(MX_MSG_PG_SCAN, w.data, (uint32_t)w.len), 0);
+		for (size_t k = 0; k < w.len; k++)
+			CHECK(mx_dec_pg_scan(w.data, (uint32_t)k, &scd) < 0);
+		sc.cursor_len = 0;
+		mx_wbuf_reset(&w);
+		mx_enc_pg_scan(&w, &sc);
+		CHECK_EQ_INT(mx_dec_pg_scan(w.data, (uint32_t)w.len, &scd), 0);
+		CHECK(scd.cursor_len == 0);
+		sc.cursor = "a\0b";
+		sc.cursor_len = 3;
+		mx_wbuf_reset(&w);
+		mx_enc_pg_scan(&w, &sc);
+		CHECK_EQ_INT(mx_dec_pg_scan(w.data, (uint32_t)w.len, &scd), -EBADMSG);
+	}
 	mx_wbuf_free(&w);
 }
 
