@@ -811,3 +811,58 @@ out:
 	mixsan_shutdown(cl);
 	return ret;
 }
+
+/* pg scrub|deep-scrub|repair POOL PG: PG is the PG number in hex, as
+ * `object locate` prints it after the pool id ("pg 1.1f": 1f). */
+int cmd_pg(struct cli *c, const char *sub)
+{
+	struct mx_client_scrub_result res;
+	mixsan_cluster_t *cl;
+	mixsan_pool_t *p;
+	uint32_t flags;
+	unsigned long pg;
+	char *end;
+	int r, ret = 0;
+
+	if (strcmp(sub, "scrub") == 0)
+		flags = 0;
+	else if (strcmp(sub, "deep-scrub") == 0)
+		flags = MX_SCRUB_DEEP;
+	else if (strcmp(sub, "repair") == 0)
+		flags = MX_SCRUB_DEEP | MX_SCRUB_REPAIR;
+	else
+		return cli_fail("unknown command 'pg %s' (scrub, deep-scrub, repair)", sub);
+	if (c->argc != 2)
+		return cli_fail("usage: pg %s POOL PG (PG in hex, as object locate prints it)",
+				sub);
+	errno = 0;
+	pg = strtoul(c->argv[1], &end, 16);
+	if (errno || !c->argv[1][0] || *end || pg >= UINT32_MAX)
+		return cli_fail("bad PG '%s' (hex, as object locate prints it)", c->argv[1]);
+	if (cli_connect(c, &cl) < 0)
+		return 1;
+	r = mixsan_pool_open(cl, c->argv[0], &p);
+	if (r < 0) {
+		mixsan_shutdown(cl);
+		return cli_fail("pool %s: %s", c->argv[0], strerror(-r));
+	}
+	r = mx_client_pg_scrub(cl, mixsan_pool_id(p), (uint32_t)pg, flags, &res);
+	if (r < 0) {
+		ret = cli_fail("pg %" PRId64 ".%lx: %s: %s", mixsan_pool_id(p), pg, sub,
+			       strerror(-r));
+	} else if (c->json) {
+		print_json(json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:I}", "pool", c->argv[0],
+				     "command", sub, "pg", (int)pg, "objects",
+				     (json_int_t)res.scrubbed, "inconsistent",
+				     (json_int_t)res.inconsistent, "repaired",
+				     (json_int_t)res.repaired, "errors", (json_int_t)res.errors));
+	} else {
+		printf("pg %" PRId64 ".%lx %s: %u objects, %u inconsistent, %u repaired, "
+		       "%u errors\n",
+		       mixsan_pool_id(p), pg, sub, res.scrubbed, res.inconsistent, res.repaired,
+		       res.errors);
+	}
+	mixsan_pool_close(p);
+	mixsan_shutdown(cl);
+	return ret;
+}

@@ -33,6 +33,10 @@ static void usage(FILE *f)
 	      "  object put POOL NAME FILE|-    object get POOL NAME FILE|-\n"
 	      "  object rm POOL NAME            object ls POOL\n"
 	      "  object stat POOL NAME          object locate POOL NAME\n"
+	      "Placement groups (PG in hex, as object locate prints it after the dot):\n"
+	      "  pg scrub POOL PG               compare versions, sizes, attributes\n"
+	      "  pg deep-scrub POOL PG          also read and compare all data\n"
+	      "  pg repair POOL PG              deep-scrub and fix bad copies\n"
 	      "\n"
 	      "The monitor is found from --mon, $MIXSAN_MON, or DIR/mixsan.conf where\n"
 	      "DIR is --data, $MIXSAN_DATA or ./mixsan-data.  Listings take --json.\n",
@@ -167,6 +171,8 @@ int main(int argc, char **argv)
 		return cmd_osd(&c, words[1]);
 	if (strcmp(words[0], "object") == 0)
 		return cmd_object(&c, words[1]);
+	if (strcmp(words[0], "pg") == 0)
+		return cmd_pg(&c, words[1]);
 	if (strcmp(words[0], "balancer") == 0)
 		return cmd_balancer(&c, words[1]);
 	usage(stderr);

@@ -55,7 +55,7 @@ struct mixsan_completion {
 	int64_t result;
 };
 
-enum cop_kind { COP_OBJ, COP_LIST };
+enum cop_kind { COP_OBJ, COP_LIST, COP_SCRUB };
 
 /* A holder for the raw reply of requests whose results the caller's thread
  * decodes (listings). */
@@ -71,7 +71,8 @@ struct cop {
 	int32_t pool;
 	char *name; /* From malloc(), NUL-terminated (oid, or list cursor) */
 	uint32_t name_len;
-	uint32_t pg; /* COP_LIST: the PG listed */
+	uint32_t pg; /* COP_LIST, COP_SCRUB: the PG */
+	uint32_t scrub_flags; /* COP_SCRUB: MX_SCRUB_* */
 	struct mx_osd_op op;
 	char xname[MX_XATTR_NAME_MAX + 1];
 	void *rbuf; /* READ, GETXATTR destination */
@@ -384,6 +385,39 @@ static void handle_list_reply(mixsan_cluster_t *cl, struct cop *op, uint8_t *pay
 	cop_complete(op, 0);
 }
 
+/* A scrub's answer: EBUSY (another scrub of the PG runs), EAGAIN and
+ * ESTALE are retried; the counts go to copy_out as the raw reply. */
+static void handle_scrub_reply(mixsan_cluster_t *cl, struct cop *op, uint8_t *payload,
+			       uint32_t len)
+{
+	struct mx_msg_pg_scrub_reply r;
+	int err;
+
+	if (mx_dec_pg_scrub_reply(payload, len, &r) < 0) {
+		cop_complete(op, -EBADMSG);
+		return;
+	}
+	err = mx_wire_to_errno(r.status);
+	if (err == -ESTALE || err == -EAGAIN || err == -EBUSY) {
+		op->attempts++;
+		cl->stats.resends++;
+		cop_park(cl, op, backoff_ms(op));
+		return;
+	}
+	if (err < 0) {
+		cop_complete(op, err);
+		return;
+	}
+	op->copy_out->data = malloc(len);
+	if (!op->copy_out->data) {
+		cop_complete(op, -ENOMEM);
+		return;
+	}
+	memcpy(op->copy_out->data, payload, len);
+	op->copy_out->len = len;
+	cop_complete(op, 0);
+}
+
 static void sess_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *payload)
 {
 	mixsan_cluster_t *cl = c->owner;
@@ -399,6 +433,8 @@ static void sess_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *
 			handle_obj_reply(cl, op, payload, h->len);
 		else if (h->type == MX_MSG_OSD_LIST_REPLY && op->kind == COP_LIST)
 			handle_list_reply(cl, op, payload, h->len);
+		else if (h->type == MX_MSG_PG_SCRUB_REPLY && op->kind == COP_SCRUB)
+			handle_scrub_reply(cl, op, payload, h->len);
 		else if (h->type == MX_MSG_ERROR_REPLY) {
 			struct mx_msg_error_reply er;
 
@@ -535,6 +571,11 @@ static void cop_send(mixsan_cluster_t *cl, struct cop *op)
 		m.n_ops = 1;
 		m.ops[0] = op->op;
 		mx_enc_osd_op(&w, &m);
+	} else if (op->kind == COP_SCRUB) {
+		struct mx_msg_pg_scrub m = {.epoch = cl->map->epoch, .pool = op->pool,
+					    .pg = op->pg, .flags = op->scrub_flags};
+
+		mx_enc_pg_scrub(&w, &m);
 	} else {
 		struct mx_msg_osd_list m = {
 			.epoch = cl->map->epoch,
@@ -550,7 +591,10 @@ static void cop_send(mixsan_cluster_t *cl, struct cop *op)
 	op->target = target;
 	op->sent_on = s->conn;
 	mx_list_add_tail(&s->inflight, &op->link);
-	if (mx_conn_send(s->conn, op->kind == COP_OBJ ? MX_MSG_OSD_OP : MX_MSG_OSD_LIST,
+	if (mx_conn_send(s->conn,
+			 op->kind == COP_OBJ     ? MX_MSG_OSD_OP
+			 : op->kind == COP_SCRUB ? MX_MSG_PG_SCRUB
+						 : MX_MSG_OSD_LIST,
 			 op->tid, &w) < 0) {
 		op->attempts++;
 		cop_park(cl, op, backoff_ms(op));
@@ -1568,4 +1612,46 @@ int mixsan_list(mixsan_pool_t *p,
 		}
 	}
 	return ret;
+}
+
+int mx_client_pg_scrub(mixsan_cluster_t *cl, int64_t pool, uint32_t pg, uint32_t flags,
+		       struct mx_client_scrub_result *out)
+{
+	struct mixsan_pool p = {.cl = cl, .id = (int32_t)pool};
+	struct mx_msg_pg_scrub_reply r;
+	struct reply_copy rc = {0};
+	struct cop *op;
+	int64_t e;
+
+	if (!cl || !out || pool < 0 || pool > INT32_MAX || pg == UINT32_MAX ||
+	    (flags & ~(uint32_t)(MX_SCRUB_DEEP | MX_SCRUB_REPAIR)))
+		return -EINVAL;
+	op = calloc(1, sizeof(*op));
+	if (!op)
+		return -ENOMEM;
+	op->name = strdup("");
+	if (!op->name) {
+		free(op);
+		return -ENOMEM;
+	}
+	op->cl = cl;
+	op->kind = COP_SCRUB;
+	op->pool = (int32_t)pool;
+	op->pg = pg;
+	op->scrub_flags = flags;
+	op->target = -1;
+	mx_list_init(&op->link);
+	e = sync_copy(&p, op, &rc);
+	if (e < 0)
+		return (int)e;
+	if (mx_dec_pg_scrub_reply(rc.data, rc.len, &r) < 0) {
+		free(rc.data);
+		return -EBADMSG;
+	}
+	free(rc.data);
+	out->scrubbed = r.scrubbed;
+	out->inconsistent = r.inconsistent;
+	out->repaired = r.repaired;
+	out->errors = r.errors;
+	return 0;
 }

@@ -19,6 +19,22 @@ struct mx_map *mx_client_map_copy(mixsan_cluster_t *cl);
 int mx_client_locate(mixsan_cluster_t *cl, int64_t pool, const char *oid, uint32_t *pg,
 		     int32_t *acting, int max);
 
+/* What a scrub found (docs/recovery.md, "Scrub"). */
+struct mx_client_scrub_result {
+	uint32_t scrubbed;     /* objects compared */
+	uint32_t inconsistent; /* objects some member holds differently */
+	uint32_t repaired;     /* of those, made consistent again */
+	uint32_t errors;       /* members not scrubbed, objects not repaired */
+};
+
+/* Scrub PG (pool, pg) on its primary: flags MX_SCRUB_DEEP and/or
+ * MX_SCRUB_REPAIR (lib/msg.h).  Sent like an object request, retried while
+ * the PG moves, peers or is being scrubbed already, until the cluster's
+ * op timeout.  0 and *out, or a negative errno (-ENOENT: no such pool or
+ * PG, -ETIMEDOUT, or the scrub's own failure). */
+int mx_client_pg_scrub(mixsan_cluster_t *cl, int64_t pool, uint32_t pg, uint32_t flags,
+		       struct mx_client_scrub_result *out);
+
 /* Counters of the client's retries, for tests. */
 struct mx_client_stats {
 	uint64_t ops;

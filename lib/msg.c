@@ -944,6 +944,130 @@ int mx_dec_pg_scan(const void *p, uint32_t len, struct mx_msg_pg_scan *m)
 	return finish(&r);
 }
 
+/* Scrub ------------------------------------------------------------------ */
+
+#define SCRUB_FLAGS (MX_SCRUB_DEEP | MX_SCRUB_REPAIR)
+
+void mx_enc_pg_scrub(struct mx_wbuf *w, const struct mx_msg_pg_scrub *m)
+{
+	mx_put_u64(w, m->epoch);
+	mx_put_i32(w, m->pool);
+	mx_put_u32(w, m->pg);
+	mx_put_u32(w, m->flags);
+}
+
+int mx_dec_pg_scrub(const void *p, uint32_t len, struct mx_msg_pg_scrub *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->epoch = mx_get_u64(&r);
+	m->pool = mx_get_i32(&r);
+	m->pg = mx_get_u32(&r);
+	m->flags = mx_get_u32(&r);
+	if (!r.err && (m->pool < 0 || m->pg == UINT32_MAX || (m->flags & ~SCRUB_FLAGS)))
+		mx_rbuf_fail(&r);
+	return finish(&r);
+}
+
+void mx_enc_pg_scrub_reply(struct mx_wbuf *w, const struct mx_msg_pg_scrub_reply *m)
+{
+	mx_put_i32(w, m->status);
+	mx_put_u64(w, m->epoch);
+	mx_put_u32(w, m->scrubbed);
+	mx_put_u32(w, m->inconsistent);
+	mx_put_u32(w, m->repaired);
+	mx_put_u32(w, m->errors);
+}
+
+int mx_dec_pg_scrub_reply(const void *p, uint32_t len, struct mx_msg_pg_scrub_reply *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->status = mx_get_i32(&r);
+	m->epoch = mx_get_u64(&r);
+	m->scrubbed = mx_get_u32(&r);
+	m->inconsistent = mx_get_u32(&r);
+	m->repaired = mx_get_u32(&r);
+	m->errors = mx_get_u32(&r);
+	return finish(&r);
+}
+
+void mx_enc_scrub_map_req(struct mx_wbuf *w, const struct mx_msg_scrub_map_req *m)
+{
+	mx_enc_pg_ref(w, &m->ref);
+	mx_put_u32(w, m->flags);
+}
+
+int mx_dec_scrub_map_req(const void *p, uint32_t len, struct mx_msg_scrub_map_req *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	get_pg_ref(&r, &m->ref);
+	m->flags = mx_get_u32(&r);
+	if (!r.err && (m->flags & ~SCRUB_FLAGS))
+		mx_rbuf_fail(&r);
+	return finish(&r);
+}
+
+size_t mx_enc_scrub_map_head(struct mx_wbuf *w, int32_t status, const struct mx_pg_ref *r,
+			     uint32_t flags)
+{
+	size_t at;
+
+	mx_put_i32(w, status);
+	mx_enc_pg_ref(w, r);
+	mx_put_u32(w, flags);
+	at = w->len;
+	mx_put_u32(w, 0);
+	return at;
+}
+
+void mx_enc_scrub_entry(struct mx_wbuf *w, const struct mx_scrub_entry *e)
+{
+	mx_put_blob(w, e->name, e->name_len);
+	mx_put_u64(w, e->ver_epoch);
+	mx_put_u64(w, e->ver_seq);
+	mx_put_u64(w, e->size);
+	mx_put_u32(w, e->attr_digest);
+	mx_put_u32(w, e->data_digest);
+	mx_put_u8(w, e->flags);
+}
+
+void mx_enc_scrub_map_end(struct mx_wbuf *w, size_t at, uint32_t n)
+{
+	mx_wbuf_patch_u32(w, at, n);
+}
+
+int mx_dec_scrub_map(const void *p, uint32_t len, struct mx_msg_scrub_map *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->status = mx_get_i32(&r);
+	get_pg_ref(&r, &m->ref);
+	m->flags = mx_get_u32(&r);
+	m->n = mx_get_u32(&r);
+	m->entries = r;
+	return finish(&r);
+}
+
+int mx_scrub_entry_next(struct mx_rbuf *r, struct mx_scrub_entry *e)
+{
+	e->name = get_name(r, &e->name_len);
+	e->ver_epoch = mx_get_u64(r);
+	e->ver_seq = mx_get_u64(r);
+	e->size = mx_get_u64(r);
+	e->attr_digest = mx_get_u32(r);
+	e->data_digest = mx_get_u32(r);
+	e->flags = mx_get_u8(r);
+	if (!r->err && (e->flags & ~MX_SCRUB_E_DAMAGED))
+		mx_rbuf_fail(r);
+	return r->err ? -EBADMSG : 0;
+}
+
 int mx_msg_decode_any(uint16_t type, const void *p, uint32_t len)
 {
 	union {
@@ -970,8 +1094,13 @@ int mx_msg_decode_any(uint16_t type, const void *p, uint32_t len)
 		struct mx_msg_pg_pull pp;
 		struct mx_msg_pg_remove prm;
 		struct mx_msg_pg_scan psc;
+		struct mx_msg_pg_scrub ps;
+		struct mx_msg_pg_scrub_reply psr;
+		struct mx_msg_scrub_map_req smq;
+		struct mx_msg_scrub_map sm;
 	} u;
 	struct mx_wire_log_entry le;
+	struct mx_scrub_entry se;
 	int r;
 
 	switch (type) {
@@ -1019,6 +1148,14 @@ int mx_msg_decode_any(uint16_t type, const void *p, uint32_t len)
 	case MX_MSG_PG_PULL: return mx_dec_pg_pull(p, len, &u.pp);
 	case MX_MSG_PG_REMOVE: return mx_dec_pg_remove(p, len, &u.prm);
 	case MX_MSG_PG_SCAN: return mx_dec_pg_scan(p, len, &u.psc);
+	case MX_MSG_PG_SCRUB: return mx_dec_pg_scrub(p, len, &u.ps);
+	case MX_MSG_PG_SCRUB_REPLY: return mx_dec_pg_scrub_reply(p, len, &u.psr);
+	case MX_MSG_PG_SCRUB_MAP: return mx_dec_scrub_map_req(p, len, &u.smq);
+	case MX_MSG_PG_SCRUB_MAP_REPLY:
+		r = mx_dec_scrub_map(p, len, &u.sm);
+		for (uint32_t i = 0; r == 0 && i < u.sm.n; i++)
+			r = mx_scrub_entry_next(&u.sm.entries, &se);
+		return r;
 	case MX_MSG_PING:
 	case MX_MSG_PONG: return 0;
 	default: return -ENOTSUP;

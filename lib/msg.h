@@ -70,6 +70,11 @@ enum mx_msg_type {
 	MX_MSG_ERROR_REPLY = 40,    /* a request that could not be decoded */
 	MX_MSG_PING = 41,
 	MX_MSG_PONG = 42,
+	/* Scrub (docs/recovery.md, "Scrub") */
+	MX_MSG_PG_SCRUB = 50,       /* client -> primary -> MX_MSG_PG_SCRUB_REPLY */
+	MX_MSG_PG_SCRUB_REPLY = 51,
+	MX_MSG_PG_SCRUB_MAP = 52,   /* primary -> member -> SCRUB_MAP_REPLY */
+	MX_MSG_PG_SCRUB_MAP_REPLY = 53,
 };
 
 /* Wire status codes: negative errno values are mapped in exactly one place
@@ -463,6 +468,71 @@ void mx_enc_pg_remove(struct mx_wbuf *w, const struct mx_msg_pg_remove *m);
 int mx_dec_pg_remove(const void *p, uint32_t len, struct mx_msg_pg_remove *m);
 void mx_enc_pg_scan(struct mx_wbuf *w, const struct mx_msg_pg_scan *m);
 int mx_dec_pg_scan(const void *p, uint32_t len, struct mx_msg_pg_scan *m);
+
+/* --- Scrub ------------------------------------------------------------ */
+
+#define MX_SCRUB_DEEP 0x1u   /* also read every block and compare data digests */
+#define MX_SCRUB_REPAIR 0x2u /* push the good copy to members that differ */
+
+/* A client asks the primary of (pool, pg) to scrub it. */
+struct mx_msg_pg_scrub {
+	uint64_t epoch; /* the client's map epoch */
+	int32_t pool;
+	uint32_t pg;
+	uint32_t flags; /* MX_SCRUB_* */
+};
+
+struct mx_msg_pg_scrub_reply {
+	int32_t status;
+	uint64_t epoch;        /* the primary's map epoch */
+	uint32_t scrubbed;     /* objects compared */
+	uint32_t inconsistent; /* objects some member holds differently */
+	uint32_t repaired;     /* of those, made consistent again */
+	uint32_t errors;       /* members that could not be scrubbed, failed repairs */
+};
+
+/* The primary asks a member (itself included) for its scrub map. */
+struct mx_msg_scrub_map_req {
+	struct mx_pg_ref ref;
+	uint32_t flags; /* MX_SCRUB_DEEP */
+};
+
+#define MX_SCRUB_E_DAMAGED 0x1u /* a block failed its checksum (deep) */
+
+/* One object of a scrub map. */
+struct mx_scrub_entry {
+	const char *name;
+	uint32_t name_len;
+	uint64_t ver_epoch, ver_seq;
+	uint64_t size;
+	uint32_t attr_digest; /* CRC-32C over the attributes, in name order */
+	uint32_t data_digest; /* deep: CRC-32C of the data; else 0 */
+	uint8_t flags;        /* MX_SCRUB_E_* */
+};
+
+/* A member's scrub map: n entries follow (walk with mx_scrub_entry_next). */
+struct mx_msg_scrub_map {
+	int32_t status;
+	struct mx_pg_ref ref;
+	uint32_t flags;
+	uint32_t n;
+	struct mx_rbuf entries;
+};
+
+void mx_enc_pg_scrub(struct mx_wbuf *w, const struct mx_msg_pg_scrub *m);
+int mx_dec_pg_scrub(const void *p, uint32_t len, struct mx_msg_pg_scrub *m);
+void mx_enc_pg_scrub_reply(struct mx_wbuf *w, const struct mx_msg_pg_scrub_reply *m);
+int mx_dec_pg_scrub_reply(const void *p, uint32_t len, struct mx_msg_pg_scrub_reply *m);
+void mx_enc_scrub_map_req(struct mx_wbuf *w, const struct mx_msg_scrub_map_req *m);
+int mx_dec_scrub_map_req(const void *p, uint32_t len, struct mx_msg_scrub_map_req *m);
+/* Scrub map: head, then n entries with mx_enc_scrub_entry, then end. */
+size_t mx_enc_scrub_map_head(struct mx_wbuf *w, int32_t status, const struct mx_pg_ref *r,
+			     uint32_t flags);
+void mx_enc_scrub_entry(struct mx_wbuf *w, const struct mx_scrub_entry *e);
+void mx_enc_scrub_map_end(struct mx_wbuf *w, size_t at, uint32_t n);
+int mx_dec_scrub_map(const void *p, uint32_t len, struct mx_msg_scrub_map *m);
+/* Next entry of a scrub map; 0 or -EBADMSG. */
+int mx_scrub_entry_next(struct mx_rbuf *r, struct mx_scrub_entry *e);
 
 /* Decode any payload by type, for the fuzzer: 0 or -EBADMSG/-ENOTSUP. */
 int mx_msg_decode_any(uint16_t type, const void *p, uint32_t len);

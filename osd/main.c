@@ -18,6 +18,8 @@ static void usage(FILE *f)
 	      "                  [--log-level error|warn|info|debug]\n"
 	      "                  [--heartbeat-interval MS] [--heartbeat-grace MS]\n"
 	      "                  [--pg-log-max N]\n"
+	      "                  [--scrub-interval S] [--deep-scrub-interval S]\n"
+	      "Scrub intervals are in seconds (default 86400 and 604800; 0: never).\n"
 	      "Stores MixSAN objects under DIR and serves them on IP:PORT\n"
 	      "(default 127.0.0.1:0, any free port).\n", f);
 }
@@ -36,6 +38,8 @@ int main(int argc, char **argv)
 		{"heartbeat-interval", required_argument, NULL, 'H'},
 		{"heartbeat-grace", required_argument, NULL, 'G'},
 		{"pg-log-max", required_argument, NULL, 'P'},
+		{"scrub-interval", required_argument, NULL, 'S'},
+		{"deep-scrub-interval", required_argument, NULL, 'D'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -45,6 +49,8 @@ int main(int argc, char **argv)
 		.location = "",
 		.device_class = "",
 		.id = -1,
+		.scrub_interval_s = 86400,
+		.deep_scrub_interval_s = 604800,
 	};
 	char hostloc[128];
 	struct mx_loc loc[MX_LOC_MAX];
@@ -52,7 +58,7 @@ int main(int argc, char **argv)
 	int level = MX_LOG_INFO, c;
 	char *end;
 
-	while ((c = getopt_long(argc, argv, "d:m:a:i:w:L:c:l:H:G:P:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:m:a:i:w:L:c:l:H:G:P:S:D:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': cfg.data_dir = optarg; break;
 		case 'm': cfg.mon_addr = optarg; break;
@@ -115,6 +121,20 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			cfg.pg_log_max = (uint32_t)v;
+			break;
+		}
+		case 'S':
+		case 'D': {
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (!*optarg || *end || v > 100ul * 365 * 86400) {
+				fprintf(stderr, "mixsan-osd: bad value '%s'\n", optarg);
+				return 2;
+			}
+			if (c == 'S')
+				cfg.scrub_interval_s = (uint32_t)v;
+			else
+				cfg.deep_scrub_interval_s = (uint32_t)v;
 			break;
 		}
 		case 'h': usage(stdout); return 0;

@@ -307,6 +307,87 @@ static void test_peering_msgs(void)
 	mx_wbuf_free(&w);
 }
 
+static void test_scrub_msgs(void)
+{
+	struct mx_pg_ref ref = {.epoch = 9, .pool = 2, .pg = 5, .interval = 7};
+	struct mx_wbuf w;
+
+	mx_wbuf_init(&w);
+	/* PG_SCRUB and its reply; unknown flags are refused. */
+	{
+		struct mx_msg_pg_scrub s = {.epoch = 4, .pool = 1, .pg = 3,
+					    .flags = MX_SCRUB_DEEP | MX_SCRUB_REPAIR}, d;
+
+		mx_enc_pg_scrub(&w, &s);
+		CHECK_EQ_INT(mx_dec_pg_scrub(w.data, (uint32_t)w.len, &d), 0);
+		CHECK(d.epoch == 4 && d.pool == 1 && d.pg == 3 &&
+		      d.flags == (MX_SCRUB_DEEP | MX_SCRUB_REPAIR));
+		CHECK_EQ_INT(mx_msg_decode_any(MX_MSG_PG_SCRUB, w.data, (uint32_t)w.len), 0);
+		for (size_t k = 0; k < w.len; k++)
+			CHECK(mx_dec_pg_scrub(w.data, (uint32_t)k, &d) < 0);
+		s.flags = 0x80;
+		mx_wbuf_reset(&w);
+		mx_enc_pg_scrub(&w, &s);
+		CHECK_EQ_INT(mx_dec_pg_scrub(w.data, (uint32_t)w.len, &d), -EBADMSG);
+	}
+	{
+		struct mx_msg_pg_scrub_reply s = {.status = mx_errno_to_wire(-EIO), .epoch = 6,
+						  .scrubbed = 10, .inconsistent = 2,
+						  .repaired = 1, .errors = 1}, d;
+
+		mx_wbuf_reset(&w);
+		mx_enc_pg_scrub_reply(&w, &s);
+		CHECK_EQ_INT(mx_dec_pg_scrub_reply(w.data, (uint32_t)w.len, &d), 0);
+		CHECK(mx_wire_to_errno(d.status) == -EIO && d.epoch == 6 && d.scrubbed == 10 &&
+		      d.inconsistent == 2 && d.repaired == 1 && d.errors == 1);
+		CHECK_EQ_INT(mx_msg_decode_any(MX_MSG_PG_SCRUB_REPLY, w.data, (uint32_t)w.len), 0);
+		for (size_t k = 0; k < w.len; k++)
+			CHECK(mx_dec_pg_scrub_reply(w.data, (uint32_t)k, &d) < 0);
+	}
+	/* SCRUB_MAP request and a map of two entries. */
+	{
+		struct mx_msg_scrub_map_req q = {.ref = ref, .flags = MX_SCRUB_DEEP}, d;
+
+		mx_wbuf_reset(&w);
+		mx_enc_scrub_map_req(&w, &q);
+		CHECK_EQ_INT(mx_dec_scrub_map_req(w.data, (uint32_t)w.len, &d), 0);
+		CHECK(d.ref.interval == 7 && d.ref.pg == 5 && d.flags == MX_SCRUB_DEEP);
+		CHECK_EQ_INT(mx_msg_decode_any(MX_MSG_PG_SCRUB_MAP, w.data, (uint32_t)w.len), 0);
+		for (size_t k = 0; k < w.len; k++)
+			CHECK(mx_dec_scrub_map_req(w.data, (uint32_t)k, &d) < 0);
+	}
+	{
+		struct mx_scrub_entry e[2] = {
+			{.name = "a", .name_len = 1, .ver_epoch = 3, .ver_seq = 4, .size = 5,
+			 .attr_digest = 0xdeadbeef, .data_digest = 0x12345678},
+			{.name = "obj.2", .name_len = 5, .ver_epoch = 1, .ver_seq = 2, .size = 0,
+			 .flags = MX_SCRUB_E_DAMAGED},
+		}, g;
+		struct mx_msg_scrub_map m;
+		size_t at;
+
+		mx_wbuf_reset(&w);
+		at = mx_enc_scrub_map_head(&w, 0, &ref, MX_SCRUB_DEEP);
+		mx_enc_scrub_entry(&w, &e[0]);
+		mx_enc_scrub_entry(&w, &e[1]);
+		mx_enc_scrub_map_end(&w, at, 2);
+		CHECK_EQ_INT(mx_dec_scrub_map(w.data, (uint32_t)w.len, &m), 0);
+		CHECK(m.n == 2 && m.flags == MX_SCRUB_DEEP && m.ref.interval == 7);
+		CHECK_EQ_INT(mx_scrub_entry_next(&m.entries, &g), 0);
+		CHECK(g.name_len == 1 && g.name[0] == 'a' && g.ver_epoch == 3 && g.ver_seq == 4 &&
+		      g.size == 5 && g.attr_digest == 0xdeadbeef && g.data_digest == 0x12345678 &&
+		      g.flags == 0);
+		CHECK_EQ_INT(mx_scrub_entry_next(&m.entries, &g), 0);
+		CHECK(g.name_len == 5 && memcmp(g.name, "obj.2", 5) == 0 &&
+		      g.flags == MX_SCRUB_E_DAMAGED);
+		CHECK_EQ_INT(mx_msg_decode_any(MX_MSG_PG_SCRUB_MAP_REPLY, w.data, (uint32_t)w.len),
+			     0);
+		for (size_t k = 0; k < w.len; k++)
+			CHECK(mx_msg_decode_any(MX_MSG_PG_SCRUB_MAP_REPLY, w.data, (uint32_t)k) < 0);
+	}
+	mx_wbuf_free(&w);
+}
+
 int main(void)
 {
 	test_crc();
@@ -317,5 +398,6 @@ int main(void)
 	test_command();
 	test_map();
 	test_peering_msgs();
+	test_scrub_msgs();
 	return mx_check_done("msg");
 }
