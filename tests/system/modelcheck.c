@@ -6,9 +6,10 @@
  * objects) that issue a random mix of object operations over one shared key
  * space, keeps in memory what every object may hold, and checks every read,
  * stat and attribute read against that model while a thrasher thread kills,
- * stops and restarts OSDs one at a time.  At the end it reads every object
- * back, compares the pool's listing with the model, stops the OSDs and
- * compares every replica offline.  A lost acknowledged write, an undone
+ * stops and restarts OSDs one at a time (failure detection on, as by
+ * default).  At the end it reads every object back, compares the pool's
+ * listing with the model, waits for recovery to go quiet, stops the OSDs
+ * and compares every replica offline.  A lost acknowledged write, an undone
  * deletion, a stale read, corrupt data, a daemon crash or differing replicas
  * make it exit 1.  The meson test runs it for two minutes; by hand it runs
  * as long as asked (--help).  docs/testing.md describes it for users.
@@ -41,18 +42,28 @@
  *
  * The client retries a request for ever (unless --op-timeout is given), so
  * every request ends with the result of exactly one application.  One
- * exception is allowed: a remove whose reply was lost when its primary died
- * is resent and finds no object, so ENOENT is accepted from a remove that
- * spanned a kill or restart of its object's primary (and counted).  Whether
- * a request spanned one is told by g_drop_gen[osd], which the thrasher bumps
- * before and after every kill or SIGTERM, and g_primary[obj], which it
- * recomputes after every action.
+ * exception is allowed: a remove whose reply was lost with its primary, or
+ * that was resent to another primary when the acting set changed, may find
+ * no object any more, so ENOENT is accepted from a remove that spanned a
+ * disruption (and counted).  A request spanned one when g_drop_gen[primary]
+ * changed meanwhile (the thrasher bumps it before and after killing or
+ * stopping an OSD: "its primary was hit", marked * in reports), or when a
+ * thrasher action was under way (g_action_gen, odd during an action, which
+ * lasts until the map shows every OSD up again; marked ~).
  *
  * Classes of problems (enum problem): a read that matches an older state of
  * the object is a lost acknowledged write, unless the same read repeated a
  * moment later gives the current state (a stale read); an object present
  * after an acknowledged remove is a resurrected deletion; the last mutation
  * found applied twice is counted apart; anything else is corruption.
+ *
+ * Offline at the end (check_copies) every copy of every object on its up
+ * set is compared with the model, straight from the OSDs' stores.  A copy
+ * that differs is explained where possible (explain_copy) as an earlier
+ * state, or as the model's state without one acknowledged mutation, which
+ * names the request a replica missed.  The history kept for this and for
+ * reports: the last N_MHIST mutations and N_RHIST reads of each object, and
+ * the states before its last N_PAST mutations.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -62,6 +73,7 @@
 #include <stdarg.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
@@ -74,7 +86,7 @@
 #include "util.h"
 
 #define MAX_CAND 4   /* candidate states per object before "unknown" */
-#define N_PAST 8     /* earlier states kept per object, for diagnosis */
+#define N_PAST 16    /* earlier states kept per object, for diagnosis */
 #define N_MHIST 16   /* mutations remembered per object, for reports */
 #define N_RHIST 4    /* reads remembered per object, for reports */
 #define N_XNAMES 4   /* attribute names the checker uses */
@@ -87,10 +99,6 @@
 enum action { A_KILL, A_STOP, A_RESTART, A_OUT, A_ADD, A__COUNT };
 static const char *const action_names[A__COUNT] = {"kill", "stop", "restart", "out",
 						     "add"};
-/* Actions that move placement without moving data: they need the recovery
- * layer (docs/osd.md, "Failures, today") and report apparent loss until it
- * exists. */
-#define ACTIONS_NEED_RECOVERY ((1u << A_OUT) | (1u << A_ADD))
 
 struct opts {
 	uint64_t seed;
@@ -104,10 +112,11 @@ struct opts {
 	unsigned actions;      /* mask of enum action */
 	double interval;       /* mean seconds between thrasher actions */
 	double settle;         /* seconds after an action before the next */
+	double quiet;          /* log silence taken as the end of recovery */
 	int pg_num;
 	unsigned op_timeout_ms;
 	int max_osds;          /* limit for "add" */
-	bool failure_detection; /* the monitor marks silent OSDs down */
+	bool failure_detection; /* the monitor marks silent OSDs down (default) */
 	bool verbose;
 };
 
@@ -121,8 +130,10 @@ static struct opts g_opt = {
 	.actions = (1u << A_KILL) | (1u << A_RESTART) | (1u << A_STOP),
 	.interval = 3.0,
 	.settle = 2.0,
+	.quiet = 3.0,
 	.pg_num = 64,
 	.max_osds = H_MAX_OSDS,
+	.failure_detection = true,
 };
 
 /* Operations ---------------------------------------------------------------- */
@@ -200,7 +211,8 @@ struct hent {
 	uint32_t off, len;
 	int mseq;       /* the model step it made (mobj.nmut then), or -1 */
 	uint8_t op, xn, worker;
-	bool disrupted;
+	bool primary_hit; /* its primary was killed or stopped meanwhile */
+	bool in_action;   /* a thrasher action was under way meanwhile */
 };
 
 /*
@@ -389,6 +401,7 @@ struct req {
 	struct mixsan_stat st;
 	int primary;            /* the object's primary when sent, or -1 */
 	uint64_t drop_gen;      /* g_drop_gen[primary] when sent */
+	uint64_t action_gen;    /* g_action_gen when sent */
 	double t_start;
 };
 
@@ -421,6 +434,7 @@ struct worker {
 static struct mobj *g_objs;       /* g_opt.objects entries */
 static int *g_primary;            /* per object; atomic access */
 static uint64_t g_drop_gen[H_MAX_OSDS]; /* atomic access */
+static uint64_t g_action_gen;           /* atomic; odd during a thrasher action */
 static size_t g_buf_size;
 static bool g_running = true;     /* atomic access: the load goes on */
 static uint64_t g_started, g_completed; /* atomic */
@@ -596,8 +610,9 @@ static void print_history(const struct mobj *mo)
 	for (unsigned i = mo->nrhist > N_RHIST ? mo->nrhist - N_RHIST : 0; i < mo->nrhist; i++)
 		v[n++] = &mo->rhist[i % N_RHIST];
 	qsort(v, (size_t)n, sizeof(v[0]), cmp_hent_time);
-	fprintf(stderr, "  last %d mutations and %d reads on the object (oldest first; * "
-			"spanned a kill or restart of its primary):\n",
+	fprintf(stderr, "  last %d mutations and %d reads on the object (oldest first; * its "
+			"primary was killed, restarted or stopped meanwhile, ~ another thrasher "
+			"action was under way):\n",
 		MX_MIN((int)mo->nmhist, N_MHIST), MX_MIN((int)mo->nrhist, N_RHIST));
 	for (int i = 0; i < n; i++) {
 		const struct hent *h = v[i];
@@ -608,7 +623,7 @@ static void print_history(const struct mobj *mo)
 		describe_req(&r, d, sizeof(d));
 		describe_res(h->res, res, sizeof(res));
 		fprintf(stderr, "    t=%8.3f client %u %-48s -> %s%s\n", h->t, h->worker, d, res,
-			h->disrupted ? " *" : "");
+			h->primary_hit ? " *" : h->in_action ? " ~" : "");
 	}
 }
 
@@ -990,13 +1005,23 @@ static void process_read(struct worker *w, struct mobj *mo, struct req *r, int64
 
 /* Workers -------------------------------------------------------------------- */
 
-static bool req_disrupted(const struct req *r)
+/* Whether r's primary (when sent) was killed, restarted or stopped, or
+ * the object's primary moved, while r was in flight. */
+static bool req_primary_hit(const struct req *r)
 {
 	int p = __atomic_load_n(&g_primary[r->obj], __ATOMIC_ACQUIRE);
 
 	if (p != r->primary)
 		return true;
 	return p >= 0 && __atomic_load_n(&g_drop_gen[p], __ATOMIC_ACQUIRE) != r->drop_gen;
+}
+
+/* Whether a thrasher action was under way at any time while r was in
+ * flight. */
+static bool req_in_action(const struct req *r)
+{
+	return (r->action_gen & 1) ||
+	       __atomic_load_n(&g_action_gen, __ATOMIC_ACQUIRE) != r->action_gen;
 }
 
 static void on_complete(mixsan_completion_t *c, void *arg)
@@ -1023,6 +1048,7 @@ static void submit(struct worker *w, struct req *r)
 	r->drop_gen = r->primary >= 0
 			      ? __atomic_load_n(&g_drop_gen[r->primary], __ATOMIC_ACQUIRE)
 			      : 0;
+	r->action_gen = __atomic_load_n(&g_action_gen, __ATOMIC_ACQUIRE);
 	r->t_start = now_s();
 	obj_name(r->obj, name, sizeof(name));
 	xattr_name(r->xn, xn, sizeof(xn));
@@ -1231,14 +1257,14 @@ static void complete_req(struct worker *w, struct req *r)
 {
 	int64_t res = mixsan_completion_result(r->c);
 	struct mobj *mo = &g_objs[r->obj];
-	bool disrupted = req_disrupted(r);
+	bool hit = req_primary_hit(r), in_action = req_in_action(r);
 	double lat = now_s() - r->t_start;
 	struct hent *h = is_mutation(r->op) ? &mo->mhist[mo->nmhist++ % N_MHIST]
 					    : &mo->rhist[mo->nrhist++ % N_RHIST];
 
 	*h = (struct hent){.t = r->t_start, .res = res, .seed = r->seed, .off = r->off,
 			   .len = r->len, .mseq = -1, .op = r->op, .xn = r->xn,
-			   .worker = (uint8_t)w->idx, .disrupted = disrupted};
+			   .worker = (uint8_t)w->idx, .primary_hit = hit, .in_action = in_action};
 	w->st.done[r->op]++;
 	if (res < 0)
 		w->st.errors[r->op]++;
@@ -1248,7 +1274,7 @@ static void complete_req(struct worker *w, struct req *r)
 		fprintf(stderr, "modelcheck: t=%.3f client %d: %s on obj.%05d took %.3f s\n",
 			now_s(), w->idx, op_names[r->op], r->obj, lat);
 	if (is_mutation(r->op))
-		process_mutation(w, mo, r, res, disrupted, h);
+		process_mutation(w, mo, r, res, hit || in_action, h);
 	else
 		process_read(w, mo, r, res);
 	mixsan_completion_release(r->c);
@@ -1438,30 +1464,40 @@ static void nap(struct thrasher *t, double s, bool idle)
 	}
 }
 
-/* SIGTERM osd i and reap it, 20 s at most; it must exit with 0. */
-static void term_osd(struct h_cluster *c, int i)
+/* SIGTERM OSDs [from, to) together and reap them, 30 s at most; each must
+ * exit with 0.  (An OSD checkpoints its store on the way out, which takes
+ * seconds under load: stopping them one by one would add those up.) */
+static void term_osds(struct h_cluster *c, int from, int to)
 {
-	pid_t pid = c->osd_pids[i];
-	int st = 0;
+	int left = 0, st;
 
-	if (pid <= 0)
-		return;
-	kill(pid, SIGCONT);
-	kill(pid, SIGTERM);
-	for (int k = 0; k < 400; k++) {
-		if (waitpid(pid, &st, WNOHANG) == pid) {
+	for (int i = from; i < to; i++)
+		if (c->osd_pids[i] > 0) {
+			kill(c->osd_pids[i], SIGCONT);
+			kill(c->osd_pids[i], SIGTERM);
+			left++;
+		}
+	for (int k = 0; k < 600 && left > 0; k++) {
+		for (int i = from; i < to; i++) {
+			if (c->osd_pids[i] <= 0 || waitpid(c->osd_pids[i], &st, WNOHANG) != c->osd_pids[i])
+				continue;
 			c->osd_pids[i] = 0;
+			left--;
 			if (!WIFEXITED(st) || WEXITSTATUS(st) != 0)
 				report(P_DAEMON, NULL, NULL, 0,
 				       "osd.%d exited badly on SIGTERM (status 0x%x)", i, st);
-			return;
 		}
-		usleep(50 * 1000);
+		if (left > 0)
+			usleep(50 * 1000);
 	}
-	report(P_DAEMON, NULL, NULL, 0, "osd.%d did not stop in 20 s after SIGTERM", i);
-	kill(pid, SIGKILL);
-	(void)waitpid(pid, &st, 0);
-	c->osd_pids[i] = 0;
+	for (int i = from; i < to; i++) {
+		if (c->osd_pids[i] <= 0)
+			continue;
+		report(P_DAEMON, NULL, NULL, 0, "osd.%d did not stop in 30 s after SIGTERM", i);
+		kill(c->osd_pids[i], SIGKILL);
+		(void)waitpid(c->osd_pids[i], &st, 0);
+		c->osd_pids[i] = 0;
+	}
 }
 
 static int osd_command(struct thrasher *t, const char *cmd, int osd)
@@ -1502,8 +1538,11 @@ static bool thrash_once(struct thrasher *t, enum action a)
 	struct h_cluster *c = t->c;
 	int i = (int)(h_rand(&t->rng) % (uint64_t)c->n_osds);
 	uint64_t inc = osd_incarnation(t->cl, i);
-	double d = outage(t);
+	double d = outage(t), t0 = now_s();
 
+	if (a == A_ADD && c->n_osds >= MX_MIN(g_opt.max_osds, H_MAX_OSDS))
+		return false;
+	__atomic_add_fetch(&g_action_gen, 1, __ATOMIC_ACQ_REL); /* odd: under way */
 	switch (a) {
 	case A_KILL:
 		tlog("kill -9 osd.%d, restart in %.1f s", i, d);
@@ -1516,27 +1555,24 @@ static bool thrash_once(struct thrasher *t, enum action a)
 	case A_RESTART:
 		tlog("SIGTERM osd.%d, then start it", i);
 		bump_drop_gen(i);
-		term_osd(c, i);
+		term_osds(c, i, i + 1);
 		bump_drop_gen(i);
 		restart_osd(t, i, inc);
 		break;
 	case A_STOP:
-		/* With failure detection the OSD is marked down and boots
+		/* With failure detection the OSD may be marked down and boot
 		 * again when continued: clients drop their connections to it
-		 * then, as if it had been killed. */
+		 * then, as if it had been killed.  (The bump after it is up
+		 * again, below.) */
 		tlog("SIGSTOP osd.%d for %.1f s", i, d);
 		if (g_opt.failure_detection)
 			bump_drop_gen(i);
 		h_signal_osd(c, i, SIGSTOP);
 		nap(t, d, false);
 		h_signal_osd(c, i, SIGCONT);
-		if (g_opt.failure_detection) {
-			nap(t, 1.0, false);
-			bump_drop_gen(i);
-		}
 		break;
 	case A_OUT:
-		tlog("osd out osd.%d for %.1f s (moves placement without data)", i, d);
+		tlog("osd out osd.%d for %.1f s", i, d);
 		if (osd_command(t, "osd out", i) == 0) {
 			compute_primaries(t->cl, t->pool_id);
 			nap(t, d, false);
@@ -1545,9 +1581,7 @@ static bool thrash_once(struct thrasher *t, enum action a)
 		break;
 	case A_ADD:
 		i = c->n_osds;
-		if (i >= MX_MIN(g_opt.max_osds, H_MAX_OSDS))
-			return false;
-		tlog("add osd.%d (moves placement without data)", i);
+		tlog("add osd.%d", i);
 		c->n_osds = i + 1;
 		restart_osd(t, i, 0);
 		break;
@@ -1556,8 +1590,12 @@ static bool thrash_once(struct thrasher *t, enum action a)
 	}
 	if (h_wait_up(c, t->cl, c->n_osds, 60) < 0)
 		report(P_DAEMON, NULL, NULL, 0, "not every OSD up in the map after 60 s");
+	if (a == A_STOP && g_opt.failure_detection)
+		bump_drop_gen(i);
 	compute_primaries(t->cl, t->pool_id);
+	__atomic_add_fetch(&g_action_gen, 1, __ATOMIC_ACQ_REL); /* even: over */
 	t->counts[a]++;
+	tlog("%s osd.%d: over after %.1f s", action_names[a], i, now_s() - t0);
 	return true;
 }
 
@@ -1734,43 +1772,42 @@ static void explain_copy(const struct mobj *mo, const struct copy *cp, uint8_t *
 				 mo->nmut - mo->past_seq[k]);
 			return;
 		}
+	/* The oldest earlier state from which every mutation is remembered:
+	 * replay from there, leaving out each mutation in turn. */
 	for (int k = 0; k < mo->npast; k++) {
-		unsigned from = mo->past_seq[k];
+		const struct hent *steps[N_MHIST];
+		unsigned n = mo->nmut - mo->past_seq[k];
+		bool complete = n <= N_MHIST;
 
-		for (unsigned skip = from; skip < mo->nmut; skip++) {
-			const struct hent *hs = find_step(mo, skip);
+		for (unsigned q = 0; q < n && complete; q++)
+			complete = (steps[q] = find_step(mo, mo->past_seq[k] + q)) != NULL;
+		if (!complete)
+			continue;
+		for (unsigned skip = 0; skip < n; skip++) {
+			const struct hent *hs = steps[skip];
 			struct ostate t, truth;
-			bool ok = true, match;
+			bool match;
 
-			if (!hs)
-				break;
-			/* Replicas get physical transactions: an append is a
-			 * write at the size the primary had (truth's). */
+			/* Replicas get physical transactions, and only of the
+			 * mutations the primary applied: an append is a write
+			 * at the size the primary had (truth's). */
 			st_copy(&t, &mo->past[k]);
 			st_copy(&truth, &mo->past[k]);
-			for (unsigned q = from; q < mo->nmut && ok; q++) {
-				const struct hent *h = find_step(mo, q);
-				struct req m;
+			for (unsigned q = 0; q < n; q++) {
+				const struct hent *h = steps[q];
+				struct req m = {.op = h->op, .xn = h->xn, .off = h->off,
+						.len = h->len, .seed = h->seed};
 
-				if (!h) {
-					ok = false;
-					break;
-				}
-				m = (struct req){.op = h->op, .xn = h->xn, .off = h->off,
-						 .len = h->len, .seed = h->seed};
 				if (m.op == OP_APPEND) {
 					m.op = OP_WRITE;
 					m.off = truth.size;
 				}
-				if (q != skip)
+				if (st_apply(&truth, &m) == 0 && q != skip)
 					(void)st_apply(&t, &m);
-				(void)st_apply(&truth, &m);
 			}
-			match = ok && copy_matches(&t, cp, scratch);
+			match = copy_matches(&t, cp, scratch);
 			st_free(&t);
 			st_free(&truth);
-			if (!ok)
-				break;
 			if (match) {
 				struct req m = {.op = hs->op, .xn = hs->xn, .off = hs->off,
 						.len = hs->len, .seed = hs->seed};
@@ -1781,11 +1818,13 @@ static void explain_copy(const struct mobj *mo, const struct copy *cp, uint8_t *
 					 "it is the model's state without the acknowledged '%s' "
 					 "sent at t=%.3f by client %u%s",
 					 d, hs->t, hs->worker,
-					 hs->disrupted ? " (its primary was killed or restarted "
-							 "meanwhile)" : "");
+					 hs->primary_hit ? " (its primary was killed, restarted or "
+							   "stopped meanwhile)"
+					 : hs->in_action ? " (during a thrasher action)" : "");
 				return;
 			}
 		}
+		return;
 	}
 }
 
@@ -1883,15 +1922,17 @@ static void usage(FILE *f)
 		"  --objects N           objects in the key space (default 2000)\n"
 		"  --max-size BYTES      largest object made (default 262144)\n"
 		"  --actions LIST        thrasher actions, comma separated, from kill, stop,\n"
-		"                        restart, out, add; 'none' (default kill,restart,stop;\n"
-		"                        out and add need the recovery layer)\n"
+		"                        restart, out, add; 'none'; 'all' (default\n"
+		"                        kill,restart,stop)\n"
 		"  --thrash-interval S   mean seconds between actions (default 3)\n"
 		"  --settle S            seconds after an action before the next (default 2)\n"
+		"  --recovery-quiet S    at the end, seconds without a line in any daemon log\n"
+		"                        taken as the end of recovery (default 3)\n"
 		"  --pg-num N            PGs of the pool (default 64)\n"
 		"  --op-timeout MS       client operation timeout (default 0: none)\n"
 		"  --max-osds N          limit for 'add' (default %d)\n"
-		"  --failure-detection   the monitor marks silent OSDs down (heartbeats\n"
-		"                        every 500 ms, grace 2 s); needs the recovery layer\n"
+		"  --no-failure-detection  the monitor never marks OSDs down (default:\n"
+		"                        it does, after 2 s without heartbeats)\n"
 		"  --verbose             report requests slower than 5 s\n",
 		H_MAX_OSDS);
 }
@@ -1960,10 +2001,12 @@ static void parse_args(int argc, char **argv)
 		{"actions", required_argument, NULL, 'a'},
 		{"thrash-interval", required_argument, NULL, 'i'},
 		{"settle", required_argument, NULL, 'S'},
+		{"recovery-quiet", required_argument, NULL, 'Q'},
 		{"pg-num", required_argument, NULL, 'p'},
 		{"op-timeout", required_argument, NULL, 'T'},
 		{"max-osds", required_argument, NULL, 'M'},
 		{"failure-detection", no_argument, NULL, 'F'},
+		{"no-failure-detection", no_argument, NULL, 'N'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -1992,12 +2035,14 @@ static void parse_args(int argc, char **argv)
 		case 'a': g_opt.actions = parse_actions(optarg); break;
 		case 'i': g_opt.interval = real_arg(optarg, "--thrash-interval"); break;
 		case 'S': g_opt.settle = real_arg(optarg, "--settle"); break;
+		case 'Q': g_opt.quiet = real_arg(optarg, "--recovery-quiet"); break;
 		case 'p': g_opt.pg_num = (int)num_arg(optarg, 1, 65536, "--pg-num"); break;
 		case 'T':
 			g_opt.op_timeout_ms = (unsigned)num_arg(optarg, 0, 86400000, "--op-timeout");
 			break;
 		case 'M': g_opt.max_osds = (int)num_arg(optarg, 3, H_MAX_OSDS, "--max-osds"); break;
 		case 'F': g_opt.failure_detection = true; break;
+		case 'N': g_opt.failure_detection = false; break;
 		case 'v': g_opt.verbose = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
@@ -2067,8 +2112,10 @@ static bool supervise(struct worker *ws, double deadline)
 			last_print = t;
 			last_print_done = done;
 		}
-		if (t - last_progress > 60.0 && inflight) {
-			fprintf(stderr, "modelcheck: HANG: no reply for 60 s; in flight:\n");
+		/* After a signal (Ctrl-C reaches the daemons too) wait less. */
+		if (t - last_progress > (g_signalled ? 10.0 : 60.0) && inflight) {
+			fprintf(stderr, "modelcheck: HANG: no reply for %.0f s; in flight:\n",
+				t - last_progress);
 			for (int i = 0; i < g_opt.clients; i++)
 				for (int k = 0; k < g_opt.qd; k++) {
 					const struct req *r = &ws[i].reqs[k];
@@ -2164,6 +2211,40 @@ static void check_listing(mixsan_pool_t *pool)
 	free(l.size);
 }
 
+/* Wait until no daemon log has grown for quiet_s seconds (max_s at most),
+ * and return the seconds waited.  Peering, recovery and backfill log their
+ * start and their end, so with no client I/O, quiet logs mean the cluster
+ * has finished bringing every copy up to date. */
+static double wait_quiet(const struct h_cluster *c, double quiet_s, double max_s)
+{
+	double t0 = now_s(), changed = t0;
+	off_t last = -1;
+
+	while (now_s() - t0 < max_s) {
+		off_t total = 0;
+
+		for (int i = -1; i < c->n_osds; i++) {
+			char path[400];
+			struct stat st;
+
+			if (i < 0)
+				snprintf(path, sizeof(path), "%s/mon.log", c->dir);
+			else
+				snprintf(path, sizeof(path), "%s/osd.%d.log", c->dir, i);
+			if (stat(path, &st) == 0)
+				total += st.st_size;
+		}
+		if (total != last) {
+			last = total;
+			changed = now_s();
+		} else if (now_s() - changed >= quiet_s) {
+			break;
+		}
+		usleep(100 * 1000);
+	}
+	return now_s() - t0;
+}
+
 static mixsan_cluster_t *connect_client(struct h_cluster *c)
 {
 	struct mixsan_options o = {.connect_timeout_ms = 20000,
@@ -2224,16 +2305,17 @@ int main(int argc, char **argv)
 	signal(SIGINT, on_signal);
 	signal(SIGTERM, on_signal);
 	signal(SIGPIPE, SIG_IGN);
-	if ((g_opt.actions & ACTIONS_NEED_RECOVERY) || g_opt.failure_detection)
-		fprintf(stderr, "modelcheck: warning: 'out', 'add' and --failure-detection change "
-				"acting sets, and nothing brings a returning replica up to date "
-				"yet: expect reported losses until recovery exists\n");
 
 	memset(&c, 0, sizeof(c));
 	if (g_opt.failure_detection) {
-		snprintf(c.mon_args, sizeof(c.mon_args), "--osd-failure-detection");
+		/* Short graces, so that PGs carry on without a dead OSD within
+		 * the thrasher's outages. */
+		snprintf(c.mon_args, sizeof(c.mon_args),
+			 "--heartbeat-grace 2000 --beacon-grace 6000");
 		snprintf(c.osd_args, sizeof(c.osd_args),
-			 "--heartbeat-interval 500 --heartbeat-grace 2000");
+			 "--heartbeat-interval 250 --heartbeat-grace 2000");
+	} else {
+		snprintf(c.mon_args, sizeof(c.mon_args), "--no-osd-failure-detection");
 	}
 	h_start(&c, g_opt.osds);
 	if (c.external) {
@@ -2281,9 +2363,15 @@ int main(int argc, char **argv)
 	for (int i = 0; i < c.n_osds; i++)
 		t.starts[i] = 1;
 	fprintf(stderr, "modelcheck: %d OSDs, pool of 3 replicas (min_size 2) on %d PGs, %d "
-			"clients x %d in flight, %d objects up to %u bytes, %u s, actions",
-		g_opt.osds, g_opt.pg_num, g_opt.clients, g_opt.qd, g_opt.objects, g_opt.max_size,
-		g_opt.seconds);
+			"clients x %d in flight, %d objects up to %u bytes, ",
+		g_opt.osds, g_opt.pg_num, g_opt.clients, g_opt.qd, g_opt.objects, g_opt.max_size);
+	if (g_opt.seconds)
+		fprintf(stderr, "%u s%s", g_opt.seconds, g_opt.ops ? " or " : "");
+	if (g_opt.ops)
+		fprintf(stderr, "%" PRIu64 " requests", g_opt.ops);
+	if (!g_opt.seconds && !g_opt.ops)
+		fprintf(stderr, "no limit (until a signal)");
+	fprintf(stderr, ", actions");
 	for (int a = 0; a < A__COUNT; a++)
 		if (g_opt.actions & (1u << a))
 			fprintf(stderr, " %s", action_names[a]);
@@ -2337,7 +2425,10 @@ int main(int argc, char **argv)
 	check_listing(apool);
 	t_verify = now_s() - t_verify;
 
-	/* Offline: every replica identical and where placement wants it. */
+	/* Offline: every replica identical and where placement wants it, once
+	 * recovery is over. */
+	fprintf(stderr, "modelcheck: t=%7.3f the daemons' logs quiet after %.1f s; stopping "
+			"the OSDs\n", now_s(), wait_quiet(&c, g_opt.quiet, g_opt.quiet + 60.0));
 	m = mx_client_map_copy(admin);
 	for (int i = 0; i < g_opt.clients; i++) {
 		mixsan_pool_close(ws[i].pool);
@@ -2345,14 +2436,16 @@ int main(int argc, char **argv)
 	}
 	mixsan_pool_close(apool);
 	mixsan_shutdown(admin);
-	for (int i = 0; i < c.n_osds; i++)
-		term_osd(&c, i);
+	term_osds(&c, 0, c.n_osds);
+	fprintf(stderr, "modelcheck: t=%7.3f OSDs stopped; checking every copy offline\n",
+		now_s());
 	if (m) {
 		check_copies(&c, m, pool_id);
 		replica_problems = h_check_replicas(&c, m, pool_id, &objects_on_disk);
 	}
 	mx_map_free(m);
 	check_logs(&c, &t);
+	fprintf(stderr, "modelcheck: t=%7.3f offline checks done\n", now_s());
 
 	/* The report. */
 	memset(&tot, 0, sizeof(tot));
