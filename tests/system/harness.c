@@ -4,6 +4,8 @@
 #include "harness.h"
 
 #include <arpa/inet.h>
+#include <dirent.h>
+#include <sys/stat.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <netinet/in.h>
@@ -308,4 +310,55 @@ int h_log_count(const struct h_cluster *c, const char *log, const char *needle)
 		n += strstr(line, needle) != NULL;
 	fclose(f);
 	return n;
+}
+
+/* Find the file under dir holding needle at a 4 KiB-aligned offset; flip
+ * one bit at that offset + delta.  Returns 1 if done. */
+int h_flip_in_tree(const char *dir, const uint8_t *needle, size_t nlen, size_t delta)
+{
+	DIR *d = opendir(dir);
+	struct dirent *e;
+	int done = 0;
+
+	if (!d)
+		return 0;
+	while (!done && (e = readdir(d))) {
+		char path[1024];
+		struct stat st;
+
+		if (e->d_name[0] == '.')
+			continue;
+		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
+		if (lstat(path, &st) < 0)
+			continue;
+		if (S_ISDIR(st.st_mode)) {
+			done = h_flip_in_tree(path, needle, nlen, delta);
+			continue;
+		}
+		if (!S_ISREG(st.st_mode) || st.st_size < (off_t)nlen)
+			continue;
+		{
+			int fd = open(path, O_RDWR | O_CLOEXEC);
+			uint8_t *buf = malloc((size_t)st.st_size);
+
+			if (fd >= 0 && buf && pread(fd, buf, (size_t)st.st_size, 0) == st.st_size) {
+				for (off_t off = 0; off + (off_t)nlen <= st.st_size; off += 4096) {
+					if (memcmp(buf + off, needle, nlen) != 0)
+						continue;
+					buf[off + (off_t)delta] ^= 0x10;
+					if (pwrite(fd, buf + off + delta, 1, off + (off_t)delta) == 1) {
+						fprintf(stderr, "flipped a bit in %s at %lld\n",
+							path, (long long)(off + (off_t)delta));
+						done = 1;
+					}
+					break;
+				}
+			}
+			free(buf);
+			if (fd >= 0)
+				close(fd);
+		}
+	}
+	closedir(d);
+	return done;
 }

@@ -58,6 +58,11 @@ void h_osd_dir(const struct h_cluster *c, int i, char *buf, size_t sz);
 /* Count lines of a daemon's log containing needle (log: "mon" or "osd.N"). */
 int h_log_count(const struct h_cluster *c, const char *log, const char *needle);
 
+/* Damage a stored block: find the file under dir that holds needle (nlen
+ * bytes) at a 4 KiB-aligned offset and flip one bit at that offset + delta.
+ * Returns 1 if done, 0 if no file holds needle. */
+int h_flip_in_tree(const char *dir, const uint8_t *needle, size_t nlen, size_t delta);
+
 /* Deterministic pseudo-random numbers (xorshift64*). */
 uint64_t h_rand(uint64_t *state);
 void h_fill(uint64_t seed, void *buf, size_t len);

@@ -18,56 +18,6 @@
 
 #define OBJ_SIZE (256u * 1024u)
 
-/* Find the file under dir holding needle at a 4 KiB-aligned offset; flip
- * one bit at that offset + delta.  Returns 1 if done. */
-static int flip_in_tree(const char *dir, const uint8_t *needle, size_t nlen, size_t delta)
-{
-	DIR *d = opendir(dir);
-	struct dirent *e;
-	int done = 0;
-
-	if (!d)
-		return 0;
-	while (!done && (e = readdir(d))) {
-		char path[1024];
-		struct stat st;
-
-		if (e->d_name[0] == '.')
-			continue;
-		snprintf(path, sizeof(path), "%s/%s", dir, e->d_name);
-		if (lstat(path, &st) < 0)
-			continue;
-		if (S_ISDIR(st.st_mode)) {
-			done = flip_in_tree(path, needle, nlen, delta);
-			continue;
-		}
-		if (!S_ISREG(st.st_mode) || st.st_size < (off_t)nlen)
-			continue;
-		{
-			int fd = open(path, O_RDWR | O_CLOEXEC);
-			uint8_t *buf = malloc((size_t)st.st_size);
-
-			if (fd >= 0 && buf && pread(fd, buf, (size_t)st.st_size, 0) == st.st_size) {
-				for (off_t off = 0; off + (off_t)nlen <= st.st_size; off += 4096) {
-					if (memcmp(buf + off, needle, nlen) != 0)
-						continue;
-					buf[off + (off_t)delta] ^= 0x10;
-					if (pwrite(fd, buf + off + delta, 1, off + (off_t)delta) == 1) {
-						fprintf(stderr, "bitrot: flipped a bit in %s at %lld\n",
-							path, (long long)(off + (off_t)delta));
-						done = 1;
-					}
-					break;
-				}
-			}
-			free(buf);
-			if (fd >= 0)
-				close(fd);
-		}
-	}
-	closedir(d);
-	return done;
-}
 
 int main(void)
 {
@@ -96,7 +46,7 @@ int main(void)
 	 * the block at 128 KiB in its data, start it again. */
 	h_signal_osd(&c, primary, SIGTERM);
 	h_osd_dir(&c, primary, dir, sizeof(dir));
-	H_CHECK(flip_in_tree(dir, data + 128 * 1024, 4096, 100) == 1);
+	H_CHECK(h_flip_in_tree(dir, data + 128 * 1024, 4096, 100) == 1);
 	h_start_osd(&c, primary);
 	H_CHECK(h_wait_up(&c, cl, 3, 30) == 0);
 	/* Reading the damaged block fails; the bytes never come back wrong. */
