@@ -382,6 +382,7 @@ static void encode_osd(struct mx_wbuf *w, const struct mx_osd_info *o)
 	}
 	mx_put_str(w, o->device_class);
 	mx_put_bytes(w, o->uuid, 16);
+	mx_put_u8(w, o->space);
 	mx_wbuf_patch_u32(w, at, (uint32_t)(w->len - at - 4));
 }
 
@@ -495,6 +496,12 @@ static void decode_osd(struct mx_rbuf *outer, struct mx_osd_info *o)
 
 		if (u)
 			memcpy(o->uuid, u, 16);
+	}
+	/* Appended later: absent from older encodings. */
+	if (!r.err && mx_rbuf_left(&r) > 0) {
+		o->space = mx_get_u8(&r);
+		if (o->space > MX_SPACE_FULL)
+			mx_rbuf_fail(&r);
 	}
 	if (!r.err && (!loc_valid(o->loc, o->nloc) || !valid_class(o->device_class)))
 		mx_rbuf_fail(&r);

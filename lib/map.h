@@ -66,6 +66,16 @@ struct mx_osd_info {
 					 host=h1 rack=r1 root=default */
 	char device_class[MX_CLASS_MAX]; /* "" = none */
 	uint8_t uuid[16];
+	uint8_t space; /* enum mx_osd_space: how full its disk is */
+};
+
+/* An OSD's disk, as the monitor last judged it from the OSD's reports
+ * (docs/recovery.md, "Disk full"). */
+enum mx_osd_space {
+	MX_SPACE_OK = 0,
+	MX_SPACE_NEARFULL = 1, /* a warning */
+	MX_SPACE_BACKFILLFULL = 2, /* no backfill into it */
+	MX_SPACE_FULL = 3,     /* its PGs refuse writes that add data */
 };
 
 enum mx_read_policy {

@@ -19,7 +19,14 @@ static void usage(FILE *f)
 	      "                  [--heartbeat-interval MS] [--heartbeat-grace MS]\n"
 	      "                  [--pg-log-max N]\n"
 	      "                  [--scrub-interval S] [--deep-scrub-interval S]\n"
+	      "                  [--recovery-max-active N] [--recovery-max-active-busy N]\n"
+	      "                  [--recovery-max-rate MIB_S] [--recovery-busy-rate MIB_S]\n"
+	      "                  [--failsafe-full-ratio R]\n"
 	      "Scrub intervals are in seconds (default 86400 and 604800; 0: never).\n"
+	      "Recovery keeps up to N pushes or pulls in flight (default 8; 1 while\n"
+	      "clients use the OSD) and, while clients use it, at most the busy rate\n"
+	      "(default 32 MiB/s); the max rate always applies (default 0: no limit).\n"
+	      "New data is refused once the disk is R full (default 0.97; 0: never).\n"
 	      "Stores MixSAN objects under DIR and serves them on IP:PORT\n"
 	      "(default 127.0.0.1:0, any free port).\n", f);
 }
@@ -40,6 +47,11 @@ int main(int argc, char **argv)
 		{"pg-log-max", required_argument, NULL, 'P'},
 		{"scrub-interval", required_argument, NULL, 'S'},
 		{"deep-scrub-interval", required_argument, NULL, 'D'},
+		{"recovery-max-active", required_argument, NULL, 'A'},
+		{"recovery-max-active-busy", required_argument, NULL, 'B'},
+		{"recovery-max-rate", required_argument, NULL, 'R'},
+		{"recovery-busy-rate", required_argument, NULL, 'r'},
+		{"failsafe-full-ratio", required_argument, NULL, 'F'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -51,6 +63,10 @@ int main(int argc, char **argv)
 		.id = -1,
 		.scrub_interval_s = 86400,
 		.deep_scrub_interval_s = 604800,
+		.recovery_max_active = 8,
+		.recovery_max_active_busy = 1,
+		.recovery_busy_rate = 32ull << 20,
+		.failsafe_full_ratio = 0.97,
 	};
 	char hostloc[128];
 	struct mx_loc loc[MX_LOC_MAX];
@@ -58,7 +74,8 @@ int main(int argc, char **argv)
 	int level = MX_LOG_INFO, c;
 	char *end;
 
-	while ((c = getopt_long(argc, argv, "d:m:a:i:w:L:c:l:H:G:P:S:D:h", opts, NULL)) != -1) {
+	while ((c = getopt_long(argc, argv, "d:m:a:i:w:L:c:l:H:G:P:S:D:A:B:R:r:F:h", opts,
+				NULL)) != -1) {
 		switch (c) {
 		case 'd': cfg.data_dir = optarg; break;
 		case 'm': cfg.mon_addr = optarg; break;
@@ -135,6 +152,47 @@ int main(int argc, char **argv)
 				cfg.scrub_interval_s = (uint32_t)v;
 			else
 				cfg.deep_scrub_interval_s = (uint32_t)v;
+			break;
+		}
+		case 'A':
+		case 'B': {
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (!*optarg || *end || v == 0 || v > 64) {
+				fprintf(stderr, "mixsan-osd: --%s takes 1 to 64\n",
+					c == 'A' ? "recovery-max-active" : "recovery-max-active-busy");
+				return 2;
+			}
+			if (c == 'A')
+				cfg.recovery_max_active = (uint32_t)v;
+			else
+				cfg.recovery_max_active_busy = (uint32_t)v;
+			break;
+		}
+		case 'R':
+		case 'r': {
+			double v = strtod(optarg, &end);
+
+			if (!*optarg || *end || !(v >= 0) || v > 1e6) {
+				fprintf(stderr, "mixsan-osd: bad rate '%s' (MiB/s; 0: no limit)\n",
+					optarg);
+				return 2;
+			}
+			if (c == 'R')
+				cfg.recovery_max_rate = (uint64_t)(v * 1048576.0);
+			else
+				cfg.recovery_busy_rate = (uint64_t)(v * 1048576.0);
+			break;
+		}
+		case 'F': {
+			double v = strtod(optarg, &end);
+
+			if (!*optarg || *end || !(v >= 0) || v > 1) {
+				fprintf(stderr, "mixsan-osd: bad ratio '%s' (0 to 1; 0: off)\n",
+					optarg);
+				return 2;
+			}
+			cfg.failsafe_full_ratio = v;
 			break;
 		}
 		case 'h': usage(stdout); return 0;

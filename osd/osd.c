@@ -101,6 +101,7 @@
 #include <string.h>
 #include <sys/random.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "crc32c.h"
 #include "list.h"
@@ -120,6 +121,7 @@
 #define MON_RETRY_MS 500
 #define PEER_RETRY_MS 200
 #define PG_TICK_MS 500
+#define REC_SLOTS_MAX 64
 
 /* An accepted connection: a client or a primary replicating to us.
  * Reference-counted: requests in flight hold a reference so their reply can
@@ -331,11 +333,28 @@ struct osd {
 	struct mx_list deferred; /* struct held: peer messages from the future */
 	uv_timer_t pg_timer;
 	int n_scrubs; /* PGs with a scrub in progress */
+	/* Recovery throttle (see NOTES ON THE RECOVERY THROTTLE). */
+	struct rec_slot {
+		uint64_t tid, ns;
+	} rec[REC_SLOTS_MAX];   /* pushes and pulls in flight */
+	int n_rec;
+	size_t rec_cursor;      /* PG bucket the next pump starts at */
+	int64_t rec_tokens;     /* bytes the rate allows now; may go below 0 */
+	uint64_t rec_refill_ns; /* when rec_tokens was last refilled */
+	uint64_t client_ns;     /* last client request or replicated write */
+	uv_timer_t rec_timer;   /* pumps again once the rate allows */
+	uint32_t rec_active, rec_active_busy;
+	uint64_t rec_rate, rec_busy_rate;
+	/* Our disk (space_used_ratio). */
+	uint64_t fs_ns;             /* when statvfs last ran; 0: never */
+	uint64_t fs_total, fs_used; /* bytes, as it said then */
+	uint64_t fs_queued;         /* bytes queued to the store since */
 };
 
 static struct osd g_osd;
 
 static void peer_kick(struct osd *osd, struct peer *p);
+static void rec_pump(struct osd *osd);
 static void mon_connect(struct osd *osd);
 static bool pg_members(const struct mx_map *m, const struct mx_placement *pl, int32_t pool_id,
 		       uint32_t pg, int32_t *up, int *nu, int32_t *act, int *na, uint64_t *inc);
@@ -889,6 +908,74 @@ static void reply_done(struct osd *osd, struct session *s, uint64_t tid, int32_t
  * Every write is logged with its request identity: a resend is found in
  * the PG log (mx_store_pg_find_req) or among the writes in flight, and
  * answered without a second application. */
+/*
+ * Disk space (docs/recovery.md, "Disk full").  The monitor judges every
+ * OSD's disk from its reports and marks it nearfull, backfillfull or full
+ * in the map; a primary refuses with ENOSPC every write that may add data
+ * to a PG with a full member, and, whatever the map says, once its own
+ * disk has reached the failsafe ratio.  Removals, attribute removals and
+ * truncations go on, so space can be freed.  A member past the failsafe
+ * ratio refuses pushes (recovery waits), and no backfill goes to a member
+ * marked backfillfull.
+ */
+#define FS_CHECK_NS (50ull * 1000000ull)
+
+/* The share of our disk in use: statvfs at most every FS_CHECK_NS, plus
+ * the bytes queued since. */
+static double space_used_ratio(struct osd *osd)
+{
+	uint64_t now = mx_now_ns();
+
+	if (!osd->fs_ns || now - osd->fs_ns > FS_CHECK_NS) {
+		struct statvfs sv;
+
+		if (statvfs(osd->cfg->data_dir, &sv) == 0 && sv.f_blocks) {
+			osd->fs_total = (uint64_t)sv.f_blocks * sv.f_frsize;
+			osd->fs_used = osd->fs_total - (uint64_t)sv.f_bavail * sv.f_frsize;
+			osd->fs_queued = 0;
+		}
+		osd->fs_ns = now;
+	}
+	if (!osd->fs_total)
+		return 0;
+	return (double)(osd->fs_used + osd->fs_queued) / (double)osd->fs_total;
+}
+
+static bool space_failsafe(struct osd *osd)
+{
+	return osd->cfg->failsafe_full_ratio > 0 &&
+	       space_used_ratio(osd) >= osd->cfg->failsafe_full_ratio;
+}
+
+static uint8_t osd_space(const struct osd *osd, int32_t id)
+{
+	const struct mx_osd_info *o = mx_map_osd(osd->map, id);
+
+	return o ? o->space : MX_SPACE_OK;
+}
+
+/* Whether a request may add data (anything but removals and truncation). */
+static bool op_adds_data(const struct mx_msg_osd_op *m)
+{
+	for (uint8_t i = 0; i < m->n_ops; i++)
+		if (mx_op_is_write(m->ops[i].op) && m->ops[i].op != MX_OP_REMOVE &&
+		    m->ops[i].op != MX_OP_RMXATTR && m->ops[i].op != MX_OP_TRUNCATE)
+			return true;
+	return false;
+}
+
+/* 0, or -ENOSPC if the PG takes no new data now. */
+static int space_check(struct osd *osd, const struct pgstate *pgs,
+		       const struct mx_msg_osd_op *m)
+{
+	if (!op_adds_data(m))
+		return 0;
+	for (int i = 0; i < pgs->n_acting; i++)
+		if (osd_space(osd, pgs->acting[i]) == MX_SPACE_FULL)
+			return -ENOSPC;
+	return space_failsafe(osd) ? -ENOSPC : 0;
+}
+
 static void do_writes(struct osd *osd, struct session *s, uint64_t tid,
 		      const struct mx_msg_osd_op *m, const struct mx_objkey *key,
 		      struct pgstate *pgs)
@@ -928,6 +1015,11 @@ static void do_writes(struct osd *osd, struct session *s, uint64_t tid,
 			return;
 		}
 	}
+	r = space_check(osd, pgs, m);
+	if (r < 0) {
+		reply_status(osd, s, tid, r);
+		return;
+	}
 	p = calloc(1, sizeof(*p));
 	if (!p) {
 		reply_status(osd, s, tid, -ENOMEM);
@@ -950,6 +1042,8 @@ static void do_writes(struct osd *osd, struct session *s, uint64_t tid,
 	txn.client_id = m->client_id;
 	txn.tid = m->client_id ? tid : 0;
 	r = mx_store_queue(osd->store, &txn);
+	for (int i = 0; i < n && r == 0; i++)
+		osd->fs_queued += txops[i].len;
 	if (r < 0) {
 		free(p);
 		reply_status(osd, s, tid, r);
@@ -1055,6 +1149,7 @@ static void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t 
 	int32_t acting[MX_MAX_SIZE];
 	int n, r;
 
+	osd->client_ns = mx_now_ns(); /* recovery yields (rec_may_start) */
 	r = mx_dec_osd_op(payload, len, &m);
 	if (r < 0) {
 		mx_warn("%s: malformed OSD request", s->conn->peer);
@@ -1508,6 +1603,7 @@ static void handle_repop(struct osd *osd, struct session *s, uint64_t tid, uint8
 	struct mx_msg_repop_reply rr = {0};
 	int r;
 
+	osd->client_ns = mx_now_ns();
 	r = mx_dec_repop(payload, len, &m);
 	if (r < 0) {
 		mx_warn("%s: malformed replicated write", s->conn->peer);
@@ -1554,6 +1650,8 @@ static void handle_repop(struct osd *osd, struct session *s, uint64_t tid, uint8
 		}
 		flush_if_pending(osd, &txn.key);
 		r = mx_store_queue(osd->store, &txn);
+		for (uint8_t i = 0; i < m.n_ops && r == 0; i++)
+			osd->fs_queued += m.ops[i].data_len;
 	}
 	mx_wbuf_init(&b);
 	rr.epoch = osd->map ? osd->map->epoch : 0;
@@ -1712,8 +1810,12 @@ static void handle_pg_push(struct osd *osd, struct session *s, uint64_t tid, uin
 		return;
 	if (r == 0 && pgs->state == R_WAITING)
 		r = -ESTALE;
-	if (r == 0)
+	if (r == 0 && o.exists && space_failsafe(osd))
+		r = -ENOSPC; /* the primary tries again later */
+	if (r == 0) {
 		r = apply_object(osd, &o);
+		osd->fs_queued += o.data_len;
+	}
 	send_ack(s, MX_MSG_PG_PUSH_REPLY, tid, r, &o.ref, osd, r == 0);
 }
 
@@ -1985,12 +2087,23 @@ static void pg_fail_pops(struct osd *osd, struct pgstate *pgs)
 	}
 }
 
-static void pg_clear_primary(struct pgstate *pgs)
+static void rec_done(struct osd *osd, uint64_t tid);
+
+/* Objects no longer to be sent: their throttle slots are free again. */
+static void missing_free_rec(struct osd *osd, struct missing **l, int *n)
+{
+	for (struct missing *m = *l; m; m = m->next)
+		if (m->inflight)
+			rec_done(osd, m->tid);
+	missing_free(l, n);
+}
+
+static void pg_clear_primary(struct osd *osd, struct pgstate *pgs)
 {
 	for (int i = 0; i < pgs->n_peers; i++)
 		pglog_free(&pgs->peers[i].log);
 	pgs->n_peers = 0;
-	missing_free(&pgs->pulls, &pgs->n_pulls);
+	missing_free_rec(osd, &pgs->pulls, &pgs->n_pulls);
 	free(pgs->scan_cursor);
 	pgs->scan_cursor = NULL;
 	for (size_t i = 0; i < pgs->scan_n; i++)
@@ -1999,7 +2112,7 @@ static void pg_clear_primary(struct pgstate *pgs)
 	pgs->scan_names = NULL;
 	pgs->scan_n = pgs->scan_cap = 0;
 	for (int i = 0; i < MX_MAX_SIZE; i++) {
-		missing_free(&pgs->mem[i].miss, &pgs->mem[i].n_miss);
+		missing_free_rec(osd, &pgs->mem[i].miss, &pgs->mem[i].n_miss);
 		memset(&pgs->mem[i], 0, sizeof(pgs->mem[i]));
 	}
 	pgs->state = 0;
@@ -2032,7 +2145,7 @@ static void pg_start_peering(struct osd *osd, struct pgstate *pgs)
 	int n = hist_intervals(osd, pgs, &iv);
 
 	scrub_abort(osd, pgs);
-	pg_clear_primary(pgs);
+	pg_clear_primary(osd, pgs);
 	pgs->state = PG_PEERING;
 	pgs->peers[0].osd = osd->id;
 	pgs->peers[0].answered = true;
@@ -2200,7 +2313,7 @@ static void pg_try_peer(struct osd *osd, struct pgstate *pgs)
 	if (r != 0) {
 		/* Our copy is older than the authority's log tail: backfill
 		 * ourselves from its listing (on_scan_reply), then pull. */
-		missing_free(&pgs->pulls, &pgs->n_pulls);
+		missing_free_rec(osd, &pgs->pulls, &pgs->n_pulls);
 		mx_info("pg %d.%u: osd.%d is authoritative and our copy predates its log: "
 			"backfilling ourselves from it",
 			pgs->pool, pgs->pg, pgs->peers[pgs->auth].osd);
@@ -2215,8 +2328,107 @@ static void pg_try_peer(struct osd *osd, struct pgstate *pgs)
 		pg_pulls_done(osd, pgs);
 		return;
 	}
-	for (struct missing *m = pgs->pulls; m; m = m->next)
-		pg_send_pull(osd, pgs, m);
+	rec_pump(osd);
+}
+
+/*
+ * NOTES ON THE RECOVERY THROTTLE.  Every push (an object to a recovering
+ * member) and every pull (an object to us from the authority) is one
+ * recovery op.  A primary keeps at most rec_active of them in flight, or
+ * rec_active_busy while clients are using this OSD (a client request or a
+ * replicated write arrived in the last CLIENT_BUSY_NS), and when a rate is
+ * set it spends a byte budget refilled at that rate (rec_busy_rate while
+ * busy, never above rec_rate): an op starts only while the budget is not
+ * negative, and costs its bytes (a push when sent, a pull when answered).
+ * So an idle cluster recovers as fast as its disks and network go, and a
+ * busy one leaves them to its clients.
+ *
+ * rec_pump starts every op the throttle allows, walking the PGs from the
+ * bucket where it last stopped, so that each PG gets its turn.  It runs
+ * when a slot frees (an answer comes), when ops become possible (an
+ * activation is acknowledged, a listing is done), from the tick, and from
+ * rec_timer once the budget has refilled.  A slot whose answer never came
+ * (the connection was replaced: the tick sends the op again) is freed
+ * then, or after REC_LOST_NS at the latest.
+ */
+#define REC_LOST_NS (10ull * 1000000000ull)
+#define CLIENT_BUSY_NS (200ull * 1000000ull)
+
+static void pg_send_push(struct osd *osd, struct pgstate *pgs, int i, struct missing *m);
+
+static void rec_timer_cb(uv_timer_t *t)
+{
+	rec_pump(t->data);
+}
+
+/* May one more recovery op start now?  If only the budget forbids it,
+ * rec_timer is armed for when it allows one. */
+static bool rec_may_start(struct osd *osd)
+{
+	uint64_t now = mx_now_ns();
+	bool busy = osd->client_ns && now - osd->client_ns < CLIENT_BUSY_NS;
+	uint64_t rate = busy ? osd->rec_busy_rate : 0;
+	double add;
+
+	if (osd->rec_rate && (!rate || osd->rec_rate < rate))
+		rate = osd->rec_rate;
+	if (osd->n_rec >= (int)(busy ? osd->rec_active_busy : osd->rec_active))
+		return false;
+	if (!rate) {
+		osd->rec_tokens = 0;
+		osd->rec_refill_ns = now;
+		return true;
+	}
+	/* Refill, keeping at most a tenth of a second's worth. */
+	add = (double)(now - osd->rec_refill_ns) * (double)rate / 1e9;
+	osd->rec_refill_ns = now;
+	if ((double)osd->rec_tokens + add > (double)rate / 10)
+		osd->rec_tokens = (int64_t)(rate / 10);
+	else
+		osd->rec_tokens += (int64_t)add;
+	if (osd->rec_tokens >= 0)
+		return true;
+	if (!uv_is_active((uv_handle_t *)&osd->rec_timer))
+		uv_timer_start(&osd->rec_timer, rec_timer_cb,
+			       (uint64_t)(-osd->rec_tokens) * 1000 / rate + 1, 0);
+	return false;
+}
+
+static void rec_start(struct osd *osd, uint64_t tid, size_t bytes)
+{
+	if (osd->n_rec < REC_SLOTS_MAX)
+		osd->rec[osd->n_rec++] = (struct rec_slot){tid, mx_now_ns()};
+	osd->rec_tokens -= (int64_t)bytes;
+}
+
+/* The op sent with tid is over (answered, or given up for lost). */
+static void rec_done(struct osd *osd, uint64_t tid)
+{
+	for (int i = 0; i < osd->n_rec; i++)
+		if (osd->rec[i].tid == tid) {
+			osd->rec[i] = osd->rec[--osd->n_rec];
+			return;
+		}
+}
+
+static void rec_expire(struct osd *osd)
+{
+	uint64_t now = mx_now_ns();
+
+	for (int i = 0; i < osd->n_rec;)
+		if (now - osd->rec[i].ns > REC_LOST_NS)
+			osd->rec[i] = osd->rec[--osd->n_rec];
+		else
+			i++;
+}
+
+/* m went out on a connection since replaced: it is to be sent again. */
+static void rec_requeue_lost(struct osd *osd, struct missing *m, int32_t to)
+{
+	if (m->inflight && maybe_lost(osd, to, m->gen)) {
+		rec_done(osd, m->tid);
+		m->inflight = false;
+	}
 }
 
 static void pg_send_pull(struct osd *osd, struct pgstate *pgs, struct missing *m)
@@ -2226,8 +2438,56 @@ static void pg_send_pull(struct osd *osd, struct pgstate *pgs, struct missing *m
 
 	mx_wbuf_init(&w);
 	mx_enc_pg_pull(&w, &pl);
-	m->gen = peer_send(osd, pgs->peers[pgs->auth].osd, MX_MSG_PG_PULL, &w);
+	m->gen = peer_send_tid(osd, pgs->peers[pgs->auth].osd, MX_MSG_PG_PULL, &w, &m->tid);
 	m->inflight = true;
+	rec_start(osd, m->tid, 0); /* its bytes are counted when they come */
+}
+
+/* Start the PG's recovery ops the throttle allows; false once it allows
+ * no more. */
+static bool pg_recover_some(struct osd *osd, struct pgstate *pgs)
+{
+	if (pgs->role != ROLE_PRIMARY)
+		return true;
+	if (pgs->state == PG_PULLING) {
+		for (struct missing *m = pgs->pulls; m; m = m->next) {
+			if (m->inflight)
+				continue;
+			if (!rec_may_start(osd))
+				return false;
+			pg_send_pull(osd, pgs, m);
+		}
+	} else if (pgs->state == PG_ACTIVATING || pgs->state == PG_ACTIVE) {
+		for (int i = 1; i < pgs->n_acting; i++) {
+			struct member *mb = &pgs->mem[i];
+
+			if (mb->state != M_RECOVERING || !mb->act_acked)
+				continue;
+			if (mb->backfill && osd_space(osd, pgs->acting[i]) >= MX_SPACE_BACKFILLFULL)
+				continue; /* waits until it has room */
+			for (struct missing *m = mb->miss; m; m = m->next) {
+				if (m->inflight)
+					continue;
+				if (!rec_may_start(osd))
+					return false;
+				pg_send_push(osd, pgs, i, m);
+			}
+		}
+	}
+	return true;
+}
+
+static void rec_pump(struct osd *osd)
+{
+	for (size_t k = 0; k < PG_BUCKETS; k++) {
+		size_t b = (osd->rec_cursor + k) % PG_BUCKETS;
+
+		for (struct pgstate *pgs = osd->pgs[b]; pgs; pgs = pgs->next)
+			if (!pg_recover_some(osd, pgs)) {
+				osd->rec_cursor = b;
+				return;
+			}
+	}
 }
 
 static void pg_send_activate(struct osd *osd, struct pgstate *pgs, int i, uint64_t les,
@@ -2269,6 +2529,7 @@ static void pg_send_push(struct osd *osd, struct pgstate *pgs, int i, struct mis
 {
 	struct mx_pg_ref ref = pg_ref(osd, pgs);
 	struct mx_wbuf w;
+	size_t bytes;
 	int r;
 
 	mx_wbuf_init(&w);
@@ -2281,7 +2542,9 @@ static void pg_send_push(struct osd *osd, struct pgstate *pgs, int i, struct mis
 	}
 	m->inflight = true;
 	m->dirty = false;
+	bytes = w.len;
 	m->gen = peer_send_tid(osd, pgs->acting[i], MX_MSG_PG_PUSH, &w, &m->tid);
+	rec_start(osd, m->tid, bytes);
 }
 
 /*
@@ -2384,7 +2647,7 @@ static void pg_activate(struct osd *osd, struct pgstate *pgs)
 				     &pp->log.info, need_cb, &nc)
 		       : 1;
 		if (r == 1) {
-			missing_free(&mb->miss, &mb->n_miss);
+			missing_free_rec(osd, &mb->miss, &mb->n_miss);
 			(void)mx_store_list(osd->store, pgs->pool, pgs->pg, NULL, 0,
 					    list_missing_cb, &nc);
 			mb->state = M_RECOVERING;
@@ -2451,7 +2714,7 @@ static void on_pg_activate_reply(struct osd *osd, struct peer *p, uint8_t *paylo
 	struct pgstate *pgs;
 	int i;
 
-	if (mx_dec_pg_ack(payload, len, &a) < 0 || a.status)
+	if (mx_dec_pg_ack(payload, len, &a) < 0)
 		return;
 	pgs = pg_find(osd, a.ref.pool, a.ref.pg);
 	if (!pgs || pgs->role != ROLE_PRIMARY || pgs->interval != a.ref.interval ||
@@ -2460,6 +2723,17 @@ static void on_pg_activate_reply(struct osd *osd, struct peer *p, uint8_t *paylo
 	i = member_index(pgs, p->id);
 	if (i < 0)
 		return;
+	if (a.status) {
+		/* Refused: its map does not yet show it a member of this
+		 * interval (it was marked down and is booting again, say).
+		 * Nothing will come later over this connection: the tick
+		 * sends the activation again until the member takes it or
+		 * the PG moves on. */
+		mx_debug("pg %d.%u: osd.%d refused the activation: %s", pgs->pool, pgs->pg, p->id,
+			 strerror(-mx_wire_to_errno(a.status)));
+		pgs->mem[i].act_gen = 0;
+		return;
+	}
 	if (pgs->mem[i].state == M_COMPLETE) {
 		pgs->mem[i].acked = true;
 		pg_check_active(osd, pgs);
@@ -2467,10 +2741,8 @@ static void on_pg_activate_reply(struct osd *osd, struct peer *p, uint8_t *paylo
 	} else if (pgs->mem[i].state == M_RECOVERING && !pgs->mem[i].act_acked) {
 		/* It accepts this interval's pushes now. */
 		pgs->mem[i].act_acked = true;
-		for (struct missing *m = pgs->mem[i].miss; m; m = m->next)
-			if (!m->inflight)
-				pg_send_push(osd, pgs, i, m);
 		member_maybe_complete(osd, pgs, i);
+		rec_pump(osd);
 	}
 }
 
@@ -2499,15 +2771,17 @@ static void on_pg_push_reply(struct osd *osd, struct peer *p, uint64_t tid, uint
 	if (a.status) {
 		mx_warn("pg %d.%u: osd.%d refused a push of '%s': %s", pgs->pool, pgs->pg, p->id,
 			m->name, strerror(-mx_wire_to_errno(a.status)));
-		m->inflight = false; /* the tick tries again */
+		m->gen = 0; /* the next tick sends it again */
 		return;
 	}
 	if (m->dirty) {
-		pg_send_push(osd, pgs, i, m); /* written meanwhile */
+		m->inflight = false; /* written meanwhile: push it again */
+		rec_pump(osd);
 		return;
 	}
 	missing_del(&mb->miss, &mb->n_miss, m);
 	member_maybe_complete(osd, pgs, i);
+	rec_pump(osd);
 }
 
 static int cmp_name(const void *a, const void *b)
@@ -2607,8 +2881,7 @@ static void on_scan_reply(struct osd *osd, struct peer *p, uint64_t tid, uint8_t
 		pg_pulls_done(osd, pgs);
 		return;
 	}
-	for (struct missing *m = pgs->pulls; m; m = m->next)
-		pg_send_pull(osd, pgs, m);
+	rec_pump(osd);
 }
 
 static void on_pg_remove_reply(struct osd *osd, struct peer *p, uint8_t *payload, uint32_t len)
@@ -2651,19 +2924,21 @@ static void on_pull_answer(struct osd *osd, struct peer *p, uint8_t *payload, ui
 	if (o.status) {
 		mx_warn("pg %d.%u: osd.%d could not send '%s': %s", pgs->pool, pgs->pg, p->id,
 			m->name, strerror(-mx_wire_to_errno(o.status)));
-		m->inflight = false;
+		m->gen = 0; /* the next tick asks again */
 		return;
 	}
 	r = apply_object(osd, &o);
 	if (r < 0) {
 		mx_err("pg %d.%u: cannot apply pulled object '%s': %s", pgs->pool, pgs->pg,
 		       m->name, strerror(-r));
-		m->inflight = false;
+		m->gen = 0;
 		return;
 	}
+	osd->rec_tokens -= (int64_t)len;
 	missing_del(&pgs->pulls, &pgs->n_pulls, m);
 	if (pgs->n_pulls == 0)
 		pg_pulls_done(osd, pgs);
+	rec_pump(osd);
 }
 
 /*
@@ -3484,10 +3759,12 @@ static void peer_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *
 		on_pg_activate_reply(osd, p, payload, h->len);
 		return;
 	case MX_MSG_PG_PUSH_REPLY:
+		rec_done(osd, h->tid);
 		if (!scrub_on_push_reply(osd, p, h->tid, payload, h->len))
 			on_pg_push_reply(osd, p, h->tid, payload, h->len);
 		return;
 	case MX_MSG_PG_PUSH:
+		rec_done(osd, h->tid);
 		if (!scrub_on_pull_answer(osd, p, h->tid, payload, h->len))
 			on_pull_answer(osd, p, payload, h->len);
 		return;
@@ -3557,8 +3834,7 @@ static void pg_tick_one(struct osd *osd, struct pgstate *pgs)
 		break;
 	case PG_PULLING:
 		for (struct missing *m = pgs->pulls; m; m = m->next)
-			if (!m->inflight || maybe_lost(osd, pgs->peers[pgs->auth].osd, m->gen))
-				pg_send_pull(osd, pgs, m);
+			rec_requeue_lost(osd, m, pgs->peers[pgs->auth].osd);
 		break;
 	case PG_ACTIVATING:
 	case PG_ACTIVE:
@@ -3572,8 +3848,7 @@ static void pg_tick_one(struct osd *osd, struct pgstate *pgs)
 				pg_send_activate(osd, pgs, i, 0, mb->backfill);
 			} else if (mb->state == M_RECOVERING && mb->act_acked) {
 				for (struct missing *m = mb->miss; m; m = m->next)
-					if (!m->inflight || maybe_lost(osd, pgs->acting[i], m->gen))
-						pg_send_push(osd, pgs, i, m);
+					rec_requeue_lost(osd, m, pgs->acting[i]);
 			}
 		}
 		pg_remove_strays(osd, pgs);
@@ -3755,7 +4030,7 @@ static void pgs_update(struct osd *osd)
 			first = pg_interval_first(osd, pool->id, pg, up, nu, act, na, inc);
 			pg_fail_pops(osd, pgs);
 			scrub_abort(osd, pgs);
-			pg_clear_primary(pgs);
+			pg_clear_primary(osd, pgs);
 			pgs->n_up = (uint8_t)nu;
 			pgs->n_acting = (uint8_t)na;
 			memcpy(pgs->up, up, sizeof(up));
@@ -3823,6 +4098,8 @@ static void pg_tick(uv_timer_t *t)
 			pg_tick_one(osd, pgs);
 			scrub_tick(osd, pgs);
 		}
+	rec_expire(osd);
+	rec_pump(osd);
 	scrub_schedule(osd);
 }
 static void peer_retry_cb(uv_timer_t *t)
@@ -4449,6 +4726,12 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 	uv_timer_start(&osd->hb_timer, hb_tick, osd->hb_interval_ms, osd->hb_interval_ms);
 	uv_timer_init(osd->loop, &osd->pg_timer);
 	osd->pg_timer.data = osd;
+	uv_timer_init(osd->loop, &osd->rec_timer);
+	osd->rec_timer.data = osd;
+	osd->rec_active = MX_MIN(MX_MAX(cfg->recovery_max_active, 1u), REC_SLOTS_MAX);
+	osd->rec_active_busy = MX_MIN(MX_MAX(cfg->recovery_max_active_busy, 1u), REC_SLOTS_MAX);
+	osd->rec_rate = cfg->recovery_max_rate;
+	osd->rec_busy_rate = cfg->recovery_busy_rate;
 	uv_timer_start(&osd->pg_timer, pg_tick, PG_TICK_MS, PG_TICK_MS);
 	uv_signal_init(osd->loop, &osd->sigterm);
 	osd->sigterm.data = osd;
@@ -4488,7 +4771,7 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 		while (osd->pgs[i]) {
 			struct pgstate *n = osd->pgs[i]->next;
 
-			pg_clear_primary(osd->pgs[i]);
+			pg_clear_primary(osd, osd->pgs[i]);
 			scrub_free(osd->pgs[i]->scrub);
 			free(osd->pgs[i]);
 			osd->pgs[i] = n;

@@ -26,6 +26,17 @@ struct mx_osd_config {
 	 * light and deep; 0 never.  main() sets the defaults (86400, 604800). */
 	uint32_t scrub_interval_s;
 	uint32_t deep_scrub_interval_s;
+	/* Recovery throttle (docs/recovery.md, "Throttle"): pushes and pulls
+	 * this OSD keeps in flight as a primary, when idle and while clients
+	 * are writing or reading here, and the byte rates it keeps to then
+	 * (bytes per second; 0 no limit).  main() sets the defaults. */
+	uint32_t recovery_max_active;
+	uint32_t recovery_max_active_busy;
+	uint64_t recovery_max_rate;
+	uint64_t recovery_busy_rate;
+	/* Share of the disk at which this OSD refuses new data whatever the
+	 * map says (0: never); main() sets the default, 0.97. */
+	double failsafe_full_ratio;
 };
 
 /* Run the OSD until SIGTERM/SIGINT.  Returns 0 or a negative errno. */
