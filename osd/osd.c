@@ -349,6 +349,8 @@ struct osd {
 	uint64_t fs_ns;             /* when statvfs last ran; 0: never */
 	uint64_t fs_total, fs_used; /* bytes, as it said then */
 	uint64_t fs_queued;         /* bytes queued to the store since */
+	uint64_t fs_frees;          /* removals and truncations since the
+				       last checkpoint space_tick forced */
 };
 
 static struct osd g_osd;
@@ -941,10 +943,37 @@ static double space_used_ratio(struct osd *osd)
 	return (double)(osd->fs_used + osd->fs_queued) / (double)osd->fs_total;
 }
 
+/* Count the transaction's removals and truncations: they free space only
+ * at the store's next checkpoint, which space_tick brings forward when
+ * the disk is short of room. */
+static void space_note_txn(struct osd *osd, const struct mx_txn *txn)
+{
+	for (uint32_t i = 0; i < txn->n_ops; i++)
+		if (txn->ops[i].type == MX_TXN_REMOVE || txn->ops[i].type == MX_TXN_TRUNCATE)
+			osd->fs_frees++;
+}
+
 static bool space_failsafe(struct osd *osd)
 {
 	return osd->cfg->failsafe_full_ratio > 0 &&
 	       space_used_ratio(osd) >= osd->cfg->failsafe_full_ratio;
+}
+
+static void space_tick(struct osd *osd)
+{
+	const struct mx_osd_info *me = osd->map ? mx_map_osd(osd->map, osd->id) : NULL;
+	int r;
+
+	if (!osd->fs_frees || ((!me || me->space == MX_SPACE_OK) && !space_failsafe(osd)))
+		return;
+	commit_now(osd);
+	r = mx_store_checkpoint(osd->store);
+	if (r < 0)
+		fatal_store(r);
+	osd->fs_frees = 0;
+	osd->fs_ns = 0; /* measure again */
+	mx_info("disk %.0f%% full: checkpoint to free the space of removed data",
+		100.0 * space_used_ratio(osd));
 }
 
 static uint8_t osd_space(const struct osd *osd, int32_t id)
@@ -1044,6 +1073,8 @@ static void do_writes(struct osd *osd, struct session *s, uint64_t tid,
 	r = mx_store_queue(osd->store, &txn);
 	for (int i = 0; i < n && r == 0; i++)
 		osd->fs_queued += txops[i].len;
+	if (r == 0)
+		space_note_txn(osd, &txn);
 	if (r < 0) {
 		free(p);
 		reply_status(osd, s, tid, r);
@@ -1549,6 +1580,8 @@ static int apply_object(struct osd *osd, const struct mx_msg_pg_object *o)
 	txn.n_ops = n;
 	txn.ops = ops;
 	ret = mx_store_queue(osd->store, &txn);
+	if (ret == 0)
+		space_note_txn(osd, &txn);
 	free(ops);
 	return ret;
 }
@@ -1652,6 +1685,8 @@ static void handle_repop(struct osd *osd, struct session *s, uint64_t tid, uint8
 		r = mx_store_queue(osd->store, &txn);
 		for (uint8_t i = 0; i < m.n_ops && r == 0; i++)
 			osd->fs_queued += m.ops[i].data_len;
+		if (r == 0)
+			space_note_txn(osd, &txn);
 	}
 	mx_wbuf_init(&b);
 	rr.epoch = osd->map ? osd->map->epoch : 0;
@@ -4100,6 +4135,7 @@ static void pg_tick(uv_timer_t *t)
 		}
 	rec_expire(osd);
 	rec_pump(osd);
+	space_tick(osd);
 	scrub_schedule(osd);
 }
 static void peer_retry_cb(uv_timer_t *t)
