@@ -130,7 +130,7 @@ struct mixsan_cluster {
 	struct mx_list cmds;    /* struct moncmd awaiting replies */
 	uint64_t next_tid;
 	uint64_t client_id;
-	struct mx_client_stats stats;
+	struct mx_client_stats stats; /* atomics: read from any thread */
 };
 
 struct mixsan_pool {
@@ -276,6 +276,52 @@ static unsigned backoff_ms(struct cop *op)
 	return MX_MIN(d, (unsigned)BACKOFF_MAX_MS);
 }
 
+/* The counters are bumped on the loop thread and read from any thread
+ * (mx_client_get_stats). */
+static void stat_inc(uint64_t *counter)
+{
+	__atomic_add_fetch(counter, 1, __ATOMIC_RELAXED);
+}
+
+/* Send the request again after a back-off. */
+static void cop_retry(mixsan_cluster_t *cl, struct cop *op)
+{
+	op->attempts++;
+	stat_inc(&cl->stats.resends);
+	cop_park(cl, op, backoff_ms(op));
+}
+
+/* A reply's status: ESTALE (the OSD is not primary), EAGAIN (not ready) and,
+ * where busy_retries, EBUSY park the request for a retry; any other error
+ * completes it.  Our map is newer or equal: the OSD catches up soon.  Older:
+ * the monitor's push will bring the newer map.  True when the request was
+ * parked or completed, false for a success status. */
+static bool retry_or_fail(mixsan_cluster_t *cl, struct cop *op, int err, bool busy_retries)
+{
+	if (err == -ESTALE || err == -EAGAIN || (busy_retries && err == -EBUSY)) {
+		cop_retry(cl, op);
+		return true;
+	}
+	if (err < 0) {
+		cop_complete(op, err);
+		return true;
+	}
+	return false;
+}
+
+/* Complete with a copy of the raw reply in op->copy_out. */
+static void cop_complete_copy(struct cop *op, const uint8_t *payload, uint32_t len)
+{
+	op->copy_out->data = malloc(len);
+	if (!op->copy_out->data) {
+		cop_complete(op, -ENOMEM);
+		return;
+	}
+	memcpy(op->copy_out->data, payload, len);
+	op->copy_out->len = len;
+	cop_complete(op, 0);
+}
+
 static void handle_obj_reply(mixsan_cluster_t *cl, struct cop *op, uint8_t *payload,
 			     uint32_t len)
 {
@@ -286,19 +332,8 @@ static void handle_obj_reply(mixsan_cluster_t *cl, struct cop *op, uint8_t *payl
 		cop_complete(op, -EBADMSG);
 		return;
 	}
-	err = mx_wire_to_errno(r.status);
-	if (err == -ESTALE || err == -EAGAIN) {
-		op->attempts++;
-		cl->stats.resends++;
-		/* Our map is newer or equal: the OSD catches up soon.  Older:
-		 * the monitor's push will bring the newer map. */
-		cop_park(cl, op, backoff_ms(op));
+	if (retry_or_fail(cl, op, mx_wire_to_errno(r.status), false))
 		return;
-	}
-	if (err < 0) {
-		cop_complete(op, err);
-		return;
-	}
 	if (r.n_ops < 1) {
 		cop_complete(op, -EBADMSG);
 		return;
@@ -358,31 +393,14 @@ static void handle_list_reply(mixsan_cluster_t *cl, struct cop *op, uint8_t *pay
 			      uint32_t len)
 {
 	struct mx_msg_osd_list_reply r;
-	int err;
 
 	if (mx_dec_osd_list_reply(payload, len, &r) < 0) {
 		cop_complete(op, -EBADMSG);
 		return;
 	}
-	err = mx_wire_to_errno(r.status);
-	if (err == -ESTALE || err == -EAGAIN) {
-		op->attempts++;
-		cl->stats.resends++;
-		cop_park(cl, op, backoff_ms(op));
+	if (retry_or_fail(cl, op, mx_wire_to_errno(r.status), false))
 		return;
-	}
-	if (err < 0) {
-		cop_complete(op, err);
-		return;
-	}
-	op->copy_out->data = malloc(len);
-	if (!op->copy_out->data) {
-		cop_complete(op, -ENOMEM);
-		return;
-	}
-	memcpy(op->copy_out->data, payload, len);
-	op->copy_out->len = len;
-	cop_complete(op, 0);
+	cop_complete_copy(op, payload, len);
 }
 
 /* A scrub's answer: EBUSY (another scrub of the PG runs), EAGAIN and
@@ -391,31 +409,14 @@ static void handle_scrub_reply(mixsan_cluster_t *cl, struct cop *op, uint8_t *pa
 			       uint32_t len)
 {
 	struct mx_msg_pg_scrub_reply r;
-	int err;
 
 	if (mx_dec_pg_scrub_reply(payload, len, &r) < 0) {
 		cop_complete(op, -EBADMSG);
 		return;
 	}
-	err = mx_wire_to_errno(r.status);
-	if (err == -ESTALE || err == -EAGAIN || err == -EBUSY) {
-		op->attempts++;
-		cl->stats.resends++;
-		cop_park(cl, op, backoff_ms(op));
+	if (retry_or_fail(cl, op, mx_wire_to_errno(r.status), true))
 		return;
-	}
-	if (err < 0) {
-		cop_complete(op, err);
-		return;
-	}
-	op->copy_out->data = malloc(len);
-	if (!op->copy_out->data) {
-		cop_complete(op, -ENOMEM);
-		return;
-	}
-	memcpy(op->copy_out->data, payload, len);
-	op->copy_out->len = len;
-	cop_complete(op, 0);
+	cop_complete_copy(op, payload, len);
 }
 
 static void sess_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *payload)
@@ -464,9 +465,7 @@ static void sess_on_close(struct mx_conn *c, int err)
 
 		if (op->sent_on != c)
 			continue; /* already sent again on a newer connection */
-		op->attempts++;
-		cl->stats.resends++;
-		cop_park(cl, op, backoff_ms(op));
+		cop_retry(cl, op);
 	}
 }
 
@@ -676,7 +675,7 @@ static void set_map(mixsan_cluster_t *cl, struct mx_map *m)
 	pthread_mutex_unlock(&cl->lock);
 	mx_placement_free(cl->pl);
 	cl->pl = pl;
-	cl->stats.maps++;
+	stat_inc(&cl->stats.maps);
 	reroute(cl);
 }
 
@@ -878,7 +877,7 @@ static void on_wake(uv_async_t *a)
 			cop_free(op);
 			continue;
 		}
-		cl->stats.ops++;
+		stat_inc(&cl->stats.ops);
 		cop_send(cl, op);
 	}
 }
@@ -1106,9 +1105,9 @@ out:
 
 void mx_client_get_stats(mixsan_cluster_t *cl, struct mx_client_stats *out)
 {
-	pthread_mutex_lock(&cl->lock);
-	*out = cl->stats;
-	pthread_mutex_unlock(&cl->lock);
+	out->ops = __atomic_load_n(&cl->stats.ops, __ATOMIC_RELAXED);
+	out->resends = __atomic_load_n(&cl->stats.resends, __ATOMIC_RELAXED);
+	out->maps = __atomic_load_n(&cl->stats.maps, __ATOMIC_RELAXED);
 }
 
 int mixsan_mon_command(mixsan_cluster_t *cl, const char *prefix, const char *const *kv,

@@ -28,6 +28,7 @@
 
 #include "buf.h"
 #include "crc32c.h"
+#include "list.h"
 #include "util.h"
 
 /*
@@ -204,11 +205,26 @@ struct brange {
 
 struct pgrp;
 
+/* A link in a chained hash table (struct htab). */
+struct hlink {
+	struct hlink *next;
+};
+
+/* A chained hash table of entries that embed a struct hlink: the PG
+ * table, the object index and the reqid index.  bucket() gives an entry's bucket under the
+ * table's current mask. */
+struct htab {
+	struct hlink **b; /* From malloc(): buckets */
+	size_t mask;
+	size_t n; /* entries */
+	size_t (*bucket)(const struct mx_store *st, const struct hlink *l);
+};
+
 /* One PG log entry (committed).  Entries live in their PG's ring, oldest
  * first; those with a request identity are also in the store's reqid
  * index. */
 struct logent {
-	struct logent *rnext; /* reqid index chain */
+	struct hlink rlink; /* reqid index chain */
 	struct pgrp *pg;
 	struct mx_version ver;
 	uint64_t client_id, tid;
@@ -223,7 +239,7 @@ struct logent {
  * files still on disk); both have exists false.  Entries leave the index
  * only in checkpoint(), or in close. */
 struct obj {
-	struct obj *hnext;    /* index bucket chain */
+	struct hlink hlink;   /* index bucket chain */
 	struct obj *dnext;    /* dirty list, while dirty */
 	struct obj *lru_prev; /* fd cache, while fd >= 0 */
 	struct obj *lru_next;
@@ -267,7 +283,7 @@ struct obj {
 /* A placement group: its objects (for listing), last version, log and
  * info. */
 struct pgrp {
-	struct pgrp *hnext;
+	struct hlink hlink; /* PG table chain */
 	int32_t pool;
 	uint32_t pg;
 	struct mx_version last;
@@ -306,19 +322,14 @@ struct mx_store {
 	uint64_t ckpt_bytes;
 	int fatal; /* 0, or the error every call returns */
 
-	struct obj **tab; /* From malloc(): buckets */
-	size_t tab_mask;
-	size_t n_ents;
+	struct htab tab; /* the object index */
 
-	struct pgrp **pgtab; /* From malloc(): buckets */
-	size_t pgtab_mask;
+	struct htab pgtab;
 	struct pgrp **pgs; /* From malloc(): every PG */
 	size_t n_pgs, cap_pgs;
 	bool top_dirty; /* a PG folder was made since checkpoint */
 
-	struct logent **rtab; /* From malloc(): reqid index buckets */
-	size_t rtab_mask;
-	size_t n_reqs;
+	struct htab rtab; /* the reqid index */
 	uint32_t log_max; /* pg_log_max */
 
 	struct obj *dirty;
@@ -711,50 +722,100 @@ static void path_top(const struct mx_store *st, const char *leaf, char *out)
 	(void)snprintf(out, PATH_LEN, "%s/%s", st->dir, leaf);
 }
 
+/* ---- Hash tables ------------------------------------------------------- */
+
+/* n buckets (a power of two), all empty; t->b is NULL on allocation
+ * failure. */
+static void htab_init(struct htab *t, size_t n,
+		      size_t (*bucket)(const struct mx_store *st,
+				       const struct hlink *l))
+{
+	t->b = calloc(n, sizeof(*t->b));
+	t->mask = n - 1;
+	t->n = 0;
+	t->bucket = bucket;
+}
+
+static void htab_grow(const struct mx_store *st, struct htab *t)
+{
+	size_t n = (t->mask + 1) * 2, old = t->mask + 1;
+	struct hlink **b = calloc(n, sizeof(*b));
+	struct hlink **ob = t->b;
+
+	if (!b)
+		return; /* longer chains, still correct */
+	t->b = b;
+	t->mask = n - 1;
+	for (size_t i = 0; i < old; i++) {
+		struct hlink *l = ob[i], *next;
+
+		for (; l; l = next) {
+			size_t k = t->bucket(st, l);
+
+			next = l->next;
+			l->next = b[k];
+			b[k] = l;
+		}
+	}
+	free(ob);
+}
+
+static void htab_insert(const struct mx_store *st, struct htab *t,
+			struct hlink *l)
+{
+	size_t k = t->bucket(st, l);
+
+	l->next = t->b[k];
+	t->b[k] = l;
+	if (++t->n > t->mask + 1)
+		htab_grow(st, t);
+}
+
+static void htab_remove(const struct mx_store *st, struct htab *t,
+			struct hlink *l)
+{
+	struct hlink **pp = &t->b[t->bucket(st, l)];
+
+	while (*pp != l)
+		pp = &(*pp)->next;
+	*pp = l->next;
+	t->n--;
+}
+
 /* ---- PG table ----------------------------------------------------------- */
 
 static size_t pg_bucket(const struct mx_store *st, int32_t pool, uint32_t pg)
 {
 	uint64_t h = ((uint64_t)(uint32_t)pool << 32 | pg) * 0x9e3779b97f4a7c15ull;
 
-	return (size_t)(h >> 32) & st->pgtab_mask;
+	return (size_t)(h >> 32) & st->pgtab.mask;
+}
+
+static size_t pg_link_bucket(const struct mx_store *st, const struct hlink *l)
+{
+	const struct pgrp *p = mx_container_of(l, const struct pgrp, hlink);
+
+	return pg_bucket(st, p->pool, p->pg);
 }
 
 static struct pgrp *pg_find(const struct mx_store *st, int32_t pool,
 			    uint32_t pg)
 {
-	struct pgrp *p;
+	const struct hlink *l;
 
-	for (p = st->pgtab[pg_bucket(st, pool, pg)]; p; p = p->hnext)
+	for (l = st->pgtab.b[pg_bucket(st, pool, pg)]; l; l = l->next) {
+		struct pgrp *p = mx_container_of(l, struct pgrp, hlink);
+
 		if (p->pool == pool && p->pg == pg)
 			return p;
-	return NULL;
-}
-
-static void pgtab_grow(struct mx_store *st)
-{
-	size_t n = (st->pgtab_mask + 1) * 2;
-	struct pgrp **t = calloc(n, sizeof(*t));
-
-	if (!t)
-		return; /* longer chains, still correct */
-	free(st->pgtab);
-	st->pgtab = t;
-	st->pgtab_mask = n - 1;
-	for (size_t i = 0; i < st->n_pgs; i++) {
-		struct pgrp *p = st->pgs[i];
-		size_t b = pg_bucket(st, p->pool, p->pg);
-
-		p->hnext = t[b];
-		t[b] = p;
 	}
+	return NULL;
 }
 
 /* Find or make the PG.  NULL on allocation failure. */
 static struct pgrp *pg_get(struct mx_store *st, int32_t pool, uint32_t pg)
 {
 	struct pgrp *p = pg_find(st, pool, pg);
-	size_t b;
 
 	if (p)
 		return p;
@@ -775,11 +836,7 @@ static struct pgrp *pg_get(struct mx_store *st, int32_t pool, uint32_t pg)
 	p->sorted = true;
 	p->log_next = 1; /* log file numbers start at 1; 0 means none */
 	st->pgs[st->n_pgs++] = p;
-	b = pg_bucket(st, pool, pg);
-	p->hnext = st->pgtab[b];
-	st->pgtab[b] = p;
-	if (st->n_pgs > st->pgtab_mask + 1)
-		pgtab_grow(st);
+	htab_insert(st, &st->pgtab, &p->hlink);
 	return p;
 }
 
@@ -808,20 +865,30 @@ static size_t obj_bucket(const struct mx_store *st, int32_t pool, uint32_t pg,
 	uint64_t h = nhash ^ ((uint64_t)(uint32_t)pool * 0x9e3779b97f4a7c15ull) ^
 		     ((uint64_t)pg * 0xc2b2ae3d27d4eb4full);
 
-	return (size_t)(h ^ (h >> 32)) & st->tab_mask;
+	return (size_t)(h ^ (h >> 32)) & st->tab.mask;
+}
+
+static size_t obj_link_bucket(const struct mx_store *st, const struct hlink *l)
+{
+	const struct obj *o = mx_container_of(l, const struct obj, hlink);
+
+	return obj_bucket(st, o->pg->pool, o->pg->pg, o->nhash);
 }
 
 static struct obj *obj_find(const struct mx_store *st, int32_t pool,
 			    uint32_t pg, const char *name, uint32_t len,
 			    uint64_t nhash)
 {
-	struct obj *o;
+	const struct hlink *l;
 
-	for (o = st->tab[obj_bucket(st, pool, pg, nhash)]; o; o = o->hnext)
+	for (l = st->tab.b[obj_bucket(st, pool, pg, nhash)]; l; l = l->next) {
+		struct obj *o = mx_container_of(l, struct obj, hlink);
+
 		if (o->nhash == nhash && o->name_len == len &&
 		    o->pg->pool == pool && o->pg->pg == pg &&
 		    !memcmp(o->name, name, len))
 			return o;
+	}
 	return NULL;
 }
 
@@ -838,12 +905,15 @@ static struct obj *obj_lookup(const struct mx_store *st,
 static bool slot_taken(const struct mx_store *st, const struct pgrp *p,
 		       uint64_t nhash, uint32_t slot)
 {
-	struct obj *o;
+	const struct hlink *l;
 
-	for (o = st->tab[obj_bucket(st, p->pool, p->pg, nhash)]; o;
-	     o = o->hnext)
+	for (l = st->tab.b[obj_bucket(st, p->pool, p->pg, nhash)]; l;
+	     l = l->next) {
+		const struct obj *o = mx_container_of(l, const struct obj, hlink);
+
 		if (o->pg == p && o->nhash == nhash && o->slot == slot)
 			return true;
+	}
 	return false;
 }
 
@@ -857,38 +927,12 @@ static uint32_t slot_alloc(const struct mx_store *st, const struct pgrp *p,
 	return s;
 }
 
-static void tab_grow(struct mx_store *st)
-{
-	size_t n = (st->tab_mask + 1) * 2, old = st->tab_mask + 1;
-	struct obj **t = calloc(n, sizeof(*t));
-	struct obj **ot = st->tab;
-
-	if (!t)
-		return; /* longer chains, still correct */
-	st->tab = t;
-	st->tab_mask = n - 1;
-	for (size_t i = 0; i < old; i++) {
-		struct obj *o = ot[i], *next;
-
-		for (; o; o = next) {
-			size_t b = obj_bucket(st, o->pg->pool, o->pg->pg,
-					      o->nhash);
-
-			next = o->hnext;
-			o->hnext = t[b];
-			t[b] = o;
-		}
-	}
-	free(ot);
-}
-
 /* Make an entry (exists false) in PG p.  NULL on allocation failure. */
 static struct obj *obj_new(struct mx_store *st, struct pgrp *p,
 			   const char *name, uint32_t len, uint64_t nhash,
 			   uint32_t slot)
 {
 	struct obj *o;
-	size_t b;
 
 	if (p->n_objs == p->cap_objs) {
 		uint32_t cap = p->cap_objs ? p->cap_objs * 2 : 8;
@@ -912,11 +956,7 @@ static struct obj *obj_new(struct mx_store *st, struct pgrp *p,
 	o->pg_idx = p->n_objs;
 	p->objs[p->n_objs++] = o;
 	p->sorted = false;
-	b = obj_bucket(st, p->pool, p->pg, nhash);
-	o->hnext = st->tab[b];
-	st->tab[b] = o;
-	if (++st->n_ents > st->tab_mask + 1)
-		tab_grow(st);
+	htab_insert(st, &st->tab, &o->hlink);
 	return o;
 }
 
@@ -977,13 +1017,9 @@ static void obj_destroy(struct mx_store *st, struct obj *o)
 static void obj_drop(struct mx_store *st, struct obj *o)
 {
 	struct pgrp *p = o->pg;
-	struct obj **pp = &st->tab[obj_bucket(st, p->pool, p->pg, o->nhash)];
 	struct obj *last;
 
-	while (*pp != o)
-		pp = &(*pp)->hnext;
-	*pp = o->hnext;
-	st->n_ents--;
+	htab_remove(st, &st->tab, &o->hlink);
 	last = p->objs[--p->n_objs];
 	if (last != o) {
 		p->objs[o->pg_idx] = last;
@@ -1091,7 +1127,14 @@ static size_t req_bucket(const struct mx_store *st, int32_t pool, uint32_t pg,
 	h ^= client_id * 0xc2b2ae3d27d4eb4full;
 	h = (h ^ (h >> 29)) + tid * 0x165667b19e3779f9ull;
 	h ^= h >> 32;
-	return (size_t)(h * 0x9e3779b97f4a7c15ull >> 16) & st->rtab_mask;
+	return (size_t)(h * 0x9e3779b97f4a7c15ull >> 16) & st->rtab.mask;
+}
+
+static size_t req_link_bucket(const struct mx_store *st, const struct hlink *l)
+{
+	const struct logent *e = mx_container_of(l, const struct logent, rlink);
+
+	return req_bucket(st, e->pg->pool, e->pg->pg, e->client_id, e->tid);
 }
 
 static bool ent_has_req(const struct logent *e)
@@ -1099,50 +1142,14 @@ static bool ent_has_req(const struct logent *e)
 	return e->client_id || e->tid;
 }
 
-static void rtab_grow(struct mx_store *st)
-{
-	size_t n = (st->rtab_mask + 1) * 2, old = st->rtab_mask + 1;
-	struct logent **t = calloc(n, sizeof(*t));
-	struct logent **ot = st->rtab;
-
-	if (!t)
-		return; /* longer chains, still correct */
-	st->rtab = t;
-	st->rtab_mask = n - 1;
-	for (size_t i = 0; i < old; i++) {
-		struct logent *e = ot[i], *next;
-
-		for (; e; e = next) {
-			size_t b = req_bucket(st, e->pg->pool, e->pg->pg,
-					      e->client_id, e->tid);
-
-			next = e->rnext;
-			e->rnext = t[b];
-			t[b] = e;
-		}
-	}
-	free(ot);
-}
-
 static void req_insert(struct mx_store *st, struct logent *e)
 {
-	size_t b = req_bucket(st, e->pg->pool, e->pg->pg, e->client_id, e->tid);
-
-	e->rnext = st->rtab[b];
-	st->rtab[b] = e;
-	if (++st->n_reqs > st->rtab_mask + 1)
-		rtab_grow(st);
+	htab_insert(st, &st->rtab, &e->rlink);
 }
 
 static void req_remove(struct mx_store *st, struct logent *e)
 {
-	struct logent **pp = &st->rtab[req_bucket(st, e->pg->pool, e->pg->pg,
-						  e->client_id, e->tid)];
-
-	while (*pp != e)
-		pp = &(*pp)->rnext;
-	*pp = e->rnext;
-	st->n_reqs--;
+	htab_remove(st, &st->rtab, &e->rlink);
 }
 
 /* A new, unlinked entry.  NULL on allocation failure. */
@@ -3043,15 +3050,15 @@ static int checkpoint(struct mx_store *st)
 
 static void store_free(struct mx_store *st)
 {
-	for (size_t i = 0; st->tab && i <= st->tab_mask; i++) {
-		struct obj *o = st->tab[i], *next;
+	for (size_t i = 0; st->tab.b && i <= st->tab.mask; i++) {
+		struct hlink *l = st->tab.b[i], *next;
 
-		for (; o; o = next) {
-			next = o->hnext;
-			obj_destroy(st, o);
+		for (; l; l = next) {
+			next = l->next;
+			obj_destroy(st, mx_container_of(l, struct obj, hlink));
 		}
 	}
-	free(st->tab);
+	free(st->tab.b);
 	for (size_t i = 0; i < st->n_pgs; i++) {
 		struct pgrp *p = st->pgs[i];
 
@@ -3062,9 +3069,9 @@ static void store_free(struct mx_store *st)
 		free(p->objs);
 		free(p);
 	}
-	free(st->rtab);
+	free(st->rtab.b);
 	free(st->pgs);
-	free(st->pgtab);
+	free(st->pgtab.b);
 	io_close(st, st->log_fd);
 	mx_wbuf_free(&st->pend);
 	mx_wbuf_free(&st->scratch);
@@ -3112,17 +3119,14 @@ int mx_store_open(const char *dir, const struct mx_store_opts *opts,
 	mx_wbuf_init(&st->pend);
 	mx_wbuf_init(&st->scratch);
 	st->dir = strndup(dir, dl);
-	st->tab = calloc(1024, sizeof(*st->tab));
-	st->tab_mask = 1023;
-	st->pgtab = calloc(64, sizeof(*st->pgtab));
-	st->pgtab_mask = 63;
-	st->rtab = calloc(REQTAB_INIT, sizeof(*st->rtab));
-	st->rtab_mask = REQTAB_INIT - 1;
+	htab_init(&st->tab, 1024, obj_link_bucket);
+	htab_init(&st->pgtab, 64, pg_link_bucket);
+	htab_init(&st->rtab, REQTAB_INIT, req_link_bucket);
 	st->log_max = opts && opts->pg_log_max ? opts->pg_log_max :
 						 MX_PG_LOG_MAX_DEFAULT;
 	st->blk = malloc(BS);
 	st->chunk = malloc(CRC_CHUNK_BLOCKS * BS);
-	if (!st->dir || !st->tab || !st->pgtab || !st->rtab || !st->blk ||
+	if (!st->dir || !st->tab.b || !st->pgtab.b || !st->rtab.b || !st->blk ||
 	    !st->chunk) {
 		store_free(st);
 		return -ENOMEM;
@@ -3975,7 +3979,8 @@ int mx_store_pg_find_req(struct mx_store *st, int32_t pool, uint32_t pg,
 			 uint64_t client_id, uint64_t tid,
 			 struct mx_version *out)
 {
-	const struct logent *e, *best = NULL;
+	const struct logent *best = NULL;
+	const struct hlink *l;
 
 	if (!st || !out)
 		return -EINVAL;
@@ -3985,12 +3990,16 @@ int mx_store_pg_find_req(struct mx_store *st, int32_t pool, uint32_t pg,
 		return -ENOENT;
 	/* A chain's order is not kept when the table grows: look at all of
 	 * it and take the newest match. */
-	for (e = st->rtab[req_bucket(st, pool, pg, client_id, tid)]; e;
-	     e = e->rnext)
+	for (l = st->rtab.b[req_bucket(st, pool, pg, client_id, tid)]; l;
+	     l = l->next) {
+		const struct logent *e =
+			mx_container_of(l, const struct logent, rlink);
+
 		if (e->client_id == client_id && e->tid == tid &&
 		    e->pg->pool == pool && e->pg->pg == pg &&
 		    (!best || mx_version_cmp(e->ver, best->ver) > 0))
 			best = e;
+	}
 	if (!best)
 		return -ENOENT;
 	*out = best->ver;

@@ -152,19 +152,24 @@ mixsan_cluster_t *h_connect(struct h_cluster *c)
 	return cl;
 }
 
+int h_count_up(mixsan_cluster_t *cl)
+{
+	struct mx_map *m = mx_client_map_copy(cl);
+	int up = 0;
+
+	if (m) {
+		for (uint32_t i = 0; i < m->max_osd; i++)
+			up += m->osds[i].exists && m->osds[i].up;
+		mx_map_free(m);
+	}
+	return up;
+}
+
 int h_wait_up(struct h_cluster *c, mixsan_cluster_t *cl, int n, int timeout_s)
 {
 	(void)c;
 	for (int t = 0; t < timeout_s * 20; t++) {
-		struct mx_map *m = mx_client_map_copy(cl);
-		int up = 0;
-
-		if (m) {
-			for (uint32_t i = 0; i < m->max_osd; i++)
-				up += m->osds[i].exists && m->osds[i].up;
-			mx_map_free(m);
-		}
-		if (up >= n)
+		if (h_count_up(cl) >= n)
 			return 0;
 		usleep(50000);
 	}

@@ -44,6 +44,8 @@ void h_set_location(struct h_cluster *c, int i, const char *loc);
 void h_start_osd(struct h_cluster *c, int i);
 /* Send sig to OSD i and, for SIGKILL/SIGTERM, reap it. */
 void h_signal_osd(struct h_cluster *c, int i, int sig);
+/* The number of OSDs up in the client's map. */
+int h_count_up(mixsan_cluster_t *cl);
 /* Wait until the map shows n OSDs up (timeout in s).  0 or -ETIMEDOUT. */
 int h_wait_up(struct h_cluster *c, mixsan_cluster_t *cl, int n, int timeout_s);
 /* Stop everything (SIGTERM, then SIGKILL) and remove the folder. */
@@ -95,3 +97,7 @@ struct mx_map;
  * of distinct objects seen. */
 int h_check_replicas(struct h_cluster *c, const struct mx_map *m, int32_t pool_id,
 		     uint64_t *objects);
+/* The end of a test: close p and cl, stop every OSD (SIGTERM), then
+ * h_check_replicas of p's pool under the client's last map. */
+int h_shutdown_check_replicas(struct h_cluster *c, mixsan_cluster_t *cl, mixsan_pool_t *p,
+			      uint64_t *objects);

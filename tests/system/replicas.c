@@ -3,11 +3,13 @@
  * directly and compare the copies of each object.
  */
 #include <errno.h>
+#include <signal.h>
 #include <stdlib.h>
 #include <string.h>
 
 #include "crc32c.h"
 #include "harness.h"
+#include "internal.h"
 #include "map.h"
 #include "placement.h"
 #include "store.h"
@@ -213,5 +215,23 @@ int h_check_replicas(struct h_cluster *c, const struct mx_map *m, int32_t pool_i
 	mx_placement_free(pl);
 	free(a);
 	free(b);
+	return problems;
+}
+
+int h_shutdown_check_replicas(struct h_cluster *c, mixsan_cluster_t *cl, mixsan_pool_t *p,
+			      uint64_t *objects)
+{
+	struct mx_map *m = mx_client_map_copy(cl);
+	int32_t pool_id = (int32_t)mixsan_pool_id(p);
+	int problems;
+
+	if (!m)
+		H_FATAL("no map");
+	mixsan_pool_close(p);
+	mixsan_shutdown(cl);
+	for (int i = 0; i < c->n_osds; i++)
+		h_signal_osd(c, i, SIGTERM);
+	problems = h_check_replicas(c, m, pool_id, objects);
+	mx_map_free(m);
 	return problems;
 }

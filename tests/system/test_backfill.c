@@ -91,8 +91,6 @@ int main(void)
 	mixsan_cluster_t *cl;
 	mixsan_pool_t *p;
 	uint64_t rs = 42, checked = 0, exist = 0;
-	struct mx_map *m;
-	int32_t pool_id;
 	int n = 3, victim = 0, scans;
 
 	memset(&c, 0, sizeof(c));
@@ -110,7 +108,6 @@ int main(void)
 	h_pool_create(cl, "bf", 3, 8, "osd");
 	if (mixsan_pool_open(cl, "bf", &p) < 0)
 		H_FATAL("pool open");
-	pool_id = (int32_t)mixsan_pool_id(p);
 
 	for (int o = 0; o < N_OBJ; o++)
 		op(p, &rs, o);
@@ -138,22 +135,16 @@ int main(void)
 	for (int o = 0; o < N_OBJ; o += 3)
 		op(p, &rs, o);
 	verify(p, "at the end");
-	m = mx_client_map_copy(cl);
-	mixsan_pool_close(p);
-	mixsan_shutdown(cl);
-	for (int i = 0; i < c.n_osds; i++)
-		h_signal_osd(&c, i, SIGTERM);
 	for (int o = 0; o < N_OBJ; o++)
 		exist += objs[o].exists;
 	{
-		int problems = h_check_replicas(&c, m, pool_id, &checked);
+		int problems = h_shutdown_check_replicas(&c, cl, p, &checked);
 
 		fprintf(stderr, "backfill: %llu objects (%llu in the model), %d problems\n",
 			(unsigned long long)checked, (unsigned long long)exist, problems);
 		H_CHECK(problems == 0);
 		H_CHECK(checked == exist);
 	}
-	mx_map_free(m);
 	h_stop(&c);
 	fprintf(stderr, "backfill: %d failures\n", h_failures);
 	return h_failures ? 1 : 0;

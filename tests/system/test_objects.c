@@ -51,8 +51,6 @@ int main(void)
 	const char *env = getenv("MIXSAN_TEST_OBJECTS");
 	int n = env ? atoi(env) : 10000;
 	uint64_t total = 0, checked = 0;
-	struct mx_map *m;
-	int32_t pool_id;
 	uint8_t *expect;
 	double t0;
 
@@ -72,7 +70,6 @@ int main(void)
 	h_pool_create(cl, "objects", 3, 128, "host");
 	if (mixsan_pool_open(cl, "objects", &p) < 0)
 		H_FATAL("pool open");
-	pool_id = (int32_t)mixsan_pool_id(p);
 	for (int k = 0; k < QD; k++) {
 		slots[k].buf = malloc(MAX_SIZE);
 		slots[k].c = NULL;
@@ -138,21 +135,15 @@ int main(void)
 	}
 	fprintf(stderr, "objects: read back and compared %d objects\n", n);
 
-	m = mx_client_map_copy(cl);
-	mixsan_pool_close(p);
-	mixsan_shutdown(cl);
 	/* Offline: stop the OSDs, then compare every replica. */
-	for (int i = 0; i < c.n_osds; i++)
-		h_signal_osd(&c, i, SIGTERM);
 	{
-		int problems = h_check_replicas(&c, m, pool_id, &checked);
+		int problems = h_shutdown_check_replicas(&c, cl, p, &checked);
 
 		fprintf(stderr, "objects: %llu objects checked on every replica, %d problems\n",
 			(unsigned long long)checked, problems);
 		H_CHECK(problems == 0);
 		H_CHECK(checked == (uint64_t)n);
 	}
-	mx_map_free(m);
 	for (int k = 0; k < QD; k++)
 		free(slots[k].buf);
 	free(expect);

@@ -56,7 +56,6 @@ int main(void)
 	mixsan_cluster_t *cl;
 	mixsan_pool_t *p;
 	struct mx_client_scrub_result res;
-	struct mx_map *m;
 	int32_t acting[8];
 	uint32_t pg, pg2;
 	uint8_t *data[N_OBJ], *rb = malloc(OBJ_SIZE);
@@ -134,19 +133,13 @@ int main(void)
 
 	/* Offline: every replica identical. */
 	sleep(1);
-	m = mx_client_map_copy(cl);
-	mixsan_pool_close(p);
-	mixsan_shutdown(cl);
-	for (int i = 0; i < 3; i++)
-		h_signal_osd(&c, i, SIGTERM);
 	{
-		int problems = h_check_replicas(&c, m, (int32_t)pool, &checked);
+		int problems = h_shutdown_check_replicas(&c, cl, p, &checked);
 
 		fprintf(stderr, "scrub: %llu objects checked offline, %d problems\n",
 			(unsigned long long)checked, problems);
 		H_CHECK(problems == 0 && checked == N_OBJ);
 	}
-	mx_map_free(m);
 	for (int i = 0; i < N_OBJ; i++)
 		free(data[i]);
 	free(rb);

@@ -587,19 +587,21 @@ static int pgs_cb(void *arg, int32_t pool, uint32_t pg)
 	return 0;
 }
 
+/* A difference found by verify_pgs() or verify(): counted in their bad,
+ * printed when loud. */
+#define VFAIL(...)                                                             \
+	do {                                                                   \
+		bad++;                                                         \
+		if (loud)                                                      \
+			fprintf(stderr, "  verify: " __VA_ARGS__);             \
+	} while (0)
+
 /* Compare the PG logs, infos, request index and PG list of st with m.
  * Returns the number of differences; prints them when loud. */
 static int verify_pgs(struct mx_store *st, const struct model *m, bool loud)
 {
 	struct pgs_seen ps = { .n = 0 };
 	int bad = 0, live = 0, r;
-
-#define PFAIL(...)                                                             \
-	do {                                                                   \
-		bad++;                                                         \
-		if (loud)                                                      \
-			fprintf(stderr, "  verify: " __VA_ARGS__);             \
-	} while (0)
 
 	for (int i = 0; i < m->n_pg; i++) {
 		const struct mpg *p = &m->pg[i];
@@ -613,14 +615,14 @@ static int verify_pgs(struct mx_store *st, const struct model *m, bool loud)
 			static const struct mx_pg_info zi;
 
 			if (r != -ENOENT || memcmp(&in, &zi, sizeof(in)))
-				PFAIL("pg %d should be unknown (%d)\n", i, r);
+				VFAIL("pg %d should be unknown (%d)\n", i, r);
 		} else if (r || mx_version_cmp(in.last_update, p->lu) ||
 			   mx_version_cmp(in.log_tail, p->tail) ||
 			   in.les != p->les || in.lec != p->lec ||
 			   in.n_acting != p->n_acting ||
 			   memcmp(in.acting, p->acting, sizeof(in.acting)) ||
 			   in.flags != p->flags) {
-			PFAIL("pg %d info r=%d lu %llu.%llu/%llu.%llu tail "
+			VFAIL("pg %d info r=%d lu %llu.%llu/%llu.%llu tail "
 			      "%llu.%llu/%llu.%llu les %llu/%llu\n",
 			      i, r, (unsigned long long)in.last_update.epoch,
 			      (unsigned long long)in.last_update.seq,
@@ -637,7 +639,7 @@ static int verify_pgs(struct mx_store *st, const struct model *m, bool loud)
 					 (struct mx_version){ 0, 0 }, walk_cb,
 					 &ws);
 		if (r || ws.bad || ws.at != p->n_log)
-			PFAIL("pg %d log r=%d bad=%d n=%d/%d\n", i, r, ws.bad,
+			VFAIL("pg %d log r=%d bad=%d n=%d/%d\n", i, r, ws.bad,
 			      ws.at, p->n_log);
 		if (p->n_log > 1) {
 			/* From the middle: exactly the newer entries. */
@@ -646,7 +648,7 @@ static int verify_pgs(struct mx_store *st, const struct model *m, bool loud)
 						 p->log[p->n_log / 2 - 1].ver,
 						 walk_cb, &ws);
 			if (r || ws.bad || ws.at != p->n_log)
-				PFAIL("pg %d log from the middle\n", i);
+				VFAIL("pg %d log from the middle\n", i);
 		}
 	}
 	for (int i = 0; i < m->n_reqs; i++) {
@@ -667,13 +669,13 @@ static int verify_pgs(struct mx_store *st, const struct model *m, bool loud)
 		r = mx_store_pg_find_req(st, q->pool, q->pg, q->client_id,
 					 q->tid, &v);
 		if (found ? r || mx_version_cmp(v, want) : r != -ENOENT)
-			PFAIL("find_req %d (%llu, %llu): %d\n", i,
+			VFAIL("find_req %d (%llu, %llu): %d\n", i,
 			      (unsigned long long)q->client_id,
 			      (unsigned long long)q->tid, r);
 	}
 	r = mx_store_list_pgs(st, pgs_cb, &ps);
 	if (r || ps.n != live)
-		PFAIL("list_pgs r=%d n=%d/%d\n", r, ps.n, live);
+		VFAIL("list_pgs r=%d n=%d/%d\n", r, ps.n, live);
 	for (int i = 0; i < MX_MIN(ps.n, 64); i++) {
 		bool ok = false;
 
@@ -686,9 +688,8 @@ static int verify_pgs(struct mx_store *st, const struct model *m, bool loud)
 			   ps.pg[i - 1] >= ps.pg[i])))
 			ok = false;
 		if (!ok)
-			PFAIL("list_pgs: %d.%u\n", (int)ps.pool[i], ps.pg[i]);
+			VFAIL("list_pgs: %d.%u\n", (int)ps.pool[i], ps.pg[i]);
 	}
-#undef PFAIL
 	return bad;
 }
 
@@ -700,13 +701,6 @@ static int verify(struct mx_store *st, const struct model *m, bool loud)
 	struct list_seen ls = { .m = m };
 	uint64_t objects = 0, bytes = 0, vr = 1;
 	int bad = 0, r;
-
-#define VFAIL(...)                                                             \
-	do {                                                                   \
-		bad++;                                                         \
-		if (loud)                                                      \
-			fprintf(stderr, "  verify: " __VA_ARGS__);             \
-	} while (0)
 
 	for (int i = 0; i < m->n; i++) {
 		const struct mobj *o = &m->o[i];
@@ -783,8 +777,20 @@ static int verify(struct mx_store *st, const struct model *m, bool loud)
 		      (unsigned long long)objects,
 		      (unsigned long long)ss.bytes, (unsigned long long)bytes,
 		      (unsigned long long)ss.csum_errors);
-#undef VFAIL
 	return bad;
+}
+#undef VFAIL
+
+/* Queue and commit t, and apply it to the model. */
+static int txn_run(struct mx_store *st, struct model *m, const struct mx_txn *t)
+{
+	int r = mx_store_queue(st, t);
+
+	if (!r)
+		r = mx_store_commit(st);
+	if (!r)
+		model_apply(m, t);
+	return r;
 }
 
 /* Queue and commit one transaction, and apply it to the model. */
@@ -792,13 +798,8 @@ static int do_txn(struct mx_store *st, struct model *m, struct mx_objkey k,
 		  struct mx_version v, uint32_t n, const struct mx_txn_op *ops)
 {
 	struct mx_txn t = { .key = k, .version = v, .n_ops = n, .ops = ops };
-	int r = mx_store_queue(st, &t);
 
-	if (!r)
-		r = mx_store_commit(st);
-	if (!r)
-		model_apply(m, &t);
-	return r;
+	return txn_run(st, m, &t);
 }
 
 /* ---- The random workload ------------------------------------------------ */
@@ -1654,9 +1655,10 @@ static void test_many(void)
 
 /* ---- Test 3: bit rot and damaged files ---------------------------------- */
 
-/* Path of the (last) file ending in suffix under dir/pgs/<pgdir>. */
-static bool find_file(const char *dir, const char *pgdir, const char *suffix,
-		      char *out, size_t outsz)
+/* Path of the (last) file under dir/pgs/<pgdir> whose name starts with
+ * prefix and ends in suffix. */
+static bool find_file(const char *dir, const char *pgdir, const char *prefix,
+		      const char *suffix, char *out, size_t outsz)
 {
 	char path[700];
 	struct dirent *de;
@@ -1670,7 +1672,8 @@ static bool find_file(const char *dir, const char *pgdir, const char *suffix,
 	while ((de = readdir(d))) {
 		size_t n = strlen(de->d_name), m = strlen(suffix);
 
-		if (n >= m && !strcmp(de->d_name + n - m, suffix) &&
+		if (!strncmp(de->d_name, prefix, strlen(prefix)) && n >= m &&
+		    !strcmp(de->d_name + n - m, suffix) &&
 		    snprintf(out, outsz, "%s/%s", path, de->d_name) < (int)outsz)
 			found = true;
 	}
@@ -1711,7 +1714,7 @@ static void test_bitrot(void)
 	CHECK_EQ_INT(do_txn(st, &m, k, (struct mx_version){ 1, 1 }, 1, &op), 0);
 	mx_store_close(st);
 
-	CHECK(find_file(dir, "00000003.00000004", ".d", path, sizeof(path)));
+	CHECK(find_file(dir, "00000003.00000004", "", ".d", path, sizeof(path)));
 	flip_byte(path, 4096 + 1234, 0x10);
 	CHECK_EQ_INT(mx_store_open(dir, NULL, &st), 0);
 	if (!st)
@@ -1733,7 +1736,7 @@ static void test_bitrot(void)
 	mx_store_close(st);
 
 	/* Damaged metadata: the store refuses to open. */
-	CHECK(find_file(dir, "00000003.00000004", ".m", path, sizeof(path)));
+	CHECK(find_file(dir, "00000003.00000004", "", ".m", path, sizeof(path)));
 	flip_byte(path, 20, 0x01);
 	CHECK_EQ_INT(mx_store_open(dir, NULL, &st), -EUCLEAN);
 	flip_byte(path, 20, 0x01);
@@ -1991,13 +1994,8 @@ static int log_txn(struct mx_store *st, struct model *m, struct mx_objkey k,
 {
 	struct mx_txn t = { .key = k, .version = v, .n_ops = 1, .ops = &op,
 			    .log = true, .client_id = client_id, .tid = tid };
-	int r = mx_store_queue(st, &t);
 
-	if (!r)
-		r = mx_store_commit(st);
-	if (!r)
-		model_apply(m, &t);
-	return r;
+	return txn_run(st, m, &t);
 }
 
 /* Stage a logged one-op transaction (not applied to any model). */
@@ -2433,28 +2431,6 @@ static int count_files(const char *dir, const char *pgdir, const char *prefix,
 	return n;
 }
 
-/* Path of the (last) file whose name starts with prefix under
- * dir/pgs/<pgdir>. */
-static bool find_prefix(const char *dir, const char *pgdir, const char *prefix,
-			char *out, size_t outsz)
-{
-	char path[700];
-	struct dirent *de;
-	bool found = false;
-	DIR *d;
-
-	(void)snprintf(path, sizeof(path), "%s/pgs/%s", dir, pgdir);
-	d = opendir(path);
-	if (!d)
-		return false;
-	while ((de = readdir(d)))
-		if (!strncmp(de->d_name, prefix, strlen(prefix)) &&
-		    snprintf(out, outsz, "%s/%s", path, de->d_name) < (int)outsz)
-			found = true;
-	(void)closedir(d);
-	return found;
-}
-
 /* Removing a PG: with staged transactions before and after it, across a
  * checkpoint (files gone), a clean reopen and a kill. */
 static void test_pg_remove(void)
@@ -2582,7 +2558,7 @@ static void test_pglog_files(void)
 			CHECK_EQ_INT(mx_store_checkpoint(st), 0);
 	}
 	CHECK_EQ_INT(count_files(dir, "00000002.00000002", "log.", NULL), 1);
-	CHECK(!find_file(dir, "00000002.00000002", "log.1", path, sizeof(path)));
+	CHECK(!find_file(dir, "00000002.00000002", "", "log.1", path, sizeof(path)));
 	CHECK_EQ_INT(verify(st, &m, true), 0);
 	mx_store_close(st);
 	CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
@@ -2592,7 +2568,7 @@ static void test_pglog_files(void)
 	mx_store_close(st);
 
 	/* A damaged entry: the open refuses the store. */
-	CHECK(find_prefix(dir, "00000002.00000002", "log.", path, sizeof(path)));
+	CHECK(find_file(dir, "00000002.00000002", "log.", "", path, sizeof(path)));
 	{
 		struct stat sb;
 
