@@ -12,6 +12,7 @@
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mount.h>
 #include <sys/socket.h>
 #include <sys/wait.h>
 #include <time.h>
@@ -128,6 +129,20 @@ void h_start_osd(struct h_cluster *c, int i)
 
 	snprintf(bin, sizeof(bin), "%s/osd/mixsan-osd", build_root());
 	h_osd_dir(c, i, dir, sizeof(dir));
+	if (c->osd_tmpfs_mib && !c->osd_mounted[i]) {
+		char opt[64];
+
+		snprintf(opt, sizeof(opt), "size=%um,mode=0700", c->osd_tmpfs_mib);
+		if (mkdir(dir, 0700) < 0 && errno != EEXIST)
+			H_FATAL("mkdir %s: %s", dir, strerror(errno));
+		if (mount("tmpfs", dir, "tmpfs", 0, opt) < 0) {
+			fprintf(stderr, "cannot mount a %u MiB tmpfs for osd.%d: %s; skipped\n",
+				c->osd_tmpfs_mib, i, strerror(errno));
+			h_stop(c);
+			exit(77);
+		}
+		c->osd_mounted[i] = true;
+	}
 	snprintf(log, sizeof(log), "%s/osd.%d.log", c->dir, i);
 	snprintf(id, sizeof(id), "%d", i);
 	{
@@ -274,6 +289,16 @@ void h_stop(struct h_cluster *c)
 		stop_pid(&c->osd_pids[i], what);
 	}
 	stop_pid(&c->mon_pid, "the monitor");
+	for (int i = 0; i < H_MAX_OSDS; i++) {
+		char dir[300];
+
+		if (!c->osd_mounted[i])
+			continue;
+		h_osd_dir(c, i, dir, sizeof(dir));
+		if (umount2(dir, MNT_DETACH) < 0)
+			fprintf(stderr, "cannot unmount %s: %s\n", dir, strerror(errno));
+		c->osd_mounted[i] = false;
+	}
 	if (getenv("MIXSAN_TEST_KEEP") || h_failures) {
 		fprintf(stderr, "kept %s\n", c->dir);
 		return;

@@ -34,6 +34,11 @@ struct h_cluster {
 	 * h_start / h_start_osd). */
 	char mon_args[256];
 	char osd_args[256];
+	/* If set, every OSD's folder is a tmpfs of this many MiB, mounted
+	 * before the OSD first starts and unmounted by h_stop (kept data is
+	 * lost then); the test exits 77 (skipped) if it cannot mount. */
+	unsigned osd_tmpfs_mib;
+	bool osd_mounted[H_MAX_OSDS];
 };
 
 /* Start a monitor and n OSDs (all in one host unless locations are given

@@ -39,6 +39,14 @@ static void osd_command(mixsan_cluster_t *cl, const char *cmd, int osd)
 	free(msg);
 }
 
+/* Whether the environment variable is set to 0. */
+static bool env_off(const char *name)
+{
+	const char *v = getenv(name);
+
+	return v && strcmp(v, "0") == 0;
+}
+
 int main(void)
 {
 	struct h_cluster c;
@@ -69,12 +77,10 @@ int main(void)
 	h_model_verify(&md, "before failures");
 	for (int round = 0; round < 4; round++) {
 		int victim = round % n;
-		/* SIGSTOP rounds, and the out/in/add part below, leave a member
-		 * that stayed up through its interval change; recovery of such a
-		 * member can stall (an open bug, docs/testing.md), so they run
-		 * only on request: MIXSAN_TEST_STOP=1, MIXSAN_TEST_REBALANCE=1. */
-		bool stop = round % 2 == 1 && getenv("MIXSAN_TEST_STOP") &&
-			    strcmp(getenv("MIXSAN_TEST_STOP"), "1") == 0;
+		/* Odd rounds SIGSTOP the victim instead (MIXSAN_TEST_STOP=0: never):
+		 * it stays up through its interval change, marked down by its
+		 * peers, and must take its activation once it boots again. */
+		bool stop = round % 2 == 1 && !env_off("MIXSAN_TEST_STOP");
 		double t0;
 
 		fprintf(stderr, "recovery: round %d: %s osd.%d\n", round,
@@ -106,8 +112,8 @@ int main(void)
 	/* Out/in and a new OSD: data moves by backfill, and the copies left
 	 * on OSDs outside a PG's acting set are removed once the PG is clean
 	 * there, so the final replica check finds exactly the placement's
-	 * copies.  Runs with MIXSAN_TEST_REBALANCE=1. */
-	if (!getenv("MIXSAN_TEST_REBALANCE") || strcmp(getenv("MIXSAN_TEST_REBALANCE"), "1") != 0)
+	 * copies.  MIXSAN_TEST_REBALANCE=0 leaves this out. */
+	if (env_off("MIXSAN_TEST_REBALANCE"))
 		goto done;
 	fprintf(stderr, "recovery: osd out osd.1\n");
 	osd_command(cl, "osd out", 1);
