@@ -133,9 +133,9 @@ struct session {
 
 /* An outgoing connection to a peer OSD, for replication. */
 struct peer {
+	struct osd *osd;
 	int32_t id;
 	struct mx_conn *conn;
-	bool connected;
 	char addr[MX_ADDR_MAX];
 	uint64_t incarnation;
 	struct mx_list pending; /* struct repop_out, in send order */
@@ -854,6 +854,7 @@ static struct peer *peer_get(struct osd *osd, int32_t id)
 	p = osd->peers[id];
 	if (!p) {
 		p = mx_xcalloc(1, sizeof(*p));
+		p->osd = osd;
 		p->id = id;
 		mx_list_init(&p->pending);
 		osd->peers[id] = p;
@@ -4142,7 +4143,17 @@ static void peer_retry_cb(uv_timer_t *t)
 {
 	struct peer *p = t->data;
 
-	peer_kick(&g_osd, p);
+	peer_kick(p->osd, p);
+}
+
+static void peer_retry_later(struct osd *osd, struct peer *p)
+{
+	if (!p->timer_init) {
+		uv_timer_init(osd->loop, &p->retry);
+		p->retry.data = p;
+		p->timer_init = true;
+	}
+	uv_timer_start(&p->retry, peer_retry_cb, PEER_RETRY_MS, 0);
 }
 
 static void peer_on_close(struct mx_conn *c, int err)
@@ -4150,10 +4161,8 @@ static void peer_on_close(struct mx_conn *c, int err)
 	struct peer *p = c->owner_data;
 	struct osd *osd = c->owner;
 
-	if (p->conn == c) {
+	if (p->conn == c)
 		p->conn = NULL;
-		p->connected = false;
-	}
 	if (osd->stopping)
 		return;
 	if (err == UV_ECONNREFUSED)
@@ -4161,12 +4170,7 @@ static void peer_on_close(struct mx_conn *c, int err)
 	if (!mx_list_empty(&p->pending)) {
 		mx_info("osd.%d: connection lost (%s); %s", p->id,
 			err ? uv_strerror(err) : "closed", "retrying");
-		if (!p->timer_init) {
-			uv_timer_init(osd->loop, &p->retry);
-			p->retry.data = p;
-			p->timer_init = true;
-		}
-		uv_timer_start(&p->retry, peer_retry_cb, PEER_RETRY_MS, 0);
+		peer_retry_later(osd, p);
 	}
 }
 
@@ -4174,7 +4178,6 @@ static void peer_on_connect(struct mx_conn *c)
 {
 	struct peer *p = c->owner_data;
 
-	p->connected = true;
 	p->refused = 0;
 }
 
@@ -4195,12 +4198,7 @@ static void peer_kick(struct osd *osd, struct peer *p)
 	if (p->conn || !o || !o->up || osd->stopping)
 		return;
 	if (mx_conn_connect(osd->loop, o->addr, &peer_ops, osd, &c) < 0) {
-		if (!p->timer_init) {
-			uv_timer_init(osd->loop, &p->retry);
-			p->retry.data = p;
-			p->timer_init = true;
-		}
-		uv_timer_start(&p->retry, peer_retry_cb, PEER_RETRY_MS, 0);
+		peer_retry_later(osd, p);
 		return;
 	}
 	c->owner_data = p;
