@@ -159,9 +159,9 @@ static char *health(mixsan_cluster_t *cl, uint64_t *degraded)
 	if (json_is_string(h))
 		verdict = strdup(json_string_value(h));
 	{
-		json_t *pg = json_object_get(j, "pgmap");
-		json_t *d = pg ? json_object_get(pg, "degraded_objects") : NULL;
-		json_t *m = pg ? json_object_get(pg, "misplaced_objects") : NULL;
+		json_t *o = json_object_get(j, "objects");
+		json_t *d = o ? json_object_get(o, "degraded") : NULL;
+		json_t *m = o ? json_object_get(o, "misplaced") : NULL;
 
 		if (json_is_integer(d))
 			*degraded += (uint64_t)json_integer_value(d);

@@ -25,6 +25,7 @@ enum {
 	SEC_OSDS = 3,
 	SEC_POOLS = 4,
 	SEC_UPMAPS = 5, /* optional */
+	SEC_PRIMARY_TEMP = 6, /* optional */
 };
 
 static const char *const level_names[MX_LEVEL_COUNT] = {
@@ -63,6 +64,7 @@ void mx_map_free(struct mx_map *m)
 	free(m->osds);
 	free(m->pools);
 	free(m->upmaps);
+	free(m->ptemps);
 	free(m);
 }
 
@@ -93,6 +95,7 @@ struct mx_map *mx_map_dup(const struct mx_map *m)
 	d->osds = dup_array(m->osds, m->max_osd, sizeof(*m->osds), &fail);
 	d->pools = dup_array(m->pools, m->n_pools, sizeof(*m->pools), &fail);
 	d->upmaps = dup_array(m->upmaps, m->n_upmaps, sizeof(*m->upmaps), &fail);
+	d->ptemps = dup_array(m->ptemps, m->n_ptemps, sizeof(*m->ptemps), &fail);
 	if (fail) {
 		mx_map_free(d);
 		return NULL;
@@ -333,6 +336,58 @@ int mx_map_set_upmaps(struct mx_map *m, int32_t pool, const struct mx_pg_upmap *
 	return 0;
 }
 
+static int ptemp_cmp(const void *a, const void *b)
+{
+	const struct mx_primary_temp *x = a, *y = b;
+
+	if (x->pool != y->pool)
+		return x->pool < y->pool ? -1 : 1;
+	return (x->pg > y->pg) - (x->pg < y->pg);
+}
+
+int32_t mx_map_primary_temp(const struct mx_map *m, int32_t pool, uint32_t pg)
+{
+	struct mx_primary_temp key = {.pool = pool, .pg = pg};
+	const struct mx_primary_temp *t;
+
+	if (!m->n_ptemps)
+		return -1;
+	t = bsearch(&key, m->ptemps, m->n_ptemps, sizeof(key), ptemp_cmp);
+	return t ? t->osd : -1;
+}
+
+int mx_map_set_primary_temp(struct mx_map *m, int32_t pool, uint32_t pg, int32_t osd)
+{
+	struct mx_primary_temp key = {.pool = pool, .pg = pg, .osd = osd};
+	struct mx_primary_temp *t = m->n_ptemps ? bsearch(&key, m->ptemps, m->n_ptemps,
+							  sizeof(key), ptemp_cmp)
+						: NULL;
+	uint32_t at = 0;
+
+	if (t) {
+		if (osd >= 0) {
+			t->osd = osd;
+		} else {
+			at = (uint32_t)(t - m->ptemps);
+			memmove(t, t + 1, (m->n_ptemps - at - 1) * sizeof(*t));
+			m->n_ptemps--;
+		}
+		return 0;
+	}
+	if (osd < 0)
+		return 0;
+	t = realloc(m->ptemps, (m->n_ptemps + 1) * sizeof(*t));
+	if (!t)
+		return -ENOMEM;
+	m->ptemps = t;
+	while (at < m->n_ptemps && ptemp_cmp(&m->ptemps[at], &key) < 0)
+		at++;
+	memmove(&m->ptemps[at + 1], &m->ptemps[at], (m->n_ptemps - at) * sizeof(*t));
+	m->ptemps[at] = key;
+	m->n_ptemps++;
+	return 0;
+}
+
 int mx_map_remove_pool(struct mx_map *m, int32_t id)
 {
 	for (uint32_t i = 0; i < m->n_pools; i++) {
@@ -342,6 +397,11 @@ int mx_map_remove_pool(struct mx_map *m, int32_t id)
 			(m->n_pools - i - 1) * sizeof(*m->pools));
 		m->n_pools--;
 		(void)mx_map_set_upmaps(m, id, NULL, 0);
+		for (uint32_t k = 0; k < m->n_ptemps;)
+			if (m->ptemps[k].pool == id)
+				(void)mx_map_set_primary_temp(m, id, m->ptemps[k].pg, -1);
+			else
+				k++;
 		return 0;
 	}
 	return -ENOENT;
@@ -462,6 +522,16 @@ void mx_map_encode(const struct mx_map *m, struct mx_wbuf *w)
 				mx_put_i32(w, u->from[k]);
 				mx_put_i32(w, u->to[k]);
 			}
+		}
+		sec_end(w, at);
+	}
+	if (m->n_ptemps) {
+		at = sec_begin(w, SEC_PRIMARY_TEMP);
+		mx_put_u32(w, m->n_ptemps);
+		for (uint32_t i = 0; i < m->n_ptemps; i++) {
+			mx_put_i32(w, m->ptemps[i].pool);
+			mx_put_u32(w, m->ptemps[i].pg);
+			mx_put_i32(w, m->ptemps[i].osd);
 		}
 		sec_end(w, at);
 	}
@@ -628,6 +698,26 @@ static int decode_section(struct mx_map *m, uint16_t id, struct mx_rbuf *r)
 				mx_rbuf_fail(r); /* must be sorted and unique */
 		}
 		m->n_upmaps = n;
+		break;
+	}
+	case SEC_PRIMARY_TEMP: {
+		uint32_t n = mx_get_u32(r);
+
+		if (r->err || n > mx_rbuf_left(r) / 12)
+			return -EBADMSG;
+		m->ptemps = calloc(n ? n : 1, sizeof(*m->ptemps));
+		if (!m->ptemps)
+			return -ENOMEM;
+		for (uint32_t i = 0; i < n && !r->err; i++) {
+			struct mx_primary_temp *t = &m->ptemps[i];
+
+			t->pool = mx_get_i32(r);
+			t->pg = mx_get_u32(r);
+			t->osd = mx_get_i32(r);
+			if (t->osd < 0 || (i > 0 && ptemp_cmp(&m->ptemps[i - 1], t) >= 0))
+				mx_rbuf_fail(r); /* sorted, unique, an OSD each */
+		}
+		m->n_ptemps = n;
 		break;
 	}
 	default:

@@ -121,6 +121,15 @@ struct mx_pg_upmap {
 	int32_t to[MX_MAX_SIZE];
 };
 
+/* A PG's primary for now, set by the monitor at its primary's request
+ * (docs/recovery.md, "primary_temp"): placement puts osd first in the
+ * acting set while it is an acting member. */
+struct mx_primary_temp {
+	int32_t pool;
+	uint32_t pg;
+	int32_t osd;
+};
+
 struct mx_mon_info {
 	char name[MX_NAME_MAX];
 	char addr[MX_ADDR_MAX];
@@ -139,6 +148,8 @@ struct mx_map {
 	int32_t next_pool_id;
 	uint32_t n_upmaps;
 	struct mx_pg_upmap *upmaps; /* From malloc(); sorted by (pool, pg). */
+	uint32_t n_ptemps;
+	struct mx_primary_temp *ptemps; /* From malloc(); sorted by (pool, pg). */
 };
 
 struct mx_map *mx_map_new(void);
@@ -166,6 +177,11 @@ const struct mx_pg_upmap *mx_map_upmap(const struct mx_map *m, int32_t pool, uin
 /* Replace every upmap of pool (pool -1: all) with the n given (copied,
  * any order).  0 or -ENOMEM/-EINVAL. */
 int mx_map_set_upmaps(struct mx_map *m, int32_t pool, const struct mx_pg_upmap *u, uint32_t n);
+/* The primary_temp OSD of (pool, pg), or -1. */
+int32_t mx_map_primary_temp(const struct mx_map *m, int32_t pool, uint32_t pg);
+/* Set (osd >= 0) or clear (osd < 0) the primary_temp of (pool, pg).
+ * 0 or -ENOMEM. */
+int mx_map_set_primary_temp(struct mx_map *m, int32_t pool, uint32_t pg, int32_t osd);
 
 /* Check a location, a pool definition or a name for validity. */
 bool mx_valid_name(const char *s);

@@ -976,6 +976,17 @@ int mx_pg_acting(const struct mx_placement *pl, const struct mx_map *map,
 		if (o->exists && o->up)
 			osds[k++] = up[i];
 	}
+	/* A primary_temp member goes first; the others keep their order. */
+	if (k > 1 && map->n_ptemps) {
+		int32_t t = mx_map_primary_temp(map, pool->id, pg);
+
+		for (int i = 1; i < k; i++)
+			if (osds[i] == t) {
+				memmove(&osds[1], &osds[0], (size_t)i * sizeof(*osds));
+				osds[0] = t;
+				break;
+			}
+	}
 	return k;
 }
 

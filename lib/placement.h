@@ -74,7 +74,8 @@ int mx_placement_osd_domain(const struct mx_placement *pl,
 			    const struct mx_pool *pool, int32_t osd,
 			    int32_t *domain);
 
-/* The "acting" set: the up set without the OSDs that are down, order kept.
+/* The "acting" set: the up set without the OSDs that are down, order kept
+ * but for the PG's primary_temp OSD (if it is a member), which goes first.
  * The first entry is the primary.  Returns the count or a negative errno. */
 int mx_pg_acting(const struct mx_placement *pl, const struct mx_map *map,
 		 const struct mx_pool *pool, uint32_t pg, int32_t *osds, int max);

@@ -1982,6 +1982,69 @@ static void test_acting(void)
 	map_free(m);
 }
 
+/* primary_temp: set, cleared, encoded; placement puts its OSD first when
+ * it is an acting member and ignores it otherwise. */
+static void test_primary_temp(void)
+{
+	struct mx_map *m = cluster(10, 3, 0, 0), *d = NULL;
+	struct mx_pool p = pool_make(5, 3, 64, MX_LEVEL_HOST, NULL);
+	struct mx_placement *pl = compile(m);
+	int32_t up[MX_MAX_SIZE], act[MX_MAX_SIZE];
+	int nu, na;
+	struct mx_wbuf w;
+
+	nu = mx_pg_up(pl, &p, 7, up, MX_MAX_SIZE);
+	CHECK_EQ_INT(nu, 3);
+	CHECK_EQ_INT(mx_map_primary_temp(m, p.id, 7), -1);
+	CHECK_EQ_INT(mx_map_set_primary_temp(m, p.id, 7, up[2]), 0);
+	CHECK_EQ_INT(mx_map_set_primary_temp(m, p.id, 3, up[1]), 0);
+	CHECK_EQ_INT(mx_map_set_primary_temp(m, 1, 9, 4), 0);
+	CHECK_EQ_INT((int)m->n_ptemps, 3);
+	CHECK_EQ_INT(mx_map_primary_temp(m, p.id, 7), up[2]);
+	na = mx_pg_acting(pl, m, &p, 7, act, MX_MAX_SIZE);
+	CHECK_EQ_INT(na, 3);
+	CHECK(act[0] == up[2] && act[1] == up[0] && act[2] == up[1]);
+	/* Down: not a member, so placement's order stands. */
+	m->osds[up[2]].up = false;
+	na = mx_pg_acting(pl, m, &p, 7, act, MX_MAX_SIZE);
+	CHECK(na == 2 && act[0] == up[0] && act[1] == up[1]);
+	m->osds[up[2]].up = true;
+	/* Encoded and decoded, sorted. */
+	mx_wbuf_init(&w);
+	mx_map_encode(m, &w);
+	CHECK_EQ_INT(mx_map_decode(w.data, w.len, &d), 0);
+	if (d) {
+		CHECK_EQ_INT((int)d->n_ptemps, 3);
+		CHECK_EQ_INT(mx_map_primary_temp(d, p.id, 7), up[2]);
+		CHECK_EQ_INT(mx_map_primary_temp(d, 1, 9), 4);
+		CHECK(d->ptemps[0].pool <= d->ptemps[1].pool);
+		mx_map_free(d);
+		d = NULL;
+	}
+	/* A damaged section (an entry with no OSD) is refused. */
+	{
+		uint8_t *bad = malloc(w.len);
+		size_t at = w.len - 4;
+
+		memcpy(bad, w.data, w.len);
+		bad[at] = bad[at + 1] = bad[at + 2] = bad[at + 3] = 0xff; /* osd -1 */
+		CHECK(mx_map_decode(bad, w.len, &d) < 0);
+		free(bad);
+	}
+	mx_wbuf_free(&w);
+	/* Cleared one by one, and with its pool. */
+	CHECK_EQ_INT(mx_map_set_primary_temp(m, p.id, 7, -1), 0);
+	CHECK_EQ_INT(mx_map_primary_temp(m, p.id, 7), -1);
+	CHECK_EQ_INT(mx_map_set_primary_temp(m, p.id, 7, -1), 0);
+	CHECK_EQ_INT((int)m->n_ptemps, 2);
+	(void)pool_add(m, p);
+	CHECK_EQ_INT(mx_map_remove_pool(m, p.id), 0);
+	CHECK_EQ_INT((int)m->n_ptemps, 1);
+	CHECK_EQ_INT(mx_map_primary_temp(m, 1, 9), 4);
+	mx_placement_free(pl);
+	map_free(m);
+}
+
 static void test_errors(void)
 {
 	struct mx_map *m = cluster(3, 2, 0, 0);
@@ -2072,6 +2135,7 @@ int main(void)
 	test_balancer_update();
 	test_upmap_codec();
 	test_acting();
+	test_primary_temp();
 	test_errors();
 	return mx_check_done("placement");
 }
