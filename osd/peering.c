@@ -61,6 +61,7 @@ int mx_pg_intervals(const struct mx_map *const *maps, const struct mx_placement 
 		memcpy(cur.up, up, (size_t)nu * sizeof(*up));
 		memcpy(cur.acting, act, (size_t)na * sizeof(*act));
 		cur.maybe_rw = na >= pool->min_size && na > 0;
+		cur.min_size = pool->min_size;
 		open = true;
 	}
 	if (open) {
@@ -101,13 +102,13 @@ int mx_peering_blocked_by(const struct mx_interval *iv, size_t n, uint64_t since
 			  const int32_t *answered, size_t n_answered)
 {
 	for (size_t i = 0; i < n; i++) {
-		bool heard = false;
+		int heard = 0;
 
-		if (!iv[i].maybe_rw || iv[i].last < since)
+		if (!iv[i].maybe_rw || iv[i].last < since || iv[i].first <= since)
 			continue;
-		for (int j = 0; j < iv[i].n_acting && !heard; j++)
-			heard = has(answered, n_answered, iv[i].acting[j]);
-		if (!heard)
+		for (int j = 0; j < iv[i].n_acting; j++)
+			heard += has(answered, n_answered, iv[i].acting[j]);
+		if (heard <= iv[i].n_acting - iv[i].min_size)
 			return (int)i;
 	}
 	return -1;

@@ -25,6 +25,7 @@ struct mx_interval {
 	/* The acting set reached min_size: its primary may have acknowledged
 	 * writes, which then are on every member of acting. */
 	bool maybe_rw;
+	uint8_t min_size; /* the pool's then */
 };
 
 /*
@@ -48,12 +49,18 @@ size_t mx_prior_set(const struct mx_interval *iv, size_t n, uint64_t since, cons
 		    int n_up, int32_t *out, size_t max);
 
 /*
- * Whether peering may choose the authoritative copy yet: every maybe-rw
- * interval that ended at or after epoch since (the greatest les among the
- * answers) must have at least one member among answered[0..n_answered).
- * Returns -1 when peering may proceed, else the index of the first interval
- * with no member answering (the PG waits: it may hold acknowledged writes
- * only there).
+ * Whether peering may choose the authoritative copy yet.  since is the
+ * greatest les among the answers: that copy went active (adopting the
+ * authoritative log) at that epoch, so it holds, logged, every write
+ * acknowledged in every interval that began at or before it.  A maybe-rw
+ * interval that began later went active only if min_size of its members
+ * did, each then with an les at least its first epoch, and none of those
+ * answered; a member that answered with an older les held that interval's
+ * writes at most unlogged (recovering), which is not enough to lead: the
+ * interval is covered only if so many of its members answered that
+ * min_size of them cannot have gone active.  Returns -1 when peering may
+ * proceed, else the index of the first interval not covered (the PG
+ * waits: it may hold acknowledged writes only there).
  */
 int mx_peering_blocked_by(const struct mx_interval *iv, size_t n, uint64_t since,
 			  const int32_t *answered, size_t n_answered);

@@ -101,6 +101,14 @@ static void test_intervals(void)
 		CHECK_EQ_INT(mx_peering_blocked_by(iv, 2, 2, cb + 1, 1), -1);
 		/* The interval with too few OSDs for I/O needs nobody. */
 		CHECK_EQ_INT(mx_peering_blocked_by(iv + 2, 1, 1, only_c, 0), -1);
+		/* [a, b, c] from epoch 4 went rw; c alone answered, with an les
+		 * older than 4: at most recovering then, it cannot lead. */
+		CHECK_EQ_INT(mx_peering_blocked_by(iv + 3, 1, 2, only_c, 1), 0);
+		/* c and b, both with an older les: two of three members never
+		 * went active, so the interval never did (min_size 2). */
+		CHECK_EQ_INT(mx_peering_blocked_by(iv + 3, 1, 2, cb, 2), -1);
+		/* A copy with les 4 answered: it holds the interval, logged. */
+		CHECK_EQ_INT(mx_peering_blocked_by(iv + 3, 1, 4, only_c, 1), -1);
 	}
 	for (int e = 0; e < 6; e++) {
 		mx_placement_free(pls[e]);
