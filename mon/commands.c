@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "balancer.h"
+#include "placement.h"
 #include "util.h"
 
 static int fail(int err, char *msg, size_t sz, const char *fmt, ...) MX_PRINTF(4, 5);
@@ -336,6 +337,110 @@ static int balancer_run(struct mx_map *m, const struct mx_msg_command *c, char *
 	return 1;
 }
 
+/* Whether osd is in the up set of (pool, pg) under m. */
+static bool in_up_set(const struct mx_map *m, const struct mx_placement *pl,
+		      const struct mx_pool *pool, uint32_t pg, int32_t osd)
+{
+	int32_t up[MX_MAX_SIZE];
+	int n = mx_pg_up(pl, pool, pg, up, MX_MAX_SIZE);
+
+	(void)m;
+	for (int i = 0; i < n; i++)
+		if (up[i] == osd)
+			return true;
+	return false;
+}
+
+/* Whether a primary_temp of osd for (pool, pg) may stand in m. */
+static bool ptemp_valid(const struct mx_map *m, const struct mx_placement *pl, int32_t pool_id,
+			uint32_t pg, int32_t osd)
+{
+	const struct mx_pool *pool = mx_map_pool_by_id(m, pool_id);
+	const struct mx_osd_info *o = mx_map_osd(m, osd);
+
+	return pool && pg < pool->pg_num && o && o->up && o->in &&
+	       in_up_set(m, pl, pool, pg, osd);
+}
+
+/*
+ * "pg primary-temp" set=POOL.PG:OSD[,POOL.PG:OSD...] (OSD -1 clears): the
+ * primaries' requests (docs/recovery.md, "primary_temp"), batched.  An
+ * entry that no longer fits the map (the OSD down, out or not in the PG's
+ * up set any more) is skipped: the map moved on since it was asked.
+ */
+static int pg_primary_temp(struct mx_map *m, const struct mx_msg_command *c, char *msg,
+			   size_t sz)
+{
+	const char *set = arg(c, "set");
+	struct mx_placement *pl = NULL;
+	unsigned changed = 0, skipped = 0;
+	char buf[4096], *save = NULL;
+	int r;
+
+	if (!set || strlen(set) >= sizeof(buf))
+		return fail(-EINVAL, msg, sz, "pg primary-temp needs set=POOL.PG:OSD,...");
+	snprintf(buf, sizeof(buf), "%s", set);
+	/* Syntax first, so that a malformed request changes nothing. */
+	for (char *e = strtok_r(buf, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+		long pool, osd;
+		unsigned long pg;
+		int used = 0;
+
+		if (sscanf(e, "%ld.%lu:%ld%n", &pool, &pg, &osd, &used) != 3 ||
+		    (size_t)used != strlen(e) || pool < 0 || pool > INT32_MAX ||
+		    pg >= MX_MAX_PG_NUM || osd < -1 || osd >= MX_MAX_OSDS)
+			return fail(-EINVAL, msg, sz, "bad primary-temp entry '%s' (POOL.PG:OSD)",
+				    e);
+	}
+	r = mx_placement_new(m, &pl);
+	if (r < 0)
+		return fail(r, msg, sz, "cannot compute placement: %s", strerror(-r));
+	snprintf(buf, sizeof(buf), "%s", set);
+	for (char *e = strtok_r(buf, ",", &save); e; e = strtok_r(NULL, ",", &save)) {
+		long pool, osd;
+		unsigned long pg;
+
+		(void)sscanf(e, "%ld.%lu:%ld", &pool, &pg, &osd);
+		if (osd >= 0 && !ptemp_valid(m, pl, (int32_t)pool, (uint32_t)pg, (int32_t)osd)) {
+			skipped++;
+			continue;
+		}
+		if (mx_map_primary_temp(m, (int32_t)pool, (uint32_t)pg) == (int32_t)osd ||
+		    (osd < 0 && mx_map_primary_temp(m, (int32_t)pool, (uint32_t)pg) < 0))
+			continue;
+		r = mx_map_set_primary_temp(m, (int32_t)pool, (uint32_t)pg, (int32_t)osd);
+		if (r < 0) {
+			mx_placement_free(pl);
+			return fail(r, msg, sz, "out of memory");
+		}
+		changed++;
+	}
+	mx_placement_free(pl);
+	snprintf(msg, sz, "%u primary-temp entries changed, %u skipped", changed, skipped);
+	return changed ? 1 : 0;
+}
+
+int mx_mon_prune_primary_temps(struct mx_map *m)
+{
+	struct mx_placement *pl = NULL;
+	int dropped = 0;
+
+	if (!m->n_ptemps || mx_placement_new(m, &pl) < 0)
+		return 0;
+	for (uint32_t i = 0; i < m->n_ptemps;) {
+		const struct mx_primary_temp t = m->ptemps[i];
+
+		if (ptemp_valid(m, pl, t.pool, t.pg, t.osd)) {
+			i++;
+			continue;
+		}
+		(void)mx_map_set_primary_temp(m, t.pool, t.pg, -1);
+		dropped++;
+	}
+	mx_placement_free(pl);
+	return dropped;
+}
+
 int mx_mon_command(struct mx_map *m, const struct mx_msg_command *cmd, char *msg,
 		   size_t msgsz)
 {
@@ -352,6 +457,8 @@ int mx_mon_command(struct mx_map *m, const struct mx_msg_command *cmd, char *msg
 		return osd_cmd(m, cmd, p + 4, msg, msgsz);
 	if (strcmp(p, "balancer run") == 0)
 		return balancer_run(m, cmd, msg, msgsz);
+	if (strcmp(p, "pg primary-temp") == 0)
+		return pg_primary_temp(m, cmd, msg, msgsz);
 	return fail(-ENOTSUP, msg, msgsz, "unknown command '%s'", p);
 }
 

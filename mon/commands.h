@@ -24,4 +24,10 @@ int mx_mon_command(struct mx_map *m, const struct mx_msg_command *cmd, char *msg
 int mx_mon_osd_boot(struct mx_map *m, const struct mx_msg_osd_boot *b, char *msg,
 		    size_t msgsz);
 
+/* Drop every primary_temp entry that no longer fits m (its OSD down, out
+ * or gone, not in the PG's up set, or the pool gone): run before every
+ * commit, so that an entry never keeps a PG from a primary.  Returns how
+ * many were dropped. */
+int mx_mon_prune_primary_temps(struct mx_map *m);
+
 #endif

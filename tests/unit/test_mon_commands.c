@@ -3,10 +3,12 @@
  * settings, OSD boot (new, by uuid, by id, conflicts) and OSD state changes.
  */
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "check.h"
 #include "commands.h"
+#include "placement.h"
 
 static int run(struct mx_map *m, const char *prefix, const char *const *kv, int n)
 {
@@ -35,6 +37,68 @@ static int boot(struct mx_map *m, int32_t id, uint8_t u, const char *loc)
 	b.location = loc;
 	b.device_class = "";
 	return mx_mon_osd_boot(m, &b, msg, sizeof(msg));
+}
+
+/* pg primary-temp: set for an up member, skipped otherwise, cleared;
+ * pruned when its OSD goes out. */
+static void test_primary_temp(void)
+{
+	struct mx_map *m = mx_map_new();
+	const char *kv[] = {"name", "p", "size", "3", "pg_num", "8"};
+	struct mx_placement *pl = NULL;
+	const struct mx_pool *pool;
+	int32_t up[MX_MAX_SIZE], act[MX_MAX_SIZE], outsider = -1;
+	char set[64];
+	const char *a[] = {"set", set};
+
+	for (int i = 0; i < 4; i++) {
+		char loc[16];
+
+		snprintf(loc, sizeof(loc), "host=h%d", i);
+		CHECK_EQ_INT(boot(m, -1, (uint8_t)(10 + i), loc), i);
+	}
+	CHECK_EQ_INT(run(m, "pool create", kv, 3), 1);
+	pool = mx_map_pool_by_name(m, "p");
+	CHECK(pool != NULL);
+	if (!pool || mx_placement_new(m, &pl) < 0) {
+		mx_map_free(m);
+		return;
+	}
+	CHECK_EQ_INT(mx_pg_up(pl, pool, 5, up, MX_MAX_SIZE), 3);
+	for (int32_t o = 0; o < 4; o++)
+		if (o != up[0] && o != up[1] && o != up[2])
+			outsider = o;
+	snprintf(set, sizeof(set), "%d.5:%d", pool->id, up[2]);
+	CHECK_EQ_INT(run(m, "pg primary-temp", a, 1), 1);
+	CHECK_EQ_INT(run(m, "pg primary-temp", a, 1), 0); /* no change */
+	CHECK_EQ_INT(mx_map_primary_temp(m, pool->id, 5), up[2]);
+	CHECK_EQ_INT(mx_pg_acting(pl, m, pool, 5, act, MX_MAX_SIZE), 3);
+	CHECK_EQ_INT(act[0], up[2]);
+	/* Not in the up set: skipped. */
+	snprintf(set, sizeof(set), "%d.5:%d", pool->id, outsider);
+	CHECK(outsider >= 0);
+	CHECK_EQ_INT(run(m, "pg primary-temp", a, 1), 0);
+	CHECK_EQ_INT(mx_map_primary_temp(m, pool->id, 5), up[2]);
+	/* Malformed: nothing changes. */
+	snprintf(set, sizeof(set), "%d.5:-1,x", pool->id);
+	CHECK_EQ_INT(run(m, "pg primary-temp", a, 1), -EINVAL);
+	CHECK_EQ_INT(mx_map_primary_temp(m, pool->id, 5), up[2]);
+	snprintf(set, sizeof(set), "%d.99999999:1", pool->id);
+	CHECK_EQ_INT(run(m, "pg primary-temp", a, 1), -EINVAL);
+	/* Cleared. */
+	snprintf(set, sizeof(set), "%d.5:-1", pool->id);
+	CHECK_EQ_INT(run(m, "pg primary-temp", a, 1), 1);
+	CHECK_EQ_INT(mx_map_primary_temp(m, pool->id, 5), -1);
+	CHECK_EQ_INT(run(m, "pg primary-temp", a, 1), 0);
+	/* Pruned once its OSD is out. */
+	snprintf(set, sizeof(set), "%d.5:%d", pool->id, up[1]);
+	CHECK_EQ_INT(run(m, "pg primary-temp", a, 1), 1);
+	CHECK_EQ_INT(mx_mon_prune_primary_temps(m), 0);
+	m->osds[up[1]].in = false;
+	CHECK_EQ_INT(mx_mon_prune_primary_temps(m), 1);
+	CHECK_EQ_INT(mx_map_primary_temp(m, pool->id, 5), -1);
+	mx_placement_free(pl);
+	mx_map_free(m);
 }
 
 int main(void)
@@ -119,5 +183,6 @@ int main(void)
 		CHECK_EQ_INT(run(m, "pool rm", rm, 1), -ENOENT);
 	}
 	mx_map_free(m);
+	test_primary_temp();
 	return mx_check_done("mon_commands");
 }
