@@ -238,7 +238,8 @@ struct pgpeer {
 
 enum { ROLE_NONE = 0, ROLE_PRIMARY, ROLE_REPLICA };
 /* Primary states (see the state machine at the top). */
-enum { PG_PEERING = 1, PG_SCANNING, PG_PULLING, PG_ACTIVATING, PG_ACTIVE, PG_STUCK };
+enum { PG_PEERING = 1, PG_SCANNING, PG_PULLING, PG_ACTIVATING, PG_ACTIVE, PG_STUCK,
+       PG_WAIT_TEMP };
 /* Replica states. */
 enum { R_WAITING = 1, R_RECOVERING, R_ACTIVE };
 /* A member as the primary sees it. */
@@ -278,6 +279,7 @@ struct pgstate {
 	size_t scan_n, scan_cap;
 	struct member mem[MX_MAX_SIZE]; /* by acting index; mem[0] is us */
 	bool warned;
+	int32_t temp_want;   /* PG_WAIT_TEMP: the OSD asked for as primary */
 	struct mx_list ops;  /* struct held: client ops waiting for activation
 				or for the end of a scrub (writes) */
 	struct mx_list pops; /* struct pop in flight */
@@ -2295,6 +2297,74 @@ static void pg_send_scan(struct osd *osd, struct pgstate *pgs)
 		peer_send_tid(osd, pgs->peers[pgs->auth].osd, MX_MSG_PG_SCAN, &w, &pgs->scan_tid);
 }
 
+static int member_index(const struct pgstate *pgs, int32_t id)
+{
+	for (int i = 1; i < pgs->n_acting; i++)
+		if (pgs->acting[i] == id)
+			return i;
+	return -1;
+}
+
+/*
+ * primary_temp requests (docs/recovery.md): a primary waiting in
+ * PG_WAIT_TEMP wants its authority to lead for now; a primary that leads
+ * by a primary_temp wants it cleared once every member is complete.  Every
+ * tick, one "pg primary-temp" command carries them all to the monitor
+ * (again and again until a new map starts a new interval: the command is
+ * idempotent).
+ */
+#define PULLS_BEFORE_TEMP 32
+#define TEMP_SET_MAX 3000
+
+/* Whether we lead pgs by a primary_temp that has done its work. */
+static bool temp_done(struct osd *osd, const struct pgstate *pgs)
+{
+	if (pgs->state != PG_ACTIVE ||
+	    mx_map_primary_temp(osd->map, pgs->pool, pgs->pg) != osd->id)
+		return false;
+	for (int i = 0; i < pgs->n_acting; i++)
+		if (pgs->mem[i].state != M_COMPLETE || !pgs->mem[i].acked)
+			return false;
+	return true;
+}
+
+static void temp_send(struct osd *osd)
+{
+	char set[TEMP_SET_MAX + 64];
+	size_t at = 0;
+	struct mx_msg_command c = {.prefix = "pg primary-temp", .n_args = 1};
+	struct mx_wbuf w;
+
+	if (!osd->mon || !osd->map)
+		return;
+	for (size_t b = 0; b < PG_BUCKETS && at < TEMP_SET_MAX; b++)
+		for (struct pgstate *pgs = osd->pgs[b]; pgs && at < TEMP_SET_MAX;
+		     pgs = pgs->next) {
+			int32_t want;
+			int k;
+
+			if (pgs->role != ROLE_PRIMARY)
+				continue;
+			if (pgs->state == PG_WAIT_TEMP)
+				want = pgs->temp_want;
+			else if (temp_done(osd, pgs))
+				want = -1;
+			else
+				continue;
+			k = snprintf(set + at, sizeof(set) - at, "%s%d.%u:%d", at ? "," : "",
+				     pgs->pool, pgs->pg, want);
+			if (k > 0)
+				at += (size_t)k;
+		}
+	if (!at)
+		return;
+	c.keys[0] = "set";
+	c.vals[0] = set;
+	mx_wbuf_init(&w);
+	mx_enc_command(&w, &c);
+	(void)mx_conn_send(osd->mon, MX_MSG_MON_COMMAND, ++osd->next_tid, &w);
+}
+
 /* Every acting member and one member of every maybe-rw interval since the
  * newest les has answered: choose the authority. */
 static void pg_try_peer(struct osd *osd, struct pgstate *pgs)
@@ -2346,6 +2416,21 @@ static void pg_try_peer(struct osd *osd, struct pgstate *pgs)
 	r = mx_log_diff(pgs->peers[pgs->auth].log.e, pgs->peers[pgs->auth].log.n,
 			&pgs->peers[pgs->auth].log.info, pgs->peers[0].log.e, pgs->peers[0].log.n,
 			&pgs->peers[0].log.info, need_cb, &nc);
+	if ((r != 0 || pgs->n_pulls > PULLS_BEFORE_TEMP) &&
+	    member_index(pgs, pgs->peers[pgs->auth].osd) > 0) {
+		/* Much to fetch, and the authority is a member: it leads for
+		 * now (docs/recovery.md, "primary_temp"); I/O waits only for
+		 * the next map, not for the copy. */
+		missing_free_rec(osd, &pgs->pulls, &pgs->n_pulls);
+		mx_info("pg %d.%u: osd.%d is authoritative and our copy %s: asking for it as "
+			"the primary for now",
+			pgs->pool, pgs->pg, pgs->peers[pgs->auth].osd,
+			r ? "predates its log" : "misses many objects");
+		pgs->state = PG_WAIT_TEMP;
+		pgs->temp_want = pgs->peers[pgs->auth].osd;
+		temp_send(osd);
+		return;
+	}
 	if (r != 0) {
 		/* Our copy is older than the authority's log tail: backfill
 		 * ourselves from its listing (on_scan_reply), then pull. */
@@ -2704,13 +2789,6 @@ static void pg_activate(struct osd *osd, struct pgstate *pgs)
 	pg_check_active(osd, pgs);
 }
 
-static int member_index(const struct pgstate *pgs, int32_t id)
-{
-	for (int i = 1; i < pgs->n_acting; i++)
-		if (pgs->acting[i] == id)
-			return i;
-	return -1;
-}
 
 static void on_pg_notify(struct osd *osd, struct peer *p, uint8_t *payload, uint32_t len)
 {
@@ -4137,6 +4215,7 @@ static void pg_tick(uv_timer_t *t)
 	rec_expire(osd);
 	rec_pump(osd);
 	space_tick(osd);
+	temp_send(osd);
 	scrub_schedule(osd);
 }
 static void peer_retry_cb(uv_timer_t *t)
@@ -4584,6 +4663,16 @@ static void mon_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *p
 		if (mx_map_decode(mm.map, mm.map_len, &m) < 0)
 			break;
 		apply_map(osd, m);
+		return;
+	}
+	case MX_MSG_MON_COMMAND_REPLY: {
+		/* To our primary_temp requests (temp_send): the map tells. */
+		struct mx_msg_command_reply cr;
+
+		if (mx_dec_command_reply(payload, h->len, &cr) < 0)
+			break;
+		if (cr.status)
+			mx_debug("primary-temp request: %s", cr.message);
 		return;
 	}
 	case MX_MSG_ERROR_REPLY:
