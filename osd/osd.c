@@ -4157,10 +4157,25 @@ static bool pgstat_fill(struct osd *osd, struct pgstate *pgs, struct mx_pg_stat 
 		out->degraded += out->objects * (uint64_t)(pool->size - pgs->n_acting);
 		clean = false;
 	}
-	if (pgs->n_up != pgs->n_acting ||
-	    memcmp(pgs->up, pgs->acting, pgs->n_acting * sizeof(*pgs->acting)) != 0) {
-		st |= MX_PGS_REMAPPED;
-		clean = false;
+	/* Remapped: the acting set is not the up set without its down OSDs
+	 * (a down member is only undersized). */
+	{
+		int32_t upu[MX_MAX_SIZE];
+		int nu = 0;
+
+		for (int i = 0; i < pgs->n_up; i++) {
+			const struct mx_osd_info *o = mx_map_osd(osd->map, pgs->up[i]);
+
+			if (o && o->up)
+				upu[nu++] = pgs->up[i];
+		}
+		if (nu != pgs->n_acting ||
+		    memcmp(upu, pgs->acting, (size_t)nu * sizeof(*upu)) != 0) {
+			st |= MX_PGS_REMAPPED;
+			clean = false;
+		}
+		if (pgs->n_up != pgs->n_acting)
+			clean = false;
 	}
 	if (out->degraded)
 		st |= MX_PGS_DEGRADED;
