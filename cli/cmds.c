@@ -5,12 +5,13 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
-#include <stdarg.h>
 #include <jansson.h>
+#include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "cli.h"
@@ -66,128 +67,235 @@ static json_t *osd_json(const struct mx_map *m, uint32_t i)
 			 (json_int_t)o->up_from);
 }
 
-struct health {
-	int osds, up, in;
-	uint64_t pgs, pgs_clean, pgs_degraded, pgs_inactive;
-	char reasons[8][160];
-	int n_reasons;
-};
-
-static void add_reason(struct health *h, const char *fmt, ...) MX_PRINTF(2, 3);
-
-static void add_reason(struct health *h, const char *fmt, ...)
+/* "1.5 GiB" */
+static void human_bytes(double v, char *buf, size_t sz)
 {
-	va_list ap;
+	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
+	int u = 0;
 
-	if (h->n_reasons >= 8)
-		return;
-	va_start(ap, fmt);
-	vsnprintf(h->reasons[h->n_reasons++], sizeof(h->reasons[0]), fmt, ap);
-	va_end(ap);
+	while (v >= 1024.0 && u < 5) {
+		v /= 1024.0;
+		u++;
+	}
+	if (u == 0)
+		snprintf(buf, sz, "%.0f %s", v, units[u]);
+	else
+		snprintf(buf, sz, "%.1f %s", v, units[u]);
 }
 
-static void compute_health(const struct mx_map *m, struct health *h)
+static json_int_t jint(json_t *o, const char *path)
 {
-	struct mx_placement *pl = NULL;
+	char key[64];
+	const char *dot;
+	json_t *v = o;
 
-	memset(h, 0, sizeof(*h));
-	for (uint32_t i = 0; i < m->max_osd; i++) {
-		if (!m->osds[i].exists)
-			continue;
-		h->osds++;
-		h->up += m->osds[i].up;
-		h->in += m->osds[i].in;
+	while (v && (dot = strchr(path, '.'))) {
+		snprintf(key, sizeof(key), "%.*s", (int)(dot - path), path);
+		v = json_object_get(v, key);
+		path = dot + 1;
 	}
-	if (h->osds > h->up)
-		add_reason(h, "%d of %d OSDs are down", h->osds - h->up, h->osds);
-	if (mx_placement_new(m, &pl) < 0)
-		return;
-	for (uint32_t i = 0; i < m->n_pools; i++) {
-		const struct mx_pool *p = &m->pools[i];
-
-		for (uint32_t pg = 0; pg < p->pg_num; pg++) {
-			int32_t up[MX_MAX_SIZE], act[MX_MAX_SIZE];
-			int nu = mx_pg_up(pl, p, pg, up, MX_MAX_SIZE);
-			int na = mx_pg_acting(pl, m, p, pg, act, MX_MAX_SIZE);
-
-			h->pgs++;
-			if (na < p->min_size)
-				h->pgs_inactive++;
-			else if (na < p->size || nu < p->size)
-				h->pgs_degraded++;
-			else
-				h->pgs_clean++;
-		}
-	}
-	mx_placement_free(pl);
-	if (h->pgs_inactive)
-		add_reason(h, "%" PRIu64 " PGs have fewer than min_size OSDs up (I/O waits)",
-			   h->pgs_inactive);
-	if (h->pgs_degraded)
-		add_reason(h, "%" PRIu64 " PGs are degraded (fewer replicas than size)",
-			   h->pgs_degraded);
-	if (h->osds == 0)
-		add_reason(h, "no OSDs");
+	v = v ? json_object_get(v, path) : NULL;
+	return json_is_integer(v) ? json_integer_value(v) : 0;
 }
 
-static const char *verdict(const struct health *h)
+static double jreal(json_t *o, const char *obj, const char *key)
 {
-	if (h->pgs_inactive || h->osds == 0)
-		return "HEALTH_ERR";
-	if (h->n_reasons)
-		return "HEALTH_WARN";
-	return "HEALTH_OK";
+	json_t *v = json_object_get(json_object_get(o, obj), key);
+
+	return json_is_number(v) ? json_number_value(v) : 0.0;
+}
+
+/* The monitor's health summary (the `status` command), parsed; NULL if
+ * the monitor cannot give one (the reason is printed). */
+static json_t *mon_status(mixsan_cluster_t *cl)
+{
+	char *msg = NULL;
+	json_t *j;
+	int r = mixsan_mon_command(cl, "status", NULL, 0, &msg);
+
+	if (r < 0) {
+		cli_fail("status: %s", msg && *msg ? msg : strerror(-r));
+		free(msg);
+		return NULL;
+	}
+	j = json_loads(msg ? msg : "", 0, NULL);
+	free(msg);
+	if (!json_is_object(j)) {
+		json_decref(j);
+		cli_fail("status: the monitor's answer is not JSON");
+		return NULL;
+	}
+	return j;
+}
+
+static void print_status(const struct mx_map *m, const char *fsid, json_t *st)
+{
+	json_t *health = json_object_get(st, "health");
+	json_t *checks = json_object_get(health, "checks");
+	json_t *states = json_object_get(json_object_get(st, "pgs"), "by_state");
+	json_t *v;
+	size_t i;
+	char b1[32], b2[32], b3[32];
+	json_int_t copies = jint(st, "objects.copies");
+	json_int_t deg = jint(st, "objects.degraded"), mis = jint(st, "objects.misplaced");
+	double ro = jreal(st, "recovery", "objects_per_s");
+
+	printf("  cluster:\n");
+	printf("    id:     %s\n", fsid);
+	printf("    health: %s\n", json_string_value(json_object_get(health, "status")));
+	json_array_foreach(checks, i, v)
+		printf("            %s\n", json_string_value(json_object_get(v, "summary")));
+	printf("\n  services:\n");
+	printf("    mon: %u daemons (", m->n_mons);
+	for (uint32_t k = 0; k < m->n_mons; k++)
+		printf("%s%s at %s", k ? ", " : "", m->mons[k].name, m->mons[k].addr);
+	printf(")\n");
+	printf("    osd: %" JSON_INTEGER_FORMAT " osds: %" JSON_INTEGER_FORMAT " up, %"
+	       JSON_INTEGER_FORMAT " in\n",
+	       jint(st, "osds.total"), jint(st, "osds.up"), jint(st, "osds.in"));
+	printf("    map: epoch %" PRIu64 "\n", m->epoch);
+	printf("\n  data:\n");
+	printf("    pools:   %u pools, %" JSON_INTEGER_FORMAT " pgs\n", m->n_pools,
+	       jint(st, "pgs.total"));
+	human_bytes((double)jint(st, "objects.bytes"), b1, sizeof(b1));
+	printf("    objects: %" JSON_INTEGER_FORMAT " objects, %s\n", jint(st, "objects.total"),
+	       b1);
+	human_bytes((double)jint(st, "usage.used_bytes"), b1, sizeof(b1));
+	human_bytes((double)jint(st, "usage.avail_bytes"), b2, sizeof(b2));
+	human_bytes((double)jint(st, "usage.total_bytes"), b3, sizeof(b3));
+	printf("    usage:   %s used, %s / %s avail\n", b1, b2, b3);
+	printf("    pgs:     ");
+	if (deg)
+		printf("%" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT
+		       " objects degraded (%.3f%%)\n             ",
+		       deg, copies, copies ? 100.0 * (double)deg / (double)copies : 0.0);
+	if (mis)
+		printf("%" JSON_INTEGER_FORMAT "/%" JSON_INTEGER_FORMAT
+		       " objects misplaced (%.3f%%)\n             ",
+		       mis, copies, copies ? 100.0 * (double)mis / (double)copies : 0.0);
+	json_array_foreach(states, i, v)
+		printf("%s%" JSON_INTEGER_FORMAT " %s\n", i ? "             " : "",
+		       json_integer_value(json_object_get(v, "count")),
+		       json_string_value(json_object_get(v, "state")));
+	if (!json_array_size(states))
+		printf("none\n");
+	if (ro > 0 || deg || mis) {
+		json_t *eta = json_object_get(json_object_get(st, "recovery"), "eta_s");
+
+		human_bytes(jreal(st, "recovery", "bytes_per_s"), b1, sizeof(b1));
+		printf("\n  io:\n    recovery: %.1f objects/s, %s/s", ro, b1);
+		if (json_is_integer(eta))
+			printf(", eta %" JSON_INTEGER_FORMAT " s", json_integer_value(eta));
+		printf("\n");
+	}
 }
 
 static int show_status(struct cli *c, mixsan_cluster_t *cl)
 {
 	struct mx_map *m = mx_client_map_copy(cl);
-	struct health h;
+	json_t *st;
 	char fsid[40];
 
 	if (!m)
 		return cli_fail("out of memory");
-	compute_health(m, &h);
+	st = mon_status(cl);
+	if (!st) {
+		mx_map_free(m);
+		return 1;
+	}
 	for (int i = 0; i < 16; i++)
 		snprintf(fsid + 2 * i, 3, "%02x", m->fsid[i]);
 	if (c->json) {
-		json_t *reasons = json_array(), *mons = json_array();
+		json_t *mons = json_array();
 
-		for (int i = 0; i < h.n_reasons; i++)
-			json_array_append_new(reasons, json_string(h.reasons[i]));
 		for (uint32_t i = 0; i < m->n_mons; i++)
 			json_array_append_new(mons, json_pack("{s:s, s:s}", "name",
 							      m->mons[i].name, "addr",
 							      m->mons[i].addr));
-		print_json(json_pack("{s:s, s:I, s:s, s:o, s:o, s:{s:i, s:i, s:i}, s:{s:i, s:I, "
-				     "s:I, s:I, s:I}}",
-				     "fsid", fsid, "epoch", (json_int_t)m->epoch, "health",
-				     verdict(&h), "reasons", reasons, "mons", mons, "osds", "total",
-				     h.osds, "up", h.up, "in", h.in, "pgs", "pools", (int)m->n_pools,
-				     "total", (json_int_t)h.pgs, "active_clean",
-				     (json_int_t)h.pgs_clean, "degraded",
-				     (json_int_t)h.pgs_degraded, "inactive",
-				     (json_int_t)h.pgs_inactive));
+		json_object_set_new(st, "fsid", json_string(fsid));
+		json_object_set_new(st, "mons", mons);
+		json_object_set_new(st, "pools", json_integer(m->n_pools));
+		print_json(json_incref(st));
 	} else {
-		printf("  cluster: %s\n", fsid);
-		printf("   health: %s\n", verdict(&h));
-		for (int i = 0; i < h.n_reasons; i++)
-			printf("           %s\n", h.reasons[i]);
-		printf("      map: epoch %" PRIu64 "\n", m->epoch);
-		printf("     mons: %u (", m->n_mons);
-		for (uint32_t i = 0; i < m->n_mons; i++)
-			printf("%s%s at %s", i ? ", " : "", m->mons[i].name, m->mons[i].addr);
-		printf(")\n");
-		printf("     osds: %d total, %d up, %d in\n", h.osds, h.up, h.in);
-		printf("    pools: %u pools, %" PRIu64 " PGs: %" PRIu64 " active+clean",
-		       m->n_pools, h.pgs, h.pgs_clean);
-		if (h.pgs_degraded)
-			printf(", %" PRIu64 " degraded", h.pgs_degraded);
-		if (h.pgs_inactive)
-			printf(", %" PRIu64 " inactive", h.pgs_inactive);
-		printf("\n");
+		print_status(m, fsid, st);
 	}
+	json_decref(st);
 	mx_map_free(m);
+	return 0;
+}
+
+static volatile sig_atomic_t watch_stop;
+
+static void on_watch_signal(int sig)
+{
+	(void)sig;
+	watch_stop = 1;
+}
+
+/* One event as `status --watch` prints it: local time, severity, text. */
+static void print_event(json_t *e)
+{
+	json_int_t ms = jint(e, "stamp_ms");
+	time_t t = (time_t)(ms / 1000);
+	struct tm tm;
+	char when[32] = "";
+
+	if (localtime_r(&t, &tm))
+		strftime(when, sizeof(when), "%Y-%m-%dT%H:%M:%S", &tm);
+	printf("%s.%03d [%s] %s\n", when, (int)(ms % 1000),
+	       json_string_value(json_object_get(e, "severity")),
+	       json_string_value(json_object_get(e, "text")));
+}
+
+/*
+ * status --watch [--count N] [--timeout S]: the status, the newest few
+ * events, then every new event as it comes (the monitor's `log` polled
+ * every second), until SIGINT, N new events or S seconds.
+ */
+static int watch(struct cli *c, mixsan_cluster_t *cl)
+{
+	const char *cs = cli_opt(c, "count"), *ts = cli_opt(c, "timeout");
+	long count = cs ? strtol(cs, NULL, 10) : 0, seen = 0;
+	double timeout = ts ? strtod(ts, NULL) : 0;
+	struct timespec t0, now;
+	uint64_t after = 0;
+	bool first = true;
+
+	signal(SIGINT, on_watch_signal);
+	signal(SIGTERM, on_watch_signal);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	printf("\n");
+	while (!watch_stop) {
+		char arg[32], *msg = NULL;
+		const char *kv[4] = {"after", arg, "max", "10"};
+		json_t *j, *evs, *e;
+		size_t i;
+		int r;
+
+		snprintf(arg, sizeof(arg), "%" PRIu64, after);
+		r = mixsan_mon_command(cl, "log", kv, first ? 2 : 1, &msg);
+		j = r == 0 && msg ? json_loads(msg, 0, NULL) : NULL;
+		free(msg);
+		evs = json_object_get(j, "events");
+		json_array_foreach(evs, i, e) {
+			print_event(e);
+			after = (uint64_t)jint(e, "seq");
+			if (!first)
+				seen++;
+		}
+		if (j && !json_array_size(evs) && first)
+			after = (uint64_t)jint(j, "last");
+		json_decref(j);
+		fflush(stdout);
+		first = false;
+		if (count > 0 && seen >= count)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if (timeout > 0 && (double)(now.tv_sec - t0.tv_sec) +
+					   (double)(now.tv_nsec - t0.tv_nsec) / 1e9 >= timeout)
+			break;
+		usleep(1000000);
+	}
 	return 0;
 }
 
@@ -200,17 +308,8 @@ int cmd_status(struct cli *c)
 		return 1;
 	r = show_status(c, cl);
 	if (r == 0 && cli_opt(c, "watch")) {
-		uint64_t seen = mixsan_map_epoch(cl);
-
 		fflush(stdout);
-		for (;;) {
-			if (mixsan_wait_for_epoch(cl, seen + 1, 0) < 0)
-				break;
-			seen = mixsan_map_epoch(cl);
-			printf("--- epoch %" PRIu64 "\n", seen);
-			(void)show_status(c, cl);
-			fflush(stdout);
-		}
+		r = watch(c, cl);
 	}
 	mixsan_shutdown(cl);
 	return r;

@@ -18,7 +18,7 @@ static void usage(FILE *f)
 	      "Development cluster:\n"
 	      "  cluster up [--osds N] [--port P] [--size S]   start a local cluster in DIR\n"
 	      "  cluster down                                 stop it\n"
-	      "  status [--watch]                             cluster health and summary\n"
+	      "  status [--watch [--count N] [--timeout S]]   cluster health; then follow events\n"
 	      "Pools:\n"
 	      "  pool create NAME [--size N] [--min-size N] [--pg-num N]\n"
 	      "              [--failure-domain osd|host|rack|...] [--class C] [--root R]\n"

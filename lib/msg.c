@@ -5,6 +5,7 @@
 #include "msg.h"
 
 #include <errno.h>
+#include <stdio.h>
 #include <string.h>
 
 #include "crc32c.h"
@@ -304,6 +305,139 @@ int mx_dec_osd_beacon(const void *p, uint32_t len, struct mx_msg_osd_beacon *m)
 	m->incarnation = mx_get_u64(&r);
 	m->epoch = mx_get_u64(&r);
 	return finish(&r);
+}
+
+/* PG statistics -------------------------------------------------------- */
+
+char *mx_pg_state_name(uint32_t state, char *buf, size_t sz)
+{
+	static const struct {
+		uint32_t bit;
+		const char *name;
+	} names[] = {
+		{MX_PGS_UNKNOWN, "unknown"},       {MX_PGS_STALE, "stale"},
+		{MX_PGS_INCOMPLETE, "incomplete"}, {MX_PGS_PEERING, "peering"},
+		{MX_PGS_ACTIVATING, "activating"}, {MX_PGS_ACTIVE, "active"},
+		{MX_PGS_CLEAN, "clean"},           {MX_PGS_RECOVERING, "recovering"},
+		{MX_PGS_BACKFILLING, "backfilling"}, {MX_PGS_UNDERSIZED, "undersized"},
+		{MX_PGS_DEGRADED, "degraded"},     {MX_PGS_REMAPPED, "remapped"},
+		{MX_PGS_INCONSISTENT, "inconsistent"}, {MX_PGS_SCRUBBING, "scrubbing"},
+		{MX_PGS_DEEP, "deep"},
+	};
+	size_t at = 0;
+
+	if (!sz)
+		return buf;
+	buf[0] = '\0';
+	for (size_t i = 0; i < sizeof(names) / sizeof(names[0]); i++) {
+		int k;
+
+		if (!(state & names[i].bit))
+			continue;
+		k = snprintf(buf + at, sz - at, "%s%s", at ? "+" : "", names[i].name);
+		if (k < 0 || (size_t)k >= sz - at)
+			break;
+		at += (size_t)k;
+	}
+	if (!at)
+		snprintf(buf, sz, "inactive");
+	return buf;
+}
+
+size_t mx_enc_pg_stats_head(struct mx_wbuf *w, const struct mx_msg_pg_stats *m)
+{
+	size_t at;
+
+	mx_put_i32(w, m->osd_id);
+	mx_put_u64(w, m->incarnation);
+	mx_put_u64(w, m->epoch);
+	mx_put_u64(w, m->stamp_ms);
+	mx_put_u64(w, m->fs_total);
+	mx_put_u64(w, m->fs_used);
+	mx_put_u64(w, m->fs_avail);
+	at = w->len;
+	mx_put_u32(w, 0); /* n */
+	return at;
+}
+
+/* A record: u16 length of what follows, then the fields; a decoder skips
+ * what it does not know at the end of a record. */
+#define PG_STAT_LEN (4 + 4 + 8 + 4 + 8 * 8)
+
+void mx_enc_pg_stat(struct mx_wbuf *w, const struct mx_pg_stat *s)
+{
+	mx_put_u16(w, PG_STAT_LEN);
+	mx_put_i32(w, s->pool);
+	mx_put_u32(w, s->pg);
+	mx_put_u64(w, s->interval);
+	mx_put_u32(w, s->state & MX_PGS_WIRE_MASK);
+	mx_put_u64(w, s->objects);
+	mx_put_u64(w, s->bytes);
+	mx_put_u64(w, s->degraded);
+	mx_put_u64(w, s->misplaced);
+	mx_put_u64(w, s->recovered_objects);
+	mx_put_u64(w, s->recovered_bytes);
+	mx_put_u64(w, s->scrub_ms);
+	mx_put_u64(w, s->deep_scrub_ms);
+}
+
+void mx_enc_pg_stats_end(struct mx_wbuf *w, size_t at, uint32_t n)
+{
+	if (w->err || at + 4 > w->len)
+		return;
+	mx_wbuf_patch_u32(w, at, n);
+}
+
+int mx_dec_pg_stats(const void *p, uint32_t len, struct mx_msg_pg_stats *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->osd_id = mx_get_i32(&r);
+	m->incarnation = mx_get_u64(&r);
+	m->epoch = mx_get_u64(&r);
+	m->stamp_ms = mx_get_u64(&r);
+	m->fs_total = mx_get_u64(&r);
+	m->fs_used = mx_get_u64(&r);
+	m->fs_avail = mx_get_u64(&r);
+	m->n = mx_get_u32(&r);
+	/* Every record takes at least its length and the known fields. */
+	if (!r.err && m->n > mx_rbuf_left(&r) / (2 + PG_STAT_LEN))
+		mx_rbuf_fail(&r);
+	m->entries = r;
+	return finish(&r);
+}
+
+int mx_pg_stat_next(struct mx_rbuf *r, struct mx_pg_stat *s)
+{
+	uint16_t n = mx_get_u16(r);
+	struct mx_rbuf e;
+	const void *body;
+
+	if (r->err || n < PG_STAT_LEN)
+		goto bad;
+	body = mx_get_bytes(r, n);
+	if (!body)
+		goto bad;
+	mx_rbuf_init(&e, body, n);
+	s->pool = mx_get_i32(&e);
+	s->pg = mx_get_u32(&e);
+	s->interval = mx_get_u64(&e);
+	s->state = mx_get_u32(&e) & MX_PGS_WIRE_MASK;
+	s->objects = mx_get_u64(&e);
+	s->bytes = mx_get_u64(&e);
+	s->degraded = mx_get_u64(&e);
+	s->misplaced = mx_get_u64(&e);
+	s->recovered_objects = mx_get_u64(&e);
+	s->recovered_bytes = mx_get_u64(&e);
+	s->scrub_ms = mx_get_u64(&e);
+	s->deep_scrub_ms = mx_get_u64(&e);
+	if (e.err)
+		goto bad;
+	return 0;
+bad:
+	mx_rbuf_fail(r);
+	return -EBADMSG;
 }
 
 /* OSD messages --------------------------------------------------------- */
@@ -1086,6 +1220,7 @@ int mx_msg_decode_any(uint16_t type, const void *p, uint32_t len)
 		struct mx_msg_error_reply er;
 		struct mx_msg_osd_failure of;
 		struct mx_msg_osd_beacon ob2;
+		struct mx_msg_pg_stats pst;
 		struct mx_pg_ref pr;
 		struct mx_msg_pg_notify pn;
 		struct mx_msg_pg_activate pa;
@@ -1101,6 +1236,7 @@ int mx_msg_decode_any(uint16_t type, const void *p, uint32_t len)
 	} u;
 	struct mx_wire_log_entry le;
 	struct mx_scrub_entry se;
+	struct mx_pg_stat pse;
 	int r;
 
 	switch (type) {
@@ -1112,6 +1248,11 @@ int mx_msg_decode_any(uint16_t type, const void *p, uint32_t len)
 	case MX_MSG_MON_COMMAND_REPLY: return mx_dec_command_reply(p, len, &u.cr);
 	case MX_MSG_MON_OSD_FAILURE: return mx_dec_osd_failure(p, len, &u.of);
 	case MX_MSG_MON_OSD_BEACON: return mx_dec_osd_beacon(p, len, &u.ob2);
+	case MX_MSG_MON_PG_STATS:
+		r = mx_dec_pg_stats(p, len, &u.pst);
+		for (uint32_t i = 0; r == 0 && i < u.pst.n; i++)
+			r = mx_pg_stat_next(&u.pst.entries, &pse);
+		return r;
 	case MX_MSG_OSD_OP: return mx_dec_osd_op(p, len, &u.op);
 	case MX_MSG_OSD_OP_REPLY: return mx_dec_osd_op_reply(p, len, &u.opr);
 	case MX_MSG_OSD_REPOP: return mx_dec_repop(p, len, &u.rp);

@@ -48,6 +48,7 @@ enum mx_msg_type {
 	MX_MSG_MON_COMMAND_REPLY = 6,
 	MX_MSG_MON_OSD_FAILURE = 7, /* osd -> mon: a peer stopped answering */
 	MX_MSG_MON_OSD_BEACON = 8,  /* osd -> mon: still alive */
+	MX_MSG_MON_PG_STATS = 9,    /* osd -> mon: its PGs and disk usage, no reply */
 	/* OSD */
 	MX_MSG_OSD_OP = 20,         /* client -> primary */
 	MX_MSG_OSD_OP_REPLY = 21,
@@ -162,6 +163,67 @@ struct mx_msg_osd_beacon {
 	uint64_t incarnation;
 	uint64_t epoch;
 };
+
+/*
+ * PG statistics (docs/health.md): every OSD sends the monitor, every
+ * second and soon after one of its PGs changes state, the usage of its
+ * file system and one record per PG it is the primary of.  No reply.
+ * Each record carries its own length so a newer OSD may append fields.
+ */
+
+/* PG state bits.  An OSD sets the first ones; STALE and UNKNOWN are the
+ * monitor's own (no fresh report from the primary) and never travel. */
+#define MX_PGS_ACTIVE 0x1u        /* serves I/O in this interval */
+#define MX_PGS_CLEAN 0x2u         /* size members, acting == up, all complete */
+#define MX_PGS_PEERING 0x4u       /* gathering infos and logs, or pulling */
+#define MX_PGS_ACTIVATING 0x8u    /* members persisting the new interval */
+#define MX_PGS_RECOVERING 0x10u   /* pushing (pulling) objects a copy misses */
+#define MX_PGS_BACKFILLING 0x20u  /* refilling a copy from a listing */
+#define MX_PGS_DEGRADED 0x40u     /* some object has fewer than size copies */
+#define MX_PGS_UNDERSIZED 0x80u   /* fewer acting members than size */
+#define MX_PGS_REMAPPED 0x100u    /* acting != up */
+#define MX_PGS_INCOMPLETE 0x200u  /* peering waits for a down OSD (or stuck) */
+#define MX_PGS_INCONSISTENT 0x400u /* the last scrub found unrepaired differences */
+#define MX_PGS_SCRUBBING 0x800u
+#define MX_PGS_DEEP 0x1000u       /* with SCRUBBING: a deep scrub */
+#define MX_PGS_WIRE_MASK 0xffffu
+#define MX_PGS_STALE 0x10000u     /* the primary stopped reporting */
+#define MX_PGS_UNKNOWN 0x20000u   /* no report yet since the PG got its primary */
+
+/* "active+clean", "peering", ... ("inactive" for no bit).  Returns buf. */
+char *mx_pg_state_name(uint32_t state, char *buf, size_t sz);
+
+struct mx_pg_stat {
+	int32_t pool;
+	uint32_t pg;
+	uint64_t interval;           /* first epoch of the interval reported */
+	uint32_t state;              /* MX_PGS_* */
+	uint64_t objects, bytes;     /* on the primary */
+	uint64_t degraded;           /* object copies missing on acting members
+					or for want of members (size - acting) */
+	uint64_t misplaced;          /* object copies that exist, but must move */
+	uint64_t recovered_objects;  /* cumulative, for rates */
+	uint64_t recovered_bytes;
+	uint64_t scrub_ms, deep_scrub_ms; /* wall clock of the last ones; 0 none */
+};
+
+struct mx_msg_pg_stats {
+	int32_t osd_id;
+	uint64_t incarnation;        /* as the OSD's map says */
+	uint64_t epoch;              /* the OSD's map epoch */
+	uint64_t stamp_ms;           /* the OSD's wall clock */
+	uint64_t fs_total, fs_used, fs_avail; /* bytes, of its data folder */
+	uint32_t n;
+	struct mx_rbuf entries;      /* n records: walk with mx_pg_stat_next() */
+};
+
+/* Head, then n records with mx_enc_pg_stat, then end. */
+size_t mx_enc_pg_stats_head(struct mx_wbuf *w, const struct mx_msg_pg_stats *m);
+void mx_enc_pg_stat(struct mx_wbuf *w, const struct mx_pg_stat *s);
+void mx_enc_pg_stats_end(struct mx_wbuf *w, size_t at, uint32_t n);
+int mx_dec_pg_stats(const void *p, uint32_t len, struct mx_msg_pg_stats *m);
+/* Next record; 0 or -EBADMSG. */
+int mx_pg_stat_next(struct mx_rbuf *r, struct mx_pg_stat *s);
 
 /* --- OSD messages --------------------------------------------------- */
 

@@ -20,6 +20,13 @@
  * (handle_failure), or when its beacons stop (on_tick); it marks an OSD out
  * once it has been down for the down-out interval (on_tick).  A report about
  * an older incarnation (the OSD restarted since) is ignored.
+ *
+ * Health (docs/health.md): every primary reports its PGs (MON_PG_STATS);
+ * the monitor keeps the newest report of each PG in memory (pgstats.c),
+ * judges the cluster's health from them and the map, and keeps an event
+ * log of what changed: OSDs and pools (commit_done compares each new map
+ * with the last), the health verdict and the PG summary (health_tick).
+ * The `status` and `log` commands answer from these, without a new epoch.
  */
 #include <errno.h>
 #include <getopt.h>
@@ -35,6 +42,7 @@
 #include "mapstore.h"
 #include "msg.h"
 #include "net.h"
+#include "pgstats.h"
 #include "placement.h"
 #include "util.h"
 
@@ -79,9 +87,18 @@ struct mon {
 	const struct mx_mapstore_ops *store;
 	void *store_ctx;
 	struct mx_map *map;   /* committed; owned */
+	struct mx_placement *pl; /* of map; owned (NULL if it cannot be computed) */
 	struct mx_wbuf map_enc; /* encoding of map, for pushes */
 	struct session sessions; /* list head */
 	bool committing;
+	/* Health */
+	struct mx_pgstats_cfg pg_cfg;
+	struct mx_pgstats *pgstats;
+	struct mx_evlog *evlog;
+	int last_health;          /* -1 before the first verdict */
+	char last_checks[512];    /* codes of the last verdict's checks */
+	char last_pgmap[1024];    /* the last PG summary logged */
+	uint64_t last_pgmap_ms;
 };
 
 /* A change waiting for its commit. */
@@ -94,6 +111,7 @@ struct change {
 	int32_t osd_id;
 	int status;
 	char msg[512];
+	char why[160]; /* the monitor's own reason for a change, for the event log */
 };
 
 static struct mon g_mon;
@@ -182,6 +200,80 @@ static void reply_change(struct change *ch)
 	(void)mx_conn_send(ch->s->conn, ch->reply_type, ch->tid, &w);
 }
 
+/* A new map: its placement, and the PGs' primaries for the statistics. */
+static void map_changed(struct mon *mon)
+{
+	struct mx_placement *pl = NULL;
+
+	if (mx_placement_new(mon->map, &pl) < 0)
+		pl = NULL;
+	mx_placement_free(mon->pl);
+	mon->pl = pl;
+	if (mx_pgstats_map(mon->pgstats, mon->map, mon->pl, mx_wall_ms()) < 0)
+		mx_warn("out of memory for the PG statistics");
+}
+
+/* The event log's lines for what changed from map o to map n. */
+static void log_map_events(struct mon *mon, const struct mx_map *o, const struct mx_map *n,
+			   const char *why)
+{
+	uint64_t now = mx_wall_ms();
+	uint32_t max = MX_MAX(o->max_osd, n->max_osd);
+	char sep[4] = "";
+
+	if (why && *why)
+		snprintf(sep, sizeof(sep), ": ");
+	else
+		why = "";
+	for (uint32_t i = 0; i < max; i++) {
+		const struct mx_osd_info *a = i < o->max_osd && o->osds[i].exists ? &o->osds[i] : NULL;
+		const struct mx_osd_info *b = i < n->max_osd && n->osds[i].exists ? &n->osds[i] : NULL;
+
+		if (!a && b) {
+			char loc[256];
+
+			mx_loc_format(b->loc, b->nloc, loc, sizeof(loc));
+			mx_evlog_add(mon->evlog, now, MX_HEALTH_OK, "osd.%u added (%s)", i, loc);
+		} else if (a && !b) {
+			mx_evlog_add(mon->evlog, now, MX_HEALTH_OK, "osd.%u removed", i);
+			continue;
+		}
+		if (!b)
+			continue;
+		if ((!a || !a->up) && b->up)
+			mx_evlog_add(mon->evlog, now, MX_HEALTH_OK, "osd.%u up: booted at %s", i,
+				     b->addr);
+		else if (a && a->up && b->up && a->incarnation != b->incarnation)
+			mx_evlog_add(mon->evlog, now, MX_HEALTH_WARN,
+				     "osd.%u restarted: booted again at %s", i, b->addr);
+		else if (a && a->up && !b->up)
+			mx_evlog_add(mon->evlog, now, MX_HEALTH_WARN, "osd.%u down%s%s", i, sep, why);
+		if (a && a->in && !b->in)
+			mx_evlog_add(mon->evlog, now, MX_HEALTH_WARN, "osd.%u out%s%s", i, sep, why);
+		else if (a && !a->in && b->in)
+			mx_evlog_add(mon->evlog, now, MX_HEALTH_OK, "osd.%u in", i);
+		if (a && a->weight != b->weight)
+			mx_evlog_add(mon->evlog, now, MX_HEALTH_OK, "osd.%u reweighted to %.4f", i,
+				     (double)b->weight / (double)MX_WEIGHT_ONE);
+	}
+	for (uint32_t i = 0; i < n->n_pools; i++) {
+		const struct mx_pool *b = &n->pools[i];
+		const struct mx_pool *a = mx_map_pool_by_id(o, b->id);
+
+		if (!a)
+			mx_evlog_add(mon->evlog, now, MX_HEALTH_OK,
+				     "pool '%s' (id %d) created: size %u, min_size %u, %u pgs",
+				     b->name, b->id, b->size, b->min_size, b->pg_num);
+		else if (a->pg_num != b->pg_num)
+			mx_evlog_add(mon->evlog, now, MX_HEALTH_OK, "pool '%s': pg_num %u -> %u",
+				     b->name, a->pg_num, b->pg_num);
+	}
+	for (uint32_t i = 0; i < o->n_pools; i++)
+		if (!mx_map_pool_by_id(n, o->pools[i].id))
+			mx_evlog_add(mon->evlog, now, MX_HEALTH_OK, "pool '%s' (id %d) removed",
+				     o->pools[i].name, o->pools[i].id);
+}
+
 static void commit_done(void *arg, int status)
 {
 	struct change *ch = arg;
@@ -194,8 +286,10 @@ static void commit_done(void *arg, int status)
 			 strerror(-status));
 		mx_map_free(ch->next);
 	} else {
+		log_map_events(mon, mon->map, ch->next, ch->why);
 		mx_map_free(mon->map);
 		mon->map = ch->next;
+		map_changed(mon);
 		encode_current(mon);
 		mx_info("epoch %llu: %s", (unsigned long long)mon->map->epoch, ch->msg);
 		push_map(mon);
@@ -345,6 +439,7 @@ static void mark_osd(struct mon *mon, int32_t id, bool down, const char *reason)
 		o->in = false;
 	snprintf(ch->msg, sizeof(ch->msg), "osd.%d marked %s: %s", id, down ? "down" : "out",
 		 reason);
+	snprintf(ch->why, sizeof(ch->why), "%s", reason);
 	propose(mon, ch);
 }
 
@@ -406,11 +501,137 @@ static void handle_failure(struct mon *mon, const struct mx_msg_osd_failure *f)
 	}
 }
 
+/* Once a second: sample recovery for its rate; log a new verdict, or a
+ * new PG summary (at most every 2 s, as it moves during recovery). */
+static void health_tick(struct mon *mon)
+{
+	struct mx_health *h = malloc(sizeof(*h));
+	uint64_t now = mx_wall_ms();
+	char checks[512], pgmap[1024];
+	size_t at = 0;
+
+	if (!h)
+		return;
+	mx_pgstats_tick(mon->pgstats, now);
+	mx_pgstats_health(mon->pgstats, mon->map, now, h);
+	checks[0] = '\0';
+	for (int i = 0; i < h->n_checks && at + 1 < sizeof(checks); i++) {
+		int k = snprintf(checks + at, sizeof(checks) - at, "%s%s", i ? " " : "",
+				 h->checks[i].code);
+
+		if (k < 0 || (size_t)k >= sizeof(checks) - at)
+			break;
+		at += (size_t)k;
+	}
+	if (h->status != mon->last_health || strcmp(checks, mon->last_checks) != 0) {
+		char text[1024];
+		size_t t = 0;
+
+		text[0] = '\0';
+		for (int i = 0; i < h->n_checks && t + 1 < sizeof(text); i++) {
+			int k = snprintf(text + t, sizeof(text) - t, "%s%s", i ? "; " : ": ",
+					 h->checks[i].text);
+
+			if (k < 0 || (size_t)k >= sizeof(text) - t)
+				break;
+			t += (size_t)k;
+		}
+		mx_evlog_add(mon->evlog, now, h->status, "health %s%s", mx_health_name(h->status),
+			     text);
+		mon->last_health = h->status;
+		snprintf(mon->last_checks, sizeof(mon->last_checks), "%s", checks);
+	}
+	mx_health_pgmap(h, pgmap, sizeof(pgmap));
+	if (strcmp(pgmap, mon->last_pgmap) != 0 && now - mon->last_pgmap_ms >= 2000) {
+		mx_evlog_add(mon->evlog, now, MX_HEALTH_OK, "pgmap: %s", pgmap);
+		snprintf(mon->last_pgmap, sizeof(mon->last_pgmap), "%s", pgmap);
+		mon->last_pgmap_ms = now;
+	}
+	free(h);
+}
+
+static void reply_text(struct session *s, uint64_t tid, int err, uint64_t epoch,
+		       const char *text)
+{
+	struct mx_msg_command_reply r = {
+		.status = mx_errno_to_wire(err),
+		.epoch = epoch,
+		.message = text,
+	};
+	struct mx_wbuf w;
+
+	mx_wbuf_init(&w);
+	mx_enc_command_reply(&w, &r);
+	(void)mx_conn_send(s->conn, MX_MSG_MON_COMMAND_REPLY, tid, &w);
+}
+
+static const char *cmd_arg(const struct mx_msg_command *c, const char *key)
+{
+	for (uint16_t i = 0; i < c->n_args; i++)
+		if (strcmp(c->keys[i], key) == 0)
+			return c->vals[i];
+	return NULL;
+}
+
+/* The largest answer a command reply carries (a string of u16 length). */
+#define REPLY_MAX 60000
+
+/*
+ * `status`: the health summary as JSON (docs/health.md).
+ * `log [after SEQ] [max N]`: the events after SEQ (the newest N), as JSON.
+ * Neither changes the map.  Returns false for other commands.
+ */
+static bool health_command(struct mon *mon, struct session *s, uint64_t tid,
+			   const struct mx_msg_command *c)
+{
+	json_t *j;
+	char *text;
+
+	if (strcmp(c->prefix, "status") == 0) {
+		struct mx_health *h = malloc(sizeof(*h));
+
+		if (!h) {
+			reply_text(s, tid, -ENOMEM, mon->map->epoch, "out of memory");
+			return true;
+		}
+		mx_pgstats_health(mon->pgstats, mon->map, mx_wall_ms(), h);
+		j = mx_health_json(h);
+		free(h);
+		if (j) {
+			json_object_set_new(j, "epoch", json_integer((json_int_t)mon->map->epoch));
+			json_object_set_new(j, "log_last",
+					    json_integer((json_int_t)mx_evlog_last(mon->evlog)));
+		}
+	} else if (strcmp(c->prefix, "log") == 0) {
+		const char *a = cmd_arg(c, "after"), *m = cmd_arg(c, "max");
+		char *end;
+		unsigned long long after = 0, max = 0;
+
+		if (a)
+			after = strtoull(a, &end, 10);
+		if (m)
+			max = strtoull(m, &end, 10);
+		j = mx_evlog_json(mon->evlog, after, (uint32_t)MX_MIN(max, MX_EVLOG_MAX),
+				  REPLY_MAX - 8000);
+	} else {
+		return false;
+	}
+	text = j ? json_dumps(j, JSON_COMPACT) : NULL;
+	json_decref(j);
+	if (!text || strlen(text) > REPLY_MAX)
+		reply_text(s, tid, -ENOMEM, mon->map->epoch, "answer too large");
+	else
+		reply_text(s, tid, 0, mon->map->epoch, text);
+	free(text);
+	return true;
+}
+
 static void on_tick(uv_timer_t *timer)
 {
 	struct mon *mon = timer->data;
 	uint64_t now = mx_wall_ms();
 
+	health_tick(mon);
 	if (!mon->cfg.failure_detection || mon->committing)
 		return;
 	for (uint32_t id = 0; id < mon->map->max_osd; id++) {
@@ -476,7 +697,8 @@ static void on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *paylo
 		r = mx_dec_command(payload, h->len, &cmd);
 		if (r < 0)
 			break;
-		handle_command(mon, s, h->tid, &cmd);
+		if (!health_command(mon, s, h->tid, &cmd))
+			handle_command(mon, s, h->tid, &cmd);
 		return;
 	}
 	case MX_MSG_MON_OSD_FAILURE: {
@@ -499,6 +721,17 @@ static void on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *paylo
 		o = mx_map_osd(mon->map, b.osd_id);
 		if (o && o->incarnation == b.incarnation && (t = track_of(mon, b.osd_id)))
 			t->last_beacon_ms = mx_wall_ms();
+		return;
+	}
+	case MX_MSG_MON_PG_STATS: {
+		struct mx_msg_pg_stats ps;
+
+		r = mx_dec_pg_stats(payload, h->len, &ps);
+		if (r < 0 || mx_pgstats_report(mon->pgstats, mon->map, &ps, mx_wall_ms()) < 0) {
+			/* No reply to a report: log and drop it. */
+			mx_warn("%s: malformed PG statistics (%u bytes)", c->peer, h->len);
+			return;
+		}
 		return;
 	}
 	case MX_MSG_PING: {
@@ -581,12 +814,17 @@ static void usage(FILE *f)
 	      "                  [--log-level error|warn|info|debug]\n"
 	      "                  [--no-osd-failure-detection] [--heartbeat-grace MS]\n"
 	      "                  [--min-down-reporters N] [--beacon-grace MS]\n"
-	      "                  [--down-out-interval S]\n"
+	      "                  [--down-out-interval S] [--pg-stale-grace MS]\n"
+	      "                  [--pg-inactive-grace MS] [--nearfull-ratio R] [--full-ratio R]\n"
 	      "Keeps the MixSAN cluster map under DIR and serves it on IP:PORT\n"
 	      "(default 127.0.0.1:6789).  It marks OSDs down on their peers' reports\n"
 	      "(grace 5000 ms, 2 reporters) or missing beacons (20000 ms), and out\n"
 	      "after the down-out interval (600 s; 0: never), unless\n"
-	      "--no-osd-failure-detection is given.\n", f);
+	      "--no-osd-failure-detection is given.  A PG whose primary has not\n"
+	      "reported for the stale grace (5000 ms) is stale; PGs inactive for\n"
+	      "longer than the inactive grace (10000 ms) make the health an error;\n"
+	      "an OSD whose file system is used to the nearfull ratio (0.85) is a\n"
+	      "warning, to the full ratio (0.95) an error.\n", f);
 }
 
 static int parse_level(const char *s)
@@ -618,6 +856,10 @@ int main(int argc, char **argv)
 		{"min-down-reporters", required_argument, NULL, 'R'},
 		{"beacon-grace", required_argument, NULL, 'B'},
 		{"down-out-interval", required_argument, NULL, 'O'},
+		{"pg-stale-grace", required_argument, NULL, 'S'},
+		{"pg-inactive-grace", required_argument, NULL, 'I'},
+		{"nearfull-ratio", required_argument, NULL, 'f'},
+		{"full-ratio", required_argument, NULL, 'u'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -633,6 +875,10 @@ int main(int argc, char **argv)
 	mon->cfg.min_reporters = 2;
 	mon->cfg.beacon_grace_ms = 20000;
 	mon->cfg.down_out_ms = 600000;
+	mon->pg_cfg.stale_ms = 5000;
+	mon->pg_cfg.inactive_ms = 10000;
+	mon->pg_cfg.nearfull = 0.85;
+	mon->pg_cfg.full = 0.95;
 	while ((c = getopt_long(argc, argv, "d:a:n:s:l:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': data = optarg; break;
@@ -654,6 +900,22 @@ int main(int argc, char **argv)
 			break;
 		case 'F': mon->cfg.failure_detection = true; break;
 		case 'N': mon->cfg.failure_detection = false; break;
+		case 'f':
+		case 'u': {
+			double v = strtod(optarg, &end);
+
+			if (*end || !*optarg || !(v > 0.0) || v > 1.0) {
+				fprintf(stderr, "mixsan-mon: bad ratio '%s'\n", optarg);
+				return 2;
+			}
+			if (c == 'f')
+				mon->pg_cfg.nearfull = v;
+			else
+				mon->pg_cfg.full = v;
+			break;
+		}
+		case 'S':
+		case 'I':
 		case 'G':
 		case 'R':
 		case 'B':
@@ -664,7 +926,11 @@ int main(int argc, char **argv)
 				fprintf(stderr, "mixsan-mon: bad value '%s'\n", optarg);
 				return 2;
 			}
-			if (c == 'G')
+			if (c == 'S')
+				mon->pg_cfg.stale_ms = (uint32_t)v;
+			else if (c == 'I')
+				mon->pg_cfg.inactive_ms = (uint32_t)v;
+			else if (c == 'G')
 				mon->cfg.grace_ms = (uint32_t)v;
 			else if (c == 'R')
 				mon->cfg.min_reporters = (uint32_t)v;
@@ -722,6 +988,14 @@ int main(int argc, char **argv)
 		mx_info("loaded cluster map epoch %llu", (unsigned long long)mon->map->epoch);
 	}
 	encode_current(mon);
+	mon->pgstats = mx_pgstats_new(&mon->pg_cfg);
+	mon->evlog = mx_evlog_new();
+	if (!mon->pgstats || !mon->evlog)
+		return -mx_log_errno(-ENOMEM, "cannot start");
+	mon->last_health = -1;
+	map_changed(mon);
+	mx_evlog_add(mon->evlog, mx_wall_ms(), MX_HEALTH_OK, "mon.%s started at map epoch %llu",
+		     mon->name, (unsigned long long)mon->map->epoch);
 
 	r = mx_listen(mon->loop, &mon->server, mon->addr, on_connection, NULL, 0);
 	if (r < 0)
@@ -739,6 +1013,9 @@ int main(int argc, char **argv)
 
 	mon->store->close(mon->store_ctx);
 	free(mon->track);
+	mx_pgstats_free(mon->pgstats);
+	mx_evlog_free(mon->evlog);
+	mx_placement_free(mon->pl);
 	mx_map_free(mon->map);
 	mx_wbuf_free(&mon->map_enc);
 	(void)uv_loop_close(mon->loop);

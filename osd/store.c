@@ -290,6 +290,7 @@ struct pgrp {
 	struct obj **objs; /* From malloc(): every entry of the PG */
 	uint32_t n_objs, cap_objs;
 	uint32_t n_exist; /* entries with exists */
+	uint64_t n_bytes; /* sum of their sizes */
 	bool sorted;	 /* objs is in name order */
 	bool dir_exists; /* the folder exists */
 	bool dir_dirty;	 /* names in the folder changed since checkpoint */
@@ -1085,6 +1086,7 @@ static void stats_sub(struct mx_store *st, const struct obj *o)
 		st->stats.objects--;
 		st->stats.bytes -= o->size;
 		o->pg->n_exist--;
+		o->pg->n_bytes -= o->size;
 	}
 }
 
@@ -1094,6 +1096,7 @@ static void stats_add(struct mx_store *st, const struct obj *o)
 		st->stats.objects++;
 		st->stats.bytes += o->size;
 		o->pg->n_exist++;
+		o->pg->n_bytes += o->size;
 	}
 }
 
@@ -3905,6 +3908,15 @@ struct mx_version mx_store_pg_last(const struct mx_store *st, int32_t pool,
 	const struct pgrp *p = st ? pg_find(st, pool, pg) : NULL;
 
 	return p ? p->last : (struct mx_version){ 0, 0 };
+}
+
+void mx_store_pg_usage(const struct mx_store *st, int32_t pool, uint32_t pg,
+		       uint64_t *objects, uint64_t *bytes)
+{
+	const struct pgrp *p = st ? pg_find(st, pool, pg) : NULL;
+
+	*objects = p ? p->n_exist : 0;
+	*bytes = p ? p->n_bytes : 0;
 }
 
 void mx_store_get_stats(const struct mx_store *st, struct mx_store_stats *out)

@@ -295,6 +295,11 @@ int mx_store_list_pgs(struct mx_store *st,
 		      int (*cb)(void *arg, int32_t pool, uint32_t pg),
 		      void *arg);
 
+/* Objects of (pool, pg) and the sum of their sizes, committed state, in
+ * constant time (kept with the store's own counters). */
+void mx_store_pg_usage(const struct mx_store *st, int32_t pool, uint32_t pg,
+		       uint64_t *objects, uint64_t *bytes);
+
 /* Counters for status and tests. */
 struct mx_store_stats {
 	uint64_t objects;

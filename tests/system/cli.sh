@@ -33,6 +33,17 @@ json() { # json DESCRIPTION PYTHON-EXPR: evaluate EXPR on the last JSON output a
 		echo "FAIL: $1: ($2) on:"; cat "$DATA/out"; fails=$((fails+1))
 	fi
 }
+healthy() { # healthy DESCRIPTION: status reaches HEALTH_OK within 60 s
+	i=0
+	while [ $i -lt 240 ]; do
+		if "$MIXSAN" status --json >"$DATA/out" 2>"$DATA/err" &&
+			python3 -c "import json,sys; j=json.load(open('$DATA/out')); sys.exit(0 if j['health']['status']=='HEALTH_OK' else 1)"; then
+			return
+		fi
+		sleep 0.25; i=$((i+1))
+	done
+	echo "FAIL: $1: not HEALTH_OK within 60 s:"; cat "$DATA/out" "$DATA/err"; fails=$((fails+1))
+}
 cleanup() {
 	"$MIXSAN" cluster down >/dev/null 2>&1
 	if [ "$fails" = 0 ]; then rm -rf "$DATA"; else echo "kept $DATA"; fi
@@ -42,11 +53,15 @@ trap cleanup EXIT
 ok "cluster up" "$MIXSAN" cluster up --osds 3 --port "$PORT"
 has "cluster up says where" "cluster up in"
 bad "a second cluster up refuses" "already running" "$MIXSAN" cluster up --port "$PORT"
+healthy "healthy after cluster up"
 ok "status" "$MIXSAN" status
 has "status health" "HEALTH_OK"
 has "status osds" "3 up"
+has "status pgs" "active+clean"
 ok "status --json" "$MIXSAN" status --json
-json "status json" "j['health']=='HEALTH_OK' and j['osds']['up']==3 and j['epoch']>1"
+json "status json" "j['health']['status']=='HEALTH_OK' and j['osds']['up']==3 and j['epoch']>1 and j['pgs']['clean']==j['pgs']['total']"
+ok "status --watch bounded" "$MIXSAN" status --watch --timeout 1
+has "watch prints events" "\[INF\] "
 
 ok "osd ls" "$MIXSAN" osd ls
 has "osd ls lists osd 2" "^2 "
@@ -121,8 +136,7 @@ has "cluster down count" "4 daemons"
 bad "status with the cluster down" "cannot reach" env MIXSAN_MON=127.0.0.1:$PORT "$MIXSAN" status
 # The cluster comes back with its data.
 ok "cluster up again" "$MIXSAN" cluster up --osds 3 --port "$PORT"
-ok "status after restart" "$MIXSAN" status --json
-json "healthy after restart" "j['health']=='HEALTH_OK'"
+healthy "healthy after restart"
 
 echo "cli: $fails failures"
 [ "$fails" = 0 ]

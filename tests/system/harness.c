@@ -8,6 +8,7 @@
 #include <sys/stat.h>
 #include <errno.h>
 #include <fcntl.h>
+#include <jansson.h>
 #include <netinet/in.h>
 #include <signal.h>
 #include <stdlib.h>
@@ -391,4 +392,52 @@ int h_flip_in_tree(const char *dir, const uint8_t *needle, size_t nlen, size_t d
 	}
 	closedir(d);
 	return done;
+}
+
+struct json_t *h_status(mixsan_cluster_t *cl)
+{
+	char *msg = NULL;
+	json_t *j = NULL;
+
+	if (mixsan_mon_command(cl, "status", NULL, 0, &msg) == 0 && msg)
+		j = json_loads(msg, 0, NULL);
+	free(msg);
+	return j;
+}
+
+int h_wait_health_ok(mixsan_cluster_t *cl, int timeout_s, char *why, size_t sz)
+{
+	time_t end = time(NULL) + timeout_s;
+
+	if (sz)
+		why[0] = '\0';
+	for (;;) {
+		json_t *j = h_status(cl), *h = json_object_get(j, "health"), *c, *pgs;
+		const char *st = json_string_value(json_object_get(h, "status"));
+		size_t i, at = 0;
+		bool ok;
+
+		pgs = json_object_get(j, "pgs");
+		ok = st && strcmp(st, "HEALTH_OK") == 0 &&
+		     json_integer_value(json_object_get(pgs, "clean")) ==
+			     json_integer_value(json_object_get(pgs, "total"));
+		if (sz) {
+			snprintf(why, sz, "%s", st ? st : "no answer");
+			at = strlen(why);
+			json_array_foreach(json_object_get(h, "checks"), i, c) {
+				int k = snprintf(why + at, sz - at, "; %s",
+						 json_string_value(json_object_get(c, "summary")));
+
+				if (k < 0 || (size_t)k >= sz - at)
+					break;
+				at += (size_t)k;
+			}
+		}
+		json_decref(j);
+		if (ok)
+			return 0;
+		if (time(NULL) >= end)
+			return -ETIMEDOUT;
+		usleep(250000);
+	}
 }

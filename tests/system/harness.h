@@ -70,6 +70,14 @@ int h_log_count(const struct h_cluster *c, const char *log, const char *needle);
  * Returns 1 if done, 0 if no file holds needle. */
 int h_flip_in_tree(const char *dir, const uint8_t *needle, size_t nlen, size_t delta);
 
+/* The monitor's `status` answer (docs/health.md), parsed (free with
+ * json_decref), or NULL. */
+struct json_t;
+struct json_t *h_status(mixsan_cluster_t *cl);
+/* Wait up to timeout_s for HEALTH_OK with every PG active+clean.  0, or
+ * -ETIMEDOUT with the last verdict and its checks in why. */
+int h_wait_health_ok(mixsan_cluster_t *cl, int timeout_s, char *why, size_t sz);
+
 /* Deterministic pseudo-random numbers (xorshift64*). */
 uint64_t h_rand(uint64_t *state);
 void h_fill(uint64_t seed, void *buf, size_t len);

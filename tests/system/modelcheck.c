@@ -81,6 +81,7 @@
 #include "harness.h"
 #include "internal.h"
 #include "map.h"
+#include "msg.h"
 #include "placement.h"
 #include "store.h"
 #include "util.h"
@@ -174,11 +175,14 @@ enum problem {
 	P_UNEXPECTED,
 	P_DAEMON,
 	P_REPLICA,
+	P_HEALTH,
+	P_SCRUB,
 	P__COUNT
 };
 static const char *const problem_names[P__COUNT] = {
 	"lost acknowledged write", "resurrected deletion", "stale read", "corruption",
 	"applied twice", "unexpected error", "daemon failure", "replica unlike the model",
+	"not HEALTH_OK at the end", "inconsistent PG at the final deep scrub",
 };
 
 /* Object states ------------------------------------------------------------- */
@@ -679,6 +683,47 @@ report(enum problem p, const struct worker *w, const struct req *r, int64_t res,
 	va_start(ap, fmt);
 	vreport(p, w, r, res, r ? r->obj : -1, fmt, ap);
 	va_end(ap);
+}
+
+/*
+ * At the end, once every object is verified: the cluster must come back
+ * to HEALTH_OK with every PG active+clean (bounded), and a deep scrub of
+ * every PG of the pool must find every replica identical.
+ */
+static void check_health(mixsan_cluster_t *admin, int32_t pool_id)
+{
+	struct mx_map *m = mx_client_map_copy(admin);
+	const struct mx_pool *p = m ? mx_map_pool_by_id(m, pool_id) : NULL;
+	uint32_t bad = 0, failed = 0, objects = 0;
+	char why[2048];
+	double t = now_s();
+
+	if (h_wait_health_ok(admin, 120, why, sizeof(why)) < 0)
+		report(P_HEALTH, NULL, NULL, 0, "no HEALTH_OK within 120 s: %s", why);
+	fprintf(stderr, "modelcheck: t=%7.3f health after %.1f s: %s\n", now_s(), now_s() - t,
+		why);
+	for (uint32_t pg = 0; p && pg < p->pg_num; pg++) {
+		struct mx_client_scrub_result res;
+		int r = mx_client_pg_scrub(admin, pool_id, pg, MX_SCRUB_DEEP, &res);
+
+		if (r < 0) {
+			failed++;
+			fprintf(stderr, "modelcheck: deep scrub of pg %d.%x failed: %s\n", pool_id,
+				pg, strerror(-r));
+			continue;
+		}
+		objects += res.scrubbed;
+		if (res.inconsistent || res.errors) {
+			bad++;
+			report(P_SCRUB, NULL, NULL, 0,
+			       "deep scrub of pg %d.%x: %u objects, %u inconsistent, %u errors",
+			       pool_id, pg, res.scrubbed, res.inconsistent, res.errors);
+		}
+	}
+	fprintf(stderr, "modelcheck: t=%7.3f deep scrub of %u PGs: %u objects, %u PGs "
+			"inconsistent, %u not scrubbed\n",
+		now_s(), p ? p->pg_num : 0, objects, bad, failed);
+	mx_map_free(m);
 }
 
 /* A problem with object obj found without a request. */
@@ -2424,6 +2469,7 @@ int main(int argc, char **argv)
 	join_workers(ws);
 	check_listing(apool);
 	t_verify = now_s() - t_verify;
+	check_health(admin, pool_id);
 
 	/* Offline: every replica identical and where placement wants it, once
 	 * recovery is over. */

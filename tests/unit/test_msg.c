@@ -388,6 +388,101 @@ static void test_scrub_msgs(void)
 	mx_wbuf_free(&w);
 }
 
+/* PG_STATS: a head and two records round trip; every truncation fails;
+ * a record longer than known (a newer OSD) is skipped over; a count larger
+ * than the payload can hold fails before any record is read. */
+static void test_pg_stats(void)
+{
+	struct mx_msg_pg_stats h = {.osd_id = 3, .incarnation = 77, .epoch = 12,
+				    .stamp_ms = 1700000000000ull, .fs_total = 1000,
+				    .fs_used = 600, .fs_avail = 400}, d;
+	struct mx_pg_stat s[2] = {
+		{.pool = 1, .pg = 0x1f, .interval = 9,
+		 .state = MX_PGS_ACTIVE | MX_PGS_RECOVERING | MX_PGS_DEGRADED, .objects = 10,
+		 .bytes = 4096, .degraded = 3, .misplaced = 1, .recovered_objects = 5,
+		 .recovered_bytes = 2048, .scrub_ms = 11, .deep_scrub_ms = 12},
+		{.pool = 2, .pg = 0, .interval = 4, .state = MX_PGS_ACTIVE | MX_PGS_CLEAN},
+	}, g;
+	struct mx_wbuf w;
+	char name[128];
+	size_t at;
+
+	mx_wbuf_init(&w);
+	at = mx_enc_pg_stats_head(&w, &h);
+	mx_enc_pg_stat(&w, &s[0]);
+	mx_enc_pg_stat(&w, &s[1]);
+	mx_enc_pg_stats_end(&w, at, 2);
+	CHECK_EQ_INT(mx_dec_pg_stats(w.data, (uint32_t)w.len, &d), 0);
+	CHECK(d.osd_id == 3 && d.incarnation == 77 && d.epoch == 12 &&
+	      d.stamp_ms == 1700000000000ull && d.fs_total == 1000 && d.fs_used == 600 &&
+	      d.fs_avail == 400 && d.n == 2);
+	CHECK_EQ_INT(mx_pg_stat_next(&d.entries, &g), 0);
+	CHECK(g.pool == 1 && g.pg == 0x1f && g.interval == 9 && g.state == s[0].state &&
+	      g.objects == 10 && g.bytes == 4096 && g.degraded == 3 && g.misplaced == 1 &&
+	      g.recovered_objects == 5 && g.recovered_bytes == 2048 && g.scrub_ms == 11 &&
+	      g.deep_scrub_ms == 12);
+	CHECK_EQ_INT(mx_pg_stat_next(&d.entries, &g), 0);
+	CHECK(g.pool == 2 && g.pg == 0 && g.interval == 4 &&
+	      g.state == (MX_PGS_ACTIVE | MX_PGS_CLEAN) && g.objects == 0);
+	CHECK(mx_pg_stat_next(&d.entries, &g) < 0); /* no third */
+	CHECK_EQ_INT(mx_msg_decode_any(MX_MSG_MON_PG_STATS, w.data, (uint32_t)w.len), 0);
+	for (size_t k = 0; k < w.len; k++)
+		CHECK(mx_msg_decode_any(MX_MSG_MON_PG_STATS, w.data, (uint32_t)k) < 0);
+
+	/* A record with 4 unknown trailing bytes (a newer OSD). */
+	mx_wbuf_reset(&w);
+	at = mx_enc_pg_stats_head(&w, &h);
+	{
+		struct mx_wbuf rec;
+
+		mx_wbuf_init(&rec);
+		mx_enc_pg_stat(&rec, &s[0]);
+		mx_put_u32(&rec, 0xabcdef01u);
+		mx_put_u16(&w, (uint16_t)(rec.len - 2));
+		mx_put_bytes(&w, rec.data + 2, rec.len - 2);
+		mx_wbuf_free(&rec);
+	}
+	mx_enc_pg_stat(&w, &s[1]);
+	mx_enc_pg_stats_end(&w, at, 2);
+	CHECK_EQ_INT(mx_dec_pg_stats(w.data, (uint32_t)w.len, &d), 0);
+	CHECK_EQ_INT(mx_pg_stat_next(&d.entries, &g), 0);
+	CHECK(g.pool == 1 && g.pg == 0x1f && g.deep_scrub_ms == 12);
+	CHECK_EQ_INT(mx_pg_stat_next(&d.entries, &g), 0);
+	CHECK(g.pool == 2);
+
+	/* A count the payload cannot hold. */
+	mx_wbuf_reset(&w);
+	at = mx_enc_pg_stats_head(&w, &h);
+	mx_enc_pg_stat(&w, &s[0]);
+	mx_enc_pg_stats_end(&w, at, 1000000);
+	CHECK_EQ_INT(mx_dec_pg_stats(w.data, (uint32_t)w.len, &d), -EBADMSG);
+	/* A record shorter than the known fields. */
+	mx_wbuf_reset(&w);
+	at = mx_enc_pg_stats_head(&w, &h);
+	mx_put_u16(&w, 8);
+	mx_put_bytes(&w, "\0\0\0\0\0\0\0\0", 8);
+	mx_put_bytes(&w, "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+			 "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+			 "\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0\0"
+			 "\0\0\0\0\0\0\0\0\0\0\0\0",
+		     84);
+	mx_enc_pg_stats_end(&w, at, 1);
+	CHECK_EQ_INT(mx_dec_pg_stats(w.data, (uint32_t)w.len, &d), 0);
+	CHECK(mx_pg_stat_next(&d.entries, &g) < 0);
+	mx_wbuf_free(&w);
+
+	CHECK(strcmp(mx_pg_state_name(MX_PGS_ACTIVE | MX_PGS_CLEAN, name, sizeof(name)),
+		     "active+clean") == 0);
+	CHECK(strcmp(mx_pg_state_name(MX_PGS_ACTIVE | MX_PGS_DEGRADED | MX_PGS_UNDERSIZED |
+				      MX_PGS_RECOVERING, name, sizeof(name)),
+		     "active+recovering+undersized+degraded") == 0);
+	CHECK(strcmp(mx_pg_state_name(0, name, sizeof(name)), "inactive") == 0);
+	CHECK(strcmp(mx_pg_state_name(MX_PGS_STALE | MX_PGS_PEERING, name, sizeof(name)),
+		     "stale+peering") == 0);
+	/* Truncated names stay NUL-terminated. */
+	CHECK(strlen(mx_pg_state_name(0x1fff, name, 12)) < 12);
+}
+
 int main(void)
 {
 	test_crc();
@@ -399,5 +494,6 @@ int main(void)
 	test_map();
 	test_peering_msgs();
 	test_scrub_msgs();
+	test_pg_stats();
 	return mx_check_done("msg");
 }

@@ -1650,6 +1650,20 @@ static void test_many(void)
 	mx_store_get_stats(st, &ss);
 	CHECK_EQ_INT(ss.objects, live);
 	CHECK_EQ_INT(ss.bytes, bytes);
+	/* Per-PG usage adds up to the store's. */
+	{
+		uint64_t po = 0, pb = 0;
+
+		for (uint32_t pg = 0; pg < 14; pg++) {
+			uint64_t o, b;
+
+			mx_store_pg_usage(st, 4, pg, &o, &b);
+			po += o;
+			pb += b;
+		}
+		CHECK_EQ_INT(po, live);
+		CHECK_EQ_INT(pb, bytes);
+	}
 	mx_store_close(st);
 }
 
