@@ -303,6 +303,8 @@ static void propose(struct mon *mon, struct change *ch)
 {
 	ch->next->epoch = mon->map->epoch + 1;
 	ch->next->modified_ms = mx_wall_ms();
+	if (mx_mon_prune_primary_temps(ch->next) > 0)
+		mx_debug("stale primary-temp entries dropped");
 	mon->committing = true;
 	(void)mon->store->commit(mon->store_ctx, ch->next, commit_done, ch);
 }
@@ -425,6 +427,30 @@ static struct osd_track *track_of(struct mon *mon, int32_t id)
 }
 
 /* Mark OSD id down or out (what: "down" or "out") in the next epoch. */
+/* An OSD's report may move its disk state (docs/recovery.md, "Disk full"):
+ * record the new one in the map. */
+static void update_space(struct mon *mon, int32_t id)
+{
+	int want = mx_pgstats_space(mon->pgstats, mon->map, id);
+	const struct mx_osd_info *o = mx_map_osd(mon->map, id);
+	static const char *const names[] = {"has room again", "nearfull", "backfillfull",
+					    "full"};
+	struct change *ch;
+
+	if (want < 0 || !o || o->space == want || mon->committing)
+		return;
+	ch = change_new(mon, NULL, MX_MSG_MON_COMMAND_REPLY, 0);
+	if (!ch)
+		return;
+	ch->next->osds[id].space = (uint8_t)want;
+	snprintf(ch->msg, sizeof(ch->msg), "osd.%d %s", id, names[want]);
+	snprintf(ch->why, sizeof(ch->why), "disk %s", names[want]);
+	mx_evlog_add(mon->evlog, mx_wall_ms(), want >= MX_SPACE_FULL ? MX_HEALTH_ERR :
+		     want > MX_SPACE_OK ? MX_HEALTH_WARN : MX_HEALTH_OK, "osd.%d %s", id,
+		     names[want]);
+	propose(mon, ch);
+}
+
 static void mark_osd(struct mon *mon, int32_t id, bool down, const char *reason)
 {
 	struct change *ch = change_new(mon, NULL, MX_MSG_MON_COMMAND_REPLY, 0);
@@ -732,6 +758,7 @@ static void on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *paylo
 			mx_warn("%s: malformed PG statistics (%u bytes)", c->peer, h->len);
 			return;
 		}
+		update_space(mon, ps.osd_id);
 		return;
 	}
 	case MX_MSG_PING: {
@@ -815,7 +842,8 @@ static void usage(FILE *f)
 	      "                  [--no-osd-failure-detection] [--heartbeat-grace MS]\n"
 	      "                  [--min-down-reporters N] [--beacon-grace MS]\n"
 	      "                  [--down-out-interval S] [--pg-stale-grace MS]\n"
-	      "                  [--pg-inactive-grace MS] [--nearfull-ratio R] [--full-ratio R]\n"
+	      "                  [--pg-inactive-grace MS] [--nearfull-ratio R]\n"
+	      "                  [--backfillfull-ratio R] [--full-ratio R]\n"
 	      "Keeps the MixSAN cluster map under DIR and serves it on IP:PORT\n"
 	      "(default 127.0.0.1:6789).  It marks OSDs down on their peers' reports\n"
 	      "(grace 5000 ms, 2 reporters) or missing beacons (20000 ms), and out\n"
@@ -824,7 +852,9 @@ static void usage(FILE *f)
 	      "reported for the stale grace (5000 ms) is stale; PGs inactive for\n"
 	      "longer than the inactive grace (10000 ms) make the health an error;\n"
 	      "an OSD whose file system is used to the nearfull ratio (0.85) is a\n"
-	      "warning, to the full ratio (0.95) an error.\n", f);
+	      "warning, to the full ratio (0.95) an error: the map marks it so, and\n"
+	      "its PGs refuse new data; from the backfillfull ratio (0.90) no\n"
+	      "backfill goes to it.\n", f);
 }
 
 static int parse_level(const char *s)
@@ -860,6 +890,7 @@ int main(int argc, char **argv)
 		{"pg-inactive-grace", required_argument, NULL, 'I'},
 		{"nearfull-ratio", required_argument, NULL, 'f'},
 		{"full-ratio", required_argument, NULL, 'u'},
+		{"backfillfull-ratio", required_argument, NULL, 'b'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -878,6 +909,7 @@ int main(int argc, char **argv)
 	mon->pg_cfg.stale_ms = 5000;
 	mon->pg_cfg.inactive_ms = 10000;
 	mon->pg_cfg.nearfull = 0.85;
+	mon->pg_cfg.backfillfull = 0.90;
 	mon->pg_cfg.full = 0.95;
 	while ((c = getopt_long(argc, argv, "d:a:n:s:l:h", opts, NULL)) != -1) {
 		switch (c) {
@@ -901,6 +933,7 @@ int main(int argc, char **argv)
 		case 'F': mon->cfg.failure_detection = true; break;
 		case 'N': mon->cfg.failure_detection = false; break;
 		case 'f':
+		case 'b':
 		case 'u': {
 			double v = strtod(optarg, &end);
 
@@ -910,6 +943,8 @@ int main(int argc, char **argv)
 			}
 			if (c == 'f')
 				mon->pg_cfg.nearfull = v;
+			else if (c == 'b')
+				mon->pg_cfg.backfillfull = v;
 			else
 				mon->pg_cfg.full = v;
 			break;

@@ -56,6 +56,27 @@ const char *mx_health_name(int status)
 	}
 }
 
+int mx_pgstats_space(const struct mx_pgstats *ps, const struct mx_map *m, int32_t id)
+{
+	const struct mx_osd_info *o = mx_map_osd(m, id);
+	const struct osdent *oe;
+	double ratio;
+
+	if (!o || id < 0 || (uint32_t)id >= ps->n_osds)
+		return -1;
+	oe = &ps->osds[id];
+	if (oe->incarnation != o->incarnation || !(oe->fs_used + oe->fs_avail))
+		return -1;
+	ratio = (double)oe->fs_used / (double)(oe->fs_used + oe->fs_avail);
+	if (ratio >= ps->cfg.full)
+		return MX_SPACE_FULL;
+	if (ratio >= ps->cfg.backfillfull)
+		return MX_SPACE_BACKFILLFULL;
+	if (ratio >= ps->cfg.nearfull)
+		return MX_SPACE_NEARFULL;
+	return MX_SPACE_OK;
+}
+
 struct mx_pgstats *mx_pgstats_new(const struct mx_pgstats_cfg *cfg)
 {
 	struct mx_pgstats *ps = calloc(1, sizeof(*ps));

@@ -25,6 +25,7 @@ struct mx_pgstats_cfg {
 	uint32_t stale_ms;    /* a PG whose primary has not reported for this long is stale */
 	uint32_t inactive_ms; /* PGs inactive for longer than this: HEALTH_ERR */
 	double nearfull;      /* OSD file system usage ratios: WARN, ERR */
+	double backfillfull;  /* no backfill into it */
 	double full;
 };
 
@@ -90,6 +91,9 @@ int mx_pgstats_report(struct mx_pgstats *ps, const struct mx_map *m,
 
 /* Once a second: sample the recovery counters for the rates. */
 void mx_pgstats_tick(struct mx_pgstats *ps, uint64_t now_ms);
+/* The disk state (enum mx_osd_space) OSD id's latest report under m calls
+ * for, by the ratios; -1 if it has not reported in this incarnation. */
+int mx_pgstats_space(const struct mx_pgstats *ps, const struct mx_map *m, int32_t id);
 
 /* The health of the cluster now. */
 void mx_pgstats_health(struct mx_pgstats *ps, const struct mx_map *m, uint64_t now_ms,
