@@ -294,6 +294,8 @@ struct pgstate {
 	struct member mem[MX_MAX_SIZE]; /* by acting index; mem[0] is us */
 	bool warned;
 	int32_t temp_want;   /* PG_WAIT_TEMP: the OSD asked for as primary */
+	uint64_t temp_since_ns; /* when we began to wait for it */
+	bool no_temp;        /* none came: fetch our copy ourselves instead */
 	struct mx_list ops;  /* struct held: client ops waiting for activation
 				or for the end of a scrub (writes) */
 	struct mx_list pops; /* struct pop in flight */
@@ -2201,6 +2203,7 @@ static void pg_start_peering(struct osd *osd, struct pgstate *pgs)
 
 	scrub_abort(osd, pgs);
 	pg_clear_primary(osd, pgs);
+	pgs->no_temp = false;
 	pgs->state = PG_PEERING;
 	pgs->peers[0].osd = osd->id;
 	pgs->peers[0].answered = true;
@@ -2331,6 +2334,7 @@ static int member_index(const struct pgstate *pgs, int32_t id)
  * idempotent).
  */
 #define PULLS_BEFORE_TEMP 32
+#define TEMP_WAIT_NS (5ull * 1000000000ull) /* then fetch it ourselves */
 #define TEMP_SET_MAX 3000
 
 /* Whether we lead pgs by a primary_temp that has done its work. */
@@ -2433,7 +2437,7 @@ static void pg_try_peer(struct osd *osd, struct pgstate *pgs)
 	r = mx_log_diff(pgs->peers[pgs->auth].log.e, pgs->peers[pgs->auth].log.n,
 			&pgs->peers[pgs->auth].log.info, pgs->peers[0].log.e, pgs->peers[0].log.n,
 			&pgs->peers[0].log.info, need_cb, &nc);
-	if ((r != 0 || pgs->n_pulls > PULLS_BEFORE_TEMP) &&
+	if ((r != 0 || pgs->n_pulls > PULLS_BEFORE_TEMP) && !pgs->no_temp &&
 	    member_index(pgs, pgs->peers[pgs->auth].osd) > 0) {
 		/* Much to fetch, and the authority is a member: it leads for
 		 * now (docs/recovery.md, "primary_temp"); I/O waits only for
@@ -2445,6 +2449,7 @@ static void pg_try_peer(struct osd *osd, struct pgstate *pgs)
 			r ? "predates its log" : "misses many objects");
 		pgs->state = PG_WAIT_TEMP;
 		pgs->temp_want = pgs->peers[pgs->auth].osd;
+		pgs->temp_since_ns = mx_now_ns();
 		temp_send(osd);
 		return;
 	}
@@ -3982,6 +3987,18 @@ static void pg_tick_one(struct osd *osd, struct pgstate *pgs)
 	case PG_PULLING:
 		for (struct missing *m = pgs->pulls; m; m = m->next)
 			rec_requeue_lost(osd, m, pgs->peers[pgs->auth].osd);
+		break;
+	case PG_WAIT_TEMP:
+		if (mx_now_ns() - pgs->temp_since_ns > TEMP_WAIT_NS) {
+			/* The monitor did not (or would not) make it so. */
+			mx_warn("pg %d.%u: no primary_temp for osd.%d after %llu s; fetching our "
+				"copy ourselves",
+				pgs->pool, pgs->pg, pgs->temp_want,
+				(unsigned long long)(TEMP_WAIT_NS / 1000000000ull));
+			pgs->no_temp = true;
+			pgs->state = PG_PEERING;
+			pg_try_peer(osd, pgs);
+		}
 		break;
 	case PG_ACTIVATING:
 	case PG_ACTIVE:
