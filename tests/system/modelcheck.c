@@ -708,8 +708,8 @@ static void check_health(mixsan_cluster_t *admin, int32_t pool_id)
 
 		if (r < 0) {
 			failed++;
-			fprintf(stderr, "modelcheck: deep scrub of pg %d.%x failed: %s\n", pool_id,
-				pg, strerror(-r));
+			report(P_SCRUB, NULL, NULL, 0, "deep scrub of pg %d.%x failed: %s", pool_id,
+			       pg, strerror(-r));
 			continue;
 		}
 		objects += res.scrubbed;
