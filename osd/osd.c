@@ -203,6 +203,7 @@ struct held {
 	uint16_t type;
 	uint64_t tid;
 	uint64_t epoch; /* deferred until our map reaches it */
+	uint64_t ns;    /* when it was held */
 	uint32_t len;
 	uint8_t *payload; /* From malloc() */
 };
@@ -256,6 +257,8 @@ struct member {
 	uint64_t act_gen;
 	struct missing *miss;
 	int n_miss;
+	uint64_t progress_ns; /* recovering: last activation answer or push done */
+	bool stall_warned;
 };
 
 /* What the PG statistics remember of a PG between two reports (NOTES ON
@@ -350,6 +353,7 @@ struct osd {
 	size_t hist_len;
 	bool hist_ready; /* every epoch from hist_base to the newest is here */
 	struct mx_list deferred; /* struct held: peer messages from the future */
+	uint64_t deferred_warned_ns;
 	uv_timer_t pg_timer;
 	int n_scrubs; /* PGs with a scrub in progress */
 	/* Recovery throttle (see NOTES ON THE RECOVERY THROTTLE). */
@@ -1186,6 +1190,7 @@ static void hold(struct osd *osd, struct mx_list *l, struct session *s, uint16_t
 	h->type = type;
 	h->tid = tid;
 	h->epoch = epoch;
+	h->ns = mx_now_ns();
 	h->len = len;
 	h->payload = mx_xcalloc(1, len ? len : 1);
 	memcpy(h->payload, payload, len);
@@ -2877,6 +2882,7 @@ static void on_pg_activate_reply(struct osd *osd, struct peer *p, uint8_t *paylo
 	} else if (pgs->mem[i].state == M_RECOVERING && !pgs->mem[i].act_acked) {
 		/* It accepts this interval's pushes now. */
 		pgs->mem[i].act_acked = true;
+		pgs->mem[i].progress_ns = mx_now_ns();
 		member_maybe_complete(osd, pgs, i);
 		rec_pump(osd);
 	}
@@ -2916,6 +2922,7 @@ static void on_pg_push_reply(struct osd *osd, struct peer *p, uint64_t tid, uint
 		return;
 	}
 	missing_del(&mb->miss, &mb->n_miss, m);
+	mb->progress_ns = mx_now_ns();
 	member_maybe_complete(osd, pgs, i);
 	rec_pump(osd);
 }
@@ -3968,6 +3975,36 @@ static void peer_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *
 	}
 }
 
+/* A member recovering without progress for STALL_NS: say where it stands
+ * (once per stall), for the operator and the tests' logs. */
+#define STALL_NS (20ull * 1000000000ull)
+
+static void recovery_stall_check(struct osd *osd, struct pgstate *pgs, int i)
+{
+	struct member *mb = &pgs->mem[i];
+	const struct peer *p = peer_get(osd, pgs->acting[i]);
+	const struct missing *m = mb->miss;
+	uint64_t now = mx_now_ns();
+	int inflight = 0;
+
+	if (!mb->progress_ns)
+		mb->progress_ns = now;
+	if (mb->stall_warned || now - mb->progress_ns < STALL_NS)
+		return;
+	mb->stall_warned = true;
+	for (const struct missing *x = mb->miss; x; x = x->next)
+		inflight += x->inflight;
+	mx_warn("pg %d.%u: recovery of osd.%d stalled for %llu s: activation %s%s, %d objects "
+		"to push, %d in flight (first '%s' %s gen %llu), connection %s gen %llu, "
+		"%d recovery ops in flight here",
+		pgs->pool, pgs->pg, pgs->acting[i],
+		(unsigned long long)((now - mb->progress_ns) / 1000000000ull),
+		mb->act_sent ? "sent" : "not sent", mb->act_acked ? " and answered" : "",
+		mb->n_miss, inflight, m ? m->name : "-", m && m->inflight ? "in flight" : "waiting",
+		(unsigned long long)(m ? m->gen : 0), p && p->conn ? "up" : "down",
+		(unsigned long long)(p ? p->gen : 0), osd->n_rec);
+}
+
 /* Every PG_TICK_MS: send again what a lost connection may have dropped. */
 static void pg_tick_one(struct osd *osd, struct pgstate *pgs)
 {
@@ -4006,6 +4043,8 @@ static void pg_tick_one(struct osd *osd, struct pgstate *pgs)
 			struct member *mb = &pgs->mem[i];
 			bool lost = maybe_lost(osd, pgs->acting[i], mb->act_gen);
 
+			if (mb->state == M_RECOVERING)
+				recovery_stall_check(osd, pgs, i);
 			if (mb->state == M_COMPLETE && !mb->acked && lost) {
 				pg_send_activate(osd, pgs, i, pgs->interval, true);
 			} else if (mb->state == M_RECOVERING && !mb->act_acked && lost) {
@@ -4246,6 +4285,31 @@ static void replay_deferred(struct osd *osd)
 	}
 }
 
+/* Peer messages deferred for long: say why (our map or history behind). */
+static void deferred_check(struct osd *osd)
+{
+	const struct held *h;
+	uint64_t now = mx_now_ns();
+	size_t missing = 0, n = 0;
+
+	if (mx_list_empty(&osd->deferred))
+		return;
+	h = mx_list_entry(osd->deferred.next, struct held, link);
+	if (now - h->ns < STALL_NS / 2 || now - osd->deferred_warned_ns < STALL_NS)
+		return;
+	osd->deferred_warned_ns = now;
+	for (struct mx_list *pos = osd->deferred.next; pos != &osd->deferred; pos = pos->next)
+		n++;
+	for (size_t i = 0; i < osd->hist_len; i++)
+		missing += !osd->hist[i];
+	mx_warn("%zu peer messages deferred, the oldest for %llu s (type %u, epoch %llu): our "
+		"map is at epoch %llu, %s, history from epoch %llu%s, %zu epochs missing",
+		n, (unsigned long long)((now - h->ns) / 1000000000ull), h->type,
+		(unsigned long long)h->epoch, (unsigned long long)(osd->map ? osd->map->epoch : 0),
+		osd->booted ? "booted" : "not booted", (unsigned long long)osd->hist_base,
+		osd->hist_ready ? " complete" : " incomplete", missing);
+}
+
 static void pg_tick(uv_timer_t *t)
 {
 	struct osd *osd = t->data;
@@ -4266,6 +4330,7 @@ static void pg_tick(uv_timer_t *t)
 	rec_pump(osd);
 	space_tick(osd);
 	temp_send(osd);
+	deferred_check(osd);
 	scrub_schedule(osd);
 }
 static void peer_retry_cb(uv_timer_t *t)
