@@ -145,7 +145,7 @@ static char *health(mixsan_cluster_t *cl, uint64_t *degraded)
 	json_t *j, *h;
 
 	*degraded = 0;
-	if (mixsan_mon_command(cl, "status", kv, 2, &msg) < 0) {
+	if (mixsan_mon_command(cl, "status", kv, 1, &msg) < 0) {
 		free(msg);
 		return NULL;
 	}
@@ -217,7 +217,7 @@ static void mon_cmd(mixsan_cluster_t *cl, const char *prefix, const char *id)
 	const char *kv[] = {"id", id};
 	char *msg = NULL;
 
-	if (mixsan_mon_command(cl, prefix, kv, 2, &msg) < 0)
+	if (mixsan_mon_command(cl, prefix, kv, 1, &msg) < 0)
 		H_FATAL("%s %s: %s", prefix, id, msg ? msg : "failed");
 	free(msg);
 }

@@ -324,6 +324,8 @@ void mx_pgstats_health(struct mx_pgstats *ps, const struct mx_map *m, uint64_t n
 		h->osds++;
 		h->osds_up += o->up;
 		h->osds_in += o->in;
+		if (!o->up && !o->in)
+			continue; /* down and out: its data has moved on, nothing to warn of */
 		if (!o->up) {
 			n_down++;
 			if (dat + 12 < sizeof(down)) {

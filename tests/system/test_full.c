@@ -39,7 +39,7 @@ static void health(mixsan_cluster_t *cl, char *verdict, size_t vsz, char *codes,
 
 	snprintf(verdict, vsz, "?");
 	codes[0] = 0;
-	if (mixsan_mon_command(cl, "status", kv, 2, &msg) < 0) {
+	if (mixsan_mon_command(cl, "status", kv, 1, &msg) < 0) {
 		free(msg);
 		return;
 	}
