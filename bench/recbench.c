@@ -13,7 +13,9 @@
  *                 time (the rate recovery reached);
  *   busy repair   the same with osd.3, while a client writes 4 KiB at
  *                 queue depth 1 all along: the time to HEALTH_OK, and the
- *                 client's latency against the idle figure.
+ *                 client's latency against the idle figure, apart for the
+ *                 failover (the first second after the kill, while the
+ *                 PGs peer again) and for recovery proper (after it).
  *
  * Prints a Markdown table for docs/performance.md.  OSD options (the
  * recovery throttle) can be passed in MIXSAN_BENCH_OSD_ARGS.
@@ -55,22 +57,45 @@ static int cmp_u64(const void *a, const void *b)
 	return (x > y) - (x < y);
 }
 
-/* Latencies of one run of the small-write client. */
+/* Latencies of one run of the small-write client, with the times the
+ * requests completed. */
 struct lat {
-	uint64_t *v;
+	uint64_t *v, *at;
 	size_t n, cap;
 	int errors;
 };
 
-static void lat_add(struct lat *l, uint64_t ns)
+static void lat_add(struct lat *l, uint64_t ns, uint64_t at)
 {
 	if (l->n == l->cap) {
 		l->cap = l->cap ? 2 * l->cap : 65536;
 		l->v = realloc(l->v, l->cap * sizeof(*l->v));
-		if (!l->v)
+		l->at = realloc(l->at, l->cap * sizeof(*l->at));
+		if (!l->v || !l->at)
 			H_FATAL("out of memory");
 	}
-	l->v[l->n++] = ns;
+	l->v[l->n] = ns;
+	l->at[l->n++] = at;
+}
+
+/* The latencies of requests completed in [from, to), as a new list. */
+static struct lat lat_window(const struct lat *l, uint64_t from, uint64_t to)
+{
+	struct lat w = {0};
+
+	for (size_t i = 0; i < l->n; i++)
+		if (l->at[i] >= from && l->at[i] < to)
+			lat_add(&w, l->v[i], l->at[i]);
+	return w;
+}
+
+static double lat_max_ms(const struct lat *l)
+{
+	uint64_t m = 0;
+
+	for (size_t i = 0; i < l->n; i++)
+		m = l->v[i] > m ? l->v[i] : m;
+	return (double)m / 1e6;
 }
 
 static double lat_mean_ms(const struct lat *l)
@@ -114,10 +139,13 @@ static void *client_main(void *arg)
 		snprintf(name, sizeof(name), "small.%" PRIu64, h_rand(&rs) % SMALL_OBJS);
 		r = mixsan_write(c->pool, name, buf, sizeof(buf),
 				 (h_rand(&rs) % 256) * sizeof(buf));
-		if (r < 0)
+		if (r < 0) {
 			c->lat.errors++;
-		else
-			lat_add(&c->lat, now_ns() - t0);
+		} else {
+			uint64_t t = now_ns();
+
+			lat_add(&c->lat, t - t0, t);
+		}
 	}
 	return NULL;
 }
@@ -222,15 +250,16 @@ static void mon_cmd(mixsan_cluster_t *cl, const char *prefix, const char *id)
 	free(msg);
 }
 
-/* Kill OSD i, mark it down and out; the seconds until HEALTH_OK. */
-static double lose_osd(struct h_cluster *c, mixsan_cluster_t *cl, int i)
+/* Kill OSD i, mark it down and out; the seconds until HEALTH_OK.  *t0
+ * gets the time of the kill. */
+static double lose_osd(struct h_cluster *c, mixsan_cluster_t *cl, int i, uint64_t *t0p)
 {
 	char id[16];
 	uint64_t t0;
 
 	snprintf(id, sizeof(id), "%d", i);
 	h_signal_osd(c, i, SIGKILL);
-	t0 = now_ns();
+	t0 = *t0p = now_ns();
 	mon_cmd(cl, "osd down", id);
 	mon_cmd(cl, "osd out", id);
 	return wait_healthy(cl, t0, 1800);
@@ -245,8 +274,9 @@ int main(int argc, char **argv)
 	mixsan_cluster_t *cl;
 	mixsan_pool_t *p;
 	struct client idle, busy;
+	struct lat failover, steady;
 	uint8_t *fill = malloc(OBJ_SIZE);
-	uint64_t held4, held3, t0;
+	uint64_t held4, held3, t0, t_kill;
 	double t_idle, t_busy, idle_mean, idle_p99, busy_mean, busy_p99;
 
 	if (!fill || data_mib < 4 || secs <= 0) {
@@ -293,7 +323,7 @@ int main(int argc, char **argv)
 
 	/* Repair with no client. */
 	held4 = osd_bytes(&c, 4);
-	t_idle = lose_osd(&c, cl, 4);
+	t_idle = lose_osd(&c, cl, 4, &t_kill);
 	fprintf(stderr, "recbench: idle repair of %.0f MiB: %.1f s\n", (double)held4 / 1048576.0,
 		t_idle);
 
@@ -301,10 +331,15 @@ int main(int argc, char **argv)
 	held3 = osd_bytes(&c, 3);
 	client_start(&busy, p);
 	usleep(1000 * 1000);
-	t_busy = lose_osd(&c, cl, 3);
+	t_busy = lose_osd(&c, cl, 3, &t_kill);
 	client_stop(&busy);
-	busy_mean = lat_mean_ms(&busy.lat);
-	busy_p99 = lat_p99_ms(&busy.lat);
+	/* The first second after the kill is the failover (PGs peer again
+	 * without it); the rest, until HEALTH_OK, is recovery proper. */
+	failover = lat_window(&busy.lat, t_kill, t_kill + 1000000000ull);
+	steady = lat_window(&busy.lat, t_kill + 1000000000ull,
+			    t_kill + (uint64_t)(t_busy * 1e9));
+	busy_mean = lat_mean_ms(&steady);
+	busy_p99 = lat_p99_ms(&steady);
 	fprintf(stderr, "recbench: busy repair of %.0f MiB: %.1f s\n", (double)held3 / 1048576.0,
 		t_busy);
 
@@ -322,13 +357,21 @@ int main(int argc, char **argv)
 	printf("|---|---|---|---|---|\n");
 	printf("| idle cluster | %zu | %.3f | %.3f | %d |\n", idle.lat.n, idle_mean, idle_p99,
 	       idle.lat.errors);
-	printf("| during recovery | %zu | %.3f | %.3f | %d |\n", busy.lat.n, busy_mean, busy_p99,
-	       busy.lat.errors);
+	printf("| failover: the first second after the kill | %zu | %.3f | %.3f (max %.1f) | |\n",
+	       failover.n, lat_mean_ms(&failover), lat_p99_ms(&failover), lat_max_ms(&failover));
+	printf("| during recovery, from then to HEALTH_OK | %zu | %.3f | %.3f | %d |\n", steady.n,
+	       busy_mean, busy_p99, busy.lat.errors);
 	printf("\nDuring recovery the client's mean latency is %.2fx idle, p99 %.2fx.\n",
 	       idle_mean > 0 ? busy_mean / idle_mean : 0.0, idle_p99 > 0 ? busy_p99 / idle_p99 : 0.0);
 
 	free(idle.lat.v);
+	free(idle.lat.at);
 	free(busy.lat.v);
+	free(busy.lat.at);
+	free(failover.v);
+	free(failover.at);
+	free(steady.v);
+	free(steady.at);
 	mixsan_pool_close(p);
 	mixsan_shutdown(cl);
 	free(fill);

@@ -25,7 +25,7 @@ static void usage(FILE *f)
 	      "Scrub intervals are in seconds (default 86400 and 604800; 0: never).\n"
 	      "Recovery keeps up to N pushes or pulls in flight (default 8; 1 while\n"
 	      "clients use the OSD) and, while clients use it, at most the busy rate\n"
-	      "(default 32 MiB/s); the max rate always applies (default 0: no limit).\n"
+	      "(default 8 MiB/s); the max rate always applies (default 0: no limit).\n"
 	      "New data is refused once the disk is R full (default 0.97; 0: never).\n"
 	      "Stores MixSAN objects under DIR and serves them on IP:PORT\n"
 	      "(default 127.0.0.1:0, any free port).\n", f);
@@ -65,7 +65,7 @@ int main(int argc, char **argv)
 		.deep_scrub_interval_s = 604800,
 		.recovery_max_active = 8,
 		.recovery_max_active_busy = 1,
-		.recovery_busy_rate = 32ull << 20,
+		.recovery_busy_rate = 8ull << 20,
 		.failsafe_full_ratio = 0.97,
 	};
 	char hostloc[128];

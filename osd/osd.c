@@ -2500,7 +2500,7 @@ static void pg_try_peer(struct osd *osd, struct pgstate *pgs)
  * then, or after REC_LOST_NS at the latest.
  */
 #define REC_LOST_NS (10ull * 1000000000ull)
-#define CLIENT_BUSY_NS (200ull * 1000000ull)
+#define CLIENT_BUSY_NS (2000ull * 1000000ull)
 
 static void pg_send_push(struct osd *osd, struct pgstate *pgs, int i, struct missing *m);
 
