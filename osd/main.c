@@ -21,12 +21,14 @@ static void usage(FILE *f)
 	      "                  [--scrub-interval S] [--deep-scrub-interval S]\n"
 	      "                  [--recovery-max-active N] [--recovery-max-active-busy N]\n"
 	      "                  [--recovery-max-rate MIB_S] [--recovery-busy-rate MIB_S]\n"
-	      "                  [--failsafe-full-ratio R]\n"
+	      "                  [--failsafe-full-ratio R] [--no-primary-temp]\n"
 	      "Scrub intervals are in seconds (default 86400 and 604800; 0: never).\n"
 	      "Recovery keeps up to N pushes or pulls in flight (default 8; 1 while\n"
 	      "clients use the OSD) and, while clients use it, at most the busy rate\n"
 	      "(default 8 MiB/s); the max rate always applies (default 0: no limit).\n"
 	      "New data is refused once the disk is R full (default 0.97; 0: never).\n"
+	      "A primary missing its copy hands the lead to the authority meanwhile\n"
+	      "(a primary_temp) unless --no-primary-temp.\n"
 	      "Stores MixSAN objects under DIR and serves them on IP:PORT\n"
 	      "(default 127.0.0.1:0, any free port).\n", f);
 }
@@ -52,6 +54,7 @@ int main(int argc, char **argv)
 		{"recovery-max-rate", required_argument, NULL, 'R'},
 		{"recovery-busy-rate", required_argument, NULL, 'r'},
 		{"failsafe-full-ratio", required_argument, NULL, 'F'},
+		{"no-primary-temp", no_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -74,7 +77,7 @@ int main(int argc, char **argv)
 	int level = MX_LOG_INFO, c;
 	char *end;
 
-	while ((c = getopt_long(argc, argv, "d:m:a:i:w:L:c:l:H:G:P:S:D:A:B:R:r:F:h", opts,
+	while ((c = getopt_long(argc, argv, "d:m:a:i:w:L:c:l:H:G:P:S:D:A:B:R:r:F:Th", opts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'd': cfg.data_dir = optarg; break;
@@ -195,6 +198,7 @@ int main(int argc, char **argv)
 			cfg.failsafe_full_ratio = v;
 			break;
 		}
+		case 'T': cfg.no_primary_temp = true; break;
 		case 'h': usage(stdout); return 0;
 		default: usage(stderr); return 2;
 		}

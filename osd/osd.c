@@ -2443,6 +2443,7 @@ static void pg_try_peer(struct osd *osd, struct pgstate *pgs)
 			&pgs->peers[pgs->auth].log.info, pgs->peers[0].log.e, pgs->peers[0].log.n,
 			&pgs->peers[0].log.info, need_cb, &nc);
 	if ((r != 0 || pgs->n_pulls > PULLS_BEFORE_TEMP) && !pgs->no_temp &&
+	    !osd->cfg->no_primary_temp &&
 	    member_index(pgs, pgs->peers[pgs->auth].osd) > 0) {
 		/* Much to fetch, and the authority is a member: it leads for
 		 * now (docs/recovery.md, "primary_temp"); I/O waits only for

@@ -8,6 +8,7 @@
 #ifndef MX_OSD_H
 #define MX_OSD_H
 
+#include <stdbool.h>
 #include <stdint.h>
 
 struct mx_osd_config {
@@ -37,6 +38,9 @@ struct mx_osd_config {
 	/* Share of the disk at which this OSD refuses new data whatever the
 	 * map says (0: never); main() sets the default, 0.97. */
 	double failsafe_full_ratio;
+	/* Never ask for a primary_temp: a primary fetches its whole copy
+	 * itself, its PG waiting meanwhile (tests use it). */
+	bool no_primary_temp;
 };
 
 /* Run the OSD until SIGTERM/SIGINT.  Returns 0 or a negative errno. */

@@ -3,11 +3,15 @@
  * bounded to a few entries (--pg-log-max), an OSD is killed, objects are
  * written, rewritten and removed until every PG's log has moved past what
  * the killed OSD holds, and the OSD is restarted.  Where it is the first
- * of the up set it is primary again and can only catch up by listing the
- * authority's copy (PG_SCAN), pulling what differs and deleting what the
- * authority lacks.  Every acknowledged write must read back, every removed
- * object stay removed, and at the end every replica be identical with no
- * copy the model does not have.
+ * of the up set it is primary again, without a usable copy.  Twice:
+ *   - by default it hands the lead to the authority (a primary_temp), which
+ *     backfills it as a member and then gives the lead back;
+ *   - with --no-primary-temp it catches up by itself, listing the
+ *     authority's copy (PG_SCAN), pulling what differs and deleting what
+ *     the authority lacks.
+ * Every acknowledged write must read back, every removed object stay
+ * removed, and at the end every replica be identical with no copy the
+ * model does not have.
  */
 #include <errno.h>
 #include <signal.h>
@@ -91,7 +95,7 @@ int main(void)
 	mixsan_cluster_t *cl;
 	mixsan_pool_t *p;
 	uint64_t rs = 42, checked = 0, exist = 0;
-	int n = 3, victim = 0, scans;
+	int n = 3, victim = 0, scans, temps = 0;
 
 	memset(&c, 0, sizeof(c));
 	snprintf(c.mon_args, sizeof(c.mon_args),
@@ -113,23 +117,39 @@ int main(void)
 		op(p, &rs, o);
 	verify(p, "before the kill");
 
-	fprintf(stderr, "backfill: kill -9 osd.%d\n", victim);
-	h_signal_osd(&c, victim, SIGKILL);
-	/* Many times the log bound per PG, removes included. */
-	for (int k = 0; k < 8 * LOG_MAX * 8; k++)
-		op(p, &rs, (int)(h_rand(&rs) % N_OBJ));
-	verify(p, "with osd.0 down");
+	for (int round = 0; round < 2; round++) {
+		const char *how = round == 0 ? "by a primary_temp" : "by itself";
 
-	fprintf(stderr, "backfill: restarting osd.%d\n", victim);
-	h_start_osd(&c, victim);
-	if (h_wait_up(&c, cl, n, 30) < 0)
-		H_FATAL("osd.%d did not come back", victim);
-	sleep(3);
-	verify(p, "after the restart");
-	scans = h_log_count(&c, "osd.0", "backfilling ourselves from");
-	fprintf(stderr, "backfill: osd.0 backfilled itself as primary in %d PGs\n", scans);
-	H_CHECK(scans > 0);
-	H_CHECK(h_log_count(&c, "osd.0", "needs a backfill from") == 0);
+		fprintf(stderr, "backfill: kill -9 osd.%d (to be caught up %s)\n", victim, how);
+		h_signal_osd(&c, victim, SIGKILL);
+		/* Many times the log bound per PG, removes included. */
+		for (int k = 0; k < 8 * LOG_MAX * 8; k++)
+			op(p, &rs, (int)(h_rand(&rs) % N_OBJ));
+		verify(p, "with osd.0 down");
+
+		fprintf(stderr, "backfill: restarting osd.%d\n", victim);
+		if (round == 1)
+			snprintf(c.osd_args + strlen(c.osd_args),
+				 sizeof(c.osd_args) - strlen(c.osd_args), " --no-primary-temp");
+		h_start_osd(&c, victim);
+		if (h_wait_up(&c, cl, n, 30) < 0)
+			H_FATAL("osd.%d did not come back", victim);
+		sleep(3);
+		verify(p, "after the restart");
+		if (round == 0) {
+			temps = h_log_count(&c, "osd.0", "asking for it as the primary for now");
+			fprintf(stderr, "backfill: osd.0 handed the lead over in %d PGs\n", temps);
+			H_CHECK(temps > 0);
+			H_CHECK(h_log_count(&c, "osd.0", "backfilling ourselves from") == 0);
+		} else {
+			scans = h_log_count(&c, "osd.0", "backfilling ourselves from");
+			fprintf(stderr, "backfill: osd.0 backfilled itself as primary in %d PGs\n",
+				scans);
+			H_CHECK(scans > 0);
+			H_CHECK(h_log_count(&c, "osd.0", "asking for it as the primary for now") ==
+				temps);
+		}
+	}
 
 	/* Writes still work, then the final check of every replica. */
 	for (int o = 0; o < N_OBJ; o += 3)
