@@ -110,7 +110,8 @@ struct mx_map;
  * of distinct objects seen. */
 int h_check_replicas(struct h_cluster *c, const struct mx_map *m, int32_t pool_id,
 		     uint64_t *objects);
-/* The end of a test: close p and cl, stop every OSD (SIGTERM), then
+/* The end of a test: wait (up to 180 s) for HEALTH_OK, close p and cl, stop
+ * every OSD (SIGTERM), then
  * h_check_replicas of p's pool under the client's last map. */
 int h_shutdown_check_replicas(struct h_cluster *c, mixsan_cluster_t *cl, mixsan_pool_t *p,
 			      uint64_t *objects);

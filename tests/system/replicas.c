@@ -223,8 +223,19 @@ int h_shutdown_check_replicas(struct h_cluster *c, mixsan_cluster_t *cl, mixsan_
 {
 	struct mx_map *m = mx_client_map_copy(cl);
 	int32_t pool_id = (int32_t)mixsan_pool_id(p);
+	char why[1024];
 	int problems;
 
+	if (!m)
+		H_FATAL("no map");
+	/* Recovery runs in the background (throttled while clients write):
+	 * the copies are compared once the cluster says it is over. */
+	if (h_wait_health_ok(cl, 180, why, sizeof(why)) < 0) {
+		fprintf(stderr, "not HEALTH_OK after 180 s: %s\n", why);
+		h_failures++;
+	}
+	mx_map_free(m);
+	m = mx_client_map_copy(cl);
 	if (!m)
 		H_FATAL("no map");
 	mixsan_pool_close(p);

@@ -102,7 +102,7 @@ int main(void)
 	memset(&c, 0, sizeof(c));
 	c.osd_tmpfs_mib = TMPFS_MIB;
 	snprintf(c.mon_args, sizeof(c.mon_args),
-		 "--nearfull-ratio 0.5 --backfillfull-ratio 0.6 --full-ratio 0.7");
+		 "--nearfull-ratio 0.4 --backfillfull-ratio 0.6 --full-ratio 0.7");
 	snprintf(c.osd_args, sizeof(c.osd_args), "--failsafe-full-ratio 0.85");
 	h_start(&c, 3);
 	cl = h_connect(&c);
@@ -122,9 +122,11 @@ int main(void)
 			break;
 		}
 		acked++;
-		usleep(20 * 1000); /* leave the reports time to come */
-		if (!nearfull_seen && i % 4 == 0)
-			nearfull_seen = has_check(cl, "OSD_NEARFULL") || has_check(cl, "OSD_FULL");
+		/* Slowly enough for several reports (one a second per OSD)
+		 * between the nearfull and the full ratio. */
+		usleep(100 * 1000);
+		if (!nearfull_seen)
+			nearfull_seen = has_check(cl, "OSD_NEARFULL");
 	}
 	fprintf(stderr, "full: %d objects of 1 MiB acknowledged, then %s\n", acked,
 		refused_at < 0 ? "no refusal" : strerror(-r));

@@ -1,0 +1,406 @@
+/*
+ * The OSD daemon's internals, shared by its parts: osd.c (sessions,
+ * client requests, replication, heartbeats, the monitor, start-up), pg.c
+ * (peering, recovery, backfill, the map history), scrub.c and pgstats.c.
+ * Nothing here is an interface outside mixsan-osd.
+ */
+#ifndef MX_OSD_INT_H
+#define MX_OSD_INT_H
+
+#include "osd.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <signal.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/random.h>
+#include <sys/stat.h>
+#include <sys/statvfs.h>
+
+#include "crc32c.h"
+#include "list.h"
+#include "log.h"
+#include "map.h"
+#include "msg.h"
+#include "net.h"
+#include "peering.h"
+#include "placement.h"
+#include "store.h"
+#include "util.h"
+
+#define DEDUP_SLOTS 4096
+#define PG_BUCKETS 4096
+#define LIST_MAX_ENTRIES 4096
+#define LIST_MAX_BYTES (1u << 20)
+#define MON_RETRY_MS 500
+#define PEER_RETRY_MS 200
+#define PG_TICK_MS 500
+#define REC_SLOTS_MAX 64
+#define STATS_TICK_MS 250  /* look for PG state changes to report */
+#define STATS_EVERY_MS 1000 /* report to the monitor at least this often */
+
+/* An accepted connection: a client or a primary replicating to us.
+ * Reference-counted: requests in flight hold a reference so their reply can
+ * find out whether the connection is still there. */
+struct session {
+	struct mx_conn *conn; /* NULL once closed */
+	int refs;
+};
+
+/* An outgoing connection to a peer OSD, for replication. */
+struct peer {
+	struct osd *osd;
+	int32_t id;
+	struct mx_conn *conn;
+	char addr[MX_ADDR_MAX];
+	uint64_t incarnation;
+	struct mx_list pending; /* struct repop_out, in send order */
+	uv_timer_t retry;
+	bool timer_init;
+	/* Heartbeats */
+	bool hb;               /* shares a PG with us: ping it */
+	uint64_t last_rx_ns;   /* last PONG (or when pinging began) */
+	uint64_t last_report_ns;
+	uint64_t hb_incarnation; /* the life of the peer being pinged */
+	int refused;           /* connection attempts refused in a row */
+	uint64_t gen;          /* bumped on every new connection */
+};
+
+struct pgstate;
+struct scrub;
+
+/* A client write in progress on the primary. */
+struct pop {
+	struct mx_list commit_link; /* in osd->commit_pops while !local_done */
+	struct mx_list pg_link;     /* in pg->pops until finished */
+	struct pgstate *pg;         /* NULL once finished or failed over */
+	struct session *s;
+	uint64_t tid;
+	uint64_t client_id;
+	int waiting;     /* replica acknowledgements still to come */
+	bool local_done; /* committed in our store */
+	int status;      /* first error, or 0 */
+	struct mx_version ver;
+	uint8_t n_ops;
+	int32_t rvals[MX_MSG_MAX_OPS];
+	char *name;      /* From malloc(): the object's name */
+	uint32_t name_len;
+	uint8_t *repop;  /* From malloc(): the encoded logged REPOP payload */
+	size_t repop_len;
+	uint8_t *repop_nolog; /* From malloc(): the same without MX_REPOP_LOG */
+	size_t repop_nolog_len;
+	int refs;        /* repop_out entries + 1 while not finished */
+};
+
+struct repop_out {
+	struct mx_list link;
+	struct pop *pop;
+	uint64_t tid;
+	bool nolog; /* send repop_nolog */
+};
+
+/* A reply (REPOP_REPLY, ACTIVATE_REPLY, PUSH_REPLY) waiting for the local
+ * commit that makes what it acknowledges durable. */
+struct rwait {
+	struct mx_list link;
+	struct session *s;
+	uint64_t tid;
+	uint16_t type;
+	struct mx_wbuf w; /* the encoded reply */
+};
+
+/* A message kept for later: a client op waiting for its PG to activate,
+ * or a peer's message stamped with an epoch newer than our map. */
+struct held {
+	struct mx_list link;
+	struct session *s; /* holds a reference */
+	uint16_t type;
+	uint64_t tid;
+	uint64_t epoch; /* deferred until our map reaches it */
+	uint64_t ns;    /* when it was held */
+	uint32_t len;
+	uint8_t *payload; /* From malloc() */
+};
+
+/* A PG log in memory (a peer's, from its notify, or ours). */
+struct pglog {
+	struct mx_pg_info info;
+	struct mx_pglog_entry *e; /* From malloc(); names from malloc() too */
+	size_t n, cap;
+};
+
+/* An object some copy must receive (pull to the primary, or push to a
+ * member). */
+struct missing {
+	struct missing *next;
+	char *name; /* From malloc() */
+	uint32_t len;
+	bool inflight; /* requested or sent, no answer yet */
+	bool dirty;    /* written while in flight: send again after */
+	uint64_t gen;  /* connection generation it was sent on */
+	uint64_t tid;  /* of the push */
+};
+
+#define PRIOR_MAX 16
+
+struct pgpeer {
+	int32_t osd;
+	bool answered;
+	uint64_t gen; /* connection generation the query went on */
+	struct pglog log;
+	/* A stray (outside the acting set) once the PG is clean: */
+	bool rm_sent, rm_done; /* PG_REMOVE sent; answered */
+	uint64_t rm_gen;       /* connection generation it went on */
+};
+
+enum { ROLE_NONE = 0, ROLE_PRIMARY, ROLE_REPLICA };
+/* Primary states (see the state machine at the top). */
+enum { PG_PEERING = 1, PG_SCANNING, PG_PULLING, PG_ACTIVATING, PG_ACTIVE, PG_STUCK,
+       PG_WAIT_TEMP };
+/* Replica states. */
+enum { R_WAITING = 1, R_RECOVERING, R_ACTIVE };
+/* A member as the primary sees it. */
+enum { M_NONE = 0, M_RECOVERING, M_COMPLETE };
+
+struct member {
+	int state;
+	bool acked;     /* its les for this interval is durable */
+	bool act_sent;
+	bool act_acked; /* recovering: it accepts this interval's pushes */
+	bool backfill;  /* recovering from a wiped copy */
+	uint64_t act_gen;
+	struct missing *miss;
+	int n_miss;
+	uint64_t progress_ns; /* recovering: last activation answer or push done */
+	bool stall_warned;
+};
+
+/* What the PG statistics remember of a PG between two reports (NOTES ON
+ * PG STATISTICS). */
+struct pgstat_track {
+	bool reported;        /* sent_state is valid */
+	uint32_t sent_state;  /* MX_PGS_* last sent */
+	uint64_t interval;    /* of the last sample of missing */
+	uint64_t missing;     /* copies still to recover then */
+	uint64_t recovered_objects, recovered_bytes; /* cumulative */
+	uint64_t scrub_ms, deep_scrub_ms; /* wall clock of the last ones; 0 none */
+	bool inconsistent;    /* the last scrub left differences unrepaired */
+};
+
+struct pgstate {
+	struct pgstate *next;
+	int32_t pool;
+	uint32_t pg;
+	struct mx_version lu; /* last_update as staged in our store */
+	uint64_t interval;    /* first epoch of the current interval; 0: unknown */
+	uint8_t n_up, n_acting;
+	int32_t up[MX_MAX_SIZE], acting[MX_MAX_SIZE];
+	uint64_t inc[MX_MAX_SIZE]; /* incarnations of the acting members */
+	int role, state;
+	/* Primary: peering. */
+	int n_peers;
+	struct pgpeer peers[PRIOR_MAX]; /* peers[0] is ourselves */
+	int auth;
+	struct missing *pulls;
+	int n_pulls;
+	/* PG_SCANNING: the authority's listing, chunk by chunk. */
+	char *scan_cursor;  /* From malloc(): the last name received; NULL at first */
+	uint64_t scan_tid, scan_gen;
+	char **scan_names;  /* From malloc(), each too: every name it holds */
+	size_t scan_n, scan_cap;
+	struct member mem[MX_MAX_SIZE]; /* by acting index; mem[0] is us */
+	bool warned;
+	int32_t temp_want;   /* PG_WAIT_TEMP: the OSD asked for as primary */
+	uint64_t temp_since_ns; /* when we began to wait for it */
+	bool no_temp;        /* none came: fetch our copy ourselves instead */
+	struct mx_list ops;  /* struct held: client ops waiting for activation
+				or for the end of a scrub (writes) */
+	struct mx_list pops; /* struct pop in flight */
+	/* Primary: scrub (see NOTES ON SCRUB). */
+	struct scrub *scrub;  /* From malloc(): the scrub in progress; NULL if none */
+	uint64_t scrub_ns, deep_scrub_ns; /* monotonic time of the last ones; 0: none */
+	struct pgstat_track st; /* PG statistics */
+};
+
+struct dedup {
+	uint64_t client_id, tid;
+	int32_t status;
+	struct mx_version ver;
+	uint8_t n_ops;
+	int32_t rvals[MX_MSG_MAX_OPS];
+};
+
+struct osd {
+	const struct mx_osd_config *cfg;
+	uv_loop_t *loop;
+	uv_tcp_t server;
+	uv_check_t check;
+	uv_signal_t sigterm, sigint;
+	uv_timer_t mon_timer;
+	uv_timer_t hb_timer;
+	uint32_t hb_interval_ms, hb_grace_ms, beacon_ms;
+	uint64_t last_beacon_ns;
+	char addr[MX_ADDR_MAX]; /* bound address, announced to the monitor */
+	char store_dir[4096];
+	int32_t id;
+	uint8_t uuid[16];
+	struct mx_store *store;
+	struct mx_map *map;        /* newest map; owned */
+	struct mx_placement *pl;   /* of map; owned */
+	struct mx_conn *mon;
+	bool mon_connected;
+	bool booted;
+	bool booting;
+	bool stopping;
+	uint64_t next_tid;
+	struct peer **peers; /* indexed by OSD id; n_peers entries */
+	uint32_t n_peers;
+	struct mx_list commit_pops;   /* struct pop waiting for the local commit */
+	struct mx_list commit_rwaits; /* struct rwait waiting for the local commit */
+	struct pgstate *pgs[PG_BUCKETS];
+	struct dedup *dedup; /* DEDUP_SLOTS entries */
+	/* Map history: hist[e - hist_base] holds epoch e (NULL while being
+	 * fetched from the monitor); the newest is map/pl above. */
+	struct mx_map **hist;
+	struct mx_placement **hist_pl;
+	uint64_t hist_base;
+	size_t hist_len;
+	bool hist_ready; /* every epoch from hist_base to the newest is here */
+	struct mx_list deferred; /* struct held: peer messages from the future */
+	uint64_t deferred_warned_ns;
+	uv_timer_t pg_timer;
+	int n_scrubs; /* PGs with a scrub in progress */
+	/* Recovery throttle (see NOTES ON THE RECOVERY THROTTLE). */
+	struct rec_slot {
+		uint64_t tid, ns;
+	} rec[REC_SLOTS_MAX];   /* pushes and pulls in flight */
+	int n_rec;
+	size_t rec_cursor;      /* PG bucket the next pump starts at */
+	int64_t rec_tokens;     /* bytes the rate allows now; may go below 0 */
+	uint64_t rec_refill_ns; /* when rec_tokens was last refilled */
+	uint64_t client_ns;     /* last client request or replicated write */
+	uv_timer_t rec_timer;   /* pumps again once the rate allows */
+	uint32_t rec_active, rec_active_busy;
+	uint64_t rec_rate, rec_busy_rate;
+	/* Our disk (space_used_ratio). */
+	uint64_t fs_ns;             /* when statvfs last ran; 0: never */
+	uint64_t fs_total, fs_used; /* bytes, as it said then */
+	uint64_t fs_queued;         /* bytes queued to the store since */
+	uint64_t fs_frees;          /* removals and truncations since the
+				       last checkpoint space_tick forced */
+	uv_timer_t stats_timer;
+	uint64_t stats_sent_ns; /* when the last PG_STATS went */
+};
+
+
+/* osd.c, pg.c, scrub.c, pgstats.c: what each offers the others. */
+
+struct list_ctx {
+	struct mx_wbuf *w;
+	uint32_t n, max;
+	bool more;
+};
+
+/* osd.c */
+void dispatch(struct osd *osd, struct session *s, uint16_t type, uint64_t tid, uint8_t *payload,
+	      uint32_t len);
+void session_put(struct session *s);
+int session_send(struct session *s, uint16_t type, uint64_t tid, struct mx_wbuf *w);
+struct pgstate *pg_get(struct osd *osd, int32_t pool, uint32_t pg);
+struct pgstate *pg_find(struct osd *osd, int32_t pool, uint32_t pg);
+void fatal_store(int r);
+void commit_now(struct osd *osd);
+void flush_if_pending(struct osd *osd, const struct mx_objkey *key);
+void pop_unref(struct pop *p);
+void reply_after_commit(struct osd *osd, struct session *s, uint16_t type, uint64_t tid,
+			struct mx_wbuf *w);
+void pop_finish(struct osd *osd, struct pop *p);
+struct peer *peer_get(struct osd *osd, int32_t id);
+void repop_send(struct osd *osd, struct peer *p, struct repop_out *ro);
+struct missing *missing_find(struct missing *l, const char *name, uint32_t len);
+void space_note_txn(struct osd *osd, const struct mx_txn *txn);
+bool space_failsafe(struct osd *osd);
+void space_tick(struct osd *osd);
+uint8_t osd_space(const struct osd *osd, int32_t id);
+void hold(struct osd *osd, struct mx_list *l, struct session *s, uint16_t type,
+	  uint64_t tid, uint64_t epoch, const uint8_t *payload, uint32_t len);
+void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payload,
+	       uint32_t len);
+int list_cb(void *arg, const struct mx_objkey *key, const struct mx_obj_stat *st);
+void peer_kick(struct osd *osd, struct peer *p);
+/* pg.c */
+int encode_object(struct osd *osd, const struct mx_pg_ref *ref, const char *name,
+		  uint32_t len, struct mx_wbuf *w);
+int apply_object(struct osd *osd, const struct mx_msg_pg_object *o);
+int replica_check(struct osd *osd, struct session *s, uint16_t type, uint64_t tid,
+		  uint64_t epoch, int32_t pool, uint32_t pg, uint64_t interval,
+		  const uint8_t *payload, uint32_t len, struct pgstate **out);
+void handle_repop(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payload,
+		  uint32_t len);
+void handle_pg_query(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payload,
+		     uint32_t len);
+void handle_pg_activate(struct osd *osd, struct session *s, uint64_t tid,
+			uint8_t *payload, uint32_t len);
+void handle_pg_push(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payload,
+		    uint32_t len);
+void handle_pg_pull(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payload,
+		    uint32_t len);
+void handle_pg_remove(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payload,
+		      uint32_t len);
+void handle_pg_scan(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payload,
+		    uint32_t len);
+uint64_t peer_send_tid(struct osd *osd, int32_t id, uint16_t type, struct mx_wbuf *w,
+		       uint64_t *tid);
+bool maybe_lost(struct osd *osd, int32_t id, uint64_t gen);
+struct mx_pg_ref pg_ref(struct osd *osd, const struct pgstate *pgs);
+const struct mx_pool *pg_pool(struct osd *osd, const struct pgstate *pgs);
+void run_held_ops(struct osd *osd, struct pgstate *pgs);
+void pg_clear_primary(struct osd *osd, struct pgstate *pgs);
+void pg_send_query(struct osd *osd, struct pgstate *pgs, struct pgpeer *pp);
+void pg_send_scan(struct osd *osd, struct pgstate *pgs);
+int member_index(const struct pgstate *pgs, int32_t id);
+void pg_try_peer(struct osd *osd, struct pgstate *pgs);
+void rec_done(struct osd *osd, uint64_t tid);
+void rec_requeue_lost(struct osd *osd, struct missing *m, int32_t to);
+void pg_send_activate(struct osd *osd, struct pgstate *pgs, int i, uint64_t les,
+		      bool with_log);
+void pg_remove_strays(struct osd *osd, struct pgstate *pgs);
+void on_pg_notify(struct osd *osd, struct peer *p, uint8_t *payload, uint32_t len);
+void on_pg_activate_reply(struct osd *osd, struct peer *p, uint8_t *payload, uint32_t len);
+void on_pg_push_reply(struct osd *osd, struct peer *p, uint64_t tid, uint8_t *payload,
+		      uint32_t len);
+void on_scan_reply(struct osd *osd, struct peer *p, uint64_t tid, uint8_t *payload,
+		   uint32_t len);
+void on_pg_remove_reply(struct osd *osd, struct peer *p, uint8_t *payload, uint32_t len);
+void on_pull_answer(struct osd *osd, struct peer *p, uint8_t *payload, uint32_t len);
+void hist_check_ready(struct osd *osd);
+void hist_drop(struct osd *osd, uint64_t upto);
+void hist_put(struct osd *osd, struct mx_map *m, struct mx_placement *pl);
+void pgs_update(struct osd *osd);
+void replay_deferred(struct osd *osd);
+void pg_tick(uv_timer_t *t);
+void peer_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *payload);
+void pg_tick_one(struct osd *osd, struct pgstate *pgs);
+/* pgstats.c */
+void stats_tick(uv_timer_t *t);
+/* scrub.c */
+void on_scrub_map_reply(struct osd *osd, struct peer *p, uint64_t tid, uint8_t *payload,
+			uint32_t len);
+bool scrub_on_pull_answer(struct osd *osd, struct peer *p, uint64_t tid, uint8_t *payload,
+			  uint32_t len);
+bool scrub_on_push_reply(struct osd *osd, struct peer *p, uint64_t tid, uint8_t *payload,
+			 uint32_t len);
+bool scrub_is_deep(const struct scrub *sc);
+void scrub_free(struct scrub *sc);
+void scrub_abort(struct osd *osd, struct pgstate *pgs);
+void handle_pg_scrub(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payload,
+		     uint32_t len);
+void handle_scrub_map(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payload,
+		      uint32_t len);
+void scrub_tick(struct osd *osd, struct pgstate *pgs);
+void scrub_schedule(struct osd *osd);
+
+#endif
