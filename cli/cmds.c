@@ -913,6 +913,68 @@ out:
 
 /* pg scrub|deep-scrub|repair POOL PG: PG is the PG number in hex, as
  * `object locate` prints it after the pool id ("pg 1.1f": 1f). */
+/* `pg ls [POOL] [--state S]`: the monitor's view of every PG. */
+static int pg_ls(struct cli *c)
+{
+	const char *kv[4];
+	size_t n = 0, i;
+	mixsan_cluster_t *cl;
+	char *msg = NULL;
+	json_t *a, *e;
+	int r;
+
+	if (c->argc > 1)
+		return cli_fail("usage: pg ls [POOL] [--state STATE]");
+	if (c->argc == 1) {
+		kv[2 * n] = "pool";
+		kv[2 * n++ + 1] = c->argv[0];
+	}
+	if (cli_opt(c, "state")) {
+		kv[2 * n] = "state";
+		kv[2 * n++ + 1] = cli_opt(c, "state");
+	}
+	if (cli_connect(c, &cl) < 0)
+		return 1;
+	r = mixsan_mon_command(cl, "pg ls", kv, n, &msg);
+	mixsan_shutdown(cl);
+	if (r < 0) {
+		r = cli_fail("pg ls: %s", msg && *msg ? msg : strerror(-r));
+		free(msg);
+		return r;
+	}
+	a = json_loads(msg ? msg : "", 0, NULL);
+	free(msg);
+	if (!json_is_array(a)) {
+		json_decref(a);
+		return cli_fail("pg ls: the monitor's answer is not a list");
+	}
+	if (c->json) {
+		print_json(a);
+		return 0;
+	}
+	printf("%-8s %-36s %7s %8s %10s %8s %9s\n", "PG", "STATE", "PRIMARY", "OBJECTS",
+	       "BYTES", "DEGRADED", "MISPLACED");
+	json_array_foreach(a, i, e) {
+		char pri[16];
+		int p = (int)json_integer_value(json_object_get(e, "primary"));
+
+		if (p >= 0)
+			snprintf(pri, sizeof(pri), "osd.%d", p);
+		else
+			snprintf(pri, sizeof(pri), "-");
+		printf("%-8s %-36s %7s %8" JSON_INTEGER_FORMAT " %10" JSON_INTEGER_FORMAT
+		       " %8" JSON_INTEGER_FORMAT " %9" JSON_INTEGER_FORMAT "\n",
+		       json_string_value(json_object_get(e, "pgid")),
+		       json_string_value(json_object_get(e, "state")), pri,
+		       json_integer_value(json_object_get(e, "objects")),
+		       json_integer_value(json_object_get(e, "bytes")),
+		       json_integer_value(json_object_get(e, "degraded")),
+		       json_integer_value(json_object_get(e, "misplaced")));
+	}
+	json_decref(a);
+	return 0;
+}
+
 int cmd_pg(struct cli *c, const char *sub)
 {
 	struct mx_client_scrub_result res;
@@ -923,6 +985,8 @@ int cmd_pg(struct cli *c, const char *sub)
 	char *end;
 	int r, ret = 0;
 
+	if (strcmp(sub, "ls") == 0)
+		return pg_ls(c);
 	if (strcmp(sub, "scrub") == 0)
 		flags = 0;
 	else if (strcmp(sub, "deep-scrub") == 0)
@@ -930,7 +994,7 @@ int cmd_pg(struct cli *c, const char *sub)
 	else if (strcmp(sub, "repair") == 0)
 		flags = MX_SCRUB_DEEP | MX_SCRUB_REPAIR;
 	else
-		return cli_fail("unknown command 'pg %s' (scrub, deep-scrub, repair)", sub);
+		return cli_fail("unknown command 'pg %s' (ls, scrub, deep-scrub, repair)", sub);
 	if (c->argc != 2)
 		return cli_fail("usage: pg %s POOL PG (PG in hex, as object locate prints it)",
 				sub);

@@ -34,6 +34,7 @@ static void usage(FILE *f)
 	      "  object rm POOL NAME            object ls POOL\n"
 	      "  object stat POOL NAME          object locate POOL NAME\n"
 	      "Placement groups (PG in hex, as object locate prints it after the dot):\n"
+	      "  pg ls [POOL] [--state S]       every PG: state, primary, objects\n"
 	      "  pg scrub POOL PG               compare versions, sizes, attributes\n"
 	      "  pg deep-scrub POOL PG          also read and compare all data\n"
 	      "  pg repair POOL PG              deep-scrub and fix bad copies\n"

@@ -605,6 +605,7 @@ static const char *cmd_arg(const struct mx_msg_command *c, const char *key)
 /*
  * `status`: the health summary as JSON (docs/health.md).
  * `log [after SEQ] [max N]`: the events after SEQ (the newest N), as JSON.
+ * `pg ls [pool NAME] [state S]`: every PG with its state and counts.
  * Neither changes the map.  Returns false for other commands.
  */
 static bool health_command(struct mon *mon, struct session *s, uint64_t tid,
@@ -628,6 +629,16 @@ static bool health_command(struct mon *mon, struct session *s, uint64_t tid,
 			json_object_set_new(j, "log_last",
 					    json_integer((json_int_t)mx_evlog_last(mon->evlog)));
 		}
+	} else if (strcmp(c->prefix, "pg ls") == 0) {
+		const char *pn = cmd_arg(c, "pool");
+		const struct mx_pool *pool = pn ? mx_map_pool_by_name(mon->map, pn) : NULL;
+
+		if (pn && !pool) {
+			reply_text(s, tid, -ENOENT, mon->map->epoch, "no such pool");
+			return true;
+		}
+		j = mx_pgstats_ls(mon->pgstats, mx_wall_ms(), pool ? pool->id : -1,
+				  cmd_arg(c, "state"));
 	} else if (strcmp(c->prefix, "log") == 0) {
 		const char *a = cmd_arg(c, "after"), *m = cmd_arg(c, "max");
 		char *end;

@@ -306,6 +306,48 @@ static void breakdown(char *buf, size_t sz, int n, const char *const *names,
 		snprintf(buf + at, sz - at, ")");
 }
 
+/* A PG's state as the monitor sees it now: its primary's last report, or
+ * stale / unknown when there is none fresh. */
+static uint32_t pg_state_now(const struct mx_pgstats *ps, const struct pgent *e, uint64_t now_ms)
+{
+	if (e->has && now_ms - e->report_ms <= ps->cfg.stale_ms)
+		return e->s.state;
+	if (e->has)
+		return e->s.state | MX_PGS_STALE;
+	if (now_ms - e->since_ms <= ps->cfg.stale_ms)
+		return MX_PGS_UNKNOWN;
+	return MX_PGS_STALE;
+}
+
+json_t *mx_pgstats_ls(const struct mx_pgstats *ps, uint64_t now_ms, int32_t pool,
+		      const char *state)
+{
+	json_t *a = json_array();
+	char name[160];
+
+	for (size_t i = 0; a && i < ps->n_pgs; i++) {
+		const struct pgent *e = &ps->pgs[i];
+		char pgid[32];
+
+		if (pool >= 0 && e->pool != pool)
+			continue;
+		mx_pg_state_name(pg_state_now(ps, e, now_ms), name, sizeof(name));
+		if (state && *state && !strstr(name, state))
+			continue;
+		snprintf(pgid, sizeof(pgid), "%d.%x", e->pool, e->pg);
+		json_array_append_new(
+			a, json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:I, s:I, s:I}", "pgid", pgid,
+				     "state", name, "primary", (int)e->primary, "objects",
+				     (json_int_t)(e->has ? e->s.objects : 0), "bytes",
+				     (json_int_t)(e->has ? e->s.bytes : 0), "degraded",
+				     (json_int_t)(e->has ? e->s.degraded : 0), "misplaced",
+				     (json_int_t)(e->has ? e->s.misplaced : 0), "scrub_ms",
+				     (json_int_t)(e->has ? e->s.scrub_ms : 0), "deep_scrub_ms",
+				     (json_int_t)(e->has ? e->s.deep_scrub_ms : 0)));
+	}
+	return a;
+}
+
 void mx_pgstats_health(struct mx_pgstats *ps, const struct mx_map *m, uint64_t now_ms,
 		       struct mx_health *h)
 {
@@ -358,16 +400,8 @@ void mx_pgstats_health(struct mx_pgstats *ps, const struct mx_map *m, uint64_t n
 
 	for (size_t i = 0; i < ps->n_pgs; i++) {
 		struct pgent *e = &ps->pgs[i];
-		uint32_t st;
+		uint32_t st = pg_state_now(ps, e, now_ms);
 
-		if (e->has && now_ms - e->report_ms <= ps->cfg.stale_ms)
-			st = e->s.state;
-		else if (e->has)
-			st = e->s.state | MX_PGS_STALE;
-		else if (now_ms - e->since_ms <= ps->cfg.stale_ms)
-			st = MX_PGS_UNKNOWN;
-		else
-			st = MX_PGS_STALE;
 		h->pgs++;
 		count_state(h, st);
 		if (e->has) {

@@ -101,6 +101,11 @@ void mx_pgstats_health(struct mx_pgstats *ps, const struct mx_map *m, uint64_t n
 
 /* JSON of a health summary (the `status` command's answer, docs/health.md). */
 json_t *mx_health_json(const struct mx_health *h);
+/* Every PG (of pool, if >= 0; whose state name contains state, if given) as
+ * a JSON array: pgid, state, primary, objects, bytes, degraded, misplaced,
+ * scrub_ms, deep_scrub_ms. */
+json_t *mx_pgstats_ls(const struct mx_pgstats *ps, uint64_t now_ms, int32_t pool,
+		      const char *state);
 
 /* "60 active+clean, 4 active+recovering+degraded; 120/360 objects
  * degraded (33.3%)": the PG summary of the event log. */

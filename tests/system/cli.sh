@@ -111,6 +111,16 @@ ok "object ls --json" "$MIXSAN" object ls rbd --json
 json "object ls json" "sorted(o['name'] for o in j)==['blob','small']"
 ok "object locate --json" "$MIXSAN" object locate rbd blob --json
 json "object locate json" "len(j['acting'])==3 and j['primary']==j['acting'][0]"
+healthy "health before pg ls"
+sleep 2 # a statistics report (every second) counts the objects just written
+ok "pg ls" "$MIXSAN" pg ls rbd
+has "pg ls header" "^PG  *STATE"
+has "pg ls active+clean" "active+clean"
+ok "pg ls --json" "$MIXSAN" pg ls rbd --json
+json "pg ls json" "len(j)==16 and sum(p['objects'] for p in j)==2 and all(p['state']=='active+clean' for p in j)"
+ok "pg ls --state" "$MIXSAN" pg ls --state peering --json
+json "pg ls filtered" "j==[]"
+bad "pg ls missing pool" "no such pool" "$MIXSAN" pg ls nopool
 ok "object rm" "$MIXSAN" object rm rbd blob
 bad "object get removed" "No such file" "$MIXSAN" object get rbd blob -
 bad "object rm missing" "No such file" "$MIXSAN" object rm rbd blob
