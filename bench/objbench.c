@@ -19,6 +19,7 @@
 #include <time.h>
 
 #include "harness.h"
+#include "util.h"
 
 #define N_OBJ 64
 #define OBJ_SIZE (4u << 20)
@@ -37,14 +38,6 @@ struct slot {
 	uint64_t t0;
 };
 
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
-
 static int cmp_u64(const void *a, const void *b)
 {
 	uint64_t x = *(const uint64_t *)a, y = *(const uint64_t *)b;
@@ -60,7 +53,7 @@ static void submit(mixsan_pool_t *p, const struct job *j, struct slot *s, uint64
 
 	snprintf(name, sizeof(name), "bench.%" PRIu64, obj);
 	mixsan_completion_create(NULL, NULL, &s->c);
-	s->t0 = now_ns();
+	s->t0 = mx_now_ns();
 	if (j->write)
 		mixsan_aio_write(p, name, s->c, s->buf, j->bs, off);
 	else
@@ -80,12 +73,12 @@ static void run(mixsan_pool_t *p, const struct job *j, double secs)
 		h_fill((uint64_t)k, slots[k].buf, j->bs);
 		submit(p, j, &slots[k], &rs);
 	}
-	start = now_ns();
+	start = mx_now_ns();
 	end = start + (uint64_t)(secs * 1e9);
 	for (int k = 0;; k = (k + 1) % j->qd) {
 		struct slot *s = &slots[k];
 		int64_t r = mixsan_completion_wait(s->c);
-		uint64_t t = now_ns();
+		uint64_t t = mx_now_ns();
 
 		mixsan_completion_release(s->c);
 		s->c = NULL;
@@ -101,7 +94,7 @@ static void run(mixsan_pool_t *p, const struct job *j, double secs)
 			break;
 		submit(p, j, s, &rs);
 	}
-	end = now_ns();
+	end = mx_now_ns();
 	for (int k = 0; k < j->qd; k++) {
 		if (slots[k].c) {
 			(void)mixsan_completion_wait(slots[k].c);

@@ -37,18 +37,11 @@
 #include <jansson.h>
 
 #include "harness.h"
+#include "util.h"
 
 #define OBJ_SIZE (4u << 20)
 #define SMALL_OBJS 256
 #define N_OSDS 5
-
-static uint64_t now_ns(void)
-{
-	struct timespec ts;
-
-	clock_gettime(CLOCK_MONOTONIC, &ts);
-	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
-}
 
 static int cmp_u64(const void *a, const void *b)
 {
@@ -133,7 +126,7 @@ static void *client_main(void *arg)
 	h_fill(3, buf, sizeof(buf));
 	while (!atomic_load(&c->stop)) {
 		char name[32];
-		uint64_t t0 = now_ns();
+		uint64_t t0 = mx_now_ns();
 		int r;
 
 		snprintf(name, sizeof(name), "small.%" PRIu64, h_rand(&rs) % SMALL_OBJS);
@@ -142,7 +135,7 @@ static void *client_main(void *arg)
 		if (r < 0) {
 			c->lat.errors++;
 		} else {
-			uint64_t t = now_ns();
+			uint64_t t = mx_now_ns();
 
 			lat_add(&c->lat, t - t0, t);
 		}
@@ -164,52 +157,18 @@ static void client_stop(struct client *c)
 	pthread_join(c->thread, NULL);
 }
 
-/* The monitor's health verdict, or NULL; *degraded gets the objects it
- * counts as degraded or misplaced. */
-static char *health(mixsan_cluster_t *cl, uint64_t *degraded)
-{
-	static const char *const kv[] = {"format", "json"};
-	char *msg = NULL, *verdict = NULL;
-	json_t *j, *h;
-
-	*degraded = 0;
-	if (mixsan_mon_command(cl, "status", kv, 1, &msg) < 0) {
-		free(msg);
-		return NULL;
-	}
-	j = json_loads(msg, 0, NULL);
-	free(msg);
-	if (!j)
-		return NULL;
-	h = json_object_get(j, "health");
-	if (json_is_object(h))
-		h = json_object_get(h, "status");
-	if (json_is_string(h))
-		verdict = strdup(json_string_value(h));
-	{
-		json_t *o = json_object_get(j, "objects");
-		json_t *d = o ? json_object_get(o, "degraded") : NULL;
-		json_t *m = o ? json_object_get(o, "misplaced") : NULL;
-
-		if (json_is_integer(d))
-			*degraded += (uint64_t)json_integer_value(d);
-		if (json_is_integer(m))
-			*degraded += (uint64_t)json_integer_value(m);
-	}
-	json_decref(j);
-	return verdict;
-}
-
-/* Seconds until HEALTH_OK (at most limit_s; -1 if never). */
+/* Seconds until HEALTH_OK (at most limit_s; -1 if never), polled every
+ * 100 ms so that the figure is that precise. */
 static double wait_healthy(mixsan_cluster_t *cl, uint64_t t0, double limit_s)
 {
 	for (;;) {
-		uint64_t deg;
-		char *v = health(cl, &deg);
+		json_t *j = h_status(cl);
+		const char *v = json_string_value(json_object_get(json_object_get(j, "health"),
+								  "status"));
 		bool ok = v && strcmp(v, "HEALTH_OK") == 0;
-		double el = (double)(now_ns() - t0) / 1e9;
+		double el = (double)(mx_now_ns() - t0) / 1e9;
 
-		free(v);
+		json_decref(j);
 		if (ok)
 			return el;
 		if (el > limit_s)
@@ -259,7 +218,7 @@ static double lose_osd(struct h_cluster *c, mixsan_cluster_t *cl, int i, uint64_
 
 	snprintf(id, sizeof(id), "%d", i);
 	h_signal_osd(c, i, SIGKILL);
-	t0 = *t0p = now_ns();
+	t0 = *t0p = mx_now_ns();
 	mon_cmd(cl, "osd down", id);
 	mon_cmd(cl, "osd out", id);
 	return wait_healthy(cl, t0, 1800);
@@ -294,7 +253,7 @@ int main(int argc, char **argv)
 
 	/* The data. */
 	h_fill(1, fill, OBJ_SIZE);
-	t0 = now_ns();
+	t0 = mx_now_ns();
 	for (unsigned i = 0; i < data_mib / 4; i++) {
 		char name[32];
 
@@ -310,8 +269,8 @@ int main(int argc, char **argv)
 			H_FATAL("filling the pool");
 	}
 	fprintf(stderr, "recbench: %u MiB written in %.1f s\n", data_mib,
-		(double)(now_ns() - t0) / 1e9);
-	if (wait_healthy(cl, now_ns(), 120) < 0)
+		(double)(mx_now_ns() - t0) / 1e9);
+	if (wait_healthy(cl, mx_now_ns(), 120) < 0)
 		H_FATAL("the cluster is not healthy after filling it");
 
 	/* Idle latency. */

@@ -1,6 +1,8 @@
 #!/bin/sh
-# Run the object benchmark on an optimised build and print its table.
-#   bench/run.sh [SECONDS_PER_JOB]
+# Run a benchmark on an optimised build and print its tables.
+#   bench/run.sh [SECONDS_PER_JOB]              object I/O (objbench)
+#   bench/run.sh recovery [DATA_MIB] [SECONDS]  recovery (recbench); OSD
+#       options (the recovery throttle) go in MIXSAN_BENCH_OSD_ARGS
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=build-release
@@ -8,4 +10,8 @@ if [ ! -f "$BUILD/build.ninja" ]; then
 	meson setup "$BUILD" --buildtype=release >/dev/null
 fi
 ninja -C "$BUILD" >/dev/null
-MIXSAN_BUILD_ROOT="$PWD/$BUILD" "$BUILD/bench/objbench" "${1:-10}"
+export MIXSAN_BUILD_ROOT="$PWD/$BUILD"
+if [ "${1:-}" = recovery ]; then
+	exec "$BUILD/bench/recbench" "${2:-1024}" "${3:-10}"
+fi
+exec "$BUILD/bench/objbench" "${1:-10}"

@@ -103,6 +103,9 @@ extern int h_failures;
 #endif
 
 struct mx_map;
+struct mx_store;
+/* Open OSD i's object store (the OSD stopped).  0 or a negative errno. */
+int h_open_store(const struct h_cluster *c, int i, struct mx_store **out);
 /* With every OSD stopped: open each OSD's object store and check that every
  * object of pool_id sits exactly on its acting set under map m, in distinct
  * failure domains, with identical size, version, attributes and data on

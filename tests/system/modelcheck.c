@@ -1891,12 +1891,8 @@ static void check_copies(struct h_cluster *c, const struct mx_map *m, int32_t po
 	if (!pool || mx_placement_new(m, &pl) < 0)
 		H_FATAL("cannot compute placement");
 	for (int i = 0; i < c->n_osds; i++) {
-		char dir[400];
-		int r;
+		int r = h_open_store(c, i, &st[i]);
 
-		h_osd_dir(c, i, dir, sizeof(dir));
-		strcat(dir, "/store");
-		r = mx_store_open(dir, NULL, &st[i]);
 		if (r < 0) {
 			report(P_DAEMON, NULL, NULL, 0, "osd.%d: the store does not open: %s", i,
 			       strerror(-r));

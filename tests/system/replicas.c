@@ -90,6 +90,15 @@ static const char *domain_of(const struct mx_map *m, int32_t osd, int level, cha
 	return "?";
 }
 
+int h_open_store(const struct h_cluster *c, int i, struct mx_store **out)
+{
+	char dir[400];
+
+	h_osd_dir(c, i, dir, sizeof(dir));
+	strcat(dir, "/store");
+	return mx_store_open(dir, NULL, out);
+}
+
 int h_check_replicas(struct h_cluster *c, const struct mx_map *m, int32_t pool_id,
 		     uint64_t *objects)
 {
@@ -103,12 +112,8 @@ int h_check_replicas(struct h_cluster *c, const struct mx_map *m, int32_t pool_i
 	if (!pool || mx_placement_new(m, &pl) < 0 || !a || !b)
 		H_FATAL("cannot prepare the replica check");
 	for (int i = 0; i < c->n_osds; i++) {
-		char dir[400];
-		int r;
+		int r = h_open_store(c, i, &st[i]);
 
-		h_osd_dir(c, i, dir, sizeof(dir));
-		strcat(dir, "/store");
-		r = mx_store_open(dir, NULL, &st[i]);
 		if (r < 0) {
 			fprintf(stderr, "osd.%d: store does not open: %s\n", i, strerror(-r));
 			problems++;
