@@ -353,6 +353,17 @@ static void send_ack(struct session *s, uint16_t type, uint64_t tid, int err,
 		(void)session_send(s, type, tid, &w);
 }
 
+/* A peer's message that needs our map at its epoch and our whole map
+ * history is kept until both are here (replay_deferred); true if so. */
+static bool defer_until_map(struct osd *osd, struct session *s, uint16_t type, uint64_t tid,
+			    uint64_t epoch, const uint8_t *payload, uint32_t len)
+{
+	if (osd->map && epoch <= osd->map->epoch && osd->hist_ready)
+		return false;
+	hold(osd, &osd->deferred, s, type, tid, epoch, payload, len);
+	return true;
+}
+
 /* Whether a message from a primary for (pool, pg) in interval may be
  * applied: 1 if it was deferred (our map is older than its epoch, or our
  * map history is incomplete: it is replayed later), 0 and *out if we are a
@@ -363,10 +374,8 @@ int replica_check(struct osd *osd, struct session *s, uint16_t type, uint64_t ti
 {
 	struct pgstate *pgs;
 
-	if (!osd->map || epoch > osd->map->epoch || !osd->hist_ready) {
-		hold(osd, &osd->deferred, s, type, tid, epoch, payload, len);
+	if (defer_until_map(osd, s, type, tid, epoch, payload, len))
 		return 1;
-	}
 	if (pool < 0 || pg == UINT32_MAX)
 		return -ESTALE;
 	pgs = pg_get(osd, pool, pg);
@@ -473,10 +482,8 @@ void handle_pg_query(struct osd *osd, struct session *s, uint64_t tid, uint8_t *
 		(void)mx_conn_send_error(s->conn, tid, -EBADMSG, "malformed PG query");
 		return;
 	}
-	if (!osd->map || ref.epoch > osd->map->epoch || !osd->hist_ready) {
-		hold(osd, &osd->deferred, s, MX_MSG_PG_QUERY, tid, ref.epoch, payload, len);
+	if (defer_until_map(osd, s, MX_MSG_PG_QUERY, tid, ref.epoch, payload, len))
 		return;
-	}
 	commit_now(osd);
 	(void)mx_store_pg_info_get(osd->store, ref.pool, ref.pg, &info);
 	info_to_wire(&info, &wi);
@@ -658,10 +665,8 @@ void handle_pg_remove(struct osd *osd, struct session *s, uint64_t tid, uint8_t 
 		(void)mx_conn_send_error(s->conn, tid, -EBADMSG, "malformed PG remove");
 		return;
 	}
-	if (!osd->map || m.ref.epoch > osd->map->epoch || !osd->hist_ready) {
-		hold(osd, &osd->deferred, s, MX_MSG_PG_REMOVE, tid, m.ref.epoch, payload, len);
+	if (defer_until_map(osd, s, MX_MSG_PG_REMOVE, tid, m.ref.epoch, payload, len))
 		return;
-	}
 	if (!pg_members(osd->map, osd->pl, m.ref.pool, m.ref.pg, up, &nu, act, &na, inc) ||
 	    na == 0 || act[0] != m.from)
 		r = -ESTALE;
@@ -714,10 +719,8 @@ void handle_pg_scan(struct osd *osd, struct session *s, uint64_t tid, uint8_t *p
 		(void)mx_conn_send_error(s->conn, tid, -EBADMSG, "malformed PG scan");
 		return;
 	}
-	if (!osd->map || m.ref.epoch > osd->map->epoch || !osd->hist_ready) {
-		hold(osd, &osd->deferred, s, MX_MSG_PG_SCAN, tid, m.ref.epoch, payload, len);
+	if (defer_until_map(osd, s, MX_MSG_PG_SCAN, tid, m.ref.epoch, payload, len))
 		return;
-	}
 	commit_now(osd);
 	mx_wbuf_init(&w);
 	at = mx_enc_list_reply_begin(&w, 0, osd->map->epoch);
