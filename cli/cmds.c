@@ -105,24 +105,26 @@ static double jreal(json_t *o, const char *obj, const char *key)
 	return json_is_number(v) ? json_number_value(v) : 0.0;
 }
 
-/* The monitor's health summary (the `status` command), parsed; NULL if
- * the monitor cannot give one (the reason is printed). */
-static json_t *mon_status(mixsan_cluster_t *cl)
+/* A monitor command that answers JSON of the given type (JSON_OBJECT,
+ * JSON_ARRAY), parsed; NULL if the monitor cannot give it (the reason is
+ * printed). */
+static json_t *mon_json(mixsan_cluster_t *cl, const char *prefix, const char *const *kv,
+			size_t n, json_type type)
 {
 	char *msg = NULL;
 	json_t *j;
-	int r = mixsan_mon_command(cl, "status", NULL, 0, &msg);
+	int r = mixsan_mon_command(cl, prefix, kv, n, &msg);
 
 	if (r < 0) {
-		cli_fail("status: %s", msg && *msg ? msg : strerror(-r));
+		cli_fail("%s: %s", prefix, msg && *msg ? msg : strerror(-r));
 		free(msg);
 		return NULL;
 	}
 	j = json_loads(msg ? msg : "", 0, NULL);
 	free(msg);
-	if (!json_is_object(j)) {
+	if (!j || json_typeof(j) != type) {
 		json_decref(j);
-		cli_fail("status: the monitor's answer is not JSON");
+		cli_fail("%s: the monitor's answer is not what was asked for", prefix);
 		return NULL;
 	}
 	return j;
@@ -198,7 +200,7 @@ static int show_status(struct cli *c, mixsan_cluster_t *cl)
 
 	if (!m)
 		return cli_fail("out of memory");
-	st = mon_status(cl);
+	st = mon_json(cl, "status", NULL, 0, JSON_OBJECT);
 	if (!st) {
 		mx_map_free(m);
 		return 1;
@@ -919,9 +921,7 @@ static int pg_ls(struct cli *c)
 	const char *kv[4];
 	size_t n = 0, i;
 	mixsan_cluster_t *cl;
-	char *msg = NULL;
 	json_t *a, *e;
-	int r;
 
 	if (c->argc > 1)
 		return cli_fail("usage: pg ls [POOL] [--state STATE]");
@@ -935,19 +935,10 @@ static int pg_ls(struct cli *c)
 	}
 	if (cli_connect(c, &cl) < 0)
 		return 1;
-	r = mixsan_mon_command(cl, "pg ls", kv, n, &msg);
+	a = mon_json(cl, "pg ls", kv, n, JSON_ARRAY);
 	mixsan_shutdown(cl);
-	if (r < 0) {
-		r = cli_fail("pg ls: %s", msg && *msg ? msg : strerror(-r));
-		free(msg);
-		return r;
-	}
-	a = json_loads(msg ? msg : "", 0, NULL);
-	free(msg);
-	if (!json_is_array(a)) {
-		json_decref(a);
-		return cli_fail("pg ls: the monitor's answer is not a list");
-	}
+	if (!a)
+		return 1;
 	if (c->json) {
 		print_json(a);
 		return 0;
