@@ -28,50 +28,18 @@ static double now_s(void)
 	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
 }
 
-/* The status's health checks as one string ("OSD_NEARFULL OSD_FULL ..."),
- * and the verdict. */
-static void health(mixsan_cluster_t *cl, char *verdict, size_t vsz, char *codes, size_t csz)
-{
-	static const char *const kv[] = {"format", "json"};
-	char *msg = NULL;
-	json_t *j, *h, *checks;
-	size_t i, at = 0;
-
-	snprintf(verdict, vsz, "?");
-	codes[0] = 0;
-	if (mixsan_mon_command(cl, "status", kv, 1, &msg) < 0) {
-		free(msg);
-		return;
-	}
-	j = json_loads(msg, 0, NULL);
-	free(msg);
-	if (!j)
-		return;
-	h = json_object_get(j, "health");
-	if (json_is_string(json_object_get(h, "status")))
-		snprintf(verdict, vsz, "%s", json_string_value(json_object_get(h, "status")));
-	checks = json_object_get(h, "checks");
-	for (i = 0; i < json_array_size(checks); i++) {
-		const char *code = json_string_value(json_object_get(json_array_get(checks, i),
-								     "code"));
-		int k = snprintf(codes + at, csz - at, "%s%s", at ? " " : "", code ? code : "");
-
-		if (k < 0 || (size_t)k >= csz - at)
-			break;
-		at += (size_t)k;
-	}
-	json_decref(j);
-}
-
+/* Whether the monitor's status names health check code. */
 static bool has_check(mixsan_cluster_t *cl, const char *code)
 {
-	char v[32], codes[512];
+	json_t *j = h_status(cl), *c;
+	bool found = false;
+	size_t i;
 
-	health(cl, v, sizeof(v), codes, sizeof(codes));
-	for (char *p = strstr(codes, code); p; p = strstr(p + 1, code))
-		if ((p == codes || p[-1] == ' ') && (p[strlen(code)] == ' ' || !p[strlen(code)]))
-			return true;
-	return false;
+	json_array_foreach(json_object_get(json_object_get(j, "health"), "checks"), i, c)
+		found |= json_is_string(json_object_get(c, "code")) &&
+			 strcmp(json_string_value(json_object_get(c, "code")), code) == 0;
+	json_decref(j);
+	return found;
 }
 
 static void obj_name(char *buf, size_t sz, int i)
@@ -87,6 +55,68 @@ static bool daemons_alive(const struct h_cluster *c)
 		if (c->osd_pids[i] <= 0 || kill(c->osd_pids[i], 0) < 0)
 			return false;
 	return true;
+}
+
+/*
+ * The OSD's own guard: the monitor's ratios out of reach (it never marks
+ * an OSD full), the OSDs' --failsafe-full-ratio low.  The OSDs refuse new
+ * data by themselves, with ENOSPC, keep what they acknowledged, and take
+ * writes again once removals have freed the room.
+ */
+static void failsafe_round(uint8_t *data, uint8_t *rb)
+{
+	struct h_cluster c;
+	mixsan_cluster_t *cl;
+	mixsan_pool_t *p;
+	int acked = 0, r = 0;
+	double t0;
+
+	memset(&c, 0, sizeof(c));
+	c.osd_tmpfs_mib = TMPFS_MIB;
+	snprintf(c.mon_args, sizeof(c.mon_args),
+		 "--nearfull-ratio 0.99 --backfillfull-ratio 0.995 --full-ratio 1");
+	snprintf(c.osd_args, sizeof(c.osd_args), "--failsafe-full-ratio 0.5");
+	h_start(&c, 3);
+	cl = h_connect(&c);
+	h_pool_create(cl, "failsafe", 3, 16, "osd");
+	if (mixsan_pool_open(cl, "failsafe", &p) < 0)
+		H_FATAL("pool open");
+	for (int i = 0; i < MAX_OBJS; i++) {
+		char name[32];
+
+		obj_name(name, sizeof(name), i);
+		h_fill((uint64_t)i, data, OBJ_SIZE);
+		r = mixsan_write_full(p, name, data, OBJ_SIZE);
+		if (r < 0)
+			break;
+		acked++;
+	}
+	fprintf(stderr, "full: failsafe: %d objects acknowledged, then %s\n", acked,
+		r ? strerror(-r) : "no refusal");
+	H_CHECK(acked > 0 && r == -ENOSPC);
+	H_CHECK(!has_check(cl, "OSD_FULL")); /* the OSDs refused, not the map */
+	H_CHECK(daemons_alive(&c));
+	for (int i = 0; i < acked; i++) {
+		char name[32];
+
+		obj_name(name, sizeof(name), i);
+		h_fill((uint64_t)i, data, OBJ_SIZE);
+		H_CHECK(mixsan_read(p, name, rb, OBJ_SIZE, 0) == OBJ_SIZE &&
+			memcmp(rb, data, OBJ_SIZE) == 0);
+		if (i % 2 == 0)
+			H_CHECK(mixsan_remove(p, name) == 0);
+	}
+	t0 = now_s();
+	h_fill(1000, data, OBJ_SIZE);
+	while ((r = mixsan_write_full(p, "after", data, OBJ_SIZE)) == -ENOSPC &&
+	       now_s() - t0 < 30)
+		usleep(500 * 1000);
+	fprintf(stderr, "full: failsafe: writes taken again %.1f s after the removals (%s)\n",
+		now_s() - t0, r ? strerror(-r) : "ok");
+	H_CHECK(r == 0);
+	mixsan_pool_close(p);
+	mixsan_shutdown(cl);
+	h_stop(&c);
 }
 
 int main(void)
@@ -187,9 +217,10 @@ int main(void)
 
 	mixsan_pool_close(p);
 	mixsan_shutdown(cl);
+	h_stop(&c);
+	failsafe_round(data, rb);
 	free(data);
 	free(rb);
-	h_stop(&c);
 	fprintf(stderr, "full: %d failures\n", h_failures);
 	return h_failures ? 1 : 0;
 }
