@@ -75,6 +75,8 @@ struct cop {
 	uint32_t scrub_flags; /* COP_SCRUB: MX_SCRUB_* */
 	struct mx_osd_op op;
 	char xname[MX_XATTR_NAME_MAX + 1];
+	struct mx_osd_op *more; /* From malloc(): ops after op (compound writes) */
+	uint8_t n_more;
 	void *rbuf; /* READ, GETXATTR destination */
 	size_t rlen;
 	struct mixsan_stat *st_out;
@@ -175,6 +177,13 @@ int mixsan_completion_create(mixsan_callback_t cb, void *arg, mixsan_completion_
 	return 0;
 }
 
+static void complete(mixsan_completion_t *c, int64_t result);
+
+void mx_completion_finish(mixsan_completion_t *c, int64_t result)
+{
+	complete(c, result);
+}
+
 static void completion_destroy(mixsan_completion_t *c)
 {
 	pthread_mutex_destroy(&c->lock);
@@ -250,6 +259,7 @@ void mixsan_completion_release(mixsan_completion_t *c)
 
 static void cop_free(struct cop *op)
 {
+	free(op->more);
 	free(op->name);
 	free(op);
 }
@@ -338,10 +348,12 @@ static void handle_obj_reply(mixsan_cluster_t *cl, struct cop *op, uint8_t *payl
 		cop_complete(op, -EBADMSG);
 		return;
 	}
-	err = mx_wire_to_errno(r.res[0].rval);
-	if (err < 0) {
-		cop_complete(op, err);
-		return;
+	for (uint8_t i = 0; i < r.n_ops; i++) {
+		err = mx_wire_to_errno(r.res[i].rval);
+		if (err < 0) {
+			cop_complete(op, err);
+			return;
+		}
 	}
 	switch (op->op.op) {
 	case MX_OP_READ: {
@@ -567,8 +579,10 @@ static void cop_send(mixsan_cluster_t *cl, struct cop *op)
 		m.client_id = cl->client_id;
 		m.name = op->name;
 		m.name_len = op->name_len;
-		m.n_ops = 1;
+		m.n_ops = (uint8_t)(1 + op->n_more);
 		m.ops[0] = op->op;
+		for (uint8_t i = 0; i < op->n_more; i++)
+			m.ops[1 + i] = op->more[i];
 		mx_enc_osd_op(&w, &m);
 	} else if (op->kind == COP_SCRUB) {
 		struct mx_msg_pg_scrub m = {.epoch = cl->map->epoch, .pool = op->pool,
@@ -1334,6 +1348,53 @@ int mixsan_aio_truncate(mixsan_pool_t *p, const char *oid, mixsan_completion_t *
 			uint64_t size)
 {
 	return aio_data(p, oid, c, MX_OP_TRUNCATE, NULL, 0, size);
+}
+
+int mx_client_aio_write_ops(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			    const struct mx_osd_op *ops, unsigned n)
+{
+	size_t names = 0;
+	struct cop *op;
+	char *at;
+
+	if (!p || !c || check_oid(oid) < 0 || n == 0 || n > MX_MSG_MAX_OPS)
+		return -EINVAL;
+	for (unsigned i = 0; i < n; i++) {
+		if (!mx_op_is_write(ops[i].op) || ops[i].data_len > MX_MSG_MAX_DATA)
+			return -EINVAL;
+		if (ops[i].xname && check_xname(ops[i].xname) < 0)
+			return -EINVAL;
+		if (i > 0 && ops[i].xname)
+			names += strlen(ops[i].xname) + 1;
+	}
+	op = cop_new(p, oid, c, ops[0].op);
+	if (!op)
+		return -ENOMEM;
+	op->op = ops[0];
+	if (ops[0].xname) {
+		snprintf(op->xname, sizeof(op->xname), "%s", ops[0].xname);
+		op->op.xname = op->xname;
+	}
+	if (n > 1) {
+		op->more = malloc((n - 1) * sizeof(*op->more) + names);
+		if (!op->more) {
+			cop_free(op);
+			return -ENOMEM;
+		}
+		at = (char *)(op->more + (n - 1));
+		for (unsigned i = 1; i < n; i++) {
+			op->more[i - 1] = ops[i];
+			if (ops[i].xname) {
+				size_t l = strlen(ops[i].xname) + 1;
+
+				memcpy(at, ops[i].xname, l);
+				op->more[i - 1].xname = at;
+				at += l;
+			}
+		}
+		op->n_more = (uint8_t)(n - 1);
+	}
+	return cop_submit(p->cl, op);
 }
 
 int mixsan_aio_remove(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c)

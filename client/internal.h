@@ -35,6 +35,17 @@ struct mx_client_scrub_result {
 int mx_client_pg_scrub(mixsan_cluster_t *cl, int64_t pool, uint32_t pg, uint32_t flags,
 		       struct mx_client_scrub_result *out);
 
+/* Complete c with result as the library does (runs its callback). */
+void mx_completion_finish(mixsan_completion_t *c, int64_t result);
+
+/* Send ops (writes and CMPXATTR guards, lib/msg.h) to oid as one request,
+ * applied atomically.  Buffers and names are copied or must stay valid as
+ * for any asynchronous call.  c gets 0, the request's error, or the first
+ * failing op's (-ECANCELED: a guard did not match). */
+struct mx_osd_op;
+int mx_client_aio_write_ops(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			    const struct mx_osd_op *ops, unsigned n);
+
 /* Counters of the client's retries, for tests. */
 struct mx_client_stats {
 	uint64_t ops;

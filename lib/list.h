@@ -53,6 +53,8 @@ static inline void mx_list_splice_tail(struct mx_list *to, struct mx_list *from)
 	mx_list_init(from);
 }
 
+#define mx_list_for_each(pos, head) for (pos = (head)->next; pos != (head); pos = pos->next)
+
 #define mx_list_for_each_safe(pos, tmp, head)                                  \
 	for (pos = (head)->next, tmp = pos->next; pos != (head); pos = tmp, tmp = pos->next)
 

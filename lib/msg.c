@@ -444,19 +444,20 @@ bad:
 
 static bool op_needs_name(uint8_t op)
 {
-	return op == MX_OP_GETXATTR || op == MX_OP_SETXATTR || op == MX_OP_RMXATTR;
+	return op == MX_OP_GETXATTR || op == MX_OP_SETXATTR || op == MX_OP_RMXATTR ||
+	       op == MX_OP_CMPXATTR;
 }
 
 static bool op_has_data(uint8_t op)
 {
 	return op == MX_OP_WRITE || op == MX_OP_WRITEFULL || op == MX_OP_APPEND ||
-	       op == MX_OP_SETXATTR;
+	       op == MX_OP_SETXATTR || op == MX_OP_CMPXATTR;
 }
 
 static bool op_known(uint8_t op)
 {
 	return (op >= MX_OP_READ && op <= MX_OP_LISTXATTRS) ||
-	       (op >= MX_OP_WRITE && op <= MX_OP_CREATE);
+	       (op >= MX_OP_WRITE && op <= MX_OP_CMPXATTR);
 }
 
 void mx_enc_osd_op(struct mx_wbuf *w, const struct mx_msg_osd_op *m)

@@ -240,13 +240,16 @@ enum mx_osd_op_code {
 	MX_OP_SETXATTR = 15,  /* name, data */
 	MX_OP_RMXATTR = 16,   /* name */
 	MX_OP_CREATE = 17,    /* flags & MX_OP_FLAG_EXCL: fail if it exists */
+	MX_OP_CMPXATTR = 18,  /* name, data: a guard in a write request, which
+				 fails with ECANCELED unless the attribute holds
+				 data as the request arrives (empty: absent) */
 };
 
 #define MX_OP_FLAG_EXCL 1u
 
 static inline bool mx_op_is_write(uint8_t op)
 {
-	return op >= MX_OP_WRITE && op <= MX_OP_CREATE;
+	return op >= MX_OP_WRITE && op <= MX_OP_CMPXATTR;
 }
 
 struct mx_osd_op {

@@ -482,12 +482,32 @@ static int plan_write(struct osd *osd, const struct mx_msg_osd_op *m,
 			n++;
 			break;
 		}
+		case MX_OP_CMPXATTR: {
+			void *v = NULL;
+			uint32_t l = 0;
+			int r;
+
+			/* Guards see the object as the request arrives:
+			 * they come before every change. */
+			if (!o->xname[0] || reserved_xattr(o->xname) || n > 0)
+				return -EINVAL;
+			r = exists ? mx_store_getxattr(osd->store, key, o->xname, &v, &l) : -ENODATA;
+			if (r < 0 && r != -ENODATA)
+				return r;
+			if (r == -ENODATA)
+				l = 0;
+			r = l == o->data_len && (l == 0 || memcmp(v, o->data, l) == 0);
+			free(v);
+			if (!r)
+				return -ECANCELED;
+			break;
+		}
 		default:
 			return -EINVAL;
 		}
 	}
 	(void)exists;
-	return n;
+	return n > 0 ? n : -EINVAL; /* a guard alone changes nothing */
 }
 
 static void encode_repop(struct mx_wbuf *w, const struct mx_msg_osd_op *m,
@@ -671,7 +691,8 @@ static bool op_adds_data(const struct mx_msg_osd_op *m)
 {
 	for (uint8_t i = 0; i < m->n_ops; i++)
 		if (mx_op_is_write(m->ops[i].op) && m->ops[i].op != MX_OP_REMOVE &&
-		    m->ops[i].op != MX_OP_RMXATTR && m->ops[i].op != MX_OP_TRUNCATE)
+		    m->ops[i].op != MX_OP_RMXATTR && m->ops[i].op != MX_OP_TRUNCATE &&
+		    m->ops[i].op != MX_OP_CMPXATTR)
 			return true;
 	return false;
 }

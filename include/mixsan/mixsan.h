@@ -156,6 +156,113 @@ int mixsan_aio_setxattr(mixsan_pool_t *p, const char *oid, mixsan_completion_t *
 int mixsan_aio_rmxattr(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
 		       const char *name);
 
+/* Block volumes ---------------------------------------------------------
+ *
+ * A volume is a virtual disk of a fixed (resizable) size, kept in a pool as
+ * objects of one size (a power of two, 4 MiB by default).  Volumes are thin:
+ * untouched ranges store nothing and read as zeroes; an allocation map
+ * tells which ranges may hold data.  One writer at a time: opening a volume
+ * for writing takes its lock, a lease the library renews; another writer is
+ * refused (-EBUSY) until the holder closes it or its lease runs out.
+ * Every write is durable on every replica when it completes.
+ * (docs/volumes.md.)
+ *
+ * Names are 1 to 200 bytes, any but NUL, '/' and '@'.  Offsets and lengths
+ * are in bytes; the volume calls take no alignment.
+ */
+
+typedef struct mixsan_volume mixsan_volume_t;
+
+#define MIXSAN_VOLUME_NAME_MAX 200
+#define MIXSAN_VOLUME_ORDER_DEFAULT 22 /* 4 MiB objects */
+#define MIXSAN_VOLUME_ORDER_MIN 12
+#define MIXSAN_VOLUME_ORDER_MAX 26
+/* The allocation map's bound: a volume has at most this many objects. */
+#define MIXSAN_VOLUME_OBJECTS_MAX (1ull << 24)
+
+/* Create a volume of size bytes with objects of 2^order bytes (order 0:
+ * the default).  -EEXIST if the name is taken, -EINVAL for a bad name,
+ * order, or a size beyond MIXSAN_VOLUME_OBJECTS_MAX objects. */
+int mixsan_volume_create(mixsan_pool_t *p, const char *name, uint64_t size, unsigned order);
+/* Remove a volume and all its data.  -ENOENT if there is none, -EBUSY if a
+ * writer holds it. */
+int mixsan_volume_remove(mixsan_pool_t *p, const char *name);
+/* Call cb for each volume of the pool, in name order; a non-zero return
+ * from cb stops the walk and is returned. */
+int mixsan_volume_list(mixsan_pool_t *p, int (*cb)(void *arg, const char *name), void *arg);
+
+#define MIXSAN_VOLUME_RDONLY 1u /* open without the writer's lock */
+
+struct mixsan_volume_options {
+	unsigned flags;    /* MIXSAN_VOLUME_* */
+	/* The writer's lease (0: 30 s).  The holder stops writing when it
+	 * could not renew it in time; another writer may take the volume over
+	 * a sixth of the lease after it ran out (the clock skew allowed
+	 * between hosts). */
+	unsigned lease_ms;
+};
+
+/* Open a volume of pool p (which must stay open until mixsan_volume_close).
+ * opts may be NULL (read-write, default lease).  -ENOENT, -EBUSY (another
+ * writer holds the lock). */
+int mixsan_volume_open(mixsan_pool_t *p, const char *name,
+		       const struct mixsan_volume_options *opts, mixsan_volume_t **out);
+/* Wait for every request in flight, release the lock, free the handle.
+ * Returns the first error of the final flush or lock release (the handle
+ * is freed whatever happens).  Accepts NULL. */
+int mixsan_volume_close(mixsan_volume_t *v);
+
+struct mixsan_volume_info {
+	char name[MIXSAN_VOLUME_NAME_MAX + 1];
+	char id[17];            /* hex, in the volume's object names */
+	uint64_t size;
+	unsigned order;
+	uint64_t object_size;
+	uint64_t objects;       /* objects the size spans */
+	uint64_t objects_used;  /* of them, marked in the allocation map */
+	char lock_owner[128];   /* the writer's identity, "" when free */
+	uint64_t lock_expires_ms; /* its lease, wall clock (ms since 1970) */
+};
+int mixsan_volume_info(mixsan_volume_t *v, struct mixsan_volume_info *out);
+uint64_t mixsan_volume_size(mixsan_volume_t *v);
+/* Grow or shrink.  Shrinking drops the data beyond the new end first, so a
+ * failure half-way leaves the old size with the data inside the new size
+ * intact. */
+int mixsan_volume_resize(mixsan_volume_t *v, uint64_t size);
+
+/* Call cb for the extents of [off, off + len) in order: data is 1 where the
+ * allocation map says the range may hold data, 0 where it surely reads as
+ * zeroes.  A non-zero return from cb stops the walk and is returned. */
+int mixsan_volume_extents(mixsan_volume_t *v, uint64_t off, uint64_t len,
+			  int (*cb)(void *arg, uint64_t off, uint64_t len, int data),
+			  void *arg);
+
+/* I/O.  Reads return the count read (short only past the end of the
+ * volume); writes past the end are -EINVAL; a handle opened read-only
+ * refuses changes with -EROFS; a writer that lost its lock gets -ENOLCK. */
+#define MIXSAN_ZERO_FAST 1u /* write_zeroes: -ENOTSUP rather than write zeroes */
+
+int mixsan_volume_aio_read(mixsan_volume_t *v, mixsan_completion_t *c, void *buf, size_t len,
+			   uint64_t off);
+int mixsan_volume_aio_write(mixsan_volume_t *v, mixsan_completion_t *c, const void *buf,
+			    size_t len, uint64_t off);
+/* Drop the data of a range: whole objects are removed, the rest reads as
+ * zeroes afterwards. */
+int mixsan_volume_aio_discard(mixsan_volume_t *v, mixsan_completion_t *c, uint64_t len,
+			      uint64_t off);
+int mixsan_volume_aio_write_zeroes(mixsan_volume_t *v, mixsan_completion_t *c, uint64_t len,
+				   uint64_t off, unsigned flags);
+/* Complete when every write, discard and zeroing started before it has
+ * completed (all of them are durable when they complete). */
+int mixsan_volume_aio_flush(mixsan_volume_t *v, mixsan_completion_t *c);
+
+int64_t mixsan_volume_read(mixsan_volume_t *v, void *buf, size_t len, uint64_t off);
+int mixsan_volume_write(mixsan_volume_t *v, const void *buf, size_t len, uint64_t off);
+int mixsan_volume_discard(mixsan_volume_t *v, uint64_t len, uint64_t off);
+int mixsan_volume_write_zeroes(mixsan_volume_t *v, uint64_t len, uint64_t off,
+			       unsigned flags);
+int mixsan_volume_flush(mixsan_volume_t *v);
+
 #ifdef __cplusplus
 }
 #endif
