@@ -5,7 +5,8 @@ set -eu
 
 PKGS="build-essential meson ninja-build pkg-config
       libuv1-dev libisal-dev libjansson-dev
-      python3 procps iproute2 nftables"
+      python3 procps iproute2 nftables
+      nbdkit libnbd-dev"
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then
