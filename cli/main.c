@@ -33,6 +33,12 @@ static void usage(FILE *f)
 	      "  object put POOL NAME FILE|-    object get POOL NAME FILE|-\n"
 	      "  object rm POOL NAME            object ls POOL\n"
 	      "  object stat POOL NAME          object locate POOL NAME\n"
+	      "Volumes (POOL/NAME; sizes like 10G, 512M):\n"
+	      "  volume create POOL/NAME --size SIZE [--object-size 4M]\n"
+	      "  volume ls POOL                 volume info POOL/NAME\n"
+	      "  volume du POOL[/NAME]          volume rm POOL/NAME\n"
+	      "  volume resize POOL/NAME --size SIZE [--yes-i-really-mean-it to shrink]\n"
+	      "  volume import FILE|- POOL/NAME volume export POOL/NAME FILE|-\n"
 	      "Placement groups (PG in hex, as object locate prints it after the dot):\n"
 	      "  pg ls [POOL] [--state S]       every PG: state, primary, objects\n"
 	      "  pg scrub POOL PG               compare versions, sizes, attributes\n"
@@ -172,6 +178,8 @@ int main(int argc, char **argv)
 		return cmd_osd(&c, words[1]);
 	if (strcmp(words[0], "object") == 0)
 		return cmd_object(&c, words[1]);
+	if (strcmp(words[0], "volume") == 0)
+		return cmd_volume(&c, words[1]);
 	if (strcmp(words[0], "pg") == 0)
 		return cmd_pg(&c, words[1]);
 	if (strcmp(words[0], "balancer") == 0)

@@ -658,8 +658,13 @@ static bool part_mark(mixsan_volume_t *v, struct vpart *pt)
 		if (rm->objno == pt->objno)
 			rm->raced = true;
 	}
-	if (map_get(v, pt->objno) != MAP_ABSENT && !mark_pending(v, pt->objno))
-		return false;
+	if (map_get(v, pt->objno) != MAP_ABSENT) {
+		if (!mark_pending(v, pt->objno))
+			return false;
+		/* Marked by a write whose map update is not durable yet: wait
+		 * for the next map write, which follows that one. */
+		map_dirty(v, pt->objno / 4);
+	}
 	map_set(v, pt->objno, MAP_EXISTS);
 	mx_list_add_tail(&v->map_wait, &pt->link);
 	return true;

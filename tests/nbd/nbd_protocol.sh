@@ -25,6 +25,9 @@ NBD_SIZE="${NBD_SIZE:-67108864}"
 NBD_PLUGIN_ARGS="${NBD_PLUGIN_ARGS:-size=$NBD_SIZE}"
 NBD_RO_PLUGIN_ARGS="${NBD_RO_PLUGIN_ARGS:-$NBD_PLUGIN_ARGS}"
 NBD_MIN_BLOCK="${NBD_MIN_BLOCK:-}"
+NBD_PLUGIN_PATH="$NBD_PLUGIN"
+# shellcheck source=nbdkit-env.sh
+. "$(dirname "$0")/nbdkit-env.sh"
 
 if ! command -v nbdkit >/dev/null 2>&1; then
 	echo "nbdkit is not installed: skipped"
@@ -55,7 +58,7 @@ serve() {
 	params=$2
 	shift 2
 	# shellcheck disable=SC2086 # the plugin parameters are separate words
-	nbdkit --exit-with-parent -f -P "$DIR/$name.pid" "$@" "$NBD_PLUGIN" $params \
+	nbdkit_run --exit-with-parent -f -P "$DIR/$name.pid" "$@" "$NBD_PLUGIN" $params \
 		>"$DIR/$name.log" 2>&1 &
 	pid=$!
 	pids="$pids $pid"
@@ -70,6 +73,20 @@ serve() {
 		sleep 0.1
 		i=$((i + 1))
 	done
+}
+
+# stop NAME: stop the server NAME (a writable export holds the volume's
+# writer's lock: the next one needs it).
+stop() {
+	if [ -s "$DIR/$1.pid" ]; then
+		p=$(cat "$DIR/$1.pid")
+		kill "$p" 2>/dev/null
+		i=0
+		while kill -0 "$p" 2>/dev/null && [ $i -lt 100 ]; do
+			sleep 0.1
+			i=$((i + 1))
+		done
+	fi
 }
 
 # check NAME COMMAND...: run a test program; it must exit 0.  Its output
@@ -105,12 +122,14 @@ min_block=""
 if serve rw "$NBD_PLUGIN_ARGS" -U "$DIR/rw.sock"; then
 	check bad_input_rw "$BAD" --unix "$DIR/rw.sock" $min_block
 	probe probe_rw "nbd+unix:///?socket=$DIR/rw.sock"
+	stop rw
 fi
 
 # shellcheck disable=SC2086
 if serve ro "$NBD_RO_PLUGIN_ARGS" -r -U "$DIR/ro.sock"; then
 	check bad_input_ro "$BAD" --unix "$DIR/ro.sock" --read-only $min_block
 	probe probe_ro "nbd+unix:///?socket=$DIR/ro.sock" --read-only
+	stop ro
 fi
 
 # Size constraints advertised and enforced: misaligned and oversized
@@ -120,6 +139,7 @@ if serve bs "$NBD_PLUGIN_ARGS blocksize-minimum=512 blocksize-preferred=4096 \
 		--filter=blocksize-policy -U "$DIR/bs.sock"; then
 	check bad_input_bs "$BAD" --unix "$DIR/bs.sock" --min-block 512
 	probe probe_bs "nbd+unix:///?socket=$DIR/bs.sock"
+	stop bs
 fi
 
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
@@ -127,6 +147,7 @@ PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); pr
 if serve tcp "$NBD_PLUGIN_ARGS" -i 127.0.0.1 -p "$PORT"; then
 	check bad_input_tcp "$BAD" --tcp "127.0.0.1:$PORT" $min_block
 	probe probe_tcp "nbd://127.0.0.1:$PORT"
+	stop tcp
 fi
 
 if [ "$fails" = 0 ]; then

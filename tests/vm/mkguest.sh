@@ -235,7 +235,8 @@ cat >"$root/sbin/init" <<'EOF'
 # /sbin/init of the test guest, written by tests/vm/mkguest.sh.
 # Kernel command line: mx.marker=WORD (required) is written with a newline
 # into mx.file=NAME (default /marker.txt); mx.cat=NAME is printed first, so
-# a boot can show what an earlier boot wrote.
+# a boot can show what an earlier boot wrote; mx.io=MIB writes and reads
+# back MIB of data first.
 PATH=/sbin:/bin:/usr/sbin:/usr/bin
 export PATH
 
@@ -258,12 +259,14 @@ echo "MXGUEST: booted"
 marker=""
 file=/marker.txt
 show=""
+io=""
 set -f
 for arg in $(cat /proc/cmdline); do
 	case $arg in
 	mx.marker=*) marker=${arg#mx.marker=} ;;
 	mx.file=*) file=${arg#mx.file=} ;;
 	mx.cat=*) show=${arg#mx.cat=} ;;
+	mx.io=*) io=${arg#mx.io=} ;;
 	esac
 done
 set +f
@@ -279,6 +282,19 @@ if [ -n "$show" ]; then
 	else
 		echo "MXGUEST: missing $show"
 	fi
+fi
+
+# mx.io=MIB: write MIB of random data, sync, drop the page cache and read
+# it back: the disk must give back what it took.
+if [ -n "$io" ]; then
+	dd if=/dev/urandom of=/io.bin bs=1M count="$io" 2>/dev/null || fail "write /io.bin"
+	sync || fail "sync /io.bin"
+	sum1=$(md5sum </io.bin)
+	echo 3 >/proc/sys/vm/drop_caches
+	sum2=$(md5sum </io.bin) || fail "read /io.bin"
+	[ "$sum1" = "$sum2" ] || fail "/io.bin read back differs"
+	rm -f /io.bin
+	echo "MXGUEST: io $io MiB ok"
 fi
 
 mkdir -p "${file%/*}/" || fail "mkdir ${file%/*}"

@@ -1,0 +1,262 @@
+#!/bin/bash
+# System test of MixSAN volumes served over NBD by nbdkit-mixsan-plugin,
+# on a development cluster (1 monitor, 3 OSDs, a pool of 3 replicas) in a
+# temporary folder:
+#  - the NBD protocol tests (nbd_protocol.sh: forbidden requests, libnbd
+#    probes) against a volume, writable, read-only, TCP and unix socket;
+#  - qemu-img converts a 1 GiB image of random data with holes into a
+#    volume and back out: checksums equal, holes stay holes, `volume du`
+#    counts only the written objects;
+#  - mixsan volume import/export through files and pipes;
+#  - fio with crc32c verification, random and sequential, four jobs over
+#    four connections;
+#  - the writer's lock: a second writable server on the volume is refused,
+#    a read-only one is served beside it;
+#  - an OSD killed (kill -9) while fio writes and verifies: no I/O error.
+# Every step is bounded in time; the folder is kept on failure.
+set -u
+BUILD="${MIXSAN_BUILD_ROOT:?}"
+HERE=$(cd "$(dirname "$0")" && pwd)
+MIXSAN="$BUILD/cli/mixsan"
+PLUGIN="$BUILD/nbd/nbdkit-mixsan-plugin.so"
+NBD_PLUGIN_PATH="$PLUGIN"
+# shellcheck source=nbdkit-env.sh
+. "$HERE/nbdkit-env.sh"
+
+for t in nbdkit qemu-img fio; do
+	if ! command -v $t >/dev/null 2>&1; then
+		echo "$t is not installed: skipped"
+		exit 77
+	fi
+done
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/mixsan-vol-XXXXXX")
+export MIXSAN_DATA="$DIR/cluster"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+MON="127.0.0.1:$PORT"
+fails=0
+pids=""
+
+cleanup() {
+	for p in $pids; do
+		kill "$p" 2>/dev/null
+	done
+	wait 2>/dev/null
+	"$MIXSAN" cluster down >/dev/null 2>&1
+	if [ "$fails" = 0 ] && [ "${MIXSAN_TEST_KEEP:-0}" = 0 ]; then
+		rm -rf "$DIR"
+	else
+		echo "kept $DIR"
+	fi
+}
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL: $*"
+	fails=$((fails + 1))
+}
+
+ok() { # ok DESCRIPTION COMMAND...: the command must succeed
+	d="$1"
+	shift
+	if ! timeout 600 "$@" >"$DIR/out" 2>"$DIR/err"; then
+		fail "$d (exit $?)"
+		tail -n 20 "$DIR/out" "$DIR/err"
+		return 1
+	fi
+	echo "ok $d"
+}
+
+# serve NAME ARGS...: nbdkit with the plugin on $DIR/NAME.sock, waiting
+# until it listens.
+serve() {
+	name=$1
+	shift
+	rm -f "$DIR/$name.pid"
+	nbdkit_run --exit-with-parent -f -P "$DIR/$name.pid" -U "$DIR/$name.sock" "$@" \
+		>"$DIR/$name.log" 2>&1 &
+	pid=$!
+	pids="$pids $pid"
+	i=0
+	while [ ! -s "$DIR/$name.pid" ]; do
+		if [ $i -ge 100 ] || ! kill -0 "$pid" 2>/dev/null; then
+			fail "nbdkit ($name) did not start"
+			cat "$DIR/$name.log"
+			return 1
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
+stop() {
+	[ -s "$DIR/$1.pid" ] || return 0
+	p=$(cat "$DIR/$1.pid")
+	kill "$p" 2>/dev/null
+	i=0
+	while kill -0 "$p" 2>/dev/null && [ $i -lt 100 ]; do
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
+uri() { # uri SERVER VOLUME
+	echo "nbd+unix:///$2?socket=$DIR/$1.sock"
+}
+
+"$MIXSAN" cluster up --osds 3 --port "$PORT" >"$DIR/up.log" 2>&1 || {
+	fail "cluster up"
+	cat "$DIR/up.log"
+	exit 1
+}
+ok "pool create" "$MIXSAN" pool create vols --size 3 --pg-num 64 --failure-domain osd
+
+# --- The protocol tests, against a volume --------------------------------
+ok "volume create proto" "$MIXSAN" volume create vols/proto --size 64M
+echo "== nbd_protocol.sh against vols/proto"
+if NBD_PLUGIN="$PLUGIN" NBD_PLUGIN_ARGS="mon=$MON pool=vols volume=proto" \
+	NBD_SIZE=67108864 NBD_MIN_BLOCK=512 timeout 600 sh "$HERE/nbd_protocol.sh" \
+	>"$DIR/proto.out" 2>&1; then
+	grep -E "passed|FAIL" "$DIR/proto.out"
+	echo "ok nbd_protocol"
+else
+	cat "$DIR/proto.out"
+	fail "nbd_protocol against a volume"
+fi
+
+# --- qemu-img: 1 GiB of random data with holes, in and out ---------------
+# Regions of random data (offset MiB, length MiB, some not object-aligned);
+# everything else is a hole.
+IMG="$DIR/src.img"
+truncate -s 1G "$IMG"
+objects=""
+for r in "0 6" "37 9" "130 64" "511 2" "700 100" "1000 3" "1021 3"; do
+	set -- $r
+	head -c "$(($2 << 20))" /dev/urandom |
+		dd of="$IMG" bs=1M seek="$1" conv=notrunc status=none
+	o=$(($1 / 4))
+	while [ $((o * 4)) -lt $(($1 + $2)) ]; do
+		objects="$objects $o"
+		o=$((o + 1))
+	done
+done
+want_objs=$(echo "$objects" | tr ' ' '\n' | grep -v '^$' | sort -un | wc -l)
+ok "volume create big" "$MIXSAN" volume create vols/big --size 1G
+serve big "$PLUGIN" "mon=$MON" pool=vols || exit 1
+t0=$(date +%s.%N)
+ok "qemu-img convert into the volume" qemu-img convert -n -O raw "$IMG" "$(uri big big)"
+t1=$(date +%s.%N)
+ok "qemu-img convert out of the volume" qemu-img convert -O raw "$(uri big big)" "$DIR/back.img"
+t2=$(date +%s.%N)
+echo "   in: $(python3 -c "print(round($t1 - $t0, 1))") s, out: $(python3 -c "print(round($t2 - $t1, 1))") s"
+if [ "$(sha256sum <"$IMG")" = "$(sha256sum <"$DIR/back.img")" ]; then
+	echo "ok checksums equal"
+else
+	fail "the image read back differs"
+fi
+"$MIXSAN" volume du vols/big --json >"$DIR/out" 2>&1
+used=$(python3 -c "import json; print(json.load(open('$DIR/out'))[0]['objects_used'])")
+if [ "$used" = "$want_objs" ]; then
+	echo "ok du: $used objects used, as written"
+else
+	fail "du: $used objects used, $want_objs written"
+fi
+# Holes stay holes on the way out: the copy allocates about the data.
+alloc=$(du -k "$DIR/back.img" | cut -f1)
+data_k=$(((6 + 9 + 64 + 2 + 100 + 3 + 3) * 1024))
+if [ "$alloc" -le $((data_k + want_objs * 4096)) ]; then
+	echo "ok holes stay holes: $alloc KiB allocated for $data_k KiB of data"
+else
+	fail "the copy allocates $alloc KiB for $data_k KiB of data"
+fi
+qemu-img map --output=json "$(uri big big)" >"$DIR/map.json" 2>&1
+if python3 - "$DIR/map.json" <<'EOF'
+import json, sys
+m = json.load(open(sys.argv[1]))
+data = sum(e["length"] for e in m if e["data"])
+sys.exit(0 if data < 300 << 20 else 1)
+EOF
+then
+	echo "ok block status reports the holes"
+else
+	fail "block status: $(head -c 300 "$DIR/map.json")"
+fi
+stop big
+
+# --- import / export through files and pipes -----------------------------
+head -c 5000000 /dev/urandom >"$DIR/small.bin"
+ok "import from a pipe" sh -c "cat '$DIR/small.bin' | '$MIXSAN' volume import - vols/piped"
+ok "export to a pipe" sh -c "'$MIXSAN' volume export vols/piped - > '$DIR/piped.out'"
+cmp -s "$DIR/small.bin" "$DIR/piped.out" && echo "ok pipe round trip" ||
+	fail "pipe round trip differs"
+ok "import a sparse file" "$MIXSAN" volume import "$IMG" vols/imported
+ok "export to a file" "$MIXSAN" volume export vols/imported "$DIR/exported.img"
+cmp -s "$IMG" "$DIR/exported.img" && echo "ok file round trip" ||
+	fail "file round trip differs"
+"$MIXSAN" volume du vols/imported --json >"$DIR/out" 2>&1
+used=$(python3 -c "import json; print(json.load(open('$DIR/out'))[0]['objects_used'])")
+[ "$used" = "$want_objs" ] && echo "ok import skips holes" ||
+	fail "import stored $used objects, $want_objs hold data"
+ok "volume rm" "$MIXSAN" volume rm vols/imported
+ok "volume rm" "$MIXSAN" volume rm vols/piped
+
+# --- fio with verification over several connections ----------------------
+ok "volume create fio" "$MIXSAN" volume create vols/fio --size 512M
+serve fio "$PLUGIN" "mon=$MON" pool=vols volume=fio || exit 1
+for rw in randwrite write; do
+	ok "fio $rw verify crc32c, 4 jobs, 4 connections" \
+		fio --name=v --ioengine=nbd --uri="$(uri fio fio)" --rw=$rw --bs=4k,64k \
+		--bsrange=4k-256k --numjobs=4 --size=24M --offset_increment=128M \
+		--iodepth=8 --verify=crc32c --verify_fatal=1 --do_verify=1 \
+		--group_reporting --output="$DIR/fio-$rw.txt"
+	grep -E "IOPS|err=" "$DIR/fio-$rw.txt" | head -4 | sed 's/^/   /'
+done
+
+# --- the writer's lock ----------------------------------------------------
+# The fio server holds vols/fio's lock while a client is connected: a slow
+# writer keeps one connected meanwhile.
+fio --name=hold --ioengine=nbd --uri="$(uri fio fio)" --rw=randwrite --bs=4k --size=4M \
+	--time_based --runtime=15 --rate_iops=20 --output="$DIR/fio-hold.txt" >/dev/null 2>&1 &
+hold=$!
+sleep 2
+serve second "$PLUGIN" "mon=$MON" pool=vols volume=fio || exit 1
+if qemu-img info "$(uri second fio)" >"$DIR/out" 2>&1; then
+	fail "a second writer was served"
+else
+	grep -q "open for writing elsewhere" "$DIR/second.log" &&
+		echo "ok a second writer is refused: $(grep -o 'volume fio is open[^;]*' "$DIR/second.log" | head -1)" ||
+		fail "second writer: no clear error in the log"
+fi
+stop second
+serve reader "$PLUGIN" "mon=$MON" pool=vols volume=fio readonly=1 || exit 1
+ok "a reader beside the writer" qemu-img info "$(uri reader fio)"
+stop reader
+wait $hold || fail "the slow writer failed"
+
+# --- kill -9 an OSD while fio writes and verifies -------------------------
+fio --name=k --ioengine=nbd --uri="$(uri fio fio)" --rw=randwrite --bs=16k \
+	--numjobs=2 --size=64M --offset_increment=256M --iodepth=4 \
+	--verify=crc32c --verify_fatal=1 --do_verify=1 --time_based=0 \
+	--output="$DIR/fio-kill.txt" >/dev/null 2>&1 &
+fpid=$!
+sleep 3
+victim=$(cat "$MIXSAN_DATA"/run/osd.1.pid 2>/dev/null)
+if [ -n "$victim" ] && kill -9 "$victim"; then
+	echo "   killed osd.1 (pid $victim) during I/O"
+else
+	fail "no OSD to kill"
+fi
+if timeout 600 tail --pid=$fpid -f /dev/null && wait $fpid; then
+	echo "ok fio saw no I/O error with an OSD killed"
+	grep -E "write:|err=" "$DIR/fio-kill.txt" | sed 's/^/   /'
+else
+	fail "fio failed with an OSD killed"
+	cat "$DIR/fio-kill.txt"
+fi
+stop fio
+
+if [ "$fails" = 0 ]; then
+	echo "volume_export: all passed"
+else
+	echo "volume_export: $fails failed"
+fi
+[ "$fails" = 0 ]

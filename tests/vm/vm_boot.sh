@@ -1,0 +1,170 @@
+#!/bin/sh
+# System test: a Linux guest boots from a MixSAN volume.  On a development
+# cluster (1 monitor, 3 OSDs, a pool of 3 replicas) in a temporary folder:
+#  1. the guest's ext4 root image (mkguest.sh) is imported into a volume;
+#  2. QEMU (software emulation) boots Debian's kernel with that volume as
+#     its root disk over NBD (nbdkit-mixsan-plugin on a unix socket); the
+#     guest writes a marker file and powers off;
+#  3. the volume is exported to a file and the marker read back from it;
+#  4. the guest boots again, reads the first marker, writes and reads back
+#     16 MiB with its page cache dropped, and an OSD is killed (kill -9)
+#     while it does: the boot must succeed with no I/O error on the console.
+# Bounded: every boot has a timeout; the folder is kept on failure.
+set -u
+BUILD="${MIXSAN_BUILD_ROOT:?}"
+HERE=$(cd "$(dirname "$0")" && pwd)
+MIXSAN="$BUILD/cli/mixsan"
+PLUGIN="$BUILD/nbd/nbdkit-mixsan-plugin.so"
+NBD_PLUGIN_PATH="$PLUGIN"
+# shellcheck source=../nbd/nbdkit-env.sh
+. "$HERE/../nbd/nbdkit-env.sh"
+
+for t in qemu-system-x86_64 nbdkit debugfs mke2fs cpio; do
+	if ! command -v $t >/dev/null 2>&1; then
+		echo "$t is not installed: skipped"
+		exit 77
+	fi
+done
+if ! ls /boot/vmlinuz-* >/dev/null 2>&1 || [ ! -x /bin/busybox ]; then
+	echo "no kernel in /boot or no static busybox: skipped"
+	exit 77
+fi
+[ -f "$PLUGIN" ] || {
+	echo "the nbdkit plugin was not built: skipped"
+	exit 77
+}
+
+DIR=$(mktemp -d "${TMPDIR:-/tmp}/mixsan-vm-XXXXXX")
+export MIXSAN_DATA="$DIR/cluster"
+PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+MON="127.0.0.1:$PORT"
+fails=0
+srv=""
+
+cleanup() {
+	[ -n "$srv" ] && kill "$srv" 2>/dev/null
+	wait 2>/dev/null
+	"$MIXSAN" cluster down >/dev/null 2>&1
+	if [ "$fails" = 0 ] && [ "${MIXSAN_TEST_KEEP:-0}" = 0 ]; then
+		rm -rf "$DIR"
+	else
+		echo "kept $DIR"
+	fi
+}
+trap cleanup EXIT
+
+fail() {
+	echo "FAIL: $*"
+	fails=$((fails + 1))
+}
+
+# serve: nbdkit with the plugin on $DIR/nbd.sock (the export name is the
+# volume's name), waiting until it listens.
+serve() {
+	rm -f "$DIR/nbd.pid" "$DIR/nbd.sock"
+	nbdkit_run --exit-with-parent -f -P "$DIR/nbd.pid" -U "$DIR/nbd.sock" \
+		"$PLUGIN" "mon=$MON" pool=vols >>"$DIR/nbdkit.log" 2>&1 &
+	srv=$!
+	i=0
+	while [ ! -s "$DIR/nbd.pid" ]; do
+		if [ $i -ge 100 ] || ! kill -0 "$srv" 2>/dev/null; then
+			fail "nbdkit did not start"
+			cat "$DIR/nbdkit.log"
+			exit 1
+		fi
+		sleep 0.1
+		i=$((i + 1))
+	done
+}
+
+unserve() {
+	kill "$srv" 2>/dev/null
+	wait "$srv" 2>/dev/null
+	srv=""
+}
+
+# console_clean MARKER: no I/O error in that boot's console.
+console_clean() {
+	if grep -E "I/O error|EXT4-fs error|Buffer I/O|blk_update_request" \
+		"$DIR/guest/console-$1.log"; then
+		fail "the guest saw I/O errors (boot $1)"
+	fi
+}
+
+"$MIXSAN" cluster up --osds 3 --port "$PORT" >"$DIR/up.log" 2>&1 || {
+	fail "cluster up"
+	cat "$DIR/up.log"
+	exit 1
+}
+"$MIXSAN" pool create vols --size 3 --pg-num 32 --failure-domain osd >/dev/null ||
+	fail "pool create"
+
+sh "$HERE/mkguest.sh" "$DIR/guest" 64 >"$DIR/mkguest.log" 2>&1 || {
+	fail "mkguest.sh"
+	cat "$DIR/mkguest.log"
+	exit 1
+}
+"$MIXSAN" volume import "$DIR/guest/root.img" vols/root >/dev/null 2>&1 ||
+	fail "volume import"
+"$MIXSAN" volume du vols/root | sed 's/^/   /'
+
+# 1. Boot from the volume; the guest writes a marker.
+m1="first-$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')"
+serve
+t0=$(date +%s)
+if sh "$HERE/boot.sh" "$DIR/guest" "nbd+unix:///root?socket=$DIR/nbd.sock" "$m1" \
+	>"$DIR/boot1.out" 2>&1; then
+	echo "ok the guest booted from the volume in $(($(date +%s) - t0)) s and wrote $m1"
+else
+	fail "boot 1"
+	tail -n 30 "$DIR/boot1.out"
+fi
+console_clean "$m1"
+unserve
+
+# 2. The marker, read back from the volume after shutdown.
+"$MIXSAN" volume export vols/root "$DIR/after.img" >/dev/null 2>&1 || fail "volume export"
+got=$(sh "$HERE/readfile.sh" "$DIR/after.img" /marker.txt 2>&1)
+if [ "$got" = "$m1" ]; then
+	echo "ok the marker read back from the volume: $got"
+else
+	fail "marker read back: '$got', wanted '$m1'"
+fi
+
+# 3. Boot again with I/O, kill -9 an OSD meanwhile.
+m2="second-$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')"
+serve
+sh "$HERE/boot.sh" "$DIR/guest" "nbd+unix:///root?socket=$DIR/nbd.sock" "$m2" \
+	mx.cat=/marker.txt mx.io=16 >"$DIR/boot2.out" 2>&1 &
+boot=$!
+# Kill when the guest is up and writing (its console says booted).
+i=0
+while ! grep -q "MXGUEST: booted" "$DIR/guest/console-$m2.log" 2>/dev/null && [ $i -lt 600 ]; do
+	sleep 0.1
+	i=$((i + 1))
+done
+victim=$(cat "$MIXSAN_DATA/run/osd.2.pid" 2>/dev/null)
+if [ -n "$victim" ] && kill -9 "$victim"; then
+	echo "   killed osd.2 (pid $victim) while the guest runs"
+else
+	fail "no OSD to kill"
+fi
+if wait $boot; then
+	echo "ok the guest's second boot succeeded with an OSD killed"
+else
+	fail "boot 2 with an OSD killed"
+	tail -n 30 "$DIR/boot2.out"
+fi
+grep -q "MXGUEST: read /marker.txt $m1" "$DIR/guest/console-$m2.log" &&
+	echo "ok the second boot read the first marker" || fail "the second boot did not read $m1"
+grep -q "MXGUEST: io 16 MiB ok" "$DIR/guest/console-$m2.log" &&
+	echo "ok the guest wrote and read back 16 MiB" || fail "the guest's I/O check"
+console_clean "$m2"
+unserve
+
+if [ "$fails" = 0 ]; then
+	echo "vm_boot: all passed"
+else
+	echo "vm_boot: $fails failed"
+fi
+[ "$fails" = 0 ]
