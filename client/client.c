@@ -52,6 +52,7 @@ struct mixsan_completion {
 	void *arg;
 	bool done;
 	bool released;
+	bool armed; /* a request took it: it completes one day */
 	int64_t result;
 };
 
@@ -184,6 +185,13 @@ void mx_completion_finish(mixsan_completion_t *c, int64_t result)
 	complete(c, result);
 }
 
+void mx_completion_arm(mixsan_completion_t *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->armed = true;
+	pthread_mutex_unlock(&c->lock);
+}
+
 static void completion_destroy(mixsan_completion_t *c)
 {
 	pthread_mutex_destroy(&c->lock);
@@ -249,7 +257,7 @@ void mixsan_completion_release(mixsan_completion_t *c)
 		return;
 	pthread_mutex_lock(&c->lock);
 	c->released = true;
-	now = c->done;
+	now = c->done || !c->armed; /* never taken by a request: free now */
 	pthread_mutex_unlock(&c->lock);
 	if (now)
 		completion_destroy(c);
@@ -1285,6 +1293,7 @@ static int cop_submit(mixsan_cluster_t *cl, struct cop *op)
 		return -ENOTCONN;
 	}
 	op->tid = new_tid(cl);
+	mx_completion_arm(op->comp);
 	if (cl->opts.op_timeout_ms)
 		op->deadline_ns = mx_now_ns() + (uint64_t)cl->opts.op_timeout_ms * 1000000ull;
 	mx_list_add_tail(&cl->submit, &op->link);

@@ -37,6 +37,10 @@ int mx_client_pg_scrub(mixsan_cluster_t *cl, int64_t pool, uint32_t pg, uint32_t
 
 /* Complete c with result as the library does (runs its callback). */
 void mx_completion_finish(mixsan_completion_t *c, int64_t result);
+/* Mark c taken by a request (it will complete): from then on releasing it
+ * before completion defers the free to the completion.  A completion no
+ * request took is freed by mixsan_completion_release at once. */
+void mx_completion_arm(mixsan_completion_t *c);
 
 /* Send ops (writes and CMPXATTR guards, lib/msg.h) to oid as one request,
  * applied atomically.  Buffers and names are copied or must stay valid as

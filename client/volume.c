@@ -739,6 +739,7 @@ static int req_start(mixsan_volume_t *v, mixsan_completion_t *user, enum vkind k
 			}
 		}
 	}
+	mx_completion_arm(user);
 	q->seq = ++v->next_seq;
 	q->pending = n + 1;
 	mx_list_add_tail(&v->inflight, &q->link);

@@ -132,7 +132,8 @@ int64_t mixsan_completion_wait(mixsan_completion_t *c);
 int mixsan_completion_is_complete(mixsan_completion_t *c);
 /* The result: as the synchronous call would return. */
 int64_t mixsan_completion_result(mixsan_completion_t *c);
-/* Release; a completion still pending is released when it completes. */
+/* Release; a completion still pending is released when it completes (one
+ * that no call accepted, e.g. after an error, is freed at once). */
 void mixsan_completion_release(mixsan_completion_t *c);
 
 int mixsan_aio_read(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c, void *buf,
