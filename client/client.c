@@ -1231,6 +1231,31 @@ int mixsan_pool_open(mixsan_cluster_t *cl, const char *name, mixsan_pool_t **out
 	return 0;
 }
 
+int mx_client_pool_open_id(mixsan_cluster_t *cl, int64_t id, mixsan_pool_t **out)
+{
+	mixsan_pool_t *p;
+	bool found;
+
+	pthread_mutex_lock(&cl->lock);
+	found = cl->map && id >= INT32_MIN && id <= INT32_MAX &&
+		mx_map_pool_by_id(cl->map, (int32_t)id);
+	pthread_mutex_unlock(&cl->lock);
+	if (!found)
+		return -ENOENT;
+	p = calloc(1, sizeof(*p));
+	if (!p)
+		return -ENOMEM;
+	p->cl = cl;
+	p->id = (int32_t)id;
+	*out = p;
+	return 0;
+}
+
+mixsan_cluster_t *mx_client_pool_cluster(mixsan_pool_t *p)
+{
+	return p->cl;
+}
+
 void mixsan_pool_close(mixsan_pool_t *p)
 {
 	free(p);

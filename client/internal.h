@@ -50,6 +50,10 @@ struct mx_osd_op;
 int mx_client_aio_write_ops(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
 			    const struct mx_osd_op *ops, unsigned n);
 
+/* A pool handle by id (-ENOENT if the map has none), and a pool's cluster. */
+int mx_client_pool_open_id(mixsan_cluster_t *cl, int64_t id, mixsan_pool_t **out);
+mixsan_cluster_t *mx_client_pool_cluster(mixsan_pool_t *p);
+
 /* Counters of the client's retries, for tests. */
 struct mx_client_stats {
 	uint64_t ops;

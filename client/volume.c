@@ -32,7 +32,8 @@
 
 /* Allocation map: 2 bits per object. */
 #define MAP_ABSENT 0u
-#define MAP_EXISTS 1u
+#define MAP_EXISTS 1u /* unchanged since the latest snapshot: copy before a change */
+#define MAP_DIRTY 3u  /* changed (or created) since the latest snapshot */
 
 enum vkind { V_READ, V_WRITE, V_DISCARD, V_ZERO, V_FLUSH };
 
@@ -107,6 +108,21 @@ struct mixsan_volume {
 	bool stopping;
 	pthread_t renewer;
 	bool renewer_started;
+
+	/* Snapshots and clones. */
+	uint64_t snap_id;        /* 0: the head; else this snapshot (read-only) */
+	struct snapinfo *snaps;  /* live snapshots by id (From malloc()) */
+	size_t n_snaps;
+	uint64_t snap_seq;
+	mixsan_volume_t *parent; /* a clone's parent, at its snapshot */
+	mixsan_pool_t *parent_pool;
+	int64_t parent_pool_id;
+	char parent_id[17];
+	uint64_t parent_snap, overlap;
+	uint64_t *copying;       /* objects being copied (COW, copy-up) */
+	size_t n_copying, cap_copying;
+	bool frozen;             /* a snapshot is being taken: changes wait */
+	unsigned starting;       /* changes between their start and inflight */
 };
 
 static uint64_t wall_ms(void)
@@ -190,17 +206,54 @@ static int lookup_id(mixsan_pool_t *p, const char *name, char id[17])
 
 /* Header --------------------------------------------------------------- */
 
+/* A snapshot as the header keeps it: snap.<ID hex> = "size time prot name". */
+struct snapinfo {
+	uint64_t id;
+	uint64_t size;
+	uint64_t time_ms;
+	bool prot;
+	unsigned children;
+	char name[MIXSAN_SNAP_NAME_MAX + 1];
+};
+
 struct header {
 	uint64_t size;
 	unsigned order;
 	char lock[LOCK_VALUE_MAX];
 	bool has_size, has_order;
+	uint64_t snap_seq;
+	struct snapinfo *snaps; /* From malloc(), by id */
+	size_t n_snaps;
+	int err;
+	/* A clone's parent: parent = "POOL ID SNAPID OVERLAP" */
+	bool has_parent;
+	int64_t parent_pool;
+	char parent_id[17];
+	uint64_t parent_snap, overlap;
+	/* Clones of our snapshots: child.<POOL>.<ID> = SNAPID */
+	uint64_t *child_snaps; /* From malloc() */
+	size_t n_children;
 };
+
+static void header_free(struct header *h)
+{
+	free(h->snaps);
+	free(h->child_snaps);
+	h->snaps = NULL;
+	h->child_snaps = NULL;
+}
+
+static int snap_cmp(const void *a, const void *b)
+{
+	const struct snapinfo *x = a, *y = b;
+
+	return x->id < y->id ? -1 : x->id > y->id;
+}
 
 static int header_cb(void *arg, const char *name, const void *value, size_t len)
 {
 	struct header *h = arg;
-	char buf[LOCK_VALUE_MAX];
+	char buf[256];
 
 	if (len >= sizeof(buf))
 		return 0;
@@ -213,7 +266,40 @@ static int header_cb(void *arg, const char *name, const void *value, size_t len)
 		h->order = (unsigned)strtoul(buf, NULL, 10);
 		h->has_order = true;
 	} else if (!strcmp(name, "lock")) {
-		memcpy(h->lock, buf, len + 1);
+		if (len < sizeof(h->lock))
+			memcpy(h->lock, buf, len + 1);
+	} else if (!strcmp(name, "snap_seq")) {
+		h->snap_seq = strtoull(buf, NULL, 10);
+	} else if (!strncmp(name, "snap.", 5)) {
+		struct snapinfo si = {.id = strtoull(name + 5, NULL, 16)};
+		struct snapinfo *ns;
+		unsigned prot = 0;
+		int at = 0;
+
+		if (sscanf(buf, "%" SCNu64 " %" SCNu64 " %u %n", &si.size, &si.time_ms, &prot,
+			   &at) < 3 || !at)
+			return 0;
+		si.prot = prot != 0;
+		snprintf(si.name, sizeof(si.name), "%s", buf + at);
+		ns = realloc(h->snaps, (h->n_snaps + 1) * sizeof(*ns));
+		if (!ns) {
+			h->err = -ENOMEM;
+			return 0;
+		}
+		h->snaps = ns;
+		h->snaps[h->n_snaps++] = si;
+	} else if (!strcmp(name, "parent")) {
+		h->has_parent = sscanf(buf, "%" SCNd64 " %16s %" SCNu64 " %" SCNu64, &h->parent_pool,
+				       h->parent_id, &h->parent_snap, &h->overlap) == 4;
+	} else if (!strncmp(name, "child.", 6)) {
+		uint64_t *nc = realloc(h->child_snaps, (h->n_children + 1) * sizeof(*nc));
+
+		if (!nc) {
+			h->err = -ENOMEM;
+			return 0;
+		}
+		h->child_snaps = nc;
+		h->child_snaps[h->n_children++] = strtoull(buf, NULL, 10);
 	}
 	return 0;
 }
@@ -224,11 +310,21 @@ static int header_read(mixsan_pool_t *p, const char *oid, struct header *h)
 
 	memset(h, 0, sizeof(*h));
 	r = mixsan_getxattrs(p, oid, header_cb, h);
-	if (r < 0)
+	if (r == 0)
+		r = h->err;
+	if (r == 0 && (!h->has_size || !h->has_order || h->order < MIXSAN_VOLUME_ORDER_MIN ||
+		       h->order > MIXSAN_VOLUME_ORDER_MAX))
+		r = -EBADMSG;
+	if (r < 0) {
+		header_free(h);
 		return r;
-	if (!h->has_size || !h->has_order || h->order < MIXSAN_VOLUME_ORDER_MIN ||
-	    h->order > MIXSAN_VOLUME_ORDER_MAX)
-		return -EBADMSG;
+	}
+	if (h->n_snaps)
+		qsort(h->snaps, h->n_snaps, sizeof(*h->snaps), snap_cmp);
+	for (size_t i = 0; i < h->n_children; i++)
+		for (size_t j = 0; j < h->n_snaps; j++)
+			if (h->snaps[j].id == h->child_snaps[i])
+				h->snaps[j].children++;
 	return 0;
 }
 
@@ -618,6 +714,9 @@ static void part_send(mixsan_volume_t *v, struct vpart *pt)
 	case MX_OP_TRUNCATE:
 		r = mixsan_aio_truncate(v->pool, pt->oid, pt->c, pt->off);
 		break;
+	case MX_OP_WRITEFULL: /* empty: a clone's object of zeroes */
+		r = mixsan_aio_write_full(v->pool, pt->oid, pt->c, NULL, 0);
+		break;
 	case MX_OP_REMOVE:
 		r = mixsan_aio_remove(v->pool, pt->oid, pt->c);
 		break;
@@ -665,7 +764,7 @@ static bool part_mark(mixsan_volume_t *v, struct vpart *pt)
 		 * for the next map write, which follows that one. */
 		map_dirty(v, pt->objno / 4);
 	}
-	map_set(v, pt->objno, MAP_EXISTS);
+	map_set(v, pt->objno, MAP_DIRTY);
 	mx_list_add_tail(&v->map_wait, &pt->link);
 	return true;
 }
@@ -679,6 +778,11 @@ static int lock_usable(mixsan_volume_t *v)
 	return 0;
 }
 
+static int prepare_changes(mixsan_volume_t *v, enum vkind kind, uint64_t off, uint64_t len);
+static int unlink_parent(mixsan_volume_t *v);
+static int read_sync(mixsan_volume_t *v, uint8_t *buf, uint64_t len, uint64_t off);
+static void change_started(mixsan_volume_t *v);
+
 /* Split [off, off + len) into per-object parts and start them. */
 static int req_start(mixsan_volume_t *v, mixsan_completion_t *user, enum vkind kind,
 		     uint8_t *buf, uint64_t len, uint64_t off, unsigned zflags)
@@ -690,9 +794,29 @@ static int req_start(mixsan_volume_t *v, mixsan_completion_t *user, enum vkind k
 
 	if (!v || !user || (len && !buf && (kind == V_READ || kind == V_WRITE)))
 		return -EINVAL;
+	if (kind == V_READ && (v->snap_id || v->parent)) {
+		/* Snapshots and clones read object by object, here. */
+		int64_t got = read_sync(v, buf, len, off);
+
+		if (got < 0)
+			return (int)got;
+		mx_completion_arm(user);
+		mx_completion_finish(user, got);
+		return 0;
+	}
+	if (kind != V_READ && kind != V_FLUSH) {
+		/* Copies a snapshot or a clone needs first (counts as started
+		 * so a snapshot waits for it). */
+		r = prepare_changes(v, kind, off, len);
+		if (r < 0)
+			return r;
+	}
 	q = calloc(1, sizeof(*q));
-	if (!q)
+	if (!q) {
+		if (kind != V_READ && kind != V_FLUSH)
+			change_started(v);
 		return -ENOMEM;
+	}
 	q->v = v;
 	q->kind = kind;
 	q->user = user;
@@ -706,6 +830,10 @@ static int req_start(mixsan_volume_t *v, mixsan_completion_t *user, enum vkind k
 			else
 				len = v->size - off; /* a read stops at the end */
 		}
+	}
+	if (kind != V_READ && kind != V_FLUSH && v->starting) {
+		v->starting--; /* in v->inflight from here on (or failed) */
+		pthread_cond_broadcast(&v->cond);
 	}
 	if (r < 0) {
 		pthread_mutex_unlock(&v->lock);
@@ -774,13 +902,17 @@ static int req_start(mixsan_volume_t *v, mixsan_completion_t *user, enum vkind k
 			pt->op = MX_OP_WRITE;
 			break;
 		case V_DISCARD:
-		case V_ZERO:
-			if (!present) {
+		case V_ZERO: {
+			/* A clone keeps an object that reads as zeroes where its
+			 * parent has data: it never removes or cuts one there. */
+			bool under = v->parent && ostart < v->overlap;
+
+			if (!present && !under) {
 				pt->op = 0; /* reads as zeroes already */
 			} else if (at == ostart && e >= oend) {
-				pt->op = MX_OP_REMOVE;
-				pt->removes = true;
-			} else if (e >= oend) {
+				pt->op = under ? MX_OP_WRITEFULL : MX_OP_REMOVE;
+				pt->removes = !under;
+			} else if (e >= oend && !under) {
 				pt->op = MX_OP_TRUNCATE; /* the tail: cut */
 			} else {
 				pt->own = calloc(1, pt->len);
@@ -794,6 +926,7 @@ static int req_start(mixsan_volume_t *v, mixsan_completion_t *user, enum vkind k
 				pt->op = MX_OP_WRITE;
 			}
 			break;
+		}
 		case V_FLUSH:
 			break;
 		}
@@ -803,7 +936,8 @@ static int req_start(mixsan_volume_t *v, mixsan_completion_t *user, enum vkind k
 	for (unsigned i = 0; i < n; i++) {
 		struct vpart *pt = &q->parts[i];
 
-		if (pt->op == MX_OP_WRITE || pt->op == MX_OP_TRUNCATE) {
+		if (pt->op == MX_OP_WRITE || pt->op == MX_OP_TRUNCATE ||
+		    pt->op == MX_OP_WRITEFULL) {
 			pt->waits = part_mark(v, pt); /* then map_write_done sends it */
 		} else if (pt->op == MX_OP_REMOVE) {
 			struct mx_list *pos;
@@ -959,6 +1093,7 @@ static int lock_take(mixsan_volume_t *v, const char *current)
 		if (r < 0)
 			return r;
 		memcpy(cur, h.lock, sizeof(cur));
+		header_free(&h);
 	}
 	return -EBUSY;
 }
@@ -1009,14 +1144,96 @@ static void *renewer_main(void *arg)
 
 static void volume_free(mixsan_volume_t *v)
 {
+	if (v->parent)
+		mixsan_volume_close(v->parent);
+	mixsan_pool_close(v->parent_pool);
 	pthread_mutex_destroy(&v->lock);
 	pthread_cond_destroy(&v->cond);
 	free(v->map);
+	free(v->snaps);
+	free(v->copying);
 	free(v);
+}
+
+/* Take the header's snapshots and parent into v (h's arrays move). */
+static void header_apply(mixsan_volume_t *v, struct header *h)
+{
+	free(v->snaps);
+	v->snaps = h->snaps;
+	v->n_snaps = h->n_snaps;
+	h->snaps = NULL;
+	v->snap_seq = h->snap_seq;
+	header_free(h);
+}
+
+static const struct snapinfo *snap_by_name(const mixsan_volume_t *v, const char *name)
+{
+	for (size_t i = 0; i < v->n_snaps; i++)
+		if (!strcmp(v->snaps[i].name, name))
+			return &v->snaps[i];
+	return NULL;
+}
+
+static const struct snapinfo *snap_by_id(const mixsan_volume_t *v, uint64_t id)
+{
+	for (size_t i = 0; i < v->n_snaps; i++)
+		if (v->snaps[i].id == id)
+			return &v->snaps[i];
+	return NULL;
+}
+
+static void snap_map_oid(const mixsan_volume_t *v, uint64_t id, char *out, size_t n)
+{
+	snprintf(out, n, "vol.%s.objmap.%016" PRIx64, v->id, id);
+}
+
+static void copy_oid(const mixsan_volume_t *v, uint64_t objno, uint64_t snap, char *out,
+		     size_t n)
+{
+	snprintf(out, n, "vol.%s.%016" PRIx64 ".%016" PRIx64, v->id, objno, snap);
+}
+
+static int volume_open_id(mixsan_pool_t *p, const char *id, const char *name,
+			  const struct mixsan_volume_options *opts, uint64_t snap_id,
+			  mixsan_volume_t **out);
+
+/* A clone opens its parent read-only at the snapshot it was made of. */
+static int parent_open(mixsan_volume_t *v, const struct header *h)
+{
+	int r;
+
+	v->parent_pool_id = h->parent_pool;
+	memcpy(v->parent_id, h->parent_id, sizeof(v->parent_id));
+	v->parent_snap = h->parent_snap;
+	v->overlap = h->overlap;
+	r = mx_client_pool_open_id(mx_client_pool_cluster(v->pool), h->parent_pool,
+				   &v->parent_pool);
+	if (r < 0)
+		return r;
+	return volume_open_id(v->parent_pool, h->parent_id, NULL,
+			      &(struct mixsan_volume_options){.flags = MIXSAN_VOLUME_RDONLY},
+			      h->parent_snap, &v->parent);
 }
 
 int mixsan_volume_open(mixsan_pool_t *p, const char *name,
 		       const struct mixsan_volume_options *opts, mixsan_volume_t **out)
+{
+	char id[17];
+	int r;
+
+	if (!p || !out || check_name(name) < 0)
+		return -EINVAL;
+	if (opts && (opts->flags & ~MIXSAN_VOLUME_RDONLY))
+		return -EINVAL;
+	r = lookup_id(p, name, id);
+	if (r < 0)
+		return r;
+	return volume_open_id(p, id, name, opts, 0, out);
+}
+
+static int volume_open_id(mixsan_pool_t *p, const char *id, const char *name,
+			  const struct mixsan_volume_options *opts, uint64_t snap_id,
+			  mixsan_volume_t **out)
 {
 	mixsan_volume_t *v;
 	struct header h;
@@ -1025,16 +1242,13 @@ int mixsan_volume_open(mixsan_pool_t *p, const char *name,
 	pthread_condattr_t ca;
 	int r;
 
-	if (!p || !out || check_name(name) < 0)
-		return -EINVAL;
-	if (opts && (opts->flags & ~MIXSAN_VOLUME_RDONLY))
-		return -EINVAL;
 	v = calloc(1, sizeof(*v));
 	if (!v)
 		return -ENOMEM;
 	v->pool = p;
-	snprintf(v->name, sizeof(v->name), "%s", name);
-	v->rdonly = opts && (opts->flags & MIXSAN_VOLUME_RDONLY);
+	snprintf(v->name, sizeof(v->name), "%s", name ? name : id);
+	v->rdonly = (opts && (opts->flags & MIXSAN_VOLUME_RDONLY)) || snap_id ||
+		    (opts && opts->snapshot);
 	v->lease_ms = opts && opts->lease_ms ? opts->lease_ms : LEASE_DEFAULT_MS;
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_condattr_init(&ca);
@@ -1045,9 +1259,7 @@ int mixsan_volume_open(mixsan_pool_t *p, const char *name,
 	mx_list_init(&v->map_sent);
 	mx_list_init(&v->removing);
 	mx_list_init(&v->inflight);
-	r = lookup_id(p, name, v->id);
-	if (r < 0)
-		goto fail;
+	memcpy(v->id, id, sizeof(v->id));
 	snprintf(v->hdr_oid, sizeof(v->hdr_oid), "vol.%s.header", v->id);
 	snprintf(v->map_oid, sizeof(v->map_oid), "vol.%s.objmap", v->id);
 	r = header_read(p, v->hdr_oid, &h);
@@ -1058,6 +1270,7 @@ int mixsan_volume_open(mixsan_pool_t *p, const char *name,
 		(void)getrandom(&nonce, sizeof(nonce), 0);
 		snprintf(v->owner, sizeof(v->owner), "%016" PRIx64 "@%s:%d", nonce, host,
 			 (int)getpid());
+		header_free(&h);
 		r = lock_take(v, h.lock);
 		if (r < 0)
 			goto fail;
@@ -1069,6 +1282,34 @@ int mixsan_volume_open(mixsan_pool_t *p, const char *name,
 	v->size = h.size;
 	v->order = h.order;
 	v->obj_size = 1ull << h.order;
+	if (h.has_parent) {
+		r = parent_open(v, &h);
+		if (r < 0) {
+			header_free(&h);
+			goto fail_unlock;
+		}
+	}
+	header_apply(v, &h);
+	if (opts && opts->snapshot) {
+		const struct snapinfo *si = snap_by_name(v, opts->snapshot);
+
+		if (!si) {
+			r = -ENOENT;
+			goto fail;
+		}
+		snap_id = si->id;
+	}
+	if (snap_id) {
+		const struct snapinfo *si = snap_by_id(v, snap_id);
+
+		if (!si) {
+			r = -ENOENT;
+			goto fail;
+		}
+		v->snap_id = snap_id;
+		v->size = si->size;
+		snap_map_oid(v, snap_id, v->map_oid, sizeof(v->map_oid));
+	}
 	r = map_load(v);
 	if (r < 0)
 		goto fail_unlock;
@@ -1100,7 +1341,7 @@ static int volume_drain(mixsan_volume_t *v)
 		struct timespec ts;
 		uint64_t at;
 
-		if (mx_list_empty(&v->inflight) && !v->map_busy &&
+		if (mx_list_empty(&v->inflight) && !v->map_busy && !v->starting &&
 		    (v->dirty_lo == v->dirty_hi || v->rdonly))
 			break;
 		map_kick(v);
@@ -1163,17 +1404,20 @@ static int map_refresh(mixsan_volume_t *v)
 	size_t len;
 	int64_t r;
 
-	if (!v->rdonly)
-		return 0;
+	if (!v->rdonly || v->snap_id)
+		return 0; /* the writer's map is exact; a snapshot's does not change */
 	r = header_read(v->pool, v->hdr_oid, &h);
 	if (r < 0)
 		return (int)r;
 	len = (size_t)((((h.size + v->obj_size - 1) >> v->order) + 3) / 4);
 	m = calloc(1, len ? len : 1);
-	if (!m)
+	if (!m) {
+		header_free(&h);
 		return -ENOMEM;
+	}
 	r = len ? mixsan_read(v->pool, v->map_oid, m, len, 0) : 0;
 	if (r < 0 && r != -ENOENT) {
+		header_free(&h);
 		free(m);
 		return (int)r;
 	}
@@ -1182,6 +1426,7 @@ static int map_refresh(mixsan_volume_t *v)
 	v->map = m;
 	v->map_len = len;
 	v->size = h.size;
+	header_apply(v, &h);
 	pthread_mutex_unlock(&v->lock);
 	return 0;
 }
@@ -1220,6 +1465,7 @@ int mixsan_volume_info(mixsan_volume_t *v, struct mixsan_volume_info *out)
 		memcpy(out->lock_owner, h.lock, n);
 		out->lock_expires_ms = lock_expiry(h.lock);
 	}
+	header_free(&h);
 	return 0;
 }
 
@@ -1254,7 +1500,8 @@ int mixsan_volume_extents(mixsan_volume_t *v, uint64_t off, uint64_t len,
 		return -ENOMEM;
 	}
 	for (uint64_t i = 0; i < objs; i++)
-		bits[i] = map_get(v, first + i) != MAP_ABSENT;
+		bits[i] = map_get(v, first + i) != MAP_ABSENT ||
+			  (v->parent && ((first + i) << v->order) < v->overlap);
 	pthread_mutex_unlock(&v->lock);
 	at = off;
 	r = 0;
@@ -1329,9 +1576,18 @@ int mixsan_volume_remove(mixsan_pool_t *p, const char *name)
 	if (r < 0)
 		return r;
 	r = mixsan_volume_open(p, name, NULL, &v);
+	if (r == 0 && v->n_snaps) {
+		mixsan_volume_close(v);
+		return -ENOTEMPTY; /* its snapshots go first */
+	}
 	if (r == 0) {
+		mixsan_volume_t *pv = v->parent;
+
 		/* Data first, then the map and the header, the name last: an
-		 * interrupted removal is finished by running it again. */
+		 * interrupted removal is finished by running it again.  A
+		 * clone's objects are removed as any (no parent to show). */
+		v->parent = NULL;
+		v->overlap = 0;
 		r = mixsan_volume_discard(v, v->size, 0);
 		if (r == 0)
 			r = volume_drain(v);
@@ -1343,6 +1599,12 @@ int mixsan_volume_remove(mixsan_pool_t *p, const char *name)
 		}
 		if (r == 0)
 			r = mixsan_remove(p, v->hdr_oid);
+		if (r == 0 && pv) {
+			v->parent = pv;
+			r = unlink_parent(v);
+		} else if (pv) {
+			v->parent = pv;
+		}
 		volume_free(v);
 		if (r < 0)
 			return r;
@@ -1361,4 +1623,825 @@ int mixsan_volume_remove(mixsan_pool_t *p, const char *name)
 		r = write_ops_sync(p, DIR_OID, ops, 3);
 	}
 	return r == -ECANCELED ? -ENOENT : r;
+}
+
+/* Snapshots and clones (docs/volumes.md, "Snapshots", "Clones") --------- */
+
+static void change_started(mixsan_volume_t *v)
+{
+	pthread_mutex_lock(&v->lock);
+	if (v->starting)
+		v->starting--;
+	pthread_cond_broadcast(&v->cond);
+	pthread_mutex_unlock(&v->lock);
+}
+
+static void cond_wait_ms(mixsan_volume_t *v, unsigned ms)
+{
+	struct timespec ts;
+	uint64_t at = wall_ms() + ms;
+
+	ts.tv_sec = (time_t)(at / 1000);
+	ts.tv_nsec = (long)(at % 1000) * 1000000;
+	pthread_cond_timedwait(&v->cond, &v->lock, &ts);
+}
+
+/* Make every map change so far durable.  Called with v->lock held. */
+static int map_flush_locked(mixsan_volume_t *v)
+{
+	while (v->dirty_lo != v->dirty_hi || v->map_busy) {
+		map_kick(v);
+		cond_wait_ms(v, 50);
+	}
+	return v->map_err;
+}
+
+/* Mark objno changed since the latest snapshot, durably. */
+static int mark_sync(mixsan_volume_t *v, uint64_t objno)
+{
+	int r;
+
+	pthread_mutex_lock(&v->lock);
+	map_set(v, objno, MAP_DIRTY);
+	r = map_flush_locked(v);
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+static bool copying_has(const mixsan_volume_t *v, uint64_t objno)
+{
+	for (size_t i = 0; i < v->n_copying; i++)
+		if (v->copying[i] == objno)
+			return true;
+	return false;
+}
+
+/* The latest live snapshot's id, 0 if none.  v->lock held. */
+static uint64_t latest_snap(const mixsan_volume_t *v)
+{
+	return v->n_snaps ? v->snaps[v->n_snaps - 1].id : 0;
+}
+
+/* Create oid holding data (len 0: empty) unless it exists: 0 either way. */
+static int create_copy(mixsan_pool_t *p, const char *oid, const uint8_t *data, size_t len)
+{
+	struct mx_osd_op ops[2] = {
+		{.op = MX_OP_CREATE, .flags = MX_OP_FLAG_EXCL},
+		{.op = MX_OP_WRITE, .data = data, .data_len = (uint32_t)len},
+	};
+	int r = write_ops_sync(p, oid, ops, len ? 2 : 1);
+
+	return r == -EEXIST ? 0 : r;
+}
+
+static bool all_zero(const uint8_t *b, size_t n)
+{
+	return n == 0 || (b[0] == 0 && memcmp(b, b + 1, n - 1) == 0);
+}
+
+/* Before object objno changes: a clone copies up what its parent holds for
+ * it (whole_drop: the change drops the whole object, nothing to copy up);
+ * an object unchanged since the latest snapshot is copied for it first. */
+static int prepare_object(mixsan_volume_t *v, uint64_t objno, bool whole_drop)
+{
+	uint64_t ostart = objno << v->order, snap;
+	uint8_t *buf = NULL;
+	char oid[96];
+	bool copyup, cow;
+	unsigned st;
+	int r = 0;
+
+	pthread_mutex_lock(&v->lock);
+	while (copying_has(v, objno))
+		cond_wait_ms(v, 50);
+	st = map_get(v, objno);
+	snap = latest_snap(v);
+	copyup = v->parent && st == MAP_ABSENT && ostart < v->overlap && !whole_drop;
+	cow = st == MAP_EXISTS && snap;
+	if (!copyup && !cow) {
+		pthread_mutex_unlock(&v->lock);
+		return 0;
+	}
+	if (v->n_copying == v->cap_copying) {
+		size_t nc = v->cap_copying ? 2 * v->cap_copying : 16;
+		uint64_t *a = realloc(v->copying, nc * sizeof(*a));
+
+		if (!a) {
+			pthread_mutex_unlock(&v->lock);
+			return -ENOMEM;
+		}
+		v->copying = a;
+		v->cap_copying = nc;
+	}
+	v->copying[v->n_copying++] = objno;
+	pthread_mutex_unlock(&v->lock);
+
+	buf = malloc(v->obj_size);
+	if (!buf) {
+		r = -ENOMEM;
+		goto out;
+	}
+	if (copyup) {
+		/* Mark first (write-ahead), then the whole object at once. */
+		uint64_t n = MX_MIN(v->obj_size, v->overlap - ostart);
+		int64_t got = mixsan_volume_read(v->parent, buf, n, ostart);
+
+		if (got >= 0 && (uint64_t)got < n)
+			memset(buf + got, 0, n - (uint64_t)got);
+		r = got < 0 ? (int)got : mark_sync(v, objno);
+		obj_name(oid, sizeof(oid), v->id, objno);
+		if (r == 0)
+			r = create_copy(v->pool, oid, buf, all_zero(buf, n) ? 0 : n);
+	} else {
+		/* The copy first, then the mark that says it is made. */
+		int64_t got;
+
+		obj_name(oid, sizeof(oid), v->id, objno);
+		got = mixsan_read(v->pool, oid, buf, v->obj_size, 0);
+		if (got == -ENOENT)
+			got = 0; /* absent though marked: the copy is empty */
+		copy_oid(v, objno, snap, oid, sizeof(oid));
+		r = got < 0 ? (int)got : create_copy(v->pool, oid, buf, (size_t)got);
+		if (r == 0)
+			r = mark_sync(v, objno);
+	}
+out:
+	free(buf);
+	pthread_mutex_lock(&v->lock);
+	for (size_t i = 0; i < v->n_copying; i++)
+		if (v->copying[i] == objno) {
+			v->copying[i] = v->copying[--v->n_copying];
+			break;
+		}
+	pthread_cond_broadcast(&v->cond);
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+static int prepare_changes(mixsan_volume_t *v, enum vkind kind, uint64_t off, uint64_t len)
+{
+	uint64_t end = off + len, size;
+	int r = 0;
+
+	pthread_mutex_lock(&v->lock);
+	while (v->frozen)
+		cond_wait_ms(v, 50);
+	v->starting++;
+	size = v->size;
+	pthread_mutex_unlock(&v->lock);
+	if (v->rdonly || !len || off > size || len > size - off)
+		return 0; /* req_start refuses it */
+	for (uint64_t at = off; at < end && r == 0;) {
+		uint64_t objno = at >> v->order, ostart = objno << v->order;
+		uint64_t oend = MX_MIN(ostart + v->obj_size, size);
+		uint64_t e = MX_MIN(end, ostart + v->obj_size);
+		bool whole = at == ostart && e >= oend && kind != V_WRITE;
+
+		r = prepare_object(v, objno, whole);
+		at = e;
+	}
+	if (r < 0)
+		change_started(v);
+	return r;
+}
+
+/* Data of [off, off + len) of object objno where v holds none: the
+ * parent's (within the overlap) or zeroes. */
+static int read_fallback(mixsan_volume_t *v, uint64_t objno, uint8_t *buf, uint64_t off,
+			 uint64_t len)
+{
+	uint64_t at = (objno << v->order) + off, n = 0;
+	int64_t r;
+
+	if (v->parent && at < v->overlap) {
+		n = MX_MIN(len, v->overlap - at);
+		r = mixsan_volume_read(v->parent, buf, n, at);
+		if (r < 0)
+			return (int)r;
+		n = (uint64_t)r;
+	}
+	memset(buf + n, 0, len - n);
+	return 0;
+}
+
+/* Read oid into buf; 1 if it exists (zeroes past its end), 0 if not. */
+static int read_obj(mixsan_pool_t *p, const char *oid, uint8_t *buf, uint64_t off,
+		    uint64_t len)
+{
+	int64_t r = mixsan_read(p, oid, buf, len, off);
+
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return (int)r;
+	memset(buf + r, 0, len - (uint64_t)r);
+	return 1;
+}
+
+/* A snapshot's data of an object: the oldest copy made for a snapshot at
+ * or after it, else the head.  Copies are made before the head changes, so
+ * having read the head, look for copies again: one that appeared meanwhile
+ * holds what the head held at the snapshot. */
+static int read_snap_obj(mixsan_volume_t *v, uint64_t objno, uint8_t *buf, uint64_t off,
+			 uint64_t len)
+{
+	char oid[96];
+	struct header h;
+	int r;
+
+	for (size_t i = 0; i < v->n_snaps; i++) {
+		if (v->snaps[i].id < v->snap_id)
+			continue;
+		copy_oid(v, objno, v->snaps[i].id, oid, sizeof(oid));
+		r = read_obj(v->pool, oid, buf, off, len);
+		if (r != 0)
+			return r < 0 ? r : 0;
+	}
+	obj_name(oid, sizeof(oid), v->id, objno);
+	r = read_obj(v->pool, oid, buf, off, len);
+	if (r < 0)
+		return r;
+	if (r == 0)
+		r = read_fallback(v, objno, buf, off, len);
+	if (r < 0)
+		return r;
+	/* Snapshots taken since we opened count too. */
+	if (header_read(v->pool, v->hdr_oid, &h) == 0) {
+		pthread_mutex_lock(&v->lock);
+		header_apply(v, &h);
+		pthread_mutex_unlock(&v->lock);
+	}
+	for (size_t i = 0; i < v->n_snaps; i++) {
+		if (v->snaps[i].id < v->snap_id)
+			continue;
+		copy_oid(v, objno, v->snaps[i].id, oid, sizeof(oid));
+		r = read_obj(v->pool, oid, buf, off, len);
+		if (r != 0)
+			return r < 0 ? r : 0;
+	}
+	return 0;
+}
+
+static int read_sync_obj(mixsan_volume_t *v, uint64_t objno, uint8_t *buf, uint64_t off,
+			 uint64_t len)
+{
+	char oid[64];
+	unsigned st;
+	int r;
+
+	pthread_mutex_lock(&v->lock);
+	st = map_get(v, objno);
+	pthread_mutex_unlock(&v->lock);
+	if (v->snap_id) {
+		if (st == MAP_ABSENT)
+			return read_fallback(v, objno, buf, off, len);
+		return read_snap_obj(v, objno, buf, off, len);
+	}
+	if (!v->rdonly && st == MAP_ABSENT)
+		return read_fallback(v, objno, buf, off, len);
+	obj_name(oid, sizeof(oid), v->id, objno);
+	r = read_obj(v->pool, oid, buf, off, len);
+	if (r == 0)
+		r = read_fallback(v, objno, buf, off, len);
+	return r < 0 ? r : 0;
+}
+
+static int read_sync(mixsan_volume_t *v, uint8_t *buf, uint64_t len, uint64_t off)
+{
+	uint64_t size = mixsan_volume_size(v), end;
+	int r = 0;
+
+	if (off > size)
+		return -EINVAL;
+	len = MX_MIN(len, size - off);
+	end = off + len;
+	for (uint64_t at = off; at < end && r == 0;) {
+		uint64_t objno = at >> v->order, ostart = objno << v->order;
+		uint64_t e = MX_MIN(end, ostart + v->obj_size);
+
+		r = read_sync_obj(v, objno, buf + (at - off), at - ostart, e - at);
+		at = e;
+	}
+	return r < 0 ? r : (int)MX_MIN(len, (uint64_t)INT32_MAX);
+}
+
+static int check_snap_name(const char *name)
+{
+	size_t n;
+
+	if (!name)
+		return -EINVAL;
+	n = strlen(name);
+	return n == 0 || n > MIXSAN_SNAP_NAME_MAX || strpbrk(name, "/@") ? -EINVAL : 0;
+}
+
+static int writer_check(mixsan_volume_t *v)
+{
+	int r;
+
+	if (!v)
+		return -EINVAL;
+	pthread_mutex_lock(&v->lock);
+	r = lock_usable(v);
+	pthread_mutex_unlock(&v->lock);
+	return r;
+}
+
+/* Write a snapshot's header attribute, guarded by our lock. */
+static int snap_attr_set(mixsan_volume_t *v, const struct snapinfo *si, const char *seq)
+{
+	char key[32], val[256];
+	struct mx_osd_op ops[3];
+	unsigned n = 0;
+	int r;
+
+	snprintf(key, sizeof(key), "snap.%016" PRIx64, si->id);
+	snprintf(val, sizeof(val), "%" PRIu64 " %" PRIu64 " %d %s", si->size, si->time_ms,
+		 si->prot ? 1 : 0, si->name);
+	ops[n++] = xattr_op(MX_OP_CMPXATTR, "lock", v->lock_val);
+	if (seq)
+		ops[n++] = xattr_op(MX_OP_SETXATTR, "snap_seq", seq);
+	ops[n++] = xattr_op(MX_OP_SETXATTR, key, val);
+	r = write_ops_sync(v->pool, v->hdr_oid, ops, n);
+	return r == -ECANCELED ? -ENOLCK : r;
+}
+
+/* Stop changes and wait for those in flight (a snapshot is a point in the
+ * sequence of writes). */
+static void freeze(mixsan_volume_t *v)
+{
+	pthread_mutex_lock(&v->lock);
+	while (v->frozen)
+		cond_wait_ms(v, 50);
+	v->frozen = true;
+	while (v->starting || !mx_list_empty(&v->inflight))
+		cond_wait_ms(v, 50);
+	pthread_mutex_unlock(&v->lock);
+}
+
+static void thaw(mixsan_volume_t *v)
+{
+	pthread_mutex_lock(&v->lock);
+	v->frozen = false;
+	pthread_cond_broadcast(&v->cond);
+	pthread_mutex_unlock(&v->lock);
+}
+
+int mixsan_volume_snap_create(mixsan_volume_t *v, const char *name)
+{
+	struct snapinfo si = {0};
+	char seq[24], oid[64];
+	uint8_t *copy = NULL;
+	size_t len;
+	int r;
+
+	if (check_snap_name(name) < 0)
+		return -EINVAL;
+	r = writer_check(v);
+	if (r < 0)
+		return r;
+	freeze(v);
+	pthread_mutex_lock(&v->lock);
+	r = snap_by_name(v, name) ? -EEXIST : map_flush_locked(v);
+	len = v->map_len;
+	if (r == 0 && len) {
+		copy = malloc(len);
+		if (!copy)
+			r = -ENOMEM;
+		else
+			memcpy(copy, v->map, len);
+	}
+	si.id = v->snap_seq + 1;
+	si.size = v->size;
+	pthread_mutex_unlock(&v->lock);
+	if (r < 0)
+		goto out;
+	si.time_ms = wall_ms();
+	snprintf(si.name, sizeof(si.name), "%s", name);
+	/* 1. The snapshot's map, 2. every object "copy before change", 3. the
+	 * snapshot in the header (the commit point).  A crash before 3 leaves
+	 * objects copied needlessly, never a snapshot without its copies. */
+	snap_map_oid(v, si.id, oid, sizeof(oid));
+	r = mixsan_write_full(v->pool, oid, copy, len);
+	if (r < 0)
+		goto out;
+	pthread_mutex_lock(&v->lock);
+	for (size_t i = 0; i < v->map_len; i++) {
+		uint8_t b = v->map[i], nb = b;
+
+		for (unsigned k = 0; k < 4; k++)
+			if (((b >> (2 * k)) & 3u) == MAP_DIRTY)
+				nb = (uint8_t)(nb & ~(2u << (2 * k))); /* 3 -> 1 */
+		if (nb != b) {
+			v->map[i] = nb;
+			map_dirty(v, i);
+		}
+	}
+	r = map_flush_locked(v);
+	pthread_mutex_unlock(&v->lock);
+	if (r < 0)
+		goto out;
+	snprintf(seq, sizeof(seq), "%" PRIu64, si.id);
+	r = snap_attr_set(v, &si, seq);
+	if (r == 0) {
+		struct snapinfo *ns;
+
+		pthread_mutex_lock(&v->lock);
+		ns = realloc(v->snaps, (v->n_snaps + 1) * sizeof(*ns));
+		if (ns) {
+			v->snaps = ns;
+			v->snaps[v->n_snaps++] = si;
+		}
+		v->snap_seq = si.id;
+		pthread_mutex_unlock(&v->lock);
+		if (!ns)
+			r = -ENOMEM;
+	}
+out:
+	free(copy);
+	thaw(v);
+	return r;
+}
+
+/* The header's current snapshots into v. */
+static int snaps_reload(mixsan_volume_t *v)
+{
+	struct header h;
+	int r = header_read(v->pool, v->hdr_oid, &h);
+
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&v->lock);
+	header_apply(v, &h);
+	pthread_mutex_unlock(&v->lock);
+	return 0;
+}
+
+int mixsan_volume_snap_list(mixsan_volume_t *v,
+			    int (*cb)(void *arg, const struct mixsan_snap_info *s), void *arg)
+{
+	struct header h;
+	int r;
+
+	if (!v || !cb)
+		return -EINVAL;
+	r = header_read(v->pool, v->hdr_oid, &h);
+	if (r < 0)
+		return r;
+	for (size_t i = 0; i < h.n_snaps && r == 0; i++) {
+		struct mixsan_snap_info o = {
+			.id = h.snaps[i].id,
+			.size = h.snaps[i].size,
+			.time_ms = h.snaps[i].time_ms,
+			.protected_ = h.snaps[i].prot,
+			.children = h.snaps[i].children,
+		};
+
+		snprintf(o.name, sizeof(o.name), "%s", h.snaps[i].name);
+		r = cb(arg, &o);
+	}
+	header_free(&h);
+	return r;
+}
+
+/* The snapshot named name in the header, with its children counted. */
+static int snap_lookup(mixsan_volume_t *v, const char *name, struct snapinfo *out)
+{
+	struct header h;
+	int r = header_read(v->pool, v->hdr_oid, &h);
+
+	if (r < 0)
+		return r;
+	r = -ENOENT;
+	for (size_t i = 0; i < h.n_snaps; i++)
+		if (!strcmp(h.snaps[i].name, name)) {
+			*out = h.snaps[i];
+			r = 0;
+		}
+	header_free(&h);
+	return r;
+}
+
+int mixsan_volume_snap_protect(mixsan_volume_t *v, const char *name, int protect)
+{
+	struct snapinfo si;
+	int r;
+
+	if (check_snap_name(name) < 0)
+		return -EINVAL;
+	r = writer_check(v);
+	if (r == 0)
+		r = snap_lookup(v, name, &si);
+	if (r < 0)
+		return r;
+	if (!protect && si.children)
+		return -EBUSY;
+	si.prot = protect != 0;
+	r = snap_attr_set(v, &si, NULL);
+	return r < 0 ? r : snaps_reload(v);
+}
+
+/* The snapshot's map (2 bits an object), sized for its size. */
+static int snap_map_read(mixsan_volume_t *v, const struct snapinfo *si, uint8_t **out,
+			 size_t *len_out)
+{
+	size_t len = (size_t)((((si->size + v->obj_size - 1) >> v->order) + 3) / 4);
+	uint8_t *m = calloc(1, len ? len : 1);
+	char oid[64];
+	int64_t r;
+
+	if (!m)
+		return -ENOMEM;
+	snap_map_oid(v, si->id, oid, sizeof(oid));
+	r = len ? mixsan_read(v->pool, oid, m, len, 0) : 0;
+	if (r < 0 && r != -ENOENT) {
+		free(m);
+		return (int)r;
+	}
+	*out = m;
+	*len_out = len;
+	return 0;
+}
+
+static unsigned bits_get(const uint8_t *m, size_t len, uint64_t objno)
+{
+	return objno / 4 < len ? (m[objno / 4] >> (2 * (objno % 4))) & 3u : 0;
+}
+
+int mixsan_volume_snap_remove(mixsan_volume_t *v, const char *name)
+{
+	const struct snapinfo *prev = NULL;
+	struct snapinfo si;
+	uint8_t *mx = NULL, *mp = NULL, *buf = NULL;
+	size_t lx = 0, lp = 0;
+	char key[32], oid[96];
+	uint64_t objs;
+	int r;
+
+	if (check_snap_name(name) < 0)
+		return -EINVAL;
+	r = writer_check(v);
+	if (r == 0)
+		r = snaps_reload(v);
+	if (r == 0)
+		r = snap_lookup(v, name, &si);
+	if (r < 0)
+		return r;
+	if (si.prot)
+		return -EBUSY;
+	for (size_t i = 0; i < v->n_snaps; i++)
+		if (v->snaps[i].id < si.id)
+			prev = &v->snaps[i];
+	r = snap_map_read(v, &si, &mx, &lx);
+	if (r == 0 && prev)
+		r = snap_map_read(v, prev, &mp, &lp);
+	buf = malloc(v->obj_size);
+	if (r == 0 && !buf)
+		r = -ENOMEM;
+	/* Each copy made for this snapshot either goes, or, where it also
+	 * holds the previous live snapshot's data (that one has no copy of its
+	 * own), becomes that snapshot's copy.  Rerun after a crash, it goes on
+	 * where it stopped. */
+	/* A copy may exist for an object the snapshot did not hold (made when
+	 * it was the latest live one and the object changed): every object
+	 * the volume has had is looked at. */
+	objs = (si.size + v->obj_size - 1) >> v->order;
+	pthread_mutex_lock(&v->lock);
+	objs = MX_MAX(objs, (uint64_t)v->map_len * 4);
+	pthread_mutex_unlock(&v->lock);
+	for (uint64_t n = 0; n < objs && r == 0; n++) {
+		char poid[96];
+		int64_t got;
+
+		copy_oid(v, n, si.id, oid, sizeof(oid));
+		got = mixsan_read(v->pool, oid, buf, v->obj_size, 0);
+		if (got == -ENOENT)
+			continue;
+		if (got < 0) {
+			r = (int)got;
+			break;
+		}
+		if (prev && bits_get(mx, lx, n) && bits_get(mp, lp, n)) {
+			copy_oid(v, n, prev->id, poid, sizeof(poid));
+			r = create_copy(v->pool, poid, buf, (size_t)got);
+		}
+		if (r == 0) {
+			r = mixsan_remove(v->pool, oid);
+			if (r == -ENOENT)
+				r = 0;
+		}
+	}
+	if (r == 0) {
+		struct mx_osd_op ops[2];
+
+		snprintf(key, sizeof(key), "snap.%016" PRIx64, si.id);
+		ops[0] = xattr_op(MX_OP_CMPXATTR, "lock", v->lock_val);
+		ops[1] = xattr_op(MX_OP_RMXATTR, key, NULL);
+		r = write_ops_sync(v->pool, v->hdr_oid, ops, 2);
+		if (r == -ECANCELED)
+			r = -ENOLCK;
+	}
+	if (r == 0) {
+		snap_map_oid(v, si.id, oid, sizeof(oid));
+		(void)mixsan_remove(v->pool, oid);
+		r = snaps_reload(v);
+	}
+	free(mx);
+	free(mp);
+	free(buf);
+	return r;
+}
+
+int mixsan_volume_snap_rollback(mixsan_volume_t *v, const char *name)
+{
+	struct mixsan_volume_options o = {.flags = MIXSAN_VOLUME_RDONLY, .snapshot = name};
+	mixsan_volume_t *sv;
+	uint8_t *buf;
+	uint64_t objs, size;
+	int r;
+
+	if (check_snap_name(name) < 0)
+		return -EINVAL;
+	r = writer_check(v);
+	if (r < 0)
+		return r;
+	r = volume_open_id(v->pool, v->id, v->name, &o, 0, &sv);
+	if (r < 0)
+		return r;
+	size = sv->size;
+	buf = malloc(v->obj_size);
+	if (!buf) {
+		mixsan_volume_close(sv);
+		return -ENOMEM;
+	}
+	if (size > mixsan_volume_size(v))
+		r = mixsan_volume_resize(v, size);
+	objs = (size + v->obj_size - 1) >> v->order;
+	for (uint64_t n = 0; n < objs && r == 0; n++) {
+		uint64_t ostart = n << v->order, len = MX_MIN(v->obj_size, size - ostart);
+		bool there, here;
+
+		pthread_mutex_lock(&v->lock);
+		here = map_get(v, n) != MAP_ABSENT;
+		pthread_mutex_unlock(&v->lock);
+		there = map_get(sv, n) != MAP_ABSENT || (v->parent && ostart < v->overlap);
+		if (!there && !here)
+			continue;
+		if (!there) {
+			r = mixsan_volume_discard(v, len, ostart);
+			continue;
+		}
+		r = read_sync_obj(sv, n, buf, 0, len);
+		if (r == 0)
+			r = mixsan_volume_write(v, buf, len, ostart);
+	}
+	if (r == 0 && size < mixsan_volume_size(v))
+		r = mixsan_volume_resize(v, size);
+	if (r == 0)
+		r = mixsan_volume_flush(v);
+	free(buf);
+	mixsan_volume_close(sv);
+	return r;
+}
+
+int mixsan_volume_clone(mixsan_pool_t *p, const char *parent, const char *snap,
+			mixsan_pool_t *cp, const char *clone)
+{
+	struct mixsan_volume_options o = {.flags = MIXSAN_VOLUME_RDONLY};
+	char cid[17], hdr[48], key[8 + MIXSAN_VOLUME_NAME_MAX], idkey[24], ckey[48];
+	char sz[24], ord[8], par[96], sid[24];
+	struct snapinfo si;
+	mixsan_volume_t *pv;
+	uint64_t rnd;
+	int r;
+
+	if (!p || !cp || check_name(parent) < 0 || check_name(clone) < 0 ||
+	    check_snap_name(snap) < 0)
+		return -EINVAL;
+	r = lookup_id(cp, clone, cid);
+	if (r == 0)
+		return -EEXIST;
+	if (r != -ENOENT)
+		return r;
+	r = mixsan_volume_open(p, parent, &o, &pv);
+	if (r < 0)
+		return r;
+	r = snap_lookup(pv, snap, &si);
+	if (r == 0 && !si.prot)
+		r = -EPERM;
+	if (r < 0)
+		goto out;
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd)) {
+		r = -EIO;
+		goto out;
+	}
+	snprintf(cid, sizeof(cid), "%016" PRIx64, rnd);
+	snprintf(hdr, sizeof(hdr), "vol.%s.header", cid);
+	snprintf(sz, sizeof(sz), "%" PRIu64, si.size);
+	snprintf(ord, sizeof(ord), "%u", pv->order);
+	snprintf(par, sizeof(par), "%" PRId64 " %s %" PRIu64 " %" PRIu64, mixsan_pool_id(p),
+		 pv->id, si.id, si.size);
+	{
+		struct mx_osd_op ops[] = {
+			{.op = MX_OP_CREATE, .flags = MX_OP_FLAG_EXCL},
+			xattr_op(MX_OP_SETXATTR, "size", sz),
+			xattr_op(MX_OP_SETXATTR, "order", ord),
+			xattr_op(MX_OP_SETXATTR, "features", "0"),
+			xattr_op(MX_OP_SETXATTR, "parent", par),
+		};
+
+		r = write_ops_sync(cp, hdr, ops, 5);
+		if (r < 0)
+			goto out;
+	}
+	/* The parent learns of its child before the name appears: a snapshot
+	 * with a listed clone is never unprotected. */
+	snprintf(ckey, sizeof(ckey), "child.%" PRId64 ".%s", mixsan_pool_id(cp), cid);
+	snprintf(sid, sizeof(sid), "%" PRIu64, si.id);
+	r = mixsan_setxattr(p, pv->hdr_oid, ckey, sid, strlen(sid));
+	if (r < 0)
+		goto undo;
+	snprintf(key, sizeof(key), "name.%s", clone);
+	snprintf(idkey, sizeof(idkey), "id.%s", cid);
+	{
+		struct mx_osd_op ops[] = {
+			xattr_op(MX_OP_CMPXATTR, key, ""),
+			xattr_op(MX_OP_SETXATTR, key, cid),
+			xattr_op(MX_OP_SETXATTR, idkey, clone),
+		};
+
+		r = write_ops_sync(cp, DIR_OID, ops, 3);
+	}
+	if (r == 0)
+		goto out;
+	(void)mixsan_rmxattr(p, pv->hdr_oid, ckey);
+undo:
+	(void)mixsan_remove(cp, hdr);
+	if (r == -ECANCELED)
+		r = -EEXIST;
+out:
+	mixsan_volume_close(pv);
+	return r;
+}
+
+/* Drop the parent's record of clone v. */
+static int unlink_parent(mixsan_volume_t *v)
+{
+	char ckey[48], hdr[48];
+	int r;
+
+	snprintf(ckey, sizeof(ckey), "child.%" PRId64 ".%s", mixsan_pool_id(v->pool), v->id);
+	snprintf(hdr, sizeof(hdr), "vol.%s.header", v->parent_id);
+	r = mixsan_rmxattr(v->parent_pool, hdr, ckey);
+	return r == -ENODATA || r == -ENOENT ? 0 : r;
+}
+
+int mixsan_volume_flatten(mixsan_volume_t *v)
+{
+	uint64_t objs;
+	int r = writer_check(v);
+
+	if (r < 0)
+		return r;
+	if (!v->parent)
+		return -EINVAL;
+	objs = (MX_MIN(v->overlap, mixsan_volume_size(v)) + v->obj_size - 1) >> v->order;
+	for (uint64_t n = 0; n < objs && r == 0; n++)
+		r = prepare_object(v, n, false);
+	if (r == 0) {
+		struct mx_osd_op ops[] = {
+			xattr_op(MX_OP_CMPXATTR, "lock", v->lock_val),
+			xattr_op(MX_OP_RMXATTR, "parent", NULL),
+		};
+
+		r = write_ops_sync(v->pool, v->hdr_oid, ops, 2);
+		if (r == -ECANCELED)
+			r = -ENOLCK;
+	}
+	if (r == 0)
+		r = unlink_parent(v);
+	if (r == 0) {
+		mixsan_volume_t *pv = v->parent;
+
+		pthread_mutex_lock(&v->lock);
+		v->parent = NULL;
+		v->overlap = 0;
+		pthread_mutex_unlock(&v->lock);
+		mixsan_volume_close(pv);
+	}
+	return r;
+}
+
+int mixsan_volume_parent(mixsan_volume_t *v, struct mixsan_volume_parent *out)
+{
+	if (!v || !out)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	out->pool = v->parent ? v->parent_pool_id : -1;
+	if (v->parent) {
+		memcpy(out->volume_id, v->parent_id, sizeof(out->volume_id));
+		out->snap_id = v->parent_snap;
+		out->overlap = v->overlap;
+	}
+	return 0;
 }

@@ -196,6 +196,8 @@ int mixsan_volume_list(mixsan_pool_t *p, int (*cb)(void *arg, const char *name),
 
 struct mixsan_volume_options {
 	unsigned flags;    /* MIXSAN_VOLUME_* */
+	/* Open this snapshot (read-only) instead of the volume's head. */
+	const char *snapshot;
 	/* The writer's lease (0: 30 s).  The holder stops writing when it
 	 * could not renew it in time; another writer may take the volume over
 	 * a sixth of the lease after it ran out (the clock skew allowed
@@ -263,6 +265,57 @@ int mixsan_volume_discard(mixsan_volume_t *v, uint64_t len, uint64_t off);
 int mixsan_volume_write_zeroes(mixsan_volume_t *v, uint64_t len, uint64_t off,
 			       unsigned flags);
 int mixsan_volume_flush(mixsan_volume_t *v);
+
+/* Snapshots and clones ---------------------------------------------------
+ *
+ * A snapshot keeps the volume's content as it was when taken; it costs
+ * nothing until the volume is written, and then one copy of each object
+ * the first time it changes.  Snapshots are taken, removed and rolled back
+ * by the writer (a handle opened for writing).  A clone is a new volume
+ * whose content starts as a protected snapshot of another (its parent):
+ * it reads through to the parent until it writes, and a write copies up
+ * only the object it touches.  A protected snapshot cannot be removed, nor
+ * unprotected while clones of it exist; flatten copies everything a clone
+ * still reads from its parent and cuts the link.
+ */
+#define MIXSAN_SNAP_NAME_MAX 100
+
+struct mixsan_snap_info {
+	char name[MIXSAN_SNAP_NAME_MAX + 1];
+	uint64_t id;
+	uint64_t size;
+	uint64_t time_ms;   /* wall clock when taken */
+	int protected_;     /* clones may be made of it */
+	unsigned children;  /* clones of it */
+};
+
+/* -EEXIST, -EINVAL (bad name: 1 to 100 bytes, no '/' or '@'), -EROFS. */
+int mixsan_volume_snap_create(mixsan_volume_t *v, const char *name);
+/* Call cb for each snapshot, oldest first; a non-zero return stops. */
+int mixsan_volume_snap_list(mixsan_volume_t *v,
+			    int (*cb)(void *arg, const struct mixsan_snap_info *s), void *arg);
+/* -ENOENT, -EBUSY (protected). */
+int mixsan_volume_snap_remove(mixsan_volume_t *v, const char *name);
+/* Make the volume's content the snapshot's again (its size too). */
+int mixsan_volume_snap_rollback(mixsan_volume_t *v, const char *name);
+/* protect 1: clones may be made; 0: -EBUSY while clones exist. */
+int mixsan_volume_snap_protect(mixsan_volume_t *v, const char *name, int protect);
+
+/* Create clone (in pool cp) of snapshot snap of volume parent (in pool p);
+ * the snapshot must be protected (-EPERM otherwise). */
+int mixsan_volume_clone(mixsan_pool_t *p, const char *parent, const char *snap,
+			mixsan_pool_t *cp, const char *clone);
+/* Copy into the clone everything it still reads from its parent, then cut
+ * the link (the handle must be the writer). */
+int mixsan_volume_flatten(mixsan_volume_t *v);
+
+struct mixsan_volume_parent {
+	int64_t pool;      /* -1: not a clone */
+	char volume_id[17];
+	uint64_t snap_id;
+	uint64_t overlap;  /* bytes of the parent the clone can see */
+};
+int mixsan_volume_parent(mixsan_volume_t *v, struct mixsan_volume_parent *out);
 
 #ifdef __cplusplus
 }
