@@ -116,7 +116,9 @@ static void vctx_close(struct vctx *v)
 static const char *vol_err(int r)
 {
 	switch (-r) {
-	case ENOENT: return "no such volume";
+	case ENOENT: return "no such volume or snapshot";
+	case ENOTEMPTY: return "the volume has snapshots: remove them first";
+	case EPERM: return "the snapshot is not protected (snap protect first)";
 	case EEXIST: return "a volume of that name exists";
 	case EBUSY: return "the volume is open for writing elsewhere (its lock is held)";
 	case ENOLCK: return "this writer lost the volume's lock";
@@ -225,6 +227,18 @@ static int do_info(struct cli *c, struct vctx *v)
 	printf("volume %s/%s\n  id:          %s\n  size:        %s (%" PRIu64 " bytes)\n"
 	       "  objects:     %" PRIu64 " of %s, %" PRIu64 " allocated (%s)\n",
 	       v->pool, i.name, i.id, sz, i.size, i.objects, obj, i.objects_used, used);
+	{
+		struct mixsan_volume_options ro = {.flags = MIXSAN_VOLUME_RDONLY};
+		struct mixsan_volume_parent par;
+
+		if (mixsan_volume_open(v->p, v->name, &ro, &vol) == 0) {
+			if (mixsan_volume_parent(vol, &par) == 0 && par.pool >= 0)
+				printf("  parent:      pool %" PRId64 " volume id %s snapshot %" PRIu64
+				       " (overlap %" PRIu64 " bytes)\n",
+				       par.pool, par.volume_id, par.snap_id, par.overlap);
+			mixsan_volume_close(vol);
+		}
+	}
 	if (i.lock_owner[0])
 		printf("  writer:      %s (lease to %" PRIu64 ")\n", i.lock_owner,
 		       i.lock_expires_ms);
@@ -517,10 +531,100 @@ static int write_all(int fd, const uint8_t *buf, size_t n, bool seekable, uint64
 
 /* export POOL/NAME FILE|-: to a file, holes are left unwritten (sparse);
  * to a pipe they are written as zeroes. */
+/* Split "NAME@SNAP" in place: the snapshot's name or NULL. */
+static char *split_snap(char *name)
+{
+	char *at = strchr(name, '@');
+
+	if (!at)
+		return NULL;
+	*at = '\0';
+	return at + 1;
+}
+
+static int snap_print_cb(void *arg, const struct mixsan_snap_info *si)
+{
+	json_t *arr = arg;
+	char sz[32];
+
+	if (arr) {
+		json_array_append_new(arr, json_pack("{s:s, s:I, s:I, s:I, s:b, s:i}", "name",
+						     si->name, "id", (json_int_t)si->id, "size",
+						     (json_int_t)si->size, "time_ms",
+						     (json_int_t)si->time_ms, "protected",
+						     si->protected_, "children",
+						     (int)si->children));
+		return 0;
+	}
+	human(si->size, sz, sizeof(sz));
+	printf("%-6" PRIu64 " %-24s %12s %-9s %u\n", si->id, si->name, sz,
+	       si->protected_ ? "yes" : "no", si->children);
+	return 0;
+}
+
+/* volume snap create|ls|rm|rollback|protect|unprotect POOL/NAME[@SNAP] */
+static int do_snap(struct cli *c, struct vctx *v, const char *action)
+{
+	char *snap = split_snap(v->name);
+	mixsan_volume_t *vol;
+	bool ls = !strcmp(action, "ls");
+	struct mixsan_volume_options o = {.flags = ls ? MIXSAN_VOLUME_RDONLY : 0};
+	int r, ret = 0;
+
+	if (!ls && !snap)
+		return cli_fail("usage: volume snap %s POOL/NAME@SNAP", action);
+	r = mixsan_volume_open(v->p, v->name, &o, &vol);
+	if (r < 0)
+		return cli_fail("%s/%s: %s", v->pool, v->name, vol_err(r));
+	if (ls) {
+		json_t *arr = c->json ? json_array() : NULL;
+
+		if (!arr)
+			printf("%-6s %-24s %12s %-9s %s\n", "ID", "NAME", "SIZE", "PROTECTED",
+			       "CLONES");
+		r = mixsan_volume_snap_list(vol, snap_print_cb, arr);
+		if (arr) {
+			char *s = json_dumps(arr, JSON_INDENT(2));
+
+			if (r == 0)
+				puts(s ? s : "[]");
+			free(s);
+			json_decref(arr);
+		}
+	} else if (!strcmp(action, "create")) {
+		r = mixsan_volume_snap_create(vol, snap);
+	} else if (!strcmp(action, "rm")) {
+		r = mixsan_volume_snap_remove(vol, snap);
+		if (r == -EBUSY)
+			ret = cli_fail("%s/%s@%s is protected (snap unprotect first)", v->pool,
+				       v->name, snap);
+	} else if (!strcmp(action, "rollback")) {
+		r = mixsan_volume_snap_rollback(vol, snap);
+	} else if (!strcmp(action, "protect") || !strcmp(action, "unprotect")) {
+		r = mixsan_volume_snap_protect(vol, snap, action[0] == 'p');
+		if (r == -EBUSY)
+			ret = cli_fail("%s/%s@%s has clones (flatten or remove them first)",
+				       v->pool, v->name, snap);
+	} else {
+		r = 0;
+		ret = cli_fail("unknown snap command '%s' (create, ls, rm, rollback, protect, "
+			       "unprotect)",
+			       action);
+	}
+	if (r < 0 && !ret)
+		ret = cli_fail("%s/%s%s%s: %s", v->pool, v->name, snap ? "@" : "", snap ? snap : "",
+			       vol_err(r));
+	r = mixsan_volume_close(vol);
+	if (r < 0 && !ret)
+		ret = cli_fail("%s/%s: %s", v->pool, v->name, vol_err(r));
+	return ret;
+}
+
 static int do_export(struct cli *c, struct vctx *v, const char *dst)
 {
 	struct progress pg = {.on = isatty(2), .what = "exporting"};
-	struct mixsan_volume_options o = {.flags = MIXSAN_VOLUME_RDONLY};
+	struct mixsan_volume_options o = {.flags = MIXSAN_VOLUME_RDONLY,
+					  .snapshot = split_snap(v->name)};
 	struct hole_ctx h = {0};
 	struct slot slots[QUEUE] = {0};
 	uint64_t size, pos = 0, chunk = 4u << 20;
@@ -639,6 +743,40 @@ int cmd_volume(struct cli *c, const char *sub)
 		vctx_close(&v);
 		return ret;
 	}
+	if (!strcmp(sub, "snap")) {
+		if (c->argc != 2)
+			return cli_fail("usage: volume snap create|ls|rm|rollback|protect|unprotect "
+					"POOL/NAME[@SNAP]");
+		if ((r = vctx_open(c, c->argv[1], true, &v)) != 0)
+			return r;
+		ret = do_snap(c, &v, c->argv[0]);
+		vctx_close(&v);
+		return ret;
+	}
+	if (!strcmp(sub, "clone")) {
+		struct vctx cv;
+		char *snap;
+
+		if (c->argc != 2)
+			return cli_fail("usage: volume clone POOL/NAME@SNAP POOL/CLONE");
+		if ((r = vctx_open(c, c->argv[0], true, &v)) != 0)
+			return r;
+		snap = split_snap(v.name);
+		if (!snap) {
+			vctx_close(&v);
+			return cli_fail("usage: volume clone POOL/NAME@SNAP POOL/CLONE");
+		}
+		if ((r = vctx_open(c, c->argv[1], true, &cv)) != 0) {
+			vctx_close(&v);
+			return r;
+		}
+		r = mixsan_volume_clone(v.p, v.name, snap, cv.p, cv.name);
+		if (r < 0)
+			ret = cli_fail("cloning %s/%s@%s: %s", v.pool, v.name, snap, vol_err(r));
+		vctx_close(&cv);
+		vctx_close(&v);
+		return ret;
+	}
 	if (!strcmp(sub, "ls") || !strcmp(sub, "du")) {
 		if (c->argc != 1)
 			return cli_fail("usage: volume %s POOL%s", sub, sub[0] == 'd' ? "[/NAME]" : "");
@@ -705,6 +843,21 @@ int cmd_volume(struct cli *c, const char *sub)
 		r = mixsan_volume_remove(v.p, v.name);
 		if (r < 0)
 			ret = cli_fail("removing %s/%s: %s", v.pool, v.name, vol_err(r));
+	} else if (!strcmp(sub, "flatten")) {
+		mixsan_volume_t *vol;
+
+		if ((r = mixsan_volume_open(v.p, v.name, NULL, &vol)) < 0) {
+			ret = cli_fail("%s/%s: %s", v.pool, v.name, vol_err(r));
+		} else {
+			r = mixsan_volume_flatten(vol);
+			if (r == -EINVAL)
+				ret = cli_fail("%s/%s is not a clone", v.pool, v.name);
+			else if (r < 0)
+				ret = cli_fail("flattening %s/%s: %s", v.pool, v.name, vol_err(r));
+			r = mixsan_volume_close(vol);
+			if (r < 0 && !ret)
+				ret = cli_fail("%s/%s: %s", v.pool, v.name, vol_err(r));
+		}
 	} else if (!strcmp(sub, "export")) {
 		if (c->argc != 2)
 			ret = cli_fail("usage: volume export POOL/NAME FILE|-");
@@ -712,7 +865,7 @@ int cmd_volume(struct cli *c, const char *sub)
 			ret = do_export(c, &v, c->argv[1]);
 	} else {
 		ret = cli_fail("unknown volume command '%s' (create, ls, info, resize, rm, du, "
-			       "import, export)",
+			       "import, export, snap, clone, flatten)",
 			       sub);
 	}
 	vctx_close(&v);

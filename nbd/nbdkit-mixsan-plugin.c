@@ -35,6 +35,7 @@
 static char *cfg_mon;
 static char *cfg_pool;
 static char *cfg_volume;
+static char *cfg_snapshot;
 static unsigned cfg_lease_ms;
 static bool cfg_readonly;
 
@@ -74,6 +75,7 @@ static void mixsan_unload(void)
 	free(cfg_mon);
 	free(cfg_pool);
 	free(cfg_volume);
+	free(cfg_snapshot);
 }
 
 static int set_str(char **dst, const char *value)
@@ -95,6 +97,8 @@ static int mixsan_config(const char *key, const char *value)
 		return set_str(&cfg_pool, value);
 	if (!strcmp(key, "volume"))
 		return set_str(&cfg_volume, value);
+	if (!strcmp(key, "snapshot"))
+		return set_str(&cfg_snapshot, value);
 	if (!strcmp(key, "lease")) {
 		char *end;
 		unsigned long v = strtoul(value, &end, 10);
@@ -115,7 +119,8 @@ static int mixsan_config(const char *key, const char *value)
 		cfg_readonly = r;
 		return 0;
 	}
-	nbdkit_error("unknown parameter '%s' (mon, pool, volume, lease, readonly)", key);
+	nbdkit_error("unknown parameter '%s' (mon, pool, volume, snapshot, lease, readonly)",
+		     key);
 	return -1;
 }
 
@@ -129,13 +134,19 @@ static int mixsan_config_complete(void)
 		nbdkit_error("mon= (or $MIXSAN_MON) and pool= are required");
 		return -1;
 	}
+	if (cfg_snapshot && !cfg_volume) {
+		nbdkit_error("snapshot= needs volume= (or export VOLUME@SNAPSHOT by name)");
+		return -1;
+	}
 	return 0;
 }
 
 #define mixsan_config_help                                                     \
 	"mon=<ADDR[,ADDR]>    The monitors (default $MIXSAN_MON).\n"           \
 	"pool=<POOL>          (required) The pool holding the volumes.\n"      \
-	"volume=<NAME>        Serve this volume (default: the export name).\n" \
+	"volume=<NAME>        Serve this volume (default: the export name,\n" \
+	"                     VOLUME or VOLUME@SNAPSHOT).\n"                  \
+	"snapshot=<NAME>      Serve this snapshot of volume= (read-only).\n"   \
 	"lease=<MS>           The writer's lease (default 30000).\n"           \
 	"readonly=<BOOL>      Open volumes read-only, without the lock."
 
@@ -188,9 +199,18 @@ static struct export *export_get(const char *name, bool rdonly)
 		.flags = rdonly ? MIXSAN_VOLUME_RDONLY : 0,
 		.lease_ms = cfg_lease_ms,
 	};
+	char vol[MIXSAN_VOLUME_NAME_MAX + MIXSAN_SNAP_NAME_MAX + 2], *at;
 	struct export *e;
 	int r;
 
+	/* VOLUME@SNAPSHOT: the snapshot, read-only. */
+	snprintf(vol, sizeof(vol), "%s", name);
+	at = strchr(vol, '@');
+	if (at) {
+		*at = '\0';
+		o.snapshot = at + 1;
+		o.flags = MIXSAN_VOLUME_RDONLY;
+	}
 	pthread_mutex_lock(&exports_lock);
 	for (e = exports; e; e = e->next)
 		if (!strcmp(e->name, name) && e->rdonly == rdonly)
@@ -207,11 +227,11 @@ static struct export *export_get(const char *name, bool rdonly)
 		nbdkit_error("out of memory");
 		return NULL;
 	}
-	r = mixsan_volume_open(pool, name, &o, &e->vol);
+	r = mixsan_volume_open(pool, vol, &o, &e->vol);
 	if (r < 0) {
 		pthread_mutex_unlock(&exports_lock);
 		if (r == -ENOENT)
-			nbdkit_error("no volume %s in pool %s", name, cfg_pool);
+			nbdkit_error("no volume or snapshot %s in pool %s", name, cfg_pool);
 		else if (r == -EBUSY)
 			nbdkit_error("volume %s is open for writing elsewhere (its lock is "
 				     "held); serve it read-only or stop the other writer",
@@ -248,8 +268,10 @@ static void export_put(struct export *e)
 			*pp = e->next;
 			break;
 		}
-	pthread_mutex_unlock(&exports_lock);
+	/* Closed under the lock: a connection arriving meanwhile must not
+	 * find the writer's lock still held by this handle. */
 	r = mixsan_volume_close(e->vol);
+	pthread_mutex_unlock(&exports_lock);
 	if (r < 0)
 		nbdkit_error("closing volume %s: %s", e->name, strerror(-r));
 	free(e->name);
@@ -259,8 +281,13 @@ static void export_put(struct export *e)
 static void *mixsan_open(int readonly)
 {
 	const char *name = cfg_volume ? cfg_volume : nbdkit_export_name();
+	char full[MIXSAN_VOLUME_NAME_MAX + MIXSAN_SNAP_NAME_MAX + 2];
 	struct conn *h;
 
+	if (cfg_volume && cfg_snapshot) {
+		snprintf(full, sizeof(full), "%s@%s", cfg_volume, cfg_snapshot);
+		name = full;
+	}
 	if (!name || !*name) {
 		nbdkit_error("no volume: give volume= or use the volume's name as the export "
 			     "name");
@@ -271,7 +298,7 @@ static void *mixsan_open(int readonly)
 		nbdkit_error("out of memory");
 		return NULL;
 	}
-	h->rdonly = readonly || cfg_readonly;
+	h->rdonly = readonly || cfg_readonly || strchr(name, '@');
 	h->ex = export_get(name, h->rdonly);
 	if (!h->ex) {
 		free(h);

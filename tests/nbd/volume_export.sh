@@ -112,8 +112,10 @@ ok "pool create" "$MIXSAN" pool create vols --size 3 --pg-num 64 --failure-domai
 
 # --- The protocol tests, against a volume --------------------------------
 ok "volume create proto" "$MIXSAN" volume create vols/proto --size 64M
-echo "== nbd_protocol.sh against vols/proto"
+ok "snapshot of proto" "$MIXSAN" volume snap create vols/proto@s1
+echo "== nbd_protocol.sh against vols/proto (read-only: its snapshot s1)"
 if NBD_PLUGIN="$PLUGIN" NBD_PLUGIN_ARGS="mon=$MON pool=vols volume=proto" \
+	NBD_RO_PLUGIN_ARGS="mon=$MON pool=vols volume=proto snapshot=s1" \
 	NBD_SIZE=67108864 NBD_MIN_BLOCK=512 timeout 600 sh "$HERE/nbd_protocol.sh" \
 	>"$DIR/proto.out" 2>&1; then
 	grep -E "passed|FAIL" "$DIR/proto.out"
@@ -122,6 +124,12 @@ else
 	cat "$DIR/proto.out"
 	fail "nbd_protocol against a volume"
 fi
+
+# A snapshot export is read-only even without -r: writes get EPERM.
+serve snap "$PLUGIN" "mon=$MON" pool=vols || exit 1
+ok "a snapshot export refuses writes" "$BUILD/tests/nbd/nbd_probe" \
+	"$(uri snap proto@s1)" --read-only --expect-size 67108864
+stop snap
 
 # --- qemu-img: 1 GiB of random data with holes, in and out ---------------
 # Regions of random data (offset MiB, length MiB, some not object-aligned);

@@ -6,9 +6,13 @@
 #     its root disk over NBD (nbdkit-mixsan-plugin on a unix socket); the
 #     guest writes a marker file and powers off;
 #  3. the volume is exported to a file and the marker read back from it;
-#  4. the guest boots again, reads the first marker, writes and reads back
-#     16 MiB with its page cache dropped, and an OSD is killed (kill -9)
-#     while it does: the boot must succeed with no I/O error on the console.
+#  4. a snapshot of the volume is protected and five linked clones of it
+#     boot, each writing its own marker: each clone then holds its own, and
+#     the snapshot still the first;
+#  5. the guest boots again from the volume, reads the first marker, writes
+#     and reads back 16 MiB with its page cache dropped, and an OSD is
+#     killed (kill -9) while it does: the boot must succeed with no I/O
+#     error on the console; the clones and the snapshot are unchanged.
 # Bounded: every boot has a timeout; the folder is kept on failure.
 set -u
 BUILD="${MIXSAN_BUILD_ROOT:?}"
@@ -131,7 +135,47 @@ else
 	fail "marker read back: '$got', wanted '$m1'"
 fi
 
-# 3. Boot again with I/O, kill -9 an OSD meanwhile.
+# 3. Five linked clones of a snapshot, each booted once.
+"$MIXSAN" volume snap create vols/root@golden >/dev/null 2>&1 || fail "snap create"
+"$MIXSAN" volume snap protect vols/root@golden >/dev/null 2>&1 || fail "snap protect"
+clones="vm1 vm2 vm3 vm4 vm5"
+for vm in $clones; do
+	"$MIXSAN" volume clone vols/root@golden "vols/$vm" >/dev/null 2>&1 || fail "clone $vm"
+done
+serve
+for vm in $clones; do
+	if sh "$HERE/boot.sh" "$DIR/guest" "nbd+unix:///$vm?socket=$DIR/nbd.sock" "mark-$vm" \
+		mx.cat=/marker.txt >"$DIR/boot-$vm.out" 2>&1 &&
+		grep -q "MXGUEST: read /marker.txt $m1" "$DIR/guest/console-mark-$vm.log"; then
+		echo "ok clone $vm booted, saw the golden marker and wrote its own"
+	else
+		fail "clone $vm"
+		tail -n 30 "$DIR/boot-$vm.out"
+	fi
+	console_clean "mark-$vm"
+done
+unserve
+"$MIXSAN" volume du vols | sed 's/^/   /'
+
+# each_marker: every clone holds its own marker, the snapshot the first.
+each_marker() {
+	for vm in $clones; do
+		"$MIXSAN" volume export "vols/$vm" "$DIR/$vm.img" >/dev/null 2>&1 ||
+			fail "export $vm"
+		got=$(sh "$HERE/readfile.sh" "$DIR/$vm.img" /marker.txt 2>&1)
+		[ "$got" = "mark-$vm" ] || fail "$vm holds '$got', wanted mark-$vm ($1)"
+		rm -f "$DIR/$vm.img"
+	done
+	"$MIXSAN" volume export vols/root@golden "$DIR/golden.img" >/dev/null 2>&1 ||
+		fail "export golden"
+	got=$(sh "$HERE/readfile.sh" "$DIR/golden.img" /marker.txt 2>&1)
+	[ "$got" = "$m1" ] || fail "the snapshot holds '$got', wanted $m1 ($1)"
+	rm -f "$DIR/golden.img"
+}
+each_marker "after the clones booted"
+[ "$fails" = 0 ] && echo "ok each clone holds its own marker, the snapshot the first"
+
+# 4. Boot the volume again with I/O, kill -9 an OSD meanwhile.
 m2="second-$(od -An -N4 -tx4 /dev/urandom | tr -d ' ')"
 serve
 sh "$HERE/boot.sh" "$DIR/guest" "nbd+unix:///root?socket=$DIR/nbd.sock" "$m2" \
@@ -161,6 +205,13 @@ grep -q "MXGUEST: io 16 MiB ok" "$DIR/guest/console-$m2.log" &&
 	echo "ok the guest wrote and read back 16 MiB" || fail "the guest's I/O check"
 console_clean "$m2"
 unserve
+"$MIXSAN" volume export vols/root "$DIR/after2.img" >/dev/null 2>&1 || fail "volume export"
+got=$(sh "$HERE/readfile.sh" "$DIR/after2.img" /marker.txt 2>&1)
+[ "$got" = "$m2" ] && echo "ok the volume holds the second marker" ||
+	fail "the volume holds '$got', wanted $m2"
+before=$fails
+each_marker "after the volume booted again"
+[ "$fails" = "$before" ] && echo "ok the clones and the snapshot are unchanged"
 
 if [ "$fails" = 0 ]; then
 	echo "vm_boot: all passed"
