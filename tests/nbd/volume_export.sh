@@ -207,6 +207,61 @@ used=$(python3 -c "import json; print(json.load(open('$DIR/out'))[0]['objects_us
 ok "volume rm" "$MIXSAN" volume rm vols/imported
 ok "volume rm" "$MIXSAN" volume rm vols/piped
 
+# --- the volume commands: snapshots, rollback, clones, resize -----------------
+printf 'first' >"$DIR/one.txt"
+printf 'second' >"$DIR/two.txt"
+ok "volume create cmd" "$MIXSAN" volume create vols/cmd --size 8M --object-size 1M
+ok "import a file over it" sh -c "'$MIXSAN' volume rm vols/cmd && '$MIXSAN' volume import '$DIR/one.txt' vols/cmd"
+ok "snap create" "$MIXSAN" volume snap create vols/cmd@one
+ok "resize (grow)" "$MIXSAN" volume resize vols/cmd --size 2M
+if "$MIXSAN" volume resize vols/cmd --size 1K >"$DIR/out" 2>&1; then
+	fail "a shrink without --yes-i-really-mean-it was done"
+else
+	grep -q "yes-i-really-mean-it" "$DIR/out" && echo "ok a shrink needs confirmation" ||
+		fail "shrink refusal: $(cat "$DIR/out")"
+fi
+ok "snap ls" "$MIXSAN" volume snap ls vols/cmd --json
+python3 -c "import json,sys; j=json.load(open('$DIR/out')); sys.exit(0 if [s['name'] for s in j]==['one'] and j[0]['size']==5 else 1)" ||
+	fail "snap ls: $(cat "$DIR/out")"
+ok "export the snapshot" "$MIXSAN" volume export vols/cmd@one "$DIR/one.out"
+cmp -s "$DIR/one.txt" "$DIR/one.out" && echo "ok the snapshot's content" || fail "snapshot content"
+if "$MIXSAN" volume clone vols/cmd@one vols/cmdclone >"$DIR/out" 2>&1; then
+	fail "a clone of an unprotected snapshot was made"
+else
+	grep -q "not protected" "$DIR/out" && echo "ok a clone needs a protected snapshot" ||
+		fail "clone refusal: $(cat "$DIR/out")"
+fi
+ok "snap protect" "$MIXSAN" volume snap protect vols/cmd@one
+ok "volume clone" "$MIXSAN" volume clone vols/cmd@one vols/cmdclone
+ok "volume info of a clone" "$MIXSAN" volume info vols/cmdclone
+grep -q "parent:" "$DIR/out" && echo "ok info names the parent" || fail "info: $(cat "$DIR/out")"
+if "$MIXSAN" volume snap unprotect vols/cmd@one >"$DIR/out" 2>&1; then
+	fail "a snapshot with clones was unprotected"
+else
+	grep -q "has clones" "$DIR/out" && echo "ok no unprotect while clones exist" ||
+		fail "unprotect refusal: $(cat "$DIR/out")"
+fi
+ok "volume flatten" "$MIXSAN" volume flatten vols/cmdclone
+ok "export the flattened clone" "$MIXSAN" volume export vols/cmdclone "$DIR/clone.out"
+cmp -s "$DIR/one.txt" "$DIR/clone.out" && echo "ok the flattened clone's content" ||
+	fail "flattened clone content"
+ok "snap unprotect" "$MIXSAN" volume snap unprotect vols/cmd@one
+ok "overwrite the head" sh -c "'$MIXSAN' volume import '$DIR/two.txt' vols/two && '$MIXSAN' volume export vols/two - > '$DIR/two.out'"
+ok "snap rollback" "$MIXSAN" volume snap rollback vols/cmd@one
+ok "export after rollback" "$MIXSAN" volume export vols/cmd "$DIR/rb.out"
+cmp -s "$DIR/one.txt" "$DIR/rb.out" && echo "ok rollback restores content and size" ||
+	fail "rollback: $(od -c "$DIR/rb.out" | head -2)"
+if "$MIXSAN" volume rm vols/cmd >"$DIR/out" 2>&1; then
+	fail "a volume with snapshots was removed"
+else
+	grep -q "has snapshots" "$DIR/out" && echo "ok no removal with snapshots" ||
+		fail "rm refusal: $(cat "$DIR/out")"
+fi
+ok "snap rm" "$MIXSAN" volume snap rm vols/cmd@one
+ok "volume rm" "$MIXSAN" volume rm vols/cmd
+ok "volume rm" "$MIXSAN" volume rm vols/cmdclone
+ok "volume rm" "$MIXSAN" volume rm vols/two
+
 # --- fio with verification over several connections ----------------------
 ok "volume create fio" "$MIXSAN" volume create vols/fio --size 512M
 serve fio "$PLUGIN" "mon=$MON" pool=vols volume=fio || exit 1
