@@ -345,11 +345,61 @@ static int size_check(uint64_t size, unsigned order)
 
 /* Create, remove, list ------------------------------------------------- */
 
+/* A new volume's header, under a fresh id (out): its size, object size and,
+ * for a clone, its parent. */
+static int header_create(mixsan_pool_t *p, uint64_t size, unsigned order, const char *parent,
+			 char id[17])
+{
+	char hdr[48], sz[24], ord[8];
+	uint64_t rnd;
+
+	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
+		return -EIO;
+	snprintf(id, 17, "%016" PRIx64, rnd);
+	snprintf(hdr, sizeof(hdr), "vol.%s.header", id);
+	snprintf(sz, sizeof(sz), "%" PRIu64, size);
+	snprintf(ord, sizeof(ord), "%u", order);
+	{
+		struct mx_osd_op ops[] = {
+			{.op = MX_OP_CREATE, .flags = MX_OP_FLAG_EXCL},
+			xattr_op(MX_OP_SETXATTR, "size", sz),
+			xattr_op(MX_OP_SETXATTR, "order", ord),
+			xattr_op(MX_OP_SETXATTR, "features", "0"),
+			xattr_op(MX_OP_SETXATTR, "parent", parent),
+		};
+
+		return write_ops_sync(p, hdr, ops, parent ? 5 : 4);
+	}
+}
+
+/* Name a volume in the directory, once: 0 or -EEXIST.  Its header exists
+ * already, so a listed volume always has one. */
+static int dir_add(mixsan_pool_t *p, const char *name, const char *id)
+{
+	char key[8 + MIXSAN_VOLUME_NAME_MAX], idkey[24];
+	struct mx_osd_op ops[3];
+	int r;
+
+	snprintf(key, sizeof(key), "name.%s", name);
+	snprintf(idkey, sizeof(idkey), "id.%s", id);
+	ops[0] = xattr_op(MX_OP_CMPXATTR, key, "");
+	ops[1] = xattr_op(MX_OP_SETXATTR, key, id);
+	ops[2] = xattr_op(MX_OP_SETXATTR, idkey, name);
+	r = write_ops_sync(p, DIR_OID, ops, 3);
+	return r == -ECANCELED ? -EEXIST : r;
+}
+
+static void header_remove(mixsan_pool_t *p, const char *id)
+{
+	char hdr[48];
+
+	snprintf(hdr, sizeof(hdr), "vol.%s.header", id);
+	(void)mixsan_remove(p, hdr);
+}
+
 int mixsan_volume_create(mixsan_pool_t *p, const char *name, uint64_t size, unsigned order)
 {
-	char id[17], hdr[48], key[8 + MIXSAN_VOLUME_NAME_MAX], idkey[24];
-	char sz[24], ord[8];
-	uint64_t rnd;
+	char id[17];
 	int r;
 
 	if (!p || check_name(name) < 0)
@@ -364,41 +414,13 @@ int mixsan_volume_create(mixsan_pool_t *p, const char *name, uint64_t size, unsi
 		return -EEXIST;
 	if (r != -ENOENT)
 		return r;
-	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd))
-		return -EIO;
-	snprintf(id, sizeof(id), "%016" PRIx64, rnd);
-	snprintf(hdr, sizeof(hdr), "vol.%s.header", id);
-	snprintf(sz, sizeof(sz), "%" PRIu64, size);
-	snprintf(ord, sizeof(ord), "%u", order);
-	{
-		struct mx_osd_op ops[] = {
-			{.op = MX_OP_CREATE, .flags = MX_OP_FLAG_EXCL},
-			xattr_op(MX_OP_SETXATTR, "size", sz),
-			xattr_op(MX_OP_SETXATTR, "order", ord),
-			xattr_op(MX_OP_SETXATTR, "features", "0"),
-		};
-
-		r = write_ops_sync(p, hdr, ops, 4);
-		if (r < 0)
-			return r;
-	}
-	/* The header first, then the name: a listed volume has a header. */
-	snprintf(key, sizeof(key), "name.%s", name);
-	snprintf(idkey, sizeof(idkey), "id.%s", id);
-	{
-		struct mx_osd_op ops[] = {
-			xattr_op(MX_OP_CMPXATTR, key, ""),
-			xattr_op(MX_OP_SETXATTR, key, id),
-			xattr_op(MX_OP_SETXATTR, idkey, name),
-		};
-
-		r = write_ops_sync(p, DIR_OID, ops, 3);
-	}
-	if (r < 0) {
-		(void)mixsan_remove(p, hdr);
-		return r == -ECANCELED ? -EEXIST : r;
-	}
-	return 0;
+	r = header_create(p, size, order, NULL, id);
+	if (r < 0)
+		return r;
+	r = dir_add(p, name, id);
+	if (r < 0)
+		header_remove(p, id);
+	return r;
 }
 
 struct list_ctx {
@@ -2308,11 +2330,9 @@ int mixsan_volume_clone(mixsan_pool_t *p, const char *parent, const char *snap,
 			mixsan_pool_t *cp, const char *clone)
 {
 	struct mixsan_volume_options o = {.flags = MIXSAN_VOLUME_RDONLY};
-	char cid[17], hdr[48], key[8 + MIXSAN_VOLUME_NAME_MAX], idkey[24], ckey[48];
-	char sz[24], ord[8], par[96], sid[24];
+	char cid[17], ckey[48], par[96], sid[24];
 	struct snapinfo si;
 	mixsan_volume_t *pv;
-	uint64_t rnd;
 	int r;
 
 	if (!p || !cp || check_name(parent) < 0 || check_name(clone) < 0 ||
@@ -2331,54 +2351,23 @@ int mixsan_volume_clone(mixsan_pool_t *p, const char *parent, const char *snap,
 		r = -EPERM;
 	if (r < 0)
 		goto out;
-	if (getrandom(&rnd, sizeof(rnd), 0) != sizeof(rnd)) {
-		r = -EIO;
-		goto out;
-	}
-	snprintf(cid, sizeof(cid), "%016" PRIx64, rnd);
-	snprintf(hdr, sizeof(hdr), "vol.%s.header", cid);
-	snprintf(sz, sizeof(sz), "%" PRIu64, si.size);
-	snprintf(ord, sizeof(ord), "%u", pv->order);
 	snprintf(par, sizeof(par), "%" PRId64 " %s %" PRIu64 " %" PRIu64, mixsan_pool_id(p),
 		 pv->id, si.id, si.size);
-	{
-		struct mx_osd_op ops[] = {
-			{.op = MX_OP_CREATE, .flags = MX_OP_FLAG_EXCL},
-			xattr_op(MX_OP_SETXATTR, "size", sz),
-			xattr_op(MX_OP_SETXATTR, "order", ord),
-			xattr_op(MX_OP_SETXATTR, "features", "0"),
-			xattr_op(MX_OP_SETXATTR, "parent", par),
-		};
-
-		r = write_ops_sync(cp, hdr, ops, 5);
-		if (r < 0)
-			goto out;
-	}
+	r = header_create(cp, si.size, pv->order, par, cid);
+	if (r < 0)
+		goto out;
 	/* The parent learns of its child before the name appears: a snapshot
 	 * with a listed clone is never unprotected. */
 	snprintf(ckey, sizeof(ckey), "child.%" PRId64 ".%s", mixsan_pool_id(cp), cid);
 	snprintf(sid, sizeof(sid), "%" PRIu64, si.id);
 	r = mixsan_setxattr(p, pv->hdr_oid, ckey, sid, strlen(sid));
-	if (r < 0)
-		goto undo;
-	snprintf(key, sizeof(key), "name.%s", clone);
-	snprintf(idkey, sizeof(idkey), "id.%s", cid);
-	{
-		struct mx_osd_op ops[] = {
-			xattr_op(MX_OP_CMPXATTR, key, ""),
-			xattr_op(MX_OP_SETXATTR, key, cid),
-			xattr_op(MX_OP_SETXATTR, idkey, clone),
-		};
-
-		r = write_ops_sync(cp, DIR_OID, ops, 3);
+	if (r == 0) {
+		r = dir_add(cp, clone, cid);
+		if (r < 0)
+			(void)mixsan_rmxattr(p, pv->hdr_oid, ckey);
 	}
-	if (r == 0)
-		goto out;
-	(void)mixsan_rmxattr(p, pv->hdr_oid, ckey);
-undo:
-	(void)mixsan_remove(cp, hdr);
-	if (r == -ECANCELED)
-		r = -EEXIST;
+	if (r < 0)
+		header_remove(cp, cid);
 out:
 	mixsan_volume_close(pv);
 	return r;

@@ -26,8 +26,8 @@ NBD_PLUGIN_ARGS="${NBD_PLUGIN_ARGS:-size=$NBD_SIZE}"
 NBD_RO_PLUGIN_ARGS="${NBD_RO_PLUGIN_ARGS:-$NBD_PLUGIN_ARGS}"
 NBD_MIN_BLOCK="${NBD_MIN_BLOCK:-}"
 NBD_PLUGIN_PATH="$NBD_PLUGIN"
-# shellcheck source=nbdkit-env.sh
-. "$(dirname "$0")/nbdkit-env.sh"
+# shellcheck source=nbdkit-lib.sh
+. "$(dirname "$0")/nbdkit-lib.sh"
 
 if ! command -v nbdkit >/dev/null 2>&1; then
 	echo "nbdkit is not installed: skipped"
@@ -35,13 +35,9 @@ if ! command -v nbdkit >/dev/null 2>&1; then
 fi
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/mixsan-nbd-XXXXXX")
 fails=0
-pids=""
 
 cleanup() {
-	for p in $pids; do
-		kill "$p" 2>/dev/null
-	done
-	wait 2>/dev/null
+	nbd_stop_all
 	if [ "$fails" = 0 ] && [ "${MIXSAN_TEST_KEEP:-0}" = 0 ]; then
 		rm -rf "$DIR"
 	else
@@ -50,43 +46,18 @@ cleanup() {
 }
 trap cleanup EXIT
 
-# serve NAME "PLUGIN PARAMETERS" NBDKIT-OPTIONS...: start nbdkit serving
-# the plugin and wait until it accepts connections (it writes its pid file
-# then).  The options say where it listens.
+# serve NAME "PLUGIN PARAMETERS" NBDKIT-OPTIONS...: nbdkit serving the
+# plugin; the options say where it listens.
 serve() {
 	name=$1
 	params=$2
 	shift 2
 	# shellcheck disable=SC2086 # the plugin parameters are separate words
-	nbdkit_run --exit-with-parent -f -P "$DIR/$name.pid" "$@" "$NBD_PLUGIN" $params \
-		>"$DIR/$name.log" 2>&1 &
-	pid=$!
-	pids="$pids $pid"
-	i=0
-	while [ ! -s "$DIR/$name.pid" ]; do
-		if [ $i -ge 100 ] || ! kill -0 "$pid" 2>/dev/null; then
-			echo "FAIL: nbdkit ($name) did not start within 10 s:"
-			cat "$DIR/$name.log"
-			fails=$((fails + 1))
-			return 1
-		fi
-		sleep 0.1
-		i=$((i + 1))
-	done
+	nbd_serve "$name" "$@" "$NBD_PLUGIN" $params
 }
 
-# stop NAME: stop the server NAME (a writable export holds the volume's
-# writer's lock: the next one needs it).
 stop() {
-	if [ -s "$DIR/$1.pid" ]; then
-		p=$(cat "$DIR/$1.pid")
-		kill "$p" 2>/dev/null
-		i=0
-		while kill -0 "$p" 2>/dev/null && [ $i -lt 100 ]; do
-			sleep 0.1
-			i=$((i + 1))
-		done
-	fi
+	nbd_stop "$1"
 }
 
 # check NAME COMMAND...: run a test program; it must exit 0.  Its output

@@ -20,8 +20,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 MIXSAN="$BUILD/cli/mixsan"
 PLUGIN="$BUILD/nbd/nbdkit-mixsan-plugin.so"
 NBD_PLUGIN_PATH="$PLUGIN"
-# shellcheck source=nbdkit-env.sh
-. "$HERE/nbdkit-env.sh"
+# shellcheck source=nbdkit-lib.sh
+. "$HERE/nbdkit-lib.sh"
 
 for t in nbdkit qemu-img fio; do
 	if ! command -v $t >/dev/null 2>&1; then
@@ -34,13 +34,9 @@ export MIXSAN_DATA="$DIR/cluster"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 MON="127.0.0.1:$PORT"
 fails=0
-pids=""
 
 cleanup() {
-	for p in $pids; do
-		kill "$p" 2>/dev/null
-	done
-	wait 2>/dev/null
+	nbd_stop_all
 	"$MIXSAN" cluster down >/dev/null 2>&1
 	if [ "$fails" = 0 ] && [ "${MIXSAN_TEST_KEEP:-0}" = 0 ]; then
 		rm -rf "$DIR"
@@ -66,37 +62,16 @@ ok() { # ok DESCRIPTION COMMAND...: the command must succeed
 	echo "ok $d"
 }
 
-# serve NAME ARGS...: nbdkit with the plugin on $DIR/NAME.sock, waiting
-# until it listens.
+# serve NAME ARGS...: nbdkit with the plugin on $DIR/NAME.sock.
 serve() {
 	name=$1
 	shift
-	rm -f "$DIR/$name.pid"
-	nbdkit_run --exit-with-parent -f -P "$DIR/$name.pid" -U "$DIR/$name.sock" "$@" \
-		>"$DIR/$name.log" 2>&1 &
-	pid=$!
-	pids="$pids $pid"
-	i=0
-	while [ ! -s "$DIR/$name.pid" ]; do
-		if [ $i -ge 100 ] || ! kill -0 "$pid" 2>/dev/null; then
-			fail "nbdkit ($name) did not start"
-			cat "$DIR/$name.log"
-			return 1
-		fi
-		sleep 0.1
-		i=$((i + 1))
-	done
+	rm -f "$DIR/$name.sock"
+	nbd_serve "$name" -U "$DIR/$name.sock" "$@"
 }
 
 stop() {
-	[ -s "$DIR/$1.pid" ] || return 0
-	p=$(cat "$DIR/$1.pid")
-	kill "$p" 2>/dev/null
-	i=0
-	while kill -0 "$p" 2>/dev/null && [ $i -lt 100 ]; do
-		sleep 0.1
-		i=$((i + 1))
-	done
+	nbd_stop "$1"
 }
 
 uri() { # uri SERVER VOLUME

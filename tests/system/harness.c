@@ -441,3 +441,35 @@ int h_wait_health_ok(mixsan_cluster_t *cl, int timeout_s, char *why, size_t sz)
 		usleep(250000);
 	}
 }
+
+void h_volume_random_ops(mixsan_volume_t *v, uint8_t *model, uint64_t size, uint64_t seed,
+			 int rounds, uint64_t max_len, bool fast_zero)
+{
+	uint64_t st = seed;
+	uint8_t *buf = malloc(max_len);
+
+	H_CHECK(buf != NULL);
+	for (int i = 0; i < rounds; i++) {
+		uint64_t off = h_rand(&st) % size;
+		uint64_t max = max_len < size - off ? max_len : size - off;
+		uint64_t len = 1 + h_rand(&st) % max;
+		int what = (int)(h_rand(&st) % 10);
+
+		if (what < 6) {
+			h_fill(h_rand(&st), buf, len);
+			H_CHECK(mixsan_volume_write(v, buf, len, off) == 0);
+			memcpy(model + off, buf, len);
+		} else if (what < 8) {
+			H_CHECK(mixsan_volume_discard(v, len, off) == 0);
+			memset(model + off, 0, len);
+		} else {
+			bool fast = fast_zero && what == 9;
+			int r = mixsan_volume_write_zeroes(v, len, off, fast ? MIXSAN_ZERO_FAST : 0);
+
+			H_CHECK(r == 0 || (fast && r == -ENOTSUP));
+			if (r == 0)
+				memset(model + off, 0, len);
+		}
+	}
+	free(buf);
+}

@@ -80,6 +80,11 @@ int h_wait_health_ok(mixsan_cluster_t *cl, int timeout_s, char *why, size_t sz);
 
 /* Deterministic pseudo-random numbers (xorshift64*). */
 uint64_t h_rand(uint64_t *state);
+/* rounds of random writes (60%), discards (20%) and zeroing (20%; half of
+ * it MIXSAN_ZERO_FAST where fast_zero, which may be refused) of up to
+ * max_len bytes on volume v, mirrored in model (size bytes). */
+void h_volume_random_ops(mixsan_volume_t *v, uint8_t *model, uint64_t size, uint64_t seed,
+			 int rounds, uint64_t max_len, bool fast_zero);
 void h_fill(uint64_t seed, void *buf, size_t len);
 
 /* Test bookkeeping: like CHECK in unit tests. */

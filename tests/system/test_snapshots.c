@@ -64,28 +64,7 @@ static void check_snap(const char *vol, const char *snap, const uint8_t *model,
 static void random_ops(mixsan_volume_t *v, uint8_t *model, uint64_t size, uint64_t seed,
 		       int rounds)
 {
-	uint64_t st = seed;
-	uint8_t *buf = malloc(3 * OBJ);
-
-	for (int i = 0; i < rounds; i++) {
-		uint64_t off = h_rand(&st) % size;
-		uint64_t max = 3 * OBJ < size - off ? 3 * OBJ : size - off;
-		uint64_t len = 1 + h_rand(&st) % max;
-		int what = (int)(h_rand(&st) % 10);
-
-		if (what < 6) {
-			h_fill(h_rand(&st), buf, len);
-			H_CHECK(mixsan_volume_write(v, buf, len, off) == 0);
-			memcpy(model + off, buf, len);
-		} else if (what < 8) {
-			H_CHECK(mixsan_volume_discard(v, len, off) == 0);
-			memset(model + off, 0, len);
-		} else {
-			H_CHECK(mixsan_volume_write_zeroes(v, len, off, 0) == 0);
-			memset(model + off, 0, len);
-		}
-	}
-	free(buf);
+	h_volume_random_ops(v, model, size, seed, rounds, 3 * OBJ, false);
 }
 
 static int count_snaps_cb(void *arg, const struct mixsan_snap_info *s)

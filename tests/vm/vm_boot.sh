@@ -20,8 +20,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 MIXSAN="$BUILD/cli/mixsan"
 PLUGIN="$BUILD/nbd/nbdkit-mixsan-plugin.so"
 NBD_PLUGIN_PATH="$PLUGIN"
-# shellcheck source=../nbd/nbdkit-env.sh
-. "$HERE/../nbd/nbdkit-env.sh"
+# shellcheck source=../nbd/nbdkit-lib.sh
+. "$HERE/../nbd/nbdkit-lib.sh"
 
 for t in qemu-system-x86_64 nbdkit debugfs mke2fs cpio; do
 	if ! command -v $t >/dev/null 2>&1; then
@@ -43,11 +43,9 @@ export MIXSAN_DATA="$DIR/cluster"
 PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
 MON="127.0.0.1:$PORT"
 fails=0
-srv=""
 
 cleanup() {
-	[ -n "$srv" ] && kill "$srv" 2>/dev/null
-	wait 2>/dev/null
+	nbd_stop_all
 	"$MIXSAN" cluster down >/dev/null 2>&1
 	if [ "$fails" = 0 ] && [ "${MIXSAN_TEST_KEEP:-0}" = 0 ]; then
 		rm -rf "$DIR"
@@ -63,28 +61,14 @@ fail() {
 }
 
 # serve: nbdkit with the plugin on $DIR/nbd.sock (the export name is the
-# volume's name), waiting until it listens.
+# volume's name).
 serve() {
-	rm -f "$DIR/nbd.pid" "$DIR/nbd.sock"
-	nbdkit_run --exit-with-parent -f -P "$DIR/nbd.pid" -U "$DIR/nbd.sock" \
-		"$PLUGIN" "mon=$MON" pool=vols >>"$DIR/nbdkit.log" 2>&1 &
-	srv=$!
-	i=0
-	while [ ! -s "$DIR/nbd.pid" ]; do
-		if [ $i -ge 100 ] || ! kill -0 "$srv" 2>/dev/null; then
-			fail "nbdkit did not start"
-			cat "$DIR/nbdkit.log"
-			exit 1
-		fi
-		sleep 0.1
-		i=$((i + 1))
-	done
+	rm -f "$DIR/nbd.sock"
+	nbd_serve nbd -U "$DIR/nbd.sock" "$PLUGIN" "mon=$MON" pool=vols || exit 1
 }
 
 unserve() {
-	kill "$srv" 2>/dev/null
-	wait "$srv" 2>/dev/null
-	srv=""
+	nbd_stop nbd
 }
 
 # console_clean MARKER: no I/O error in that boot's console.
