@@ -1081,6 +1081,19 @@ static int lock_cas(mixsan_volume_t *v, const char *old, const char *nv)
 	return write_ops_sync(v->pool, v->hdr_oid, ops, 2);
 }
 
+/* Change the header with ops (at most 3), only while we hold the lock:
+ * -ENOLCK if another writer took it. */
+static int header_guarded(mixsan_volume_t *v, const struct mx_osd_op *ops, unsigned n)
+{
+	struct mx_osd_op all[4];
+	int r;
+
+	all[0] = xattr_op(MX_OP_CMPXATTR, "lock", v->lock_val);
+	memcpy(all + 1, ops, n * sizeof(*ops));
+	r = write_ops_sync(v->pool, v->hdr_oid, all, n + 1);
+	return r == -ECANCELED ? -ENOLCK : r;
+}
+
 static unsigned skew_ms(const mixsan_volume_t *v)
 {
 	return v->lease_ms / 6;
@@ -1569,15 +1582,10 @@ int mixsan_volume_resize(mixsan_volume_t *v, uint64_t size)
 	}
 	snprintf(sz, sizeof(sz), "%" PRIu64, size);
 	{
-		struct mx_osd_op ops[] = {
-			xattr_op(MX_OP_CMPXATTR, "lock", v->lock_val),
-			xattr_op(MX_OP_SETXATTR, "size", sz),
-		};
+		struct mx_osd_op op = xattr_op(MX_OP_SETXATTR, "size", sz);
 
-		r = write_ops_sync(v->pool, v->hdr_oid, ops, 2);
+		r = header_guarded(v, &op, 1);
 	}
-	if (r == -ECANCELED)
-		r = -ENOLCK;
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&v->lock);
@@ -1973,19 +1981,16 @@ static int writer_check(mixsan_volume_t *v)
 static int snap_attr_set(mixsan_volume_t *v, const struct snapinfo *si, const char *seq)
 {
 	char key[32], val[256];
-	struct mx_osd_op ops[3];
+	struct mx_osd_op ops[2];
 	unsigned n = 0;
-	int r;
 
 	snprintf(key, sizeof(key), "snap.%016" PRIx64, si->id);
 	snprintf(val, sizeof(val), "%" PRIu64 " %" PRIu64 " %d %s", si->size, si->time_ms,
 		 si->prot ? 1 : 0, si->name);
-	ops[n++] = xattr_op(MX_OP_CMPXATTR, "lock", v->lock_val);
 	if (seq)
 		ops[n++] = xattr_op(MX_OP_SETXATTR, "snap_seq", seq);
 	ops[n++] = xattr_op(MX_OP_SETXATTR, key, val);
-	r = write_ops_sync(v->pool, v->hdr_oid, ops, n);
-	return r == -ECANCELED ? -ENOLCK : r;
+	return header_guarded(v, ops, n);
 }
 
 /* Stop changes and wait for those in flight (a snapshot is a point in the
@@ -2254,14 +2259,11 @@ int mixsan_volume_snap_remove(mixsan_volume_t *v, const char *name)
 		}
 	}
 	if (r == 0) {
-		struct mx_osd_op ops[2];
+		struct mx_osd_op op;
 
 		snprintf(key, sizeof(key), "snap.%016" PRIx64, si.id);
-		ops[0] = xattr_op(MX_OP_CMPXATTR, "lock", v->lock_val);
-		ops[1] = xattr_op(MX_OP_RMXATTR, key, NULL);
-		r = write_ops_sync(v->pool, v->hdr_oid, ops, 2);
-		if (r == -ECANCELED)
-			r = -ENOLCK;
+		op = xattr_op(MX_OP_RMXATTR, key, NULL);
+		r = header_guarded(v, &op, 1);
 	}
 	if (r == 0) {
 		snap_map_oid(v, si.id, oid, sizeof(oid));
@@ -2398,14 +2400,9 @@ int mixsan_volume_flatten(mixsan_volume_t *v)
 	for (uint64_t n = 0; n < objs && r == 0; n++)
 		r = prepare_object(v, n, false);
 	if (r == 0) {
-		struct mx_osd_op ops[] = {
-			xattr_op(MX_OP_CMPXATTR, "lock", v->lock_val),
-			xattr_op(MX_OP_RMXATTR, "parent", NULL),
-		};
+		struct mx_osd_op op = xattr_op(MX_OP_RMXATTR, "parent", NULL);
 
-		r = write_ops_sync(v->pool, v->hdr_oid, ops, 2);
-		if (r == -ECANCELED)
-			r = -ENOLCK;
+		r = header_guarded(v, &op, 1);
 	}
 	if (r == 0)
 		r = unlink_parent(v);

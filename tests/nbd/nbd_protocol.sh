@@ -26,8 +26,8 @@ NBD_PLUGIN_ARGS="${NBD_PLUGIN_ARGS:-size=$NBD_SIZE}"
 NBD_RO_PLUGIN_ARGS="${NBD_RO_PLUGIN_ARGS:-$NBD_PLUGIN_ARGS}"
 NBD_MIN_BLOCK="${NBD_MIN_BLOCK:-}"
 NBD_PLUGIN_PATH="$NBD_PLUGIN"
-# shellcheck source=nbdkit-lib.sh
-. "$(dirname "$0")/nbdkit-lib.sh"
+# shellcheck source=lib.sh
+. "$(dirname "$0")/lib.sh"
 
 if ! command -v nbdkit >/dev/null 2>&1; then
 	echo "nbdkit is not installed: skipped"
@@ -36,15 +36,7 @@ fi
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/mixsan-nbd-XXXXXX")
 fails=0
 
-cleanup() {
-	nbd_stop_all
-	if [ "$fails" = 0 ] && [ "${MIXSAN_TEST_KEEP:-0}" = 0 ]; then
-		rm -rf "$DIR"
-	else
-		echo "kept $DIR"
-	fi
-}
-trap cleanup EXIT
+trap mx_cleanup EXIT
 
 # serve NAME "PLUGIN PARAMETERS" NBDKIT-OPTIONS...: nbdkit serving the
 # plugin; the options say where it listens.

@@ -20,8 +20,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 MIXSAN="$BUILD/cli/mixsan"
 PLUGIN="$BUILD/nbd/nbdkit-mixsan-plugin.so"
 NBD_PLUGIN_PATH="$PLUGIN"
-# shellcheck source=nbdkit-lib.sh
-. "$HERE/nbdkit-lib.sh"
+# shellcheck source=lib.sh
+. "$HERE/lib.sh"
 
 for t in nbdkit qemu-img fio; do
 	if ! command -v $t >/dev/null 2>&1; then
@@ -30,26 +30,8 @@ for t in nbdkit qemu-img fio; do
 	fi
 done
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/mixsan-vol-XXXXXX")
-export MIXSAN_DATA="$DIR/cluster"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-MON="127.0.0.1:$PORT"
 fails=0
-
-cleanup() {
-	nbd_stop_all
-	"$MIXSAN" cluster down >/dev/null 2>&1
-	if [ "$fails" = 0 ] && [ "${MIXSAN_TEST_KEEP:-0}" = 0 ]; then
-		rm -rf "$DIR"
-	else
-		echo "kept $DIR"
-	fi
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*"
-	fails=$((fails + 1))
-}
+trap mx_cleanup EXIT
 
 ok() { # ok DESCRIPTION COMMAND...: the command must succeed
 	d="$1"
@@ -78,11 +60,7 @@ uri() { # uri SERVER VOLUME
 	echo "nbd+unix:///$2?socket=$DIR/$1.sock"
 }
 
-"$MIXSAN" cluster up --osds 3 --port "$PORT" >"$DIR/up.log" 2>&1 || {
-	fail "cluster up"
-	cat "$DIR/up.log"
-	exit 1
-}
+mx_cluster_up
 ok "pool create" "$MIXSAN" pool create vols --size 3 --pg-num 64 --failure-domain osd
 
 # --- The protocol tests, against a volume --------------------------------

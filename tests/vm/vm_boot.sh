@@ -20,8 +20,8 @@ HERE=$(cd "$(dirname "$0")" && pwd)
 MIXSAN="$BUILD/cli/mixsan"
 PLUGIN="$BUILD/nbd/nbdkit-mixsan-plugin.so"
 NBD_PLUGIN_PATH="$PLUGIN"
-# shellcheck source=../nbd/nbdkit-lib.sh
-. "$HERE/../nbd/nbdkit-lib.sh"
+# shellcheck source=../nbd/lib.sh
+. "$HERE/../nbd/lib.sh"
 
 for t in qemu-system-x86_64 nbdkit debugfs mke2fs cpio; do
 	if ! command -v $t >/dev/null 2>&1; then
@@ -39,26 +39,8 @@ fi
 }
 
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/mixsan-vm-XXXXXX")
-export MIXSAN_DATA="$DIR/cluster"
-PORT=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
-MON="127.0.0.1:$PORT"
 fails=0
-
-cleanup() {
-	nbd_stop_all
-	"$MIXSAN" cluster down >/dev/null 2>&1
-	if [ "$fails" = 0 ] && [ "${MIXSAN_TEST_KEEP:-0}" = 0 ]; then
-		rm -rf "$DIR"
-	else
-		echo "kept $DIR"
-	fi
-}
-trap cleanup EXIT
-
-fail() {
-	echo "FAIL: $*"
-	fails=$((fails + 1))
-}
+trap mx_cleanup EXIT
 
 # serve: nbdkit with the plugin on $DIR/nbd.sock (the export name is the
 # volume's name).
@@ -79,11 +61,7 @@ console_clean() {
 	fi
 }
 
-"$MIXSAN" cluster up --osds 3 --port "$PORT" >"$DIR/up.log" 2>&1 || {
-	fail "cluster up"
-	cat "$DIR/up.log"
-	exit 1
-}
+mx_cluster_up
 "$MIXSAN" pool create vols --size 3 --pg-num 32 --failure-domain osd >/dev/null ||
 	fail "pool create"
 

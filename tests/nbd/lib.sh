@@ -1,5 +1,6 @@
-# Sourced by the tests that start nbdkit (they set DIR, their folder, and
-# count failures in fails; NBD_PLUGIN_PATH names the plugin if any).
+# Sourced by the shell tests that start nbdkit and development clusters.
+# They set DIR (their folder) and count failures in fails; NBD_PLUGIN_PATH
+# names the plugin, if any, and MIXSAN the command line, if a cluster runs.
 #
 # nbdkit_run runs nbdkit; when the plugin was built with the address and
 # undefined behaviour sanitizers (the build-asan tree), their runtimes are
@@ -68,4 +69,34 @@ nbd_stop_all() {
 		kill "$p" 2>/dev/null
 	done
 	wait 2>/dev/null
+}
+
+fail() {
+	echo "FAIL: $*"
+	fails=$((fails + 1))
+}
+
+# mx_cluster_up: a development cluster of 3 OSDs in $DIR/cluster on a free
+# loopback port; sets MIXSAN_DATA and MON.  Exits on failure.
+mx_cluster_up() {
+	export MIXSAN_DATA="$DIR/cluster"
+	port=$(python3 -c 'import socket; s=socket.socket(); s.bind(("127.0.0.1",0)); print(s.getsockname()[1])')
+	MON="127.0.0.1:$port"
+	"$MIXSAN" cluster up --osds 3 --port "$port" >"$DIR/up.log" 2>&1 || {
+		fail "cluster up"
+		cat "$DIR/up.log"
+		exit 1
+	}
+}
+
+# mx_cleanup: the exit trap: servers and cluster stopped, the folder
+# removed unless something failed (or MIXSAN_TEST_KEEP=1).
+mx_cleanup() {
+	nbd_stop_all
+	[ -n "${MIXSAN:-}" ] && [ -d "$DIR/cluster" ] && "$MIXSAN" cluster down >/dev/null 2>&1
+	if [ "$fails" = 0 ] && [ "${MIXSAN_TEST_KEEP:-0}" = 0 ]; then
+		rm -rf "$DIR"
+	else
+		echo "kept $DIR"
+	fi
 }
