@@ -54,6 +54,7 @@ struct vpart {
 	bool raced;          /* a write to the object started meanwhile */
 	bool waits;          /* req_start's own: sent once the map is durable */
 	struct mx_list rm_link; /* v->removing */
+	struct mx_list wlink;   /* v->writing: a change that may create the object */
 };
 
 /* A caller's request. */
@@ -93,7 +94,9 @@ struct mixsan_volume {
 	struct mx_list map_wait; /* struct vpart waiting for the next map write */
 	struct mx_list map_sent; /* ... for the one in flight */
 	struct mx_list removing; /* struct vpart removals in flight */
+	struct mx_list writing;  /* struct vpart (wlink) changes in flight */
 	int map_err;            /* the last map write's failure, for flush */
+	unsigned map_fails;     /* map writes failed so far */
 
 	/* Requests in start order, for flush. */
 	struct mx_list inflight;
@@ -119,6 +122,8 @@ struct mixsan_volume {
 	int64_t parent_pool_id;
 	char parent_id[17];
 	uint64_t parent_snap, overlap;
+	bool unlinked;           /* flattened: the parent is kept open, unused */
+	uint8_t *known;          /* a clone's objects seen to exist (a bit each) */
 	uint64_t *copying;       /* objects being copied (COW, copy-up) */
 	size_t n_copying, cap_copying;
 	bool frozen;             /* a snapshot is being taken: changes wait */
@@ -211,7 +216,7 @@ struct snapinfo {
 	uint64_t id;
 	uint64_t size;
 	uint64_t time_ms;
-	bool prot;
+	unsigned prot; /* 0 no, 1 protected, 2 being unprotected */
 	unsigned children;
 	char name[MIXSAN_SNAP_NAME_MAX + 1];
 };
@@ -279,7 +284,7 @@ static int header_cb(void *arg, const char *name, const void *value, size_t len)
 		if (sscanf(buf, "%" SCNu64 " %" SCNu64 " %u %n", &si.size, &si.time_ms, &prot,
 			   &at) < 3 || !at)
 			return 0;
-		si.prot = prot != 0;
+		si.prot = prot;
 		snprintf(si.name, sizeof(si.name), "%s", buf + at);
 		ns = realloc(h->snaps, (h->n_snaps + 1) * sizeof(*ns));
 		if (!ns) {
@@ -547,12 +552,20 @@ static int map_load(mixsan_volume_t *v)
 static void part_send(mixsan_volume_t *v, struct vpart *pt);
 static void part_done(struct vpart *pt, int err);
 static void map_kick(mixsan_volume_t *v);
+static void cond_wait_ms(mixsan_volume_t *v, unsigned ms);
+static int map_flush_locked(mixsan_volume_t *v);
+
+static bool lock_gone(const mixsan_volume_t *v)
+{
+	return v->lock_lost || wall_ms() >= v->lease_end_ms;
+}
 
 static void map_write_done(mixsan_completion_t *c, void *arg)
 {
 	mixsan_volume_t *v = arg;
 	int64_t r = mixsan_completion_result(c);
 	struct mx_list sent, *pos, *tmp;
+	bool again;
 
 	mixsan_completion_release(c);
 	mx_list_init(&sent);
@@ -563,8 +576,11 @@ static void map_write_done(mixsan_completion_t *c, void *arg)
 	mx_list_splice_tail(&sent, &v->map_sent);
 	if (r < 0) {
 		v->map_err = (int)r;
-		map_dirty(v, 0); /* write it all again next time */
-		map_dirty(v, v->map_len - 1);
+		v->map_fails++;
+		if (!lock_gone(v)) {
+			map_dirty(v, 0); /* write it all again next time */
+			map_dirty(v, v->map_len - 1);
+		}
 	}
 	pthread_cond_broadcast(&v->cond);
 	pthread_mutex_unlock(&v->lock);
@@ -578,33 +594,48 @@ static void map_write_done(mixsan_completion_t *c, void *arg)
 			part_send(v, pt);
 	}
 	pthread_mutex_lock(&v->lock);
-	map_kick(v);
+	/* After a failure only parts that wait try again (each failure fails
+	 * those it carried, so this ends); the rest waits for the next kick. */
+	again = r >= 0 || !mx_list_empty(&v->map_wait);
+	if (again)
+		map_kick(v);
 	pthread_mutex_unlock(&v->lock);
 }
 
-/* Start a map write if one is due and none is in flight.  Called with
- * v->lock held. */
+/* Start a map write if one is due and none is in flight.  Once the lock is
+ * gone (another writer may own the map now) not a byte more is written:
+ * what waits for the map fails with -ENOLCK.  Called with v->lock held
+ * (dropped and taken again when the write fails at once). */
 static void map_kick(mixsan_volume_t *v)
 {
 	mixsan_completion_t *c;
 	size_t lo = v->dirty_lo, hi = v->dirty_hi;
-	int r;
+	bool gone;
+	int r = 0;
 
-	if (v->map_busy || lo == hi || v->rdonly)
+	if (v->map_busy || v->rdonly)
 		return;
-	v->map_out = malloc(hi - lo);
-	if (!v->map_out || mixsan_completion_create(map_write_done, v, &c) < 0) {
-		free(v->map_out);
-		v->map_out = NULL;
+	gone = lock_gone(v);
+	if (gone ? mx_list_empty(&v->map_wait) : lo == hi)
+		return;
+	if (mixsan_completion_create(map_write_done, v, &c) < 0)
 		return; /* retried at the next kick */
-	}
-	memcpy(v->map_out, v->map + lo, hi - lo);
-	v->dirty_lo = v->dirty_hi = 0;
+	mx_completion_arm(c);
 	v->map_busy = true;
 	mx_list_splice_tail(&v->map_sent, &v->map_wait);
-	r = mixsan_aio_write(v->pool, v->map_oid, c, v->map_out, hi - lo, lo);
+	if (gone) {
+		r = -ENOLCK;
+	} else {
+		v->map_out = malloc(hi - lo);
+		if (!v->map_out) {
+			r = -ENOMEM;
+		} else {
+			memcpy(v->map_out, v->map + lo, hi - lo);
+			v->dirty_lo = v->dirty_hi = 0;
+			r = mixsan_aio_write(v->pool, v->map_oid, c, v->map_out, hi - lo, lo);
+		}
+	}
 	if (r < 0) {
-		/* Only on shutdown: fail what waits. */
 		pthread_mutex_unlock(&v->lock);
 		mx_completion_finish(c, r);
 		pthread_mutex_lock(&v->lock);
@@ -633,6 +664,7 @@ static void req_finish(struct vreq *q)
 	mixsan_volume_t *v = q->v;
 	struct mx_list done, *pos, *tmp;
 	int64_t res = q->err ? q->err : q->result;
+	int flush_err = 0;
 
 	mx_list_init(&done);
 	pthread_mutex_lock(&v->lock);
@@ -643,6 +675,12 @@ static void req_finish(struct vreq *q)
 		mx_list_del(&q->link);
 	}
 	flushes_check(v, &done);
+	if (!mx_list_empty(&done)) {
+		/* What the flushes report, read once: after the first one
+		 * completes the handle may be closed and gone. */
+		flush_err = v->map_err;
+		v->map_err = 0;
+	}
 	if (mx_list_empty(&v->inflight))
 		pthread_cond_broadcast(&v->cond);
 	pthread_mutex_unlock(&v->lock);
@@ -660,11 +698,7 @@ static void req_finish(struct vreq *q)
 		struct vreq *f = mx_list_entry(pos, struct vreq, link);
 
 		mx_list_del(&f->link);
-		pthread_mutex_lock(&v->lock);
-		res = v->map_err;
-		v->map_err = 0;
-		pthread_mutex_unlock(&v->lock);
-		mx_completion_finish(f->user, res);
+		mx_completion_finish(f->user, flush_err);
 		free(f);
 	}
 }
@@ -684,10 +718,11 @@ static void part_done(struct vpart *pt, int err)
 {
 	struct vreq *q = pt->req;
 
-	if (err < 0) {
+	if (err < 0 || !mx_list_empty(&pt->wlink)) {
 		pthread_mutex_lock(&q->v->lock);
-		if (!q->err)
+		if (err < 0 && !q->err)
 			q->err = err;
+		mx_list_del(&pt->wlink);
 		pthread_mutex_unlock(&q->v->lock);
 	}
 	req_put(q);
@@ -801,7 +836,36 @@ static int lock_usable(mixsan_volume_t *v)
 }
 
 static int prepare_changes(mixsan_volume_t *v, enum vkind kind, uint64_t off, uint64_t len);
+
+/* Whether zeroing [off, off + len) would write zeroes somewhere: inside an
+ * object with data (not its whole or its tail), or anywhere but a whole
+ * object over a clone's parent. */
+static bool zero_writes(mixsan_volume_t *v, uint64_t off, uint64_t len)
+{
+	uint64_t end, size;
+	bool w = false;
+
+	pthread_mutex_lock(&v->lock);
+	size = v->size;
+	end = off <= size && len <= size - off ? off + len : off;
+	for (uint64_t at = off; at < end && !w;) {
+		uint64_t objno = at >> v->order, ostart = objno << v->order;
+		uint64_t oend = MX_MIN(ostart + v->obj_size, size);
+		uint64_t e = MX_MIN(end, ostart + v->obj_size);
+		bool whole = at == ostart && e >= oend;
+
+		if (v->parent && ostart < v->overlap)
+			w = !whole;
+		else
+			w = map_get(v, objno) != MAP_ABSENT && e < oend;
+		at = e;
+	}
+	pthread_mutex_unlock(&v->lock);
+	return w;
+}
 static int unlink_parent(mixsan_volume_t *v);
+static int read_fallback(mixsan_volume_t *v, uint64_t objno, uint8_t *buf, uint64_t off,
+			 uint64_t len);
 static int read_sync(mixsan_volume_t *v, uint8_t *buf, uint64_t len, uint64_t off);
 static void change_started(mixsan_volume_t *v);
 
@@ -826,6 +890,8 @@ static int req_start(mixsan_volume_t *v, mixsan_completion_t *user, enum vkind k
 		mx_completion_finish(user, got);
 		return 0;
 	}
+	if (kind == V_ZERO && (zflags & MIXSAN_ZERO_FAST) && zero_writes(v, off, len))
+		return -ENOTSUP; /* refused before anything changes */
 	if (kind != V_READ && kind != V_FLUSH) {
 		/* Copies a snapshot or a clone needs first (counts as started
 		 * so a snapshot waits for it). */
@@ -874,21 +940,6 @@ static int req_start(mixsan_volume_t *v, mixsan_completion_t *user, enum vkind k
 		}
 	}
 	q->n_parts = n;
-	/* Fast zeroing refuses before anything changes. */
-	if (kind == V_ZERO && (zflags & MIXSAN_ZERO_FAST)) {
-		for (at = off; at < end; at = ((at >> v->order) + 1) << v->order) {
-			uint64_t objno = at >> v->order, ostart = objno << v->order;
-			uint64_t oend = MX_MIN(ostart + v->obj_size, v->size);
-			uint64_t e = MX_MIN(end, oend);
-
-			if (map_get(v, objno) != MAP_ABSENT && at > ostart && e < oend) {
-				pthread_mutex_unlock(&v->lock);
-				free(q->parts);
-				free(q);
-				return -ENOTSUP;
-			}
-		}
-	}
 	mx_completion_arm(user);
 	q->seq = ++v->next_seq;
 	q->pending = n + 1;
@@ -907,6 +958,7 @@ static int req_start(mixsan_volume_t *v, mixsan_completion_t *user, enum vkind k
 		pt->len = e - at;
 		mx_list_init(&pt->link);
 		mx_list_init(&pt->rm_link);
+		mx_list_init(&pt->wlink);
 		obj_name(pt->oid, sizeof(pt->oid), v->id, objno);
 		switch (kind) {
 		case V_READ:
@@ -961,10 +1013,16 @@ static int req_start(mixsan_volume_t *v, mixsan_completion_t *user, enum vkind k
 		if (pt->op == MX_OP_WRITE || pt->op == MX_OP_TRUNCATE ||
 		    pt->op == MX_OP_WRITEFULL) {
 			pt->waits = part_mark(v, pt); /* then map_write_done sends it */
+			mx_list_add_tail(&v->writing, &pt->wlink);
 		} else if (pt->op == MX_OP_REMOVE) {
 			struct mx_list *pos;
 
 			mx_list_add_tail(&v->removing, &pt->rm_link);
+			/* A change in flight may be resent after the removal
+			 * and create the object again: keep the mark then. */
+			mx_list_for_each(pos, &v->writing)
+				if (mx_list_entry(pos, struct vpart, wlink)->objno == pt->objno)
+					pt->raced = true;
 			/* A write still waiting for the map would recreate it. */
 			mx_list_for_each(pos, &v->map_wait)
 				if (mx_list_entry(pos, struct vpart, link)->objno == pt->objno)
@@ -1085,12 +1143,24 @@ static int lock_cas(mixsan_volume_t *v, const char *old, const char *nv)
  * -ENOLCK if another writer took it. */
 static int header_guarded(mixsan_volume_t *v, const struct mx_osd_op *ops, unsigned n)
 {
+	char mine[LOCK_VALUE_MAX];
 	struct mx_osd_op all[4];
-	int r;
+	int r = -ECANCELED;
 
-	all[0] = xattr_op(MX_OP_CMPXATTR, "lock", v->lock_val);
-	memcpy(all + 1, ops, n * sizeof(*ops));
-	r = write_ops_sync(v->pool, v->hdr_oid, all, n + 1);
+	/* The renewer rewrites the lock's value: a mismatch with a value it
+	 * replaced meanwhile is tried again with the new one. */
+	for (int tries = 0; tries < 3 && r == -ECANCELED; tries++) {
+		pthread_mutex_lock(&v->lock);
+		if (tries && !strcmp(mine, v->lock_val)) {
+			pthread_mutex_unlock(&v->lock);
+			break;
+		}
+		memcpy(mine, v->lock_val, sizeof(mine));
+		pthread_mutex_unlock(&v->lock);
+		all[0] = xattr_op(MX_OP_CMPXATTR, "lock", mine);
+		memcpy(all + 1, ops, n * sizeof(*ops));
+		r = write_ops_sync(v->pool, v->hdr_oid, all, n + 1);
+	}
 	return r == -ECANCELED ? -ENOLCK : r;
 }
 
@@ -1187,6 +1257,7 @@ static void volume_free(mixsan_volume_t *v)
 	free(v->map);
 	free(v->snaps);
 	free(v->copying);
+	free(v->known);
 	free(v);
 }
 
@@ -1293,6 +1364,7 @@ static int volume_open_id(mixsan_pool_t *p, const char *id, const char *name,
 	mx_list_init(&v->map_wait);
 	mx_list_init(&v->map_sent);
 	mx_list_init(&v->removing);
+	mx_list_init(&v->writing);
 	mx_list_init(&v->inflight);
 	memcpy(v->id, id, sizeof(v->id));
 	snprintf(v->hdr_oid, sizeof(v->hdr_oid), "vol.%s.header", v->id);
@@ -1369,23 +1441,15 @@ fail:
  * last write error. */
 static int volume_drain(mixsan_volume_t *v)
 {
-	int r;
+	int r = 0;
 
 	pthread_mutex_lock(&v->lock);
-	for (;;) {
-		struct timespec ts;
-		uint64_t at;
-
-		if (mx_list_empty(&v->inflight) && !v->map_busy && !v->starting &&
-		    (v->dirty_lo == v->dirty_hi || v->rdonly))
-			break;
+	while (!mx_list_empty(&v->inflight) || v->starting) {
 		map_kick(v);
-		at = wall_ms() + 100;
-		ts.tv_sec = (time_t)(at / 1000);
-		ts.tv_nsec = (long)(at % 1000) * 1000000;
-		pthread_cond_timedwait(&v->cond, &v->lock, &ts);
+		cond_wait_ms(v, 100);
 	}
-	r = v->map_err;
+	if (!v->rdonly)
+		r = map_flush_locked(v);
 	pthread_mutex_unlock(&v->lock);
 	return r;
 }
@@ -1676,14 +1740,22 @@ static void cond_wait_ms(mixsan_volume_t *v, unsigned ms)
 	pthread_cond_timedwait(&v->cond, &v->lock, &ts);
 }
 
-/* Make every map change so far durable.  Called with v->lock held. */
+/* Make every map change so far durable: 0, or the error of a map write
+ * that failed meanwhile (-ENOLCK once the lock is gone).  Called with
+ * v->lock held. */
 static int map_flush_locked(mixsan_volume_t *v)
 {
+	unsigned fails = v->map_fails;
+
 	while (v->dirty_lo != v->dirty_hi || v->map_busy) {
+		if (v->map_fails != fails)
+			return v->map_err;
+		if (!v->map_busy && lock_gone(v))
+			return -ENOLCK;
 		map_kick(v);
 		cond_wait_ms(v, 50);
 	}
-	return v->map_err;
+	return v->map_fails != fails ? v->map_err : 0;
 }
 
 /* Mark objno changed since the latest snapshot, durably. */
@@ -1732,12 +1804,25 @@ static bool all_zero(const uint8_t *b, size_t n)
 /* Before object objno changes: a clone copies up what its parent holds for
  * it (whole_drop: the change drops the whole object, nothing to copy up);
  * an object unchanged since the latest snapshot is copied for it first. */
+static bool known_get(const mixsan_volume_t *v, uint64_t objno)
+{
+	return v->known && (v->known[objno / 8] >> (objno % 8)) & 1u;
+}
+
+static void known_set(mixsan_volume_t *v, uint64_t objno)
+{
+	if (!v->known)
+		v->known = calloc(1, MIXSAN_VOLUME_OBJECTS_MAX / 8);
+	if (v->known && objno < MIXSAN_VOLUME_OBJECTS_MAX)
+		v->known[objno / 8] |= (uint8_t)(1u << (objno % 8));
+}
+
 static int prepare_object(mixsan_volume_t *v, uint64_t objno, bool whole_drop)
 {
 	uint64_t ostart = objno << v->order, snap;
 	uint8_t *buf = NULL;
 	char oid[96];
-	bool copyup, cow;
+	bool copyup, cow, exists = false;
 	unsigned st;
 	int r = 0;
 
@@ -1746,7 +1831,10 @@ static int prepare_object(mixsan_volume_t *v, uint64_t objno, bool whole_drop)
 		cond_wait_ms(v, 50);
 	st = map_get(v, objno);
 	snap = latest_snap(v);
-	copyup = v->parent && st == MAP_ABSENT && ostart < v->overlap && !whole_drop;
+	/* A clone copies up unless it knows the object exists: marked is not
+	 * enough (marked first, created second: a failure between leaves it
+	 * marked and absent). */
+	copyup = v->parent && ostart < v->overlap && !whole_drop && !known_get(v, objno);
 	cow = st == MAP_EXISTS && snap;
 	if (!copyup && !cow) {
 		pthread_mutex_unlock(&v->lock);
@@ -1771,33 +1859,53 @@ static int prepare_object(mixsan_volume_t *v, uint64_t objno, bool whole_drop)
 		r = -ENOMEM;
 		goto out;
 	}
+	obj_name(oid, sizeof(oid), v->id, objno);
+	if (copyup && st != MAP_ABSENT) {
+		struct mixsan_stat sst;
+
+		r = mixsan_stat(v->pool, oid, &sst);
+		copyup = r == -ENOENT;
+		exists = r == 0;
+		if (r == -ENOENT)
+			r = 0;
+		if (r < 0)
+			goto out;
+	}
 	if (copyup) {
 		/* Mark first (write-ahead), then the whole object at once. */
 		uint64_t n = MX_MIN(v->obj_size, v->overlap - ostart);
-		int64_t got = mixsan_volume_read(v->parent, buf, n, ostart);
 
-		if (got >= 0 && (uint64_t)got < n)
-			memset(buf + got, 0, n - (uint64_t)got);
-		r = got < 0 ? (int)got : mark_sync(v, objno);
-		obj_name(oid, sizeof(oid), v->id, objno);
+		r = read_fallback(v, objno, buf, 0, n);
+		if (r == 0)
+			r = mark_sync(v, objno);
 		if (r == 0)
 			r = create_copy(v->pool, oid, buf, all_zero(buf, n) ? 0 : n);
-	} else {
-		/* The copy first, then the mark that says it is made. */
-		int64_t got;
+		exists = r == 0;
+	}
+	if (r == 0 && cow) {
+		/* The copy first, then the mark that says it is made.  An object
+		 * marked but absent holds zeroes, or a clone's parent's data. */
+		int64_t got = mixsan_read(v->pool, oid, buf, v->obj_size, 0);
 
-		obj_name(oid, sizeof(oid), v->id, objno);
-		got = mixsan_read(v->pool, oid, buf, v->obj_size, 0);
-		if (got == -ENOENT)
-			got = 0; /* absent though marked: the copy is empty */
+		if (got >= 0)
+			exists = true;
+		if (got == -ENOENT) {
+			got = (int64_t)MX_MIN(v->obj_size, mixsan_volume_size(v) - ostart);
+			r = read_fallback(v, objno, buf, 0, (uint64_t)got);
+			if (r == 0 && all_zero(buf, (size_t)got))
+				got = 0;
+		}
 		copy_oid(v, objno, snap, oid, sizeof(oid));
-		r = got < 0 ? (int)got : create_copy(v->pool, oid, buf, (size_t)got);
+		if (r == 0)
+			r = got < 0 ? (int)got : create_copy(v->pool, oid, buf, (size_t)got);
 		if (r == 0)
 			r = mark_sync(v, objno);
 	}
 out:
 	free(buf);
 	pthread_mutex_lock(&v->lock);
+	if (r == 0 && exists && v->parent)
+		known_set(v, objno);
 	for (size_t i = 0; i < v->n_copying; i++)
 		if (v->copying[i] == objno) {
 			v->copying[i] = v->copying[--v->n_copying];
@@ -1868,48 +1976,84 @@ static int read_obj(mixsan_pool_t *p, const char *oid, uint8_t *buf, uint64_t of
 	return 1;
 }
 
+/* The ids of the live snapshots at or after v's, copied under the lock. */
+static int snap_ids(mixsan_volume_t *v, uint64_t **out, size_t *n_out)
+{
+	size_t n = 0;
+
+	pthread_mutex_lock(&v->lock);
+	*out = malloc((v->n_snaps ? v->n_snaps : 1) * sizeof(**out));
+	if (*out)
+		for (size_t i = 0; i < v->n_snaps; i++)
+			if (v->snaps[i].id >= v->snap_id)
+				(*out)[n++] = v->snaps[i].id;
+	pthread_mutex_unlock(&v->lock);
+	*n_out = n;
+	return *out ? 0 : -ENOMEM;
+}
+
+/* Read the first of the copies made for snapshots ids[0..n) that exists:
+ * its index, n if none does (buf untouched then), or an error. */
+static int first_copy(mixsan_volume_t *v, uint64_t objno, const uint64_t *ids, size_t n,
+		      uint8_t *buf, uint64_t off, uint64_t len)
+{
+	char oid[96];
+
+	for (size_t i = 0; i < n; i++) {
+		int r;
+
+		copy_oid(v, objno, ids[i], oid, sizeof(oid));
+		r = read_obj(v->pool, oid, buf, off, len);
+		if (r != 0)
+			return r < 0 ? r : (int)i;
+	}
+	return (int)n;
+}
+
 /* A snapshot's data of an object: the oldest copy made for a snapshot at
- * or after it, else the head.  Copies are made before the head changes, so
- * having read the head, look for copies again: one that appeared meanwhile
- * holds what the head held at the snapshot. */
+ * or after it, else the head.  Copies are made (and handed down to earlier
+ * snapshots) before what they replace changes or goes, so having read a
+ * later source, look again at the earlier ones: a copy that appeared
+ * meanwhile holds the snapshot's data and wins. */
 static int read_snap_obj(mixsan_volume_t *v, uint64_t objno, uint8_t *buf, uint64_t off,
 			 uint64_t len)
 {
-	char oid[96];
+	uint64_t *ids;
 	struct header h;
-	int r;
+	char oid[64];
+	size_t n;
+	int i, r;
 
-	for (size_t i = 0; i < v->n_snaps; i++) {
-		if (v->snaps[i].id < v->snap_id)
-			continue;
-		copy_oid(v, objno, v->snaps[i].id, oid, sizeof(oid));
-		r = read_obj(v->pool, oid, buf, off, len);
-		if (r != 0)
-			return r < 0 ? r : 0;
-	}
-	obj_name(oid, sizeof(oid), v->id, objno);
-	r = read_obj(v->pool, oid, buf, off, len);
+	r = snap_ids(v, &ids, &n);
 	if (r < 0)
 		return r;
+	i = first_copy(v, objno, ids, n, buf, off, len);
+	if (i >= 0 && (size_t)i < n) {
+		r = i > 0 ? first_copy(v, objno, ids, (size_t)i, buf, off, len) : 0;
+		free(ids);
+		return r < 0 ? r : 0;
+	}
+	free(ids);
+	if (i < 0)
+		return i;
+	obj_name(oid, sizeof(oid), v->id, objno);
+	r = read_obj(v->pool, oid, buf, off, len);
 	if (r == 0)
 		r = read_fallback(v, objno, buf, off, len);
 	if (r < 0)
 		return r;
-	/* Snapshots taken since we opened count too. */
+	/* Snapshots taken since we looked count too. */
 	if (header_read(v->pool, v->hdr_oid, &h) == 0) {
 		pthread_mutex_lock(&v->lock);
 		header_apply(v, &h);
 		pthread_mutex_unlock(&v->lock);
 	}
-	for (size_t i = 0; i < v->n_snaps; i++) {
-		if (v->snaps[i].id < v->snap_id)
-			continue;
-		copy_oid(v, objno, v->snaps[i].id, oid, sizeof(oid));
-		r = read_obj(v->pool, oid, buf, off, len);
-		if (r != 0)
-			return r < 0 ? r : 0;
-	}
-	return 0;
+	r = snap_ids(v, &ids, &n);
+	if (r < 0)
+		return r;
+	i = first_copy(v, objno, ids, n, buf, off, len);
+	free(ids);
+	return i < 0 ? i : 0;
 }
 
 static int read_sync_obj(mixsan_volume_t *v, uint64_t objno, uint8_t *buf, uint64_t off,
@@ -1962,7 +2106,9 @@ static int check_snap_name(const char *name)
 	if (!name)
 		return -EINVAL;
 	n = strlen(name);
-	return n == 0 || n > MIXSAN_SNAP_NAME_MAX || strpbrk(name, "/@") ? -EINVAL : 0;
+	return n == 0 || n > MIXSAN_SNAP_NAME_MAX || strpbrk(name, "/@") || name[0] == ' '
+		       ? -EINVAL
+		       : 0;
 }
 
 static int writer_check(mixsan_volume_t *v)
@@ -1977,6 +2123,14 @@ static int writer_check(mixsan_volume_t *v)
 	return r;
 }
 
+/* A snapshot's header attribute: its name and value. */
+static void snap_attr(const struct snapinfo *si, char key[32], char val[256])
+{
+	snprintf(key, 32, "snap.%016" PRIx64, si->id);
+	snprintf(val, 256, "%" PRIu64 " %" PRIu64 " %u %s", si->size, si->time_ms, si->prot,
+		 si->name);
+}
+
 /* Write a snapshot's header attribute, guarded by our lock. */
 static int snap_attr_set(mixsan_volume_t *v, const struct snapinfo *si, const char *seq)
 {
@@ -1984,9 +2138,7 @@ static int snap_attr_set(mixsan_volume_t *v, const struct snapinfo *si, const ch
 	struct mx_osd_op ops[2];
 	unsigned n = 0;
 
-	snprintf(key, sizeof(key), "snap.%016" PRIx64, si->id);
-	snprintf(val, sizeof(val), "%" PRIu64 " %" PRIu64 " %d %s", si->size, si->time_ms,
-		 si->prot ? 1 : 0, si->name);
+	snap_attr(si, key, val);
 	if (seq)
 		ops[n++] = xattr_op(MX_OP_SETXATTR, "snap_seq", seq);
 	ops[n++] = xattr_op(MX_OP_SETXATTR, key, val);
@@ -2120,7 +2272,7 @@ int mixsan_volume_snap_list(mixsan_volume_t *v,
 			.id = h.snaps[i].id,
 			.size = h.snaps[i].size,
 			.time_ms = h.snaps[i].time_ms,
-			.protected_ = h.snaps[i].prot,
+			.protected_ = h.snaps[i].prot == 1,
 			.children = h.snaps[i].children,
 		};
 
@@ -2161,9 +2313,26 @@ int mixsan_volume_snap_protect(mixsan_volume_t *v, const char *name, int protect
 		r = snap_lookup(v, name, &si);
 	if (r < 0)
 		return r;
-	if (!protect && si.children)
-		return -EBUSY;
-	si.prot = protect != 0;
+	if (!protect) {
+		/* In two steps, as a clone adds its record only while the
+		 * snapshot reads "protected": first "being unprotected", then,
+		 * with no clone recorded meanwhile, "not protected". */
+		if (si.children)
+			return -EBUSY;
+		si.prot = 2;
+		r = snap_attr_set(v, &si, NULL);
+		if (r == 0)
+			r = snap_lookup(v, name, &si);
+		if (r == 0 && si.children) {
+			si.prot = 1;
+			r = snap_attr_set(v, &si, NULL);
+			if (r == 0)
+				r = -EBUSY;
+		}
+		if (r < 0)
+			return r;
+	}
+	si.prot = protect ? 1 : 0;
 	r = snap_attr_set(v, &si, NULL);
 	return r < 0 ? r : snaps_reload(v);
 }
@@ -2198,7 +2367,7 @@ static unsigned bits_get(const uint8_t *m, size_t len, uint64_t objno)
 int mixsan_volume_snap_remove(mixsan_volume_t *v, const char *name)
 {
 	const struct snapinfo *prev = NULL;
-	struct snapinfo si;
+	struct snapinfo si, prev_si = {0};
 	uint8_t *mx = NULL, *mp = NULL, *buf = NULL;
 	size_t lx = 0, lp = 0;
 	char key[32], oid[96];
@@ -2216,9 +2385,25 @@ int mixsan_volume_snap_remove(mixsan_volume_t *v, const char *name)
 		return r;
 	if (si.prot)
 		return -EBUSY;
+	/* From here on no change copies for it: writes started before are
+	 * let finish, the writer forgets it, then the copies are handed down
+	 * (a copy made now for the previous snapshot holds the same data). */
+	freeze(v);
+	pthread_mutex_lock(&v->lock);
+	for (size_t i = 0; i < v->n_snaps; i++)
+		if (v->snaps[i].id == si.id) {
+			memmove(v->snaps + i, v->snaps + i + 1,
+				(v->n_snaps - i - 1) * sizeof(*v->snaps));
+			v->n_snaps--;
+			break;
+		}
 	for (size_t i = 0; i < v->n_snaps; i++)
 		if (v->snaps[i].id < si.id)
-			prev = &v->snaps[i];
+			prev_si = v->snaps[i];
+	pthread_mutex_unlock(&v->lock);
+	thaw(v);
+	if (prev_si.id)
+		prev = &prev_si;
 	r = snap_map_read(v, &si, &mx, &lx);
 	if (r == 0 && prev)
 		r = snap_map_read(v, prev, &mp, &lp);
@@ -2349,7 +2534,7 @@ int mixsan_volume_clone(mixsan_pool_t *p, const char *parent, const char *snap,
 	if (r < 0)
 		return r;
 	r = snap_lookup(pv, snap, &si);
-	if (r == 0 && !si.prot)
+	if (r == 0 && si.prot != 1)
 		r = -EPERM;
 	if (r < 0)
 		goto out;
@@ -2362,7 +2547,18 @@ int mixsan_volume_clone(mixsan_pool_t *p, const char *parent, const char *snap,
 	 * with a listed clone is never unprotected. */
 	snprintf(ckey, sizeof(ckey), "child.%" PRId64 ".%s", mixsan_pool_id(cp), cid);
 	snprintf(sid, sizeof(sid), "%" PRIu64, si.id);
-	r = mixsan_setxattr(p, pv->hdr_oid, ckey, sid, strlen(sid));
+	{
+		/* Only while the snapshot still reads "protected". */
+		char skey[32], sval[256];
+		struct mx_osd_op ops[2];
+
+		snap_attr(&si, skey, sval);
+		ops[0] = xattr_op(MX_OP_CMPXATTR, skey, sval);
+		ops[1] = xattr_op(MX_OP_SETXATTR, ckey, sid);
+		r = write_ops_sync(p, pv->hdr_oid, ops, 2);
+		if (r == -ECANCELED)
+			r = -EPERM;
+	}
 	if (r == 0) {
 		r = dir_add(cp, clone, cid);
 		if (r < 0)
@@ -2394,8 +2590,10 @@ int mixsan_volume_flatten(mixsan_volume_t *v)
 
 	if (r < 0)
 		return r;
-	if (!v->parent)
+	if (!v->parent || v->unlinked)
 		return -EINVAL;
+	if (v->n_snaps)
+		return -EBUSY; /* its snapshots read through to the parent too */
 	objs = (MX_MIN(v->overlap, mixsan_volume_size(v)) + v->obj_size - 1) >> v->order;
 	for (uint64_t n = 0; n < objs && r == 0; n++)
 		r = prepare_object(v, n, false);
@@ -2407,13 +2605,12 @@ int mixsan_volume_flatten(mixsan_volume_t *v)
 	if (r == 0)
 		r = unlink_parent(v);
 	if (r == 0) {
-		mixsan_volume_t *pv = v->parent;
-
+		/* Reads in flight may still use the parent: it stays open,
+		 * unused, until the handle closes. */
 		pthread_mutex_lock(&v->lock);
-		v->parent = NULL;
 		v->overlap = 0;
+		v->unlinked = true;
 		pthread_mutex_unlock(&v->lock);
-		mixsan_volume_close(pv);
 	}
 	return r;
 }
@@ -2423,8 +2620,8 @@ int mixsan_volume_parent(mixsan_volume_t *v, struct mixsan_volume_parent *out)
 	if (!v || !out)
 		return -EINVAL;
 	memset(out, 0, sizeof(*out));
-	out->pool = v->parent ? v->parent_pool_id : -1;
-	if (v->parent) {
+	out->pool = v->parent && !v->unlinked ? v->parent_pool_id : -1;
+	if (out->pool >= 0) {
 		memcpy(out->volume_id, v->parent_id, sizeof(out->volume_id));
 		out->snap_id = v->parent_snap;
 		out->overlap = v->overlap;

@@ -378,7 +378,20 @@ static int check_payload(uint32_t count)
 static int fail(const char *what, uint32_t count, uint64_t offset, int err)
 {
 	nbdkit_error("%s %" PRIu64 "+%u: %s", what, offset, count, strerror(err));
-	nbdkit_set_error(err == ENOLCK ? EIO : err);
+	/* What NBD has words for passes; the rest (a lost lock, a timeout,
+	 * a checksum failure on every copy...) is an I/O error. */
+	switch (err) {
+	case EINVAL:
+	case ENOSPC:
+	case ENOTSUP:
+	case EPERM:
+	case ENOMEM:
+	case EOVERFLOW:
+		nbdkit_set_error(err);
+		break;
+	default:
+		nbdkit_set_error(EIO);
+	}
 	return -1;
 }
 

@@ -170,6 +170,11 @@ int mixsan_aio_rmxattr(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c
  *
  * Names are 1 to 200 bytes, any but NUL, '/' and '@'.  Offsets and lengths
  * are in bytes; the volume calls take no alignment.
+ *
+ * Volume calls may block (a snapshot being taken, the copies a snapshot or
+ * a clone needs before a change, reads of snapshots and clones): unlike
+ * the object calls, they must not be made from a completion callback.
+ * All writers of one volume should use the same lease.
  */
 
 typedef struct mixsan_volume mixsan_volume_t;

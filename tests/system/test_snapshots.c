@@ -231,6 +231,38 @@ int main(void)
 	check_snap("base", "s1", a, SIZE);
 	check_model(v, d, SIZE, "parent head");
 
+	/* Fast zeroing refuses to write zeroes over the parent's data (part
+	 * of an object), and whole objects it zeroes without writing them. */
+	H_CHECK(mixsan_volume_write_zeroes(cv, 100, 9 * OBJ + 10, MIXSAN_ZERO_FAST) == -ENOTSUP);
+	H_CHECK(mixsan_volume_write_zeroes(cv, OBJ, 9 * OBJ, MIXSAN_ZERO_FAST) == 0);
+	memset(child + 9 * OBJ, 0, OBJ);
+	check_model(cv, child, SIZE, "clone after fast zeroing");
+
+	/* An object marked in the clone's map but never created (a failure
+	 * between the mark and the copy-up): the next partial write still
+	 * copies the parent's data up. */
+	{
+		struct mixsan_volume_info info;
+		char oid[64];
+		uint8_t byte;
+		uint64_t objno = 12;
+
+		H_CHECK(mixsan_volume_info(cv, &info) == 0);
+		H_CHECK(mixsan_volume_close(cv) == 0);
+		snprintf(oid, sizeof(oid), "vol.%s.%016llx", info.id, (unsigned long long)objno);
+		(void)mixsan_remove(pool, oid);
+		memcpy(child + objno * OBJ, a + objno * OBJ, OBJ); /* the parent's again */
+		snprintf(oid, sizeof(oid), "vol.%s.objmap", info.id);
+		H_CHECK(mixsan_read(pool, oid, &byte, 1, objno / 4) == 1);
+		byte |= (uint8_t)(3u << (2 * (objno % 4)));
+		H_CHECK(mixsan_write(pool, oid, &byte, 1, objno / 4) == 0);
+		H_CHECK(mixsan_volume_open(pool, "child", NULL, &cv) == 0);
+		check_model(cv, child, SIZE, "clone with a marked, absent object");
+		H_CHECK(mixsan_volume_write(cv, "mid", 3, objno * OBJ + 1000) == 0);
+		memcpy(child + objno * OBJ + 1000, "mid", 3);
+		check_model(cv, child, SIZE, "clone after a write to the marked, absent object");
+	}
+
 	/* A clone of the clone. */
 	H_CHECK(mixsan_volume_snap_create(cv, "cs") == 0);
 	H_CHECK(mixsan_volume_snap_protect(cv, "cs", 1) == 0);
@@ -244,6 +276,11 @@ int main(void)
 	check_model(gv, grand, SIZE, "grandchild after writes");
 	check_model(cv, child, SIZE, "child after writes");
 	H_CHECK(mixsan_volume_remove(pool, "child") == -EBUSY); /* open here */
+
+	/* A clone with snapshots is not flattened: they read through too. */
+	H_CHECK(mixsan_volume_snap_create(gv, "gs") == 0);
+	H_CHECK(mixsan_volume_flatten(gv) == -EBUSY);
+	H_CHECK(mixsan_volume_snap_remove(gv, "gs") == 0);
 
 	/* Flatten the grandchild: same content, no parent, the parent's
 	 * snapshot can be unprotected and removed. */
