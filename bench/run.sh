@@ -3,6 +3,8 @@
 #   bench/run.sh [SECONDS_PER_JOB]              object I/O (objbench)
 #   bench/run.sh recovery [DATA_MIB] [SECONDS]  recovery (recbench); OSD
 #       options (the recovery throttle) go in MIXSAN_BENCH_OSD_ARGS
+#   bench/run.sh nbd [SECONDS]                  volume I/O through the NBD
+#       export with fio (nbdbench.sh)
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=build-release
@@ -11,6 +13,9 @@ if [ ! -f "$BUILD/build.ninja" ]; then
 fi
 ninja -C "$BUILD" >/dev/null
 export MIXSAN_BUILD_ROOT="$PWD/$BUILD"
+if [ "${1:-}" = nbd ]; then
+	exec sh bench/nbdbench.sh "$BUILD" "${2:-10}"
+fi
 if [ "${1:-}" = recovery ]; then
 	exec "$BUILD/bench/recbench" "${2:-1024}" "${3:-10}"
 fi

@@ -1617,6 +1617,23 @@ int mixsan_volume_extents(mixsan_volume_t *v, uint64_t off, uint64_t len,
 	return r;
 }
 
+/* Discard a range of any length, 4096 objects a request (a request holds
+ * one part per object). */
+static int discard_range(mixsan_volume_t *v, uint64_t off, uint64_t len)
+{
+	uint64_t step = v->obj_size << 12;
+	int r = 0;
+
+	while (len && r == 0) {
+		uint64_t n = MX_MIN(len, step - off % step);
+
+		r = mixsan_volume_discard(v, n, off);
+		off += n;
+		len -= n;
+	}
+	return r;
+}
+
 int mixsan_volume_resize(mixsan_volume_t *v, uint64_t size)
 {
 	char sz[24];
@@ -1638,7 +1655,7 @@ int mixsan_volume_resize(mixsan_volume_t *v, uint64_t size)
 	if (r < 0)
 		return r;
 	if (size < old) {
-		r = mixsan_volume_discard(v, old - size, size);
+		r = discard_range(v, size, old - size);
 		if (r == 0)
 			r = volume_drain(v);
 		if (r < 0)
@@ -1682,7 +1699,7 @@ int mixsan_volume_remove(mixsan_pool_t *p, const char *name)
 		 * clone's objects are removed as any (no parent to show). */
 		v->parent = NULL;
 		v->overlap = 0;
-		r = mixsan_volume_discard(v, v->size, 0);
+		r = discard_range(v, 0, v->size);
 		if (r == 0)
 			r = volume_drain(v);
 		renewer_stop(v);
