@@ -1,3 +1,4 @@
+# shellcheck shell=sh disable=SC2034 # MON and the like are for the sourcing script
 # Sourced by the shell tests that start nbdkit and development clusters.
 # They set DIR (their folder) and count failures in fails; NBD_PLUGIN_PATH
 # names the plugin, if any, and MIXSAN the command line, if a cluster runs.
