@@ -1,7 +1,8 @@
 #!/bin/sh
 # Install what is needed, build, start a local MixSAN cluster (1 monitor,
 # 3 OSDs, a pool of 3 replicas) under ./mixsan-data, store an object and
-# read it back, and print the cluster's status.
+# read it back, make a thin 10 GiB volume (a VM disk) and write a file
+# through it, and print the cluster's status.
 set -eu
 cd "$(dirname "$0")/.."
 ./scripts/install-deps.sh
@@ -22,6 +23,16 @@ echo "stored and read back object 'hello':"
 "$MIXSAN" --data "$DATA" object stat default hello
 "$MIXSAN" --data "$DATA" object locate default hello
 echo
+if ! "$MIXSAN" --data "$DATA" volume info default/disk0 >/dev/null 2>&1; then
+	"$MIXSAN" --data "$DATA" volume create default/disk0 --size 10G
+fi
+"$MIXSAN" --data "$DATA" volume rm default/hello-disk >/dev/null 2>&1 || true
+"$MIXSAN" --data "$DATA" volume import "$DATA/hello.txt" default/hello-disk
+"$MIXSAN" --data "$DATA" volume export default/hello-disk "$DATA/hello-disk.out"
+cmp "$DATA/hello.txt" "$DATA/hello-disk.out"
+echo "volumes (thin: only written objects take room):"
+"$MIXSAN" --data "$DATA" volume du default
+echo
 "$MIXSAN" --data "$DATA" status
 cat <<EOT
 
@@ -31,6 +42,9 @@ The cluster keeps running in the background.  Try:
   $MIXSAN pool ls
   $MIXSAN object put default myobject /etc/hostname
   $MIXSAN object ls default
+  $MIXSAN volume info default/disk0
+  nbdkit $PWD/build/nbd/nbdkit-mixsan-plugin.so mon=\$(sed -n 's/^mon = //p' $DATA/mixsan.conf) pool=default -U /tmp/mixsan.sock
+  qemu-img info 'nbd+unix:///disk0?socket=/tmp/mixsan.sock'
 Stop it with:
   $MIXSAN --data $DATA cluster down
 EOT
