@@ -172,6 +172,7 @@ struct member {
 	bool act_acked; /* recovering: it accepts this interval's pushes */
 	bool backfill;  /* recovering from a wiped copy */
 	uint64_t act_gen;
+	uint64_t act_ns; /* when the activation was last sent */
 	struct missing *miss;
 	int n_miss;
 	uint64_t progress_ns; /* recovering: last activation answer or push done */

@@ -1064,6 +1064,7 @@ int member_index(const struct pgstate *pgs, int32_t id)
  */
 #define PULLS_BEFORE_TEMP 32
 #define TEMP_WAIT_NS (5ull * 1000000000ull) /* then fetch it ourselves */
+#define ACT_RESEND_NS (5ull * 1000000000ull) /* an unanswered recovery activation */
 #define TEMP_SET_MAX 3000
 
 /* Whether we lead pgs by a primary_temp that has done its work. */
@@ -1395,6 +1396,7 @@ void pg_send_activate(struct osd *osd, struct pgstate *pgs, int i, uint64_t les,
 	}
 	mx_enc_pg_activate_end(&w, at, n);
 	pgs->mem[i].act_sent = true;
+	pgs->mem[i].act_ns = mx_now_ns();
 	pgs->mem[i].act_gen = peer_send(osd, pgs->acting[i], MX_MSG_PG_ACTIVATE, &w);
 }
 
@@ -2226,7 +2228,13 @@ void pg_tick_one(struct osd *osd, struct pgstate *pgs)
 				recovery_stall_check(osd, pgs, i);
 			if (mb->state == M_COMPLETE && !mb->acked && lost) {
 				pg_send_activate(osd, pgs, i, pgs->interval, true);
-			} else if (mb->state == M_RECOVERING && !mb->act_acked && lost) {
+			} else if (mb->state == M_RECOVERING && !mb->act_acked &&
+				   (lost || (!mb->backfill &&
+					     mx_now_ns() - mb->act_ns > ACT_RESEND_NS))) {
+				/* Unanswered on a live connection too: a recovery
+				 * activation only marks the member recovering, so
+				 * sending it again is harmless (a backfill one wipes
+				 * the copy: only after a lost connection). */
 				pg_send_activate(osd, pgs, i, 0, mb->backfill);
 			} else if (mb->state == M_RECOVERING && mb->act_acked) {
 				for (struct missing *m = mb->miss; m; m = m->next)
