@@ -26,6 +26,8 @@ struct cli {
 const char *cli_opt(const struct cli *c, const char *key);
 /* Connect to the cluster (prints the reason on failure). */
 int cli_connect(const struct cli *c, mixsan_cluster_t **out);
+/* "1.5 GiB", "512 B" */
+void human_bytes(double v, char *buf, size_t sz);
 /* Print "mixsan: ..." to stderr and return 1. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 

@@ -67,8 +67,7 @@ static json_t *osd_json(const struct mx_map *m, uint32_t i)
 			 (json_int_t)o->up_from);
 }
 
-/* "1.5 GiB" */
-static void human_bytes(double v, char *buf, size_t sz)
+void human_bytes(double v, char *buf, size_t sz)
 {
 	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
 	int u = 0;

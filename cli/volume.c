@@ -126,22 +126,6 @@ static const char *vol_err(int r)
 	}
 }
 
-static void human(uint64_t v, char *buf, size_t sz)
-{
-	static const char *const units[] = {"B", "KiB", "MiB", "GiB", "TiB", "PiB"};
-	double d = (double)v;
-	int u = 0;
-
-	while (d >= 1024 && u < 5) {
-		d /= 1024;
-		u++;
-	}
-	if (u == 0)
-		snprintf(buf, sz, "%" PRIu64 " B", v);
-	else
-		snprintf(buf, sz, "%.1f %s", d, units[u]);
-}
-
 /* Progress on a terminal: "importing  42% 1.2 GiB of 3.0 GiB". */
 struct progress {
 	bool on;
@@ -158,8 +142,8 @@ static void progress_show(struct progress *pg, uint64_t done, bool end)
 	if (!pg->on || (!end && now == pg->last))
 		return;
 	pg->last = now;
-	human(done, a, sizeof(a));
-	human(pg->total, b, sizeof(b));
+	human_bytes((double)done, a, sizeof(a));
+	human_bytes((double)pg->total, b, sizeof(b));
 	fprintf(stderr, "\r%s %3d%% %s of %s%s", pg->what,
 		pg->total ? (int)(done * 100 / pg->total) : 100, a, b, end ? "\n" : "");
 	fflush(stderr);
@@ -178,9 +162,6 @@ static int print_name_cb(void *arg, const char *name)
 
 static json_t *info_json(const struct mixsan_volume_info *i)
 {
-	uint64_t last = i->size - (i->objects ? (i->objects - 1) * i->object_size : 0);
-
-	(void)last;
 	return json_pack("{s:s, s:s, s:I, s:i, s:I, s:I, s:I, s:s, s:I}", "name", i->name, "id",
 			 i->id, "size", (json_int_t)i->size, "order", (int)i->order,
 			 "object_size", (json_int_t)i->object_size, "objects",
@@ -221,9 +202,9 @@ static int do_info(struct cli *c, struct vctx *v)
 		json_decref(j);
 		return 0;
 	}
-	human(i.size, sz, sizeof(sz));
-	human(i.object_size, obj, sizeof(obj));
-	human(used_bytes(&i), used, sizeof(used));
+	human_bytes((double)i.size, sz, sizeof(sz));
+	human_bytes((double)i.object_size, obj, sizeof(obj));
+	human_bytes((double)used_bytes(&i), used, sizeof(used));
 	printf("volume %s/%s\n  id:          %s\n  size:        %s (%" PRIu64 " bytes)\n"
 	       "  objects:     %" PRIu64 " of %s, %" PRIu64 " allocated (%s)\n",
 	       v->pool, i.name, i.id, sz, i.size, i.objects, obj, i.objects_used, used);
@@ -281,8 +262,8 @@ static int du_cb(void *arg, const char *name)
 							"objects_used",
 							(json_int_t)i.objects_used));
 	} else {
-		human(i.size, a, sizeof(a));
-		human(used_bytes(&i), b, sizeof(b));
+		human_bytes((double)i.size, a, sizeof(a));
+		human_bytes((double)used_bytes(&i), b, sizeof(b));
 		printf("%-32s %12s %12s\n", name, a, b);
 	}
 	return 0;
@@ -309,8 +290,8 @@ static int do_du(struct cli *c, struct vctx *v)
 		free(s);
 		json_decref(d.arr);
 	} else if (!v->name) {
-		human(d.prov, a, sizeof(a));
-		human(d.used, b, sizeof(b));
+		human_bytes((double)d.prov, a, sizeof(a));
+		human_bytes((double)d.used, b, sizeof(b));
 		printf("%-32s %12s %12s\n", "<TOTAL>", a, b);
 	}
 	return d.err ? 1 : 0;
@@ -556,7 +537,7 @@ static int snap_print_cb(void *arg, const struct mixsan_snap_info *si)
 						     (int)si->children));
 		return 0;
 	}
-	human(si->size, sz, sizeof(sz));
+	human_bytes((double)si->size, sz, sizeof(sz));
 	printf("%-6" PRIu64 " %-24s %12s %-9s %u\n", si->id, si->name, sz,
 	       si->protected_ ? "yes" : "no", si->children);
 	return 0;

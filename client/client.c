@@ -1507,25 +1507,11 @@ int mixsan_aio_rmxattr(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c
 }
 
 /* Synchronous forms: an asynchronous call and a wait. */
-#define SYNC_CALL(call)                                                        \
-	do {                                                                   \
-		mixsan_completion_t *_c;                                       \
-		int64_t _r = mixsan_completion_create(NULL, NULL, &_c);        \
-		if (_r < 0)                                                    \
-			return (int)_r;                                        \
-		_r = (call);                                                   \
-		if (_r == 0)                                                   \
-			_r = mixsan_completion_wait(_c);                       \
-		else                                                           \
-			_c->done = true;                                       \
-		mixsan_completion_release(_c);                                 \
-		return _r;                                                     \
-	} while (0)
 
 static int64_t sync_read(mixsan_pool_t *p, const char *oid, void *buf, size_t len,
 			 uint64_t off)
 {
-	SYNC_CALL(mixsan_aio_read(p, oid, _c, buf, len, off));
+	MX_SYNC(mixsan_aio_read(p, oid, c_, buf, len, off));
 }
 
 int64_t mixsan_read(mixsan_pool_t *p, const char *oid, void *buf, size_t len, uint64_t off)
@@ -1535,49 +1521,49 @@ int64_t mixsan_read(mixsan_pool_t *p, const char *oid, void *buf, size_t len, ui
 
 int mixsan_write(mixsan_pool_t *p, const char *oid, const void *buf, size_t len, uint64_t off)
 {
-	SYNC_CALL(mixsan_aio_write(p, oid, _c, buf, len, off));
+	MX_SYNC(mixsan_aio_write(p, oid, c_, buf, len, off));
 }
 
 int mixsan_write_full(mixsan_pool_t *p, const char *oid, const void *buf, size_t len)
 {
-	SYNC_CALL(mixsan_aio_write_full(p, oid, _c, buf, len));
+	MX_SYNC(mixsan_aio_write_full(p, oid, c_, buf, len));
 }
 
 int mixsan_append(mixsan_pool_t *p, const char *oid, const void *buf, size_t len)
 {
-	SYNC_CALL(mixsan_aio_append(p, oid, _c, buf, len));
+	MX_SYNC(mixsan_aio_append(p, oid, c_, buf, len));
 }
 
 int mixsan_truncate(mixsan_pool_t *p, const char *oid, uint64_t size)
 {
-	SYNC_CALL(mixsan_aio_truncate(p, oid, _c, size));
+	MX_SYNC(mixsan_aio_truncate(p, oid, c_, size));
 }
 
 int mixsan_remove(mixsan_pool_t *p, const char *oid)
 {
-	SYNC_CALL(mixsan_aio_remove(p, oid, _c));
+	MX_SYNC(mixsan_aio_remove(p, oid, c_));
 }
 
 int mixsan_stat(mixsan_pool_t *p, const char *oid, struct mixsan_stat *st)
 {
-	SYNC_CALL(mixsan_aio_stat(p, oid, _c, st));
+	MX_SYNC(mixsan_aio_stat(p, oid, c_, st));
 }
 
 int mixsan_getxattr(mixsan_pool_t *p, const char *oid, const char *name, void *buf,
 		    size_t len)
 {
-	SYNC_CALL(mixsan_aio_getxattr(p, oid, _c, name, buf, len));
+	MX_SYNC(mixsan_aio_getxattr(p, oid, c_, name, buf, len));
 }
 
 int mixsan_setxattr(mixsan_pool_t *p, const char *oid, const char *name, const void *value,
 		    size_t len)
 {
-	SYNC_CALL(mixsan_aio_setxattr(p, oid, _c, name, value, len));
+	MX_SYNC(mixsan_aio_setxattr(p, oid, c_, name, value, len));
 }
 
 int mixsan_rmxattr(mixsan_pool_t *p, const char *oid, const char *name)
 {
-	SYNC_CALL(mixsan_aio_rmxattr(p, oid, _c, name));
+	MX_SYNC(mixsan_aio_rmxattr(p, oid, c_, name));
 }
 
 static int64_t sync_copy(mixsan_pool_t *p, struct cop *op, struct reply_copy *rc)

@@ -35,6 +35,21 @@ struct mx_client_scrub_result {
 int mx_client_pg_scrub(mixsan_cluster_t *cl, int64_t pool, uint32_t pg, uint32_t flags,
 		       struct mx_client_scrub_result *out);
 
+/* The body of a synchronous call: run call (an asynchronous one, given the
+ * completion c_) and wait for its result. */
+#define MX_SYNC(call)                                                          \
+	do {                                                                   \
+		mixsan_completion_t *c_;                                       \
+		int64_t r_ = mixsan_completion_create(NULL, NULL, &c_);        \
+		if (r_ < 0)                                                    \
+			return r_;                                             \
+		r_ = (call);                                                   \
+		if (r_ == 0)                                                   \
+			r_ = mixsan_completion_wait(c_);                       \
+		mixsan_completion_release(c_); /* done, or never taken */     \
+		return r_;                                                     \
+	} while (0)
+
 /* Complete c with result as the library does (runs its callback). */
 void mx_completion_finish(mixsan_completion_t *c, int64_t result);
 /* Mark c taken by a request (it will complete): from then on releasing it

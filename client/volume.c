@@ -1018,17 +1018,11 @@ static int req_start(mixsan_volume_t *v, mixsan_completion_t *user, enum vkind k
 			struct mx_list *pos;
 
 			mx_list_add_tail(&v->removing, &pt->rm_link);
-			/* A change in flight may be resent after the removal
-			 * and create the object again: keep the mark then. */
+			/* A change in flight (sent, or waiting for the map)
+			 * may land after the removal and create the object
+			 * again: keep the mark then. */
 			mx_list_for_each(pos, &v->writing)
 				if (mx_list_entry(pos, struct vpart, wlink)->objno == pt->objno)
-					pt->raced = true;
-			/* A write still waiting for the map would recreate it. */
-			mx_list_for_each(pos, &v->map_wait)
-				if (mx_list_entry(pos, struct vpart, link)->objno == pt->objno)
-					pt->raced = true;
-			mx_list_for_each(pos, &v->map_sent)
-				if (mx_list_entry(pos, struct vpart, link)->objno == pt->objno)
 					pt->raced = true;
 		}
 	}
@@ -1079,44 +1073,30 @@ int mixsan_volume_aio_flush(mixsan_volume_t *v, mixsan_completion_t *c)
 	return req_start(v, c, V_FLUSH, NULL, 0, 0, 0);
 }
 
-#define SYNC_VOL(call)                                                          \
-	do {                                                                    \
-		mixsan_completion_t *c_;                                        \
-		int r_ = mixsan_completion_create(NULL, NULL, &c_);             \
-		if (r_ < 0)                                                     \
-			return r_;                                              \
-		r_ = (call);                                                    \
-		if (r_ < 0) {                                                   \
-			mixsan_completion_release(c_);                          \
-			return r_;                                              \
-		}                                                               \
-		return wait_release(c_);                                        \
-	} while (0)
-
 int64_t mixsan_volume_read(mixsan_volume_t *v, void *buf, size_t len, uint64_t off)
 {
-	SYNC_VOL(mixsan_volume_aio_read(v, c_, buf, len, off));
+	MX_SYNC(mixsan_volume_aio_read(v, c_, buf, len, off));
 }
 
 int mixsan_volume_write(mixsan_volume_t *v, const void *buf, size_t len, uint64_t off)
 {
-	SYNC_VOL(mixsan_volume_aio_write(v, c_, buf, len, off));
+	MX_SYNC(mixsan_volume_aio_write(v, c_, buf, len, off));
 }
 
 int mixsan_volume_discard(mixsan_volume_t *v, uint64_t len, uint64_t off)
 {
-	SYNC_VOL(mixsan_volume_aio_discard(v, c_, len, off));
+	MX_SYNC(mixsan_volume_aio_discard(v, c_, len, off));
 }
 
 int mixsan_volume_write_zeroes(mixsan_volume_t *v, uint64_t len, uint64_t off,
 			       unsigned flags)
 {
-	SYNC_VOL(mixsan_volume_aio_write_zeroes(v, c_, len, off, flags));
+	MX_SYNC(mixsan_volume_aio_write_zeroes(v, c_, len, off, flags));
 }
 
 int mixsan_volume_flush(mixsan_volume_t *v)
 {
-	SYNC_VOL(mixsan_volume_aio_flush(v, c_));
+	MX_SYNC(mixsan_volume_aio_flush(v, c_));
 }
 
 /* The writer's lock ------------------------------------------------------ */
@@ -1495,8 +1475,10 @@ uint64_t mixsan_volume_size(mixsan_volume_t *v)
 	return s;
 }
 
-/* A reader's view of the map: read it again (the writer changes it). */
-static int map_refresh(mixsan_volume_t *v)
+/* A reader's view of the map: read it again (the writer changes it).  1
+ * if it read the header (its lock value then in lock, if not NULL), 0 if
+ * there was nothing to read, or an error. */
+static int map_refresh(mixsan_volume_t *v, char lock[LOCK_VALUE_MAX])
 {
 	struct header h;
 	uint8_t *m;
@@ -1520,6 +1502,8 @@ static int map_refresh(mixsan_volume_t *v)
 		free(m);
 		return (int)r;
 	}
+	if (lock)
+		memcpy(lock, h.lock, LOCK_VALUE_MAX);
 	pthread_mutex_lock(&v->lock);
 	free(v->map);
 	v->map = m;
@@ -1527,21 +1511,27 @@ static int map_refresh(mixsan_volume_t *v)
 	v->size = h.size;
 	header_apply(v, &h);
 	pthread_mutex_unlock(&v->lock);
-	return 0;
+	return 1;
 }
 
 int mixsan_volume_info(mixsan_volume_t *v, struct mixsan_volume_info *out)
 {
+	char lock[LOCK_VALUE_MAX];
 	struct header h;
 	uint64_t used = 0;
 	int r;
 
 	if (!v || !out)
 		return -EINVAL;
-	r = map_refresh(v);
-	if (r < 0)
-		return r;
-	r = header_read(v->pool, v->hdr_oid, &h);
+	r = map_refresh(v, lock);
+	if (r == 0) {
+		/* The map needed no reading: the header, for the lock. */
+		r = header_read(v->pool, v->hdr_oid, &h);
+		if (r == 0) {
+			memcpy(lock, h.lock, sizeof(lock));
+			header_free(&h);
+		}
+	}
 	if (r < 0)
 		return r;
 	memset(out, 0, sizeof(*out));
@@ -1556,15 +1546,14 @@ int mixsan_volume_info(mixsan_volume_t *v, struct mixsan_volume_info *out)
 		used += map_get(v, i) != MAP_ABSENT;
 	out->objects_used = used;
 	pthread_mutex_unlock(&v->lock);
-	if (h.lock[0]) {
-		const char *sp = strrchr(h.lock, ' ');
-		size_t n = sp ? (size_t)(sp - h.lock) : strlen(h.lock);
+	if (lock[0]) {
+		const char *sp = strrchr(lock, ' ');
+		size_t n = sp ? (size_t)(sp - lock) : strlen(lock);
 
 		n = MX_MIN(n, sizeof(out->lock_owner) - 1);
-		memcpy(out->lock_owner, h.lock, n);
-		out->lock_expires_ms = lock_expiry(h.lock);
+		memcpy(out->lock_owner, lock, n);
+		out->lock_expires_ms = lock_expiry(lock);
 	}
-	header_free(&h);
 	return 0;
 }
 
@@ -1578,7 +1567,7 @@ int mixsan_volume_extents(mixsan_volume_t *v, uint64_t off, uint64_t len,
 
 	if (!v || !cb)
 		return -EINVAL;
-	r = map_refresh(v);
+	r = map_refresh(v, NULL);
 	if (r < 0)
 		return r;
 	pthread_mutex_lock(&v->lock);
@@ -1692,12 +1681,9 @@ int mixsan_volume_remove(mixsan_pool_t *p, const char *name)
 		return -ENOTEMPTY; /* its snapshots go first */
 	}
 	if (r == 0) {
-		mixsan_volume_t *pv = v->parent;
-
 		/* Data first, then the map and the header, the name last: an
 		 * interrupted removal is finished by running it again.  A
 		 * clone's objects are removed as any (no parent to show). */
-		v->parent = NULL;
 		v->overlap = 0;
 		r = discard_range(v, 0, v->size);
 		if (r == 0)
@@ -1710,12 +1696,8 @@ int mixsan_volume_remove(mixsan_pool_t *p, const char *name)
 		}
 		if (r == 0)
 			r = mixsan_remove(p, v->hdr_oid);
-		if (r == 0 && pv) {
-			v->parent = pv;
+		if (r == 0 && v->parent)
 			r = unlink_parent(v);
-		} else if (pv) {
-			v->parent = pv;
-		}
 		volume_free(v);
 		if (r < 0)
 			return r;

@@ -72,6 +72,16 @@ nbd_stop_all() {
 	wait 2>/dev/null
 }
 
+# mx_require TOOL...: skip the test (exit 77) unless every tool is there.
+mx_require() {
+	for t in "$@"; do
+		if ! command -v "$t" >/dev/null 2>&1; then
+			echo "$t is not installed: skipped"
+			exit 77
+		fi
+	done
+}
+
 fail() {
 	echo "FAIL: $*"
 	fails=$((fails + 1))

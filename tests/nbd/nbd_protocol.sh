@@ -29,10 +29,7 @@ NBD_PLUGIN_PATH="$NBD_PLUGIN"
 # shellcheck source=lib.sh
 . "$(dirname "$0")/lib.sh"
 
-if ! command -v nbdkit >/dev/null 2>&1; then
-	echo "nbdkit is not installed: skipped"
-	exit 77
-fi
+mx_require nbdkit
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/mixsan-nbd-XXXXXX")
 fails=0
 

@@ -23,12 +23,7 @@ NBD_PLUGIN_PATH="$PLUGIN"
 # shellcheck source=lib.sh
 . "$HERE/lib.sh"
 
-for t in nbdkit qemu-img fio; do
-	if ! command -v $t >/dev/null 2>&1; then
-		echo "$t is not installed: skipped"
-		exit 77
-	fi
-done
+mx_require nbdkit qemu-img fio
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/mixsan-vol-XXXXXX")
 fails=0
 trap mx_cleanup EXIT

@@ -23,12 +23,7 @@ NBD_PLUGIN_PATH="$PLUGIN"
 # shellcheck source=../nbd/lib.sh
 . "$HERE/../nbd/lib.sh"
 
-for t in qemu-system-x86_64 nbdkit debugfs mke2fs cpio; do
-	if ! command -v $t >/dev/null 2>&1; then
-		echo "$t is not installed: skipped"
-		exit 77
-	fi
-done
+mx_require qemu-system-x86_64 nbdkit debugfs mke2fs cpio
 if ! ls /boot/vmlinuz-* >/dev/null 2>&1 || [ ! -x /bin/busybox ]; then
 	echo "no kernel in /boot or no static busybox: skipped"
 	exit 77
