@@ -37,6 +37,7 @@ int cmd_pool(struct cli *c, const char *sub);
 int cmd_osd(struct cli *c, const char *sub);
 int cmd_object(struct cli *c, const char *sub);
 int cmd_balancer(struct cli *c, const char *sub);
+int cmd_mon(struct cli *c, const char *sub);
 int cmd_pg(struct cli *c, const char *sub);
 int cmd_volume(struct cli *c, const char *sub);
 

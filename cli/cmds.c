@@ -696,6 +696,34 @@ int cmd_balancer(struct cli *c, const char *sub)
 	return mon_cmd(c, "balancer run", kv, n);
 }
 
+/* Monitors: `mon status` is answered by the monitor asked (the first of
+ * --mon), the others by the leader (docs/monitor-quorum.md). */
+int cmd_mon(struct cli *c, const char *sub)
+{
+	const char *kv[6];
+
+	if (strcmp(sub, "status") == 0) {
+		if (c->argc != 0)
+			return cli_fail("usage: mon status");
+		return mon_cmd(c, "mon status", NULL, 0);
+	}
+	if (strcmp(sub, "add") == 0) {
+		if (c->argc != 3)
+			return cli_fail("usage: mon add NAME CLIENT_IP:PORT RAFT_IP:PORT");
+		kv[0] = "name", kv[1] = c->argv[0];
+		kv[2] = "addr", kv[3] = c->argv[1];
+		kv[4] = "raft_addr", kv[5] = c->argv[2];
+		return mon_cmd(c, "mon add", kv, 3);
+	}
+	if (strcmp(sub, "rm") == 0) {
+		if (c->argc != 1)
+			return cli_fail("usage: mon rm NAME");
+		kv[0] = "name", kv[1] = c->argv[0];
+		return mon_cmd(c, "mon rm", kv, 1);
+	}
+	return cli_fail("unknown command 'mon %s' (status, add, rm)", sub);
+}
+
 /* Objects ----------------------------------------------------------------- */
 
 struct ls_ctx {

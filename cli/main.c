@@ -27,6 +27,10 @@ static void usage(FILE *f)
 	      "OSDs:\n"
 	      "  osd ls | osd tree | osd out ID | osd in ID | osd down ID\n"
 	      "  osd reweight ID WEIGHT | osd rm ID\n"
+	      "Monitors:\n"
+	      "  mon status                     this monitor's view of the quorum\n"
+	      "  mon add NAME IP:PORT RAFT_IP:PORT   add a monitor started with --join\n"
+	      "  mon rm NAME                    remove a monitor from the quorum\n"
 	      "Placement:\n"
 	      "  balancer run [POOL] [--max-deviation 0.05]   even out PGs per OSD\n"
 	      "Objects:\n"
@@ -186,6 +190,8 @@ int main(int argc, char **argv)
 		return cmd_pg(&c, words[1]);
 	if (strcmp(words[0], "balancer") == 0)
 		return cmd_balancer(&c, words[1]);
+	if (strcmp(words[0], "mon") == 0)
+		return cmd_mon(&c, words[1]);
 	usage(stderr);
 	return 2;
 }

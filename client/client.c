@@ -34,6 +34,7 @@
 #include "internal.h"
 #include "list.h"
 #include "log.h"
+#include "monlist.h"
 #include "msg.h"
 #include "net.h"
 #include "placement.h"
@@ -121,9 +122,8 @@ struct mixsan_cluster {
 	struct mixsan_options opts;
 
 	/* Loop thread only below (map also read under lock). */
-	char **mons;
-	int n_mons;
-	int mon_cur;
+	struct mx_monlist monl;
+	unsigned mon_delay_ms; /* before the next connection (a redirect's) */
 	struct mx_conn *mon;
 	struct mx_map *map;
 	struct mx_placement *pl;
@@ -757,7 +757,18 @@ static void mon_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *p
 			return;
 		if (mx_map_decode(mm.map, mm.map_len, &m) < 0)
 			return;
+		mx_monlist_learn(&cl->monl, m);
 		set_map(cl, m);
+		return;
+	}
+	case MX_MSG_MON_REDIRECT: {
+		/* Not the leader (or none known): commands go elsewhere. */
+		struct mx_msg_mon_redirect rd;
+
+		if (mx_dec_mon_redirect(payload, h->len, &rd) < 0)
+			return;
+		cl->mon_delay_ms = mx_monlist_redirect(&cl->monl, rd.leader);
+		mx_conn_close(c, 0);
 		return;
 	}
 	case MX_MSG_MON_COMMAND_REPLY:
@@ -806,7 +817,13 @@ static void mon_on_close(struct mx_conn *c, int err)
 		cl->mon = NULL;
 	if (cl->stopping)
 		return;
-	cl->mon_cur = (cl->mon_cur + 1) % cl->n_mons;
+	if (cl->mon_delay_ms) {
+		/* Redirected: the list points where to go already. */
+		uv_timer_start(&cl->mon_timer, mon_retry_cb, cl->mon_delay_ms, 0);
+		cl->mon_delay_ms = 0;
+		return;
+	}
+	mx_monlist_next(&cl->monl);
 	uv_timer_start(&cl->mon_timer, mon_retry_cb, MON_RETRY_MS, 0);
 }
 
@@ -830,9 +847,9 @@ static void mon_connect(mixsan_cluster_t *cl)
 {
 	if (cl->stopping || cl->mon)
 		return;
-	if (mx_conn_connect(&cl->loop, cl->mons[cl->mon_cur], &mon_ops, cl, &cl->mon) < 0) {
+	if (mx_conn_connect(&cl->loop, mx_monlist_current(&cl->monl), &mon_ops, cl, &cl->mon) < 0) {
 		cl->mon = NULL;
-		cl->mon_cur = (cl->mon_cur + 1) % cl->n_mons;
+		mx_monlist_next(&cl->monl);
 		uv_timer_start(&cl->mon_timer, mon_retry_cb, MON_RETRY_MS, 0);
 	}
 }
@@ -921,45 +938,8 @@ static void wake(mixsan_cluster_t *cl)
 
 /* Public API: cluster ---------------------------------------------------------- */
 
-static int parse_mons(mixsan_cluster_t *cl, const char *mons)
-{
-	char *copy, *save = NULL;
-	struct sockaddr_in sin;
-
-	if (!mons || !*mons)
-		return -EINVAL;
-	copy = strdup(mons);
-	if (!copy)
-		return -ENOMEM;
-	for (char *t = strtok_r(copy, ", ", &save); t; t = strtok_r(NULL, ", ", &save)) {
-		char **n;
-
-		if (mx_parse_addr(t, &sin) < 0 || cl->n_mons >= MX_MAX_MONS) {
-			free(copy);
-			return -EINVAL;
-		}
-		n = realloc(cl->mons, (size_t)(cl->n_mons + 1) * sizeof(*n));
-		if (!n) {
-			free(copy);
-			return -ENOMEM;
-		}
-		cl->mons = n;
-		cl->mons[cl->n_mons] = strdup(t);
-		if (!cl->mons[cl->n_mons]) {
-			free(copy);
-			return -ENOMEM;
-		}
-		cl->n_mons++;
-	}
-	free(copy);
-	return cl->n_mons ? 0 : -EINVAL;
-}
-
 static void cluster_free(mixsan_cluster_t *cl)
 {
-	for (int i = 0; i < cl->n_mons; i++)
-		free(cl->mons[i]);
-	free(cl->mons);
 	for (uint32_t i = 0; i < cl->n_sess; i++)
 		free(cl->sess[i]);
 	free(cl->sess);
@@ -1025,7 +1005,7 @@ int mixsan_connect(const char *mons, const struct mixsan_options *opts,
 		cl->opts = *opts;
 	if (!cl->opts.connect_timeout_ms)
 		cl->opts.connect_timeout_ms = 10000;
-	r = parse_mons(cl, mons);
+	r = mx_monlist_parse(&cl->monl, mons);
 	if (r < 0) {
 		cluster_free(cl);
 		return r;

@@ -26,6 +26,7 @@ enum {
 	SEC_POOLS = 4,
 	SEC_UPMAPS = 5, /* optional */
 	SEC_PRIMARY_TEMP = 6, /* optional */
+	SEC_MON_QUORUM = 7, /* optional: the monitors' Raft ids and addresses */
 };
 
 static const char *const level_names[MX_LEVEL_COUNT] = {
@@ -489,6 +490,15 @@ void mx_map_encode(const struct mx_map *m, struct mx_wbuf *w)
 		mx_put_str(w, m->mons[i].addr);
 	}
 	sec_end(w, at);
+	if (m->n_mons && m->mons[0].raft_id) {
+		at = sec_begin(w, SEC_MON_QUORUM);
+		mx_put_u32(w, m->n_mons);
+		for (uint32_t i = 0; i < m->n_mons; i++) {
+			mx_put_u64(w, m->mons[i].raft_id);
+			mx_put_str(w, m->mons[i].raft_addr);
+		}
+		sec_end(w, at);
+	}
 
 	at = sec_begin(w, SEC_OSDS);
 	mx_put_u32(w, m->max_osd);
@@ -718,6 +728,20 @@ static int decode_section(struct mx_map *m, uint16_t id, struct mx_rbuf *r)
 				mx_rbuf_fail(r); /* sorted, unique, an OSD each */
 		}
 		m->n_ptemps = n;
+		break;
+	}
+	case SEC_MON_QUORUM: {
+		/* After SEC_MONS, one entry per monitor, in its order. */
+		uint32_t n = mx_get_u32(r);
+
+		if (r->err || n != m->n_mons || n == 0)
+			return -EBADMSG;
+		for (uint32_t i = 0; i < n && !r->err; i++) {
+			m->mons[i].raft_id = mx_get_u64(r);
+			mx_get_str(r, m->mons[i].raft_addr, sizeof(m->mons[i].raft_addr));
+			if (m->mons[i].raft_id == 0)
+				mx_rbuf_fail(r);
+		}
 		break;
 	}
 	default:

@@ -132,7 +132,11 @@ struct mx_primary_temp {
 
 struct mx_mon_info {
 	char name[MX_NAME_MAX];
-	char addr[MX_ADDR_MAX];
+	char addr[MX_ADDR_MAX];      /* client service */
+	/* In a quorum (docs/monitor-quorum.md); 0 and "" for a standalone
+	 * monitor. */
+	uint64_t raft_id;
+	char raft_addr[MX_ADDR_MAX];
 };
 
 struct mx_map {

@@ -794,6 +794,22 @@ int mx_dec_error_reply(const void *p, uint32_t len, struct mx_msg_error_reply *m
 	return finish(&r);
 }
 
+void mx_enc_mon_redirect(struct mx_wbuf *w, const struct mx_msg_mon_redirect *m)
+{
+	put_cstr(w, m->leader);
+	put_cstr(w, m->message);
+}
+
+int mx_dec_mon_redirect(const void *p, uint32_t len, struct mx_msg_mon_redirect *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->leader = get_cstr(&r);
+	m->message = get_cstr(&r);
+	return finish(&r);
+}
+
 /* Peering --------------------------------------------------------------- */
 
 void mx_enc_pg_ref(struct mx_wbuf *w, const struct mx_pg_ref *r)
@@ -1219,6 +1235,7 @@ int mx_msg_decode_any(uint16_t type, const void *p, uint32_t len)
 		struct mx_msg_osd_list l;
 		struct mx_msg_osd_list_reply lr;
 		struct mx_msg_error_reply er;
+		struct mx_msg_mon_redirect rd;
 		struct mx_msg_osd_failure of;
 		struct mx_msg_osd_beacon ob2;
 		struct mx_msg_pg_stats pst;
@@ -1272,6 +1289,7 @@ int mx_msg_decode_any(uint16_t type, const void *p, uint32_t len)
 		}
 		return 0;
 	case MX_MSG_ERROR_REPLY: return mx_dec_error_reply(p, len, &u.er);
+	case MX_MSG_MON_REDIRECT: return mx_dec_mon_redirect(p, len, &u.rd);
 	case MX_MSG_PG_QUERY: return mx_dec_pg_query(p, len, &u.pr);
 	case MX_MSG_PG_NOTIFY:
 		r = mx_dec_pg_notify(p, len, &u.pn);

@@ -49,6 +49,7 @@ enum mx_msg_type {
 	MX_MSG_MON_OSD_FAILURE = 7, /* osd -> mon: a peer stopped answering */
 	MX_MSG_MON_OSD_BEACON = 8,  /* osd -> mon: still alive */
 	MX_MSG_MON_PG_STATS = 9,    /* osd -> mon: its PGs and disk usage, no reply */
+	MX_MSG_MON_REDIRECT = 10,   /* mon -> any: ask the leader (or another monitor) */
 	/* OSD */
 	MX_MSG_OSD_OP = 20,         /* client -> primary */
 	MX_MSG_OSD_OP_REPLY = 21,
@@ -367,6 +368,14 @@ struct mx_msg_error_reply {
 	const char *message;
 };
 
+/* A monitor that is not the leader, to a request only the leader answers
+ * (same tid).  leader: the leader's client address, or "" when this monitor
+ * knows no leader (try another). */
+struct mx_msg_mon_redirect {
+	const char *leader;
+	const char *message;
+};
+
 /* Encoders append the payload to w (errors latch in w->err).  Decoders
  * return 0 or -EBADMSG and point into the payload: strings travel with
  * their terminating NUL (u16 length counting it), which the decoder checks,
@@ -415,6 +424,8 @@ void mx_enc_list_reply_end(struct mx_wbuf *w, size_t at, uint32_t n, bool done);
 int mx_dec_osd_list_reply(const void *p, uint32_t len, struct mx_msg_osd_list_reply *m);
 void mx_enc_error_reply(struct mx_wbuf *w, const struct mx_msg_error_reply *m);
 int mx_dec_error_reply(const void *p, uint32_t len, struct mx_msg_error_reply *m);
+void mx_enc_mon_redirect(struct mx_wbuf *w, const struct mx_msg_mon_redirect *m);
+int mx_dec_mon_redirect(const void *p, uint32_t len, struct mx_msg_mon_redirect *m);
 
 /* --- Peering ----------------------------------------------------------- */
 

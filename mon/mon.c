@@ -28,6 +28,7 @@
  * with the last), the health verdict and the PG summary (health_tick).
  * The `status` and `log` commands answer from these, without a new epoch.
  */
+#include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
 #include <signal.h>
@@ -44,13 +45,24 @@
 #include "net.h"
 #include "pgstats.h"
 #include "placement.h"
+#include "quorum.h"
 #include "util.h"
+
+struct deferred {
+	struct deferred *next;
+	struct session *s;
+	uint16_t type;
+	uint64_t tid;
+	uint32_t len;
+	uint8_t payload[];
+};
 
 struct session {
 	struct session *next, *prev;
 	struct mx_conn *conn;
 	bool subscribed;
 	uint64_t sent_epoch;
+	uint64_t since_ms; /* connected at */
 };
 
 /* What the monitor knows of each OSD beyond the map (not persisted: after
@@ -86,6 +98,19 @@ struct mon {
 	char addr[MX_ADDR_MAX];
 	const struct mx_mapstore_ops *store;
 	void *store_ctx;
+	/* In a quorum (docs/monitor-quorum.md); NULL when standalone. */
+	struct mx_quorum *q;
+	struct mx_mon_info *initial; /* --mons, n_initial entries */
+	uint32_t n_initial;
+	uint64_t leaderless_since_ms;
+	struct change *inflight; /* the change being committed */
+	struct change *member_change; /* a mon add/rm in flight */
+	struct change *member_ready;  /* its Raft step done, waiting to commit */
+	/* Requests that change the map, waiting while a commit is in flight
+	 * (with a quorum, commits take a round trip). */
+	struct deferred *defer_head, **defer_tail;
+	bool draining;
+	bool stopping;
 	struct mx_map *map;   /* committed; owned */
 	struct mx_placement *pl; /* of map; owned (NULL if it cannot be computed) */
 	struct mx_wbuf map_enc; /* encoding of map, for pushes */
@@ -274,28 +299,49 @@ static void log_map_events(struct mon *mon, const struct mx_map *o, const struct
 				     o->pools[i].name, o->pools[i].id);
 }
 
+static void run_deferred(struct mon *mon);
+
+/* m (owned) becomes the current map: logged, pushed to subscribers. */
+static void install_map(struct mon *mon, struct mx_map *m, const char *why, const char *msg)
+{
+	log_map_events(mon, mon->map, m, why);
+	mx_map_free(mon->map);
+	mon->map = m;
+	map_changed(mon);
+	encode_current(mon);
+	mx_info("epoch %llu: %s", (unsigned long long)mon->map->epoch, msg);
+	push_map(mon);
+}
+
 static void commit_done(void *arg, int status)
 {
 	struct change *ch = arg;
 	struct mon *mon = ch->mon;
 
 	mon->committing = false;
-	if (status < 0) {
+	mon->inflight = NULL;
+	if (status == -ESTALE || status == -EAGAIN) {
+		ch->status = -EAGAIN;
+		snprintf(ch->msg, sizeof(ch->msg), "%s",
+			 status == -ESTALE ? "the change was superseded by a newer map; try again"
+					   : "this monitor lost its leadership before the change "
+					     "committed (it may still commit); try again");
+		mx_map_free(ch->next);
+	} else if (status < 0) {
 		ch->status = status;
 		snprintf(ch->msg, sizeof(ch->msg), "the map could not be stored: %s",
 			 strerror(-status));
 		mx_map_free(ch->next);
+	} else if (mon->q) {
+		/* Applied already, from the log (q_apply). */
+		mx_map_free(ch->next);
 	} else {
-		log_map_events(mon, mon->map, ch->next, ch->why);
-		mx_map_free(mon->map);
-		mon->map = ch->next;
-		map_changed(mon);
-		encode_current(mon);
-		mx_info("epoch %llu: %s", (unsigned long long)mon->map->epoch, ch->msg);
-		push_map(mon);
+		install_map(mon, ch->next, ch->why, ch->msg);
 	}
+	ch->next = NULL;
 	reply_change(ch);
 	free(ch);
+	run_deferred(mon);
 }
 
 /* Commit next (taken) as the following epoch, then reply. */
@@ -306,6 +352,14 @@ static void propose(struct mon *mon, struct change *ch)
 	if (mx_mon_prune_primary_temps(ch->next) > 0)
 		mx_debug("stale primary-temp entries dropped");
 	mon->committing = true;
+	mon->inflight = ch;
+	if (mon->q) {
+		int r = mx_quorum_propose(mon->q, ch->next, commit_done, ch);
+
+		if (r < 0)
+			commit_done(ch, r);
+		return;
+	}
 	(void)mon->store->commit(mon->store_ctx, ch->next, commit_done, ch);
 }
 
@@ -517,7 +571,7 @@ static void handle_failure(struct mon *mon, const struct mx_msg_osd_failure *f)
 		f->reporter, f->target,
 		(f->flags & MX_FAILURE_IMMEDIATE) ? "refusing connections" : "silent",
 		f->silent_ms, t->n_reporters, needed);
-	if ((uint32_t)t->n_reporters >= needed) {
+	if ((uint32_t)t->n_reporters >= needed && !mon->committing) {
 		char why[128];
 
 		snprintf(why, sizeof(why), "reported failed by %d OSDs", t->n_reporters);
@@ -663,11 +717,337 @@ static bool health_command(struct mon *mon, struct session *s, uint64_t tid,
 	return true;
 }
 
+
+/* The quorum (docs/monitor-quorum.md) ------------------------------------- */
+
+/* Standalone, or the ready leader: this monitor changes the map. */
+static bool leading(struct mon *mon)
+{
+	return !mon->q || mx_quorum_ready(mon->q);
+}
+
+static const struct mx_mon_info *mon_by_id(struct mon *mon, uint64_t id)
+{
+	for (uint32_t i = 0; i < mon->map->n_mons; i++)
+		if (mon->map->mons[i].raft_id == id)
+			return &mon->map->mons[i];
+	for (uint32_t i = 0; i < mon->n_initial; i++)
+		if (mon->initial[i].raft_id == id)
+			return &mon->initial[i];
+	return NULL;
+}
+
+static void send_redirect(struct mon *mon, struct session *s, uint64_t tid)
+{
+	const struct mx_mon_info *l = mon->q ? mon_by_id(mon, mx_quorum_leader(mon->q)) : NULL;
+	struct mx_msg_mon_redirect rd = {.leader = l ? l->addr : ""};
+	char msg[320];
+	struct mx_wbuf w;
+
+	if (l)
+		snprintf(msg, sizeof(msg), "mon.%s is not the leader; mon.%s at %s is", mon->name,
+			 l->name, l->addr);
+	else
+		snprintf(msg, sizeof(msg), "mon.%s knows no leader (not in a quorum)", mon->name);
+	rd.message = msg;
+	mx_wbuf_init(&w);
+	mx_enc_mon_redirect(&w, &rd);
+	(void)mx_conn_send(s->conn, MX_MSG_MON_REDIRECT, tid, &w);
+}
+
+static void store_sync_done(void *arg, int status)
+{
+	*(int *)arg = status;
+}
+
+/* A committed map from the log: stored locally, then current. */
+static void q_apply(void *arg, struct mx_map *m)
+{
+	struct mon *mon = arg;
+	struct change *ch = mon->inflight;
+	int st = 1;
+
+	(void)mon->store->commit(mon->store_ctx, m, store_sync_done, &st);
+	if (st != 0) {
+		/* The log has it; this monitor cannot keep up.  Stop: the
+		 * others serve, and a restart replays the log. */
+		mx_err("cannot store committed map epoch %llu: %s; stopping",
+		       (unsigned long long)m->epoch, strerror(st < 0 ? -st : EIO));
+		exit(1);
+	}
+	if (ch && ch->next && ch->next->epoch == m->epoch)
+		install_map(mon, m, ch->why, ch->msg);
+	else
+		install_map(mon, m, "", "committed");
+}
+
+static const struct mx_map *q_current(void *arg)
+{
+	return ((struct mon *)arg)->map;
+}
+
+/* Elected: start the failure-detection clocks again, and make the first
+ * map (or list the quorum in a map from a standalone monitor). */
+static void q_leading(void *arg)
+{
+	struct mon *mon = arg;
+	uint64_t now = mx_wall_ms();
+	struct change *ch;
+
+	for (uint32_t i = 0; i < mon->n_track; i++) {
+		mon->track[i].last_beacon_ms = now;
+		mon->track[i].n_reporters = 0;
+		mon->track[i].down_since_ms = 0;
+	}
+	mx_evlog_add(mon->evlog, now, MX_HEALTH_OK, "mon.%s leads the quorum at epoch %llu",
+		     mon->name, (unsigned long long)mon->map->epoch);
+	if (mon->map->epoch != 0 && mon->map->n_mons && mon->map->mons[0].raft_id)
+		return;
+	if (mon->committing || !mon->n_initial)
+		return;
+	ch = change_new(mon, NULL, MX_MSG_MON_COMMAND_REPLY, 0);
+	if (!ch)
+		return;
+	if (mon->map->epoch == 0 &&
+	    getrandom(ch->next->fsid, sizeof(ch->next->fsid), 0) != sizeof(ch->next->fsid)) {
+		mx_map_free(ch->next);
+		free(ch);
+		return;
+	}
+	free(ch->next->mons);
+	ch->next->mons = mx_xcalloc(mon->n_initial, sizeof(*ch->next->mons));
+	memcpy(ch->next->mons, mon->initial, mon->n_initial * sizeof(*mon->initial));
+	ch->next->n_mons = mon->n_initial;
+	snprintf(ch->msg, sizeof(ch->msg), "%s", mon->map->epoch ? "the quorum listed in the map"
+							     : "a new cluster map");
+	propose(mon, ch);
+}
+
+/* A monitor that has known no leader for 3 s sends its clients away. */
+static void quorum_tick(struct mon *mon)
+{
+	uint64_t now = mx_wall_ms();
+
+	if (!mon->q)
+		return;
+	if (mx_quorum_leader(mon->q)) {
+		mon->leaderless_since_ms = 0;
+		return;
+	}
+	if (!mon->leaderless_since_ms) {
+		mon->leaderless_since_ms = now;
+		return;
+	}
+	if (now - mon->leaderless_since_ms < 3000)
+		return;
+	/* Those connected for a second at least: a short question (`mon
+	 * status`) still gets its answer. */
+	for (struct session *s = mon->sessions.next, *n; s != &mon->sessions; s = n) {
+		n = s->next;
+		if (!s->conn->closing && now - s->since_ms >= 1000)
+			mx_conn_close(s->conn, 0);
+	}
+}
+
+static void mon_status(struct mon *mon, struct session *s, uint64_t tid)
+{
+	char text[2048], line[256];
+	size_t at;
+
+	if (mon->q)
+		mx_quorum_describe(mon->q, line, sizeof(line));
+	else
+		snprintf(line, sizeof(line), "role standalone");
+	at = (size_t)snprintf(text, sizeof(text), "mon.%s %s epoch %llu", mon->name, line,
+			      (unsigned long long)mon->map->epoch);
+	if (mon->q) {
+		const struct mx_mon_info *l = mon_by_id(mon, mx_quorum_leader(mon->q));
+
+		at += (size_t)snprintf(text + at, sizeof(text) - at, " leader_name %s",
+				       l ? l->name : "-");
+	}
+	for (uint32_t i = 0; i < mon->map->n_mons && at < sizeof(text); i++)
+		at += (size_t)snprintf(text + at, sizeof(text) - at, "\nmon.%s %s%s%s",
+				       mon->map->mons[i].name, mon->map->mons[i].addr,
+				       mon->map->mons[i].raft_addr[0] ? " raft " : "",
+				       mon->map->mons[i].raft_addr);
+	reply_text(s, tid, 0, mon->map->epoch, text);
+}
+
+/* mon add / mon rm: the Raft change first, then the map. */
+static void member_done(void *arg, int status)
+{
+	struct change *ch = arg;
+	struct mon *mon = ch->mon;
+
+	if (status == 0 && leading(mon) && mon->committing) {
+		mon->member_ready = ch; /* run_deferred commits it next */
+		return;
+	}
+	mon->member_change = NULL;
+	if (status < 0 || !leading(mon)) {
+		ch->status = status < 0 ? status : -EAGAIN;
+		if (status < 0)
+			snprintf(ch->msg, sizeof(ch->msg), "the quorum change failed: %s",
+				 strerror(-status));
+		else
+			snprintf(ch->msg, sizeof(ch->msg),
+				 "the quorum changed, but the map could not follow yet; "
+				 "run the command again");
+		mx_map_free(ch->next);
+		ch->next = NULL;
+		reply_change(ch);
+		free(ch);
+		return;
+	}
+	/* Built on the map current now, not the one at the start. */
+	{
+		struct mx_map *next = mx_map_dup(mon->map);
+		struct mx_mon_info *want = ch->next->mons;
+		uint32_t n = ch->next->n_mons;
+
+		if (!next) {
+			ch->status = -ENOMEM;
+			snprintf(ch->msg, sizeof(ch->msg), "out of memory");
+			mx_map_free(ch->next);
+			ch->next = NULL;
+			reply_change(ch);
+			free(ch);
+			return;
+		}
+		free(next->mons);
+		next->mons = want;
+		next->n_mons = n;
+		ch->next->mons = NULL;
+		ch->next->n_mons = 0;
+		mx_map_free(ch->next);
+		ch->next = next;
+	}
+	propose(mon, ch);
+}
+
+static void member_command(struct mon *mon, struct session *s, uint64_t tid,
+			   const struct mx_msg_command *c, bool add)
+{
+	const char *name = cmd_arg(c, "name");
+	struct change *ch;
+	uint32_t n = mon->map->n_mons, k = n;
+	int r;
+
+	if (!mon->q) {
+		reply_text(s, tid, -ENOTSUP, mon->map->epoch,
+			   "this monitor runs standalone (started without --mons)");
+		return;
+	}
+	if (mon->member_change || mon->committing) {
+		reply_text(s, tid, -EBUSY, mon->map->epoch,
+			   "another change is in flight; try again");
+		return;
+	}
+	if (!name || !mx_valid_name(name)) {
+		reply_text(s, tid, -EINVAL, mon->map->epoch, "a valid monitor name is needed");
+		return;
+	}
+	for (uint32_t i = 0; i < n; i++)
+		if (strcmp(mon->map->mons[i].name, name) == 0)
+			k = i;
+	ch = change_new(mon, s, MX_MSG_MON_COMMAND_REPLY, tid);
+	if (!ch) {
+		reply_text(s, tid, -ENOMEM, mon->map->epoch, "out of memory");
+		return;
+	}
+	if (add) {
+		const char *addr = cmd_arg(c, "addr"), *raddr = cmd_arg(c, "raft_addr");
+		char spec[256], err[160];
+		struct mx_mon_info *one = NULL, *nm;
+		uint32_t n1;
+
+		snprintf(spec, sizeof(spec), "%s=%s/%s", name, addr ? addr : "",
+			 raddr ? raddr : "");
+		r = mx_quorum_parse_mons(spec, &one, &n1, err, sizeof(err));
+		for (uint32_t i = 0; r == 0 && i < n; i++) {
+			const struct mx_mon_info *m = &mon->map->mons[i];
+
+			if (i == k || m->raft_id == one->raft_id ||
+			    !strcmp(m->addr, one->addr) || !strcmp(m->raft_addr, one->raft_addr)) {
+				snprintf(err, sizeof(err), "mon.%s or one of its addresses is "
+					 "already in the quorum", name);
+				r = -EEXIST;
+			}
+		}
+		if (r == 0 && n >= MX_MAX_MONS) {
+			snprintf(err, sizeof(err), "the quorum is full");
+			r = -ENOSPC;
+		}
+		if (r < 0) {
+			free(one);
+			reply_text(s, tid, r, mon->map->epoch, err);
+			mx_map_free(ch->next);
+			free(ch);
+			return;
+		}
+		nm = realloc(ch->next->mons, (n + 1) * sizeof(*nm));
+		if (!nm) {
+			free(one);
+			reply_text(s, tid, -ENOMEM, mon->map->epoch, "out of memory");
+			mx_map_free(ch->next);
+			free(ch);
+			return;
+		}
+		nm[n] = *one;
+		ch->next->mons = nm;
+		ch->next->n_mons = n + 1;
+		snprintf(ch->msg, sizeof(ch->msg), "mon.%s added at %s (raft %s)", name,
+			 one->addr, one->raft_addr);
+		r = mx_quorum_add(mon->q, one->raft_id, one->raft_addr, member_done, ch);
+		free(one);
+	} else {
+		uint64_t id;
+
+		if (k == n || n == 1) {
+			reply_text(s, tid, k == n ? -ENOENT : -EINVAL, mon->map->epoch,
+				   k == n ? "no such monitor" : "the last monitor cannot be removed");
+			mx_map_free(ch->next);
+			free(ch);
+			return;
+		}
+		id = mon->map->mons[k].raft_id;
+		if (id == mx_quorum_leader(mon->q)) {
+			mx_quorum_transfer(mon->q);
+			reply_text(s, tid, -EAGAIN, mon->map->epoch,
+				   "that monitor leads the quorum: leadership is being handed "
+				   "to another; run the command again");
+			mx_map_free(ch->next);
+			free(ch);
+			return;
+		}
+		memmove(&ch->next->mons[k], &ch->next->mons[k + 1],
+			(n - k - 1) * sizeof(*ch->next->mons));
+		ch->next->n_mons = n - 1;
+		snprintf(ch->msg, sizeof(ch->msg), "mon.%s removed", name);
+		r = mx_quorum_remove(mon->q, id, member_done, ch);
+	}
+	if (r < 0) {
+		reply_text(s, tid, r, mon->map->epoch,
+			   r == -EBUSY ? "a quorum change is in flight; try again"
+				       : "the quorum refused the change");
+		mx_map_free(ch->next);
+		free(ch);
+		return;
+	}
+	mon->member_change = ch;
+}
+
 static void on_tick(uv_timer_t *timer)
 {
 	struct mon *mon = timer->data;
 	uint64_t now = mx_wall_ms();
 
+	if (mon->stopping)
+		return;
+	quorum_tick(mon);
+	if (!leading(mon) || mon->map->epoch == 0)
+		return;
 	health_tick(mon);
 	if (!mon->cfg.failure_detection || mon->committing)
 		return;
@@ -696,11 +1076,114 @@ static void on_tick(uv_timer_t *timer)
 	}
 }
 
+/* Keep a map-changing request until the commit in flight is done. */
+static void defer_msg(struct mon *mon, struct session *s, const struct mx_msg_hdr *h,
+		      const uint8_t *payload)
+{
+	struct deferred *d = malloc(sizeof(*d) + h->len);
+
+	if (!d) {
+		(void)mx_conn_send_error(s->conn, h->tid, -ENOMEM, "out of memory");
+		return;
+	}
+	d->next = NULL;
+	d->s = s;
+	d->type = h->type;
+	d->tid = h->tid;
+	d->len = h->len;
+	memcpy(d->payload, payload, h->len);
+	*mon->defer_tail = d;
+	mon->defer_tail = &d->next;
+}
+
+static void on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *payload);
+
+/* After a commit: a quorum change whose map waits, then the requests that
+ * waited, until one starts a commit. */
+static void run_deferred(struct mon *mon)
+{
+	if (mon->member_ready && !mon->committing) {
+		struct change *ch = mon->member_ready;
+
+		mon->member_ready = NULL;
+		member_done(ch, 0);
+	}
+	mon->draining = true;
+	while (mon->defer_head && !mon->committing) {
+		struct deferred *d = mon->defer_head;
+		struct mx_msg_hdr h = {.type = d->type, .tid = d->tid, .len = d->len};
+
+		mon->defer_head = d->next;
+		if (!mon->defer_head)
+			mon->defer_tail = &mon->defer_head;
+		on_msg(d->s->conn, &h, d->payload);
+		free(d);
+	}
+	mon->draining = false;
+}
+
+static void drop_deferred(struct mon *mon, struct session *s)
+{
+	struct deferred **pp = &mon->defer_head;
+
+	while (*pp) {
+		struct deferred *d = *pp;
+
+		if (d->s == s) {
+			*pp = d->next;
+			free(d);
+		} else {
+			pp = &d->next;
+		}
+	}
+	mon->defer_tail = &mon->defer_head;
+	while (*mon->defer_tail)
+		mon->defer_tail = &(*mon->defer_tail)->next;
+}
+
 static void on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *payload)
 {
 	struct session *s = c->owner_data;
 	struct mon *mon = c->owner;
 	int r;
+
+	if (mon->stopping)
+		return;
+	/* Only the leader answers what changes or watches the cluster; a
+	 * monitor without a map yet answers nothing but PING and mon status. */
+	switch (h->type) {
+	case MX_MSG_PING:
+		break;
+	case MX_MSG_MON_GET_MAP:
+		if (mon->map->epoch == 0) {
+			send_redirect(mon, s, h->tid);
+			return;
+		}
+		break;
+	case MX_MSG_MON_COMMAND: {
+		struct mx_msg_command cmd;
+
+		if (mx_dec_command(payload, h->len, &cmd) == 0 &&
+		    strcmp(cmd.prefix, "mon status") == 0) {
+			mon_status(mon, s, h->tid);
+			return;
+		}
+	}
+		/* fall through */
+	default:
+		if (!leading(mon) || mon->map->epoch == 0) {
+			/* Reports to a monitor that is not the leader are
+			 * redirected too: the sender moves. */
+			send_redirect(mon, s, h->tid);
+			return;
+		}
+		if ((h->type == MX_MSG_MON_OSD_BOOT || h->type == MX_MSG_MON_COMMAND) &&
+		    (mon->committing || (mon->defer_head && !mon->draining))) {
+			defer_msg(mon, s, h, payload);
+			return;
+		}
+		break;
+	}
 
 	switch (h->type) {
 	case MX_MSG_MON_GET_MAP: {
@@ -734,7 +1217,9 @@ static void on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *paylo
 		r = mx_dec_command(payload, h->len, &cmd);
 		if (r < 0)
 			break;
-		if (!health_command(mon, s, h->tid, &cmd))
+		if (strcmp(cmd.prefix, "mon add") == 0 || strcmp(cmd.prefix, "mon rm") == 0)
+			member_command(mon, s, h->tid, &cmd, cmd.prefix[4] == 'a');
+		else if (!health_command(mon, s, h->tid, &cmd))
 			handle_command(mon, s, h->tid, &cmd);
 		return;
 	}
@@ -791,9 +1276,16 @@ static void on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *paylo
 static void on_close(struct mx_conn *c, int err)
 {
 	struct session *s = c->owner_data;
+	struct mon *mon = c->owner;
 
 	if (err < 0 && err != UV_ECONNRESET)
 		mx_debug("%s: connection closed: %s", c->peer, uv_strerror(err));
+	/* Changes in flight reply to no one now. */
+	if (mon->inflight && mon->inflight->s == s)
+		mon->inflight->s = NULL;
+	if (mon->member_change && mon->member_change->s == s)
+		mon->member_change->s = NULL;
+	drop_deferred(mon, s);
 	s->prev->next = s->next;
 	s->next->prev = s->prev;
 	free(s);
@@ -822,6 +1314,7 @@ static void on_connection(uv_stream_t *server, int status)
 		return;
 	}
 	s->conn = c;
+	s->since_ms = mx_wall_ms();
 	c->owner_data = s;
 	s->next = mon->sessions.next;
 	s->prev = &mon->sessions;
@@ -840,15 +1333,31 @@ static void close_walk(uv_handle_t *h, void *arg)
 	}
 }
 
+static void quorum_closed(void *arg)
+{
+	g_mon.q = NULL;
+	uv_walk(arg, close_walk, NULL);
+}
+
 static void on_signal(uv_signal_t *sig, int signum)
 {
+	struct mon *mon = &g_mon;
+
 	mx_info("signal %d: shutting down", signum);
-	uv_walk(sig->loop, close_walk, NULL);
+	if (mon->stopping)
+		return;
+	mon->stopping = true;
+	/* The log's own handles first: they are not ours to close. */
+	if (mon->q)
+		mx_quorum_close(mon->q, quorum_closed, sig->loop);
+	else
+		uv_walk(sig->loop, close_walk, NULL);
 }
 
 static void usage(FILE *f)
 {
 	fputs("usage: mixsan-mon --data DIR [--addr IP:PORT] [--name NAME] [--store file]\n"
+	      "                  [--mons NAME=IP:PORT/IP:PORT,... | --join --raft-addr IP:PORT]\n"
 	      "                  [--log-level error|warn|info|debug]\n"
 	      "                  [--no-osd-failure-detection] [--heartbeat-grace MS]\n"
 	      "                  [--min-down-reporters N] [--beacon-grace MS]\n"
@@ -865,7 +1374,11 @@ static void usage(FILE *f)
 	      "an OSD whose file system is used to the nearfull ratio (0.85) is a\n"
 	      "warning, to the full ratio (0.95) an error: the map marks it so, and\n"
 	      "its PGs refuse new data; from the backfillfull ratio (0.90) no\n"
-	      "backfill goes to it.\n", f);
+	      "backfill goes to it.\n"
+	      "With --mons the monitor is one of a quorum that keeps the map in a\n"
+	      "replicated log (Raft): NAME=CLIENT_ADDR/RAFT_ADDR for every member,\n"
+	      "the same list on each; its own entry is the one called --name.  With\n"
+	      "--join it waits to be added by `mixsan mon add` (docs/monitor-quorum.md).\n", f);
 }
 
 static int parse_level(const char *s)
@@ -876,6 +1389,26 @@ static int parse_level(const char *s)
 		if (strcmp(s, names[i]) == 0)
 			return i;
 	return -1;
+}
+
+/* Whether this monitor's log has been started before (its folder holds
+ * files). */
+static bool quorum_started(const char *data)
+{
+	char path[4200];
+	DIR *d;
+	struct dirent *e;
+	bool any = false;
+
+	snprintf(path, sizeof(path), "%s/raft", data);
+	d = opendir(path);
+	if (!d)
+		return false;
+	while ((e = readdir(d)))
+		if (e->d_name[0] != '.')
+			any = true;
+	closedir(d);
+	return any;
 }
 
 static void store_init_done(void *arg, int status)
@@ -902,12 +1435,17 @@ int main(int argc, char **argv)
 		{"nearfull-ratio", required_argument, NULL, 'f'},
 		{"full-ratio", required_argument, NULL, 'u'},
 		{"backfillfull-ratio", required_argument, NULL, 'b'},
+		{"mons", required_argument, NULL, 'M'},
+		{"join", no_argument, NULL, 'J'},
+		{"raft-addr", required_argument, NULL, 'r'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	struct mon *mon = &g_mon;
+	struct mx_mon_info self;
 	char *end;
-	const char *data = NULL, *store = "file";
+	const char *data = NULL, *store = "file", *mons_spec = NULL, *raft_addr = NULL;
+	bool join = false, addr_given = false;
 	int level = MX_LOG_INFO, c, r;
 
 	snprintf(mon->addr, sizeof(mon->addr), "127.0.0.1:6789");
@@ -925,7 +1463,13 @@ int main(int argc, char **argv)
 	while ((c = getopt_long(argc, argv, "d:a:n:s:l:h", opts, NULL)) != -1) {
 		switch (c) {
 		case 'd': data = optarg; break;
-		case 'a': snprintf(mon->addr, sizeof(mon->addr), "%s", optarg); break;
+		case 'a':
+			snprintf(mon->addr, sizeof(mon->addr), "%s", optarg);
+			addr_given = true;
+			break;
+		case 'M': mons_spec = optarg; break;
+		case 'J': join = true; break;
+		case 'r': raft_addr = optarg; break;
 		case 'n':
 			if (!mx_valid_name(optarg)) {
 				fprintf(stderr, "mixsan-mon: bad name '%s'\n", optarg);
@@ -995,7 +1539,49 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	mx_log_init("mixsan-mon", level);
+	/* A peer of the log that dies mid-send must not take us with it. */
 	signal(SIGPIPE, SIG_IGN);
+	memset(&self, 0, sizeof(self));
+	if (mons_spec && join) {
+		mx_err("--mons and --join exclude each other");
+		return 2;
+	}
+	if (mons_spec) {
+		char err[200];
+
+		if (mx_quorum_parse_mons(mons_spec, &mon->initial, &mon->n_initial, err,
+					 sizeof(err)) < 0) {
+			mx_err("--mons: %s", err);
+			return 2;
+		}
+		for (uint32_t i = 0; i < mon->n_initial; i++)
+			if (strcmp(mon->initial[i].name, mon->name) == 0)
+				self = mon->initial[i];
+		if (!self.raft_id) {
+			mx_err("--mons does not list this monitor (--name %s)", mon->name);
+			return 2;
+		}
+		if ((addr_given && strcmp(mon->addr, self.addr) != 0) ||
+		    (raft_addr && strcmp(raft_addr, self.raft_addr) != 0)) {
+			mx_err("--addr/--raft-addr differ from this monitor's entry in --mons");
+			return 2;
+		}
+		snprintf(mon->addr, sizeof(mon->addr), "%s", self.addr);
+	} else if (join) {
+		struct sockaddr_in a;
+
+		if (!raft_addr || mx_parse_addr(raft_addr, &a) < 0) {
+			mx_err("--join needs --raft-addr IP:PORT");
+			return 2;
+		}
+		snprintf(self.name, sizeof(self.name), "%.63s", mon->name);
+		snprintf(self.addr, sizeof(self.addr), "%.63s", mon->addr);
+		snprintf(self.raft_addr, sizeof(self.raft_addr), "%.63s", raft_addr);
+		self.raft_id = mx_quorum_id(mon->name);
+	} else if (raft_addr) {
+		mx_err("--raft-addr needs --mons or --join");
+		return 2;
+	}
 	mon->loop = uv_default_loop();
 	mon->sessions.next = mon->sessions.prev = &mon->sessions;
 	mx_wbuf_init(&mon->map_enc);
@@ -1008,8 +1594,19 @@ int main(int argc, char **argv)
 	r = mon->store->open(mon->loop, data, &mon->store_ctx);
 	if (r < 0)
 		return -mx_log_errno(r, "cannot open map store in %s", data);
+	mon->defer_tail = &mon->defer_head;
 	r = mon->store->load(mon->store_ctx, &mon->map);
-	if (r == -ENOENT) {
+	if (r == -ENOENT && self.raft_id) {
+		/* The first map comes from the log (the first leader makes it). */
+		mon->map = mx_map_new();
+		if (!mon->map)
+			return 1;
+		mx_info("no map yet: waiting for the quorum");
+	} else if (r == 0 && self.raft_id && mon->n_initial > 1 && !quorum_started(data)) {
+		mx_err("this monitor has a map of its own: it can start a quorum of one only "
+		       "(--mons listing just itself), then grow it with `mixsan mon add`");
+		return 2;
+	} else if (r == -ENOENT) {
 		struct mx_map *m = mx_map_new();
 		int st = 1;
 
@@ -1042,6 +1639,21 @@ int main(int argc, char **argv)
 	map_changed(mon);
 	mx_evlog_add(mon->evlog, mx_wall_ms(), MX_HEALTH_OK, "mon.%s started at map epoch %llu",
 		     mon->name, (unsigned long long)mon->map->epoch);
+	if (self.raft_id) {
+		struct mx_quorum_hooks hooks = {
+			.arg = mon, .current = q_current, .apply = q_apply, .leading = q_leading,
+		};
+		char err[300];
+
+		r = mx_quorum_open(mon->loop, data, &self, join ? NULL : mon->initial,
+				   mon->n_initial, &hooks, &mon->q, err, sizeof(err));
+		if (r < 0) {
+			mx_err("cannot start the replicated log: %s", err);
+			return 1;
+		}
+		mx_info("mon.%s in the quorum: raft %s (id %llx)", mon->name, self.raft_addr,
+			(unsigned long long)self.raft_id);
+	}
 
 	r = mx_listen(mon->loop, &mon->server, mon->addr, on_connection, NULL, 0);
 	if (r < 0)
@@ -1058,6 +1670,13 @@ int main(int argc, char **argv)
 	uv_run(mon->loop, UV_RUN_DEFAULT);
 
 	mon->store->close(mon->store_ctx);
+	free(mon->initial);
+	while (mon->defer_head) {
+		struct deferred *d = mon->defer_head;
+
+		mon->defer_head = d->next;
+		free(d);
+	}
 	free(mon->track);
 	mx_pgstats_free(mon->pgstats);
 	mx_evlog_free(mon->evlog);

@@ -13,7 +13,7 @@
 
 static void usage(FILE *f)
 {
-	fputs("usage: mixsan-osd --data DIR --mon IP:PORT [--addr IP:PORT] [--id N]\n"
+	fputs("usage: mixsan-osd --data DIR --mon IP:PORT[,IP:PORT...] [--addr IP:PORT] [--id N]\n"
 	      "                  [--weight W] [--location 'host=H rack=R'] [--class C]\n"
 	      "                  [--log-level error|warn|info|debug]\n"
 	      "                  [--heartbeat-interval MS] [--heartbeat-grace MS]\n"

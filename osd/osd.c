@@ -1457,7 +1457,20 @@ static void mon_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *p
 		}
 		if (mx_map_decode(mm.map, mm.map_len, &m) < 0)
 			break;
+		mx_monlist_learn(&osd->monl, m);
 		apply_map(osd, m);
+		return;
+	}
+	case MX_MSG_MON_REDIRECT: {
+		/* This monitor is not the leader: boot, beacons and reports go
+		 * to the one it names (or to the next, if it names none). */
+		struct mx_msg_mon_redirect rd;
+
+		if (mx_dec_mon_redirect(payload, h->len, &rd) < 0)
+			break;
+		mx_info("%s", rd.message);
+		osd->mon_delay_ms = mx_monlist_redirect(&osd->monl, rd.leader);
+		mx_conn_close(c, 0);
 		return;
 	}
 	case MX_MSG_MON_COMMAND_REPLY: {
@@ -1492,7 +1505,14 @@ static void mon_on_close(struct mx_conn *c, int err)
 	osd->booting = false;
 	if (osd->stopping)
 		return;
-	mx_warn("monitor connection lost (%s); retrying", err ? uv_strerror(err) : "closed");
+	if (osd->mon_delay_ms) {
+		uv_timer_start(&osd->mon_timer, mon_retry_cb, osd->mon_delay_ms, 0);
+		osd->mon_delay_ms = 0;
+		return;
+	}
+	mx_warn("monitor connection to %s lost (%s); trying the next",
+		mx_monlist_current(&osd->monl), err ? uv_strerror(err) : "closed");
+	mx_monlist_next(&osd->monl);
 	uv_timer_start(&osd->mon_timer, mon_retry_cb, MON_RETRY_MS, 0);
 }
 
@@ -1512,12 +1532,13 @@ static const struct mx_conn_ops mon_ops = {
 
 static void mon_connect(struct osd *osd)
 {
-	int r = mx_conn_connect(osd->loop, osd->cfg->mon_addr, &mon_ops, osd, &osd->mon);
+	const char *addr = mx_monlist_current(&osd->monl);
+	int r = mx_conn_connect(osd->loop, addr, &mon_ops, osd, &osd->mon);
 
 	if (r < 0) {
 		osd->mon = NULL;
-		mx_warn("cannot connect to the monitor at %s: %s", osd->cfg->mon_addr,
-			uv_strerror(r));
+		mx_warn("cannot connect to the monitor at %s: %s", addr, uv_strerror(r));
+		mx_monlist_next(&osd->monl);
 		uv_timer_start(&osd->mon_timer, mon_retry_cb, MON_RETRY_MS, 0);
 	}
 }
@@ -1636,6 +1657,8 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 	uv_check_start(&osd->check, on_check);
 	uv_timer_init(osd->loop, &osd->mon_timer);
 	osd->mon_timer.data = osd;
+	if (mx_monlist_parse(&osd->monl, cfg->mon_addr) < 0)
+		return mx_log_errno(-EINVAL, "bad monitor address list '%s'", cfg->mon_addr);
 	osd->hb_interval_ms = cfg->heartbeat_interval_ms ? cfg->heartbeat_interval_ms : 1000;
 	osd->hb_grace_ms = cfg->heartbeat_grace_ms ? cfg->heartbeat_grace_ms : 5000;
 	osd->beacon_ms = cfg->beacon_interval_ms ? cfg->beacon_interval_ms : 2000;

@@ -24,6 +24,7 @@
 #include "list.h"
 #include "log.h"
 #include "map.h"
+#include "monlist.h"
 #include "msg.h"
 #include "net.h"
 #include "peering.h"
@@ -252,6 +253,8 @@ struct osd {
 	struct mx_map *map;        /* newest map; owned */
 	struct mx_placement *pl;   /* of map; owned */
 	struct mx_conn *mon;
+	struct mx_monlist monl;  /* the monitors known (docs/monitor-quorum.md) */
+	unsigned mon_delay_ms;   /* before the next connection (a redirect's) */
 	bool mon_connected;
 	bool booted;
 	bool booting;

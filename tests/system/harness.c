@@ -21,6 +21,8 @@
 
 #include "internal.h"
 #include "map.h"
+#include "msg.h"
+#include "net.h"
 
 int h_failures;
 
@@ -192,6 +194,174 @@ int h_wait_up(struct h_cluster *c, mixsan_cluster_t *cl, int n, int timeout_s)
 	return -ETIMEDOUT;
 }
 
+static void spawn_mon(struct h_cluster *c, int i, bool join)
+{
+	char bin[512], mondir[300], log[300], name[2] = {(char)('a' + i), 0};
+	char *qargv[] = {bin, "--data", mondir, "--name", name, "--mons", c->mon_spec, NULL};
+	char *jargv[] = {bin, "--data", mondir, "--name", name, "--addr", c->mon_addrs[i],
+			 "--join", "--raft-addr", c->mon_raft[i], NULL};
+	char words[256], *all[40];
+
+	snprintf(bin, sizeof(bin), "%s/mon/mixsan-mon", build_root());
+	snprintf(mondir, sizeof(mondir), "%s/mon.%s", c->dir, name);
+	snprintf(log, sizeof(log), "%s/mon.%s.log", c->dir, name);
+	if (join) {
+		char cmd[400];
+
+		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", mondir);
+		if (system(cmd) != 0)
+			H_FATAL("cannot empty %s", mondir);
+	}
+	(void)mkdir(mondir, 0700);
+	snprintf(words, sizeof(words), "%s", c->mon_args);
+	add_args(all, 40, join ? jargv : qargv, words);
+	c->mon_pids[i] = spawn(all, log);
+}
+
+void h_start_mon(struct h_cluster *c, int i)
+{
+	spawn_mon(c, i, false);
+}
+
+void h_join_mon(struct h_cluster *c, int i)
+{
+	spawn_mon(c, i, true);
+}
+
+void h_signal_mon(struct h_cluster *c, int i, int sig)
+{
+	if (c->mon_pids[i] <= 0)
+		return;
+	kill(c->mon_pids[i], sig);
+	if (sig == SIGKILL || sig == SIGTERM) {
+		int st;
+
+		(void)waitpid(c->mon_pids[i], &st, 0);
+		c->mon_pids[i] = 0;
+	}
+}
+
+int h_mon_status(struct h_cluster *c, int i, char *buf, size_t sz)
+{
+	struct mixsan_options o = {.connect_timeout_ms = 5000};
+	mixsan_cluster_t *cl;
+	char *msg = NULL;
+	int r = mixsan_connect(c->mon_addrs[i], &o, &cl);
+
+	buf[0] = '\0';
+	if (r < 0)
+		return r;
+	r = mixsan_mon_command(cl, "mon status", NULL, 0, &msg);
+	mixsan_shutdown(cl);
+	if (r == 0 && msg)
+		snprintf(buf, sz, "%s", msg);
+	free(msg);
+	return r;
+}
+
+int h_mon_leader(struct h_cluster *c, int ask)
+{
+	char st[2048];
+	const char *p;
+
+	if (h_mon_status(c, ask, st, sizeof(st)) < 0)
+		return -1;
+	p = strstr(st, " leader_name ");
+	if (!p || p[13] < 'a' || p[13] >= 'a' + c->n_mons || (p[14] != '\n' && p[14] != '\0'))
+		return -1;
+	return p[13] - 'a';
+}
+
+static int io_all(int fd, void *buf, size_t n, bool wr)
+{
+	for (size_t at = 0; at < n;) {
+		ssize_t k = wr ? write(fd, (char *)buf + at, n - at) : read(fd, (char *)buf + at, n - at);
+
+		if (k <= 0)
+			return k == 0 ? -ECONNRESET : -errno;
+		at += (size_t)k;
+	}
+	return 0;
+}
+
+int h_fetch_map(const char *addr, uint64_t epoch, struct mx_map **out)
+{
+	struct mx_msg_get_map gm = {.want_epoch = epoch};
+	struct sockaddr_in sin;
+	struct timeval tv = {.tv_sec = 5};
+	uint8_t hdr[MX_MSG_HDR_LEN], *payload = NULL;
+	struct mx_msg_hdr h;
+	struct mx_wbuf w;
+	int fd, r;
+
+	*out = NULL;
+	if (mx_parse_addr(addr, &sin) < 0)
+		return -EINVAL;
+	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -errno;
+	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
+	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
+		r = -errno;
+		close(fd);
+		return r;
+	}
+	mx_wbuf_init(&w);
+	mx_enc_get_map(&w, &gm);
+	mx_msg_hdr_encode(hdr, MX_MSG_MON_GET_MAP, 1, w.data, (uint32_t)w.len);
+	r = io_all(fd, hdr, sizeof(hdr), true);
+	if (r == 0)
+		r = io_all(fd, w.data, w.len, true);
+	mx_wbuf_free(&w);
+	if (r == 0)
+		r = io_all(fd, hdr, sizeof(hdr), false);
+	if (r == 0)
+		r = mx_msg_hdr_decode(hdr, &h);
+	if (r == 0) {
+		payload = malloc(h.len ? h.len : 1);
+		r = payload ? io_all(fd, payload, h.len, false) : -ENOMEM;
+	}
+	close(fd);
+	if (r == 0 && h.type == MX_MSG_MON_REDIRECT) {
+		r = -EAGAIN;
+	} else if (r == 0 && h.type == MX_MSG_MON_MAP) {
+		struct mx_msg_map mm;
+
+		r = mx_dec_map(payload, h.len, &mm);
+		if (r == 0 && mm.status)
+			r = mx_wire_to_errno(mm.status);
+		else if (r == 0)
+			r = mx_map_decode(mm.map, mm.map_len, out);
+	} else if (r == 0) {
+		r = -EPROTO;
+	}
+	free(payload);
+	return r;
+}
+
+static void start_quorum(struct h_cluster *c)
+{
+	size_t at = 0, sat = 0;
+
+	if (c->n_mons > H_MAX_MONS)
+		H_FATAL("too many monitors");
+	c->mon_addr[0] = '\0';
+	for (int i = 0; i < c->n_mons; i++) {
+		int p = free_port(), rp = free_port();
+
+		snprintf(c->mon_addrs[i], sizeof(c->mon_addrs[i]), "127.0.0.1:%d", p);
+		snprintf(c->mon_raft[i], sizeof(c->mon_raft[i]), "127.0.0.1:%d", rp);
+		at += (size_t)snprintf(c->mon_addr + at, sizeof(c->mon_addr) - at, "%s%s",
+				       i ? "," : "", c->mon_addrs[i]);
+		sat += (size_t)snprintf(c->mon_spec + sat, sizeof(c->mon_spec) - sat,
+					"%s%c=%s/%s", i ? "," : "", 'a' + i,
+					c->mon_addrs[i], c->mon_raft[i]);
+	}
+	for (int i = 0; i < c->n_mons; i++)
+		h_start_mon(c, i);
+}
+
 void h_start(struct h_cluster *c, int n_osds)
 {
 	const char *ext = getenv("MIXSAN_TEST_MON");
@@ -215,7 +385,9 @@ void h_start(struct h_cluster *c, int n_osds)
 	snprintf(bin, sizeof(bin), "%s/mon/mixsan-mon", build_root());
 	snprintf(mondir, sizeof(mondir), "%s/mon", c->dir);
 	snprintf(log, sizeof(log), "%s/mon.log", c->dir);
-	{
+	if (c->n_mons > 0) {
+		start_quorum(c);
+	} else {
 		char *argv[] = {bin, "--data", mondir, "--addr", c->mon_addr, NULL};
 		char words[256], *all[40];
 
@@ -290,6 +462,12 @@ void h_stop(struct h_cluster *c)
 		stop_pid(&c->osd_pids[i], what);
 	}
 	stop_pid(&c->mon_pid, "the monitor");
+	for (int i = 0; i < c->n_mons; i++) {
+		char what[32];
+
+		snprintf(what, sizeof(what), "mon.%c", 'a' + i);
+		stop_pid(&c->mon_pids[i], what);
+	}
 	for (int i = 0; i < H_MAX_OSDS; i++) {
 		char dir[300];
 

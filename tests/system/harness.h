@@ -20,12 +20,21 @@
 #include "mixsan/mixsan.h"
 
 #define H_MAX_OSDS 16
+#define H_MAX_MONS 5
 
 struct h_cluster {
 	char dir[256];
-	char mon_addr[64];
+	char mon_addr[64 * H_MAX_MONS]; /* all monitors, comma separated */
 	int mon_port;
 	pid_t mon_pid;
+	/* A quorum (docs/monitor-quorum.md): set n_mons > 0 before h_start
+	 * to start that many monitors a, b, c... with --mons (logs mon.a,
+	 * mon.b...); 0 starts one standalone monitor (log "mon"). */
+	int n_mons;
+	pid_t mon_pids[H_MAX_MONS];
+	char mon_addrs[H_MAX_MONS][32];
+	char mon_raft[H_MAX_MONS][32];
+	char mon_spec[64 * 2 * H_MAX_MONS];
 	int n_osds;
 	pid_t osd_pids[H_MAX_OSDS];
 	char osd_loc[H_MAX_OSDS][64];
@@ -47,6 +56,22 @@ void h_start(struct h_cluster *c, int n_osds);
 /* Give OSD i a location before h_start / h_start_osd. */
 void h_set_location(struct h_cluster *c, int i, const char *loc);
 void h_start_osd(struct h_cluster *c, int i);
+/* In a quorum: (re)start monitor i, send it sig (SIGKILL/SIGTERM reap it). */
+void h_start_mon(struct h_cluster *c, int i);
+/* Start monitor i with an empty folder and --join (for `mon add`). */
+void h_join_mon(struct h_cluster *c, int i);
+void h_signal_mon(struct h_cluster *c, int i, int sig);
+/* Monitor i's `mon status` answer (see docs/monitor-quorum.md) into buf;
+ * 0 or a negative errno. */
+int h_mon_status(struct h_cluster *c, int i, char *buf, size_t sz);
+/* The index of the monitor that leads, as monitor `ask` sees it; -1 if
+ * none. */
+int h_mon_leader(struct h_cluster *c, int ask);
+/* Ask the monitor at addr alone, on a blocking socket, for the map of
+ * epoch (0: its newest).  0 and *out (free with mx_map_free), or a
+ * negative errno (-EAGAIN: it redirected; -ENOENT: not kept). */
+struct mx_map;
+int h_fetch_map(const char *addr, uint64_t epoch, struct mx_map **out);
 /* Send sig to OSD i and, for SIGKILL/SIGTERM, reap it. */
 void h_signal_osd(struct h_cluster *c, int i, int sig);
 /* The number of OSDs up in the client's map. */
