@@ -9,6 +9,7 @@
 #include "check.h"
 #include "commands.h"
 #include "placement.h"
+#include "quorum.h"
 
 static int run(struct mx_map *m, const char *prefix, const char *const *kv, int n)
 {
@@ -101,8 +102,34 @@ static void test_primary_temp(void)
 	mx_map_free(m);
 }
 
+/* --mons NAME=CLIENT/RAFT,... (docs/monitor-quorum.md). */
+static void test_mon_spec(void)
+{
+	struct mx_mon_info *m = NULL;
+	uint32_t n = 0;
+	char err[200];
+
+	CHECK_EQ_INT(mx_quorum_parse_mons("a=127.0.0.1:1/127.0.0.1:2,b=127.0.0.1:3/127.0.0.1:4",
+					  &m, &n, err, sizeof(err)), 0);
+	CHECK(n == 2 && strcmp(m[1].name, "b") == 0 && strcmp(m[1].raft_addr, "127.0.0.1:4") == 0);
+	CHECK(m && m[0].raft_id == mx_quorum_id("a") && m[0].raft_id != m[1].raft_id);
+	CHECK(m && m[0].raft_id != 0);
+	free(m);
+	/* Refused, each with a reason. */
+	static const char *bad[] = {
+		"", "a", "a=127.0.0.1:1", "a=127.0.0.1:1/", "a=x/127.0.0.1:2",
+		"a=127.0.0.1:1/127.0.0.1:1", "a=127.0.0.1:1/127.0.0.1:2,a=127.0.0.1:3/127.0.0.1:4",
+		"a=127.0.0.1:1/127.0.0.1:2,b=127.0.0.1:2/127.0.0.1:5", "bad name=127.0.0.1:1/127.0.0.1:2",
+	};
+	for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+		err[0] = '\0';
+		CHECK(mx_quorum_parse_mons(bad[i], &m, &n, err, sizeof(err)) < 0 && !m && err[0]);
+	}
+}
+
 int main(void)
 {
+	test_mon_spec();
 	struct mx_map *m = mx_map_new();
 
 	/* OSD boot. */

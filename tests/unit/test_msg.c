@@ -9,6 +9,7 @@
 #include "check.h"
 #include "crc32c.h"
 #include "map.h"
+#include "monlist.h"
 #include "msg.h"
 
 static void test_crc(void)
@@ -190,6 +191,72 @@ static void test_map(void)
 		mx_map_free(t);
 	}
 	mx_wbuf_free(&w);
+	/* The monitors' quorum section: kept, and refused when it does not
+	 * match the monitor list. */
+	{
+		struct mx_map *q = mx_map_dup(m), *e = NULL;
+
+		free(q->mons);
+		q->mons = calloc(2, sizeof(*q->mons));
+		q->n_mons = 2;
+		snprintf(q->mons[0].name, sizeof(q->mons[0].name), "a");
+		snprintf(q->mons[0].addr, sizeof(q->mons[0].addr), "10.0.0.1:6789");
+		snprintf(q->mons[0].raft_addr, sizeof(q->mons[0].raft_addr), "10.0.0.1:6790");
+		q->mons[0].raft_id = 7;
+		snprintf(q->mons[1].name, sizeof(q->mons[1].name), "b");
+		snprintf(q->mons[1].addr, sizeof(q->mons[1].addr), "10.0.0.2:6789");
+		snprintf(q->mons[1].raft_addr, sizeof(q->mons[1].raft_addr), "10.0.0.2:6790");
+		q->mons[1].raft_id = 9;
+		mx_wbuf_init(&w);
+		mx_map_encode(q, &w);
+		CHECK_EQ_INT(mx_map_decode(w.data, w.len, &e), 0);
+		CHECK(e && e->n_mons == 2 && e->mons[1].raft_id == 9 &&
+		      strcmp(e->mons[1].raft_addr, "10.0.0.2:6790") == 0);
+		mx_map_free(e);
+		/* A raft id of 0 in the quorum section is refused. */
+		q->mons[1].raft_id = 0;
+		mx_wbuf_reset(&w);
+		mx_map_encode(q, &w);
+		CHECK(mx_map_decode(w.data, w.len, &e) < 0);
+		mx_map_free(e);
+		/* No ids: no section, a standalone monitor's map. */
+		q->mons[0].raft_id = 0;
+		mx_wbuf_reset(&w);
+		mx_map_encode(q, &w);
+		CHECK_EQ_INT(mx_map_decode(w.data, w.len, &e), 0);
+		CHECK(e && e->mons[0].raft_id == 0 && e->mons[0].raft_addr[0] == '\0');
+		mx_map_free(e);
+		mx_wbuf_free(&w);
+		mx_map_free(q);
+	}
+	/* The monitor list of a client or an OSD. */
+	{
+		struct mx_monlist l;
+		struct mx_map *q = mx_map_new();
+
+		CHECK(mx_monlist_parse(&l, "") < 0);
+		CHECK(mx_monlist_parse(&l, "10.0.0.1:6789,bogus") < 0);
+		CHECK_EQ_INT(mx_monlist_parse(&l, "10.0.0.1:6789, 10.0.0.2:6789"), 0);
+		CHECK(l.n == 2 && strcmp(mx_monlist_current(&l), "10.0.0.1:6789") == 0);
+		mx_monlist_next(&l);
+		CHECK(strcmp(mx_monlist_current(&l), "10.0.0.2:6789") == 0);
+		mx_monlist_next(&l);
+		CHECK(strcmp(mx_monlist_current(&l), "10.0.0.1:6789") == 0);
+		/* A redirect to a known or a new leader goes there soon; one
+		 * naming no leader moves on. */
+		CHECK(mx_monlist_redirect(&l, "10.0.0.3:6789") < 100);
+		CHECK(l.n == 3 && strcmp(mx_monlist_current(&l), "10.0.0.3:6789") == 0);
+		CHECK(mx_monlist_redirect(&l, "") >= 100);
+		CHECK(strcmp(mx_monlist_current(&l), "10.0.0.1:6789") == 0);
+		CHECK(mx_monlist_redirect(&l, "not an address") >= 100);
+		q->mons = calloc(1, sizeof(*q->mons));
+		q->n_mons = 1;
+		snprintf(q->mons[0].addr, sizeof(q->mons[0].addr), "10.0.0.4:6789");
+		mx_monlist_learn(&l, q);
+		mx_monlist_learn(&l, q);
+		CHECK_EQ_INT(l.n, 4);
+		mx_map_free(q);
+	}
 	/* Locations. */
 	{
 		struct mx_loc loc[MX_LOC_MAX];
@@ -483,8 +550,24 @@ static void test_pg_stats(void)
 	CHECK(strlen(mx_pg_state_name(0x1fff, name, 12)) < 12);
 }
 
+static void test_redirect(void)
+{
+	struct mx_msg_mon_redirect a = {.leader = "10.0.0.1:6789", .message = "go there"}, b;
+	struct mx_wbuf w;
+
+	mx_wbuf_init(&w);
+	mx_enc_mon_redirect(&w, &a);
+	CHECK_EQ_INT(mx_dec_mon_redirect(w.data, (uint32_t)w.len, &b), 0);
+	CHECK(strcmp(b.leader, a.leader) == 0 && strcmp(b.message, a.message) == 0);
+	CHECK_EQ_INT(mx_msg_decode_any(MX_MSG_MON_REDIRECT, w.data, (uint32_t)w.len), 0);
+	for (size_t n = 0; n < w.len; n++)
+		CHECK(mx_dec_mon_redirect(w.data, (uint32_t)n, &b) < 0);
+	mx_wbuf_free(&w);
+}
+
 int main(void)
 {
+	test_redirect();
 	test_crc();
 	test_status();
 	test_header();
