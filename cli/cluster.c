@@ -113,8 +113,9 @@ static int count_up(mixsan_cluster_t *cl)
 static int cluster_up(struct cli *c)
 {
 	const char *v;
-	long n_osds = 3, port = 6789, size;
-	char path[4200], bin_mon[PATH_MAX], bin_osd[PATH_MAX], addr[64], mondir[4200];
+	long n_osds = 3, port = 6789, size, n_mons = 0;
+	char path[4200], bin_mon[PATH_MAX], bin_osd[PATH_MAX], addr[400], mondir[4200];
+	char spec[800];
 	char logp[4200], pidp[4200], datadir[4200];
 	mixsan_cluster_t *cl = NULL;
 	FILE *f;
@@ -130,6 +131,13 @@ static int cluster_up(struct cli *c)
 		if (port < 1 || port > 65535)
 			return cli_fail("--port must be 1 to 65535");
 	}
+	if ((v = cli_opt(c, "mons"))) {
+		n_mons = strtol(v, NULL, 10);
+		if (n_mons != 1 && n_mons != 3 && n_mons != 5)
+			return cli_fail("--mons must be 1, 3 or 5");
+		if (port + 2 * n_mons > 65536)
+			return cli_fail("--port too high for %ld monitors", n_mons);
+	}
 	size = n_osds < 3 ? n_osds : 3;
 	if ((v = cli_opt(c, "size"))) {
 		size = strtol(v, NULL, 10);
@@ -137,7 +145,8 @@ static int cluster_up(struct cli *c)
 			return cli_fail("--size must be 1 to the number of OSDs");
 	}
 	snprintf(pidp, sizeof(pidp), "%s/run/mon.pid", c->data);
-	if (alive(read_pid(pidp)))
+	snprintf(path, sizeof(path), "%s/run/mon.a.pid", c->data);
+	if (alive(read_pid(pidp)) || alive(read_pid(path)))
 		return cli_fail("a cluster is already running in %s (mixsan --data %s cluster "
 				"down stops it)", c->data, c->data);
 	r = mx_mkdir_p(c->data, 0700);
@@ -148,7 +157,16 @@ static int cluster_up(struct cli *c)
 	snprintf(path, sizeof(path), "%s/run", c->data);
 	(void)mx_mkdir_p(path, 0700);
 
+	/* A quorum: monitor i on port + 2i, its Raft service on the next. */
 	snprintf(addr, sizeof(addr), "127.0.0.1:%ld", port);
+	spec[0] = '\0';
+	for (long i = 0, at = 0, sat = 0; i < n_mons; i++) {
+		at += snprintf(addr + at, sizeof(addr) - (size_t)at, "%s127.0.0.1:%ld", i ? "," : "",
+			       port + 2 * i);
+		sat += snprintf(spec + sat, sizeof(spec) - (size_t)sat,
+				"%s%c=127.0.0.1:%ld/127.0.0.1:%ld", i ? "," : "", (char)('a' + i),
+				port + 2 * i, port + 2 * i + 1);
+	}
 	snprintf(path, sizeof(path), "%s/mixsan.conf", c->data);
 	f = fopen(path, "we");
 	if (!f)
@@ -160,12 +178,24 @@ static int cluster_up(struct cli *c)
 	find_binary("mixsan-osd", "osd", bin_osd, sizeof(bin_osd));
 	snprintf(mondir, sizeof(mondir), "%s/mon", c->data);
 	snprintf(logp, sizeof(logp), "%s/log/mon.log", c->data);
-	{
+	if (n_mons == 0) {
 		char *argv[] = {bin_mon, "--data", mondir, "--addr", addr, NULL};
 
 		r = spawn(argv, logp, pidp);
 		if (r < 0)
 			return cli_fail("cannot start the monitor: %s", strerror(-r));
+	}
+	for (long i = 0; i < n_mons; i++) {
+		char name[2] = {(char)('a' + i), 0};
+		char *argv[] = {bin_mon, "--data", mondir, "--name", name, "--mons", spec, NULL};
+
+		snprintf(mondir, sizeof(mondir), "%s/mon.%s", c->data, name);
+		snprintf(logp, sizeof(logp), "%s/log/mon.%s.log", c->data, name);
+		snprintf(pidp, sizeof(pidp), "%s/run/mon.%s.pid", c->data, name);
+		(void)mx_mkdir_p(mondir, 0700);
+		r = spawn(argv, logp, pidp);
+		if (r < 0)
+			return cli_fail("cannot start mon.%s: %s", name, strerror(-r));
 	}
 	for (long i = 0; i < n_osds; i++) {
 		char id[16];
@@ -224,8 +254,8 @@ static int cluster_up(struct cli *c)
 		}
 	}
 	mixsan_shutdown(cl);
-	printf("MixSAN cluster up in %s: monitor %s, %ld OSDs, pool 'default' (size %ld)\n",
-	       c->data, addr, n_osds, size);
+	printf("MixSAN cluster up in %s: monitor%s %s, %ld OSDs, pool 'default' (size %ld)\n",
+	       c->data, n_mons > 1 ? "s" : "", addr, n_osds, size);
 	return 0;
 }
 
@@ -264,6 +294,13 @@ static int cluster_down(struct cli *c)
 	}
 	snprintf(pidp, sizeof(pidp), "%s/run/mon.pid", c->data);
 	stopped += stop_pidfile(pidp, "the monitor");
+	for (int i = 0; i < 5; i++) {
+		char what[16];
+
+		snprintf(pidp, sizeof(pidp), "%s/run/mon.%c.pid", c->data, 'a' + i);
+		snprintf(what, sizeof(what), "mon.%c", 'a' + i);
+		stopped += stop_pidfile(pidp, what);
+	}
 	printf("MixSAN cluster in %s stopped (%d daemons)\n", c->data, stopped);
 	return 0;
 }
