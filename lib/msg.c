@@ -810,6 +810,86 @@ int mx_dec_mon_redirect(const void *p, uint32_t len, struct mx_msg_mon_redirect 
 	return finish(&r);
 }
 
+/* Authentication -------------------------------------------------------- */
+
+#define AUTH_NONCE 16
+#define AUTH_HMAC 32
+#define AUTH_TICKET_MAX 1024
+
+void mx_enc_auth_hello(struct mx_wbuf *w, const struct mx_msg_auth_hello *m)
+{
+	mx_put_u8(w, m->mode);
+	put_cstr(w, m->entity ? m->entity : "");
+	mx_put_bytes(w, m->nonce, AUTH_NONCE);
+	mx_put_blob(w, m->ticket, m->ticket_len);
+}
+
+int mx_dec_auth_hello(const void *p, uint32_t len, struct mx_msg_auth_hello *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->mode = mx_get_u8(&r);
+	m->entity = get_cstr(&r);
+	m->nonce = mx_get_bytes(&r, AUTH_NONCE);
+	m->ticket = mx_get_blob(&r, &m->ticket_len, AUTH_TICKET_MAX);
+	if (!r.err && m->mode != 1 && m->mode != 2)
+		mx_rbuf_fail(&r);
+	return finish(&r);
+}
+
+void mx_enc_auth_challenge(struct mx_wbuf *w, const struct mx_msg_auth_challenge *m)
+{
+	mx_put_bytes(w, m->nonce, AUTH_NONCE);
+	mx_put_bytes(w, m->proof, AUTH_HMAC);
+}
+
+int mx_dec_auth_challenge(const void *p, uint32_t len, struct mx_msg_auth_challenge *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->nonce = mx_get_bytes(&r, AUTH_NONCE);
+	m->proof = mx_get_bytes(&r, AUTH_HMAC);
+	return finish(&r);
+}
+
+void mx_enc_auth_proof(struct mx_wbuf *w, const struct mx_msg_auth_proof *m)
+{
+	mx_put_bytes(w, m->proof, AUTH_HMAC);
+}
+
+int mx_dec_auth_proof(const void *p, uint32_t len, struct mx_msg_auth_proof *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->proof = mx_get_bytes(&r, AUTH_HMAC);
+	return finish(&r);
+}
+
+void mx_enc_auth_done(struct mx_wbuf *w, const struct mx_msg_auth_done *m)
+{
+	mx_put_i32(w, m->status);
+	put_cstr(w, m->message);
+	put_cstr(w, m->caps ? m->caps : "");
+	mx_put_blob(w, m->sealed, m->sealed_len);
+	mx_put_blob(w, m->ticket, m->ticket_len);
+}
+
+int mx_dec_auth_done(const void *p, uint32_t len, struct mx_msg_auth_done *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->status = mx_get_i32(&r);
+	m->message = get_cstr(&r);
+	m->caps = get_cstr(&r);
+	m->sealed = mx_get_blob(&r, &m->sealed_len, AUTH_TICKET_MAX);
+	m->ticket = mx_get_blob(&r, &m->ticket_len, AUTH_TICKET_MAX);
+	return finish(&r);
+}
+
 /* Peering --------------------------------------------------------------- */
 
 void mx_enc_pg_ref(struct mx_wbuf *w, const struct mx_pg_ref *r)
@@ -1236,6 +1316,10 @@ int mx_msg_decode_any(uint16_t type, const void *p, uint32_t len)
 		struct mx_msg_osd_list_reply lr;
 		struct mx_msg_error_reply er;
 		struct mx_msg_mon_redirect rd;
+		struct mx_msg_auth_hello ah;
+		struct mx_msg_auth_challenge ac;
+		struct mx_msg_auth_proof ap;
+		struct mx_msg_auth_done ad;
 		struct mx_msg_osd_failure of;
 		struct mx_msg_osd_beacon ob2;
 		struct mx_msg_pg_stats pst;
@@ -1290,6 +1374,11 @@ int mx_msg_decode_any(uint16_t type, const void *p, uint32_t len)
 		return 0;
 	case MX_MSG_ERROR_REPLY: return mx_dec_error_reply(p, len, &u.er);
 	case MX_MSG_MON_REDIRECT: return mx_dec_mon_redirect(p, len, &u.rd);
+	case MX_MSG_AUTH_HELLO: return mx_dec_auth_hello(p, len, &u.ah);
+	case MX_MSG_AUTH_CHALLENGE: return mx_dec_auth_challenge(p, len, &u.ac);
+	case MX_MSG_AUTH_PROOF: return mx_dec_auth_proof(p, len, &u.ap);
+	case MX_MSG_AUTH_DONE: return mx_dec_auth_done(p, len, &u.ad);
+	case MX_MSG_AUTH_RENEW: return len == 0 ? 0 : -EBADMSG;
 	case MX_MSG_PG_QUERY: return mx_dec_pg_query(p, len, &u.pr);
 	case MX_MSG_PG_NOTIFY:
 		r = mx_dec_pg_notify(p, len, &u.pn);

@@ -77,6 +77,13 @@ enum mx_msg_type {
 	MX_MSG_PG_SCRUB_REPLY = 51,
 	MX_MSG_PG_SCRUB_MAP = 52,   /* primary -> member -> SCRUB_MAP_REPLY */
 	MX_MSG_PG_SCRUB_MAP_REPLY = 53,
+
+	/* Authentication (docs/auth.md): only these travel before AUTH_DONE. */
+	MX_MSG_AUTH_HELLO = 60,     /* client -> server */
+	MX_MSG_AUTH_CHALLENGE = 61, /* server -> client */
+	MX_MSG_AUTH_PROOF = 62,     /* client -> server */
+	MX_MSG_AUTH_DONE = 63,      /* server -> client; then every frame has a MAC */
+	MX_MSG_AUTH_RENEW = 64,     /* client -> monitor: a new ticket -> AUTH_DONE */
 };
 
 /* Wire status codes: negative errno values are mapped in exactly one place
@@ -368,6 +375,34 @@ struct mx_msg_error_reply {
 	const char *message;
 };
 
+/* Authentication (docs/auth.md). */
+enum { MX_AUTH_MODE_KEY = 1, MX_AUTH_MODE_TICKET = 2 };
+struct mx_msg_auth_hello {
+	uint8_t mode;           /* MX_AUTH_MODE_* */
+	const char *entity;     /* mode KEY */
+	const uint8_t *nonce;   /* MX_NONCE_LEN bytes */
+	const uint8_t *ticket;  /* mode TICKET */
+	uint32_t ticket_len;
+};
+struct mx_msg_auth_challenge {
+	const uint8_t *nonce;   /* MX_NONCE_LEN */
+	const uint8_t *proof;   /* MX_HMAC_LEN: the server's */
+};
+struct mx_msg_auth_proof {
+	const uint8_t *proof;   /* MX_HMAC_LEN */
+};
+struct mx_msg_auth_done {
+	int32_t status;
+	const char *message;
+	const char *caps;
+	/* From a monitor: seal(K, ticket_key | expires_ms u64 | has_secret u8 |
+	 * service secret), and the ticket itself. */
+	const uint8_t *sealed;
+	uint32_t sealed_len;
+	const uint8_t *ticket;
+	uint32_t ticket_len;
+};
+
 /* A monitor that is not the leader, to a request only the leader answers
  * (same tid).  leader: the leader's client address, or "" when this monitor
  * knows no leader (try another). */
@@ -425,6 +460,14 @@ int mx_dec_osd_list_reply(const void *p, uint32_t len, struct mx_msg_osd_list_re
 void mx_enc_error_reply(struct mx_wbuf *w, const struct mx_msg_error_reply *m);
 int mx_dec_error_reply(const void *p, uint32_t len, struct mx_msg_error_reply *m);
 void mx_enc_mon_redirect(struct mx_wbuf *w, const struct mx_msg_mon_redirect *m);
+void mx_enc_auth_hello(struct mx_wbuf *w, const struct mx_msg_auth_hello *m);
+int mx_dec_auth_hello(const void *p, uint32_t len, struct mx_msg_auth_hello *m);
+void mx_enc_auth_challenge(struct mx_wbuf *w, const struct mx_msg_auth_challenge *m);
+int mx_dec_auth_challenge(const void *p, uint32_t len, struct mx_msg_auth_challenge *m);
+void mx_enc_auth_proof(struct mx_wbuf *w, const struct mx_msg_auth_proof *m);
+int mx_dec_auth_proof(const void *p, uint32_t len, struct mx_msg_auth_proof *m);
+void mx_enc_auth_done(struct mx_wbuf *w, const struct mx_msg_auth_done *m);
+int mx_dec_auth_done(const void *p, uint32_t len, struct mx_msg_auth_done *m);
 int mx_dec_mon_redirect(const void *p, uint32_t len, struct mx_msg_mon_redirect *m);
 
 /* --- Peering ----------------------------------------------------------- */

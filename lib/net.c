@@ -9,6 +9,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "authconn.h"
 #include "log.h"
 
 #define READ_CHUNK (256u * 1024u)
@@ -17,9 +18,39 @@ struct write_req {
 	uv_write_t req;
 	struct mx_conn *c;
 	uint8_t hdr[MX_MSG_HDR_LEN];
+	uint8_t mac[MX_MAC_LEN];
 	uint8_t *payload; /* From malloc(); owned. */
 	size_t len;
 };
+
+/* A send that waits for the end of the handshake. */
+struct mx_held {
+	struct mx_held *next;
+	uint16_t type;
+	uint64_t tid;
+	uint8_t *payload; /* From malloc(); owned. */
+	size_t len;
+};
+
+static bool is_auth_type(uint16_t type)
+{
+	return type >= MX_MSG_AUTH_HELLO && type <= MX_MSG_AUTH_RENEW;
+}
+
+/* The MAC of a frame: HMAC(key, direction | seq | header | payload), its
+ * first MX_MAC_LEN bytes (docs/auth.md).  Direction 'I' is from the end
+ * that started the handshake, 'A' from the other. */
+static void frame_mac(const struct mx_conn *c, bool outgoing, uint64_t seq, const uint8_t *hdr,
+		      const uint8_t *payload, size_t len, uint8_t out[MX_MAC_LEN])
+{
+	uint8_t dir = (uint8_t)((outgoing == c->auth_initiator) ? 'I' : 'A'), sq[8], full[MX_HMAC_LEN];
+	struct mx_part parts[] = {{&dir, 1}, {sq, 8}, {hdr, MX_MSG_HDR_LEN}, {payload, len}};
+
+	for (int i = 0; i < 8; i++)
+		sq[i] = (uint8_t)(seq >> (8 * i));
+	mx_hmac(c->mac_key, MX_KEY_LEN, parts, 4, full);
+	memcpy(out, full, MX_MAC_LEN);
+}
 
 int mx_parse_addr(const char *s, struct sockaddr_in *out)
 {
@@ -91,6 +122,14 @@ static void conn_closed_cb(uv_handle_t *h)
 
 	if (c->ops->on_close)
 		c->ops->on_close(c, c->close_err);
+	while (c->held_head) {
+		struct mx_held *hd = c->held_head;
+
+		c->held_head = hd->next;
+		free(hd->payload);
+		free(hd);
+	}
+	mx_authconn_free(c);
 	free(c->rbuf);
 	free(c);
 }
@@ -101,6 +140,34 @@ void mx_conn_close(struct mx_conn *c, int err)
 		return;
 	c->closing = true;
 	c->close_err = err;
+	uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
+}
+
+static void shutdown_cb(uv_shutdown_t *req, int status)
+{
+	struct mx_conn *c = req->data;
+
+	(void)status;
+	free(req);
+	uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
+}
+
+void mx_conn_close_after_send(struct mx_conn *c, int err)
+{
+	uv_shutdown_t *req;
+
+	if (c->closing)
+		return;
+	c->closing = true;
+	c->close_err = err;
+	(void)uv_read_stop((uv_stream_t *)&c->tcp);
+	req = malloc(sizeof(*req));
+	if (req) {
+		req->data = c;
+		if (uv_shutdown(req, (uv_stream_t *)&c->tcp, shutdown_cb) == 0)
+			return;
+		free(req);
+	}
 	uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
 }
 
@@ -152,15 +219,37 @@ static void process(struct mx_conn *c)
 			mx_conn_close(c, r);
 			return;
 		}
-		if (c->rend - c->rstart < MX_MSG_HDR_LEN + (size_t)h.len)
+		size_t mac = c->sec == MX_SEC_ON ? MX_MAC_LEN : 0;
+
+		if (c->rend - c->rstart < MX_MSG_HDR_LEN + (size_t)h.len + mac)
 			return;
 		if (mx_msg_payload_check(&h, p + MX_MSG_HDR_LEN) < 0) {
 			mx_warn("%s: payload checksum mismatch, closing", c->peer);
 			mx_conn_close(c, -EBADMSG);
 			return;
 		}
-		c->rstart += MX_MSG_HDR_LEN + (size_t)h.len;
+		if (mac) {
+			uint8_t want[MX_MAC_LEN];
+
+			frame_mac(c, false, c->seq_in, p, p + MX_MSG_HDR_LEN, h.len, want);
+			if (!mx_mac_equal(want, p + MX_MSG_HDR_LEN + h.len, MX_MAC_LEN)) {
+				mx_warn("%s: message authentication failed (altered, replayed or "
+					"out of order), closing", c->peer);
+				mx_conn_close(c, -EBADMSG);
+				return;
+			}
+			c->seq_in++;
+		}
+		c->rstart += MX_MSG_HDR_LEN + (size_t)h.len + mac;
 		c->msgs_in++;
+		if (is_auth_type(h.type) || c->sec == MX_SEC_HANDSHAKE) {
+			/* The handshake, a renewal, or a frame sent too early. */
+			int e = mx_authconn_on_msg(c, &h, p + MX_MSG_HDR_LEN);
+
+			if (e < 0 && !c->closing)
+				mx_conn_close(c, e);
+			continue;
+		}
 		c->ops->on_msg(c, &h, p + MX_MSG_HDR_LEN);
 	}
 	if (c->rstart == c->rend)
@@ -201,6 +290,7 @@ static struct mx_conn *conn_new(uv_loop_t *loop, const struct mx_conn_ops *ops, 
 	c->tcp.data = c;
 	c->ops = ops;
 	c->owner = owner;
+	c->held_tail = &c->held_head;
 	return c;
 }
 
@@ -251,6 +341,16 @@ static void connect_cb(uv_connect_t *req, int status)
 		mx_conn_close(c, status);
 		return;
 	}
+	if (c->auth_client) {
+		/* Our sends wait in the held list until AUTH_DONE. */
+		c->sec = MX_SEC_HANDSHAKE;
+		c->auth_initiator = true;
+		status = mx_authconn_start(c);
+		if (status < 0) {
+			mx_conn_close(c, status);
+			return;
+		}
+	}
 	if (c->ops->on_connect)
 		c->ops->on_connect(c);
 }
@@ -300,10 +400,48 @@ static void write_cb(uv_write_t *req, int status)
 		mx_conn_close(c, status);
 }
 
-int mx_conn_send(struct mx_conn *c, uint16_t type, uint64_t tid, struct mx_wbuf *w)
+/* Write one frame (payload taken), with its MAC once secure. */
+static int send_frame(struct mx_conn *c, uint16_t type, uint64_t tid, uint8_t *payload,
+		      size_t len)
 {
-	struct write_req *wr;
-	uv_buf_t bufs[2];
+	struct write_req *wr = malloc(sizeof(*wr));
+	uv_buf_t bufs[3];
+	unsigned n = 0;
+	int r;
+
+	if (!wr) {
+		free(payload);
+		return -ENOMEM;
+	}
+	wr->c = c;
+	wr->payload = payload;
+	wr->len = len;
+	mx_msg_hdr_encode(wr->hdr, type, tid, wr->payload, (uint32_t)wr->len);
+	bufs[n++] = uv_buf_init((char *)wr->hdr, MX_MSG_HDR_LEN);
+	if (len)
+		bufs[n++] = uv_buf_init((char *)wr->payload, (unsigned)wr->len);
+	if (c->sec == MX_SEC_ON) {
+		frame_mac(c, true, c->seq_out++, wr->hdr, payload, len, wr->mac);
+		bufs[n++] = uv_buf_init((char *)wr->mac, MX_MAC_LEN);
+		wr->len += MX_MAC_LEN; /* for the queued-bytes count */
+	}
+	r = uv_write(&wr->req, (uv_stream_t *)&c->tcp, bufs, n, write_cb);
+	if (r < 0) {
+		free(wr->payload);
+		free(wr);
+		mx_conn_close(c, r);
+		return r;
+	}
+	c->queued_bytes += MX_MSG_HDR_LEN + wr->len;
+	c->msgs_out++;
+	return 0;
+}
+
+static int send_common(struct mx_conn *c, uint16_t type, uint64_t tid, struct mx_wbuf *w,
+		       bool now)
+{
+	uint8_t *payload = w->data;
+	size_t len = w->len;
 	int r;
 
 	if (w->err) {
@@ -315,28 +453,63 @@ int mx_conn_send(struct mx_conn *c, uint16_t type, uint64_t tid, struct mx_wbuf 
 		mx_wbuf_free(w);
 		return -ENOTCONN;
 	}
-	wr = malloc(sizeof(*wr));
-	if (!wr) {
-		mx_wbuf_free(w);
-		return -ENOMEM;
-	}
-	wr->c = c;
-	wr->payload = w->data;
-	wr->len = w->len;
 	mx_wbuf_init(w);
-	mx_msg_hdr_encode(wr->hdr, type, tid, wr->payload, (uint32_t)wr->len);
-	bufs[0] = uv_buf_init((char *)wr->hdr, MX_MSG_HDR_LEN);
-	bufs[1] = uv_buf_init((char *)wr->payload, (unsigned)wr->len);
-	r = uv_write(&wr->req, (uv_stream_t *)&c->tcp, bufs, wr->len ? 2 : 1, write_cb);
-	if (r < 0) {
-		free(wr->payload);
-		free(wr);
-		mx_conn_close(c, r);
-		return r;
+	if (!now && (c->sec == MX_SEC_HANDSHAKE || (!c->connected && c->auth_client))) {
+		struct mx_held *hd = malloc(sizeof(*hd));
+
+		if (!hd) {
+			free(payload);
+			return -ENOMEM;
+		}
+		hd->next = NULL;
+		hd->type = type;
+		hd->tid = tid;
+		hd->payload = payload;
+		hd->len = len;
+		*c->held_tail = hd;
+		c->held_tail = &hd->next;
+		return 0;
 	}
-	c->queued_bytes += MX_MSG_HDR_LEN + wr->len;
-	c->msgs_out++;
-	return 0;
+	return send_frame(c, type, tid, payload, len);
+}
+
+int mx_conn_send(struct mx_conn *c, uint16_t type, uint64_t tid, struct mx_wbuf *w)
+{
+	return send_common(c, type, tid, w, false);
+}
+
+int mx_conn_send_now(struct mx_conn *c, uint16_t type, uint64_t tid, struct mx_wbuf *w)
+{
+	return send_common(c, type, tid, w, true);
+}
+
+void mx_conn_auth_client(struct mx_conn *c, struct mx_auth_client *a, uint8_t mode)
+{
+	c->auth_client = a;
+	c->auth_mode = mode;
+}
+
+void mx_conn_auth_server(struct mx_conn *c, const struct mx_auth_server *s)
+{
+	c->auth_server = s;
+	if (s && s->required)
+		c->sec = MX_SEC_HANDSHAKE;
+}
+
+void mx_conn_secure(struct mx_conn *c, const uint8_t key[MX_KEY_LEN])
+{
+	memcpy(c->mac_key, key, MX_KEY_LEN);
+	c->seq_in = c->seq_out = 0;
+	c->sec = MX_SEC_ON;
+	while (c->held_head && !c->closing) {
+		struct mx_held *hd = c->held_head;
+
+		c->held_head = hd->next;
+		(void)send_frame(c, hd->type, hd->tid, hd->payload, hd->len);
+		free(hd);
+	}
+	if (!c->held_head)
+		c->held_tail = &c->held_head;
 }
 
 int mx_conn_send_error(struct mx_conn *c, uint64_t tid, int err, const char *message)

@@ -18,10 +18,22 @@
 #include <stdint.h>
 #include <uv.h>
 
+#include "auth.h"
 #include "buf.h"
 #include "msg.h"
 
 struct mx_conn;
+struct mx_auth_client;
+struct mx_auth_server;
+struct mx_auth_hs;
+struct mx_held;
+
+/* A connection's security state (docs/auth.md). */
+enum {
+	MX_SEC_NONE,      /* no authentication on this connection */
+	MX_SEC_HANDSHAKE, /* only AUTH_* frames pass; the owner's sends wait */
+	MX_SEC_ON,        /* authenticated: every frame carries a MAC */
+};
 
 struct mx_conn_ops {
 	/* A complete message whose CRCs match.  payload (h->len bytes) may be
@@ -47,6 +59,19 @@ struct mx_conn {
 	size_t rstart, rend, rcap;
 	uint64_t queued_bytes; /* written but not yet completed */
 	uint64_t msgs_in, msgs_out;
+	/* Authentication (docs/auth.md, lib/authconn.c). */
+	uint8_t sec;                      /* MX_SEC_* */
+	bool auth_initiator;              /* this end sent the HELLO */
+	uint8_t auth_mode;                /* MX_AUTH_MODE_* (initiator) */
+	struct mx_auth_client *auth_client; /* outgoing: our credentials */
+	const struct mx_auth_server *auth_server; /* incoming: how to check */
+	struct mx_auth_hs *hs;            /* the handshake under way */
+	uint8_t mac_key[MX_KEY_LEN];
+	uint64_t seq_in, seq_out;
+	struct mx_held *held_head, **held_tail; /* sends waiting for the handshake */
+	char entity[MX_ENTITY_MAX];       /* the authenticated peer (incoming) */
+	struct mx_caps caps;              /* its capabilities */
+	char auth_error[256];             /* why authentication failed */
 };
 
 /* Parse "a.b.c.d:port" (IPv4 literal).  0 or -EINVAL. */
@@ -71,6 +96,21 @@ int mx_conn_connect(uv_loop_t *loop, const char *addr, const struct mx_conn_ops 
 int mx_conn_send(struct mx_conn *c, uint16_t type, uint64_t tid, struct mx_wbuf *w);
 /* Send an error reply for a request that could not be served. */
 int mx_conn_send_error(struct mx_conn *c, uint64_t tid, int err, const char *message);
+
+/* Authenticate this outgoing connection with a's credentials in mode
+ * (MX_AUTH_MODE_KEY to a monitor, MX_AUTH_MODE_TICKET to an OSD); call
+ * right after mx_conn_connect.  The owner's sends wait until it is done. */
+void mx_conn_auth_client(struct mx_conn *c, struct mx_auth_client *a, uint8_t mode);
+/* Check incoming connections with s; call right after mx_conn_accept. */
+void mx_conn_auth_server(struct mx_conn *c, const struct mx_auth_server *s);
+/* The handshake is done: frames carry MACs under key from now on, and the
+ * sends that waited go out.  (For lib/authconn.c.) */
+void mx_conn_secure(struct mx_conn *c, const uint8_t key[MX_KEY_LEN]);
+/* Send during the handshake, before mx_conn_secure (lib/authconn.c). */
+int mx_conn_send_now(struct mx_conn *c, uint16_t type, uint64_t tid, struct mx_wbuf *w);
+
+/* Close once what was sent has gone out (a refusal that must arrive). */
+void mx_conn_close_after_send(struct mx_conn *c, int err);
 
 /* Close (idempotent).  err is passed to on_close. */
 void mx_conn_close(struct mx_conn *c, int err);
