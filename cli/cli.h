@@ -12,6 +12,7 @@
 struct cli {
 	const char *mon;  /* monitor address(es), resolved */
 	const char *data; /* development cluster folder */
+	const char *keyfile; /* our key (docs/auth.md), or NULL */
 	bool json;
 	bool yes;         /* --yes-i-really-mean-it */
 	int argc;         /* positional words after the subcommand */
@@ -28,6 +29,8 @@ const char *cli_opt(const struct cli *c, const char *key);
 int cli_connect(const struct cli *c, mixsan_cluster_t **out);
 /* "1.5 GiB", "512 B" */
 void human_bytes(double v, char *buf, size_t sz);
+/* strerror(-r), with a hint for a refusal by capabilities (EPERM). */
+const char *cli_errstr(int r);
 /* Print "mixsan: ..." to stderr and return 1. */
 int cli_fail(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
 
@@ -38,6 +41,11 @@ int cmd_osd(struct cli *c, const char *sub);
 int cmd_object(struct cli *c, const char *sub);
 int cmd_balancer(struct cli *c, const char *sub);
 int cmd_mon(struct cli *c, const char *sub);
+int cmd_auth(struct cli *c, const char *sub);
+/* Make a key for name with caps, as the administrator of keyfile, into
+ * out (0600).  0 or a negative errno. */
+int cli_auth_add(mixsan_cluster_t *cl, const char *keyfile, const char *name,
+		 const char *caps, const char *out);
 int cmd_pg(struct cli *c, const char *sub);
 int cmd_volume(struct cli *c, const char *sub);
 

@@ -114,6 +114,8 @@ static int cluster_up(struct cli *c)
 {
 	const char *v;
 	long n_osds = 3, port = 6789, size, n_mons = 0;
+	bool auth = cli_opt(c, "auth") != NULL;
+	char keyfile[4200];
 	char path[4200], bin_mon[PATH_MAX], bin_osd[PATH_MAX], addr[400], mondir[4200];
 	char spec[800];
 	char logp[4200], pidp[4200], datadir[4200];
@@ -172,6 +174,9 @@ static int cluster_up(struct cli *c)
 	if (!f)
 		return cli_fail("cannot write %s: %s", path, strerror(errno));
 	fprintf(f, "# MixSAN development cluster\nmon = %s\n", addr);
+	snprintf(keyfile, sizeof(keyfile), "%s/client.admin.key", c->data);
+	if (auth)
+		fprintf(f, "keyfile = %s\n", keyfile);
 	fclose(f);
 
 	find_binary("mixsan-mon", "mon", bin_mon, sizeof(bin_mon));
@@ -179,16 +184,22 @@ static int cluster_up(struct cli *c)
 	snprintf(mondir, sizeof(mondir), "%s/mon", c->data);
 	snprintf(logp, sizeof(logp), "%s/log/mon.log", c->data);
 	if (n_mons == 0) {
-		char *argv[] = {bin_mon, "--data", mondir, "--addr", addr, NULL};
+		char *argv[] = {bin_mon, "--data", mondir, "--addr", addr, "--auth",
+				"--admin-keyfile", keyfile, NULL};
 
+		if (!auth)
+			argv[5] = NULL;
 		r = spawn(argv, logp, pidp);
 		if (r < 0)
 			return cli_fail("cannot start the monitor: %s", strerror(-r));
 	}
 	for (long i = 0; i < n_mons; i++) {
 		char name[2] = {(char)('a' + i), 0};
-		char *argv[] = {bin_mon, "--data", mondir, "--name", name, "--mons", spec, NULL};
+		char *argv[] = {bin_mon, "--data", mondir, "--name", name, "--mons", spec,
+				"--auth", "--admin-keyfile", keyfile, NULL};
 
+		if (!auth)
+			argv[7] = NULL;
 		snprintf(mondir, sizeof(mondir), "%s/mon.%s", c->data, name);
 		snprintf(logp, sizeof(logp), "%s/log/mon.%s.log", c->data, name);
 		snprintf(pidp, sizeof(pidp), "%s/run/mon.%s.pid", c->data, name);
@@ -196,6 +207,35 @@ static int cluster_up(struct cli *c)
 		r = spawn(argv, logp, pidp);
 		if (r < 0)
 			return cli_fail("cannot start mon.%s: %s", name, strerror(-r));
+	}
+	if (auth) {
+		/* The first map makes the admin key; with it, a key for each OSD. */
+		struct mixsan_options o = {.connect_timeout_ms = 10000, .op_timeout_ms = 30000,
+					   .keyfile = keyfile};
+
+		for (int t = 0; t < 100 && access(keyfile, F_OK) != 0; t++)
+			usleep(100000);
+		r = mixsan_connect(addr, &o, &cl);
+		if (r < 0)
+			return cli_fail("the monitor did not come up (see %s/log/): %s", c->data,
+					*mixsan_connect_error() ? mixsan_connect_error() : strerror(-r));
+		for (long i = 0; i < n_osds; i++) {
+			char name[32], kf[4300];
+
+			snprintf(datadir, sizeof(datadir), "%s/osd.%ld", c->data, i);
+			(void)mx_mkdir_p(datadir, 0700);
+			snprintf(kf, sizeof(kf), "%s/keyring", datadir);
+			snprintf(name, sizeof(name), "osd.%ld", i);
+			if (access(kf, F_OK) == 0)
+				continue;
+			r = cli_auth_add(cl, keyfile, name, "osd", kf);
+			if (r < 0) {
+				mixsan_shutdown(cl);
+				return cli_fail("cannot make the key of %s: %s", name, strerror(-r));
+			}
+		}
+		mixsan_shutdown(cl);
+		cl = NULL;
 	}
 	for (long i = 0; i < n_osds; i++) {
 		char id[16];
@@ -216,7 +256,8 @@ static int cluster_up(struct cli *c)
 	}
 	/* Wait for the monitor and every OSD. */
 	{
-		struct mixsan_options o = {.connect_timeout_ms = 10000, .op_timeout_ms = 30000};
+		struct mixsan_options o = {.connect_timeout_ms = 10000, .op_timeout_ms = 30000,
+					   .keyfile = auth ? keyfile : NULL};
 
 		r = mixsan_connect(addr, &o, &cl);
 		if (r < 0)
@@ -254,8 +295,9 @@ static int cluster_up(struct cli *c)
 		}
 	}
 	mixsan_shutdown(cl);
-	printf("MixSAN cluster up in %s: monitor%s %s, %ld OSDs, pool 'default' (size %ld)\n",
-	       c->data, n_mons > 1 ? "s" : "", addr, n_osds, size);
+	printf("MixSAN cluster up in %s: monitor%s %s, %ld OSDs, pool 'default' (size %ld)%s\n",
+	       c->data, n_mons > 1 ? "s" : "", addr, n_osds, size,
+	       auth ? ", keys required (admin key in client.admin.key)" : "");
 	return 0;
 }
 

@@ -115,7 +115,7 @@ static json_t *mon_json(mixsan_cluster_t *cl, const char *prefix, const char *co
 	int r = mixsan_mon_command(cl, prefix, kv, n, &msg);
 
 	if (r < 0) {
-		cli_fail("%s: %s", prefix, msg && *msg ? msg : strerror(-r));
+		cli_fail("%s: %s", prefix, msg && *msg ? msg : cli_errstr(r));
 		free(msg);
 		return NULL;
 	}
@@ -328,7 +328,7 @@ static int mon_cmd(struct cli *c, const char *prefix, const char *const *kv, siz
 	r = mixsan_mon_command(cl, prefix, kv, n, &msg);
 	mixsan_shutdown(cl);
 	if (r < 0) {
-		cli_fail("%s: %s", prefix, msg && *msg ? msg : strerror(-r));
+		cli_fail("%s: %s", prefix, msg && *msg ? msg : cli_errstr(r));
 		free(msg);
 		return 1;
 	}
@@ -806,7 +806,7 @@ int cmd_object(struct cli *c, const char *sub)
 
 		r = mixsan_list(p, ls_cb, &l);
 		if (r < 0)
-			ret = cli_fail("listing pool '%s': %s", c->argv[0], strerror(-r));
+			ret = cli_fail("listing pool '%s': %s", c->argv[0], cli_errstr(r));
 		else if (l.arr)
 			print_json(l.arr);
 		if (r < 0 && l.arr)
@@ -832,13 +832,13 @@ int cmd_object(struct cli *c, const char *sub)
 		if (fd > 0)
 			close(fd);
 		if (r < 0) {
-			ret = cli_fail("cannot read %s: %s", c->argv[2], strerror(-r));
+			ret = cli_fail("cannot read %s: %s", c->argv[2], cli_errstr(r));
 			goto out;
 		}
 		r = mixsan_write_full(p, c->argv[1], buf, len);
 		free(buf);
 		if (r < 0)
-			ret = cli_fail("writing %s: %s", c->argv[1], strerror(-r));
+			ret = cli_fail("writing %s: %s", c->argv[1], cli_errstr(r));
 	} else if (strcmp(sub, "get") == 0) {
 		struct mixsan_stat st;
 		uint8_t *buf;
@@ -851,7 +851,7 @@ int cmd_object(struct cli *c, const char *sub)
 		}
 		r = mixsan_stat(p, c->argv[1], &st);
 		if (r < 0) {
-			ret = cli_fail("reading %s: %s", c->argv[1], strerror(-r));
+			ret = cli_fail("reading %s: %s", c->argv[1], cli_errstr(r));
 			goto out;
 		}
 		buf = malloc(st.size ? st.size : 1);
@@ -887,13 +887,13 @@ int cmd_object(struct cli *c, const char *sub)
 	} else if (strcmp(sub, "rm") == 0) {
 		r = mixsan_remove(p, c->argv[1]);
 		if (r < 0)
-			ret = cli_fail("removing %s: %s", c->argv[1], strerror(-r));
+			ret = cli_fail("removing %s: %s", c->argv[1], cli_errstr(r));
 	} else if (strcmp(sub, "stat") == 0) {
 		struct mixsan_stat st;
 
 		r = mixsan_stat(p, c->argv[1], &st);
 		if (r < 0) {
-			ret = cli_fail("%s: %s", c->argv[1], strerror(-r));
+			ret = cli_fail("%s: %s", c->argv[1], cli_errstr(r));
 		} else if (c->json) {
 			char ver[48];
 
@@ -1025,12 +1025,12 @@ int cmd_pg(struct cli *c, const char *sub)
 	r = mixsan_pool_open(cl, c->argv[0], &p);
 	if (r < 0) {
 		mixsan_shutdown(cl);
-		return cli_fail("pool %s: %s", c->argv[0], strerror(-r));
+		return cli_fail("pool %s: %s", c->argv[0], cli_errstr(r));
 	}
 	r = mx_client_pg_scrub(cl, mixsan_pool_id(p), (uint32_t)pg, flags, &res);
 	if (r < 0) {
 		ret = cli_fail("pg %" PRId64 ".%lx: %s: %s", mixsan_pool_id(p), pg, sub,
-			       strerror(-r));
+			       cli_errstr(r));
 	} else if (c->json) {
 		print_json(json_pack("{s:s, s:s, s:i, s:I, s:I, s:I, s:I}", "pool", c->argv[0],
 				     "command", sub, "pg", (int)pg, "objects",

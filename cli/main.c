@@ -13,10 +13,10 @@
 
 static void usage(FILE *f)
 {
-	fputs("usage: mixsan [--mon IP:PORT[,...]] [--data DIR] [--json] COMMAND ...\n"
+	fputs("usage: mixsan [--mon IP:PORT[,...]] [--data DIR] [--keyfile F] [--json] COMMAND ...\n"
 	      "\n"
 	      "Development cluster:\n"
-	      "  cluster up [--osds N] [--port P] [--size S] [--mons 1|3|5]\n"
+	      "  cluster up [--osds N] [--port P] [--size S] [--mons 1|3|5] [--auth]\n"
 	      "                                               start a local cluster in DIR\n"
 	      "  cluster down                                 stop it\n"
 	      "  status [--watch [--count N] [--timeout S]]   cluster health; then follow events\n"
@@ -32,6 +32,13 @@ static void usage(FILE *f)
 	      "  mon status                     this monitor's view of the quorum\n"
 	      "  mon add NAME IP:PORT RAFT_IP:PORT   add a monitor started with --join\n"
 	      "  mon rm NAME                    remove a monitor from the quorum\n"
+	      "Keys (docs/auth.md; the key file from --keyfile, $MIXSAN_KEYFILE,\n"
+	      "'keyfile = ' in DIR/mixsan.conf or DIR/client.admin.key):\n"
+	      "  auth add NAME CAPS [--out F]   new entity (client.X or osd.N); CAPS:\n"
+	      "                                 admin | osd | r|rw [pool=A,B]\n"
+	      "  auth ls | auth get NAME [--out F] | auth caps NAME CAPS\n"
+	      "  auth rotate NAME [--out F]     a new key (the old one stops working)\n"
+	      "  auth rm NAME                   revoke\n"
 	      "Placement:\n"
 	      "  balancer run [POOL] [--max-deviation 0.05]   even out PGs per OSD\n"
 	      "Objects:\n"
@@ -57,6 +64,13 @@ static void usage(FILE *f)
 	      f);
 }
 
+const char *cli_errstr(int r)
+{
+	if (r == -EPERM)
+		return "permission denied (the key's capabilities do not allow it)";
+	return strerror(-r);
+}
+
 int cli_fail(const char *fmt, ...)
 {
 	va_list ap;
@@ -77,23 +91,26 @@ const char *cli_opt(const struct cli *c, const char *key)
 	return NULL;
 }
 
+static char conf_key[4096];
 static char conf_mon[256];
 
-static const char *resolve_mon(const char *data)
+/* The value of "key = value" in DIR/mixsan.conf, into buf; NULL if absent. */
+static const char *resolve_conf(const char *data, const char *key, char *buf, size_t sz)
 {
-	char path[4096];
+	char path[4096], want[64];
+	size_t kl = (size_t)snprintf(want, sizeof(want), "%s = ", key);
 	FILE *f;
 
 	snprintf(path, sizeof(path), "%s/mixsan.conf", data);
 	f = fopen(path, "re");
 	if (!f)
 		return NULL;
-	while (fgets(conf_mon, sizeof(conf_mon), f)) {
-		if (strncmp(conf_mon, "mon = ", 6) == 0) {
-			memmove(conf_mon, conf_mon + 6, strlen(conf_mon + 6) + 1);
-			conf_mon[strcspn(conf_mon, "\r\n")] = '\0';
+	while (fgets(buf, (int)sz, f)) {
+		if (strncmp(buf, want, kl) == 0) {
+			memmove(buf, buf + kl, strlen(buf + kl) + 1);
+			buf[strcspn(buf, "\r\n")] = '\0';
 			fclose(f);
-			return conf_mon;
+			return buf;
 		}
 	}
 	fclose(f);
@@ -102,11 +119,18 @@ static const char *resolve_mon(const char *data)
 
 int cli_connect(const struct cli *c, mixsan_cluster_t **out)
 {
-	struct mixsan_options o = {.connect_timeout_ms = 5000, .op_timeout_ms = 30000};
+	struct mixsan_options o = {.connect_timeout_ms = 5000, .op_timeout_ms = 30000,
+				   .keyfile = c->keyfile};
 	int r = mixsan_connect(c->mon, &o, out);
 
-	if (r < 0)
-		return cli_fail("cannot reach the monitor at %s: %s", c->mon, strerror(-r)), r;
+	if (r < 0) {
+		const char *why = mixsan_connect_error();
+
+		if (r == -EACCES)
+			return cli_fail("the cluster at %s refused us: %s", c->mon, why), r;
+		return cli_fail("cannot reach the monitor at %s: %s", c->mon,
+				*why ? why : strerror(-r)), r;
+	}
 	return 0;
 }
 
@@ -128,16 +152,19 @@ int main(int argc, char **argv)
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			usage(stdout);
 			return 0;
-		} else if (strcmp(a, "--mon") == 0 || strcmp(a, "--data") == 0) {
+		} else if (strcmp(a, "--mon") == 0 || strcmp(a, "--data") == 0 ||
+			   strcmp(a, "--keyfile") == 0) {
 			if (i + 1 >= argc)
 				return cli_fail("%s needs a value", a);
 			if (a[2] == 'm')
 				mon = argv[++i];
+			else if (a[2] == 'k')
+				c.keyfile = argv[++i];
 			else
 				c.data = argv[++i];
-		} else if (strcmp(a, "--watch") == 0) {
+		} else if (strcmp(a, "--watch") == 0 || strcmp(a, "--auth") == 0) {
 			if (c.n_opts < 32) {
-				c.opt_keys[c.n_opts] = "watch";
+				c.opt_keys[c.n_opts] = a + 2;
 				c.opt_vals[c.n_opts++] = "1";
 			}
 		} else if (strncmp(a, "--", 2) == 0 && a[2]) {
@@ -160,7 +187,18 @@ int main(int argc, char **argv)
 	if (!mon)
 		mon = getenv("MIXSAN_MON");
 	if (!mon)
-		mon = resolve_mon(c.data);
+		mon = resolve_conf(c.data, "mon", conf_mon, sizeof(conf_mon));
+	/* The key: --keyfile, $MIXSAN_KEYFILE, "keyfile = " in the folder's
+	 * mixsan.conf, or DIR/client.admin.key when it exists. */
+	if (!c.keyfile)
+		c.keyfile = getenv("MIXSAN_KEYFILE");
+	if (!c.keyfile)
+		c.keyfile = resolve_conf(c.data, "keyfile", conf_key, sizeof(conf_key));
+	if (!c.keyfile) {
+		snprintf(conf_key, sizeof(conf_key), "%s/client.admin.key", c.data);
+		if (access(conf_key, F_OK) == 0)
+			c.keyfile = conf_key;
+	}
 	c.mon = mon ? mon : "127.0.0.1:6789";
 	if (nw == 0) {
 		usage(stderr);
@@ -193,6 +231,8 @@ int main(int argc, char **argv)
 		return cmd_balancer(&c, words[1]);
 	if (strcmp(words[0], "mon") == 0)
 		return cmd_mon(&c, words[1]);
+	if (strcmp(words[0], "auth") == 0)
+		return cmd_auth(&c, words[1]);
 	usage(stderr);
 	return 2;
 }

@@ -122,7 +122,7 @@ static const char *vol_err(int r)
 	case EEXIST: return "a volume of that name exists";
 	case EBUSY: return "the volume is open for writing elsewhere (its lock is held)";
 	case ENOLCK: return "this writer lost the volume's lock";
-	default: return strerror(-r);
+	default: return cli_errstr(r);
 	}
 }
 
@@ -282,7 +282,7 @@ static int do_du(struct cli *c, struct vctx *v)
 	else
 		r = mixsan_volume_list(v->p, du_cb, &d);
 	if (r < 0)
-		return cli_fail("listing volumes: %s", strerror(-r));
+		return cli_fail("listing volumes: %s", cli_errstr(r));
 	if (d.arr) {
 		char *s = json_dumps(d.arr, JSON_INDENT(2));
 
@@ -663,7 +663,7 @@ static int do_export(struct cli *c, struct vctx *v, const char *dst)
 						break;
 			r = write_all(fd, s->buf, s->len, seekable, s->off);
 			if (r < 0) {
-				ret = cli_fail("writing %s: %s", dst, strerror(-r));
+				ret = cli_fail("writing %s: %s", dst, cli_errstr(r));
 				goto out;
 			}
 			pos = s->off + s->len;
@@ -770,7 +770,7 @@ int cmd_volume(struct cli *c, const char *sub)
 
 			r = mixsan_volume_list(v.p, print_name_cb, arr);
 			if (r < 0)
-				ret = cli_fail("listing volumes of %s: %s", v.pool, strerror(-r));
+				ret = cli_fail("listing volumes of %s: %s", v.pool, cli_errstr(r));
 			if (arr) {
 				char *s = json_dumps(arr, JSON_INDENT(2));
 

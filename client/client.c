@@ -32,6 +32,7 @@
 #include <sys/random.h>
 
 #include "internal.h"
+#include "authconn.h"
 #include "list.h"
 #include "log.h"
 #include "monlist.h"
@@ -124,6 +125,11 @@ struct mixsan_cluster {
 	/* Loop thread only below (map also read under lock). */
 	struct mx_monlist monl;
 	unsigned mon_delay_ms; /* before the next connection (a redirect's) */
+	/* Authentication (docs/auth.md): our key, and the ticket for OSDs. */
+	bool use_auth;
+	struct mx_auth_client auth;
+	char auth_error[256];  /* the last refusal, for mixsan_connect */
+	uint64_t renew_ms;     /* last ticket renewal asked */
 	struct mx_conn *mon;
 	struct mx_map *map;
 	struct mx_placement *pl;
@@ -528,6 +534,8 @@ static struct osdsess *sess_get(mixsan_cluster_t *cl, int32_t id)
 			s->conn = NULL;
 			return NULL;
 		}
+		if (cl->use_auth)
+			mx_conn_auth_client(s->conn, &cl->auth, MX_AUTH_MODE_TICKET);
 		s->conn->owner_data = s;
 		snprintf(s->addr, sizeof(s->addr), "%s", o->addr);
 		s->incarnation = o->incarnation;
@@ -665,6 +673,12 @@ static void on_tick(uv_timer_t *t)
 	}
 	mx_list_for_each_safe(pos, tmp, &due)
 		cop_send(cl, mx_list_entry(pos, struct cop, link));
+	/* A ticket with a third of its life left: ask for a new one. */
+	if (cl->use_auth && cl->mon && cl->mon->sec == MX_SEC_ON &&
+	    mx_auth_ticket_due(&cl->auth, mx_wall_ms()) && now - cl->renew_ms > 5000000000ull) {
+		cl->renew_ms = now;
+		(void)mx_authconn_renew(cl->mon);
+	}
 	/* In-flight requests past their deadline. */
 	for (uint32_t i = 0; i < cl->n_sess; i++) {
 		struct osdsess *s = cl->sess[i];
@@ -773,6 +787,19 @@ static void mon_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *p
 	}
 	case MX_MSG_MON_COMMAND_REPLY:
 	case MX_MSG_ERROR_REPLY:
+		if (h->type == MX_MSG_ERROR_REPLY) {
+			/* "authentication required": no use waiting for a map. */
+			struct mx_msg_error_reply er;
+
+			if (mx_dec_error_reply(payload, h->len, &er) == 0 &&
+			    mx_wire_to_errno(er.status) == -EACCES) {
+				pthread_mutex_lock(&cl->lock);
+				snprintf(cl->auth_error, sizeof(cl->auth_error), "%s%s", er.message,
+					 cl->use_auth ? "" : "; give a key file (--keyfile)");
+				pthread_cond_broadcast(&cl->cond);
+				pthread_mutex_unlock(&cl->lock);
+			}
+		}
 		mx_list_for_each_safe(pos, tmp, &cl->cmds) {
 			struct moncmd *mc = mx_list_entry(pos, struct moncmd, link);
 
@@ -812,9 +839,20 @@ static void mon_on_close(struct mx_conn *c, int err)
 {
 	mixsan_cluster_t *cl = c->owner;
 
-	(void)err;
 	if (cl->mon == c)
 		cl->mon = NULL;
+	if (c->auth_error[0] && err != -EAGAIN) {
+		/* Refused: say why to whoever waits (mixsan_connect, commands). */
+		struct mx_list *pos, *tmp;
+
+		pthread_mutex_lock(&cl->lock);
+		snprintf(cl->auth_error, sizeof(cl->auth_error), "%s", c->auth_error);
+		pthread_cond_broadcast(&cl->cond);
+		pthread_mutex_unlock(&cl->lock);
+		mx_list_for_each_safe(pos, tmp, &cl->cmds)
+			cmd_done(cl, mx_list_entry(pos, struct moncmd, link), err < 0 ? err : -EACCES,
+				 0, c->auth_error);
+	}
 	if (cl->stopping)
 		return;
 	if (cl->mon_delay_ms) {
@@ -847,7 +885,10 @@ static void mon_connect(mixsan_cluster_t *cl)
 {
 	if (cl->stopping || cl->mon)
 		return;
-	if (mx_conn_connect(&cl->loop, mx_monlist_current(&cl->monl), &mon_ops, cl, &cl->mon) < 0) {
+	if (mx_conn_connect(&cl->loop, mx_monlist_current(&cl->monl), &mon_ops, cl, &cl->mon) == 0) {
+		if (cl->use_auth)
+			mx_conn_auth_client(cl->mon, &cl->auth, MX_AUTH_MODE_KEY);
+	} else {
 		cl->mon = NULL;
 		mx_monlist_next(&cl->monl);
 		uv_timer_start(&cl->mon_timer, mon_retry_cb, MON_RETRY_MS, 0);
@@ -945,6 +986,7 @@ static void cluster_free(mixsan_cluster_t *cl)
 	free(cl->sess);
 	mx_placement_free(cl->pl);
 	mx_map_free(cl->map);
+	explicit_bzero(&cl->auth, sizeof(cl->auth));
 	pthread_mutex_destroy(&cl->lock);
 	pthread_cond_destroy(&cl->cond);
 	free(cl);
@@ -984,12 +1026,54 @@ int mixsan_wait_for_epoch(mixsan_cluster_t *cl, uint64_t epoch, unsigned timeout
 	return r;
 }
 
+static __thread char t_connect_error[300];
+
+const char *mixsan_connect_error(void)
+{
+	return t_connect_error;
+}
+
+/* The first map, or a refusal of our key (no use waiting then). */
+static int connect_wait(mixsan_cluster_t *cl)
+{
+	struct timespec ts;
+	int r = 0;
+
+	deadline(&ts, cl->opts.connect_timeout_ms);
+	pthread_mutex_lock(&cl->lock);
+	while (!cl->map && !cl->auth_error[0]) {
+		if (pthread_cond_timedwait(&cl->cond, &cl->lock, &ts) == ETIMEDOUT) {
+			r = -ETIMEDOUT;
+			break;
+		}
+	}
+	if (!cl->map && cl->auth_error[0]) {
+		snprintf(t_connect_error, sizeof(t_connect_error), "%s", cl->auth_error);
+		r = -EACCES;
+	} else if (r == -ETIMEDOUT) {
+		snprintf(t_connect_error, sizeof(t_connect_error),
+			 "no monitor answered within %u ms", cl->opts.connect_timeout_ms);
+	}
+	pthread_mutex_unlock(&cl->lock);
+	return r;
+}
+
+static void on_ticket(void *arg)
+{
+	mixsan_cluster_t *cl = arg;
+
+	pthread_mutex_lock(&cl->lock);
+	cl->auth_error[0] = '\0';
+	pthread_mutex_unlock(&cl->lock);
+}
+
 int mixsan_connect(const char *mons, const struct mixsan_options *opts,
 		   mixsan_cluster_t **out)
 {
 	mixsan_cluster_t *cl;
 	int r;
 
+	t_connect_error[0] = '\0';
 	if (!out)
 		return -EINVAL;
 	signal(SIGPIPE, SIG_IGN);
@@ -1007,8 +1091,25 @@ int mixsan_connect(const char *mons, const struct mixsan_options *opts,
 		cl->opts.connect_timeout_ms = 10000;
 	r = mx_monlist_parse(&cl->monl, mons);
 	if (r < 0) {
+		snprintf(t_connect_error, sizeof(t_connect_error),
+			 "bad monitor address list '%s' (IP:PORT[,IP:PORT...])", mons ? mons : "");
 		cluster_free(cl);
 		return r;
+	}
+	if (cl->opts.keyfile) {
+		r = mx_keyfile_read(cl->opts.keyfile, cl->auth.entity, cl->auth.key);
+		if (r < 0) {
+			snprintf(t_connect_error, sizeof(t_connect_error), "key file %s: %s",
+				 cl->opts.keyfile,
+				 r == -EPERM ? "others may read it (chmod 600 it)" :
+				 r == -EINVAL ? "not one line 'NAME KEY'" : strerror(-r));
+			cluster_free(cl);
+			return r;
+		}
+		cl->use_auth = true;
+		cl->auth.on_ticket = on_ticket;
+		cl->auth.arg = cl;
+		cl->opts.keyfile = NULL; /* not kept: the caller's string */
 	}
 	if (getrandom(&cl->client_id, sizeof(cl->client_id), 0) != sizeof(cl->client_id) ||
 	    cl->client_id == 0)
@@ -1035,7 +1136,7 @@ int mixsan_connect(const char *mons, const struct mixsan_options *opts,
 		cluster_free(cl);
 		return -r;
 	}
-	r = mixsan_wait_for_epoch(cl, 1, cl->opts.connect_timeout_ms);
+	r = connect_wait(cl);
 	if (r < 0) {
 		mixsan_shutdown(cl);
 		return r;

@@ -47,6 +47,41 @@ int mx_key_from_b64(const char *s, uint8_t key[MX_KEY_LEN])
 	return strcmp(back, s) == 0 ? 0 : -EINVAL;
 }
 
+int mx_b64_encode(const void *p, size_t n, char *out, size_t outsz)
+{
+	if (n > INT32_MAX / 2 || outsz < 4 * ((n + 2) / 3) + 1)
+		return -EINVAL;
+	return EVP_EncodeBlock((unsigned char *)out, p, (int)n);
+}
+
+int mx_b64_decode(const char *s, uint8_t *out, size_t outsz)
+{
+	size_t len = strlen(s), pad = 0;
+	uint8_t *tmp;
+	int n;
+
+	if (len == 0 || len % 4 || len > INT32_MAX / 2)
+		return -EINVAL;
+	if (s[len - 1] == '=')
+		pad++;
+	if (s[len - 2] == '=')
+		pad++;
+	if (len / 4 * 3 - pad > outsz)
+		return -EINVAL;
+	tmp = malloc(len / 4 * 3);
+	if (!tmp)
+		return -ENOMEM;
+	n = EVP_DecodeBlock(tmp, (const unsigned char *)s, (int)len);
+	if (n < 0 || (size_t)n != len / 4 * 3) {
+		free(tmp);
+		return -EINVAL;
+	}
+	memcpy(out, tmp, len / 4 * 3 - pad);
+	OPENSSL_cleanse(tmp, len / 4 * 3);
+	free(tmp);
+	return (int)(len / 4 * 3 - pad);
+}
+
 bool mx_entity_valid(const char *name)
 {
 	if (strncmp(name, "client.", 7) == 0)

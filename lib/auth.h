@@ -27,6 +27,12 @@ void mx_key_to_b64(const uint8_t key[MX_KEY_LEN], char out[MX_KEY_B64_LEN + 1]);
 /* 0, or -EINVAL unless s is exactly a base64 key. */
 int mx_key_from_b64(const char *s, uint8_t key[MX_KEY_LEN]);
 
+/* Base64 of any bytes: encode writes a NUL-terminated string (outsz >=
+ * 4 * ((n + 2) / 3) + 1) and returns its length; decode returns the number
+ * of bytes, or -EINVAL (malformed, or more than outsz). */
+int mx_b64_encode(const void *p, size_t n, char *out, size_t outsz);
+int mx_b64_decode(const char *s, uint8_t *out, size_t outsz);
+
 /* Key files: one line "NAME KEY", mode 0600.  write refuses to replace an
  * existing file unless replace.  read refuses a file group or others may
  * read (-EPERM) and a malformed one (-EINVAL). */

@@ -151,7 +151,11 @@ static int on_hello(struct mx_conn *c, const uint8_t *p, uint32_t len)
 			return refuse(c, -EACCES, "an OSD takes tickets, not keys");
 		if (!mx_entity_valid(h.entity))
 			return refuse(c, -EACCES, "'%s' is not an entity name", h.entity);
-		if (s->lookup(s->arg, h.entity, hs->key, hs->caps, &hs->generation) < 0)
+		int e = s->lookup(s->arg, h.entity, hs->key, hs->caps, &hs->generation);
+
+		if (e == -EAGAIN)
+			return refuse(c, -EAGAIN, "this monitor has no map yet; try again");
+		if (e < 0)
 			return refuse(c, -EACCES, "%s has no key here (unknown or revoked)",
 				      h.entity);
 		snprintf(hs->entity, sizeof(hs->entity), "%s", h.entity);
@@ -263,6 +267,7 @@ static int on_proof(struct mx_conn *c, const uint8_t *p, uint32_t len)
 	if (r < 0)
 		return r;
 	snprintf(c->entity, sizeof(c->entity), "%s", hs->entity);
+	c->generation = hs->generation;
 	mx_auth_session_key(hs->key, hs->nc, hs->ns, session);
 	mx_debug("%s: authenticated as %s (%s)", c->peer, c->entity, hs->caps);
 	/* Keep the entity's identity for renewals; the nonces are spent. */
@@ -319,8 +324,9 @@ static int on_challenge(struct mx_conn *c, const uint8_t *p, uint32_t len)
 	mx_auth_proof(hs->key, true, hs->entity, hs->nc, hs->ns, want);
 	if (!mx_mac_equal(want, ch.proof, MX_HMAC_LEN)) {
 		snprintf(c->auth_error, sizeof(c->auth_error),
-			 "%.63s could not prove it knows the key of %.63s: not a daemon of "
-			 "this cluster", c->peer, hs->entity);
+			 "%.63s's proof does not match our key for %.63s: the key is wrong "
+			 "(rotated?), or that is not a daemon of this cluster", c->peer,
+			 hs->entity);
 		mx_warn("%s", c->auth_error);
 		return -EACCES;
 	}

@@ -27,6 +27,8 @@ enum {
 	SEC_UPMAPS = 5, /* optional */
 	SEC_PRIMARY_TEMP = 6, /* optional */
 	SEC_MON_QUORUM = 7, /* optional: the monitors' Raft ids and addresses */
+	SEC_AUTH = 8,       /* optional: authentication is required */
+	SEC_AUTH_DB = 9,    /* optional, monitors only: keys and the service secret */
 };
 
 static const char *const level_names[MX_LEVEL_COUNT] = {
@@ -66,6 +68,11 @@ void mx_map_free(struct mx_map *m)
 	free(m->pools);
 	free(m->upmaps);
 	free(m->ptemps);
+	if (m->auth) {
+		explicit_bzero(m->auth, m->n_auth * sizeof(*m->auth));
+		free(m->auth);
+	}
+	explicit_bzero(m->service_secret, sizeof(m->service_secret));
 	free(m);
 }
 
@@ -97,6 +104,7 @@ struct mx_map *mx_map_dup(const struct mx_map *m)
 	d->pools = dup_array(m->pools, m->n_pools, sizeof(*m->pools), &fail);
 	d->upmaps = dup_array(m->upmaps, m->n_upmaps, sizeof(*m->upmaps), &fail);
 	d->ptemps = dup_array(m->ptemps, m->n_ptemps, sizeof(*m->ptemps), &fail);
+	d->auth = dup_array(m->auth, m->n_auth, sizeof(*m->auth), &fail);
 	if (fail) {
 		mx_map_free(d);
 		return NULL;
@@ -468,7 +476,62 @@ static void encode_pool(struct mx_wbuf *w, const struct mx_pool *p)
 	mx_wbuf_patch_u32(w, at, (uint32_t)(w->len - at - 4));
 }
 
+static void map_encode(const struct mx_map *m, struct mx_wbuf *w, bool secret);
+
 void mx_map_encode(const struct mx_map *m, struct mx_wbuf *w)
+{
+	map_encode(m, w, false);
+}
+
+void mx_map_encode_secret(const struct mx_map *m, struct mx_wbuf *w)
+{
+	map_encode(m, w, true);
+}
+
+struct mx_auth_entity *mx_map_auth_find(const struct mx_map *m, const char *name)
+{
+	for (uint32_t i = 0; i < m->n_auth; i++)
+		if (strcmp(m->auth[i].name, name) == 0)
+			return &m->auth[i];
+	return NULL;
+}
+
+int mx_map_auth_set(struct mx_map *m, const struct mx_auth_entity *e)
+{
+	struct mx_auth_entity *old = mx_map_auth_find(m, e->name), *n;
+	uint32_t at = 0;
+
+	if (old) {
+		*old = *e;
+		return 0;
+	}
+	n = realloc(m->auth, (m->n_auth + 1) * sizeof(*n));
+	if (!n)
+		return -ENOMEM;
+	m->auth = n;
+	while (at < m->n_auth && strcmp(m->auth[at].name, e->name) < 0)
+		at++;
+	memmove(&m->auth[at + 1], &m->auth[at], (m->n_auth - at) * sizeof(*n));
+	m->auth[at] = *e;
+	m->n_auth++;
+	return 0;
+}
+
+int mx_map_auth_rm(struct mx_map *m, const char *name)
+{
+	struct mx_auth_entity *e = mx_map_auth_find(m, name);
+	uint32_t at;
+
+	if (!e)
+		return -ENOENT;
+	at = (uint32_t)(e - m->auth);
+	memmove(e, e + 1, (m->n_auth - at - 1) * sizeof(*e));
+	m->n_auth--;
+	explicit_bzero(&m->auth[m->n_auth], sizeof(*e));
+	return 0;
+}
+
+static void map_encode(const struct mx_map *m, struct mx_wbuf *w, bool secret)
 {
 	size_t at;
 	uint32_t n_exist = 0;
@@ -543,6 +606,29 @@ void mx_map_encode(const struct mx_map *m, struct mx_wbuf *w)
 			mx_put_u32(w, m->ptemps[i].pg);
 			mx_put_i32(w, m->ptemps[i].osd);
 		}
+		sec_end(w, at);
+	}
+	if (m->auth_required || m->n_auth) {
+		/* Public: who exists, with which caps and key generation (OSDs
+		 * refuse tickets of removed or rotated keys). */
+		at = sec_begin(w, SEC_AUTH);
+		mx_put_u8(w, m->auth_required);
+		mx_put_u32(w, m->n_auth);
+		for (uint32_t k = 0; k < m->n_auth; k++) {
+			mx_put_str(w, m->auth[k].name);
+			mx_put_str(w, m->auth[k].caps);
+			mx_put_u32(w, m->auth[k].generation);
+		}
+		sec_end(w, at);
+	}
+	if (secret && (m->have_secret || m->n_auth)) {
+		/* Secret: the service secret and the keys, in the same order. */
+		at = sec_begin(w, SEC_AUTH_DB);
+		mx_put_u8(w, m->have_secret);
+		mx_put_bytes(w, m->service_secret, sizeof(m->service_secret));
+		mx_put_u32(w, m->n_auth);
+		for (uint32_t k = 0; k < m->n_auth; k++)
+			mx_put_bytes(w, m->auth[k].key, sizeof(m->auth[k].key));
 		sec_end(w, at);
 	}
 }
@@ -741,6 +827,48 @@ static int decode_section(struct mx_map *m, uint16_t id, struct mx_rbuf *r)
 			mx_get_str(r, m->mons[i].raft_addr, sizeof(m->mons[i].raft_addr));
 			if (m->mons[i].raft_id == 0)
 				mx_rbuf_fail(r);
+		}
+		break;
+	}
+	case SEC_AUTH: {
+		uint32_t n;
+
+		m->auth_required = mx_get_u8(r) != 0;
+		n = mx_get_u32(r);
+		if (r->err || m->auth || n > 65536 || n > mx_rbuf_left(r) / 8)
+			return -EBADMSG;
+		m->auth = calloc(n ? n : 1, sizeof(*m->auth));
+		if (!m->auth)
+			return -ENOMEM;
+		for (uint32_t k = 0; k < n && !r->err; k++) {
+			struct mx_auth_entity *e = &m->auth[k];
+
+			mx_get_str(r, e->name, sizeof(e->name));
+			mx_get_str(r, e->caps, sizeof(e->caps));
+			e->generation = mx_get_u32(r);
+			if (k > 0 && strcmp(m->auth[k - 1].name, e->name) >= 0)
+				mx_rbuf_fail(r); /* sorted, unique */
+		}
+		m->n_auth = n;
+		break;
+	}
+	case SEC_AUTH_DB: {
+		/* After SEC_AUTH: its keys, in its order. */
+		const void *sec;
+		uint32_t n;
+
+		m->have_secret = mx_get_u8(r) != 0;
+		sec = mx_get_bytes(r, sizeof(m->service_secret));
+		if (sec)
+			memcpy(m->service_secret, sec, sizeof(m->service_secret));
+		n = mx_get_u32(r);
+		if (r->err || n != m->n_auth)
+			return -EBADMSG;
+		for (uint32_t k = 0; k < n && !r->err; k++) {
+			const void *key = mx_get_bytes(r, sizeof(m->auth[k].key));
+
+			if (key)
+				memcpy(m->auth[k].key, key, sizeof(m->auth[k].key));
 		}
 		break;
 	}

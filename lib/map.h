@@ -139,6 +139,14 @@ struct mx_mon_info {
 	char raft_addr[MX_ADDR_MAX];
 };
 
+/* An entity of the auth database (docs/auth.md): monitors only. */
+struct mx_auth_entity {
+	char name[64];
+	uint8_t key[32];
+	char caps[192];
+	uint32_t generation; /* grows at every rotation */
+};
+
 struct mx_map {
 	uint64_t epoch;
 	uint8_t fsid[16];
@@ -154,6 +162,13 @@ struct mx_map {
 	struct mx_pg_upmap *upmaps; /* From malloc(); sorted by (pool, pg). */
 	uint32_t n_ptemps;
 	struct mx_primary_temp *ptemps; /* From malloc(); sorted by (pool, pg). */
+	/* Authentication (docs/auth.md).  auth_required is public; the rest
+	 * is the monitors' secret, encoded only by mx_map_encode_secret. */
+	bool auth_required;
+	bool have_secret;
+	uint8_t service_secret[32];
+	uint32_t n_auth;
+	struct mx_auth_entity *auth; /* From malloc(); sorted by name. */
 };
 
 struct mx_map *mx_map_new(void);
@@ -161,8 +176,18 @@ void mx_map_free(struct mx_map *m);
 /* Deep copy.  Returns NULL on allocation failure. */
 struct mx_map *mx_map_dup(const struct mx_map *m);
 
-/* Encode the whole map.  Errors latch in w->err. */
+/* Encode the map as everyone may see it (no secrets).  Errors latch in
+ * w->err. */
 void mx_map_encode(const struct mx_map *m, struct mx_wbuf *w);
+/* The whole map with the auth database: for the monitors' own storage and
+ * log, never for the network. */
+void mx_map_encode_secret(const struct mx_map *m, struct mx_wbuf *w);
+/* The auth entity called name, or NULL. */
+struct mx_auth_entity *mx_map_auth_find(const struct mx_map *m, const char *name);
+/* Add (or replace) an entity, keeping the order.  0 or -ENOMEM. */
+int mx_map_auth_set(struct mx_map *m, const struct mx_auth_entity *e);
+/* Remove; 0 or -ENOENT. */
+int mx_map_auth_rm(struct mx_map *m, const char *name);
 /* Decode a map.  Returns 0 and a new map in *out, or -EBADMSG for any
  * malformed input (bounds, counts, names, levels are all checked). */
 int mx_map_decode(const void *data, size_t len, struct mx_map **out);

@@ -71,6 +71,7 @@ struct mx_conn {
 	struct mx_held *held_head, **held_tail; /* sends waiting for the handshake */
 	char entity[MX_ENTITY_MAX];       /* the authenticated peer (incoming) */
 	struct mx_caps caps;              /* its capabilities */
+	uint32_t generation;              /* of its key, when it authenticated */
 	char auth_error[256];             /* why authentication failed */
 };
 

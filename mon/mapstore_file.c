@@ -187,7 +187,7 @@ static int file_commit(void *ctx, const struct mx_map *m,
 	int r;
 
 	mx_wbuf_init(&w);
-	mx_map_encode(m, &w);
+	mx_map_encode_secret(m, &w); /* the monitors' own copy */
 	r = w.err;
 	epoch_name(m->epoch, name, sizeof(name));
 	if (r == 0)

@@ -37,6 +37,8 @@
 #include <string.h>
 #include <sys/random.h>
 
+#include "auth.h"
+#include "authconn.h"
 #include "commands.h"
 #include "log.h"
 #include "map.h"
@@ -111,6 +113,10 @@ struct mon {
 	struct deferred *defer_head, **defer_tail;
 	bool draining;
 	bool stopping;
+	/* Authentication (docs/auth.md). */
+	struct mx_auth_server auth_srv;
+	bool auth_create;          /* --auth: the first map requires keys */
+	const char *admin_keyfile; /* where the first map's admin key goes */
 	struct mx_map *map;   /* committed; owned */
 	struct mx_placement *pl; /* of map; owned (NULL if it cannot be computed) */
 	struct mx_wbuf map_enc; /* encoding of map, for pushes */
@@ -137,6 +143,8 @@ struct change {
 	int status;
 	char msg[512];
 	char why[160]; /* the monitor's own reason for a change, for the event log */
+	bool admin_key;  /* the first map: write its admin key once committed */
+	uint8_t key[MX_KEY_LEN];
 };
 
 static struct mon g_mon;
@@ -301,6 +309,90 @@ static void log_map_events(struct mon *mon, const struct mx_map *o, const struct
 
 static void run_deferred(struct mon *mon);
 
+/* Authentication ----------------------------------------------------------- */
+
+static int auth_lookup(void *arg, const char *entity, uint8_t key[MX_KEY_LEN],
+		       char caps[MX_CAPS_MAX], uint32_t *generation)
+{
+	struct mon *mon = arg;
+	const struct mx_auth_entity *e = mx_map_auth_find(mon->map, entity);
+
+	if (mon->map->epoch == 0)
+		return -EAGAIN; /* no map yet: ask again (or another monitor) */
+	if (!e || !mon->map->auth_required)
+		return -ENOENT;
+	memcpy(key, e->key, MX_KEY_LEN);
+	snprintf(caps, MX_CAPS_MAX, "%s", e->caps);
+	*generation = e->generation;
+	return 0;
+}
+
+static const uint8_t *auth_secret(void *arg)
+{
+	struct mon *mon = arg;
+
+	return mon->map->have_secret ? mon->map->service_secret : NULL;
+}
+
+/* After a map change: sessions of removed or rotated keys end (and every
+ * unauthenticated one once keys are required). */
+static void auth_map_changed(struct mon *mon)
+{
+	mon->auth_srv.required = mon->map->auth_required;
+	if (!mon->map->auth_required)
+		return;
+	for (struct session *s = mon->sessions.next, *n; s != &mon->sessions; s = n) {
+		const struct mx_auth_entity *e;
+
+		n = s->next;
+		if (s->conn->closing)
+			continue;
+		if (s->conn->sec != MX_SEC_ON) {
+			if (s->conn->sec == MX_SEC_NONE)
+				mx_conn_close(s->conn, -EACCES);
+			continue;
+		}
+		e = mx_map_auth_find(mon->map, s->conn->entity);
+		if (!e || e->generation != s->conn->generation) {
+			mx_info("%s: %s's key was %s: session closed", s->conn->peer,
+				s->conn->entity, e ? "rotated" : "removed");
+			mx_conn_close(s->conn, -EACCES);
+		}
+	}
+}
+
+/* The first map of a cluster with authentication: a service secret and
+ * the administrator's key (written to --admin-keyfile once committed). */
+static int auth_bootstrap(struct mon *mon, struct mx_map *m, uint8_t admin_key[MX_KEY_LEN])
+{
+	struct mx_auth_entity e;
+
+	memset(&e, 0, sizeof(e));
+	snprintf(e.name, sizeof(e.name), "client.admin");
+	snprintf(e.caps, sizeof(e.caps), "admin");
+	e.generation = 1;
+	if (mx_key_random(e.key) < 0 || mx_key_random(m->service_secret) < 0)
+		return -EIO;
+	memcpy(admin_key, e.key, MX_KEY_LEN);
+	m->have_secret = true;
+	m->auth_required = true;
+	(void)mon;
+	return mx_map_auth_set(m, &e);
+}
+
+static void write_admin_key(struct mon *mon, const uint8_t key[MX_KEY_LEN])
+{
+	int r;
+
+	if (!mon->admin_keyfile)
+		return;
+	r = mx_keyfile_write(mon->admin_keyfile, "client.admin", key, true);
+	if (r < 0)
+		mx_err("cannot write the admin key to %s: %s", mon->admin_keyfile, strerror(-r));
+	else
+		mx_info("the admin key is in %s", mon->admin_keyfile);
+}
+
 /* m (owned) becomes the current map: logged, pushed to subscribers. */
 static void install_map(struct mon *mon, struct mx_map *m, const char *why, const char *msg)
 {
@@ -311,6 +403,7 @@ static void install_map(struct mon *mon, struct mx_map *m, const char *why, cons
 	encode_current(mon);
 	mx_info("epoch %llu: %s", (unsigned long long)mon->map->epoch, msg);
 	push_map(mon);
+	auth_map_changed(mon);
 }
 
 static void commit_done(void *arg, int status)
@@ -338,6 +431,9 @@ static void commit_done(void *arg, int status)
 	} else {
 		install_map(mon, ch->next, ch->why, ch->msg);
 	}
+	if (status == 0 && ch->admin_key)
+		write_admin_key(mon, ch->key);
+	explicit_bzero(ch->key, sizeof(ch->key));
 	ch->next = NULL;
 	reply_change(ch);
 	free(ch);
@@ -718,6 +814,232 @@ static bool health_command(struct mon *mon, struct session *s, uint64_t tid,
 }
 
 
+
+/* May this session send this message?  (docs/auth.md, "Authorization") */
+static bool permitted(struct mon *mon, struct session *s, const struct mx_msg_hdr *h,
+		      const uint8_t *payload, char *why, size_t sz)
+{
+	const struct mx_conn *c = s->conn;
+
+	if (!mon->map->auth_required)
+		return true;
+	if (c->sec != MX_SEC_ON) {
+		snprintf(why, sz, "authentication required");
+		return false;
+	}
+	switch (h->type) {
+	case MX_MSG_MON_COMMAND: {
+		static const char *const open_cmds[] = {"status", "log", "pg ls", "mon status"};
+		struct mx_msg_command cmd;
+
+		if (mx_dec_command(payload, h->len, &cmd) < 0 || c->caps.admin)
+			return true;
+		for (size_t i = 0; i < sizeof(open_cmds) / sizeof(open_cmds[0]); i++)
+			if (strcmp(cmd.prefix, open_cmds[i]) == 0)
+				return true;
+		if (strcmp(cmd.prefix, "pg primary-temp") == 0 && c->caps.osd)
+			return true;
+		snprintf(why, sz, "permission denied: %s may not run '%s' (needs admin)",
+			 c->entity, cmd.prefix);
+		return false;
+	}
+	case MX_MSG_MON_OSD_BOOT: {
+		struct mx_msg_osd_boot b;
+		char want[32];
+
+		if (mx_dec_osd_boot(payload, h->len, &b) < 0)
+			return true;
+		snprintf(want, sizeof(want), "osd.%d", b.osd_id);
+		if (c->caps.osd && strcmp(c->entity, want) == 0)
+			return true;
+		snprintf(why, sz, "permission denied: %s may not boot as %s", c->entity, want);
+		return false;
+	}
+	case MX_MSG_MON_OSD_BEACON:
+	case MX_MSG_MON_OSD_FAILURE:
+	case MX_MSG_MON_PG_STATS:
+		if (c->caps.osd)
+			return true;
+		snprintf(why, sz, "permission denied: %s is not an OSD", c->entity);
+		return false;
+	default:
+		return true;
+	}
+}
+
+/* The key an administrator sent for NAME, sealed under its own key. */
+static int unseal_key(struct mon *mon, struct session *s, const char *b64,
+		      uint8_t key[MX_KEY_LEN], char *err, size_t errsz)
+{
+	const struct mx_auth_entity *me = mx_map_auth_find(mon->map, s->conn->entity);
+	uint8_t blob[MX_KEY_LEN + MX_SEAL_OVERHEAD];
+
+	if (!b64 || mx_b64_decode(b64, blob, sizeof(blob)) != (int)sizeof(blob) || !me ||
+	    mx_unseal(me->key, blob, sizeof(blob), key) < 0) {
+		snprintf(err, errsz, "the new key must come sealed under the requester's own key");
+		return -EINVAL;
+	}
+	return 0;
+}
+
+static int count_admins(const struct mx_map *m, const char *except)
+{
+	int n = 0;
+
+	for (uint32_t i = 0; i < m->n_auth; i++)
+		if (strcmp(m->auth[i].caps, "admin") == 0 && strcmp(m->auth[i].name, except) != 0)
+			n++;
+	return n;
+}
+
+/*
+ * auth add NAME caps=C key=SEALED | auth ls | auth get NAME | auth caps NAME caps=C
+ * | auth rotate NAME key=SEALED | auth rm NAME.  Keys travel sealed under the
+ * administrator's own key (docs/auth.md).  Returns false for other commands.
+ */
+static bool auth_command(struct mon *mon, struct session *s, uint64_t tid,
+			 const struct mx_msg_command *c)
+{
+	const char *name = cmd_arg(c, "name"), *caps = cmd_arg(c, "caps");
+	const struct mx_auth_entity *cur;
+	struct mx_auth_entity e;
+	struct change *ch;
+	char err[200];
+
+	if (strncmp(c->prefix, "auth ", 5) != 0)
+		return false;
+	if (!mon->map->auth_required || s->conn->sec != MX_SEC_ON) {
+		reply_text(s, tid, -ENOTSUP, mon->map->epoch,
+			   "authentication is not enabled on this cluster (create it with --auth)");
+		return true;
+	}
+	if (strcmp(c->prefix, "auth ls") == 0) {
+		char *text = malloc(REPLY_MAX);
+		size_t at = 0;
+
+		if (!text) {
+			reply_text(s, tid, -ENOMEM, mon->map->epoch, "out of memory");
+			return true;
+		}
+		text[0] = '\0';
+		for (uint32_t i = 0; i < mon->map->n_auth && at + 300 < REPLY_MAX; i++)
+			at += (size_t)snprintf(text + at, REPLY_MAX - at, "%s%s caps '%s' generation %u",
+					       i ? "\n" : "", mon->map->auth[i].name,
+					       mon->map->auth[i].caps, mon->map->auth[i].generation);
+		reply_text(s, tid, 0, mon->map->epoch, text);
+		free(text);
+		return true;
+	}
+	if (!name || !mx_entity_valid(name)) {
+		reply_text(s, tid, -EINVAL, mon->map->epoch,
+			   "an entity name is needed: client.NAME or osd.ID");
+		return true;
+	}
+	cur = mx_map_auth_find(mon->map, name);
+	if (strcmp(c->prefix, "auth get") == 0) {
+		const struct mx_auth_entity *me = mx_map_auth_find(mon->map, s->conn->entity);
+		char b64[128], text[160];
+		struct mx_wbuf w;
+
+		if (!cur || !me) {
+			reply_text(s, tid, -ENOENT, mon->map->epoch, "no such entity");
+			return true;
+		}
+		mx_wbuf_init(&w);
+		if (mx_seal(me->key, cur->key, MX_KEY_LEN, &w) < 0 ||
+		    mx_b64_encode(w.data, w.len, b64, sizeof(b64)) < 0) {
+			mx_wbuf_free(&w);
+			reply_text(s, tid, -EIO, mon->map->epoch, "cannot seal the key");
+			return true;
+		}
+		mx_wbuf_free(&w);
+		snprintf(text, sizeof(text), "sealed %s", b64);
+		reply_text(s, tid, 0, mon->map->epoch, text);
+		return true;
+	}
+	memset(&e, 0, sizeof(e));
+	if (cur)
+		e = *cur;
+	snprintf(e.name, sizeof(e.name), "%s", name);
+	if (strcmp(c->prefix, "auth add") == 0 || strcmp(c->prefix, "auth caps") == 0) {
+		struct mx_caps parsed;
+		bool add = c->prefix[5] == 'a';
+
+		if (add == (cur != NULL)) {
+			reply_text(s, tid, add ? -EEXIST : -ENOENT, mon->map->epoch,
+				   add ? "that entity exists already (auth rotate changes its key)"
+				       : "no such entity");
+			return true;
+		}
+		if (mx_caps_parse(caps, &parsed, err, sizeof(err)) < 0) {
+			reply_text(s, tid, -EINVAL, mon->map->epoch, err);
+			return true;
+		}
+		if (!add && strcmp(cur->caps, "admin") == 0 && strcmp(caps, "admin") != 0 &&
+		    count_admins(mon->map, name) == 0) {
+			reply_text(s, tid, -EPERM, mon->map->epoch,
+				   "that is the last administrator; it keeps its caps");
+			return true;
+		}
+		snprintf(e.caps, sizeof(e.caps), "%s", caps);
+		if (add) {
+			e.generation = 1;
+			if (unseal_key(mon, s, cmd_arg(c, "key"), e.key, err, sizeof(err)) < 0) {
+				reply_text(s, tid, -EINVAL, mon->map->epoch, err);
+				return true;
+			}
+		}
+	} else if (strcmp(c->prefix, "auth rotate") == 0) {
+		if (!cur) {
+			reply_text(s, tid, -ENOENT, mon->map->epoch, "no such entity");
+			return true;
+		}
+		if (unseal_key(mon, s, cmd_arg(c, "key"), e.key, err, sizeof(err)) < 0) {
+			reply_text(s, tid, -EINVAL, mon->map->epoch, err);
+			return true;
+		}
+		e.generation++;
+	} else if (strcmp(c->prefix, "auth rm") == 0) {
+		if (!cur) {
+			reply_text(s, tid, -ENOENT, mon->map->epoch, "no such entity");
+			return true;
+		}
+		if (strcmp(cur->caps, "admin") == 0 && count_admins(mon->map, name) == 0) {
+			reply_text(s, tid, -EPERM, mon->map->epoch,
+				   "that is the last administrator; it cannot be removed");
+			return true;
+		}
+	} else {
+		reply_text(s, tid, -EINVAL, mon->map->epoch,
+			   "unknown auth command (add, ls, get, caps, rotate, rm)");
+		return true;
+	}
+	ch = change_new(mon, s, MX_MSG_MON_COMMAND_REPLY, tid);
+	if (!ch) {
+		explicit_bzero(&e, sizeof(e));
+		reply_text(s, tid, -ENOMEM, mon->map->epoch, "out of memory");
+		return true;
+	}
+	if (strcmp(c->prefix, "auth rm") == 0) {
+		(void)mx_map_auth_rm(ch->next, name);
+		snprintf(ch->msg, sizeof(ch->msg), "%s removed: its key no longer works", name);
+	} else if (mx_map_auth_set(ch->next, &e) < 0) {
+		explicit_bzero(&e, sizeof(e));
+		mx_map_free(ch->next);
+		free(ch);
+		reply_text(s, tid, -ENOMEM, mon->map->epoch, "out of memory");
+		return true;
+	} else {
+		snprintf(ch->msg, sizeof(ch->msg), "%s %s (caps '%s', generation %u)", name,
+			 c->prefix[5] == 'a' ? "added" : c->prefix[5] == 'c' ? "given new caps" :
+			 "has a new key", e.caps, e.generation);
+	}
+	explicit_bzero(&e, sizeof(e));
+	snprintf(ch->why, sizeof(ch->why), "%s", c->prefix);
+	propose(mon, ch);
+	return true;
+}
+
 /* The quorum (docs/monitor-quorum.md) ------------------------------------- */
 
 /* Standalone, or the ready leader: this monitor changes the map. */
@@ -809,11 +1131,13 @@ static void q_leading(void *arg)
 	if (!ch)
 		return;
 	if (mon->map->epoch == 0 &&
-	    getrandom(ch->next->fsid, sizeof(ch->next->fsid), 0) != sizeof(ch->next->fsid)) {
+	    (getrandom(ch->next->fsid, sizeof(ch->next->fsid), 0) != sizeof(ch->next->fsid) ||
+	     (mon->auth_create && auth_bootstrap(mon, ch->next, ch->key) < 0))) {
 		mx_map_free(ch->next);
 		free(ch);
 		return;
 	}
+	ch->admin_key = mon->map->epoch == 0 && mon->auth_create;
 	free(ch->next->mons);
 	ch->next->mons = mx_xcalloc(mon->n_initial, sizeof(*ch->next->mons));
 	memcpy(ch->next->mons, mon->initial, mon->n_initial * sizeof(*mon->initial));
@@ -1149,6 +1473,29 @@ static void on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *paylo
 
 	if (mon->stopping)
 		return;
+	{
+		char why[200];
+
+		if (!permitted(mon, s, h, payload, why, sizeof(why))) {
+			mx_info("%s: %s", c->peer, why);
+			if (h->type == MX_MSG_MON_COMMAND) {
+				reply_text(s, h->tid, -EACCES, mon->map->epoch, why);
+			} else if (h->type == MX_MSG_MON_OSD_BOOT) {
+				struct mx_msg_osd_boot_reply br = {
+					.status = mx_errno_to_wire(-EACCES), .osd_id = -1,
+					.epoch = mon->map->epoch, .message = why,
+				};
+				struct mx_wbuf w;
+
+				mx_wbuf_init(&w);
+				mx_enc_osd_boot_reply(&w, &br);
+				(void)mx_conn_send(c, MX_MSG_MON_OSD_BOOT_REPLY, h->tid, &w);
+			} else {
+				(void)mx_conn_send_error(c, h->tid, -EACCES, why);
+			}
+			return;
+		}
+	}
 	/* Only the leader answers what changes or watches the cluster; a
 	 * monitor without a map yet answers nothing but PING and mon status. */
 	switch (h->type) {
@@ -1219,6 +1566,8 @@ static void on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *paylo
 			break;
 		if (strcmp(cmd.prefix, "mon add") == 0 || strcmp(cmd.prefix, "mon rm") == 0)
 			member_command(mon, s, h->tid, &cmd, cmd.prefix[4] == 'a');
+		else if (auth_command(mon, s, h->tid, &cmd))
+			;
 		else if (!health_command(mon, s, h->tid, &cmd))
 			handle_command(mon, s, h->tid, &cmd);
 		return;
@@ -1313,6 +1662,7 @@ static void on_connection(uv_stream_t *server, int status)
 		free(s);
 		return;
 	}
+	mx_conn_auth_server(c, &mon->auth_srv);
 	s->conn = c;
 	s->since_ms = mx_wall_ms();
 	c->owner_data = s;
@@ -1358,6 +1708,7 @@ static void usage(FILE *f)
 {
 	fputs("usage: mixsan-mon --data DIR [--addr IP:PORT] [--name NAME] [--store file]\n"
 	      "                  [--mons NAME=IP:PORT/IP:PORT,... | --join --raft-addr IP:PORT]\n"
+	      "                  [--auth --admin-keyfile FILE] [--auth-ticket-ttl S]\n"
 	      "                  [--log-level error|warn|info|debug]\n"
 	      "                  [--no-osd-failure-detection] [--heartbeat-grace MS]\n"
 	      "                  [--min-down-reporters N] [--beacon-grace MS]\n"
@@ -1378,7 +1729,9 @@ static void usage(FILE *f)
 	      "With --mons the monitor is one of a quorum that keeps the map in a\n"
 	      "replicated log (Raft): NAME=CLIENT_ADDR/RAFT_ADDR for every member,\n"
 	      "the same list on each; its own entry is the one called --name.  With\n"
-	      "--join it waits to be added by `mixsan mon add` (docs/monitor-quorum.md).\n", f);
+	      "--join it waits to be added by `mixsan mon add` (docs/monitor-quorum.md).\n"
+	      "With --auth a new cluster requires keys (docs/auth.md): the admin key is\n"
+	      "written to --admin-keyfile; tickets last --auth-ticket-ttl S (3600).\n", f);
 }
 
 static int parse_level(const char *s)
@@ -1438,11 +1791,15 @@ int main(int argc, char **argv)
 		{"mons", required_argument, NULL, 'M'},
 		{"join", no_argument, NULL, 'J'},
 		{"raft-addr", required_argument, NULL, 'r'},
+		{"auth", no_argument, NULL, 'A'},
+		{"admin-keyfile", required_argument, NULL, 'K'},
+		{"auth-ticket-ttl", required_argument, NULL, 'T'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
 	struct mon *mon = &g_mon;
 	struct mx_mon_info self;
+	uint8_t admin_key[MX_KEY_LEN];
 	char *end;
 	const char *data = NULL, *store = "file", *mons_spec = NULL, *raft_addr = NULL;
 	bool join = false, addr_given = false;
@@ -1470,6 +1827,18 @@ int main(int argc, char **argv)
 		case 'M': mons_spec = optarg; break;
 		case 'J': join = true; break;
 		case 'r': raft_addr = optarg; break;
+		case 'A': mon->auth_create = true; break;
+		case 'K': mon->admin_keyfile = optarg; break;
+		case 'T': {
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (*end || !*optarg || v == 0 || v > 30ul * 86400) {
+				fprintf(stderr, "mixsan-mon: bad ticket lifetime '%s'\n", optarg);
+				return 2;
+			}
+			mon->auth_srv.ticket_ttl_ms = (uint32_t)(v * 1000);
+			break;
+		}
 		case 'n':
 			if (!mx_valid_name(optarg)) {
 				fprintf(stderr, "mixsan-mon: bad name '%s'\n", optarg);
@@ -1539,6 +1908,16 @@ int main(int argc, char **argv)
 		return 2;
 	}
 	mx_log_init("mixsan-mon", level);
+	mon->auth_srv.monitor = true;
+	mon->auth_srv.arg = mon;
+	mon->auth_srv.lookup = auth_lookup;
+	mon->auth_srv.secret = auth_secret;
+	if (!mon->auth_srv.ticket_ttl_ms)
+		mon->auth_srv.ticket_ttl_ms = 3600 * 1000;
+	if (mon->auth_create && !mon->admin_keyfile) {
+		mx_err("--auth needs --admin-keyfile FILE (where the admin key is written)");
+		return 2;
+	}
 	/* A peer of the log that dies mid-send must not take us with it. */
 	signal(SIGPIPE, SIG_IGN);
 	memset(&self, 0, sizeof(self));
@@ -1618,19 +1997,26 @@ int main(int argc, char **argv)
 		snprintf(m->mons[0].addr, sizeof(m->mons[0].addr), "%.63s", mon->addr);
 		m->epoch = 1;
 		m->modified_ms = mx_wall_ms();
+		if (mon->auth_create && auth_bootstrap(mon, m, admin_key) < 0)
+			return 1;
 		(void)mon->store->commit(mon->store_ctx, m, store_init_done, &st);
 		if (st != 0) {
 			mx_map_free(m);
 			return -mx_log_errno(st < 0 ? st : -EIO, "cannot create the first map");
 		}
 		mon->map = m;
-		mx_info("created a new cluster map (epoch 1)");
+		mx_info("created a new cluster map (epoch 1)%s",
+			mon->auth_create ? " with authentication" : "");
+		if (mon->auth_create)
+			write_admin_key(mon, admin_key);
+		explicit_bzero(admin_key, sizeof(admin_key));
 	} else if (r < 0) {
 		return -mx_log_errno(r, "cannot load the cluster map from %s", data);
 	} else {
 		mx_info("loaded cluster map epoch %llu", (unsigned long long)mon->map->epoch);
 	}
 	encode_current(mon);
+	mon->auth_srv.required = mon->map->auth_required;
 	mon->pgstats = mx_pgstats_new(&mon->pg_cfg);
 	mon->evlog = mx_evlog_new();
 	if (!mon->pgstats || !mon->evlog)

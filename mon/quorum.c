@@ -157,7 +157,7 @@ static int entry_encode(const struct mx_map *m, bool raft_mem, struct raft_buffe
 	uint8_t *p;
 
 	mx_wbuf_init(&w);
-	mx_map_encode(m, &w);
+	mx_map_encode_secret(m, &w); /* the log is the monitors' own */
 	if (w.err || w.len > UINT32_MAX - 16) {
 		mx_wbuf_free(&w);
 		return -ENOMEM;
@@ -548,7 +548,7 @@ int mx_quorum_open(uv_loop_t *loop, const char *dir, const struct mx_mon_info *s
 	raft_set_pre_vote(&q->raft, true);
 	rv = raft_start(&q->raft);
 	if (rv != 0) {
-		snprintf(err, errsz, "raft start: %s", raft_errmsg(&q->raft));
+		snprintf(err, errsz, "raft start: %s (%s)", raft_strerror(rv), raft_errmsg(&q->raft));
 		goto fail_raft;
 	}
 	uv_timer_init(loop, &q->poll);

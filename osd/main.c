@@ -15,6 +15,7 @@ static void usage(FILE *f)
 {
 	fputs("usage: mixsan-osd --data DIR --mon IP:PORT[,IP:PORT...] [--addr IP:PORT] [--id N]\n"
 	      "                  [--weight W] [--location 'host=H rack=R'] [--class C]\n"
+	      "                  [--keyfile FILE (default DIR/keyring, if there)]\n"
 	      "                  [--log-level error|warn|info|debug]\n"
 	      "                  [--heartbeat-interval MS] [--heartbeat-grace MS]\n"
 	      "                  [--pg-log-max N]\n"
@@ -38,6 +39,7 @@ int main(int argc, char **argv)
 	static const struct option opts[] = {
 		{"data", required_argument, NULL, 'd'},
 		{"mon", required_argument, NULL, 'm'},
+		{"keyfile", required_argument, NULL, 'k'},
 		{"addr", required_argument, NULL, 'a'},
 		{"id", required_argument, NULL, 'i'},
 		{"weight", required_argument, NULL, 'w'},
@@ -82,6 +84,7 @@ int main(int argc, char **argv)
 		switch (c) {
 		case 'd': cfg.data_dir = optarg; break;
 		case 'm': cfg.mon_addr = optarg; break;
+		case 'k': cfg.keyfile = optarg; break;
 		case 'a': cfg.addr = optarg; break;
 		case 'i':
 			cfg.id = (int32_t)strtol(optarg, &end, 10);

@@ -1075,6 +1075,8 @@ void peer_kick(struct osd *osd, struct peer *p)
 		peer_retry_later(osd, p);
 		return;
 	}
+	if (osd->use_auth)
+		mx_conn_auth_client(c, &osd->auth, MX_AUTH_MODE_TICKET);
 	c->owner_data = p;
 	p->conn = c;
 	p->gen++;
@@ -1188,6 +1190,12 @@ static void hb_tick(uv_timer_t *t)
 			(void)mx_conn_send(p->conn, MX_MSG_PING, now, &w);
 		}
 	}
+	/* A ticket with a third of its life left: ask for a new one. */
+	if (osd->use_auth && osd->mon && osd->mon->sec == MX_SEC_ON &&
+	    mx_auth_ticket_due(&osd->auth, mx_wall_ms()) && now - osd->renew_ns > 5000000000ull) {
+		osd->renew_ns = now;
+		(void)mx_authconn_renew(osd->mon);
+	}
 	if (osd->mon && now - osd->last_beacon_ns >= (uint64_t)osd->beacon_ms * 1000000ull) {
 		struct mx_msg_osd_beacon b = {.osd_id = osd->id, .epoch = osd->map->epoch};
 		const struct mx_osd_info *me = mx_map_osd(osd->map, osd->id);
@@ -1253,8 +1261,77 @@ void dispatch(struct osd *osd, struct session *s, uint16_t type, uint64_t tid, u
 	}
 }
 
+/* May the peer of c send this?  (docs/auth.md, "Authorization") */
+static bool osd_permitted(struct osd *osd, struct mx_conn *c, const struct mx_msg_hdr *h,
+			  const uint8_t *payload, char *why, size_t sz)
+{
+	const struct mx_auth_entity *e;
+
+	if (!osd->use_auth)
+		return true;
+	if (c->sec != MX_SEC_ON) {
+		snprintf(why, sz, "authentication required");
+		return false;
+	}
+	/* A ticket of a key removed or rotated since it was issued. */
+	e = osd->map ? mx_map_auth_find(osd->map, c->entity) : NULL;
+	if (osd->map && (!e || e->generation != c->generation)) {
+		snprintf(why, sz, "%s's key was %s: its ticket no longer counts", c->entity,
+			 e ? "rotated" : "removed");
+		return false;
+	}
+	switch (h->type) {
+	case MX_MSG_PING:
+		return true;
+	case MX_MSG_OSD_OP:
+	case MX_MSG_OSD_LIST: {
+		struct mx_msg_osd_op m;
+		struct mx_msg_osd_list l;
+		const struct mx_pool *pool;
+		int32_t pool_id;
+		bool write = false;
+
+		if (c->caps.osd || c->caps.admin)
+			return true;
+		if (h->type == MX_MSG_OSD_OP) {
+			if (mx_dec_osd_op(payload, h->len, &m) < 0)
+				return true; /* refused as malformed later */
+			pool_id = m.pool;
+			for (int i = 0; i < m.n_ops; i++)
+				write = write || mx_op_is_write(m.ops[i].op);
+		} else {
+			if (mx_dec_osd_list(payload, h->len, &l) < 0)
+				return true;
+			pool_id = l.pool;
+		}
+		pool = osd->map ? mx_map_pool_by_id(osd->map, pool_id) : NULL;
+		if (mx_caps_allow_pool(&c->caps, pool ? pool->name : NULL, write))
+			return true;
+		snprintf(why, sz, "permission denied: %s may not %s pool %s", c->entity,
+			 write ? "write to" : "read", pool ? pool->name : "(unknown)");
+		return false;
+	}
+	default:
+		/* Replication, peering, recovery, scrub: OSDs (and scrub
+		 * commands from administrators). */
+		if (c->caps.osd || (c->caps.admin && h->type == MX_MSG_PG_SCRUB))
+			return true;
+		snprintf(why, sz, "permission denied: %s is not an OSD", c->entity);
+		return false;
+	}
+}
+
 static void on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *payload)
 {
+	char why[200];
+
+	if (!osd_permitted(c->owner, c, h, payload, why, sizeof(why))) {
+		mx_info("%s: %s", c->peer, why);
+		(void)mx_conn_send_error(c, h->tid, strstr(why, "denied") ? -EPERM : -EACCES, why);
+		if (!strstr(why, "denied"))
+			mx_conn_close_after_send(c, -EACCES);
+		return;
+	}
 	dispatch(c->owner, c->owner_data, h->type, h->tid, payload, h->len);
 }
 
@@ -1287,6 +1364,8 @@ static void on_connection(uv_stream_t *server, int status)
 		free(s);
 		return;
 	}
+	if (osd->use_auth)
+		mx_conn_auth_server(c, &osd->auth_srv);
 	s->conn = c;
 	s->refs = 1;
 	c->owner_data = s;
@@ -1535,6 +1614,8 @@ static void mon_connect(struct osd *osd)
 	const char *addr = mx_monlist_current(&osd->monl);
 	int r = mx_conn_connect(osd->loop, addr, &mon_ops, osd, &osd->mon);
 
+	if (r == 0 && osd->use_auth)
+		mx_conn_auth_client(osd->mon, &osd->auth, MX_AUTH_MODE_KEY);
 	if (r < 0) {
 		osd->mon = NULL;
 		mx_warn("cannot connect to the monitor at %s: %s", addr, uv_strerror(r));
@@ -1544,6 +1625,50 @@ static void mon_connect(struct osd *osd)
 }
 
 /* Start-up and shutdown ---------------------------------------------------- */
+
+static const uint8_t *osd_secret(void *arg)
+{
+	struct osd *osd = arg;
+
+	return osd->auth.have_secret ? osd->auth.secret : NULL;
+}
+
+/* The key file: --keyfile, else DIR/keyring if there. */
+static int auth_init(struct osd *osd)
+{
+	char path[4200];
+	const char *kf = osd->cfg->keyfile;
+	int r;
+
+	if (!kf) {
+		snprintf(path, sizeof(path), "%s/keyring", osd->cfg->data_dir);
+		if (access(path, F_OK) != 0)
+			return 0;
+		kf = path;
+	}
+	r = mx_keyfile_read(kf, osd->auth.entity, osd->auth.key);
+	if (r < 0)
+		return mx_log_errno(r, "cannot use the key file %s%s", kf,
+				    r == -EPERM ? " (others may read it: chmod 600)" : "");
+	if (strncmp(osd->auth.entity, "osd.", 4) != 0)
+		return mx_log_errno(-EINVAL, "%s holds the key of %s, not of an OSD", kf,
+				    osd->auth.entity);
+	{
+		int32_t kid = (int32_t)strtol(osd->auth.entity + 4, NULL, 10);
+
+		/* The key names the OSD: a new one takes that id. */
+		if (osd->id >= 0 && osd->id != kid)
+			return mx_log_errno(-EINVAL, "%s holds the key of %s, but this is osd.%d", kf,
+					    osd->auth.entity, osd->id);
+		osd->id = kid;
+	}
+	osd->use_auth = true;
+	osd->auth_srv.required = true;
+	osd->auth_srv.arg = osd;
+	osd->auth_srv.secret = osd_secret;
+	mx_info("authenticating as %s", osd->auth.entity);
+	return 0;
+}
 
 static int load_identity(struct osd *osd)
 {
@@ -1659,6 +1784,9 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 	osd->mon_timer.data = osd;
 	if (mx_monlist_parse(&osd->monl, cfg->mon_addr) < 0)
 		return mx_log_errno(-EINVAL, "bad monitor address list '%s'", cfg->mon_addr);
+	r = auth_init(osd);
+	if (r < 0)
+		return r;
 	osd->hb_interval_ms = cfg->heartbeat_interval_ms ? cfg->heartbeat_interval_ms : 1000;
 	osd->hb_grace_ms = cfg->heartbeat_grace_ms ? cfg->heartbeat_grace_ms : 5000;
 	osd->beacon_ms = cfg->beacon_interval_ms ? cfg->beacon_interval_ms : 2000;

@@ -14,6 +14,9 @@
 struct mx_osd_config {
 	const char *data_dir;
 	const char *mon_addr;
+	/* Key file ("osd.N KEY", 0600) for a cluster with authentication
+	 * (docs/auth.md); NULL: DIR/keyring if it exists, else none. */
+	const char *keyfile;
 	const char *addr;     /* listen address, "ip:port" (port 0: any) */
 	const char *location; /* "host=h1 rack=r1" */
 	const char *device_class;

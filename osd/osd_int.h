@@ -24,6 +24,7 @@
 #include "list.h"
 #include "log.h"
 #include "map.h"
+#include "authconn.h"
 #include "monlist.h"
 #include "msg.h"
 #include "net.h"
@@ -254,6 +255,12 @@ struct osd {
 	struct mx_placement *pl;   /* of map; owned */
 	struct mx_conn *mon;
 	struct mx_monlist monl;  /* the monitors known (docs/monitor-quorum.md) */
+	/* Authentication (docs/auth.md): our key and ticket, and how we
+	 * check those who connect. */
+	bool use_auth;
+	struct mx_auth_client auth;
+	struct mx_auth_server auth_srv;
+	uint64_t renew_ns;
 	unsigned mon_delay_ms;   /* before the next connection (a redirect's) */
 	bool mon_connected;
 	bool booted;

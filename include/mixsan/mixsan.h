@@ -50,12 +50,18 @@ struct mixsan_options {
 	unsigned op_timeout_ms;
 	/* How long mixsan_connect waits for the first map (0: 10 s). */
 	unsigned connect_timeout_ms;
+	/* The key file of the entity to act as (one line "NAME KEY", mode
+	 * 0600), for a cluster that requires authentication; NULL: none. */
+	const char *keyfile;
 };
 
 /* Connect to the monitors ("ip:port[,ip:port...]") and wait for the
  * cluster map.  opts may be NULL.  -ETIMEDOUT if no monitor answered. */
 int mixsan_connect(const char *mons, const struct mixsan_options *opts,
 		   mixsan_cluster_t **out);
+/* Why the last mixsan_connect of this thread failed, in words ("" if
+ * there is nothing more to say than its errno). */
+const char *mixsan_connect_error(void);
 /* Finish and release everything.  Requests still in flight complete with
  * -ENOTCONN.  Accepts NULL. */
 void mixsan_shutdown(mixsan_cluster_t *cl);
