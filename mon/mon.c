@@ -31,6 +31,7 @@
 #include <dirent.h>
 #include <errno.h>
 #include <getopt.h>
+#include <stdarg.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -145,6 +146,12 @@ struct change {
 	char why[160]; /* the monitor's own reason for a change, for the event log */
 	bool admin_key;  /* the first map: write its admin key once committed */
 	uint8_t key[MX_KEY_LEN];
+	/* mon add / mon rm */
+	bool member_add;
+	bool then_raft;  /* add: the map is committed, the Raft step follows */
+	char member_name[MX_NAME_MAX];
+	char member_raft[MX_ADDR_MAX];
+	uint64_t member_id;
 };
 
 static struct mon g_mon;
@@ -308,6 +315,8 @@ static void log_map_events(struct mon *mon, const struct mx_map *o, const struct
 }
 
 static void run_deferred(struct mon *mon);
+static void member_raft_add(struct mon *mon, struct change *ch);
+static void member_map_rm(struct mon *mon, struct change *ch);
 
 /* Authentication ----------------------------------------------------------- */
 
@@ -413,12 +422,13 @@ static void commit_done(void *arg, int status)
 
 	mon->committing = false;
 	mon->inflight = NULL;
-	if (status == -ESTALE || status == -EAGAIN) {
+	if (status == -ESTALE || status == -EAGAIN || status == -ENOTCONN) {
 		ch->status = -EAGAIN;
 		snprintf(ch->msg, sizeof(ch->msg), "%s",
-			 status == -ESTALE ? "the change was superseded by a newer map; try again"
-					   : "this monitor lost its leadership before the change "
-					     "committed (it may still commit); try again");
+			 status == -ESTALE ? "the change was superseded by a newer map; try again" :
+			 status == -ENOTCONN ? "this monitor is not leading now; try again" :
+			 "this monitor lost its leadership before the change committed (it may "
+			 "still commit); try again");
 		mx_map_free(ch->next);
 	} else if (status < 0) {
 		ch->status = status;
@@ -434,6 +444,17 @@ static void commit_done(void *arg, int status)
 	if (status == 0 && ch->admin_key)
 		write_admin_key(mon, ch->key);
 	explicit_bzero(ch->key, sizeof(ch->key));
+	if (ch->then_raft) {
+		if (mon->member_change == ch)
+			mon->member_change = NULL;
+		ch->then_raft = false;
+		if (status == 0) {
+			ch->next = NULL;
+			member_raft_add(mon, ch);
+			run_deferred(mon);
+			return;
+		}
+	}
 	ch->next = NULL;
 	reply_change(ch);
 	free(ch);
@@ -452,8 +473,8 @@ static void propose(struct mon *mon, struct change *ch)
 	if (mon->q) {
 		int r = mx_quorum_propose(mon->q, ch->next, commit_done, ch);
 
-		if (r < 0)
-			commit_done(ch, r);
+		if (r < 0) /* refused at once: nothing was appended */
+			commit_done(ch, r == -EAGAIN ? -ENOTCONN : r);
 		return;
 	}
 	(void)mon->store->commit(mon->store_ctx, ch->next, commit_done, ch);
@@ -1103,6 +1124,8 @@ static void q_apply(void *arg, struct mx_map *m)
 		install_map(mon, m, "", "committed");
 }
 
+static void quorum_fix_map(struct mon *mon);
+
 static const struct mx_map *q_current(void *arg)
 {
 	return ((struct mon *)arg)->map;
@@ -1114,7 +1137,6 @@ static void q_leading(void *arg)
 {
 	struct mon *mon = arg;
 	uint64_t now = mx_wall_ms();
-	struct change *ch;
 
 	for (uint32_t i = 0; i < mon->n_track; i++) {
 		mon->track[i].last_beacon_ms = now;
@@ -1123,6 +1145,25 @@ static void q_leading(void *arg)
 	}
 	mx_evlog_add(mon->evlog, now, MX_HEALTH_OK, "mon.%s leads the quorum at epoch %llu",
 		     mon->name, (unsigned long long)mon->map->epoch);
+	/* Statistics of an earlier term are stale: the OSDs report again. */
+	{
+		struct mx_pgstats *ps = mx_pgstats_new(&mon->pg_cfg);
+
+		if (ps) {
+			mx_pgstats_free(mon->pgstats);
+			mon->pgstats = ps;
+			map_changed(mon);
+		}
+	}
+	quorum_fix_map(mon);
+}
+
+/* The first map of a new quorum, or the quorum listed in a map made by a
+ * standalone monitor; again at every tick until it commits. */
+static void quorum_fix_map(struct mon *mon)
+{
+	struct change *ch;
+
 	if (mon->map->epoch != 0 && mon->map->n_mons && mon->map->mons[0].raft_id)
 		return;
 	if (mon->committing || !mon->n_initial)
@@ -1198,64 +1239,104 @@ static void mon_status(struct mon *mon, struct session *s, uint64_t tid)
 	reply_text(s, tid, 0, mon->map->epoch, text);
 }
 
-/* mon add / mon rm: the Raft change first, then the map. */
+/*
+ * mon add / mon rm (docs/monitor-quorum.md, "Changing the quorum").  The
+ * map always lists every Raft voter: add commits the map first, then the
+ * Raft change; rm the Raft change first, then the map.  Both can be run
+ * again after any failure: a step already done is skipped.
+ */
+static void member_reply(struct mon *mon, struct change *ch, int status, const char *fmt, ...)
+	__attribute__((format(printf, 4, 5)));
+static void member_reply(struct mon *mon, struct change *ch, int status, const char *fmt, ...)
+{
+	va_list ap;
+
+	if (mon->member_change == ch)
+		mon->member_change = NULL;
+	ch->status = status;
+	va_start(ap, fmt);
+	vsnprintf(ch->msg, sizeof(ch->msg), fmt, ap);
+	va_end(ap);
+	mx_map_free(ch->next);
+	ch->next = NULL;
+	reply_change(ch);
+	free(ch);
+}
+
+/* rm: the Raft step is done; now the map without the monitor. */
+static void member_map_rm(struct mon *mon, struct change *ch)
+{
+	uint32_t n, k;
+
+	if (mon->committing) {
+		mon->member_ready = ch; /* run_deferred comes back here */
+		return;
+	}
+	mx_map_free(ch->next);
+	ch->next = mx_map_dup(mon->map);
+	if (!ch->next) {
+		member_reply(mon, ch, -ENOMEM, "out of memory");
+		return;
+	}
+	n = ch->next->n_mons;
+	for (k = 0; k < n && strcmp(ch->next->mons[k].name, ch->member_name) != 0; k++)
+		;
+	if (k == n) {
+		member_reply(mon, ch, 0, "mon.%s removed", ch->member_name);
+		return;
+	}
+	memmove(&ch->next->mons[k], &ch->next->mons[k + 1], (n - k - 1) * sizeof(*ch->next->mons));
+	ch->next->n_mons = n - 1;
+	if (mon->member_change == ch)
+		mon->member_change = NULL;
+	snprintf(ch->msg, sizeof(ch->msg), "mon.%s removed", ch->member_name);
+	propose(mon, ch);
+}
+
 static void member_done(void *arg, int status)
 {
 	struct change *ch = arg;
 	struct mon *mon = ch->mon;
 
-	if (status == 0 && leading(mon) && mon->committing) {
-		mon->member_ready = ch; /* run_deferred commits it next */
+	if (status < 0) {
+		member_reply(mon, ch, status,
+			     "the quorum change for mon.%s failed: %s%s", ch->member_name,
+			     strerror(-status),
+			     ch->member_add ? " (it is in the map: start it with --join and run "
+					      "mon add again, or mon rm it)" : "; run mon rm again");
 		return;
 	}
-	mon->member_change = NULL;
-	if (status < 0 || !leading(mon)) {
-		ch->status = status < 0 ? status : -EAGAIN;
-		if (status < 0)
-			snprintf(ch->msg, sizeof(ch->msg), "the quorum change failed: %s",
-				 strerror(-status));
-		else
-			snprintf(ch->msg, sizeof(ch->msg),
-				 "the quorum changed, but the map could not follow yet; "
-				 "run the command again");
-		mx_map_free(ch->next);
-		ch->next = NULL;
-		reply_change(ch);
-		free(ch);
+	if (ch->member_add) {
+		member_reply(mon, ch, 0, "mon.%s added to the quorum", ch->member_name);
 		return;
 	}
-	/* Built on the map current now, not the one at the start. */
-	{
-		struct mx_map *next = mx_map_dup(mon->map);
-		struct mx_mon_info *want = ch->next->mons;
-		uint32_t n = ch->next->n_mons;
+	if (!leading(mon)) {
+		member_reply(mon, ch, -EAGAIN, "mon.%s left the quorum, but leadership moved "
+			     "before the map followed; run mon rm again", ch->member_name);
+		return;
+	}
+	member_map_rm(mon, ch);
+}
 
-		if (!next) {
-			ch->status = -ENOMEM;
-			snprintf(ch->msg, sizeof(ch->msg), "out of memory");
-			mx_map_free(ch->next);
-			ch->next = NULL;
-			reply_change(ch);
-			free(ch);
-			return;
-		}
-		free(next->mons);
-		next->mons = want;
-		next->n_mons = n;
-		ch->next->mons = NULL;
-		ch->next->n_mons = 0;
-		mx_map_free(ch->next);
-		ch->next = next;
-	}
-	propose(mon, ch);
+/* add: the map lists the monitor; now the Raft step. */
+static void member_raft_add(struct mon *mon, struct change *ch)
+{
+	int r = mx_quorum_add(mon->q, ch->member_id, ch->member_raft, member_done, ch);
+
+	if (r == 1)
+		member_reply(mon, ch, 0, "mon.%s is in the quorum", ch->member_name);
+	else if (r < 0)
+		member_done(ch, r);
+	else
+		mon->member_change = ch;
 }
 
 static void member_command(struct mon *mon, struct session *s, uint64_t tid,
 			   const struct mx_msg_command *c, bool add)
 {
 	const char *name = cmd_arg(c, "name");
+	const struct mx_mon_info *cur = NULL;
 	struct change *ch;
-	uint32_t n = mon->map->n_mons, k = n;
 	int r;
 
 	if (!mon->q) {
@@ -1263,7 +1344,7 @@ static void member_command(struct mon *mon, struct session *s, uint64_t tid,
 			   "this monitor runs standalone (started without --mons)");
 		return;
 	}
-	if (mon->member_change || mon->committing) {
+	if (mon->member_change || mon->member_ready || mon->committing) {
 		reply_text(s, tid, -EBUSY, mon->map->epoch,
 			   "another change is in flight; try again");
 		return;
@@ -1272,19 +1353,21 @@ static void member_command(struct mon *mon, struct session *s, uint64_t tid,
 		reply_text(s, tid, -EINVAL, mon->map->epoch, "a valid monitor name is needed");
 		return;
 	}
-	for (uint32_t i = 0; i < n; i++)
+	for (uint32_t i = 0; i < mon->map->n_mons; i++)
 		if (strcmp(mon->map->mons[i].name, name) == 0)
-			k = i;
+			cur = &mon->map->mons[i];
 	ch = change_new(mon, s, MX_MSG_MON_COMMAND_REPLY, tid);
 	if (!ch) {
 		reply_text(s, tid, -ENOMEM, mon->map->epoch, "out of memory");
 		return;
 	}
+	snprintf(ch->member_name, sizeof(ch->member_name), "%s", name);
+	ch->member_add = add;
 	if (add) {
 		const char *addr = cmd_arg(c, "addr"), *raddr = cmd_arg(c, "raft_addr");
 		char spec[256], err[160];
 		struct mx_mon_info *one = NULL, *nm;
-		uint32_t n1;
+		uint32_t n = mon->map->n_mons, n1;
 
 		snprintf(spec, sizeof(spec), "%s=%s/%s", name, addr ? addr : "",
 			 raddr ? raddr : "");
@@ -1292,74 +1375,75 @@ static void member_command(struct mon *mon, struct session *s, uint64_t tid,
 		for (uint32_t i = 0; r == 0 && i < n; i++) {
 			const struct mx_mon_info *m = &mon->map->mons[i];
 
-			if (i == k || m->raft_id == one->raft_id ||
-			    !strcmp(m->addr, one->addr) || !strcmp(m->raft_addr, one->raft_addr)) {
-				snprintf(err, sizeof(err), "mon.%s or one of its addresses is "
-					 "already in the quorum", name);
+			if (m == cur) {
+				if (strcmp(m->addr, one->addr) || strcmp(m->raft_addr, one->raft_addr)) {
+					snprintf(err, sizeof(err), "mon.%s is in the map with other "
+						 "addresses (mon rm it first)", name);
+					r = -EEXIST;
+				}
+			} else if (m->raft_id == one->raft_id || !strcmp(m->addr, one->addr) ||
+				   !strcmp(m->raft_addr, one->raft_addr)) {
+				snprintf(err, sizeof(err), "an address of mon.%s is taken", name);
 				r = -EEXIST;
 			}
 		}
-		if (r == 0 && n >= MX_MAX_MONS) {
+		if (r == 0 && !cur && n >= MX_MAX_MONS) {
 			snprintf(err, sizeof(err), "the quorum is full");
 			r = -ENOSPC;
 		}
 		if (r < 0) {
 			free(one);
-			reply_text(s, tid, r, mon->map->epoch, err);
-			mx_map_free(ch->next);
-			free(ch);
+			member_reply(mon, ch, r, "%s", err);
 			return;
 		}
+		ch->member_id = one->raft_id;
+		snprintf(ch->member_raft, sizeof(ch->member_raft), "%s", one->raft_addr);
+		if (cur) {
+			free(one);
+			member_raft_add(mon, ch);
+			return;
+		}
+		/* First the map, so that every voter is in it (commit_done
+		 * goes on with member_raft_add). */
 		nm = realloc(ch->next->mons, (n + 1) * sizeof(*nm));
 		if (!nm) {
 			free(one);
-			reply_text(s, tid, -ENOMEM, mon->map->epoch, "out of memory");
-			mx_map_free(ch->next);
-			free(ch);
+			member_reply(mon, ch, -ENOMEM, "out of memory");
 			return;
 		}
 		nm[n] = *one;
 		ch->next->mons = nm;
 		ch->next->n_mons = n + 1;
-		snprintf(ch->msg, sizeof(ch->msg), "mon.%s added at %s (raft %s)", name,
+		snprintf(ch->msg, sizeof(ch->msg), "mon.%s listed at %s (raft %s)", name,
 			 one->addr, one->raft_addr);
-		r = mx_quorum_add(mon->q, one->raft_id, one->raft_addr, member_done, ch);
 		free(one);
-	} else {
-		uint64_t id;
-
-		if (k == n || n == 1) {
-			reply_text(s, tid, k == n ? -ENOENT : -EINVAL, mon->map->epoch,
-				   k == n ? "no such monitor" : "the last monitor cannot be removed");
-			mx_map_free(ch->next);
-			free(ch);
-			return;
-		}
-		id = mon->map->mons[k].raft_id;
-		if (id == mx_quorum_leader(mon->q)) {
-			mx_quorum_transfer(mon->q);
-			reply_text(s, tid, -EAGAIN, mon->map->epoch,
-				   "that monitor leads the quorum: leadership is being handed "
-				   "to another; run the command again");
-			mx_map_free(ch->next);
-			free(ch);
-			return;
-		}
-		memmove(&ch->next->mons[k], &ch->next->mons[k + 1],
-			(n - k - 1) * sizeof(*ch->next->mons));
-		ch->next->n_mons = n - 1;
-		snprintf(ch->msg, sizeof(ch->msg), "mon.%s removed", name);
-		r = mx_quorum_remove(mon->q, id, member_done, ch);
-	}
-	if (r < 0) {
-		reply_text(s, tid, r, mon->map->epoch,
-			   r == -EBUSY ? "a quorum change is in flight; try again"
-				       : "the quorum refused the change");
-		mx_map_free(ch->next);
-		free(ch);
+		ch->then_raft = true;
+		mon->member_change = ch;
+		propose(mon, ch);
 		return;
 	}
-	mon->member_change = ch;
+	if (!cur) {
+		member_reply(mon, ch, -ENOENT, "no such monitor");
+		return;
+	}
+	if (mon->map->n_mons == 1) {
+		member_reply(mon, ch, -EINVAL, "the last monitor cannot be removed");
+		return;
+	}
+	ch->member_id = cur->raft_id;
+	if (ch->member_id == mx_quorum_leader(mon->q)) {
+		mx_quorum_transfer(mon->q);
+		member_reply(mon, ch, -EAGAIN, "that monitor leads the quorum: leadership is "
+			     "being handed to another; run the command again");
+		return;
+	}
+	r = mx_quorum_remove(mon->q, ch->member_id, member_done, ch);
+	if (r == 1)
+		member_map_rm(mon, ch);
+	else if (r < 0)
+		member_done(ch, r);
+	else
+		mon->member_change = ch;
 }
 
 static void on_tick(uv_timer_t *timer)
@@ -1370,6 +1454,8 @@ static void on_tick(uv_timer_t *timer)
 	if (mon->stopping)
 		return;
 	quorum_tick(mon);
+	if (mon->q && leading(mon) && !mon->committing)
+		quorum_fix_map(mon);
 	if (!leading(mon) || mon->map->epoch == 0)
 		return;
 	health_tick(mon);
@@ -1430,7 +1516,7 @@ static void run_deferred(struct mon *mon)
 		struct change *ch = mon->member_ready;
 
 		mon->member_ready = NULL;
-		member_done(ch, 0);
+		member_map_rm(mon, ch);
 	}
 	mon->draining = true;
 	while (mon->defer_head && !mon->committing) {
@@ -1949,8 +2035,9 @@ int main(int argc, char **argv)
 	} else if (join) {
 		struct sockaddr_in a;
 
-		if (!raft_addr || mx_parse_addr(raft_addr, &a) < 0) {
-			mx_err("--join needs --raft-addr IP:PORT");
+		if (!raft_addr || mx_parse_addr(raft_addr, &a) < 0 || !addr_given) {
+			mx_err("--join needs --addr IP:PORT and --raft-addr IP:PORT (those given "
+			       "to mon add)");
 			return 2;
 		}
 		snprintf(self.name, sizeof(self.name), "%.63s", mon->name);
@@ -1981,6 +2068,9 @@ int main(int argc, char **argv)
 		if (!mon->map)
 			return 1;
 		mx_info("no map yet: waiting for the quorum");
+	} else if (r == 0 && join && !quorum_started(data)) {
+		mx_err("--join needs an empty folder: this one holds a map already");
+		return 2;
 	} else if (r == 0 && self.raft_id && mon->n_initial > 1 && !quorum_started(data)) {
 		mx_err("this monitor has a map of its own: it can start a quorum of one only "
 		       "(--mons listing just itself), then grow it with `mixsan mon add`");

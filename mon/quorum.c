@@ -250,11 +250,12 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 	struct mx_map *m;
 	int r = entry_decode(buf, &m);
 
-	raft_free(buf->base);
 	if (r < 0) {
+		/* libraft frees the buffer itself after a failed restore. */
 		mx_err("snapshot of %zu bytes is not a map: %s", buf->len, strerror(-r));
 		return RAFT_CORRUPT;
 	}
+	raft_free(buf->base);
 	if (m->epoch > q->hooks.current(q->hooks.arg)->epoch) {
 		mx_info("map epoch %llu restored from a snapshot", (unsigned long long)m->epoch);
 		q->hooks.apply(q->hooks.arg, m);
@@ -268,8 +269,9 @@ static int fsm_restore(struct raft_fsm *fsm, struct raft_buffer *buf)
 
 bool mx_quorum_ready(struct mx_quorum *q)
 {
+	/* Not while handing the leadership over: proposals are refused then. */
 	return !q->closing && raft_state(&q->raft) == RAFT_LEADER &&
-	       q->ready_term == q->raft.current_term;
+	       q->ready_term == q->raft.current_term && !q->raft.transfer;
 }
 
 uint64_t mx_quorum_leader(struct mx_quorum *q)
@@ -416,19 +418,35 @@ static void change_cb(struct raft_change *req, int status)
 		mx_warn("quorum change for %llx failed: %s", (unsigned long long)cr->id,
 			raft_strerror(status));
 	cr->done(cr->arg, raft_to_errno(status));
-	free(cr);
+	/* libraft 0.15 may keep a pointer to a change it refused at once:
+	 * leave that one allocated rather than free it under its feet. */
+	if (raft_state(&q->raft) != RAFT_LEADER || q->raft.leader_state.change != &cr->req)
+		free(cr);
 }
 
+int mx_quorum_role_of(struct mx_quorum *q, uint64_t id)
+{
+	const struct raft_configuration *c = &q->raft.configuration;
+
+	for (unsigned i = 0; i < c->n; i++)
+		if (c->servers[i].id == id)
+			return c->servers[i].role == RAFT_VOTER ? 2 : 1;
+	return 0;
+}
+
+/* Idempotent: an add of a spare only promotes it; of a voter, nothing. */
 static int change_start(struct mx_quorum *q, uint64_t id, const char *raft_addr,
 			void (*done)(void *arg, int status), void *arg)
 {
 	struct change_req *cr;
-	int r;
+	int role = mx_quorum_role_of(q, id), r;
 
 	if (!mx_quorum_ready(q))
 		return -EAGAIN;
 	if (q->changing)
 		return -EBUSY;
+	if (raft_addr ? role == 2 : role == 0)
+		return 1; /* nothing to do */
 	cr = calloc(1, sizeof(*cr));
 	if (!cr)
 		return -ENOMEM;
@@ -437,7 +455,9 @@ static int change_start(struct mx_quorum *q, uint64_t id, const char *raft_addr,
 	cr->done = done;
 	cr->arg = arg;
 	cr->req.data = cr;
-	if (raft_addr) {
+	if (raft_addr && role == 1) {
+		r = raft_assign(&q->raft, &cr->req, id, RAFT_VOTER, change_cb);
+	} else if (raft_addr) {
 		cr->promote = true;
 		r = raft_add(&q->raft, &cr->req, id, raft_addr, change_cb);
 	} else {

@@ -61,8 +61,14 @@ uint64_t mx_quorum_leader(struct mx_quorum *q);
 /* A line describing this monitor's view: role, term, leader, log indexes. */
 void mx_quorum_describe(struct mx_quorum *q, char *buf, size_t sz);
 
+/* The role of id in the Raft configuration: 0 absent, 1 spare or
+ * standby, 2 voter. */
+int mx_quorum_role_of(struct mx_quorum *q, uint64_t id);
+
 /* Membership changes, on the ready leader, one at a time (-EBUSY).  done
- * gets 0 or a negative errno. */
+ * gets 0 or a negative errno.  They return 1 (done not called) when the
+ * configuration is already as asked: add of a voter, remove of a
+ * non-member; an add of a spare only promotes it. */
 int mx_quorum_add(struct mx_quorum *q, uint64_t id, const char *raft_addr,
 		  void (*done)(void *arg, int status), void *arg);
 int mx_quorum_remove(struct mx_quorum *q, uint64_t id, void (*done)(void *arg, int status),

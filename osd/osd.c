@@ -1480,6 +1480,14 @@ static void mon_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *p
 			break;
 		osd->booting = false;
 		if (br.status) {
+			int e = mx_wire_to_errno(br.status);
+
+			/* A leader change under way: boot again shortly. */
+			if (e == -EAGAIN || e == -EBUSY || e == -ENOMEM) {
+				mx_warn("boot not done (%s); trying again", br.message);
+				mx_conn_close(c, 0);
+				return;
+			}
 			mx_err("the monitor refused this OSD: %s", br.message);
 			exit(1);
 		}
@@ -1598,8 +1606,17 @@ static void mon_on_close(struct mx_conn *c, int err)
 static void mon_on_connect(struct mx_conn *c)
 {
 	struct osd *osd = c->owner;
+	const struct mx_osd_info *me = osd->map ? mx_map_osd(osd->map, osd->id) : NULL;
 
 	osd->mon_connected = true;
+	/* Back with a monitor (the leader changed, or the connection broke)
+	 * while the map shows us up here: no new boot (it would make every
+	 * PG of ours start a new interval), only the subscription.  A map
+	 * that marks us down makes us boot (apply_map). */
+	if (osd->booted && me && me->up && strcmp(me->addr, osd->addr) == 0) {
+		subscribe(osd);
+		return;
+	}
 	send_boot(osd);
 }
 

@@ -256,6 +256,12 @@ int h_mon_status(struct h_cluster *c, int i, char *buf, size_t sz)
 	if (r == 0 && msg)
 		snprintf(buf, sz, "%s", msg);
 	free(msg);
+	/* The client library may have moved to another monitor: only the
+	 * asked one's answer counts. */
+	if (r == 0 && (strncmp(buf, "mon.", 4) != 0 || buf[4] != 'a' + i || buf[5] != ' ')) {
+		buf[0] = '\0';
+		return -EAGAIN;
+	}
 	return r;
 }
 
