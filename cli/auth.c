@@ -118,36 +118,6 @@ static int run(const struct cli *c, const char *prefix, const char *name, const 
 	return r;
 }
 
-int cli_auth_add(mixsan_cluster_t *cl, const char *keyfile, const char *name,
-		 const char *caps, const char *out)
-{
-	uint8_t me[MX_KEY_LEN], key[MX_KEY_LEN];
-	char who[MX_ENTITY_MAX], sealed[128], *msg = NULL;
-	const char *kv[6] = {"name", name, "caps", caps, "key", sealed};
-	struct mx_wbuf w;
-	int r = mx_keyfile_read(keyfile, who, me);
-
-	if (r < 0)
-		return r;
-	if (mx_key_random(key) < 0)
-		return -EIO;
-	mx_wbuf_init(&w);
-	r = mx_seal(me, key, MX_KEY_LEN, &w);
-	OPENSSL_cleanse(me, sizeof(me));
-	if (r == 0 && mx_b64_encode(w.data, w.len, sealed, sizeof(sealed)) < 0)
-		r = -EINVAL;
-	mx_wbuf_free(&w);
-	if (r == 0)
-		r = mixsan_mon_command(cl, "auth add", kv, 3, &msg);
-	if (r < 0 && msg)
-		fprintf(stderr, "mixsan: auth add %s: %s\n", name, msg);
-	free(msg);
-	if (r == 0)
-		r = mx_keyfile_write(out, name, key, true);
-	OPENSSL_cleanse(key, sizeof(key));
-	return r;
-}
-
 int cmd_auth(struct cli *c, const char *sub)
 {
 	char caps[MX_CAPS_MAX], *msg = NULL;

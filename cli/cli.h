@@ -42,10 +42,6 @@ int cmd_object(struct cli *c, const char *sub);
 int cmd_balancer(struct cli *c, const char *sub);
 int cmd_mon(struct cli *c, const char *sub);
 int cmd_auth(struct cli *c, const char *sub);
-/* Make a key for name with caps, as the administrator of keyfile, into
- * out (0600).  0 or a negative errno. */
-int cli_auth_add(mixsan_cluster_t *cl, const char *keyfile, const char *name,
-		 const char *caps, const char *out);
 int cmd_pg(struct cli *c, const char *sub);
 int cmd_volume(struct cli *c, const char *sub);
 

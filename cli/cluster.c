@@ -228,7 +228,7 @@ static int cluster_up(struct cli *c)
 			snprintf(name, sizeof(name), "osd.%ld", i);
 			if (access(kf, F_OK) == 0)
 				continue;
-			r = cli_auth_add(cl, keyfile, name, "osd", kf);
+			r = mx_client_auth_add(cl, keyfile, name, "osd", kf);
 			if (r < 0) {
 				mixsan_shutdown(cl);
 				return cli_fail("cannot make the key of %s: %s", name, strerror(-r));

@@ -35,6 +35,12 @@ struct mx_client_scrub_result {
 int mx_client_pg_scrub(mixsan_cluster_t *cl, int64_t pool, uint32_t pg, uint32_t flags,
 		       struct mx_client_scrub_result *out);
 
+/* As the administrator whose key file is keyfile, make a key for name with
+ * caps (docs/auth.md) and write it to out (0600, replaced).  0 or a
+ * negative errno. */
+int mx_client_auth_add(mixsan_cluster_t *cl, const char *keyfile, const char *name,
+		       const char *caps, const char *out);
+
 /* The body of a synchronous call: run call (an asynchronous one, given the
  * completion c_) and wait for its result. */
 #define MX_SYNC(call)                                                          \

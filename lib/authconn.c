@@ -169,8 +169,12 @@ static int on_hello(struct mx_conn *c, const uint8_t *p, uint32_t len)
 			return refuse(c, -EACCES, "the ticket is not valid (altered, or "
 				      "sealed with another secret)");
 		if (t.expires_ms <= mx_wall_ms()) {
+			char who[MX_ENTITY_MAX];
+
+			snprintf(who, sizeof(who), "%s", t.entity);
 			OPENSSL_cleanse(&t, sizeof(t));
-			return refuse(c, -EKEYEXPIRED, "the ticket of %s expired", t.entity);
+			return refuse(c, -EKEYEXPIRED, "the ticket of %s expired (renew it at a "
+				      "monitor)", who);
 		}
 		memcpy(hs->key, t.key, MX_KEY_LEN);
 		snprintf(hs->entity, sizeof(hs->entity), "%s", t.entity);

@@ -162,11 +162,13 @@ void h_start_osd(struct h_cluster *c, int i)
 mixsan_cluster_t *h_connect(struct h_cluster *c)
 {
 	mixsan_cluster_t *cl;
-	struct mixsan_options o = {.connect_timeout_ms = 20000};
+	struct mixsan_options o = {.connect_timeout_ms = 20000,
+				   .keyfile = c->auth ? c->admin_key : NULL};
 	int r = mixsan_connect(c->mon_addr, &o, &cl);
 
 	if (r < 0)
-		H_FATAL("cannot connect to %s: %s", c->mon_addr, strerror(-r));
+		H_FATAL("cannot connect to %s: %s (%s)", c->mon_addr, strerror(-r),
+			mixsan_connect_error());
 	return cl;
 }
 
@@ -394,12 +396,34 @@ void h_start(struct h_cluster *c, int n_osds)
 	if (c->n_mons > 0) {
 		start_quorum(c);
 	} else {
-		char *argv[] = {bin, "--data", mondir, "--addr", c->mon_addr, NULL};
+		char *argv[] = {bin, "--data", mondir, "--addr", c->mon_addr, "--auth",
+				"--admin-keyfile", c->admin_key, NULL};
 		char words[256], *all[40];
 
+		snprintf(c->admin_key, sizeof(c->admin_key), "%s/admin.key", c->dir);
+		if (!c->auth)
+			argv[5] = NULL;
 		snprintf(words, sizeof(words), "%s", c->mon_args);
 		add_args(all, 40, argv, words);
 		c->mon_pid = spawn(all, log);
+	}
+	if (c->auth) {
+		/* A key for each OSD, made with the admin key (the OSD finds
+		 * DIR/keyring by itself). */
+		for (int t = 0; t < 100 && access(c->admin_key, F_OK) != 0; t++)
+			usleep(100000);
+		cl = h_connect(c);
+		for (int i = 0; i < n_osds; i++) {
+			char dir[300], kf[330], name[16];
+
+			h_osd_dir(c, i, dir, sizeof(dir));
+			(void)mkdir(dir, 0700);
+			snprintf(kf, sizeof(kf), "%s/keyring", dir);
+			snprintf(name, sizeof(name), "osd.%d", i);
+			if (mx_client_auth_add(cl, c->admin_key, name, "osd", kf) < 0)
+				H_FATAL("cannot make the key of %s", name);
+		}
+		mixsan_shutdown(cl);
 	}
 	for (int i = 0; i < n_osds; i++)
 		h_start_osd(c, i);

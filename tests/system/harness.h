@@ -48,6 +48,11 @@ struct h_cluster {
 	 * lost then); the test exits 77 (skipped) if it cannot mount. */
 	unsigned osd_tmpfs_mib;
 	bool osd_mounted[H_MAX_OSDS];
+	/* Authentication (docs/auth.md): set before h_start to create the
+	 * cluster with --auth; the admin key is then in admin_key, each OSD's
+	 * in its folder, and h_connect uses the admin key. */
+	bool auth;
+	char admin_key[300];
 };
 
 /* Start a monitor and n OSDs (all in one host unless locations are given
