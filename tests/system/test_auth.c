@@ -278,12 +278,12 @@ static int raw_ticket_auth(const char *addr, const char *entity, const struct gr
 		uint8_t ns[MX_NONCE_LEN], want[MX_HMAC_LEN];
 
 		memcpy(ns, ch.nonce, sizeof(ns));
-		free(p);
-		p = NULL;
 		/* The OSD proves it opened the ticket. */
 		mx_auth_proof(g->ticket_key, true, entity, nc, ns, want);
 		if (memcmp(want, ch.proof, sizeof(want)) != 0)
 			r = -EACCES;
+		free(p);
+		p = NULL;
 		mx_auth_proof(g->ticket_key, false, entity, nc, ns, proof);
 		mx_auth_session_key(g->ticket_key, nc, ns, s->key);
 		if (r == 0) {
