@@ -14,6 +14,7 @@
 #include "auth.h"
 #include "buf.h"
 #include "cli.h"
+#include "internal.h"
 
 /* The caps words after the name, joined by spaces. */
 static int join_caps(const struct cli *c, int from, char *out, size_t sz)
@@ -72,7 +73,6 @@ static int give_key(const struct cli *c, const char *name, const uint8_t key[MX_
 static int run(const struct cli *c, const char *prefix, const char *name, const char *caps,
 	       const uint8_t *newkey, char **msg)
 {
-	uint8_t me[MX_KEY_LEN];
 	char sealed[128];
 	const char *kv[6];
 	size_t n = 0;
@@ -81,18 +81,14 @@ static int run(const struct cli *c, const char *prefix, const char *name, const 
 
 	*msg = NULL;
 	if (newkey) {
-		struct mx_wbuf w;
-
-		if (own_key(c, me))
-			return -EINVAL;
-		mx_wbuf_init(&w);
-		r = mx_seal(me, newkey, MX_KEY_LEN, &w);
-		OPENSSL_cleanse(me, sizeof(me));
-		if (r == 0 && mx_b64_encode(w.data, w.len, sealed, sizeof(sealed)) < 0)
-			r = -EINVAL;
-		mx_wbuf_free(&w);
+		if (!c->keyfile)
+			return cli_fail("no key file: give --keyfile FILE (an administrator's key)"),
+			       -EINVAL;
+		r = mx_client_seal_key(c->keyfile, newkey, sealed, sizeof(sealed));
 		if (r < 0)
-			return cli_fail("cannot seal the key: %s", strerror(-r)), r;
+			return cli_fail("cannot seal the key with %s: %s", c->keyfile,
+					r == -EPERM ? "others may read it (chmod 600 it)"
+						    : strerror(-r)), r;
 	}
 	if (name) {
 		kv[2 * n] = "name";

@@ -11,25 +11,34 @@
 #include "internal.h"
 #include "log.h"
 
-int mx_client_auth_add(mixsan_cluster_t *cl, const char *keyfile, const char *name,
-		       const char *caps, const char *out)
+int mx_client_seal_key(const char *keyfile, const uint8_t key[MX_KEY_LEN], char *b64, size_t sz)
 {
-	uint8_t me[MX_KEY_LEN], key[MX_KEY_LEN];
-	char who[MX_ENTITY_MAX], sealed[128], *msg = NULL;
-	const char *kv[6] = {"name", name, "caps", caps, "key", sealed};
+	char who[MX_ENTITY_MAX];
+	uint8_t me[MX_KEY_LEN];
 	struct mx_wbuf w;
 	int r = mx_keyfile_read(keyfile, who, me);
 
 	if (r < 0)
 		return r;
-	if (mx_key_random(key) < 0)
-		return -EIO;
 	mx_wbuf_init(&w);
 	r = mx_seal(me, key, MX_KEY_LEN, &w);
 	OPENSSL_cleanse(me, sizeof(me));
-	if (r == 0 && mx_b64_encode(w.data, w.len, sealed, sizeof(sealed)) < 0)
+	if (r == 0 && mx_b64_encode(w.data, w.len, b64, sz) < 0)
 		r = -EINVAL;
 	mx_wbuf_free(&w);
+	return r;
+}
+
+int mx_client_auth_add(mixsan_cluster_t *cl, const char *keyfile, const char *name,
+		       const char *caps, const char *out)
+{
+	uint8_t key[MX_KEY_LEN];
+	char sealed[128], *msg = NULL;
+	const char *kv[6] = {"name", name, "caps", caps, "key", sealed};
+	int r = mx_key_random(key);
+
+	if (r == 0)
+		r = mx_client_seal_key(keyfile, key, sealed, sizeof(sealed));
 	if (r == 0)
 		r = mixsan_mon_command(cl, "auth add", kv, 3, &msg);
 	if (r < 0 && msg)

@@ -35,6 +35,9 @@ struct mx_client_scrub_result {
 int mx_client_pg_scrub(mixsan_cluster_t *cl, int64_t pool, uint32_t pg, uint32_t flags,
 		       struct mx_client_scrub_result *out);
 
+/* A new key sealed under the key of keyfile's entity, in base64 (what the
+ * monitors take for auth add and auth rotate).  0 or a negative errno. */
+int mx_client_seal_key(const char *keyfile, const uint8_t key[32], char *b64, size_t sz);
 /* As the administrator whose key file is keyfile, make a key for name with
  * caps (docs/auth.md) and write it to out (0600, replaced).  0 or a
  * negative errno. */

@@ -228,15 +228,40 @@ static int grant(struct mx_conn *c, struct mx_auth_hs *hs, struct mx_wbuf *ticke
 	return r;
 }
 
+/* AUTH_DONE with success: from a monitor, with a fresh ticket.  During the
+ * handshake it goes out before the MACs start (now). */
+static int send_done(struct mx_conn *c, struct mx_auth_hs *hs, const char *msg, bool now)
+{
+	struct mx_msg_auth_done d = {.status = 0, .message = msg, .caps = hs->caps};
+	struct mx_wbuf w, ticket, sealed;
+	int r = 0;
+
+	mx_wbuf_init(&ticket);
+	mx_wbuf_init(&sealed);
+	if (hs->mode == MX_AUTH_MODE_KEY)
+		r = grant(c, hs, &ticket, &sealed);
+	if (r == 0) {
+		d.sealed = sealed.data;
+		d.sealed_len = (uint32_t)sealed.len;
+		d.ticket = ticket.data;
+		d.ticket_len = (uint32_t)ticket.len;
+		mx_wbuf_init(&w);
+		mx_enc_auth_done(&w, &d);
+		r = now ? mx_conn_send_now(c, MX_MSG_AUTH_DONE, 0, &w)
+			: mx_conn_send(c, MX_MSG_AUTH_DONE, 0, &w);
+	}
+	mx_wbuf_free(&ticket);
+	mx_wbuf_free(&sealed);
+	return r;
+}
+
 static int on_proof(struct mx_conn *c, const uint8_t *p, uint32_t len)
 {
 	struct mx_auth_hs *hs = c->hs;
 	struct mx_msg_auth_proof pr;
-	struct mx_msg_auth_done d = {.status = 0};
 	uint8_t want[MX_HMAC_LEN], session[MX_KEY_LEN];
-	struct mx_wbuf w, ticket, sealed;
 	char msg[128], err[128];
-	int r = 0;
+	int r;
 
 	if (!hs || hs->step != ST_CHALLENGED)
 		return refuse(c, -EPROTO, "AUTH_PROOF out of turn");
@@ -247,29 +272,10 @@ static int on_proof(struct mx_conn *c, const uint8_t *p, uint32_t len)
 		return refuse(c, -EACCES, "wrong key for %s", hs->entity);
 	if (mx_caps_parse(hs->caps, &c->caps, err, sizeof(err)) < 0)
 		return refuse(c, -EACCES, "%s: bad capabilities: %s", hs->entity, err);
-	mx_wbuf_init(&ticket);
-	mx_wbuf_init(&sealed);
-	if (hs->mode == MX_AUTH_MODE_KEY)
-		r = grant(c, hs, &ticket, &sealed);
-	if (r < 0) {
-		mx_wbuf_free(&ticket);
-		mx_wbuf_free(&sealed);
-		return refuse(c, r, "no ticket could be made: %s", strerror(-r));
-	}
 	snprintf(msg, sizeof(msg), "authenticated as %s", hs->entity);
-	d.message = msg;
-	d.caps = hs->caps;
-	d.sealed = sealed.data;
-	d.sealed_len = (uint32_t)sealed.len;
-	d.ticket = ticket.data;
-	d.ticket_len = (uint32_t)ticket.len;
-	mx_wbuf_init(&w);
-	mx_enc_auth_done(&w, &d);
-	mx_wbuf_free(&ticket);
-	mx_wbuf_free(&sealed);
-	r = mx_conn_send_now(c, MX_MSG_AUTH_DONE, 0, &w);
+	r = send_done(c, hs, msg, true);
 	if (r < 0)
-		return r;
+		return refuse(c, r, "no ticket could be made: %s", strerror(-r));
 	snprintf(c->entity, sizeof(c->entity), "%s", hs->entity);
 	c->generation = hs->generation;
 	mx_auth_session_key(hs->key, hs->nc, hs->ns, session);
@@ -285,31 +291,15 @@ static int on_renew(struct mx_conn *c)
 {
 	const struct mx_auth_server *s = c->auth_server;
 	struct mx_auth_hs *hs = c->hs;
-	struct mx_msg_auth_done d = {.status = 0, .message = "ticket renewed"};
-	struct mx_wbuf w, ticket, sealed;
-	int r;
+	uint32_t gen = 0;
 
 	if (c->sec != MX_SEC_ON || !hs || hs->mode != MX_AUTH_MODE_KEY || !s || !s->lookup)
 		return -EPROTO;
 	/* The key may have been rotated or revoked since. */
-	if (s->lookup(s->arg, hs->entity, hs->key, hs->caps, &hs->generation) < 0)
-		return refuse(c, -EACCES, "%s has no key here (unknown or revoked)", hs->entity);
-	mx_wbuf_init(&ticket);
-	mx_wbuf_init(&sealed);
-	r = grant(c, hs, &ticket, &sealed);
-	if (r == 0) {
-		d.caps = hs->caps;
-		d.sealed = sealed.data;
-		d.sealed_len = (uint32_t)sealed.len;
-		d.ticket = ticket.data;
-		d.ticket_len = (uint32_t)ticket.len;
-		mx_wbuf_init(&w);
-		mx_enc_auth_done(&w, &d);
-		r = mx_conn_send(c, MX_MSG_AUTH_DONE, 0, &w);
-	}
-	mx_wbuf_free(&ticket);
-	mx_wbuf_free(&sealed);
-	return r;
+	if (s->lookup(s->arg, hs->entity, hs->key, hs->caps, &gen) < 0 || gen != hs->generation)
+		return refuse(c, -EACCES, "%s has no valid key here (revoked or rotated)",
+			      hs->entity);
+	return send_done(c, hs, "ticket renewed", false);
 }
 
 /* Initiator ---------------------------------------------------------------- */

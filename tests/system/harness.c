@@ -280,7 +280,7 @@ int h_mon_leader(struct h_cluster *c, int ask)
 	return p[13] - 'a';
 }
 
-static int io_all(int fd, void *buf, size_t n, bool wr)
+int h_io_all(int fd, void *buf, size_t n, bool wr)
 {
 	for (size_t at = 0; at < n;) {
 		ssize_t k = wr ? write(fd, (char *)buf + at, n - at) : read(fd, (char *)buf + at, n - at);
@@ -292,17 +292,12 @@ static int io_all(int fd, void *buf, size_t n, bool wr)
 	return 0;
 }
 
-int h_fetch_map(const char *addr, uint64_t epoch, struct mx_map **out)
+int h_raw_connect(const char *addr)
 {
-	struct mx_msg_get_map gm = {.want_epoch = epoch};
 	struct sockaddr_in sin;
 	struct timeval tv = {.tv_sec = 5};
-	uint8_t hdr[MX_MSG_HDR_LEN], *payload = NULL;
-	struct mx_msg_hdr h;
-	struct mx_wbuf w;
 	int fd, r;
 
-	*out = NULL;
 	if (mx_parse_addr(addr, &sin) < 0)
 		return -EINVAL;
 	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -315,20 +310,34 @@ int h_fetch_map(const char *addr, uint64_t epoch, struct mx_map **out)
 		close(fd);
 		return r;
 	}
+	return fd;
+}
+
+int h_fetch_map(const char *addr, uint64_t epoch, struct mx_map **out)
+{
+	struct mx_msg_get_map gm = {.want_epoch = epoch};
+	uint8_t hdr[MX_MSG_HDR_LEN], *payload = NULL;
+	struct mx_msg_hdr h;
+	struct mx_wbuf w;
+	int fd = h_raw_connect(addr), r;
+
+	*out = NULL;
+	if (fd < 0)
+		return fd;
 	mx_wbuf_init(&w);
 	mx_enc_get_map(&w, &gm);
 	mx_msg_hdr_encode(hdr, MX_MSG_MON_GET_MAP, 1, w.data, (uint32_t)w.len);
-	r = io_all(fd, hdr, sizeof(hdr), true);
+	r = h_io_all(fd, hdr, sizeof(hdr), true);
 	if (r == 0)
-		r = io_all(fd, w.data, w.len, true);
+		r = h_io_all(fd, w.data, w.len, true);
 	mx_wbuf_free(&w);
 	if (r == 0)
-		r = io_all(fd, hdr, sizeof(hdr), false);
+		r = h_io_all(fd, hdr, sizeof(hdr), false);
 	if (r == 0)
 		r = mx_msg_hdr_decode(hdr, &h);
 	if (r == 0) {
 		payload = malloc(h.len ? h.len : 1);
-		r = payload ? io_all(fd, payload, h.len, false) : -ENOMEM;
+		r = payload ? h_io_all(fd, payload, h.len, false) : -ENOMEM;
 	}
 	close(fd);
 	if (r == 0 && h.type == MX_MSG_MON_REDIRECT) {

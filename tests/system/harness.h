@@ -77,6 +77,10 @@ int h_mon_leader(struct h_cluster *c, int ask);
  * negative errno (-EAGAIN: it redirected; -ENOENT: not kept). */
 struct mx_map;
 int h_fetch_map(const char *addr, uint64_t epoch, struct mx_map **out);
+/* A blocking TCP connection to addr with 5 s timeouts: fd or -errno. */
+int h_raw_connect(const char *addr);
+/* Write (wr) or read exactly n bytes: 0, -ECONNRESET at EOF, or -errno. */
+int h_io_all(int fd, void *buf, size_t n, bool wr);
 /* Send sig to OSD i and, for SIGKILL/SIGTERM, reap it. */
 void h_signal_osd(struct h_cluster *c, int i, int sig);
 /* The number of OSDs up in the client's map. */

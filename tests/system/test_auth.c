@@ -34,38 +34,6 @@
 
 /* Raw frames ---------------------------------------------------------------- */
 
-static int raw_connect(const char *addr)
-{
-	struct sockaddr_in sin;
-	struct timeval tv = {.tv_sec = 5};
-	int fd;
-
-	if (mx_parse_addr(addr, &sin) < 0)
-		return -EINVAL;
-	fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-	if (fd < 0)
-		return -errno;
-	setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
-	setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &tv, sizeof(tv));
-	if (connect(fd, (struct sockaddr *)&sin, sizeof(sin)) < 0) {
-		close(fd);
-		return -errno;
-	}
-	return fd;
-}
-
-static int io_all(int fd, void *buf, size_t n, bool wr)
-{
-	for (size_t at = 0; at < n;) {
-		ssize_t k = wr ? write(fd, (char *)buf + at, n - at) : read(fd, (char *)buf + at, n - at);
-
-		if (k <= 0)
-			return k == 0 ? -ECONNRESET : -errno;
-		at += (size_t)k;
-	}
-	return 0;
-}
-
 /* A session's MAC state once authenticated (docs/auth.md). */
 struct sess {
 	bool on;
@@ -97,12 +65,12 @@ static int raw_send(int fd, struct sess *s, uint16_t type, uint64_t tid, struct 
 		mx_put_bytes(cap, hdr, sizeof(hdr));
 		mx_put_bytes(cap, w->data, w->len);
 	}
-	r = io_all(fd, hdr, sizeof(hdr), true);
+	r = h_io_all(fd, hdr, sizeof(hdr), true);
 	if (r == 0 && w->len)
-		r = io_all(fd, w->data, w->len, true);
+		r = h_io_all(fd, w->data, w->len, true);
 	if (r == 0 && s && s->on) {
 		mac(s, 'I', s->seq_out++, hdr, w->data, w->len, m);
-		r = io_all(fd, m, sizeof(m), true);
+		r = h_io_all(fd, m, sizeof(m), true);
 	}
 	mx_wbuf_free(w);
 	return r;
@@ -113,17 +81,17 @@ static int raw_send(int fd, struct sess *s, uint16_t type, uint64_t tid, struct 
 static int raw_recv(int fd, struct sess *s, struct mx_msg_hdr *h, uint8_t **p)
 {
 	uint8_t hdr[MX_MSG_HDR_LEN], m[MX_MAC_LEN], want[MX_MAC_LEN];
-	int r = io_all(fd, hdr, sizeof(hdr), false);
+	int r = h_io_all(fd, hdr, sizeof(hdr), false);
 
 	*p = NULL;
 	if (r == 0)
 		r = mx_msg_hdr_decode(hdr, h);
 	if (r == 0) {
 		*p = malloc(h->len + 1);
-		r = *p ? io_all(fd, *p, h->len, false) : -ENOMEM;
+		r = *p ? h_io_all(fd, *p, h->len, false) : -ENOMEM;
 	}
 	if (r == 0 && s && s->on) {
-		r = io_all(fd, m, sizeof(m), false);
+		r = h_io_all(fd, m, sizeof(m), false);
 		mac(s, 'A', s->seq_in++, hdr, *p, h->len, want);
 		if (r == 0 && memcmp(m, want, sizeof(m)) != 0)
 			r = -EBADMSG;
@@ -153,9 +121,98 @@ static void take_done(const uint8_t *p, uint32_t len, struct outcome *o,
 	snprintf(o->message, sizeof(o->message), "%s", d->message);
 }
 
-/* A handshake with a key, at a monitor.  On success: the ticket, its key
- * and the session in *s (fd left open in *fdp).  cap gets the frames we
- * sent. */
+/* HELLO, then the server's answer: 0 and its challenge (inside *p, which
+ * the caller frees), or the refusal's status with o filled. */
+static int hs_open(int fd, const struct mx_msg_auth_hello *hello, struct mx_wbuf *cap,
+		   struct mx_msg_auth_challenge *ch, uint8_t **p, struct outcome *o)
+{
+	struct mx_msg_auth_done d;
+	struct mx_msg_hdr h;
+	struct mx_wbuf w;
+	int r;
+
+	mx_wbuf_init(&w);
+	mx_enc_auth_hello(&w, hello);
+	r = raw_send(fd, NULL, MX_MSG_AUTH_HELLO, 0, &w, cap);
+	if (r == 0)
+		r = raw_recv(fd, NULL, &h, p);
+	if (r == 0 && h.type == MX_MSG_AUTH_DONE) {
+		take_done(*p, h.len, o, &d);
+		r = o->status ? o->status : -EPROTO;
+	} else if (r == 0 && (h.type != MX_MSG_AUTH_CHALLENGE ||
+			      mx_dec_auth_challenge(*p, h.len, ch) < 0)) {
+		r = -EPROTO;
+	}
+	return r;
+}
+
+/* PROOF, then AUTH_DONE: 0 and *d (inside *p), or its refusal. */
+static int hs_close(int fd, const uint8_t proof[MX_HMAC_LEN], struct mx_wbuf *cap,
+		    struct mx_msg_auth_done *d, uint8_t **p, struct outcome *o)
+{
+	struct mx_msg_auth_proof pr = {.proof = proof};
+	struct mx_msg_hdr h;
+	struct mx_wbuf w;
+	int r;
+
+	mx_wbuf_init(&w);
+	mx_enc_auth_proof(&w, &pr);
+	r = raw_send(fd, NULL, MX_MSG_AUTH_PROOF, 0, &w, cap);
+	if (r == 0)
+		r = raw_recv(fd, NULL, &h, p);
+	if (r == 0 && h.type != MX_MSG_AUTH_DONE)
+		r = -EPROTO;
+	if (r == 0) {
+		take_done(*p, h.len, o, d);
+		r = o->status;
+	}
+	return r;
+}
+
+/* A whole handshake as entity with secret (the key, or the ticket's key):
+ * the server's proof checked, ours sent.  0 with the session in *s and the
+ * fd in *fdp (else closed); d and *p hold the AUTH_DONE. */
+static int handshake(const char *addr, struct mx_msg_auth_hello *hello,
+		     const uint8_t secret[MX_KEY_LEN], struct sess *s, int *fdp,
+		     struct mx_wbuf *cap, struct mx_msg_auth_done *d, uint8_t **p,
+		     struct outcome *o)
+{
+	uint8_t nc[MX_NONCE_LEN], ns[MX_NONCE_LEN], want[MX_HMAC_LEN], proof[MX_HMAC_LEN];
+	struct mx_msg_auth_challenge ch;
+	int fd = h_raw_connect(addr), r;
+
+	memset(o, 0, sizeof(*o));
+	memset(s, 0, sizeof(*s));
+	*p = NULL;
+	if (fd < 0)
+		return fd;
+	(void)getrandom(nc, sizeof(nc), 0);
+	hello->nonce = nc;
+	r = hs_open(fd, hello, cap, &ch, p, o);
+	if (r == 0) {
+		memcpy(ns, ch.nonce, sizeof(ns));
+		/* The server proves it knows the secret first. */
+		mx_auth_proof(secret, true, hello->entity, nc, ns, want);
+		if (memcmp(want, ch.proof, sizeof(want)) != 0)
+			r = -EACCES;
+		free(*p);
+		*p = NULL;
+	}
+	if (r == 0) {
+		mx_auth_proof(secret, false, hello->entity, nc, ns, proof);
+		mx_auth_session_key(secret, nc, ns, s->key);
+		r = hs_close(fd, proof, cap, d, p, o);
+	}
+	if (r == 0 && fdp) {
+		s->on = true;
+		*fdp = fd;
+	} else {
+		close(fd);
+	}
+	return r;
+}
+
+/* With a key, at a monitor: the ticket in *g. */
 struct grant {
 	uint8_t ticket[1024];
 	uint32_t ticket_len;
@@ -166,147 +223,36 @@ static int raw_key_auth(const char *addr, const char *entity, const uint8_t key[
 			struct grant *g, struct sess *s, int *fdp, struct mx_wbuf *cap,
 			struct outcome *o)
 {
-	uint8_t nc[MX_NONCE_LEN], proof[MX_HMAC_LEN];
-	struct mx_msg_auth_hello hello = {.mode = MX_AUTH_MODE_KEY, .entity = entity,
-					  .nonce = nc};
-	struct mx_msg_auth_challenge ch;
-	struct mx_msg_auth_proof pr = {.proof = proof};
+	struct mx_msg_auth_hello hello = {.mode = MX_AUTH_MODE_KEY, .entity = entity};
 	struct mx_msg_auth_done d;
-	struct mx_msg_hdr h;
-	struct mx_wbuf w;
 	uint8_t *p = NULL, gr[MX_KEY_LEN + 41];
-	int fd = raw_connect(addr), r;
+	int r = handshake(addr, &hello, key, s, fdp, cap, &d, &p, o);
 
-	memset(o, 0, sizeof(*o));
-	memset(s, 0, sizeof(*s));
-	if (fd < 0)
-		return fd;
-	(void)getrandom(nc, sizeof(nc), 0);
-	mx_wbuf_init(&w);
-	mx_enc_auth_hello(&w, &hello);
-	r = raw_send(fd, NULL, MX_MSG_AUTH_HELLO, 0, &w, cap);
-	if (r == 0)
-		r = raw_recv(fd, NULL, &h, &p);
-	if (r == 0 && h.type == MX_MSG_AUTH_DONE) {
-		take_done(p, h.len, o, &d);
-		r = o->status ? o->status : -EPROTO;
-	} else if (r == 0 && (h.type != MX_MSG_AUTH_CHALLENGE ||
-			      mx_dec_auth_challenge(p, h.len, &ch) < 0)) {
-		r = -EPROTO;
-	}
-	if (r == 0) {
-		uint8_t want[MX_HMAC_LEN];
-		uint8_t ns[MX_NONCE_LEN];
-
-		memcpy(ns, ch.nonce, sizeof(ns));
-		mx_auth_proof(key, true, entity, nc, ns, want);
-		if (memcmp(want, ch.proof, sizeof(want)) != 0)
-			r = -EACCES; /* the monitor does not know our key */
-		mx_auth_proof(key, false, entity, nc, ns, proof);
-		mx_auth_session_key(key, nc, ns, s->key);
-		free(p);
-		p = NULL;
-		if (r == 0) {
-			mx_wbuf_init(&w);
-			mx_enc_auth_proof(&w, &pr);
-			r = raw_send(fd, NULL, MX_MSG_AUTH_PROOF, 0, &w, cap);
-		}
-		if (r == 0)
-			r = raw_recv(fd, NULL, &h, &p);
-		if (r == 0 && h.type != MX_MSG_AUTH_DONE)
-			r = -EPROTO;
-		if (r == 0) {
-			take_done(p, h.len, o, &d);
-			r = o->status;
-		}
-		if (r == 0 && g) {
-			if (d.sealed_len != sizeof(gr) + MX_SEAL_OVERHEAD ||
-			    mx_unseal(key, d.sealed, d.sealed_len, gr) < 0 ||
-			    d.ticket_len > sizeof(g->ticket))
-				r = -EBADMSG;
-			else {
-				memcpy(g->ticket_key, gr, MX_KEY_LEN);
-				memcpy(g->ticket, d.ticket, d.ticket_len);
-				g->ticket_len = d.ticket_len;
-			}
+	if (r == 0 && g) {
+		if (d.sealed_len != sizeof(gr) + MX_SEAL_OVERHEAD ||
+		    mx_unseal(key, d.sealed, d.sealed_len, gr) < 0 || d.ticket_len > sizeof(g->ticket)) {
+			r = -EBADMSG;
+		} else {
+			memcpy(g->ticket_key, gr, MX_KEY_LEN);
+			memcpy(g->ticket, d.ticket, d.ticket_len);
+			g->ticket_len = d.ticket_len;
 		}
 	}
 	free(p);
-	if (r == 0 && fdp) {
-		s->on = true;
-		*fdp = fd;
-	} else {
-		close(fd);
-	}
 	return r;
 }
 
-/* A handshake with a ticket, at an OSD. */
+/* With a ticket, at an OSD. */
 static int raw_ticket_auth(const char *addr, const char *entity, const struct grant *g,
 			   struct sess *s, int *fdp, struct outcome *o)
 {
-	uint8_t nc[MX_NONCE_LEN], proof[MX_HMAC_LEN];
 	struct mx_msg_auth_hello hello = {.mode = MX_AUTH_MODE_TICKET, .entity = entity,
-					  .nonce = nc, .ticket = g->ticket,
-					  .ticket_len = g->ticket_len};
-	struct mx_msg_auth_challenge ch;
-	struct mx_msg_auth_proof pr = {.proof = proof};
+					  .ticket = g->ticket, .ticket_len = g->ticket_len};
 	struct mx_msg_auth_done d;
-	struct mx_msg_hdr h;
-	struct mx_wbuf w;
 	uint8_t *p = NULL;
-	int fd = raw_connect(addr), r;
+	int r = handshake(addr, &hello, g->ticket_key, s, fdp, NULL, &d, &p, o);
 
-	memset(o, 0, sizeof(*o));
-	memset(s, 0, sizeof(*s));
-	if (fd < 0)
-		return fd;
-	(void)getrandom(nc, sizeof(nc), 0);
-	mx_wbuf_init(&w);
-	mx_enc_auth_hello(&w, &hello);
-	r = raw_send(fd, NULL, MX_MSG_AUTH_HELLO, 0, &w, NULL);
-	if (r == 0)
-		r = raw_recv(fd, NULL, &h, &p);
-	if (r == 0 && h.type == MX_MSG_AUTH_DONE) {
-		take_done(p, h.len, o, &d);
-		r = o->status ? o->status : -EPROTO;
-	} else if (r == 0 && (h.type != MX_MSG_AUTH_CHALLENGE ||
-			      mx_dec_auth_challenge(p, h.len, &ch) < 0)) {
-		r = -EPROTO;
-	}
-	if (r == 0) {
-		uint8_t ns[MX_NONCE_LEN], want[MX_HMAC_LEN];
-
-		memcpy(ns, ch.nonce, sizeof(ns));
-		/* The OSD proves it opened the ticket. */
-		mx_auth_proof(g->ticket_key, true, entity, nc, ns, want);
-		if (memcmp(want, ch.proof, sizeof(want)) != 0)
-			r = -EACCES;
-		free(p);
-		p = NULL;
-		mx_auth_proof(g->ticket_key, false, entity, nc, ns, proof);
-		mx_auth_session_key(g->ticket_key, nc, ns, s->key);
-		if (r == 0) {
-			mx_wbuf_init(&w);
-			mx_enc_auth_proof(&w, &pr);
-			r = raw_send(fd, NULL, MX_MSG_AUTH_PROOF, 0, &w, NULL);
-		}
-		if (r == 0)
-			r = raw_recv(fd, NULL, &h, &p);
-		if (r == 0 && h.type != MX_MSG_AUTH_DONE)
-			r = -EPROTO;
-		if (r == 0) {
-			take_done(p, h.len, o, &d);
-			r = o->status;
-		}
-	}
 	free(p);
-	if (r == 0 && fdp) {
-		s->on = true;
-		*fdp = fd;
-	} else {
-		close(fd);
-	}
 	return r;
 }
 
@@ -362,19 +308,14 @@ static void write_random_key(const char *path, const char *name)
 /* auth rotate, as the administrator, with a fresh key into out. */
 static int rotate(struct h_cluster *c, mixsan_cluster_t *admin, const char *name, const char *out)
 {
-	char who[MX_ENTITY_MAX], sealed[128], *msg = NULL;
-	uint8_t me[MX_KEY_LEN], k[MX_KEY_LEN];
-	const char *kv[] = {"name", name, "key", sealed};
-	struct mx_wbuf w;
-	int r;
+	const char *kv[] = {"name", name, "key", NULL};
+	char sealed[128], *msg = NULL;
+	uint8_t k[MX_KEY_LEN];
+	int r = mx_key_random(k);
 
-	if (mx_keyfile_read(c->admin_key, who, me) < 0 || mx_key_random(k) < 0)
-		return -EIO;
-	mx_wbuf_init(&w);
-	r = mx_seal(me, k, MX_KEY_LEN, &w);
-	if (r == 0 && mx_b64_encode(w.data, w.len, sealed, sizeof(sealed)) < 0)
-		r = -EINVAL;
-	mx_wbuf_free(&w);
+	if (r == 0)
+		r = mx_client_seal_key(c->admin_key, k, sealed, sizeof(sealed));
+	kv[3] = sealed;
 	if (r == 0)
 		r = mixsan_mon_command(admin, "auth rotate", kv, 2, &msg);
 	fprintf(stderr, "auth: rotate %s: %d %s\n", name, r, msg ? msg : "");
@@ -559,12 +500,12 @@ int main(void)
 		/* The handshake frames of that real session, replayed on a new
 		 * connection to the monitor: the fresh nonce defeats them. */
 		{
-			int rfd = raw_connect(c.mon_addr);
+			int rfd = h_raw_connect(c.mon_addr);
 			struct mx_msg_hdr h;
 			uint8_t *p = NULL;
 			int got_done = 0;
 
-			H_CHECK(rfd >= 0 && io_all(rfd, cap.data, cap.len, true) == 0);
+			H_CHECK(rfd >= 0 && h_io_all(rfd, cap.data, cap.len, true) == 0);
 			for (int i = 0; rfd >= 0 && i < 3; i++) {
 				if (raw_recv(rfd, NULL, &h, &p) < 0)
 					break;
