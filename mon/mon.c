@@ -315,6 +315,8 @@ static void log_map_events(struct mon *mon, const struct mx_map *o, const struct
 }
 
 static void run_deferred(struct mon *mon);
+static bool leading(struct mon *mon);
+static void health_log(struct mon *mon, bool sample);
 static void member_raft_add(struct mon *mon, struct change *ch);
 static void member_map_rm(struct mon *mon, struct change *ch);
 
@@ -413,6 +415,10 @@ static void install_map(struct mon *mon, struct mx_map *m, const char *why, cons
 	mx_info("epoch %llu: %s", (unsigned long long)mon->map->epoch, msg);
 	push_map(mon);
 	auth_map_changed(mon);
+	/* A map change (an OSD down, say) changes the verdict at once: log it
+	 * now, not at the next tick, which may come after it is over. */
+	if (leading(mon) && mon->map->epoch > 1)
+		health_log(mon, false);
 }
 
 static void commit_done(void *arg, int status)
@@ -702,6 +708,12 @@ static void handle_failure(struct mon *mon, const struct mx_msg_osd_failure *f)
  * new PG summary (at most every 2 s, as it moves during recovery). */
 static void health_tick(struct mon *mon)
 {
+	health_log(mon, true);
+}
+
+/* Log a new verdict (sample: also the recovery rate and the PG summary). */
+static void health_log(struct mon *mon, bool sample)
+{
 	struct mx_health *h = malloc(sizeof(*h));
 	uint64_t now = mx_wall_ms();
 	char checks[512], pgmap[1024];
@@ -709,7 +721,8 @@ static void health_tick(struct mon *mon)
 
 	if (!h)
 		return;
-	mx_pgstats_tick(mon->pgstats, now);
+	if (sample)
+		mx_pgstats_tick(mon->pgstats, now);
 	mx_pgstats_health(mon->pgstats, mon->map, now, h);
 	checks[0] = '\0';
 	for (int i = 0; i < h->n_checks && at + 1 < sizeof(checks); i++) {
@@ -739,7 +752,7 @@ static void health_tick(struct mon *mon)
 		snprintf(mon->last_checks, sizeof(mon->last_checks), "%s", checks);
 	}
 	mx_health_pgmap(h, pgmap, sizeof(pgmap));
-	if (strcmp(pgmap, mon->last_pgmap) != 0 && now - mon->last_pgmap_ms >= 2000) {
+	if (sample && strcmp(pgmap, mon->last_pgmap) != 0 && now - mon->last_pgmap_ms >= 2000) {
 		mx_evlog_add(mon->evlog, now, MX_HEALTH_OK, "pgmap: %s", pgmap);
 		snprintf(mon->last_pgmap, sizeof(mon->last_pgmap), "%s", pgmap);
 		mon->last_pgmap_ms = now;
