@@ -483,9 +483,11 @@ static void sess_on_close(struct mx_conn *c, int err)
 	struct osdsess *s = c->owner_data;
 	struct mx_list *pos, *tmp;
 
-	(void)err;
 	if (s->conn == c)
 		s->conn = NULL;
+	/* Our ticket ran out at the OSD: ask for a new one now. */
+	if (err == -EKEYEXPIRED || (c->auth_error[0] && strstr(c->auth_error, "expired")))
+		cl->renew_ms = 0;
 	mx_list_for_each_safe(pos, tmp, &s->inflight) {
 		struct cop *op = mx_list_entry(pos, struct cop, link);
 
@@ -675,7 +677,7 @@ static void on_tick(uv_timer_t *t)
 		cop_send(cl, mx_list_entry(pos, struct cop, link));
 	/* A ticket with a third of its life left: ask for a new one. */
 	if (cl->use_auth && cl->mon && cl->mon->sec == MX_SEC_ON &&
-	    mx_auth_ticket_due(&cl->auth, mx_wall_ms()) && now - cl->renew_ms > 5000000000ull) {
+	    mx_auth_ticket_due(&cl->auth, mx_wall_ms()) && now - cl->renew_ms > 1000000000ull) {
 		cl->renew_ms = now;
 		(void)mx_authconn_renew(cl->mon);
 	}

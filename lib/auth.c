@@ -90,7 +90,9 @@ bool mx_entity_valid(const char *name)
 		char *end;
 		long id = strtol(name + 4, &end, 10);
 
-		return name[4] >= '0' && name[4] <= '9' && !*end && id >= 0 && id < MX_MAX_OSDS;
+		/* Canonical only: osd.7, never osd.07. */
+		return name[4] >= '0' && name[4] <= '9' && !*end && id >= 0 && id < MX_MAX_OSDS &&
+		       (name[4] != '0' || name[5] == '\0');
 	}
 	return false;
 }

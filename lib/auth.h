@@ -20,6 +20,9 @@
 #define MX_ENTITY_MAX 64
 #define MX_CAPS_MAX 192
 #define MX_SEAL_OVERHEAD (12 + 16)
+/* No ticket lives longer (monitors refuse a longer --auth-ticket-ttl, OSDs
+ * a ticket that claims more). */
+#define MX_TICKET_TTL_MAX_MS (86400ull * 1000)
 
 /* 32 random bytes.  0 or -EIO. */
 int mx_key_random(uint8_t key[MX_KEY_LEN]);

@@ -146,6 +146,10 @@ static int on_hello(struct mx_conn *c, const uint8_t *p, uint32_t len)
 		return -ENOMEM;
 	memcpy(hs->nc, h.nonce, MX_NONCE_LEN);
 	hs->mode = h.mode;
+	/* A monitor takes keys only: a ticket is what OSDs take, and a
+	 * holder of the service secret (any OSD) can make one. */
+	if (s->monitor && h.mode != MX_AUTH_MODE_KEY)
+		return refuse(c, -EACCES, "a monitor takes keys, not tickets");
 	if (h.mode == MX_AUTH_MODE_KEY) {
 		if (!s->monitor || !s->lookup)
 			return refuse(c, -EACCES, "an OSD takes tickets, not keys");
@@ -168,6 +172,10 @@ static int on_hello(struct mx_conn *c, const uint8_t *p, uint32_t len)
 		if (mx_ticket_open(secret, h.ticket, h.ticket_len, &t) < 0)
 			return refuse(c, -EACCES, "the ticket is not valid (altered, or "
 				      "sealed with another secret)");
+		if (t.expires_ms > mx_wall_ms() + MX_TICKET_TTL_MAX_MS) {
+			OPENSSL_cleanse(&t, sizeof(t));
+			return refuse(c, -EACCES, "the ticket claims a lifetime beyond the limit");
+		}
 		if (t.expires_ms <= mx_wall_ms()) {
 			char who[MX_ENTITY_MAX];
 
@@ -177,6 +185,7 @@ static int on_hello(struct mx_conn *c, const uint8_t *p, uint32_t len)
 				      "monitor)", who);
 		}
 		memcpy(hs->key, t.key, MX_KEY_LEN);
+		c->expires_ms = t.expires_ms; /* the session ends with its ticket */
 		snprintf(hs->entity, sizeof(hs->entity), "%s", t.entity);
 		snprintf(hs->caps, sizeof(hs->caps), "%s", t.caps);
 		hs->generation = t.generation;
@@ -201,7 +210,7 @@ static int grant(struct mx_conn *c, struct mx_auth_hs *hs, struct mx_wbuf *ticke
 	const uint8_t *secret = s->secret ? s->secret(s->arg) : NULL;
 	struct mx_ticket t;
 	uint8_t g[GRANT_LEN];
-	bool osd = strncmp(hs->entity, "osd.", 4) == 0;
+	bool osd = strncmp(hs->entity, "osd.", 4) == 0 && strcmp(hs->caps, "osd") == 0;
 	int r;
 
 	if (!secret)

@@ -32,6 +32,9 @@ struct mx_held {
 	size_t len;
 };
 
+/* The largest frame taken before authentication (a HELLO with a ticket). */
+#define MX_AUTH_FRAME_MAX 4096
+
 static bool is_auth_type(uint16_t type)
 {
 	return type >= MX_MSG_AUTH_HELLO && type <= MX_MSG_AUTH_RENEW;
@@ -188,6 +191,7 @@ static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 		struct mx_msg_hdr hd;
 
 		if (mx_msg_hdr_decode(c->rbuf, &hd) == 0 &&
+		    (c->sec != MX_SEC_HANDSHAKE || hd.len <= MX_AUTH_FRAME_MAX) &&
 		    MX_MSG_HDR_LEN + (size_t)hd.len > c->rend + want)
 			want = MX_MSG_HDR_LEN + (size_t)hd.len - c->rend;
 	}
@@ -217,6 +221,12 @@ static void process(struct mx_conn *c)
 		if (r < 0) {
 			mx_warn("%s: bad frame header (%s), closing", c->peer, strerror(-r));
 			mx_conn_close(c, r);
+			return;
+		}
+		/* Before authentication only the small handshake frames. */
+		if (c->sec == MX_SEC_HANDSHAKE && h.len > MX_AUTH_FRAME_MAX) {
+			mx_warn("%s: a %u-byte frame before authentication, closing", c->peer, h.len);
+			mx_conn_close(c, -EACCES);
 			return;
 		}
 		size_t mac = c->sec == MX_SEC_ON ? MX_MAC_LEN : 0;

@@ -72,6 +72,7 @@ struct mx_conn {
 	char entity[MX_ENTITY_MAX];       /* the authenticated peer (incoming) */
 	struct mx_caps caps;              /* its capabilities */
 	uint32_t generation;              /* of its key, when it authenticated */
+	uint64_t expires_ms;              /* with a ticket: when the session ends */
 	char auth_error[256];             /* why authentication failed */
 };
 

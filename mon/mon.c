@@ -145,6 +145,7 @@ struct change {
 	char msg[512];
 	char why[160]; /* the monitor's own reason for a change, for the event log */
 	bool admin_key;  /* the first map: write its admin key once committed */
+	bool close_after; /* its requester's key changed: close after the reply */
 	uint8_t key[MX_KEY_LEN];
 	/* mon add / mon rm */
 	bool member_add;
@@ -366,8 +367,12 @@ static void auth_map_changed(struct mon *mon)
 		e = mx_map_auth_find(mon->map, s->conn->entity);
 		if (!e || e->generation != s->conn->generation) {
 			mx_info("%s: %s's key was %s: session closed", s->conn->peer,
-				s->conn->entity, e ? "rotated" : "removed");
-			mx_conn_close(s->conn, -EACCES);
+				s->conn->entity, e ? "changed" : "removed");
+			/* The requester of the change gets its answer first. */
+			if (mon->inflight && mon->inflight->s == s)
+				mon->inflight->close_after = true;
+			else
+				mx_conn_close(s->conn, -EACCES);
 		}
 	}
 }
@@ -427,7 +432,6 @@ static void commit_done(void *arg, int status)
 	struct mon *mon = ch->mon;
 
 	mon->committing = false;
-	mon->inflight = NULL;
 	if (status == -ESTALE || status == -EAGAIN || status == -ENOTCONN) {
 		ch->status = -EAGAIN;
 		snprintf(ch->msg, sizeof(ch->msg), "%s",
@@ -447,6 +451,7 @@ static void commit_done(void *arg, int status)
 	} else {
 		install_map(mon, ch->next, ch->why, ch->msg);
 	}
+	mon->inflight = NULL;
 	if (status == 0 && ch->admin_key)
 		write_admin_key(mon, ch->key);
 	explicit_bzero(ch->key, sizeof(ch->key));
@@ -463,6 +468,8 @@ static void commit_done(void *arg, int status)
 	}
 	ch->next = NULL;
 	reply_change(ch);
+	if (ch->close_after && ch->s)
+		mx_conn_close_after_send(ch->s->conn, -EACCES);
 	free(ch);
 	run_deferred(mon);
 }
@@ -866,7 +873,11 @@ static bool permitted(struct mon *mon, struct session *s, const struct mx_msg_hd
 		static const char *const open_cmds[] = {"status", "log", "pg ls", "mon status"};
 		struct mx_msg_command cmd;
 
-		if (mx_dec_command(payload, h->len, &cmd) < 0 || c->caps.admin)
+		if (mx_dec_command(payload, h->len, &cmd) < 0) {
+			snprintf(why, sz, "malformed command");
+			return false;
+		}
+		if (c->caps.admin)
 			return true;
 		for (size_t i = 0; i < sizeof(open_cmds) / sizeof(open_cmds[0]); i++)
 			if (strcmp(cmd.prefix, open_cmds[i]) == 0)
@@ -881,8 +892,10 @@ static bool permitted(struct mon *mon, struct session *s, const struct mx_msg_hd
 		struct mx_msg_osd_boot b;
 		char want[32];
 
-		if (mx_dec_osd_boot(payload, h->len, &b) < 0)
-			return true;
+		if (mx_dec_osd_boot(payload, h->len, &b) < 0) {
+			snprintf(why, sz, "malformed boot");
+			return false;
+		}
 		snprintf(want, sizeof(want), "osd.%d", b.osd_id);
 		if (c->caps.osd && strcmp(c->entity, want) == 0)
 			return true;
@@ -891,11 +904,27 @@ static bool permitted(struct mon *mon, struct session *s, const struct mx_msg_hd
 	}
 	case MX_MSG_MON_OSD_BEACON:
 	case MX_MSG_MON_OSD_FAILURE:
-	case MX_MSG_MON_PG_STATS:
-		if (c->caps.osd)
+	case MX_MSG_MON_PG_STATS: {
+		/* An OSD speaks for itself only. */
+		struct mx_msg_osd_beacon b;
+		struct mx_msg_osd_failure f;
+		struct mx_msg_pg_stats ps;
+		int32_t id = -1;
+		char want[32];
+
+		if (h->type == MX_MSG_MON_OSD_BEACON && mx_dec_osd_beacon(payload, h->len, &b) == 0)
+			id = b.osd_id;
+		else if (h->type == MX_MSG_MON_OSD_FAILURE &&
+			 mx_dec_osd_failure(payload, h->len, &f) == 0)
+			id = f.reporter;
+		else if (h->type == MX_MSG_MON_PG_STATS && mx_dec_pg_stats(payload, h->len, &ps) == 0)
+			id = ps.osd_id;
+		snprintf(want, sizeof(want), "osd.%d", id);
+		if (c->caps.osd && id >= 0 && strcmp(c->entity, want) == 0)
 			return true;
-		snprintf(why, sz, "permission denied: %s is not an OSD", c->entity);
+		snprintf(why, sz, "permission denied: %s may not report as %s", c->entity, want);
 		return false;
+	}
 	default:
 		return true;
 	}
@@ -914,6 +943,13 @@ static int unseal_key(struct mon *mon, struct session *s, const char *b64,
 		return -EINVAL;
 	}
 	return 0;
+}
+
+/* Generations only grow, across removals too (a name removed and added
+ * again must not revive old tickets): the epoch the change commits in. */
+static uint32_t next_generation(struct mon *mon)
+{
+	return (uint32_t)(mon->map->epoch + 1);
 }
 
 static int count_admins(const struct mx_map *m, const char *except)
@@ -1016,8 +1052,14 @@ static bool auth_command(struct mon *mon, struct session *s, uint64_t tid,
 			return true;
 		}
 		snprintf(e.caps, sizeof(e.caps), "%s", caps);
+		if ((strncmp(name, "osd.", 4) == 0) != parsed.osd) {
+			reply_text(s, tid, -EINVAL, mon->map->epoch,
+				   "osd.N entities take caps 'osd', and only they do");
+			return true;
+		}
+		/* A new generation: sessions and tickets of the old caps end. */
+		e.generation = next_generation(mon);
 		if (add) {
-			e.generation = 1;
 			if (unseal_key(mon, s, cmd_arg(c, "key"), e.key, err, sizeof(err)) < 0) {
 				reply_text(s, tid, -EINVAL, mon->map->epoch, err);
 				return true;
@@ -1032,7 +1074,7 @@ static bool auth_command(struct mon *mon, struct session *s, uint64_t tid,
 			reply_text(s, tid, -EINVAL, mon->map->epoch, err);
 			return true;
 		}
-		e.generation++;
+		e.generation = next_generation(mon);
 	} else if (strcmp(c->prefix, "auth rm") == 0) {
 		if (!cur) {
 			reply_text(s, tid, -ENOENT, mon->map->epoch, "no such entity");
@@ -1808,6 +1850,7 @@ static void usage(FILE *f)
 	fputs("usage: mixsan-mon --data DIR [--addr IP:PORT] [--name NAME] [--store file]\n"
 	      "                  [--mons NAME=IP:PORT/IP:PORT,... | --join --raft-addr IP:PORT]\n"
 	      "                  [--auth --admin-keyfile FILE] [--auth-ticket-ttl S]\n"
+	      "                  [--trust-raft-network]\n"
 	      "                  [--log-level error|warn|info|debug]\n"
 	      "                  [--no-osd-failure-detection] [--heartbeat-grace MS]\n"
 	      "                  [--min-down-reporters N] [--beacon-grace MS]\n"
@@ -1893,6 +1936,7 @@ int main(int argc, char **argv)
 		{"auth", no_argument, NULL, 'A'},
 		{"admin-keyfile", required_argument, NULL, 'K'},
 		{"auth-ticket-ttl", required_argument, NULL, 'T'},
+		{"trust-raft-network", no_argument, NULL, 'X'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -1901,7 +1945,7 @@ int main(int argc, char **argv)
 	uint8_t admin_key[MX_KEY_LEN];
 	char *end;
 	const char *data = NULL, *store = "file", *mons_spec = NULL, *raft_addr = NULL;
-	bool join = false, addr_given = false;
+	bool join = false, addr_given = false, trust_raft = false;
 	int level = MX_LOG_INFO, c, r;
 
 	snprintf(mon->addr, sizeof(mon->addr), "127.0.0.1:6789");
@@ -1927,11 +1971,12 @@ int main(int argc, char **argv)
 		case 'J': join = true; break;
 		case 'r': raft_addr = optarg; break;
 		case 'A': mon->auth_create = true; break;
+		case 'X': trust_raft = true; break;
 		case 'K': mon->admin_keyfile = optarg; break;
 		case 'T': {
 			unsigned long v = strtoul(optarg, &end, 10);
 
-			if (*end || !*optarg || v == 0 || v > 30ul * 86400) {
+			if (*end || !*optarg || v == 0 || v * 1000 > MX_TICKET_TTL_MAX_MS) {
 				fprintf(stderr, "mixsan-mon: bad ticket lifetime '%s'\n", optarg);
 				return 2;
 			}
@@ -2120,6 +2165,24 @@ int main(int argc, char **argv)
 	}
 	encode_current(mon);
 	mon->auth_srv.required = mon->map->auth_required;
+	/* The monitors' Raft traffic carries the keys and is not authenticated
+	 * (docs/auth.md): with keys, it must stay on loopback unless the
+	 * operator vouches for the network between the monitors. */
+	if (self.raft_id && (mon->auth_create || mon->map->auth_required) && !trust_raft) {
+		bool local = strncmp(self.raft_addr, "127.", 4) == 0;
+
+		for (uint32_t i = 0; i < mon->n_initial; i++)
+			local = local && strncmp(mon->initial[i].raft_addr, "127.", 4) == 0;
+		for (uint32_t i = 0; i < mon->map->n_mons; i++)
+			local = local && (!mon->map->mons[i].raft_addr[0] ||
+					  strncmp(mon->map->mons[i].raft_addr, "127.", 4) == 0);
+		if (!local) {
+			mx_err("the monitors' Raft traffic carries the cluster's keys unencrypted and "
+			       "unauthenticated: keep it on a private network and say so with "
+			       "--trust-raft-network (docs/auth.md)");
+			return 2;
+		}
+	}
 	mon->pgstats = mx_pgstats_new(&mon->pg_cfg);
 	mon->evlog = mx_evlog_new();
 	if (!mon->pgstats || !mon->evlog)

@@ -1192,7 +1192,7 @@ static void hb_tick(uv_timer_t *t)
 	}
 	/* A ticket with a third of its life left: ask for a new one. */
 	if (osd->use_auth && osd->mon && osd->mon->sec == MX_SEC_ON &&
-	    mx_auth_ticket_due(&osd->auth, mx_wall_ms()) && now - osd->renew_ns > 5000000000ull) {
+	    mx_auth_ticket_due(&osd->auth, mx_wall_ms()) && now - osd->renew_ns > 1000000000ull) {
 		osd->renew_ns = now;
 		(void)mx_authconn_renew(osd->mon);
 	}
@@ -1273,11 +1273,17 @@ static bool osd_permitted(struct osd *osd, struct mx_conn *c, const struct mx_ms
 		snprintf(why, sz, "authentication required");
 		return false;
 	}
-	/* A ticket of a key removed or rotated since it was issued. */
+	if (c->expires_ms && c->expires_ms <= mx_wall_ms()) {
+		/* No error: the client sends it again on a new session, with
+		 * its renewed ticket. */
+		snprintf(why, sz, "the ticket of %s expired: authenticate again", c->entity);
+		return false;
+	}
+	/* A ticket of a key removed or changed since it was issued. */
 	e = osd->map ? mx_map_auth_find(osd->map, c->entity) : NULL;
 	if (osd->map && (!e || e->generation != c->generation)) {
 		snprintf(why, sz, "%s's key was %s: its ticket no longer counts", c->entity,
-			 e ? "rotated" : "removed");
+			 e ? "changed" : "removed");
 		return false;
 	}
 	switch (h->type) {
@@ -1294,14 +1300,18 @@ static bool osd_permitted(struct osd *osd, struct mx_conn *c, const struct mx_ms
 		if (c->caps.osd || c->caps.admin)
 			return true;
 		if (h->type == MX_MSG_OSD_OP) {
-			if (mx_dec_osd_op(payload, h->len, &m) < 0)
-				return true; /* refused as malformed later */
+			if (mx_dec_osd_op(payload, h->len, &m) < 0) {
+				snprintf(why, sz, "malformed request");
+				return false;
+			}
 			pool_id = m.pool;
 			for (int i = 0; i < m.n_ops; i++)
 				write = write || mx_op_is_write(m.ops[i].op);
 		} else {
-			if (mx_dec_osd_list(payload, h->len, &l) < 0)
-				return true;
+			if (mx_dec_osd_list(payload, h->len, &l) < 0) {
+				snprintf(why, sz, "malformed request");
+				return false;
+			}
 			pool_id = l.pool;
 		}
 		pool = osd->map ? mx_map_pool_by_id(osd->map, pool_id) : NULL;
@@ -1327,6 +1337,10 @@ static void on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *paylo
 
 	if (!osd_permitted(c->owner, c, h, payload, why, sizeof(why))) {
 		mx_info("%s: %s", c->peer, why);
+		if (strstr(why, "expired")) {
+			mx_conn_close(c, -EKEYEXPIRED);
+			return;
+		}
 		(void)mx_conn_send_error(c, h->tid, strstr(why, "denied") ? -EPERM : -EACCES, why);
 		if (!strstr(why, "denied"))
 			mx_conn_close_after_send(c, -EACCES);
@@ -1570,8 +1584,16 @@ static void mon_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *p
 			mx_debug("primary-temp request: %s", cr.message);
 		return;
 	}
-	case MX_MSG_ERROR_REPLY:
+	case MX_MSG_ERROR_REPLY: {
+		struct mx_msg_error_reply er;
+
+		if (mx_dec_error_reply(payload, h->len, &er) == 0) {
+			/* "authentication required" and the like: say so. */
+			mx_err("the monitor refused us: %s", er.message);
+			return;
+		}
 		break;
+	}
 	default:
 		break;
 	}

@@ -472,30 +472,58 @@ int main(void)
 			free(p);
 			close(fd);
 		}
-		/* A frame whose MAC does not match (a write, tampered). */
-		r = raw_ticket_auth(osd_addr, "client.rw", &g, &s, &fd, &o);
-		H_CHECK(r == 0);
-		if (r == 0) {
-			struct mx_msg_osd_op op = {.pool = 1, .client_id = 99, .name = "tampered",
-						   .name_len = 8, .n_ops = 1};
-			struct mx_msg_hdr h;
-			struct mx_wbuf w;
-			uint8_t *p = NULL;
+		/* A write with a good MAC lands; one whose MAC does not match
+		 * (altered on the way) closes the session and lands nothing. */
+		{
+			struct mx_map *mm = mx_client_map_copy(admin);
+			const struct mx_pool *pa = mm ? mx_map_pool_by_name(mm, "a") : NULL;
+			int32_t acting[3];
+			uint32_t pg = 0;
+			int n = pa ? mx_client_locate(admin, pa->id, "tampered", &pg, acting, 3) : -1;
+			struct mx_msg_osd_op op = {.pool = pa ? pa->id : 0, .pg = pg, .client_id = 99,
+						   .name = "tampered", .name_len = 8, .n_ops = 1,
+						   .epoch = mm ? mm->epoch : 0};
+			char primary[MX_ADDR_MAX] = "";
 
+			H_CHECK(n > 0);
+			if (n > 0)
+				snprintf(primary, sizeof(primary), "%s", mm->osds[acting[0]].addr);
+			mx_map_free(mm);
 			op.ops[0].op = MX_OP_WRITEFULL;
-			op.ops[0].data = "evil";
-			op.ops[0].data_len = 4;
-			s.key[0] ^= 1; /* our MAC will not match */
-			mx_wbuf_init(&w);
-			mx_enc_osd_op(&w, &op);
-			H_CHECK(raw_send(fd, &s, MX_MSG_OSD_OP, 8, &w, NULL) == 0);
-			r = raw_recv(fd, NULL, &h, &p);
-			fprintf(stderr, "auth: tampered frame: %d\n", r);
-			H_CHECK(r == -ECONNRESET || r == -EPIPE);
-			free(p);
-			close(fd);
+			r = n > 0 ? raw_ticket_auth(primary, "client.rw", &g, &s, &fd, &o) : -1;
+			H_CHECK(r == 0);
+			for (int k = 0; r == 0 && k < 2; k++) {
+				struct mx_msg_hdr h;
+				struct mx_wbuf w;
+				uint8_t *p = NULL;
+
+				op.ops[0].data = k ? "evil" : "good";
+				op.ops[0].data_len = 4;
+				if (k)
+					s.key[0] ^= 1; /* our MAC will not match */
+				mx_wbuf_init(&w);
+				mx_enc_osd_op(&w, &op);
+				H_CHECK(raw_send(fd, &s, MX_MSG_OSD_OP, 8 + (uint64_t)k, &w, NULL) == 0);
+				if (k)
+					s.key[0] ^= 1;
+				r = raw_recv(fd, &s, &h, &p);
+				fprintf(stderr, "auth: %s write: %d\n", k ? "tampered" : "good", r);
+				if (!k) {
+					struct mx_msg_osd_op_reply rep;
+
+					H_CHECK(r == 0 && h.type == MX_MSG_OSD_OP_REPLY &&
+						mx_dec_osd_op_reply(p, h.len, &rep) == 0 && rep.status == 0);
+				} else {
+					H_CHECK(r == -ECONNRESET || r == -EPIPE);
+				}
+				free(p);
+				if (k)
+					break;
+			}
+			if (fd >= 0)
+				close(fd);
 			get(admin, "a", "tampered", buf, sizeof(buf));
-			H_CHECK(buf[0] == '\0');
+			H_CHECK(strcmp(buf, "good") == 0);
 		}
 		/* The handshake frames of that real session, replayed on a new
 		 * connection to the monitor: the fresh nonce defeats them. */
@@ -550,6 +578,104 @@ int main(void)
 		}
 	}
 
+	/* A monitor takes keys only: a ticket (which any holder of the
+	 * service secret could forge) is refused there. */
+	{
+		uint8_t key[MX_KEY_LEN];
+		char who[MX_ENTITY_MAX];
+		struct grant g;
+		struct sess s;
+		struct outcome o;
+
+		H_CHECK(mx_keyfile_read(ro_key, who, key) == 0);
+		H_CHECK(raw_key_auth(c.mon_addr, "client.ro", key, &g, &s, NULL, NULL, &o) == 0);
+		r = raw_ticket_auth(c.mon_addr, "client.ro", &g, &s, NULL, &o);
+		fprintf(stderr, "auth: ticket at a monitor: %d %s\n", r, o.message);
+		H_CHECK(r == -EACCES && strstr(o.message, "takes keys"));
+		/* Removed and added again (caps r): the old ticket stays dead,
+		 * generations only grow. */
+		{
+			const char *kv[] = {"name", "client.ro"};
+			char *msg = NULL;
+
+			H_CHECK(mixsan_mon_command(admin, "auth rm", kv, 1, &msg) == 0);
+			free(msg);
+			H_CHECK(mx_client_auth_add(admin, c.admin_key, "client.ro", "r", ro_key) == 0);
+			r = raw_ticket_auth(osd_addr, "client.ro", &g, &s, NULL, &o);
+			fprintf(stderr, "auth: ticket of a removed then re-added name: %d\n", r);
+			H_CHECK(r == 0); /* the handshake passes; the first request does not */
+		}
+		/* An OSD may not speak for another OSD. */
+		{
+			char kf[400], name[MX_ENTITY_MAX];
+			uint8_t okey[MX_KEY_LEN];
+			int fd = -1;
+			struct mx_msg_osd_failure f = {.reporter = 1, .target = 2, .silent_ms = 9000};
+			struct mx_msg_hdr h;
+			struct mx_wbuf w;
+			uint8_t *p = NULL;
+
+			h_osd_dir(&c, 0, kf, sizeof(kf) - 10);
+			strcat(kf, "/keyring");
+			H_CHECK(mx_keyfile_read(kf, name, okey) == 0);
+			H_CHECK(raw_key_auth(c.mon_addr, "osd.0", okey, NULL, &s, &fd, NULL, &o) == 0);
+			mx_wbuf_init(&w);
+			mx_enc_osd_failure(&w, &f);
+			H_CHECK(raw_send(fd, &s, MX_MSG_MON_OSD_FAILURE, 3, &w, NULL) == 0);
+			r = raw_recv(fd, &s, &h, &p);
+			H_CHECK(r == 0 && h.type == MX_MSG_ERROR_REPLY);
+			if (r == 0 && h.type == MX_MSG_ERROR_REPLY) {
+				struct mx_msg_error_reply er;
+
+				H_CHECK(mx_dec_error_reply(p, h.len, &er) == 0 &&
+					strstr(er.message, "may not report as osd.1"));
+				fprintf(stderr, "auth: report as another OSD: %s\n", er.message);
+			}
+			free(p);
+			if (fd >= 0)
+				close(fd);
+		}
+	}
+	/* Caps taken away end the sessions and tickets that had them. */
+	{
+		mixsan_cluster_t *cl2 = NULL;
+		const char *kv[] = {"name", "client.other", "caps", "r"};
+		char *msg = NULL;
+
+		H_CHECK(client(&c, other_key, &cl2, why, sizeof(why)) == 0);
+		H_CHECK(cl2 && put(cl2, "b", "before-demotion", "fine") == 0);
+		H_CHECK(mixsan_mon_command(admin, "auth caps", kv, 2, &msg) == 0);
+		fprintf(stderr, "auth: caps: %s\n", msg ? msg : "");
+		free(msg);
+		if (cl2) {
+			r = put(cl2, "b", "after-demotion", "evil");
+			fprintf(stderr, "auth: write after demotion on the old session: %d\n", r);
+			H_CHECK(r == -EACCES || r == -EPERM);
+			mixsan_shutdown(cl2);
+		}
+		get(admin, "b", "after-demotion", buf, sizeof(buf));
+		H_CHECK(buf[0] == '\0');
+	}
+	/* An administrator rotating its own key gets the answer (and the new
+	 * key works). */
+	{
+		char admin2[300];
+		mixsan_cluster_t *a2 = NULL, *a3 = NULL;
+
+		snprintf(admin2, sizeof(admin2), "%s/admin2.key", c.dir);
+		H_CHECK(mx_client_auth_add(admin, c.admin_key, "client.admin2", "admin", admin2) == 0);
+		H_CHECK(client(&c, admin2, &a2, why, sizeof(why)) == 0);
+		if (a2) {
+			struct h_cluster c2 = c;
+
+			snprintf(c2.admin_key, sizeof(c2.admin_key), "%s", admin2);
+			H_CHECK(rotate(&c2, a2, "client.admin2", admin2) == 0);
+			mixsan_shutdown(a2);
+		}
+		H_CHECK(client(&c, admin2, &a3, why, sizeof(why)) == 0);
+		mixsan_shutdown(a3);
+	}
+
 	/* Revocation: new connections refused, the running session stopped. */
 	{
 		const char *kv[] = {"name", "client.rw"};
@@ -565,16 +691,20 @@ int main(void)
 		if (cl_rw) {
 			r = put(cl_rw, "a", "after-revoke", "evil");
 			fprintf(stderr, "auth: write on a revoked session: %d\n", r);
-			H_CHECK(r < 0);
+			H_CHECK(r == -EACCES || r == -EPERM);
 		}
 		get(admin, "a", "after-revoke", buf, sizeof(buf));
 		H_CHECK(buf[0] == '\0');
 		/* The last administrator stays. */
 		{
-			const char *kv2[] = {"name", "client.admin"};
+			const char *kv2[] = {"name", "client.admin2"}, *kv3[] = {"name", "client.admin"};
 
 			msg = NULL;
-			H_CHECK(mixsan_mon_command(admin, "auth rm", kv2, 1, &msg) == -EPERM);
+			H_CHECK(mixsan_mon_command(admin, "auth rm", kv2, 1, &msg) == 0);
+			free(msg);
+			msg = NULL;
+			H_CHECK(mixsan_mon_command(admin, "auth rm", kv3, 1, &msg) == -EPERM);
+			fprintf(stderr, "auth: rm of the last administrator: %s\n", msg ? msg : "");
 			free(msg);
 		}
 	}
