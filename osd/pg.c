@@ -358,15 +358,20 @@ static void send_ack(struct session *s, uint16_t type, uint64_t tid, int err,
 static bool defer_until_map(struct osd *osd, struct session *s, uint16_t type, uint64_t tid,
 			    uint64_t epoch, const uint8_t *payload, uint32_t len)
 {
-	if (osd->map && epoch <= osd->map->epoch && osd->hist_ready)
+	/* Also while booting again (marked down, say, after a SIGSTOP): our
+	 * PGs keep their old intervals until the boot is answered
+	 * (pgs_update waits for it), and a primary's activation for the new
+	 * interval answered "stale" meanwhile would never be sent again. */
+	if (osd->map && epoch <= osd->map->epoch && osd->hist_ready && osd->booted)
 		return false;
 	hold(osd, &osd->deferred, s, type, tid, epoch, payload, len);
 	return true;
 }
 
 /* Whether a message from a primary for (pool, pg) in interval may be
- * applied: 1 if it was deferred (our map is older than its epoch, or our
- * map history is incomplete: it is replayed later), 0 and *out if we are a
+ * applied: 1 if it was deferred (our map is older than its epoch, our map
+ * history is incomplete, or we are booting again: it is replayed later),
+ * 0 and *out if we are a
  * replica of that PG in that interval, -ESTALE otherwise. */
 int replica_check(struct osd *osd, struct session *s, uint16_t type, uint64_t tid,
 		  uint64_t epoch, int32_t pool, uint32_t pg, uint64_t interval,
