@@ -124,11 +124,18 @@ void commit_now(struct osd *osd)
 	struct mx_list pops, rwaits, *pos, *tmp;
 	int r;
 
-	if (mx_store_pending_count(osd->store) == 0)
+	/* Nothing to commit: the replies waiting for a commit wait for
+	 * nothing (what they answer for is on disk already), so they go out
+	 * now.  (A recovery activation changes nothing in the store: its
+	 * reply waited here until some other write came, and on an idle
+	 * OSD that recovery stalled.) */
+	if (mx_store_pending_count(osd->store) == 0 && mx_list_empty(&osd->commit_rwaits))
 		return;
-	r = mx_store_commit(osd->store);
-	if (r < 0)
-		fatal_store(r);
+	if (mx_store_pending_count(osd->store) > 0) {
+		r = mx_store_commit(osd->store);
+		if (r < 0)
+			fatal_store(r);
+	}
 	mx_list_init(&pops);
 	mx_list_init(&rwaits);
 	mx_list_splice_tail(&pops, &osd->commit_pops);
