@@ -2,7 +2,7 @@
  * nbdkit-mixsan-plugin: serve MixSAN volumes over NBD (docs/volumes.md,
  * "The NBD export").
  *
- *   nbdkit mixsan mon=127.0.0.1:6789 pool=rbd [volume=disk] [lease=MS]
+ *   nbdkit mixsan mon=127.0.0.1:6789 pool=rbd [volume=disk] [keyfile=F] [lease=MS]
  *
  * With volume=, every export name serves that volume; without it, the
  * export name is the volume's name and NBD_OPT_LIST lists the pool's
@@ -36,6 +36,7 @@ static char *cfg_mon;
 static char *cfg_pool;
 static char *cfg_volume;
 static char *cfg_snapshot;
+static char *cfg_keyfile;
 static unsigned cfg_lease_ms;
 static bool cfg_readonly;
 
@@ -76,6 +77,7 @@ static void mixsan_unload(void)
 	free(cfg_pool);
 	free(cfg_volume);
 	free(cfg_snapshot);
+	free(cfg_keyfile);
 }
 
 static int set_str(char **dst, const char *value)
@@ -99,6 +101,8 @@ static int mixsan_config(const char *key, const char *value)
 		return set_str(&cfg_volume, value);
 	if (!strcmp(key, "snapshot"))
 		return set_str(&cfg_snapshot, value);
+	if (!strcmp(key, "keyfile"))
+		return set_str(&cfg_keyfile, value);
 	if (!strcmp(key, "lease")) {
 		char *end;
 		unsigned long v = strtoul(value, &end, 10);
@@ -119,16 +123,18 @@ static int mixsan_config(const char *key, const char *value)
 		cfg_readonly = r;
 		return 0;
 	}
-	nbdkit_error("unknown parameter '%s' (mon, pool, volume, snapshot, lease, readonly)",
-		     key);
+	nbdkit_error("unknown parameter '%s' (mon, pool, volume, snapshot, keyfile, lease, "
+		     "readonly)", key);
 	return -1;
 }
 
 static int mixsan_config_complete(void)
 {
-	const char *env = getenv("MIXSAN_MON");
+	const char *env = getenv("MIXSAN_MON"), *kenv = getenv("MIXSAN_KEYFILE");
 
 	if (!cfg_mon && env && set_str(&cfg_mon, env) < 0)
+		return -1;
+	if (!cfg_keyfile && kenv && set_str(&cfg_keyfile, kenv) < 0)
 		return -1;
 	if (!cfg_mon || !cfg_pool) {
 		nbdkit_error("mon= (or $MIXSAN_MON) and pool= are required");
@@ -147,17 +153,20 @@ static int mixsan_config_complete(void)
 	"volume=<NAME>        Serve this volume (default: the export name,\n" \
 	"                     VOLUME or VOLUME@SNAPSHOT).\n"                  \
 	"snapshot=<NAME>      Serve this snapshot of volume= (read-only).\n"   \
+	"keyfile=<FILE>       The key to act as, for a cluster with keys\n"   \
+	"                     (default $MIXSAN_KEYFILE).\n"                   \
 	"lease=<MS>           The writer's lease (default 30000).\n"           \
 	"readonly=<BOOL>      Open volumes read-only, without the lock."
 
 /* Connect after nbdkit forks: the library runs its own thread. */
 static int mixsan_after_fork(void)
 {
-	struct mixsan_options o = {.connect_timeout_ms = 10000};
+	struct mixsan_options o = {.connect_timeout_ms = 10000, .keyfile = cfg_keyfile};
 	int r = mixsan_connect(cfg_mon, &o, &cluster);
 
 	if (r < 0) {
-		nbdkit_error("cannot reach the monitors at %s: %s", cfg_mon, strerror(-r));
+		nbdkit_error("cannot reach the monitors at %s: %s", cfg_mon,
+			     *mixsan_connect_error() ? mixsan_connect_error() : strerror(-r));
 		return -1;
 	}
 	r = mixsan_pool_open(cluster, cfg_pool, &pool);
