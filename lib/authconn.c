@@ -159,6 +159,8 @@ static int on_hello(struct mx_conn *c, const uint8_t *p, uint32_t len)
 
 		if (e == -EAGAIN)
 			return refuse(c, -EAGAIN, "this monitor has no map yet; try again");
+		if (e == -ENOTSUP)
+			return refuse(c, -ENOTSUP, "this cluster does not use keys (give no key file)");
 		if (e < 0)
 			return refuse(c, -EACCES, "%s has no key here (unknown or revoked)",
 				      h.entity);

@@ -42,8 +42,9 @@ struct mx_auth_server {
 	bool monitor;       /* accepts keys (and issues tickets); else tickets */
 	uint32_t ticket_ttl_ms;
 	void *arg;
-	/* Monitor: the key, caps and generation of entity; 0, -ENOENT, or
-	 * -EAGAIN (no map yet: the client tries again). */
+	/* Monitor: the key, caps and generation of entity; 0, -ENOENT,
+	 * -ENOTSUP (keys not in use) or -EAGAIN (no map yet: the client tries
+	 * again). */
 	int (*lookup)(void *arg, const char *entity, uint8_t key[MX_KEY_LEN],
 		      char caps[MX_CAPS_MAX], uint32_t *generation);
 	/* The service secret (NULL while unknown: tickets are refused). */

@@ -331,7 +331,9 @@ static int auth_lookup(void *arg, const char *entity, uint8_t key[MX_KEY_LEN],
 
 	if (mon->map->epoch == 0)
 		return -EAGAIN; /* no map yet: ask again (or another monitor) */
-	if (!e || !mon->map->auth_required)
+	if (!mon->map->auth_required)
+		return -ENOTSUP;
+	if (!e)
 		return -ENOENT;
 	memcpy(key, e->key, MX_KEY_LEN);
 	snprintf(caps, MX_CAPS_MAX, "%s", e->caps);
