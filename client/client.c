@@ -104,6 +104,7 @@ struct moncmd {
 	struct mx_list link;
 	uint64_t tid;
 	struct mx_wbuf payload; /* encoded command, kept for resends */
+	uint64_t deadline_ns;   /* 0: none (see on_tick) */
 	bool done;
 	int result;
 	uint64_t epoch;
@@ -658,6 +659,9 @@ static void reroute(mixsan_cluster_t *cl)
 		cop_send(cl, mx_list_entry(pos, struct cop, link));
 }
 
+static void cmd_done(mixsan_cluster_t *cl, struct moncmd *mc, int result, uint64_t epoch,
+		     const char *message);
+
 static void on_tick(uv_timer_t *t)
 {
 	mixsan_cluster_t *cl = t->data;
@@ -680,6 +684,16 @@ static void on_tick(uv_timer_t *t)
 	    mx_auth_ticket_due(&cl->auth, mx_wall_ms()) && now - cl->renew_ms > 1000000000ull) {
 		cl->renew_ms = now;
 		(void)mx_authconn_renew(cl->mon);
+	}
+	/* Monitor commands past their deadline: no monitor that could run
+	 * them answered (none knows a leader, or none is reachable). */
+	mx_list_for_each_safe(pos, tmp, &cl->cmds) {
+		struct moncmd *mc = mx_list_entry(pos, struct moncmd, link);
+
+		if (mc->deadline_ns && mc->deadline_ns <= now)
+			cmd_done(cl, mc, -ETIMEDOUT, 0,
+				 "no answer within the operation timeout (no monitor reached "
+				 "knows a leader?); the change may still be made");
 	}
 	/* In-flight requests past their deadline. */
 	for (uint32_t i = 0; i < cl->n_sess; i++) {
@@ -1259,6 +1273,8 @@ int mixsan_mon_command(mixsan_cluster_t *cl, const char *prefix, const char *con
 	carrier->kind = COP_OBJ;
 	carrier->rbuf = mc;
 	mx_list_init(&carrier->link);
+	if (cl->opts.op_timeout_ms)
+		mc->deadline_ns = mx_now_ns() + (uint64_t)cl->opts.op_timeout_ms * 1000000ull;
 	pthread_mutex_lock(&cl->lock);
 	mc->tid = new_tid(cl);
 	if (cl->stopping) {

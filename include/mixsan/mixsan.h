@@ -45,8 +45,8 @@ typedef void (*mixsan_callback_t)(mixsan_completion_t *c, void *arg);
 void mixsan_version(int *major, int *minor, int *patch);
 
 struct mixsan_options {
-	/* Give up on a request after this long (0: retry for ever, the
-	 * default, as a disk does). */
+	/* Give up on a request, or a monitor command, after this long with
+	 * -ETIMEDOUT (0: retry for ever, the default, as a disk does). */
 	unsigned op_timeout_ms;
 	/* How long mixsan_connect waits for the first map (0: 10 s). */
 	unsigned connect_timeout_ms;
@@ -76,7 +76,9 @@ int mixsan_wait_for_epoch(mixsan_cluster_t *cl, uint64_t epoch, unsigned timeout
  * "osd rm") with n_args key/value pairs (kv[2i] the key, kv[2i+1] the
  * value).  *message, if not NULL, gets the monitor's words (free() it).
  * Returns 0 or a negative errno; on success the library waits until it
- * holds the map the command produced. */
+ * holds the map the command produced.  With an op_timeout_ms, a command
+ * that no monitor answered by then fails with -ETIMEDOUT (it may still take
+ * effect, as when a leader was lost before the outcome was known). */
 int mixsan_mon_command(mixsan_cluster_t *cl, const char *prefix, const char *const *kv,
 		       size_t n_args, char **message);
 

@@ -14,6 +14,15 @@
  * make it exit 1.  The meson test runs it for two minutes; by hand it runs
  * as long as asked (--help).  docs/testing.md describes it for users.
  *
+ * Pointed at a cluster it did not start (MIXSAN_TEST_MON, with --actions
+ * none) it disrupts nothing itself: whoever runs it cuts hosts or stops
+ * daemons meanwhile (tests/rig/host_cut.sh).  A watcher thread takes the
+ * thrasher's place and follows the map (watch_map), so that requests that
+ * overlap a change of the map get the same allowance as those that overlap
+ * a thrasher action.  The final checks that need the daemons' files (their
+ * logs, the stores read offline) are left out; the deep scrub of every PG
+ * still compares the replicas.
+ *
  * NOTES ON THE MODEL
  *
  * Each object has a set of at most MAX_CAND candidate states (struct mobj),
@@ -118,6 +127,7 @@ struct opts {
 	unsigned op_timeout_ms;
 	int max_osds;          /* limit for "add" */
 	bool failure_detection; /* the monitor marks silent OSDs down (default) */
+	const char *failure_domain; /* of the pool the checker creates */
 	bool verbose;
 };
 
@@ -135,6 +145,7 @@ static struct opts g_opt = {
 	.pg_num = 64,
 	.max_osds = H_MAX_OSDS,
 	.failure_detection = true,
+	.failure_domain = "osd",
 };
 
 /* Operations ---------------------------------------------------------------- */
@@ -445,6 +456,7 @@ static uint64_t g_started, g_completed; /* atomic */
 static uint64_t g_problems[P__COUNT];   /* atomic */
 static unsigned g_reports;              /* atomic */
 static volatile sig_atomic_t g_signalled;
+static double g_longest_gap, g_longest_gap_end; /* the load's longest time without a reply */
 static pthread_mutex_t g_print_lock = PTHREAD_MUTEX_INITIALIZER;
 static struct timespec g_t0;
 
@@ -1416,6 +1428,18 @@ static uint64_t osd_incarnation(mixsan_cluster_t *cl, int osd)
 	return inc;
 }
 
+/* The number of OSDs the client's map holds, up or down. */
+static int count_existing_osds(mixsan_cluster_t *cl)
+{
+	struct mx_map *m = mx_client_map_copy(cl);
+	int n = 0;
+
+	for (uint32_t i = 0; m && i < m->max_osd; i++)
+		n += m->osds[i].exists;
+	mx_map_free(m);
+	return n;
+}
+
 /* Wait until the map shows osd up in an incarnation after prev: the
  * monitor never marks an OSD down today, so h_wait_up alone cannot tell a
  * restarted OSD from the dead one.  0 or -ETIMEDOUT. */
@@ -1644,11 +1668,59 @@ static bool thrash_once(struct thrasher *t, enum action a)
 	return true;
 }
 
+/* Following an external cluster's map instead of acting (the thrasher
+ * thread's work under MIXSAN_TEST_MON with --actions none).  Each new epoch
+ * recomputes the primaries and bumps the disruption counters: g_drop_gen of
+ * every OSD whose state changed (down, up again, a new incarnation), and
+ * g_action_gen, which is odd while the map shows an OSD down, as during a
+ * thrasher action.  So a request that overlaps a change of the map, or an
+ * OSD's absence, counts as disrupted in process_mutation. */
+static void watch_map(struct thrasher *t)
+{
+	struct mx_map *prev = NULL;
+
+	while (running()) {
+		struct mx_map *m = mx_client_map_copy(t->cl);
+		uint64_t g;
+		int up = 0, exist = 0;
+
+		if (!m || (prev && m->epoch == prev->epoch)) {
+			mx_map_free(m);
+			usleep(50 * 1000);
+			continue;
+		}
+		for (uint32_t i = 0; i < m->max_osd && i < H_MAX_OSDS; i++) {
+			const struct mx_osd_info *o = &m->osds[i];
+			const struct mx_osd_info *p =
+				prev && i < prev->max_osd ? &prev->osds[i] : NULL;
+
+			exist += o->exists;
+			up += o->exists && o->up;
+			if (p && (p->exists != o->exists || p->up != o->up ||
+				  p->incarnation != o->incarnation))
+				bump_drop_gen((int)i);
+		}
+		/* Only this thread changes g_action_gen here. */
+		g = __atomic_load_n(&g_action_gen, __ATOMIC_ACQUIRE);
+		__atomic_add_fetch(&g_action_gen, (g & 1) != (uint64_t)(up < exist) ? 1 : 2,
+				   __ATOMIC_ACQ_REL);
+		compute_primaries(t->cl, t->pool_id);
+		tlog("map epoch %llu: %d of %d OSDs up", (unsigned long long)m->epoch, up, exist);
+		mx_map_free(prev);
+		prev = m;
+	}
+	mx_map_free(prev);
+}
+
 static void *thrasher_main(void *arg)
 {
 	struct thrasher *t = arg;
 	unsigned n = 0, list[A__COUNT];
 
+	if (t->c->external) {
+		watch_map(t);
+		return NULL;
+	}
 	for (int a = 0; a < A__COUNT; a++)
 		if (g_opt.actions & (1u << a))
 			list[n++] = (unsigned)a;
@@ -1974,7 +2046,12 @@ static void usage(FILE *f)
 		"  --max-osds N          limit for 'add' (default %d)\n"
 		"  --no-failure-detection  the monitor never marks OSDs down (default:\n"
 		"                        it does, after 2 s without heartbeats)\n"
-		"  --verbose             report requests slower than 5 s\n",
+		"  --failure-domain D    of the pool it creates (default osd)\n"
+		"  --verbose             report requests slower than 5 s\n"
+		"With MIXSAN_TEST_MON=IP:PORT[,...] and --actions none it checks a cluster\n"
+		"it did not start, disrupted meanwhile by other means; it follows the map\n"
+		"instead of thrashing and leaves out the checks of the daemons' logs and\n"
+		"stores (the deep scrub of every PG still compares the replicas).\n",
 		H_MAX_OSDS);
 }
 
@@ -2048,6 +2125,7 @@ static void parse_args(int argc, char **argv)
 		{"max-osds", required_argument, NULL, 'M'},
 		{"failure-detection", no_argument, NULL, 'F'},
 		{"no-failure-detection", no_argument, NULL, 'N'},
+		{"failure-domain", required_argument, NULL, 'D'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -2084,6 +2162,7 @@ static void parse_args(int argc, char **argv)
 		case 'M': g_opt.max_osds = (int)num_arg(optarg, 3, H_MAX_OSDS, "--max-osds"); break;
 		case 'F': g_opt.failure_detection = true; break;
 		case 'N': g_opt.failure_detection = false; break;
+		case 'D': g_opt.failure_domain = optarg; break;
 		case 'v': g_opt.verbose = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
@@ -2133,6 +2212,10 @@ static bool supervise(struct worker *ws, double deadline)
 		if (deadline > 0 && t >= deadline && running())
 			stop_running();
 		if (done != last_done) {
+			if (running() && t - last_progress > g_longest_gap) {
+				g_longest_gap = t - last_progress;
+				g_longest_gap_end = t;
+			}
 			last_done = done;
 			last_progress = t;
 		}
@@ -2359,13 +2442,23 @@ int main(int argc, char **argv)
 		snprintf(c.mon_args, sizeof(c.mon_args), "--no-osd-failure-detection");
 	}
 	h_start(&c, g_opt.osds);
-	if (c.external) {
-		fprintf(stderr, "modelcheck: needs daemons it can kill; skipped under "
-				"MIXSAN_TEST_MON\n");
+	if (c.external && g_opt.actions) {
+		fprintf(stderr, "modelcheck: thrasher actions need daemons it can kill; skipped "
+				"under MIXSAN_TEST_MON (--actions none checks that cluster as "
+				"it is)\n");
 		return 77;
 	}
 	admin = connect_client(&c);
-	h_pool_create(admin, POOL_NAME, 3, g_opt.pg_num, "osd");
+	if (c.external) {
+		struct mx_map *m0 = mx_client_map_copy(admin);
+		uint32_t max_osd = m0 ? m0->max_osd : 0;
+
+		mx_map_free(m0);
+		if (max_osd > H_MAX_OSDS)
+			H_FATAL("the cluster at %s has OSD ids up to %u; the checker follows %d",
+				c.mon_addr, max_osd - 1, H_MAX_OSDS);
+	}
+	h_pool_create(admin, POOL_NAME, 3, g_opt.pg_num, g_opt.failure_domain);
 	if (mixsan_pool_open(admin, POOL_NAME, &apool) < 0)
 		H_FATAL("cannot open pool %s", POOL_NAME);
 	pool_id = (int32_t)mixsan_pool_id(apool);
@@ -2393,6 +2486,9 @@ int main(int argc, char **argv)
 		w->scratch = xmalloc(g_buf_size);
 		w->scratch2 = xmalloc(g_buf_size);
 		w->cl = connect_client(&c);
+		/* A monitor of a quorum may serve the map a moment after the
+		 * leader committed it: wait for the pool's epoch. */
+		(void)mixsan_wait_for_epoch(w->cl, mixsan_map_epoch(admin), 10000);
 		if (mixsan_pool_open(w->cl, POOL_NAME, &w->pool) < 0)
 			H_FATAL("cannot open pool %s", POOL_NAME);
 	}
@@ -2403,9 +2499,14 @@ int main(int argc, char **argv)
 	t.rng = mix64(g_opt.seed);
 	for (int i = 0; i < c.n_osds; i++)
 		t.starts[i] = 1;
-	fprintf(stderr, "modelcheck: %d OSDs, pool of 3 replicas (min_size 2) on %d PGs, %d "
+	if (c.external)
+		fprintf(stderr, "modelcheck: the cluster at %s (not started here), ", c.mon_addr);
+	else
+		fprintf(stderr, "modelcheck: %d OSDs, ", g_opt.osds);
+	fprintf(stderr, "pool of 3 replicas (min_size 2, failure domain %s) on %d PGs, %d "
 			"clients x %d in flight, %d objects up to %u bytes, ",
-		g_opt.osds, g_opt.pg_num, g_opt.clients, g_opt.qd, g_opt.objects, g_opt.max_size);
+		g_opt.failure_domain, g_opt.pg_num, g_opt.clients, g_opt.qd, g_opt.objects,
+		g_opt.max_size);
 	if (g_opt.seconds)
 		fprintf(stderr, "%u s%s", g_opt.seconds, g_opt.ops ? " or " : "");
 	if (g_opt.ops)
@@ -2436,18 +2537,28 @@ int main(int argc, char **argv)
 	join_workers(ws);
 	t_load = now_s() - t_load;
 
-	/* Everything back: start what is down, continue what is stopped. */
-	check_daemons(&t);
-	for (int i = 0; i < c.n_osds; i++) {
-		if (c.osd_pids[i] <= 0) {
-			h_start_osd(&c, i);
-			t.starts[i]++;
-		} else {
-			kill(c.osd_pids[i], SIGCONT);
+	if (c.external) {
+		/* Whoever disrupted the cluster has undone it by now. */
+		int n = count_existing_osds(admin);
+
+		if (h_wait_up(&c, admin, n, 120) < 0)
+			report(P_DAEMON, NULL, NULL, 0,
+			       "not every OSD of the map up 120 s after the load (%d of %d)",
+			       h_count_up(admin), n);
+	} else {
+		/* Everything back: start what is down, continue what is stopped. */
+		check_daemons(&t);
+		for (int i = 0; i < c.n_osds; i++) {
+			if (c.osd_pids[i] <= 0) {
+				h_start_osd(&c, i);
+				t.starts[i]++;
+			} else {
+				kill(c.osd_pids[i], SIGCONT);
+			}
 		}
+		if (h_wait_up(&c, admin, c.n_osds, 60) < 0)
+			report(P_DAEMON, NULL, NULL, 0, "not every OSD up at the end");
 	}
-	if (h_wait_up(&c, admin, c.n_osds, 60) < 0)
-		report(P_DAEMON, NULL, NULL, 0, "not every OSD up at the end");
 	compute_primaries(admin, pool_id);
 
 	/* Every object read back, its listing compared. */
@@ -2468,9 +2579,12 @@ int main(int argc, char **argv)
 	check_health(admin, pool_id);
 
 	/* Offline: every replica identical and where placement wants it, once
-	 * recovery is over. */
-	fprintf(stderr, "modelcheck: t=%7.3f the daemons' logs quiet after %.1f s; stopping "
-			"the OSDs\n", now_s(), wait_quiet(&c, g_opt.quiet, g_opt.quiet + 60.0));
+	 * recovery is over.  Not on a cluster started elsewhere: its stores
+	 * and logs are not the checker's to read. */
+	if (!c.external)
+		fprintf(stderr, "modelcheck: t=%7.3f the daemons' logs quiet after %.1f s; "
+				"stopping the OSDs\n",
+			now_s(), wait_quiet(&c, g_opt.quiet, g_opt.quiet + 60.0));
 	m = mx_client_map_copy(admin);
 	for (int i = 0; i < g_opt.clients; i++) {
 		mixsan_pool_close(ws[i].pool);
@@ -2478,16 +2592,22 @@ int main(int argc, char **argv)
 	}
 	mixsan_pool_close(apool);
 	mixsan_shutdown(admin);
-	term_osds(&c, 0, c.n_osds);
-	fprintf(stderr, "modelcheck: t=%7.3f OSDs stopped; checking every copy offline\n",
-		now_s());
-	if (m) {
-		check_copies(&c, m, pool_id);
-		replica_problems = h_check_replicas(&c, m, pool_id, &objects_on_disk);
+	if (c.external) {
+		fprintf(stderr, "modelcheck: external cluster: no offline checks of its stores "
+				"and logs\n");
+		replica_problems = 0;
+	} else {
+		term_osds(&c, 0, c.n_osds);
+		fprintf(stderr, "modelcheck: t=%7.3f OSDs stopped; checking every copy offline\n",
+			now_s());
+		if (m) {
+			check_copies(&c, m, pool_id);
+			replica_problems = h_check_replicas(&c, m, pool_id, &objects_on_disk);
+		}
+		check_logs(&c, &t);
+		fprintf(stderr, "modelcheck: t=%7.3f offline checks done\n", now_s());
 	}
 	mx_map_free(m);
-	check_logs(&c, &t);
-	fprintf(stderr, "modelcheck: t=%7.3f offline checks done\n", now_s());
 
 	/* The report. */
 	memset(&tot, 0, sizeof(tot));
@@ -2520,6 +2640,9 @@ int main(int argc, char **argv)
 		"modelcheck: %" PRIu64 " requests in %.1f s of load and final pass (%.0f/s); "
 		"slowest %.2f s, %" PRIu64 " over 1 s\n",
 		ops, t_load + t_verify, (double)ops / (t_load + t_verify), tot.max_lat, tot.slow);
+	fprintf(stderr, "modelcheck: longest time without any reply during the load: %.1f s "
+			"(until t=%.3f)\n",
+		g_longest_gap, g_longest_gap_end);
 	fprintf(stderr,
 		"modelcheck: %" PRIu64 " writes acknowledged, %" PRIu64 " reads checked (%" PRIu64
 		" unchecked), %" PRIu64 " removes answered ENOENT after a resend, %" PRIu64
@@ -2530,8 +2653,11 @@ int main(int argc, char **argv)
 	fprintf(stderr, "modelcheck: thrasher:");
 	for (int a = 0; a < A__COUNT; a++)
 		fprintf(stderr, " %s %u", action_names[a], t.counts[a]);
-	fprintf(stderr, "; replica check: %" PRIu64 " objects, %d problems\n", objects_on_disk,
-		replica_problems);
+	if (c.external)
+		fprintf(stderr, "; replica check: left out (external cluster)\n");
+	else
+		fprintf(stderr, "; replica check: %" PRIu64 " objects, %d problems\n",
+			objects_on_disk, replica_problems);
 	fprintf(stderr, "modelcheck: problems:");
 	for (int p = 0; p < P__COUNT; p++) {
 		fprintf(stderr, " %s %" PRIu64 ";", problem_names[p], g_problems[p]);
