@@ -132,6 +132,7 @@ struct mixsan_cluster {
 	char auth_error[256];  /* the last refusal, for mixsan_connect */
 	uint64_t renew_ms;     /* last ticket renewal asked */
 	struct mx_conn *mon;
+	struct mx_monlive mon_live; /* the session's liveness (mon_check) */
 	struct mx_map *map;
 	struct mx_placement *pl;
 	struct osdsess **sess;
@@ -662,12 +663,36 @@ static void reroute(mixsan_cluster_t *cl)
 static void cmd_done(mixsan_cluster_t *cl, struct moncmd *mc, int result, uint64_t epoch,
 		     const char *message);
 
+/* The monitor session: ping it, and give it up (mon_on_close moves to the
+ * next monitor) when it has been silent for the grace, connected or still
+ * connecting.  A monitor whose host is cut off never closes the
+ * connection itself, and no new map would come through it. */
+static void mon_check(mixsan_cluster_t *cl, uint64_t now)
+{
+	struct mx_wbuf w;
+
+	if (!cl->mon)
+		return;
+	switch (mx_monlive_tick(&cl->mon_live, now / 1000000, cl->mon->connected)) {
+	case MX_MONLIVE_PING:
+		mx_wbuf_init(&w);
+		(void)mx_conn_send(cl->mon, MX_MSG_PING, new_tid(cl), &w);
+		break;
+	case MX_MONLIVE_GIVE_UP:
+		mx_conn_close(cl->mon, -ETIMEDOUT);
+		break;
+	default:
+		break;
+	}
+}
+
 static void on_tick(uv_timer_t *t)
 {
 	mixsan_cluster_t *cl = t->data;
 	uint64_t now = mx_now_ns();
 	struct mx_list due, *pos, *tmp;
 
+	mon_check(cl, now);
 	mx_list_init(&due);
 	mx_list_for_each_safe(pos, tmp, &cl->parked) {
 		struct cop *op = mx_list_entry(pos, struct cop, link);
@@ -776,6 +801,7 @@ static void mon_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *p
 	mixsan_cluster_t *cl = c->owner;
 	struct mx_list *pos, *tmp;
 
+	mx_monlive_heard(&cl->mon_live, mx_now_ns() / 1000000);
 	switch (h->type) {
 	case MX_MSG_MON_MAP: {
 		struct mx_msg_map mm;
@@ -886,6 +912,7 @@ static void mon_on_connect(struct mx_conn *c)
 	mixsan_cluster_t *cl = c->owner;
 	struct mx_list *pos, *tmp;
 
+	mx_monlive_heard(&cl->mon_live, mx_now_ns() / 1000000);
 	mon_subscribe(cl);
 	mx_list_for_each_safe(pos, tmp, &cl->cmds)
 		cmd_send(cl, mx_list_entry(pos, struct moncmd, link));
@@ -901,6 +928,7 @@ static void mon_connect(mixsan_cluster_t *cl)
 {
 	if (cl->stopping || cl->mon)
 		return;
+	mx_monlive_start(&cl->mon_live, mx_now_ns() / 1000000);
 	if (mx_conn_connect(&cl->loop, mx_monlist_current(&cl->monl), &mon_ops, cl, &cl->mon) == 0) {
 		if (cl->use_auth)
 			mx_conn_auth_client(cl->mon, &cl->auth, MX_AUTH_MODE_KEY);

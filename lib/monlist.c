@@ -55,6 +55,28 @@ void mx_monlist_next(struct mx_monlist *l)
 		l->cur = (l->cur + 1) % l->n;
 }
 
+void mx_monlive_start(struct mx_monlive *l, uint64_t now_ms)
+{
+	l->last_heard_ms = now_ms;
+	l->last_ping_ms = now_ms;
+}
+
+void mx_monlive_heard(struct mx_monlive *l, uint64_t now_ms)
+{
+	l->last_heard_ms = now_ms;
+}
+
+enum mx_monlive_action mx_monlive_tick(struct mx_monlive *l, uint64_t now_ms, bool connected)
+{
+	if (now_ms - l->last_heard_ms > MX_MON_GRACE_MS)
+		return MX_MONLIVE_GIVE_UP;
+	if (connected && now_ms - l->last_ping_ms >= MX_MON_PING_MS) {
+		l->last_ping_ms = now_ms;
+		return MX_MONLIVE_PING;
+	}
+	return MX_MONLIVE_WAIT;
+}
+
 unsigned mx_monlist_redirect(struct mx_monlist *l, const char *leader)
 {
 	int i = leader && *leader ? mx_monlist_add(l, leader) : -1;

@@ -23,6 +23,7 @@
 #include "log.h"
 #include "msg.h"
 #include "net.h"
+#include "raft_tcp.h"
 #include "util.h"
 
 /* Election timeout and heartbeat (ms): a new leader ~1.5-2x the election
@@ -38,7 +39,7 @@ struct mx_quorum {
 	uv_loop_t *loop;
 	struct raft raft;
 	struct raft_io io;
-	struct raft_uv_transport transport;
+	struct raft_uv_transport *transport; /* mx_raft_tcp_new */
 	struct raft_fsm fsm;
 	struct mx_quorum_hooks hooks;
 	uv_timer_t poll;
@@ -518,16 +519,16 @@ int mx_quorum_open(uv_loop_t *loop, const char *dir, const struct mx_mon_info *s
 		free(q);
 		return rv;
 	}
-	rv = raft_uv_tcp_init(&q->transport, loop);
+	rv = mx_raft_tcp_new(loop, &q->transport);
 	if (rv != 0) {
-		snprintf(err, errsz, "raft transport: %s", raft_strerror(rv));
+		snprintf(err, errsz, "raft transport: %s", strerror(-rv));
 		free(q);
-		return -EIO;
+		return rv;
 	}
-	rv = raft_uv_init(&q->io, loop, q->raft_dir, &q->transport);
+	rv = raft_uv_init(&q->io, loop, q->raft_dir, q->transport);
 	if (rv != 0) {
 		snprintf(err, errsz, "raft log in %s: %s", q->raft_dir, q->io.errmsg);
-		raft_uv_tcp_close(&q->transport);
+		mx_raft_tcp_free(q->transport);
 		free(q);
 		return -EIO;
 	}
@@ -584,12 +585,12 @@ fail_raft:
 	raft_close(&q->raft, NULL);
 	uv_run(loop, UV_RUN_DEFAULT);
 	raft_uv_close(&q->io);
-	raft_uv_tcp_close(&q->transport);
+	mx_raft_tcp_free(q->transport);
 	free(q);
 	return -EIO;
 fail_io:
 	raft_uv_close(&q->io);
-	raft_uv_tcp_close(&q->transport);
+	mx_raft_tcp_free(q->transport);
 	free(q);
 	return -EIO;
 }
@@ -599,7 +600,7 @@ static void close_step(struct mx_quorum *q)
 	if (--q->open_handles > 0)
 		return;
 	raft_uv_close(&q->io);
-	raft_uv_tcp_close(&q->transport);
+	mx_raft_tcp_free(q->transport);
 	if (q->close_cb)
 		q->close_cb(q->close_arg);
 	free(q);

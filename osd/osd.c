@@ -1163,12 +1163,39 @@ static void hb_update_peers(struct osd *osd)
 	}
 }
 
+/* The monitor session: ping it, and give it up (on_close moves to the
+ * next monitor) when it has been silent for the grace, connected or still
+ * connecting.  A monitor whose host is cut off never closes the
+ * connection itself, and failure reports and beacons sent into it would be
+ * lost while another monitor leads. */
+static void mon_check(struct osd *osd)
+{
+	struct mx_wbuf w;
+
+	if (!osd->mon || osd->stopping)
+		return;
+	switch (mx_monlive_tick(&osd->mon_live, mx_now_ns() / 1000000, osd->mon_connected)) {
+	case MX_MONLIVE_PING:
+		mx_wbuf_init(&w);
+		(void)mx_conn_send(osd->mon, MX_MSG_PING, ++osd->next_tid, &w);
+		break;
+	case MX_MONLIVE_GIVE_UP:
+		mx_warn("the monitor at %s has been silent for %u ms",
+			mx_monlist_current(&osd->monl), MX_MON_GRACE_MS);
+		mx_conn_close(osd->mon, -ETIMEDOUT);
+		break;
+	default:
+		break;
+	}
+}
+
 static void hb_tick(uv_timer_t *t)
 {
 	struct osd *osd = t->data;
 	uint64_t now = mx_now_ns();
 	uint64_t grace = (uint64_t)osd->hb_grace_ms * 1000000ull;
 
+	mon_check(osd);
 	if (!osd->map || !osd->booted || osd->stopping)
 		return;
 	for (uint32_t i = 0; i < osd->n_peers; i++) {
@@ -1493,7 +1520,10 @@ static void mon_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *p
 {
 	struct osd *osd = c->owner;
 
+	mx_monlive_heard(&osd->mon_live, mx_now_ns() / 1000000);
 	switch (h->type) {
+	case MX_MSG_PONG:
+		return;
 	case MX_MSG_MON_OSD_BOOT_REPLY: {
 		struct mx_msg_osd_boot_reply br;
 
@@ -1638,6 +1668,7 @@ static void mon_on_connect(struct mx_conn *c)
 	const struct mx_osd_info *me = osd->map ? mx_map_osd(osd->map, osd->id) : NULL;
 
 	osd->mon_connected = true;
+	mx_monlive_heard(&osd->mon_live, mx_now_ns() / 1000000);
 	/* Back with a monitor (the leader changed, or the connection broke)
 	 * while the map shows us up here: no new boot (it would make every
 	 * PG of ours start a new interval), only the subscription.  A map
@@ -1660,6 +1691,7 @@ static void mon_connect(struct osd *osd)
 	const char *addr = mx_monlist_current(&osd->monl);
 	int r = mx_conn_connect(osd->loop, addr, &mon_ops, osd, &osd->mon);
 
+	mx_monlive_start(&osd->mon_live, mx_now_ns() / 1000000);
 	if (r == 0 && osd->use_auth)
 		mx_conn_auth_client(osd->mon, &osd->auth, MX_AUTH_MODE_KEY);
 	if (r < 0) {

@@ -262,6 +262,7 @@ struct osd {
 	struct mx_auth_server auth_srv;
 	uint64_t renew_ns;
 	unsigned mon_delay_ms;   /* before the next connection (a redirect's) */
+	struct mx_monlive mon_live; /* the session's liveness (mon_check) */
 	bool mon_connected;
 	bool booted;
 	bool booting;

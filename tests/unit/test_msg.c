@@ -257,6 +257,26 @@ static void test_map(void)
 		CHECK_EQ_INT(l.n, 4);
 		mx_map_free(q);
 	}
+	/* The liveness of a monitor session: pings once a second while
+	 * connected, given up after the grace without a word, whether
+	 * connected or still connecting. */
+	{
+		struct mx_monlive v;
+
+		mx_monlive_start(&v, 1000);
+		CHECK(mx_monlive_tick(&v, 1000 + MX_MON_PING_MS, false) == MX_MONLIVE_WAIT);
+		CHECK(mx_monlive_tick(&v, 1000 + MX_MON_GRACE_MS + 1, false) == MX_MONLIVE_GIVE_UP);
+		mx_monlive_start(&v, 10000);
+		mx_monlive_heard(&v, 10100); /* connected */
+		CHECK(mx_monlive_tick(&v, 10500, true) == MX_MONLIVE_WAIT);
+		CHECK(mx_monlive_tick(&v, 10000 + MX_MON_PING_MS, true) == MX_MONLIVE_PING);
+		CHECK(mx_monlive_tick(&v, 10000 + MX_MON_PING_MS + 10, true) == MX_MONLIVE_WAIT);
+		CHECK(mx_monlive_tick(&v, 10000 + 2 * MX_MON_PING_MS, true) == MX_MONLIVE_PING);
+		mx_monlive_heard(&v, 10000 + 2 * MX_MON_PING_MS + 5); /* the PONG */
+		CHECK(mx_monlive_tick(&v, 10100 + MX_MON_GRACE_MS, true) != MX_MONLIVE_GIVE_UP);
+		CHECK(mx_monlive_tick(&v, 10000 + 2 * MX_MON_PING_MS + 6 + MX_MON_GRACE_MS, true) ==
+		      MX_MONLIVE_GIVE_UP);
+	}
 	/* Locations. */
 	{
 		struct mx_loc loc[MX_LOC_MAX];
