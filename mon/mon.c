@@ -381,7 +381,7 @@ static void auth_map_changed(struct mon *mon)
 
 /* The first map of a cluster with authentication: a service secret and
  * the administrator's key (written to --admin-keyfile once committed). */
-static int auth_bootstrap(struct mon *mon, struct mx_map *m, uint8_t admin_key[MX_KEY_LEN])
+static int auth_bootstrap(struct mx_map *m, uint8_t admin_key[MX_KEY_LEN])
 {
 	struct mx_auth_entity e;
 
@@ -394,7 +394,6 @@ static int auth_bootstrap(struct mon *mon, struct mx_map *m, uint8_t admin_key[M
 	memcpy(admin_key, e.key, MX_KEY_LEN);
 	m->have_secret = true;
 	m->auth_required = true;
-	(void)mon;
 	return mx_map_auth_set(m, &e);
 }
 
@@ -1230,7 +1229,7 @@ static void quorum_fix_map(struct mon *mon)
 		return;
 	if (mon->map->epoch == 0 &&
 	    (getrandom(ch->next->fsid, sizeof(ch->next->fsid), 0) != sizeof(ch->next->fsid) ||
-	     (mon->auth_create && auth_bootstrap(mon, ch->next, ch->key) < 0))) {
+	     (mon->auth_create && auth_bootstrap(ch->next, ch->key) < 0))) {
 		mx_map_free(ch->next);
 		free(ch);
 		return;
@@ -2147,7 +2146,7 @@ int main(int argc, char **argv)
 		snprintf(m->mons[0].addr, sizeof(m->mons[0].addr), "%.63s", mon->addr);
 		m->epoch = 1;
 		m->modified_ms = mx_wall_ms();
-		if (mon->auth_create && auth_bootstrap(mon, m, admin_key) < 0)
+		if (mon->auth_create && auth_bootstrap(m, admin_key) < 0)
 			return 1;
 		(void)mon->store->commit(mon->store_ctx, m, store_init_done, &st);
 		if (st != 0) {
