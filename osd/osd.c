@@ -12,6 +12,8 @@
  *
  *   received --(map older than the client's)--> EAGAIN reply, client retries
  *   received --(not primary in my map)--------> ESTALE reply with my epoch
+ *   received --(a write sent under a map older than the PG's interval)
+ *       --> ESTALE reply with my epoch (a late copy: docs/osd.md)
  *   received --(acting set < min_size)--------> EAGAIN reply
  *   received --(reads)--> executed on committed state --> replied
  *   received --(writes)--> planned (plan_write: logical ops become a
@@ -922,6 +924,15 @@ void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payloa
 		return;
 	}
 	pgs = pg_get(osd, m.pool, m.pg);
+	if (mx_op_is_write(m.ops[0].op) && m.epoch < pgs->interval) {
+		/* Sent under a map older than the PG's interval: a copy that
+		 * the network held back across the change.  The client has
+		 * sent the request again since, and that answer may have been
+		 * an error, which leaves no log entry to recognise it by: this
+		 * copy must not run now (docs/osd.md, "Late copies"). */
+		reply_status(osd, s, tid, -ESTALE);
+		return;
+	}
 	if (pgs->role != ROLE_PRIMARY || pgs->state != PG_ACTIVE) {
 		/* Peering or recovering the primary's own copy: the op waits
 		 * for activation (never served from a copy that may be stale). */
