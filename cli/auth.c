@@ -129,8 +129,25 @@ int cmd_auth(struct cli *c, const char *sub)
 		free(msg);
 		return r < 0;
 	}
+	if (strcmp(sub, "mon-key") == 0) {
+		/* A new monitor key, for every monitor's --mon-keyfile: made
+		 * here, never sent anywhere. */
+		if (c->argc != 1)
+			return cli_fail("usage: auth mon-key FILE");
+		r = mx_key_random(key);
+		if (r == 0)
+			r = mx_keyfile_write(c->argv[0], "mon", key, false);
+		explicit_bzero(key, sizeof(key));
+		if (r < 0)
+			return cli_fail("cannot write %s: %s", c->argv[0],
+					r == -EEXIST ? "it exists already" : strerror(-r));
+		printf("the monitor key is in %s: copy it to every monitor (--mon-keyfile)\n",
+		       c->argv[0]);
+		return 0;
+	}
 	if (c->argc < 1)
-		return cli_fail("usage: auth add|caps NAME CAPS... | get|rotate|rm NAME");
+		return cli_fail("usage: auth add|caps NAME CAPS... | get|rotate|rm NAME | "
+				"mon-key FILE");
 	if (strcmp(sub, "add") == 0 || strcmp(sub, "caps") == 0) {
 		bool add = sub[0] == 'a';
 

@@ -18,6 +18,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "cli.h"
 #include "internal.h"
 #include "map.h"
@@ -115,7 +116,7 @@ static int cluster_up(struct cli *c)
 	const char *v;
 	long n_osds = 3, port = 6789, size, n_mons = 0;
 	bool auth = cli_opt(c, "auth") != NULL;
-	char keyfile[4200];
+	char keyfile[4200], monkey[4200] = "";
 	char path[4200], bin_mon[PATH_MAX], bin_osd[PATH_MAX], addr[400], mondir[4200];
 	char spec[800];
 	char logp[4200], pidp[4200], datadir[4200];
@@ -179,6 +180,18 @@ static int cluster_up(struct cli *c)
 		fprintf(f, "keyfile = %s\n", keyfile);
 	fclose(f);
 
+	if (auth && n_mons > 0) {
+		/* The monitor key of the Raft links, the same for all. */
+		uint8_t key[MX_KEY_LEN];
+
+		snprintf(monkey, sizeof(monkey), "%s/mon.key", c->data);
+		r = mx_key_random(key);
+		if (r == 0)
+			r = mx_keyfile_write(monkey, "mon", key, false);
+		explicit_bzero(key, sizeof(key));
+		if (r < 0 && r != -EEXIST)
+			return cli_fail("cannot write %s: %s", monkey, strerror(-r));
+	}
 	find_binary("mixsan-mon", "mon", bin_mon, sizeof(bin_mon));
 	find_binary("mixsan-osd", "osd", bin_osd, sizeof(bin_osd));
 	snprintf(mondir, sizeof(mondir), "%s/mon", c->data);
@@ -196,7 +209,7 @@ static int cluster_up(struct cli *c)
 	for (long i = 0; i < n_mons; i++) {
 		char name[2] = {(char)('a' + i), 0};
 		char *argv[] = {bin_mon, "--data", mondir, "--name", name, "--mons", spec,
-				"--auth", "--admin-keyfile", keyfile, NULL};
+				"--auth", "--admin-keyfile", keyfile, "--mon-keyfile", monkey, NULL};
 
 		if (!auth)
 			argv[7] = NULL;

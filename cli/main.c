@@ -39,6 +39,7 @@ static void usage(FILE *f)
 	      "  auth ls | auth get NAME [--out F] | auth caps NAME CAPS\n"
 	      "  auth rotate NAME [--out F]     a new key (the old one stops working)\n"
 	      "  auth rm NAME                   revoke\n"
+	      "  auth mon-key FILE              a new monitor key (mixsan-mon --mon-keyfile)\n"
 	      "Placement:\n"
 	      "  balancer run [POOL] [--max-deviation 0.05]   even out PGs per OSD\n"
 	      "Objects:\n"

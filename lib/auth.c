@@ -104,7 +104,7 @@ int mx_keyfile_write(const char *path, const char *name, const uint8_t key[MX_KE
 	_cleanup_close_ int fd = -1;
 	int n, r;
 
-	if (!mx_entity_valid(name))
+	if (!mx_entity_valid(name) && strcmp(name, "mon") != 0)
 		return -EINVAL;
 	mx_key_to_b64(key, b64);
 	n = snprintf(line, sizeof(line), "%s %s\n", name, b64);
@@ -145,7 +145,8 @@ int mx_keyfile_read(const char *path, char name[MX_ENTITY_MAX], uint8_t key[MX_K
 	sp = strchr(buf, ' ');
 	if (sp && (size_t)(sp - buf) < MX_ENTITY_MAX) {
 		*sp = '\0';
-		if (mx_entity_valid(buf) && mx_key_from_b64(sp + 1, key) == 0) {
+		if ((mx_entity_valid(buf) || strcmp(buf, "mon") == 0) &&
+		    mx_key_from_b64(sp + 1, key) == 0) {
 			snprintf(name, MX_ENTITY_MAX, "%.63s", buf);
 			r = 0;
 		}

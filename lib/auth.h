@@ -36,7 +36,8 @@ int mx_key_from_b64(const char *s, uint8_t key[MX_KEY_LEN]);
 int mx_b64_encode(const void *p, size_t n, char *out, size_t outsz);
 int mx_b64_decode(const char *s, uint8_t *out, size_t outsz);
 
-/* Key files: one line "NAME KEY", mode 0600.  write refuses to replace an
+/* Key files: one line "NAME KEY" (NAME an entity, or "mon" for the monitor
+ * key), mode 0600.  write refuses to replace an
  * existing file unless replace.  read refuses a file group or others may
  * read (-EPERM) and a malformed one (-EINVAL). */
 int mx_keyfile_write(const char *path, const char *name, const uint8_t key[MX_KEY_LEN],

@@ -1851,7 +1851,7 @@ static void usage(FILE *f)
 	fputs("usage: mixsan-mon --data DIR [--addr IP:PORT] [--name NAME] [--store file]\n"
 	      "                  [--mons NAME=IP:PORT/IP:PORT,... | --join --raft-addr IP:PORT]\n"
 	      "                  [--auth --admin-keyfile FILE] [--auth-ticket-ttl S]\n"
-	      "                  [--trust-raft-network]\n"
+	      "                  [--mon-keyfile FILE | --trust-raft-network]\n"
 	      "                  [--log-level error|warn|info|debug]\n"
 	      "                  [--no-osd-failure-detection] [--heartbeat-grace MS]\n"
 	      "                  [--min-down-reporters N] [--beacon-grace MS]\n"
@@ -1874,7 +1874,10 @@ static void usage(FILE *f)
 	      "the same list on each; its own entry is the one called --name.  With\n"
 	      "--join it waits to be added by `mixsan mon add` (docs/monitor-quorum.md).\n"
 	      "With --auth a new cluster requires keys (docs/auth.md): the admin key is\n"
-	      "written to --admin-keyfile; tickets last --auth-ticket-ttl S (3600).\n", f);
+	      "written to --admin-keyfile; tickets last --auth-ticket-ttl S (3600).\n"
+	      "--mon-keyfile names the monitor key, the same on every monitor: it\n"
+	      "authenticates and encrypts the Raft links; a quorum with keys needs it\n"
+	      "(or --trust-raft-network: the network between the monitors is private).\n", f);
 }
 
 static int parse_level(const char *s)
@@ -1938,6 +1941,7 @@ int main(int argc, char **argv)
 		{"admin-keyfile", required_argument, NULL, 'K'},
 		{"auth-ticket-ttl", required_argument, NULL, 'T'},
 		{"trust-raft-network", no_argument, NULL, 'X'},
+		{"mon-keyfile", required_argument, NULL, 'm'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -1946,6 +1950,8 @@ int main(int argc, char **argv)
 	uint8_t admin_key[MX_KEY_LEN];
 	char *end;
 	const char *data = NULL, *store = "file", *mons_spec = NULL, *raft_addr = NULL;
+	const char *mon_keyfile = NULL;
+	uint8_t link_key[MX_KEY_LEN];
 	bool join = false, addr_given = false, trust_raft = false;
 	int level = MX_LOG_INFO, c, r;
 
@@ -1973,6 +1979,7 @@ int main(int argc, char **argv)
 		case 'r': raft_addr = optarg; break;
 		case 'A': mon->auth_create = true; break;
 		case 'X': trust_raft = true; break;
+		case 'm': mon_keyfile = optarg; break;
 		case 'K': mon->admin_keyfile = optarg; break;
 		case 'T': {
 			unsigned long v = strtoul(optarg, &end, 10);
@@ -2062,6 +2069,20 @@ int main(int argc, char **argv)
 	if (mon->auth_create && !mon->admin_keyfile) {
 		mx_err("--auth needs --admin-keyfile FILE (where the admin key is written)");
 		return 2;
+	}
+	if (mon_keyfile) {
+		char kname[MX_ENTITY_MAX];
+
+		r = mx_keyfile_read(mon_keyfile, kname, link_key);
+		if (r == 0 && strcmp(kname, "mon") != 0)
+			r = -ENOKEY;
+		if (r < 0) {
+			mx_err("cannot use %s as the monitor key: %s", mon_keyfile,
+			       r == -ENOKEY ? "it holds another key than \"mon\""
+			       : r == -EPERM ? "others can read it (chmod 600 it)"
+					     : strerror(-r));
+			return 2;
+		}
 	}
 	/* A peer of the log that dies mid-send must not take us with it. */
 	signal(SIGPIPE, SIG_IGN);
@@ -2166,23 +2187,16 @@ int main(int argc, char **argv)
 	}
 	encode_current(mon);
 	mon->auth_srv.required = mon->map->auth_required;
-	/* The monitors' Raft traffic carries the keys and is not authenticated
-	 * (docs/auth.md): with keys, it must stay on loopback unless the
-	 * operator vouches for the network between the monitors. */
-	if (self.raft_id && (mon->auth_create || mon->map->auth_required) && !trust_raft) {
-		bool local = strncmp(self.raft_addr, "127.", 4) == 0;
-
-		for (uint32_t i = 0; i < mon->n_initial; i++)
-			local = local && strncmp(mon->initial[i].raft_addr, "127.", 4) == 0;
-		for (uint32_t i = 0; i < mon->map->n_mons; i++)
-			local = local && (!mon->map->mons[i].raft_addr[0] ||
-					  strncmp(mon->map->mons[i].raft_addr, "127.", 4) == 0);
-		if (!local) {
-			mx_err("the monitors' Raft traffic carries the cluster's keys unencrypted and "
-			       "unauthenticated: keep it on a private network and say so with "
-			       "--trust-raft-network (docs/auth.md)");
-			return 2;
-		}
+	/* The monitors' Raft traffic carries the keys: with keys, the links
+	 * are secured with the monitor key (docs/monitor-quorum.md, "The Raft
+	 * link"), unless the operator vouches for the network. */
+	if (self.raft_id && (mon->auth_create || mon->map->auth_required) && !mon_keyfile &&
+	    !trust_raft) {
+		mx_err("a quorum with keys needs the monitor key on its Raft links: give every "
+		       "monitor the same --mon-keyfile (`mixsan auth mon-key FILE` makes one), "
+		       "or --trust-raft-network if only the monitors can reach that network "
+		       "(docs/auth.md)");
+		return 2;
 	}
 	mon->pgstats = mx_pgstats_new(&mon->pg_cfg);
 	mon->evlog = mx_evlog_new();
@@ -2199,7 +2213,9 @@ int main(int argc, char **argv)
 		char err[300];
 
 		r = mx_quorum_open(mon->loop, data, &self, join ? NULL : mon->initial,
-				   mon->n_initial, &hooks, &mon->q, err, sizeof(err));
+				   mon->n_initial, mon_keyfile ? link_key : NULL, &hooks, &mon->q,
+				   err, sizeof(err));
+		explicit_bzero(link_key, sizeof(link_key));
 		if (r < 0) {
 			mx_err("cannot start the replicated log: %s", err);
 			return 1;

@@ -501,6 +501,7 @@ void mx_quorum_transfer(struct mx_quorum *q)
 
 int mx_quorum_open(uv_loop_t *loop, const char *dir, const struct mx_mon_info *self,
 		   const struct mx_mon_info *initial, uint32_t n_initial,
+		   const uint8_t *link_key,
 		   const struct mx_quorum_hooks *hooks, struct mx_quorum **out, char *err,
 		   size_t errsz)
 {
@@ -519,7 +520,7 @@ int mx_quorum_open(uv_loop_t *loop, const char *dir, const struct mx_mon_info *s
 		free(q);
 		return rv;
 	}
-	rv = mx_raft_tcp_new(loop, &q->transport);
+	rv = mx_raft_tcp_new(loop, link_key, &q->transport);
 	if (rv != 0) {
 		snprintf(err, errsz, "raft transport: %s", strerror(-rv));
 		free(q);

@@ -42,9 +42,12 @@ int mx_quorum_parse_mons(const char *spec, struct mx_mon_info **out, uint32_t *n
 /* Open (and start) the log under dir/raft for the monitor called self.
  * initial: the quorum to bootstrap with on a first start (all members use
  * the same list); NULL with join (a monitor added later: never bootstraps).
+ * link_key: the monitor key that secures the Raft links (MX_KEY_LEN bytes),
+ * or NULL for open links.
  * 0, or a negative errno with the reason in err. */
 int mx_quorum_open(uv_loop_t *loop, const char *dir, const struct mx_mon_info *self,
 		   const struct mx_mon_info *initial, uint32_t n_initial,
+		   const uint8_t *link_key,
 		   const struct mx_quorum_hooks *hooks, struct mx_quorum **out, char *err,
 		   size_t errsz);
 

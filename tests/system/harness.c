@@ -19,6 +19,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "internal.h"
 #include "map.h"
 #include "msg.h"
@@ -202,7 +203,7 @@ static void spawn_mon(struct h_cluster *c, int i, bool join)
 	char *qargv[] = {bin, "--data", mondir, "--name", name, "--mons", c->mon_spec, NULL};
 	char *jargv[] = {bin, "--data", mondir, "--name", name, "--addr", c->mon_addrs[i],
 			 "--join", "--raft-addr", c->mon_raft[i], NULL};
-	char words[256], *all[40];
+	char words[600], *all[40];
 
 	snprintf(bin, sizeof(bin), "%s/mon/mixsan-mon", build_root());
 	snprintf(mondir, sizeof(mondir), "%s/mon.%s", c->dir, name);
@@ -215,7 +216,10 @@ static void spawn_mon(struct h_cluster *c, int i, bool join)
 			H_FATAL("cannot empty %s", mondir);
 	}
 	(void)mkdir(mondir, 0700);
-	snprintf(words, sizeof(words), "%s", c->mon_args);
+	if (c->mon_keyfile[0])
+		snprintf(words, sizeof(words), "%s --mon-keyfile %s", c->mon_args, c->mon_keyfile);
+	else
+		snprintf(words, sizeof(words), "%s", c->mon_args);
 	add_args(all, 40, join ? jargv : qargv, words);
 	c->mon_pids[i] = spawn(all, log);
 }
@@ -364,6 +368,13 @@ static void start_quorum(struct h_cluster *c)
 	if (c->n_mons > H_MAX_MONS)
 		H_FATAL("too many monitors");
 	c->mon_addr[0] = '\0';
+	if (c->mon_key) {
+		uint8_t key[MX_KEY_LEN];
+
+		snprintf(c->mon_keyfile, sizeof(c->mon_keyfile), "%s/mon.key", c->dir);
+		if (mx_key_random(key) < 0 || mx_keyfile_write(c->mon_keyfile, "mon", key, false) < 0)
+			H_FATAL("cannot make the monitor key");
+	}
 	for (int i = 0; i < c->n_mons; i++) {
 		int p = free_port(), rp = free_port();
 

@@ -53,6 +53,12 @@ struct h_cluster {
 	 * in its folder, and h_connect uses the admin key. */
 	bool auth;
 	char admin_key[300];
+	/* Secured Raft links: set mon_key before h_start with n_mons > 0 to
+	 * make a monitor key (DIR/mon.key) that every monitor gets with
+	 * --mon-keyfile mon_keyfile; a test may point mon_keyfile elsewhere
+	 * before h_start_mon. */
+	bool mon_key;
+	char mon_keyfile[300];
 };
 
 /* Start a monitor and n OSDs (all in one host unless locations are given

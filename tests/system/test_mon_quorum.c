@@ -13,14 +13,23 @@
  *    newest epoch.
  * 4. mon rm and mon add: the quorum shrinks to two and grows back to
  *    three with a monitor that joined empty.
+ * 5. The Raft links (docs/monitor-quorum.md, "The Raft link"): every step
+ *    above runs on links secured with a monitor key.  A follower restarted
+ *    with another key is refused by the others (and refuses them) while
+ *    they commit; bytes that are not a monitor's handshake sent to the
+ *    leader's Raft port are dropped; the follower, given the right key
+ *    again, catches up.  A monitor of a quorum with keys and no monitor
+ *    key, or with a key file others can read, refuses to start.
  */
 #include <errno.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/wait.h>
 #include <time.h>
 #include <unistd.h>
 
+#include "auth.h"
 #include "harness.h"
 #include "internal.h"
 #include "map.h"
@@ -100,6 +109,7 @@ int main(void)
 	fprintf(stderr, "mon_quorum: seed %llu\n", (unsigned long long)seed);
 	memset(&c, 0, sizeof(c));
 	c.n_mons = 3;
+	c.mon_key = true;
 	h_start(&c, 4);
 	cl = h_connect(&c);
 	h_pool_create(cl, "q", 3, 32, "osd");
@@ -282,6 +292,99 @@ int main(void)
 			H_CHECK(h_mon_status(&c, gone, st, sizeof(st)) == 0 &&
 				strstr(st, "follower"));
 			fprintf(stderr, "mon_quorum: %s\n", st);
+		}
+	}
+
+	/* 5: a follower with another monitor key. */
+	{
+		int l = wait_leader(&c, 0, -1, 20), f = (l + 1) % 3;
+		char log[16], wrong[300], right[300], leader_log[16];
+		uint8_t key[MX_KEY_LEN];
+		uint64_t e;
+		struct mx_map *m = NULL;
+
+		snprintf(log, sizeof(log), "mon.%c", 'a' + f);
+		snprintf(leader_log, sizeof(leader_log), "mon.%c", 'a' + l);
+		snprintf(wrong, sizeof(wrong), "%.280s/wrong.key", c.dir);
+		H_CHECK(mx_key_random(key) == 0 && mx_keyfile_write(wrong, "mon", key, false) == 0);
+		snprintf(right, sizeof(right), "%s", c.mon_keyfile);
+		h_signal_mon(&c, f, SIGTERM);
+		snprintf(c.mon_keyfile, sizeof(c.mon_keyfile), "%s", wrong);
+		h_start_mon(&c, f);
+		snprintf(c.mon_keyfile, sizeof(c.mon_keyfile), "%s", right);
+		/* The two others commit a change meanwhile (a new pool). */
+		h_pool_create(cl, "q5", 3, 8, "osd");
+		e = mixsan_map_epoch(cl);
+		h_model_run_for(&md, 2.0);
+		H_CHECK(h_fetch_map(c.mon_addrs[f], 0, &m) == 0 && m->epoch < e);
+		fprintf(stderr, "mon_quorum: mon.%c with another key stays at epoch %llu, the "
+			"others at %llu\n", 'a' + f, m ? (unsigned long long)m->epoch : 0ull,
+			(unsigned long long)e);
+		mx_map_free(m);
+		m = NULL;
+		H_CHECK(h_log_count(&c, log, "does not hold our monitor key") > 0);
+		H_CHECK(h_log_count(&c, leader_log, "does not hold our monitor key") > 0);
+		/* Not a monitor's handshake, on the leader's Raft port: dropped,
+		 * and the quorum goes on. */
+		{
+			int fd = h_raw_connect(c.mon_raft[l]);
+			uint8_t junk[256], b;
+
+			for (size_t i = 0; i < sizeof(junk); i++)
+				junk[i] = (uint8_t)(i * 7 + 1);
+			H_CHECK(fd >= 0 && h_io_all(fd, junk, sizeof(junk), true) == 0);
+			H_CHECK(fd >= 0 && read(fd, &b, 1) <= 0);
+			if (fd >= 0)
+				close(fd);
+			H_CHECK(h_log_count(&c, leader_log, "not a monitor's Raft link") > 0);
+		}
+		/* The right key again: it catches up. */
+		h_signal_mon(&c, f, SIGTERM);
+		h_start_mon(&c, f);
+		for (int t = 0; t < 40; t++) {
+			if (h_fetch_map(c.mon_addrs[f], 0, &m) == 0 && m->epoch >= e)
+				break;
+			mx_map_free(m);
+			m = NULL;
+			usleep(250000);
+		}
+		H_CHECK(m && m->epoch >= e);
+		mx_map_free(m);
+		H_CHECK(wait_leader(&c, f, -1, 20) >= 0);
+	}
+	/* Refusals at start: keys without a monitor key; a key file others
+	 * can read. */
+	{
+		char cmd[2000], d[300], out[400];
+		FILE *pf;
+		int rc;
+
+		snprintf(d, sizeof(d), "%s/lone", c.dir);
+		for (int k = 0; k < 2; k++) {
+			char line[512] = "";
+
+			if (k)
+				snprintf(cmd, sizeof(cmd), "cp %s %s/open.key && chmod 644 %s/open.key",
+					 c.mon_keyfile, c.dir, c.dir);
+			H_CHECK(!k || system(cmd) == 0);
+			snprintf(out, sizeof(out), "%s/lone.%d.log", c.dir, k);
+			snprintf(cmd, sizeof(cmd),
+				 "mkdir -p %s && %s/mon/mixsan-mon --data %s --name a "
+				 "--mons a=127.0.0.1:1/127.0.0.1:2 --auth --admin-keyfile %s/lone.key "
+				 "%s%s%s > %s 2>&1",
+				 d, getenv("MIXSAN_BUILD_ROOT") ? getenv("MIXSAN_BUILD_ROOT") : ".", d,
+				 c.dir, k ? "--mon-keyfile " : "", k ? c.dir : "",
+				 k ? "/open.key" : "", out);
+			rc = system(cmd);
+			H_CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2);
+			pf = fopen(out, "re");
+			while (pf && fgets(line, sizeof(line), pf) &&
+			       !strstr(line, k ? "chmod 600" : "--mon-keyfile"))
+				;
+			if (pf)
+				fclose(pf);
+			fprintf(stderr, "mon_quorum: refused: %s", line);
+			H_CHECK(strstr(line, k ? "chmod 600" : "--mon-keyfile") != NULL);
 		}
 	}
 
