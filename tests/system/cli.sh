@@ -147,6 +147,24 @@ bad "status with the cluster down" "cannot reach" env MIXSAN_MON=127.0.0.1:$PORT
 # The cluster comes back with its data.
 ok "cluster up again" "$MIXSAN" cluster up --osds 3 --port "$PORT"
 healthy "healthy after restart"
+ok "cluster down before the quorum" "$MIXSAN" cluster down
+
+# A monitor key, and a quorum of three with keys: its Raft links use the key
+# that cluster up makes (docs/monitor-quorum.md, "The Raft link").
+ok "auth mon-key" "$MIXSAN" auth mon-key "$DATA/mon.key"
+has "auth mon-key says where" "$DATA/mon.key"
+[ "$(stat -c %a "$DATA/mon.key")" = 600 ] || { echo "FAIL: mon.key not 0600"; fails=$((fails+1)); }
+bad "auth mon-key keeps a key" "exists already" "$MIXSAN" auth mon-key "$DATA/mon.key"
+export MIXSAN_DATA="$DATA/quorum"
+ok "cluster up --mons 3 --auth" "$MIXSAN" cluster up --osds 3 --mons 3 --auth --port "$PORT"
+healthy "a quorum with keys is healthy"
+[ "$(stat -c %a "$MIXSAN_DATA/mon.key")" = 600 ] || { echo "FAIL: cluster mon.key not 0600"; fails=$((fails+1)); }
+ok "object put through the quorum" "$MIXSAN" object put default q "$DATA/blob"
+ok "object get through the quorum" "$MIXSAN" object get default q "$DATA/q.out"
+ok "object content through the quorum" cmp "$DATA/blob" "$DATA/q.out"
+if grep -l "raft: refused" "$MIXSAN_DATA"/log/mon.*.log; then
+	echo "FAIL: a monitor refused another's Raft link"; fails=$((fails+1))
+fi
 
 echo "cli: $fails failures"
 [ "$fails" = 0 ]
