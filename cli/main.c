@@ -54,6 +54,7 @@ static void usage(FILE *f)
 	      "  volume import FILE|- POOL/NAME volume export POOL/NAME[@SNAP] FILE|-\n"
 	      "  volume snap create|ls|rm|rollback|protect|unprotect POOL/NAME[@SNAP]\n"
 	      "  volume clone POOL/NAME@SNAP POOL/CLONE    volume flatten POOL/CLONE\n"
+	      "  volume locate POOL/NAME [OFFSET]   the OSD and host primary for that byte\n"
 	      "Placement groups (PG in hex, as object locate prints it after the dot):\n"
 	      "  pg ls [POOL] [--state S]       every PG: state, primary, objects\n"
 	      "  pg scrub POOL PG               compare versions, sizes, attributes\n"

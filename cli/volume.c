@@ -179,6 +179,64 @@ static uint64_t used_bytes(const struct mixsan_volume_info *i)
 	return b > i->size ? i->size : b;
 }
 
+/* "POOL.PG", the PG in hex as object locate prints it (a static buffer). */
+static const char *pg_str(int64_t pool, uint32_t pg)
+{
+	static char buf[48];
+
+	snprintf(buf, sizeof(buf), "%" PRId64 ".%x", pool, pg);
+	return buf;
+}
+
+/* volume locate POOL/NAME [OFFSET]: where the byte at OFFSET (default 0,
+ * the first object) lives (docs/volumes.md, "Locality"). */
+static int do_locate(struct cli *c, struct vctx *v)
+{
+	struct mixsan_volume_options o = {.flags = MIXSAN_VOLUME_RDONLY};
+	struct mixsan_volume_location l;
+	mixsan_volume_t *vol;
+	uint64_t off = 0;
+	int r;
+
+	if (c->argc > 2 || (c->argc == 2 && parse_size(c->argv[1], &off) < 0))
+		return cli_fail("usage: volume locate POOL/NAME [OFFSET]");
+	r = mixsan_volume_open(v->p, v->name, &o, &vol);
+	if (r == 0) {
+		r = mixsan_volume_locate(vol, off, &l);
+		mixsan_volume_close(vol);
+	}
+	if (r == -EINVAL)
+		return cli_fail("%s/%s: offset %" PRIu64 " is past the end", v->pool, v->name, off);
+	if (r < 0)
+		return cli_fail("%s/%s: %s", v->pool, v->name, vol_err(r));
+	if (c->json) {
+		json_t *acting = json_array(), *j;
+		char *s;
+
+		for (int i = 0; i < l.n_acting; i++)
+			json_array_append_new(acting, json_integer(l.acting[i]));
+		j = json_pack("{s:s, s:I, s:I, s:s, s:i, s:o, s:s, s:s, s:b}", "object", l.object,
+			      "offset", (json_int_t)off, "pool", (json_int_t)l.pool, "pg",
+			      pg_str(l.pool, l.pg), "primary", l.acting[0], "acting", acting,
+			      "primary_addr", l.primary_addr, "primary_host", l.primary_host,
+			      "allocated", l.allocated);
+		s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+		puts(s ? s : "{}");
+		free(s);
+		json_decref(j);
+		return 0;
+	}
+	printf("%s/%s offset %" PRIu64 ": object %s (%s), pg %s, primary osd.%d at %s%s%s, "
+	       "acting [",
+	       v->pool, v->name, off, l.object, l.allocated ? "allocated" : "not allocated",
+	       pg_str(l.pool, l.pg), l.acting[0], l.primary_addr,
+	       l.primary_host[0] ? " on host " : "", l.primary_host);
+	for (int i = 0; i < l.n_acting; i++)
+		printf("%s%d", i ? "," : "", l.acting[i]);
+	printf("]\n");
+	return 0;
+}
+
 static int do_info(struct cli *c, struct vctx *v)
 {
 	struct mixsan_volume_options o = {.flags = MIXSAN_VOLUME_RDONLY};
@@ -839,14 +897,16 @@ int cmd_volume(struct cli *c, const char *sub)
 			if (r < 0 && !ret)
 				ret = cli_fail("%s/%s: %s", v.pool, v.name, vol_err(r));
 		}
+	} else if (!strcmp(sub, "locate")) {
+		ret = do_locate(c, &v);
 	} else if (!strcmp(sub, "export")) {
 		if (c->argc != 2)
 			ret = cli_fail("usage: volume export POOL/NAME FILE|-");
 		else
 			ret = do_export(c, &v, c->argv[1]);
 	} else {
-		ret = cli_fail("unknown volume command '%s' (create, ls, info, resize, rm, du, "
-			       "import, export, snap, clone, flatten)",
+		ret = cli_fail("unknown volume command '%s' (create, ls, info, locate, resize, rm, "
+			       "du, import, export, snap, clone, flatten)",
 			       sub);
 	}
 	vctx_close(&v);

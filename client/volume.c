@@ -1514,6 +1514,47 @@ static int map_refresh(mixsan_volume_t *v, char lock[LOCK_VALUE_MAX])
 	return 1;
 }
 
+int mixsan_volume_locate(mixsan_volume_t *v, uint64_t off,
+			 struct mixsan_volume_location *out)
+{
+	mixsan_cluster_t *cl;
+	struct mx_map *m;
+	const struct mx_osd_info *o;
+	uint64_t objno;
+	int n;
+
+	if (!v || !out)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	pthread_mutex_lock(&v->lock);
+	if (off >= v->size) {
+		pthread_mutex_unlock(&v->lock);
+		return -EINVAL;
+	}
+	objno = off >> v->order;
+	out->allocated = map_get(v, objno) != MAP_ABSENT;
+	pthread_mutex_unlock(&v->lock);
+	obj_name(out->object, sizeof(out->object), v->id, objno);
+	cl = mx_client_pool_cluster(v->pool);
+	out->pool = mixsan_pool_id(v->pool);
+	n = mx_client_locate(cl, out->pool, out->object, &out->pg, out->acting,
+			     MIXSAN_LOCATE_MAX);
+	if (n <= 0)
+		return n < 0 && n != -ENOENT ? n : -EAGAIN;
+	out->n_acting = n;
+	m = mx_client_map_copy(cl);
+	o = m ? mx_map_osd(m, out->acting[0]) : NULL;
+	if (o) {
+		snprintf(out->primary_addr, sizeof(out->primary_addr), "%s", o->addr);
+		for (int i = 0; i < o->nloc; i++)
+			if (o->loc[i].level == MX_LEVEL_HOST)
+				snprintf(out->primary_host, sizeof(out->primary_host), "%s",
+					 o->loc[i].name);
+	}
+	mx_map_free(m);
+	return 0;
+}
+
 int mixsan_volume_info(mixsan_volume_t *v, struct mixsan_volume_info *out)
 {
 	char lock[LOCK_VALUE_MAX];

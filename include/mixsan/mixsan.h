@@ -241,6 +241,27 @@ struct mixsan_volume_info {
 };
 int mixsan_volume_info(mixsan_volume_t *v, struct mixsan_volume_info *out);
 uint64_t mixsan_volume_size(mixsan_volume_t *v);
+
+/* Where the volume's byte at off lives, in the client's current map, for
+ * placing a VM beside its disk (docs/volumes.md, "Locality"): the data
+ * object, its PG, the acting set with the primary first, and the primary's
+ * address and host ("" if its location names none).  allocated: the object
+ * holds data of this volume (a clone reads an unallocated one from its
+ * parent).  0, -EINVAL (off beyond the end) or -EAGAIN (no map, or no OSD
+ * for the PG). */
+#define MIXSAN_LOCATE_MAX 10
+struct mixsan_volume_location {
+	char object[64];
+	int64_t pool;
+	uint32_t pg;
+	int n_acting;
+	int32_t acting[MIXSAN_LOCATE_MAX];
+	char primary_addr[64];
+	char primary_host[64];
+	int allocated;
+};
+int mixsan_volume_locate(mixsan_volume_t *v, uint64_t off,
+			 struct mixsan_volume_location *out);
 /* Grow or shrink.  Shrinking drops the data beyond the new end first, so a
  * failure half-way leaves the old size with the data inside the new size
  * intact. */

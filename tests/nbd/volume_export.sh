@@ -161,6 +161,19 @@ printf 'second' >"$DIR/two.txt"
 ok "volume create cmd" "$MIXSAN" volume create vols/cmd --size 8M --object-size 1M
 ok "import a file over it" sh -c "'$MIXSAN' volume rm vols/cmd && '$MIXSAN' volume import '$DIR/one.txt' vols/cmd"
 ok "snap create" "$MIXSAN" volume snap create vols/cmd@one
+ok "volume create loc" "$MIXSAN" volume create vols/loc --size 8M --object-size 1M
+ok "volume locate" "$MIXSAN" volume locate vols/loc
+grep -q "offset 0: object vol\..*\.0000000000000000 (not allocated), pg .*, primary osd\.[0-9]" "$DIR/out" &&
+	echo "ok volume locate names the primary" || fail "volume locate: $(cat "$DIR/out")"
+ok "volume locate --json" "$MIXSAN" volume locate vols/loc 1M --json
+python3 -c "import json,sys; j=json.load(open('$DIR/out')); sys.exit(0 if j['offset']==1048576 and j['object'].endswith('0000000000000001') and j['primary']==j['acting'][0] and len(j['acting'])==3 else 1)" &&
+	echo "ok volume locate --json" || fail "volume locate --json: $(cat "$DIR/out")"
+if "$MIXSAN" volume locate vols/loc 64M >"$DIR/out" 2>&1; then
+	fail "volume locate past the end succeeded"
+else
+	grep -q "past the end" "$DIR/out" && echo "ok volume locate past the end" ||
+		fail "volume locate past the end: $(cat "$DIR/out")"
+fi
 ok "resize (grow)" "$MIXSAN" volume resize vols/cmd --size 2M
 if "$MIXSAN" volume resize vols/cmd --size 1K >"$DIR/out" 2>&1; then
 	fail "a shrink without --yes-i-really-mean-it was done"

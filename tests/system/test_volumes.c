@@ -17,6 +17,8 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "internal.h"
+#include "map.h"
 
 #define ORDER 16 /* 64 KiB objects: many objects in a small volume */
 #define OBJ (1u << ORDER)
@@ -288,6 +290,12 @@ int main(void)
 
 	signal(SIGCONT, on_cont);
 	memset(&c, 0, sizeof(c));
+	for (int i = 0; i < 3; i++) {
+		char loc[32];
+
+		snprintf(loc, sizeof(loc), "host=h%d", i);
+		h_set_location(&c, i, loc);
+	}
 	h_start(&c, 3);
 	cl = h_connect(&c);
 	h_pool_create(cl, "vols", 3, 32, "osd");
@@ -330,6 +338,41 @@ int main(void)
 		H_CHECK(mixsan_volume_read(v, b, 16, VOLSZ) == 0);
 		H_CHECK(mixsan_volume_read(v, b, 16, VOLSZ + 1) == -EINVAL);
 		H_CHECK(mixsan_volume_discard(v, 2, VOLSZ - 1) == -EINVAL);
+	}
+
+	/* Locality: each byte's object, PG, acting set and primary host, as
+	 * placement gives them; allocated once written. */
+	{
+		static const uint64_t offs[] = {0, OBJ, 5 * OBJ + 7, VOLSZ - 1};
+		struct mixsan_volume_location l;
+		struct mx_map *m = mx_client_map_copy(cl);
+
+		for (size_t k = 0; k < sizeof(offs) / sizeof(offs[0]); k++) {
+			char want[64], host[16];
+			int32_t acting[3];
+			uint32_t pg = 0;
+			const struct mx_osd_info *o;
+
+			H_CHECK(mixsan_volume_locate(v, offs[k], &l) == 0);
+			snprintf(want, sizeof(want), "vol.%s.%016llx", info.id,
+				 (unsigned long long)(offs[k] / OBJ));
+			H_CHECK(strcmp(l.object, want) == 0);
+			n = mx_client_locate(cl, mixsan_pool_id(p), want, &pg, acting, 3);
+			H_CHECK(n == 3 && l.n_acting == 3 && l.pg == pg && l.pool == mixsan_pool_id(p));
+			H_CHECK(memcmp(l.acting, acting, sizeof(acting)) == 0);
+			o = m ? mx_map_osd(m, acting[0]) : NULL;
+			H_CHECK(o && strcmp(l.primary_addr, o->addr) == 0);
+			snprintf(host, sizeof(host), "h%d", acting[0]);
+			H_CHECK(strcmp(l.primary_host, host) == 0);
+			H_CHECK(!l.allocated);
+		}
+		mx_map_free(m);
+		H_CHECK(mixsan_volume_locate(v, VOLSZ, &l) == -EINVAL);
+		H_CHECK(mixsan_volume_write(v, "L", 1, 0) == 0);
+		model[0] = 'L';
+		H_CHECK(mixsan_volume_locate(v, 0, &l) == 0 && l.allocated);
+		fprintf(stderr, "volumes: offset 0 in %s, pg %u, primary osd.%d on %s\n", l.object,
+			l.pg, l.acting[0], l.primary_host);
 	}
 
 	/* Random writes, discards and zeroing against the model. */
