@@ -128,6 +128,8 @@ struct wreq {
 static void link_close(struct link *l);
 static void tcp_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 static void relay_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+static void rbuf_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void pbuf_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 
 /* Refusals are logged, at most one line per reason every WARN_EVERY_MS:
  * a monitor without the key retries every second.  (Reasons are static
@@ -227,12 +229,12 @@ static void write_cb(uv_write_t *w, int status)
 	if (to_tcp && l->relay_paused &&
 	    uv_stream_get_write_queue_size((uv_stream_t *)&l->tcp) < RELAY_LOW) {
 		l->relay_paused = false;
-		if (uv_read_start((uv_stream_t *)&l->relay, NULL, relay_read_cb) < 0)
+		if (uv_read_start((uv_stream_t *)&l->relay, pbuf_alloc, relay_read_cb) < 0)
 			link_close(l);
 	} else if (!to_tcp && l->tcp_paused &&
 		   uv_stream_get_write_queue_size((uv_stream_t *)&l->relay) < RELAY_LOW) {
 		l->tcp_paused = false;
-		if (uv_read_start((uv_stream_t *)&l->tcp, NULL, tcp_read_cb) < 0)
+		if (uv_read_start((uv_stream_t *)&l->tcp, rbuf_alloc, tcp_read_cb) < 0)
 			link_close(l);
 	}
 }
