@@ -104,6 +104,16 @@ static bool is_connected(void)
 	return connect_status != 1 && (connect_status != 0 || n_accepted);
 }
 
+static bool is_answered(void)
+{
+	return connect_status != 1;
+}
+
+static void timer_done(uv_timer_t *timer)
+{
+	(void)timer;
+}
+
 static bool is_read_done(void)
 {
 	return read_done;
@@ -214,6 +224,41 @@ static void test_wrong_key(void)
 	close_transport(s);
 }
 
+/* A link that reaches another monitor than the one it was meant for (same
+ * key): the listener refuses it, libraft never sees it. */
+static void test_wrong_target(void)
+{
+	uint8_t key[MX_KEY_LEN];
+	char saddr[32];
+	struct raft_uv_transport *s, *c;
+	struct raft_uv_connect req;
+	uv_timer_t timer;
+
+	memset(key, 4, sizeof(key));
+	snprintf(saddr, sizeof(saddr), "127.0.0.1:%d", free_port());
+	s = transport(key, 1, saddr);
+	c = transport(key, 2, "127.0.0.1:1");
+	n_accepted = 0;
+	connect_status = 1;
+	connected = NULL;
+	CHECK(s->listen(s, accept_cb) == 0);
+	CHECK(c->connect(c, &req, 3, saddr, connect_cb) == 0);
+	CHECK(run_until(is_answered, 5000));
+	CHECK_EQ_INT(connect_status, 0);
+	/* Give the preamble time to arrive. */
+	uv_timer_init(loop, &timer);
+	uv_timer_start(&timer, timer_done, 500, 0);
+	while (uv_is_active((uv_handle_t *)&timer))
+		uv_run(loop, UV_RUN_ONCE);
+	CHECK_EQ_INT(n_accepted, 0);
+	uv_close((uv_handle_t *)&timer, NULL);
+	if (connect_status == 0 && connected)
+		uv_close((uv_handle_t *)connected, free_stream);
+	connected = NULL;
+	close_transport(c);
+	close_transport(s);
+}
+
 /* Closing with an attempt under way (a listener that never answers the
  * handshake): the attempt is canceled, then the transport reports closed. */
 static void test_close_pending(void)
@@ -249,6 +294,7 @@ int main(void)
 	loop = uv_default_loop();
 	test_wrong_key();
 	test_close_pending();
+	test_wrong_target();
 	test_bulk();
 	uv_run(loop, UV_RUN_NOWAIT);
 	return mx_check_done("raft_tcp");
