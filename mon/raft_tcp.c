@@ -628,6 +628,21 @@ static int rt_init(struct raft_uv_transport *outer, raft_id id, const char *addr
 	return 0;
 }
 
+/* The incoming link that has been in its handshake longest (links are
+ * kept in the order they came). */
+static struct link *oldest_handshake(struct rtcp *t)
+{
+	struct mx_list *pos;
+
+	for (pos = t->links.next; pos != &t->links; pos = pos->next) {
+		struct link *l = mx_list_entry(pos, struct link, node);
+
+		if (l->server && l->st != L_OPEN && l->st != L_CLOSING)
+			return l;
+	}
+	return NULL; /* not reached: n_handshakes counts them */
+}
+
 static void connection_cb(uv_stream_t *server, int status)
 {
 	struct rtcp *t = server->data;
@@ -656,10 +671,15 @@ static void connection_cb(uv_stream_t *server, int status)
 		snprintf(l->peer, sizeof(l->peer), "%s:%u", ip, ntohs(sin->sin_port));
 	}
 	if (t->n_handshakes > HANDSHAKES_MAX) {
-		refusal(t, "dropped the connection from", l->peer,
-			"too many handshakes under way");
-		link_close(l);
-		return;
+		/* Drop the oldest, not the newest: anyone who can reach the
+		 * port could otherwise hold every slot with idle connections
+		 * and keep the monitors from ever connecting here.  A real
+		 * handshake takes a round trip. */
+		struct link *old = oldest_handshake(t);
+
+		refusal(t, "dropped the connection from", old->peer,
+			"too many handshakes under way (the oldest dropped)");
+		link_close(old);
 	}
 	tune_socket(l);
 	if (uv_read_start((uv_stream_t *)&l->tcp, rbuf_alloc, tcp_read_cb) < 0)

@@ -259,6 +259,50 @@ static void test_wrong_target(void)
 	close_transport(s);
 }
 
+/* Idle connections that never send a HELLO, more than the listener keeps
+ * in handshake: a monitor connecting after them still gets in. */
+static void test_idle_flood(void)
+{
+	struct sockaddr_in sin = {.sin_family = AF_INET, .sin_addr.s_addr = htonl(INADDR_LOOPBACK)};
+	uint8_t key[MX_KEY_LEN];
+	char saddr[32];
+	struct raft_uv_transport *s, *c;
+	struct raft_uv_connect req;
+	int port = free_port(), fds[80];
+
+	memset(key, 5, sizeof(key));
+	snprintf(saddr, sizeof(saddr), "127.0.0.1:%d", port);
+	s = transport(key, 1, saddr);
+	c = transport(key, 2, "127.0.0.1:1");
+	CHECK(s->listen(s, accept_cb) == 0);
+	sin.sin_port = htons((uint16_t)port);
+	for (int i = 0; i < 80; i++) {
+		fds[i] = socket(AF_INET, SOCK_STREAM, 0);
+		CHECK(connect(fds[i], (struct sockaddr *)&sin, sizeof(sin)) == 0);
+		uv_run(loop, UV_RUN_NOWAIT);
+	}
+	for (int i = 0; i < 20; i++)
+		uv_run(loop, UV_RUN_NOWAIT);
+	n_accepted = 0;
+	connect_status = 1;
+	CHECK(c->connect(c, &req, 1, saddr, connect_cb) == 0);
+	CHECK(run_until(is_connected, 5000));
+	CHECK_EQ_INT(connect_status, 0);
+	CHECK_EQ_INT(n_accepted, 1);
+	if (connect_status == 0) {
+		uv_close((uv_handle_t *)connected, free_stream);
+		connected = NULL;
+	}
+	if (n_accepted) {
+		uv_close((uv_handle_t *)accepted, free_stream);
+		accepted = NULL;
+	}
+	for (int i = 0; i < 80; i++)
+		close(fds[i]);
+	close_transport(c);
+	close_transport(s);
+}
+
 /* Closing with an attempt under way (a listener that never answers the
  * handshake): the attempt is canceled, then the transport reports closed. */
 static void test_close_pending(void)
@@ -295,6 +339,7 @@ int main(void)
 	test_wrong_key();
 	test_close_pending();
 	test_wrong_target();
+	test_idle_flood();
 	test_bulk();
 	uv_run(loop, UV_RUN_NOWAIT);
 	return mx_check_done("raft_tcp");
