@@ -24,11 +24,12 @@
  *
  * A link (struct link), all on the loop thread:
  *   client: CONNECTING --(TCP up: HELLO sent)--> HANDSHAKE
- *           --(CHALLENGE checked: PROOF and the preamble frame, our id and
- *              address, sent; libraft gets its stream)--> OPEN
+ *           --(CHALLENGE checked: PROOF and the preamble frame, our id,
+ *              the id we connect to and our address, sent; libraft gets its
+ *              stream)--> OPEN
  *   server: HANDSHAKE --(HELLO: CHALLENGE sent; PROOF checked)--> PREAMBLE
- *           --(first frame: the peer's id and address; libraft's accept
- *              callback gets its stream)--> OPEN
+ *           --(first frame: the peer's id and address, and our id;
+ *              libraft's accept callback gets its stream)--> OPEN
  *   OPEN: frames from the socket go, opened, to the pair; bytes from the
  *         pair go, sealed, to the socket.  A side whose writes queue up
  *         past RELAY_HIGH stops the reads that feed it until they drain.
@@ -105,6 +106,7 @@ struct link {
 	uv_tcp_t tcp;
 	uv_connect_t creq;
 	struct raft_uv_connect *req;     /* client: libraft's, until answered */
+	raft_id target;                  /* client: the Raft id it connects to */
 	uint64_t deadline_ms;
 	struct mx_tun tun;
 	uint8_t *rbuf;                   /* from the socket, not yet used */
@@ -128,6 +130,8 @@ struct wreq {
 static void link_close(struct link *l);
 static void tcp_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
 static void relay_read_cb(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+static void rbuf_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+static void pbuf_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
 
 /* Refusals are logged, at most one line per reason every WARN_EVERY_MS:
  * a monitor without the key retries every second.  (Reasons are static
@@ -227,12 +231,12 @@ static void write_cb(uv_write_t *w, int status)
 	if (to_tcp && l->relay_paused &&
 	    uv_stream_get_write_queue_size((uv_stream_t *)&l->tcp) < RELAY_LOW) {
 		l->relay_paused = false;
-		if (uv_read_start((uv_stream_t *)&l->relay, NULL, relay_read_cb) < 0)
+		if (uv_read_start((uv_stream_t *)&l->relay, pbuf_alloc, relay_read_cb) < 0)
 			link_close(l);
 	} else if (!to_tcp && l->tcp_paused &&
 		   uv_stream_get_write_queue_size((uv_stream_t *)&l->relay) < RELAY_LOW) {
 		l->tcp_paused = false;
-		if (uv_read_start((uv_stream_t *)&l->tcp, NULL, tcp_read_cb) < 0)
+		if (uv_read_start((uv_stream_t *)&l->tcp, rbuf_alloc, tcp_read_cb) < 0)
 			link_close(l);
 	}
 }
@@ -363,24 +367,35 @@ static void rbuf_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
 	*buf = uv_buf_init((char *)l->rbuf + l->rlen, (unsigned)(l->rcap - l->rlen));
 }
 
-/* The server's first frame: the client's Raft id and address. */
+#define PREAMBLE_LEN 18                /* id, target, address length */
+
+/* The server's first frame: the client's Raft id, the id it meant to reach
+ * and the client's address.  The monitor key is the same on every monitor,
+ * so the handshake alone does not tell which monitor answered: a link
+ * redirected to another one (which would then count, say, a vote meant for
+ * someone else) is refused here.  0, -EBADMSG (malformed), -EXDEV (meant
+ * for another monitor) or -EIO. */
 static int on_preamble(struct link *l, const uint8_t *p, uint32_t len)
 {
 	struct rtcp *t = l->t;
 	char addr[ADDR_MAX];
-	uint64_t id = 0;
+	uint64_t id = 0, target = 0;
 	uint16_t alen;
 	uv_pipe_t *end;
 
-	if (len < 10)
+	if (len < PREAMBLE_LEN)
 		return -EBADMSG;
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < 8; i++) {
 		id |= (uint64_t)p[i] << (8 * i);
-	alen = (uint16_t)(p[8] | p[9] << 8);
-	if (id == 0 || alen == 0 || alen >= ADDR_MAX || 10u + alen != len ||
-	    memchr(p + 10, 0, alen))
+		target |= (uint64_t)p[8 + i] << (8 * i);
+	}
+	alen = (uint16_t)(p[16] | p[17] << 8);
+	if (id == 0 || alen == 0 || alen >= ADDR_MAX || PREAMBLE_LEN + (uint32_t)alen != len ||
+	    memchr(p + PREAMBLE_LEN, 0, alen))
 		return -EBADMSG;
-	memcpy(addr, p + 10, alen);
+	if (target != t->id)
+		return -EXDEV;
+	memcpy(addr, p + PREAMBLE_LEN, alen);
 	addr[alen] = 0;
 	if (make_pair(l) < 0)
 		return -EIO;
@@ -398,17 +413,19 @@ static int client_open(struct link *l, uint8_t proof[MX_TUN_PROOF_LEN])
 {
 	struct rtcp *t = l->t;
 	size_t alen = strlen(t->address);
-	uint8_t pre[10 + ADDR_MAX];
+	uint8_t pre[PREAMBLE_LEN + ADDR_MAX];
 	struct raft_uv_connect *req = l->req;
 	uv_pipe_t *end;
 
-	for (int i = 0; i < 8; i++)
+	for (int i = 0; i < 8; i++) {
 		pre[i] = (uint8_t)(t->id >> (8 * i));
-	pre[8] = (uint8_t)alen;
-	pre[9] = (uint8_t)(alen >> 8);
-	memcpy(pre + 10, t->address, alen);
+		pre[8 + i] = (uint8_t)(l->target >> (8 * i));
+	}
+	pre[16] = (uint8_t)alen;
+	pre[17] = (uint8_t)(alen >> 8);
+	memcpy(pre + PREAMBLE_LEN, t->address, alen);
 	if (send_raw(l, proof, MX_TUN_PROOF_LEN) < 0 ||
-	    send_frame(l, pre, (uint32_t)(10 + alen)) < 0 || make_pair(l) < 0)
+	    send_frame(l, pre, (uint32_t)(PREAMBLE_LEN + alen)) < 0 || make_pair(l) < 0)
 		return -EIO;
 	l->st = L_OPEN;
 	l->req = NULL;
@@ -494,7 +511,9 @@ static int consume(struct link *l)
 			at += whole;
 			if (l->st == L_PREAMBLE) {
 				r = on_preamble(l, wr->data, (uint32_t)len);
-				if (r < 0)
+				if (r == -EXDEV)
+					why = "the peer meant to reach another monitor";
+				else if (r < 0)
 					why = "a malformed first frame";
 				free(wr);
 				continue;
@@ -609,6 +628,21 @@ static int rt_init(struct raft_uv_transport *outer, raft_id id, const char *addr
 	return 0;
 }
 
+/* The incoming link that has been in its handshake longest (links are
+ * kept in the order they came). */
+static struct link *oldest_handshake(struct rtcp *t)
+{
+	struct mx_list *pos;
+
+	for (pos = t->links.next; pos != &t->links; pos = pos->next) {
+		struct link *l = mx_list_entry(pos, struct link, node);
+
+		if (l->server && l->st != L_OPEN && l->st != L_CLOSING)
+			return l;
+	}
+	return NULL; /* not reached: n_handshakes counts them */
+}
+
 static void connection_cb(uv_stream_t *server, int status)
 {
 	struct rtcp *t = server->data;
@@ -637,10 +671,15 @@ static void connection_cb(uv_stream_t *server, int status)
 		snprintf(l->peer, sizeof(l->peer), "%s:%u", ip, ntohs(sin->sin_port));
 	}
 	if (t->n_handshakes > HANDSHAKES_MAX) {
-		refusal(t, "dropped the connection from", l->peer,
-			"too many handshakes under way");
-		link_close(l);
-		return;
+		/* Drop the oldest, not the newest: anyone who can reach the
+		 * port could otherwise hold every slot with idle connections
+		 * and keep the monitors from ever connecting here.  A real
+		 * handshake takes a round trip. */
+		struct link *old = oldest_handshake(t);
+
+		refusal(t, "dropped the connection from", old->peer,
+			"too many handshakes under way (the oldest dropped)");
+		link_close(old);
 	}
 	tune_socket(l);
 	if (uv_read_start((uv_stream_t *)&l->tcp, rbuf_alloc, tcp_read_cb) < 0)
@@ -699,7 +738,6 @@ static int rt_connect(struct raft_uv_transport *outer, struct raft_uv_connect *r
 	struct sockaddr_in sin;
 	struct link *l;
 
-	(void)id;
 	if (mx_parse_addr(address, &sin) < 0) {
 		snprintf(outer->errmsg, sizeof(outer->errmsg), "bad address %s", address);
 		return RAFT_INVALID;
@@ -710,6 +748,7 @@ static int rt_connect(struct raft_uv_transport *outer, struct raft_uv_connect *r
 		return RAFT_NOMEM;
 	req->cb = cb;
 	l->req = req;
+	l->target = id;
 	l->st = L_CONNECTING;
 	l->deadline_ms = uv_now(t->loop) + MX_RAFT_CONNECT_MS;
 	snprintf(l->peer, sizeof(l->peer), "%s", address);
