@@ -121,7 +121,23 @@ int mx_keyfile_write(const char *path, const char *name, const uint8_t key[MX_KE
 	return r;
 }
 
+static int keyfile_read(const char *path, char name[MX_ENTITY_MAX], uint8_t key[MX_KEY_LEN],
+			bool monitor);
+
 int mx_keyfile_read(const char *path, char name[MX_ENTITY_MAX], uint8_t key[MX_KEY_LEN])
+{
+	return keyfile_read(path, name, key, false);
+}
+
+int mx_monkey_read(const char *path, uint8_t key[MX_KEY_LEN])
+{
+	char name[MX_ENTITY_MAX];
+
+	return keyfile_read(path, name, key, true);
+}
+
+static int keyfile_read(const char *path, char name[MX_ENTITY_MAX], uint8_t key[MX_KEY_LEN],
+			bool monitor)
 {
 	char buf[MX_ENTITY_MAX + MX_KEY_B64_LEN + 8], *sp, *nl;
 	_cleanup_close_ int fd = open(path, O_RDONLY | O_CLOEXEC);
@@ -145,7 +161,7 @@ int mx_keyfile_read(const char *path, char name[MX_ENTITY_MAX], uint8_t key[MX_K
 	sp = strchr(buf, ' ');
 	if (sp && (size_t)(sp - buf) < MX_ENTITY_MAX) {
 		*sp = '\0';
-		if ((mx_entity_valid(buf) || strcmp(buf, "mon") == 0) &&
+		if ((monitor ? strcmp(buf, "mon") == 0 : mx_entity_valid(buf)) &&
 		    mx_key_from_b64(sp + 1, key) == 0) {
 			snprintf(name, MX_ENTITY_MAX, "%.63s", buf);
 			r = 0;

@@ -43,6 +43,9 @@ int mx_b64_decode(const char *s, uint8_t *out, size_t outsz);
 int mx_keyfile_write(const char *path, const char *name, const uint8_t key[MX_KEY_LEN],
 		     bool replace);
 int mx_keyfile_read(const char *path, char name[MX_ENTITY_MAX], uint8_t key[MX_KEY_LEN]);
+/* The monitor key (a key file named "mon"); mx_keyfile_read refuses it, as
+ * it is no entity's.  0, -EPERM, -EINVAL as above. */
+int mx_monkey_read(const char *path, uint8_t key[MX_KEY_LEN]);
 
 /* A valid entity name: client.NAME or osd.N. */
 bool mx_entity_valid(const char *name);

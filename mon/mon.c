@@ -2070,15 +2070,17 @@ int main(int argc, char **argv)
 		mx_err("--auth needs --admin-keyfile FILE (where the admin key is written)");
 		return 2;
 	}
+	if (mon_keyfile && trust_raft) {
+		mx_err("--mon-keyfile secures the Raft links, --trust-raft-network leaves them "
+		       "open: give one of them");
+		return 2;
+	}
 	if (mon_keyfile) {
-		char kname[MX_ENTITY_MAX];
-
-		r = mx_keyfile_read(mon_keyfile, kname, link_key);
-		if (r == 0 && strcmp(kname, "mon") != 0)
-			r = -ENOKEY;
+		r = mx_monkey_read(mon_keyfile, link_key);
 		if (r < 0) {
 			mx_err("cannot use %s as the monitor key: %s", mon_keyfile,
-			       r == -ENOKEY ? "it holds another key than \"mon\""
+			       r == -EINVAL ? "it holds no key named \"mon\" (mixsan auth mon-key "
+					      "FILE makes one)"
 			       : r == -EPERM ? "others can read it (chmod 600 it)"
 					     : strerror(-r));
 			return 2;
@@ -2206,6 +2208,8 @@ int main(int argc, char **argv)
 	map_changed(mon);
 	mx_evlog_add(mon->evlog, mx_wall_ms(), MX_HEALTH_OK, "mon.%s started at map epoch %llu",
 		     mon->name, (unsigned long long)mon->map->epoch);
+	if (!self.raft_id)
+		explicit_bzero(link_key, sizeof(link_key)); /* unused alone */
 	if (self.raft_id) {
 		struct mx_quorum_hooks hooks = {
 			.arg = mon, .current = q_current, .apply = q_apply, .leading = q_leading,

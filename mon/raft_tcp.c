@@ -653,8 +653,18 @@ static void connection_cb(uv_stream_t *server, int status)
 	if (status < 0 || t->closing)
 		return;
 	l = link_new(t, true);
-	if (!l)
+	if (!l) {
+		/* Out of memory: take the connection off the backlog all the
+		 * same, or libuv stops watching the listener. */
+		uv_tcp_t *tmp = malloc(sizeof(*tmp));
+
+		if (tmp) {
+			uv_tcp_init(t->loop, tmp);
+			(void)uv_accept(server, (uv_stream_t *)tmp);
+			uv_close((uv_handle_t *)tmp, (uv_close_cb)free);
+		}
 		return;
+	}
 	l->st = L_HANDSHAKE;
 	t->n_handshakes++;
 	l->deadline_ms = uv_now(t->loop) + HANDSHAKE_MS;

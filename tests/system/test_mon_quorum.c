@@ -18,8 +18,9 @@
  *    with another key is refused by the others (and refuses them) while
  *    they commit; bytes that are not a monitor's handshake sent to the
  *    leader's Raft port are dropped; the follower, given the right key
- *    again, catches up.  A monitor of a quorum with keys and no monitor
- *    key, or with a key file others can read, refuses to start.
+ *    again, catches up.  A monitor of a quorum with keys refuses to start
+ *    with no monitor key, a key file others can read, an entity's key
+ *    file, or both a monitor key and --trust-raft-network.
  */
 #include <errno.h>
 #include <signal.h>
@@ -359,38 +360,52 @@ int main(void)
 		H_CHECK(wait_leader(&c, f, -1, 20) >= 0);
 	}
 	/* Refusals at start: keys without a monitor key; a key file others
-	 * can read. */
+	 * can read; an entity's key file as the monitor key; both a monitor
+	 * key and --trust-raft-network. */
 	{
-		char cmd[2000], d[300], out[400];
+		static const struct {
+			const char *file, *flag, *want;
+		} cases[] = {
+			{NULL, "", "--mon-keyfile"},
+			{"open.key", "", "chmod 600"},
+			{"client.key", "", "no key named"},
+			{"mon.key", " --trust-raft-network", "give one of them"},
+		};
+		char cmd[2000], d[300], out[400], extra[400], kf[400];
+		uint8_t key[MX_KEY_LEN];
 		FILE *pf;
 		int rc;
 
 		snprintf(d, sizeof(d), "%s/lone", c.dir);
-		for (int k = 0; k < 2; k++) {
+		snprintf(cmd, sizeof(cmd), "cp %s %s/open.key && chmod 644 %s/open.key",
+			 c.mon_keyfile, c.dir, c.dir);
+		H_CHECK(system(cmd) == 0);
+		snprintf(kf, sizeof(kf), "%s/client.key", c.dir);
+		H_CHECK(mx_key_random(key) == 0 && mx_keyfile_write(kf, "client.x", key, false) == 0);
+		for (size_t k = 0; k < sizeof(cases) / sizeof(cases[0]); k++) {
 			char line[512] = "";
 
-			if (k)
-				snprintf(cmd, sizeof(cmd), "cp %s %s/open.key && chmod 644 %s/open.key",
-					 c.mon_keyfile, c.dir, c.dir);
-			H_CHECK(!k || system(cmd) == 0);
-			snprintf(out, sizeof(out), "%s/lone.%d.log", c.dir, k);
+			if (cases[k].file)
+				snprintf(extra, sizeof(extra), "--mon-keyfile %s/%s%s", c.dir,
+					 cases[k].file, cases[k].flag);
+			else
+				extra[0] = '\0';
+			snprintf(out, sizeof(out), "%s/lone.%zu.log", c.dir, k);
 			snprintf(cmd, sizeof(cmd),
 				 "mkdir -p %s && %s/mon/mixsan-mon --data %s --name a "
 				 "--mons a=127.0.0.1:1/127.0.0.1:2 --auth --admin-keyfile %s/lone.key "
-				 "%s%s%s > %s 2>&1",
+				 "%s > %s 2>&1",
 				 d, getenv("MIXSAN_BUILD_ROOT") ? getenv("MIXSAN_BUILD_ROOT") : ".", d,
-				 c.dir, k ? "--mon-keyfile " : "", k ? c.dir : "",
-				 k ? "/open.key" : "", out);
+				 c.dir, extra, out);
 			rc = system(cmd);
 			H_CHECK(WIFEXITED(rc) && WEXITSTATUS(rc) == 2);
 			pf = fopen(out, "re");
-			while (pf && fgets(line, sizeof(line), pf) &&
-			       !strstr(line, k ? "chmod 600" : "--mon-keyfile"))
+			while (pf && fgets(line, sizeof(line), pf) && !strstr(line, cases[k].want))
 				;
 			if (pf)
 				fclose(pf);
 			fprintf(stderr, "mon_quorum: refused: %s", line);
-			H_CHECK(strstr(line, k ? "chmod 600" : "--mon-keyfile") != NULL);
+			H_CHECK(strstr(line, cases[k].want) != NULL);
 		}
 	}
 
