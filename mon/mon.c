@@ -663,13 +663,65 @@ static uint32_t osds_up(const struct mx_map *m)
 	return n;
 }
 
+/* The failure domain a reporter counts in: its host (the OSD itself when
+ * its location names none). */
+static void report_domain(const struct mx_map *m, int32_t id, char *buf, size_t sz)
+{
+	const struct mx_osd_info *o = mx_map_osd(m, id);
+
+	snprintf(buf, sz, "osd.%d", id);
+	for (int i = 0; o && i < o->nloc; i++)
+		if (o->loc[i].level == MX_LEVEL_HOST)
+			snprintf(buf, sz, "host %s", o->loc[i].name);
+}
+
+struct domains {
+	char name[MAX_REPORTERS][MX_NAME_MAX + 8];
+	uint32_t n;
+};
+
+static void domains_add(struct domains *ds, const struct mx_map *m, int32_t id)
+{
+	char d[MX_NAME_MAX + 8];
+
+	if (ds->n == MAX_REPORTERS)
+		return;
+	report_domain(m, id, d, sizeof(d));
+	for (uint32_t j = 0; j < ds->n; j++)
+		if (strcmp(ds->name[j], d) == 0)
+			return;
+	snprintf(ds->name[ds->n++], sizeof(ds->name[0]), "%s", d);
+}
+
+/* How many distinct domains the ids span. */
+static uint32_t count_domains(const struct mx_map *m, const int32_t *ids, int n)
+{
+	struct domains ds = {.n = 0};
+
+	for (int i = 0; i < n; i++)
+		domains_add(&ds, m, ids[i]);
+	return ds.n;
+}
+
+/* Domains with an up OSD other than target, counting no further than
+ * cap: how many distinct domains reports can come from at all. */
+static uint32_t domains_up(const struct mx_map *m, int32_t target, uint32_t cap)
+{
+	struct domains ds = {.n = 0};
+
+	for (uint32_t i = 0; i < m->max_osd && ds.n < cap; i++)
+		if (m->osds[i].exists && m->osds[i].up && (int32_t)i != target)
+			domains_add(&ds, m, (int32_t)i);
+	return ds.n;
+}
+
 static void handle_failure(struct mon *mon, const struct mx_msg_osd_failure *f)
 {
 	const struct mx_osd_info *o = mx_map_osd(mon->map, f->target);
 	const struct mx_osd_info *rep = mx_map_osd(mon->map, f->reporter);
 	uint64_t now = mx_wall_ms();
 	struct osd_track *t;
-	uint32_t needed;
+	uint32_t needed, needed_dom, doms;
 	int i;
 
 	if (!mon->cfg.failure_detection || !o || !o->up || !rep || !rep->up ||
@@ -697,12 +749,17 @@ static void handle_failure(struct mon *mon, const struct mx_msg_osd_failure *f)
 		t->reporter[i] = f->reporter;
 		t->reported_ms[i] = now;
 	}
+	/* min_reporters OSDs, from as many hosts (as far as there are hosts
+	 * to report): the OSDs of one host cut off from the others must not
+	 * mark the others down between them (Ceph's reporter subtree). */
 	needed = MX_MIN(mon->cfg.min_reporters, MX_MAX(1u, osds_up(mon->map) - 1));
-	mx_info("osd.%d reports osd.%d %s (%u ms); %d of %u reporters needed",
+	needed_dom = MX_MIN(needed, MX_MAX(1u, domains_up(mon->map, f->target, needed)));
+	doms = count_domains(mon->map, t->reporter, t->n_reporters);
+	mx_info("osd.%d reports osd.%d %s (%u ms); %d of %u reporters, %u of %u hosts needed",
 		f->reporter, f->target,
 		(f->flags & MX_FAILURE_IMMEDIATE) ? "refusing connections" : "silent",
-		f->silent_ms, t->n_reporters, needed);
-	if ((uint32_t)t->n_reporters >= needed && !mon->committing) {
+		f->silent_ms, t->n_reporters, needed, doms, needed_dom);
+	if ((uint32_t)t->n_reporters >= needed && doms >= needed_dom && !mon->committing) {
 		char why[128];
 
 		snprintf(why, sizeof(why), "reported failed by %d OSDs", t->n_reporters);
