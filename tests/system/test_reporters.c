@@ -1,5 +1,5 @@
 /*
- * Failure reports count per host (docs/health.md, "Failure detection"):
+ * Failure reports count per host (docs/recovery.md, "Failure detection"):
  * OSDs of one host, cut off from the others, must not mark an OSD of
  * another host down between them.
  *
