@@ -13,6 +13,8 @@ struct cli {
 	const char *mon;  /* monitor address(es), resolved */
 	const char *data; /* development cluster folder */
 	const char *keyfile; /* our key (docs/auth.md), or NULL */
+	int read_policy;  /* MIXSAN_READ_* (docs/read-policies.md) */
+	const char *location; /* ours, for localize; or NULL */
 	bool json;
 	bool yes;         /* --yes-i-really-mean-it */
 	int argc;         /* positional words after the subcommand */

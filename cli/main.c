@@ -13,7 +13,9 @@
 
 static void usage(FILE *f)
 {
-	fputs("usage: mixsan [--mon IP:PORT[,...]] [--data DIR] [--keyfile F] [--json] COMMAND ...\n"
+	fputs("usage: mixsan [--mon IP:PORT[,...]] [--data DIR] [--keyfile F] [--json]\n"
+	      "              [--read-policy primary|balance|localize] [--location 'host=H']\n"
+	      "              COMMAND ...\n"
 	      "\n"
 	      "Development cluster:\n"
 	      "  cluster up [--osds N] [--port P] [--size S] [--mons 1|3|5] [--auth]\n"
@@ -122,7 +124,8 @@ static const char *resolve_conf(const char *data, const char *key, char *buf, si
 int cli_connect(const struct cli *c, mixsan_cluster_t **out)
 {
 	struct mixsan_options o = {.connect_timeout_ms = 5000, .op_timeout_ms = 30000,
-				   .keyfile = c->keyfile};
+				   .keyfile = c->keyfile, .read_policy = c->read_policy,
+				   .location = c->location};
 	int r = mixsan_connect(c->mon, &o, out);
 
 	if (r < 0) {
@@ -154,6 +157,23 @@ int main(int argc, char **argv)
 		} else if (strcmp(a, "-h") == 0 || strcmp(a, "--help") == 0) {
 			usage(stdout);
 			return 0;
+		} else if (strcmp(a, "--read-policy") == 0 || strcmp(a, "--location") == 0) {
+			static const char *const names[] = {"default", "primary", "balance",
+							    "localize"};
+
+			if (i + 1 >= argc)
+				return cli_fail("%s needs a value", a);
+			if (a[2] == 'l') {
+				c.location = argv[++i];
+				continue;
+			}
+			c.read_policy = -1;
+			for (int k = 0; k < 4; k++)
+				if (strcmp(argv[i + 1], names[k]) == 0)
+					c.read_policy = k;
+			if (c.read_policy < 0)
+				return cli_fail("--read-policy: default, primary, balance or localize");
+			i++;
 		} else if (strcmp(a, "--mon") == 0 || strcmp(a, "--data") == 0 ||
 			   strcmp(a, "--keyfile") == 0) {
 			if (i + 1 >= argc)

@@ -86,6 +86,8 @@ struct cop {
 	struct reply_copy *copy_out;
 	uint64_t tid;
 	int32_t target; /* OSD it is in flight to, or -1 */
+	bool replica;   /* a read in flight to a replica (read policy) */
+	bool to_primary; /* a replica sent it back: the primary's now */
 	struct mx_conn *sent_on; /* the connection it went out on */
 	uint64_t retry_at_ns;
 	uint64_t deadline_ns; /* 0: none */
@@ -142,6 +144,11 @@ struct mixsan_cluster {
 	uint64_t next_tid;
 	uint64_t client_id;
 	struct mx_client_stats stats; /* atomics: read from any thread */
+	/* Read policy (docs/read-policies.md): our location, and the state
+	 * of the balance policy's random choice. */
+	struct mx_loc loc[MX_LOC_MAX];
+	uint8_t nloc;
+	uint64_t rng;
 };
 
 struct mixsan_pool {
@@ -348,6 +355,16 @@ static void cop_complete_copy(struct cop *op, const uint8_t *payload, uint32_t l
 	cop_complete(op, 0);
 }
 
+/* A replica would not serve the read (its lease, its map, its state):
+ * to the primary at once. */
+static void replica_bounce(mixsan_cluster_t *cl, struct cop *op)
+{
+	stat_inc(&cl->stats.replica_bounced);
+	op->to_primary = true;
+	cop_park(cl, op, 0);
+	cop_send(cl, op);
+}
+
 static void handle_obj_reply(mixsan_cluster_t *cl, struct cop *op, uint8_t *payload,
 			     uint32_t len)
 {
@@ -358,6 +375,12 @@ static void handle_obj_reply(mixsan_cluster_t *cl, struct cop *op, uint8_t *payl
 		cop_complete(op, -EBADMSG);
 		return;
 	}
+	if (op->replica && r.status) {
+		replica_bounce(cl, op);
+		return;
+	}
+	if (op->replica)
+		stat_inc(&cl->stats.replica_reads);
 	if (retry_or_fail(cl, op, mx_wire_to_errno(r.status), false))
 		return;
 	if (r.n_ops < 1) {
@@ -464,6 +487,8 @@ static void sess_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *
 			handle_list_reply(cl, op, payload, h->len);
 		else if (h->type == MX_MSG_PG_SCRUB_REPLY && op->kind == COP_SCRUB)
 			handle_scrub_reply(cl, op, payload, h->len);
+		else if (h->type == MX_MSG_ERROR_REPLY && op->replica)
+			replica_bounce(cl, op);
 		else if (h->type == MX_MSG_ERROR_REPLY) {
 			struct mx_msg_error_reply er;
 
@@ -547,12 +572,62 @@ static struct osdsess *sess_get(mixsan_cluster_t *cl, int32_t id)
 	return s;
 }
 
+/* How near OSD id is to us: the lowest level of the hierarchy at which
+ * its location and ours name the same bucket (MX_LEVEL_COUNT: none). */
+static int distance(const mixsan_cluster_t *cl, int32_t id)
+{
+	const struct mx_osd_info *o = mx_map_osd(cl->map, id);
+	int d = MX_LEVEL_COUNT;
+
+	for (int i = 0; o && i < o->nloc; i++)
+		for (int j = 0; j < cl->nloc; j++)
+			if (o->loc[i].level == cl->loc[j].level && o->loc[i].level < d &&
+			    strcmp(o->loc[i].name, cl->loc[j].name) == 0)
+				d = o->loc[i].level;
+	return d;
+}
+
+/* Which member of acting[0..n) serves a read (docs/read-policies.md):
+ * its index, 0 for the primary. */
+static int read_member(mixsan_cluster_t *cl, const struct mx_pool *pool, const int32_t *acting,
+		       int n)
+{
+	int policy = cl->opts.read_policy ? cl->opts.read_policy - 1 : pool->read_policy;
+	int best = 0, bestd;
+
+	if (n <= 1 || pool->read_policy == MX_READ_PRIMARY)
+		return 0; /* the pool's replicas serve no reads */
+	switch (policy) {
+	case MX_READ_BALANCE:
+		cl->rng ^= cl->rng << 13;
+		cl->rng ^= cl->rng >> 7;
+		cl->rng ^= cl->rng << 17;
+		return (int)(cl->rng % (uint64_t)n);
+	case MX_READ_LOCALIZE:
+		bestd = distance(cl, acting[0]);
+		for (int i = 1; i < n; i++) {
+			int d = distance(cl, acting[i]);
+
+			if (d < bestd) {
+				best = i;
+				bestd = d;
+			}
+		}
+		return best;
+	default:
+		return 0;
+	}
+}
+
+/* The OSD to send op to: the primary, or for a read the member its read
+ * policy picks (op->replica then).  A negative errno if none. */
 static int cop_target(mixsan_cluster_t *cl, struct cop *op)
 {
 	const struct mx_pool *pool;
 	int32_t acting[MX_MAX_SIZE];
-	int n;
+	int n, i = 0;
 
+	op->replica = false;
 	if (!cl->map)
 		return -EAGAIN;
 	pool = mx_map_pool_by_id(cl->map, op->pool);
@@ -565,7 +640,34 @@ static int cop_target(mixsan_cluster_t *cl, struct cop *op)
 	n = mx_pg_acting(cl->pl, cl->map, pool, op->pg, acting, MX_MAX_SIZE);
 	if (n <= 0)
 		return -EAGAIN;
-	return acting[0];
+	if (op->kind == COP_OBJ && !mx_op_is_write(op->op.op) && !op->to_primary)
+		i = read_member(cl, pool, acting, n);
+	op->replica = i > 0;
+	return acting[i];
+}
+
+/* After a new map: may op stay where it is in flight?  A write, or a read
+ * sent to the primary, while that is still the primary; a replica read
+ * while its target is still a replica. */
+static bool cop_stays(mixsan_cluster_t *cl, const struct cop *op)
+{
+	const struct mx_pool *pool = cl->map ? mx_map_pool_by_id(cl->map, op->pool) : NULL;
+	int32_t acting[MX_MAX_SIZE];
+	int n;
+
+	if (!pool || (op->kind != COP_OBJ && op->pg >= pool->pg_num))
+		return false;
+	n = mx_pg_acting(cl->pl, cl->map, pool,
+			 op->kind == COP_OBJ ? mx_object_pg(pool, op->name, op->name_len) : op->pg,
+			 acting, MX_MAX_SIZE);
+	if (n <= 0)
+		return false;
+	if (!op->replica)
+		return acting[0] == op->target;
+	for (int i = 1; i < n; i++)
+		if (acting[i] == op->target)
+			return true;
+	return false;
 }
 
 static void cop_send(mixsan_cluster_t *cl, struct cop *op)
@@ -597,6 +699,7 @@ static void cop_send(mixsan_cluster_t *cl, struct cop *op)
 		m.pool = op->pool;
 		m.pg = op->pg;
 		m.client_id = cl->client_id;
+		m.flags = op->replica ? MX_OSD_OP_REPLICA_READ : 0;
 		m.name = op->name;
 		m.name_len = op->name_len;
 		m.n_ops = (uint8_t)(1 + op->n_more);
@@ -649,7 +752,7 @@ static void reroute(mixsan_cluster_t *cl)
 		mx_list_for_each_safe(pos, tmp, &s->inflight) {
 			struct cop *op = mx_list_entry(pos, struct cop, link);
 
-			if (cop_target(cl, op) != op->target) {
+			if (!cop_stays(cl, op)) {
 				mx_list_del(pos);
 				mx_list_add_tail(&all, pos);
 			}
@@ -1155,9 +1258,25 @@ int mixsan_connect(const char *mons, const struct mixsan_options *opts,
 		cl->auth.arg = cl;
 		cl->opts.keyfile = NULL; /* not kept: the caller's string */
 	}
+	if (cl->opts.read_policy < MIXSAN_READ_DEFAULT ||
+	    cl->opts.read_policy > MIXSAN_READ_LOCALIZE) {
+		snprintf(t_connect_error, sizeof(t_connect_error), "unknown read policy %d",
+			 cl->opts.read_policy);
+		cluster_free(cl);
+		return -EINVAL;
+	}
+	if (cl->opts.location && cl->opts.location[0] &&
+	    mx_loc_parse(cl->opts.location, cl->loc, &cl->nloc) < 0) {
+		snprintf(t_connect_error, sizeof(t_connect_error),
+			 "bad location '%s' (like \"host=H rack=R\")", cl->opts.location);
+		cluster_free(cl);
+		return -EINVAL;
+	}
+	cl->opts.location = NULL; /* not kept: the caller's string */
 	if (getrandom(&cl->client_id, sizeof(cl->client_id), 0) != sizeof(cl->client_id) ||
 	    cl->client_id == 0)
 		cl->client_id = mx_now_ns() | 1;
+	cl->rng = cl->client_id | 1;
 	cl->next_tid = 1;
 	r = uv_loop_init(&cl->loop);
 	if (r < 0) {
@@ -1255,6 +1374,8 @@ void mx_client_get_stats(mixsan_cluster_t *cl, struct mx_client_stats *out)
 	out->ops = __atomic_load_n(&cl->stats.ops, __ATOMIC_RELAXED);
 	out->resends = __atomic_load_n(&cl->stats.resends, __ATOMIC_RELAXED);
 	out->maps = __atomic_load_n(&cl->stats.maps, __ATOMIC_RELAXED);
+	out->replica_reads = __atomic_load_n(&cl->stats.replica_reads, __ATOMIC_RELAXED);
+	out->replica_bounced = __atomic_load_n(&cl->stats.replica_bounced, __ATOMIC_RELAXED);
 }
 
 int mixsan_mon_command(mixsan_cluster_t *cl, const char *prefix, const char *const *kv,

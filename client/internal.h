@@ -83,6 +83,8 @@ struct mx_client_stats {
 	uint64_t ops;
 	uint64_t resends;
 	uint64_t maps;
+	uint64_t replica_reads;   /* served by a replica (a read policy) */
+	uint64_t replica_bounced; /* sent back to the primary by a replica */
 };
 void mx_client_get_stats(mixsan_cluster_t *cl, struct mx_client_stats *out);
 

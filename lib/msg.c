@@ -289,6 +289,25 @@ int mx_dec_osd_failure(const void *p, uint32_t len, struct mx_msg_osd_failure *m
 	return finish(&r);
 }
 
+void mx_enc_pong(struct mx_wbuf *w, const struct mx_msg_pong *m)
+{
+	mx_put_u64(w, m->epoch);
+	mx_put_u64(w, m->lease_ns);
+}
+
+int mx_dec_pong(const void *p, uint32_t len, struct mx_msg_pong *m)
+{
+	struct mx_rbuf r;
+
+	memset(m, 0, sizeof(*m));
+	if (len == 0)
+		return 0;
+	mx_rbuf_init(&r, p, len);
+	m->epoch = mx_get_u64(&r);
+	m->lease_ns = mx_get_u64(&r);
+	return finish(&r);
+}
+
 void mx_enc_osd_beacon(struct mx_wbuf *w, const struct mx_msg_osd_beacon *m)
 {
 	mx_put_i32(w, m->osd_id);
@@ -524,6 +543,8 @@ int mx_dec_osd_op(const void *p, uint32_t len, struct mx_msg_osd_op *m)
 	}
 	if (reads && writes)
 		return -EBADMSG; /* a request either reads or writes */
+	if ((m->flags & ~MX_OSD_OP_REPLICA_READ) || ((m->flags & MX_OSD_OP_REPLICA_READ) && writes))
+		return -EBADMSG;
 	return finish(&r);
 }
 
@@ -1321,6 +1342,7 @@ int mx_msg_decode_any(uint16_t type, const void *p, uint32_t len)
 		struct mx_msg_auth_proof ap;
 		struct mx_msg_auth_done ad;
 		struct mx_msg_osd_failure of;
+		struct mx_msg_pong pong;
 		struct mx_msg_osd_beacon ob2;
 		struct mx_msg_pg_stats pst;
 		struct mx_pg_ref pr;
@@ -1405,8 +1427,8 @@ int mx_msg_decode_any(uint16_t type, const void *p, uint32_t len)
 		for (uint32_t i = 0; r == 0 && i < u.sm.n; i++)
 			r = mx_scrub_entry_next(&u.sm.entries, &se);
 		return r;
-	case MX_MSG_PING:
-	case MX_MSG_PONG: return 0;
+	case MX_MSG_PING: return 0;
+	case MX_MSG_PONG: return mx_dec_pong(p, len, &u.pong);
 	default: return -ENOTSUP;
 	}
 }

@@ -166,6 +166,14 @@ struct mx_msg_osd_failure {
 	uint32_t flags;
 };
 
+/* PONG between OSDs (docs/read-policies.md, "Leases"): the answering
+ * OSD's map epoch and the time left on its lease as a whole (ns, 0: none).
+ * An empty PONG (the monitor's) decodes as zeros. */
+struct mx_msg_pong {
+	uint64_t epoch;
+	uint64_t lease_ns;
+};
+
 struct mx_msg_osd_beacon {
 	int32_t osd_id;
 	uint64_t incarnation;
@@ -270,12 +278,15 @@ struct mx_osd_op {
 	uint32_t data_len;
 };
 
+/* A read sent to a replica by a read policy (docs/read-policies.md). */
+#define MX_OSD_OP_REPLICA_READ 1u
+
 struct mx_msg_osd_op {
 	uint64_t epoch; /* the client's map epoch */
 	int32_t pool;
 	uint32_t pg;
 	uint64_t client_id; /* with the frame's tid: the request's identity */
-	uint32_t flags;
+	uint32_t flags;     /* MX_OSD_OP_* */
 	const char *name;   /* object name: name_len bytes, not NUL-terminated */
 	uint32_t name_len;
 	uint8_t n_ops;
@@ -428,6 +439,8 @@ int mx_dec_command(const void *p, uint32_t len, struct mx_msg_command *m);
 void mx_enc_command_reply(struct mx_wbuf *w, const struct mx_msg_command_reply *m);
 int mx_dec_command_reply(const void *p, uint32_t len, struct mx_msg_command_reply *m);
 void mx_enc_osd_failure(struct mx_wbuf *w, const struct mx_msg_osd_failure *m);
+void mx_enc_pong(struct mx_wbuf *w, const struct mx_msg_pong *m);
+int mx_dec_pong(const void *p, uint32_t len, struct mx_msg_pong *m);
 int mx_dec_osd_failure(const void *p, uint32_t len, struct mx_msg_osd_failure *m);
 void mx_enc_osd_beacon(struct mx_wbuf *w, const struct mx_msg_osd_beacon *m);
 int mx_dec_osd_beacon(const void *p, uint32_t len, struct mx_msg_osd_beacon *m);

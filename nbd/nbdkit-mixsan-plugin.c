@@ -3,6 +3,7 @@
  * "The NBD export").
  *
  *   nbdkit mixsan mon=127.0.0.1:6789 pool=rbd [volume=disk] [keyfile=F] [lease=MS]
+ *          [read_policy=balance|localize location="host=H"]
  *
  * With volume=, every export name serves that volume; without it, the
  * export name is the volume's name and NBD_OPT_LIST lists the pool's
@@ -37,6 +38,8 @@ static char *cfg_pool;
 static char *cfg_volume;
 static char *cfg_snapshot;
 static char *cfg_keyfile;
+static char *cfg_location;
+static int cfg_read_policy; /* MIXSAN_READ_* */
 static unsigned cfg_lease_ms;
 static bool cfg_readonly;
 
@@ -78,6 +81,7 @@ static void mixsan_unload(void)
 	free(cfg_volume);
 	free(cfg_snapshot);
 	free(cfg_keyfile);
+	free(cfg_location);
 }
 
 static int set_str(char **dst, const char *value)
@@ -103,6 +107,20 @@ static int mixsan_config(const char *key, const char *value)
 		return set_str(&cfg_snapshot, value);
 	if (!strcmp(key, "keyfile"))
 		return set_str(&cfg_keyfile, value);
+	if (!strcmp(key, "location"))
+		return set_str(&cfg_location, value);
+	if (!strcmp(key, "read_policy")) {
+		static const char *const names[] = {"default", "primary", "balance", "localize"};
+
+		for (int i = 0; i < 4; i++)
+			if (!strcmp(value, names[i])) {
+				cfg_read_policy = i;
+				return 0;
+			}
+		nbdkit_error("read_policy must be default, primary, balance or localize: %s",
+			     value);
+		return -1;
+	}
 	if (!strcmp(key, "lease")) {
 		char *end;
 		unsigned long v = strtoul(value, &end, 10);
@@ -124,7 +142,7 @@ static int mixsan_config(const char *key, const char *value)
 		return 0;
 	}
 	nbdkit_error("unknown parameter '%s' (mon, pool, volume, snapshot, keyfile, lease, "
-		     "readonly)", key);
+		     "readonly, read_policy, location)", key);
 	return -1;
 }
 
@@ -156,12 +174,16 @@ static int mixsan_config_complete(void)
 	"keyfile=<FILE>       The key to act as, for a cluster with keys\n"   \
 	"                     (default $MIXSAN_KEYFILE).\n"                   \
 	"lease=<MS>           The writer's lease (default 30000).\n"           \
-	"readonly=<BOOL>      Open volumes read-only, without the lock."
+	"readonly=<BOOL>      Open volumes read-only, without the lock.\n"     \
+	"read_policy=<P>      Reads from: default (the pool's), primary,\n"   \
+	"                     balance, localize (docs/read-policies.md).\n"  \
+	"location=<LOC>       This host's place, \"host=H rack=R\" (localize)."
 
 /* Connect after nbdkit forks: the library runs its own thread. */
 static int mixsan_after_fork(void)
 {
-	struct mixsan_options o = {.connect_timeout_ms = 10000, .keyfile = cfg_keyfile};
+	struct mixsan_options o = {.connect_timeout_ms = 10000, .keyfile = cfg_keyfile,
+				   .read_policy = cfg_read_policy, .location = cfg_location};
 	int r = mixsan_connect(cfg_mon, &o, &cluster);
 
 	if (r < 0) {

@@ -884,6 +884,49 @@ void hold(struct osd *osd, struct mx_list *l, struct session *s, uint16_t type,
 	mx_list_add_tail(l, &h->link);
 }
 
+/*
+ * Our lease as a whole (docs/read-policies.md, "Leases"): until the
+ * earliest grant among the peers we ping that are up in our map, D after
+ * the PING each last answered with a map not newer than ours.  What a
+ * replica that pings us may serve reads for, as our replica.
+ */
+uint64_t lease_left_ns(struct osd *osd)
+{
+	uint64_t now = mx_now_ns(), until = now + MX_READ_LEASE_NS;
+
+	if (!osd->map || !osd->booted)
+		return 0;
+	for (uint32_t i = 0; i < osd->n_peers; i++) {
+		const struct peer *p = osd->peers[i];
+		const struct mx_osd_info *o;
+
+		if (!p || !p->hb || !(o = mx_map_osd(osd->map, p->id)) || !o->up)
+			continue;
+		until = MX_MIN(until, p->grant_ns + MX_READ_LEASE_NS);
+	}
+	return until > now ? until - now : 0;
+}
+
+/* May we serve this read as a replica?  docs/read-policies.md, "Serving
+ * a read on replica R". */
+static bool replica_may_read(struct osd *osd, const struct mx_msg_osd_op *m,
+			     const struct mx_pool *pool, const int32_t *acting, int n)
+{
+	struct pgstate *pgs = pg_find(osd, m->pool, m->pg);
+	struct peer *p;
+	bool member = false;
+
+	if (pool->read_policy == MX_READ_PRIMARY || !pgs || pgs->role != ROLE_REPLICA ||
+	    pgs->state != R_ACTIVE || n <= 1)
+		return false;
+	for (int i = 1; i < n; i++)
+		member |= acting[i] == osd->id;
+	if (!member || pgs->acting[0] != acting[0])
+		return false;
+	p = (uint32_t)acting[0] < osd->n_peers ? osd->peers[acting[0]] : NULL;
+	return p && p->rlease_until_ns > mx_now_ns() && osd->map->epoch >= p->rlease_epoch;
+}
+
 void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payload,
 	       uint32_t len)
 {
@@ -915,6 +958,21 @@ void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payloa
 		return;
 	}
 	n = mx_pg_acting(osd->pl, osd->map, pool, m.pg, acting, MX_MAX_SIZE);
+	if (n > 0 && acting[0] != osd->id && (m.flags & MX_OSD_OP_REPLICA_READ)) {
+		/* A read sent to us as a replica: served if our lease holds,
+		 * else back to the primary (the client goes there at once). */
+		if (!replica_may_read(osd, &m, pool, acting, n)) {
+			reply_status(osd, s, tid, -ESTALE);
+			return;
+		}
+		key.pool = m.pool;
+		key.pg = m.pg;
+		key.name = m.name;
+		key.name_len = m.name_len;
+		flush_if_pending(osd, &key);
+		do_reads(osd, s, tid, &m, &key);
+		return;
+	}
 	if (n <= 0 || acting[0] != osd->id) {
 		reply_status(osd, s, tid, -ESTALE);
 		return;
@@ -1294,9 +1352,12 @@ void dispatch(struct osd *osd, struct session *s, uint16_t type, uint64_t tid, u
 		handle_scrub_map(osd, s, tid, payload, len);
 		return;
 	case MX_MSG_PING: {
+		struct mx_msg_pong pg = {.epoch = osd->map ? osd->map->epoch : 0,
+					 .lease_ns = lease_left_ns(osd)};
 		struct mx_wbuf w;
 
 		mx_wbuf_init(&w);
+		mx_enc_pong(&w, &pg);
 		(void)session_send(s, MX_MSG_PONG, tid, &w);
 		return;
 	}

@@ -40,6 +40,11 @@
 #define MON_RETRY_MS 500
 #define PEER_RETRY_MS 200
 #define PG_TICK_MS 500
+/* Read leases (docs/read-policies.md): their length, and how long a new
+ * interval waits when a lease of an earlier one may still run (10 % for
+ * clock rates, and 100 ms). */
+#define MX_READ_LEASE_NS (3000ull * 1000000ull)
+#define MX_LEASE_WAIT_NS (MX_READ_LEASE_NS + MX_READ_LEASE_NS / 10 + 100ull * 1000000ull)
 #define REC_SLOTS_MAX 64
 #define STATS_TICK_MS 250  /* look for PG state changes to report */
 #define STATS_EVERY_MS 1000 /* report to the monitor at least this often */
@@ -69,6 +74,10 @@ struct peer {
 	uint64_t hb_incarnation; /* the life of the peer being pinged */
 	int refused;           /* connection attempts refused in a row */
 	uint64_t gen;          /* bumped on every new connection */
+	/* Read leases (docs/read-policies.md): */
+	uint64_t grant_ns;     /* our PING time its last fitting PONG answered */
+	uint64_t rlease_until_ns; /* its lease to us, as its primary, by our clock */
+	uint64_t rlease_epoch; /* its map epoch when it granted that */
 };
 
 struct pgstate;
@@ -226,6 +235,10 @@ struct pgstate {
 	struct scrub *scrub;  /* From malloc(): the scrub in progress; NULL if none */
 	uint64_t scrub_ns, deep_scrub_ns; /* monotonic time of the last ones; 0: none */
 	struct pgstat_track st; /* PG statistics */
+	/* Primary: not active before this (monotonic ns; 0: no wait), while
+	 * read leases of earlier intervals may run (docs/read-policies.md). */
+	uint64_t lease_wait_ns;
+	bool lease_warned;
 };
 
 struct dedup {
@@ -331,6 +344,7 @@ void reply_after_commit(struct osd *osd, struct session *s, uint16_t type, uint6
 			struct mx_wbuf *w);
 void pop_finish(struct osd *osd, struct pop *p);
 struct peer *peer_get(struct osd *osd, int32_t id);
+uint64_t lease_left_ns(struct osd *osd);
 void repop_send(struct osd *osd, struct peer *p, struct repop_out *ro);
 struct missing *missing_find(struct missing *l, const char *name, uint32_t len);
 void space_note_txn(struct osd *osd, const struct mx_txn *txn);

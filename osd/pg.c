@@ -1123,6 +1123,50 @@ static void temp_send(struct osd *osd)
 
 /* Every acting member and one member of every maybe-rw interval since the
  * newest les has answered: choose the authority. */
+/*
+ * Might a member of an interval since the last active one (since: the
+ * newest les we heard of) still serve reads under a lease?  Only if the
+ * pool allowed replica reads in some map since then, and some member of
+ * those intervals did not answer our query (an answer means it switched
+ * to our interval).  docs/read-policies.md, "A new interval waits".
+ */
+static bool leases_may_run(struct osd *osd, const struct pgstate *pgs,
+			   const struct mx_interval *iv, size_t n, uint64_t since)
+{
+	bool replica_reads = false;
+
+	if (since == 0)
+		return false; /* never active: nothing was read */
+	for (uint64_t e = MX_MAX(since, osd->hist_base);
+	     !replica_reads && e < osd->hist_base + osd->hist_len; e++) {
+		const struct mx_map *m = osd->hist[e - osd->hist_base];
+		const struct mx_pool *p = m ? mx_map_pool_by_id(m, pgs->pool) : NULL;
+
+		replica_reads = p && p->read_policy != MX_READ_PRIMARY;
+	}
+	if (!replica_reads) {
+		const struct mx_pool *p = mx_map_pool_by_id(osd->map, pgs->pool);
+
+		replica_reads = p && p->read_policy != MX_READ_PRIMARY;
+	}
+	if (!replica_reads)
+		return false;
+	for (size_t k = 0; k < n; k++) {
+		if (iv[k].last < since)
+			continue;
+		for (int i = 0; i < iv[k].n_acting; i++) {
+			int32_t a = iv[k].acting[i];
+			bool heard = a == osd->id;
+
+			for (int j = 1; j < pgs->n_peers && !heard; j++)
+				heard = pgs->peers[j].osd == a && pgs->peers[j].answered;
+			if (!heard)
+				return true;
+		}
+	}
+	return false;
+}
+
 void pg_try_peer(struct osd *osd, struct pgstate *pgs)
 {
 	struct mx_pg_info infos[PRIOR_MAX];
@@ -1162,6 +1206,10 @@ void pg_try_peer(struct osd *osd, struct pgstate *pgs)
 		free(iv);
 		return;
 	}
+	pgs->lease_wait_ns = 0;
+	pgs->lease_warned = false;
+	if (n > 0 && leases_may_run(osd, pgs, iv, (size_t)n, since))
+		pgs->lease_wait_ns = mx_now_ns() + MX_LEASE_WAIT_NS;
 	free(iv);
 	a = mx_choose_auth(infos, k);
 	pgs->auth = idx[a];
@@ -1476,6 +1524,16 @@ static void pg_check_active(struct osd *osd, struct pgstate *pgs)
 		acked += pgs->mem[i].acked;
 	if (acked < pool->min_size)
 		return;
+	if (pgs->lease_wait_ns && mx_now_ns() < pgs->lease_wait_ns) {
+		/* pg_tick_one looks again. */
+		if (!pgs->lease_warned)
+			mx_info("pg %d.%u: a member of an earlier interval did not answer: waiting "
+				"%llu ms for its read leases to run out",
+				pgs->pool, pgs->pg,
+				(unsigned long long)((pgs->lease_wait_ns - mx_now_ns()) / 1000000));
+		pgs->lease_warned = true;
+		return;
+	}
 	pgs->state = PG_ACTIVE;
 	mx_info("pg %d.%u: active in interval %" PRIu64 " (%d of %d members complete)", pgs->pool,
 		pgs->pg, pgs->interval, acked, pgs->n_acting);
@@ -2095,9 +2153,19 @@ void peer_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *payload
 	struct mx_list *pos, *tmp;
 
 	switch (h->type) {
-	case MX_MSG_PONG:
+	case MX_MSG_PONG: {
+		struct mx_msg_pong pg;
+
 		p->last_rx_ns = mx_now_ns();
+		if (mx_dec_pong(payload, h->len, &pg) < 0 || !osd->map || h->tid > p->last_rx_ns)
+			return;
+		/* Our PING's send time is its tid (docs/read-policies.md). */
+		if (pg.epoch <= osd->map->epoch && h->tid > p->grant_ns)
+			p->grant_ns = h->tid;
+		p->rlease_until_ns = h->tid + MX_MIN(pg.lease_ns, MX_READ_LEASE_NS);
+		p->rlease_epoch = pg.epoch;
 		return;
+	}
 	case MX_MSG_PG_NOTIFY:
 		on_pg_notify(osd, p, payload, h->len);
 		return;
@@ -2225,6 +2293,7 @@ void pg_tick_one(struct osd *osd, struct pgstate *pgs)
 		break;
 	case PG_ACTIVATING:
 	case PG_ACTIVE:
+		pg_check_active(osd, pgs); /* a lease wait may be over */
 		for (int i = 1; i < pgs->n_acting; i++) {
 			struct member *mb = &pgs->mem[i];
 			bool lost = maybe_lost(osd, pgs->acting[i], mb->act_gen);

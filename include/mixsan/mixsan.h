@@ -53,7 +53,21 @@ struct mixsan_options {
 	/* The key file of the entity to act as (one line "NAME KEY", mode
 	 * 0600), for a cluster that requires authentication; NULL: none. */
 	const char *keyfile;
+	/* Which member of a PG serves this client's reads
+	 * (docs/read-policies.md): MIXSAN_READ_DEFAULT, the pool's policy;
+	 * or MIXSAN_READ_PRIMARY, _BALANCE (a random member), _LOCALIZE (the
+	 * nearest to location).  Replicas serve reads only in pools whose
+	 * own policy is balance or localize: elsewhere they go to the primary. */
+	int read_policy;
+	/* This client's place in the hierarchy, as an OSD's: "host=H
+	 * rack=R ..."; NULL: none (localize then reads from the primary). */
+	const char *location;
 };
+
+#define MIXSAN_READ_DEFAULT 0
+#define MIXSAN_READ_PRIMARY 1
+#define MIXSAN_READ_BALANCE 2
+#define MIXSAN_READ_LOCALIZE 3
 
 /* Connect to the monitors ("ip:port[,ip:port...]") and wait for the
  * cluster map.  opts may be NULL.  -ETIMEDOUT if no monitor answered. */

@@ -128,6 +128,7 @@ struct opts {
 	int max_osds;          /* limit for "add" */
 	bool failure_detection; /* the monitor marks silent OSDs down (default) */
 	const char *failure_domain; /* of the pool the checker creates */
+	const char *read_policy; /* of that pool; NULL: primary (not set) */
 	bool verbose;
 };
 
@@ -2047,6 +2048,9 @@ static void usage(FILE *f)
 		"  --no-failure-detection  the monitor never marks OSDs down (default:\n"
 		"                        it does, after 2 s without heartbeats)\n"
 		"  --failure-domain D    of the pool it creates (default osd)\n"
+		"  --read-policy P       of the pool it creates: primary (default), balance,\n"
+		"                        localize (docs/read-policies.md; for localize OSD i\n"
+		"                        is on host h<i mod 3>, client k on h<k mod 3>)\n"
 		"  --verbose             report requests slower than 5 s\n"
 		"With MIXSAN_TEST_MON=IP:PORT[,...] and --actions none it checks a cluster\n"
 		"it did not start, disrupted meanwhile by other means; it follows the map\n"
@@ -2126,6 +2130,7 @@ static void parse_args(int argc, char **argv)
 		{"failure-detection", no_argument, NULL, 'F'},
 		{"no-failure-detection", no_argument, NULL, 'N'},
 		{"failure-domain", required_argument, NULL, 'D'},
+		{"read-policy", required_argument, NULL, 'P'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -2163,6 +2168,15 @@ static void parse_args(int argc, char **argv)
 		case 'F': g_opt.failure_detection = true; break;
 		case 'N': g_opt.failure_detection = false; break;
 		case 'D': g_opt.failure_domain = optarg; break;
+		case 'P':
+			if (strcmp(optarg, "primary") && strcmp(optarg, "balance") &&
+			    strcmp(optarg, "localize")) {
+				fprintf(stderr, "modelcheck: --read-policy: primary, balance or "
+						"localize\n");
+				exit(2);
+			}
+			g_opt.read_policy = optarg;
+			break;
 		case 'v': g_opt.verbose = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
@@ -2369,12 +2383,21 @@ static double wait_quiet(const struct h_cluster *c, double quiet_s, double max_s
 	return now_s() - t0;
 }
 
-static mixsan_cluster_t *connect_client(struct h_cluster *c)
+/* Client k (-1: the admin) connects; under localize it is on host
+ * h<k mod 3>, beside OSD k mod 3 (and every third OSD after). */
+static mixsan_cluster_t *connect_client(struct h_cluster *c, int k)
 {
 	struct mixsan_options o = {.connect_timeout_ms = 20000,
 				   .op_timeout_ms = g_opt.op_timeout_ms};
+	char loc[32];
 	mixsan_cluster_t *cl;
-	int r = mixsan_connect(c->mon_addr, &o, &cl);
+	int r;
+
+	if (k >= 0 && g_opt.read_policy && strcmp(g_opt.read_policy, "localize") == 0) {
+		snprintf(loc, sizeof(loc), "host=h%d", k % 3);
+		o.location = loc;
+	}
+	r = mixsan_connect(c->mon_addr, &o, &cl);
 
 	if (r < 0)
 		H_FATAL("cannot connect to %s: %s", c->mon_addr, strerror(-r));
@@ -2441,6 +2464,14 @@ int main(int argc, char **argv)
 	} else {
 		snprintf(c.mon_args, sizeof(c.mon_args), "--no-osd-failure-detection");
 	}
+	if (g_opt.read_policy && strcmp(g_opt.read_policy, "localize") == 0) {
+		for (int i = 0; i < H_MAX_OSDS; i++) {
+			char loc[32];
+
+			snprintf(loc, sizeof(loc), "host=h%d", i % 3);
+			h_set_location(&c, i, loc);
+		}
+	}
 	h_start(&c, g_opt.osds);
 	if (c.external && g_opt.actions) {
 		fprintf(stderr, "modelcheck: thrasher actions need daemons it can kill; skipped "
@@ -2448,7 +2479,7 @@ int main(int argc, char **argv)
 				"it is)\n");
 		return 77;
 	}
-	admin = connect_client(&c);
+	admin = connect_client(&c, -1);
 	if (c.external) {
 		struct mx_map *m0 = mx_client_map_copy(admin);
 		uint32_t max_osd = m0 ? m0->max_osd : 0;
@@ -2459,6 +2490,15 @@ int main(int argc, char **argv)
 				c.mon_addr, max_osd - 1, H_MAX_OSDS);
 	}
 	h_pool_create(admin, POOL_NAME, 3, g_opt.pg_num, g_opt.failure_domain);
+	if (g_opt.read_policy) {
+		const char *kv[] = {"name", POOL_NAME, "key", "read_policy", "value",
+				    g_opt.read_policy};
+		char *msg = NULL;
+
+		if (mixsan_mon_command(admin, "pool set", kv, 3, &msg) < 0)
+			H_FATAL("pool set read_policy %s: %s", g_opt.read_policy, msg ? msg : "");
+		free(msg);
+	}
 	if (mixsan_pool_open(admin, POOL_NAME, &apool) < 0)
 		H_FATAL("cannot open pool %s", POOL_NAME);
 	pool_id = (int32_t)mixsan_pool_id(apool);
@@ -2485,7 +2525,7 @@ int main(int argc, char **argv)
 			w->reqs[k].buf = xmalloc(g_buf_size);
 		w->scratch = xmalloc(g_buf_size);
 		w->scratch2 = xmalloc(g_buf_size);
-		w->cl = connect_client(&c);
+		w->cl = connect_client(&c, i);
 		/* A monitor of a quorum may serve the map a moment after the
 		 * leader committed it: wait for the pool's epoch. */
 		(void)mixsan_wait_for_epoch(w->cl, mixsan_map_epoch(admin), 10000);
@@ -2503,10 +2543,10 @@ int main(int argc, char **argv)
 		fprintf(stderr, "modelcheck: the cluster at %s (not started here), ", c.mon_addr);
 	else
 		fprintf(stderr, "modelcheck: %d OSDs, ", g_opt.osds);
-	fprintf(stderr, "pool of 3 replicas (min_size 2, failure domain %s) on %d PGs, %d "
-			"clients x %d in flight, %d objects up to %u bytes, ",
-		g_opt.failure_domain, g_opt.pg_num, g_opt.clients, g_opt.qd, g_opt.objects,
-		g_opt.max_size);
+	fprintf(stderr, "pool of 3 replicas (min_size 2, failure domain %s, reads %s) on %d "
+			"PGs, %d clients x %d in flight, %d objects up to %u bytes, ",
+		g_opt.failure_domain, g_opt.read_policy ? g_opt.read_policy : "primary",
+		g_opt.pg_num, g_opt.clients, g_opt.qd, g_opt.objects, g_opt.max_size);
 	if (g_opt.seconds)
 		fprintf(stderr, "%u s%s", g_opt.seconds, g_opt.ops ? " or " : "");
 	if (g_opt.ops)
@@ -2586,6 +2626,19 @@ int main(int argc, char **argv)
 				"stopping the OSDs\n",
 			now_s(), wait_quiet(&c, g_opt.quiet, g_opt.quiet + 60.0));
 	m = mx_client_map_copy(admin);
+	{
+		uint64_t rr = 0, rb = 0;
+
+		for (int i = 0; i < g_opt.clients; i++) {
+			struct mx_client_stats cs;
+
+			mx_client_get_stats(ws[i].cl, &cs);
+			rr += cs.replica_reads;
+			rb += cs.replica_bounced;
+		}
+		fprintf(stderr, "modelcheck: reads served by replicas: %" PRIu64 "; sent back to "
+				"the primary by a replica: %" PRIu64 "\n", rr, rb);
+	}
 	for (int i = 0; i < g_opt.clients; i++) {
 		mixsan_pool_close(ws[i].pool);
 		mixsan_shutdown(ws[i].cl);
