@@ -151,9 +151,11 @@ void h_start_osd(struct h_cluster *c, int i)
 	snprintf(id, sizeof(id), "%d", i);
 	{
 		char *argv[] = {bin, "--data", dir, "--mon", c->mon_addr, "--id", id,
-				"--location", loc, NULL};
+				"--location", loc, "--class", c->osd_class[i], NULL};
 		char words[256], *all[40];
 
+		if (!c->osd_class[i][0])
+			argv[9] = NULL;
 		snprintf(words, sizeof(words), "%s", c->osd_args);
 		add_args(all, 40, argv, words);
 		c->osd_pids[i] = spawn(all, log);

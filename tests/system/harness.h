@@ -38,6 +38,7 @@ struct h_cluster {
 	int n_osds;
 	pid_t osd_pids[H_MAX_OSDS];
 	char osd_loc[H_MAX_OSDS][64];
+	char osd_class[H_MAX_OSDS][32]; /* --class of OSD i; "" none */
 	bool external;
 	/* Extra arguments for the daemons, space separated (set before
 	 * h_start / h_start_osd). */
