@@ -10,6 +10,12 @@
  * Markdown table (to stdout) for docs/performance.md.
  *
  * usage: objbench [SECONDS_PER_JOB]   (default 10)
+ *
+ * With --locality HOSTLOC (bench/locality.sh, on the multi-host rig, the
+ * cluster given by MIXSAN_TEST_MON): a pool of 3 replicas with host as
+ * the failure domain and read policy localize, 16 objects; the read jobs
+ * run twice, by a client reading from primaries and by one on HOSTLOC
+ * reading from the nearest replica (docs/read-policies.md).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -19,9 +25,10 @@
 #include <time.h>
 
 #include "harness.h"
+#include "internal.h"
 #include "util.h"
 
-#define N_OBJ 64
+static int g_nobj = 64;
 #define OBJ_SIZE (4u << 20)
 #define MAX_QD 32
 
@@ -48,7 +55,7 @@ static int cmp_u64(const void *a, const void *b)
 static void submit(mixsan_pool_t *p, const struct job *j, struct slot *s, uint64_t *rs)
 {
 	char name[32];
-	uint64_t obj = h_rand(rs) % N_OBJ;
+	uint64_t obj = h_rand(rs) % (uint64_t)g_nobj;
 	uint64_t off = (h_rand(rs) % (OBJ_SIZE / j->bs)) * j->bs;
 
 	snprintf(name, sizeof(name), "bench.%" PRIu64, obj);
@@ -132,6 +139,77 @@ static long peak_rss_kib(pid_t pid)
 	return v;
 }
 
+static mixsan_cluster_t *client(struct h_cluster *c, int policy, const char *loc)
+{
+	struct mixsan_options o = {.connect_timeout_ms = 20000, .read_policy = policy,
+				   .location = loc};
+	mixsan_cluster_t *cl;
+
+	if (mixsan_connect(c->mon_addr, &o, &cl) < 0)
+		H_FATAL("cannot connect to %s", c->mon_addr);
+	return cl;
+}
+
+/* --locality: reads from primaries, then from the nearest replica. */
+static int locality(struct h_cluster *c, const char *loc, double secs)
+{
+	static const struct job jobs[] = {
+		{"4k random read QD1", 4096, 1, false},
+		{"4k random read QD32", 4096, 32, false},
+		{"1 MiB read QD4", 1u << 20, 4, false},
+	};
+	const char *kv[] = {"name", "locality", "key", "read_policy", "value", "localize"};
+	uint8_t *fill = malloc(OBJ_SIZE);
+	mixsan_cluster_t *cl = client(c, MIXSAN_READ_DEFAULT, NULL);
+	mixsan_pool_t *p;
+	char *msg = NULL;
+
+	g_nobj = 16;
+	h_pool_create(cl, "locality", 3, 64, "host");
+	if (mixsan_mon_command(cl, "pool set", kv, 3, &msg) < 0)
+		H_FATAL("pool set read_policy: %s", msg ? msg : "");
+	free(msg);
+	if (mixsan_pool_open(cl, "locality", &p) < 0)
+		H_FATAL("pool open");
+	h_fill(1, fill, OBJ_SIZE);
+	for (int i = 0; i < g_nobj; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "bench.%d", i);
+		if (mixsan_write_full(p, name, fill, OBJ_SIZE) < 0)
+			H_FATAL("prefill");
+	}
+	mixsan_pool_close(p);
+	mixsan_shutdown(cl);
+	sleep(2); /* the replicas' leases */
+	printf("| job (libmixsan, 3 replicas on 3 hosts, client on %s) | reads from | IOPS | "
+	       "MiB/s | mean ms | p99 ms | errors |\n|---|---|---|---|---|---|---|\n", loc);
+	for (int k = 0; k < 2; k++) {
+		struct mx_client_stats st;
+
+		cl = client(c, k ? MIXSAN_READ_LOCALIZE : MIXSAN_READ_PRIMARY, loc);
+		if (mixsan_pool_open(cl, "locality", &p) < 0)
+			H_FATAL("pool open");
+		for (size_t i = 0; i < sizeof(jobs) / sizeof(jobs[0]); i++) {
+			struct job j = jobs[i];
+			char name[96];
+
+			snprintf(name, sizeof(name), "%s | %s", jobs[i].name,
+				 k ? "the nearest replica" : "the primary");
+			j.name = name;
+			run(p, &j, secs);
+		}
+		mx_client_get_stats(cl, &st);
+		printf("(%s: %llu reads served by replicas, %llu sent back)\n",
+		       k ? "localize" : "primary", (unsigned long long)st.replica_reads,
+		       (unsigned long long)st.replica_bounced);
+		mixsan_pool_close(p);
+		mixsan_shutdown(cl);
+	}
+	free(fill);
+	return 0;
+}
+
 int main(int argc, char **argv)
 {
 	static const struct job jobs[] = {
@@ -149,13 +227,19 @@ int main(int argc, char **argv)
 	uint8_t *fill = malloc(OBJ_SIZE);
 
 	memset(&c, 0, sizeof(c));
+	if (argc > 2 && strcmp(argv[2], "--locality") == 0) {
+		if (argc != 4 || !getenv("MIXSAN_TEST_MON"))
+			H_FATAL("usage: MIXSAN_TEST_MON=... objbench SECONDS --locality HOSTLOC");
+		h_start(&c, 3);
+		return locality(&c, argv[3], secs);
+	}
 	h_start(&c, 3);
 	cl = h_connect(&c);
 	h_pool_create(cl, "bench", 3, 128, "osd");
 	if (mixsan_pool_open(cl, "bench", &p) < 0)
 		H_FATAL("pool open");
 	h_fill(1, fill, OBJ_SIZE);
-	for (int i = 0; i < N_OBJ; i++) {
+	for (int i = 0; i < g_nobj; i++) {
 		char name[32];
 
 		snprintf(name, sizeof(name), "bench.%d", i);

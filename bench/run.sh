@@ -5,6 +5,8 @@
 #       options (the recovery throttle) go in MIXSAN_BENCH_OSD_ARGS
 #   bench/run.sh nbd [SECONDS]                  volume I/O through the NBD
 #       export with fio (nbdbench.sh)
+#   bench/run.sh locality [SECONDS]             reads from the primary and
+#       from the nearest replica on the multi-host rig (locality.sh; root)
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=build-release
@@ -15,6 +17,9 @@ ninja -C "$BUILD" >/dev/null
 export MIXSAN_BUILD_ROOT="$PWD/$BUILD"
 if [ "${1:-}" = nbd ]; then
 	exec sh bench/nbdbench.sh "$BUILD" "${2:-10}"
+fi
+if [ "${1:-}" = locality ]; then
+	exec sh bench/locality.sh "$BUILD" "${2:-10}"
 fi
 if [ "${1:-}" = recovery ]; then
 	exec "$BUILD/bench/recbench" "${2:-1024}" "${3:-10}"
