@@ -123,6 +123,8 @@ static void conn_closed_cb(uv_handle_t *h)
 {
 	struct mx_conn *c = h->data;
 
+	if (--c->open_handles > 0)
+		return;
 	if (c->ops->on_close)
 		c->ops->on_close(c, c->close_err);
 	while (c->held_head) {
@@ -137,13 +139,22 @@ static void conn_closed_cb(uv_handle_t *h)
 	free(c);
 }
 
+/* Close the connection's handles; conn_closed_cb frees it after the last. */
+static void close_handles(struct mx_conn *c)
+{
+	c->open_handles = 1 + c->hs_timer_init;
+	if (c->hs_timer_init)
+		uv_close((uv_handle_t *)&c->hs_timer, conn_closed_cb);
+	uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
+}
+
 void mx_conn_close(struct mx_conn *c, int err)
 {
 	if (c->closing)
 		return;
 	c->closing = true;
 	c->close_err = err;
-	uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
+	close_handles(c);
 }
 
 static void shutdown_cb(uv_shutdown_t *req, int status)
@@ -152,7 +163,7 @@ static void shutdown_cb(uv_shutdown_t *req, int status)
 
 	(void)status;
 	free(req);
-	uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
+	close_handles(c);
 }
 
 void mx_conn_close_after_send(struct mx_conn *c, int err)
@@ -171,7 +182,7 @@ void mx_conn_close_after_send(struct mx_conn *c, int err)
 			return;
 		free(req);
 	}
-	uv_close((uv_handle_t *)&c->tcp, conn_closed_cb);
+	close_handles(c);
 }
 
 static void alloc_cb(uv_handle_t *h, size_t suggested, uv_buf_t *buf)
@@ -499,11 +510,28 @@ void mx_conn_auth_client(struct mx_conn *c, struct mx_auth_client *a, uint8_t mo
 	c->auth_mode = mode;
 }
 
+static void hs_timeout_cb(uv_timer_t *t)
+{
+	struct mx_conn *c = t->data;
+
+	if (c->closing || c->sec != MX_SEC_HANDSHAKE)
+		return;
+	snprintf(c->auth_error, sizeof(c->auth_error), "no handshake within %d ms",
+		 MX_AUTH_HANDSHAKE_MS);
+	mx_conn_close(c, -ETIMEDOUT);
+}
+
 void mx_conn_auth_server(struct mx_conn *c, const struct mx_auth_server *s)
 {
 	c->auth_server = s;
-	if (s && s->required)
+	if (s && s->required) {
 		c->sec = MX_SEC_HANDSHAKE;
+		if (!c->hs_timer_init && uv_timer_init(c->tcp.loop, &c->hs_timer) == 0) {
+			c->hs_timer.data = c;
+			c->hs_timer_init = true;
+			(void)uv_timer_start(&c->hs_timer, hs_timeout_cb, MX_AUTH_HANDSHAKE_MS, 0);
+		}
+	}
 }
 
 void mx_conn_secure(struct mx_conn *c, const uint8_t key[MX_KEY_LEN])
@@ -511,6 +539,8 @@ void mx_conn_secure(struct mx_conn *c, const uint8_t key[MX_KEY_LEN])
 	memcpy(c->mac_key, key, MX_KEY_LEN);
 	c->seq_in = c->seq_out = 0;
 	c->sec = MX_SEC_ON;
+	if (c->hs_timer_init)
+		uv_timer_stop(&c->hs_timer);
 	while (c->held_head && !c->closing) {
 		struct mx_held *hd = c->held_head;
 

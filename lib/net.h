@@ -74,7 +74,15 @@ struct mx_conn {
 	uint32_t generation;              /* of its key, when it authenticated */
 	uint64_t expires_ms;              /* with a ticket: when the session ends */
 	char auth_error[256];             /* why authentication failed */
+	/* Incoming with authentication required: the handshake's deadline. */
+	uv_timer_t hs_timer;
+	bool hs_timer_init;
+	int open_handles;                 /* while closing: tcp, hs_timer */
 };
+
+/* An incoming connection that has not finished its handshake this long
+ * after it was accepted is closed (docs/auth.md). */
+#define MX_AUTH_HANDSHAKE_MS 5000
 
 /* Parse "a.b.c.d:port" (IPv4 literal).  0 or -EINVAL. */
 int mx_parse_addr(const char *s, struct sockaddr_in *out);

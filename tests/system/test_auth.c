@@ -325,6 +325,14 @@ static int rotate(struct h_cluster *c, mixsan_cluster_t *admin, const char *name
 	return r;
 }
 
+static double now_s(void)
+{
+	struct timespec ts;
+
+	clock_gettime(CLOCK_MONOTONIC, &ts);
+	return (double)ts.tv_sec + (double)ts.tv_nsec / 1e9;
+}
+
 int main(void)
 {
 	struct h_cluster c;
@@ -373,6 +381,30 @@ int main(void)
 	snprintf(osd_addr, sizeof(osd_addr), "%s", m ? m->osds[0].addr : "");
 	mx_map_free(m);
 
+	/* A connection that never starts its handshake, to the monitor and
+	 * to an OSD: closed by them after MX_AUTH_HANDSHAKE_MS (5 s), well
+	 * within the 15 s the read waits. */
+	{
+		const char *addrs[] = {c.mon_addrs[0][0] ? c.mon_addrs[0] : c.mon_addr, osd_addr};
+
+		for (int k = 0; k < 2; k++) {
+			struct timeval tv = {.tv_sec = 15};
+			int fd = h_raw_connect(addrs[k]);
+			double t0 = now_s();
+			uint8_t b;
+			ssize_t n = -1;
+
+			H_CHECK(fd >= 0);
+			if (fd >= 0) {
+				setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof(tv));
+				n = read(fd, &b, 1);
+				close(fd);
+			}
+			fprintf(stderr, "auth: a silent connection to %s closed after %.1f s (%zd)\n",
+				addrs[k], now_s() - t0, n);
+			H_CHECK(n == 0 || (n < 0 && errno == ECONNRESET));
+		}
+	}
 	/* No key. */
 	r = client(&c, NULL, &cl, why, sizeof(why));
 	fprintf(stderr, "auth: no key: %d %s\n", r, why);
