@@ -2160,7 +2160,8 @@ void peer_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *payload
 		if (mx_dec_pong(payload, h->len, &pg) < 0 || !osd->map || h->tid > p->last_rx_ns)
 			return;
 		/* Our PING's send time is its tid (docs/read-policies.md). */
-		if (pg.epoch <= osd->map->epoch && h->tid > p->grant_ns)
+		if (mx_lease_pong_grants(&p->pong_epoch, pg.epoch, osd->map->epoch) &&
+		    h->tid > p->grant_ns)
 			p->grant_ns = h->tid;
 		p->rlease_until_ns = h->tid + MX_MIN(pg.lease_ns, MX_READ_LEASE_NS);
 		p->rlease_epoch = pg.epoch;
