@@ -1137,12 +1137,14 @@ static bool leases_may_run(struct osd *osd, const struct pgstate *pgs,
 
 	if (since == 0)
 		return false; /* never active: nothing was read */
+	/* A map missing in our history (a gap being filled) may have
+	 * allowed replica reads. */
 	for (uint64_t e = MX_MAX(since, osd->hist_base);
 	     !replica_reads && e < osd->hist_base + osd->hist_len; e++) {
 		const struct mx_map *m = osd->hist[e - osd->hist_base];
 		const struct mx_pool *p = m ? mx_map_pool_by_id(m, pgs->pool) : NULL;
 
-		replica_reads = p && p->read_policy != MX_READ_PRIMARY;
+		replica_reads = !m || (p && p->read_policy != MX_READ_PRIMARY);
 	}
 	if (!replica_reads) {
 		const struct mx_pool *p = mx_map_pool_by_id(osd->map, pgs->pool);
