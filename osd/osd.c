@@ -916,12 +916,18 @@ static bool replica_may_read(struct osd *osd, const struct mx_msg_osd_op *m,
 	struct peer *p;
 	bool member = false;
 
+	/* Our PG states follow our map only while its history is complete
+	 * (pgs_update waits for it): until then pgs may still be R_ACTIVE in
+	 * an interval that ended, though the map shows us a member under the
+	 * same primary again, after an interval without us that acknowledged
+	 * writes.  And pgs must be for the very acting set of our map. */
 	if (pool->read_policy == MX_READ_PRIMARY || !pgs || pgs->role != ROLE_REPLICA ||
-	    pgs->state != R_ACTIVE || n <= 1)
+	    pgs->state != R_ACTIVE || n <= 1 || !osd->hist_ready || pgs->n_acting != n ||
+	    memcmp(pgs->acting, acting, (size_t)n * sizeof(*acting)) != 0)
 		return false;
 	for (int i = 1; i < n; i++)
 		member |= acting[i] == osd->id;
-	if (!member || pgs->acting[0] != acting[0])
+	if (!member)
 		return false;
 	p = (uint32_t)acting[0] < osd->n_peers ? osd->peers[acting[0]] : NULL;
 	return p && p->rlease_until_ns > mx_now_ns() && osd->map->epoch >= p->rlease_epoch;

@@ -76,6 +76,7 @@ struct peer {
 	uint64_t gen;          /* bumped on every new connection */
 	/* Read leases (docs/read-policies.md): */
 	uint64_t grant_ns;     /* our PING time its last fitting PONG answered */
+	uint64_t pong_epoch;   /* the newest epoch its PONGs carried, any life */
 	uint64_t rlease_until_ns; /* its lease to us, as its primary, by our clock */
 	uint64_t rlease_epoch; /* its map epoch when it granted that */
 };

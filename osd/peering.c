@@ -262,3 +262,10 @@ int mx_log_diff(const struct mx_pglog_entry *auth, size_t n_auth,
 	free(recs);
 	return r;
 }
+
+bool mx_lease_pong_grants(uint64_t *max_epoch, uint64_t pong_epoch, uint64_t my_epoch)
+{
+	if (pong_epoch > *max_epoch)
+		*max_epoch = pong_epoch;
+	return pong_epoch != 0 && *max_epoch <= my_epoch;
+}

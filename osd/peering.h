@@ -99,4 +99,16 @@ int mx_log_diff(const struct mx_pglog_entry *auth, size_t n_auth,
 			    struct mx_version version),
 		void *arg);
 
+/*
+ * Read leases (docs/read-policies.md, "Leases"): a peer answered our PING
+ * with a PONG carrying its map epoch pong_epoch; our map is at my_epoch.
+ * *max_epoch is the newest epoch any PONG from that peer has carried
+ * (updated here).  Returns whether the PONG extends the peer's grant: only
+ * if the peer has a map (not 0) and has never shown one newer than ours.
+ * A peer that switched to a newer interval grants nothing more, even once
+ * it answers with an older epoch again (restarted without its map, or
+ * with an older one), until our own map catches up.
+ */
+bool mx_lease_pong_grants(uint64_t *max_epoch, uint64_t pong_epoch, uint64_t my_epoch);
+
 #endif

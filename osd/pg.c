@@ -1137,12 +1137,14 @@ static bool leases_may_run(struct osd *osd, const struct pgstate *pgs,
 
 	if (since == 0)
 		return false; /* never active: nothing was read */
+	/* A map missing in our history (a gap being filled) may have
+	 * allowed replica reads. */
 	for (uint64_t e = MX_MAX(since, osd->hist_base);
 	     !replica_reads && e < osd->hist_base + osd->hist_len; e++) {
 		const struct mx_map *m = osd->hist[e - osd->hist_base];
 		const struct mx_pool *p = m ? mx_map_pool_by_id(m, pgs->pool) : NULL;
 
-		replica_reads = p && p->read_policy != MX_READ_PRIMARY;
+		replica_reads = !m || (p && p->read_policy != MX_READ_PRIMARY);
 	}
 	if (!replica_reads) {
 		const struct mx_pool *p = mx_map_pool_by_id(osd->map, pgs->pool);
@@ -2160,7 +2162,8 @@ void peer_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *payload
 		if (mx_dec_pong(payload, h->len, &pg) < 0 || !osd->map || h->tid > p->last_rx_ns)
 			return;
 		/* Our PING's send time is its tid (docs/read-policies.md). */
-		if (pg.epoch <= osd->map->epoch && h->tid > p->grant_ns)
+		if (mx_lease_pong_grants(&p->pong_epoch, pg.epoch, osd->map->epoch) &&
+		    h->tid > p->grant_ns)
 			p->grant_ns = h->tid;
 		p->rlease_until_ns = h->tid + MX_MIN(pg.lease_ns, MX_READ_LEASE_NS);
 		p->rlease_epoch = pg.epoch;

@@ -270,8 +270,27 @@ static void test_log_diff(void)
 	}
 }
 
+/* A PONG extends a grant only from a peer with a map that has never shown
+ * one newer than ours: a peer that switched, then restarted without its map
+ * (epoch 0) or with an older one, grants nothing until our map catches up. */
+static void test_lease_pong(void)
+{
+	uint64_t max = 0;
+
+	CHECK(!mx_lease_pong_grants(&max, 0, 10)); /* no map yet */
+	CHECK(mx_lease_pong_grants(&max, 9, 10));
+	CHECK(mx_lease_pong_grants(&max, 10, 10));
+	CHECK(!mx_lease_pong_grants(&max, 12, 10)); /* it switched */
+	CHECK(!mx_lease_pong_grants(&max, 0, 10));  /* restarted, no map */
+	CHECK(!mx_lease_pong_grants(&max, 10, 10)); /* restarted, older map */
+	CHECK(max == 12);
+	CHECK(mx_lease_pong_grants(&max, 12, 12)); /* we caught up */
+	CHECK(mx_lease_pong_grants(&max, 11, 13));
+}
+
 int main(void)
 {
+	test_lease_pong();
 	test_intervals();
 	test_auth();
 	test_log_diff();
