@@ -375,7 +375,10 @@ static void handle_obj_reply(mixsan_cluster_t *cl, struct cop *op, uint8_t *payl
 		cop_complete(op, -EBADMSG);
 		return;
 	}
-	if (op->replica && r.status) {
+	/* A replica's "no such object" is as good as the primary's (it holds
+	 * every acknowledged write); any other failure (its refusal, an I/O
+	 * error of its copy) is the primary's to answer. */
+	if (op->replica && r.status && mx_wire_to_errno(r.status) != -ENOENT) {
 		replica_bounce(cl, op);
 		return;
 	}
