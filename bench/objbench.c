@@ -11,6 +11,9 @@
  *
  * usage: objbench [SECONDS_PER_JOB]   (default 10)
  *
+ * With --auth: the same on a cluster with keys (docs/auth.md): every
+ * message carries a MAC, every connection starts with a handshake.
+ *
  * With --locality HOSTLOC (bench/locality.sh, on the multi-host rig, the
  * cluster given by MIXSAN_TEST_MON): a pool of 3 replicas with host as
  * the failure domain and read policy localize, 16 objects; the read jobs
@@ -233,6 +236,7 @@ int main(int argc, char **argv)
 		h_start(&c, 3);
 		return locality(&c, argv[3], secs);
 	}
+	c.auth = argc > 2 && strcmp(argv[2], "--auth") == 0;
 	h_start(&c, 3);
 	cl = h_connect(&c);
 	h_pool_create(cl, "bench", 3, 128, "osd");
@@ -246,7 +250,8 @@ int main(int argc, char **argv)
 		if (mixsan_write_full(p, name, fill, OBJ_SIZE) < 0)
 			H_FATAL("prefill");
 	}
-	printf("| job (libmixsan, 3 replicas, durable) | IOPS | MiB/s | mean ms | p99 ms | errors |\n");
+	printf("| job (libmixsan, 3 replicas, durable%s) | IOPS | MiB/s | mean ms | p99 ms | "
+	       "errors |\n", c.auth ? ", with keys" : "");
 	printf("|---|---|---|---|---|---|\n");
 	for (size_t i = 0; i < sizeof(jobs) / sizeof(jobs[0]); i++)
 		run(p, &jobs[i], secs);

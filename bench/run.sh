@@ -1,6 +1,7 @@
 #!/bin/sh
 # Run a benchmark on an optimised build and print its tables.
-#   bench/run.sh [SECONDS_PER_JOB]              object I/O (objbench)
+#   bench/run.sh [SECONDS_PER_JOB] [--auth]     object I/O (objbench), --auth
+#       on a cluster with keys
 #   bench/run.sh recovery [DATA_MIB] [SECONDS]  recovery (recbench); OSD
 #       options (the recovery throttle) go in MIXSAN_BENCH_OSD_ARGS
 #   bench/run.sh nbd [SECONDS]                  volume I/O through the NBD
@@ -24,4 +25,4 @@ fi
 if [ "${1:-}" = recovery ]; then
 	exec "$BUILD/bench/recbench" "${2:-1024}" "${3:-10}"
 fi
-exec "$BUILD/bench/objbench" "${1:-10}"
+exec "$BUILD/bench/objbench" "${1:-10}" ${2:+"$2"}

@@ -988,6 +988,14 @@ void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payloa
 		return;
 	}
 	pgs = pg_get(osd, m.pool, m.pg);
+	if (!osd->hist_ready || pgs->n_acting != n ||
+	    memcmp(pgs->acting, acting, (size_t)n * sizeof(*acting)) != 0) {
+		/* Our PG state lags our map (a gap in the map history being
+		 * filled: pgs_update waits for it), and may be an interval's
+		 * that has ended: nothing is served from it. */
+		reply_status(osd, s, tid, -EAGAIN);
+		return;
+	}
 	if (mx_op_is_write(m.ops[0].op) && m.epoch < pgs->interval) {
 		/* Sent under a map older than the PG's interval: a copy that
 		 * the network held back across the change.  The client has
