@@ -142,6 +142,19 @@ static long peak_rss_kib(pid_t pid)
 	return v;
 }
 
+/* g_nobj objects of OBJ_SIZE bytes, from fill. */
+static void prefill(mixsan_pool_t *p, uint8_t *fill)
+{
+	h_fill(1, fill, OBJ_SIZE);
+	for (int i = 0; i < g_nobj; i++) {
+		char name[32];
+
+		snprintf(name, sizeof(name), "bench.%d", i);
+		if (mixsan_write_full(p, name, fill, OBJ_SIZE) < 0)
+			H_FATAL("prefill");
+	}
+}
+
 static mixsan_cluster_t *client(struct h_cluster *c, int policy, const char *loc)
 {
 	struct mixsan_options o = {.connect_timeout_ms = 20000, .read_policy = policy,
@@ -174,14 +187,7 @@ static int locality(struct h_cluster *c, const char *loc, double secs)
 	free(msg);
 	if (mixsan_pool_open(cl, "locality", &p) < 0)
 		H_FATAL("pool open");
-	h_fill(1, fill, OBJ_SIZE);
-	for (int i = 0; i < g_nobj; i++) {
-		char name[32];
-
-		snprintf(name, sizeof(name), "bench.%d", i);
-		if (mixsan_write_full(p, name, fill, OBJ_SIZE) < 0)
-			H_FATAL("prefill");
-	}
+	prefill(p, fill);
 	mixsan_pool_close(p);
 	mixsan_shutdown(cl);
 	sleep(2); /* the replicas' leases */
@@ -242,14 +248,7 @@ int main(int argc, char **argv)
 	h_pool_create(cl, "bench", 3, 128, "osd");
 	if (mixsan_pool_open(cl, "bench", &p) < 0)
 		H_FATAL("pool open");
-	h_fill(1, fill, OBJ_SIZE);
-	for (int i = 0; i < g_nobj; i++) {
-		char name[32];
-
-		snprintf(name, sizeof(name), "bench.%d", i);
-		if (mixsan_write_full(p, name, fill, OBJ_SIZE) < 0)
-			H_FATAL("prefill");
-	}
+	prefill(p, fill);
 	printf("| job (libmixsan, 3 replicas, durable%s) | IOPS | MiB/s | mean ms | p99 ms | "
 	       "errors |\n", c.auth ? ", with keys" : "");
 	printf("|---|---|---|---|---|---|\n");

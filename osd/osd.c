@@ -963,6 +963,10 @@ void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payloa
 		reply_status(osd, s, tid, -EINVAL);
 		return;
 	}
+	key.pool = m.pool;
+	key.pg = m.pg;
+	key.name = m.name;
+	key.name_len = m.name_len;
 	n = mx_pg_acting(osd->pl, osd->map, pool, m.pg, acting, MX_MAX_SIZE);
 	if (n > 0 && acting[0] != osd->id && (m.flags & MX_OSD_OP_REPLICA_READ)) {
 		/* A read sent to us as a replica: served if our lease holds,
@@ -971,10 +975,6 @@ void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payloa
 			reply_status(osd, s, tid, -ESTALE);
 			return;
 		}
-		key.pool = m.pool;
-		key.pg = m.pg;
-		key.name = m.name;
-		key.name_len = m.name_len;
 		flush_if_pending(osd, &key);
 		do_reads(osd, s, tid, &m, &key);
 		return;
@@ -1017,10 +1017,6 @@ void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payloa
 		hold(osd, &pgs->ops, s, MX_MSG_OSD_OP, tid, 0, payload, len);
 		return;
 	}
-	key.pool = m.pool;
-	key.pg = m.pg;
-	key.name = m.name;
-	key.name_len = m.name_len;
 	flush_if_pending(osd, &key);
 	if (mx_op_is_write(m.ops[0].op))
 		do_writes(osd, s, tid, &m, &key, pgs);

@@ -319,33 +319,48 @@ int h_raw_connect(const char *addr)
 	return fd;
 }
 
-int h_fetch_map(const char *addr, uint64_t epoch, struct mx_map **out)
+int h_raw_request(const char *addr, uint16_t type, uint64_t tid, const struct mx_wbuf *w,
+		  struct mx_msg_hdr *h, uint8_t **payload)
 {
-	struct mx_msg_get_map gm = {.want_epoch = epoch};
-	uint8_t hdr[MX_MSG_HDR_LEN], *payload = NULL;
-	struct mx_msg_hdr h;
-	struct mx_wbuf w;
+	uint8_t hdr[MX_MSG_HDR_LEN];
 	int fd = h_raw_connect(addr), r;
 
-	*out = NULL;
+	*payload = NULL;
 	if (fd < 0)
 		return fd;
-	mx_wbuf_init(&w);
-	mx_enc_get_map(&w, &gm);
-	mx_msg_hdr_encode(hdr, MX_MSG_MON_GET_MAP, 1, w.data, (uint32_t)w.len);
+	mx_msg_hdr_encode(hdr, type, tid, w->data, (uint32_t)w->len);
 	r = h_io_all(fd, hdr, sizeof(hdr), true);
 	if (r == 0)
-		r = h_io_all(fd, w.data, w.len, true);
-	mx_wbuf_free(&w);
+		r = h_io_all(fd, w->data, w->len, true);
 	if (r == 0)
 		r = h_io_all(fd, hdr, sizeof(hdr), false);
 	if (r == 0)
-		r = mx_msg_hdr_decode(hdr, &h);
+		r = mx_msg_hdr_decode(hdr, h);
 	if (r == 0) {
-		payload = malloc(h.len ? h.len : 1);
-		r = payload ? h_io_all(fd, payload, h.len, false) : -ENOMEM;
+		*payload = malloc(h->len ? h->len : 1);
+		r = *payload ? h_io_all(fd, *payload, h->len, false) : -ENOMEM;
 	}
 	close(fd);
+	if (r < 0) {
+		free(*payload);
+		*payload = NULL;
+	}
+	return r;
+}
+
+int h_fetch_map(const char *addr, uint64_t epoch, struct mx_map **out)
+{
+	struct mx_msg_get_map gm = {.want_epoch = epoch};
+	uint8_t *payload = NULL;
+	struct mx_msg_hdr h;
+	struct mx_wbuf w;
+	int r;
+
+	*out = NULL;
+	mx_wbuf_init(&w);
+	mx_enc_get_map(&w, &gm);
+	r = h_raw_request(addr, MX_MSG_MON_GET_MAP, 1, &w, &h, &payload);
+	mx_wbuf_free(&w);
 	if (r == 0 && h.type == MX_MSG_MON_REDIRECT) {
 		r = -EAGAIN;
 	} else if (r == 0 && h.type == MX_MSG_MON_MAP) {

@@ -86,6 +86,13 @@ struct mx_map;
 int h_fetch_map(const char *addr, uint64_t epoch, struct mx_map **out);
 /* A blocking TCP connection to addr with 5 s timeouts: fd or -errno. */
 int h_raw_connect(const char *addr);
+/* One message (type, tid, payload w) on a fresh connection to addr, and
+ * the first answer: its header in *h and payload in *payload (free()).
+ * 0 or a negative errno (then *payload is NULL). */
+struct mx_wbuf;
+struct mx_msg_hdr;
+int h_raw_request(const char *addr, uint16_t type, uint64_t tid, const struct mx_wbuf *w,
+		  struct mx_msg_hdr *h, uint8_t **payload);
 /* Write (wr) or read exactly n bytes: 0, -ECONNRESET at EOF, or -errno. */
 int h_io_all(int fd, void *buf, size_t n, bool wr);
 /* Send sig to OSD i and, for SIGKILL/SIGTERM, reap it. */

@@ -110,11 +110,12 @@ static int raw_replica_read(mixsan_cluster_t *cl, int64_t pool, const char *obj,
 				   .flags = MX_OSD_OP_REPLICA_READ, .name = obj,
 				   .name_len = (uint32_t)strlen(obj), .n_ops = 1};
 	struct mx_msg_osd_op_reply rep;
-	uint8_t hdr[MX_MSG_HDR_LEN], *payload = NULL;
 	struct mx_msg_hdr h;
+	uint8_t *payload;
 	struct mx_wbuf w;
+	char addr[MX_ADDR_MAX];
 	int32_t acting[3];
-	int fd, r;
+	int r;
 
 	if (!m)
 		return -ENOMEM;
@@ -122,26 +123,12 @@ static int raw_replica_read(mixsan_cluster_t *cl, int64_t pool, const char *obj,
 	(void)mx_client_locate(cl, pool, obj, &op.pg, acting, 3);
 	op.ops[0].op = MX_OP_READ;
 	op.ops[0].len = 64;
-	fd = h_raw_connect(m->osds[id].addr);
+	snprintf(addr, sizeof(addr), "%s", m->osds[id].addr);
 	mx_map_free(m);
-	if (fd < 0)
-		return fd;
 	mx_wbuf_init(&w);
 	mx_enc_osd_op(&w, &op);
-	mx_msg_hdr_encode(hdr, MX_MSG_OSD_OP, 9, w.data, (uint32_t)w.len);
-	r = h_io_all(fd, hdr, sizeof(hdr), true);
-	if (r == 0)
-		r = h_io_all(fd, w.data, w.len, true);
+	r = h_raw_request(addr, MX_MSG_OSD_OP, 9, &w, &h, &payload);
 	mx_wbuf_free(&w);
-	if (r == 0)
-		r = h_io_all(fd, hdr, sizeof(hdr), false);
-	if (r == 0)
-		r = mx_msg_hdr_decode(hdr, &h);
-	if (r == 0) {
-		payload = malloc(h.len ? h.len : 1);
-		r = payload ? h_io_all(fd, payload, h.len, false) : -ENOMEM;
-	}
-	close(fd);
 	if (r == 0 && (h.type != MX_MSG_OSD_OP_REPLY || mx_dec_osd_op_reply(payload, h.len, &rep) < 0))
 		r = -EPROTO;
 	else if (r == 0)

@@ -34,30 +34,16 @@ static int64_t g_pool_id;
  * error (-EPROTO for an unexpected answer). */
 static int raw_op(const char *addr, uint64_t tid, const struct mx_msg_osd_op *op)
 {
-	uint8_t hdr[MX_MSG_HDR_LEN], *payload = NULL;
 	struct mx_msg_osd_op_reply rep;
 	struct mx_msg_hdr h;
+	uint8_t *payload;
 	struct mx_wbuf w;
-	int fd = h_raw_connect(addr), r;
+	int r;
 
-	if (fd < 0)
-		return fd;
 	mx_wbuf_init(&w);
 	mx_enc_osd_op(&w, op);
-	mx_msg_hdr_encode(hdr, MX_MSG_OSD_OP, tid, w.data, (uint32_t)w.len);
-	r = h_io_all(fd, hdr, sizeof(hdr), true);
-	if (r == 0)
-		r = h_io_all(fd, w.data, w.len, true);
+	r = h_raw_request(addr, MX_MSG_OSD_OP, tid, &w, &h, &payload);
 	mx_wbuf_free(&w);
-	if (r == 0)
-		r = h_io_all(fd, hdr, sizeof(hdr), false);
-	if (r == 0)
-		r = mx_msg_hdr_decode(hdr, &h);
-	if (r == 0) {
-		payload = malloc(h.len ? h.len : 1);
-		r = payload ? h_io_all(fd, payload, h.len, false) : -ENOMEM;
-	}
-	close(fd);
 	if (r == 0 && (h.type != MX_MSG_OSD_OP_REPLY || h.tid != tid ||
 		       mx_dec_osd_op_reply(payload, h.len, &rep) < 0))
 		r = -EPROTO;
