@@ -67,6 +67,7 @@ struct mx_conn {
 	const struct mx_auth_server *auth_server; /* incoming: how to check */
 	struct mx_auth_hs *hs;            /* the handshake under way */
 	uint8_t mac_key[MX_KEY_LEN];
+	void *mac_ctx;                    /* EVP_CIPHER_CTX keyed with mac_key */
 	uint64_t seq_in, seq_out;
 	struct mx_held *held_head, **held_tail; /* sends waiting for the handshake */
 	char entity[MX_ENTITY_MAX];       /* the authenticated peer (incoming) */
@@ -83,6 +84,12 @@ struct mx_conn {
 /* An incoming connection that has not finished its handshake this long
  * after it was accepted is closed (docs/auth.md). */
 #define MX_AUTH_HANDSHAKE_MS 5000
+
+/* The MAC of a frame as a connection computes it (docs/auth.md), for
+ * tests that speak the protocol by hand: key, the direction (from the end
+ * that started the handshake or not), the frame's sequence number in it. */
+void mx_frame_mac(const uint8_t key[MX_KEY_LEN], bool from_initiator, uint64_t seq,
+		  const uint8_t *hdr, const void *payload, size_t len, uint8_t out[MX_MAC_LEN]);
 
 /* Parse "a.b.c.d:port" (IPv4 literal).  0 or -EINVAL. */
 int mx_parse_addr(const char *s, struct sockaddr_in *out);

@@ -44,13 +44,7 @@ struct sess {
 static void mac(const struct sess *s, uint8_t dir, uint64_t seq, const uint8_t *hdr,
 		const void *p, size_t n, uint8_t out[MX_MAC_LEN])
 {
-	uint8_t sq[8], full[MX_HMAC_LEN];
-	struct mx_part parts[] = {{&dir, 1}, {sq, 8}, {hdr, MX_MSG_HDR_LEN}, {p, n}};
-
-	for (int i = 0; i < 8; i++)
-		sq[i] = (uint8_t)(seq >> (8 * i));
-	mx_hmac(s->key, MX_KEY_LEN, parts, 4, full);
-	memcpy(out, full, MX_MAC_LEN);
+	mx_frame_mac(s->key, dir == 'I', seq, hdr, p, n, out);
 }
 
 /* Send a frame (its bytes also appended to cap, if given). */
