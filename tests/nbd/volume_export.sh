@@ -230,7 +230,7 @@ for rw in randwrite write; do
 	ok "fio $rw verify crc32c, 4 jobs, 4 connections" \
 		fio --name=v --ioengine=nbd --uri="$(uri fio fio)" --rw=$rw --bs=4k,64k \
 		--bsrange=4k-256k --numjobs=4 --size=24M --offset_increment=128M \
-		--iodepth=8 --verify=crc32c --verify_fatal=1 --do_verify=1 \
+		--iodepth=8 --verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 \
 		--group_reporting --output="$DIR/fio-$rw.txt"
 	grep -E "IOPS|err=" "$DIR/fio-$rw.txt" | head -4 | sed 's/^/   /'
 done
@@ -259,7 +259,7 @@ wait $hold || fail "the slow writer failed"
 # --- kill -9 an OSD while fio writes and verifies -------------------------
 fio --name=k --ioengine=nbd --uri="$(uri fio fio)" --rw=randwrite --bs=16k \
 	--numjobs=2 --size=64M --offset_increment=256M --iodepth=4 \
-	--verify=crc32c --verify_fatal=1 --do_verify=1 --time_based=0 \
+	--verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 --time_based=0 \
 	--output="$DIR/fio-kill.txt" >/dev/null 2>&1 &
 fpid=$!
 sleep 3
