@@ -33,6 +33,7 @@
 
 #include "internal.h"
 #include "authconn.h"
+#include "cache.h"
 #include "list.h"
 #include "log.h"
 #include "monlist.h"
@@ -43,6 +44,7 @@
 #include "util.h"
 
 #define TICK_MS 20
+#define MX_DEFAULT_READAHEAD (1u << 20)
 #define MON_RETRY_MS 300
 #define BACKOFF_MIN_MS 5
 #define BACKOFF_MAX_MS 500
@@ -149,6 +151,7 @@ struct mixsan_cluster {
 	struct mx_loc loc[MX_LOC_MAX];
 	uint8_t nloc;
 	uint64_t rng;
+	struct mx_bcache *cache; /* snapshot data (docs/vdi-cache.md) */
 };
 
 struct mixsan_pool {
@@ -402,6 +405,7 @@ static void handle_obj_reply(mixsan_cluster_t *cl, struct cop *op, uint8_t *payl
 		uint32_t n = MX_MIN(r.res[0].data_len, (uint32_t)op->rlen);
 
 		memcpy(op->rbuf, r.res[0].data, n);
+		__atomic_add_fetch(&cl->stats.read_bytes, n, __ATOMIC_RELAXED);
 		cop_complete(op, n);
 		return;
 	}
@@ -1136,6 +1140,7 @@ static void cluster_free(mixsan_cluster_t *cl)
 	free(cl->sess);
 	mx_placement_free(cl->pl);
 	mx_map_free(cl->map);
+	mx_bcache_free(cl->cache);
 	explicit_bzero(&cl->auth, sizeof(cl->auth));
 	pthread_mutex_destroy(&cl->lock);
 	pthread_cond_destroy(&cl->cond);
@@ -1276,6 +1281,20 @@ int mixsan_connect(const char *mons, const struct mixsan_options *opts,
 		return -EINVAL;
 	}
 	cl->opts.location = NULL; /* not kept: the caller's string */
+	if (cl->opts.snap_cache_bytes) {
+		cl->cache = mx_bcache_new(cl->opts.snap_cache_bytes);
+		if (!cl->cache) {
+			snprintf(t_connect_error, sizeof(t_connect_error),
+				 "no memory for a snapshot cache of %" PRIu64 " bytes",
+				 cl->opts.snap_cache_bytes);
+			cluster_free(cl);
+			return -ENOMEM;
+		}
+	}
+	if (!cl->opts.readahead_bytes)
+		cl->opts.readahead_bytes = MX_DEFAULT_READAHEAD;
+	else if (cl->opts.readahead_bytes == MIXSAN_READAHEAD_OFF)
+		cl->opts.readahead_bytes = 0;
 	if (getrandom(&cl->client_id, sizeof(cl->client_id), 0) != sizeof(cl->client_id) ||
 	    cl->client_id == 0)
 		cl->client_id = mx_now_ns() | 1;
@@ -1379,6 +1398,34 @@ void mx_client_get_stats(mixsan_cluster_t *cl, struct mx_client_stats *out)
 	out->maps = __atomic_load_n(&cl->stats.maps, __ATOMIC_RELAXED);
 	out->replica_reads = __atomic_load_n(&cl->stats.replica_reads, __ATOMIC_RELAXED);
 	out->replica_bounced = __atomic_load_n(&cl->stats.replica_bounced, __ATOMIC_RELAXED);
+	out->read_bytes = __atomic_load_n(&cl->stats.read_bytes, __ATOMIC_RELAXED);
+}
+
+struct mx_bcache *mx_client_cache(mixsan_cluster_t *cl, uint64_t *readahead)
+{
+	*readahead = cl->opts.readahead_bytes;
+	return cl->cache;
+}
+
+void mixsan_io_stats(mixsan_cluster_t *cl, struct mixsan_io_stats *out)
+{
+	struct mx_bcache_stats cs = {0};
+
+	memset(out, 0, sizeof(*out));
+	if (!cl)
+		return;
+	out->ops = __atomic_load_n(&cl->stats.ops, __ATOMIC_RELAXED);
+	out->read_bytes = __atomic_load_n(&cl->stats.read_bytes, __ATOMIC_RELAXED);
+	if (cl->cache)
+		mx_bcache_get_stats(cl->cache, &cs);
+	out->cache_capacity = cs.capacity;
+	out->cache_used = cs.used;
+	out->cache_hit_bytes = cs.hit_bytes;
+	out->cache_miss_bytes = cs.miss_bytes;
+	out->cache_fetched_bytes = cs.fetched_bytes;
+	out->cache_readahead_bytes = cs.readahead_bytes;
+	out->cache_evicted_bytes = cs.evicted_bytes;
+	out->cache_waits = cs.waits;
 }
 
 int mixsan_mon_command(mixsan_cluster_t *cl, const char *prefix, const char *const *kv,

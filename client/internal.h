@@ -85,7 +85,13 @@ struct mx_client_stats {
 	uint64_t maps;
 	uint64_t replica_reads;   /* served by a replica (a read policy) */
 	uint64_t replica_bounced; /* sent back to the primary by a replica */
+	uint64_t read_bytes;      /* data returned by OSDs for reads */
 };
 void mx_client_get_stats(mixsan_cluster_t *cl, struct mx_client_stats *out);
+
+/* The handle's snapshot cache (NULL: none) and its read-ahead in bytes
+ * (0: none). */
+struct mx_bcache;
+struct mx_bcache *mx_client_cache(mixsan_cluster_t *cl, uint64_t *readahead);
 
 #endif

@@ -21,6 +21,7 @@
 #include <unistd.h>
 
 #include "internal.h"
+#include "cache.h"
 #include "list.h"
 #include "log.h"
 #include "msg.h"
@@ -128,6 +129,12 @@ struct mixsan_volume {
 	size_t n_copying, cap_copying;
 	bool frozen;             /* a snapshot is being taken: changes wait */
 	unsigned starting;       /* changes between their start and inflight */
+
+	/* A snapshot's reads through the snapshot cache: where the last read
+	 * was, and how random the reads have been of late (0 to 3; read-ahead
+	 * below 2). */
+	uint64_t ra_off, ra_end;
+	unsigned ra_random;
 };
 
 static uint64_t wall_ms(void)
@@ -2120,20 +2127,80 @@ static int read_sync_obj(mixsan_volume_t *v, uint64_t objno, uint8_t *buf, uint6
 	return r < 0 ? r : 0;
 }
 
+/* The snapshot cache (docs/vdi-cache.md) ---------------------------------
+ *
+ * A snapshot's content never changes while it exists, and its name (pool,
+ * volume id, snapshot id) is never given to other content: pool ids are
+ * not reused, volume ids are 64 random bits, snapshot ids only grow.  So
+ * its blocks are cached with no invalidation, and every handle open at the
+ * snapshot (each clone's parent) shares them. */
+
+/* How much to read ahead of a snapshot read at off: the window while
+ * the handle's reads have been sequential of late, none while random.  A
+ * read continues a stream if it starts between the last one's start and a
+ * window past its end. */
+static uint64_t stream_ahead(mixsan_volume_t *v, uint64_t off, uint64_t len, uint64_t window)
+{
+	bool seq;
+	uint64_t ahead;
+
+	if (!window)
+		return 0;
+	pthread_mutex_lock(&v->lock);
+	seq = off >= v->ra_off && off <= v->ra_end + window;
+	if (seq && v->ra_random > 0)
+		v->ra_random--;
+	else if (!seq && v->ra_random < 3)
+		v->ra_random++;
+	v->ra_off = off;
+	v->ra_end = off + len;
+	ahead = v->ra_random < 2 ? window : 0;
+	pthread_mutex_unlock(&v->lock);
+	return ahead;
+}
+
+struct cache_fill {
+	mixsan_volume_t *v;
+	uint64_t objno;
+};
+
+static int cache_fill(void *arg, uint8_t *buf, uint64_t off, uint64_t len)
+{
+	struct cache_fill *f = arg;
+
+	return read_sync_obj(f->v, f->objno, buf, off - (f->objno << f->v->order), len);
+}
+
 static int read_sync(mixsan_volume_t *v, uint8_t *buf, uint64_t len, uint64_t off)
 {
-	uint64_t size = mixsan_volume_size(v), end;
+	uint64_t size = mixsan_volume_size(v), end, ahead = 0;
+	struct mx_bcache *cache = NULL;
+	struct mx_bcache_key key;
 	int r = 0;
 
 	if (off > size)
 		return -EINVAL;
 	len = MX_MIN(len, size - off);
 	end = off + len;
+	if (v->snap_id)
+		cache = mx_client_cache(mx_client_pool_cluster(v->pool), &ahead);
+	if (cache) {
+		key.pool = mixsan_pool_id(v->pool);
+		key.vol = strtoull(v->id, NULL, 16);
+		key.snap = v->snap_id;
+		ahead = stream_ahead(v, off, len, ahead);
+	}
 	for (uint64_t at = off; at < end && r == 0;) {
 		uint64_t objno = at >> v->order, ostart = objno << v->order;
 		uint64_t e = MX_MIN(end, ostart + v->obj_size);
+		struct cache_fill f = {v, objno};
 
-		r = read_sync_obj(v, objno, buf + (at - off), at - ostart, e - at);
+		if (cache)
+			r = mx_bcache_read(cache, &key, size, buf + (at - off), at, e - at,
+					   at == off ? ahead : 0,
+					   MX_MIN(ostart + v->obj_size, size), cache_fill, &f);
+		else
+			r = read_sync_obj(v, objno, buf + (at - off), at - ostart, e - at);
 		at = e;
 	}
 	return r < 0 ? r : (int)MX_MIN(len, (uint64_t)INT32_MAX);

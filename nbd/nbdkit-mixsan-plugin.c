@@ -4,6 +4,7 @@
  *
  *   nbdkit mixsan mon=127.0.0.1:6789 pool=rbd [volume=disk] [keyfile=F] [lease=MS]
  *          [read_policy=balance|localize location="host=H"]
+ *          [cache=SIZE] [readahead=SIZE|off]
  *
  * With volume=, every export name serves that volume; without it, the
  * export name is the volume's name and NBD_OPT_LIST lists the pool's
@@ -32,6 +33,7 @@
 #define PREF_BLOCK 4096u
 #define MAX_REQUEST (32u << 20)
 #define MX_CACHE_PIECE (4u << 20)
+#define DEFAULT_CACHE (256ull << 20) /* the snapshot cache, docs/vdi-cache.md */
 
 static char *cfg_mon;
 static char *cfg_pool;
@@ -42,6 +44,8 @@ static char *cfg_location;
 static int cfg_read_policy; /* MIXSAN_READ_* */
 static unsigned cfg_lease_ms;
 static bool cfg_readonly;
+static uint64_t cfg_cache = DEFAULT_CACHE;
+static uint64_t cfg_readahead; /* 0: the library's default */
 
 static mixsan_cluster_t *cluster;
 static mixsan_pool_t *pool;
@@ -133,6 +137,31 @@ static int mixsan_config(const char *key, const char *value)
 		cfg_lease_ms = (unsigned)v;
 		return 0;
 	}
+	if (!strcmp(key, "cache")) {
+		int64_t v = nbdkit_parse_size(value);
+
+		if (v < 0)
+			return -1;
+		cfg_cache = (uint64_t)v;
+		return 0;
+	}
+	if (!strcmp(key, "readahead")) {
+		int64_t v;
+
+		if (!strcmp(value, "off")) {
+			cfg_readahead = MIXSAN_READAHEAD_OFF;
+			return 0;
+		}
+		v = nbdkit_parse_size(value);
+		if (v < 0)
+			return -1;
+		if (v < 4096 || v > (64 << 20)) {
+			nbdkit_error("readahead must be off or between 4K and 64M: %s", value);
+			return -1;
+		}
+		cfg_readahead = (uint64_t)v;
+		return 0;
+	}
 	if (!strcmp(key, "readonly")) {
 		int r = nbdkit_parse_bool(value);
 
@@ -142,7 +171,7 @@ static int mixsan_config(const char *key, const char *value)
 		return 0;
 	}
 	nbdkit_error("unknown parameter '%s' (mon, pool, volume, snapshot, keyfile, lease, "
-		     "readonly, read_policy, location)", key);
+		     "readonly, read_policy, location, cache, readahead)", key);
 	return -1;
 }
 
@@ -177,13 +206,17 @@ static int mixsan_config_complete(void)
 	"readonly=<BOOL>      Open volumes read-only, without the lock.\n"     \
 	"read_policy=<P>      Reads from: default (the pool's), primary,\n"   \
 	"                     balance, localize (docs/read-policies.md).\n"  \
-	"location=<LOC>       This host's place, \"host=H rack=R\" (localize)."
+	"location=<LOC>       This host's place, \"host=H rack=R\" (localize).\n" \
+	"cache=<SIZE>         RAM cache of snapshot data shared by every clone\n" \
+	"                     served (default 256M; 0: none).\n"            \
+	"readahead=<SIZE>|off Read-ahead of that cache (default 1M)."
 
 /* Connect after nbdkit forks: the library runs its own thread. */
 static int mixsan_after_fork(void)
 {
 	struct mixsan_options o = {.connect_timeout_ms = 10000, .keyfile = cfg_keyfile,
-				   .read_policy = cfg_read_policy, .location = cfg_location};
+				   .read_policy = cfg_read_policy, .location = cfg_location,
+				   .snap_cache_bytes = cfg_cache, .readahead_bytes = cfg_readahead};
 	int r = mixsan_connect(cfg_mon, &o, &cluster);
 
 	if (r < 0) {

@@ -62,7 +62,18 @@ struct mixsan_options {
 	/* This client's place in the hierarchy, as an OSD's: "host=H
 	 * rack=R ..."; NULL: none (localize then reads from the primary). */
 	const char *location;
+	/* A RAM cache of snapshot data (docs/vdi-cache.md), shared by every
+	 * volume this handle opens: the clones of one golden image read its
+	 * blocks from here, fetched once.  Snapshots never change, so no
+	 * write leaves a stale entry.  Bytes; 0: no cache. */
+	uint64_t snap_cache_bytes;
+	/* On a miss in that cache, read this much from the read's start
+	 * (within its object) while the reader reads sequentially.  0: 1 MiB;
+	 * MIXSAN_READAHEAD_OFF: never. */
+	uint64_t readahead_bytes;
 };
+
+#define MIXSAN_READAHEAD_OFF UINT64_MAX
 
 #define MIXSAN_READ_DEFAULT 0
 #define MIXSAN_READ_PRIMARY 1
@@ -84,6 +95,22 @@ uint64_t mixsan_map_epoch(mixsan_cluster_t *cl);
 /* Wait until the library holds a map of at least epoch (timeout_ms 0:
  * for ever).  0 or -ETIMEDOUT. */
 int mixsan_wait_for_epoch(mixsan_cluster_t *cl, uint64_t epoch, unsigned timeout_ms);
+
+/* What the client moved, and its snapshot cache's figures (all 0 when
+ * it has none). */
+struct mixsan_io_stats {
+	uint64_t ops;               /* requests sent to OSDs */
+	uint64_t read_bytes;        /* data OSDs returned for reads */
+	uint64_t cache_capacity;    /* bytes */
+	uint64_t cache_used;
+	uint64_t cache_hit_bytes;   /* reads served from the cache */
+	uint64_t cache_miss_bytes;  /* reads that had to be fetched */
+	uint64_t cache_fetched_bytes;   /* fetched into it, read-ahead included */
+	uint64_t cache_readahead_bytes; /* of those, ahead of a read */
+	uint64_t cache_evicted_bytes;
+	uint64_t cache_waits;       /* blocks another reader was fetching */
+};
+void mixsan_io_stats(mixsan_cluster_t *cl, struct mixsan_io_stats *out);
 
 /* Run an administrative command on the monitors ("pool create",
  * "pool rm", "pool set", "osd out", "osd in", "osd down", "osd reweight",

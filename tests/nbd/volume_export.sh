@@ -79,6 +79,17 @@ ok "a snapshot export refuses writes" "$BUILD/tests/nbd/nbd_probe" \
 	"$(uri snap proto@s1)" --read-only --expect-size 67108864
 stop snap
 
+# The snapshot cache's parameters (docs/vdi-cache.md): bad values are
+# refused when nbdkit starts, with the reason.
+for bad in readahead=1 readahead=1G cache=lots; do
+	if nbdkit_run --exit-with-parent -f --run true "$PLUGIN" "mon=$MON" pool=vols "$bad" \
+		>"$DIR/bad-param.log" 2>&1; then
+		fail "nbdkit started with $bad"
+	else
+		echo "ok $bad refused: $(grep -m1 error "$DIR/bad-param.log")"
+	fi
+done
+
 # --- qemu-img: 1 GiB of random data with holes, in and out ---------------
 # Regions of random data (offset MiB, length MiB, some not object-aligned);
 # everything else is a hole.

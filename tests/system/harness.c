@@ -166,7 +166,8 @@ mixsan_cluster_t *h_connect(struct h_cluster *c)
 {
 	mixsan_cluster_t *cl;
 	struct mixsan_options o = {.connect_timeout_ms = 20000,
-				   .keyfile = c->auth ? c->admin_key : NULL};
+				   .keyfile = c->auth ? c->admin_key : NULL,
+				   .snap_cache_bytes = c->snap_cache_bytes};
 	int r = mixsan_connect(c->mon_addr, &o, &cl);
 
 	if (r < 0)

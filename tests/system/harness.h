@@ -60,6 +60,8 @@ struct h_cluster {
 	 * before h_start_mon. */
 	bool mon_key;
 	char mon_keyfile[300];
+	/* h_connect's snapshot cache (docs/vdi-cache.md), bytes; 0: none. */
+	uint64_t snap_cache_bytes;
 };
 
 /* Start a monitor and n OSDs (all in one host unless locations are given

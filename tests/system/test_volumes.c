@@ -440,6 +440,6 @@ int main(void)
 	mixsan_pool_close(p);
 	mixsan_shutdown(cl);
 	h_stop(&c);
-	printf("volumes: ok\n");
-	return 0;
+	fprintf(stderr, "volumes: %d failures\n", h_failures);
+	return h_failures ? 1 : 0;
 }
