@@ -1552,11 +1552,10 @@ int mixsan_volume_locate(mixsan_volume_t *v, uint64_t off,
 	m = mx_client_map_copy(cl);
 	o = m ? mx_map_osd(m, out->acting[0]) : NULL;
 	if (o) {
+		const char *host = mx_osd_loc_name(o, MX_LEVEL_HOST);
+
 		snprintf(out->primary_addr, sizeof(out->primary_addr), "%s", o->addr);
-		for (int i = 0; i < o->nloc; i++)
-			if (o->loc[i].level == MX_LEVEL_HOST)
-				snprintf(out->primary_host, sizeof(out->primary_host), "%s",
-					 o->loc[i].name);
+		snprintf(out->primary_host, sizeof(out->primary_host), "%s", host ? host : "");
 	}
 	mx_map_free(m);
 	return 0;

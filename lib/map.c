@@ -151,6 +151,14 @@ int mx_pool_validate(const struct mx_pool *p)
 	return 0;
 }
 
+const char *mx_osd_loc_name(const struct mx_osd_info *o, int level)
+{
+	for (int i = 0; o && i < o->nloc; i++)
+		if (o->loc[i].level == level)
+			return o->loc[i].name;
+	return NULL;
+}
+
 int mx_loc_parse(const char *s, struct mx_loc *loc, uint8_t *nloc)
 {
 	char buf[1024];

@@ -220,6 +220,8 @@ int mx_pool_validate(const struct mx_pool *p);
  * levels sorted leaf first.  A missing root becomes root=default.
  * Returns 0 or -EINVAL. */
 int mx_loc_parse(const char *s, struct mx_loc *loc, uint8_t *nloc);
+/* The name of the bucket of level that OSD o's location names, or NULL. */
+const char *mx_osd_loc_name(const struct mx_osd_info *o, int level);
 /* Format as "host=h1,root=default" into buf. */
 void mx_loc_format(const struct mx_loc *loc, uint8_t nloc, char *buf, size_t sz);
 

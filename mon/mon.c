@@ -667,12 +667,12 @@ static uint32_t osds_up(const struct mx_map *m)
  * its location names none). */
 static void report_domain(const struct mx_map *m, int32_t id, char *buf, size_t sz)
 {
-	const struct mx_osd_info *o = mx_map_osd(m, id);
+	const char *host = mx_osd_loc_name(mx_map_osd(m, id), MX_LEVEL_HOST);
 
-	snprintf(buf, sz, "osd.%d", id);
-	for (int i = 0; o && i < o->nloc; i++)
-		if (o->loc[i].level == MX_LEVEL_HOST)
-			snprintf(buf, sz, "host %s", o->loc[i].name);
+	if (host)
+		snprintf(buf, sz, "host %s", host);
+	else
+		snprintf(buf, sz, "osd.%d", id);
 }
 
 struct domains {

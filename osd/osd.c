@@ -907,6 +907,16 @@ uint64_t lease_left_ns(struct osd *osd)
 	return until > now ? until - now : 0;
 }
 
+/* Does our state of the PG follow our map?  Only while the map history is
+ * complete (pgs_update waits for it) and for the very acting set of our
+ * map: until then pgs may be an ended interval's. */
+static bool pg_follows_map(const struct osd *osd, const struct pgstate *pgs,
+			   const int32_t *acting, int n)
+{
+	return osd->hist_ready && pgs->n_acting == n &&
+	       memcmp(pgs->acting, acting, (size_t)n * sizeof(*acting)) == 0;
+}
+
 /* May we serve this read as a replica?  docs/read-policies.md, "Serving
  * a read on replica R". */
 static bool replica_may_read(struct osd *osd, const struct mx_msg_osd_op *m,
@@ -916,14 +926,12 @@ static bool replica_may_read(struct osd *osd, const struct mx_msg_osd_op *m,
 	struct peer *p;
 	bool member = false;
 
-	/* Our PG states follow our map only while its history is complete
-	 * (pgs_update waits for it): until then pgs may still be R_ACTIVE in
-	 * an interval that ended, though the map shows us a member under the
+	/* A pgs that does not follow our map may still be R_ACTIVE in an
+	 * interval that ended, though the map shows us a member under the
 	 * same primary again, after an interval without us that acknowledged
-	 * writes.  And pgs must be for the very acting set of our map. */
+	 * writes. */
 	if (pool->read_policy == MX_READ_PRIMARY || !pgs || pgs->role != ROLE_REPLICA ||
-	    pgs->state != R_ACTIVE || n <= 1 || !osd->hist_ready || pgs->n_acting != n ||
-	    memcmp(pgs->acting, acting, (size_t)n * sizeof(*acting)) != 0)
+	    pgs->state != R_ACTIVE || n <= 1 || !pg_follows_map(osd, pgs, acting, n))
 		return false;
 	for (int i = 1; i < n; i++)
 		member |= acting[i] == osd->id;
@@ -988,11 +996,10 @@ void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payloa
 		return;
 	}
 	pgs = pg_get(osd, m.pool, m.pg);
-	if (!osd->hist_ready || pgs->n_acting != n ||
-	    memcmp(pgs->acting, acting, (size_t)n * sizeof(*acting)) != 0) {
+	if (!pg_follows_map(osd, pgs, acting, n)) {
 		/* Our PG state lags our map (a gap in the map history being
-		 * filled: pgs_update waits for it), and may be an interval's
-		 * that has ended: nothing is served from it. */
+		 * filled), and may be an interval's that has ended: nothing is
+		 * served from it. */
 		reply_status(osd, s, tid, -EAGAIN);
 		return;
 	}

@@ -1121,8 +1121,6 @@ static void temp_send(struct osd *osd)
 	(void)mx_conn_send(osd->mon, MX_MSG_MON_COMMAND, ++osd->next_tid, &w);
 }
 
-/* Every acting member and one member of every maybe-rw interval since the
- * newest les has answered: choose the authority. */
 /*
  * Might a member of an interval since the last active one (since: the
  * newest les we heard of) still serve reads under a lease?  Only if the
@@ -1169,6 +1167,8 @@ static bool leases_may_run(struct osd *osd, const struct pgstate *pgs,
 	return false;
 }
 
+/* Every acting member and one member of every maybe-rw interval since the
+ * newest les has answered: choose the authority. */
 void pg_try_peer(struct osd *osd, struct pgstate *pgs)
 {
 	struct mx_pg_info infos[PRIOR_MAX];
