@@ -1,8 +1,12 @@
 /*
- * System test of the snapshot cache (docs/vdi-cache.md) on a real cluster
- * (1 monitor, 3 OSDs): a golden volume in pool "gold", its protected
- * snapshot, linked clones in pool "desk", all opened through one cluster
- * handle with a cache, as a host's export process opens its VMs' disks:
+ * System test of the three-tier VDI layout (docs/vdi-cache.md) on a real
+ * cluster (1 monitor, 4 OSDs: osd.0 and osd.1 of class ssd, osd.2 and osd.3
+ * of class hdd): a golden volume and a data volume in pool "gold" (hdd), the
+ * golden volume's protected snapshot, linked clones in pool "desk" (ssd),
+ * all opened through one cluster handle with a snapshot cache, as a host's
+ * export process opens its VMs' disks:
+ *  - what a clone writes lands on ssd OSDs, the golden and data volumes on
+ *    hdd ones;
  *  - the first clone's reads fetch the golden data; every other clone then
  *    reads it with no byte read from the OSDs;
  *  - no write leaves a stale read: after writes to the golden volume's head
@@ -21,6 +25,8 @@
 #include <unistd.h>
 
 #include "harness.h"
+#include "internal.h"
+#include "map.h"
 
 #define ORDER 20
 #define OBJ (1u << ORDER)
@@ -29,6 +35,31 @@
 
 static struct h_cluster c;
 static mixsan_pool_t *gold, *desk;
+
+static void pool_create(mixsan_cluster_t *cl, const char *name, const char *cls)
+{
+	const char *kv[] = {"name", name, "size", "2", "pg_num", "16", "failure_domain", "osd",
+			    "device_class", cls, "min_size", "1"};
+	char *msg = NULL;
+	int r = mixsan_mon_command(cl, "pool create", kv, 6, &msg);
+
+	if (r < 0)
+		H_FATAL("pool create %s: %s (%s)", name, strerror(-r), msg ? msg : "");
+	free(msg);
+}
+
+/* Every OSD holding byte off of v is of class cls. */
+static void check_class(mixsan_cluster_t *cl, mixsan_volume_t *v, uint64_t off, const char *cls)
+{
+	struct mixsan_volume_location loc;
+	struct mx_map *m = mx_client_map_copy(cl);
+
+	H_CHECK(m && mixsan_volume_locate(v, off, &loc) == 0);
+	H_CHECK(loc.n_acting == 2);
+	for (int i = 0; m && i < loc.n_acting; i++)
+		H_CHECK(!strcmp(m->osds[loc.acting[i]].device_class, cls));
+	mx_map_free(m);
+}
 
 static void read_all(mixsan_volume_t *v, const uint8_t *model, uint64_t chunk, const char *what)
 {
@@ -89,10 +120,12 @@ int main(void)
 	struct mixsan_volume_options so = {.flags = MIXSAN_VOLUME_RDONLY, .snapshot = "base"};
 	char name[32];
 
-	h_start(&c, 3);
+	for (int i = 0; i < 4; i++)
+		snprintf(c.osd_class[i], sizeof(c.osd_class[i]), "%s", i < 2 ? "ssd" : "hdd");
+	h_start(&c, 4);
 	admin = h_connect(&c);
-	h_pool_create(admin, "gold", 3, 32, "osd");
-	h_pool_create(admin, "desk", 3, 32, "osd");
+	pool_create(admin, "gold", "hdd");
+	pool_create(admin, "desk", "ssd");
 	H_CHECK(mixsan_pool_open(admin, "gold", &gold) == 0);
 	H_CHECK(mixsan_volume_create(gold, "golden", SIZE, ORDER) == 0);
 	g = open_vol(gold, "golden");
@@ -145,6 +178,20 @@ int main(void)
 	h_fill(3, mine + 5 * OBJ + 100, 70000);
 	H_CHECK(mixsan_volume_write(vm[1], mine + 5 * OBJ + 100, 70000, 5 * OBJ + 100) == 0);
 	read_all(vm[1], mine, 32768, "the clone that wrote");
+	check_class(host, vm[1], 5 * OBJ, "ssd");
+	check_class(admin, g, 0, "hdd");
+	{
+		mixsan_volume_t *data;
+		uint8_t x[4096];
+
+		H_CHECK(mixsan_volume_create(gold, "data", 4 * OBJ, ORDER) == 0);
+		data = open_vol(gold, "data");
+		h_fill(4, x, sizeof(x));
+		H_CHECK(mixsan_volume_write(data, x, sizeof(x), OBJ) == 0);
+		check_class(admin, data, OBJ, "hdd");
+		H_CHECK(mixsan_volume_close(data) == 0);
+	}
+	printf("ok a clone's writes land on ssd OSDs, the golden and data volumes on hdd\n");
 	for (int i = 0; i < 4; i++)
 		if (i != 1)
 			read_all(vm[i], snap1, 65536, "a clone after writes");
@@ -234,11 +281,11 @@ int main(void)
 		H_CHECK(mixsan_connect(c.mon_addr, &o, &impatient) == 0);
 		H_CHECK(mixsan_pool_open(impatient, "desk", &p) == 0);
 		H_CHECK(mixsan_volume_open(p, "v4vm", NULL, &r) == 0);
-		for (int i = 0; i < 3; i++)
+		for (int i = 0; i < c.n_osds; i++)
 			h_signal_osd(&c, i, SIGSTOP);
 		H_CHECK(mixsan_volume_read(r, buf, 65536, 6 * OBJ) == -ETIMEDOUT);
 		a = stats(impatient);
-		for (int i = 0; i < 3; i++)
+		for (int i = 0; i < c.n_osds; i++)
 			h_signal_osd(&c, i, SIGCONT);
 		H_CHECK(a.cache_used == 0 && a.cache_fetched_bytes == 0);
 		H_CHECK(mixsan_volume_read(r, buf, 65536, 6 * OBJ) == 65536);
