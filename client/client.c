@@ -586,11 +586,12 @@ static int distance(const mixsan_cluster_t *cl, int32_t id)
 	const struct mx_osd_info *o = mx_map_osd(cl->map, id);
 	int d = MX_LEVEL_COUNT;
 
-	for (int i = 0; o && i < o->nloc; i++)
-		for (int j = 0; j < cl->nloc; j++)
-			if (o->loc[i].level == cl->loc[j].level && o->loc[i].level < d &&
-			    strcmp(o->loc[i].name, cl->loc[j].name) == 0)
-				d = o->loc[i].level;
+	for (int j = 0; j < cl->nloc; j++) {
+		const char *name = mx_osd_loc_name(o, cl->loc[j].level);
+
+		if (name && cl->loc[j].level < d && strcmp(name, cl->loc[j].name) == 0)
+			d = cl->loc[j].level;
+	}
 	return d;
 }
 
