@@ -5,7 +5,8 @@
  * "loc" (localize), 3 replicas each, 64 objects in each.
  * 1. A default client: reads of bal are spread over the members (some
  *    served by replicas), reads of pri and loc only by primaries (it has
- *    no location); every read returns what was written.
+ *    no location); every read returns what was written.  A replica's
+ *    ENOENT for a missing object is the answer, never sent back.
  * 2. A client on host h2 reads loc: exactly the reads of objects that
  *    osd.2 holds as a replica are served by a replica (osd.2 itself), none
  *    sent back.
@@ -176,6 +177,29 @@ int main(void)
 	fprintf(stderr, "read_policy: balance: %llu of %d reads by replicas, %llu sent back\n",
 		(unsigned long long)served, N_OBJ * READS, (unsigned long long)bounced);
 	H_CHECK(served > N_OBJ * READS / 3 && served < N_OBJ * READS && bounced == 0);
+	{
+		/* A replica's "no such object" is final: never sent back. */
+		struct mx_client_stats a, b;
+		mixsan_pool_t *p;
+		char got[8];
+
+		mx_client_get_stats(cl, &a);
+		H_CHECK(mixsan_pool_open(cl, "bal", &p) == 0);
+		for (int i = 0; i < N_OBJ; i++) {
+			char n[32];
+
+			snprintf(n, sizeof(n), "missing.%d", i);
+			H_CHECK(mixsan_read(p, n, got, sizeof(got), 0) == -ENOENT);
+		}
+		mixsan_pool_close(p);
+		mx_client_get_stats(cl, &b);
+		fprintf(stderr, "read_policy: %d reads of missing objects: %llu by replicas, "
+				"%llu sent back\n", N_OBJ,
+			(unsigned long long)(b.replica_reads - a.replica_reads),
+			(unsigned long long)(b.replica_bounced - a.replica_bounced));
+		H_CHECK(b.replica_reads > a.replica_reads);
+		H_CHECK(b.replica_bounced == a.replica_bounced);
+	}
 	read_all(cl, "pri", &served, &bounced);
 	H_CHECK(served == 0 && bounced == 0);
 	read_all(cl, "loc", &served, &bounced);
