@@ -40,6 +40,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "internal.h"
@@ -83,8 +85,9 @@ struct clone {
 	mixsan_volume_t *v;
 	const struct trace *t;
 	const struct args *a;
-	int img_fd; /* the golden image (--verify), or -1 */
-	uint8_t *buf, *gold;
+	const uint8_t *img; /* the golden image, mapped (--verify), or NULL */
+	uint64_t img_size;
+	uint8_t *buf;
 	uint8_t *written; /* a bit per sector this clone wrote or discarded */
 	uint64_t *lat_ns; /* of each read */
 	size_t n_lat;
@@ -313,27 +316,20 @@ static bool was_written(const struct clone *c, uint64_t sector)
 static void verify(struct clone *c, const uint8_t *got, uint64_t len, uint64_t off)
 {
 	uint64_t n = len, pos = 0;
-	int r;
 
-	if (off >= c->t->size)
+	if (off >= c->img_size)
 		return;
-	if (off + n > c->t->size)
-		n = c->t->size - off;
-	r = mx_pread_all(c->img_fd, c->gold, n, off);
-	if (r < 0) {
-		c->err = r;
-		snprintf(c->what, sizeof(c->what), "reading the image at %" PRIu64, off);
-		return;
-	}
+	if (off + n > c->img_size)
+		n = c->img_size - off;
 	while (pos < n) {
 		uint64_t at = off + pos;
 		uint64_t next = ((at >> SECTOR_SHIFT) + 1) << SECTOR_SHIFT;
 		uint64_t piece = MX_MIN(next - at, n - pos);
 
-		if (!was_written(c, at >> SECTOR_SHIFT) && memcmp(got + pos, c->gold + pos, piece)) {
+		if (!was_written(c, at >> SECTOR_SHIFT) && memcmp(got + pos, c->img + at, piece)) {
 			if (c->mismatches++ == 0)
 				fprintf(stderr, "bootstorm: %s: the read at %" PRIu64 " differs from the "
-					"golden image at byte %" PRIu64 "\n", c->name, off, at);
+					"golden image in the sector at byte %" PRIu64 "\n", c->name, off, at);
 		}
 		pos += piece;
 	}
@@ -373,7 +369,7 @@ static int replay_one(struct clone *c, const struct req *q)
 				return -EIO; /* short: the volume ends before the trace */
 			c->lat_ns[c->n_lat++] = mx_now_ns() - t0;
 			c->bytes_read += len;
-			if (c->img_fd >= 0)
+			if (c->img)
 				verify(c, c->buf, len, off);
 		}
 		done += len;
@@ -468,22 +464,31 @@ int main(int argc, char **argv)
 	pthread_t *th;
 	uint64_t t0, deadline, all_up = 0, *times, *lat, bytes_read = 0, mismatches = 0;
 	size_t n_lat = 0, reqs = 0;
-	int img_fd = -1, errors = 0, r;
+	const uint8_t *img = NULL;
+	uint64_t img_size = 0;
+	int errors = 0, r;
 	FILE *out;
 
 	parse_args(argc, argv, &a);
 	load_trace(a.trace, &t);
 	if (a.verify) {
-		img_fd = open(a.verify, O_RDONLY | O_CLOEXEC);
-		if (img_fd < 0)
-			die("%s: %s", a.verify, strerror(errno));
-		if (!t.size) {
-			off_t end = lseek(img_fd, 0, SEEK_END);
+		/* Mapped once and shared: the comparisons cost no copies. */
+		struct stat sb;
+		int fd = open(a.verify, O_RDONLY | O_CLOEXEC);
 
-			if (end < 0)
-				die("%s: %s", a.verify, strerror(errno));
-			t.size = (uint64_t)end;
-		}
+		if (fd < 0 || fstat(fd, &sb) < 0)
+			die("%s: %s", a.verify, strerror(errno));
+		img_size = (uint64_t)sb.st_size;
+		if (t.size && t.size != img_size)
+			die("%s: %" PRIu64 " bytes, the trace's image %" PRIu64, a.verify, img_size,
+			    t.size);
+		if (img_size < t.end)
+			die("%s: %" PRIu64 " bytes, the trace reaches byte %" PRIu64, a.verify,
+			    img_size, t.end);
+		img = mmap(NULL, img_size, PROT_READ, MAP_SHARED, fd, 0);
+		if (img == MAP_FAILED)
+			die("%s: mmap: %s", a.verify, strerror(errno));
+		close(fd);
 	}
 
 	storm_options(&o, &a);
@@ -509,7 +514,8 @@ int main(int argc, char **argv)
 		c->idx = i + 1;
 		c->t = &t;
 		c->a = &a;
-		c->img_fd = img_fd;
+		c->img = img;
+		c->img_size = img_size;
 		if ((size_t)snprintf(c->name, sizeof(c->name), "%s%d", a.prefix, i + 1) >=
 		    sizeof(c->name))
 			die("--prefix is too long");
@@ -518,10 +524,9 @@ int main(int argc, char **argv)
 		c->lat_ns = calloc(t.n_reads + t.read_bytes / CHUNK_MAX + 1, sizeof(uint64_t));
 		if (!c->buf || !c->lat_ns)
 			die("out of memory");
-		if (img_fd >= 0) {
-			c->gold = malloc(chunk ? chunk : 1);
+		if (img) {
 			c->written = calloc((t.end >> SECTOR_SHIFT) / 8 + 1, 1);
-			if (!c->gold || !c->written)
+			if (!c->written)
 				die("out of memory");
 		}
 		r = mixsan_volume_open(pool, c->name, NULL, &c->v);
@@ -640,7 +645,7 @@ int main(int argc, char **argv)
 			(double)cs.readahead_bytes / 1048576.0, (double)cs.mem_bytes / 1048576.0);
 	else
 		fprintf(out, "snapshot cache      no statistics\n");
-	if (img_fd >= 0)
+	if (img)
 		fprintf(out, "verified            %" PRIu64 " sectors read differ from %s\n",
 			mismatches, a.verify);
 	if (errors)
@@ -666,7 +671,7 @@ int main(int argc, char **argv)
 			       cs.readahead_bytes, cs.mem_bytes);
 		else
 			printf("\"cache\": null, ");
-		if (img_fd >= 0)
+		if (img)
 			printf("\"mismatches\": %" PRIu64 ", ", mismatches);
 		else
 			printf("\"mismatches\": null, ");
@@ -683,14 +688,13 @@ int main(int argc, char **argv)
 			errors++;
 		}
 		free(c->buf);
-		free(c->gold);
 		free(c->written);
 		free(c->lat_ns);
 	}
 	mixsan_pool_close(pool);
 	mixsan_shutdown(cl);
-	if (img_fd >= 0)
-		close(img_fd);
+	if (img)
+		munmap((void *)img, img_size);
 	free(cl_v);
 	free(th);
 	free(times);
