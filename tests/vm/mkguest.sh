@@ -10,7 +10,9 @@
 #
 # With MXGUEST_PAYLOAD naming a folder, its contents are copied into the
 # root image under /payload (SIZE_MIB must leave room for them), e.g. for a
-# boot that reads a desktop's worth of files with mx.readall=/payload.
+# boot that reads a desktop's worth of files with mx.readall=/payload; the
+# image then has blocks of 4 KiB (1 KiB otherwise, mke2fs's choice for a
+# small file system).
 #
 # Environment: MXGUEST_KERNEL (a vmlinuz to use instead of the newest one),
 # MXGUEST_KVER (its module version, when its name is not vmlinuz-VERSION),
@@ -344,9 +346,15 @@ if [ -n "$payload" ]; then
 		die "SIZE_MIB $size_mib is too small for a payload of $((payload_kib / 1024)) MiB ($payload): give at least $need_mib"
 	fi
 fi
+# mke2fs gives a file system below 512 MiB blocks of 1 KiB; one with a
+# payload gets the 4 KiB blocks of a desktop's root file system, so its
+# boot reads as a desktop's does.
+blocks=""
+[ -z "$payload" ] || blocks="-b 4096"
 rm -f "$tmp/root.img"
 truncate -s "${size_mib}M" "$tmp/root.img"
-mke2fs -q -F -t ext4 -L mxguest -E root_owner=0:0 -d "$root" "$tmp/root.img" ||
+# shellcheck disable=SC2086 # $blocks is empty or two words
+mke2fs -q -F -t ext4 $blocks -L mxguest -E root_owner=0:0 -d "$root" "$tmp/root.img" ||
 	die "mke2fs could not make a ${size_mib} MiB image of $((need_kib / 1024)) MiB of files: give a larger SIZE_MIB"
 
 # Every output appears whole or not at all.
