@@ -20,9 +20,10 @@
  *
  * --verify IMAGE compares every byte read with the golden image at the
  * same offset, except in the 512-byte sectors the clone wrote or discarded
- * before; a sector read that differs makes the exit status 1 (the count
- * of such sectors is reported as mismatches).  --seconds (default 600) bounds the
- * storm: past it the program stops with status 2, as on any error.
+ * before (the clones must be fresh); a sector read that differs makes the
+ * exit status 1 (the count of such sectors is reported as mismatches).
+ * --seconds (default 600) bounds the storm: past it the program stops
+ * with status 2, as on any error.
  *
  * Prints one line per figure: the time until every clone finished its boot
  * ("all up"), the slowest, median and fastest clone, the data read, the
@@ -84,7 +85,6 @@ struct clone {
 	char name[MIXSAN_VOLUME_NAME_MAX + 1];
 	mixsan_volume_t *v;
 	const struct trace *t;
-	const struct args *a;
 	const uint8_t *img; /* the golden image, mapped (--verify), or NULL */
 	uint64_t img_size;
 	uint8_t *buf;
@@ -513,7 +513,6 @@ int main(int argc, char **argv)
 				chunk = MX_MAX(chunk, MX_MIN(t.r[k].len, CHUNK_MAX));
 		c->idx = i + 1;
 		c->t = &t;
-		c->a = &a;
 		c->img = img;
 		c->img_size = img_size;
 		if ((size_t)snprintf(c->name, sizeof(c->name), "%s%d", a.prefix, i + 1) >=

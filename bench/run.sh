@@ -21,7 +21,7 @@
 # through one client, each in order at queue depth 1, compares what they
 # read with the golden image, and prints the time until all are up.  Each
 # configuration of CONFIGS in bootstorm.sh runs on fresh clones.  Set
-# BOOTSTORM_TRACE_DIR to a folder to keep the trace (about 35 s to make)
+# BOOTSTORM_TRACE_DIR to a folder to keep the trace (under a minute to make)
 # for later runs.
 set -eu
 cd "$(dirname "$0")/.."
