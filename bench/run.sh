@@ -8,6 +8,21 @@
 #       export with fio (nbdbench.sh)
 #   bench/run.sh locality [SECONDS]             reads from the primary and
 #       from the nearest replica on the multi-host rig (locality.sh; root)
+#   bench/run.sh bootstorm [N]                  N linked clones (default 20)
+#       of one golden volume booting at once (bootstorm.sh)
+#
+# The boot storm: bench/boottrace.sh boots the test guest (tests/vm) once
+# from an image holding about 160 MiB of this machine's files, which the
+# guest reads all of (mx.readall), and records every block request of the
+# boot through nbdkit's log filter into boot.trace, beside the golden image
+# root.img.  bench/bootstorm.sh imports that image into a volume on a
+# development cluster, snapshots it, makes N clones and runs bootstorm
+# (bootstorm.c), which replays the trace against all N clones at once
+# through one client, each in order at queue depth 1, compares what they
+# read with the golden image, and prints the time until all are up.  Each
+# configuration of CONFIGS in bootstorm.sh runs on fresh clones.  Set
+# BOOTSTORM_TRACE_DIR to a folder to keep the trace (under a minute to make)
+# for later runs.
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=build-release
@@ -18,6 +33,9 @@ ninja -C "$BUILD" >/dev/null
 export MIXSAN_BUILD_ROOT="$PWD/$BUILD"
 if [ "${1:-}" = nbd ]; then
 	exec sh bench/nbdbench.sh "$BUILD" "${2:-10}"
+fi
+if [ "${1:-}" = bootstorm ]; then
+	exec sh bench/bootstorm.sh "$BUILD" "${2:-20}"
 fi
 if [ "${1:-}" = locality ]; then
 	exec sh bench/locality.sh "$BUILD" "${2:-10}"

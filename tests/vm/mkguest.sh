@@ -8,6 +8,12 @@
 #   modules    the modules the initramfs loads, in load order
 # Needs no root privileges: no loop mounts, no device nodes.
 #
+# With MXGUEST_PAYLOAD naming a folder, its contents are copied into the
+# root image under /payload (SIZE_MIB must leave room for them), e.g. for a
+# boot that reads a desktop's worth of files with mx.readall=/payload; the
+# image then has blocks of 4 KiB (1 KiB otherwise, mke2fs's choice for a
+# small file system).
+#
 # Environment: MXGUEST_KERNEL (a vmlinuz to use instead of the newest one),
 # MXGUEST_KVER (its module version, when its name is not vmlinuz-VERSION),
 # MXGUEST_MODROOT (the folder holding lib/modules/VERSION, default /, e.g.
@@ -29,6 +35,10 @@ case $size_mib in
 '' | *[!0-9]*) die "SIZE_MIB must be a number of MiB: $size_mib" ;;
 esac
 [ "$size_mib" -ge 16 ] || die "SIZE_MIB must be at least 16"
+payload=${MXGUEST_PAYLOAD:-}
+if [ -n "$payload" ]; then
+	[ -d "$payload" ] || die "MXGUEST_PAYLOAD is not a folder: $payload"
+fi
 
 for tool in modinfo tsort cpio gzip mke2fs truncate ldd; do
 	command -v "$tool" >/dev/null 2>&1 || die "needs $tool on the PATH"
@@ -236,7 +246,7 @@ cat >"$root/sbin/init" <<'EOF'
 # Kernel command line: mx.marker=WORD (required) is written with a newline
 # into mx.file=NAME (default /marker.txt); mx.cat=NAME is printed first, so
 # a boot can show what an earlier boot wrote; mx.io=MIB writes and reads
-# back MIB of data first.
+# back MIB of data first; mx.readall=PATH reads every file under PATH.
 PATH=/sbin:/bin:/usr/sbin:/usr/bin
 export PATH
 
@@ -260,6 +270,7 @@ marker=""
 file=/marker.txt
 show=""
 io=""
+readall=""
 set -f
 for arg in $(cat /proc/cmdline); do
 	case $arg in
@@ -267,6 +278,7 @@ for arg in $(cat /proc/cmdline); do
 	mx.file=*) file=${arg#mx.file=} ;;
 	mx.cat=*) show=${arg#mx.cat=} ;;
 	mx.io=*) io=${arg#mx.io=} ;;
+	mx.readall=*) readall=${arg#mx.readall=} ;;
 	esac
 done
 set +f
@@ -275,6 +287,17 @@ case $file in
 /*) ;;
 *) fail "mx.file must be an absolute path: $file" ;;
 esac
+
+# mx.readall=PATH: read every regular file under PATH, in the order of
+# their paths, as a desktop's boot reads its programs and their data.
+if [ -n "$readall" ]; then
+	[ -d "$readall" ] || fail "mx.readall: no folder $readall"
+	bytes=$(
+		set -o pipefail
+		find "$readall" -type f -print0 | sort -z | xargs -0 -r cat | wc -c
+	) || fail "mx.readall: reading $readall"
+	echo "MXGUEST: readall $readall $((bytes / 1024)) KiB"
+fi
 
 if [ -n "$show" ]; then
 	if [ -f "$show" ]; then
@@ -308,9 +331,31 @@ sleep 0.5 # let the serial port send the lines
 poweroff -f
 EOF
 chmod 755 "$root/sbin/init"
+if [ -n "$payload" ]; then
+	mkdir "$root/payload"
+	cp -R "$payload/." "$root/payload/" || die "cannot copy the payload $payload"
+fi
+# With a payload, room for the files, ext4's inode tables (an inode per
+# 4 KiB in a small file system), its journal (up to 16 MiB below 1 GiB) and
+# slack; without one the image holds little more than busybox.
+need_kib=$(du -sk "$root" | cut -f1)
+if [ -n "$payload" ]; then
+	payload_kib=$(du -sk "$root/payload" | cut -f1)
+	need_mib=$((need_kib * 9 / 8 / 1024 + 40))
+	if [ "$need_mib" -gt "$size_mib" ]; then
+		die "SIZE_MIB $size_mib is too small for a payload of $((payload_kib / 1024)) MiB ($payload): give at least $need_mib"
+	fi
+fi
+# mke2fs gives a file system below 512 MiB blocks of 1 KiB; one with a
+# payload gets the 4 KiB blocks of a desktop's root file system, so its
+# boot reads as a desktop's does.
+blocks=""
+[ -z "$payload" ] || blocks="-b 4096"
 rm -f "$tmp/root.img"
 truncate -s "${size_mib}M" "$tmp/root.img"
-mke2fs -q -F -t ext4 -L mxguest -E root_owner=0:0 -d "$root" "$tmp/root.img"
+# shellcheck disable=SC2086 # $blocks is empty or two words
+mke2fs -q -F -t ext4 $blocks -L mxguest -E root_owner=0:0 -d "$root" "$tmp/root.img" ||
+	die "mke2fs could not make a ${size_mib} MiB image of $((need_kib / 1024)) MiB of files: give a larger SIZE_MIB"
 
 # Every output appears whole or not at all.
 mv "$tmp/initrd.gz" "$outdir/initrd.gz"
@@ -324,4 +369,4 @@ cut -d' ' -f1 <"$mods/order" | while read -r mod; do
 		echo "$mod"
 	fi
 done >"$outdir/modules"
-echo "mkguest: $outdir: kernel $kernel, $(wc -l <"$outdir/modules") modules, root.img ${size_mib} MiB"
+echo "mkguest: $outdir: kernel $kernel, $(wc -l <"$outdir/modules") modules, root.img ${size_mib} MiB${payload:+, payload $((payload_kib / 1024)) MiB}"
