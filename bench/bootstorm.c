@@ -114,18 +114,22 @@ static void storm_options(struct mixsan_options *o, const struct args *a)
 	memset(o, 0, sizeof(*o));
 	o->connect_timeout_ms = 20000;
 	o->keyfile = a->keyfile;
-	/* --cache-mib (a->cache_mib) and --readahead-kib (a->readahead_kib, 0:
-	 * off) go to the library's options of its snapshot cache, the
-	 * host-local RAM cache of golden-image data with read-ahead, once the
-	 * library has them.  -1: not given, the library's default. */
+	/* The snapshot cache (docs/vdi-cache.md): -1, not given, the
+	 * library's default (no cache; read-ahead 1 MiB). */
+	if (a->cache_mib >= 0)
+		o->snap_cache_bytes = (uint64_t)a->cache_mib << 20;
+	if (a->readahead_kib == 0)
+		o->readahead_bytes = MIXSAN_READAHEAD_OFF;
+	else if (a->readahead_kib > 0)
+		o->readahead_bytes = (uint64_t)a->readahead_kib << 10;
 }
 
-/* Statistics of the library's snapshot cache, for the report.  known stays
- * false while the library offers none. */
+/* Statistics of the library's snapshot cache, for the report.  known is
+ * false when the connection has no cache. */
 struct storm_cache_stats {
 	bool known;
-	uint64_t hits;            /* reads served from the cache */
-	uint64_t misses;          /* reads that went to the OSDs */
+	uint64_t hits;            /* bytes of reads served from the cache */
+	uint64_t misses;          /* bytes of reads it had to fetch */
 	uint64_t fetched_bytes;   /* bytes the cache fetched from the OSDs */
 	uint64_t readahead_bytes; /* of them, fetched ahead of any read */
 	uint64_t mem_bytes;       /* the cache's size at the end */
@@ -135,8 +139,16 @@ struct storm_cache_stats {
  * from the library's cache counters of cl. */
 static void storm_cache_stats(mixsan_cluster_t *cl, struct storm_cache_stats *st)
 {
-	(void)cl;
+	struct mixsan_io_stats io;
+
 	memset(st, 0, sizeof(*st));
+	mixsan_io_stats(cl, &io);
+	st->known = io.cache_capacity > 0;
+	st->hits = io.cache_hit_bytes;
+	st->misses = io.cache_miss_bytes;
+	st->fetched_bytes = io.cache_fetched_bytes;
+	st->readahead_bytes = io.cache_readahead_bytes;
+	st->mem_bytes = io.cache_used;
 }
 
 static void usage(void)
@@ -637,10 +649,12 @@ int main(int argc, char **argv)
 		ms(n_lat ? lat[n_lat - 1] : 0));
 	fprintf(out, "OSD requests        %" PRIu64 " (%" PRIu64 " resent)\n",
 		st1.ops - st0.ops, st1.resends - st0.resends);
+	fprintf(out, "read from OSDs      %.1f MiB\n",
+		(double)(st1.read_bytes - st0.read_bytes) / 1048576.0);
 	if (cs.known)
-		fprintf(out, "snapshot cache      %" PRIu64 " hits, %" PRIu64 " misses, %.1f MiB "
-			"fetched (%.1f MiB ahead), %.1f MiB held\n", cs.hits, cs.misses,
-			(double)cs.fetched_bytes / 1048576.0,
+		fprintf(out, "snapshot cache      %.1f MiB hit, %.1f MiB missed, %.1f MiB "
+			"fetched (%.1f MiB ahead), %.1f MiB held\n", (double)cs.hits / 1048576.0,
+			(double)cs.misses / 1048576.0, (double)cs.fetched_bytes / 1048576.0,
 			(double)cs.readahead_bytes / 1048576.0, (double)cs.mem_bytes / 1048576.0);
 	else
 		fprintf(out, "snapshot cache      no statistics\n");
@@ -661,10 +675,11 @@ int main(int argc, char **argv)
 		       secs(median(times, (size_t)a.clones)), secs(times[0]));
 		printf("\"bytes_read\": %" PRIu64 ", \"requests\": %zu, \"read_lat_ms_p50\": %.3f, "
 		       "\"read_lat_ms_p99\": %.3f, \"osd_ops\": %" PRIu64 ", \"osd_resends\": %"
-		       PRIu64 ", ", bytes_read, reqs, ms(median(lat, n_lat)),
-		       ms(quantile(lat, n_lat, 0.99)), st1.ops - st0.ops, st1.resends - st0.resends);
+		       PRIu64 ", \"osd_read_bytes\": %" PRIu64 ", ", bytes_read, reqs,
+		       ms(median(lat, n_lat)), ms(quantile(lat, n_lat, 0.99)), st1.ops - st0.ops,
+		       st1.resends - st0.resends, st1.read_bytes - st0.read_bytes);
 		if (cs.known)
-			printf("\"cache\": {\"hits\": %" PRIu64 ", \"misses\": %" PRIu64
+			printf("\"cache\": {\"hit_bytes\": %" PRIu64 ", \"miss_bytes\": %" PRIu64
 			       ", \"fetched_bytes\": %" PRIu64 ", \"readahead_bytes\": %" PRIu64
 			       ", \"mem_bytes\": %" PRIu64 "}, ", cs.hits, cs.misses, cs.fetched_bytes,
 			       cs.readahead_bytes, cs.mem_bytes);

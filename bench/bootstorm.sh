@@ -30,10 +30,12 @@ POOL=storm
 
 # The configurations, one storm each.  A configuration is a name and the
 # options it gives bootstorm (config_args).
-CONFIGS=${BOOTSTORM_CONFIGS:-"nocache"}
+CONFIGS=${BOOTSTORM_CONFIGS:-"nocache cache cache-noahead"}
 config_args() {
 	case $1 in
 	nocache) echo "" ;;
+	cache) echo "--cache-mib 512" ;;
+	cache-noahead) echo "--cache-mib 512 --readahead-kib off" ;;
 	*)
 		echo "bootstorm.sh: unknown configuration $1" >&2
 		return 1
