@@ -86,6 +86,8 @@ struct cop {
 	size_t rlen;
 	struct mixsan_stat *st_out;
 	struct reply_copy *copy_out;
+	struct mx_client_read_result *read_out; /* a read request's results */
+	struct mx_client_version *ver_out;      /* a write's version; NULL: unwanted */
 	uint64_t tid;
 	int32_t target; /* OSD it is in flight to, or -1 */
 	bool replica;   /* a read in flight to a replica (read policy) */
@@ -368,6 +370,46 @@ static void replica_bounce(mixsan_cluster_t *cl, struct cop *op)
 	cop_send(cl, op);
 }
 
+/* The i-th op of op's request. */
+static const struct mx_osd_op *cop_op(const struct cop *op, unsigned i)
+{
+	return i == 0 ? &op->op : &op->more[i - 1];
+}
+
+/* A read request's answer (mx_client_aio_read_ops) into op->read_out:
+ * each op's result copied, its rval kept, and the object's version. */
+static void read_result_fill(mixsan_cluster_t *cl, struct cop *op,
+			     const struct mx_msg_osd_op_reply *r)
+{
+	struct mx_client_read_result *out = op->read_out;
+
+	if (r->n_ops != 1u + op->n_more) {
+		cop_complete(op, -EBADMSG);
+		return;
+	}
+	for (uint8_t i = 0; i < r->n_ops; i++) {
+		struct mx_client_op_result *o = &out->ops[i];
+
+		out->n = i + 1u;
+		o->rval = mx_wire_to_errno(r->res[i].rval);
+		if (o->rval < 0)
+			continue;
+		o->data = malloc(r->res[i].data_len ? r->res[i].data_len : 1);
+		if (!o->data) {
+			mx_client_read_result_free(out);
+			cop_complete(op, -ENOMEM);
+			return;
+		}
+		memcpy(o->data, r->res[i].data, r->res[i].data_len);
+		o->len = r->res[i].data_len;
+		if (cop_op(op, i)->op == MX_OP_READ)
+			__atomic_add_fetch(&cl->stats.read_bytes, o->len, __ATOMIC_RELAXED);
+	}
+	out->ver.epoch = r->ver_epoch;
+	out->ver.seq = r->ver_seq;
+	cop_complete(op, 0);
+}
+
 static void handle_obj_reply(mixsan_cluster_t *cl, struct cop *op, uint8_t *payload,
 			     uint32_t len)
 {
@@ -393,12 +435,20 @@ static void handle_obj_reply(mixsan_cluster_t *cl, struct cop *op, uint8_t *payl
 		cop_complete(op, -EBADMSG);
 		return;
 	}
+	if (op->read_out) {
+		read_result_fill(cl, op, &r);
+		return;
+	}
 	for (uint8_t i = 0; i < r.n_ops; i++) {
 		err = mx_wire_to_errno(r.res[i].rval);
 		if (err < 0) {
 			cop_complete(op, err);
 			return;
 		}
+	}
+	if (op->ver_out) {
+		op->ver_out->epoch = r.ver_epoch;
+		op->ver_out->seq = r.ver_seq;
 	}
 	switch (op->op.op) {
 	case MX_OP_READ: {
@@ -1683,26 +1733,20 @@ int mixsan_aio_truncate(mixsan_pool_t *p, const char *oid, mixsan_completion_t *
 	return aio_data(p, oid, c, MX_OP_TRUNCATE, NULL, 0, size);
 }
 
-int mx_client_aio_write_ops(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
-			    const struct mx_osd_op *ops, unsigned n)
+/* A request of ops[0..n) on oid, names copied (the caller checked them). */
+static struct cop *cop_new_ops(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			       const struct mx_osd_op *ops, unsigned n)
 {
 	size_t names = 0;
 	struct cop *op;
 	char *at;
 
-	if (!p || !c || check_oid(oid) < 0 || n == 0 || n > MX_MSG_MAX_OPS)
-		return -EINVAL;
-	for (unsigned i = 0; i < n; i++) {
-		if (!mx_op_is_write(ops[i].op) || ops[i].data_len > MX_MSG_MAX_DATA)
-			return -EINVAL;
-		if (ops[i].xname && check_xname(ops[i].xname) < 0)
-			return -EINVAL;
-		if (i > 0 && ops[i].xname)
+	for (unsigned i = 1; i < n; i++)
+		if (ops[i].xname)
 			names += strlen(ops[i].xname) + 1;
-	}
 	op = cop_new(p, oid, c, ops[0].op);
 	if (!op)
-		return -ENOMEM;
+		return NULL;
 	op->op = ops[0];
 	if (ops[0].xname) {
 		snprintf(op->xname, sizeof(op->xname), "%s", ops[0].xname);
@@ -1712,7 +1756,7 @@ int mx_client_aio_write_ops(mixsan_pool_t *p, const char *oid, mixsan_completion
 		op->more = malloc((n - 1) * sizeof(*op->more) + names);
 		if (!op->more) {
 			cop_free(op);
-			return -ENOMEM;
+			return NULL;
 		}
 		at = (char *)(op->more + (n - 1));
 		for (unsigned i = 1; i < n; i++) {
@@ -1727,6 +1771,80 @@ int mx_client_aio_write_ops(mixsan_pool_t *p, const char *oid, mixsan_completion
 		}
 		op->n_more = (uint8_t)(n - 1);
 	}
+	return op;
+}
+
+int mx_client_aio_write_ops_v(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			      const struct mx_osd_op *ops, unsigned n,
+			      struct mx_client_version *ver)
+{
+	struct cop *op;
+
+	if (!p || !c || !ops || check_oid(oid) < 0 || n == 0 || n > MX_MSG_MAX_OPS)
+		return -EINVAL;
+	for (unsigned i = 0; i < n; i++) {
+		if (!mx_op_is_write(ops[i].op) || ops[i].data_len > MX_MSG_MAX_DATA)
+			return -EINVAL;
+		if (ops[i].xname && check_xname(ops[i].xname) < 0)
+			return -EINVAL;
+	}
+	op = cop_new_ops(p, oid, c, ops, n);
+	if (!op)
+		return -ENOMEM;
+	op->ver_out = ver;
+	return cop_submit(p->cl, op);
+}
+
+int mx_client_aio_write_ops(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			    const struct mx_osd_op *ops, unsigned n)
+{
+	return mx_client_aio_write_ops_v(p, oid, c, ops, n, NULL);
+}
+
+void mx_client_read_result_free(struct mx_client_read_result *r)
+{
+	if (!r)
+		return;
+	for (unsigned i = 0; i < r->n && i < MX_MSG_MAX_OPS; i++)
+		free(r->ops[i].data);
+	memset(r, 0, sizeof(*r));
+}
+
+int mx_client_aio_read_ops(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			   const struct mx_osd_op *ops, unsigned n,
+			   struct mx_client_read_result *out)
+{
+	uint64_t want = 0;
+	struct cop *op;
+
+	if (!p || !c || !ops || !out || check_oid(oid) < 0 || n == 0 || n > MX_MSG_MAX_OPS)
+		return -EINVAL;
+	for (unsigned i = 0; i < n; i++) {
+		switch (ops[i].op) {
+		case MX_OP_READ:
+			want += ops[i].len;
+			break;
+		case MX_OP_GETXATTR:
+			if (check_xname(ops[i].xname) < 0)
+				return -EINVAL;
+			break;
+		case MX_OP_STAT:
+		case MX_OP_LISTXATTRS:
+			break;
+		default:
+			return -EINVAL; /* a request either reads or writes */
+		}
+	}
+	if (want > MX_MSG_MAX_DATA)
+		return -EINVAL;
+	memset(out, 0, sizeof(*out));
+	op = cop_new_ops(p, oid, c, ops, n);
+	if (!op)
+		return -ENOMEM;
+	op->read_out = out;
+	/* Never to a replica (read policies): the version comes from the
+	 * primary, which evaluates the guards of the writes that follow. */
+	op->to_primary = true;
 	return cop_submit(p->cl, op);
 }
 
@@ -1865,6 +1983,18 @@ int mixsan_rmxattr(mixsan_pool_t *p, const char *oid, const char *name)
 	MX_SYNC(mixsan_aio_rmxattr(p, oid, c_, name));
 }
 
+int mx_client_write_ops(mixsan_pool_t *p, const char *oid, const struct mx_osd_op *ops,
+			unsigned n, struct mx_client_version *ver)
+{
+	MX_SYNC(mx_client_aio_write_ops_v(p, oid, c_, ops, n, ver));
+}
+
+int mx_client_read_ops(mixsan_pool_t *p, const char *oid, const struct mx_osd_op *ops,
+		       unsigned n, struct mx_client_read_result *out)
+{
+	MX_SYNC(mx_client_aio_read_ops(p, oid, c_, ops, n, out));
+}
+
 static int64_t sync_copy(mixsan_pool_t *p, struct cop *op, struct reply_copy *rc)
 {
 	mixsan_completion_t *c;
@@ -1885,26 +2015,15 @@ static int64_t sync_copy(mixsan_pool_t *p, struct cop *op, struct reply_copy *rc
 	return r;
 }
 
-int mixsan_getxattrs(mixsan_pool_t *p, const char *oid,
-		     int (*cb)(void *arg, const char *name, const void *value, size_t len),
-		     void *arg)
+int mx_client_xattrs_walk(const void *data, uint32_t len,
+			  int (*cb)(void *arg, const char *name, const void *value, size_t len),
+			  void *arg)
 {
-	struct reply_copy rc = {0};
 	struct mx_rbuf r;
-	struct cop *op;
 	uint32_t n;
-	int64_t e;
 	int ret = 0;
 
-	if (!p || !cb || check_oid(oid) < 0)
-		return -EINVAL;
-	op = cop_new(p, oid, NULL, MX_OP_LISTXATTRS);
-	if (!op)
-		return -ENOMEM;
-	e = sync_copy(p, op, &rc);
-	if (e < 0)
-		return (int)e;
-	mx_rbuf_init(&r, rc.data, rc.len);
+	mx_rbuf_init(&r, data, len);
 	n = mx_get_u32(&r);
 	for (uint32_t i = 0; i < n && !r.err && ret == 0; i++) {
 		char name[MX_XATTR_NAME_MAX + 1];
@@ -1919,6 +2038,27 @@ int mixsan_getxattrs(mixsan_pool_t *p, const char *oid,
 	}
 	if (r.err && ret == 0)
 		ret = -EBADMSG;
+	return ret;
+}
+
+int mixsan_getxattrs(mixsan_pool_t *p, const char *oid,
+		     int (*cb)(void *arg, const char *name, const void *value, size_t len),
+		     void *arg)
+{
+	struct reply_copy rc = {0};
+	struct cop *op;
+	int64_t e;
+	int ret;
+
+	if (!p || !cb || check_oid(oid) < 0)
+		return -EINVAL;
+	op = cop_new(p, oid, NULL, MX_OP_LISTXATTRS);
+	if (!op)
+		return -ENOMEM;
+	e = sync_copy(p, op, &rc);
+	if (e < 0)
+		return (int)e;
+	ret = mx_client_xattrs_walk(rc.data, rc.len, cb, arg);
 	free(rc.data);
 	return ret;
 }

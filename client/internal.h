@@ -8,6 +8,7 @@
 #include <stdint.h>
 
 #include "map.h"
+#include "msg.h"
 #include "mixsan/mixsan.h"
 
 /* A copy of the newest map the library holds (free with mx_map_free), or
@@ -66,13 +67,85 @@ void mx_completion_finish(mixsan_completion_t *c, int64_t result);
  * request took is freed by mixsan_completion_release at once. */
 void mx_completion_arm(mixsan_completion_t *c);
 
+/* An object's version (docs/protocol.md): a write's, as its reply says.
+ * As 16 big-endian bytes (mx_client_version_be) its byte order is its
+ * order, for the ordered guards (MX_CMP_LT... in lib/msg.h). */
+struct mx_client_version {
+	uint64_t epoch, seq;
+};
+
+static inline void mx_client_version_be(const struct mx_client_version *v, uint8_t out[16])
+{
+	for (int i = 0; i < 8; i++) {
+		out[i] = (uint8_t)(v->epoch >> (56 - 8 * i));
+		out[8 + i] = (uint8_t)(v->seq >> (56 - 8 * i));
+	}
+}
+
 /* Send ops (writes and CMPXATTR guards, lib/msg.h) to oid as one request,
  * applied atomically.  Buffers and names are copied or must stay valid as
  * for any asynchronous call.  c gets 0, the request's error, or the first
- * failing op's (-ECANCELED: a guard did not match). */
-struct mx_osd_op;
+ * failing op's (-ECANCELED: a guard did not hold; -EINVAL: a malformed
+ * guard, or another refused op). */
 int mx_client_aio_write_ops(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
 			    const struct mx_osd_op *ops, unsigned n);
+/* The same, and on success *ver (unless ver is NULL) gets the version the
+ * write gave the object; a resent request that the primary had applied
+ * already gets the same.  ver must stay valid until c completes; it is
+ * not written on failure. */
+int mx_client_aio_write_ops_v(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			      const struct mx_osd_op *ops, unsigned n,
+			      struct mx_client_version *ver);
+/* The synchronous form: 0 or a negative errno as above. */
+int mx_client_write_ops(mixsan_pool_t *p, const char *oid, const struct mx_osd_op *ops,
+			unsigned n, struct mx_client_version *ver);
+
+/* One op's result in a read request. */
+struct mx_client_op_result {
+	int rval;     /* 0, or this op's negative errno (-ENODATA: no such attribute) */
+	void *data;   /* From malloc(), if rval is 0 (never NULL then, even for 0
+			 bytes): READ's bytes, GETXATTR's value, STAT's record
+			 (mx_osd_stat_decode), LISTXATTRS's list
+			 (mx_client_xattrs_walk) */
+	uint32_t len; /* bytes at data */
+};
+
+/* What a read request returned: each op's result, in order, and the
+ * object's version when the OSD read it, all from one moment. */
+struct mx_client_read_result {
+	struct mx_client_version ver;
+	unsigned n; /* ops[0..n) */
+	struct mx_client_op_result ops[MX_MSG_MAX_OPS];
+};
+
+/* Free the data r holds (not r itself) and empty it; NULL is fine. */
+void mx_client_read_result_free(struct mx_client_read_result *r);
+
+/*
+ * Send n read ops (READ, STAT, GETXATTR, LISTXATTRS; READ lengths at most
+ * MX_MSG_MAX_DATA in all) to oid as one request, retried and resent across
+ * map changes like every request.  Always to the PG's primary, whatever
+ * the read policy: simplest, and the version read is then the one the
+ * primary's next guarded write compares with.  Names are copied.
+ *
+ * out is emptied at once and must stay valid until c completes; c gets 0
+ * with out filled (free with mx_client_read_result_free), or a negative
+ * errno with out empty (-ENOENT: the object does not exist; -EINVAL:
+ * another op, or too much to read).  A missing attribute is not a
+ * failure: its op's rval says -ENODATA.
+ */
+int mx_client_aio_read_ops(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			   const struct mx_osd_op *ops, unsigned n,
+			   struct mx_client_read_result *out);
+/* The synchronous form: 0 or a negative errno as above. */
+int mx_client_read_ops(mixsan_pool_t *p, const char *oid, const struct mx_osd_op *ops,
+		       unsigned n, struct mx_client_read_result *out);
+
+/* Walk a LISTXATTRS result (data, len bytes): cb for each attribute until
+ * it returns non-zero.  0, cb's value, or -EBADMSG. */
+int mx_client_xattrs_walk(const void *data, uint32_t len,
+			  int (*cb)(void *arg, const char *name, const void *value, size_t len),
+			  void *arg);
 
 /* A pool handle by id (-ENOENT if the map has none), and a pool's cluster. */
 int mx_client_pool_open_id(mixsan_cluster_t *cl, int64_t id, mixsan_pool_t **out);

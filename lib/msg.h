@@ -257,11 +257,24 @@ enum mx_osd_op_code {
 	MX_OP_RMXATTR = 16,   /* name */
 	MX_OP_CREATE = 17,    /* flags & MX_OP_FLAG_EXCL: fail if it exists */
 	MX_OP_CMPXATTR = 18,  /* name, data: a guard in a write request, which
-				 fails with ECANCELED unless the attribute holds
-				 data as the request arrives (empty: absent) */
+				 fails with ECANCELED unless the attribute
+				 compares to data as its flags say (MX_CMP_*)
+				 as the request arrives */
 };
 
-#define MX_OP_FLAG_EXCL 1u
+#define MX_OP_FLAG_EXCL 1u /* CREATE */
+
+/* CMPXATTR's comparison, a field of its op flags (docs/protocol.md): 0 is
+ * equality (empty data: the attribute is absent); the ordered ones hold if
+ * (attribute) OP (data), both compared as unsigned big-endian byte strings
+ * of one length, an absent attribute below every operand.  Other bits, or
+ * other values of the field, make the request EINVAL. */
+#define MX_CMP_EQ 0x00u
+#define MX_CMP_LT 0x10u
+#define MX_CMP_LE 0x20u
+#define MX_CMP_GT 0x30u
+#define MX_CMP_GE 0x40u
+#define MX_CMP_MASK 0xf0u
 
 static inline bool mx_op_is_write(uint8_t op)
 {

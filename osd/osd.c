@@ -49,6 +49,8 @@
  */
 #include "osd_int.h"
 
+#include "guard.h"
+
 static struct osd g_osd;
 
 static void mon_connect(struct osd *osd);
@@ -378,6 +380,53 @@ fail:
 
 /* Writes ------------------------------------------------------------------ */
 
+/*
+ * The guards (CMPXATTR) of a write request, on the committed state of the
+ * object as the request arrives.  Evaluated on the primary only, before
+ * any change is planned: replicas, peering and log replay see physical
+ * transactions, never a guard.  A request's guards come first, and it has
+ * at least one op that is not a guard.  Returns 0 if every guard holds;
+ * -EINVAL if the request's guards are malformed (flags, name, place, or an
+ * ordered comparison with an operand of another length than the value),
+ * whatever the other guards say; else -ECANCELED if one does not hold;
+ * or the store's error.
+ */
+static int check_guards(struct osd *osd, const struct mx_msg_osd_op *m,
+			const struct mx_objkey *key, bool exists)
+{
+	uint8_t n_guards = 0;
+	bool canceled = false;
+
+	while (n_guards < m->n_ops && m->ops[n_guards].op == MX_OP_CMPXATTR)
+		n_guards++;
+	if (n_guards == m->n_ops)
+		return -EINVAL; /* a guard alone changes nothing */
+	for (uint8_t i = 0; i < m->n_ops; i++) {
+		const struct mx_osd_op *o = &m->ops[i];
+
+		if (o->op == MX_OP_CMPXATTR &&
+		    (i >= n_guards || !o->xname[0] || strlen(o->xname) > MX_XATTR_NAME_MAX ||
+		     reserved_xattr(o->xname) || mx_guard_check(o->flags, o->data_len) < 0))
+			return -EINVAL;
+	}
+	for (uint8_t i = 0; i < n_guards; i++) {
+		const struct mx_osd_op *o = &m->ops[i];
+		void *v = NULL;
+		uint32_t l = 0;
+		int r;
+
+		r = exists ? mx_store_getxattr(osd->store, key, o->xname, &v, &l) : -ENODATA;
+		if (r < 0 && r != -ENODATA)
+			return r;
+		r = mx_guard_holds(o->flags, v, l, o->data, o->data_len);
+		free(v);
+		if (r < 0)
+			return r;
+		canceled |= r == 0;
+	}
+	return canceled ? -ECANCELED : 0;
+}
+
 /* Turn the logical ops of a request into one physical transaction on the
  * committed state of the object.  Fills txops (at most MX_TXN_MAX_OPS
  * entries) and rvals; returns the op count or a negative errno (nothing
@@ -388,8 +437,11 @@ static int plan_write(struct osd *osd, const struct mx_msg_osd_op *m,
 	struct mx_obj_stat st;
 	bool exists = mx_store_stat(osd->store, key, &st) == 0;
 	uint64_t size = exists ? st.size : 0;
-	int n = 0;
+	int n = 0, r;
 
+	r = check_guards(osd, m, key, exists);
+	if (r < 0)
+		return r;
 	for (uint8_t i = 0; i < m->n_ops; i++) {
 		const struct mx_osd_op *o = &m->ops[i];
 		struct mx_txn_op *t = &txops[n];
@@ -474,7 +526,6 @@ static int plan_write(struct osd *osd, const struct mx_msg_osd_op *m,
 		case MX_OP_RMXATTR: {
 			void *v = NULL;
 			uint32_t l;
-			int r;
 
 			if (reserved_xattr(o->xname))
 				return -EINVAL;
@@ -491,32 +542,14 @@ static int plan_write(struct osd *osd, const struct mx_msg_osd_op *m,
 			n++;
 			break;
 		}
-		case MX_OP_CMPXATTR: {
-			void *v = NULL;
-			uint32_t l = 0;
-			int r;
-
-			/* Guards see the object as the request arrives:
-			 * they come before every change. */
-			if (!o->xname[0] || reserved_xattr(o->xname) || n > 0)
-				return -EINVAL;
-			r = exists ? mx_store_getxattr(osd->store, key, o->xname, &v, &l) : -ENODATA;
-			if (r < 0 && r != -ENODATA)
-				return r;
-			if (r == -ENODATA)
-				l = 0;
-			r = l == o->data_len && (l == 0 || memcmp(v, o->data, l) == 0);
-			free(v);
-			if (!r)
-				return -ECANCELED;
-			break;
-		}
+		case MX_OP_CMPXATTR:
+			break; /* evaluated by check_guards */
 		default:
 			return -EINVAL;
 		}
 	}
 	(void)exists;
-	return n > 0 ? n : -EINVAL; /* a guard alone changes nothing */
+	return n > 0 ? n : -EINVAL;
 }
 
 static void encode_repop(struct mx_wbuf *w, const struct mx_msg_osd_op *m,

@@ -101,6 +101,30 @@ static void test_osd_op(void)
 	mx_wbuf_reset(&w);
 	mx_enc_osd_op(&w, &m);
 	CHECK_EQ_INT(mx_dec_osd_op(w.data, (uint32_t)w.len, &d), -EBADMSG);
+	/* An ordered guard: its comparison travels in the op's flags, its
+	 * operand (a 16-byte version) as data; the OSD judges both. */
+	{
+		static const uint8_t ver[16] = {0, 0, 0, 0, 0, 0, 0, 5, 0, 0, 0, 0, 0, 0, 1, 0};
+
+		m.n_ops = 2;
+		memset(m.ops, 0, 2 * sizeof(m.ops[0]));
+		m.ops[0].op = MX_OP_CMPXATTR;
+		m.ops[0].flags = MX_CMP_GE;
+		m.ops[0].xname = "tier.ver";
+		m.ops[0].data = ver;
+		m.ops[0].data_len = 16;
+		m.ops[1].op = MX_OP_SETXATTR;
+		m.ops[1].xname = "tier.ver";
+		m.ops[1].data = ver;
+		m.ops[1].data_len = 16;
+		mx_wbuf_reset(&w);
+		mx_enc_osd_op(&w, &m);
+		CHECK_EQ_INT(mx_dec_osd_op(w.data, (uint32_t)w.len, &d), 0);
+		CHECK(d.n_ops == 2 && d.ops[0].op == MX_OP_CMPXATTR && d.ops[0].flags == MX_CMP_GE);
+		CHECK(strcmp(d.ops[0].xname, "tier.ver") == 0 && d.ops[0].data_len == 16 &&
+		      memcmp(d.ops[0].data, ver, 16) == 0);
+		CHECK((MX_CMP_MASK & MX_OP_FLAG_EXCL) == 0);
+	}
 	mx_wbuf_free(&w);
 }
 
