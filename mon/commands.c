@@ -85,7 +85,7 @@ static int pool_create(struct mx_map *m, const struct mx_msg_command *c, char *m
 	uint64_t n;
 	int r;
 
-	memset(&p, 0, sizeof(p));
+	mx_pool_init(&p);
 	if (!name || !mx_valid_name(name))
 		return fail(-EINVAL, msg, sz,
 			    "pool name must be 1-63 characters of [A-Za-z0-9._-]");
@@ -135,8 +135,6 @@ static int pool_create(struct mx_map *m, const struct mx_msg_command *c, char *m
 				    "read policy must be primary, balance or localize");
 		p.read_policy = (uint8_t)r;
 	}
-	p.tier_of = -1;
-	p.cache_pool = -1;
 	p.created_epoch = m->epoch + 1;
 	r = mx_pool_validate(&p);
 	if (r < 0)
@@ -176,7 +174,7 @@ static int pool_rm(struct mx_map *m, const struct mx_msg_command *c, char *msg, 
 	if (!p)
 		return fail(-ENOENT, msg, sz, "no such pool '%s'",
 			    arg(c, "name") ? arg(c, "name") : "");
-	if (p->cache_pool >= 0 || p->tier_of >= 0)
+	if (p->tier >= 0 || p->tier_of >= 0)
 		return fail(-EBUSY, msg, sz, "pool '%s' is part of a cache tier", p->name);
 	snprintf(msg, sz, "pool '%s' removed", p->name);
 	(void)mx_map_remove_pool(m, p->id);
