@@ -21,9 +21,12 @@
 #include "placement.h"
 #include "util.h"
 
+/* Reals with 15 significant digits: a ratio of 0.4 prints as 0.4. */
+#define JSON_REALS JSON_REAL_PRECISION(15)
+
 static void print_json(json_t *j)
 {
-	char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS);
+	char *s = json_dumps(j, JSON_INDENT(2) | JSON_SORT_KEYS | JSON_REALS);
 
 	if (s) {
 		puts(s);
@@ -48,11 +51,43 @@ static double weight_f(uint32_t w)
 
 static json_t *pool_json(const struct mx_pool *p)
 {
-	return json_pack("{s:i, s:s, s:i, s:i, s:i, s:s, s:s, s:s, s:s}", "id", p->id, "name",
-			 p->name, "size", p->size, "min_size", p->min_size, "pg_num", p->pg_num,
-			 "failure_domain", mx_level_name(p->failure_domain), "root",
-			 p->root_name, "device_class", p->device_class, "read_policy",
-			 policy_name(p->read_policy));
+	json_t *j = json_pack("{s:i, s:s, s:i, s:i, s:i, s:s, s:s, s:s, s:s}", "id", p->id, "name",
+			      p->name, "size", p->size, "min_size", p->min_size, "pg_num",
+			      p->pg_num, "failure_domain", mx_level_name(p->failure_domain),
+			      "root", p->root_name, "device_class", p->device_class,
+			      "read_policy", policy_name(p->read_policy));
+
+	/* Cache tiering (docs/cache-tiering.md): pool ids, -1 for none; the
+	 * ratios as fractions of 1. */
+	if (j)
+		json_object_update_new(
+			j, json_pack("{s:i, s:i, s:s, s:I, s:I, s:f, s:f, s:i, s:i, s:b}",
+				     "tier_of", p->tier_of, "tier", p->tier, "cache_mode",
+				     mx_cache_mode_name(p->cache_mode), "target_max_bytes",
+				     (json_int_t)p->target_max_bytes, "target_max_objects",
+				     (json_int_t)p->target_max_objects, "cache_target_dirty_ratio",
+				     p->cache_target_dirty_ratio / 1000.0,
+				     "cache_target_full_ratio", p->cache_target_full_ratio / 1000.0,
+				     "promote_min_hits", p->promote_min_hits, "hit_period_s",
+				     (int)p->hit_period_s, "flush_all", p->flush_all != 0));
+	return j;
+}
+
+/* "cache of cold, writeback", "tier: hot" or "-". */
+static void tier_text(const struct mx_map *m, const struct mx_pool *p, char *buf, size_t sz)
+{
+	const struct mx_pool *q;
+
+	if (p->tier_of >= 0) {
+		q = mx_map_pool_by_id(m, p->tier_of);
+		snprintf(buf, sz, "cache of %s, %s%s", q ? q->name : "?",
+			 mx_cache_mode_name(p->cache_mode), p->flush_all ? ", flushing all" : "");
+	} else if (p->tier >= 0) {
+		q = mx_map_pool_by_id(m, p->tier);
+		snprintf(buf, sz, "tier: %s", q ? q->name : "?");
+	} else {
+		snprintf(buf, sz, "-");
+	}
 }
 
 static json_t *osd_json(const struct mx_map *m, uint32_t i)
@@ -365,15 +400,17 @@ static int pool_ls(struct cli *c)
 			json_array_append_new(a, pool_json(&m->pools[i]));
 		print_json(a);
 	} else {
-		printf("%-4s %-20s %4s %8s %6s %-8s %-8s %s\n", "ID", "NAME", "SIZE", "MIN_SIZE",
-		       "PGS", "DOMAIN", "CLASS", "READ");
+		printf("%-4s %-20s %4s %8s %6s %-8s %-8s %-8s %s\n", "ID", "NAME", "SIZE",
+		       "MIN_SIZE", "PGS", "DOMAIN", "CLASS", "READ", "TIER");
 		for (uint32_t i = 0; i < m->n_pools; i++) {
 			const struct mx_pool *p = &m->pools[i];
+			char tier[MX_NAME_MAX + 64];
 
-			printf("%-4d %-20s %4u %8u %6u %-8s %-8s %s\n", p->id, p->name, p->size,
+			tier_text(m, p, tier, sizeof(tier));
+			printf("%-4d %-20s %4u %8u %6u %-8s %-8s %-8s %s\n", p->id, p->name, p->size,
 			       p->min_size, p->pg_num, mx_level_name(p->failure_domain),
 			       p->device_class[0] ? p->device_class : "-",
-			       policy_name(p->read_policy));
+			       policy_name(p->read_policy), tier);
 		}
 	}
 	mx_map_free(m);
@@ -405,7 +442,7 @@ static int pool_get(struct cli *c)
 		} else if (c->json) {
 			print_json(json_pack("{s:O}", c->argv[1], v));
 		} else {
-			char *s = json_dumps(v, JSON_ENCODE_ANY);
+			char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_REALS);
 
 			if (json_is_string(v))
 				printf("%s\n", json_string_value(v));
@@ -420,15 +457,47 @@ static int pool_get(struct cli *c)
 		const char *key;
 
 		json_object_foreach(j, key, v) {
-			char *s = json_dumps(v, JSON_ENCODE_ANY);
+			char *s = json_dumps(v, JSON_ENCODE_ANY | JSON_REALS);
 
-			printf("%-15s %s\n", key, json_is_string(v) ? json_string_value(v) : s);
+			printf("%-25s %s\n", key, json_is_string(v) ? json_string_value(v) : s);
 			free(s);
 		}
 		json_decref(j);
 	}
 	mx_map_free(m);
 	return r;
+}
+
+/* `pool tier add BASE CACHE [--yes-i-really-mean-it]`, `pool tier mode CACHE
+ * MODE`, `pool tier rm BASE CACHE` (docs/cache-tiering.md). */
+static int pool_tier(struct cli *c)
+{
+	const char *what = c->argc > 0 ? c->argv[0] : "";
+	const char *kv[6];
+
+	if (strcmp(what, "add") == 0 || strcmp(what, "rm") == 0) {
+		size_t n = 2;
+
+		if (c->argc != 3)
+			return cli_fail("usage: pool tier %s BASE CACHE%s", what,
+					what[0] == 'a' ? " [--yes-i-really-mean-it]" : "");
+		kv[0] = "base", kv[1] = c->argv[1];
+		kv[2] = "cache", kv[3] = c->argv[2];
+		/* Only for add: the operator's word that CACHE is empty, when
+		 * the monitor cannot tell. */
+		if (what[0] == 'a' && c->yes)
+			kv[4] = "force", kv[5] = "1", n++;
+		return mon_cmd(c, what[0] == 'a' ? "pool tier add" : "pool tier rm", kv, n);
+	}
+	if (strcmp(what, "mode") == 0) {
+		if (c->argc != 3)
+			return cli_fail("usage: pool tier mode CACHE writeback|readonly|none");
+		kv[0] = "pool", kv[1] = c->argv[1];
+		kv[2] = "mode", kv[3] = c->argv[2];
+		return mon_cmd(c, "pool tier mode", kv, 2);
+	}
+	return cli_fail("usage: pool tier add BASE CACHE | pool tier mode CACHE "
+			"writeback|readonly|none | pool tier rm BASE CACHE");
 }
 
 int cmd_pool(struct cli *c, const char *sub)
@@ -489,7 +558,9 @@ int cmd_pool(struct cli *c, const char *sub)
 		kv[0] = "name", kv[1] = c->argv[0];
 		return mon_cmd(c, "pool rm", kv, 1);
 	}
-	return cli_fail("unknown command 'pool %s' (create, ls, get, set, rm)", sub);
+	if (strcmp(sub, "tier") == 0)
+		return pool_tier(c);
+	return cli_fail("unknown command 'pool %s' (create, ls, get, set, rm, tier)", sub);
 }
 
 static int osd_ls(struct cli *c)

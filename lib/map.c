@@ -148,7 +148,66 @@ int mx_pool_validate(const struct mx_pool *p)
 		return -EINVAL;
 	if (p->read_policy > MX_READ_LOCALIZE || p->cache_mode > MX_CACHE_READONLY)
 		return -EINVAL;
+	/* Tiering: a cache or a base or neither, never linked to itself;
+	 * a mode and flush_all only on a cache. */
+	if (p->tier_of < -1 || p->tier < -1 || (p->tier_of >= 0 && p->tier >= 0) ||
+	    p->tier_of == p->id || p->tier == p->id)
+		return -EINVAL;
+	if (p->tier_of < 0 && (p->cache_mode != MX_CACHE_NONE || p->flush_all))
+		return -EINVAL;
+	if (p->flush_all > 1)
+		return -EINVAL;
+	if (p->cache_target_full_ratio > 1000 ||
+	    p->cache_target_dirty_ratio > p->cache_target_full_ratio)
+		return -EINVAL;
+	if (p->promote_min_hits < MX_PROMOTE_HITS_MIN || p->promote_min_hits > MX_PROMOTE_HITS_MAX)
+		return -EINVAL;
+	if (p->hit_period_s < MX_HIT_PERIOD_MIN || p->hit_period_s > MX_HIT_PERIOD_MAX)
+		return -EINVAL;
 	return 0;
+}
+
+void mx_pool_init(struct mx_pool *p)
+{
+	memset(p, 0, sizeof(*p));
+	p->tier_of = -1;
+	p->tier = -1;
+	p->cache_mode = MX_CACHE_NONE;
+	p->cache_target_dirty_ratio = MX_CACHE_DIRTY_RATIO_DEFAULT;
+	p->cache_target_full_ratio = MX_CACHE_FULL_RATIO_DEFAULT;
+	p->promote_min_hits = MX_PROMOTE_HITS_DEFAULT;
+	p->hit_period_s = MX_HIT_PERIOD_DEFAULT;
+}
+
+bool mx_map_tiers_valid(const struct mx_map *m)
+{
+	for (uint32_t i = 0; i < m->n_pools; i++) {
+		const struct mx_pool *p = &m->pools[i], *q;
+
+		if (p->tier_of >= 0 &&
+		    (!(q = mx_map_pool_by_id(m, p->tier_of)) || q->tier != p->id))
+			return false;
+		if (p->tier >= 0 && (!(q = mx_map_pool_by_id(m, p->tier)) || q->tier_of != p->id))
+			return false;
+	}
+	return true;
+}
+
+static const char *const cache_mode_names[] = {"none", "writeback", "readonly"};
+
+const char *mx_cache_mode_name(int mode)
+{
+	if (mode < 0 || mode > MX_CACHE_READONLY)
+		return "?";
+	return cache_mode_names[mode];
+}
+
+int mx_cache_mode_from_name(const char *name)
+{
+	for (int i = 0; i <= MX_CACHE_READONLY; i++)
+		if (strcmp(name, cache_mode_names[i]) == 0)
+			return i;
+	return -EINVAL;
 }
 
 const char *mx_osd_loc_name(const struct mx_osd_info *o, int level)
@@ -478,9 +537,17 @@ static void encode_pool(struct mx_wbuf *w, const struct mx_pool *p)
 	mx_put_str(w, p->device_class);
 	mx_put_u8(w, p->read_policy);
 	mx_put_i32(w, p->tier_of);
-	mx_put_i32(w, p->cache_pool);
+	mx_put_i32(w, p->tier);
 	mx_put_u8(w, p->cache_mode);
 	mx_put_u64(w, p->created_epoch);
+	/* Appended with the cache settings (see decode_pool). */
+	mx_put_u64(w, p->target_max_bytes);
+	mx_put_u64(w, p->target_max_objects);
+	mx_put_u16(w, p->cache_target_dirty_ratio);
+	mx_put_u16(w, p->cache_target_full_ratio);
+	mx_put_u8(w, p->promote_min_hits);
+	mx_put_u32(w, p->hit_period_s);
+	mx_put_u8(w, p->flush_all);
 	mx_wbuf_patch_u32(w, at, (uint32_t)(w->len - at - 4));
 }
 
@@ -702,9 +769,26 @@ static void decode_pool(struct mx_rbuf *outer, struct mx_pool *p)
 	mx_get_str(&r, p->device_class, sizeof(p->device_class));
 	p->read_policy = mx_get_u8(&r);
 	p->tier_of = mx_get_i32(&r);
-	p->cache_pool = mx_get_i32(&r);
+	p->tier = mx_get_i32(&r);
 	p->cache_mode = mx_get_u8(&r);
 	p->created_epoch = mx_get_u64(&r);
+	/* The cache settings were appended later: a record that ends here
+	 * was encoded before them, and its pool has the defaults (those of
+	 * mx_pool_init, which every pool had implicitly then).  A record
+	 * that has them has all of them. */
+	p->cache_target_dirty_ratio = MX_CACHE_DIRTY_RATIO_DEFAULT;
+	p->cache_target_full_ratio = MX_CACHE_FULL_RATIO_DEFAULT;
+	p->promote_min_hits = MX_PROMOTE_HITS_DEFAULT;
+	p->hit_period_s = MX_HIT_PERIOD_DEFAULT;
+	if (!r.err && mx_rbuf_left(&r) > 0) {
+		p->target_max_bytes = mx_get_u64(&r);
+		p->target_max_objects = mx_get_u64(&r);
+		p->cache_target_dirty_ratio = mx_get_u16(&r);
+		p->cache_target_full_ratio = mx_get_u16(&r);
+		p->promote_min_hits = mx_get_u8(&r);
+		p->hit_period_s = mx_get_u32(&r);
+		p->flush_all = mx_get_u8(&r);
+	}
 	if (!r.err && mx_pool_validate(p) < 0)
 		mx_rbuf_fail(&r);
 	if (r.err)
@@ -922,6 +1006,8 @@ int mx_map_decode(const void *data, size_t len, struct mx_map **out)
 	}
 	/* Every known section must be there: a truncated map never passes. */
 	if ((seen & 0x1e) != 0x1e)
+		goto bad;
+	if (!mx_map_tiers_valid(m))
 		goto bad;
 	*out = m;
 	return 0;

@@ -103,12 +103,34 @@ struct mx_pool {
 	char root_name[MX_NAME_MAX];
 	char device_class[MX_CLASS_MAX];
 	uint8_t read_policy; /* enum mx_read_policy */
-	/* Tiering (a later issue): this pool's cache tier, or -1. */
-	int32_t tier_of;
-	int32_t cache_pool;
-	uint8_t cache_mode; /* enum mx_cache_mode */
+	/* Cache tiering (docs/cache-tiering.md).  A pool is a cache (tier_of
+	 * set), a base (tier set) or neither, never both; the links are
+	 * mutual: pool A's tier is B exactly when B's tier_of is A
+	 * (mx_map_tiers_valid).  The cache settings after created_epoch only
+	 * matter on a cache pool; every pool carries them, with the defaults
+	 * of mx_pool_init until set.  Nothing acts on any of this yet. */
+	int32_t tier_of;    /* a cache: the id of its base pool; -1 none */
+	int32_t tier;       /* a base: the id of its cache pool; -1 none */
+	uint8_t cache_mode; /* enum mx_cache_mode; MX_CACHE_NONE unless a cache */
 	uint64_t created_epoch;
+	uint64_t target_max_bytes;   /* 0: unset */
+	uint64_t target_max_objects; /* 0: unset */
+	uint16_t cache_target_dirty_ratio; /* per mille of the target, <= full */
+	uint16_t cache_target_full_ratio;  /* per mille of the target, <= 1000 */
+	uint8_t promote_min_hits;  /* MX_PROMOTE_HITS_MIN..MX_PROMOTE_HITS_MAX */
+	uint32_t hit_period_s;     /* MX_HIT_PERIOD_MIN..MX_HIT_PERIOD_MAX */
+	uint8_t flush_all;         /* 0 or 1: the agent flushes every dirty object */
 };
+
+/* Defaults and bounds of the cache settings. */
+#define MX_CACHE_DIRTY_RATIO_DEFAULT 400 /* per mille */
+#define MX_CACHE_FULL_RATIO_DEFAULT 800
+#define MX_PROMOTE_HITS_DEFAULT 2
+#define MX_PROMOTE_HITS_MIN 1
+#define MX_PROMOTE_HITS_MAX 16
+#define MX_HIT_PERIOD_DEFAULT 60 /* seconds */
+#define MX_HIT_PERIOD_MIN 1
+#define MX_HIT_PERIOD_MAX 3600
 
 /* An exception to the placement rule for one PG, set by the balancer:
  * in the rule's result, OSD from[i] is replaced by to[i].  Applied only
@@ -212,9 +234,18 @@ int32_t mx_map_primary_temp(const struct mx_map *m, int32_t pool, uint32_t pg);
  * 0 or -ENOMEM. */
 int mx_map_set_primary_temp(struct mx_map *m, int32_t pool, uint32_t pg, int32_t osd);
 
+/* Zero *p, then set what a new pool has before anything is chosen: no
+ * tier links (-1), cache mode none and the cache settings' defaults. */
+void mx_pool_init(struct mx_pool *p);
+
 /* Check a location, a pool definition or a name for validity. */
 bool mx_valid_name(const char *s);
 int mx_pool_validate(const struct mx_pool *p);
+/* Whether every tier link of m names an existing pool that links back. */
+bool mx_map_tiers_valid(const struct mx_map *m);
+/* "none", "writeback", "readonly"; and back (-EINVAL if unknown). */
+const char *mx_cache_mode_name(int mode);
+int mx_cache_mode_from_name(const char *name);
 
 /* Parse "host=h1 rack=r1 root=default" (space or comma separated) into
  * levels sorted leaf first.  A missing root becomes root=default.

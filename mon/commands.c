@@ -12,6 +12,7 @@
 #include <string.h>
 
 #include "balancer.h"
+#include "pgstats.h"
 #include "placement.h"
 #include "util.h"
 
@@ -40,7 +41,8 @@ static int parse_u64(const char *s, uint64_t max, uint64_t *out)
 	char *end;
 	unsigned long long v;
 
-	if (!s || !*s || *s == '-')
+	/* Digits only: strtoull would take spaces, a sign, and wrap "-1". */
+	if (!s || *s < '0' || *s > '9')
 		return -EINVAL;
 	errno = 0;
 	v = strtoull(s, &end, 10);
@@ -85,7 +87,7 @@ static int pool_create(struct mx_map *m, const struct mx_msg_command *c, char *m
 	uint64_t n;
 	int r;
 
-	memset(&p, 0, sizeof(p));
+	mx_pool_init(&p);
 	if (!name || !mx_valid_name(name))
 		return fail(-EINVAL, msg, sz,
 			    "pool name must be 1-63 characters of [A-Za-z0-9._-]");
@@ -135,8 +137,6 @@ static int pool_create(struct mx_map *m, const struct mx_msg_command *c, char *m
 				    "read policy must be primary, balance or localize");
 		p.read_policy = (uint8_t)r;
 	}
-	p.tier_of = -1;
-	p.cache_pool = -1;
 	p.created_epoch = m->epoch + 1;
 	r = mx_pool_validate(&p);
 	if (r < 0)
@@ -169,6 +169,14 @@ static struct mx_pool *pool_arg(struct mx_map *m, const struct mx_msg_command *c
 	return (struct mx_pool *)mx_map_pool_by_name(m, name);
 }
 
+/* The name of pool id, for messages. */
+static const char *pool_name(const struct mx_map *m, int32_t id)
+{
+	const struct mx_pool *p = mx_map_pool_by_id(m, id);
+
+	return p ? p->name : "?";
+}
+
 static int pool_rm(struct mx_map *m, const struct mx_msg_command *c, char *msg, size_t sz)
 {
 	struct mx_pool *p = pool_arg(m, c);
@@ -176,11 +184,141 @@ static int pool_rm(struct mx_map *m, const struct mx_msg_command *c, char *msg, 
 	if (!p)
 		return fail(-ENOENT, msg, sz, "no such pool '%s'",
 			    arg(c, "name") ? arg(c, "name") : "");
-	if (p->cache_pool >= 0 || p->tier_of >= 0)
-		return fail(-EBUSY, msg, sz, "pool '%s' is part of a cache tier", p->name);
+	if (p->tier_of >= 0)
+		return fail(-EBUSY, msg, sz,
+			    "pool '%s' is the cache tier of '%s': remove the tier first "
+			    "(pool tier rm %s %s)", p->name, pool_name(m, p->tier_of),
+			    pool_name(m, p->tier_of), p->name);
+	if (p->tier >= 0)
+		return fail(-EBUSY, msg, sz,
+			    "pool '%s' has the cache tier '%s': remove the tier first "
+			    "(pool tier rm %s %s)", p->name, pool_name(m, p->tier), p->name,
+			    pool_name(m, p->tier));
 	snprintf(msg, sz, "pool '%s' removed", p->name);
 	(void)mx_map_remove_pool(m, p->id);
 	return 1;
+}
+
+/* "0.4" -> 400: a ratio from 0 to 1 in thousandths (digits after the
+ * third decimal must be zeros).  No signs, exponents or spaces. */
+static int parse_ratio(const char *s, uint16_t *out)
+{
+	uint32_t whole = 0, frac = 0, scale = 1000;
+	int nd = 0, nf = 0;
+
+	if (!s)
+		return -EINVAL;
+	for (; *s >= '0' && *s <= '9'; s++, nd++) {
+		if (nd >= 4)
+			return -EINVAL;
+		whole = whole * 10 + (uint32_t)(*s - '0');
+	}
+	if (*s == '.') {
+		for (s++; *s >= '0' && *s <= '9'; s++, nf++) {
+			if (nf >= 3) {
+				if (*s != '0')
+					return -EINVAL;
+				continue;
+			}
+			scale /= 10;
+			frac += (uint32_t)(*s - '0') * scale;
+		}
+		if (!nf)
+			return -EINVAL;
+	}
+	if (*s || (!nd && !nf))
+		return -EINVAL;
+	if (whole > 1 || whole * 1000 + frac > 1000)
+		return -EINVAL;
+	*out = (uint16_t)(whole * 1000 + frac);
+	return 0;
+}
+
+/* 400 -> "0.4", 1000 -> "1", 125 -> "0.125". */
+static const char *ratio_str(uint16_t permille, char *buf, size_t sz)
+{
+	size_t n;
+
+	snprintf(buf, sz, "%u.%03u", permille / 1000u, permille % 1000u);
+	n = strlen(buf);
+	while (n > 0 && buf[n - 1] == '0')
+		buf[--n] = '\0';
+	if (n > 0 && buf[n - 1] == '.')
+		buf[--n] = '\0';
+	return buf;
+}
+
+/* The settings of a cache pool (docs/cache-tiering.md), set with pool set. */
+static bool cache_setting(const char *key)
+{
+	static const char *const keys[] = {
+		"target_max_bytes", "target_max_objects", "cache_target_dirty_ratio",
+		"cache_target_full_ratio", "promote_min_hits", "hit_period_s",
+	};
+
+	for (size_t i = 0; i < MX_ARRAY_SIZE(keys); i++)
+		if (strcmp(key, keys[i]) == 0)
+			return true;
+	return false;
+}
+
+/* Set cache setting key of np (a pool's copy) to val.  0 or a
+ * negative errno with the reason in msg. */
+static int set_cache_setting(struct mx_pool *np, const char *key, const char *val, char *msg,
+			     size_t sz)
+{
+	char a[16], b[16];
+	uint16_t ratio;
+	uint64_t n;
+
+	if (np->tier_of < 0)
+		return fail(-EINVAL, msg, sz,
+			    "%s is a setting of cache pools, and pool '%s' is not one "
+			    "(pool tier add BASE %s makes it one)", key, np->name, np->name);
+	if (strcmp(key, "target_max_bytes") == 0 || strcmp(key, "target_max_objects") == 0) {
+		/* At most 2^63 - 1, so that it stays a JSON integer everywhere. */
+		if (parse_u64(val, INT64_MAX, &n) < 0)
+			return fail(-EINVAL, msg, sz,
+				    "%s must be a whole number below 2^63 (0: unset), not '%s'", key,
+				    val);
+		if (strcmp(key, "target_max_bytes") == 0)
+			np->target_max_bytes = n;
+		else
+			np->target_max_objects = n;
+	} else if (strcmp(key, "cache_target_dirty_ratio") == 0 ||
+		   strcmp(key, "cache_target_full_ratio") == 0) {
+		bool dirty = strcmp(key, "cache_target_dirty_ratio") == 0;
+
+		if (parse_ratio(val, &ratio) < 0)
+			return fail(-EINVAL, msg, sz,
+				    "%s must be a ratio from 0 to 1 in thousandths at most "
+				    "(e.g. 0.4 or 0.125), not '%s'", key, val);
+		if (dirty && ratio > np->cache_target_full_ratio)
+			return fail(-EINVAL, msg, sz,
+				    "cache_target_dirty_ratio (%s) must not exceed "
+				    "cache_target_full_ratio (%s)", ratio_str(ratio, a, sizeof(a)),
+				    ratio_str(np->cache_target_full_ratio, b, sizeof(b)));
+		if (!dirty && ratio < np->cache_target_dirty_ratio)
+			return fail(-EINVAL, msg, sz,
+				    "cache_target_full_ratio (%s) must not be below "
+				    "cache_target_dirty_ratio (%s)", ratio_str(ratio, a, sizeof(a)),
+				    ratio_str(np->cache_target_dirty_ratio, b, sizeof(b)));
+		if (dirty)
+			np->cache_target_dirty_ratio = ratio;
+		else
+			np->cache_target_full_ratio = ratio;
+	} else if (strcmp(key, "promote_min_hits") == 0) {
+		if (parse_u64(val, MX_PROMOTE_HITS_MAX, &n) < 0 || n < MX_PROMOTE_HITS_MIN)
+			return fail(-EINVAL, msg, sz, "promote_min_hits must be %d to %d",
+				    MX_PROMOTE_HITS_MIN, MX_PROMOTE_HITS_MAX);
+		np->promote_min_hits = (uint8_t)n;
+	} else {
+		if (parse_u64(val, MX_HIT_PERIOD_MAX, &n) < 0 || n < MX_HIT_PERIOD_MIN)
+			return fail(-EINVAL, msg, sz, "hit_period_s must be %d to %d seconds",
+				    MX_HIT_PERIOD_MIN, MX_HIT_PERIOD_MAX);
+		np->hit_period_s = (uint32_t)n;
+	}
+	return 0;
 }
 
 static int pool_set(struct mx_map *m, const struct mx_msg_command *c, char *msg, size_t sz)
@@ -220,10 +358,20 @@ static int pool_set(struct mx_map *m, const struct mx_msg_command *c, char *msg,
 		if (n != np.pg_num)
 			return fail(-ENOTSUP, msg, sz,
 				    "changing pg_num of a pool is not supported yet");
+	} else if (cache_setting(key)) {
+		r = set_cache_setting(&np, key, val, msg, sz);
+		if (r < 0)
+			return r;
+	} else if (strcmp(key, "tier_of") == 0 || strcmp(key, "tier") == 0 ||
+		   strcmp(key, "cache_mode") == 0 || strcmp(key, "flush_all") == 0) {
+		return fail(-EINVAL, msg, sz,
+			    "%s is set by the pool tier commands (pool tier add, mode, rm)", key);
 	} else {
 		return fail(-EINVAL, msg, sz,
-			    "unknown pool setting '%s' (size, min_size, read_policy, pg_num)",
-			    key);
+			    "unknown pool setting '%s' (size, min_size, read_policy, pg_num; "
+			    "on a cache pool target_max_bytes, target_max_objects, "
+			    "cache_target_dirty_ratio, cache_target_full_ratio, promote_min_hits, "
+			    "hit_period_s)", key);
 	}
 	r = mx_pool_validate(&np);
 	if (r < 0)
@@ -232,6 +380,181 @@ static int pool_set(struct mx_map *m, const struct mx_msg_command *c, char *msg,
 		return 0;
 	*p = np;
 	snprintf(msg, sz, "pool '%s': %s = %s", p->name, key, val);
+	return 1;
+}
+
+/*
+ * Cache tiering (docs/cache-tiering.md, "Commands and map").  The links
+ * stay mutual (mx_map_tiers_valid): pool_tier_add sets both, pool_tier_rm
+ * clears both, pool_rm refuses a pool that has either.  A cache's mode
+ * moves between none, writeback and readonly by pool_tier_mode:
+ *
+ *   none --> writeback         flush_all cleared
+ *   writeback --> none         flush_all set: the agent is to flush every
+ *                              dirty object to the base
+ *   none --> readonly          only while flush_all is clear (no dirty
+ *                              object may be left from writeback)
+ *   readonly --> none, readonly --> writeback
+ *   writeback --> readonly     refused: dirty objects would stay unflushed
+ *
+ * pool_tier_rm requires mode none.  Nothing reads these fields yet: the
+ * client's routing and the agent come later.
+ */
+
+/* Whether cache may become a cache pool as far as its contents go: the
+ * monitor must see it empty in its PG statistics; when it cannot tell
+ * (no fresh report from some PG's active primary), force (the operator's
+ * word that it is empty) lets it through.  0, or a negative errno with the
+ * reason in msg. */
+static int cache_empty(const struct mx_mon_cmd_env *env, const struct mx_pool *cache,
+		       bool force, char *msg, size_t sz)
+{
+	uint64_t objects = 0;
+	uint32_t unsure = 0;
+	int r = -ENOENT;
+
+	if (env && env->pgstats)
+		r = mx_pgstats_pool_objects(env->pgstats, cache->id, env->now_ms, &objects,
+					    &unsure);
+	if (objects)
+		return fail(-ENOTEMPTY, msg, sz,
+			    "pool '%s' holds %" PRIu64 " object%s%s: a cache pool must be empty "
+			    "when it is added", cache->name, objects, objects == 1 ? "" : "s",
+			    r < 0 ? " or more" : "");
+	if (r == 0 || force)
+		return 0;
+	if (r == -EAGAIN)
+		return fail(-EAGAIN, msg, sz,
+			    "cannot tell whether pool '%s' is empty: %u of its %u PGs have no "
+			    "fresh report from an active primary (wait until they are active, "
+			    "or add --yes-i-really-mean-it if you know it is empty)",
+			    cache->name, unsure, cache->pg_num);
+	return fail(-EAGAIN, msg, sz,
+		    "cannot tell whether pool '%s' is empty: the monitor has no PG statistics "
+		    "of it (add --yes-i-really-mean-it if you know it is empty)", cache->name);
+}
+
+/* "pool tier add" base= cache= [force=1]: cache fronts base, mode none. */
+static int pool_tier_add(struct mx_map *m, const struct mx_msg_command *c,
+			 const struct mx_mon_cmd_env *env, char *msg, size_t sz)
+{
+	const char *bn = arg(c, "base"), *cn = arg(c, "cache"), *force = arg(c, "force");
+	struct mx_pool *base, *cache;
+	int r;
+
+	if (!bn || !cn)
+		return fail(-EINVAL, msg, sz, "pool tier add needs base= and cache=");
+	if (force && strcmp(force, "1") != 0)
+		return fail(-EINVAL, msg, sz, "force must be 1 if given");
+	base = (struct mx_pool *)mx_map_pool_by_name(m, bn);
+	cache = (struct mx_pool *)mx_map_pool_by_name(m, cn);
+	if (!base)
+		return fail(-ENOENT, msg, sz, "no such pool '%s'", bn);
+	if (!cache)
+		return fail(-ENOENT, msg, sz, "no such pool '%s'", cn);
+	if (base == cache)
+		return fail(-EINVAL, msg, sz, "pool '%s' cannot be a cache tier of itself", bn);
+	if (cache->tier_of >= 0)
+		return fail(-EBUSY, msg, sz, "pool '%s' is already the cache tier of '%s'", cn,
+			    pool_name(m, cache->tier_of));
+	if (cache->tier >= 0)
+		return fail(-EBUSY, msg, sz,
+			    "pool '%s' has a cache tier of its own ('%s'): a base pool cannot "
+			    "be a cache", cn, pool_name(m, cache->tier));
+	if (base->tier >= 0)
+		return fail(-EBUSY, msg, sz, "pool '%s' already has the cache tier '%s'", bn,
+			    pool_name(m, base->tier));
+	if (base->tier_of >= 0)
+		return fail(-EBUSY, msg, sz,
+			    "pool '%s' is itself the cache tier of '%s': tiers do not stack", bn,
+			    pool_name(m, base->tier_of));
+	r = cache_empty(env, cache, force != NULL, msg, sz);
+	if (r < 0)
+		return r;
+	base->tier = cache->id;
+	cache->tier_of = base->id;
+	cache->cache_mode = MX_CACHE_NONE;
+	cache->flush_all = 0;
+	snprintf(msg, sz,
+		 "pool '%s' is now the cache tier of '%s', in mode none (pool tier mode %s "
+		 "writeback|readonly sets one)", cn, bn, cn);
+	return 1;
+}
+
+/* "pool tier mode" pool=CACHE mode=none|writeback|readonly. */
+static int pool_tier_mode(struct mx_map *m, const struct mx_msg_command *c, char *msg,
+			  size_t sz)
+{
+	const char *pn = arg(c, "pool"), *mn = arg(c, "mode");
+	struct mx_pool *p;
+	int mode;
+
+	if (!pn || !mn)
+		return fail(-EINVAL, msg, sz, "pool tier mode needs pool= and mode=");
+	p = (struct mx_pool *)mx_map_pool_by_name(m, pn);
+	if (!p)
+		return fail(-ENOENT, msg, sz, "no such pool '%s'", pn);
+	mode = mx_cache_mode_from_name(mn);
+	if (mode < 0)
+		return fail(-EINVAL, msg, sz, "cache mode must be writeback, readonly or none, "
+			    "not '%s'", mn);
+	if (p->tier_of < 0)
+		return fail(-EINVAL, msg, sz,
+			    "pool '%s' is not a cache tier (pool tier add BASE %s makes it one)",
+			    pn, pn);
+	if (mode == p->cache_mode) {
+		snprintf(msg, sz, "pool '%s' is in mode %s already", pn, mn);
+		return 0;
+	}
+	if (mode == MX_CACHE_READONLY && p->cache_mode == MX_CACHE_WRITEBACK)
+		return fail(-EBUSY, msg, sz,
+			    "pool '%s' is in writeback mode and may hold dirty objects, which "
+			    "readonly mode would never flush: set mode none first", pn);
+	if (mode == MX_CACHE_READONLY && p->flush_all)
+		return fail(-EBUSY, msg, sz,
+			    "pool '%s' may still hold dirty objects from writeback mode (a flush "
+			    "of all is pending): remove the tier and add it again once the pool "
+			    "is empty", pn);
+	if (mode == MX_CACHE_NONE && p->cache_mode == MX_CACHE_WRITEBACK)
+		p->flush_all = 1;
+	if (mode == MX_CACHE_WRITEBACK)
+		p->flush_all = 0;
+	p->cache_mode = (uint8_t)mode;
+	snprintf(msg, sz, "pool '%s': cache mode %s%s", pn, mn,
+		 p->flush_all ? " (every dirty object is to be flushed to the base)" : "");
+	return 1;
+}
+
+/* "pool tier rm" base= cache=: only in mode none; clears both links. */
+static int pool_tier_rm(struct mx_map *m, const struct mx_msg_command *c, char *msg,
+			size_t sz)
+{
+	const char *bn = arg(c, "base"), *cn = arg(c, "cache");
+	struct mx_pool *base, *cache;
+
+	if (!bn || !cn)
+		return fail(-EINVAL, msg, sz, "pool tier rm needs base= and cache=");
+	base = (struct mx_pool *)mx_map_pool_by_name(m, bn);
+	cache = (struct mx_pool *)mx_map_pool_by_name(m, cn);
+	if (!base)
+		return fail(-ENOENT, msg, sz, "no such pool '%s'", bn);
+	if (!cache)
+		return fail(-ENOENT, msg, sz, "no such pool '%s'", cn);
+	if (cache->tier_of != base->id || base->tier != cache->id)
+		return fail(-EINVAL, msg, sz, "pool '%s' is not the cache tier of '%s'", cn, bn);
+	if (cache->cache_mode == MX_CACHE_WRITEBACK)
+		return fail(-EBUSY, msg, sz,
+			    "pool '%s' is in writeback mode and may hold dirty objects: set mode "
+			    "none first (pool tier mode %s none), which has them all flushed to "
+			    "the base", cn, cn);
+	if (cache->cache_mode != MX_CACHE_NONE)
+		return fail(-EBUSY, msg, sz,
+			    "pool '%s' is in %s mode: set mode none first (pool tier mode %s none)",
+			    cn, mx_cache_mode_name(cache->cache_mode), cn);
+	base->tier = -1;
+	cache->tier_of = -1;
+	cache->flush_all = 0;
+	snprintf(msg, sz, "pool '%s' is no longer the cache tier of '%s'", cn, bn);
 	return 1;
 }
 
@@ -344,7 +667,6 @@ static bool in_up_set(const struct mx_map *m, const struct mx_placement *pl,
 	int32_t up[MX_MAX_SIZE];
 	int n = mx_pg_up(pl, pool, pg, up, MX_MAX_SIZE);
 
-	(void)m;
 	for (int i = 0; i < n; i++)
 		if (up[i] == osd)
 			return true;
@@ -444,6 +766,12 @@ int mx_mon_prune_primary_temps(struct mx_map *m)
 int mx_mon_command(struct mx_map *m, const struct mx_msg_command *cmd, char *msg,
 		   size_t msgsz)
 {
+	return mx_mon_command_env(m, cmd, NULL, msg, msgsz);
+}
+
+int mx_mon_command_env(struct mx_map *m, const struct mx_msg_command *cmd,
+		       const struct mx_mon_cmd_env *env, char *msg, size_t msgsz)
+{
 	const char *p = cmd->prefix;
 
 	msg[0] = '\0';
@@ -453,6 +781,12 @@ int mx_mon_command(struct mx_map *m, const struct mx_msg_command *cmd, char *msg
 		return pool_rm(m, cmd, msg, msgsz);
 	if (strcmp(p, "pool set") == 0)
 		return pool_set(m, cmd, msg, msgsz);
+	if (strcmp(p, "pool tier add") == 0)
+		return pool_tier_add(m, cmd, env, msg, msgsz);
+	if (strcmp(p, "pool tier mode") == 0)
+		return pool_tier_mode(m, cmd, msg, msgsz);
+	if (strcmp(p, "pool tier rm") == 0)
+		return pool_tier_rm(m, cmd, msg, msgsz);
 	if (strncmp(p, "osd ", 4) == 0)
 		return osd_cmd(m, cmd, p + 4, msg, msgsz);
 	if (strcmp(p, "balancer run") == 0)

@@ -12,9 +12,22 @@
 #include "map.h"
 #include "msg.h"
 
+struct mx_pgstats;
+
+/* What the monitor knows besides the map, for the commands that need it
+ * (`pool tier add` asks whether the cache pool is empty). */
+struct mx_mon_cmd_env {
+	const struct mx_pgstats *pgstats; /* NULL: no PG statistics at all */
+	uint64_t now_ms;                  /* the wall clock, for their age */
+};
+
 /* Apply cmd to m.  Returns 1 if the map changed (commit it), 0 if the
  * command succeeded without a change, or a negative errno with a human
- * reason in msg.  On error m is unchanged. */
+ * reason in msg.  On error m is unchanged.  env may be NULL: a command
+ * that needs to know more than the map then refuses, saying why. */
+int mx_mon_command_env(struct mx_map *m, const struct mx_msg_command *cmd,
+		       const struct mx_mon_cmd_env *env, char *msg, size_t msgsz);
+/* mx_mon_command_env without an env. */
 int mx_mon_command(struct mx_map *m, const struct mx_msg_command *cmd, char *msg,
 		   size_t msgsz);
 

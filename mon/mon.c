@@ -254,6 +254,14 @@ static void map_changed(struct mon *mon)
 		mx_warn("out of memory for the PG statistics");
 }
 
+/* The name of pool id in m, for messages. */
+static const char *pool_name(const struct mx_map *m, int32_t id)
+{
+	const struct mx_pool *p = mx_map_pool_by_id(m, id);
+
+	return p ? p->name : "?";
+}
+
 /* The event log's lines for what changed from map o to map n. */
 static void log_map_events(struct mon *mon, const struct mx_map *o, const struct mx_map *n,
 			   const char *why)
@@ -308,6 +316,18 @@ static void log_map_events(struct mon *mon, const struct mx_map *o, const struct
 		else if (a->pg_num != b->pg_num)
 			mx_evlog_add(mon->evlog, now, MX_HEALTH_OK, "pool '%s': pg_num %u -> %u",
 				     b->name, a->pg_num, b->pg_num);
+		if (a && a->tier_of != b->tier_of && b->tier_of >= 0)
+			mx_evlog_add(mon->evlog, now, MX_HEALTH_OK,
+				     "pool '%s' is now the cache tier of '%s'", b->name,
+				     pool_name(n, b->tier_of));
+		else if (a && a->tier_of != b->tier_of)
+			mx_evlog_add(mon->evlog, now, MX_HEALTH_OK,
+				     "pool '%s' is no longer the cache tier of '%s'", b->name,
+				     pool_name(o, a->tier_of));
+		if (a && a->cache_mode != b->cache_mode)
+			mx_evlog_add(mon->evlog, now, MX_HEALTH_OK, "pool '%s': cache mode %s -> %s",
+				     b->name, mx_cache_mode_name(a->cache_mode),
+				     mx_cache_mode_name(b->cache_mode));
 	}
 	for (uint32_t i = 0; i < o->n_pools; i++)
 		if (!mx_map_pool_by_id(n, o->pools[i].id))
@@ -563,13 +583,16 @@ static void handle_command(struct mon *mon, struct session *s, uint64_t tid,
 			   const struct mx_msg_command *c)
 {
 	struct change *ch = change_new(mon, s, MX_MSG_MON_COMMAND_REPLY, tid);
+	/* The statistics describe mon->map's PGs, and ch->next is a copy of
+	 * it: the same pools. */
+	const struct mx_mon_cmd_env env = {.pgstats = mon->pgstats, .now_ms = mx_wall_ms()};
 	int r;
 
 	if (!ch) {
 		(void)mx_conn_send_error(s->conn, tid, -ENOMEM, "out of memory");
 		return;
 	}
-	r = mx_mon_command(ch->next, c, ch->msg, sizeof(ch->msg));
+	r = mx_mon_command_env(ch->next, c, &env, ch->msg, sizeof(ch->msg));
 	if (r <= 0) {
 		if (r < 0)
 			mx_info("%s: command '%s' refused: %s", s->conn->peer, c->prefix,

@@ -319,6 +319,30 @@ static uint32_t pg_state_now(const struct mx_pgstats *ps, const struct pgent *e,
 	return MX_PGS_STALE;
 }
 
+int mx_pgstats_pool_objects(const struct mx_pgstats *ps, int32_t pool, uint64_t now_ms,
+			    uint64_t *objects, uint32_t *unsure)
+{
+	uint32_t n = 0;
+
+	*objects = 0;
+	*unsure = 0;
+	for (size_t i = 0; i < ps->n_pgs; i++) {
+		const struct pgent *e = &ps->pgs[i];
+		bool fresh = e->has && now_ms - e->report_ms <= ps->cfg.stale_ms;
+
+		if (e->pool != pool)
+			continue;
+		n++;
+		if (fresh)
+			*objects += e->s.objects; /* these are there, active or not */
+		if (!fresh || !(e->s.state & MX_PGS_ACTIVE))
+			(*unsure)++;
+	}
+	if (!n)
+		return -ENOENT;
+	return *unsure ? -EAGAIN : 0;
+}
+
 json_t *mx_pgstats_ls(const struct mx_pgstats *ps, uint64_t now_ms, int32_t pool,
 		      const char *state)
 {

@@ -95,6 +95,18 @@ void mx_pgstats_tick(struct mx_pgstats *ps, uint64_t now_ms);
  * for, by the ratios; -1 if it has not reported in this incarnation. */
 int mx_pgstats_space(const struct mx_pgstats *ps, const struct mx_map *m, int32_t id);
 
+/* How many objects pool holds, summed from its PGs' latest reports (each
+ * PG's count is its primary's).  Returns 0 with the sum in *objects when
+ * the monitor can vouch for every PG of the pool: a report from its
+ * current primary, no older than stale_ms, of an active PG (a primary
+ * that has peered holds every object of the PG).  Otherwise -EAGAIN, with
+ * how many PGs it cannot vouch for in *unsure and in *objects the sum of
+ * the fresh reports only, a lower bound (a PG still peering may not count
+ * all its objects yet, but those it counts are there); -ENOENT if it knows
+ * no PG of the pool. */
+int mx_pgstats_pool_objects(const struct mx_pgstats *ps, int32_t pool, uint64_t now_ms,
+			    uint64_t *objects, uint32_t *unsure);
+
 /* The health of the cluster now. */
 void mx_pgstats_health(struct mx_pgstats *ps, const struct mx_map *m, uint64_t now_ms,
 		       struct mx_health *h);

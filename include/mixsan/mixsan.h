@@ -113,9 +113,10 @@ struct mixsan_io_stats {
 void mixsan_io_stats(mixsan_cluster_t *cl, struct mixsan_io_stats *out);
 
 /* Run an administrative command on the monitors ("pool create",
- * "pool rm", "pool set", "osd out", "osd in", "osd down", "osd reweight",
- * "osd rm") with n_args key/value pairs (kv[2i] the key, kv[2i+1] the
- * value).  *message, if not NULL, gets the monitor's words (free() it).
+ * "pool rm", "pool set", "pool tier add", "pool tier mode", "pool tier rm",
+ * "osd out", "osd in", "osd down", "osd reweight", "osd rm") with n_args
+ * key/value pairs (kv[2i] the key, kv[2i+1] the value).  *message, if not
+ * NULL, gets the monitor's words (free() it).
  * Returns 0 or a negative errno; on success the library waits until it
  * holds the map the command produced.  With an op_timeout_ms, a command
  * that no monitor answered by then fails with -ETIMEDOUT (it may still take

@@ -73,14 +73,13 @@ static int generate(const char *dir)
 		strcpy(m->osds[i].addr, "127.0.0.1:6800");
 		mx_loc_parse("host=a", m->osds[i].loc, &m->osds[i].nloc);
 	}
-	memset(&p, 0, sizeof(p));
+	mx_pool_init(&p);
 	p.id = 1;
 	strcpy(p.name, "rbd");
 	strcpy(p.root_name, "default");
 	p.size = 2;
 	p.min_size = 1;
 	p.pg_num = 8;
-	p.tier_of = p.cache_pool = -1;
 	mx_map_add_pool(m, &p);
 	mx_map_encode(m, &w);
 	put(dir, "map", 0xfe, &w);

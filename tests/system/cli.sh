@@ -137,6 +137,84 @@ bad "osd out of a missing osd" "does not exist" "$MIXSAN" osd out 42
 ok "object get after map changes" "$MIXSAN" object get rbd small -
 has "still readable" "^hi$"
 
+# Cache tiers (docs/cache-tiering.md): the commands and the map; nothing acts
+# on them yet.  rbd still holds an object.
+ok "pool create cold" "$MIXSAN" pool create cold --size 2 --pg-num 8 --failure-domain osd
+ok "pool create hot" "$MIXSAN" pool create hot --size 2 --pg-num 8 --failure-domain osd
+healthy "the new pools' PGs report"
+bad "tier add of a pool with an object" "holds 1 object" "$MIXSAN" pool tier add cold rbd
+bad "tier add of a pool with an object, forced" "must be empty" \
+	"$MIXSAN" pool tier add cold rbd --yes-i-really-mean-it
+bad "tier add of a pool to itself" "cannot be a cache tier of itself" \
+	"$MIXSAN" pool tier add hot hot
+bad "tier add of a missing pool" "no such pool 'nope'" "$MIXSAN" pool tier add cold nope
+bad "tier add without a cache" "usage: pool tier add BASE CACHE" "$MIXSAN" pool tier add cold
+bad "pool set of a cache setting on a pool that is no cache" "not one" \
+	"$MIXSAN" pool set hot promote_min_hits 3
+ok "tier add" "$MIXSAN" pool tier add cold hot
+has "tier add says so" "is now the cache tier of 'cold'"
+bad "a second tier of a base" "already has the cache tier 'hot'" \
+	"$MIXSAN" pool tier add cold default --yes-i-really-mean-it
+bad "a tier of a cache" "do not stack" "$MIXSAN" pool tier add hot default --yes-i-really-mean-it
+bad "a base as a cache" "base pool cannot be a cache" \
+	"$MIXSAN" pool tier add default cold --yes-i-really-mean-it
+ok "pool ls with a tier" "$MIXSAN" pool ls
+has "pool ls header" "TIER$"
+has "pool ls shows the cache" "hot .*cache of cold, none$"
+has "pool ls shows the base" "cold .*tier: hot$"
+ok "pool ls --json with a tier" "$MIXSAN" pool ls --json
+json "tier links and defaults in json" "(lambda p: p['hot']['tier_of']==p['cold']['id'] and p['cold']['tier']==p['hot']['id'] and p['hot']['tier']==-1 and p['cold']['tier_of']==-1 and p['hot']['cache_mode']=='none' and p['hot']['cache_target_dirty_ratio']==0.4 and p['hot']['cache_target_full_ratio']==0.8 and p['hot']['promote_min_hits']==2 and p['hot']['hit_period_s']==60 and p['hot']['target_max_bytes']==0 and p['hot']['flush_all']==False)({p['name']: p for p in j})"
+ok "pool set target_max_bytes" "$MIXSAN" pool set hot target_max_bytes 1073741824
+ok "pool set target_max_objects" "$MIXSAN" pool set hot target_max_objects 100000
+ok "pool set cache_target_dirty_ratio" "$MIXSAN" pool set hot cache_target_dirty_ratio 0.5
+ok "pool set cache_target_full_ratio" "$MIXSAN" pool set hot cache_target_full_ratio 0.75
+ok "pool set promote_min_hits" "$MIXSAN" pool set hot promote_min_hits 3
+ok "pool set hit_period_s" "$MIXSAN" pool set hot hit_period_s 120
+bad "dirty ratio above full" "must not exceed cache_target_full_ratio (0.75)" \
+	"$MIXSAN" pool set hot cache_target_dirty_ratio 0.8
+bad "full ratio above 1" "ratio from 0 to 1" "$MIXSAN" pool set hot cache_target_full_ratio 1.5
+bad "promote_min_hits 0" "promote_min_hits must be 1 to 16" \
+	"$MIXSAN" pool set hot promote_min_hits 0
+bad "hit_period_s too long" "hit_period_s must be 1 to 3600" \
+	"$MIXSAN" pool set hot hit_period_s 4000
+bad "target_max_bytes not a number" "whole number" "$MIXSAN" pool set hot target_max_bytes 1G
+bad "cache settings only on a cache" "not one" "$MIXSAN" pool set cold target_max_bytes 1
+bad "cache_mode by pool set" "pool tier commands" "$MIXSAN" pool set hot cache_mode writeback
+ok "pool get a ratio" "$MIXSAN" pool get hot cache_target_dirty_ratio
+has "the ratio as set" "^0.5$"
+ok "pool get --json with the settings" "$MIXSAN" pool get hot --json
+json "settings in json" "j['target_max_bytes']==1073741824 and j['target_max_objects']==100000 and j['cache_target_full_ratio']==0.75 and j['promote_min_hits']==3 and j['hit_period_s']==120"
+bad "tier mode of a base" "not a cache tier" "$MIXSAN" pool tier mode cold writeback
+bad "tier mode unknown" "cache mode must be writeback, readonly or none" \
+	"$MIXSAN" pool tier mode hot sideways
+ok "tier mode writeback" "$MIXSAN" pool tier mode hot writeback
+ok "pool ls in writeback" "$MIXSAN" pool ls
+has "pool ls shows writeback" "hot .*cache of cold, writeback$"
+bad "writeback to readonly" "set mode none first" "$MIXSAN" pool tier mode hot readonly
+bad "tier rm in writeback" "writeback mode and may hold dirty objects" \
+	"$MIXSAN" pool tier rm cold hot
+bad "pool rm of a cache" "remove the tier first (pool tier rm cold hot)" \
+	"$MIXSAN" pool rm hot --yes-i-really-mean-it
+bad "pool rm of a base" "remove the tier first (pool tier rm cold hot)" \
+	"$MIXSAN" pool rm cold --yes-i-really-mean-it
+ok "tier mode none" "$MIXSAN" pool tier mode hot none
+has "leaving writeback flushes all" "flushed to the base"
+ok "pool ls --json after writeback" "$MIXSAN" pool ls --json
+json "flush_all after writeback" "[p for p in j if p['name']=='hot'][0]['flush_all']==True and [p for p in j if p['name']=='hot'][0]['cache_mode']=='none'"
+bad "readonly while a flush of all is pending" "flush of all is pending" \
+	"$MIXSAN" pool tier mode hot readonly
+bad "tier rm of the wrong pair" "is not the cache tier of 'rbd'" "$MIXSAN" pool tier rm rbd hot
+ok "tier rm" "$MIXSAN" pool tier rm cold hot
+has "tier rm says so" "no longer the cache tier of 'cold'"
+ok "pool ls --json after tier rm" "$MIXSAN" pool ls --json
+json "links gone" "all(p['tier']==-1 and p['tier_of']==-1 and p['cache_mode']=='none' and not p['flush_all'] for p in j)"
+bad "tier rm again" "is not the cache tier" "$MIXSAN" pool tier rm cold hot
+ok "status --watch shows the tier events" "$MIXSAN" status --watch --timeout 1
+has "tier added in the log" "pool 'hot' is now the cache tier of 'cold'"
+has "mode change in the log" "pool 'hot': cache mode writeback -> none"
+ok "pool rm of a former cache" "$MIXSAN" pool rm hot --yes-i-really-mean-it
+ok "pool rm of a former base" "$MIXSAN" pool rm cold --yes-i-really-mean-it
+
 ok "pool rm" "$MIXSAN" pool rm rbd --yes-i-really-mean-it
 ok "pool ls after rm" "$MIXSAN" pool ls --json
 json "rbd gone" "[p['name'] for p in j]==['default']"

@@ -1,7 +1,8 @@
 /*
  * Unit tests of the wire protocol and the cluster map encoding: round trips
  * of every message, rejection of truncated and corrupted input, and the
- * errno <-> wire status mapping.
+ * errno <-> wire status mapping; the map's tiering fields, including maps
+ * encoded before the cache settings.
  */
 #include <errno.h>
 #include <string.h>
@@ -188,7 +189,7 @@ static void test_map(void)
 		snprintf(m->osds[i].addr, sizeof(m->osds[i].addr), "127.0.0.1:%d", 6800 + i);
 		CHECK_EQ_INT(mx_loc_parse("host=h1", m->osds[i].loc, &m->osds[i].nloc), 0);
 	}
-	memset(&p, 0, sizeof(p));
+	mx_pool_init(&p);
 	p.id = 1;
 	strcpy(p.name, "rbd");
 	strcpy(p.root_name, "default");
@@ -196,7 +197,6 @@ static void test_map(void)
 	p.min_size = 2;
 	p.pg_num = 64;
 	p.failure_domain = MX_LEVEL_OSD;
-	p.tier_of = p.cache_pool = -1;
 	CHECK_EQ_INT(mx_map_add_pool(m, &p), 0);
 	CHECK_EQ_INT(mx_map_add_pool(m, &p), -EEXIST);
 	mx_wbuf_init(&w);
@@ -315,6 +315,224 @@ static void test_map(void)
 		CHECK(mx_loc_parse("planet=earth", loc, &n) < 0);
 		CHECK(mx_loc_parse("host=bad/name", loc, &n) < 0);
 	}
+	mx_map_free(m);
+}
+
+/* A map of two pools, "cold" (id 1) and "hot" (id 2), not tiered. */
+static struct mx_map *tier_map(void)
+{
+	struct mx_map *m = mx_map_new();
+	struct mx_pool p;
+
+	for (int32_t id = 1; id <= 2; id++) {
+		mx_pool_init(&p);
+		p.id = id;
+		strcpy(p.name, id == 1 ? "cold" : "hot");
+		strcpy(p.root_name, "default");
+		p.size = 2;
+		p.min_size = 1;
+		p.pg_num = 8;
+		CHECK_EQ_INT(mx_map_add_pool(m, &p), 0);
+	}
+	m->next_pool_id = 3;
+	return m;
+}
+
+static int roundtrip(const struct mx_map *m, struct mx_map **out)
+{
+	struct mx_wbuf w;
+	int r;
+
+	mx_wbuf_init(&w);
+	mx_map_encode(m, &w);
+	r = mx_map_decode(w.data, w.len, out);
+	mx_wbuf_free(&w);
+	return r;
+}
+
+static uint32_t le32(const uint8_t *b)
+{
+	return (uint32_t)b[0] | (uint32_t)b[1] << 8 | (uint32_t)b[2] << 16 | (uint32_t)b[3] << 24;
+}
+
+static void put_le32(uint8_t *b, uint32_t v)
+{
+	for (int i = 0; i < 4; i++)
+		b[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* The encoding of m as an encoder before the cache settings wrote it: each
+ * pool record cut back to end at created_epoch (the last `cut` bytes).
+ * Returns the length written to out. */
+static size_t encode_old(const struct mx_map *m, uint8_t *out, size_t cap, uint32_t cut)
+{
+	struct mx_wbuf w;
+	size_t at = 6, o = 6;
+
+	mx_wbuf_init(&w);
+	mx_map_encode(m, &w);
+	CHECK(w.len <= cap);
+	memcpy(out, w.data, 6); /* magic, format */
+	while (at + 6 <= w.len) {
+		uint16_t id = (uint16_t)(w.data[at] | w.data[at + 1] << 8);
+		uint32_t len = le32(w.data + at + 2);
+		const uint8_t *b = w.data + at + 6;
+
+		memcpy(out + o, w.data + at, 6);
+		if (id != 4) { /* not the pools */
+			memcpy(out + o + 6, b, len);
+			o += 6 + len;
+		} else {
+			uint32_t n = le32(b), k = 4, ko = 4;
+
+			memcpy(out + o + 6, b, 4);
+			for (uint32_t i = 0; i < n; i++) {
+				uint32_t rl = le32(b + k);
+
+				put_le32(out + o + 6 + ko, rl - cut);
+				memcpy(out + o + 6 + ko + 4, b + k + 4, rl - cut);
+				k += 4 + rl;
+				ko += 4 + rl - cut;
+			}
+			put_le32(out + o + 2, ko);
+			o += 6 + ko;
+		}
+		at += 6 + len;
+	}
+	mx_wbuf_free(&w);
+	return o;
+}
+
+/* The tiering fields of a pool: a round trip; maps encoded before the cache
+ * settings decode with their defaults; bad values and one-sided links are
+ * refused. */
+static void test_map_tiering(void)
+{
+	struct mx_map *m = tier_map(), *d = NULL, *t;
+	struct mx_pool *hot = &m->pools[1], *cold = &m->pools[0];
+	uint8_t old[4096];
+	size_t n;
+
+	/* Defaults of a new pool. */
+	CHECK(hot->tier_of == -1 && hot->tier == -1 && hot->cache_mode == MX_CACHE_NONE);
+	CHECK(hot->cache_target_dirty_ratio == 400 && hot->cache_target_full_ratio == 800);
+	CHECK(hot->promote_min_hits == 2 && hot->hit_period_s == 60 && !hot->flush_all);
+	CHECK(hot->target_max_bytes == 0 && hot->target_max_objects == 0);
+
+	/* Every field survives a round trip. */
+	cold->tier = 2;
+	hot->tier_of = 1;
+	hot->cache_mode = MX_CACHE_WRITEBACK;
+	hot->target_max_bytes = 1ull << 40;
+	hot->target_max_objects = 123456789012ull;
+	hot->cache_target_dirty_ratio = 250;
+	hot->cache_target_full_ratio = 975;
+	hot->promote_min_hits = 16;
+	hot->hit_period_s = 3600;
+	hot->flush_all = 1;
+	CHECK(mx_map_tiers_valid(m));
+	CHECK_EQ_INT(roundtrip(m, &d), 0);
+	if (d) {
+		const struct mx_pool *c = mx_map_pool_by_name(d, "cold");
+		const struct mx_pool *h = mx_map_pool_by_name(d, "hot");
+
+		CHECK(c && c->tier == 2 && c->tier_of == -1);
+		CHECK(h && h->tier_of == 1 && h->tier == -1 && h->cache_mode == MX_CACHE_WRITEBACK);
+		CHECK(h && h->target_max_bytes == 1ull << 40 &&
+		      h->target_max_objects == 123456789012ull);
+		CHECK(h && h->cache_target_dirty_ratio == 250 && h->cache_target_full_ratio == 975);
+		CHECK(h && h->promote_min_hits == 16 && h->hit_period_s == 3600 && h->flush_all == 1);
+		mx_map_free(d);
+		d = NULL;
+	}
+
+	/* A map encoded before the cache settings (26 bytes a pool record
+	 * shorter) still decodes, with the defaults; cut anywhere else, the
+	 * record is refused. */
+	t = tier_map();
+	t->pools[0].tier = 2;
+	t->pools[1].tier_of = 1;
+	t->pools[1].cache_mode = MX_CACHE_READONLY;
+	n = encode_old(t, old, sizeof(old), 26);
+	CHECK_EQ_INT(mx_map_decode(old, n, &d), 0);
+	if (d) {
+		const struct mx_pool *h = mx_map_pool_by_name(d, "hot");
+
+		CHECK(h && h->tier_of == 1 && h->cache_mode == MX_CACHE_READONLY);
+		CHECK(h && h->cache_target_dirty_ratio == 400 && h->cache_target_full_ratio == 800);
+		CHECK(h && h->promote_min_hits == 2 && h->hit_period_s == 60 && !h->flush_all);
+		CHECK(h && h->target_max_bytes == 0 && h->target_max_objects == 0);
+		mx_map_free(d);
+		d = NULL;
+	}
+	for (uint32_t cut = 1; cut < 26; cut++) {
+		n = encode_old(t, old, sizeof(old), cut);
+		CHECK(mx_map_decode(old, n, &d) < 0);
+		mx_map_free(d);
+		d = NULL;
+	}
+	mx_map_free(t);
+
+	/* Bad values are refused by validation and by the decoder. */
+	{
+		static const struct {
+			const char *what;
+			int field;
+			int64_t v;
+		} bad[] = {
+			{"dirty above full", 0, 980},  {"full above 1000", 1, 1001},
+			{"full below dirty", 1, 200},  {"promote 0", 2, 0},
+			{"promote 17", 2, 17},         {"hit period 0", 3, 0},
+			{"hit period 3601", 3, 3601},  {"flush_all 2", 4, 2},
+			{"mode 3", 5, 3},              {"tier_of itself", 6, 2},
+		};
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			struct mx_map *b = mx_map_dup(m);
+			struct mx_pool *h = &b->pools[1];
+
+			switch (bad[i].field) {
+			case 0: h->cache_target_dirty_ratio = (uint16_t)bad[i].v; break;
+			case 1: h->cache_target_full_ratio = (uint16_t)bad[i].v; break;
+			case 2: h->promote_min_hits = (uint8_t)bad[i].v; break;
+			case 3: h->hit_period_s = (uint32_t)bad[i].v; break;
+			case 4: h->flush_all = (uint8_t)bad[i].v; break;
+			case 5: h->cache_mode = (uint8_t)bad[i].v; break;
+			default: h->tier_of = (int32_t)bad[i].v; break;
+			}
+			if (mx_pool_validate(h) == 0 || roundtrip(b, &d) == 0)
+				fprintf(stderr, "accepted: %s\n", bad[i].what);
+			CHECK(mx_pool_validate(h) < 0);
+			CHECK(roundtrip(b, &d) < 0);
+			mx_map_free(d);
+			d = NULL;
+			mx_map_free(b);
+		}
+	}
+	/* A mode or flush_all on a pool that is not a cache. */
+	{
+		struct mx_pool p = m->pools[0];
+
+		p.cache_mode = MX_CACHE_READONLY;
+		CHECK(mx_pool_validate(&p) < 0);
+		p.cache_mode = MX_CACHE_NONE;
+		p.flush_all = 1;
+		CHECK(mx_pool_validate(&p) < 0);
+		p.flush_all = 0;
+		p.tier_of = 2; /* both a cache and a base */
+		CHECK(mx_pool_validate(&p) < 0);
+	}
+	/* Links must be mutual and name existing pools. */
+	m->pools[0].tier = -1;
+	CHECK(!mx_map_tiers_valid(m));
+	CHECK(roundtrip(m, &d) < 0);
+	mx_map_free(d);
+	d = NULL;
+	m->pools[0].tier = 2;
+	m->pools[1].tier_of = 7;
+	CHECK(!mx_map_tiers_valid(m));
+	CHECK(roundtrip(m, &d) < 0);
+	mx_map_free(d);
 	mx_map_free(m);
 }
 
@@ -619,6 +837,7 @@ int main(void)
 	test_replies();
 	test_command();
 	test_map();
+	test_map_tiering();
 	test_peering_msgs();
 	test_scrub_msgs();
 	test_pg_stats();

@@ -27,7 +27,7 @@ static struct mx_map *base_map(void)
 		snprintf(loc, sizeof(loc), "host=h%d", i);
 		mx_loc_parse(loc, m->osds[i].loc, &m->osds[i].nloc);
 	}
-	memset(&p, 0, sizeof(p));
+	mx_pool_init(&p);
 	p.id = 1;
 	strcpy(p.name, "p");
 	strcpy(p.root_name, "default");
@@ -35,7 +35,6 @@ static struct mx_map *base_map(void)
 	p.min_size = 2;
 	p.pg_num = 8;
 	p.failure_domain = MX_LEVEL_HOST;
-	p.tier_of = p.cache_pool = -1;
 	mx_map_add_pool(m, &p);
 	m->epoch = 1;
 	return m;

@@ -3,7 +3,7 @@
  * unknown then stale without reports; HEALTH_OK from clean reports with the
  * object counts; records from a non-primary ignored; a new primary's PGs
  * unknown again; degraded, inconsistent and nearfull checks; recovery rate;
- * the event log's window.
+ * the event log's window; a pool's object count and when it is known.
  */
 #include <errno.h>
 #include <string.h>
@@ -26,10 +26,11 @@ static int boot(struct mx_map *m, uint8_t u, const char *loc)
 	return mx_mon_osd_boot(m, &b, msg, sizeof(msg));
 }
 
-/* Every OSD reports its primary PGs with state st and 2 objects each. */
-static void report_all(struct mx_pgstats *ps, const struct mx_map *m,
-		       const struct mx_placement *pl, uint32_t st, uint64_t degraded,
-		       uint64_t recovered, uint64_t used, uint64_t now)
+/* Every OSD reports its primary PGs with state st and `objects` objects
+ * each. */
+static void report_n(struct mx_pgstats *ps, const struct mx_map *m,
+		     const struct mx_placement *pl, uint32_t st, uint64_t objects,
+		     uint64_t degraded, uint64_t recovered, uint64_t used, uint64_t now)
 {
 	const struct mx_pool *p = &m->pools[0];
 
@@ -49,7 +50,8 @@ static void report_all(struct mx_pgstats *ps, const struct mx_map *m,
 		for (uint32_t pg = 0; pg < p->pg_num; pg++) {
 			int32_t act[MX_MAX_SIZE];
 			struct mx_pg_stat s = {.pool = p->id, .pg = pg, .interval = 1, .state = st,
-					       .objects = 2, .bytes = 200, .degraded = degraded,
+					       .objects = objects, .bytes = 100 * objects,
+					       .degraded = degraded,
 					       .recovered_objects = recovered};
 
 			/* osd.0 claims every PG: only its own count. */
@@ -64,6 +66,69 @@ static void report_all(struct mx_pgstats *ps, const struct mx_map *m,
 		CHECK(mx_pgstats_report(ps, m, &d, now) >= 0);
 		mx_wbuf_free(&w);
 	}
+}
+
+/* ... with 2 objects each. */
+static void report_all(struct mx_pgstats *ps, const struct mx_map *m,
+		       const struct mx_placement *pl, uint32_t st, uint64_t degraded,
+		       uint64_t recovered, uint64_t used, uint64_t now)
+{
+	report_n(ps, m, pl, st, 2, degraded, recovered, used, now);
+}
+
+/* A pool's object count, as `pool tier add` asks for it: known only when
+ * every PG has a fresh report of an active primary. */
+static void test_pool_objects(const struct mx_pgstats_cfg *cfg)
+{
+	struct mx_pgstats *ps = mx_pgstats_new(cfg);
+	struct mx_map *m = mx_map_new();
+	struct mx_placement *pl = NULL;
+	struct mx_msg_command c;
+	const char *kv[] = {"name", "hot", "pg_num", "16", "failure_domain", "osd"};
+	uint64_t t = 1000000, objects = 99;
+	uint32_t unsure = 99;
+	char msg[512];
+	int32_t id;
+
+	for (uint8_t i = 1; i <= 3; i++)
+		CHECK(boot(m, i, "host=a") >= 0);
+	memset(&c, 0, sizeof(c));
+	c.prefix = "pool create";
+	c.n_args = 3;
+	for (int i = 0; i < 3; i++) {
+		c.keys[i] = kv[2 * i];
+		c.vals[i] = kv[2 * i + 1];
+	}
+	CHECK_EQ_INT(mx_mon_command(m, &c, msg, sizeof(msg)), 1);
+	id = m->pools[0].id;
+	CHECK_EQ_INT(mx_placement_new(m, &pl), 0);
+	CHECK_EQ_INT(mx_pgstats_map(ps, m, pl, t), 0);
+
+	/* No reports yet: unknown. */
+	CHECK_EQ_INT(mx_pgstats_pool_objects(ps, id, t, &objects, &unsure), -EAGAIN);
+	CHECK(objects == 0 && unsure == 16);
+	CHECK_EQ_INT(mx_pgstats_pool_objects(ps, id + 1, t, &objects, &unsure), -ENOENT);
+	/* Active and empty; active with 2 objects a PG. */
+	report_n(ps, m, pl, MX_PGS_ACTIVE | MX_PGS_CLEAN, 0, 0, 0, 100, t);
+	CHECK_EQ_INT(mx_pgstats_pool_objects(ps, id, t, &objects, &unsure), 0);
+	CHECK(objects == 0 && unsure == 0);
+	report_n(ps, m, pl, MX_PGS_ACTIVE | MX_PGS_DEGRADED, 2, 0, 0, 100, t);
+	CHECK_EQ_INT(mx_pgstats_pool_objects(ps, id, t, &objects, &unsure), 0);
+	CHECK(objects == 32 && unsure == 0);
+	/* Stale reports vouch for nothing. */
+	CHECK_EQ_INT(mx_pgstats_pool_objects(ps, id, t + cfg->stale_ms + 1, &objects, &unsure),
+		     -EAGAIN);
+	CHECK(objects == 0 && unsure == 16);
+	/* Peering PGs: what they count is there, but maybe not all of it. */
+	report_n(ps, m, pl, MX_PGS_PEERING, 1, 0, 0, 100, t);
+	CHECK_EQ_INT(mx_pgstats_pool_objects(ps, id, t, &objects, &unsure), -EAGAIN);
+	CHECK(objects == 16 && unsure == 16);
+	report_n(ps, m, pl, MX_PGS_PEERING, 0, 0, 0, 100, t);
+	CHECK_EQ_INT(mx_pgstats_pool_objects(ps, id, t, &objects, &unsure), -EAGAIN);
+	CHECK(objects == 0 && unsure == 16);
+	mx_placement_free(pl);
+	mx_map_free(m);
+	mx_pgstats_free(ps);
 }
 
 static bool has(const struct mx_health *h, const char *code)
@@ -199,5 +264,6 @@ int main(void)
 	mx_placement_free(pl);
 	mx_map_free(m);
 	mx_pgstats_free(ps);
+	test_pool_objects(&cfg);
 	return mx_check_done("pgstats");
 }

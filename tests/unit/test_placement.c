@@ -141,14 +141,14 @@ static struct mx_placement *compile(const struct mx_map *m)
 static struct mx_pool pool_make(int32_t id, uint8_t size, uint32_t pg_num,
 				uint8_t fd, const char *cls)
 {
-	struct mx_pool p = { .id = id,
-			     .size = size,
-			     .min_size = 1,
-			     .pg_num = pg_num,
-			     .failure_domain = fd,
-			     .tier_of = -1,
-			     .cache_pool = -1 };
+	struct mx_pool p;
 
+	mx_pool_init(&p);
+	p.id = id;
+	p.size = size;
+	p.min_size = 1;
+	p.pg_num = pg_num;
+	p.failure_domain = fd;
 	strcpy(p.name, "test");
 	strcpy(p.root_name, "default");
 	if (cls)
