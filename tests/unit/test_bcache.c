@@ -10,8 +10,8 @@
  *  - a failed fetch returns its error, keeps nothing, and a later read
  *    fetches again;
  *  - sixteen threads reading the same blocks at once fetch each block once
- *    (the others wait for it); when the fetch they wait for fails, one
- *    reader gets the error and the others fetch again.
+ *    (the others wait for it); when the fetch they wait for fails, they
+ *    get its error, and a later read reads right.
  */
 #include <errno.h>
 #include <pthread.h>
@@ -226,8 +226,10 @@ static void test_single_flight(void)
 	CHECK(st.waits > 0);
 	mx_bcache_free(c);
 
-	/* A fetch others wait for fails: its reader gets the error, the
-	 * others fetch again and read right. */
+	/* A fetch others wait for fails: its reader and those waiting for it
+	 * get the error (none fetches again in turn: that would make the last
+	 * wait as many timeouts as there are readers); a later read reads
+	 * right. */
 	{
 		struct src f = {.snap = 6, .delay_us = 2000, .fail = 1};
 		int failed = 0;
@@ -242,7 +244,8 @@ static void test_single_flight(void)
 			CHECK(rd[i].result == 0 || rd[i].result == -EIO);
 			failed += rd[i].result == -EIO;
 		}
-		CHECK_EQ_INT(failed, 1);
+		CHECK(failed >= 1);
+		CHECK_EQ_INT(read_check(c, &f, 32 * B, 0, 8 * B, 0, 32 * B), 0);
 		mx_bcache_free(c);
 	}
 }
