@@ -272,8 +272,8 @@ int mx_bcache_read(struct mx_bcache *c, const struct mx_bcache_key *k, uint64_t 
 	b = off / BLK;
 	last = (end - 1) / BLK;
 	want_last = last;
-	if (ahead && off + ahead > end && limit > end)
-		want_last = (MX_MIN(off + ahead, limit) - 1) / BLK;
+	if (ahead > len && limit > end) /* off + ahead, without wrapping */
+		want_last = (off + MX_MIN(ahead, limit - off) - 1) / BLK;
 	/* A run is at most a quarter of the cache, and no longer than the
 	 * read and its read-ahead. */
 	max_run = MX_MIN(MX_MAX(c->cap / 4, 1), want_last - b + 1);

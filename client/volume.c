@@ -2204,7 +2204,7 @@ static int read_sync(mixsan_volume_t *v, uint8_t *buf, uint64_t len, uint64_t of
 
 		if (cache)
 			r = mx_bcache_read(cache, &key, size, buf + (at - off), at, e - at,
-					   at == off ? ahead : 0,
+					   ahead > at - off ? ahead - (at - off) : 0,
 					   MX_MIN(ostart + v->obj_size, size), cache_fill, &f);
 		else
 			r = read_sync_obj(v, objno, buf + (at - off), at - ostart, e - at);
