@@ -19,43 +19,8 @@
 #include <string.h>
 #include <unistd.h>
 
-#include "../../client/cache.h"
+#include "bcache_src.h"
 #include "check.h"
-
-#define B MX_BCACHE_BLOCK
-
-static uint8_t byte_at(uint64_t snap, uint64_t off)
-{
-	return (uint8_t)((off * 7 + (off >> 12) * 13 + snap * 101) & 0xff);
-}
-
-struct src {
-	uint64_t snap;
-	atomic_uint calls;
-	atomic_ullong bytes;
-	int fail;       /* fail this many fetches with -EIO */
-	unsigned delay_us;
-	atomic_uint per_block[64]; /* fetches covering block i */
-};
-
-static int fill(void *arg, uint8_t *buf, uint64_t off, uint64_t len)
-{
-	struct src *s = arg;
-
-	s->calls++;
-	if (s->delay_us)
-		usleep(s->delay_us);
-	if (s->fail > 0) {
-		s->fail--;
-		return -EIO;
-	}
-	for (uint64_t i = 0; i < len; i++)
-		buf[i] = byte_at(s->snap, off + i);
-	for (uint64_t b = off / B; b < (off + len + B - 1) / B && b < 64; b++)
-		s->per_block[b]++;
-	s->bytes += len;
-	return 0;
-}
 
 static int read_check(struct mx_bcache *c, struct src *s, uint64_t size, uint64_t off,
 		      uint64_t len, uint64_t ahead, uint64_t limit)
