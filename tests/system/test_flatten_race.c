@@ -87,6 +87,10 @@ int main(void)
 		/* The guarded outcomes: one of the two is refused. */
 		H_CHECK((snap_r == 0 && flat_r == -EBUSY) || (snap_r == -EBUSY && flat_r == 0));
 	}
+	H_CHECK(mixsan_volume_close(cv) == 0);
+	H_CHECK(mixsan_volume_close(v) == 0);
+	mixsan_pool_close(pool);
+	free(a);
 	fprintf(stderr, "flatten_race: %d failures\n", h_failures);
 	mixsan_shutdown(cl);
 	h_stop(&c);
