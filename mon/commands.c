@@ -485,6 +485,7 @@ static int pool_tier_add(struct mx_map *m, const struct mx_msg_command *c,
 	cache->tier_of = base->id;
 	cache->cache_mode = MX_CACHE_NONE;
 	cache->flush_all = 0;
+	base->tier_epoch = cache->tier_epoch = m->epoch + 1; /* the fence */
 	snprintf(msg, sz,
 		 "pool '%s' is now the cache tier of '%s', in mode none (pool tier mode %s "
 		 "writeback|readonly sets one)", cn, bn, cn);
@@ -530,6 +531,13 @@ static int pool_tier_mode(struct mx_map *m, const struct mx_msg_command *c, char
 	if (mode == MX_CACHE_WRITEBACK)
 		p->flush_all = 0;
 	p->cache_mode = (uint8_t)mode;
+	p->tier_epoch = m->epoch + 1; /* the fence, on both pools */
+	if (p->tier_of >= 0) {
+		struct mx_pool *base = (struct mx_pool *)mx_map_pool_by_id(m, p->tier_of);
+
+		if (base)
+			base->tier_epoch = p->tier_epoch;
+	}
 	snprintf(msg, sz, "pool '%s': cache mode %s%s", pn, mn,
 		 p->flush_all ? " (every dirty object is to be flushed to the base)" : "");
 	return 1;
@@ -562,6 +570,7 @@ static int pool_tier_rm(struct mx_map *m, const struct mx_msg_command *c, char *
 	base->tier = -1;
 	cache->tier_of = -1;
 	cache->flush_all = 0;
+	base->tier_epoch = cache->tier_epoch = m->epoch + 1; /* the fence */
 	snprintf(msg, sz, "pool '%s' is no longer the cache tier of '%s'", cn, bn);
 	return 1;
 }
