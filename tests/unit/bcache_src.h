@@ -7,6 +7,8 @@
 #define MX_TEST_BCACHE_SRC_H
 
 #include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <unistd.h>
@@ -49,6 +51,26 @@ static inline int fill(void *arg, uint8_t *buf, uint64_t off, uint64_t len)
 		s->per_block[b]++;
 	s->bytes += len;
 	return 0;
+}
+/* Read [off, off + len) of s's content through c and check every byte:
+ * 0, the cache's error, or -EBADMSG. */
+static inline int read_check(struct mx_bcache *c, struct src *s, uint64_t size, uint64_t off,
+		      uint64_t len, uint64_t ahead, uint64_t limit)
+{
+	struct mx_bcache_key k = {.pool = 1, .vol = 0xabcdef, .snap = s->snap};
+	uint8_t *buf = malloc(len);
+	int r = mx_bcache_read(c, &k, size, buf, off, len, ahead, limit, fill, s);
+
+	if (r == 0)
+		for (uint64_t i = 0; i < len; i++)
+			if (buf[i] != byte_at(s->snap, off + i)) {
+				fprintf(stderr, "byte %llu of snap %llu is wrong\n",
+					(unsigned long long)(off + i), (unsigned long long)s->snap);
+				r = -EBADMSG;
+				break;
+			}
+	free(buf);
+	return r;
 }
 
 #endif

@@ -22,25 +22,6 @@
 #include "bcache_src.h"
 #include "check.h"
 
-static int read_check(struct mx_bcache *c, struct src *s, uint64_t size, uint64_t off,
-		      uint64_t len, uint64_t ahead, uint64_t limit)
-{
-	struct mx_bcache_key k = {.pool = 1, .vol = 0xabcdef, .snap = s->snap};
-	uint8_t *buf = malloc(len);
-	int r = mx_bcache_read(c, &k, size, buf, off, len, ahead, limit, fill, s);
-
-	if (r == 0)
-		for (uint64_t i = 0; i < len; i++)
-			if (buf[i] != byte_at(s->snap, off + i)) {
-				fprintf(stderr, "byte %llu of snap %llu is wrong\n",
-					(unsigned long long)(off + i), (unsigned long long)s->snap);
-				r = -EBADMSG;
-				break;
-			}
-	free(buf);
-	return r;
-}
-
 static void test_basic(void)
 {
 	struct mx_bcache *c = mx_bcache_new(64 * B);

@@ -16,23 +16,6 @@
 #include "bcache_src.h"
 #include "check.h"
 
-static int rd(struct mx_bcache *c, struct src *s, uint64_t size, uint64_t off, uint64_t len,
-	      uint64_t ahead, uint64_t limit)
-{
-	struct mx_bcache_key k = {.pool = 1, .vol = 0xabcdef, .snap = s->snap};
-	uint8_t *buf = malloc(len);
-	int r = mx_bcache_read(c, &k, size, buf, off, len, ahead, limit, fill, s);
-
-	if (r == 0)
-		for (uint64_t i = 0; i < len; i++)
-			if (buf[i] != byte_at(s->snap, off + i)) {
-				r = -EBADMSG;
-				break;
-			}
-	free(buf);
-	return r;
-}
-
 /* 1. The scan of test_capacity_and_scan, but with read-ahead on (the
  * default, and what a sequential scan gets): do the 16 hot blocks stay? */
 static void test_scan_with_readahead(void)
@@ -42,10 +25,10 @@ static void test_scan_with_readahead(void)
 	uint64_t size = 1024 * B;
 
 	for (int round = 0; round < 2; round++)
-		CHECK_EQ_INT(rd(c, &hot, size, 0, 16 * B, 0, size), 0);
+		CHECK_EQ_INT(read_check(c, &hot, size, 0, 16 * B, 0, size), 0);
 	for (uint64_t off = 0; off < 512 * B; off += B)
-		CHECK_EQ_INT(rd(c, &scan, size, off, B, 16 * B, size), 0);
-	CHECK_EQ_INT(rd(c, &hot, size, 0, 16 * B, 0, size), 0);
+		CHECK_EQ_INT(read_check(c, &scan, size, off, B, 16 * B, size), 0);
+	CHECK_EQ_INT(read_check(c, &hot, size, 0, 16 * B, 0, size), 0);
 	printf("scan with read-ahead: hot blocks fetched again: %llu of 16\n",
 	       (unsigned long long)(hot.bytes / B - 16));
 	CHECK_EQ_INT(hot.bytes, 16 * B); /* fails: the scan flushed them */
@@ -61,10 +44,10 @@ static void test_scan_small_reads(void)
 	uint64_t size = 1024 * B;
 
 	for (int round = 0; round < 2; round++)
-		CHECK_EQ_INT(rd(c, &hot, size, 0, 16 * B, 0, size), 0);
+		CHECK_EQ_INT(read_check(c, &hot, size, 0, 16 * B, 0, size), 0);
 	for (uint64_t off = 0; off < 512 * B; off += 512)
-		CHECK_EQ_INT(rd(c, &scan, size, off, 512, 0, size), 0);
-	CHECK_EQ_INT(rd(c, &hot, size, 0, 16 * B, 0, size), 0);
+		CHECK_EQ_INT(read_check(c, &scan, size, off, 512, 0, size), 0);
+	CHECK_EQ_INT(read_check(c, &hot, size, 0, 16 * B, 0, size), 0);
 	printf("scan in 512-byte reads: hot blocks fetched again: %llu of 16\n",
 	       (unsigned long long)(hot.bytes / B - 16));
 	CHECK_EQ_INT(hot.bytes, 16 * B);
@@ -79,7 +62,7 @@ static void test_huge_cache(void)
 
 	CHECK(c != NULL);
 	if (c) {
-		int r = rd(c, &s, 64 * B, 0, B, 0, 64 * B);
+		int r = read_check(c, &s, 64 * B, 0, B, 0, 64 * B);
 
 		printf("a 4 KiB read through a cache of 1 PiB: %d\n", r);
 		CHECK_EQ_INT(r, 0); /* fails: -ENOMEM, every read */
@@ -110,7 +93,7 @@ static void *th_main(void *arg)
 	struct th *t = arg;
 	double t0 = now();
 
-	t->r = rd(t->c, t->s, 64 * B, 0, B, 0, 64 * B);
+	t->r = read_check(t->c, t->s, 64 * B, 0, B, 0, 64 * B);
 	t->secs = now() - t0;
 	return NULL;
 }
@@ -145,7 +128,7 @@ static void *slow_main(void *arg)
 {
 	struct th *t = arg;
 
-	t->r = rd(t->c, t->s, 64 * B, 0, B, 0, 64 * B);
+	t->r = read_check(t->c, t->s, 64 * B, 0, B, 0, 64 * B);
 	return NULL;
 }
 
@@ -162,7 +145,7 @@ static void test_waits_count(void)
 	CHECK_EQ_INT(pthread_create(&tb, NULL, slow_main, &b), 0); /* waits for ta */
 	usleep(20000);
 	for (int i = 0; i < 5; i++)
-		CHECK_EQ_INT(rd(c, &quick, 64 * B, (uint64_t)i * B, B, 0, 64 * B), 0);
+		CHECK_EQ_INT(read_check(c, &quick, 64 * B, (uint64_t)i * B, B, 0, 64 * B), 0);
 	pthread_join(ta, NULL);
 	pthread_join(tb, NULL);
 	mx_bcache_get_stats(c, &st);
