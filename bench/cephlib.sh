@@ -28,7 +28,9 @@ ceph_install() {
 	[ -n "$missing" ] || return 0
 	echo "installing Debian's packages for this comparison only:$missing"
 	# shellcheck disable=SC2086 # one package a word
-	env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >/dev/null
+	env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >/dev/null ||
+		{ apt-get update -q >/dev/null &&
+			env DEBIAN_FRONTEND=noninteractive apt-get install -y -q $missing >/dev/null; }
 }
 
 # ceph_cmd ARGS...: the ceph command line on this cluster, bounded in time.
@@ -92,7 +94,7 @@ EOF
 	ceph-authtool "$CEPH_DIR/keyring" --gen-key -n client.admin --cap mon 'allow *' \
 		--cap osd 'allow *' --cap mgr 'allow *' >/dev/null
 	monmaptool --create --fsid "$fsid" --addv a "$addr" "$CEPH_DIR/monmap" >/dev/null
-	ceph-mon -c "$CEPH_CONF" --mkfs -i a --monmap "$CEPH_DIR/monmap" \
+	timeout 120 ceph-mon -c "$CEPH_CONF" --mkfs -i a --monmap "$CEPH_DIR/monmap" \
 		--keyring "$CEPH_DIR/keyring" >"$CEPH_DIR/log/mkfs.mon.out" 2>&1
 	ceph_start mon.a ceph-mon -i a
 	CEPH_MON_PIDS=$last_pid
@@ -103,7 +105,7 @@ EOF
 		uuid=$(cat /proc/sys/kernel/random/uuid)
 		id=$(ceph_cmd osd new "$uuid")
 		mkdir -p "$CEPH_DIR/osd.$id"
-		ceph-osd -c "$CEPH_CONF" -i "$id" --mkfs --osd-uuid "$uuid" \
+		timeout 300 ceph-osd -c "$CEPH_CONF" -i "$id" --mkfs --osd-uuid "$uuid" \
 			>"$CEPH_DIR/log/mkfs.osd.$id.out" 2>&1
 		ceph_start "osd.$id" ceph-osd -i "$id"
 		CEPH_OSD_PIDS="$CEPH_OSD_PIDS $last_pid"

@@ -51,9 +51,11 @@ fails=0
 # shellcheck source=cephlib.sh
 . "$HERE/cephlib.sh"
 qnbd_pid=""
+fpid=""
 cleanup() {
 	set +e # stop everything, whatever is already gone
-	[ -z "$qnbd_pid" ] || kill "$qnbd_pid" 2>/dev/null || :
+	[ -z "$fpid" ] || kill "$fpid" 2>/dev/null
+	[ -z "$qnbd_pid" ] || kill "$qnbd_pid" 2>/dev/null
 	ceph_down
 	mx_cleanup
 }
@@ -106,10 +108,12 @@ job() {
 	sleep 2
 	c0=$(group_ticks)
 	if ! wait "$fpid"; then
+		fpid=""
 		fail "fio: $sys $name"
 		cat "$out" 2>/dev/null || :
 		return 0
 	fi
+	fpid=""
 	c1=$(group_ticks)
 	printf '%s\t%s\t%s\t%s\t%s\n' "$sys" "$name" "$out" "$c0" "$c1" >>"$DIR/results.tsv"
 	python3 "$REPORT" line "$out" "$name"
