@@ -3709,8 +3709,9 @@ static int apply_unsynced(struct mx_store *st)
 	if (!st->ufr_head)
 		st->ufr_tail = &st->ufr_head;
 	st->unsynced_bytes = 0;
-	memmove(st->ureqs, st->ureqs + st->n_ureq_unsynced,
-		(st->n_ureq - st->n_ureq_unsynced) * sizeof(*st->ureqs));
+	if (st->n_ureq_unsynced)
+		memmove(st->ureqs, st->ureqs + st->n_ureq_unsynced,
+			(st->n_ureq - st->n_ureq_unsynced) * sizeof(*st->ureqs));
 	st->n_ureq -= st->n_ureq_unsynced;
 	st->n_ureq_unsynced = 0;
 	return r;
