@@ -2,13 +2,17 @@
 # Volume I/O through the NBD export: a development cluster (1 monitor,
 # 3 OSDs on the local disk, a pool of 3 replicas), a 1 GiB volume of which
 # 256 MiB are written first, nbdkit-mixsan-plugin on a unix socket, and
-# fio's nbd engine running each job for SECONDS after a 2 s ramp.  Every
-# write is durable on all three replicas before it is acknowledged.
-#   bench/nbdbench.sh BUILD_DIR [SECONDS]
+# fio's nbd engine running each job for SECONDS after a 2 s ramp, write
+# jobs ending with a flush (fio's end_fsync).  CACHE is the export's cache
+# mode (docs/cache-modes.md): writethrough (the default: every write is
+# durable on all three replicas before it is acknowledged), writeback or
+# none (acknowledged once logged on all three; the flush makes it durable).
+#   bench/nbdbench.sh BUILD_DIR [SECONDS] [CACHE]
 # Prints one line per job: IOPS, MiB/s, mean and p99 latency.
 set -eu
 BUILD=$(cd "$1" && pwd)
 SECS=${2:-10}
+CACHE=${3:-writethrough}
 HERE=$(cd "$(dirname "$0")" && pwd)
 MIXSAN="$BUILD/cli/mixsan"
 PLUGIN="$BUILD/nbd/nbdkit-mixsan-plugin.so"
@@ -21,16 +25,19 @@ trap mx_cleanup EXIT
 mx_cluster_up
 "$MIXSAN" pool create bench --size 3 --pg-num 64 --failure-domain osd >/dev/null
 "$MIXSAN" volume create bench/vol --size 1G >/dev/null
-nbd_serve nbd -U "$DIR/nbd.sock" "$PLUGIN" "mon=$MON" pool=bench volume=vol
+nbd_serve nbd -U "$DIR/nbd.sock" "$PLUGIN" "mon=$MON" pool=bench volume=vol "cache=$CACHE"
 URI="nbd+unix:///?socket=$DIR/nbd.sock"
 
 fio --name=prefill --ioengine=nbd --uri="$URI" --rw=write --bs=1M --size=256M \
 	--iodepth=4 --output="$DIR/prefill.json" --output-format=json >/dev/null
 
+echo "cache mode: $CACHE; load: $(cut -d' ' -f1-3 /proc/loadavg)"
 printf '%-28s %10s %10s %10s %10s\n' "job" "IOPS" "MiB/s" "mean ms" "p99 ms"
 run() { # run NAME RW BS QD
+	fsync=0
+	case $2 in *write*) fsync=1 ;; esac
 	fio --name="$1" --ioengine=nbd --uri="$URI" --rw="$2" --bs="$3" --iodepth="$4" \
-		--size=256M --time_based --runtime="$SECS" --ramp_time=2 \
+		--size=256M --time_based --runtime="$SECS" --ramp_time=2 --end_fsync=$fsync \
 		--output="$DIR/$1.json" --output-format=json >/dev/null
 	python3 - "$DIR/$1.json" "$1" <<'EOF'
 import json, sys

@@ -4,8 +4,9 @@
 #       on a cluster with keys
 #   bench/run.sh recovery [DATA_MIB] [SECONDS]  recovery (recbench); OSD
 #       options (the recovery throttle) go in MIXSAN_BENCH_OSD_ARGS
-#   bench/run.sh nbd [SECONDS]                  volume I/O through the NBD
-#       export with fio (nbdbench.sh)
+#   bench/run.sh nbd [SECONDS] [CACHE]          volume I/O through the NBD
+#       export with fio (nbdbench.sh); CACHE writethrough (default),
+#       writeback or none
 #   bench/run.sh locality [SECONDS]             reads from the primary and
 #       from the nearest replica on the multi-host rig (locality.sh; root)
 #   bench/run.sh bootstorm [N]                  N linked clones (default 20)
@@ -32,7 +33,7 @@ fi
 ninja -C "$BUILD" >/dev/null
 export MIXSAN_BUILD_ROOT="$PWD/$BUILD"
 if [ "${1:-}" = nbd ]; then
-	exec sh bench/nbdbench.sh "$BUILD" "${2:-10}"
+	exec sh bench/nbdbench.sh "$BUILD" "${2:-10}" "${3:-writethrough}"
 fi
 if [ "${1:-}" = bootstorm ]; then
 	exec sh bench/bootstorm.sh "$BUILD" "${2:-20}"
