@@ -28,9 +28,12 @@
  *    store of every OSD of the acting set (local commit and every replica's
  *    REPOP_REPLY, which a replica sends only after its own commit).
  *  - The store never holds two staged transactions on one object: a request
- *    touching an object with a staged transaction commits first
- *    (flush_if_pending), so planning always reads committed state and a
- *    read never sees an uncommitted write.
+ *    touching an object with a staged (or unsynced) transaction commits
+ *    and syncs first (flush_if_pending), so planning always reads committed
+ *    state and a read never sees an uncommitted write.  One exception: a
+ *    writeback request of WRITE ops only (wb_plain_writes), whose plan does
+ *    not read the object's state, stages behind them; the store applies
+ *    them in order (docs/cache-modes.md).
  *  - Replication to one peer is in order: REPOPs go over one connection in
  *    the order they were planned; after a reconnection the unacknowledged
  *    ones are resent in the same order.  Replicated transactions are
@@ -958,6 +961,20 @@ static void do_writes(struct osd *osd, struct session *s, uint64_t tid,
 	}
 }
 
+/* A writeback request of WRITE ops only: its plan does not depend on the
+ * object's state, so it may be staged behind the object's staged or
+ * unsynced transactions (the store orders them) instead of syncing them
+ * first.  Everything else plans on committed state (flush_if_pending). */
+static bool wb_plain_writes(const struct mx_msg_osd_op *m)
+{
+	if (!(m->flags & MX_OSD_OP_WRITEBACK))
+		return false;
+	for (uint8_t i = 0; i < m->n_ops; i++)
+		if (m->ops[i].op != MX_OP_WRITE)
+			return false;
+	return true;
+}
+
 /* A FLUSH on an active PG we are primary of (docs/cache-modes.md): a pop
  * with no transaction.  Locally it is done at the next commit, which it
  * makes a sync; each other member of the acting set gets an OSD_SYNC on
@@ -1178,7 +1195,8 @@ void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payloa
 		hold(osd, &pgs->ops, s, MX_MSG_OSD_OP, tid, 0, payload, len);
 		return;
 	}
-	flush_if_pending(osd, &key);
+	if (!wb_plain_writes(&m))
+		flush_if_pending(osd, &key);
 	if (mx_op_is_write(m.ops[0].op))
 		do_writes(osd, s, tid, &m, &key, pgs);
 	else

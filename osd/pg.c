@@ -447,7 +447,15 @@ void handle_repop(struct osd *osd, struct session *s, uint64_t tid, uint8_t *pay
 			reply_after_commit(osd, s, MX_MSG_OSD_REPOP_REPLY, tid, &b);
 			return;
 		}
-		flush_if_pending(osd, &txn.key);
+		/* A writeback REPOP of writes only stages behind what the
+		 * object has pending (the store orders them); anything else
+		 * commits that first. */
+		bool plain = (m.tail.flags & MX_REPOP_WRITEBACK) != 0;
+
+		for (uint8_t i = 0; i < m.n_ops; i++)
+			plain = plain && m.ops[i].type == MX_TXN_WRITE;
+		if (!plain)
+			flush_if_pending(osd, &txn.key);
 		staged = mx_store_pending_count(osd->store);
 		r = mx_store_queue(osd->store, &txn);
 		if (r == 0 && (m.tail.flags & MX_REPOP_WRITEBACK))
