@@ -1937,6 +1937,21 @@ static void test_wb_basics(void)
 		CHECK_EQ_INT(mx_store_stat(st, &kz, &os), -ENOENT);
 		mx_store_close(st);
 	}
+
+	/* Past unsynced_max bytes a commit syncs by itself. */
+	tmp_path(dir, sizeof(dir), "wb3");
+	opts.unsynced_max = 2000;
+	CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
+	if (!st)
+		goto out;
+	wb_queue(st, "x", 1, d, 1000);
+	CHECK_EQ_INT(mx_store_commit_unsynced(st), 0);
+	CHECK(mx_store_unsynced(st)); /* about 1.5 KB */
+	wb_queue(st, "y", 2, d, 1000);
+	CHECK_EQ_INT(mx_store_commit_unsynced(st), 0);
+	CHECK(!mx_store_unsynced(st)); /* 3 KB: synced and applied */
+	CHECK_EQ_INT(mx_store_stat(st, &ky, &os), 0);
+	mx_store_close(st);
 out:
 	free(d);
 }
