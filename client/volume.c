@@ -115,6 +115,7 @@ struct mixsan_volume {
 	uint8_t *wb_dirty;       /* From malloc() */
 	size_t wb_dirty_len;     /* bytes */
 	uint64_t wb_n;           /* bits set */
+	unsigned wb_flushing;    /* flushes with FLUSH requests out (drain waits) */
 
 	/* The writer's lock. */
 	char lock_val[LOCK_VALUE_MAX];
@@ -713,13 +714,13 @@ static void wbflush_put(struct wbflush *f, int r)
 	pthread_mutex_unlock(&f->lock);
 	if (!last)
 		return;
-	if (f->err) {
-		/* Not known durable: the next flush asks again. */
-		pthread_mutex_lock(&f->v->lock);
-		for (size_t i = 0; i < f->n_objs; i++)
-			wb_mark(f->v, f->objs[i]);
-		pthread_mutex_unlock(&f->v->lock);
-	}
+	pthread_mutex_lock(&f->v->lock);
+	/* Not known durable: the next flush asks again. */
+	for (size_t i = 0; f->err && i < f->n_objs; i++)
+		wb_mark(f->v, f->objs[i]);
+	f->v->wb_flushing--;
+	pthread_cond_broadcast(&f->v->cond);
+	pthread_mutex_unlock(&f->v->lock); /* v may be closed from here on */
 	mx_completion_finish(f->user, f->err);
 	pthread_mutex_destroy(&f->lock);
 	free(f->objs);
@@ -770,6 +771,7 @@ static int wb_flush_start(mixsan_volume_t *v, mixsan_completion_t *user, int err
 		v->wb_dirty[b] = 0;
 	}
 	v->wb_n = 0;
+	v->wb_flushing++;
 	pthread_mutex_unlock(&v->lock);
 	f->v = v;
 	f->user = user;
@@ -1632,7 +1634,7 @@ static int volume_drain(mixsan_volume_t *v)
 	int r = 0;
 
 	pthread_mutex_lock(&v->lock);
-	while (!mx_list_empty(&v->inflight) || v->starting) {
+	while (!mx_list_empty(&v->inflight) || v->starting || v->wb_flushing) {
 		map_kick(v);
 		cond_wait_ms(v, 100);
 	}
@@ -1660,7 +1662,11 @@ int mixsan_volume_close(mixsan_volume_t *v)
 
 	if (!v)
 		return 0;
-	r = volume_drain(v);
+	/* Writeback: what was written since the last flush is made durable. */
+	r = !v->rdonly && v->cache_mode != MIXSAN_CACHE_WRITETHROUGH ? mixsan_volume_flush(v) : 0;
+	r2 = volume_drain(v);
+	if (r == 0)
+		r = r2;
 	renewer_stop(v);
 	if (!v->rdonly && !v->lock_lost) {
 		r2 = lock_cas(v, v->lock_val, NULL);

@@ -278,7 +278,18 @@ int main(void)
 	H_CHECK(mixsan_volume_write(v, blk, BLK, BLK) == 0);
 	H_CHECK(mixsan_volume_flush(v) == 0);
 	H_CHECK(mixsan_volume_flush(v) == 0); /* nothing to flush */
-	H_CHECK(mixsan_volume_close(v) == 0);
+	blk[0] = 7;
+	H_CHECK(mixsan_volume_write(v, blk, BLK, 2 * BLK) == 0);
+	H_CHECK(mixsan_volume_close(v) == 0); /* flushes it */
+	{
+		struct mixsan_volume_options ro = {.flags = MIXSAN_VOLUME_RDONLY};
+		uint8_t back[BLK];
+
+		H_CHECK(mixsan_volume_open(p, "cm_api", &ro, &v) == 0);
+		H_CHECK(mixsan_volume_read(v, back, BLK, 2 * BLK) == BLK);
+		H_CHECK(memcmp(back, blk, BLK) == 0);
+		H_CHECK(mixsan_volume_close(v) == 0);
+	}
 
 	/* Writeback with every OSD killed at once: what was acknowledged
 	 * and not yet flushed lives only in their logs' unsynced frames,
