@@ -93,9 +93,11 @@ struct pgstate *pg_get(struct osd *osd, int32_t pool, uint32_t pg)
 	s->pg = pg;
 	{
 		struct mx_pg_info info;
-		struct mx_version last = mx_store_pg_last(osd->store, pool, pg);
+		struct mx_version last;
 
+		/* First: it syncs, so the last version counts unsynced writes. */
 		(void)mx_store_pg_info_get(osd->store, pool, pg, &info);
+		last = mx_store_pg_last(osd->store, pool, pg);
 		s->lu = info.last_update;
 		/* Unlogged versions count too: a new version must exceed them. */
 		if (mx_version_cmp(last, s->lu) > 0)
