@@ -3868,7 +3868,7 @@ static void test_crash_wb(void)
 
 	if (only && !strchr(only, ':'))
 		only = NULL; /* just this test */
-	long seeds = env ? atol(env) : 30;
+	long seeds = env ? atol(env) : 15;
 	struct crash_totals ct = { 0 };
 	uint64_t t0 = mx_now_ns();
 
