@@ -202,6 +202,7 @@
 #define LOG_READ_CHUNK (1u << 20)
 #define PEND_KEEP_MAX (8u << 20)
 #define UNSYNCED_MAX_DEFAULT (8ull << 20)
+#define UFR_SPARE_MAX 16u
 #define CRC_CHUNK_BLOCKS 64u
 #define PATH_LEN 4096
 #define DIR_LEN_MAX (PATH_LEN - 128)
@@ -387,6 +388,10 @@ struct mx_store {
 	 * the lowest sequence of G not known durable: every frame below it
 	 * was fdatasynced (the sync horizon each frame header carries). */
 	struct ufr *ufr_head, **ufr_tail;
+	/* Applied frames kept for reuse as the next pending frame's buffer,
+	 * so writeback commits do not allocate: at most UFR_SPARE_MAX. */
+	struct ufr *ufr_spare;
+	unsigned n_spare;
 	uint64_t unsynced_bytes, unsynced_max;
 	uint64_t sync_seq;
 	/* Request identities: [0, n_ureq_unsynced) of unsynced frames, then
@@ -3153,10 +3158,13 @@ static void store_free(struct mx_store *st)
 	free(st->rtab.b);
 	free(st->pgs);
 	free(st->pgtab.b);
-	while (st->ufr_head) {
-		struct ufr *u = st->ufr_head;
+	while (st->ufr_head || st->ufr_spare) {
+		struct ufr *u = st->ufr_head ? st->ufr_head : st->ufr_spare;
 
-		st->ufr_head = u->next;
+		if (u == st->ufr_head)
+			st->ufr_head = u->next;
+		else
+			st->ufr_spare = u->next;
 		mx_wbuf_free(&u->w);
 		free(u);
 	}
@@ -3703,8 +3711,15 @@ static int apply_unsynced(struct mx_store *st)
 
 		r = apply_frame(st, u->w.data + FRAME_HDR, u->len, u->n);
 		st->ufr_head = u->next;
-		mx_wbuf_free(&u->w);
-		free(u);
+		if (st->n_spare < UFR_SPARE_MAX && u->w.cap <= PEND_KEEP_MAX) {
+			mx_wbuf_reset(&u->w);
+			u->next = st->ufr_spare;
+			st->ufr_spare = u;
+			st->n_spare++;
+		} else {
+			mx_wbuf_free(&u->w);
+			free(u);
+		}
 	}
 	if (!st->ufr_head)
 		st->ufr_tail = &st->ufr_head;
@@ -3789,7 +3804,7 @@ int mx_store_commit(struct mx_store *st)
 int mx_store_commit_unsynced(struct mx_store *st)
 {
 	struct ufr *u;
-	uint64_t len;
+	uint64_t len, plen;
 	int r;
 
 	if (!st)
@@ -3798,18 +3813,33 @@ int mx_store_commit_unsynced(struct mx_store *st)
 		return st->fatal;
 	if (!st->n_pend)
 		return 0;
-	u = calloc(1, sizeof(*u));
-	if (!u)
-		return -ENOMEM;
-	u->len = st->pend.len - FRAME_HDR;
+	plen = st->pend.len - FRAME_HDR;
+	u = st->ufr_spare;
+	if (u) {
+		st->ufr_spare = u->next;
+		st->n_spare--;
+	} else {
+		u = calloc(1, sizeof(*u));
+		if (!u)
+			return -ENOMEM;
+		mx_wbuf_init(&u->w);
+	}
 	r = log_append(st, false);
 	if (r) {
+		mx_wbuf_free(&u->w);
 		free(u);
 		return store_fail(st, r);
 	}
-	u->w = st->pend; /* the frame moves to the list */
+	{
+		/* The frame moves to the list; a spare buffer becomes pend. */
+		struct mx_wbuf spare = u->w;
+
+		u->w = st->pend;
+		st->pend = spare;
+	}
+	u->len = plen;
 	u->n = (uint32_t)st->n_pend;
-	mx_wbuf_init(&st->pend);
+	u->next = NULL;
 	*st->ufr_tail = u;
 	st->ufr_tail = &u->next;
 	len = u->w.len;
