@@ -261,6 +261,7 @@ int main(void)
 		return 77;
 	}
 	memset(&c, 0, sizeof(c));
+	c.snap_cache_bytes = 8 << 20; /* h_connect's client has a snapshot cache */
 	h_start(&c, 3);
 	cl = h_connect(&c);
 	h_pool_create(cl, "cm", 3, 16, "osd");
@@ -294,6 +295,37 @@ int main(void)
 	/* Writeback with every OSD killed at once: what was acknowledged
 	 * and not yet flushed lives only in their logs' unsynced frames,
 	 * which the page cache keeps and replay applies. */
+	/* none reads a snapshot past the client's snapshot cache; the
+	 * default mode reads it through. */
+	{
+		struct mixsan_volume_options so = {.snapshot = "s",
+						   .cache_mode = MIXSAN_CACHE_NONE};
+		struct mixsan_io_stats a, b;
+		uint8_t data[65536], back[65536];
+
+		h_fill(99, data, sizeof(data));
+		H_CHECK(mixsan_volume_create(p, "cm_snap", 1 << 20, 0) == 0);
+		H_CHECK(mixsan_volume_open(p, "cm_snap", NULL, &v) == 0);
+		H_CHECK(mixsan_volume_write(v, data, sizeof(data), 0) == 0);
+		H_CHECK(mixsan_volume_snap_create(v, "s") == 0);
+		H_CHECK(mixsan_volume_close(v) == 0);
+		mixsan_io_stats(cl, &a);
+		H_CHECK(mixsan_volume_open(p, "cm_snap", &so, &v) == 0);
+		H_CHECK(mixsan_volume_read(v, back, sizeof(back), 0) == (int64_t)sizeof(back));
+		H_CHECK(memcmp(back, data, sizeof(data)) == 0);
+		H_CHECK(mixsan_volume_close(v) == 0);
+		mixsan_io_stats(cl, &b);
+		H_CHECK(b.cache_fetched_bytes == a.cache_fetched_bytes);
+		H_CHECK(b.cache_miss_bytes == a.cache_miss_bytes);
+		so.cache_mode = MIXSAN_CACHE_WRITETHROUGH;
+		H_CHECK(mixsan_volume_open(p, "cm_snap", &so, &v) == 0);
+		H_CHECK(mixsan_volume_read(v, back, sizeof(back), 0) == (int64_t)sizeof(back));
+		H_CHECK(memcmp(back, data, sizeof(data)) == 0);
+		H_CHECK(mixsan_volume_close(v) == 0);
+		mixsan_io_stats(cl, &a);
+		H_CHECK(a.cache_fetched_bytes > b.cache_fetched_bytes);
+	}
+
 	for (int mode = 0; mode < 3; mode++)
 		run_mode(&c, p, mode, mode == MIXSAN_CACHE_WRITEBACK ? -1 : mode);
 
