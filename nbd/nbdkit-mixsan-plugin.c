@@ -152,6 +152,11 @@ static int mixsan_config(const char *key, const char *value)
 				cfg_cache_mode = i; /* MIXSAN_CACHE_* */
 				return 0;
 			}
+		if (value[0] < '0' || value[0] > '9') {
+			nbdkit_error("cache must be writethrough, writeback, none or a size: %s",
+				     value);
+			return -1;
+		}
 		v = nbdkit_parse_size(value);
 
 		if (v < 0)
