@@ -93,6 +93,7 @@ struct cop {
 	int32_t target; /* OSD it is in flight to, or -1 */
 	bool replica;   /* a read in flight to a replica (read policy) */
 	bool to_primary; /* a replica sent it back: the primary's now */
+	uint32_t osd_flags; /* more MX_OSD_OP_* flags (MX_OSD_OP_WRITEBACK) */
 	struct mx_conn *sent_on; /* the connection it went out on */
 	uint64_t retry_at_ns;
 	uint64_t deadline_ns; /* 0: none */
@@ -758,7 +759,7 @@ static void cop_send(mixsan_cluster_t *cl, struct cop *op)
 		m.pool = op->pool;
 		m.pg = op->pg;
 		m.client_id = cl->client_id;
-		m.flags = op->replica ? MX_OSD_OP_REPLICA_READ : 0;
+		m.flags = (op->replica ? MX_OSD_OP_REPLICA_READ : 0) | op->osd_flags;
 		m.name = op->name;
 		m.name_len = op->name_len;
 		m.n_ops = (uint8_t)(1 + op->n_more);
@@ -1807,6 +1808,40 @@ int mx_client_aio_write_ops(mixsan_pool_t *p, const char *oid, mixsan_completion
 			    const struct mx_osd_op *ops, unsigned n)
 {
 	return mx_client_aio_write_ops_v(p, oid, c, ops, n, NULL);
+}
+
+int mx_client_aio_write_ops_wb(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			       const struct mx_osd_op *ops, unsigned n)
+{
+	struct cop *op;
+
+	if (!p || !c || !ops || check_oid(oid) < 0 || n == 0 || n > MX_MSG_MAX_OPS)
+		return -EINVAL;
+	for (unsigned i = 0; i < n; i++) {
+		if (!mx_op_is_write(ops[i].op) || ops[i].data_len > MX_MSG_MAX_DATA)
+			return -EINVAL;
+		if (ops[i].xname && check_xname(ops[i].xname) < 0)
+			return -EINVAL;
+	}
+	op = cop_new_ops(p, oid, c, ops, n);
+	if (!op)
+		return -ENOMEM;
+	op->osd_flags = MX_OSD_OP_WRITEBACK;
+	return cop_submit(p->cl, op);
+}
+
+int mx_client_aio_flush_pg(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c)
+{
+	struct mx_osd_op fl = {.op = MX_OP_FLUSH};
+	struct cop *op;
+
+	if (!p || !c || check_oid(oid) < 0)
+		return -EINVAL;
+	op = cop_new_ops(p, oid, c, &fl, 1);
+	if (!op)
+		return -ENOMEM;
+	op->to_primary = true; /* only the primary answers a FLUSH */
+	return cop_submit(p->cl, op);
 }
 
 void mx_client_read_result_free(struct mx_client_read_result *r)

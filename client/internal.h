@@ -97,6 +97,15 @@ int mx_client_aio_write_ops_v(mixsan_pool_t *p, const char *oid, mixsan_completi
 			      const struct mx_osd_op *ops, unsigned n,
 			      struct mx_client_version *ver);
 /* The synchronous form: 0 or a negative errno as above. */
+/* mx_client_aio_write_ops as a writeback write (MX_OSD_OP_WRITEBACK,
+ * docs/cache-modes.md): it completes once every OSD of the acting set has
+ * logged it; mx_client_aio_flush_pg of its object makes it durable. */
+int mx_client_aio_write_ops_wb(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			       const struct mx_osd_op *ops, unsigned n);
+/* FLUSH the PG of oid (oid itself is not touched): completes when every
+ * write the PG's OSDs acknowledged before it is durable on each of them.
+ * 0 or a negative errno, as an object request. */
+int mx_client_aio_flush_pg(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c);
 int mx_client_write_ops(mixsan_pool_t *p, const char *oid, const struct mx_osd_op *ops,
 			unsigned n, struct mx_client_version *ver);
 

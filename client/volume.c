@@ -25,6 +25,7 @@
 #include "list.h"
 #include "log.h"
 #include "msg.h"
+#include "placement.h"
 #include "util.h"
 
 #define DIR_OID "vol_directory"
@@ -37,6 +38,9 @@
 #define MAP_DIRTY 3u  /* changed (or created) since the latest snapshot */
 
 enum vkind { V_READ, V_WRITE, V_DISCARD, V_ZERO, V_FLUSH };
+
+/* req_start's flags beside MIXSAN_ZERO_FAST: a FUA write. */
+#define REQ_FUA 0x100u
 
 struct vreq;
 
@@ -54,6 +58,7 @@ struct vpart {
 	bool removes;        /* a whole-object removal: clears its map bit */
 	bool raced;          /* a write to the object started meanwhile */
 	bool waits;          /* req_start's own: sent once the map is durable */
+	bool wb;             /* a writeback write: durable only after a flush */
 	struct mx_list rm_link; /* v->removing */
 	struct mx_list wlink;   /* v->writing: a change that may create the object */
 };
@@ -66,6 +71,7 @@ struct vreq {
 	mixsan_completion_t *user;
 	uint64_t seq;
 	unsigned pending;    /* parts outstanding, +1 while starting */
+	bool fua;            /* V_WRITE: durable before it completes */
 	int err;
 	int64_t result;
 	struct vpart *parts;
@@ -102,6 +108,14 @@ struct mixsan_volume {
 	/* Requests in start order, for flush. */
 	struct mx_list inflight;
 	uint64_t next_seq;
+
+	/* Writeback (docs/cache-modes.md): the objects with a writeback write
+	 * completed since the last flush took them, a bit each. */
+	int cache_mode;          /* MIXSAN_CACHE_* */
+	uint8_t *wb_dirty;       /* From malloc() */
+	size_t wb_dirty_len;     /* bytes */
+	uint64_t wb_n;           /* bits set */
+	unsigned wb_flushing;    /* flushes with FLUSH requests out (drain waits) */
 
 	/* The writer's lock. */
 	char lock_val[LOCK_VALUE_MAX];
@@ -650,6 +664,155 @@ static void map_kick(mixsan_volume_t *v)
 	}
 }
 
+/* Writeback flushes (docs/cache-modes.md) ------------------------------ */
+
+/* Note that objno holds a writeback write to flush.  v->lock held. */
+static void wb_mark(mixsan_volume_t *v, uint64_t objno)
+{
+	size_t byte = (size_t)(objno / 8);
+
+	if (byte >= v->wb_dirty_len) {
+		size_t n = MX_MAX(byte + 1, 2 * v->wb_dirty_len);
+		uint8_t *d = realloc(v->wb_dirty, n);
+
+		if (!d) {
+			/* Cannot remember it: make it durable now instead. */
+			v->map_err = v->map_err ? v->map_err : -ENOMEM;
+			return;
+		}
+		memset(d + v->wb_dirty_len, 0, n - v->wb_dirty_len);
+		v->wb_dirty = d;
+		v->wb_dirty_len = n;
+	}
+	if (!(v->wb_dirty[byte] & (1u << (objno % 8)))) {
+		v->wb_dirty[byte] |= (uint8_t)(1u << (objno % 8));
+		v->wb_n++;
+	}
+}
+
+/* A flush's FLUSH requests, one per PG written since the last flush. */
+struct wbflush {
+	mixsan_volume_t *v;
+	mixsan_completion_t *user;
+	pthread_mutex_t lock;
+	unsigned pending;
+	int err;
+	uint64_t *objs; /* From malloc(): the objects it took, to retake on failure */
+	size_t n_objs;
+};
+
+/* One part of f done with result r (0 or a negative errno); the last one
+ * completes the caller's flush. */
+static void wbflush_put(struct wbflush *f, int r)
+{
+	bool last;
+
+	pthread_mutex_lock(&f->lock);
+	if (r < 0 && !f->err)
+		f->err = r;
+	last = --f->pending == 0;
+	pthread_mutex_unlock(&f->lock);
+	if (!last)
+		return;
+	pthread_mutex_lock(&f->v->lock);
+	/* Not known durable: the next flush asks again. */
+	for (size_t i = 0; f->err && i < f->n_objs; i++)
+		wb_mark(f->v, f->objs[i]);
+	f->v->wb_flushing--;
+	pthread_cond_broadcast(&f->v->cond);
+	pthread_mutex_unlock(&f->v->lock); /* v may be closed from here on */
+	mx_completion_finish(f->user, f->err);
+	pthread_mutex_destroy(&f->lock);
+	free(f->objs);
+	free(f);
+}
+
+static void wbflush_part_cb(mixsan_completion_t *c, void *arg)
+{
+	int64_t r = mixsan_completion_result(c);
+
+	mixsan_completion_release(c);
+	wbflush_put(arg, r < 0 ? (int)r : 0);
+}
+
+/* Flush v's writeback writes for the flush request user, whose earlier
+ * requests have all completed: take the objects written since the last
+ * flush, and send one FLUSH to each distinct PG among them (to one of its
+ * objects); user completes when all are done, with the first error, or
+ * with err.  0 if it took user, or a negative errno: nothing to flush
+ * (the caller completes user itself). */
+static int wb_flush_start(mixsan_volume_t *v, mixsan_completion_t *user, int err)
+{
+	struct mx_map *m = NULL;
+	const struct mx_pool *pool;
+	struct wbflush *f;
+	uint8_t *pgs = NULL;
+	char oid[64];
+	int r = -ENOMEM;
+
+	pthread_mutex_lock(&v->lock);
+	if (v->cache_mode == MIXSAN_CACHE_WRITETHROUGH || v->wb_n == 0 || err) {
+		pthread_mutex_unlock(&v->lock);
+		return -ENOENT;
+	}
+	f = calloc(1, sizeof(*f));
+	if (f)
+		f->objs = malloc(v->wb_n * sizeof(*f->objs));
+	if (!f || !f->objs) {
+		pthread_mutex_unlock(&v->lock);
+		free(f);
+		mx_completion_finish(user, -ENOMEM);
+		return 0;
+	}
+	for (size_t b = 0; b < v->wb_dirty_len; b++) {
+		for (unsigned i = 0; v->wb_dirty[b] && i < 8; i++)
+			if (v->wb_dirty[b] & (1u << i))
+				f->objs[f->n_objs++] = (uint64_t)b * 8 + i;
+		v->wb_dirty[b] = 0;
+	}
+	v->wb_n = 0;
+	v->wb_flushing++;
+	pthread_mutex_unlock(&v->lock);
+	f->v = v;
+	f->user = user;
+	pthread_mutex_init(&f->lock, NULL);
+	f->pending = 1; /* ours, while sending */
+	m = mx_client_map_copy(mx_client_pool_cluster(v->pool));
+	pool = m ? mx_map_pool_by_id(m, (int32_t)mixsan_pool_id(v->pool)) : NULL;
+	if (pool)
+		pgs = calloc(pool->pg_num ? pool->pg_num : 1, 1);
+	if (!pool) {
+		r = m ? -ENOENT : -ENOMEM;
+	} else if (pgs) {
+		r = 0;
+		for (size_t i = 0; i < f->n_objs && r == 0; i++) {
+			mixsan_completion_t *c;
+			uint32_t pg;
+
+			obj_name(oid, sizeof(oid), v->id, f->objs[i]);
+			pg = mx_object_pg(pool, oid, strlen(oid));
+			if (pgs[pg])
+				continue;
+			pgs[pg] = 1;
+			r = mixsan_completion_create(wbflush_part_cb, f, &c);
+			if (r < 0)
+				break;
+			pthread_mutex_lock(&f->lock);
+			f->pending++;
+			pthread_mutex_unlock(&f->lock);
+			r = mx_client_aio_flush_pg(v->pool, oid, c);
+			if (r < 0) {
+				mixsan_completion_release(c); /* never taken */
+				wbflush_put(f, r);
+			}
+		}
+	}
+	free(pgs);
+	mx_map_free(m);
+	wbflush_put(f, r); /* ours: the last one done completes user */
+	return 0;
+}
+
 /* Requests ------------------------------------------------------------- */
 
 static void req_finish(struct vreq *q);
@@ -706,7 +869,8 @@ static void req_finish(struct vreq *q)
 		struct vreq *f = mx_list_entry(pos, struct vreq, link);
 
 		mx_list_del(&f->link);
-		mx_completion_finish(f->user, flush_err);
+		if (wb_flush_start(v, f->user, flush_err) < 0)
+			mx_completion_finish(f->user, flush_err);
 		free(f);
 	}
 }
@@ -757,6 +921,10 @@ static void part_cb(mixsan_completion_t *c, void *arg)
 			map_kick(v);
 		}
 		pthread_mutex_unlock(&v->lock);
+	} else if (pt->wb && r >= 0) {
+		pthread_mutex_lock(&v->lock);
+		wb_mark(v, pt->objno);
+		pthread_mutex_unlock(&v->lock);
 	}
 	part_done(pt, r < 0 ? (int)r : 0);
 }
@@ -774,7 +942,14 @@ static void part_send(mixsan_volume_t *v, struct vpart *pt)
 		r = mixsan_aio_read(v->pool, pt->oid, pt->c, pt->buf, pt->len, pt->off);
 		break;
 	case MX_OP_WRITE:
-		r = mixsan_aio_write(v->pool, pt->oid, pt->c, pt->buf, pt->len, pt->off);
+		if (pt->wb) {
+			struct mx_osd_op o = {.op = MX_OP_WRITE, .off = pt->off,
+					      .data = pt->buf, .data_len = (uint32_t)pt->len};
+
+			r = mx_client_aio_write_ops_wb(v->pool, pt->oid, pt->c, &o, 1);
+		} else {
+			r = mixsan_aio_write(v->pool, pt->oid, pt->c, pt->buf, pt->len, pt->off);
+		}
 		break;
 	case MX_OP_TRUNCATE:
 		r = mixsan_aio_truncate(v->pool, pt->oid, pt->c, pt->off);
@@ -982,6 +1157,8 @@ static int req_start(mixsan_volume_t *v, mixsan_completion_t *user, enum vkind k
 		case V_WRITE:
 			pt->buf = buf + (at - off);
 			pt->op = MX_OP_WRITE;
+			pt->wb = v->cache_mode != MIXSAN_CACHE_WRITETHROUGH &&
+				 !(zflags & REQ_FUA);
 			break;
 		case V_DISCARD:
 		case V_ZERO: {
@@ -1062,6 +1239,20 @@ int mixsan_volume_aio_write(mixsan_volume_t *v, mixsan_completion_t *c, const vo
 	return req_start(v, c, V_WRITE, (uint8_t *)(uintptr_t)buf, len, off, 0);
 }
 
+int mixsan_volume_aio_write_flags(mixsan_volume_t *v, mixsan_completion_t *c, const void *buf,
+				  size_t len, uint64_t off, unsigned flags)
+{
+	if (flags & ~MIXSAN_WRITE_FUA)
+		return -EINVAL;
+	return req_start(v, c, V_WRITE, (uint8_t *)(uintptr_t)buf, len, off,
+			 (flags & MIXSAN_WRITE_FUA) ? REQ_FUA : 0);
+}
+
+int mixsan_volume_cache_mode(mixsan_volume_t *v)
+{
+	return v ? v->cache_mode : -EINVAL;
+}
+
 int mixsan_volume_aio_discard(mixsan_volume_t *v, mixsan_completion_t *c, uint64_t len,
 			      uint64_t off)
 {
@@ -1089,6 +1280,12 @@ int64_t mixsan_volume_read(mixsan_volume_t *v, void *buf, size_t len, uint64_t o
 int mixsan_volume_write(mixsan_volume_t *v, const void *buf, size_t len, uint64_t off)
 {
 	MX_SYNC(mixsan_volume_aio_write(v, c_, buf, len, off));
+}
+
+int mixsan_volume_write_flags(mixsan_volume_t *v, const void *buf, size_t len, uint64_t off,
+			      unsigned flags)
+{
+	MX_SYNC(mixsan_volume_aio_write_flags(v, c_, buf, len, off, flags));
 }
 
 int mixsan_volume_discard(mixsan_volume_t *v, uint64_t len, uint64_t off)
@@ -1246,6 +1443,7 @@ static void volume_free(mixsan_volume_t *v)
 	free(v->snaps);
 	free(v->copying);
 	free(v->known);
+	free(v->wb_dirty);
 	free(v);
 }
 
@@ -1319,6 +1517,9 @@ int mixsan_volume_open(mixsan_pool_t *p, const char *name,
 		return -EINVAL;
 	if (opts && (opts->flags & ~MIXSAN_VOLUME_RDONLY))
 		return -EINVAL;
+	if (opts && (opts->cache_mode < MIXSAN_CACHE_WRITETHROUGH ||
+		     opts->cache_mode > MIXSAN_CACHE_NONE))
+		return -EINVAL;
 	r = lookup_id(p, name, id);
 	if (r < 0)
 		return r;
@@ -1344,6 +1545,7 @@ static int volume_open_id(mixsan_pool_t *p, const char *id, const char *name,
 	v->rdonly = (opts && (opts->flags & MIXSAN_VOLUME_RDONLY)) || snap_id ||
 		    (opts && opts->snapshot);
 	v->lease_ms = opts && opts->lease_ms ? opts->lease_ms : LEASE_DEFAULT_MS;
+	v->cache_mode = opts ? opts->cache_mode : MIXSAN_CACHE_WRITETHROUGH;
 	pthread_mutex_init(&v->lock, NULL);
 	pthread_condattr_init(&ca);
 	pthread_condattr_setclock(&ca, CLOCK_REALTIME);
@@ -1432,7 +1634,7 @@ static int volume_drain(mixsan_volume_t *v)
 	int r = 0;
 
 	pthread_mutex_lock(&v->lock);
-	while (!mx_list_empty(&v->inflight) || v->starting) {
+	while (!mx_list_empty(&v->inflight) || v->starting || v->wb_flushing) {
 		map_kick(v);
 		cond_wait_ms(v, 100);
 	}
@@ -1460,7 +1662,11 @@ int mixsan_volume_close(mixsan_volume_t *v)
 
 	if (!v)
 		return 0;
-	r = volume_drain(v);
+	/* Writeback: what was written since the last flush is made durable. */
+	r = !v->rdonly && v->cache_mode != MIXSAN_CACHE_WRITETHROUGH ? mixsan_volume_flush(v) : 0;
+	r2 = volume_drain(v);
+	if (r == 0)
+		r = r2;
 	renewer_stop(v);
 	if (!v->rdonly && !v->lock_lost) {
 		r2 = lock_cas(v, v->lock_val, NULL);
@@ -2189,7 +2395,7 @@ static int read_sync(mixsan_volume_t *v, uint8_t *buf, uint64_t len, uint64_t of
 		return -EINVAL;
 	len = MX_MIN(len, size - off);
 	end = off + len;
-	if (v->snap_id)
+	if (v->snap_id && v->cache_mode != MIXSAN_CACHE_NONE)
 		cache = mx_client_cache(mx_client_pool_cluster(v->pool), &ahead);
 	if (cache) {
 		key.pool = mixsan_pool_id(v->pool);

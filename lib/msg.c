@@ -476,7 +476,7 @@ static bool op_has_data(uint8_t op)
 static bool op_known(uint8_t op)
 {
 	return (op >= MX_OP_READ && op <= MX_OP_LISTXATTRS) ||
-	       (op >= MX_OP_WRITE && op <= MX_OP_CMPXATTR);
+	       (op >= MX_OP_WRITE && op <= MX_OP_CMPXATTR) || op == MX_OP_FLUSH;
 }
 
 void mx_enc_osd_op(struct mx_wbuf *w, const struct mx_msg_osd_op *m)
@@ -505,7 +505,7 @@ void mx_enc_osd_op(struct mx_wbuf *w, const struct mx_msg_osd_op *m)
 int mx_dec_osd_op(const void *p, uint32_t len, struct mx_msg_osd_op *m)
 {
 	struct mx_rbuf r;
-	bool reads = false, writes = false;
+	bool reads = false, writes = false, flush = false;
 
 	mx_rbuf_init(&r, p, len);
 	m->epoch = mx_get_u64(&r);
@@ -536,14 +536,20 @@ int mx_dec_osd_op(const void *p, uint32_t len, struct mx_msg_osd_op *m)
 			o->data = mx_get_blob(&r, &o->data_len, MX_MSG_MAX_DATA);
 		if (o->op == MX_OP_READ && o->len > MX_MSG_MAX_DATA)
 			mx_rbuf_fail(&r);
-		if (mx_op_is_write(o->op))
+		if (o->op == MX_OP_FLUSH)
+			flush = true;
+		else if (mx_op_is_write(o->op))
 			writes = true;
 		else
 			reads = true;
 	}
 	if (reads && writes)
 		return -EBADMSG; /* a request either reads or writes */
-	if ((m->flags & ~MX_OSD_OP_REPLICA_READ) || ((m->flags & MX_OSD_OP_REPLICA_READ) && writes))
+	if (flush && m->n_ops != 1)
+		return -EBADMSG; /* a flush is alone */
+	if ((m->flags & ~(MX_OSD_OP_REPLICA_READ | MX_OSD_OP_WRITEBACK)) ||
+	    ((m->flags & MX_OSD_OP_REPLICA_READ) && !reads) ||
+	    ((m->flags & MX_OSD_OP_WRITEBACK) && !writes))
 		return -EBADMSG;
 	return finish(&r);
 }
@@ -720,6 +726,24 @@ int mx_dec_repop_reply(const void *p, uint32_t len, struct mx_msg_repop_reply *m
 	mx_rbuf_init(&r, p, len);
 	m->status = mx_get_i32(&r);
 	m->epoch = mx_get_u64(&r);
+	return finish(&r);
+}
+
+void mx_enc_osd_sync(struct mx_wbuf *w, const struct mx_msg_osd_sync *m)
+{
+	mx_put_u64(w, m->epoch);
+	mx_put_i32(w, m->pool);
+	mx_put_u32(w, m->pg);
+}
+
+int mx_dec_osd_sync(const void *p, uint32_t len, struct mx_msg_osd_sync *m)
+{
+	struct mx_rbuf r;
+
+	mx_rbuf_init(&r, p, len);
+	m->epoch = mx_get_u64(&r);
+	m->pool = mx_get_i32(&r);
+	m->pg = mx_get_u32(&r);
 	return finish(&r);
 }
 

@@ -57,6 +57,8 @@ enum mx_msg_type {
 	MX_MSG_OSD_REPOP_REPLY = 23,
 	MX_MSG_OSD_LIST = 24,       /* client -> any OSD of the PG */
 	MX_MSG_OSD_LIST_REPLY = 25,
+	MX_MSG_OSD_SYNC = 26,       /* primary -> replica: sync your store (a FLUSH) */
+	MX_MSG_OSD_SYNC_REPLY = 27, /* an mx_msg_repop_reply */
 	/* Peering and recovery, primary <-> other OSDs (docs/recovery.md) */
 	MX_MSG_PG_QUERY = 30,       /* -> MX_MSG_PG_NOTIFY: info and log */
 	MX_MSG_PG_NOTIFY = 31,
@@ -260,6 +262,9 @@ enum mx_osd_op_code {
 				 fails with ECANCELED unless the attribute
 				 compares to data as its flags say (MX_CMP_*)
 				 as the request arrives */
+	MX_OP_FLUSH = 19,     /* alone in a request: every write the PG's OSDs
+				 acknowledged before it is durable on each of
+				 them when it completes (docs/cache-modes.md) */
 };
 
 #define MX_OP_FLAG_EXCL 1u /* CREATE */
@@ -293,6 +298,10 @@ struct mx_osd_op {
 
 /* A read sent to a replica by a read policy (docs/read-policies.md). */
 #define MX_OSD_OP_REPLICA_READ 1u
+/* A write that may be acknowledged once every OSD of the acting set has
+ * logged it, before its fdatasync (a writeback volume's write,
+ * docs/cache-modes.md); a FLUSH makes it durable. */
+#define MX_OSD_OP_WRITEBACK 2u
 
 struct mx_msg_osd_op {
 	uint64_t epoch; /* the client's map epoch */
@@ -344,6 +353,7 @@ struct mx_repop_op {
  * planned the write in, whether the replica logs it, and the request's
  * identity for the log entry. */
 #define MX_REPOP_LOG 1u
+#define MX_REPOP_WRITEBACK 2u /* may be answered before the fdatasync */
 struct mx_repop_tail {
 	uint64_t interval;
 	uint32_t flags;
@@ -476,6 +486,16 @@ void mx_enc_repop(struct mx_wbuf *w, const struct mx_msg_repop *m);
 int mx_dec_repop(const void *p, uint32_t len, struct mx_msg_repop *m);
 void mx_enc_repop_reply(struct mx_wbuf *w, const struct mx_msg_repop_reply *m);
 int mx_dec_repop_reply(const void *p, uint32_t len, struct mx_msg_repop_reply *m);
+
+/* OSD_SYNC: the primary of (pool, pg) asks a member to make every write it
+ * logged durable; answered with OSD_SYNC_REPLY, an mx_msg_repop_reply. */
+struct mx_msg_osd_sync {
+	uint64_t epoch;
+	int32_t pool;
+	uint32_t pg;
+};
+void mx_enc_osd_sync(struct mx_wbuf *w, const struct mx_msg_osd_sync *m);
+int mx_dec_osd_sync(const void *p, uint32_t len, struct mx_msg_osd_sync *m);
 void mx_enc_osd_list(struct mx_wbuf *w, const struct mx_msg_osd_list *m);
 int mx_dec_osd_list(const void *p, uint32_t len, struct mx_msg_osd_list *m);
 /* The list reply is built incrementally: begin, add entries, end. */

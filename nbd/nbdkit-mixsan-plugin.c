@@ -4,15 +4,19 @@
  *
  *   nbdkit mixsan mon=127.0.0.1:6789 pool=rbd [volume=disk] [keyfile=F] [lease=MS]
  *          [read_policy=balance|localize location="host=H"]
- *          [cache=SIZE] [readahead=SIZE|off]
+ *          [cache=writethrough|writeback|none] [cache=SIZE] [readahead=SIZE|off]
  *
  * With volume=, every export name serves that volume; without it, the
  * export name is the volume's name and NBD_OPT_LIST lists the pool's
  * volumes.  nbdkit -r (or readonly=1) opens volumes without the writer's
  * lock.  Connections to one volume share one handle, so every connection
  * sees every acknowledged write (multi-conn) and the process holds the
- * volume's lock once.  Writes are durable on every replica when they
- * complete: FUA is free and flush waits only for writes in flight.
+ * volume's lock once.  The cache mode (docs/cache-modes.md): in
+ * writethrough (the default) writes are durable on every replica when they
+ * complete, so FUA is free and flush waits only for writes in flight; in
+ * writeback and none a write completes once every replica has logged it,
+ * a flush makes everything completed before it durable, and a FUA write
+ * goes out writethrough.
  */
 #define NBDKIT_API_VERSION 2
 #define THREAD_MODEL NBDKIT_THREAD_MODEL_PARALLEL
@@ -45,6 +49,7 @@ static int cfg_read_policy; /* MIXSAN_READ_* */
 static unsigned cfg_lease_ms;
 static bool cfg_readonly;
 static uint64_t cfg_cache = DEFAULT_CACHE;
+static int cfg_cache_mode = MIXSAN_CACHE_WRITETHROUGH;
 static uint64_t cfg_readahead; /* 0: the library's default */
 
 static mixsan_cluster_t *cluster;
@@ -138,7 +143,21 @@ static int mixsan_config(const char *key, const char *value)
 		return 0;
 	}
 	if (!strcmp(key, "cache")) {
-		int64_t v = nbdkit_parse_size(value);
+		/* A mode word, or the snapshot cache's size. */
+		static const char *const modes[] = {"writethrough", "writeback", "none"};
+		int64_t v;
+
+		for (int i = 0; i < 3; i++)
+			if (!strcmp(value, modes[i])) {
+				cfg_cache_mode = i; /* MIXSAN_CACHE_* */
+				return 0;
+			}
+		if (value[0] < '0' || value[0] > '9') {
+			nbdkit_error("cache must be writethrough, writeback, none or a size: %s",
+				     value);
+			return -1;
+		}
+		v = nbdkit_parse_size(value);
 
 		if (v < 0)
 			return -1;
@@ -207,6 +226,8 @@ static int mixsan_config_complete(void)
 	"read_policy=<P>      Reads from: default (the pool's), primary,\n"   \
 	"                     balance, localize (docs/read-policies.md).\n"  \
 	"location=<LOC>       This host's place, \"host=H rack=R\" (localize).\n" \
+	"cache=<MODE>         writethrough (default), writeback or none\n"   \
+	"                     (docs/cache-modes.md).\n"                    \
 	"cache=<SIZE>         RAM cache of snapshot data shared by every clone\n" \
 	"                     served (default 256M; 0: none).\n"            \
 	"readahead=<SIZE>|off Read-ahead of that cache (default 1M)."
@@ -262,6 +283,7 @@ static struct export *export_get(const char *name, bool rdonly)
 	struct mixsan_volume_options o = {
 		.flags = rdonly ? MIXSAN_VOLUME_RDONLY : 0,
 		.lease_ms = cfg_lease_ms,
+		.cache_mode = cfg_cache_mode,
 	};
 	char vol[MIXSAN_VOLUME_NAME_MAX + MIXSAN_SNAP_NAME_MAX + 2], *at;
 	struct export *e;
@@ -483,7 +505,8 @@ static int mixsan_pwrite(void *handle, const void *buf, uint32_t count, uint64_t
 
 	if (check_payload(count) < 0 || check_aligned(h, count, offset) < 0)
 		return -1;
-	r = mixsan_volume_write(h->ex->vol, buf, count, offset);
+	r = mixsan_volume_write_flags(h->ex->vol, buf, count, offset,
+				      (flags & NBDKIT_FLAG_FUA) ? MIXSAN_WRITE_FUA : 0);
 	return r < 0 ? fail("write", count, offset, -r) : 0;
 }
 

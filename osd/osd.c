@@ -28,9 +28,12 @@
  *    store of every OSD of the acting set (local commit and every replica's
  *    REPOP_REPLY, which a replica sends only after its own commit).
  *  - The store never holds two staged transactions on one object: a request
- *    touching an object with a staged transaction commits first
- *    (flush_if_pending), so planning always reads committed state and a
- *    read never sees an uncommitted write.
+ *    touching an object with a staged (or unsynced) transaction commits
+ *    and syncs first (flush_if_pending), so planning always reads committed
+ *    state and a read never sees an uncommitted write.  One exception: a
+ *    writeback request of WRITE ops only (wb_plain_writes), whose plan does
+ *    not read the object's state, stages behind them; the store applies
+ *    them in order (docs/cache-modes.md).
  *  - Replication to one peer is in order: REPOPs go over one connection in
  *    the order they were planned; after a reconnection the unacknowledged
  *    ones are resent in the same order.  Replicated transactions are
@@ -52,6 +55,9 @@
 #include "guard.h"
 
 static struct osd g_osd;
+
+/* How long a writeback write may stay unsynced with no FLUSH. */
+#define WB_SYNC_MS 1000
 
 static void mon_connect(struct osd *osd);
 
@@ -87,9 +93,11 @@ struct pgstate *pg_get(struct osd *osd, int32_t pool, uint32_t pg)
 	s->pg = pg;
 	{
 		struct mx_pg_info info;
-		struct mx_version last = mx_store_pg_last(osd->store, pool, pg);
+		struct mx_version last;
 
+		/* First: it syncs, so the last version counts unsynced writes. */
 		(void)mx_store_pg_info_get(osd->store, pool, pg, &info);
+		last = mx_store_pg_last(osd->store, pool, pg);
 		s->lu = info.last_update;
 		/* Unlogged versions count too: a new version must exceed them. */
 		if (mx_version_cmp(last, s->lu) > 0)
@@ -122,24 +130,33 @@ void fatal_store(int r)
 }
 
 
-/* Commit everything staged, then release what waited for it. */
-void commit_now(struct osd *osd)
+/* Commit everything staged (unsynced when allowed), then release what
+ * waited for it.  Unsynced exactly when every staged record came from a
+ * writeback write or REPOP and nothing asked for a sync; otherwise one
+ * fdatasync makes everything logged so far durable (docs/cache-modes.md). */
+static void commit_release(struct osd *osd, bool sync)
 {
 	struct mx_list pops, rwaits, *pos, *tmp;
+	size_t staged = mx_store_pending_count(osd->store);
 	int r;
 
+	sync = sync || osd->sync_wanted || osd->wb_records != staged;
 	/* Nothing to commit: the replies waiting for a commit wait for
 	 * nothing (what they answer for is on disk already), so they go out
 	 * now.  (A recovery activation changes nothing in the store: its
 	 * reply waited here until some other write came, and on an idle
 	 * OSD that recovery stalled.) */
-	if (mx_store_pending_count(osd->store) == 0 && mx_list_empty(&osd->commit_rwaits))
+	if (staged == 0 && mx_list_empty(&osd->commit_rwaits) &&
+	    mx_list_empty(&osd->commit_pops) && !(sync && mx_store_unsynced(osd->store)))
 		return;
-	if (mx_store_pending_count(osd->store) > 0) {
-		r = mx_store_commit(osd->store);
-		if (r < 0)
-			fatal_store(r);
-	}
+	if (staged > 0)
+		r = sync ? mx_store_commit(osd->store) : mx_store_commit_unsynced(osd->store);
+	else
+		r = sync ? mx_store_sync(osd->store) : 0;
+	if (r < 0)
+		fatal_store(r);
+	osd->wb_records = 0;
+	osd->sync_wanted = false;
 	mx_list_init(&pops);
 	mx_list_init(&rwaits);
 	mx_list_splice_tail(&pops, &osd->commit_pops);
@@ -162,6 +179,21 @@ void commit_now(struct osd *osd)
 	}
 }
 
+/* Commit everything staged and sync everything logged: afterwards every
+ * write this OSD holds is durable. */
+void commit_now(struct osd *osd)
+{
+	commit_release(osd, true);
+}
+
+/* The group commit: unsynced if only writeback records are staged. */
+void commit_group(struct osd *osd)
+{
+	commit_release(osd, false);
+}
+
+/* A request touching an object with a staged or unsynced transaction:
+ * commit and sync first, so it sees committed state. */
 void flush_if_pending(struct osd *osd, const struct mx_objkey *key)
 {
 	if (mx_store_pending(osd->store, key))
@@ -171,7 +203,17 @@ void flush_if_pending(struct osd *osd, const struct mx_objkey *key)
 /* Runs once per loop iteration after I/O: group commit. */
 static void on_check(uv_check_t *h)
 {
-	commit_now(h->data);
+	commit_group(h->data);
+}
+
+/* Unsynced writes do not wait for a FLUSH for ever: bounded in time as
+ * the store bounds them in bytes. */
+static void wb_tick(uv_timer_t *t)
+{
+	struct osd *osd = t->data;
+
+	if (mx_store_unsynced(osd->store))
+		commit_now(osd);
 }
 
 /* Replies ----------------------------------------------------------------- */
@@ -203,9 +245,10 @@ void pop_unref(struct pop *p)
 	}
 }
 
-/* Send w as a reply on s after the next commit. */
-void reply_after_commit(struct osd *osd, struct session *s, uint16_t type, uint64_t tid,
-			struct mx_wbuf *w)
+/* Send w as a reply on s after the next commit, synced or not: for a
+ * writeback REPOP. */
+void reply_after_commit_wb(struct osd *osd, struct session *s, uint16_t type, uint64_t tid,
+			   struct mx_wbuf *w)
 {
 	struct rwait *rw = mx_xcalloc(1, sizeof(*rw));
 
@@ -217,6 +260,14 @@ void reply_after_commit(struct osd *osd, struct session *s, uint16_t type, uint6
 	mx_list_add_tail(&osd->commit_rwaits, &rw->link);
 }
 
+/* Send w as a reply on s after the next commit has made it durable. */
+void reply_after_commit(struct osd *osd, struct session *s, uint16_t type, uint64_t tid,
+			struct mx_wbuf *w)
+{
+	reply_after_commit_wb(osd, s, type, tid, w);
+	osd->sync_wanted = true;
+}
+
 void pop_finish(struct osd *osd, struct pop *p)
 {
 	struct mx_wbuf w;
@@ -226,7 +277,7 @@ void pop_finish(struct osd *osd, struct pop *p)
 		mx_list_del(&p->pg_link);
 		p->pg = NULL;
 	}
-	if (p->status == 0) {
+	if (p->status == 0 && !p->flush) {
 		d = dedup_slot(osd, p->client_id, p->tid);
 		d->client_id = p->client_id;
 		d->tid = p->tid;
@@ -559,7 +610,8 @@ static void encode_repop(struct mx_wbuf *w, const struct mx_msg_osd_op *m,
 
 	memset(&rp, 0, sizeof(rp));
 	rp.tail.interval = interval;
-	rp.tail.flags = log ? MX_REPOP_LOG : 0;
+	rp.tail.flags = (log ? MX_REPOP_LOG : 0) |
+			((m->flags & MX_OSD_OP_WRITEBACK) ? MX_REPOP_WRITEBACK : 0);
 	rp.tail.client_id = txn->client_id;
 	rp.tail.tid = txn->tid;
 	rp.epoch = epoch;
@@ -614,6 +666,17 @@ void repop_send(struct osd *osd, struct peer *p, struct repop_out *ro)
 	if (!p->conn)
 		return;
 	mx_wbuf_init(&w);
+	if (ro->sync) {
+		struct mx_msg_osd_sync sy = {.epoch = osd->map ? osd->map->epoch : 0};
+
+		if (ro->pop->pg) {
+			sy.pool = ro->pop->pg->pool;
+			sy.pg = ro->pop->pg->pg;
+		}
+		mx_enc_osd_sync(&w, &sy);
+		(void)mx_conn_send(p->conn, MX_MSG_OSD_SYNC, ro->tid, &w);
+		return;
+	}
 	if (ro->nolog) {
 		d = mx_wbuf_reserve(&w, ro->pop->repop_nolog_len);
 		if (d) {
@@ -762,6 +825,7 @@ static void do_writes(struct osd *osd, struct session *s, uint64_t tid,
 	struct mx_list *pos, *tmp;
 	struct mx_version v;
 	struct pop *p;
+	size_t staged;
 	int n, r;
 
 	d = dedup_slot(osd, m->client_id, tid);
@@ -781,7 +845,7 @@ static void do_writes(struct osd *osd, struct session *s, uint64_t tid,
 				return;
 			}
 		}
-		commit_now(osd); /* find_req sees committed entries */
+		commit_group(osd); /* find_req sees logged entries */
 		if (mx_store_pg_find_req(osd->store, key->pool, key->pg, m->client_id, tid, &v) ==
 		    0) {
 			/* Applied (and, the PG being active, on every complete
@@ -816,7 +880,10 @@ static void do_writes(struct osd *osd, struct session *s, uint64_t tid,
 	txn.log = true;
 	txn.client_id = m->client_id;
 	txn.tid = m->client_id ? tid : 0;
+	staged = mx_store_pending_count(osd->store);
 	r = mx_store_queue(osd->store, &txn);
+	if (r == 0 && (m->flags & MX_OSD_OP_WRITEBACK))
+		osd->wb_records += mx_store_pending_count(osd->store) - staged;
 	for (int i = 0; i < n && r == 0; i++)
 		osd->fs_queued += txops[i].len;
 	if (r == 0)
@@ -893,6 +960,68 @@ static void do_writes(struct osd *osd, struct session *s, uint64_t tid,
 			else
 				peer_kick(osd, pe);
 		}
+	}
+}
+
+/* A writeback request of WRITE ops only: its plan does not depend on the
+ * object's state, so it may be staged behind the object's staged or
+ * unsynced transactions (the store orders them) instead of syncing them
+ * first.  Everything else plans on committed state (flush_if_pending). */
+static bool wb_plain_writes(const struct mx_msg_osd_op *m)
+{
+	if (!(m->flags & MX_OSD_OP_WRITEBACK))
+		return false;
+	for (uint8_t i = 0; i < m->n_ops; i++)
+		if (m->ops[i].op != MX_OP_WRITE)
+			return false;
+	return true;
+}
+
+/* A FLUSH on an active PG we are primary of (docs/cache-modes.md): a pop
+ * with no transaction.  Locally it is done at the next commit, which it
+ * makes a sync; each other member of the acting set gets an OSD_SYNC on
+ * the replication connection, behind every REPOP sent to it before, and
+ * answers once its own store is synced.  The reply goes out when all of
+ * that is done, or EAGAIN if the interval ends first (pg_fail_pops), and
+ * the client sends the FLUSH again to the PG's primary. */
+static void do_flush(struct osd *osd, struct session *s, uint64_t tid,
+		     const struct mx_msg_osd_op *m, struct pgstate *pgs)
+{
+	struct pop *p = mx_xcalloc(1, sizeof(*p));
+
+	p->s = s;
+	s->refs++;
+	p->tid = tid;
+	p->client_id = 0; /* never recorded for resends: a FLUSH is idempotent */
+	p->n_ops = m->n_ops;
+	p->refs = 1;
+	p->pg = pgs;
+	p->flush = true;
+	mx_list_add_tail(&pgs->pops, &p->pg_link);
+	mx_list_add_tail(&osd->commit_pops, &p->commit_link);
+	osd->sync_wanted = true;
+	for (int i = 1; i < pgs->n_acting; i++) {
+		struct peer *pe;
+		struct repop_out *ro;
+
+		if (pgs->mem[i].state == M_NONE)
+			continue;
+		pe = peer_get(osd, pgs->acting[i]);
+		ro = calloc(1, sizeof(*ro));
+		if (!pe || !ro) {
+			mx_err("out of memory sending a flush");
+			exit(1);
+		}
+		ro->pop = p;
+		ro->tid = ++osd->next_tid;
+		ro->sync = true;
+		p->refs++;
+		p->waiting++;
+		mx_list_add_tail(&pe->pending, &ro->link);
+		if (pe->conn)
+			repop_send(osd, pe, ro);
+		else
+			peer_kick(osd, pe);
 	}
 }
 
@@ -1058,13 +1187,18 @@ void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payloa
 		hold(osd, &pgs->ops, s, MX_MSG_OSD_OP, tid, 0, payload, len);
 		return;
 	}
+	if (m.ops[0].op == MX_OP_FLUSH) {
+		do_flush(osd, s, tid, &m, pgs);
+		return;
+	}
 	if (pgs->scrub && mx_op_is_write(m.ops[0].op)) {
 		/* Scrubbing: writes wait until the maps are compared and
 		 * the repairs done (scrub_finish runs them). */
 		hold(osd, &pgs->ops, s, MX_MSG_OSD_OP, tid, 0, payload, len);
 		return;
 	}
-	flush_if_pending(osd, &key);
+	if (!wb_plain_writes(&m))
+		flush_if_pending(osd, &key);
 	if (mx_op_is_write(m.ops[0].op))
 		do_writes(osd, s, tid, &m, &key, pgs);
 	else
@@ -1380,6 +1514,9 @@ void dispatch(struct osd *osd, struct session *s, uint16_t type, uint64_t tid, u
 		return;
 	case MX_MSG_OSD_REPOP:
 		handle_repop(osd, s, tid, payload, len);
+		return;
+	case MX_MSG_OSD_SYNC:
+		handle_sync(osd, s, tid, payload, len);
 		return;
 	case MX_MSG_OSD_LIST:
 		handle_list(osd, s, tid, payload, len);
@@ -2009,6 +2146,9 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 	osd->rec_rate = cfg->recovery_max_rate;
 	osd->rec_busy_rate = cfg->recovery_busy_rate;
 	uv_timer_start(&osd->pg_timer, pg_tick, PG_TICK_MS, PG_TICK_MS);
+	uv_timer_init(osd->loop, &osd->wb_timer);
+	osd->wb_timer.data = osd;
+	uv_timer_start(&osd->wb_timer, wb_tick, WB_SYNC_MS, WB_SYNC_MS);
 	uv_timer_init(osd->loop, &osd->stats_timer);
 	osd->stats_timer.data = osd;
 	uv_timer_start(&osd->stats_timer, stats_tick, STATS_TICK_MS, STATS_TICK_MS);
@@ -2023,6 +2163,14 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 	uv_run(osd->loop, UV_RUN_DEFAULT);
 
 	commit_now(osd);
+	{
+		struct mx_store_stats st;
+
+		mx_store_get_stats(osd->store, &st);
+		mx_info("object store closing: %" PRIu64 " commits, %" PRIu64
+			" unsynced (writeback), %" PRIu64 " log syncs",
+			st.commits, st.unsynced_commits, st.syncs);
+	}
 	mx_store_close(osd->store);
 	for (size_t i = 0; i < osd->hist_len; i++) {
 		mx_placement_free(osd->hist_pl[i]);

@@ -105,6 +105,8 @@ struct pop {
 	uint8_t *repop_nolog; /* From malloc(): the same without MX_REPOP_LOG */
 	size_t repop_nolog_len;
 	int refs;        /* repop_out entries + 1 while not finished */
+	bool flush;      /* a FLUSH: no transaction; local_done after a sync */
+	bool wb;         /* a writeback write: an unsynced commit suffices */
 };
 
 struct repop_out {
@@ -112,6 +114,7 @@ struct repop_out {
 	struct pop *pop;
 	uint64_t tid;
 	bool nolog; /* send repop_nolog */
+	bool sync;  /* an OSD_SYNC for a FLUSH (pop->flush), not a REPOP */
 };
 
 /* A reply (REPOP_REPLY, ACTIVATE_REPLY, PUSH_REPLY) waiting for the local
@@ -286,6 +289,12 @@ struct osd {
 	uint32_t n_peers;
 	struct mx_list commit_pops;   /* struct pop waiting for the local commit */
 	struct mx_list commit_rwaits; /* struct rwait waiting for the local commit */
+	/* Writeback (docs/cache-modes.md): records staged by writeback writes
+	 * and REPOPs since the last commit; when they are all that is staged
+	 * and nothing asked for a sync, the group commit is unsynced. */
+	size_t wb_records;
+	bool sync_wanted;      /* a FLUSH, or a reply that needs durability */
+	uv_timer_t wb_timer;   /* syncs what stayed unsynced for a while */
 	struct pgstate *pgs[PG_BUCKETS];
 	struct dedup *dedup; /* DEDUP_SLOTS entries */
 	/* Map history: hist[e - hist_base] holds epoch e (NULL while being
@@ -339,6 +348,11 @@ struct pgstate *pg_get(struct osd *osd, int32_t pool, uint32_t pg);
 struct pgstate *pg_find(struct osd *osd, int32_t pool, uint32_t pg);
 void fatal_store(int r);
 void commit_now(struct osd *osd);
+void commit_group(struct osd *osd);
+void reply_after_commit_wb(struct osd *osd, struct session *s, uint16_t type, uint64_t tid,
+			   struct mx_wbuf *w);
+void handle_sync(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payload,
+		 uint32_t len);
 void flush_if_pending(struct osd *osd, const struct mx_objkey *key);
 void pop_unref(struct pop *p);
 void reply_after_commit(struct osd *osd, struct session *s, uint16_t type, uint64_t tid,

@@ -399,6 +399,7 @@ void handle_repop(struct osd *osd, struct session *s, uint64_t tid, uint8_t *pay
 	struct pgstate *pgs = NULL;
 	struct mx_wbuf b;
 	struct mx_msg_repop_reply rr = {0};
+	size_t staged;
 	int r;
 
 	osd->client_ns = mx_now_ns();
@@ -446,8 +447,19 @@ void handle_repop(struct osd *osd, struct session *s, uint64_t tid, uint8_t *pay
 			reply_after_commit(osd, s, MX_MSG_OSD_REPOP_REPLY, tid, &b);
 			return;
 		}
-		flush_if_pending(osd, &txn.key);
+		/* A writeback REPOP of writes only stages behind what the
+		 * object has pending (the store orders them); anything else
+		 * commits that first. */
+		bool plain = (m.tail.flags & MX_REPOP_WRITEBACK) != 0;
+
+		for (uint8_t i = 0; i < m.n_ops; i++)
+			plain = plain && m.ops[i].type == MX_TXN_WRITE;
+		if (!plain)
+			flush_if_pending(osd, &txn.key);
+		staged = mx_store_pending_count(osd->store);
 		r = mx_store_queue(osd->store, &txn);
+		if (r == 0 && (m.tail.flags & MX_REPOP_WRITEBACK))
+			osd->wb_records += mx_store_pending_count(osd->store) - staged;
 		for (uint8_t i = 0; i < m.n_ops && r == 0; i++)
 			osd->fs_queued += m.ops[i].data_len;
 		if (r == 0)
@@ -466,7 +478,33 @@ void handle_repop(struct osd *osd, struct session *s, uint64_t tid, uint8_t *pay
 	if (txn.log)
 		pgs->lu = txn.version;
 	mx_enc_repop_reply(&b, &rr);
-	reply_after_commit(osd, s, MX_MSG_OSD_REPOP_REPLY, tid, &b);
+	if (m.tail.flags & MX_REPOP_WRITEBACK)
+		reply_after_commit_wb(osd, s, MX_MSG_OSD_REPOP_REPLY, tid, &b);
+	else
+		reply_after_commit(osd, s, MX_MSG_OSD_REPOP_REPLY, tid, &b);
+}
+
+/* OSD_SYNC from a primary serving a FLUSH (docs/cache-modes.md): every
+ * REPOP it sent us before came first on this connection and is staged or
+ * logged; commit and sync it all, then answer.  Any interval: a sync is
+ * harmless, and the primary judges whether its FLUSH still holds. */
+void handle_sync(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payload,
+		 uint32_t len)
+{
+	struct mx_msg_osd_sync m;
+	struct mx_msg_repop_reply rr = {0};
+	struct mx_wbuf b;
+
+	if (mx_dec_osd_sync(payload, len, &m) < 0) {
+		mx_warn("%s: malformed sync request", s->conn->peer);
+		(void)mx_conn_send_error(s->conn, tid, -EBADMSG, "malformed sync request");
+		return;
+	}
+	commit_now(osd);
+	rr.epoch = osd->map ? osd->map->epoch : 0;
+	mx_wbuf_init(&b);
+	mx_enc_repop_reply(&b, &rr);
+	(void)session_send(s, MX_MSG_OSD_SYNC_REPLY, tid, &b);
 }
 
 /* PG_QUERY: our info and whole log, from any OSD (answering changes
@@ -2198,6 +2236,7 @@ void peer_on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *payload
 		mx_warn("osd.%d: could not decode one of our messages", p->id);
 		return;
 	case MX_MSG_OSD_REPOP_REPLY:
+	case MX_MSG_OSD_SYNC_REPLY:
 		if (mx_dec_repop_reply(payload, h->len, &rr) == 0)
 			break;
 		/* fall through */

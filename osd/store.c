@@ -102,6 +102,22 @@
  *     v
  *   CLEAN(G+1)
  *
+ * Unsynced frames (writeback volumes, docs/cache-modes.md):
+ *
+ *   LOGGED(G) --mx_store_commit_unsynced(): frame written, no fdatasync,
+ *     not applied; kept in ufr_head--> LOGGED(G) + unsynced frames
+ *   unsynced --store_sync() (mx_store_sync(), mx_store_commit(), a PG-level
+ *     read, checkpoint(), unsynced_max): one fdatasync, then
+ *     apply_unsynced() in order--> LOGGED(G)
+ *
+ *  W1 A frame header carries the sync horizon synced_below: every frame
+ *     of G below it was fdatasynced before this frame was written.
+ *  W2 Replay applies the frames of G up to the first one that does not
+ *     check and none after it: a power cut that kept a later unsynced
+ *     frame and lost an earlier one leaves a prefix.  scan_tail() accepts
+ *     an intact later frame only if its horizon shows the missing one was
+ *     unsynced.
+ *
  * Recovery, mx_store_open(): log_open() picks G, load_all() reads every
  * metadata and pg file, replay_log() applies the valid frames of G in
  * order, scan_tail() refuses a log whose valid prefix is followed by a
@@ -156,9 +172,11 @@
 #define LOG_SLOT 512u
 #define LOG_START 4096u
 #define LOG_ALIGN 512u
-#define FRAME_HDR 48u
+#define FRAME_HDR 56u    /* format 2; format 1 frames have 48 bytes */
+#define FRAME_HDR_V1 48u
 #define LOG_HDR_MAGIC 0x4857584du /* "MXWH" */
-#define FRAME_MAGIC 0x4c46584du   /* "MXFL" */
+#define FRAME_MAGIC 0x3246584du   /* "MXF2": with the sync horizon */
+#define FRAME_MAGIC_V1 0x4c46584du /* "MXFL" */
 #define OBJ_MAGIC 0x4d4f584du     /* "MXOM" */
 #define PG_MAGIC 0x4750584du      /* "MXPG" */
 #define PLOG_MAGIC 0x4c50584du    /* "MXPL" */
@@ -183,6 +201,8 @@
 #define TXN_DATA_MAX (1ull << 30)
 #define LOG_READ_CHUNK (1u << 20)
 #define PEND_KEEP_MAX (8u << 20)
+#define UNSYNCED_MAX_DEFAULT (8ull << 20)
+#define UFR_SPARE_MAX 16u
 #define CRC_CHUNK_BLOCKS 64u
 #define PATH_LEN 4096
 #define DIR_LEN_MAX (PATH_LEN - 128)
@@ -317,6 +337,24 @@ struct pgrp {
 	uint32_t n_unlink, cap_unlink;
 };
 
+/* A frame written by mx_store_commit_unsynced() and not yet synced: kept
+ * to be applied by the sync (I1). */
+struct ufr {
+	struct ufr *next;
+	struct mx_wbuf w; /* the whole frame, header first, padded */
+	uint64_t len;	  /* of the payload */
+	uint32_t n;	  /* records */
+};
+
+/* The request identity of a logged transaction in an unsynced frame (or
+ * staged after them), for mx_store_pg_find_req(). */
+struct ureq {
+	int32_t pool;
+	uint32_t pg;
+	uint64_t client_id, tid;
+	struct mx_version ver;
+};
+
 struct mx_store {
 	const struct mx_store_io *io;
 	char *dir; /* From malloc() */
@@ -345,6 +383,21 @@ struct mx_store {
 	struct mx_wbuf pend; /* the next frame: header then records */
 	size_t n_pend;
 	bool replaying;
+
+	/* Unsynced frames, oldest first (docs/cache-modes.md).  sync_seq is
+	 * the lowest sequence of G not known durable: every frame below it
+	 * was fdatasynced (the sync horizon each frame header carries). */
+	struct ufr *ufr_head, **ufr_tail;
+	/* Applied frames kept for reuse as the next pending frame's buffer,
+	 * so writeback commits do not allocate: at most UFR_SPARE_MAX. */
+	struct ufr *ufr_spare;
+	unsigned n_spare;
+	uint64_t unsynced_bytes, unsynced_max;
+	uint64_t sync_seq;
+	/* Request identities: [0, n_ureq_unsynced) of unsynced frames, then
+	 * those staged in pend. */
+	struct ureq *ureqs; /* From malloc() */
+	size_t n_ureq, n_ureq_unsynced, cap_ureq;
 
 	struct mx_wbuf scratch; /* metadata encoding */
 	uint8_t *blk;		/* From malloc(): one block */
@@ -2142,6 +2195,7 @@ static int log_open(struct mx_store *st)
 	i = ok[1] && (!ok[0] || g[1] > g[0]) ? 1 : 0;
 	st->gen = g[i];
 	st->seq = s[i];
+	st->sync_seq = s[i];
 	st->log_end = LOG_START;
 	return st->io->fstat_size(st->io->ctx, fd, &st->log_fsize);
 }
@@ -2192,9 +2246,13 @@ static const uint8_t *lr_get(struct logrd *lr, uint64_t off, uint64_t n,
 struct frame {
 	uint64_t gen, seq, off, len;
 	uint32_t n, pcrc;
+	uint32_t hlen;		/* FRAME_HDR, or FRAME_HDR_V1 */
+	uint64_t synced_below;	/* the sync horizon; seq for format 1 */
 };
 
-/* Decode a frame header; false unless its magic and own CRC check. */
+/* Decode a frame header (FRAME_HDR bytes at h; a format 1 header uses
+ * the first FRAME_HDR_V1 of them); false unless its magic and own CRC
+ * check. */
 static bool frame_decode(const uint8_t *h, struct frame *f)
 {
 	struct mx_rbuf rb;
@@ -2209,16 +2267,33 @@ static bool frame_decode(const uint8_t *h, struct frame *f)
 	f->len = mx_get_u64(&rb);
 	f->n = mx_get_u32(&rb);
 	f->pcrc = mx_get_u32(&rb);
-	return !rb.err && magic == FRAME_MAGIC &&
-	       hcrc == mx_crc32c(0, h + 8, FRAME_HDR - 8);
+	f->synced_below = mx_get_u64(&rb);
+	if (rb.err)
+		return false;
+	if (magic == FRAME_MAGIC_V1) {
+		f->hlen = FRAME_HDR_V1;
+		f->synced_below = f->seq;
+	} else if (magic == FRAME_MAGIC) {
+		f->hlen = FRAME_HDR;
+		if (f->synced_below > f->seq)
+			return false;
+	} else {
+		return false;
+	}
+	return hcrc == mx_crc32c(0, h + 8, f->hlen - 8);
 }
 
-/* The valid prefix of generation G ended at pos; tell a torn tail from
- * damage.  A crashed commit leaves at most one torn frame, at pos: there
- * is one frame per commit, each is fdatasynced before the next is written,
- * and every open starts a new generation.  So a well-formed header of G
- * (or of a later generation) further on, or at pos with the wrong
- * sequence, means a durable frame was damaged: -EUCLEAN.  G writes the
+/* The valid prefix of generation G ended at pos, where the frame of
+ * sequence st->seq should be; tell a torn tail from damage.  Frames are
+ * fdatasynced in order, and a frame's header carries its sync horizon:
+ * every frame below synced_below was durable when it was written (W1).
+ * So an intact header of G further on whose horizon is at most st->seq
+ * is a frame written while ours was not yet synced, legitimately left by
+ * a power cut that kept it and lost ours (unsynced commits,
+ * docs/cache-modes.md); W2: it is not applied.  One whose horizon is
+ * above st->seq proves our frame was durable, so it was damaged:
+ * -EUCLEAN; so is a header of a later generation, or one at pos with the
+ * wrong sequence.  Every open starts a new generation, and G writes the
  * file contiguously from LOG_START, so the first intact header of an
  * older generation marks where G never reached, and the scan stops. */
 static int scan_tail(struct mx_store *st, struct logrd *lr, uint64_t pos)
@@ -2240,6 +2315,9 @@ static int scan_tail(struct mx_store *st, struct logrd *lr, uint64_t pos)
 			break;
 		if (off == pos && f.gen == st->gen && f.seq == st->seq)
 			continue; /* the torn frame itself */
+		if (off > pos && f.gen == st->gen && f.seq > st->seq &&
+		    f.synced_below <= st->seq)
+			continue; /* written while ours was unsynced */
 		return -EUCLEAN;
 	}
 	return 0;
@@ -2263,7 +2341,7 @@ static int replay_log(struct mx_store *st)
 		if (!frame_decode(h, &f) || f.gen != st->gen ||
 		    f.seq != st->seq || f.off != pos || f.n == 0)
 			break;
-		payload = lr_get(&lr, pos + FRAME_HDR, f.len, &r);
+		payload = lr_get(&lr, pos + f.hlen, f.len, &r);
 		if (r || !payload)
 			break;
 		if (mx_crc32c(0, payload, (size_t)f.len) != f.pcrc)
@@ -2272,7 +2350,7 @@ static int replay_log(struct mx_store *st)
 		if (r)
 			break;
 		st->seq++;
-		pos = align_up(pos + FRAME_HDR + f.len, LOG_ALIGN);
+		pos = align_up(pos + f.hlen + f.len, LOG_ALIGN);
 	}
 	st->log_end = pos;
 	if (!r)
@@ -2986,8 +3064,11 @@ static int log_reset(struct mx_store *st)
 		return r;
 	st->gen = gen;
 	st->log_end = LOG_START;
+	st->sync_seq = st->seq;
 	return 0;
 }
+
+static int store_sync(struct mx_store *st);
 
 /* LOGGED(G) -> FLUSHED(G) -> CLEAN(G+1); see the notes at the top.
  * Staged transactions stay staged.  0, or a negative errno that makes the
@@ -2997,8 +3078,10 @@ static int checkpoint(struct mx_store *st)
 	char path[PATH_LEN];
 	struct obj *o, *next;
 	size_t i;
-	int r = 0;
+	int r = store_sync(st); /* the frames of G must be applied first */
 
+	if (r)
+		return r;
 	for (o = st->dirty; o && !r; o = o->dnext)
 		r = o->exists ? ckpt_obj(st, o) : ckpt_ghost(st, o);
 	for (i = 0; i < st->n_pgs && !r; i++)
@@ -3075,6 +3158,17 @@ static void store_free(struct mx_store *st)
 	free(st->rtab.b);
 	free(st->pgs);
 	free(st->pgtab.b);
+	while (st->ufr_head || st->ufr_spare) {
+		struct ufr *u = st->ufr_head ? st->ufr_head : st->ufr_spare;
+
+		if (u == st->ufr_head)
+			st->ufr_head = u->next;
+		else
+			st->ufr_spare = u->next;
+		mx_wbuf_free(&u->w);
+		free(u);
+	}
+	free(st->ureqs);
 	io_close(st, st->log_fd);
 	mx_wbuf_free(&st->pend);
 	mx_wbuf_free(&st->scratch);
@@ -3119,6 +3213,9 @@ int mx_store_open(const char *dir, const struct mx_store_opts *opts,
 	st->ckpt_bytes = opts && opts->wal_checkpoint_bytes ?
 				 opts->wal_checkpoint_bytes :
 				 DEFAULT_CKPT_BYTES;
+	st->unsynced_max = opts && opts->unsynced_max ? opts->unsynced_max :
+							UNSYNCED_MAX_DEFAULT;
+	st->ufr_tail = &st->ufr_head;
 	mx_wbuf_init(&st->pend);
 	mx_wbuf_init(&st->scratch);
 	st->dir = strndup(dir, dl);
@@ -3276,6 +3373,28 @@ static void enc_txn_head(struct mx_wbuf *w, uint8_t kind, const struct obj *o,
 	mx_put_u32(w, n_ops);
 }
 
+/* Note a staged logged transaction's request identity, for
+ * mx_store_pg_find_req() while its frame is unsynced.  Best effort: without
+ * memory the identity is found once the frame is applied. */
+static void ureq_add(struct mx_store *st, const struct mx_objkey *k,
+		     const struct mx_txn *txn)
+{
+	if (st->n_ureq == st->cap_ureq) {
+		size_t cap = st->cap_ureq ? 2 * st->cap_ureq : 64;
+		struct ureq *v = realloc(st->ureqs, cap * sizeof(*v));
+
+		if (!v)
+			return;
+		st->ureqs = v;
+		st->cap_ureq = cap;
+	}
+	st->ureqs[st->n_ureq++] = (struct ureq){ .pool = k->pool,
+						 .pg = k->pg,
+						 .client_id = txn->client_id,
+						 .tid = txn->tid,
+						 .ver = txn->version };
+}
+
 int mx_store_queue(struct mx_store *st, const struct mx_txn *txn)
 {
 	const struct mx_objkey *k;
@@ -3371,8 +3490,11 @@ int mx_store_queue(struct mx_store *st, const struct mx_txn *txn)
 	o->n_pending++;
 	o->p_exists = ex1;
 	o->p_size = sz1;
-	if (txn->log)
+	if (txn->log) {
 		p->pend_lu = txn->version;
+		if (txn->client_id || txn->tid)
+			ureq_add(st, k, txn);
+	}
 	return 0;
 }
 
@@ -3543,11 +3665,12 @@ int mx_store_pg_remove(struct mx_store *st, int32_t pool, uint32_t pg)
 	return 0;
 }
 
-/* CLEAN/LOGGED -> LOGGED: seal the staged frame (generation, sequence,
- * offset, length, both CRCs, padding to LOG_ALIGN), write it at the log's
- * end with one write and make it durable with one fdatasync.  The caller
- * applies it only after this returns 0 (I1).  0 or a negative errno. */
-static int log_append(struct mx_store *st)
+/* Seal the staged frame (generation, sequence, offset, length, record
+ * count, both CRCs, the sync horizon, padding to LOG_ALIGN) and write it
+ * at the log's end with one write; with sync, make it and every earlier
+ * frame durable with one fdatasync.  The caller applies it only once it
+ * is durable (I1).  0 or a negative errno. */
+static int log_append(struct mx_store *st, bool sync)
 {
 	struct mx_wbuf *w = &st->pend;
 	uint64_t len = w->len - FRAME_HDR;
@@ -3566,16 +3689,83 @@ static int log_append(struct mx_store *st)
 	patch_u64(w, 32, len);
 	mx_wbuf_patch_u32(w, 40, (uint32_t)st->n_pend);
 	mx_wbuf_patch_u32(w, 44, mx_crc32c(0, w->data + FRAME_HDR, (size_t)len));
+	patch_u64(w, 48, st->sync_seq); /* W1: below it, all synced */
 	mx_wbuf_patch_u32(w, 4, mx_crc32c(0, w->data + 8, FRAME_HDR - 8));
 	r = io_write_all(st, st->log_fd, w->data, padded, st->log_end);
-	if (!r)
+	if (!r && sync) {
 		r = st->io->fdatasync(st->io->ctx, st->log_fd);
+		st->stats.syncs++;
+	}
 	return r;
 }
 
-/* log_append(), then apply the frame.  A frame is all or nothing at
- * replay, so a commit's transactions survive a crash together or not at
- * all. */
+/* The unsynced frames are durable now: apply them in order and forget
+ * them and their request identities.  0 or a negative errno (the caller
+ * makes it fatal). */
+static int apply_unsynced(struct mx_store *st)
+{
+	int r = 0;
+
+	while (st->ufr_head && !r) {
+		struct ufr *u = st->ufr_head;
+
+		r = apply_frame(st, u->w.data + FRAME_HDR, u->len, u->n);
+		st->ufr_head = u->next;
+		if (st->n_spare < UFR_SPARE_MAX && u->w.cap <= PEND_KEEP_MAX) {
+			mx_wbuf_reset(&u->w);
+			u->next = st->ufr_spare;
+			st->ufr_spare = u;
+			st->n_spare++;
+		} else {
+			mx_wbuf_free(&u->w);
+			free(u);
+		}
+	}
+	if (!st->ufr_head)
+		st->ufr_tail = &st->ufr_head;
+	st->unsynced_bytes = 0;
+	if (st->n_ureq_unsynced)
+		memmove(st->ureqs, st->ureqs + st->n_ureq_unsynced,
+			(st->n_ureq - st->n_ureq_unsynced) * sizeof(*st->ureqs));
+	st->n_ureq -= st->n_ureq_unsynced;
+	st->n_ureq_unsynced = 0;
+	return r;
+}
+
+/* LOGGED(G) with unsynced frames -> LOGGED(G): one fdatasync, then apply
+ * them.  0, or a negative errno that makes the store fatal. */
+static int store_sync(struct mx_store *st)
+{
+	int r;
+
+	if (!st->ufr_head)
+		return 0;
+	r = st->io->fdatasync(st->io->ctx, st->log_fd);
+	st->stats.syncs++;
+	if (!r) {
+		st->sync_seq = st->seq;
+		r = apply_unsynced(st);
+	}
+	return r ? store_fail(st, r) : 0;
+}
+
+/* After a frame went out: the log's end, sequence and the pending buffer
+ * move on; a checkpoint if the log is full. */
+static int commit_done(struct mx_store *st, uint64_t frame_len)
+{
+	st->log_end += frame_len;
+	st->log_fsize = MX_MAX(st->log_fsize, st->log_end);
+	st->seq++;
+	st->n_pend = 0;
+	st->stats.commits++;
+	if (st->log_end - LOG_START >= st->ckpt_bytes)
+		return checkpoint(st);
+	return 0;
+}
+
+/* log_append() with its fdatasync, then apply the unsynced frames and
+ * this one.  A frame is all or nothing at replay, so a commit's
+ * transactions survive a crash together or not at all. */
 int mx_store_commit(struct mx_store *st)
 {
 	struct mx_wbuf *w;
@@ -3587,27 +3777,93 @@ int mx_store_commit(struct mx_store *st)
 	if (st->fatal)
 		return st->fatal;
 	if (!st->n_pend)
-		return 0;
+		return store_sync(st);
 	w = &st->pend;
 	len = w->len - FRAME_HDR;
-	r = log_append(st);
+	r = log_append(st, true);
+	if (!r) {
+		st->sync_seq = st->seq + 1;
+		r = apply_unsynced(st);
+	}
 	if (!r)
 		r = apply_frame(st, w->data + FRAME_HDR, len,
 				(uint32_t)st->n_pend);
 	if (r)
 		return store_fail(st, r);
-	st->log_end += w->len;
-	st->log_fsize = MX_MAX(st->log_fsize, st->log_end);
-	st->seq++;
-	st->n_pend = 0;
-	st->stats.commits++;
+	st->n_ureq = st->n_ureq_unsynced = 0;
+	len = w->len;
 	if (w->cap > PEND_KEEP_MAX)
 		mx_wbuf_free(w);
 	else
 		mx_wbuf_reset(w);
-	if (st->log_end - LOG_START >= st->ckpt_bytes)
-		return checkpoint(st);
-	return 0;
+	return commit_done(st, len);
+}
+
+/* CLEAN/LOGGED -> LOGGED with one more unsynced frame: written, kept,
+ * not applied (I1). */
+int mx_store_commit_unsynced(struct mx_store *st)
+{
+	struct ufr *u;
+	uint64_t len, plen;
+	int r;
+
+	if (!st)
+		return -EINVAL;
+	if (st->fatal)
+		return st->fatal;
+	if (!st->n_pend)
+		return 0;
+	plen = st->pend.len - FRAME_HDR;
+	u = st->ufr_spare;
+	if (u) {
+		st->ufr_spare = u->next;
+		st->n_spare--;
+	} else {
+		u = calloc(1, sizeof(*u));
+		if (!u)
+			return -ENOMEM;
+		mx_wbuf_init(&u->w);
+	}
+	r = log_append(st, false);
+	if (r) {
+		mx_wbuf_free(&u->w);
+		free(u);
+		return store_fail(st, r);
+	}
+	{
+		/* The frame moves to the list; a spare buffer becomes pend. */
+		struct mx_wbuf spare = u->w;
+
+		u->w = st->pend;
+		st->pend = spare;
+	}
+	u->len = plen;
+	u->n = (uint32_t)st->n_pend;
+	u->next = NULL;
+	*st->ufr_tail = u;
+	st->ufr_tail = &u->next;
+	len = u->w.len;
+	st->unsynced_bytes += len;
+	st->n_ureq_unsynced = st->n_ureq;
+	st->stats.unsynced_commits++;
+	r = commit_done(st, len); /* a checkpoint syncs first */
+	if (!r && st->unsynced_bytes >= st->unsynced_max)
+		r = store_sync(st);
+	return r;
+}
+
+int mx_store_sync(struct mx_store *st)
+{
+	if (!st)
+		return -EINVAL;
+	if (st->fatal)
+		return st->fatal;
+	return store_sync(st);
+}
+
+bool mx_store_unsynced(const struct mx_store *st)
+{
+	return st && st->ufr_head;
 }
 
 bool mx_store_pending(const struct mx_store *st, const struct mx_objkey *key)
@@ -3871,6 +4127,9 @@ int mx_store_list(struct mx_store *st, int32_t pool, uint32_t pg,
 		return -EINVAL;
 	if (st->fatal)
 		return st->fatal;
+	r = store_sync(st);
+	if (r)
+		return r;
 	if (pool != -1 && pg != UINT32_MAX) {
 		struct pgrp *p = pg_find(st, pool, pg);
 
@@ -3936,11 +4195,16 @@ int mx_store_pg_info_get(struct mx_store *st, int32_t pool, uint32_t pg,
 {
 	const struct pgrp *p;
 
+	int r;
+
 	if (!st || !out)
 		return -EINVAL;
 	memset(out, 0, sizeof(*out));
 	if (st->fatal)
 		return st->fatal;
+	r = store_sync(st); /* PG state includes every logged write */
+	if (r)
+		return r;
 	p = pg_find(st, pool, pg);
 	if (!p || !pg_live(p))
 		return -ENOENT;
@@ -3960,11 +4224,15 @@ int mx_store_pg_log_walk(struct mx_store *st, int32_t pool, uint32_t pg,
 			 void *arg)
 {
 	const struct pgrp *p;
+	int r0;
 
 	if (!st || !cb)
 		return -EINVAL;
 	if (st->fatal)
 		return st->fatal;
+	r0 = store_sync(st);
+	if (r0)
+		return r0;
 	p = pg_find(st, pool, pg);
 	if (!p)
 		return 0;
@@ -4000,6 +4268,16 @@ int mx_store_pg_find_req(struct mx_store *st, int32_t pool, uint32_t pg,
 		return st->fatal;
 	if (!client_id && !tid)
 		return -ENOENT;
+	/* The newest first: an unsynced frame's (logged, not applied). */
+	for (size_t i = st->n_ureq_unsynced; i-- > 0;) {
+		const struct ureq *u = &st->ureqs[i];
+
+		if (u->client_id == client_id && u->tid == tid &&
+		    u->pool == pool && u->pg == pg) {
+			*out = u->ver;
+			return 0;
+		}
+	}
 	/* A chain's order is not kept when the table grows: look at all of
 	 * it and take the newest match. */
 	for (l = st->rtab.b[req_bucket(st, pool, pg, client_id, tid)]; l;
@@ -4030,6 +4308,9 @@ int mx_store_list_pgs(struct mx_store *st,
 		return -EINVAL;
 	if (st->fatal)
 		return st->fatal;
+	r = store_sync(st);
+	if (r)
+		return r;
 	v = malloc((st->n_pgs ? st->n_pgs : 1) * sizeof(*v));
 	if (!v)
 		return -ENOMEM;

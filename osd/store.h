@@ -132,6 +132,9 @@ struct mx_store_opts {
 	/* Most entries kept per PG log; 0 = MX_PG_LOG_MAX_DEFAULT.  A store
 	 * reopened with a smaller bound trims its logs at open. */
 	uint32_t pg_log_max;
+	/* Bytes of unsynced frames (mx_store_commit_unsynced()) after which a
+	 * commit syncs by itself; 0 = 8 MiB.  Bounds their memory too. */
+	uint64_t unsynced_max;
 };
 
 struct mx_store;
@@ -152,7 +155,20 @@ int mx_store_queue(struct mx_store *st, const struct mx_txn *txn);
 /* Make all staged transactions durable, then apply them.  0 or a negative
  * errno (fatal, see above). */
 int mx_store_commit(struct mx_store *st);
-/* Whether key has a staged, uncommitted transaction. */
+/* Write everything staged to the log as one frame, without fdatasync and
+ * without applying it (docs/cache-modes.md).  Its transactions stay
+ * pending: invisible to reads, mx_store_pending() true, until the next
+ * mx_store_sync() or mx_store_commit().  A power cut may lose it, and with
+ * it every later frame, never an earlier synced one: replay stops at the
+ * first frame that does not check.  Syncs by itself past unsynced_max
+ * bytes or the checkpoint size.  0 or a negative errno (fatal). */
+int mx_store_commit_unsynced(struct mx_store *st);
+/* Make every unsynced frame durable (one fdatasync), then apply them in
+ * order.  Staged records stay staged.  0 or a negative errno (fatal). */
+int mx_store_sync(struct mx_store *st);
+/* Whether any frame is written but not yet synced. */
+bool mx_store_unsynced(const struct mx_store *st);
+/* Whether key has a staged, uncommitted or unsynced transaction. */
 bool mx_store_pending(const struct mx_store *st, const struct mx_objkey *key);
 /* Number of staged records: transactions and PG updates (a PG removal
  * counts one per object it removes, plus one). */
@@ -308,6 +324,8 @@ struct mx_store_stats {
 	uint64_t wal_bytes;
 	uint64_t checkpoints;
 	uint64_t csum_errors;
+	uint64_t unsynced_commits; /* mx_store_commit_unsynced() frames */
+	uint64_t syncs;            /* fdatasyncs of the log */
 };
 void mx_store_get_stats(const struct mx_store *st, struct mx_store_stats *out);
 

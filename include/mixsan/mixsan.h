@@ -250,6 +250,11 @@ int mixsan_volume_list(mixsan_pool_t *p, int (*cb)(void *arg, const char *name),
 
 #define MIXSAN_VOLUME_RDONLY 1u /* open without the writer's lock */
 
+/* Disk cache modes (docs/cache-modes.md). */
+#define MIXSAN_CACHE_WRITETHROUGH 0 /* a write completes when durable on every replica */
+#define MIXSAN_CACHE_WRITEBACK 1    /* when logged on every replica; flush makes it durable */
+#define MIXSAN_CACHE_NONE 2         /* writeback, and no client-side caching of data */
+
 struct mixsan_volume_options {
 	unsigned flags;    /* MIXSAN_VOLUME_* */
 	/* Open this snapshot (read-only) instead of the volume's head. */
@@ -259,6 +264,12 @@ struct mixsan_volume_options {
 	 * a sixth of the lease after it ran out (the clock skew allowed
 	 * between hosts). */
 	unsigned lease_ms;
+	/* MIXSAN_CACHE_*; 0: writethrough.  In writeback and none a write
+	 * completes once every OSD of its PG has logged it (not yet synced):
+	 * a power cut of those OSDs may lose it until a flush (or a FUA
+	 * write, MIXSAN_WRITE_FUA) completes after it.  What survives is a
+	 * prefix: nothing completed before a completed flush is lost. */
+	int cache_mode;
 };
 
 /* Open a volume of pool p (which must stay open until mixsan_volume_close).
@@ -326,6 +337,13 @@ int mixsan_volume_aio_read(mixsan_volume_t *v, mixsan_completion_t *c, void *buf
 			   uint64_t off);
 int mixsan_volume_aio_write(mixsan_volume_t *v, mixsan_completion_t *c, const void *buf,
 			    size_t len, uint64_t off);
+/* A write with flags: MIXSAN_WRITE_FUA completes only when it is durable
+ * on every replica, whatever the cache mode (NBD's FUA). */
+#define MIXSAN_WRITE_FUA 1u
+int mixsan_volume_aio_write_flags(mixsan_volume_t *v, mixsan_completion_t *c, const void *buf,
+				  size_t len, uint64_t off, unsigned flags);
+/* The cache mode the volume was opened with (MIXSAN_CACHE_*). */
+int mixsan_volume_cache_mode(mixsan_volume_t *v);
 /* Drop the data of a range: whole objects are removed, the rest reads as
  * zeroes afterwards. */
 int mixsan_volume_aio_discard(mixsan_volume_t *v, mixsan_completion_t *c, uint64_t len,
@@ -333,11 +351,16 @@ int mixsan_volume_aio_discard(mixsan_volume_t *v, mixsan_completion_t *c, uint64
 int mixsan_volume_aio_write_zeroes(mixsan_volume_t *v, mixsan_completion_t *c, uint64_t len,
 				   uint64_t off, unsigned flags);
 /* Complete when every write, discard and zeroing started before it has
- * completed (all of them are durable when they complete). */
+ * completed and is durable on every replica: in writethrough they are
+ * when they complete; in writeback and none the flush then asks each PG
+ * written since the last flush to sync (docs/cache-modes.md).  A failed
+ * flush keeps those PGs for the next one. */
 int mixsan_volume_aio_flush(mixsan_volume_t *v, mixsan_completion_t *c);
 
 int64_t mixsan_volume_read(mixsan_volume_t *v, void *buf, size_t len, uint64_t off);
 int mixsan_volume_write(mixsan_volume_t *v, const void *buf, size_t len, uint64_t off);
+int mixsan_volume_write_flags(mixsan_volume_t *v, const void *buf, size_t len, uint64_t off,
+			      unsigned flags);
 int mixsan_volume_discard(mixsan_volume_t *v, uint64_t len, uint64_t off);
 int mixsan_volume_write_zeroes(mixsan_volume_t *v, uint64_t len, uint64_t off,
 			       unsigned flags);

@@ -90,6 +90,45 @@ for bad in readahead=1 readahead=1G cache=lots; do
 	fi
 done
 
+# --- Cache modes (docs/cache-modes.md) -------------------------------------
+# A writeback export passes the protocol tests (flush and FUA included);
+# qemu-img writes 64 MiB through another writeback export and flushes at its
+# end; that nbdkit is then killed (kill -9), and a read-only export reads
+# back exactly what was written.
+ok "volume create wb" "$MIXSAN" volume create vols/wb --size 64M
+echo "== nbd_protocol.sh against a writeback export"
+if NBD_PLUGIN="$PLUGIN" NBD_PLUGIN_ARGS="mon=$MON pool=vols volume=proto cache=writeback" \
+	NBD_RO_PLUGIN_ARGS="mon=$MON pool=vols volume=proto snapshot=s1" \
+	NBD_SIZE=67108864 NBD_MIN_BLOCK=512 timeout 600 sh "$HERE/nbd_protocol.sh" \
+	>"$DIR/proto-wb.out" 2>&1; then
+	grep -E "passed|FAIL" "$DIR/proto-wb.out"
+	echo "ok nbd_protocol (writeback)"
+else
+	cat "$DIR/proto-wb.out"
+	fail "nbd_protocol against a writeback export"
+fi
+head -c 64M /dev/urandom >"$DIR/wb.img"
+serve wb "$PLUGIN" "mon=$MON" pool=vols cache=writeback || exit 1
+ok "qemu-img convert into a writeback export" \
+	qemu-img convert -n -O raw "$DIR/wb.img" "$(uri wb wb)"
+kill -9 "$(cat "$DIR/wb.pid")"
+serve wbro "$PLUGIN" "mon=$MON" pool=vols readonly=1 || exit 1
+ok "qemu-img convert out of the volume" qemu-img convert -O raw "$(uri wbro wb)" "$DIR/wb-back.img"
+if cmp -s "$DIR/wb.img" "$DIR/wb-back.img"; then
+	echo "ok flushed writeback data survives its server's kill -9"
+else
+	fail "writeback data lost after a flush and kill -9 of nbdkit"
+fi
+stop wbro
+for bad in cache=writeahead; do
+	if nbdkit_run --exit-with-parent -f --run true "$PLUGIN" "mon=$MON" pool=vols "$bad" \
+		>"$DIR/bad-param.log" 2>&1; then
+		fail "nbdkit started with $bad"
+	else
+		echo "ok $bad refused: $(grep -m1 error "$DIR/bad-param.log")"
+	fi
+done
+
 # --- qemu-img: 1 GiB of random data with holes, in and out ---------------
 # Regions of random data (offset MiB, length MiB, some not object-aligned);
 # everything else is a hole.

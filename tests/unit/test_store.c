@@ -1822,6 +1822,140 @@ static void test_log_damage(void)
 	}
 }
 
+/* ---- Unsynced commits (docs/cache-modes.md) ------------------------------ */
+
+/* Queue one logged write of len bytes to name at version (1, seq), with
+ * request identity (7, seq). */
+static void wb_queue(struct mx_store *st, const char *name, uint64_t seq,
+		     const uint8_t *d, uint32_t len)
+{
+	struct mx_txn_op op = OPW(0, d, len);
+	struct mx_txn t = { .key = K(1, 1, name),
+			    .version = { 1, seq },
+			    .n_ops = 1,
+			    .ops = &op,
+			    .log = true,
+			    .client_id = 7,
+			    .tid = seq };
+
+	CHECK_EQ_INT(mx_store_queue(st, &t), 0);
+}
+
+static int wb_count_cb(void *arg, const struct mx_pglog_entry *e)
+{
+	(void)e;
+	(*(int *)arg)++;
+	return 0;
+}
+
+/* Unsynced transactions are pending and invisible until a sync; find_req
+ * sees them; a PG walk syncs; a kill (the page cache survives) keeps
+ * them; a lost unsynced frame followed by an intact later one replays as
+ * a prefix; a damaged synced frame followed by one written after its sync
+ * is still damage. */
+static void test_wb_basics(void)
+{
+	uint8_t *d = pattern(3000, 5);
+	char dir[600], path[700];
+	struct mx_store_opts opts = { 0 };
+	struct mx_store_stats ss;
+	struct mx_obj_stat os;
+	struct mx_objkey kx = K(1, 1, "x"), ky = K(1, 1, "y"), kz = K(1, 1, "z");
+	struct mx_version v;
+	struct wrapio w;
+	struct mx_store *st;
+	uint64_t off[3];
+	int n = 0;
+
+	tmp_path(dir, sizeof(dir), "wb0");
+	wrapio_init(&w);
+	opts.io = &w.io;
+	CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
+	if (!st)
+		goto out;
+	wb_queue(st, "x", 1, d, 1000);
+	CHECK_EQ_INT(mx_store_commit(st), 0);
+	wb_queue(st, "y", 2, d, 2000);
+	CHECK_EQ_INT(mx_store_commit_unsynced(st), 0);
+	CHECK(mx_store_unsynced(st));
+	CHECK(mx_store_pending(st, &ky));
+	CHECK_EQ_INT(mx_store_stat(st, &ky, &os), -ENOENT);
+	CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 1, 7, 2, &v), 0);
+	CHECK_EQ_INT(v.seq, 2);
+	mx_store_get_stats(st, &ss);
+	CHECK_EQ_INT(ss.unsynced_commits, 1);
+	/* A PG walk sees every logged write: it syncs. */
+	CHECK_EQ_INT(mx_store_pg_log_walk(st, 1, 1, (struct mx_version){ 0, 0 },
+					  wb_count_cb, &n),
+		     0);
+	CHECK_EQ_INT(n, 2);
+	CHECK(!mx_store_unsynced(st));
+	CHECK_EQ_INT(mx_store_stat(st, &ky, &os), 0);
+	CHECK_EQ_INT(os.size, 2000);
+	wb_queue(st, "z", 3, d, 3000);
+	CHECK_EQ_INT(mx_store_commit_unsynced(st), 0);
+	kill_store(st, &w); /* the page cache keeps the unsynced frame */
+	CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
+	if (!st)
+		goto out;
+	CHECK_EQ_INT(mx_store_stat(st, &kz, &os), 0);
+	CHECK_EQ_INT(os.size, 3000);
+	CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 1, 7, 3, &v), 0);
+	mx_store_close(st);
+
+	/* Frames x (synced), y and z (unsynced); y lost, z kept: x only. */
+	for (int synced = 0; synced < 2; synced++) {
+		tmp_path(dir, sizeof(dir), synced ? "wb2" : "wb1");
+		CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
+		if (!st)
+			goto out;
+		for (int i = 0; i < 3; i++) {
+			mx_store_get_stats(st, &ss);
+			off[i] = 4096 + ss.wal_bytes;
+			wb_queue(st, i == 0 ? "x" : i == 1 ? "y" : "z",
+				 (uint64_t)i + 1, d, 1000);
+			CHECK_EQ_INT(i == 0 ? mx_store_commit(st) :
+					      mx_store_commit_unsynced(st),
+				     0);
+			/* With synced, y is fdatasynced before z is written:
+			 * z's horizon proves y was durable. */
+			if (synced && i == 1)
+				CHECK_EQ_INT(mx_store_sync(st), 0);
+		}
+		kill_store(st, &w);
+		(void)snprintf(path, sizeof(path), "%s/wal", dir);
+		flip_byte(path, off[1] + 200, 0x04);
+		if (synced) {
+			CHECK_EQ_INT(mx_store_open(dir, &opts, &st), -EUCLEAN);
+			continue;
+		}
+		CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
+		if (!st)
+			goto out;
+		CHECK_EQ_INT(mx_store_stat(st, &kx, &os), 0);
+		CHECK_EQ_INT(mx_store_stat(st, &ky, &os), -ENOENT);
+		CHECK_EQ_INT(mx_store_stat(st, &kz, &os), -ENOENT);
+		mx_store_close(st);
+	}
+
+	/* Past unsynced_max bytes a commit syncs by itself. */
+	tmp_path(dir, sizeof(dir), "wb3");
+	opts.unsynced_max = 2000;
+	CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
+	if (!st)
+		goto out;
+	wb_queue(st, "x", 1, d, 1000);
+	CHECK_EQ_INT(mx_store_commit_unsynced(st), 0);
+	CHECK(mx_store_unsynced(st)); /* about 1.5 KB */
+	wb_queue(st, "y", 2, d, 1000);
+	CHECK_EQ_INT(mx_store_commit_unsynced(st), 0);
+	CHECK(!mx_store_unsynced(st)); /* 3 KB: synced and applied */
+	CHECK_EQ_INT(mx_store_stat(st, &ky, &os), 0);
+	mx_store_close(st);
+out:
+	free(d);
+}
+
 /* ---- Test 4: injected I/O errors ---------------------------------------- */
 
 static void test_faults(void)
@@ -3352,6 +3486,8 @@ static struct memdisk *md_crash(const struct memdisk *md, uint64_t seed,
 
 /* ---- Test 2: the crash sweep -------------------------------------------- */
 
+#define CHAIN_MAX 40
+
 struct session {
 	struct model m;	  /* what every acknowledged commit made */
 	struct model alt; /* m and the commit in flight at the cut */
@@ -3361,12 +3497,21 @@ struct session {
 	uint32_t log_max;
 	int failures;
 	long in_flight_present, in_flight_absent;
+	/* Writeback (test_crash_wb): the states after each commit since the
+	 * last sync, oldest first.  A power cut may leave any of them (a
+	 * prefix of the unsynced commits), never one with a synced commit
+	 * missing. */
+	bool wb;
+	struct model chain[CHAIN_MAX];
+	int n_chain;
+	long wb_prefix_lost, wb_unsynced;
 };
 
 struct crash_totals {
 	long runs, cut_points, second_cuts, failures;
 	long by_class[MC_N], by_mode[CR_N];
 	long present, absent;
+	long prefix_lost, unsynced;
 	int failed_seeds_shown;
 };
 
@@ -3389,6 +3534,32 @@ static struct mx_store *s_open(struct session *s, struct memdisk *md)
 		return NULL;
 	}
 	md->paused = true; /* checking is not part of the workload */
+	if (s->n_chain) {
+		int k = -1;
+
+		if (verify(st, &s->m, false) == 0)
+			k = 0;
+		for (int i = s->n_chain; k < 0 && i-- > 0;)
+			if (verify(st, &s->chain[i], false) == 0) {
+				model_free(&s->m);
+				s->m = s->chain[i];
+				memset(&s->chain[i], 0, sizeof(s->chain[i]));
+				k = i + 1;
+			}
+		if (k < 0) {
+			fprintf(stderr, "  store is no prefix of the commits "
+					"since the last sync:\n");
+			(void)verify(st, &s->m, true);
+			s->failures++;
+		} else if (k < s->n_chain) {
+			s->wb_prefix_lost++;
+		}
+		for (int i = 0; i < s->n_chain; i++)
+			model_free(&s->chain[i]);
+		s->n_chain = 0;
+		md->paused = false;
+		return st;
+	}
 	if (verify(st, &s->m, false) == 0) {
 		if (s->has_alt)
 			s->in_flight_absent++;
@@ -3474,6 +3645,96 @@ static bool s_run(struct session *s, struct memdisk *md, int steps,
 	return !md->dead;
 }
 
+/* The newest state the workload made: the last of the chain, or m. */
+static struct model *s_cur(struct session *s)
+{
+	return s->n_chain ? &s->chain[s->n_chain - 1] : &s->m;
+}
+
+/* Everything so far is durable: the newest state is the only one. */
+static void s_synced(struct session *s)
+{
+	if (!s->n_chain)
+		return;
+	model_free(&s->m);
+	s->m = s->chain[s->n_chain - 1];
+	memset(&s->chain[s->n_chain - 1], 0, sizeof(s->chain[0]));
+	for (int i = 0; i < s->n_chain - 1; i++)
+		model_free(&s->chain[i]);
+	s->n_chain = 0;
+}
+
+/* s_run in writeback: each step commits unsynced (3 in 5), commits with a
+ * sync (1 in 5), or commits unsynced and then syncs (1 in 5); a
+ * checkpoint after every 8th step.  Every commit's state joins the chain
+ * until a sync makes it the only one. */
+static bool s_run_wb(struct session *s, struct memdisk *md, int steps,
+		     int reopen_at)
+{
+	struct mx_store *st = s_open(s, md);
+
+	if (!st)
+		return false;
+	for (int i = 0; i < steps; i++) {
+		struct tx x[3];
+		int n = 1 + (int)(rnd(&s->wl.rng) % 3), r;
+		int how = (int)(rnd(&s->wl.rng) % 5);
+		struct model *next;
+
+		for (int j = 0; j < n; j++) {
+			wl_step(&s->wl, &x[j]);
+			r = tx_queue(st, &x[j]);
+			if (r) {
+				fprintf(stderr, "  queue: %d\n", r);
+				s->failures++;
+			}
+		}
+		if (s->n_chain >= CHAIN_MAX)
+			abort(); /* steps per period < CHAIN_MAX */
+		next = &s->chain[s->n_chain];
+		model_copy(next, s_cur(s));
+		for (int j = 0; j < n; j++) {
+			tx_model(next, &x[j]);
+			tx_free(&x[j]);
+		}
+		s->n_chain++;
+		r = how == 4 ? mx_store_commit(st) : mx_store_commit_unsynced(st);
+		if (!r && how == 3)
+			r = mx_store_sync(st);
+		if (!r && how != 4 && how != 3)
+			s->wb_unsynced++;
+		if (!r && !mx_store_unsynced(st))
+			s_synced(s);
+		if (!r && i % 8 == 7) {
+			r = mx_store_checkpoint(st);
+			if (!r)
+				s_synced(s);
+		}
+		if (r) {
+			if (!md->dead) {
+				fprintf(stderr, "  commit/sync: %d\n", r);
+				s->failures++;
+			}
+			mx_store_close(st);
+			return false;
+		}
+		if (i == reopen_at) {
+			mx_store_close(st);
+			if (md->dead)
+				return false;
+			s_synced(s);
+			st = s_open(s, md);
+			if (!st)
+				return false;
+		}
+	}
+	mx_store_close(st);
+	if (md->dead)
+		return false;
+	s_synced(s);
+	return true;
+}
+
 /* Open, check and close with no power failure. */
 static void s_final(struct session *s, struct memdisk *md)
 {
@@ -3493,7 +3754,8 @@ static void s_final(struct session *s, struct memdisk *md)
  * then recover, sometimes failing the power again during recovery or the
  * commits after it, and check every time.  Returns the number of calls the
  * first period made. */
-static long run_one(uint64_t seed, long cut, struct crash_totals *ct)
+static long run_one(uint64_t seed, long cut, struct crash_totals *ct,
+		    bool wb)
 {
 	struct session *s = mx_xcalloc(1, sizeof(*s));
 	struct memdisk *md = md_new(true), *md2, *md3;
@@ -3507,7 +3769,8 @@ static long run_one(uint64_t seed, long cut, struct crash_totals *ct)
 	s->log_max = (uint32_t[]){ 3, 5, 9, 0 }[seed % 4];
 	s->m.log_max = s->log_max;
 	md->cut_at = cut;
-	if (s_run(s, md, 24, 12)) {
+	s->wb = wb;
+	if (wb ? s_run_wb(s, md, 24, 12) : s_run(s, md, 24, 12)) {
 		calls = md->calls;
 		s_final(s, md);
 	} else {
@@ -3518,7 +3781,7 @@ static long run_one(uint64_t seed, long cut, struct crash_totals *ct)
 		md2 = md_crash(md, rnd(&cr), mode);
 		if (rnd(&cr) % 2)
 			md2->cut_at = 1 + (long)(rnd(&cr) % 160);
-		if (s_run(s, md2, 3, -1)) {
+		if (wb ? s_run_wb(s, md2, 3, -1) : s_run(s, md2, 3, -1)) {
 			s_final(s, md2);
 		} else {
 			ct->second_cuts++;
@@ -3530,6 +3793,8 @@ static long run_one(uint64_t seed, long cut, struct crash_totals *ct)
 	}
 	ct->present += s->in_flight_present;
 	ct->absent += s->in_flight_absent;
+	ct->prefix_lost += s->wb_prefix_lost;
+	ct->unsynced += s->wb_unsynced;
 	if (s->failures) {
 		ct->failures += s->failures;
 		if (ct->failed_seeds_shown++ < 10)
@@ -3542,6 +3807,8 @@ static long run_one(uint64_t seed, long cut, struct crash_totals *ct)
 	ct->runs++;
 	model_free(&s->m);
 	model_free(&s->alt);
+	for (int i = 0; i < s->n_chain; i++)
+		model_free(&s->chain[i]);
 	free(s);
 	md_free(md);
 	return calls;
@@ -3560,15 +3827,15 @@ static void test_crash(void)
 		long cut = 0;
 
 		if (sscanf(only, "%llu:%ld", &seed, &cut) == 2)
-			(void)run_one(seed, cut, &ct);
+			(void)run_one(seed, cut, &ct, false);
 		CHECK_EQ_INT(ct.failures, 0);
 		return;
 	}
 	for (long seed = 1; seed <= seeds; seed++) {
-		long total = run_one((uint64_t)seed, 0, &ct);
+		long total = run_one((uint64_t)seed, 0, &ct, false);
 
 		for (long cut = 1; cut <= total; cut++)
-			(void)run_one((uint64_t)seed, cut, &ct);
+			(void)run_one((uint64_t)seed, cut, &ct, false);
 		ct.cut_points += total;
 	}
 	fprintf(stderr,
@@ -3591,10 +3858,52 @@ static void test_crash(void)
 	CHECK_EQ_INT(ct.failures, 0);
 }
 
+/* The crash sweep with unsynced commits (docs/cache-modes.md): after every
+ * power cut the store shows the state of the last sync followed by a
+ * prefix of the commits after it. */
+static void test_crash_wb(void)
+{
+	const char *env = getenv("MX_STORE_CRASH_SEEDS");
+	const char *only = getenv("MX_STORE_WB_ONLY");
+
+	if (only && !strchr(only, ':'))
+		only = NULL; /* just this test */
+	long seeds = env ? atol(env) : 15;
+	struct crash_totals ct = { 0 };
+	uint64_t t0 = mx_now_ns();
+
+	if (only) {
+		unsigned long long seed = 0;
+		long cut = 0;
+
+		if (sscanf(only, "%llu:%ld", &seed, &cut) == 2)
+			(void)run_one(seed, cut, &ct, true);
+		CHECK_EQ_INT(ct.failures, 0);
+		return;
+	}
+	for (long seed = 1; seed <= seeds; seed++) {
+		long total = run_one((uint64_t)seed, 0, &ct, true);
+
+		for (long cut = 1; cut <= total; cut++)
+			(void)run_one((uint64_t)seed, cut, &ct, true);
+		ct.cut_points += total;
+	}
+	fprintf(stderr,
+		"writeback crash sweep: %ld seeds, %ld cut points, %ld second "
+		"cuts, %ld unsynced commits, %ld recoveries lost an unsynced "
+		"suffix, %.1f s\n",
+		seeds, ct.cut_points, ct.second_cuts, ct.unsynced,
+		ct.prefix_lost, (double)(mx_now_ns() - t0) / 1e9);
+	CHECK(ct.cut_points > 0);
+	CHECK(ct.prefix_lost > 0); /* the sweep reached the interesting case */
+	CHECK_EQ_INT(ct.failures, 0);
+}
+
 int main(void)
 {
 	const char *t = getenv("TMPDIR");
-	bool crash_only = getenv("MX_STORE_CRASH_ONLY") != NULL;
+	bool wb_only = getenv("MX_STORE_WB_ONLY") != NULL;
+	bool crash_only = getenv("MX_STORE_CRASH_ONLY") != NULL || wb_only;
 
 	(void)snprintf(tmp_root, sizeof(tmp_root), "%s/mx-store-XXXXXX",
 		       t && *t ? t : "/tmp");
@@ -3615,8 +3924,12 @@ int main(void)
 		test_pglog_reset();
 		test_pg_remove();
 		test_pglog_files();
+		test_wb_basics();
 	}
-	test_crash();
+	if (!wb_only)
+		test_crash();
+	if (!crash_only || wb_only)
+		test_crash_wb();
 	rm_rf(tmp_root);
 	return mx_check_done("store");
 }
