@@ -88,6 +88,7 @@ struct cop {
 	struct reply_copy *copy_out;
 	struct mx_client_read_result *read_out; /* a read request's results */
 	struct mx_client_version *ver_out;      /* a write's version; NULL: unwanted */
+	int *failed_out; /* a refused write: the failing guard's index, or -1 */
 	uint64_t tid;
 	int32_t target; /* OSD it is in flight to, or -1 */
 	bool replica;   /* a read in flight to a replica (read policy) */
@@ -429,6 +430,14 @@ static void handle_obj_reply(mixsan_cluster_t *cl, struct cop *op, uint8_t *payl
 	}
 	if (op->replica)
 		stat_inc(&cl->stats.replica_reads);
+	if (op->failed_out && mx_wire_to_errno(r.status) == -ECANCELED) {
+		/* Which guard did not hold: the first op answered ECANCELED. */
+		for (uint8_t i = 0; i < r.n_ops && i < 1u + op->n_more; i++)
+			if (mx_wire_to_errno(r.res[i].rval) == -ECANCELED) {
+				*op->failed_out = i;
+				break;
+			}
+	}
 	if (retry_or_fail(cl, op, mx_wire_to_errno(r.status), false))
 		return;
 	if (r.n_ops < 1) {
@@ -1778,6 +1787,13 @@ int mx_client_aio_write_ops_v(mixsan_pool_t *p, const char *oid, mixsan_completi
 			      const struct mx_osd_op *ops, unsigned n,
 			      struct mx_client_version *ver)
 {
+	return mx_client_aio_write_ops_f(p, oid, c, ops, n, ver, NULL);
+}
+
+int mx_client_aio_write_ops_f(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			      const struct mx_osd_op *ops, unsigned n,
+			      struct mx_client_version *ver, int *failed)
+{
 	struct cop *op;
 
 	if (!p || !c || !ops || check_oid(oid) < 0 || n == 0 || n > MX_MSG_MAX_OPS)
@@ -1792,6 +1808,9 @@ int mx_client_aio_write_ops_v(mixsan_pool_t *p, const char *oid, mixsan_completi
 	if (!op)
 		return -ENOMEM;
 	op->ver_out = ver;
+	op->failed_out = failed;
+	if (failed)
+		*failed = -1;
 	return cop_submit(p->cl, op);
 }
 
@@ -1987,6 +2006,12 @@ int mx_client_write_ops(mixsan_pool_t *p, const char *oid, const struct mx_osd_o
 			unsigned n, struct mx_client_version *ver)
 {
 	MX_SYNC(mx_client_aio_write_ops_v(p, oid, c_, ops, n, ver));
+}
+
+int mx_client_write_ops_f(mixsan_pool_t *p, const char *oid, const struct mx_osd_op *ops,
+			  unsigned n, struct mx_client_version *ver, int *failed)
+{
+	MX_SYNC(mx_client_aio_write_ops_f(p, oid, c_, ops, n, ver, failed));
 }
 
 int mx_client_read_ops(mixsan_pool_t *p, const char *oid, const struct mx_osd_op *ops,

@@ -99,6 +99,15 @@ int mx_client_aio_write_ops_v(mixsan_pool_t *p, const char *oid, mixsan_completi
 /* The synchronous form: 0 or a negative errno as above. */
 int mx_client_write_ops(mixsan_pool_t *p, const char *oid, const struct mx_osd_op *ops,
 			unsigned n, struct mx_client_version *ver);
+/* The same again, and *failed (unless NULL) says which guard did not hold
+ * when c gets -ECANCELED: the index of the first op the OSD answered
+ * ECANCELED (docs/cache-tiering.md, "Two new OSD primitives"); -1 in every
+ * other case.  failed must stay valid until c completes. */
+int mx_client_aio_write_ops_f(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			      const struct mx_osd_op *ops, unsigned n,
+			      struct mx_client_version *ver, int *failed);
+int mx_client_write_ops_f(mixsan_pool_t *p, const char *oid, const struct mx_osd_op *ops,
+			  unsigned n, struct mx_client_version *ver, int *failed);
 
 /* One op's result in a read request. */
 struct mx_client_op_result {

@@ -388,14 +388,19 @@ fail:
  * at least one op that is not a guard.  Returns 0 if every guard holds;
  * -EINVAL if the request's guards are malformed (flags, name, place, or an
  * ordered comparison with an operand of another length than the value),
- * whatever the other guards say; else -ECANCELED if one does not hold;
- * or the store's error.
+ * whatever the other guards say; else -ECANCELED if one does not hold,
+ * with rvals[i] (wire codes, one per op) ECANCELED for each guard i that
+ * does not hold and 0 for every other op, so the client can tell which of
+ * its guards failed (docs/cache-tiering.md); or the store's error.
  */
 static int check_guards(struct osd *osd, const struct mx_msg_osd_op *m,
-			const struct mx_objkey *key, bool exists)
+			const struct mx_objkey *key, bool exists, int32_t *rvals)
 {
 	uint8_t n_guards = 0;
 	bool canceled = false;
+
+	for (uint8_t i = 0; i < m->n_ops; i++)
+		rvals[i] = 0;
 
 	while (n_guards < m->n_ops && m->ops[n_guards].op == MX_OP_CMPXATTR)
 		n_guards++;
@@ -422,7 +427,10 @@ static int check_guards(struct osd *osd, const struct mx_msg_osd_op *m,
 		free(v);
 		if (r < 0)
 			return r;
-		canceled |= r == 0;
+		if (r == 0) {
+			rvals[i] = mx_errno_to_wire(-ECANCELED);
+			canceled = true;
+		}
 	}
 	return canceled ? -ECANCELED : 0;
 }
@@ -430,7 +438,7 @@ static int check_guards(struct osd *osd, const struct mx_msg_osd_op *m,
 /* Turn the logical ops of a request into one physical transaction on the
  * committed state of the object.  Fills txops (at most MX_TXN_MAX_OPS
  * entries) and rvals; returns the op count or a negative errno (nothing
- * changes). */
+ * changes; on -ECANCELED, rvals say which guards did not hold). */
 static int plan_write(struct osd *osd, const struct mx_msg_osd_op *m,
 		      const struct mx_objkey *key, struct mx_txn_op *txops, int32_t *rvals)
 {
@@ -439,7 +447,7 @@ static int plan_write(struct osd *osd, const struct mx_msg_osd_op *m,
 	uint64_t size = exists ? st.size : 0;
 	int n = 0, r;
 
-	r = check_guards(osd, m, key, exists);
+	r = check_guards(osd, m, key, exists, rvals);
 	if (r < 0)
 		return r;
 	for (uint8_t i = 0; i < m->n_ops; i++) {
@@ -801,6 +809,13 @@ static void do_writes(struct osd *osd, struct session *s, uint64_t tid,
 		return;
 	}
 	n = plan_write(osd, m, key, txops, p->rvals);
+	if (n == -ECANCELED) {
+		/* A guard did not hold: each op's result says which. */
+		reply_done(osd, s, tid, mx_errno_to_wire(n), (struct mx_version){0, 0}, m->n_ops,
+			   p->rvals);
+		free(p);
+		return;
+	}
 	if (n < 0) {
 		free(p);
 		reply_status(osd, s, tid, n);

@@ -14,7 +14,10 @@
  *   5. a read request returns data, attributes and the object's version at
  *      once; the version grows with every write and is the one the write
  *      returned; an absent object is ENOENT, a write op in it EINVAL;
- *   6. with the primary killed (kill -9), a guarded write and a read request
+ *   6. a request refused by one of its guards says which one failed (the
+ *      index of the first guard the OSD answered ECANCELED), and -1 when
+ *      it succeeds or fails otherwise;
+ *   7. with the primary killed (kill -9), a guarded write and a read request
  *      issued at once are resent to the next primary once the map changes,
  *      and still agree on the version.
  * Then every replica must hold the same objects.
@@ -385,6 +388,46 @@ static void test_read_ops(mixsan_pool_t *p)
 }
 
 /* The primary of oid in the client's map (-1 if none). */
+/* 6. Which guard failed, among two. */
+static void test_which_guard(mixsan_pool_t *p)
+{
+	const char *oid = "which";
+	struct mx_osd_op ops[3];
+	char buf[8];
+	int failed = 42;
+
+	ops[0] = setx("a", "1", 1);
+	ops[1] = setx("b", "2", 1);
+	H_CHECK(mx_client_write_ops_f(p, oid, ops, 2, NULL, &failed) == 0 && failed == -1);
+
+	ops[0] = guard(MX_CMP_EQ, "a", "1", 1);
+	ops[1] = guard(MX_CMP_EQ, "b", "9", 1); /* does not hold */
+	ops[2] = setx("c", "3", 1);
+	H_CHECK(mx_client_write_ops_f(p, oid, ops, 3, NULL, &failed) == -ECANCELED);
+	H_CHECK(failed == 1);
+
+	ops[0] = guard(MX_CMP_EQ, "a", "9", 1); /* does not hold */
+	ops[1] = guard(MX_CMP_EQ, "b", "2", 1);
+	H_CHECK(mx_client_write_ops_f(p, oid, ops, 3, NULL, &failed) == -ECANCELED);
+	H_CHECK(failed == 0);
+
+	ops[0] = guard(MX_CMP_EQ, "a", "9", 1); /* both fail: the first is named */
+	ops[1] = guard(MX_CMP_GT, "b", "5", 1);
+	H_CHECK(mx_client_write_ops_f(p, oid, ops, 3, NULL, &failed) == -ECANCELED);
+	H_CHECK(failed == 0);
+
+	ops[0] = guard(MX_CMP_LT, "a", "", 0); /* malformed: EINVAL, no index */
+	ops[1] = guard(MX_CMP_EQ, "b", "9", 1);
+	H_CHECK(mx_client_write_ops_f(p, oid, ops, 3, NULL, &failed) == -EINVAL);
+	H_CHECK(failed == -1);
+	H_CHECK(getx(p, oid, "c", buf, sizeof(buf)) == -ENODATA);
+
+	ops[0] = guard(MX_CMP_GE, "a", "1", 1);
+	ops[1] = guard(MX_CMP_EQ, "b", "2", 1);
+	H_CHECK(mx_client_write_ops_f(p, oid, ops, 3, NULL, &failed) == 0 && failed == -1);
+	H_CHECK(getx(p, oid, "c", buf, sizeof(buf)) == 1 && buf[0] == '3');
+}
+
 static int primary_of(mixsan_cluster_t *cl, int64_t pool, const char *oid)
 {
 	int32_t acting[3];
@@ -515,6 +558,7 @@ int main(void)
 	test_malformed(p);
 	test_versions(p);
 	test_read_ops(p);
+	test_which_guard(p);
 	if (c.external)
 		fprintf(stderr, "guards: an external cluster: no kill\n");
 	else
