@@ -445,6 +445,7 @@ static int plan_write(struct osd *osd, const struct mx_msg_osd_op *m,
 	struct mx_obj_stat st;
 	bool exists = mx_store_stat(osd->store, key, &st) == 0;
 	uint64_t size = exists ? st.size : 0;
+	bool changed = false; /* an op before this one changes the object */
 	int n = 0, r;
 
 	r = check_guards(osd, m, key, exists, rvals);
@@ -539,7 +540,10 @@ static int plan_write(struct osd *osd, const struct mx_msg_osd_op *m,
 				return -EINVAL;
 			if (!exists)
 				return -ENOENT;
-			if (i == 0) {
+			if (!changed) {
+				/* Only guards before it: the attribute must
+				 * be there (ENODATA otherwise), as without
+				 * them. */
 				r = mx_store_getxattr(osd->store, key, o->xname, &v, &l);
 				free(v);
 				if (r < 0)
@@ -555,6 +559,7 @@ static int plan_write(struct osd *osd, const struct mx_msg_osd_op *m,
 		default:
 			return -EINVAL;
 		}
+		changed |= o->op != MX_OP_CMPXATTR;
 	}
 	(void)exists;
 	return n > 0 ? n : -EINVAL;
