@@ -22,6 +22,7 @@
  * A request keeps its tid through every resend, so an OSD that already
  * executed it answers from its record instead of applying it twice.
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -33,6 +34,7 @@
 
 #include "internal.h"
 #include "authconn.h"
+#include "tier.h"
 #include "cache.h"
 #include "list.h"
 #include "log.h"
@@ -93,6 +95,7 @@ struct cop {
 	int32_t target; /* OSD it is in flight to, or -1 */
 	bool replica;   /* a read in flight to a replica (read policy) */
 	bool to_primary; /* a replica sent it back: the primary's now */
+	bool raw;        /* from a raw pool handle: never routed through a tier */
 	struct mx_conn *sent_on; /* the connection it went out on */
 	uint64_t retry_at_ns;
 	uint64_t deadline_ns; /* 0: none */
@@ -155,11 +158,14 @@ struct mixsan_cluster {
 	uint8_t nloc;
 	uint64_t rng;
 	struct mx_bcache *cache; /* snapshot data (docs/vdi-cache.md) */
+	struct mx_tier *tier;    /* cache tiering's workers, made on first use
+				    (under lock); NULL: none yet */
 };
 
 struct mixsan_pool {
 	mixsan_cluster_t *cl;
 	int32_t id;
+	bool raw; /* requests go to this pool itself, whatever its tier */
 };
 
 static void cop_send(mixsan_cluster_t *cl, struct cop *op);
@@ -411,11 +417,13 @@ static void read_result_fill(mixsan_cluster_t *cl, struct cop *op,
 	cop_complete(op, 0);
 }
 
+static void failed_note(struct cop *op, const struct mx_msg_osd_op_reply *r);
+static void cop_answer(mixsan_cluster_t *cl, struct cop *op, const struct mx_msg_osd_op_reply *r);
+
 static void handle_obj_reply(mixsan_cluster_t *cl, struct cop *op, uint8_t *payload,
 			     uint32_t len)
 {
 	struct mx_msg_osd_op_reply r;
-	int err;
 
 	if (mx_dec_osd_op_reply(payload, len, &r) < 0) {
 		cop_complete(op, -EBADMSG);
@@ -430,16 +438,32 @@ static void handle_obj_reply(mixsan_cluster_t *cl, struct cop *op, uint8_t *payl
 	}
 	if (op->replica)
 		stat_inc(&cl->stats.replica_reads);
-	if (op->failed_out && mx_wire_to_errno(r.status) == -ECANCELED) {
-		/* Which guard did not hold: the first op answered ECANCELED. */
-		for (uint8_t i = 0; i < r.n_ops && i < 1u + op->n_more; i++)
-			if (mx_wire_to_errno(r.res[i].rval) == -ECANCELED) {
-				*op->failed_out = i;
-				break;
-			}
-	}
+	failed_note(op, &r);
 	if (retry_or_fail(cl, op, mx_wire_to_errno(r.status), false))
 		return;
+	cop_answer(cl, op, &r);
+}
+
+/* A refused write: which guard did not hold, the first op answered
+ * ECANCELED, for the caller that asked (mx_client_aio_write_ops_f). */
+static void failed_note(struct cop *op, const struct mx_msg_osd_op_reply *r)
+{
+	if (!op->failed_out || mx_wire_to_errno(r->status) != -ECANCELED)
+		return;
+	for (uint8_t i = 0; i < r->n_ops && i < 1u + op->n_more; i++)
+		if (mx_wire_to_errno(r->res[i].rval) == -ECANCELED) {
+			*op->failed_out = i;
+			return;
+		}
+}
+
+/* Complete op with a successful reply r: each op's result to where the
+ * caller asked for it. */
+static void cop_answer(mixsan_cluster_t *cl, struct cop *op, const struct mx_msg_osd_op_reply *r0)
+{
+	const struct mx_msg_osd_op_reply r = *r0;
+	int err;
+
 	if (r.n_ops < 1) {
 		cop_complete(op, -EBADMSG);
 		return;
@@ -1394,6 +1418,8 @@ void mixsan_shutdown(mixsan_cluster_t *cl)
 {
 	if (!cl)
 		return;
+	/* The tier's workers first: their requests need the loop. */
+	mx_tier_free(cl->tier);
 	pthread_mutex_lock(&cl->lock);
 	cl->stopping = true;
 	pthread_cond_broadcast(&cl->cond);
@@ -1614,6 +1640,67 @@ mixsan_cluster_t *mx_client_pool_cluster(mixsan_pool_t *p)
 	return p->cl;
 }
 
+int mx_client_pool_open_raw(mixsan_cluster_t *cl, int64_t id, mixsan_pool_t **out)
+{
+	int r = mx_client_pool_open_id(cl, id, out);
+
+	if (r == 0)
+		(*out)->raw = true;
+	return r;
+}
+
+uint64_t mx_client_id(mixsan_cluster_t *cl)
+{
+	return cl->client_id;
+}
+
+/* Requests as cache tiering sees them (tier.h). */
+
+const char *mx_cop_oid(const struct cop *op)
+{
+	return op->name;
+}
+
+unsigned mx_cop_ops(const struct cop *op, struct mx_osd_op *out)
+{
+	for (unsigned i = 0; i < 1u + op->n_more; i++)
+		out[i] = *cop_op(op, i);
+	return 1u + op->n_more;
+}
+
+void mx_cop_answer(struct cop *op, int err, const struct mx_client_read_result *res,
+		   const struct mx_client_version *ver, int failed)
+{
+	struct mx_msg_osd_op_reply r;
+	unsigned n = 1u + op->n_more;
+
+	memset(&r, 0, sizeof(r));
+	if (err == -ESTALE || err == -EAGAIN)
+		err = -EIO; /* retried below us already; never parked here */
+	r.status = mx_errno_to_wire(err);
+	r.n_ops = (uint8_t)n;
+	if (res) {
+		assert(res->n == n);
+		for (unsigned i = 0; i < n; i++) {
+			r.res[i].rval = mx_errno_to_wire(res->ops[i].rval);
+			r.res[i].data = res->ops[i].data;
+			r.res[i].data_len = res->ops[i].len;
+		}
+	} else if (err == -ECANCELED && failed >= 0 && (unsigned)failed < n) {
+		r.res[failed].rval = mx_errno_to_wire(err);
+	}
+	if (ver) {
+		r.ver_epoch = ver->epoch;
+		r.ver_seq = ver->seq;
+	}
+	failed_note(op, &r);
+	if (err < 0) {
+		cop_complete(op, err);
+		return;
+	}
+	cop_answer(op->cl, op, &r);
+}
+
 void mixsan_pool_close(mixsan_pool_t *p)
 {
 	free(p);
@@ -1663,17 +1750,68 @@ static struct cop *cop_new(mixsan_pool_t *p, const char *oid, mixsan_completion_
 	op->op.op = opcode;
 	op->comp = c;
 	op->target = -1;
+	op->raw = p->raw;
 	mx_list_init(&op->link);
 	return op;
 }
 
+/* Under cl->lock: whether requests to pool go through its cache tier (a
+ * cache in mode writeback or readonly, docs/cache-tiering.md), and how. */
+static bool tier_route_locked(mixsan_cluster_t *cl, int32_t pool, struct mx_tier_route *rt)
+{
+	const struct mx_pool *b, *c;
+
+	b = cl->map ? mx_map_pool_by_id(cl->map, pool) : NULL;
+	if (!b || b->tier < 0)
+		return false;
+	c = mx_map_pool_by_id(cl->map, b->tier);
+	if (!c || (c->cache_mode != MX_CACHE_WRITEBACK && c->cache_mode != MX_CACHE_READONLY))
+		return false;
+	rt->base = b->id;
+	rt->cache = c->id;
+	rt->mode = c->cache_mode;
+	rt->min_hits = c->promote_min_hits;
+	rt->period_s = c->hit_period_s;
+	return true;
+}
+
+bool mx_client_tier_route(mixsan_cluster_t *cl, int32_t pool, struct mx_tier_route *rt)
+{
+	bool r;
+
+	pthread_mutex_lock(&cl->lock);
+	r = tier_route_locked(cl, pool, rt);
+	pthread_mutex_unlock(&cl->lock);
+	return r;
+}
+
 static int cop_submit(mixsan_cluster_t *cl, struct cop *op)
 {
+	struct mx_tier_route rt;
+
 	pthread_mutex_lock(&cl->lock);
 	if (cl->stopping) {
 		pthread_mutex_unlock(&cl->lock);
 		cop_free(op);
 		return -ENOTCONN;
+	}
+	if (op->kind == COP_OBJ && op->comp && !op->raw && tier_route_locked(cl, op->pool, &rt)) {
+		/* A tiered pool: a worker runs it as guarded requests on the
+		 * two pools (tier.c) and completes it. */
+		int r = 0;
+
+		if (!cl->tier)
+			r = mx_tier_new(cl, &cl->tier);
+		pthread_mutex_unlock(&cl->lock);
+		if (r == 0)
+			r = mx_tier_check(op);
+		if (r < 0) {
+			cop_free(op);
+			return r;
+		}
+		mx_completion_arm(op->comp);
+		mx_tier_submit(cl->tier, &rt, op);
+		return 0;
 	}
 	op->tid = new_tid(cl);
 	mx_completion_arm(op->comp);
@@ -2093,12 +2231,15 @@ int mixsan_list(mixsan_pool_t *p,
 		void *arg)
 {
 	const struct mx_pool *pool;
+	struct mx_tier_route rt;
 	uint32_t pg_num;
 	char cursor[MX_OBJ_NAME_MAX + 1];
 	int ret = 0;
 
 	if (!p || !cb)
 		return -EINVAL;
+	if (!p->raw && mx_client_tier_route(p->cl, p->id, &rt))
+		return mx_tier_list(p->cl, &rt, cb, arg);
 	pthread_mutex_lock(&p->cl->lock);
 	pool = p->cl->map ? mx_map_pool_by_id(p->cl->map, p->id) : NULL;
 	pg_num = pool ? pool->pg_num : 0;

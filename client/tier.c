@@ -1,0 +1,1031 @@
+/*
+ * Cache tiering, the client's part (docs/cache-tiering.md, "Who does
+ * what"): a request to a base pool whose cache pool is in mode writeback
+ * or readonly runs here, on one of a few worker threads of the cluster
+ * handle, as straight-line synchronous steps: guarded requests on raw
+ * handles of the two pools, then the caller's answer.  The OSDs keep no
+ * tiering state; every step is a guarded request, so two clients (and,
+ * later, the agents) acting on one object cannot break an invariant.
+ *
+ * THE STATE OF AN OBJECT IN THE CACHE POOL (attributes under "_tier.")
+ *
+ *   absent      no cache object: the base is authoritative
+ *   stub        no _tier.p: the base is authoritative; _tier.src = the
+ *               newest base version recorded (eviction, readonly write)
+ *   claimed     _tier.p = "promoting:N": a promotion in steps by N
+ *   present     _tier.p = "1": the authority for its object; dirty when
+ *               _tier.d is set (writeback writes), and removed when
+ *               _tier.rm is set (it stands for "no such object")
+ *
+ * Transitions made here:
+ *   absent/stub --(promote: one request, or claim, copy, finish)--> present
+ *   absent/stub --(promote of an object the base lacks)--> present, removed
+ *   claimed     --(abandon, or another's takeover after
+ *                  PROMOTE_TIMEOUT_NS)--> stub
+ *   present     --(wb_write)--> present, dirty (removed if it removes)
+ *   any         --(ro_write, after the base write)--> stub, _tier.src = B
+ */
+#include <errno.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+
+#include "tier.h"
+#include "buf.h"
+#include "map.h"
+#include "msg.h"
+#include "store.h"
+#include "util.h"
+
+#define TIER_WORKERS 4
+#define TIER_PREFIX "_tier."
+#define A_P "_tier.p"     /* "1": present; "promoting:N": claimed */
+#define A_SRC "_tier.src" /* base version (16 bytes, big-endian) recorded */
+#define A_D "_tier.d"     /* dirty: a nonce per write */
+#define A_RM "_tier.rm"   /* present copy of a removed object */
+
+#define HIT_SLOTS MX_PROMOTE_HITS_MAX /* periods a hit set spans at most */
+#define HIT_KEPT 4                     /* periods counted, at least */
+#define BLOOM_BITS (1u << 16)          /* per period and pool */
+#define PROMOTE_CHUNK (4u << 20)       /* bytes per copy request */
+#define PROMOTE_TIMEOUT_NS (30ull * 1000000000ull) /* a claim's takeover */
+/* A tenth of stub_grace_s (one hour): a sequence whose base read is older
+ * is abandoned (invariant 6). */
+#define BASE_READ_MAX_NS (360ull * 1000000000ull)
+#define JOB_DEADLINE_NS (120ull * 1000000000ull)
+
+struct hitset {
+	uint64_t period; /* monotonic seconds / period_s; 0: empty */
+	uint64_t bits[BLOOM_BITS / 64];
+};
+
+/* One base pool's hit sets: a Bloom filter per period, the newest
+ * HIT_SLOTS periods in a ring. */
+struct poolhits {
+	struct poolhits *next;
+	int32_t pool;
+	unsigned period_s;
+	struct hitset sets[HIT_SLOTS];
+};
+
+struct job {
+	struct job *next;
+	struct mx_tier_route rt;
+	struct cop *op;
+};
+
+struct mx_tier {
+	mixsan_cluster_t *cl;
+	pthread_mutex_t lock; /* guards everything below */
+	pthread_cond_t cond;
+	struct job *head, **tail; /* queued requests */
+	bool stopping;
+	pthread_t threads[TIER_WORKERS];
+	unsigned n_threads;
+	struct poolhits *hits; /* From malloc(), a list */
+	uint64_t nonce;
+};
+
+/* One request as a worker runs it. */
+struct ctx {
+	struct mx_tier *t;
+	struct mx_tier_route rt;
+	struct cop *op;  /* NULL once answered */
+	char oid[MX_OBJ_NAME_MAX + 1]; /* a copy: the promotion after a
+					  read's answer outlives op */
+	struct mx_osd_op ops[MX_MSG_MAX_OPS]; /* the caller's, names in op */
+	unsigned n;
+	mixsan_pool_t *base, *cache; /* raw handles */
+	uint64_t deadline_ns;
+	/* A claim seen in the way, and since when (the takeover's clock). */
+	char claim[64];
+	uint64_t claim_since_ns;
+};
+
+/* Ops --------------------------------------------------------------------- */
+
+static struct mx_osd_op guard(uint32_t flags, const char *name, const void *v, uint32_t len)
+{
+	struct mx_osd_op o = {.op = MX_OP_CMPXATTR, .flags = flags, .xname = name,
+			      .data = v, .data_len = len};
+	return o;
+}
+
+static struct mx_osd_op setx(const char *name, const void *v, uint32_t len)
+{
+	struct mx_osd_op o = {.op = MX_OP_SETXATTR, .xname = name, .data = v, .data_len = len};
+	return o;
+}
+
+static struct mx_osd_op simple(uint8_t opcode)
+{
+	struct mx_osd_op o = {.op = opcode};
+	return o;
+}
+
+static bool is_read(uint8_t op)
+{
+	return op == MX_OP_READ || op == MX_OP_STAT || op == MX_OP_GETXATTR ||
+	       op == MX_OP_LISTXATTRS;
+}
+
+static bool tier_name(const char *name)
+{
+	return name && strncmp(name, TIER_PREFIX, strlen(TIER_PREFIX)) == 0;
+}
+
+/* A GETXATTR result that holds exactly s. */
+static bool attr_is(const struct mx_client_op_result *o, const char *s)
+{
+	size_t l = strlen(s);
+
+	return o->rval == 0 && o->len == l && memcmp(o->data, s, l) == 0;
+}
+
+static void sleep_ms(unsigned ms)
+{
+	struct timespec ts = {.tv_sec = ms / 1000, .tv_nsec = (long)(ms % 1000) * 1000000L};
+
+	nanosleep(&ts, NULL);
+}
+
+static unsigned backoff(unsigned attempt)
+{
+	unsigned d = 2u << (attempt < 7 ? attempt : 7);
+
+	return d > 200 ? 200 : d;
+}
+
+static void nonce(struct mx_tier *t, char *buf, size_t sz)
+{
+	uint64_t k;
+
+	pthread_mutex_lock(&t->lock);
+	k = ++t->nonce;
+	pthread_mutex_unlock(&t->lock);
+	snprintf(buf, sz, "%016llx.%llx.%llx", (unsigned long long)mx_client_id(t->cl),
+		 (unsigned long long)mx_now_ns(), (unsigned long long)k);
+}
+
+/* Hit sets (docs/cache-tiering.md, "Promotion by recency and frequency") -- */
+
+static void bloom_pos(const struct ctx *x, uint32_t pos[2])
+{
+	uint64_t h = mx_hash64(x->oid, strlen(x->oid), (uint64_t)(uint32_t)x->rt.base);
+
+	pos[0] = (uint32_t)h % BLOOM_BITS;
+	pos[1] = (uint32_t)(h >> 32) % BLOOM_BITS;
+}
+
+/* Count a miss of x's object; true if it is now in promote_min_hits of the
+ * periods kept (this one included): then it is to be promoted. */
+static bool hit_miss(struct ctx *x)
+{
+	struct mx_tier *t = x->t;
+	unsigned period_s = x->rt.period_s ? x->rt.period_s : 1;
+	unsigned kept = x->rt.min_hits > HIT_KEPT ? x->rt.min_hits : HIT_KEPT;
+	uint64_t now = mx_now_ns() / 1000000000ull / period_s + 1;
+	struct poolhits *ph;
+	struct hitset *hs;
+	unsigned count = 0;
+	uint32_t pos[2];
+
+	if (kept > HIT_SLOTS)
+		kept = HIT_SLOTS;
+	bloom_pos(x, pos);
+	pthread_mutex_lock(&t->lock);
+	for (ph = t->hits; ph; ph = ph->next)
+		if (ph->pool == x->rt.base)
+			break;
+	if (!ph) {
+		ph = calloc(1, sizeof(*ph));
+		if (!ph) {
+			pthread_mutex_unlock(&t->lock);
+			return false;
+		}
+		ph->pool = x->rt.base;
+		ph->next = t->hits;
+		t->hits = ph;
+	}
+	if (ph->period_s != period_s) { /* a new period length: start over */
+		memset(ph->sets, 0, sizeof(ph->sets));
+		ph->period_s = period_s;
+	}
+	hs = &ph->sets[now % HIT_SLOTS];
+	if (hs->period != now) {
+		memset(hs->bits, 0, sizeof(hs->bits));
+		hs->period = now;
+	}
+	for (int i = 0; i < 2; i++)
+		hs->bits[pos[i] / 64] |= 1ull << (pos[i] % 64);
+	for (unsigned i = 0; i < HIT_SLOTS; i++) {
+		hs = &ph->sets[i];
+		if (hs->period == 0 || hs->period > now || now - hs->period >= kept)
+			continue;
+		if ((hs->bits[pos[0] / 64] >> (pos[0] % 64) & 1) &&
+		    (hs->bits[pos[1] / 64] >> (pos[1] % 64) & 1))
+			count++;
+	}
+	pthread_mutex_unlock(&t->lock);
+	return count >= x->rt.min_hits;
+}
+
+/* Attribute lists ---------------------------------------------------------- */
+
+struct xlist {
+	unsigned n;
+	struct mx_wbuf w;
+	/* for collecting (promotion) */
+	char (*names)[MX_XATTR_NAME_MAX + 1]; /* From malloc() */
+	const void **values;                  /* into the LISTXATTRS result */
+	uint32_t *lens;                       /* From malloc() */
+	unsigned cap;
+};
+
+static int count_cb(void *arg, const char *name, const void *v, size_t len)
+{
+	struct xlist *l = arg;
+
+	(void)v;
+	(void)len;
+	if (!tier_name(name))
+		l->n++;
+	return 0;
+}
+
+static int put_cb(void *arg, const char *name, const void *v, size_t len)
+{
+	struct xlist *l = arg;
+
+	if (!tier_name(name)) {
+		mx_put_str(&l->w, name);
+		mx_put_blob(&l->w, v, (uint32_t)len);
+	}
+	return 0;
+}
+
+/* Take the tier's attributes out of every LISTXATTRS result of res. */
+static int hide_tier_attrs(const struct mx_osd_op *ops, struct mx_client_read_result *res)
+{
+	for (unsigned i = 0; i < res->n; i++) {
+		struct mx_client_op_result *o = &res->ops[i];
+		struct xlist l = {0};
+
+		if (ops[i].op != MX_OP_LISTXATTRS || o->rval < 0)
+			continue;
+		if (mx_client_xattrs_walk(o->data, o->len, count_cb, &l) < 0)
+			return -EBADMSG;
+		mx_wbuf_init(&l.w);
+		mx_put_u32(&l.w, l.n);
+		(void)mx_client_xattrs_walk(o->data, o->len, put_cb, &l);
+		if (l.w.err) {
+			mx_wbuf_free(&l.w);
+			return -ENOMEM;
+		}
+		free(o->data);
+		o->data = l.w.data; /* taken over */
+		o->len = (uint32_t)l.w.len;
+	}
+	return 0;
+}
+
+static int collect_cb(void *arg, const char *name, const void *v, size_t len)
+{
+	struct xlist *l = arg;
+
+	if (tier_name(name))
+		return 0;
+	if (l->n == l->cap) {
+		unsigned cap = l->cap ? 2 * l->cap : 16;
+		void *a = realloc(l->names, cap * sizeof(*l->names));
+
+		if (!a)
+			return -ENOMEM;
+		l->names = a;
+		a = realloc(l->values, cap * sizeof(*l->values));
+		if (!a)
+			return -ENOMEM;
+		l->values = a;
+		a = realloc(l->lens, cap * sizeof(*l->lens));
+		if (!a)
+			return -ENOMEM;
+		l->lens = a;
+		l->cap = cap;
+	}
+	snprintf(l->names[l->n], sizeof(l->names[0]), "%s", name);
+	l->values[l->n] = v;
+	l->lens[l->n] = (uint32_t)len;
+	l->n++;
+	return 0;
+}
+
+static void xlist_free(struct xlist *l)
+{
+	free(l->names);
+	free(l->values);
+	free(l->lens);
+}
+
+/* Promotion ---------------------------------------------------------------- */
+
+/* Leave a claimed copy as a stub again (our claim, or another's that
+ * timed out): emptied, _tier.src kept. */
+static int unclaim(struct ctx *x, const char *claim, const uint8_t *src, uint32_t src_len)
+{
+	struct mx_osd_op q[4];
+	unsigned k = 0;
+
+	q[k++] = guard(MX_CMP_EQ, A_P, claim, (uint32_t)strlen(claim));
+	q[k++] = simple(MX_OP_REMOVE);
+	q[k++] = simple(MX_OP_CREATE);
+	if (src_len)
+		q[k++] = setx(A_SRC, src, src_len);
+	return mx_client_write_ops(x->cache, x->oid, q, k, NULL);
+}
+
+/* Copy the rest of a large object under our claim: data after the first
+ * read (the base still at version bv), then the attributes.  0, or
+ * -EAGAIN when the claim was lost or the base moved. */
+static int promote_steps(struct ctx *x, const char *claim, const uint8_t *bbe,
+			 const struct mx_client_version *bv, uint64_t size, uint64_t have,
+			 const struct xlist *attrs, uint64_t t0)
+{
+	const uint32_t cl = (uint32_t)strlen(claim);
+	struct mx_osd_op q[MX_MSG_MAX_OPS];
+	int r;
+
+	for (uint64_t off = have; off < size; off += PROMOTE_CHUNK) {
+		struct mx_osd_op rd[2] = {simple(MX_OP_STAT), simple(MX_OP_READ)};
+		struct mx_client_read_result res;
+
+		rd[1].off = off;
+		rd[1].len = PROMOTE_CHUNK;
+		r = mx_client_read_ops(x->base, x->oid, rd, 2, &res);
+		if (r < 0)
+			return r == -ENOENT ? -EAGAIN : r;
+		if (res.ver.epoch != bv->epoch || res.ver.seq != bv->seq ||
+		    mx_now_ns() - t0 > BASE_READ_MAX_NS) {
+			mx_client_read_result_free(&res);
+			return -EAGAIN; /* the base moved on: start again */
+		}
+		q[0] = guard(MX_CMP_EQ, A_P, claim, cl);
+		q[1] = simple(MX_OP_WRITE);
+		q[1].off = off;
+		q[1].data = res.ops[1].data;
+		q[1].data_len = res.ops[1].len;
+		r = mx_client_write_ops(x->cache, x->oid, q, 2, NULL);
+		mx_client_read_result_free(&res);
+		if (r < 0)
+			return r == -ECANCELED ? -EAGAIN : r;
+	}
+	for (unsigned i = 0; i < attrs->n;) {
+		unsigned k = 0;
+
+		q[k++] = guard(MX_CMP_EQ, A_P, claim, cl);
+		while (i < attrs->n && k < MX_MSG_MAX_OPS) {
+			q[k++] = setx(attrs->names[i], attrs->values[i], attrs->lens[i]);
+			i++;
+		}
+		r = mx_client_write_ops(x->cache, x->oid, q, k, NULL);
+		if (r < 0)
+			return r == -ECANCELED ? -EAGAIN : r;
+	}
+	if (mx_now_ns() - t0 > BASE_READ_MAX_NS)
+		return -EAGAIN;
+	q[0] = guard(MX_CMP_EQ, A_P, claim, cl);
+	q[1] = setx(A_P, "1", 1);
+	q[2] = setx(A_SRC, bbe, 16);
+	r = mx_client_write_ops(x->cache, x->oid, q, 3, NULL);
+	return r == -ECANCELED ? -EAGAIN : r;
+}
+
+/*
+ * Make x's object present in the cache ("Promote"): read the base (data,
+ * attributes, version B) and install it guarded on "_tier.p absent" and
+ * "_tier.src <= B" (invariant 4), in one request when it fits, else under
+ * a claim.  An object the base lacks becomes a present, removed copy.
+ * Returns 0 when the object is present (by us or another), -EAGAIN to try
+ * again at once, -EBUSY when another's claim is in the way (try later), or
+ * an error.
+ */
+static int promote(struct ctx *x)
+{
+	struct mx_osd_op pr[2] = {{.op = MX_OP_GETXATTR, .xname = A_P},
+				  {.op = MX_OP_GETXATTR, .xname = A_SRC}};
+	struct mx_osd_op rd[3] = {simple(MX_OP_STAT), simple(MX_OP_LISTXATTRS),
+				  simple(MX_OP_READ)};
+	struct mx_osd_op q[MX_MSG_MAX_OPS];
+	struct mx_client_read_result cres, bres;
+	struct xlist attrs = {0};
+	struct mx_osd_stat st;
+	uint8_t src[16], bbe[16];
+	uint32_t src_len = 0;
+	uint64_t t0;
+	unsigned k = 0;
+	int r;
+
+	/* The cache's state. */
+	r = mx_client_read_ops(x->cache, x->oid, pr, 2, &cres);
+	if (r < 0 && r != -ENOENT)
+		return r;
+	if (r == 0) {
+		if (attr_is(&cres.ops[0], "1")) {
+			mx_client_read_result_free(&cres);
+			return 0;
+		}
+		if (cres.ops[1].rval == 0 && cres.ops[1].len == 16) {
+			memcpy(src, cres.ops[1].data, 16);
+			src_len = 16;
+		}
+		if (cres.ops[0].rval == 0) {
+			/* Claimed by a promotion in steps: wait, or take it
+			 * over once the same claim has stood too long. */
+			char seen[64];
+
+			snprintf(seen, sizeof(seen), "%.*s", (int)cres.ops[0].len,
+				 (const char *)cres.ops[0].data);
+			mx_client_read_result_free(&cres);
+			if (strcmp(seen, x->claim) != 0) {
+				snprintf(x->claim, sizeof(x->claim), "%s", seen);
+				x->claim_since_ns = mx_now_ns();
+				return -EBUSY;
+			}
+			if (mx_now_ns() - x->claim_since_ns < PROMOTE_TIMEOUT_NS)
+				return -EBUSY;
+			r = unclaim(x, seen, src, src_len);
+			x->claim[0] = '\0';
+			return r == 0 || r == -ECANCELED ? -EAGAIN : r;
+		}
+		mx_client_read_result_free(&cres);
+	}
+
+	/* The base's content and version B. */
+	rd[2].len = PROMOTE_CHUNK;
+	t0 = mx_now_ns();
+	r = mx_client_read_ops(x->base, x->oid, rd, 3, &bres);
+	if (r == -ENOENT) {
+		/* Absent in the base: a present copy that says so, guarded on
+		 * the cache's state as read (invariant 5). */
+		q[k++] = guard(MX_CMP_EQ, A_P, "", 0);
+		q[k++] = guard(MX_CMP_EQ, A_SRC, src, src_len);
+		q[k++] = simple(MX_OP_CREATE);
+		q[k++] = setx(A_P, "1", 1);
+		q[k++] = setx(A_RM, "1", 1);
+		r = mx_client_write_ops(x->cache, x->oid, q, k, NULL);
+		return r == -ECANCELED ? -EAGAIN : r;
+	}
+	if (r < 0)
+		return r;
+	mx_client_version_be(&bres.ver, bbe);
+	if (bres.ops[0].rval < 0 || bres.ops[1].rval < 0 || bres.ops[2].rval < 0 ||
+	    mx_osd_stat_decode(bres.ops[0].data, bres.ops[0].len, &st) < 0) {
+		mx_client_read_result_free(&bres);
+		return -EIO;
+	}
+	r = mx_client_xattrs_walk(bres.ops[1].data, bres.ops[1].len, collect_cb, &attrs);
+	if (r < 0)
+		goto out;
+	if (st.size <= bres.ops[2].len && attrs.n + 5 <= MX_MSG_MAX_OPS) {
+		/* It fits one request. */
+		q[k++] = guard(MX_CMP_EQ, A_P, "", 0);
+		q[k++] = guard(MX_CMP_LE, A_SRC, bbe, 16);
+		q[k] = simple(MX_OP_WRITEFULL);
+		q[k].data = bres.ops[2].data;
+		q[k++].data_len = bres.ops[2].len;
+		for (unsigned i = 0; i < attrs.n; i++)
+			q[k++] = setx(attrs.names[i], attrs.values[i], attrs.lens[i]);
+		q[k++] = setx(A_P, "1", 1);
+		q[k++] = setx(A_SRC, bbe, 16);
+		r = mx_now_ns() - t0 > BASE_READ_MAX_NS
+			    ? -EAGAIN
+			    : mx_client_write_ops(x->cache, x->oid, q, k, NULL);
+		if (r == -ECANCELED)
+			r = -EAGAIN;
+	} else {
+		/* In steps: claim, copy, finish. */
+		char claim[64] = "promoting:";
+
+		nonce(x->t, claim + strlen(claim), sizeof(claim) - strlen(claim));
+		q[k++] = guard(MX_CMP_EQ, A_P, "", 0);
+		q[k++] = guard(MX_CMP_LE, A_SRC, bbe, 16);
+		q[k] = simple(MX_OP_WRITEFULL);
+		q[k].data = bres.ops[2].data;
+		q[k++].data_len = bres.ops[2].len;
+		q[k++] = setx(A_P, claim, (uint32_t)strlen(claim));
+		q[k++] = setx(A_SRC, bbe, 16);
+		r = mx_client_write_ops(x->cache, x->oid, q, k, NULL);
+		if (r == -ECANCELED) {
+			r = -EAGAIN;
+			goto out;
+		}
+		if (r < 0)
+			goto out;
+		r = promote_steps(x, claim, bbe, &bres.ver, st.size, bres.ops[2].len, &attrs,
+				  t0);
+		if (r < 0)
+			(void)unclaim(x, claim, bbe, 16);
+	}
+out:
+	xlist_free(&attrs);
+	mx_client_read_result_free(&bres);
+	return r;
+}
+
+/* Reads -------------------------------------------------------------------- */
+
+/* A read request (READ, STAT, GETXATTR, LISTXATTRS): from a present copy,
+ * probed in the same request; else from the base, counting a miss and
+ * promoting the object if it qualifies. */
+static void tier_read(struct ctx *x)
+{
+	struct mx_osd_op q[MX_MSG_MAX_OPS];
+	struct mx_client_read_result res, out;
+	int r;
+
+	if (x->n + 2 > MX_MSG_MAX_OPS) {
+		mx_cop_answer(x->op, -E2BIG, NULL, NULL, -1);
+		return;
+	}
+	q[0] = (struct mx_osd_op){.op = MX_OP_GETXATTR, .xname = A_P};
+	q[1] = (struct mx_osd_op){.op = MX_OP_GETXATTR, .xname = A_RM};
+	memcpy(q + 2, x->ops, x->n * sizeof(q[0]));
+	r = mx_client_read_ops(x->cache, x->oid, q, x->n + 2, &res);
+	if (r == 0 && attr_is(&res.ops[0], "1")) {
+		if (res.ops[1].rval == 0) {
+			mx_client_read_result_free(&res);
+			mx_cop_answer(x->op, -ENOENT, NULL, NULL, -1); /* removed */
+			return;
+		}
+		memset(&out, 0, sizeof(out));
+		out.ver = res.ver;
+		out.n = x->n;
+		memcpy(out.ops, res.ops + 2, x->n * sizeof(out.ops[0]));
+		r = hide_tier_attrs(x->ops, &out);
+		mx_cop_answer(x->op, r, r == 0 ? &out : NULL, &out.ver, -1);
+		memcpy(res.ops + 2, out.ops, x->n * sizeof(out.ops[0])); /* to free */
+		mx_client_read_result_free(&res);
+		return;
+	}
+	if (r == 0)
+		mx_client_read_result_free(&res);
+	else if (r != -ENOENT) {
+		mx_cop_answer(x->op, r, NULL, NULL, -1);
+		return;
+	}
+	r = mx_client_read_ops(x->base, x->oid, x->ops, x->n, &res);
+	if (r == 0)
+		r = hide_tier_attrs(x->ops, &res);
+	mx_cop_answer(x->op, r, r == 0 ? &res : NULL, r == 0 ? &res.ver : NULL, -1);
+	mx_client_read_result_free(&res);
+	if (r == 0 && hit_miss(x)) {
+		/* Promoted after the answer; a failure costs only the copy. */
+		for (unsigned a = 0; a < 5; a++)
+			if (promote(x) != -EAGAIN)
+				break;
+	}
+}
+
+/* Writes ------------------------------------------------------------------- */
+
+static bool creates(uint8_t op)
+{
+	return op == MX_OP_WRITE || op == MX_OP_WRITEFULL || op == MX_OP_APPEND ||
+	       op == MX_OP_TRUNCATE || op == MX_OP_CREATE || op == MX_OP_SETXATTR;
+}
+
+/*
+ * The request of a writeback write on a present copy: the tier's guards
+ * (present; removed or not as `removed` says; for a removal, _tier.src as
+ * read), the caller's ops (a removal turned into an empty, removed, dirty
+ * copy keeping _tier.src), then the dirty mark.  Returns the op count, or
+ * -E2BIG; *n_guards gets the number of the tier's guards in front.
+ */
+static int wb_build(const struct ctx *x, bool removed, const uint8_t *src, uint32_t src_len,
+		    const char *d, struct mx_osd_op *q, unsigned *n_guards)
+{
+	struct mx_osd_op tmp[3 * MX_MSG_MAX_OPS];
+	unsigned k = 0;
+	bool removes = false;
+
+	tmp[k++] = guard(MX_CMP_EQ, A_P, "1", 1);
+	tmp[k++] = removed ? guard(MX_CMP_EQ, A_RM, "1", 1) : guard(MX_CMP_EQ, A_RM, "", 0);
+	for (unsigned i = 0; i < x->n; i++)
+		if (x->ops[i].op == MX_OP_REMOVE)
+			removes = true;
+	if (removes)
+		tmp[k++] = guard(MX_CMP_EQ, A_SRC, src, src_len);
+	*n_guards = k;
+	for (unsigned i = 0; i < x->n; i++) {
+		struct mx_osd_op o = x->ops[i];
+
+		if (o.op == MX_OP_REMOVE) {
+			tmp[k++] = o;
+			tmp[k++] = simple(MX_OP_CREATE);
+			tmp[k++] = setx(A_P, "1", 1);
+			if (src_len)
+				tmp[k++] = setx(A_SRC, src, src_len);
+			tmp[k++] = setx(A_RM, "1", 1);
+			continue;
+		}
+		if (removed && o.op == MX_OP_CREATE)
+			o.flags &= ~(uint32_t)MX_OP_FLAG_EXCL; /* it does not exist */
+		tmp[k++] = o;
+	}
+	if (removed && !removes)
+		tmp[k++] = (struct mx_osd_op){.op = MX_OP_RMXATTR, .xname = A_RM};
+	tmp[k++] = setx(A_D, d, (uint32_t)strlen(d));
+	if (k > MX_MSG_MAX_OPS)
+		return -E2BIG;
+	memcpy(q, tmp, k * sizeof(q[0]));
+	return (int)k;
+}
+
+/* Whether, on a removed copy, the caller's request removes the object or
+ * an attribute before anything creates it: then it is ENOENT, as on any
+ * absent object. */
+static bool removes_absent(const struct ctx *x)
+{
+	for (unsigned i = 0; i < x->n; i++) {
+		if (x->ops[i].op == MX_OP_REMOVE || x->ops[i].op == MX_OP_RMXATTR)
+			return true;
+		if (creates(x->ops[i].op))
+			return false;
+	}
+	return false;
+}
+
+/* A writeback write: to the present copy, promoted first if need be
+ * ("Writeback", "Write"). */
+static void wb_write(struct ctx *x)
+{
+	struct mx_osd_op q[MX_MSG_MAX_OPS];
+	struct mx_client_version ver;
+	bool removed = false, removes = false;
+	uint8_t src[16];
+	uint32_t src_len = 0;
+	unsigned n_guards;
+	char d[64];
+	int r, failed;
+
+	for (unsigned i = 0; i < x->n; i++) {
+		if (x->ops[i].op != MX_OP_REMOVE)
+			continue;
+		if (i + 1 != x->n) {
+			/* A removal turns into several ops of the tier's:
+			 * only as the request's last. */
+			mx_cop_answer(x->op, -EINVAL, NULL, NULL, -1);
+			return;
+		}
+		removes = true;
+	}
+	nonce(x->t, d, sizeof(d));
+	for (unsigned attempt = 0;; attempt++) {
+		if (mx_now_ns() > x->deadline_ns) {
+			mx_cop_answer(x->op, -ETIMEDOUT, NULL, NULL, -1);
+			return;
+		}
+		if (removes) {
+			struct mx_osd_op g = {.op = MX_OP_GETXATTR, .xname = A_SRC};
+			struct mx_client_read_result res;
+
+			src_len = 0;
+			r = mx_client_read_ops(x->cache, x->oid, &g, 1, &res);
+			if (r == 0 && res.ops[0].rval == 0 && res.ops[0].len == 16) {
+				memcpy(src, res.ops[0].data, 16);
+				src_len = 16;
+			}
+			if (r == 0)
+				mx_client_read_result_free(&res);
+			else if (r != -ENOENT) {
+				mx_cop_answer(x->op, r, NULL, NULL, -1);
+				return;
+			}
+		}
+		if (removed && removes_absent(x)) {
+			mx_cop_answer(x->op, -ENOENT, NULL, NULL, -1);
+			return;
+		}
+		r = wb_build(x, removed, src, src_len, d, q, &n_guards);
+		if (r < 0) {
+			mx_cop_answer(x->op, r, NULL, NULL, -1);
+			return;
+		}
+		r = mx_client_write_ops_f(x->cache, x->oid, q, (unsigned)r, &ver, &failed);
+		if (r == 0) {
+			mx_cop_answer(x->op, 0, NULL, &ver, -1);
+			return;
+		}
+		if (r != -ECANCELED) {
+			mx_cop_answer(x->op, r, NULL, NULL, -1);
+			return;
+		}
+		if (failed >= (int)n_guards) {
+			/* The caller's own guard: that is the answer. */
+			mx_cop_answer(x->op, r, NULL, NULL, failed - (int)n_guards);
+			return;
+		}
+		if (failed == 1) {
+			removed = !removed;
+			continue;
+		}
+		if (failed == 0) {
+			/* Not present: promote ("a write always promotes"). */
+			r = promote(x);
+			if (r == -EBUSY || (r == -EAGAIN && attempt > 3))
+				sleep_ms(backoff(attempt));
+			else if (r < 0 && r != -EAGAIN) {
+				mx_cop_answer(x->op, r, NULL, NULL, -1);
+				return;
+			}
+			continue;
+		}
+		/* _tier.src changed under a removal: read it again. */
+	}
+}
+
+/* Record base version b in the cache (readonly mode): stub the object with
+ * _tier.src b unless as new a version is recorded already.  0 or an
+ * error. */
+static int ro_stub(struct ctx *x, const struct mx_client_version *b)
+{
+	struct mx_osd_op q[4];
+	uint8_t bbe[16];
+	int r;
+
+	mx_client_version_be(b, bbe);
+	for (unsigned attempt = 0; mx_now_ns() < x->deadline_ns; attempt++) {
+		q[0] = guard(MX_CMP_LT, A_SRC, bbe, 16);
+		q[1] = simple(MX_OP_REMOVE);
+		q[2] = simple(MX_OP_CREATE);
+		q[3] = setx(A_SRC, bbe, 16);
+		r = mx_client_write_ops(x->cache, x->oid, q, 4, NULL);
+		if (r == 0 || r == -ECANCELED) /* ECANCELED: as new recorded */
+			return 0;
+		if (r != -ENOENT)
+			return r;
+		/* Absent in the cache: a stub all the same, so a promotion
+		 * that read the base before our write cannot install. */
+		q[1] = (struct mx_osd_op){.op = MX_OP_CREATE, .flags = MX_OP_FLAG_EXCL};
+		q[2] = setx(A_SRC, bbe, 16);
+		r = mx_client_write_ops(x->cache, x->oid, q, 3, NULL);
+		if (r == 0 || r == -ECANCELED)
+			return 0;
+		if (r != -EEXIST)
+			return r;
+		sleep_ms(backoff(attempt));
+	}
+	return -ETIMEDOUT;
+}
+
+/* A readonly-mode write ("Readonly", "Write"): to the base, then the cache
+ * stubbed with the version it produced, then acknowledged. */
+static void ro_write(struct ctx *x)
+{
+	struct mx_client_version b;
+	int r, failed;
+
+	r = mx_client_write_ops_f(x->base, x->oid, x->ops, x->n, &b, &failed);
+	if (r < 0) {
+		mx_cop_answer(x->op, r, NULL, NULL, failed);
+		return;
+	}
+	r = ro_stub(x, &b);
+	mx_cop_answer(x->op, r, NULL, r == 0 ? &b : NULL, -1);
+}
+
+/* Workers ------------------------------------------------------------------ */
+
+static void run(struct mx_tier *t, struct job *j)
+{
+	struct ctx *x = calloc(1, sizeof(*x));
+	bool reads = true;
+	int r;
+
+	if (!x) {
+		mx_cop_answer(j->op, -ENOMEM, NULL, NULL, -1);
+		return;
+	}
+	x->t = t;
+	x->rt = j->rt;
+	x->op = j->op;
+	snprintf(x->oid, sizeof(x->oid), "%s", mx_cop_oid(j->op));
+	x->n = mx_cop_ops(j->op, x->ops);
+	x->deadline_ns = mx_now_ns() + JOB_DEADLINE_NS;
+	for (unsigned i = 0; i < x->n; i++)
+		reads &= is_read(x->ops[i].op);
+	r = mx_client_pool_open_raw(t->cl, x->rt.base, &x->base);
+	if (r == 0)
+		r = mx_client_pool_open_raw(t->cl, x->rt.cache, &x->cache);
+	if (r < 0)
+		mx_cop_answer(x->op, r, NULL, NULL, -1);
+	else if (reads)
+		tier_read(x);
+	else if (x->rt.mode == MX_CACHE_WRITEBACK)
+		wb_write(x);
+	else
+		ro_write(x);
+	mixsan_pool_close(x->base);
+	mixsan_pool_close(x->cache);
+	free(x);
+}
+
+static void *worker(void *arg)
+{
+	struct mx_tier *t = arg;
+	struct job *j;
+
+	pthread_mutex_lock(&t->lock);
+	for (;;) {
+		while (!t->head && !t->stopping)
+			pthread_cond_wait(&t->cond, &t->lock);
+		j = t->head;
+		if (!j)
+			break; /* stopping, nothing left */
+		t->head = j->next;
+		if (!t->head)
+			t->tail = &t->head;
+		pthread_mutex_unlock(&t->lock);
+		run(t, j);
+		free(j);
+		pthread_mutex_lock(&t->lock);
+	}
+	pthread_mutex_unlock(&t->lock);
+	return NULL;
+}
+
+int mx_tier_new(mixsan_cluster_t *cl, struct mx_tier **out)
+{
+	struct mx_tier *t = calloc(1, sizeof(*t));
+
+	if (!t)
+		return -ENOMEM;
+	t->cl = cl;
+	pthread_mutex_init(&t->lock, NULL);
+	pthread_cond_init(&t->cond, NULL);
+	t->tail = &t->head;
+	for (unsigned i = 0; i < TIER_WORKERS; i++) {
+		if (pthread_create(&t->threads[i], NULL, worker, t) != 0)
+			break;
+		t->n_threads++;
+	}
+	if (t->n_threads == 0) {
+		pthread_mutex_destroy(&t->lock);
+		pthread_cond_destroy(&t->cond);
+		free(t);
+		return -EAGAIN;
+	}
+	*out = t;
+	return 0;
+}
+
+void mx_tier_free(struct mx_tier *t)
+{
+	if (!t)
+		return;
+	pthread_mutex_lock(&t->lock);
+	t->stopping = true;
+	pthread_cond_broadcast(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+	for (unsigned i = 0; i < t->n_threads; i++)
+		pthread_join(t->threads[i], NULL);
+	while (t->hits) {
+		struct poolhits *ph = t->hits;
+
+		t->hits = ph->next;
+		free(ph);
+	}
+	pthread_mutex_destroy(&t->lock);
+	pthread_cond_destroy(&t->cond);
+	free(t);
+}
+
+int mx_tier_check(const struct cop *op)
+{
+	struct mx_osd_op ops[MX_MSG_MAX_OPS];
+	unsigned n = mx_cop_ops(op, ops);
+
+	for (unsigned i = 0; i < n; i++)
+		if (tier_name(ops[i].xname))
+			return -EINVAL;
+	return 0;
+}
+
+void mx_tier_submit(struct mx_tier *t, const struct mx_tier_route *rt, struct cop *op)
+{
+	struct job *j = calloc(1, sizeof(*j));
+
+	if (!j) {
+		mx_cop_answer(op, -ENOMEM, NULL, NULL, -1);
+		return;
+	}
+	j->rt = *rt;
+	j->op = op;
+	pthread_mutex_lock(&t->lock);
+	*t->tail = j;
+	t->tail = &j->next;
+	pthread_cond_signal(&t->cond);
+	pthread_mutex_unlock(&t->lock);
+}
+
+/* Listing ------------------------------------------------------------------ */
+
+struct names {
+	char **v; /* From malloc(), each from malloc() */
+	uint64_t *size;
+	size_t n, cap;
+};
+
+static int names_cb(void *arg, const char *oid, size_t len, uint64_t size)
+{
+	struct names *s = arg;
+
+	if (s->n == s->cap) {
+		size_t cap = s->cap ? 2 * s->cap : 64;
+		void *a = realloc(s->v, cap * sizeof(*s->v));
+
+		if (!a)
+			return -ENOMEM;
+		s->v = a;
+		a = realloc(s->size, cap * sizeof(*s->size));
+		if (!a)
+			return -ENOMEM;
+		s->size = a;
+		s->cap = cap;
+	}
+	s->v[s->n] = strndup(oid, len);
+	if (!s->v[s->n])
+		return -ENOMEM;
+	s->size[s->n++] = size;
+	return 0;
+}
+
+static void names_free(struct names *s)
+{
+	for (size_t i = 0; i < s->n; i++)
+		free(s->v[i]);
+	free(s->v);
+	free(s->size);
+}
+
+static int cmp_str(const void *a, const void *b)
+{
+	return strcmp(*(char *const *)a, *(char *const *)b);
+}
+
+int mx_tier_list(mixsan_cluster_t *cl, const struct mx_tier_route *rt,
+		 int (*cb)(void *arg, const char *oid, size_t oid_len, uint64_t size),
+		 void *arg)
+{
+	struct mx_osd_op pr[3] = {{.op = MX_OP_GETXATTR, .xname = A_P},
+				  {.op = MX_OP_GETXATTR, .xname = A_RM},
+				  {.op = MX_OP_STAT}};
+	struct names cache = {0}, seen = {0}, base = {0};
+	mixsan_pool_t *bp = NULL, *cp = NULL;
+	int r;
+
+	r = mx_client_pool_open_raw(cl, rt->base, &bp);
+	if (r == 0)
+		r = mx_client_pool_open_raw(cl, rt->cache, &cp);
+	if (r == 0)
+		r = mixsan_list(cp, names_cb, &cache);
+	/* The cache's present copies answer for their objects (removed
+	 * ones as absent); stubs and claimed copies leave it to the base. */
+	for (size_t i = 0; i < cache.n && r == 0; i++) {
+		struct mx_client_read_result res;
+		struct mx_osd_stat st;
+		int e = mx_client_read_ops(cp, cache.v[i], pr, 3, &res);
+
+		if (e == -ENOENT)
+			continue;
+		if (e < 0) {
+			r = e;
+			break;
+		}
+		if (attr_is(&res.ops[0], "1")) {
+			r = names_cb(&seen, cache.v[i], strlen(cache.v[i]), 0);
+			if (r == 0 && res.ops[1].rval < 0 && res.ops[2].rval == 0 &&
+			    mx_osd_stat_decode(res.ops[2].data, res.ops[2].len, &st) == 0)
+				r = cb(arg, cache.v[i], strlen(cache.v[i]), st.size);
+		}
+		mx_client_read_result_free(&res);
+	}
+	if (r == 0) {
+		qsort(seen.v, seen.n, sizeof(*seen.v), cmp_str);
+		r = mixsan_list(bp, names_cb, &base);
+	}
+	for (size_t i = 0; i < base.n && r == 0; i++) {
+		const char *k = base.v[i];
+
+		if (seen.n && bsearch(&k, seen.v, seen.n, sizeof(*seen.v), cmp_str))
+			continue;
+		r = cb(arg, k, strlen(k), base.size[i]);
+	}
+	names_free(&cache);
+	names_free(&seen);
+	names_free(&base);
+	mixsan_pool_close(bp);
+	mixsan_pool_close(cp);
+	return r;
+}

@@ -1,0 +1,485 @@
+/*
+ * Cache tiering through the client library (docs/cache-tiering.md), on three
+ * OSDs with a base pool and a cache pool in front of it:
+ *   1. writeback: writes land in the cache (read raw from the cache pool:
+ *      present and dirty) and not in the base; reads, stat, attributes,
+ *      removal and re-creation behave as on a plain pool; the caller's own
+ *      failing guard is reported as its, not the tier's;
+ *   2. the tier's "_tier." attributes are hidden from getxattrs and
+ *      refused (EINVAL) in callers' requests; listings show each object
+ *      once, neither stubs nor removed objects;
+ *   3. reads of objects only the base holds are served from it and
+ *      promoted only once missed in promote_min_hits periods (hit_period_s
+ *      1): a one-off scan promotes nothing; an object too large for one
+ *      request is promoted in steps;
+ *   4. volumes (create, write, snapshot, read) work on a tiered pool;
+ *   5. readonly: writes go to the base and stub the cached copy before
+ *      they are acknowledged; a second client that had the object cached
+ *      never reads stale data;
+ *   6. an OSD killed (SIGKILL) in the middle of a series of writeback
+ *      writes loses no acknowledged write.
+ */
+#include <errno.h>
+#include <signal.h>
+#include <stdlib.h>
+#include <string.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "harness.h"
+#include "internal.h"
+#include "map.h"
+#include "msg.h"
+#include "tier.h"
+#include "util.h"
+
+static void cmd(mixsan_cluster_t *cl, const char *prefix, const char *const *kv, size_t n)
+{
+	char *msg = NULL;
+	int r = mixsan_mon_command(cl, prefix, kv, n, &msg);
+
+	if (r < 0)
+		H_FATAL("%s: %s (%s)", prefix, strerror(-r), msg ? msg : "");
+	free(msg);
+}
+
+static void pool_set(mixsan_cluster_t *cl, const char *pool, const char *key, const char *val)
+{
+	const char *kv[] = {"name", pool, "key", key, "value", val};
+
+	cmd(cl, "pool set", kv, 3);
+}
+
+/* base and cache, cache in front of base in mode, hit periods of 1 s. */
+static void make_tier(mixsan_cluster_t *cl, const char *base, const char *cache,
+		      const char *mode)
+{
+	const char *add[] = {"base", base, "cache", cache, "force", "1"};
+	const char *md[] = {"pool", cache, "mode", mode};
+
+	h_pool_create(cl, base, 3, 8, "osd");
+	h_pool_create(cl, cache, 3, 8, "osd");
+	cmd(cl, "pool tier add", add, 3);
+	pool_set(cl, cache, "hit_period_s", "1");
+	pool_set(cl, cache, "promote_min_hits", "2");
+	cmd(cl, "pool tier mode", md, 2);
+}
+
+static mixsan_pool_t *open_pool(mixsan_cluster_t *cl, const char *name)
+{
+	mixsan_pool_t *p;
+
+	if (mixsan_pool_open(cl, name, &p) < 0)
+		H_FATAL("pool open %s", name);
+	return p;
+}
+
+static mixsan_pool_t *open_raw(mixsan_cluster_t *cl, const char *name)
+{
+	mixsan_pool_t *p = open_pool(cl, name), *raw;
+
+	if (mx_client_pool_open_raw(cl, mixsan_pool_id(p), &raw) < 0)
+		H_FATAL("raw pool open %s", name);
+	mixsan_pool_close(p);
+	return raw;
+}
+
+/* Whether the object holds exactly data (len bytes). */
+static bool holds(mixsan_pool_t *p, const char *oid, const void *data, size_t len)
+{
+	size_t cap = len + 16;
+	char *buf = malloc(cap);
+	int64_t r = mixsan_read(p, oid, buf, cap, 0);
+	bool ok = r == (int64_t)len && memcmp(buf, data, len) == 0;
+
+	free(buf);
+	return ok;
+}
+
+static int getx(mixsan_pool_t *p, const char *oid, const char *name, char *buf, size_t sz)
+{
+	int r = mixsan_getxattr(p, oid, name, buf, sz - 1);
+
+	buf[r > 0 ? r : 0] = '\0';
+	return r;
+}
+
+/* A present copy in the cache pool (raw): _tier.p is "1". */
+static bool present(mixsan_pool_t *craw, const char *oid)
+{
+	char v[64];
+
+	return getx(craw, oid, "_tier.p", v, sizeof(v)) == 1 && v[0] == '1';
+}
+
+static bool wait_present(mixsan_pool_t *craw, const char *oid, int timeout_ms)
+{
+	for (int t = 0; t < timeout_ms; t += 50) {
+		if (present(craw, oid))
+			return true;
+		usleep(50000);
+	}
+	return false;
+}
+
+struct seen {
+	int n;
+	char names[64][64];
+	int hidden; /* _tier. names met */
+};
+
+static int list_cb(void *arg, const char *oid, size_t len, uint64_t size)
+{
+	struct seen *s = arg;
+
+	(void)size;
+	if (s->n < 64)
+		snprintf(s->names[s->n], sizeof(s->names[0]), "%.*s", (int)len, oid);
+	s->n++;
+	return 0;
+}
+
+static int count(const struct seen *s, const char *name)
+{
+	int k = 0;
+
+	for (int i = 0; i < s->n && i < 64; i++)
+		k += strcmp(s->names[i], name) == 0;
+	return k;
+}
+
+static int xattrs_cb(void *arg, const char *name, const void *v, size_t len)
+{
+	struct seen *s = arg;
+
+	(void)v;
+	(void)len;
+	if (strncmp(name, "_tier.", 6) == 0)
+		s->hidden++;
+	return list_cb(arg, name, strlen(name), 0);
+}
+
+/* 1 and 2. Writeback writes and the tier's attributes. */
+static void test_writeback(mixsan_cluster_t *cl, mixsan_pool_t *p, mixsan_pool_t *braw,
+			   mixsan_pool_t *craw)
+{
+	struct mixsan_stat st;
+	struct seen s;
+	char v[64];
+	int failed;
+
+	H_CHECK(mixsan_write_full(p, "wb1", "hello", 5) == 0);
+	H_CHECK(holds(p, "wb1", "hello", 5));
+	H_CHECK(holds(craw, "wb1", "hello", 5));
+	H_CHECK(present(craw, "wb1"));
+	H_CHECK(getx(craw, "wb1", "_tier.d", v, sizeof(v)) > 0); /* dirty */
+	H_CHECK(mixsan_stat(braw, "wb1", &st) == -ENOENT);       /* not in the base */
+
+	H_CHECK(mixsan_write(p, "wb1", "J", 1, 0) == 0);
+	H_CHECK(mixsan_append(p, "wb1", "!!", 2) == 0);
+	H_CHECK(holds(p, "wb1", "Jello!!", 7));
+	H_CHECK(mixsan_truncate(p, "wb1", 4) == 0);
+	H_CHECK(mixsan_stat(p, "wb1", &st) == 0 && st.size == 4);
+	H_CHECK(mixsan_setxattr(p, "wb1", "color", "blue", 4) == 0);
+	H_CHECK(getx(p, "wb1", "color", v, sizeof(v)) == 4 && strcmp(v, "blue") == 0);
+	H_CHECK(mixsan_rmxattr(p, "wb1", "color") == 0);
+	H_CHECK(getx(p, "wb1", "color", v, sizeof(v)) == -ENODATA);
+	H_CHECK(mixsan_rmxattr(p, "wb1", "color") == -ENODATA);
+	H_CHECK(mixsan_stat(braw, "wb1", &st) == -ENOENT);
+
+	/* The tier's names: hidden and refused. */
+	H_CHECK(mixsan_setxattr(p, "wb1", "a", "1", 1) == 0);
+	memset(&s, 0, sizeof(s));
+	H_CHECK(mixsan_getxattrs(p, "wb1", xattrs_cb, &s) == 0);
+	H_CHECK(s.n == 1 && s.hidden == 0 && count(&s, "a") == 1);
+	H_CHECK(getx(p, "wb1", "_tier.p", v, sizeof(v)) == -EINVAL);
+	H_CHECK(mixsan_setxattr(p, "wb1", "_tier.p", "0", 1) == -EINVAL);
+	H_CHECK(mixsan_rmxattr(p, "wb1", "_tier.d") == -EINVAL);
+	H_CHECK(present(craw, "wb1"));
+
+	/* The caller's guard fails: its index, in its own ops. */
+	{
+		struct mx_osd_op ops[3] = {
+			{.op = MX_OP_CMPXATTR, .xname = "a", .data = "1", .data_len = 1},
+			{.op = MX_OP_CMPXATTR, .xname = "a", .data = "2", .data_len = 1},
+			{.op = MX_OP_SETXATTR, .xname = "b", .data = "x", .data_len = 1},
+		};
+
+		H_CHECK(mx_client_write_ops_f(p, "wb1", ops, 3, NULL, &failed) == -ECANCELED);
+		H_CHECK(failed == 1);
+		ops[1].data = "1";
+		H_CHECK(mx_client_write_ops_f(p, "wb1", ops, 3, NULL, &failed) == 0);
+		H_CHECK(getx(p, "wb1", "b", v, sizeof(v)) == 1);
+		/* Guarded creation of an object absent everywhere. */
+		ops[0] = (struct mx_osd_op){.op = MX_OP_CMPXATTR, .xname = "lock", .data = "",
+					    .data_len = 0};
+		ops[1] = (struct mx_osd_op){.op = MX_OP_SETXATTR, .xname = "lock", .data = "me",
+					    .data_len = 2};
+		H_CHECK(mx_client_write_ops_f(p, "wb-new", ops, 2, NULL, &failed) == 0);
+		H_CHECK(mx_client_write_ops_f(p, "wb-new", ops, 2, NULL, &failed) == -ECANCELED);
+		H_CHECK(failed == 0);
+	}
+
+	/* Removal: gone for readers and listings, kept as a removed copy. */
+	H_CHECK(mixsan_remove(p, "wb1") == 0);
+	H_CHECK(mixsan_stat(p, "wb1", &st) == -ENOENT);
+	H_CHECK(mixsan_read(p, "wb1", v, sizeof(v), 0) == -ENOENT);
+	H_CHECK(mixsan_remove(p, "wb1") == -ENOENT);
+	H_CHECK(mixsan_rmxattr(p, "wb1", "a") == -ENOENT);
+	H_CHECK(mixsan_stat(craw, "wb1", &st) == 0);
+	memset(&s, 0, sizeof(s));
+	H_CHECK(mixsan_list(p, list_cb, &s) == 0);
+	H_CHECK(count(&s, "wb1") == 0 && count(&s, "wb-new") == 1);
+	/* And back. */
+	H_CHECK(mixsan_write_full(p, "wb1", "again", 5) == 0);
+	H_CHECK(holds(p, "wb1", "again", 5));
+	memset(&s, 0, sizeof(s));
+	H_CHECK(mixsan_getxattrs(p, "wb1", xattrs_cb, &s) == 0 && s.n == 0);
+	memset(&s, 0, sizeof(s));
+	H_CHECK(mixsan_list(p, list_cb, &s) == 0);
+	H_CHECK(count(&s, "wb1") == 1);
+	(void)cl;
+}
+
+/* 3. Promotion by recency and frequency. */
+static void test_promotion(mixsan_pool_t *p, mixsan_pool_t *braw, mixsan_pool_t *craw)
+{
+	char oid[32], data[64], buf[64];
+	struct seen s;
+	int promoted = 0;
+
+	/* Objects only the base holds (as after a flush and an eviction). */
+	for (int i = 0; i < 10; i++) {
+		snprintf(oid, sizeof(oid), "cold%d", i);
+		snprintf(data, sizeof(data), "cold data %d", i);
+		H_CHECK(mixsan_write_full(braw, oid, data, strlen(data)) == 0);
+	}
+	/* A one-off scan: served, nothing promoted. */
+	for (int i = 0; i < 10; i++) {
+		snprintf(oid, sizeof(oid), "cold%d", i);
+		snprintf(data, sizeof(data), "cold data %d", i);
+		H_CHECK(holds(p, oid, data, strlen(data)));
+	}
+	memset(&s, 0, sizeof(s));
+	H_CHECK(mixsan_list(p, list_cb, &s) == 0);
+	for (int i = 0; i < 10; i++) {
+		snprintf(oid, sizeof(oid), "cold%d", i);
+		H_CHECK(count(&s, oid) == 1);
+	}
+	usleep(300000); /* any promotion would be done by now */
+	for (int i = 0; i < 10; i++) {
+		snprintf(oid, sizeof(oid), "cold%d", i);
+		promoted += present(craw, oid);
+	}
+	fprintf(stderr, "tier: after a scan, %d of 10 promoted\n", promoted);
+	H_CHECK(promoted == 0);
+
+	/* cold0 read again in another period: promoted. */
+	sleep(1);
+	H_CHECK(holds(p, "cold0", "cold data 0", 11));
+	H_CHECK(wait_present(craw, "cold0", 5000));
+	H_CHECK(holds(craw, "cold0", "cold data 0", 11));
+	H_CHECK(holds(p, "cold0", "cold data 0", 11));
+	for (int i = 1; i < 10; i++) {
+		snprintf(oid, sizeof(oid), "cold%d", i);
+		H_CHECK(!present(craw, oid));
+	}
+	memset(&s, 0, sizeof(s));
+	H_CHECK(mixsan_list(p, list_cb, &s) == 0);
+	H_CHECK(count(&s, "cold0") == 1);
+
+	/* A write always promotes; a large object with many attributes goes
+	 * in steps, and arrives whole. */
+	{
+		size_t big = (6u << 20) + 12345;
+		uint8_t *d = malloc(big), *back = malloc(big);
+		char name[32], val[32];
+
+		h_fill(7, d, big);
+		H_CHECK(mixsan_write_full(braw, "big", d, big) == 0);
+		for (int i = 0; i < 20; i++) {
+			snprintf(name, sizeof(name), "attr%d", i);
+			snprintf(val, sizeof(val), "value %d", i);
+			H_CHECK(mixsan_setxattr(braw, "big", name, val, strlen(val)) == 0);
+		}
+		H_CHECK(mixsan_setxattr(p, "big", "attr20", "new", 3) == 0);
+		H_CHECK(present(craw, "big"));
+		H_CHECK(mixsan_read(craw, "big", back, big, 0) == (int64_t)big);
+		H_CHECK(memcmp(back, d, big) == 0);
+		for (int i = 0; i < 20; i++) {
+			snprintf(name, sizeof(name), "attr%d", i);
+			snprintf(val, sizeof(val), "value %d", i);
+			H_CHECK(getx(craw, "big", name, buf, sizeof(buf)) == (int)strlen(val) &&
+				strcmp(buf, val) == 0);
+		}
+		memset(&s, 0, sizeof(s));
+		H_CHECK(mixsan_getxattrs(p, "big", xattrs_cb, &s) == 0);
+		H_CHECK(s.n == 21 && s.hidden == 0);
+		H_CHECK(mixsan_read(p, "big", back, big, 0) == (int64_t)big);
+		H_CHECK(memcmp(back, d, big) == 0);
+		free(d);
+		free(back);
+	}
+}
+
+/* 4. Volumes on a tiered pool. */
+static void test_volumes(mixsan_pool_t *p)
+{
+	const size_t sz = 4u << 20, blk = 64u << 10;
+	uint8_t *a = malloc(blk), *b = malloc(blk), *back = malloc(blk);
+	struct mixsan_volume_options so = {.flags = MIXSAN_VOLUME_RDONLY, .snapshot = "s1"};
+	mixsan_volume_t *v, *sv;
+
+	h_fill(1, a, blk);
+	h_fill(2, b, blk);
+	H_CHECK(mixsan_volume_create(p, "vol", 4 * sz, 22) == 0);
+	H_CHECK(mixsan_volume_open(p, "vol", NULL, &v) == 0);
+	H_CHECK(mixsan_volume_write(v, a, blk, 0) == 0);
+	H_CHECK(mixsan_volume_write(v, a, blk, sz + 4096) == 0);
+	H_CHECK(mixsan_volume_read(v, back, blk, sz + 4096) == (int64_t)blk);
+	H_CHECK(memcmp(back, a, blk) == 0);
+	H_CHECK(mixsan_volume_snap_create(v, "s1") == 0);
+	H_CHECK(mixsan_volume_write(v, b, blk, 0) == 0);
+	H_CHECK(mixsan_volume_read(v, back, blk, 0) == (int64_t)blk);
+	H_CHECK(memcmp(back, b, blk) == 0);
+	H_CHECK(mixsan_volume_close(v) == 0);
+	H_CHECK(mixsan_volume_open(p, "vol", &so, &sv) == 0);
+	H_CHECK(mixsan_volume_read(sv, back, blk, 0) == (int64_t)blk);
+	H_CHECK(memcmp(back, a, blk) == 0);
+	H_CHECK(mixsan_volume_close(sv) == 0);
+	H_CHECK(mixsan_volume_open(p, "vol", NULL, &v) == 0);
+	H_CHECK(mixsan_volume_read(v, back, blk, 0) == (int64_t)blk);
+	H_CHECK(memcmp(back, b, blk) == 0);
+	H_CHECK(mixsan_volume_close(v) == 0);
+	free(a);
+	free(b);
+	free(back);
+}
+
+/* 5. Readonly: write through one client, read through another. */
+static void test_readonly(struct h_cluster *c, mixsan_cluster_t *cl)
+{
+	mixsan_cluster_t *cl2 = h_connect(c);
+	mixsan_pool_t *p1, *p2, *braw, *craw;
+	char data[64], v[64];
+	struct mixsan_stat st;
+
+	make_tier(cl, "rbase", "rhot", "readonly");
+	H_CHECK(mixsan_wait_for_epoch(cl2, mixsan_map_epoch(cl), 10000) == 0);
+	p1 = open_pool(cl, "rbase");
+	p2 = open_pool(cl2, "rbase");
+	braw = open_raw(cl, "rbase");
+	craw = open_raw(cl, "rhot");
+
+	H_CHECK(mixsan_write_full(p1, "ro", "version 0", 9) == 0);
+	H_CHECK(holds(braw, "ro", "version 0", 9)); /* in the base */
+	H_CHECK(!present(craw, "ro"));
+	H_CHECK(getx(craw, "ro", "_tier.src", v, sizeof(v)) == 16); /* a stub */
+	for (int round = 1; round <= 3; round++) {
+		/* Client 2 gets it cached... */
+		snprintf(data, sizeof(data), "version %d", round - 1);
+		H_CHECK(holds(p2, "ro", data, strlen(data)));
+		sleep(1);
+		H_CHECK(holds(p2, "ro", data, strlen(data)));
+		H_CHECK(wait_present(craw, "ro", 5000));
+		H_CHECK(holds(craw, "ro", data, strlen(data)));
+		/* ...client 1 writes: stubbed before the acknowledgement. */
+		snprintf(data, sizeof(data), "version %d", round);
+		H_CHECK(mixsan_write_full(p1, "ro", data, strlen(data)) == 0);
+		H_CHECK(!present(craw, "ro"));
+		H_CHECK(holds(p2, "ro", data, strlen(data)));
+		H_CHECK(holds(braw, "ro", data, strlen(data)));
+	}
+	H_CHECK(mixsan_setxattr(p1, "ro", "_tier.src", "x", 1) == -EINVAL);
+	H_CHECK(mixsan_remove(p1, "ro") == 0);
+	H_CHECK(mixsan_stat(p2, "ro", &st) == -ENOENT);
+	H_CHECK(mixsan_stat(braw, "ro", &st) == -ENOENT);
+	mixsan_pool_close(p1);
+	mixsan_pool_close(p2);
+	mixsan_pool_close(braw);
+	mixsan_pool_close(craw);
+	mixsan_shutdown(cl2);
+}
+
+/* 6. An OSD killed among writeback writes: no acknowledged write lost. */
+static void test_kill(struct h_cluster *c, mixsan_cluster_t *cl, mixsan_pool_t *p)
+{
+	enum { OBJS = 12, WRITES = 240 };
+	/* Per object: the last acknowledged content, and a later write whose
+	 * outcome is unknown (it failed), if any. */
+	char acked[OBJS][48], maybe[OBJS][48];
+	char oid[32], data[48], buf[64];
+	int failures = 0;
+
+	memset(acked, 0, sizeof(acked));
+	memset(maybe, 0, sizeof(maybe));
+	for (int w = 0; w < WRITES; w++) {
+		int o = w % OBJS;
+		int r;
+
+		if (w == WRITES / 3) {
+			fprintf(stderr, "tier: kill -9 osd.1 at write %d\n", w);
+			h_signal_osd(c, 1, SIGKILL);
+		}
+		snprintf(oid, sizeof(oid), "k%d", o);
+		snprintf(data, sizeof(data), "write %d of %s", w, oid);
+		r = mixsan_write_full(p, oid, data, strlen(data));
+		if (r == 0) {
+			memcpy(acked[o], data, sizeof(data));
+			maybe[o][0] = '\0';
+		} else {
+			failures++;
+			memcpy(maybe[o], data, sizeof(data));
+		}
+	}
+	fprintf(stderr, "tier: %d of %d writes failed\n", failures, WRITES);
+	for (int o = 0; o < OBJS; o++) {
+		int64_t r;
+
+		snprintf(oid, sizeof(oid), "k%d", o);
+		r = mixsan_read(p, oid, buf, sizeof(buf) - 1, 0);
+		buf[r > 0 ? r : 0] = '\0';
+		if (!(r > 0 && (strcmp(buf, acked[o]) == 0 || strcmp(buf, maybe[o]) == 0))) {
+			fprintf(stderr, "tier: %s holds '%s', last acknowledged '%s'\n", oid, buf,
+				acked[o]);
+			H_CHECK(false);
+		}
+	}
+	h_start_osd(c, 1);
+	H_CHECK(h_wait_up(c, cl, 3, 60) == 0);
+}
+
+int main(void)
+{
+	struct h_cluster c;
+	mixsan_cluster_t *cl;
+	mixsan_pool_t *p, *braw, *craw;
+
+	memset(&c, 0, sizeof(c));
+	snprintf(c.mon_args, sizeof(c.mon_args),
+		 "--osd-failure-detection --heartbeat-grace 2000 --beacon-grace 6000");
+	snprintf(c.osd_args, sizeof(c.osd_args), "--heartbeat-interval 250 --heartbeat-grace 2000");
+	h_start(&c, 3);
+	cl = h_connect(&c);
+	make_tier(cl, "base", "hot", "writeback");
+	p = open_pool(cl, "base");
+	braw = open_raw(cl, "base");
+	craw = open_raw(cl, "hot");
+
+	test_writeback(cl, p, braw, craw);
+	test_promotion(p, braw, craw);
+	test_volumes(p);
+	test_readonly(&c, cl);
+	if (c.external)
+		fprintf(stderr, "tier: an external cluster: no kill\n");
+	else
+		test_kill(&c, cl, p);
+
+	mixsan_pool_close(p);
+	mixsan_pool_close(braw);
+	mixsan_pool_close(craw);
+	mixsan_shutdown(cl);
+	h_stop(&c);
+	fprintf(stderr, "tier: %d failures\n", h_failures);
+	return h_failures ? 1 : 0;
+}
