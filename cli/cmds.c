@@ -469,7 +469,8 @@ static int pool_get(struct cli *c)
 }
 
 /* `pool tier add BASE CACHE [--yes-i-really-mean-it]`, `pool tier mode CACHE
- * MODE`, `pool tier rm BASE CACHE` (docs/cache-tiering.md). */
+ * MODE`, `pool tier rm BASE CACHE [--yes-i-really-mean-it]`
+ * (docs/cache-tiering.md). */
 static int pool_tier(struct cli *c)
 {
 	const char *what = c->argc > 0 ? c->argv[0] : "";
@@ -479,13 +480,14 @@ static int pool_tier(struct cli *c)
 		size_t n = 2;
 
 		if (c->argc != 3)
-			return cli_fail("usage: pool tier %s BASE CACHE%s", what,
-					what[0] == 'a' ? " [--yes-i-really-mean-it]" : "");
+			return cli_fail("usage: pool tier %s BASE CACHE [--yes-i-really-mean-it]",
+					what);
 		kv[0] = "base", kv[1] = c->argv[1];
 		kv[2] = "cache", kv[3] = c->argv[2];
-		/* Only for add: the operator's word that CACHE is empty, when
-		 * the monitor cannot tell. */
-		if (what[0] == 'a' && c->yes)
+		/* The operator's word: for add, that CACHE is empty when the
+		 * monitor cannot tell; for rm, that the dirty objects a flush
+		 * of all has not reached may be lost. */
+		if (c->yes)
 			kv[4] = "force", kv[5] = "1", n++;
 		return mon_cmd(c, what[0] == 'a' ? "pool tier add" : "pool tier rm", kv, n);
 	}
@@ -497,7 +499,8 @@ static int pool_tier(struct cli *c)
 		return mon_cmd(c, "pool tier mode", kv, 2);
 	}
 	return cli_fail("usage: pool tier add BASE CACHE | pool tier mode CACHE "
-			"writeback|readonly|none | pool tier rm BASE CACHE");
+			"writeback|readonly|none | pool tier rm BASE CACHE "
+			"[--yes-i-really-mean-it]");
 }
 
 int cmd_pool(struct cli *c, const char *sub)

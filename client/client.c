@@ -1756,7 +1756,8 @@ static struct cop *cop_new(mixsan_pool_t *p, const char *oid, mixsan_completion_
 }
 
 /* Under cl->lock: whether requests to pool go through its cache tier (a
- * cache in mode writeback or readonly, docs/cache-tiering.md), and how. */
+ * cache in mode writeback or readonly, or in mode none while it may still
+ * hold dirty copies: docs/cache-tiering.md), and how. */
 static bool tier_route_locked(mixsan_cluster_t *cl, int32_t pool, struct mx_tier_route *rt)
 {
 	const struct mx_pool *b, *c;
@@ -1765,11 +1766,15 @@ static bool tier_route_locked(mixsan_cluster_t *cl, int32_t pool, struct mx_tier
 	if (!b || b->tier < 0)
 		return false;
 	c = mx_map_pool_by_id(cl->map, b->tier);
-	if (!c || (c->cache_mode != MX_CACHE_WRITEBACK && c->cache_mode != MX_CACHE_READONLY))
+	if (!c)
+		return false;
+	rt->draining = c->cache_mode == MX_CACHE_NONE && c->flush_all;
+	if (c->cache_mode != MX_CACHE_WRITEBACK && c->cache_mode != MX_CACHE_READONLY &&
+	    !rt->draining)
 		return false;
 	rt->base = b->id;
 	rt->cache = c->id;
-	rt->mode = c->cache_mode;
+	rt->mode = rt->draining ? MX_CACHE_WRITEBACK : c->cache_mode;
 	rt->min_hits = c->promote_min_hits;
 	rt->period_s = c->hit_period_s;
 	return true;

@@ -579,7 +579,7 @@ static void tier_read(struct ctx *x)
 		r = hide_tier_attrs(x->ops, &res);
 	mx_cop_answer(x->op, r, r == 0 ? &res : NULL, r == 0 ? &res.ver : NULL, -1);
 	mx_client_read_result_free(&res);
-	if (r == 0 && hit_miss(x)) {
+	if (r == 0 && !x->rt.draining && hit_miss(x)) {
 		/* Promoted after the answer; a failure costs only the copy. */
 		for (unsigned a = 0; a < 5; a++)
 			if (promote(x) != -EAGAIN)

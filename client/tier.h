@@ -22,6 +22,10 @@ struct mx_tier;
 struct mx_tier_route {
 	int32_t base, cache;
 	int mode;          /* MX_CACHE_WRITEBACK or MX_CACHE_READONLY */
+	/* Mode none with flush_all set: the cache may hold dirty copies, the
+	 * authority for their objects, so requests go on as in writeback,
+	 * but reads promote nothing. */
+	bool draining;
 	unsigned min_hits; /* the cache pool's promote_min_hits */
 	unsigned period_s; /* its hit_period_s */
 };

@@ -525,15 +525,19 @@ static int pool_tier_mode(struct mx_map *m, const struct mx_msg_command *c, char
 	return 1;
 }
 
-/* "pool tier rm" base= cache=: only in mode none; clears both links. */
+/* "pool tier rm" base= cache= [force=1]: only in mode none, and while a
+ * flush of all is pending (dirty copies may remain, and no agent flushes
+ * them yet) only forced; clears both links. */
 static int pool_tier_rm(struct mx_map *m, const struct mx_msg_command *c, char *msg,
 			size_t sz)
 {
-	const char *bn = arg(c, "base"), *cn = arg(c, "cache");
+	const char *bn = arg(c, "base"), *cn = arg(c, "cache"), *force = arg(c, "force");
 	struct mx_pool *base, *cache;
 
 	if (!bn || !cn)
 		return fail(-EINVAL, msg, sz, "pool tier rm needs base= and cache=");
+	if (force && strcmp(force, "1") != 0)
+		return fail(-EINVAL, msg, sz, "force must be 1 if given");
 	base = (struct mx_pool *)mx_map_pool_by_name(m, bn);
 	cache = (struct mx_pool *)mx_map_pool_by_name(m, cn);
 	if (!base)
@@ -551,6 +555,12 @@ static int pool_tier_rm(struct mx_map *m, const struct mx_msg_command *c, char *
 		return fail(-EBUSY, msg, sz,
 			    "pool '%s' is in %s mode: set mode none first (pool tier mode %s none)",
 			    cn, mx_cache_mode_name(cache->cache_mode), cn);
+	if (cache->flush_all && !force)
+		return fail(-EBUSY, msg, sz,
+			    "pool '%s' may still hold dirty objects from writeback mode, which "
+			    "nothing flushes to the base yet: removing the tier would lose the "
+			    "writes they hold (--yes-i-really-mean-it removes it all the same)",
+			    cn);
 	base->tier = -1;
 	cache->tier_of = -1;
 	cache->flush_all = 0;

@@ -204,7 +204,9 @@ json "flush_all after writeback" "[p for p in j if p['name']=='hot'][0]['flush_a
 bad "readonly while a flush of all is pending" "flush of all is pending" \
 	"$MIXSAN" pool tier mode hot readonly
 bad "tier rm of the wrong pair" "is not the cache tier of 'rbd'" "$MIXSAN" pool tier rm rbd hot
-ok "tier rm" "$MIXSAN" pool tier rm cold hot
+bad "tier rm while a flush of all is pending" "may still hold dirty objects" \
+	"$MIXSAN" pool tier rm cold hot
+ok "tier rm" "$MIXSAN" pool tier rm cold hot --yes-i-really-mean-it
 has "tier rm says so" "no longer the cache tier of 'cold'"
 ok "pool ls --json after tier rm" "$MIXSAN" pool ls --json
 json "links gone" "all(p['tier']==-1 and p['tier_of']==-1 and p['cache_mode']=='none' and not p['flush_all'] for p in j)"

@@ -17,7 +17,10 @@
  *      they are acknowledged; a second client that had the object cached
  *      never reads stale data;
  *   6. an OSD killed (SIGKILL) in the middle of a series of writeback
- *      writes loses no acknowledged write.
+ *      writes loses no acknowledged write;
+ *   7. leaving writeback for mode none (a flush of all pending, no agent to
+ *      do it): the dirty copies still answer for their objects, reads
+ *      promote nothing, and tier rm is refused unless forced.
  */
 #include <errno.h>
 #include <signal.h>
@@ -449,6 +452,30 @@ static void test_kill(struct h_cluster *c, mixsan_cluster_t *cl, mixsan_pool_t *
 	H_CHECK(h_wait_up(c, cl, 3, 60) == 0);
 }
 
+/* 7. Mode none after writeback, dirty copies left. */
+static void test_drain(mixsan_cluster_t *cl, mixsan_pool_t *p, mixsan_pool_t *braw,
+		       mixsan_pool_t *craw)
+{
+	const char *md[] = {"pool", "hot", "mode", "none"};
+	const char *rm[] = {"base", "base", "cache", "hot"};
+	struct mixsan_stat st;
+	char *msg = NULL;
+
+	cmd(cl, "pool tier mode", md, 2);
+	H_CHECK(holds(p, "wb1", "again", 5));
+	H_CHECK(mixsan_stat(braw, "wb1", &st) == -ENOENT);
+	H_CHECK(mixsan_write_full(p, "wb1", "drain", 5) == 0);
+	H_CHECK(holds(p, "wb1", "drain", 5));
+	H_CHECK(holds(p, "cold5", "cold data 5", 11));
+	sleep(1);
+	H_CHECK(holds(p, "cold5", "cold data 5", 11));
+	usleep(300000);
+	H_CHECK(!present(craw, "cold5"));
+	H_CHECK(mixsan_mon_command(cl, "pool tier rm", rm, 2, &msg) == -EBUSY);
+	H_CHECK(msg && strstr(msg, "dirty") != NULL);
+	free(msg);
+}
+
 int main(void)
 {
 	struct h_cluster c;
@@ -474,6 +501,7 @@ int main(void)
 		fprintf(stderr, "tier: an external cluster: no kill\n");
 	else
 		test_kill(&c, cl, p);
+	test_drain(cl, p, braw, craw);
 
 	mixsan_pool_close(p);
 	mixsan_pool_close(braw);

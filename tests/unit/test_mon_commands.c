@@ -377,8 +377,13 @@ static void test_tiering(void)
 	REFUSED(m, NULL, -EBUSY, "pool rm", "name", "cold");
 	CHECK(strstr(last_msg, "pool tier rm cold hot") != NULL);
 
+	/* tier rm: refused while a flush of all is pending, unless forced. */
+	CHECK(mx_map_pool_by_name(m, "hot")->flush_all);
+	REFUSED(m, NULL, -EBUSY, "pool tier rm", "base", "cold", "cache", "hot");
+	CHECK(strstr(last_msg, "dirty") != NULL);
+	REFUSED(m, NULL, -EINVAL, "pool tier rm", "base", "cold", "cache", "hot", "force", "2");
+	DONE(m, NULL, 1, "pool tier rm", "base", "cold", "cache", "hot", "force", "1");
 	/* tier rm: readonly is refused too; a wrong pair; then done. */
-	DONE(m, NULL, 1, "pool tier rm", "base", "cold", "cache", "hot");
 	DONE(m, &env, 1, "pool tier add", "base", "cold", "cache", "hot");
 	DONE(m, NULL, 1, "pool tier mode", "pool", "hot", "mode", "readonly");
 	REFUSED(m, NULL, -EBUSY, "pool tier rm", "base", "cold", "cache", "hot");
