@@ -378,6 +378,13 @@ static void test_readonly(struct h_cluster *c, mixsan_cluster_t *cl)
 	H_CHECK(holds(braw, "ro", "version 0", 9)); /* in the base */
 	H_CHECK(!present(craw, "ro"));
 	H_CHECK(getx(craw, "ro", "_tier.src", v, sizeof(v)) == 16); /* a stub */
+	{
+		struct seen s;
+
+		memset(&s, 0, sizeof(s));
+		H_CHECK(mixsan_list(p2, list_cb, &s) == 0);
+		H_CHECK(s.n == 1 && count(&s, "ro") == 1);
+	}
 	for (int round = 1; round <= 3; round++) {
 		/* Client 2 gets it cached... */
 		snprintf(data, sizeof(data), "version %d", round - 1);
@@ -503,10 +510,25 @@ int main(void)
 		test_kill(&c, cl, p);
 	test_drain(cl, p, braw, craw);
 
-	mixsan_pool_close(p);
-	mixsan_pool_close(braw);
-	mixsan_pool_close(craw);
-	mixsan_shutdown(cl);
+	/* Every replica of both pools alike (OSDs stopped). */
+	{
+		struct mx_map *m = mx_client_map_copy(cl);
+		int32_t base_id = (int32_t)mixsan_pool_id(p);
+		uint64_t objects = 0, base_objects = 0;
+		int problems;
+
+		H_CHECK(m != NULL);
+		mixsan_pool_close(p);
+		mixsan_pool_close(braw);
+		problems = h_shutdown_check_replicas(&c, cl, craw, &objects);
+		if (m)
+			problems += h_check_replicas(&c, m, base_id, &base_objects);
+		fprintf(stderr, "tier: %llu cache and %llu base objects alike on every replica? "
+			"%d problems\n", (unsigned long long)objects,
+			(unsigned long long)base_objects, problems);
+		H_CHECK(problems == 0);
+		mx_map_free(m);
+	}
 	h_stop(&c);
 	fprintf(stderr, "tier: %d failures\n", h_failures);
 	return h_failures ? 1 : 0;
