@@ -1012,7 +1012,8 @@ int mx_tier_list(mixsan_cluster_t *cl, const struct mx_tier_route *rt,
 		mx_client_read_result_free(&res);
 	}
 	if (r == 0) {
-		qsort(seen.v, seen.n, sizeof(*seen.v), cmp_str);
+		if (seen.n)
+			qsort(seen.v, seen.n, sizeof(*seen.v), cmp_str);
 		r = mixsan_list(bp, names_cb, &base);
 	}
 	for (size_t i = 0; i < base.n && r == 0; i++) {

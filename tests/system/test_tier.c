@@ -18,11 +18,19 @@
  *      never reads stale data;
  *   6. an OSD killed (SIGKILL) in the middle of a series of writeback
  *      writes loses no acknowledged write;
+ *   6b. a promotion's claim left behind (its client died) is not served,
+ *      and is taken over by a writer after the claim's timeout (30 s);
+ *   6c. readonly under races: one client writes a counter while another
+ *      reads it (and so promotes it, again and again): no read returns a
+ *      value older than the last write acknowledged before it began;
+ *   6d. writeback under races: two clients append to objects only the base
+ *      holds at first (both promote them at once): no append is lost;
  *   7. leaving writeback for mode none (a flush of all pending, no agent to
  *      do it): the dirty copies still answer for their objects, reads
  *      promote nothing, and tier rm is refused unless forced.
  */
 #include <errno.h>
+#include <pthread.h>
 #include <signal.h>
 #include <stdlib.h>
 #include <string.h>
@@ -459,6 +467,156 @@ static void test_kill(struct h_cluster *c, mixsan_cluster_t *cl, mixsan_pool_t *
 	H_CHECK(h_wait_up(c, cl, 3, 60) == 0);
 }
 
+/* 6b. A claim whose owner is gone. */
+static void test_claim_takeover(mixsan_pool_t *p, mixsan_pool_t *braw, mixsan_pool_t *craw)
+{
+	static const uint8_t src0[16] = {0};
+	uint64_t t0;
+	char v[64];
+
+	H_CHECK(mixsan_write_full(braw, "claimed", "base data", 9) == 0);
+	H_CHECK(mixsan_write_full(craw, "claimed", "half", 4) == 0);
+	H_CHECK(mixsan_setxattr(craw, "claimed", "_tier.src", src0, 16) == 0);
+	H_CHECK(mixsan_setxattr(craw, "claimed", "_tier.p", "promoting:gone", 14) == 0);
+	H_CHECK(holds(p, "claimed", "base data", 9)); /* a claimed copy is not served */
+	t0 = mx_now_ns();
+	H_CHECK(mixsan_append(p, "claimed", "+", 1) == 0);
+	fprintf(stderr, "tier: a dead claim taken over after %.1f s\n",
+		(double)(mx_now_ns() - t0) / 1e9);
+	H_CHECK(mx_now_ns() - t0 >= 25ull * 1000000000ull);
+	H_CHECK(holds(p, "claimed", "base data+", 10));
+	H_CHECK(present(craw, "claimed"));
+	H_CHECK(getx(craw, "claimed", "_tier.d", v, sizeof(v)) > 0);
+}
+
+struct race {
+	mixsan_pool_t *w, *r; /* the writer's and the reader's handles */
+	volatile int acked;   /* the last value acknowledged */
+	volatile bool done;
+	int reads, stale, errors;
+};
+
+static void *race_writer(void *arg)
+{
+	struct race *rc = arg;
+	char buf[32];
+
+	for (int i = 1; i <= 400; i++) {
+		snprintf(buf, sizeof(buf), "%d", i);
+		if (mixsan_write_full(rc->w, "race", buf, strlen(buf)) == 0)
+			__atomic_store_n(&rc->acked, i, __ATOMIC_SEQ_CST);
+		else
+			rc->errors++;
+		if (i % 50 == 0)
+			usleep(400000); /* let the reader get it promoted */
+	}
+	__atomic_store_n(&rc->done, true, __ATOMIC_SEQ_CST);
+	return NULL;
+}
+
+/* 6c. Readonly: stale reads under races. */
+static void test_readonly_race(struct h_cluster *c, mixsan_cluster_t *cl)
+{
+	mixsan_cluster_t *cl2 = h_connect(c);
+	mixsan_pool_t *craw = open_raw(cl, "rhot");
+	struct race rc = {0};
+	int cached = 0;
+	pthread_t t;
+	char buf[32];
+
+	H_CHECK(mixsan_wait_for_epoch(cl2, mixsan_map_epoch(cl), 10000) == 0);
+	rc.w = open_pool(cl, "rbase");
+	rc.r = open_pool(cl2, "rbase");
+	H_CHECK(mixsan_write_full(rc.w, "race", "0", 1) == 0);
+	pthread_create(&t, NULL, race_writer, &rc);
+	while (!__atomic_load_n(&rc.done, __ATOMIC_SEQ_CST)) {
+		int before = __atomic_load_n(&rc.acked, __ATOMIC_SEQ_CST);
+		int64_t r = mixsan_read(rc.r, "race", buf, sizeof(buf) - 1, 0);
+
+		if (++rc.reads % 100 == 0)
+			cached += present(craw, "race");
+		if (r <= 0) {
+			rc.errors++;
+			continue;
+		}
+		buf[r] = '\0';
+		if (atoi(buf) < before) {
+			if (rc.stale++ < 5)
+				fprintf(stderr, "tier: stale read %s after %d acknowledged\n", buf,
+					before);
+		}
+	}
+	pthread_join(t, NULL);
+	fprintf(stderr, "tier: readonly race: %d reads, %d stale, %d errors, cached at %d of "
+		"%d samples\n", rc.reads, rc.stale, rc.errors, cached, rc.reads / 100);
+	H_CHECK(rc.stale == 0 && rc.errors == 0);
+	H_CHECK(cached > 0); /* promoted in the middle of the writes */
+	mixsan_pool_close(craw);
+	H_CHECK(holds(rc.r, "race", "400", 3));
+	mixsan_pool_close(rc.w);
+	mixsan_pool_close(rc.r);
+	mixsan_shutdown(cl2);
+}
+
+struct appender {
+	mixsan_pool_t *p;
+	char c;
+	int errors;
+};
+
+static void *appender(void *arg)
+{
+	struct appender *a = arg;
+	char oid[16];
+
+	for (int i = 0; i < 150; i++) {
+		snprintf(oid, sizeof(oid), "wrace%d", i % 3);
+		if (mixsan_append(a->p, oid, &a->c, 1) < 0)
+			a->errors++;
+	}
+	return NULL;
+}
+
+/* 6d. Writeback: concurrent appends from two clients. */
+static void test_writeback_race(struct h_cluster *c, mixsan_cluster_t *cl,
+				mixsan_pool_t *braw)
+{
+	mixsan_cluster_t *cl2 = h_connect(c);
+	struct appender a = {.c = 'a'}, b = {.c = 'b'};
+	pthread_t ta, tb;
+	char oid[16], buf[512];
+
+	H_CHECK(mixsan_wait_for_epoch(cl2, mixsan_map_epoch(cl), 10000) == 0);
+	for (int k = 0; k < 3; k++) {
+		snprintf(oid, sizeof(oid), "wrace%d", k);
+		H_CHECK(mixsan_write_full(braw, oid, "base:", 5) == 0);
+	}
+	a.p = open_pool(cl, "base");
+	b.p = open_pool(cl2, "base");
+	pthread_create(&ta, NULL, appender, &a);
+	pthread_create(&tb, NULL, appender, &b);
+	pthread_join(ta, NULL);
+	pthread_join(tb, NULL);
+	H_CHECK(a.errors == 0 && b.errors == 0);
+	for (int k = 0; k < 3; k++) {
+		int64_t r;
+		int na = 0, nb = 0;
+
+		snprintf(oid, sizeof(oid), "wrace%d", k);
+		r = mixsan_read(a.p, oid, buf, sizeof(buf), 0);
+		H_CHECK(r == 5 + 100);
+		H_CHECK(r >= 5 && memcmp(buf, "base:", 5) == 0);
+		for (int64_t i = 5; i < r; i++) {
+			na += buf[i] == 'a';
+			nb += buf[i] == 'b';
+		}
+		H_CHECK(na == 50 && nb == 50);
+	}
+	mixsan_pool_close(a.p);
+	mixsan_pool_close(b.p);
+	mixsan_shutdown(cl2);
+}
+
 /* 7. Mode none after writeback, dirty copies left. */
 static void test_drain(mixsan_cluster_t *cl, mixsan_pool_t *p, mixsan_pool_t *braw,
 		       mixsan_pool_t *craw)
@@ -504,6 +662,9 @@ int main(void)
 	test_promotion(p, braw, craw);
 	test_volumes(p);
 	test_readonly(&c, cl);
+	test_readonly_race(&c, cl);
+	test_claim_takeover(p, braw, craw);
+	test_writeback_race(&c, cl, braw);
 	if (c.external)
 		fprintf(stderr, "tier: an external cluster: no kill\n");
 	else
