@@ -34,6 +34,7 @@
 
 #include "tier.h"
 #include "buf.h"
+#include "hitset.h"
 #include "map.h"
 #include "msg.h"
 #include "store.h"
@@ -46,29 +47,12 @@
 #define A_D "_tier.d"     /* dirty: a nonce per write */
 #define A_RM "_tier.rm"   /* present copy of a removed object */
 
-#define HIT_SLOTS MX_PROMOTE_HITS_MAX /* periods a hit set spans at most */
-#define HIT_KEPT 4                     /* periods counted, at least */
-#define BLOOM_BITS (1u << 16)          /* per period and pool */
 #define PROMOTE_CHUNK (4u << 20)       /* bytes per copy request */
 #define PROMOTE_TIMEOUT_NS (30ull * 1000000000ull) /* a claim's takeover */
 /* A tenth of stub_grace_s (one hour): a sequence whose base read is older
  * is abandoned (invariant 6). */
 #define BASE_READ_MAX_NS (360ull * 1000000000ull)
 #define JOB_DEADLINE_NS (120ull * 1000000000ull)
-
-struct hitset {
-	uint64_t period; /* monotonic seconds / period_s; 0: empty */
-	uint64_t bits[BLOOM_BITS / 64];
-};
-
-/* One base pool's hit sets: a Bloom filter per period, the newest
- * HIT_SLOTS periods in a ring. */
-struct poolhits {
-	struct poolhits *next;
-	int32_t pool;
-	unsigned period_s;
-	struct hitset sets[HIT_SLOTS];
-};
 
 struct job {
 	struct job *next;
@@ -84,7 +68,7 @@ struct mx_tier {
 	bool stopping;
 	pthread_t threads[TIER_WORKERS];
 	unsigned n_threads;
-	struct poolhits *hits; /* From malloc(), a list */
+	struct mx_hitsets *hits;
 	uint64_t nonce;
 };
 
@@ -169,67 +153,17 @@ static void nonce(struct mx_tier *t, char *buf, size_t sz)
 		 (unsigned long long)mx_now_ns(), (unsigned long long)k);
 }
 
-/* Hit sets (docs/cache-tiering.md, "Promotion by recency and frequency") -- */
-
-static void bloom_pos(const struct ctx *x, uint32_t pos[2])
-{
-	uint64_t h = mx_hash64(x->oid, strlen(x->oid), (uint64_t)(uint32_t)x->rt.base);
-
-	pos[0] = (uint32_t)h % BLOOM_BITS;
-	pos[1] = (uint32_t)(h >> 32) % BLOOM_BITS;
-}
-
-/* Count a miss of x's object; true if it is now in promote_min_hits of the
- * periods kept (this one included): then it is to be promoted. */
+/* Count a miss of x's object in the hit sets; true if it is now to be
+ * promoted ("Promotion by recency and frequency"). */
 static bool hit_miss(struct ctx *x)
 {
-	struct mx_tier *t = x->t;
-	unsigned period_s = x->rt.period_s ? x->rt.period_s : 1;
-	unsigned kept = x->rt.min_hits > HIT_KEPT ? x->rt.min_hits : HIT_KEPT;
-	uint64_t now = mx_now_ns() / 1000000000ull / period_s + 1;
-	struct poolhits *ph;
-	struct hitset *hs;
-	unsigned count = 0;
-	uint32_t pos[2];
+	unsigned n;
 
-	if (kept > HIT_SLOTS)
-		kept = HIT_SLOTS;
-	bloom_pos(x, pos);
-	pthread_mutex_lock(&t->lock);
-	for (ph = t->hits; ph; ph = ph->next)
-		if (ph->pool == x->rt.base)
-			break;
-	if (!ph) {
-		ph = calloc(1, sizeof(*ph));
-		if (!ph) {
-			pthread_mutex_unlock(&t->lock);
-			return false;
-		}
-		ph->pool = x->rt.base;
-		ph->next = t->hits;
-		t->hits = ph;
-	}
-	if (ph->period_s != period_s) { /* a new period length: start over */
-		memset(ph->sets, 0, sizeof(ph->sets));
-		ph->period_s = period_s;
-	}
-	hs = &ph->sets[now % HIT_SLOTS];
-	if (hs->period != now) {
-		memset(hs->bits, 0, sizeof(hs->bits));
-		hs->period = now;
-	}
-	for (int i = 0; i < 2; i++)
-		hs->bits[pos[i] / 64] |= 1ull << (pos[i] % 64);
-	for (unsigned i = 0; i < HIT_SLOTS; i++) {
-		hs = &ph->sets[i];
-		if (hs->period == 0 || hs->period > now || now - hs->period >= kept)
-			continue;
-		if ((hs->bits[pos[0] / 64] >> (pos[0] % 64) & 1) &&
-		    (hs->bits[pos[1] / 64] >> (pos[1] % 64) & 1))
-			count++;
-	}
-	pthread_mutex_unlock(&t->lock);
-	return count >= x->rt.min_hits;
+	pthread_mutex_lock(&x->t->lock);
+	n = mx_hitsets_miss(x->t->hits, x->rt.base, x->oid, x->rt.period_s, x->rt.min_hits,
+			    mx_now_ns() / 1000000000ull);
+	pthread_mutex_unlock(&x->t->lock);
+	return n >= x->rt.min_hits;
 }
 
 /* Attribute lists ---------------------------------------------------------- */
@@ -862,6 +796,11 @@ int mx_tier_new(mixsan_cluster_t *cl, struct mx_tier **out)
 	if (!t)
 		return -ENOMEM;
 	t->cl = cl;
+	t->hits = mx_hitsets_new();
+	if (!t->hits) {
+		free(t);
+		return -ENOMEM;
+	}
 	pthread_mutex_init(&t->lock, NULL);
 	pthread_cond_init(&t->cond, NULL);
 	t->tail = &t->head;
@@ -871,6 +810,7 @@ int mx_tier_new(mixsan_cluster_t *cl, struct mx_tier **out)
 		t->n_threads++;
 	}
 	if (t->n_threads == 0) {
+		mx_hitsets_free(t->hits);
 		pthread_mutex_destroy(&t->lock);
 		pthread_cond_destroy(&t->cond);
 		free(t);
@@ -890,12 +830,7 @@ void mx_tier_free(struct mx_tier *t)
 	pthread_mutex_unlock(&t->lock);
 	for (unsigned i = 0; i < t->n_threads; i++)
 		pthread_join(t->threads[i], NULL);
-	while (t->hits) {
-		struct poolhits *ph = t->hits;
-
-		t->hits = ph->next;
-		free(ph);
-	}
+	mx_hitsets_free(t->hits);
 	pthread_mutex_destroy(&t->lock);
 	pthread_cond_destroy(&t->cond);
 	free(t);
