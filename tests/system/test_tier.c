@@ -231,6 +231,22 @@ static void test_writeback(mixsan_cluster_t *cl, mixsan_pool_t *p, mixsan_pool_t
 		H_CHECK(failed == 0);
 	}
 
+	/* A read request of several ops, through the tier. */
+	{
+		struct mx_osd_op rd[3] = {{.op = MX_OP_READ, .off = 0, .len = 64},
+					  {.op = MX_OP_GETXATTR, .xname = "a"},
+					  {.op = MX_OP_LISTXATTRS}};
+		struct mx_client_read_result res;
+
+		H_CHECK(mx_client_read_ops(p, "wb1", rd, 3, &res) == 0);
+		H_CHECK(res.n == 3 && res.ops[0].len == 4 && memcmp(res.ops[0].data, "Jell", 4) == 0);
+		H_CHECK(res.ops[1].rval == 0 && res.ops[1].len == 1);
+		memset(&s, 0, sizeof(s));
+		H_CHECK(mx_client_xattrs_walk(res.ops[2].data, res.ops[2].len, xattrs_cb, &s) == 0);
+		H_CHECK(s.hidden == 0 && s.n == 2); /* a and b */
+		mx_client_read_result_free(&res);
+	}
+
 	/* Removal: gone for readers and listings, kept as a removed copy. */
 	H_CHECK(mixsan_remove(p, "wb1") == 0);
 	H_CHECK(mixsan_stat(p, "wb1", &st) == -ENOENT);
