@@ -82,6 +82,14 @@ static inline void mx_client_version_be(const struct mx_client_version *v, uint8
 	}
 }
 
+/* Object requests to a base pool whose cache tier is active (writeback,
+ * readonly, or draining in mode none) run through the tier (client/tier.h,
+ * docs/cache-tiering.md), these below included: a request is then applied
+ * atomically to the copy that answers for the object, the versions are that
+ * copy's, attribute names under "_tier." are EINVAL, and a REMOVE must be a
+ * request's last op.  mx_client_pool_open_raw's handles never go through a
+ * tier. */
+
 /* Send ops (writes and CMPXATTR guards, lib/msg.h) to oid as one request,
  * applied atomically.  Buffers and names are copied or must stay valid as
  * for any asynchronous call.  c gets 0, the request's error, or the first
