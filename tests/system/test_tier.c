@@ -16,8 +16,9 @@
  *   5. readonly: writes go to the base and stub the cached copy before
  *      they are acknowledged; a second client that had the object cached
  *      never reads stale data;
- *   6. an OSD killed (SIGKILL) in the middle of a series of writeback
- *      writes loses no acknowledged write;
+ *   6. OSDs killed (SIGKILL) one after another, each restarted, while three
+ *      threads write (and promote) through the tier: no acknowledged write
+ *      is lost;
  *   6b. a promotion's claim left behind (its client died) is not served,
  *      and is taken over by a writer after the claim's timeout (30 s);
  *   6c. readonly under races: one client writes a counter while another
@@ -435,52 +436,93 @@ static void test_readonly(struct h_cluster *c, mixsan_cluster_t *cl)
 	mixsan_shutdown(cl2);
 }
 
-/* 6. An OSD killed among writeback writes: no acknowledged write lost. */
-static void test_kill(struct h_cluster *c, mixsan_cluster_t *cl, mixsan_pool_t *p)
-{
-	enum { OBJS = 12, WRITES = 240 };
+/* 6. OSDs killed among writeback writes: no acknowledged write lost. */
+enum { KW_THREADS = 3, KW_OBJS = 4 };
+
+struct kwriter {
+	mixsan_pool_t *p;
+	int id;
+	volatile bool *stop;
 	/* Per object: the last acknowledged content, and a later write whose
 	 * outcome is unknown (it failed), if any. */
-	char acked[OBJS][48], maybe[OBJS][48];
-	char oid[32], data[48], buf[64];
-	int failures = 0;
+	char acked[KW_OBJS][64], maybe[KW_OBJS][64];
+	int writes, failures;
+};
 
-	memset(acked, 0, sizeof(acked));
-	memset(maybe, 0, sizeof(maybe));
-	for (int w = 0; w < WRITES; w++) {
-		int o = w % OBJS;
-		int r;
+static void *kwriter(void *arg)
+{
+	struct kwriter *k = arg;
+	char oid[16], data[64];
 
-		if (w == WRITES / 3) {
-			fprintf(stderr, "tier: kill -9 osd.1 at write %d\n", w);
-			h_signal_osd(c, 1, SIGKILL);
-		}
-		snprintf(oid, sizeof(oid), "k%d", o);
+	for (int w = 0; !__atomic_load_n(k->stop, __ATOMIC_SEQ_CST); w++) {
+		int o = w % KW_OBJS;
+
+		snprintf(oid, sizeof(oid), "k%d.%d", k->id, o);
 		snprintf(data, sizeof(data), "write %d of %s", w, oid);
-		r = mixsan_write_full(p, oid, data, strlen(data));
-		if (r == 0) {
-			memcpy(acked[o], data, sizeof(data));
-			maybe[o][0] = '\0';
+		k->writes++;
+		if (mixsan_write_full(k->p, oid, data, strlen(data)) == 0) {
+			memcpy(k->acked[o], data, sizeof(data));
+			k->maybe[o][0] = '\0';
 		} else {
-			failures++;
-			memcpy(maybe[o], data, sizeof(data));
+			k->failures++;
+			memcpy(k->maybe[o], data, sizeof(data));
 		}
 	}
-	fprintf(stderr, "tier: %d of %d writes failed\n", failures, WRITES);
-	for (int o = 0; o < OBJS; o++) {
-		int64_t r;
+	return NULL;
+}
 
-		snprintf(oid, sizeof(oid), "k%d", o);
-		r = mixsan_read(p, oid, buf, sizeof(buf) - 1, 0);
-		buf[r > 0 ? r : 0] = '\0';
-		if (!(r > 0 && (strcmp(buf, acked[o]) == 0 || strcmp(buf, maybe[o]) == 0))) {
-			fprintf(stderr, "tier: %s holds '%s', last acknowledged '%s'\n", oid, buf,
-				acked[o]);
-			H_CHECK(false);
+static void test_kill(struct h_cluster *c, mixsan_cluster_t *cl, mixsan_pool_t *p,
+		      mixsan_pool_t *braw)
+{
+	struct kwriter k[KW_THREADS];
+	pthread_t t[KW_THREADS];
+	volatile bool stop = false;
+	char oid[32], buf[96];
+
+	memset(k, 0, sizeof(k));
+	for (int i = 0; i < KW_THREADS; i++) {
+		/* Half the objects start in the base only: their first write
+		 * promotes them, in the middle of the kills. */
+		for (int o = 0; o < KW_OBJS; o += 2) {
+			snprintf(oid, sizeof(oid), "k%d.%d", i, o);
+			snprintf(k[i].acked[o], sizeof(k[i].acked[o]), "base %s", oid);
+			H_CHECK(mixsan_write_full(braw, oid, k[i].acked[o],
+						  strlen(k[i].acked[o])) == 0);
+		}
+		k[i].p = p;
+		k[i].id = i;
+		k[i].stop = &stop;
+		pthread_create(&t[i], NULL, kwriter, &k[i]);
+	}
+	for (int victim = 1; victim <= 2; victim++) {
+		usleep(700000);
+		fprintf(stderr, "tier: kill -9 osd.%d among writes\n", victim);
+		h_signal_osd(c, victim, SIGKILL);
+		sleep(2);
+		h_start_osd(c, victim);
+		H_CHECK(h_wait_up(c, cl, 3, 60) == 0);
+	}
+	usleep(700000);
+	__atomic_store_n(&stop, true, __ATOMIC_SEQ_CST);
+	for (int i = 0; i < KW_THREADS; i++)
+		pthread_join(t[i], NULL);
+	for (int i = 0; i < KW_THREADS; i++) {
+		fprintf(stderr, "tier: writer %d: %d writes, %d failed\n", i, k[i].writes,
+			k[i].failures);
+		for (int o = 0; o < KW_OBJS; o++) {
+			int64_t r;
+
+			snprintf(oid, sizeof(oid), "k%d.%d", i, o);
+			r = mixsan_read(p, oid, buf, sizeof(buf) - 1, 0);
+			buf[r > 0 ? r : 0] = '\0';
+			if (!(r > 0 && (strcmp(buf, k[i].acked[o]) == 0 ||
+					strcmp(buf, k[i].maybe[o]) == 0))) {
+				fprintf(stderr, "tier: %s holds '%s', last acknowledged '%s'\n",
+					oid, buf, k[i].acked[o]);
+				H_CHECK(false);
+			}
 		}
 	}
-	h_start_osd(c, 1);
-	H_CHECK(h_wait_up(c, cl, 3, 60) == 0);
 }
 
 /* 6b. A claim whose owner is gone. */
@@ -684,7 +726,7 @@ int main(void)
 	if (c.external)
 		fprintf(stderr, "tier: an external cluster: no kill\n");
 	else
-		test_kill(&c, cl, p);
+		test_kill(&c, cl, p, braw);
 	test_drain(cl, p, braw, craw);
 
 	/* Every replica of both pools alike (OSDs stopped). */
