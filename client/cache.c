@@ -23,7 +23,7 @@
 #define BLK MX_BCACHE_BLOCK
 #define PROTECTED_SHARE 80 /* per cent of the capacity */
 
-enum { E_FILLING, E_VALID };
+enum { E_FILLING, E_VALID, E_FAILED };
 
 struct bentry {
 	struct bentry *hnext;
@@ -33,6 +33,10 @@ struct bentry {
 	uint32_t len; /* bytes held: BLK but at the end of the content */
 	uint8_t state;
 	bool protected;
+	bool used;         /* read by a request (not only read ahead) */
+	uint16_t last_end; /* where in the block the last use ended */
+	uint32_t waiters;  /* readers waiting for its fetch: kept while > 0 */
+	int err;           /* E_FAILED: the fetch's error, for its waiters */
 	uint8_t data[];
 };
 
@@ -107,7 +111,7 @@ static struct bentry *lookup(struct mx_bcache *c, const struct mx_bcache_key *k,
 {
 	struct bentry *e = c->buckets[hash(k, blk) & c->mask];
 
-	while (e && !same(e, k, blk))
+	while (e && (!same(e, k, blk) || e->state == E_FAILED))
 		e = e->hnext;
 	return e;
 }
@@ -143,19 +147,41 @@ static void touch(struct mx_bcache *c, struct bentry *e)
 	}
 }
 
+/* A request read [from, to) of held block e (offsets in the block).  Only
+ * a second use promotes: not the first read of a block read ahead, nor a
+ * read that continues the last one inside the block (a stream of reads
+ * smaller than a block). */
+static void use(struct mx_bcache *c, struct bentry *e, uint64_t from, uint64_t to)
+{
+	bool again = e->used && !(from != 0 && from == e->last_end);
+
+	e->used = true;
+	e->last_end = (uint16_t)to;
+	if (again || e->protected) {
+		touch(c, e);
+		return;
+	}
+	mx_list_del(&e->lru);
+	mx_list_add_tail(&c->probation, &e->lru);
+}
+
 /* Drop held blocks, probation first, until the cache fits its capacity
  * (blocks being fetched are not held yet and stay). */
 static void evict(struct mx_bcache *c)
 {
 	while (c->n > c->cap) {
-		struct mx_list *victim = !mx_list_empty(&c->probation) ? c->probation.next :
-					 !mx_list_empty(&c->protected) ? c->protected.next :
-									 NULL;
-		struct bentry *e;
+		struct mx_list *lists[2] = {&c->probation, &c->protected}, *pos;
+		struct bentry *e = NULL;
 
-		if (!victim)
+		/* (A block a woken reader has yet to copy stays.) */
+		for (int l = 0; l < 2 && !e; l++)
+			mx_list_for_each(pos, lists[l])
+				if (!mx_list_entry(pos, struct bentry, lru)->waiters) {
+					e = mx_list_entry(pos, struct bentry, lru);
+					break;
+				}
+		if (!e)
 			return;
-		e = mx_list_entry(victim, struct bentry, lru);
 		mx_list_del(&e->lru);
 		if (e->protected)
 			c->n_protected--;
@@ -197,14 +223,26 @@ static int fetch_run(struct mx_bcache *c, uint64_t size, struct bentry **run, ui
 		struct bentry *e = run[i];
 
 		if (r < 0) {
-			unhash(c, e);
-			free(e);
+			if (e->waiters) {
+				/* Its waiters take the error (a fetch that timed
+				 * out is not tried again by each in turn), but
+				 * for our own lack of memory (err 0: they fetch
+				 * for themselves).  The last of them frees it. */
+				e->state = E_FAILED;
+				e->err = r == -ENOMEM ? 0 : r;
+			} else {
+				unhash(c, e);
+				free(e);
+			}
 			continue;
 		}
 		memcpy(e->data, tmp + (e->blk * BLK - from), e->len);
 		e->state = E_VALID;
 		mx_list_add_tail(&c->probation, &e->lru);
-		copy_out(e, buf, off, end);
+		if (copy_out(e, buf, off, end)) {
+			e->used = true;
+			e->last_end = (uint16_t)(MX_MIN(e->blk * BLK + e->len, end) - e->blk * BLK);
+		}
 	}
 	if (r == 0) {
 		uint64_t want = MX_MIN(to, end) - MX_MAX(from, off);
@@ -231,30 +269,44 @@ int mx_bcache_read(struct mx_bcache *c, const struct mx_bcache_key *k, uint64_t 
 		return 0;
 	if (end > size || limit > size)
 		return -EINVAL;
-	max_run = MX_MAX(c->cap / 4, 1);
-	run = malloc(max_run * sizeof(*run));
-	if (!run)
-		return -ENOMEM;
 	b = off / BLK;
 	last = (end - 1) / BLK;
 	want_last = last;
-	if (ahead && off + ahead > end && limit > end)
-		want_last = (MX_MIN(off + ahead, limit) - 1) / BLK;
+	if (ahead > len && limit > end) /* off + ahead, without wrapping */
+		want_last = (off + MX_MIN(ahead, limit - off) - 1) / BLK;
+	/* A run is at most a quarter of the cache, and no longer than the
+	 * read and its read-ahead. */
+	max_run = MX_MIN(MX_MAX(c->cap / 4, 1), want_last - b + 1);
+	run = malloc(max_run * sizeof(*run));
+	if (!run)
+		return -ENOMEM;
 	pthread_mutex_lock(&c->lock);
 	while (b <= last && r == 0) {
 		struct bentry *e = lookup(c, k, b);
 		uint64_t nrun = 0;
 
 		if (e && e->state == E_VALID) {
-			c->st.hit_bytes += copy_out(e, buf, off, end);
-			touch(c, e);
+			uint64_t bs = b * BLK, n = copy_out(e, buf, off, end);
+
+			c->st.hit_bytes += n;
+			use(c, e, MX_MAX(bs, off) - bs, MX_MAX(bs, off) - bs + n);
 			b++;
 			continue;
 		}
-		if (e) { /* being fetched by another reader */
+		if (e) { /* being fetched by another reader: its outcome */
 			c->st.waits++;
-			pthread_cond_wait(&c->filled, &c->lock);
-			continue;
+			e->waiters++;
+			while (e->state == E_FILLING)
+				pthread_cond_wait(&c->filled, &c->lock);
+			e->waiters--;
+			if (e->state == E_FAILED) {
+				r = e->err;
+				if (!e->waiters) {
+					unhash(c, e);
+					free(e);
+				}
+			}
+			continue; /* held (kept while we waited), failed, or to fetch */
 		}
 		/* A run of absent blocks from b, read ahead past the request
 		 * if asked, up to the first block held or being fetched. */

@@ -47,6 +47,7 @@
 
 #define TICK_MS 20
 #define MX_DEFAULT_READAHEAD (1u << 20)
+#define MX_MAX_READAHEAD (64u << 20)
 #define MON_RETRY_MS 300
 #define BACKOFF_MIN_MS 5
 #define BACKOFF_MAX_MS 500
@@ -1379,6 +1380,13 @@ int mixsan_connect(const char *mons, const struct mixsan_options *opts,
 		cl->opts.readahead_bytes = MX_DEFAULT_READAHEAD;
 	else if (cl->opts.readahead_bytes == MIXSAN_READAHEAD_OFF)
 		cl->opts.readahead_bytes = 0;
+	else if (cl->opts.readahead_bytes > MX_MAX_READAHEAD) {
+		snprintf(t_connect_error, sizeof(t_connect_error),
+			 "read-ahead of %" PRIu64 " bytes: at most %u", cl->opts.readahead_bytes,
+			 MX_MAX_READAHEAD);
+		cluster_free(cl);
+		return -EINVAL;
+	}
 	if (getrandom(&cl->client_id, sizeof(cl->client_id), 0) != sizeof(cl->client_id) ||
 	    cl->client_id == 0)
 		cl->client_id = mx_now_ns() | 1;

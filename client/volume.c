@@ -128,6 +128,7 @@ struct mixsan_volume {
 	uint64_t *copying;       /* objects being copied (COW, copy-up) */
 	size_t n_copying, cap_copying;
 	bool frozen;             /* a snapshot is being taken: changes wait */
+	bool flattening;         /* flatten runs: no snapshot may be taken */
 	unsigned starting;       /* changes between their start and inflight */
 
 	/* A snapshot's reads through the snapshot cache: where the last read
@@ -2088,12 +2089,19 @@ static int read_snap_obj(mixsan_volume_t *v, uint64_t objno, uint8_t *buf, uint6
 		r = read_fallback(v, objno, buf, off, len);
 	if (r < 0)
 		return r;
-	/* Snapshots taken since we looked count too. */
-	if (header_read(v->pool, v->hdr_oid, &h) == 0) {
-		pthread_mutex_lock(&v->lock);
-		header_apply(v, &h);
-		pthread_mutex_unlock(&v->lock);
-	}
+	/* Snapshots taken since we looked count too.  Without them the head
+	 * read may be newer than the snapshot (a copy made for one we do not
+	 * know of holds its data): fail rather than return it, and so have
+	 * the snapshot cache keep it for ever. */
+	r = header_read(v->pool, v->hdr_oid, &h);
+	if (r < 0)
+		return r;
+	pthread_mutex_lock(&v->lock);
+	header_apply(v, &h);
+	r = snap_by_id(v, v->snap_id) ? 0 : -ENOENT; /* removed: no content left */
+	pthread_mutex_unlock(&v->lock);
+	if (r < 0)
+		return r;
 	r = snap_ids(v, &ids, &n);
 	if (r < 0)
 		return r;
@@ -2196,7 +2204,7 @@ static int read_sync(mixsan_volume_t *v, uint8_t *buf, uint64_t len, uint64_t of
 
 		if (cache)
 			r = mx_bcache_read(cache, &key, size, buf + (at - off), at, e - at,
-					   at == off ? ahead : 0,
+					   ahead > at - off ? ahead - (at - off) : 0,
 					   MX_MIN(ostart + v->obj_size, size), cache_fill, &f);
 		else
 			r = read_sync_obj(v, objno, buf + (at - off), at - ostart, e - at);
@@ -2287,7 +2295,9 @@ int mixsan_volume_snap_create(mixsan_volume_t *v, const char *name)
 		return r;
 	freeze(v);
 	pthread_mutex_lock(&v->lock);
-	r = snap_by_name(v, name) ? -EEXIST : map_flush_locked(v);
+	/* A clone being flattened takes no snapshot: it would read through
+	 * to the parent flatten is about to drop. */
+	r = snap_by_name(v, name) ? -EEXIST : v->flattening ? -EBUSY : map_flush_locked(v);
 	len = v->map_len;
 	if (r == 0 && len) {
 		copy = malloc(len);
@@ -2698,8 +2708,16 @@ int mixsan_volume_flatten(mixsan_volume_t *v)
 		return r;
 	if (!v->parent || v->unlinked)
 		return -EINVAL;
-	if (v->n_snaps)
-		return -EBUSY; /* its snapshots read through to the parent too */
+	/* Its snapshots read through to the parent too: none may exist, nor
+	 * be taken meanwhile (one being taken holds frozen). */
+	pthread_mutex_lock(&v->lock);
+	if (v->n_snaps || v->frozen || v->flattening)
+		r = -EBUSY;
+	else
+		v->flattening = true;
+	pthread_mutex_unlock(&v->lock);
+	if (r < 0)
+		return r;
 	objs = (MX_MIN(v->overlap, mixsan_volume_size(v)) + v->obj_size - 1) >> v->order;
 	for (uint64_t n = 0; n < objs && r == 0; n++)
 		r = prepare_object(v, n, false);
@@ -2718,6 +2736,9 @@ int mixsan_volume_flatten(mixsan_volume_t *v)
 		v->unlinked = true;
 		pthread_mutex_unlock(&v->lock);
 	}
+	pthread_mutex_lock(&v->lock);
+	v->flattening = false;
+	pthread_mutex_unlock(&v->lock);
 	return r;
 }
 

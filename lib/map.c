@@ -548,6 +548,7 @@ static void encode_pool(struct mx_wbuf *w, const struct mx_pool *p)
 	mx_put_u8(w, p->promote_min_hits);
 	mx_put_u32(w, p->hit_period_s);
 	mx_put_u8(w, p->flush_all);
+	mx_put_u64(w, p->tier_epoch); /* appended after the cache settings */
 	mx_wbuf_patch_u32(w, at, (uint32_t)(w->len - at - 4));
 }
 
@@ -789,6 +790,9 @@ static void decode_pool(struct mx_rbuf *outer, struct mx_pool *p)
 		p->hit_period_s = mx_get_u32(&r);
 		p->flush_all = mx_get_u8(&r);
 	}
+	/* tier_epoch came after them: absent in older records (0). */
+	if (!r.err && mx_rbuf_left(&r) > 0)
+		p->tier_epoch = mx_get_u64(&r);
 	if (!r.err && mx_pool_validate(p) < 0)
 		mx_rbuf_fail(&r);
 	if (r.err)

@@ -121,6 +121,10 @@ struct mx_pool {
 	uint8_t promote_min_hits;  /* MX_PROMOTE_HITS_MIN..MX_PROMOTE_HITS_MAX */
 	uint32_t hit_period_s;     /* MX_HIT_PERIOD_MIN..MX_HIT_PERIOD_MAX */
 	uint8_t flush_all;         /* 0 or 1: the agent flushes every dirty object */
+	/* The epoch of the last change to this pool's tier link or mode: OSDs
+	 * refuse client requests of an older map (docs/cache-tiering.md,
+	 * "Mode changes and fencing").  0: never tiered. */
+	uint64_t tier_epoch;
 };
 
 /* Defaults and bounds of the cache settings. */

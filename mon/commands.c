@@ -434,6 +434,19 @@ static int cache_empty(const struct mx_mon_cmd_env *env, const struct mx_pool *c
 		    "of it (add --yes-i-really-mean-it if you know it is empty)", cache->name);
 }
 
+/* The pools named base and cache, or -ENOENT with the message. */
+static int tier_pools(struct mx_map *m, const char *bn, const char *cn, struct mx_pool **base,
+		      struct mx_pool **cache, char *msg, size_t sz)
+{
+	*base = (struct mx_pool *)mx_map_pool_by_name(m, bn);
+	*cache = (struct mx_pool *)mx_map_pool_by_name(m, cn);
+	if (!*base)
+		return fail(-ENOENT, msg, sz, "no such pool '%s'", bn);
+	if (!*cache)
+		return fail(-ENOENT, msg, sz, "no such pool '%s'", cn);
+	return 0;
+}
+
 /* "pool tier add" base= cache= [force=1]: cache fronts base, mode none. */
 static int pool_tier_add(struct mx_map *m, const struct mx_msg_command *c,
 			 const struct mx_mon_cmd_env *env, char *msg, size_t sz)
@@ -446,12 +459,9 @@ static int pool_tier_add(struct mx_map *m, const struct mx_msg_command *c,
 		return fail(-EINVAL, msg, sz, "pool tier add needs base= and cache=");
 	if (force && strcmp(force, "1") != 0)
 		return fail(-EINVAL, msg, sz, "force must be 1 if given");
-	base = (struct mx_pool *)mx_map_pool_by_name(m, bn);
-	cache = (struct mx_pool *)mx_map_pool_by_name(m, cn);
-	if (!base)
-		return fail(-ENOENT, msg, sz, "no such pool '%s'", bn);
-	if (!cache)
-		return fail(-ENOENT, msg, sz, "no such pool '%s'", cn);
+	r = tier_pools(m, bn, cn, &base, &cache, msg, sz);
+	if (r < 0)
+		return r;
 	if (base == cache)
 		return fail(-EINVAL, msg, sz, "pool '%s' cannot be a cache tier of itself", bn);
 	if (cache->tier_of >= 0)
@@ -475,6 +485,7 @@ static int pool_tier_add(struct mx_map *m, const struct mx_msg_command *c,
 	cache->tier_of = base->id;
 	cache->cache_mode = MX_CACHE_NONE;
 	cache->flush_all = 0;
+	base->tier_epoch = cache->tier_epoch = m->epoch + 1; /* the fence */
 	snprintf(msg, sz,
 		 "pool '%s' is now the cache tier of '%s', in mode none (pool tier mode %s "
 		 "writeback|readonly sets one)", cn, bn, cn);
@@ -520,6 +531,13 @@ static int pool_tier_mode(struct mx_map *m, const struct mx_msg_command *c, char
 	if (mode == MX_CACHE_WRITEBACK)
 		p->flush_all = 0;
 	p->cache_mode = (uint8_t)mode;
+	p->tier_epoch = m->epoch + 1; /* the fence, on both pools */
+	if (p->tier_of >= 0) {
+		struct mx_pool *base = (struct mx_pool *)mx_map_pool_by_id(m, p->tier_of);
+
+		if (base)
+			base->tier_epoch = p->tier_epoch;
+	}
 	snprintf(msg, sz, "pool '%s': cache mode %s%s", pn, mn,
 		 p->flush_all ? " (every dirty object is to be flushed to the base)" : "");
 	return 1;
@@ -533,17 +551,15 @@ static int pool_tier_rm(struct mx_map *m, const struct mx_msg_command *c, char *
 {
 	const char *bn = arg(c, "base"), *cn = arg(c, "cache"), *force = arg(c, "force");
 	struct mx_pool *base, *cache;
+	int r;
 
 	if (!bn || !cn)
 		return fail(-EINVAL, msg, sz, "pool tier rm needs base= and cache=");
 	if (force && strcmp(force, "1") != 0)
 		return fail(-EINVAL, msg, sz, "force must be 1 if given");
-	base = (struct mx_pool *)mx_map_pool_by_name(m, bn);
-	cache = (struct mx_pool *)mx_map_pool_by_name(m, cn);
-	if (!base)
-		return fail(-ENOENT, msg, sz, "no such pool '%s'", bn);
-	if (!cache)
-		return fail(-ENOENT, msg, sz, "no such pool '%s'", cn);
+	r = tier_pools(m, bn, cn, &base, &cache, msg, sz);
+	if (r < 0)
+		return r;
 	if (cache->tier_of != base->id || base->tier != cache->id)
 		return fail(-EINVAL, msg, sz, "pool '%s' is not the cache tier of '%s'", cn, bn);
 	if (cache->cache_mode == MX_CACHE_WRITEBACK)
@@ -564,6 +580,7 @@ static int pool_tier_rm(struct mx_map *m, const struct mx_msg_command *c, char *
 	base->tier = -1;
 	cache->tier_of = -1;
 	cache->flush_all = 0;
+	base->tier_epoch = cache->tier_epoch = m->epoch + 1; /* the fence */
 	snprintf(msg, sz, "pool '%s' is no longer the cache tier of '%s'", cn, bn);
 	return 1;
 }

@@ -1024,6 +1024,13 @@ void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payloa
 		reply_status(osd, s, tid, -EINVAL);
 		return;
 	}
+	if (m.epoch < pool->tier_epoch) {
+		/* Routed by a map from before the pool's last tier change:
+		 * the client must take the new map and route the request again
+		 * (docs/cache-tiering.md, "Mode changes and fencing"). */
+		reply_status(osd, s, tid, -ESTALE);
+		return;
+	}
 	key.pool = m.pool;
 	key.pg = m.pg;
 	key.name = m.name;

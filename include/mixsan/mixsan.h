@@ -68,8 +68,9 @@ struct mixsan_options {
 	 * write leaves a stale entry.  Bytes; 0: no cache. */
 	uint64_t snap_cache_bytes;
 	/* On a miss in that cache, read this much from the read's start
-	 * (within its object) while the reader reads sequentially.  0: 1 MiB;
-	 * MIXSAN_READAHEAD_OFF: never. */
+	 * (within the objects the read touches) while the reader reads
+	 * sequentially.  0: 1 MiB; MIXSAN_READAHEAD_OFF: never; at most
+	 * 64 MiB (-EINVAL). */
 	uint64_t readahead_bytes;
 };
 

@@ -408,14 +408,34 @@ static void start_quorum(struct h_cluster *c)
 		h_start_mon(c, i);
 }
 
+/* The cluster a test runs, stopped at exit if the test did not stop it
+ * (H_FATAL exits at once): no daemon outlives a failed test. */
+static struct h_cluster *h_running;
+static pid_t h_owner; /* the process that started it (not a forked child) */
+
+static void h_stop_at_exit(void)
+{
+	if (h_running && getpid() == h_owner) {
+		h_failures++; /* keep the folder for the post-mortem */
+		h_stop(h_running);
+	}
+}
+
 void h_start(struct h_cluster *c, int n_osds)
 {
 	const char *ext = getenv("MIXSAN_TEST_MON");
 	char bin[512], mondir[300], log[300];
 	mixsan_cluster_t *cl;
+	static bool registered;
 
 	if (n_osds > H_MAX_OSDS)
 		H_FATAL("too many OSDs");
+	if (!registered) {
+		atexit(h_stop_at_exit);
+		registered = true;
+	}
+	h_running = c;
+	h_owner = getpid();
 	c->n_osds = n_osds;
 	if (ext) {
 		c->external = true;
@@ -521,6 +541,8 @@ void h_stop(struct h_cluster *c)
 {
 	char cmd[600];
 
+	if (h_running == c)
+		h_running = NULL;
 	if (c->external)
 		return;
 	for (int i = 0; i < c->n_osds; i++) {

@@ -535,6 +535,124 @@ static void test_resend(struct h_cluster *c, mixsan_cluster_t *cl, mixsan_pool_t
 	H_CHECK(h_wait_up(c, cl, 3, 60) == 0);
 }
 
+/* One raw request for obj of pool, as a client whose map is of epoch,
+ * to the primary: a read of 16 bytes, or a WRITEFULL of "fence" when
+ * write.  The reply's status as an errno. */
+static int raw_at_epoch(mixsan_cluster_t *cl, int64_t pool, const char *obj, uint64_t epoch,
+			bool write)
+{
+	struct mx_map *m = mx_client_map_copy(cl);
+	struct mx_msg_osd_op op = {.pool = (int32_t)pool, .client_id = 4242, .name = obj,
+				   .name_len = (uint32_t)strlen(obj), .n_ops = 1};
+	struct mx_msg_osd_op_reply rep;
+	struct mx_msg_hdr h;
+	uint8_t *payload = NULL;
+	struct mx_wbuf w;
+	char addr[MX_ADDR_MAX];
+	int32_t acting[3];
+	int r;
+
+	if (!m)
+		return -ENOMEM;
+	op.epoch = epoch;
+	if (mx_client_locate(cl, pool, obj, &op.pg, acting, 3) < 1) {
+		mx_map_free(m);
+		return -ENOENT;
+	}
+	if (write) {
+		op.ops[0].op = MX_OP_WRITEFULL;
+		op.ops[0].data = "fence";
+		op.ops[0].data_len = 5;
+	} else {
+		op.ops[0].op = MX_OP_READ;
+		op.ops[0].len = 16;
+	}
+	snprintf(addr, sizeof(addr), "%s", m->osds[acting[0]].addr);
+	mx_map_free(m);
+	mx_wbuf_init(&w);
+	mx_enc_osd_op(&w, &op);
+	r = h_raw_request(addr, MX_MSG_OSD_OP, 1 + (epoch << 8), &w, &h, &payload);
+	mx_wbuf_free(&w);
+	if (r == 0 && (h.type != MX_MSG_OSD_OP_REPLY || mx_dec_osd_op_reply(payload, h.len, &rep) < 0))
+		r = -EPROTO;
+	else if (r == 0)
+		r = mx_wire_to_errno(rep.status);
+	free(payload);
+	return r;
+}
+
+/* The same, retried while the OSD has not the map yet (EAGAIN) or still
+ * accepts what it is to refuse, for up to 10 s: the last status. */
+static int raw_until(mixsan_cluster_t *cl, int64_t pool, const char *obj, uint64_t epoch,
+		     bool write, int want)
+{
+	int r = -ETIMEDOUT;
+
+	for (int i = 0; i < 100; i++) {
+		r = raw_at_epoch(cl, pool, obj, epoch, write);
+		if (r == want)
+			break;
+		usleep(100000);
+	}
+	return r;
+}
+
+static int tier_cmd(mixsan_cluster_t *cl, const char *prefix, const char *const *kv, size_t n)
+{
+	char *msg = NULL;
+	int r = mixsan_mon_command(cl, prefix, kv, n, &msg);
+
+	if (r < 0)
+		fprintf(stderr, "guards: %s: %s\n", prefix, msg ? msg : strerror(-r));
+	free(msg);
+	return r;
+}
+
+/* The tier fence (docs/cache-tiering.md, "Mode changes and fencing"): after
+ * a tier change, the OSDs of both pools refuse requests routed by a map
+ * from before it, and serve those of the new map. */
+static void test_fence(mixsan_cluster_t *cl, mixsan_pool_t *p)
+{
+	const char *add[] = {"base", "guards", "cache", "fence-hot", "force", "1"};
+	const char *mode[] = {"pool", "fence-hot", "mode", "readonly"};
+	const char *none[] = {"pool", "fence-hot", "mode", "none"};
+	const char *rm[] = {"base", "guards", "cache", "fence-hot"};
+	mixsan_pool_t *hp;
+	int64_t base = mixsan_pool_id(p), hot;
+	uint64_t e0, e1, e2;
+	char got[16];
+
+	h_pool_create(cl, "fence-hot", 3, 8, "osd");
+	H_CHECK(mixsan_pool_open(cl, "fence-hot", &hp) == 0);
+	hot = mixsan_pool_id(hp);
+	H_CHECK(mixsan_write_full(p, "fence.obj", "before", 6) == 0);
+	e0 = mixsan_map_epoch(cl);
+	H_CHECK(raw_until(cl, base, "fence.obj", e0, false, 0) == 0);
+
+	H_CHECK(tier_cmd(cl, "pool tier add", add, 3) == 0);
+	e1 = mixsan_map_epoch(cl);
+	H_CHECK(raw_until(cl, base, "fence.obj", e0, false, -ESTALE) == -ESTALE);
+	H_CHECK(raw_until(cl, base, "fence.obj", e0, true, -ESTALE) == -ESTALE);
+	H_CHECK(raw_until(cl, hot, "fence.obj", e0, true, -ESTALE) == -ESTALE);
+	H_CHECK(raw_until(cl, base, "fence.obj", e1, false, 0) == 0);
+	H_CHECK(mixsan_read(p, "fence.obj", got, sizeof(got), 0) == 6 && !memcmp(got, "before", 6));
+	fprintf(stderr, "guards: tier added at epoch %llu: requests of epoch %llu refused\n",
+		(unsigned long long)e1, (unsigned long long)e0);
+
+	H_CHECK(tier_cmd(cl, "pool tier mode", mode, 2) == 0);
+	e2 = mixsan_map_epoch(cl);
+	H_CHECK(raw_until(cl, hot, "fence.obj", e1, false, -ESTALE) == -ESTALE);
+	H_CHECK(raw_until(cl, base, "fence.obj", e1, true, -ESTALE) == -ESTALE);
+	H_CHECK(raw_until(cl, base, "fence.obj", e2, false, 0) == 0);
+	H_CHECK(tier_cmd(cl, "pool tier mode", none, 2) == 0);
+	H_CHECK(tier_cmd(cl, "pool tier rm", rm, 2) == 0);
+	H_CHECK(raw_until(cl, base, "fence.obj", e2, true, -ESTALE) == -ESTALE);
+	/* The library's own requests take the new map and go on. */
+	H_CHECK(mixsan_write_full(p, "fence.obj", "after", 5) == 0);
+	H_CHECK(mixsan_read(p, "fence.obj", got, sizeof(got), 0) == 5 && !memcmp(got, "after", 5));
+	mixsan_pool_close(hp);
+}
+
 int main(void)
 {
 	struct h_cluster c;
@@ -559,6 +677,7 @@ int main(void)
 	test_versions(p);
 	test_read_ops(p);
 	test_which_guard(p);
+	test_fence(cl, p);
 	if (c.external)
 		fprintf(stderr, "guards: an external cluster: no kill\n");
 	else

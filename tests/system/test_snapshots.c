@@ -127,6 +127,11 @@ int main(int argc, char **argv)
 	 * enough that it evicts: no step may read a stale block from it. */
 	if (argc > 1 && !strcmp(argv[1], "--cache"))
 		c.snap_cache_bytes = 8 * OBJ;
+	/* --cache-big: a cache that holds every snapshot read here, so every
+	 * read after the first of a snapshot is served from it: a block that
+	 * went stale would be read back, and seen. */
+	if (argc > 1 && !strcmp(argv[1], "--cache-big"))
+		c.snap_cache_bytes = 16 * SIZE;
 	h_start(&c, 3);
 	cl = h_connect(&c);
 	h_pool_create(cl, "snaps", 3, 32, "osd");
@@ -340,7 +345,8 @@ int main(int argc, char **argv)
 		       (unsigned long long)st.cache_hit_bytes,
 		       (unsigned long long)st.cache_fetched_bytes,
 		       (unsigned long long)st.cache_evicted_bytes);
-		H_CHECK(st.cache_hit_bytes > 0 && st.cache_evicted_bytes > 0);
+		H_CHECK(st.cache_hit_bytes > 0);
+		H_CHECK(c.snap_cache_bytes > SIZE || st.cache_evicted_bytes > 0);
 		H_CHECK(st.cache_used <= st.cache_capacity);
 	}
 	mixsan_shutdown(cl);

@@ -278,6 +278,9 @@ int main(void)
 		mixsan_volume_t *r;
 		uint8_t *buf = malloc(OBJ);
 
+		o.readahead_bytes = 1ull << 30; /* over the bound */
+		H_CHECK(mixsan_connect(c.mon_addr, &o, &impatient) == -EINVAL);
+		o.readahead_bytes = 0;
 		H_CHECK(mixsan_connect(c.mon_addr, &o, &impatient) == 0);
 		H_CHECK(mixsan_pool_open(impatient, "desk", &p) == 0);
 		H_CHECK(mixsan_volume_open(p, "v4vm", NULL, &r) == 0);

@@ -263,6 +263,8 @@ static void test_tiering(void)
 	cold = mx_map_pool_by_name(m, "cold");
 	hot = mx_map_pool_by_name(m, "hot");
 	CHECK(cold && hot && cold->tier == hot->id && hot->tier_of == cold->id);
+	/* The fence: both pools refuse requests of maps before this one. */
+	CHECK(cold && hot && cold->tier_epoch == m->epoch + 1 && hot->tier_epoch == m->epoch + 1);
 	CHECK(hot && hot->cache_mode == MX_CACHE_NONE && !hot->flush_all && hot->tier == -1);
 	/* Forced, with no statistics at all. */
 	DONE(m, NULL, 1, "pool tier add", "base", "other", "cache", "spare", "force", "1");
@@ -270,7 +272,11 @@ static void test_tiering(void)
 	/* Links: no second tier, no cache of two bases, no stacking. */
 	REFUSED(m, NULL, -EBUSY, "pool tier add", "base", "cold", "cache", "spare", "force", "1");
 	REFUSED(m, NULL, -EBUSY, "pool tier add", "base", "other", "cache", "hot", "force", "1");
+	((struct mx_pool *)mx_map_pool_by_name(m, "other"))->tier_epoch = 0;
+	((struct mx_pool *)mx_map_pool_by_name(m, "spare"))->tier_epoch = 0;
 	DONE(m, NULL, 1, "pool tier rm", "base", "other", "cache", "spare");
+	CHECK(mx_map_pool_by_name(m, "other")->tier_epoch == m->epoch + 1);
+	CHECK(mx_map_pool_by_name(m, "spare")->tier_epoch == m->epoch + 1);
 	REFUSED(m, NULL, -EBUSY, "pool tier add", "base", "spare", "cache", "hot", "force", "1");
 	CHECK(strstr(last_msg, "already the cache tier") != NULL);
 	REFUSED(m, NULL, -EBUSY, "pool tier add", "base", "hot", "cache", "spare", "force", "1");
@@ -287,9 +293,13 @@ static void test_tiering(void)
 	REFUSED(m, NULL, -EINVAL, "pool tier mode", "pool", "cold", "mode", "writeback");
 	REFUSED(m, NULL, -EINVAL, "pool tier mode", "pool", "spare", "mode", "readonly");
 	DONE(m, NULL, 0, "pool tier mode", "pool", "hot", "mode", "none");
+	((struct mx_pool *)mx_map_pool_by_name(m, "cold"))->tier_epoch = 0;
+	((struct mx_pool *)mx_map_pool_by_name(m, "hot"))->tier_epoch = 0;
 	DONE(m, NULL, 1, "pool tier mode", "pool", "hot", "mode", "writeback");
 	hot = mx_map_pool_by_name(m, "hot");
 	CHECK(hot->cache_mode == MX_CACHE_WRITEBACK && !hot->flush_all);
+	CHECK(hot->tier_epoch == m->epoch + 1 &&
+	      mx_map_pool_by_name(m, "cold")->tier_epoch == m->epoch + 1);
 	REFUSED(m, NULL, -EBUSY, "pool tier mode", "pool", "hot", "mode", "readonly");
 	/* tier rm: only in mode none. */
 	REFUSED(m, NULL, -EBUSY, "pool tier rm", "base", "cold", "cache", "hot");

@@ -430,6 +430,7 @@ static void test_map_tiering(void)
 	hot->promote_min_hits = 16;
 	hot->hit_period_s = 3600;
 	hot->flush_all = 1;
+	hot->tier_epoch = 77;
 	CHECK(mx_map_tiers_valid(m));
 	CHECK_EQ_INT(roundtrip(m, &d), 0);
 	if (d) {
@@ -442,18 +443,32 @@ static void test_map_tiering(void)
 		      h->target_max_objects == 123456789012ull);
 		CHECK(h && h->cache_target_dirty_ratio == 250 && h->cache_target_full_ratio == 975);
 		CHECK(h && h->promote_min_hits == 16 && h->hit_period_s == 3600 && h->flush_all == 1);
+		CHECK(h && h->tier_epoch == 77 && c && c->tier_epoch == 0);
 		mx_map_free(d);
 		d = NULL;
 	}
 
-	/* A map encoded before the cache settings (26 bytes a pool record
-	 * shorter) still decodes, with the defaults; cut anywhere else, the
-	 * record is refused. */
+	/* A map encoded before the cache settings (34 bytes a pool record
+	 * shorter: 26 of them, and tier_epoch's 8) still decodes, with the
+	 * defaults; one encoded before tier_epoch (8 bytes shorter) has 0
+	 * there; cut anywhere else, the record is refused. */
 	t = tier_map();
 	t->pools[0].tier = 2;
 	t->pools[1].tier_of = 1;
 	t->pools[1].cache_mode = MX_CACHE_READONLY;
-	n = encode_old(t, old, sizeof(old), 26);
+	t->pools[1].tier_epoch = 5;
+	t->pools[1].promote_min_hits = 3;
+	n = encode_old(t, old, sizeof(old), 8);
+	CHECK_EQ_INT(mx_map_decode(old, n, &d), 0);
+	if (d) {
+		const struct mx_pool *h = mx_map_pool_by_name(d, "hot");
+
+		CHECK(h && h->promote_min_hits == 3 && h->tier_epoch == 0);
+		mx_map_free(d);
+		d = NULL;
+	}
+	t->pools[1].promote_min_hits = 2;
+	n = encode_old(t, old, sizeof(old), 34);
 	CHECK_EQ_INT(mx_map_decode(old, n, &d), 0);
 	if (d) {
 		const struct mx_pool *h = mx_map_pool_by_name(d, "hot");
@@ -465,7 +480,9 @@ static void test_map_tiering(void)
 		mx_map_free(d);
 		d = NULL;
 	}
-	for (uint32_t cut = 1; cut < 26; cut++) {
+	for (uint32_t cut = 1; cut < 34; cut++) {
+		if (cut == 8)
+			continue;
 		n = encode_old(t, old, sizeof(old), cut);
 		CHECK(mx_map_decode(old, n, &d) < 0);
 		mx_map_free(d);
