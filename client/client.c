@@ -97,6 +97,9 @@ struct cop {
 	bool replica;   /* a read in flight to a replica (read policy) */
 	bool to_primary; /* a replica sent it back: the primary's now */
 	bool raw;        /* from a raw pool handle: never routed through a tier */
+	/* A step of a tiered request routed at this map epoch (0: none): it
+	 * fails with ESTALE, unsent, once the pool's tier_epoch is newer. */
+	uint64_t fence_epoch;
 	struct mx_conn *sent_on; /* the connection it went out on */
 	uint64_t retry_at_ns;
 	uint64_t deadline_ns; /* 0: none */
@@ -161,15 +164,20 @@ struct mixsan_cluster {
 	struct mx_bcache *cache; /* snapshot data (docs/vdi-cache.md) */
 	struct mx_tier *tier;    /* cache tiering's workers, made on first use
 				    (under lock); NULL: none yet */
+	bool tier_closing;       /* shutting down: nothing goes to the tier */
 };
 
 struct mixsan_pool {
 	mixsan_cluster_t *cl;
 	int32_t id;
 	bool raw; /* requests go to this pool itself, whatever its tier */
+	uint64_t fence_epoch; /* raw: its requests' fence_epoch (struct cop) */
+	uint64_t deadline_ns; /* raw: its requests' latest deadline (0: none) */
 };
 
 static void cop_send(mixsan_cluster_t *cl, struct cop *op);
+static bool tier_route_locked(mixsan_cluster_t *cl, int32_t pool, struct mx_tier_route *rt);
+static void tier_hand(mixsan_cluster_t *cl, struct cop *op, const struct mx_tier_route *rt);
 static void mon_connect(mixsan_cluster_t *cl);
 
 /* Transaction ids come from any thread. */
@@ -217,6 +225,14 @@ void mx_completion_arm(mixsan_completion_t *c)
 {
 	pthread_mutex_lock(&c->lock);
 	c->armed = true;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Undo mx_completion_arm for a request that was never submitted. */
+static void completion_disarm(mixsan_completion_t *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->armed = false;
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -771,6 +787,24 @@ static void cop_send(mixsan_cluster_t *cl, struct cop *op)
 	if (op->deadline_ns && mx_now_ns() >= op->deadline_ns) {
 		cop_complete(op, -ETIMEDOUT);
 		return;
+	}
+	if (op->kind == COP_OBJ && cl->map) {
+		/* The pool's tier changed since the request was routed
+		 * (docs/cache-tiering.md, "Mode changes and fencing"). */
+		const struct mx_pool *pool = mx_map_pool_by_id(cl->map, op->pool);
+		struct mx_tier_route rt;
+
+		if (op->fence_epoch && pool && pool->tier_epoch > op->fence_epoch) {
+			cop_complete(op, -ESTALE); /* the tier starts it again */
+			return;
+		}
+		if (!op->raw && op->comp && tier_route_locked(cl, op->pool, &rt)) {
+			/* Submitted, or refused by an OSD's fence, before our map
+			 * showed the pool's tier: it goes through the tier. */
+			mx_list_del(&op->link);
+			tier_hand(cl, op, &rt);
+			return;
+		}
 	}
 	target = cop_target(cl, op);
 	if (target == -ENOENT) {
@@ -1424,10 +1458,18 @@ int mixsan_connect(const char *mons, const struct mixsan_options *opts,
 
 void mixsan_shutdown(mixsan_cluster_t *cl)
 {
+	struct mx_tier *t;
+
 	if (!cl)
 		return;
-	/* The tier's workers first: their requests need the loop. */
-	mx_tier_free(cl->tier);
+	/* The tier's workers first: their requests need the loop.  No request
+	 * is handed to them once tier_closing is set. */
+	pthread_mutex_lock(&cl->lock);
+	cl->tier_closing = true;
+	t = cl->tier;
+	cl->tier = NULL;
+	pthread_mutex_unlock(&cl->lock);
+	mx_tier_free(t);
 	pthread_mutex_lock(&cl->lock);
 	cl->stopping = true;
 	pthread_cond_broadcast(&cl->cond);
@@ -1650,10 +1692,19 @@ mixsan_cluster_t *mx_client_pool_cluster(mixsan_pool_t *p)
 
 int mx_client_pool_open_raw(mixsan_cluster_t *cl, int64_t id, mixsan_pool_t **out)
 {
+	return mx_client_pool_open_fenced(cl, id, 0, 0, out);
+}
+
+int mx_client_pool_open_fenced(mixsan_cluster_t *cl, int64_t id, uint64_t epoch,
+			       uint64_t deadline_ns, mixsan_pool_t **out)
+{
 	int r = mx_client_pool_open_id(cl, id, out);
 
-	if (r == 0)
+	if (r == 0) {
 		(*out)->raw = true;
+		(*out)->fence_epoch = epoch;
+		(*out)->deadline_ns = deadline_ns;
+	}
 	return r;
 }
 
@@ -1759,33 +1810,53 @@ static struct cop *cop_new(mixsan_pool_t *p, const char *oid, mixsan_completion_
 	op->comp = c;
 	op->target = -1;
 	op->raw = p->raw;
+	op->fence_epoch = p->fence_epoch;
+	op->deadline_ns = p->deadline_ns;
 	mx_list_init(&op->link);
 	return op;
 }
 
-/* Under cl->lock: whether requests to pool go through its cache tier (a
- * cache in mode writeback or readonly, or in mode none while it may still
- * hold dirty copies: docs/cache-tiering.md), and how. */
+/* Under cl->lock: whether requests to pool go through its cache tier, and
+ * how: while the pool has a cache in mode writeback or readonly, or in mode
+ * none while it may hold copies (flush_all: docs/cache-tiering.md, "Mode
+ * changes and fencing").  rt->epoch is the map's either way. */
 static bool tier_route_locked(mixsan_cluster_t *cl, int32_t pool, struct mx_tier_route *rt)
 {
 	const struct mx_pool *b, *c;
 
+	rt->epoch = cl->map ? cl->map->epoch : 0;
 	b = cl->map ? mx_map_pool_by_id(cl->map, pool) : NULL;
 	if (!b || b->tier < 0)
 		return false;
 	c = mx_map_pool_by_id(cl->map, b->tier);
 	if (!c)
 		return false;
-	rt->draining = c->cache_mode == MX_CACHE_NONE && c->flush_all;
-	if (c->cache_mode != MX_CACHE_WRITEBACK && c->cache_mode != MX_CACHE_READONLY &&
-	    !rt->draining)
+	if (c->cache_mode == MX_CACHE_NONE && !c->flush_all)
 		return false;
 	rt->base = b->id;
 	rt->cache = c->id;
-	rt->mode = rt->draining ? MX_CACHE_WRITEBACK : c->cache_mode;
+	rt->mode = c->cache_mode;
 	rt->min_hits = c->promote_min_hits;
 	rt->period_s = c->hit_period_s;
 	return true;
+}
+
+/* Hand op (its completion armed) to the tier's workers. */
+static void tier_hand(mixsan_cluster_t *cl, struct cop *op, const struct mx_tier_route *rt)
+{
+	int r;
+
+	pthread_mutex_lock(&cl->lock);
+	r = cl->tier_closing ? -ENOTCONN : 0;
+	if (r == 0 && !cl->tier)
+		r = mx_tier_new(cl, &cl->tier);
+	if (r == 0)
+		r = mx_tier_check(op);
+	if (r == 0)
+		r = mx_tier_submit(cl->tier, rt, op);
+	pthread_mutex_unlock(&cl->lock);
+	if (r < 0)
+		cop_complete(op, r);
 }
 
 bool mx_client_tier_route(mixsan_cluster_t *cl, int32_t pool, struct mx_tier_route *rt)
@@ -1811,25 +1882,31 @@ static int cop_submit(mixsan_cluster_t *cl, struct cop *op)
 	if (op->kind == COP_OBJ && op->comp && !op->raw && tier_route_locked(cl, op->pool, &rt)) {
 		/* A tiered pool: a worker runs it as guarded requests on the
 		 * two pools (tier.c) and completes it. */
-		int r = 0;
+		int r = cl->tier_closing ? -ENOTCONN : 0;
 
-		if (!cl->tier)
+		if (r == 0 && !cl->tier)
 			r = mx_tier_new(cl, &cl->tier);
-		pthread_mutex_unlock(&cl->lock);
 		if (r == 0)
 			r = mx_tier_check(op);
-		if (r < 0) {
-			cop_free(op);
-			return r;
+		if (r == 0) {
+			mx_completion_arm(op->comp);
+			r = mx_tier_submit(cl->tier, &rt, op);
+			if (r < 0)
+				completion_disarm(op->comp);
 		}
-		mx_completion_arm(op->comp);
-		mx_tier_submit(cl->tier, &rt, op);
-		return 0;
+		pthread_mutex_unlock(&cl->lock);
+		if (r < 0)
+			cop_free(op);
+		return r;
 	}
 	op->tid = new_tid(cl);
 	mx_completion_arm(op->comp);
-	if (cl->opts.op_timeout_ms)
-		op->deadline_ns = mx_now_ns() + (uint64_t)cl->opts.op_timeout_ms * 1000000ull;
+	if (cl->opts.op_timeout_ms) {
+		uint64_t d = mx_now_ns() + (uint64_t)cl->opts.op_timeout_ms * 1000000ull;
+
+		if (!op->deadline_ns || d < op->deadline_ns)
+			op->deadline_ns = d;
+	}
 	mx_list_add_tail(&cl->submit, &op->link);
 	pthread_mutex_unlock(&cl->lock);
 	wake(cl);

@@ -46,6 +46,7 @@
 #define A_SRC "_tier.src" /* base version (16 bytes, big-endian) recorded */
 #define A_D "_tier.d"     /* dirty: a nonce per write */
 #define A_RM "_tier.rm"   /* present copy of a removed object */
+#define A_W "_tier.w"     /* readonly writers between mark and finish */
 
 #define PROMOTE_CHUNK (4u << 20)       /* bytes per copy request */
 #define PROMOTE_TIMEOUT_NS (30ull * 1000000000ull) /* a claim's takeover */
@@ -53,6 +54,10 @@
  * is abandoned (invariant 6). */
 #define BASE_READ_MAX_NS (360ull * 1000000000ull)
 #define JOB_DEADLINE_NS (120ull * 1000000000ull)
+/* A writer's mark that has stood unchanged this long is a dead writer's:
+ * a request of a job is never sent after the job's deadline, and this
+ * leaves half a minute for one to arrive. */
+#define MARK_TIMEOUT_NS (JOB_DEADLINE_NS + 30ull * 1000000000ull)
 
 struct job {
 	struct job *next;
@@ -81,12 +86,29 @@ struct ctx {
 					  read's answer outlives op */
 	struct mx_osd_op ops[MX_MSG_MAX_OPS]; /* the caller's, names in op */
 	unsigned n;
-	mixsan_pool_t *base, *cache; /* raw handles */
+	mixsan_pool_t *base, *cache; /* raw handles, fenced at rt.epoch */
 	uint64_t deadline_ns;
-	/* A claim seen in the way, and since when (the takeover's clock). */
-	char claim[64];
+	bool restart; /* a step met the fence unanswered: route again */
+	/* A claim or mark seen in the way, and since when (the takeover's
+	 * clock). */
+	char claim[96];
 	uint64_t claim_since_ns;
 };
+
+/* Answer the caller, unless a step met the fence (-ESTALE): then the
+ * request has had no effect yet and run() routes it again. */
+static void reply(struct ctx *x, int err, const struct mx_client_read_result *res,
+		  const struct mx_client_version *ver, int failed)
+{
+	if (!x->op)
+		return;
+	if (err == -ESTALE) {
+		x->restart = true;
+		return;
+	}
+	mx_cop_answer(x->op, err, res, ver, failed);
+	x->op = NULL;
+}
 
 /* Ops --------------------------------------------------------------------- */
 
@@ -279,15 +301,25 @@ static int unclaim(struct ctx *x, const char *claim, const uint8_t *src, uint32_
 	return mx_client_write_ops(x->cache, x->oid, q, k, NULL);
 }
 
-/* Copy the rest of a large object under our claim: data after the first
- * read (the base still at version bv), then the attributes.  0, or
- * -EAGAIN when the claim was lost or the base moved. */
-static int promote_steps(struct ctx *x, const char *claim, const uint8_t *bbe,
-			 const struct mx_client_version *bv, uint64_t size, uint64_t have,
-			 const struct xlist *attrs, uint64_t t0)
+/* The next value of our claim: "promoting:NONCE:STEP".  Each step of a
+ * promotion moves it on, so a waiter's takeover clock restarts while the
+ * promotion makes progress. */
+static void claim_next(char *claim, size_t sz, const char *base, unsigned step)
 {
-	const uint32_t cl = (uint32_t)strlen(claim);
+	snprintf(claim, sz, "%s:%u", base, step);
+}
+
+/* Copy the rest of a large object under our claim (*claim, moved on at
+ * each step): data after the first read (the base still at version bv),
+ * then the attributes.  0, or -EAGAIN when the claim was lost or the base
+ * moved. */
+static int promote_steps(struct ctx *x, char *claim, size_t claim_sz, const char *cbase,
+			 const uint8_t *bbe, const struct mx_client_version *bv, uint64_t size,
+			 uint64_t have, const struct xlist *attrs, uint64_t t0)
+{
 	struct mx_osd_op q[MX_MSG_MAX_OPS];
+	char next[96];
+	unsigned step = 0;
 	int r;
 
 	for (uint64_t off = have; off < size; off += PROMOTE_CHUNK) {
@@ -304,20 +336,25 @@ static int promote_steps(struct ctx *x, const char *claim, const uint8_t *bbe,
 			mx_client_read_result_free(&res);
 			return -EAGAIN; /* the base moved on: start again */
 		}
-		q[0] = guard(MX_CMP_EQ, A_P, claim, cl);
+		claim_next(next, sizeof(next), cbase, ++step);
+		q[0] = guard(MX_CMP_EQ, A_P, claim, (uint32_t)strlen(claim));
 		q[1] = simple(MX_OP_WRITE);
 		q[1].off = off;
 		q[1].data = res.ops[1].data;
 		q[1].data_len = res.ops[1].len;
-		r = mx_client_write_ops(x->cache, x->oid, q, 2, NULL);
+		q[2] = setx(A_P, next, (uint32_t)strlen(next));
+		r = mx_client_write_ops(x->cache, x->oid, q, 3, NULL);
 		mx_client_read_result_free(&res);
 		if (r < 0)
 			return r == -ECANCELED ? -EAGAIN : r;
+		snprintf(claim, claim_sz, "%s", next);
 	}
 	for (unsigned i = 0; i < attrs->n;) {
 		unsigned k = 0;
 
-		q[k++] = guard(MX_CMP_EQ, A_P, claim, cl);
+		claim_next(next, sizeof(next), cbase, ++step);
+		q[k++] = guard(MX_CMP_EQ, A_P, claim, (uint32_t)strlen(claim));
+		q[k++] = setx(A_P, next, (uint32_t)strlen(next));
 		while (i < attrs->n && k < MX_MSG_MAX_OPS) {
 			q[k++] = setx(attrs->names[i], attrs->values[i], attrs->lens[i]);
 			i++;
@@ -325,14 +362,28 @@ static int promote_steps(struct ctx *x, const char *claim, const uint8_t *bbe,
 		r = mx_client_write_ops(x->cache, x->oid, q, k, NULL);
 		if (r < 0)
 			return r == -ECANCELED ? -EAGAIN : r;
+		snprintf(claim, claim_sz, "%s", next);
 	}
 	if (mx_now_ns() - t0 > BASE_READ_MAX_NS)
 		return -EAGAIN;
-	q[0] = guard(MX_CMP_EQ, A_P, claim, cl);
+	q[0] = guard(MX_CMP_EQ, A_P, claim, (uint32_t)strlen(claim));
 	q[1] = setx(A_P, "1", 1);
 	q[2] = setx(A_SRC, bbe, 16);
 	r = mx_client_write_ops(x->cache, x->oid, q, 3, NULL);
 	return r == -ECANCELED ? -EAGAIN : r;
+}
+
+/* Whether something in the way (another's claim, or readonly writers'
+ * mark: what, shown as seen) has stood unchanged for timeout_ns by our
+ * clock.  The first sighting of a value starts the clock. */
+static bool stood(struct ctx *x, const char *seen, uint64_t timeout_ns)
+{
+	if (strcmp(seen, x->claim) != 0) {
+		snprintf(x->claim, sizeof(x->claim), "%s", seen);
+		x->claim_since_ns = mx_now_ns();
+		return false;
+	}
+	return mx_now_ns() - x->claim_since_ns >= timeout_ns;
 }
 
 /*
@@ -346,8 +397,12 @@ static int promote_steps(struct ctx *x, const char *claim, const uint8_t *bbe,
  */
 static int promote(struct ctx *x)
 {
-	struct mx_osd_op pr[2] = {{.op = MX_OP_GETXATTR, .xname = A_P},
-				  {.op = MX_OP_GETXATTR, .xname = A_SRC}};
+	struct mx_osd_op pr[3] = {{.op = MX_OP_GETXATTR, .xname = A_P},
+				  {.op = MX_OP_GETXATTR, .xname = A_SRC},
+				  {.op = MX_OP_GETXATTR, .xname = A_W}};
+	/* Readonly: no install while writers are between their mark and
+	 * their finish ("Intent markers"). */
+	const bool ro = x->rt.mode == MX_CACHE_READONLY;
 	struct mx_osd_op rd[3] = {simple(MX_OP_STAT), simple(MX_OP_LISTXATTRS),
 				  simple(MX_OP_READ)};
 	struct mx_osd_op q[MX_MSG_MAX_OPS];
@@ -361,10 +416,12 @@ static int promote(struct ctx *x)
 	int r;
 
 	/* The cache's state. */
-	r = mx_client_read_ops(x->cache, x->oid, pr, 2, &cres);
+	r = mx_client_read_ops(x->cache, x->oid, pr, 3, &cres);
 	if (r < 0 && r != -ENOENT)
 		return r;
 	if (r == 0) {
+		char seen[96];
+
 		if (attr_is(&cres.ops[0], "1")) {
 			mx_client_read_result_free(&cres);
 			return 0;
@@ -376,19 +433,29 @@ static int promote(struct ctx *x)
 		if (cres.ops[0].rval == 0) {
 			/* Claimed by a promotion in steps: wait, or take it
 			 * over once the same claim has stood too long. */
-			char seen[64];
-
 			snprintf(seen, sizeof(seen), "%.*s", (int)cres.ops[0].len,
 				 (const char *)cres.ops[0].data);
 			mx_client_read_result_free(&cres);
-			if (strcmp(seen, x->claim) != 0) {
-				snprintf(x->claim, sizeof(x->claim), "%s", seen);
-				x->claim_since_ns = mx_now_ns();
-				return -EBUSY;
-			}
-			if (mx_now_ns() - x->claim_since_ns < PROMOTE_TIMEOUT_NS)
+			if (!stood(x, seen, PROMOTE_TIMEOUT_NS))
 				return -EBUSY;
 			r = unclaim(x, seen, src, src_len);
+			x->claim[0] = '\0';
+			return r == 0 || r == -ECANCELED ? -EAGAIN : r;
+		}
+		if (ro && cres.ops[2].rval == 0) {
+			/* Writers' mark: wait, or clear a dead writer's. */
+			struct mx_osd_op cq[2] = {
+				guard(MX_CMP_EQ, A_W, cres.ops[2].data, cres.ops[2].len),
+				{.op = MX_OP_RMXATTR, .xname = A_W}};
+
+			snprintf(seen, sizeof(seen), "w:%.*s", (int)cres.ops[2].len,
+				 (const char *)cres.ops[2].data);
+			if (!stood(x, seen, MARK_TIMEOUT_NS)) {
+				mx_client_read_result_free(&cres);
+				return -EBUSY;
+			}
+			r = mx_client_write_ops(x->cache, x->oid, cq, 2, NULL);
+			mx_client_read_result_free(&cres);
 			x->claim[0] = '\0';
 			return r == 0 || r == -ECANCELED ? -EAGAIN : r;
 		}
@@ -404,6 +471,8 @@ static int promote(struct ctx *x)
 		 * the cache's state as read (invariant 5). */
 		q[k++] = guard(MX_CMP_EQ, A_P, "", 0);
 		q[k++] = guard(MX_CMP_EQ, A_SRC, src, src_len);
+		if (ro)
+			q[k++] = guard(MX_CMP_EQ, A_W, "", 0);
 		q[k++] = simple(MX_OP_CREATE);
 		q[k++] = setx(A_P, "1", 1);
 		q[k++] = setx(A_RM, "1", 1);
@@ -421,10 +490,12 @@ static int promote(struct ctx *x)
 	r = mx_client_xattrs_walk(bres.ops[1].data, bres.ops[1].len, collect_cb, &attrs);
 	if (r < 0)
 		goto out;
-	if (st.size <= bres.ops[2].len && attrs.n + 5 <= MX_MSG_MAX_OPS) {
+	if (st.size <= bres.ops[2].len && attrs.n + 6 <= MX_MSG_MAX_OPS) {
 		/* It fits one request. */
 		q[k++] = guard(MX_CMP_EQ, A_P, "", 0);
 		q[k++] = guard(MX_CMP_LE, A_SRC, bbe, 16);
+		if (ro)
+			q[k++] = guard(MX_CMP_EQ, A_W, "", 0);
 		q[k] = simple(MX_OP_WRITEFULL);
 		q[k].data = bres.ops[2].data;
 		q[k++].data_len = bres.ops[2].len;
@@ -439,11 +510,14 @@ static int promote(struct ctx *x)
 			r = -EAGAIN;
 	} else {
 		/* In steps: claim, copy, finish. */
-		char claim[64] = "promoting:";
+		char cbase[64] = "promoting:", claim[96];
 
-		nonce(x->t, claim + strlen(claim), sizeof(claim) - strlen(claim));
+		nonce(x->t, cbase + strlen(cbase), sizeof(cbase) - strlen(cbase));
+		claim_next(claim, sizeof(claim), cbase, 0);
 		q[k++] = guard(MX_CMP_EQ, A_P, "", 0);
 		q[k++] = guard(MX_CMP_LE, A_SRC, bbe, 16);
+		if (ro)
+			q[k++] = guard(MX_CMP_EQ, A_W, "", 0);
 		q[k] = simple(MX_OP_WRITEFULL);
 		q[k].data = bres.ops[2].data;
 		q[k++].data_len = bres.ops[2].len;
@@ -456,8 +530,8 @@ static int promote(struct ctx *x)
 		}
 		if (r < 0)
 			goto out;
-		r = promote_steps(x, claim, bbe, &bres.ver, st.size, bres.ops[2].len, &attrs,
-				  t0);
+		r = promote_steps(x, claim, sizeof(claim), cbase, bbe, &bres.ver, st.size,
+				  bres.ops[2].len, &attrs, t0);
 		if (r < 0)
 			(void)unclaim(x, claim, bbe, 16);
 	}
@@ -479,7 +553,7 @@ static void tier_read(struct ctx *x)
 	int r;
 
 	if (x->n + 2 > MX_MSG_MAX_OPS) {
-		mx_cop_answer(x->op, -E2BIG, NULL, NULL, -1);
+		reply(x, -E2BIG, NULL, NULL, -1);
 		return;
 	}
 	q[0] = (struct mx_osd_op){.op = MX_OP_GETXATTR, .xname = A_P};
@@ -489,7 +563,7 @@ static void tier_read(struct ctx *x)
 	if (r == 0 && attr_is(&res.ops[0], "1")) {
 		if (res.ops[1].rval == 0) {
 			mx_client_read_result_free(&res);
-			mx_cop_answer(x->op, -ENOENT, NULL, NULL, -1); /* removed */
+			reply(x, -ENOENT, NULL, NULL, -1); /* removed */
 			return;
 		}
 		memset(&out, 0, sizeof(out));
@@ -497,7 +571,7 @@ static void tier_read(struct ctx *x)
 		out.n = x->n;
 		memcpy(out.ops, res.ops + 2, x->n * sizeof(out.ops[0]));
 		r = hide_tier_attrs(x->ops, &out);
-		mx_cop_answer(x->op, r, r == 0 ? &out : NULL, &out.ver, -1);
+		reply(x, r, r == 0 ? &out : NULL, &out.ver, -1);
 		memcpy(res.ops + 2, out.ops, x->n * sizeof(out.ops[0])); /* to free */
 		mx_client_read_result_free(&res);
 		return;
@@ -505,15 +579,15 @@ static void tier_read(struct ctx *x)
 	if (r == 0)
 		mx_client_read_result_free(&res);
 	else if (r != -ENOENT) {
-		mx_cop_answer(x->op, r, NULL, NULL, -1);
+		reply(x, r, NULL, NULL, -1);
 		return;
 	}
 	r = mx_client_read_ops(x->base, x->oid, x->ops, x->n, &res);
 	if (r == 0)
 		r = hide_tier_attrs(x->ops, &res);
-	mx_cop_answer(x->op, r, r == 0 ? &res : NULL, r == 0 ? &res.ver : NULL, -1);
+	reply(x, r, r == 0 ? &res : NULL, r == 0 ? &res.ver : NULL, -1);
 	mx_client_read_result_free(&res);
-	if (r == 0 && !x->rt.draining && hit_miss(x)) {
+	if (r == 0 && x->rt.mode != MX_CACHE_NONE && hit_miss(x)) {
 		/* Promoted after the answer; a failure costs only the copy. */
 		for (unsigned a = 0; a < 5; a++)
 			if (promote(x) != -EAGAIN)
@@ -527,6 +601,15 @@ static bool creates(uint8_t op)
 {
 	return op == MX_OP_WRITE || op == MX_OP_WRITEFULL || op == MX_OP_APPEND ||
 	       op == MX_OP_TRUNCATE || op == MX_OP_CREATE || op == MX_OP_SETXATTR;
+}
+
+/* Whether the request changes anything (not guards alone). */
+static bool mutates(const struct ctx *x)
+{
+	for (unsigned i = 0; i < x->n; i++)
+		if (x->ops[i].op != MX_OP_CMPXATTR)
+			return true;
+	return false;
 }
 
 /*
@@ -569,7 +652,8 @@ static int wb_build(const struct ctx *x, bool removed, const uint8_t *src, uint3
 	}
 	if (removed && !removes)
 		tmp[k++] = (struct mx_osd_op){.op = MX_OP_RMXATTR, .xname = A_RM};
-	tmp[k++] = setx(A_D, d, (uint32_t)strlen(d));
+	if (mutates(x))
+		tmp[k++] = setx(A_D, d, (uint32_t)strlen(d));
 	if (k > MX_MSG_MAX_OPS)
 		return -E2BIG;
 	memcpy(q, tmp, k * sizeof(q[0]));
@@ -609,7 +693,7 @@ static void wb_write(struct ctx *x)
 		if (i + 1 != x->n) {
 			/* A removal turns into several ops of the tier's:
 			 * only as the request's last. */
-			mx_cop_answer(x->op, -EINVAL, NULL, NULL, -1);
+			reply(x, -EINVAL, NULL, NULL, -1);
 			return;
 		}
 		removes = true;
@@ -617,7 +701,7 @@ static void wb_write(struct ctx *x)
 	nonce(x->t, d, sizeof(d));
 	for (unsigned attempt = 0;; attempt++) {
 		if (mx_now_ns() > x->deadline_ns) {
-			mx_cop_answer(x->op, -ETIMEDOUT, NULL, NULL, -1);
+			reply(x, -ETIMEDOUT, NULL, NULL, -1);
 			return;
 		}
 		if (removes) {
@@ -633,36 +717,47 @@ static void wb_write(struct ctx *x)
 			if (r == 0)
 				mx_client_read_result_free(&res);
 			else if (r != -ENOENT) {
-				mx_cop_answer(x->op, r, NULL, NULL, -1);
+				reply(x, r, NULL, NULL, -1);
 				return;
 			}
 		}
 		if (removed && removes_absent(x)) {
-			mx_cop_answer(x->op, -ENOENT, NULL, NULL, -1);
+			reply(x, -ENOENT, NULL, NULL, -1);
 			return;
 		}
 		r = wb_build(x, removed, src, src_len, d, q, &n_guards);
 		if (r < 0) {
-			mx_cop_answer(x->op, r, NULL, NULL, -1);
+			reply(x, r, NULL, NULL, -1);
 			return;
 		}
 		r = mx_client_write_ops_f(x->cache, x->oid, q, (unsigned)r, &ver, &failed);
 		if (r == 0) {
-			mx_cop_answer(x->op, 0, NULL, &ver, -1);
+			reply(x, 0, NULL, &ver, -1);
 			return;
 		}
 		if (r != -ECANCELED) {
-			mx_cop_answer(x->op, r, NULL, NULL, -1);
+			reply(x, r, NULL, NULL, -1);
+			return;
+		}
+		if (failed < 0) {
+			reply(x, -EIO, NULL, NULL, -1); /* refused, not saying why */
 			return;
 		}
 		if (failed >= (int)n_guards) {
 			/* The caller's own guard: that is the answer. */
-			mx_cop_answer(x->op, r, NULL, NULL, failed - (int)n_guards);
+			reply(x, r, NULL, NULL, failed - (int)n_guards);
 			return;
 		}
 		if (failed == 1) {
 			removed = !removed;
 			continue;
+		}
+		if (failed == 0 && x->rt.mode == MX_CACHE_NONE) {
+			/* Draining: no copy, and none can appear (nothing
+			 * promotes now): the base is the authority. */
+			r = mx_client_write_ops_f(x->base, x->oid, x->ops, x->n, &ver, &failed);
+			reply(x, r, NULL, r == 0 ? &ver : NULL, failed);
+			return;
 		}
 		if (failed == 0) {
 			/* Not present: promote ("a write always promotes"). */
@@ -670,7 +765,7 @@ static void wb_write(struct ctx *x)
 			if (r == -EBUSY || (r == -EAGAIN && attempt > 3))
 				sleep_ms(backoff(attempt));
 			else if (r < 0 && r != -EAGAIN) {
-				mx_cop_answer(x->op, r, NULL, NULL, -1);
+				reply(x, r, NULL, NULL, -1);
 				return;
 			}
 			continue;
@@ -679,63 +774,325 @@ static void wb_write(struct ctx *x)
 	}
 }
 
-/* Record base version b in the cache (readonly mode): stub the object with
- * _tier.src b unless as new a version is recorded already.  0 or an
- * error. */
-static int ro_stub(struct ctx *x, const struct mx_client_version *b)
+/* Readonly writes ------------------------------------------------------- */
+
+/* The cache object's tiering state, as one read request sees it. */
+struct cstate {
+	bool exists, present, dirty;
+	char p[96];       /* _tier.p; "" absent */
+	uint8_t src[16];
+	uint32_t src_len; /* 0: no version recorded */
+	char w[96];       /* the writers' mark, "COUNT NONCE"; "" absent */
+	unsigned writers; /* its count */
+};
+
+/* Read it.  0 (absent: !cs->exists) or an error. */
+static int cache_state(struct ctx *x, struct cstate *cs)
 {
-	struct mx_osd_op q[4];
-	uint8_t bbe[16];
+	struct mx_osd_op pr[4] = {{.op = MX_OP_GETXATTR, .xname = A_P},
+				  {.op = MX_OP_GETXATTR, .xname = A_SRC},
+				  {.op = MX_OP_GETXATTR, .xname = A_D},
+				  {.op = MX_OP_GETXATTR, .xname = A_W}};
+	struct mx_client_read_result res;
 	int r;
 
-	mx_client_version_be(b, bbe);
-	for (unsigned attempt = 0; mx_now_ns() < x->deadline_ns; attempt++) {
-		q[0] = guard(MX_CMP_LT, A_SRC, bbe, 16);
-		q[1] = simple(MX_OP_REMOVE);
-		q[2] = simple(MX_OP_CREATE);
-		q[3] = setx(A_SRC, bbe, 16);
-		r = mx_client_write_ops(x->cache, x->oid, q, 4, NULL);
-		if (r == 0 || r == -ECANCELED) /* ECANCELED: as new recorded */
-			return 0;
-		if (r != -ENOENT)
-			return r;
-		/* Absent in the cache: a stub all the same, so a promotion
-		 * that read the base before our write cannot install. */
-		q[1] = (struct mx_osd_op){.op = MX_OP_CREATE, .flags = MX_OP_FLAG_EXCL};
-		q[2] = setx(A_SRC, bbe, 16);
-		r = mx_client_write_ops(x->cache, x->oid, q, 3, NULL);
-		if (r == 0 || r == -ECANCELED)
-			return 0;
-		if (r != -EEXIST)
-			return r;
-		sleep_ms(backoff(attempt));
+	memset(cs, 0, sizeof(*cs));
+	r = mx_client_read_ops(x->cache, x->oid, pr, 4, &res);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	cs->exists = true;
+	cs->present = attr_is(&res.ops[0], "1");
+	if (res.ops[0].rval == 0)
+		snprintf(cs->p, sizeof(cs->p), "%.*s", (int)res.ops[0].len,
+			 (const char *)res.ops[0].data);
+	cs->dirty = res.ops[2].rval == 0;
+	if (res.ops[1].rval == 0 && res.ops[1].len == 16) {
+		memcpy(cs->src, res.ops[1].data, 16);
+		cs->src_len = 16;
 	}
-	return -ETIMEDOUT;
+	if (res.ops[3].rval == 0 && res.ops[3].len < sizeof(cs->w)) {
+		memcpy(cs->w, res.ops[3].data, res.ops[3].len);
+		cs->w[res.ops[3].len] = '\0';
+		cs->writers = (unsigned)strtoul(cs->w, NULL, 10);
+	} else if (res.ops[3].rval == 0) {
+		r = -EIO; /* not a mark of ours */
+	}
+	mx_client_read_result_free(&res);
+	return r;
 }
 
-/* A readonly-mode write ("Readonly", "Write"): to the base, then the cache
- * stubbed with the version it produced, then acknowledged. */
+/* A mark for n writers.  Every change of a mark gets a fresh nonce, so a
+ * mark that reads the same twice has not changed in between (the dead
+ * writer's test in promote). */
+static void mark_value(struct ctx *x, char *buf, size_t sz, unsigned n)
+{
+	int l = snprintf(buf, sz, "%u ", n);
+
+	nonce(x->t, buf + l, sz - (size_t)l);
+}
+
+/* Whether the version recorded in cs is older than b (16 bytes). */
+static bool src_older(const struct cstate *cs, const uint8_t *b)
+{
+	return cs->src_len == 0 || memcmp(cs->src, b, 16) < 0;
+}
+
+/*
+ * Mark the object before a readonly write to the base ("Intent markers"):
+ * one more writer in _tier.w, and any copy gone (a stub keeping
+ * _tier.src), so no copy older than the write is served or installed until
+ * ro_finish.  0 or an error.
+ */
+static int ro_mark(struct ctx *x)
+{
+	struct mx_osd_op q[7];
+	struct cstate cs;
+	char w[96];
+	unsigned k;
+	int r;
+
+	for (unsigned attempt = 0;; attempt++) {
+		if (mx_now_ns() > x->deadline_ns)
+			return -ETIMEDOUT;
+		r = cache_state(x, &cs);
+		if (r < 0)
+			return r;
+		if (cs.dirty)
+			return -EIO; /* readonly never leaves a copy dirty */
+		k = 0;
+		if (!cs.exists) {
+			q[k++] = (struct mx_osd_op){.op = MX_OP_CREATE, .flags = MX_OP_FLAG_EXCL};
+			mark_value(x, w, sizeof(w), 1);
+			q[k++] = setx(A_W, w, (uint32_t)strlen(w));
+		} else {
+			mark_value(x, w, sizeof(w), cs.writers + 1);
+			q[k++] = guard(MX_CMP_EQ, A_W, cs.w, (uint32_t)strlen(cs.w));
+			q[k++] = guard(MX_CMP_EQ, A_D, "", 0);
+			q[k++] = simple(MX_OP_REMOVE);
+			q[k++] = simple(MX_OP_CREATE);
+			if (cs.src_len)
+				q[k++] = setx(A_SRC, cs.src, 16);
+			q[k++] = setx(A_W, w, (uint32_t)strlen(w));
+		}
+		r = mx_client_write_ops(x->cache, x->oid, q, k, NULL);
+		if (r != -ECANCELED && r != -EEXIST)
+			return r;
+		if (attempt > 2)
+			sleep_ms(backoff(attempt));
+	}
+}
+
+/*
+ * After the base write produced version b (readonly; NULL: the write
+ * surely did not run): take our writer off the mark, and record b in
+ * _tier.src unless as new a version is recorded, emptying a copy (or a
+ * claim) older than b.  0 or an error.
+ */
+static int ro_finish(struct ctx *x, const uint8_t *b)
+{
+	struct mx_osd_op q[8];
+	struct cstate cs;
+	char w[96];
+	unsigned k;
+	bool older;
+	int r;
+
+	for (unsigned attempt = 0;; attempt++) {
+		if (mx_now_ns() > x->deadline_ns)
+			return -ETIMEDOUT;
+		r = cache_state(x, &cs);
+		if (r < 0)
+			return r;
+		k = 0;
+		if (!cs.exists) {
+			if (!b)
+				return 0;
+			/* Gone: a stub all the same. */
+			q[k++] = (struct mx_osd_op){.op = MX_OP_CREATE, .flags = MX_OP_FLAG_EXCL};
+			q[k++] = setx(A_SRC, b, 16);
+		} else {
+			older = b && src_older(&cs, b);
+			mark_value(x, w, sizeof(w), cs.writers ? cs.writers - 1 : 0);
+			q[k++] = guard(MX_CMP_EQ, A_W, cs.w, (uint32_t)strlen(cs.w));
+			q[k++] = guard(MX_CMP_EQ, A_P, cs.p, (uint32_t)strlen(cs.p));
+			q[k++] = guard(MX_CMP_EQ, A_SRC, cs.src, cs.src_len);
+			if (cs.p[0] && older) {
+				/* A copy or claim made after a dead writer's mark
+				 * was cleared, older than our write: it goes. */
+				q[k++] = simple(MX_OP_REMOVE);
+				q[k++] = simple(MX_OP_CREATE);
+				if (cs.writers > 1)
+					q[k++] = setx(A_W, w, (uint32_t)strlen(w));
+			} else if (cs.writers > 1) {
+				q[k++] = setx(A_W, w, (uint32_t)strlen(w));
+			} else if (cs.writers == 1) {
+				q[k++] = (struct mx_osd_op){.op = MX_OP_RMXATTR, .xname = A_W};
+			}
+			if (older)
+				q[k++] = setx(A_SRC, b, 16);
+		}
+		r = mx_client_write_ops(x->cache, x->oid, q, k, NULL);
+		if (r != -ECANCELED && r != -EEXIST)
+			return r;
+		if (attempt > 2)
+			sleep_ms(backoff(attempt));
+	}
+}
+
+/*
+ * After a base write of the readonly mode produced version b, under a
+ * route of another mode (the mode changed between the steps): a clean
+ * copy older than b goes; a dirty one older than b hides the write, which
+ * is then not acknowledged.  0, -EIO, or an error.
+ */
+static int wb_finish(struct ctx *x, const uint8_t *b)
+{
+	struct mx_osd_op q[5];
+	struct cstate cs;
+	int r;
+
+	for (unsigned attempt = 0;; attempt++) {
+		if (mx_now_ns() > x->deadline_ns)
+			return -ETIMEDOUT;
+		r = cache_state(x, &cs);
+		if (r < 0 || !cs.exists || !cs.present || !src_older(&cs, b))
+			return r;
+		if (cs.dirty)
+			return -EIO;
+		q[0] = guard(MX_CMP_EQ, A_P, "1", 1);
+		q[1] = guard(MX_CMP_EQ, A_D, "", 0);
+		q[2] = guard(MX_CMP_EQ, A_SRC, cs.src, cs.src_len);
+		q[3] = simple(MX_OP_REMOVE);
+		q[4] = simple(MX_OP_CREATE);
+		r = mx_client_write_ops(x->cache, x->oid, q, 5, NULL);
+		if (r != -ECANCELED)
+			return r;
+		if (attempt > 2)
+			sleep_ms(backoff(attempt));
+	}
+}
+
+static int open_handles(struct ctx *x);
+static bool reroute(struct ctx *x);
+
+/* Whether err says for sure that a request did not run. */
+static bool did_not_run(int err)
+{
+	return err != -ETIMEDOUT && err != -EIO && err != -ENOTCONN && err != -ECONNRESET;
+}
+
+/* A readonly-mode write ("Readonly", "Write"): mark the object, write the
+ * base, then finish (record the version, unmark), then acknowledged. */
 static void ro_write(struct ctx *x)
 {
 	struct mx_client_version b;
+	uint8_t bbe[16];
 	int r, failed;
 
-	r = mx_client_write_ops_f(x->base, x->oid, x->ops, x->n, &b, &failed);
-	if (r < 0) {
-		mx_cop_answer(x->op, r, NULL, NULL, failed);
+	if (!mutates(x)) {
+		/* Guards alone: the base is the authority in readonly. */
+		r = mx_client_write_ops_f(x->base, x->oid, x->ops, x->n, &b, &failed);
+		reply(x, r, NULL, r == 0 ? &b : NULL, failed);
 		return;
 	}
-	r = ro_stub(x, &b);
-	mx_cop_answer(x->op, r, NULL, r == 0 ? &b : NULL, -1);
+	r = ro_mark(x);
+	if (r < 0) {
+		reply(x, r, NULL, NULL, -1);
+		return;
+	}
+	r = mx_client_write_ops_f(x->base, x->oid, x->ops, x->n, &b, &failed);
+	if (r < 0) {
+		/* A write that may yet land keeps the mark until it is a
+		 * dead writer's; one that surely did not run drops it. */
+		if (r != -ESTALE && did_not_run(r) && x->rt.mode == MX_CACHE_READONLY) {
+			(void)ro_finish(x, NULL);
+		}
+		reply(x, r, NULL, NULL, failed);
+		return;
+	}
+	/* The write ran: finish it under whatever route holds now. */
+	mx_client_version_be(&b, bbe);
+	for (;;) {
+		r = x->rt.mode == MX_CACHE_READONLY ? ro_finish(x, bbe) : wb_finish(x, bbe);
+		if (r != -ESTALE)
+			break;
+		if (!reroute(x)) {
+			r = x->restart ? -ETIMEDOUT : 0; /* no tier now: done */
+			break;
+		}
+	}
+	x->restart = false;
+	reply(x, r, NULL, r == 0 ? &b : NULL, -1);
 }
 
 /* Workers ------------------------------------------------------------------ */
 
+static void close_handles(struct ctx *x)
+{
+	mixsan_pool_close(x->base);
+	mixsan_pool_close(x->cache);
+	x->base = x->cache = NULL;
+}
+
+static int open_handles(struct ctx *x)
+{
+	mixsan_cluster_t *cl = x->t->cl;
+	int r;
+
+	close_handles(x);
+	r = mx_client_pool_open_fenced(cl, x->rt.base, x->rt.epoch, x->deadline_ns, &x->base);
+	if (r == 0 && x->rt.cache >= 0)
+		r = mx_client_pool_open_fenced(cl, x->rt.cache, x->rt.epoch, x->deadline_ns,
+					       &x->cache);
+	return r;
+}
+
+/* After a step met the fence: the route of the library's map now (which
+ * shows the change) and handles fenced at it.  True if the pool is still
+ * tiered; false if not (x->rt.cache < 0, x->base open for a direct
+ * request) or on an error (x->restart set). */
+static bool reroute(struct ctx *x)
+{
+	int32_t base = x->rt.base;
+	bool tiered;
+
+	x->restart = false;
+	tiered = mx_client_tier_route(x->t->cl, base, &x->rt);
+	if (!tiered) {
+		x->rt.base = base;
+		x->rt.cache = -1;
+	}
+	if (mx_now_ns() > x->deadline_ns || open_handles(x) < 0) {
+		x->restart = true;
+		return false;
+	}
+	return tiered;
+}
+
+/* The request with no tier in the way: straight to the base. */
+static void direct(struct ctx *x, bool reads)
+{
+	struct mx_client_read_result res;
+	struct mx_client_version ver;
+	int r, failed;
+
+	if (reads) {
+		r = mx_client_read_ops(x->base, x->oid, x->ops, x->n, &res);
+		reply(x, r, r == 0 ? &res : NULL, r == 0 ? &res.ver : NULL, -1);
+		if (r == 0)
+			mx_client_read_result_free(&res);
+		return;
+	}
+	r = mx_client_write_ops_f(x->base, x->oid, x->ops, x->n, &ver, &failed);
+	reply(x, r, NULL, r == 0 ? &ver : NULL, failed);
+}
+
 static void run(struct mx_tier *t, struct job *j)
 {
 	struct ctx *x = calloc(1, sizeof(*x));
-	bool reads = true;
-	int r;
+	bool reads = true, tiered = true;
 
 	if (!x) {
 		mx_cop_answer(j->op, -ENOMEM, NULL, NULL, -1);
@@ -749,19 +1106,30 @@ static void run(struct mx_tier *t, struct job *j)
 	x->deadline_ns = mx_now_ns() + JOB_DEADLINE_NS;
 	for (unsigned i = 0; i < x->n; i++)
 		reads &= is_read(x->ops[i].op);
-	r = mx_client_pool_open_raw(t->cl, x->rt.base, &x->base);
-	if (r == 0)
-		r = mx_client_pool_open_raw(t->cl, x->rt.cache, &x->cache);
-	if (r < 0)
-		mx_cop_answer(x->op, r, NULL, NULL, -1);
-	else if (reads)
-		tier_read(x);
-	else if (x->rt.mode == MX_CACHE_WRITEBACK)
-		wb_write(x);
-	else
-		ro_write(x);
-	mixsan_pool_close(x->base);
-	mixsan_pool_close(x->cache);
+	if (open_handles(x) < 0)
+		x->restart = true;
+	/* Each pass under one route; a step that met the fence sends the
+	 * request round again under the route of the newer map. */
+	for (;;) {
+		if (x->restart)
+			reply(x, -ETIMEDOUT, NULL, NULL, -1); /* routing failed */
+		else if (!tiered)
+			direct(x, reads);
+		else if (reads)
+			tier_read(x);
+		else if (x->rt.mode == MX_CACHE_READONLY)
+			ro_write(x);
+		else
+			wb_write(x);
+		if (!x->restart || !x->op)
+			break;
+		tiered = reroute(x);
+	}
+	if (x->op) {
+		x->restart = false;
+		reply(x, -EIO, NULL, NULL, -1);
+	}
+	close_handles(x);
 	free(x);
 }
 
@@ -847,14 +1215,12 @@ int mx_tier_check(const struct cop *op)
 	return 0;
 }
 
-void mx_tier_submit(struct mx_tier *t, const struct mx_tier_route *rt, struct cop *op)
+int mx_tier_submit(struct mx_tier *t, const struct mx_tier_route *rt, struct cop *op)
 {
 	struct job *j = calloc(1, sizeof(*j));
 
-	if (!j) {
-		mx_cop_answer(op, -ENOMEM, NULL, NULL, -1);
-		return;
-	}
+	if (!j)
+		return -ENOMEM;
 	j->rt = *rt;
 	j->op = op;
 	pthread_mutex_lock(&t->lock);
@@ -862,6 +1228,7 @@ void mx_tier_submit(struct mx_tier *t, const struct mx_tier_route *rt, struct co
 	t->tail = &j->next;
 	pthread_cond_signal(&t->cond);
 	pthread_mutex_unlock(&t->lock);
+	return 0;
 }
 
 /* Listing ------------------------------------------------------------------ */

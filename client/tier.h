@@ -18,25 +18,33 @@ struct cop;
 struct mx_tier;
 
 /* How requests to a base pool go through its cache, from the map the
- * library holds when the request is submitted. */
+ * library holds (docs/cache-tiering.md, "Mode changes and fencing"). */
 struct mx_tier_route {
 	int32_t base, cache;
-	int mode;          /* MX_CACHE_WRITEBACK or MX_CACHE_READONLY */
-	/* Mode none with flush_all set: the cache may hold dirty copies, the
-	 * authority for their objects, so requests go on as in writeback,
-	 * but reads promote nothing. */
-	bool draining;
+	/* MX_CACHE_WRITEBACK, MX_CACHE_READONLY, or MX_CACHE_NONE: the cache
+	 * is draining (mode none after writeback or readonly, flush_all set):
+	 * present copies stay the authority for their objects, nothing is
+	 * promoted, and writes to objects without a copy go to the base. */
+	int mode;
 	unsigned min_hits; /* the cache pool's promote_min_hits */
 	unsigned period_s; /* its hit_period_s */
+	uint64_t epoch;    /* the map's: every step is fenced at it */
 };
 
 /* client.c ---------------------------------------------------------------- */
 
-/* Whether requests to pool go through a cache tier now, and how (*rt). */
+/* Whether requests to pool go through a cache tier now, and how (*rt);
+ * rt->epoch is the map's either way. */
 bool mx_client_tier_route(mixsan_cluster_t *cl, int32_t pool, struct mx_tier_route *rt);
 /* A pool handle whose requests go to pool id itself, never through a
  * tier (free with mixsan_pool_close).  0 or -ENOENT, -ENOMEM. */
 int mx_client_pool_open_raw(mixsan_cluster_t *cl, int64_t id, mixsan_pool_t **out);
+/* The same, for the steps of a request routed at map epoch epoch: each
+ * fails with -ESTALE, unsent, once the library's map shows a newer
+ * tier_epoch for the pool, and with -ETIMEDOUT at deadline_ns (0: the
+ * handle's op timeout only). */
+int mx_client_pool_open_fenced(mixsan_cluster_t *cl, int64_t id, uint64_t epoch,
+			       uint64_t deadline_ns, mixsan_pool_t **out);
 /* This handle's client id (a request identity's half). */
 uint64_t mx_client_id(mixsan_cluster_t *cl);
 
@@ -62,8 +70,9 @@ void mx_tier_free(struct mx_tier *t);
 /* Whether op may go to a tiered pool: -EINVAL if it names an attribute
  * under the tier's prefix "_tier.", else 0. */
 int mx_tier_check(const struct cop *op);
-/* Queue op (its completion armed) for a worker, which answers it. */
-void mx_tier_submit(struct mx_tier *t, const struct mx_tier_route *rt, struct cop *op);
+/* Queue op (its completion armed) for a worker, which answers it; called
+ * under cl's lock.  0, or -ENOMEM (op is left to the caller). */
+int mx_tier_submit(struct mx_tier *t, const struct mx_tier_route *rt, struct cop *op);
 /* mixsan_list of a tiered base pool: the objects of both pools, each
  * once, stubs, copies being promoted and removed copies hidden. */
 int mx_tier_list(mixsan_cluster_t *cl, const struct mx_tier_route *rt,
