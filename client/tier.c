@@ -652,8 +652,7 @@ static int wb_build(const struct ctx *x, bool removed, const uint8_t *src, uint3
 	}
 	if (removed && !removes)
 		tmp[k++] = (struct mx_osd_op){.op = MX_OP_RMXATTR, .xname = A_RM};
-	if (mutates(x))
-		tmp[k++] = setx(A_D, d, (uint32_t)strlen(d));
+	tmp[k++] = setx(A_D, d, (uint32_t)strlen(d));
 	if (k > MX_MSG_MAX_OPS)
 		return -E2BIG;
 	memcpy(q, tmp, k * sizeof(q[0]));
@@ -991,12 +990,6 @@ static void ro_write(struct ctx *x)
 	uint8_t bbe[16];
 	int r, failed;
 
-	if (!mutates(x)) {
-		/* Guards alone: the base is the authority in readonly. */
-		r = mx_client_write_ops_f(x->base, x->oid, x->ops, x->n, &b, &failed);
-		reply(x, r, NULL, r == 0 ? &b : NULL, failed);
-		return;
-	}
 	r = ro_mark(x);
 	if (r < 0) {
 		reply(x, r, NULL, NULL, -1);
@@ -1106,6 +1099,11 @@ static void run(struct mx_tier *t, struct job *j)
 	x->deadline_ns = mx_now_ns() + JOB_DEADLINE_NS;
 	for (unsigned i = 0; i < x->n; i++)
 		reads &= is_read(x->ops[i].op);
+	if (!reads && !mutates(x)) {
+		reply(x, -EINVAL, NULL, NULL, -1); /* guards alone, as an OSD says */
+		free(x);
+		return;
+	}
 	if (open_handles(x) < 0)
 		x->restart = true;
 	/* Each pass under one route; a step that met the fence sends the

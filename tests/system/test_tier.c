@@ -28,7 +28,13 @@
  *      holds at first (both promote them at once): no append is lost;
  *   7. leaving writeback for mode none (a flush of all pending, no agent to
  *      do it): the dirty copies still answer for their objects, reads
- *      promote nothing, and tier rm is refused unless forced.
+ *      promote nothing, and tier rm is refused unless forced;
+ *   8. readonly, none, writeback in turn: the readonly era's copy never
+ *      comes back; a request of guards alone is refused, as on a plain
+ *      pool, and marks nothing dirty;
+ *   9. the same mode changes among four writers on two client handles:
+ *      no read of a writer's own object returns anything but its last
+ *      acknowledged write (the fence and the routing again).
  */
 #include <errno.h>
 #include <pthread.h>
@@ -60,6 +66,13 @@ static void pool_set(mixsan_cluster_t *cl, const char *pool, const char *key, co
 	const char *kv[] = {"name", pool, "key", key, "value", val};
 
 	cmd(cl, "pool set", kv, 3);
+}
+
+static void set_mode(mixsan_cluster_t *cl, const char *cache, const char *mode)
+{
+	const char *md[] = {"pool", cache, "mode", mode};
+
+	cmd(cl, "pool tier mode", md, 2);
 }
 
 /* base and cache, cache in front of base in mode, hit periods of 1 s. */
@@ -699,6 +712,170 @@ static void test_drain(mixsan_cluster_t *cl, mixsan_pool_t *p, mixsan_pool_t *br
 	free(msg);
 }
 
+/* 8. The review's case, step by step: a readonly copy, then mode none,
+ * a write, then writeback and a write at an offset: the copy of the
+ * readonly era never comes back. */
+static void test_mode_steps(mixsan_cluster_t *cl)
+{
+	const char *add[] = {"base", "base3", "cache", "hot3", "force", "1"};
+	mixsan_pool_t *p, *craw;
+
+	h_pool_create(cl, "base3", 3, 8, "osd");
+	h_pool_create(cl, "hot3", 3, 8, "osd");
+	cmd(cl, "pool tier add", add, 3);
+	pool_set(cl, "hot3", "promote_min_hits", "1");
+	set_mode(cl, "hot3", "readonly");
+	p = open_pool(cl, "base3");
+	craw = open_raw(cl, "hot3");
+	H_CHECK(mixsan_write_full(p, "obj", "old", 3) == 0);
+	H_CHECK(holds(p, "obj", "old", 3));
+	H_CHECK(wait_present(craw, "obj", 5000));
+	set_mode(cl, "hot3", "none");
+	H_CHECK(mixsan_write_full(p, "obj", "NEW", 3) == 0);
+	H_CHECK(holds(p, "obj", "NEW", 3));
+	/* Back to readonly is refused while draining. */
+	{
+		const char *md[] = {"pool", "hot3", "mode", "readonly"};
+		char *msg = NULL;
+
+		H_CHECK(mixsan_mon_command(cl, "pool tier mode", md, 2, &msg) == -EBUSY);
+		free(msg);
+	}
+	set_mode(cl, "hot3", "writeback");
+	H_CHECK(holds(p, "obj", "NEW", 3));
+	H_CHECK(mixsan_write(p, "obj", "x", 1, 2) == 0);
+	H_CHECK(holds(p, "obj", "NEx", 3));
+	/* A request of guards alone is refused as on a plain pool, and leaves
+	 * a clean copy clean. */
+	{
+		struct mx_osd_op g = {.op = MX_OP_CMPXATTR, .xname = "zz", .data = "", .data_len = 0};
+		mixsan_pool_t *braw = open_raw(cl, "base3");
+		char v[64];
+
+		H_CHECK(mixsan_write_full(braw, "gclean", "c", 1) == 0);
+		H_CHECK(holds(p, "gclean", "c", 1));
+		H_CHECK(wait_present(craw, "gclean", 5000));
+		H_CHECK(getx(craw, "gclean", "_tier.d", v, sizeof(v)) == -ENODATA);
+		H_CHECK(mx_client_write_ops(braw, "gclean", &g, 1, NULL) == -EINVAL);
+		H_CHECK(mx_client_write_ops(p, "gclean", &g, 1, NULL) == -EINVAL);
+		H_CHECK(getx(craw, "gclean", "_tier.d", v, sizeof(v)) == -ENODATA);
+		mixsan_pool_close(braw);
+	}
+	mixsan_pool_close(p);
+	mixsan_pool_close(craw);
+}
+
+/* 9. Mode changes among writers on two client handles (each learns of a
+ * change when its map comes): readonly, then writeback, none (draining),
+ * writeback, none, writeback, none.  Every read a writer makes of its own
+ * object returns its last acknowledged write (or the one that failed
+ * after it, whose outcome is unknown). */
+#define MC_THREADS 4
+#define MC_OBJS 6
+
+struct mcwriter {
+	mixsan_pool_t *p;
+	int id;
+	volatile bool *stop;
+	int writes, failures, stale;
+	char acked[MC_OBJS][48], maybe[MC_OBJS][48];
+};
+
+static void *mcwriter(void *arg)
+{
+	struct mcwriter *k = arg;
+	char oid[16], data[48], buf[64];
+
+	for (int w = 0; !__atomic_load_n(k->stop, __ATOMIC_SEQ_CST) && w < 200000; w++) {
+		int o = w % MC_OBJS;
+		int64_t r;
+
+		snprintf(oid, sizeof(oid), "m%d.%d", k->id, o);
+		snprintf(data, sizeof(data), "write %d of %s", w, oid);
+		k->writes++;
+		if (w % 3 == 0 ? mixsan_write_full(k->p, oid, data, strlen(data)) == 0
+			       : mixsan_write(k->p, oid, data, strlen(data), 0) == 0 &&
+					 mixsan_truncate(k->p, oid, strlen(data)) == 0) {
+			memcpy(k->acked[o], data, sizeof(data));
+			k->maybe[o][0] = '\0';
+		} else {
+			k->failures++;
+			memcpy(k->maybe[o], data, sizeof(data));
+			continue;
+		}
+		r = mixsan_read(k->p, oid, buf, sizeof(buf) - 1, 0);
+		buf[r > 0 ? r : 0] = '\0';
+		if (r < 0 || strcmp(buf, k->acked[o]) != 0) {
+			fprintf(stderr, "tier: %s read '%s' (%lld), last acknowledged '%s'\n", oid,
+				buf, (long long)r, k->acked[o]);
+			k->stale++;
+		}
+	}
+	return NULL;
+}
+
+static void test_mode_changes(struct h_cluster *c, mixsan_cluster_t *cl)
+{
+	static const char *const modes[] = {"writeback", "none", "writeback", "none",
+					    "writeback", "none"};
+	const char *add[] = {"base", "base4", "cache", "hot4", "force", "1"};
+	mixsan_cluster_t *cl2 = h_connect(c);
+	mixsan_pool_t *p1, *p2;
+	struct mcwriter k[MC_THREADS];
+	pthread_t t[MC_THREADS];
+	volatile bool stop = false;
+	int writes = 0, failures = 0;
+
+	h_pool_create(cl, "base4", 3, 8, "osd");
+	h_pool_create(cl, "hot4", 3, 8, "osd");
+	cmd(cl, "pool tier add", add, 3);
+	pool_set(cl, "hot4", "promote_min_hits", "1");
+	set_mode(cl, "hot4", "readonly");
+	p1 = open_pool(cl, "base4");
+	p2 = open_pool(cl2, "base4");
+	memset(k, 0, sizeof(k));
+	for (int i = 0; i < MC_THREADS; i++) {
+		k[i].p = i % 2 ? p2 : p1;
+		k[i].id = i;
+		k[i].stop = &stop;
+		pthread_create(&t[i], NULL, mcwriter, &k[i]);
+	}
+	for (size_t m = 0; m < sizeof(modes) / sizeof(modes[0]); m++) {
+		usleep(400000 + 200000 * (unsigned)(m % 3));
+		set_mode(cl, "hot4", modes[m]);
+	}
+	usleep(500000);
+	__atomic_store_n(&stop, true, __ATOMIC_SEQ_CST);
+	for (int i = 0; i < MC_THREADS; i++) {
+		pthread_join(t[i], NULL);
+		writes += k[i].writes;
+		failures += k[i].failures;
+		H_CHECK(k[i].stale == 0);
+	}
+	fprintf(stderr, "tier: %d writes among %zu mode changes, %d failed\n", writes,
+		sizeof(modes) / sizeof(modes[0]) + 1, failures);
+	H_CHECK(writes > 100);
+	/* Every object as last acknowledged, through either handle. */
+	for (int i = 0; i < MC_THREADS; i++)
+		for (int o = 0; o < MC_OBJS; o++) {
+			char oid[16], buf[64];
+			int64_t r;
+
+			snprintf(oid, sizeof(oid), "m%d.%d", i, o);
+			r = mixsan_read(i % 2 ? p1 : p2, oid, buf, sizeof(buf) - 1, 0);
+			buf[r > 0 ? r : 0] = '\0';
+			if (!(r > 0 && (strcmp(buf, k[i].acked[o]) == 0 ||
+					strcmp(buf, k[i].maybe[o]) == 0))) {
+				fprintf(stderr, "tier: %s holds '%s', last acknowledged '%s'\n",
+					oid, buf, k[i].acked[o]);
+				H_CHECK(false);
+			}
+		}
+	mixsan_pool_close(p1);
+	mixsan_pool_close(p2);
+	mixsan_shutdown(cl2);
+}
+
 int main(void)
 {
 	struct h_cluster c;
@@ -728,6 +905,8 @@ int main(void)
 	else
 		test_kill(&c, cl, p, braw);
 	test_drain(cl, p, braw, craw);
+	test_mode_steps(cl);
+	test_mode_changes(&c, cl);
 
 	/* Every replica of both pools alike (OSDs stopped). */
 	{
