@@ -19,6 +19,7 @@
 #include "map.h"
 #include "msg.h"
 #include "placement.h"
+#include "tier.h"
 #include "util.h"
 
 /* Reals with 15 significant digits: a ratio of 0.4 prints as 0.4. */
@@ -468,8 +469,107 @@ static int pool_get(struct cli *c)
 	return r;
 }
 
+/*
+ * `pool tier rm BASE CACHE [--timeout S]` (docs/cache-tiering.md, "Commands
+ * and map"): mode none first (the cache drains: the agents flush every
+ * dirty copy and evict every clean one, and no client makes a new one),
+ * then wait until the cache holds no copy, then remove the link.  The
+ * monitor cannot see copies, so the removal goes with force=1 once this
+ * census found none, on a map at or after the mode change: from then on
+ * none can appear.
+ */
+static int tier_rm_drained(struct cli *c, const char *base, const char *cache)
+{
+	const char *ts = cli_opt(c, "timeout");
+	double timeout = ts ? strtod(ts, NULL) : 600;
+	const char *md[] = {"pool", cache, "mode", "none"};
+	const char *kv[] = {"base", base, "cache", cache, "force", "1"};
+	struct mx_tier_census cs = {0};
+	mixsan_cluster_t *cl;
+	const struct mx_pool *p;
+	struct timespec t0, now;
+	struct mx_map *m;
+	char *msg = NULL;
+	int64_t id;
+	int r;
+
+	if (!(timeout > 0))
+		return cli_fail("bad timeout '%s'", ts);
+	if (cli_connect(c, &cl) < 0)
+		return 1;
+	m = mx_client_map_copy(cl);
+	p = m ? mx_map_pool_by_name(m, cache) : NULL;
+	if (!p || p->tier_of < 0) {
+		/* Not a cache: the monitor says why. */
+		mx_map_free(m);
+		r = mixsan_mon_command(cl, "pool tier rm", kv, 2, &msg);
+		goto done;
+	}
+	id = p->id;
+	if (p->cache_mode == MX_CACHE_NONE && !p->flush_all) {
+		/* Never routed through: nothing to drain. */
+		mx_map_free(m);
+		r = mixsan_mon_command(cl, "pool tier rm", kv, 2, &msg);
+		goto done;
+	}
+	if (p->cache_mode != MX_CACHE_NONE) {
+		r = mixsan_mon_command(cl, "pool tier mode", md, 2, &msg);
+		if (r < 0) {
+			mx_map_free(m);
+			goto done;
+		}
+		printf("%s\n", msg);
+		free(msg);
+		msg = NULL;
+		/* Our census must come after the fence. */
+		r = mixsan_wait_for_epoch(cl, m->epoch + 1, 30000);
+		if (r < 0) {
+			mx_map_free(m);
+			goto done;
+		}
+	}
+	mx_map_free(m);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (unsigned round = 0;; round++) {
+		r = mx_tier_census(cl, id, &cs);
+		if (r < 0)
+			goto done;
+		if (cs.present == 0)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9 >
+		    timeout) {
+			cli_fail("pool '%s' still holds %" PRIu64 " copies (%" PRIu64
+				 " dirty) after %.0f s: its tier stays (the agents flush only "
+				 "what they can reach; --yes-i-really-mean-it removes it all the "
+				 "same, losing the dirty ones)", cache, cs.present, cs.dirty, timeout);
+			mixsan_shutdown(cl);
+			return 1;
+		}
+		if (round % 5 == 0)
+			printf("draining %s: %" PRIu64 " copies left, %" PRIu64 " dirty\n", cache,
+			       cs.present, cs.dirty);
+		fflush(stdout);
+		sleep(1);
+	}
+	r = mixsan_mon_command(cl, "pool tier rm", kv, 3, &msg);
+done:
+	mixsan_shutdown(cl);
+	if (r < 0) {
+		cli_fail("pool tier rm: %s", msg && *msg ? msg : cli_errstr(r));
+		free(msg);
+		return 1;
+	}
+	if (c->json)
+		print_json(json_pack("{s:s, s:s}", "result", "ok", "message", msg ? msg : ""));
+	else if (msg && *msg)
+		printf("%s\n", msg);
+	free(msg);
+	return 0;
+}
+
 /* `pool tier add BASE CACHE [--yes-i-really-mean-it]`, `pool tier mode CACHE
- * MODE`, `pool tier rm BASE CACHE [--yes-i-really-mean-it]`
+ * MODE`, `pool tier rm BASE CACHE [--timeout S] [--yes-i-really-mean-it]`
  * (docs/cache-tiering.md). */
 static int pool_tier(struct cli *c)
 {
@@ -489,6 +589,8 @@ static int pool_tier(struct cli *c)
 		 * of all has not reached may be lost. */
 		if (c->yes)
 			kv[4] = "force", kv[5] = "1", n++;
+		else if (what[0] == 'r')
+			return tier_rm_drained(c, c->argv[1], c->argv[2]);
 		return mon_cmd(c, what[0] == 'a' ? "pool tier add" : "pool tier rm", kv, n);
 	}
 	if (strcmp(what, "mode") == 0) {
@@ -499,7 +601,7 @@ static int pool_tier(struct cli *c)
 		return mon_cmd(c, "pool tier mode", kv, 2);
 	}
 	return cli_fail("usage: pool tier add BASE CACHE | pool tier mode CACHE "
-			"writeback|readonly|none | pool tier rm BASE CACHE "
+			"writeback|readonly|none | pool tier rm BASE CACHE [--timeout S] "
 			"[--yes-i-really-mean-it]");
 }
 

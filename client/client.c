@@ -2316,6 +2316,74 @@ int mixsan_getxattrs(mixsan_pool_t *p, const char *oid,
 	return ret;
 }
 
+/* List PG pg of p's pool: cb for each object, in name order. */
+static int list_pg(mixsan_pool_t *p, uint32_t pg,
+		   int (*cb)(void *arg, const char *oid, size_t oid_len, uint64_t size),
+		   void *arg)
+{
+	char cursor[MX_OBJ_NAME_MAX + 1];
+	bool done = false;
+	int ret = 0;
+
+	cursor[0] = '\0';
+	while (!done && ret == 0) {
+		struct reply_copy rc = {0};
+		struct mx_msg_osd_list_reply lr;
+		struct cop *op = calloc(1, sizeof(*op));
+		int64_t e;
+
+		if (!op)
+			return -ENOMEM;
+		op->name = strdup(cursor);
+		if (!op->name) {
+			free(op);
+			return -ENOMEM;
+		}
+		op->cl = p->cl;
+		op->kind = COP_LIST;
+		op->pool = p->id;
+		op->pg = pg;
+		op->name_len = (uint32_t)strlen(cursor);
+		op->target = -1;
+		op->deadline_ns = p->deadline_ns;
+		mx_list_init(&op->link);
+		e = sync_copy(p, op, &rc);
+		if (e < 0)
+			return (int)e;
+		if (mx_dec_osd_list_reply(rc.data, rc.len, &lr) < 0) {
+			free(rc.data);
+			return -EBADMSG;
+		}
+		done = lr.done;
+		for (uint32_t i = 0; i < lr.n && ret == 0; i++) {
+			struct mx_list_entry le;
+			char name[MX_OBJ_NAME_MAX + 1];
+
+			if (mx_list_next(&lr, &le) < 0) {
+				ret = -EBADMSG;
+				break;
+			}
+			memcpy(name, le.name, le.name_len);
+			name[le.name_len] = '\0';
+			ret = cb(arg, name, le.name_len, le.size);
+			memcpy(cursor, name, le.name_len + 1);
+		}
+		if (lr.n == 0)
+			done = true;
+		free(rc.data);
+	}
+	return ret;
+}
+
+int mx_client_list_pg(mixsan_pool_t *p, uint32_t pg,
+		      int (*cb)(void *arg, const char *oid, size_t oid_len, uint64_t size),
+		      void *arg)
+{
+	if (!p || !cb || pg == UINT32_MAX)
+		return -EINVAL;
+	return list_pg(p, pg, cb, arg);
+}
+
 int mixsan_list(mixsan_pool_t *p,
 		int (*cb)(void *arg, const char *oid, size_t oid_len, uint64_t size),
 		void *arg)
@@ -2323,7 +2391,6 @@ int mixsan_list(mixsan_pool_t *p,
 	const struct mx_pool *pool;
 	struct mx_tier_route rt;
 	uint32_t pg_num;
-	char cursor[MX_OBJ_NAME_MAX + 1];
 	int ret = 0;
 
 	if (!p || !cb)
@@ -2336,56 +2403,8 @@ int mixsan_list(mixsan_pool_t *p,
 	pthread_mutex_unlock(&p->cl->lock);
 	if (!pool)
 		return -ENOENT;
-	for (uint32_t pg = 0; pg < pg_num && ret == 0; pg++) {
-		bool done = false;
-
-		cursor[0] = '\0';
-		while (!done && ret == 0) {
-			struct reply_copy rc = {0};
-			struct mx_msg_osd_list_reply lr;
-			struct cop *op = calloc(1, sizeof(*op));
-			int64_t e;
-
-			if (!op)
-				return -ENOMEM;
-			op->name = strdup(cursor);
-			if (!op->name) {
-				free(op);
-				return -ENOMEM;
-			}
-			op->cl = p->cl;
-			op->kind = COP_LIST;
-			op->pool = p->id;
-			op->pg = pg;
-			op->name_len = (uint32_t)strlen(cursor);
-			op->target = -1;
-			mx_list_init(&op->link);
-			e = sync_copy(p, op, &rc);
-			if (e < 0)
-				return (int)e;
-			if (mx_dec_osd_list_reply(rc.data, rc.len, &lr) < 0) {
-				free(rc.data);
-				return -EBADMSG;
-			}
-			done = lr.done;
-			for (uint32_t i = 0; i < lr.n && ret == 0; i++) {
-				struct mx_list_entry le;
-				char name[MX_OBJ_NAME_MAX + 1];
-
-				if (mx_list_next(&lr, &le) < 0) {
-					ret = -EBADMSG;
-					break;
-				}
-				memcpy(name, le.name, le.name_len);
-				name[le.name_len] = '\0';
-				ret = cb(arg, name, le.name_len, le.size);
-				memcpy(cursor, name, le.name_len + 1);
-			}
-			if (lr.n == 0)
-				done = true;
-			free(rc.data);
-		}
-	}
+	for (uint32_t pg = 0; pg < pg_num && ret == 0; pg++)
+		ret = list_pg(p, pg, cb, arg);
 	return ret;
 }
 

@@ -164,6 +164,12 @@ int mx_client_xattrs_walk(const void *data, uint32_t len,
 			  int (*cb)(void *arg, const char *name, const void *value, size_t len),
 			  void *arg);
 
+/* mixsan_list of one PG of p's pool (never through a tier): cb for each
+ * object in name order.  0, cb's value, or a negative errno. */
+int mx_client_list_pg(mixsan_pool_t *p, uint32_t pg,
+		      int (*cb)(void *arg, const char *oid, size_t oid_len, uint64_t size),
+		      void *arg);
+
 /* A pool handle by id (-ENOENT if the map has none), and a pool's cluster. */
 int mx_client_pool_open_id(mixsan_cluster_t *cl, int64_t id, mixsan_pool_t **out);
 mixsan_cluster_t *mx_client_pool_cluster(mixsan_pool_t *p);

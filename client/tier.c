@@ -41,12 +41,12 @@
 #include "util.h"
 
 #define TIER_WORKERS 4
-#define TIER_PREFIX "_tier."
-#define A_P "_tier.p"     /* "1": present; "promoting:N": claimed */
-#define A_SRC "_tier.src" /* base version (16 bytes, big-endian) recorded */
-#define A_D "_tier.d"     /* dirty: a nonce per write */
-#define A_RM "_tier.rm"   /* present copy of a removed object */
-#define A_W "_tier.w"     /* readonly writers between mark and finish */
+#define TIER_PREFIX MX_TIER_PREFIX
+#define A_P MX_TIER_P
+#define A_SRC MX_TIER_SRC
+#define A_D MX_TIER_D
+#define A_RM MX_TIER_RM
+#define A_W MX_TIER_W
 
 #define PROMOTE_CHUNK (4u << 20)       /* bytes per copy request */
 #define PROMOTE_TIMEOUT_NS (30ull * 1000000000ull) /* a claim's takeover */
@@ -1328,5 +1328,52 @@ int mx_tier_list(mixsan_cluster_t *cl, const struct mx_tier_route *rt,
 	names_free(&base);
 	mixsan_pool_close(bp);
 	mixsan_pool_close(cp);
+	return r;
+}
+
+/* The census ------------------------------------------------------------- */
+
+struct census {
+	mixsan_pool_t *cache;
+	struct mx_tier_census *out;
+	int err;
+};
+
+static int census_cb(void *arg, const char *oid, size_t len, uint64_t size)
+{
+	struct census *c = arg;
+	struct mx_osd_op pr[2] = {{.op = MX_OP_GETXATTR, .xname = A_P},
+				  {.op = MX_OP_GETXATTR, .xname = A_D}};
+	struct mx_client_read_result res;
+	int r;
+
+	(void)len;
+	c->out->objects++;
+	r = mx_client_read_ops(c->cache, oid, pr, 2, &res);
+	if (r == -ENOENT)
+		return 0;
+	if (r < 0)
+		return r;
+	if (attr_is(&res.ops[0], "1")) {
+		c->out->present++;
+		c->out->present_bytes += size;
+		if (res.ops[1].rval == 0)
+			c->out->dirty++;
+	}
+	mx_client_read_result_free(&res);
+	return 0;
+}
+
+int mx_tier_census(mixsan_cluster_t *cl, int64_t cache, struct mx_tier_census *out)
+{
+	struct census c = {.out = out};
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	r = mx_client_pool_open_raw(cl, cache, &c.cache);
+	if (r < 0)
+		return r;
+	r = mixsan_list(c.cache, census_cb, &c);
+	mixsan_pool_close(c.cache);
 	return r;
 }

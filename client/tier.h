@@ -17,6 +17,17 @@
 struct cop;
 struct mx_tier;
 
+/* The tier's attributes (docs/cache-tiering.md, "The state of an object in
+ * the cache pool"), hidden from clients of a tiered pool. */
+#define MX_TIER_PREFIX "_tier."
+#define MX_TIER_P "_tier.p"     /* cache: "1" present; "promoting:N" claimed */
+#define MX_TIER_SRC "_tier.src" /* cache: base version recorded (16 bytes) */
+#define MX_TIER_D "_tier.d"     /* cache: dirty, a nonce per write */
+#define MX_TIER_RM "_tier.rm"   /* cache: a present copy of a removed object */
+#define MX_TIER_W "_tier.w"     /* cache: readonly writers' mark */
+#define MX_TIER_VER "_tier.ver" /* base: the cache version flushed last */
+#define MX_TIER_FL "_tier.fl"   /* base: a flush in steps under way */
+
 /* How requests to a base pool go through its cache, from the map the
  * library holds (docs/cache-tiering.md, "Mode changes and fencing"). */
 struct mx_tier_route {
@@ -78,5 +89,13 @@ int mx_tier_submit(struct mx_tier *t, const struct mx_tier_route *rt, struct cop
 int mx_tier_list(mixsan_cluster_t *cl, const struct mx_tier_route *rt,
 		 int (*cb)(void *arg, const char *oid, size_t oid_len, uint64_t size),
 		 void *arg);
+
+/* What a cache pool holds: its objects (stubs included), present copies
+ * (their bytes) and, of those, dirty ones. */
+struct mx_tier_census {
+	uint64_t objects, present, present_bytes, dirty;
+};
+/* Count them, object by object.  0 or a negative errno. */
+int mx_tier_census(mixsan_cluster_t *cl, int64_t cache, struct mx_tier_census *out);
 
 #endif

@@ -49,6 +49,7 @@
  */
 #include "osd_int.h"
 
+#include "agent.h"
 #include "guard.h"
 
 static struct osd g_osd;
@@ -1498,7 +1499,9 @@ static bool osd_permitted(struct osd *osd, struct mx_conn *c, const struct mx_ms
 			pool_id = l.pool;
 		}
 		pool = osd->map ? mx_map_pool_by_id(osd->map, pool_id) : NULL;
-		if (mx_caps_allow_pool(&c->caps, pool ? pool->name : NULL, write))
+		/* An OSD may: its tiering agent flushes and evicts as a
+		 * client, and an OSD's key moves every object anyway. */
+		if (c->caps.osd || mx_caps_allow_pool(&c->caps, pool ? pool->name : NULL, write))
 			return true;
 		snprintf(why, sz, "permission denied: %s may not %s pool %s", c->entity,
 			 write ? "write to" : "read", pool ? pool->name : "(unknown)");
@@ -1652,6 +1655,13 @@ static void apply_map(struct osd *osd, struct mx_map *m)
 			peer_kick(osd, p);
 	}
 	hb_update_peers(osd);
+	{
+		bool tiered = false;
+
+		for (uint32_t i = 0; i < m->n_pools; i++)
+			tiered |= m->pools[i].tier_of >= 0;
+		mx_agent_want(osd->agent, tiered, osd->id);
+	}
 	/* A map that says we are down (or elsewhere) while we run: boot again. */
 	me = mx_map_osd(m, osd->id);
 	if (osd->booted && !osd->booting &&
@@ -1874,6 +1884,7 @@ static int auth_init(struct osd *osd)
 		kf = path;
 	}
 	r = mx_keyfile_read(kf, osd->auth.entity, osd->auth.key);
+	snprintf(osd->keyfile, sizeof(osd->keyfile), "%s", r == 0 ? kf : "");
 	if (r < 0)
 		return mx_log_errno(r, "cannot use the key file %s%s", kf,
 				    r == -EPERM ? " (others may read it: chmod 600)" : "");
@@ -2038,10 +2049,20 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 	uv_signal_init(osd->loop, &osd->sigint);
 	osd->sigint.data = osd;
 	uv_signal_start(&osd->sigint, on_signal, SIGINT);
+	{
+		struct mx_agent_config ac = {.mons = cfg->mon_addr,
+					     .keyfile = osd->keyfile[0] ? osd->keyfile : NULL,
+					     .interval_ms = cfg->agent_interval_ms};
+
+		r = mx_agent_start(&ac, &osd->agent);
+		if (r < 0)
+			return mx_log_errno(r, "cannot start the tiering agent");
+	}
 	mon_connect(osd);
 
 	uv_run(osd->loop, UV_RUN_DEFAULT);
 
+	mx_agent_stop(osd->agent);
 	commit_now(osd);
 	mx_store_close(osd->store);
 	for (size_t i = 0; i < osd->hist_len; i++) {

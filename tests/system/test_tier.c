@@ -26,9 +26,14 @@
  *      value older than the last write acknowledged before it began;
  *   6d. writeback under races: two clients append to objects only the base
  *      holds at first (both promote them at once): no append is lost;
- *   7. leaving writeback for mode none (a flush of all pending, no agent to
- *      do it): the dirty copies still answer for their objects, reads
- *      promote nothing, and tier rm is refused unless forced;
+ *   7. leaving writeback for mode none: the dirty copies still answer
+ *      for their objects, reads promote nothing, and the agents flush
+ *      every dirty copy and evict every clean one; the monitor still
+ *      refuses an unforced tier rm (it cannot see copies);
+ *   7b. the agents keep a writeback cache within its targets (flushing
+ *      past the dirty ratio, evicting past the full ratio); a tier
+ *      drained with an OSD killed (SIGKILL) meanwhile, then removed: the
+ *      base holds every last write;
  *   8. readonly, none, writeback in turn: the readonly era's copy never
  *      comes back; a request of guards alone is refused, as on a plain
  *      pool, and marks nothing dirty;
@@ -689,27 +694,147 @@ static void test_writeback_race(struct h_cluster *c, mixsan_cluster_t *cl,
 }
 
 /* 7. Mode none after writeback, dirty copies left. */
+/* Wait (at most timeout_s) until cache holds no copy; the census then. */
+static bool wait_drained(mixsan_cluster_t *cl, mixsan_pool_t *craw, int timeout_s,
+			 struct mx_tier_census *cs)
+{
+	for (int t = 0; t < timeout_s * 5; t++) {
+		if (mx_tier_census(cl, mixsan_pool_id(craw), cs) == 0 && cs->present == 0)
+			return true;
+		usleep(200000);
+	}
+	return false;
+}
+
 static void test_drain(mixsan_cluster_t *cl, mixsan_pool_t *p, mixsan_pool_t *braw,
 		       mixsan_pool_t *craw)
 {
 	const char *md[] = {"pool", "hot", "mode", "none"};
 	const char *rm[] = {"base", "base", "cache", "hot"};
-	struct mixsan_stat st;
+	struct mx_tier_census cs;
 	char *msg = NULL;
 
+	H_CHECK(mx_tier_census(cl, mixsan_pool_id(craw), &cs) == 0);
+	fprintf(stderr, "tier: before draining: %llu objects, %llu copies, %llu dirty\n",
+		(unsigned long long)cs.objects, (unsigned long long)cs.present,
+		(unsigned long long)cs.dirty);
+	H_CHECK(cs.dirty > 0);
 	cmd(cl, "pool tier mode", md, 2);
 	H_CHECK(holds(p, "wb1", "again", 5));
-	H_CHECK(mixsan_stat(braw, "wb1", &st) == -ENOENT);
 	H_CHECK(mixsan_write_full(p, "wb1", "drain", 5) == 0);
 	H_CHECK(holds(p, "wb1", "drain", 5));
 	H_CHECK(holds(p, "cold5", "cold data 5", 11));
-	sleep(1);
+	/* The agents flush every dirty copy and evict every clean one. */
+	H_CHECK(wait_drained(cl, craw, 60, &cs));
+	H_CHECK(cs.dirty == 0);
+	H_CHECK(holds(braw, "wb1", "drain", 5));
+	H_CHECK(holds(p, "wb1", "drain", 5));
+	/* The large object with many attributes went in steps, whole. */
+	{
+		size_t big = (6u << 20) + 12345;
+		uint8_t *d = malloc(big);
+		char v[32];
+
+		h_fill(7, d, big);
+		H_CHECK(holds(braw, "big", d, big));
+		H_CHECK(getx(braw, "big", "attr20", v, sizeof(v)) == 3 && strcmp(v, "new") == 0);
+		H_CHECK(getx(braw, "big", "attr5", v, sizeof(v)) == 7 &&
+			strcmp(v, "value 5") == 0);
+		H_CHECK(getx(braw, "big", "_tier.fl", v, sizeof(v)) == -ENODATA);
+		free(d);
+	}
 	H_CHECK(holds(p, "cold5", "cold data 5", 11));
-	usleep(300000);
 	H_CHECK(!present(craw, "cold5"));
+	/* The monitor cannot see copies: unforced, it still refuses (the
+	 * command line's tier rm drains, then forces). */
 	H_CHECK(mixsan_mon_command(cl, "pool tier rm", rm, 2, &msg) == -EBUSY);
 	H_CHECK(msg && strstr(msg, "dirty") != NULL);
 	free(msg);
+}
+
+/* 7b. The agent by the targets, then a writeback tier removed after it
+ * drained, with an OSD killed (SIGKILL) while the agents work: every
+ * object read straight from the base afterwards holds its last write. */
+#define AG_OBJS 120
+
+static void test_agent(struct h_cluster *c, mixsan_cluster_t *cl)
+{
+	const char *add[] = {"base", "base5", "cache", "hot5", "force", "1"};
+	const char *md[] = {"pool", "hot5", "mode", "none"};
+	const char *rm[] = {"base", "base5", "cache", "hot5", "force", "1"};
+	mixsan_pool_t *p, *braw, *craw;
+	struct mx_tier_census cs = {0};
+	char oid[16], data[64];
+	bool settled = false;
+
+	h_pool_create(cl, "base5", 3, 8, "osd");
+	h_pool_create(cl, "hot5", 3, 8, "osd");
+	cmd(cl, "pool tier add", add, 3);
+	/* Ten copies per PG at most: flushes past 4 dirty, evicts past 8. */
+	pool_set(cl, "hot5", "target_max_objects", "80");
+	set_mode(cl, "hot5", "writeback");
+	p = open_pool(cl, "base5");
+	braw = open_raw(cl, "base5");
+	craw = open_raw(cl, "hot5");
+	for (int i = 0; i < AG_OBJS; i++) {
+		snprintf(oid, sizeof(oid), "ag%d", i);
+		snprintf(data, sizeof(data), "first write of %s", oid);
+		H_CHECK(mixsan_write_full(p, oid, data, strlen(data)) == 0);
+		if (i % 10 == 0) {
+			/* Attributes go with the data, each by its name. */
+			H_CHECK(mixsan_setxattr(p, oid, "color", oid, strlen(oid)) == 0);
+			H_CHECK(mixsan_setxattr(p, oid, "shape", "round", 5) == 0);
+		}
+	}
+	for (int t = 0; t < 150 && !settled; t++) {
+		usleep(200000);
+		settled = mx_tier_census(cl, mixsan_pool_id(craw), &cs) == 0 &&
+			  cs.present <= 64 && cs.dirty <= 32;
+	}
+	fprintf(stderr, "tier: after %d writes, the agents leave %llu copies, %llu dirty\n",
+		AG_OBJS, (unsigned long long)cs.present, (unsigned long long)cs.dirty);
+	H_CHECK(settled);
+	H_CHECK(cs.present > 0);
+	/* What was evicted is in the base, and reads come back right. */
+	for (int i = 0; i < AG_OBJS; i++) {
+		snprintf(oid, sizeof(oid), "ag%d", i);
+		snprintf(data, sizeof(data), "first write of %s", oid);
+		H_CHECK(holds(p, oid, data, strlen(data)));
+		if (!present(craw, oid))
+			H_CHECK(holds(braw, oid, data, strlen(data)));
+	}
+	/* Second writes, then drain with an OSD killed in the middle. */
+	for (int i = 0; i < AG_OBJS; i++) {
+		snprintf(oid, sizeof(oid), "ag%d", i);
+		snprintf(data, sizeof(data), "second write of %s", oid);
+		H_CHECK(mixsan_write_full(p, oid, data, strlen(data)) == 0);
+	}
+	cmd(cl, "pool tier mode", md, 2);
+	if (!c->external) {
+		usleep(300000);
+		fprintf(stderr, "tier: kill -9 osd.0 while the agents drain\n");
+		h_signal_osd(c, 0, SIGKILL);
+		sleep(1);
+		h_start_osd(c, 0);
+		H_CHECK(h_wait_up(c, cl, 3, 60) == 0);
+	}
+	H_CHECK(wait_drained(cl, craw, 90, &cs));
+	cmd(cl, "pool tier rm", rm, 3);
+	for (int i = 0; i < AG_OBJS; i++) {
+		snprintf(oid, sizeof(oid), "ag%d", i);
+		snprintf(data, sizeof(data), "second write of %s", oid);
+		H_CHECK(holds(p, oid, data, strlen(data)));
+		H_CHECK(holds(braw, oid, data, strlen(data)));
+		if (i % 10 == 0) {
+			H_CHECK(getx(braw, oid, "color", data, sizeof(data)) == (int)strlen(oid) &&
+				strcmp(data, oid) == 0);
+			H_CHECK(getx(braw, oid, "shape", data, sizeof(data)) == 5 &&
+				strcmp(data, "round") == 0);
+		}
+	}
+	mixsan_pool_close(p);
+	mixsan_pool_close(braw);
+	mixsan_pool_close(craw);
 }
 
 /* 8. The review's case, step by step: a readonly copy, then mode none,
@@ -885,7 +1010,8 @@ int main(void)
 	memset(&c, 0, sizeof(c));
 	snprintf(c.mon_args, sizeof(c.mon_args),
 		 "--osd-failure-detection --heartbeat-grace 2000 --beacon-grace 6000");
-	snprintf(c.osd_args, sizeof(c.osd_args), "--heartbeat-interval 250 --heartbeat-grace 2000");
+	snprintf(c.osd_args, sizeof(c.osd_args),
+		 "--heartbeat-interval 250 --heartbeat-grace 2000 --agent-interval 200");
 	h_start(&c, 3);
 	cl = h_connect(&c);
 	make_tier(cl, "base", "hot", "writeback");
@@ -905,6 +1031,7 @@ int main(void)
 	else
 		test_kill(&c, cl, p, braw);
 	test_drain(cl, p, braw, craw);
+	test_agent(&c, cl);
 	test_mode_steps(cl);
 	test_mode_changes(&c, cl);
 
