@@ -191,8 +191,6 @@ ok "tier mode writeback" "$MIXSAN" pool tier mode hot writeback
 ok "pool ls in writeback" "$MIXSAN" pool ls
 has "pool ls shows writeback" "hot .*cache of cold, writeback$"
 bad "writeback to readonly" "set mode none first" "$MIXSAN" pool tier mode hot readonly
-bad "tier rm in writeback" "writeback mode and may hold dirty objects" \
-	"$MIXSAN" pool tier rm cold hot
 bad "pool rm of a cache" "remove the tier first (pool tier rm cold hot)" \
 	"$MIXSAN" pool rm hot --yes-i-really-mean-it
 bad "pool rm of a base" "remove the tier first (pool tier rm cold hot)" \
@@ -204,9 +202,8 @@ json "flush_all after writeback" "[p for p in j if p['name']=='hot'][0]['flush_a
 bad "readonly while a flush of all is pending" "flush of all is pending" \
 	"$MIXSAN" pool tier mode hot readonly
 bad "tier rm of the wrong pair" "is not the cache tier of 'rbd'" "$MIXSAN" pool tier rm rbd hot
-bad "tier rm while a flush of all is pending" "may still hold dirty objects" \
-	"$MIXSAN" pool tier rm cold hot
-ok "tier rm" "$MIXSAN" pool tier rm cold hot --yes-i-really-mean-it
+ok "tier rm waits until the cache is drained, then removes it" \
+	"$MIXSAN" pool tier rm cold hot --timeout 30
 has "tier rm says so" "no longer the cache tier of 'cold'"
 ok "pool ls --json after tier rm" "$MIXSAN" pool ls --json
 json "links gone" "all(p['tier']==-1 and p['tier_of']==-1 and p['cache_mode']=='none' and not p['flush_all'] for p in j)"
