@@ -402,8 +402,9 @@ static int pool_set(struct mx_map *m, const struct mx_msg_command *c, char *msg,
  * Every change sets tier_epoch on both pools: OSDs refuse requests routed
  * by an older map (the fence).
  *
- * pool_tier_rm requires mode none.  Nothing reads these fields yet: the
- * client's routing and the agent come later.
+ * pool_tier_rm requires mode none.  The client library routes by these
+ * fields (client/tier.c) and the OSDs' agents flush and evict by them
+ * (osd/agent.c).
  */
 
 /* Whether cache may become a cache pool as far as its contents go: the
@@ -549,9 +550,10 @@ static int pool_tier_mode(struct mx_map *m, const struct mx_msg_command *c, char
 	return 1;
 }
 
-/* "pool tier rm" base= cache= [force=1]: only in mode none, and while a
- * flush of all is pending (dirty copies may remain, and no agent flushes
- * them yet) only forced; clears both links. */
+/* "pool tier rm" base= cache= [force=1]: only in mode none, and while the
+ * cache drains (flush_all: copies may remain, which the monitor cannot
+ * see) only forced, as the command line does once its census of the cache
+ * found no copy; clears both links. */
 static int pool_tier_rm(struct mx_map *m, const struct mx_msg_command *c, char *msg,
 			size_t sz)
 {
