@@ -112,25 +112,6 @@ static void reply(struct ctx *x, int err, const struct mx_client_read_result *re
 
 /* Ops --------------------------------------------------------------------- */
 
-static struct mx_osd_op guard(uint32_t flags, const char *name, const void *v, uint32_t len)
-{
-	struct mx_osd_op o = {.op = MX_OP_CMPXATTR, .flags = flags, .xname = name,
-			      .data = v, .data_len = len};
-	return o;
-}
-
-static struct mx_osd_op setx(const char *name, const void *v, uint32_t len)
-{
-	struct mx_osd_op o = {.op = MX_OP_SETXATTR, .xname = name, .data = v, .data_len = len};
-	return o;
-}
-
-static struct mx_osd_op simple(uint8_t opcode)
-{
-	struct mx_osd_op o = {.op = opcode};
-	return o;
-}
-
 static bool is_read(uint8_t op)
 {
 	return op == MX_OP_READ || op == MX_OP_STAT || op == MX_OP_GETXATTR ||
@@ -293,11 +274,11 @@ static int unclaim(struct ctx *x, const char *claim, const uint8_t *src, uint32_
 	struct mx_osd_op q[4];
 	unsigned k = 0;
 
-	q[k++] = guard(MX_CMP_EQ, A_P, claim, (uint32_t)strlen(claim));
-	q[k++] = simple(MX_OP_REMOVE);
-	q[k++] = simple(MX_OP_CREATE);
+	q[k++] = mx_op_guard(MX_CMP_EQ, A_P, claim, (uint32_t)strlen(claim));
+	q[k++] = mx_op(MX_OP_REMOVE, NULL);
+	q[k++] = mx_op(MX_OP_CREATE, NULL);
 	if (src_len)
-		q[k++] = setx(A_SRC, src, src_len);
+		q[k++] = mx_op_setx(A_SRC, src, src_len);
 	return mx_client_write_ops(x->cache, x->oid, q, k, NULL);
 }
 
@@ -323,7 +304,7 @@ static int promote_steps(struct ctx *x, char *claim, size_t claim_sz, const char
 	int r;
 
 	for (uint64_t off = have; off < size; off += PROMOTE_CHUNK) {
-		struct mx_osd_op rd[2] = {simple(MX_OP_STAT), simple(MX_OP_READ)};
+		struct mx_osd_op rd[2] = {mx_op(MX_OP_STAT, NULL), mx_op(MX_OP_READ, NULL)};
 		struct mx_client_read_result res;
 
 		rd[1].off = off;
@@ -337,12 +318,12 @@ static int promote_steps(struct ctx *x, char *claim, size_t claim_sz, const char
 			return -EAGAIN; /* the base moved on: start again */
 		}
 		claim_next(next, sizeof(next), cbase, ++step);
-		q[0] = guard(MX_CMP_EQ, A_P, claim, (uint32_t)strlen(claim));
-		q[1] = simple(MX_OP_WRITE);
+		q[0] = mx_op_guard(MX_CMP_EQ, A_P, claim, (uint32_t)strlen(claim));
+		q[1] = mx_op(MX_OP_WRITE, NULL);
 		q[1].off = off;
 		q[1].data = res.ops[1].data;
 		q[1].data_len = res.ops[1].len;
-		q[2] = setx(A_P, next, (uint32_t)strlen(next));
+		q[2] = mx_op_setx(A_P, next, (uint32_t)strlen(next));
 		r = mx_client_write_ops(x->cache, x->oid, q, 3, NULL);
 		mx_client_read_result_free(&res);
 		if (r < 0)
@@ -353,10 +334,10 @@ static int promote_steps(struct ctx *x, char *claim, size_t claim_sz, const char
 		unsigned k = 0;
 
 		claim_next(next, sizeof(next), cbase, ++step);
-		q[k++] = guard(MX_CMP_EQ, A_P, claim, (uint32_t)strlen(claim));
-		q[k++] = setx(A_P, next, (uint32_t)strlen(next));
+		q[k++] = mx_op_guard(MX_CMP_EQ, A_P, claim, (uint32_t)strlen(claim));
+		q[k++] = mx_op_setx(A_P, next, (uint32_t)strlen(next));
 		while (i < attrs->n && k < MX_MSG_MAX_OPS) {
-			q[k++] = setx(attrs->names[i], attrs->values[i], attrs->lens[i]);
+			q[k++] = mx_op_setx(attrs->names[i], attrs->values[i], attrs->lens[i]);
 			i++;
 		}
 		r = mx_client_write_ops(x->cache, x->oid, q, k, NULL);
@@ -366,9 +347,9 @@ static int promote_steps(struct ctx *x, char *claim, size_t claim_sz, const char
 	}
 	if (mx_now_ns() - t0 > BASE_READ_MAX_NS)
 		return -EAGAIN;
-	q[0] = guard(MX_CMP_EQ, A_P, claim, (uint32_t)strlen(claim));
-	q[1] = setx(A_P, "1", 1);
-	q[2] = setx(A_SRC, bbe, 16);
+	q[0] = mx_op_guard(MX_CMP_EQ, A_P, claim, (uint32_t)strlen(claim));
+	q[1] = mx_op_setx(A_P, "1", 1);
+	q[2] = mx_op_setx(A_SRC, bbe, 16);
 	r = mx_client_write_ops(x->cache, x->oid, q, 3, NULL);
 	return r == -ECANCELED ? -EAGAIN : r;
 }
@@ -403,8 +384,8 @@ static int promote(struct ctx *x)
 	/* Readonly: no install while writers are between their mark and
 	 * their finish ("Intent markers"). */
 	const bool ro = x->rt.mode == MX_CACHE_READONLY;
-	struct mx_osd_op rd[3] = {simple(MX_OP_STAT), simple(MX_OP_LISTXATTRS),
-				  simple(MX_OP_READ)};
+	struct mx_osd_op rd[3] = {mx_op(MX_OP_STAT, NULL), mx_op(MX_OP_LISTXATTRS, NULL),
+				  mx_op(MX_OP_READ, NULL)};
 	struct mx_osd_op q[MX_MSG_MAX_OPS];
 	struct mx_client_read_result cres, bres;
 	struct xlist attrs = {0};
@@ -445,7 +426,7 @@ static int promote(struct ctx *x)
 		if (ro && cres.ops[2].rval == 0) {
 			/* Writers' mark: wait, or clear a dead writer's. */
 			struct mx_osd_op cq[2] = {
-				guard(MX_CMP_EQ, A_W, cres.ops[2].data, cres.ops[2].len),
+				mx_op_guard(MX_CMP_EQ, A_W, cres.ops[2].data, cres.ops[2].len),
 				{.op = MX_OP_RMXATTR, .xname = A_W}};
 
 			snprintf(seen, sizeof(seen), "w:%.*s", (int)cres.ops[2].len,
@@ -469,13 +450,13 @@ static int promote(struct ctx *x)
 	if (r == -ENOENT) {
 		/* Absent in the base: a present copy that says so, guarded on
 		 * the cache's state as read (invariant 5). */
-		q[k++] = guard(MX_CMP_EQ, A_P, "", 0);
-		q[k++] = guard(MX_CMP_EQ, A_SRC, src, src_len);
+		q[k++] = mx_op_guard(MX_CMP_EQ, A_P, "", 0);
+		q[k++] = mx_op_guard(MX_CMP_EQ, A_SRC, src, src_len);
 		if (ro)
-			q[k++] = guard(MX_CMP_EQ, A_W, "", 0);
-		q[k++] = simple(MX_OP_CREATE);
-		q[k++] = setx(A_P, "1", 1);
-		q[k++] = setx(A_RM, "1", 1);
+			q[k++] = mx_op_guard(MX_CMP_EQ, A_W, "", 0);
+		q[k++] = mx_op(MX_OP_CREATE, NULL);
+		q[k++] = mx_op_setx(A_P, "1", 1);
+		q[k++] = mx_op_setx(A_RM, "1", 1);
 		r = mx_client_write_ops(x->cache, x->oid, q, k, NULL);
 		return r == -ECANCELED ? -EAGAIN : r;
 	}
@@ -492,17 +473,17 @@ static int promote(struct ctx *x)
 		goto out;
 	if (st.size <= bres.ops[2].len && attrs.n + 6 <= MX_MSG_MAX_OPS) {
 		/* It fits one request. */
-		q[k++] = guard(MX_CMP_EQ, A_P, "", 0);
-		q[k++] = guard(MX_CMP_LE, A_SRC, bbe, 16);
+		q[k++] = mx_op_guard(MX_CMP_EQ, A_P, "", 0);
+		q[k++] = mx_op_guard(MX_CMP_LE, A_SRC, bbe, 16);
 		if (ro)
-			q[k++] = guard(MX_CMP_EQ, A_W, "", 0);
-		q[k] = simple(MX_OP_WRITEFULL);
+			q[k++] = mx_op_guard(MX_CMP_EQ, A_W, "", 0);
+		q[k] = mx_op(MX_OP_WRITEFULL, NULL);
 		q[k].data = bres.ops[2].data;
 		q[k++].data_len = bres.ops[2].len;
 		for (unsigned i = 0; i < attrs.n; i++)
-			q[k++] = setx(attrs.names[i], attrs.values[i], attrs.lens[i]);
-		q[k++] = setx(A_P, "1", 1);
-		q[k++] = setx(A_SRC, bbe, 16);
+			q[k++] = mx_op_setx(attrs.names[i], attrs.values[i], attrs.lens[i]);
+		q[k++] = mx_op_setx(A_P, "1", 1);
+		q[k++] = mx_op_setx(A_SRC, bbe, 16);
 		r = mx_now_ns() - t0 > BASE_READ_MAX_NS
 			    ? -EAGAIN
 			    : mx_client_write_ops(x->cache, x->oid, q, k, NULL);
@@ -514,15 +495,15 @@ static int promote(struct ctx *x)
 
 		nonce(x->t, cbase + strlen(cbase), sizeof(cbase) - strlen(cbase));
 		claim_next(claim, sizeof(claim), cbase, 0);
-		q[k++] = guard(MX_CMP_EQ, A_P, "", 0);
-		q[k++] = guard(MX_CMP_LE, A_SRC, bbe, 16);
+		q[k++] = mx_op_guard(MX_CMP_EQ, A_P, "", 0);
+		q[k++] = mx_op_guard(MX_CMP_LE, A_SRC, bbe, 16);
 		if (ro)
-			q[k++] = guard(MX_CMP_EQ, A_W, "", 0);
-		q[k] = simple(MX_OP_WRITEFULL);
+			q[k++] = mx_op_guard(MX_CMP_EQ, A_W, "", 0);
+		q[k] = mx_op(MX_OP_WRITEFULL, NULL);
 		q[k].data = bres.ops[2].data;
 		q[k++].data_len = bres.ops[2].len;
-		q[k++] = setx(A_P, claim, (uint32_t)strlen(claim));
-		q[k++] = setx(A_SRC, bbe, 16);
+		q[k++] = mx_op_setx(A_P, claim, (uint32_t)strlen(claim));
+		q[k++] = mx_op_setx(A_SRC, bbe, 16);
 		r = mx_client_write_ops(x->cache, x->oid, q, k, NULL);
 		if (r == -ECANCELED) {
 			r = -EAGAIN;
@@ -626,24 +607,24 @@ static int wb_build(const struct ctx *x, bool removed, const uint8_t *src, uint3
 	unsigned k = 0;
 	bool removes = false;
 
-	tmp[k++] = guard(MX_CMP_EQ, A_P, "1", 1);
-	tmp[k++] = removed ? guard(MX_CMP_EQ, A_RM, "1", 1) : guard(MX_CMP_EQ, A_RM, "", 0);
+	tmp[k++] = mx_op_guard(MX_CMP_EQ, A_P, "1", 1);
+	tmp[k++] = removed ? mx_op_guard(MX_CMP_EQ, A_RM, "1", 1) : mx_op_guard(MX_CMP_EQ, A_RM, "", 0);
 	for (unsigned i = 0; i < x->n; i++)
 		if (x->ops[i].op == MX_OP_REMOVE)
 			removes = true;
 	if (removes)
-		tmp[k++] = guard(MX_CMP_EQ, A_SRC, src, src_len);
+		tmp[k++] = mx_op_guard(MX_CMP_EQ, A_SRC, src, src_len);
 	*n_guards = k;
 	for (unsigned i = 0; i < x->n; i++) {
 		struct mx_osd_op o = x->ops[i];
 
 		if (o.op == MX_OP_REMOVE) {
 			tmp[k++] = o;
-			tmp[k++] = simple(MX_OP_CREATE);
-			tmp[k++] = setx(A_P, "1", 1);
+			tmp[k++] = mx_op(MX_OP_CREATE, NULL);
+			tmp[k++] = mx_op_setx(A_P, "1", 1);
 			if (src_len)
-				tmp[k++] = setx(A_SRC, src, src_len);
-			tmp[k++] = setx(A_RM, "1", 1);
+				tmp[k++] = mx_op_setx(A_SRC, src, src_len);
+			tmp[k++] = mx_op_setx(A_RM, "1", 1);
 			continue;
 		}
 		if (removed && o.op == MX_OP_CREATE)
@@ -652,7 +633,7 @@ static int wb_build(const struct ctx *x, bool removed, const uint8_t *src, uint3
 	}
 	if (removed && !removes)
 		tmp[k++] = (struct mx_osd_op){.op = MX_OP_RMXATTR, .xname = A_RM};
-	tmp[k++] = setx(A_D, d, (uint32_t)strlen(d));
+	tmp[k++] = mx_op_setx(A_D, d, (uint32_t)strlen(d));
 	if (k > MX_MSG_MAX_OPS)
 		return -E2BIG;
 	memcpy(q, tmp, k * sizeof(q[0]));
@@ -864,16 +845,16 @@ static int ro_mark(struct ctx *x)
 		if (!cs.exists) {
 			q[k++] = (struct mx_osd_op){.op = MX_OP_CREATE, .flags = MX_OP_FLAG_EXCL};
 			mark_value(x, w, sizeof(w), 1);
-			q[k++] = setx(A_W, w, (uint32_t)strlen(w));
+			q[k++] = mx_op_setx(A_W, w, (uint32_t)strlen(w));
 		} else {
 			mark_value(x, w, sizeof(w), cs.writers + 1);
-			q[k++] = guard(MX_CMP_EQ, A_W, cs.w, (uint32_t)strlen(cs.w));
-			q[k++] = guard(MX_CMP_EQ, A_D, "", 0);
-			q[k++] = simple(MX_OP_REMOVE);
-			q[k++] = simple(MX_OP_CREATE);
+			q[k++] = mx_op_guard(MX_CMP_EQ, A_W, cs.w, (uint32_t)strlen(cs.w));
+			q[k++] = mx_op_guard(MX_CMP_EQ, A_D, "", 0);
+			q[k++] = mx_op(MX_OP_REMOVE, NULL);
+			q[k++] = mx_op(MX_OP_CREATE, NULL);
 			if (cs.src_len)
-				q[k++] = setx(A_SRC, cs.src, 16);
-			q[k++] = setx(A_W, w, (uint32_t)strlen(w));
+				q[k++] = mx_op_setx(A_SRC, cs.src, 16);
+			q[k++] = mx_op_setx(A_W, w, (uint32_t)strlen(w));
 		}
 		r = mx_client_write_ops(x->cache, x->oid, q, k, NULL);
 		if (r != -ECANCELED && r != -EEXIST)
@@ -910,27 +891,27 @@ static int ro_finish(struct ctx *x, const uint8_t *b)
 				return 0;
 			/* Gone: a stub all the same. */
 			q[k++] = (struct mx_osd_op){.op = MX_OP_CREATE, .flags = MX_OP_FLAG_EXCL};
-			q[k++] = setx(A_SRC, b, 16);
+			q[k++] = mx_op_setx(A_SRC, b, 16);
 		} else {
 			older = b && src_older(&cs, b);
 			mark_value(x, w, sizeof(w), cs.writers ? cs.writers - 1 : 0);
-			q[k++] = guard(MX_CMP_EQ, A_W, cs.w, (uint32_t)strlen(cs.w));
-			q[k++] = guard(MX_CMP_EQ, A_P, cs.p, (uint32_t)strlen(cs.p));
-			q[k++] = guard(MX_CMP_EQ, A_SRC, cs.src, cs.src_len);
+			q[k++] = mx_op_guard(MX_CMP_EQ, A_W, cs.w, (uint32_t)strlen(cs.w));
+			q[k++] = mx_op_guard(MX_CMP_EQ, A_P, cs.p, (uint32_t)strlen(cs.p));
+			q[k++] = mx_op_guard(MX_CMP_EQ, A_SRC, cs.src, cs.src_len);
 			if (cs.p[0] && older) {
 				/* A copy or claim made after a dead writer's mark
 				 * was cleared, older than our write: it goes. */
-				q[k++] = simple(MX_OP_REMOVE);
-				q[k++] = simple(MX_OP_CREATE);
+				q[k++] = mx_op(MX_OP_REMOVE, NULL);
+				q[k++] = mx_op(MX_OP_CREATE, NULL);
 				if (cs.writers > 1)
-					q[k++] = setx(A_W, w, (uint32_t)strlen(w));
+					q[k++] = mx_op_setx(A_W, w, (uint32_t)strlen(w));
 			} else if (cs.writers > 1) {
-				q[k++] = setx(A_W, w, (uint32_t)strlen(w));
+				q[k++] = mx_op_setx(A_W, w, (uint32_t)strlen(w));
 			} else if (cs.writers == 1) {
 				q[k++] = (struct mx_osd_op){.op = MX_OP_RMXATTR, .xname = A_W};
 			}
 			if (older)
-				q[k++] = setx(A_SRC, b, 16);
+				q[k++] = mx_op_setx(A_SRC, b, 16);
 		}
 		r = mx_client_write_ops(x->cache, x->oid, q, k, NULL);
 		if (r != -ECANCELED && r != -EEXIST)
@@ -960,11 +941,11 @@ static int wb_finish(struct ctx *x, const uint8_t *b)
 			return r;
 		if (cs.dirty)
 			return -EIO;
-		q[0] = guard(MX_CMP_EQ, A_P, "1", 1);
-		q[1] = guard(MX_CMP_EQ, A_D, "", 0);
-		q[2] = guard(MX_CMP_EQ, A_SRC, cs.src, cs.src_len);
-		q[3] = simple(MX_OP_REMOVE);
-		q[4] = simple(MX_OP_CREATE);
+		q[0] = mx_op_guard(MX_CMP_EQ, A_P, "1", 1);
+		q[1] = mx_op_guard(MX_CMP_EQ, A_D, "", 0);
+		q[2] = mx_op_guard(MX_CMP_EQ, A_SRC, cs.src, cs.src_len);
+		q[3] = mx_op(MX_OP_REMOVE, NULL);
+		q[4] = mx_op(MX_OP_CREATE, NULL);
 		r = mx_client_write_ops(x->cache, x->oid, q, 5, NULL);
 		if (r != -ECANCELED)
 			return r;

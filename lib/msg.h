@@ -291,6 +291,28 @@ struct mx_osd_op {
 	uint32_t data_len;
 };
 
+/* An op, built in place (tiering's guarded sequences and their tests). */
+static inline struct mx_osd_op mx_op(uint8_t opcode, const char *xname)
+{
+	struct mx_osd_op o = {.op = opcode, .xname = xname};
+	return o;
+}
+
+/* CMPXATTR of name against v (len bytes) by flags (MX_CMP_*). */
+static inline struct mx_osd_op mx_op_guard(uint32_t flags, const char *name, const void *v,
+					   uint32_t len)
+{
+	struct mx_osd_op o = {.op = MX_OP_CMPXATTR, .flags = flags, .xname = name,
+			      .data = v, .data_len = len};
+	return o;
+}
+
+static inline struct mx_osd_op mx_op_setx(const char *name, const void *v, uint32_t len)
+{
+	struct mx_osd_op o = {.op = MX_OP_SETXATTR, .xname = name, .data = v, .data_len = len};
+	return o;
+}
+
 /* A read sent to a replica by a read policy (docs/read-policies.md). */
 #define MX_OSD_OP_REPLICA_READ 1u
 

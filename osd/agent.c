@@ -76,25 +76,6 @@ struct pg_walk {
 	uint64_t deadline_ns;
 };
 
-static struct mx_osd_op op_x(uint8_t opcode, const char *name)
-{
-	struct mx_osd_op o = {.op = opcode, .xname = name};
-	return o;
-}
-
-static struct mx_osd_op guard(uint32_t flags, const char *name, const void *v, uint32_t len)
-{
-	struct mx_osd_op o = {.op = MX_OP_CMPXATTR, .flags = flags, .xname = name,
-			      .data = v, .data_len = len};
-	return o;
-}
-
-static struct mx_osd_op setx(const char *name, const void *v, uint32_t len)
-{
-	struct mx_osd_op o = {.op = MX_OP_SETXATTR, .xname = name, .data = v, .data_len = len};
-	return o;
-}
-
 static bool stopping(struct mx_agent *a)
 {
 	bool s;
@@ -166,22 +147,22 @@ static int base_write(struct pg_walk *w, const char *oid, const uint8_t *wbe,
 		/* The object whole, as the copy: emptied if it exists (an
 		 * attribute the copy no longer has goes too), else made. */
 		k = 0;
-		q[k++] = guard(MX_CMP_LT, MX_TIER_VER, wbe, 16);
+		q[k++] = mx_op_guard(MX_CMP_LT, MX_TIER_VER, wbe, 16);
 		if (attempt == 0)
-			q[k++] = op_x(MX_OP_REMOVE, NULL);
-		q[k] = op_x(MX_OP_CREATE, NULL);
+			q[k++] = mx_op(MX_OP_REMOVE, NULL);
+		q[k] = mx_op(MX_OP_CREATE, NULL);
 		if (attempt == 1)
 			q[k].flags = MX_OP_FLAG_EXCL;
 		k++;
-		q[k] = op_x(MX_OP_WRITEFULL, NULL);
+		q[k] = mx_op(MX_OP_WRITEFULL, NULL);
 		q[k].data = data->data;
 		q[k++].data_len = data->len;
 		if (steps) {
-			q[k++] = setx(MX_TIER_FL, claim, (uint32_t)strlen(claim));
+			q[k++] = mx_op_setx(MX_TIER_FL, claim, (uint32_t)strlen(claim));
 		} else {
 			for (i = 0; i < at->n; i++)
-				q[k++] = setx(at->names[i], at->values[i], at->lens[i]);
-			q[k++] = setx(MX_TIER_VER, wbe, 16);
+				q[k++] = mx_op_setx(at->names[i], at->values[i], at->lens[i]);
+			q[k++] = mx_op_setx(MX_TIER_VER, wbe, 16);
 		}
 		e = mx_client_write_ops(w->base, oid, q, k, bver);
 		if (e != -ENOENT && e != -EEXIST)
@@ -201,8 +182,8 @@ static int base_write(struct pg_walk *w, const char *oid, const uint8_t *wbe,
 			mx_client_read_result_free(&piece);
 			return -EAGAIN; /* written again: the next pass */
 		}
-		q[0] = guard(MX_CMP_EQ, MX_TIER_FL, claim, (uint32_t)strlen(claim));
-		q[1] = op_x(MX_OP_WRITE, NULL);
+		q[0] = mx_op_guard(MX_CMP_EQ, MX_TIER_FL, claim, (uint32_t)strlen(claim));
+		q[1] = mx_op(MX_OP_WRITE, NULL);
 		q[1].off = off;
 		q[1].data = piece.ops[0].data;
 		q[1].data_len = piece.ops[0].len;
@@ -213,18 +194,18 @@ static int base_write(struct pg_walk *w, const char *oid, const uint8_t *wbe,
 	}
 	for (i = 0; i < at->n;) {
 		k = 0;
-		q[k++] = guard(MX_CMP_EQ, MX_TIER_FL, claim, (uint32_t)strlen(claim));
+		q[k++] = mx_op_guard(MX_CMP_EQ, MX_TIER_FL, claim, (uint32_t)strlen(claim));
 		while (i < at->n && k < MX_MSG_MAX_OPS) {
-			q[k++] = setx(at->names[i], at->values[i], at->lens[i]);
+			q[k++] = mx_op_setx(at->names[i], at->values[i], at->lens[i]);
 			i++;
 		}
 		e = mx_client_write_ops(w->base, oid, q, k, NULL);
 		if (e < 0)
 			return e == -ECANCELED ? -EAGAIN : e;
 	}
-	q[0] = guard(MX_CMP_EQ, MX_TIER_FL, claim, (uint32_t)strlen(claim));
-	q[1] = op_x(MX_OP_RMXATTR, MX_TIER_FL);
-	q[2] = setx(MX_TIER_VER, wbe, 16);
+	q[0] = mx_op_guard(MX_CMP_EQ, MX_TIER_FL, claim, (uint32_t)strlen(claim));
+	q[1] = mx_op(MX_OP_RMXATTR, MX_TIER_FL);
+	q[2] = mx_op_setx(MX_TIER_VER, wbe, 16);
 	e = mx_client_write_ops(w->base, oid, q, 3, bver);
 	return e == -ECANCELED ? -EAGAIN : e;
 }
@@ -233,9 +214,9 @@ static int base_write(struct pg_walk *w, const char *oid, const uint8_t *wbe,
  * written again), or an error. */
 static int flush_one(struct pg_walk *w, const char *oid)
 {
-	struct mx_osd_op rd[6] = {op_x(MX_OP_GETXATTR, MX_TIER_P), op_x(MX_OP_GETXATTR, MX_TIER_D),
-				  op_x(MX_OP_GETXATTR, MX_TIER_RM), op_x(MX_OP_STAT, NULL),
-				  op_x(MX_OP_LISTXATTRS, NULL), op_x(MX_OP_READ, NULL)};
+	struct mx_osd_op rd[6] = {mx_op(MX_OP_GETXATTR, MX_TIER_P), mx_op(MX_OP_GETXATTR, MX_TIER_D),
+				  mx_op(MX_OP_GETXATTR, MX_TIER_RM), mx_op(MX_OP_STAT, NULL),
+				  mx_op(MX_OP_LISTXATTRS, NULL), mx_op(MX_OP_READ, NULL)};
 	struct mx_client_read_result r;
 	struct mx_client_version bver = {0};
 	struct mx_osd_stat st;
@@ -263,8 +244,8 @@ static int flush_one(struct pg_walk *w, const char *oid)
 	mx_client_version_be(&r.ver, wbe);
 	if (r.ops[2].rval == 0) {
 		/* A removal: the base object goes, unless newer already. */
-		struct mx_osd_op rm[2] = {guard(MX_CMP_LT, MX_TIER_VER, wbe, 16),
-					  op_x(MX_OP_REMOVE, NULL)};
+		struct mx_osd_op rm[2] = {mx_op_guard(MX_CMP_LT, MX_TIER_VER, wbe, 16),
+					  mx_op(MX_OP_REMOVE, NULL)};
 
 		e = mx_client_write_ops(w->base, oid, rm, 2, &bver);
 		if (e == -ENOENT)
@@ -287,10 +268,10 @@ static int flush_one(struct pg_walk *w, const char *oid)
 	if (e < 0)
 		goto out;
 	/* Clean, unless written again since our read. */
-	q[0] = guard(MX_CMP_EQ, MX_TIER_D, r.ops[1].data, r.ops[1].len);
-	q[1] = op_x(MX_OP_RMXATTR, MX_TIER_D);
+	q[0] = mx_op_guard(MX_CMP_EQ, MX_TIER_D, r.ops[1].data, r.ops[1].len);
+	q[1] = mx_op(MX_OP_RMXATTR, MX_TIER_D);
 	mx_client_version_be(&bver, bbe);
-	q[2] = setx(MX_TIER_SRC, bbe, 16);
+	q[2] = mx_op_setx(MX_TIER_SRC, bbe, 16);
 	e = mx_client_write_ops(w->cache, oid, q, bver.epoch || bver.seq ? 3 : 2, NULL);
 	if (e == -ECANCELED || e == -ENOENT)
 		e = 0;
@@ -308,8 +289,8 @@ out:
  * changed), or an error. */
 static int evict_one(struct pg_walk *w, const char *oid)
 {
-	struct mx_osd_op rd[3] = {op_x(MX_OP_GETXATTR, MX_TIER_P), op_x(MX_OP_GETXATTR, MX_TIER_D),
-				  op_x(MX_OP_GETXATTR, MX_TIER_SRC)};
+	struct mx_osd_op rd[3] = {mx_op(MX_OP_GETXATTR, MX_TIER_P), mx_op(MX_OP_GETXATTR, MX_TIER_D),
+				  mx_op(MX_OP_GETXATTR, MX_TIER_SRC)};
 	struct mx_client_read_result r;
 	struct mx_osd_op q[6];
 	unsigned k = 0;
@@ -325,17 +306,17 @@ static int evict_one(struct pg_walk *w, const char *oid)
 		mx_client_read_result_free(&r);
 		return 0;
 	}
-	q[k++] = guard(MX_CMP_EQ, MX_TIER_P, "1", 1);
-	q[k++] = guard(MX_CMP_EQ, MX_TIER_D, "", 0);
+	q[k++] = mx_op_guard(MX_CMP_EQ, MX_TIER_P, "1", 1);
+	q[k++] = mx_op_guard(MX_CMP_EQ, MX_TIER_D, "", 0);
 	if (r.ops[2].rval == 0) {
-		q[k++] = guard(MX_CMP_EQ, MX_TIER_SRC, r.ops[2].data, r.ops[2].len);
-		q[k++] = op_x(MX_OP_REMOVE, NULL);
-		q[k++] = op_x(MX_OP_CREATE, NULL);
-		q[k++] = setx(MX_TIER_SRC, r.ops[2].data, r.ops[2].len);
+		q[k++] = mx_op_guard(MX_CMP_EQ, MX_TIER_SRC, r.ops[2].data, r.ops[2].len);
+		q[k++] = mx_op(MX_OP_REMOVE, NULL);
+		q[k++] = mx_op(MX_OP_CREATE, NULL);
+		q[k++] = mx_op_setx(MX_TIER_SRC, r.ops[2].data, r.ops[2].len);
 	} else {
-		q[k++] = guard(MX_CMP_EQ, MX_TIER_SRC, "", 0);
-		q[k++] = op_x(MX_OP_REMOVE, NULL);
-		q[k++] = op_x(MX_OP_CREATE, NULL);
+		q[k++] = mx_op_guard(MX_CMP_EQ, MX_TIER_SRC, "", 0);
+		q[k++] = mx_op(MX_OP_REMOVE, NULL);
+		q[k++] = mx_op(MX_OP_CREATE, NULL);
 	}
 	e = mx_client_write_ops(w->cache, oid, q, k, NULL);
 	mx_client_read_result_free(&r);
@@ -383,8 +364,8 @@ static bool over(uint64_t bytes, uint64_t objects, uint64_t tbytes, uint64_t tob
 
 static void walk_pg(struct pg_walk *w, const struct mx_pool *c, uint32_t pg)
 {
-	const struct mx_osd_op rd[3] = {op_x(MX_OP_GETXATTR, MX_TIER_P),
-					op_x(MX_OP_GETXATTR, MX_TIER_D), op_x(MX_OP_STAT, NULL)};
+	const struct mx_osd_op rd[3] = {mx_op(MX_OP_GETXATTR, MX_TIER_P),
+					mx_op(MX_OP_GETXATTR, MX_TIER_D), mx_op(MX_OP_STAT, NULL)};
 	uint64_t tbytes = c->target_max_bytes / c->pg_num;
 	uint64_t tobjects = (c->target_max_objects + c->pg_num - 1) / c->pg_num;
 	uint64_t bytes = 0, objects = 0, dbytes = 0, dobjects = 0;

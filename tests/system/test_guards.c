@@ -37,19 +37,6 @@
 static const uint32_t cmps[] = {MX_CMP_LT, MX_CMP_LE, MX_CMP_GT, MX_CMP_GE};
 static const char *const cmp_names[] = {"LT", "LE", "GT", "GE"};
 
-static struct mx_osd_op guard(uint32_t flags, const char *name, const void *v, uint32_t len)
-{
-	struct mx_osd_op o = {.op = MX_OP_CMPXATTR, .flags = flags, .xname = name,
-			      .data = v, .data_len = len};
-	return o;
-}
-
-static struct mx_osd_op setx(const char *name, const void *v, uint32_t len)
-{
-	struct mx_osd_op o = {.op = MX_OP_SETXATTR, .xname = name, .data = v, .data_len = len};
-	return o;
-}
-
 /* An object as one read request sees it: data, attribute list, version. */
 struct snap {
 	int r;
@@ -133,8 +120,8 @@ static void test_ordered(mixsan_pool_t *p)
 
 			snprintf(tag, sizeof(tag), "%s %s", cmp_names[j], operands[i]);
 			snprintf(what, sizeof(what), "5 %s", tag);
-			ops[0] = guard(cmps[j], "v", operands[i], 1);
-			ops[1] = setx("hit", tag, (uint32_t)strlen(tag));
+			ops[0] = mx_op_guard(cmps[j], "v", operands[i], 1);
+			ops[1] = mx_op_setx("hit", tag, (uint32_t)strlen(tag));
 			ops[2] = (struct mx_osd_op){.op = MX_OP_APPEND, .data = "+", .data_len = 1};
 			expect(p, oid, ops, 3, holds[i][j] ? 0 : -ECANCELED, what);
 			if (holds[i][j]) {
@@ -148,20 +135,20 @@ static void test_ordered(mixsan_pool_t *p)
 	/* Unsigned bytes: 0x80 is above 0x7f. */
 	{
 		uint8_t hi = 0x80, lo = 0x7f;
-		struct mx_osd_op ops[2] = {guard(MX_CMP_GT, "b", &lo, 1), setx("b", &lo, 1)};
+		struct mx_osd_op ops[2] = {mx_op_guard(MX_CMP_GT, "b", &lo, 1), mx_op_setx("b", &lo, 1)};
 
 		H_CHECK(mixsan_setxattr(p, oid, "b", &hi, 1) == 0);
 		expect(p, oid, ops, 2, 0, "0x80 GT 0x7f");
-		ops[0] = guard(MX_CMP_GT, "b", &hi, 1);
+		ops[0] = mx_op_guard(MX_CMP_GT, "b", &hi, 1);
 		expect(p, oid, ops, 2, -ECANCELED, "0x7f GT 0x80");
 	}
 	/* Two guards: both must hold. */
 	{
-		struct mx_osd_op ops[3] = {guard(MX_CMP_GE, "v", "5", 1),
-					   guard(MX_CMP_LT, "v", "5", 1), setx("x", "1", 1)};
+		struct mx_osd_op ops[3] = {mx_op_guard(MX_CMP_GE, "v", "5", 1),
+					   mx_op_guard(MX_CMP_LT, "v", "5", 1), mx_op_setx("x", "1", 1)};
 
 		expect(p, oid, ops, 3, -ECANCELED, "5 GE 5 and 5 LT 5");
-		ops[1] = guard(MX_CMP_LE, "v", "5", 1);
+		ops[1] = mx_op_guard(MX_CMP_LE, "v", "5", 1);
 		expect(p, oid, ops, 3, 0, "5 GE 5 and 5 LE 5");
 	}
 }
@@ -175,7 +162,7 @@ static void test_absent(mixsan_pool_t *p)
 
 	H_CHECK(mixsan_write_full(p, oid, "x", 1) == 0);
 	for (int j = 0; j < 4; j++) {
-		struct mx_osd_op ops[2] = {guard(cmps[j], "none", zero, 16), setx("y", "1", 1)};
+		struct mx_osd_op ops[2] = {mx_op_guard(cmps[j], "none", zero, 16), mx_op_setx("y", "1", 1)};
 		char what[64];
 
 		snprintf(what, sizeof(what), "absent %s 0^16", cmp_names[j]);
@@ -185,13 +172,13 @@ static void test_absent(mixsan_pool_t *p)
 	/* An absent object: its attributes are absent.  GE refuses and the
 	 * object stays absent; LT creates it. */
 	{
-		struct mx_osd_op ops[2] = {guard(MX_CMP_GE, "ver", "\x01", 1),
+		struct mx_osd_op ops[2] = {mx_op_guard(MX_CMP_GE, "ver", "\x01", 1),
 					   {.op = MX_OP_WRITEFULL, .data = "new", .data_len = 3}};
 
 		expect(p, "nothing-yet", ops, 2, -ECANCELED, "absent object GE");
 		snap_take(p, "nothing-yet", &s);
 		H_CHECK(s.r == -ENOENT);
-		ops[0] = guard(MX_CMP_LT, "ver", "\x01", 1);
+		ops[0] = mx_op_guard(MX_CMP_LT, "ver", "\x01", 1);
 		expect(p, "nothing-yet", ops, 2, 0, "absent object LT");
 		snap_take(p, "nothing-yet", &s);
 		H_CHECK(s.r == 0 && s.res.ops[0].len == 3 &&
@@ -212,39 +199,39 @@ static void test_malformed(mixsan_pool_t *p)
 		char what[64];
 
 		snprintf(what, sizeof(what), "1-byte value %s 2-byte operand", cmp_names[j]);
-		ops[0] = guard(cmps[j], "v", "55", 2);
-		ops[1] = setx("v", "9", 1);
+		ops[0] = mx_op_guard(cmps[j], "v", "55", 2);
+		ops[1] = mx_op_setx("v", "9", 1);
 		expect(p, oid, ops, 2, -EINVAL, what);
 		snprintf(what, sizeof(what), "%s with an empty operand", cmp_names[j]);
-		ops[0] = guard(cmps[j], "v", "", 0);
+		ops[0] = mx_op_guard(cmps[j], "v", "", 0);
 		expect(p, oid, ops, 2, -EINVAL, what);
 		snprintf(what, sizeof(what), "%s with an unknown bit", cmp_names[j]);
-		ops[0] = guard(cmps[j] | 0x100u, "v", "6", 1);
+		ops[0] = mx_op_guard(cmps[j] | 0x100u, "v", "6", 1);
 		expect(p, oid, ops, 2, -EINVAL, what);
 	}
-	ops[1] = setx("v", "9", 1);
-	ops[0] = guard(MX_OP_FLAG_EXCL, "v", "5", 1); /* CREATE's flag */
+	ops[1] = mx_op_setx("v", "9", 1);
+	ops[0] = mx_op_guard(MX_OP_FLAG_EXCL, "v", "5", 1); /* CREATE's flag */
 	expect(p, oid, ops, 2, -EINVAL, "equality with flag 1");
-	ops[0] = guard(0x50u, "v", "5", 1);
+	ops[0] = mx_op_guard(0x50u, "v", "5", 1);
 	expect(p, oid, ops, 2, -EINVAL, "comparison 0x50");
-	ops[0] = guard(0x80000000u, "v", "5", 1);
+	ops[0] = mx_op_guard(0x80000000u, "v", "5", 1);
 	expect(p, oid, ops, 2, -EINVAL, "flag 0x80000000");
 	/* A malformed guard wins over one that does not hold. */
-	ops[0] = guard(MX_CMP_EQ, "v", "7", 1);
-	ops[1] = guard(MX_CMP_LT, "v", "77", 2);
-	ops[2] = setx("v", "9", 1);
+	ops[0] = mx_op_guard(MX_CMP_EQ, "v", "7", 1);
+	ops[1] = mx_op_guard(MX_CMP_LT, "v", "77", 2);
+	ops[2] = mx_op_setx("v", "9", 1);
 	expect(p, oid, ops, 3, -EINVAL, "not holding, then malformed");
 	/* A guard after a change, or guards alone. */
-	ops[0] = setx("w", "1", 1);
-	ops[1] = guard(MX_CMP_LT, "v", "6", 1);
+	ops[0] = mx_op_setx("w", "1", 1);
+	ops[1] = mx_op_guard(MX_CMP_LT, "v", "6", 1);
 	expect(p, oid, ops, 2, -EINVAL, "a guard after a change");
-	ops[0] = guard(MX_CMP_LT, "v", "6", 1);
+	ops[0] = mx_op_guard(MX_CMP_LT, "v", "6", 1);
 	expect(p, oid, ops, 1, -EINVAL, "a guard alone");
 	/* Equality is as before: lengths may differ (no match). */
-	ops[0] = guard(MX_CMP_EQ, "v", "55", 2);
-	ops[1] = setx("v", "9", 1);
+	ops[0] = mx_op_guard(MX_CMP_EQ, "v", "55", 2);
+	ops[1] = mx_op_setx("v", "9", 1);
 	expect(p, oid, ops, 2, -ECANCELED, "equality, other length");
-	ops[0] = guard(MX_CMP_EQ, "v", "5", 1);
+	ops[0] = mx_op_guard(MX_CMP_EQ, "v", "5", 1);
 	expect(p, oid, ops, 2, 0, "equality");
 }
 
@@ -262,8 +249,8 @@ static int forward(mixsan_pool_t *p, const char *oid, struct mx_client_version v
 	struct mx_osd_op ops[2];
 
 	mx_client_version_be(&v, be);
-	ops[0] = guard(cmp, "tier.ver", be, 16);
-	ops[1] = setx("tier.ver", be, 16);
+	ops[0] = mx_op_guard(cmp, "tier.ver", be, 16);
+	ops[1] = mx_op_setx("tier.ver", be, 16);
 	return mx_client_write_ops(p, oid, ops, 2, NULL);
 }
 
@@ -340,8 +327,8 @@ static void test_read_ops(mixsan_pool_t *p)
 		snprintf(a, sizeof(a), "%d", i);
 		wr[0] = (struct mx_osd_op){.op = MX_OP_WRITEFULL, .data = data,
 					   .data_len = (uint32_t)strlen(data)};
-		wr[1] = setx("a", a, (uint32_t)strlen(a));
-		wr[2] = setx("b", "b", 1);
+		wr[1] = mx_op_setx("a", a, (uint32_t)strlen(a));
+		wr[2] = mx_op_setx("b", "b", 1);
 		memset(&v, 0, sizeof(v));
 		H_CHECK(mx_client_write_ops(p, oid, wr, 3, &v) == 0);
 		H_CHECK(ver_lt(prev, v));
@@ -379,7 +366,7 @@ static void test_read_ops(mixsan_pool_t *p)
 	mx_client_read_result_free(&res);
 	/* Reads and writes never mix; reads only. */
 	{
-		struct mx_osd_op mix[2] = {rd[0], setx("a", "1", 1)};
+		struct mx_osd_op mix[2] = {rd[0], mx_op_setx("a", "1", 1)};
 
 		H_CHECK(mx_client_read_ops(p, oid, mix, 2, &res) == -EINVAL);
 		H_CHECK(mx_client_write_ops(p, oid, mix, 2, NULL) == -EINVAL);
@@ -396,34 +383,34 @@ static void test_which_guard(mixsan_pool_t *p)
 	char buf[8];
 	int failed = 42;
 
-	ops[0] = setx("a", "1", 1);
-	ops[1] = setx("b", "2", 1);
+	ops[0] = mx_op_setx("a", "1", 1);
+	ops[1] = mx_op_setx("b", "2", 1);
 	H_CHECK(mx_client_write_ops_f(p, oid, ops, 2, NULL, &failed) == 0 && failed == -1);
 
-	ops[0] = guard(MX_CMP_EQ, "a", "1", 1);
-	ops[1] = guard(MX_CMP_EQ, "b", "9", 1); /* does not hold */
-	ops[2] = setx("c", "3", 1);
+	ops[0] = mx_op_guard(MX_CMP_EQ, "a", "1", 1);
+	ops[1] = mx_op_guard(MX_CMP_EQ, "b", "9", 1); /* does not hold */
+	ops[2] = mx_op_setx("c", "3", 1);
 	H_CHECK(mx_client_write_ops_f(p, oid, ops, 3, NULL, &failed) == -ECANCELED);
 	H_CHECK(failed == 1);
 
-	ops[0] = guard(MX_CMP_EQ, "a", "9", 1); /* does not hold */
-	ops[1] = guard(MX_CMP_EQ, "b", "2", 1);
+	ops[0] = mx_op_guard(MX_CMP_EQ, "a", "9", 1); /* does not hold */
+	ops[1] = mx_op_guard(MX_CMP_EQ, "b", "2", 1);
 	H_CHECK(mx_client_write_ops_f(p, oid, ops, 3, NULL, &failed) == -ECANCELED);
 	H_CHECK(failed == 0);
 
-	ops[0] = guard(MX_CMP_EQ, "a", "9", 1); /* both fail: the first is named */
-	ops[1] = guard(MX_CMP_GT, "b", "5", 1);
+	ops[0] = mx_op_guard(MX_CMP_EQ, "a", "9", 1); /* both fail: the first is named */
+	ops[1] = mx_op_guard(MX_CMP_GT, "b", "5", 1);
 	H_CHECK(mx_client_write_ops_f(p, oid, ops, 3, NULL, &failed) == -ECANCELED);
 	H_CHECK(failed == 0);
 
-	ops[0] = guard(MX_CMP_LT, "a", "", 0); /* malformed: EINVAL, no index */
-	ops[1] = guard(MX_CMP_EQ, "b", "9", 1);
+	ops[0] = mx_op_guard(MX_CMP_LT, "a", "", 0); /* malformed: EINVAL, no index */
+	ops[1] = mx_op_guard(MX_CMP_EQ, "b", "9", 1);
 	H_CHECK(mx_client_write_ops_f(p, oid, ops, 3, NULL, &failed) == -EINVAL);
 	H_CHECK(failed == -1);
 	H_CHECK(getx(p, oid, "c", buf, sizeof(buf)) == -ENODATA);
 
-	ops[0] = guard(MX_CMP_GE, "a", "1", 1);
-	ops[1] = guard(MX_CMP_EQ, "b", "2", 1);
+	ops[0] = mx_op_guard(MX_CMP_GE, "a", "1", 1);
+	ops[1] = mx_op_guard(MX_CMP_EQ, "b", "2", 1);
 	H_CHECK(mx_client_write_ops_f(p, oid, ops, 3, NULL, &failed) == 0 && failed == -1);
 	H_CHECK(getx(p, oid, "c", buf, sizeof(buf)) == 1 && buf[0] == '3');
 }
@@ -465,7 +452,7 @@ static void test_resend(struct h_cluster *c, mixsan_cluster_t *cl, mixsan_pool_t
 	int64_t rw, rr;
 
 	wr[0] = (struct mx_osd_op){.op = MX_OP_WRITEFULL, .data = "one", .data_len = 3};
-	wr[1] = setx("n", "\x01", 1);
+	wr[1] = mx_op_setx("n", "\x01", 1);
 	H_CHECK(mx_client_write_ops(p, oid, wr, 2, &v1) == 0);
 	prim = primary_of(cl, mixsan_pool_id(p), oid);
 	H_CHECK(prim >= 0);
@@ -475,8 +462,8 @@ static void test_resend(struct h_cluster *c, mixsan_cluster_t *cl, mixsan_pool_t
 	fprintf(stderr, "guards: kill -9 osd.%d, the primary of %s, at epoch %llu\n", prim, oid,
 		(unsigned long long)epoch);
 	h_signal_osd(c, prim, SIGKILL);
-	wr[0] = guard(MX_CMP_LT, "n", "\x02", 1);
-	wr[1] = setx("n", "\x02", 1);
+	wr[0] = mx_op_guard(MX_CMP_LT, "n", "\x02", 1);
+	wr[1] = mx_op_setx("n", "\x02", 1);
 	wr[2] = (struct mx_osd_op){.op = MX_OP_WRITEFULL, .data = "two", .data_len = 3};
 	H_CHECK(mixsan_completion_create(NULL, NULL, &cw) == 0);
 	H_CHECK(mixsan_completion_create(NULL, NULL, &cr) == 0);
@@ -616,7 +603,7 @@ static void test_fence(mixsan_cluster_t *cl, mixsan_pool_t *p)
 	const char *add[] = {"base", "guards", "cache", "fence-hot", "force", "1"};
 	const char *mode[] = {"pool", "fence-hot", "mode", "readonly"};
 	const char *none[] = {"pool", "fence-hot", "mode", "none"};
-	const char *rm[] = {"base", "guards", "cache", "fence-hot"};
+	const char *rm[] = {"base", "guards", "cache", "fence-hot", "force", "1"};
 	mixsan_pool_t *hp;
 	int64_t base = mixsan_pool_id(p), hot;
 	uint64_t e0, e1, e2;
@@ -645,7 +632,8 @@ static void test_fence(mixsan_cluster_t *cl, mixsan_pool_t *p)
 	H_CHECK(raw_until(cl, base, "fence.obj", e1, true, -ESTALE) == -ESTALE);
 	H_CHECK(raw_until(cl, base, "fence.obj", e2, false, 0) == 0);
 	H_CHECK(tier_cmd(cl, "pool tier mode", none, 2) == 0);
-	H_CHECK(tier_cmd(cl, "pool tier rm", rm, 2) == 0);
+	/* Draining: the monitor takes our word that nothing is left. */
+	H_CHECK(tier_cmd(cl, "pool tier rm", rm, 3) == 0);
 	H_CHECK(raw_until(cl, base, "fence.obj", e2, true, -ESTALE) == -ESTALE);
 	/* The library's own requests take the new map and go on. */
 	H_CHECK(mixsan_write_full(p, "fence.obj", "after", 5) == 0);
