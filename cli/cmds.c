@@ -469,6 +469,53 @@ static int pool_get(struct cli *c)
 	return r;
 }
 
+struct names {
+	char **v;
+	size_t n, cap;
+};
+
+static int names_cb(void *arg, const char *oid, size_t len, uint64_t size)
+{
+	struct names *l = arg;
+
+	(void)size;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		char **v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n] = strndup(oid, len);
+	if (!l->v[l->n])
+		return -ENOMEM;
+	l->n++;
+	return 0;
+}
+
+/* A drained cache holds stubs only: remove them once it is a plain pool
+ * again, so that it may become a cache again (tier add wants it empty). */
+static void empty_former_cache(mixsan_cluster_t *cl, int64_t id)
+{
+	struct names l = {0};
+	mixsan_pool_t *p;
+	size_t gone = 0;
+
+	if (mx_client_pool_open_raw(cl, id, &p) < 0)
+		return;
+	if (mixsan_list(p, names_cb, &l) == 0)
+		for (size_t i = 0; i < l.n; i++)
+			gone += mixsan_remove(p, l.v[i]) == 0;
+	for (size_t i = 0; i < l.n; i++)
+		free(l.v[i]);
+	free(l.v);
+	mixsan_pool_close(p);
+	if (gone)
+		printf("removed the %zu stubs left in the former cache\n", gone);
+}
+
 /*
  * `pool tier rm BASE CACHE [--timeout S]` (docs/cache-tiering.md, "Commands
  * and map"): mode none first (the cache drains: the agents flush every
@@ -553,6 +600,8 @@ static int tier_rm_drained(struct cli *c, const char *base, const char *cache)
 		sleep(1);
 	}
 	r = mixsan_mon_command(cl, "pool tier rm", kv, 3, &msg);
+	if (r >= 0)
+		empty_former_cache(cl, id);
 done:
 	mixsan_shutdown(cl);
 	if (r < 0) {

@@ -376,7 +376,7 @@ static void walk_pg(struct pg_walk *w, const struct mx_pool *c, uint32_t pg)
 	if (e < 0)
 		return;
 	/* Keep the present copies, with their size, version and state. */
-	for (size_t i = 0; i < w->n; i++) {
+	for (size_t i = 0; i < w->n && !stopping(w->a); i++) {
 		struct mx_client_read_result r;
 		struct mx_osd_stat st;
 

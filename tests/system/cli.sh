@@ -188,6 +188,7 @@ bad "tier mode of a base" "not a cache tier" "$MIXSAN" pool tier mode cold write
 bad "tier mode unknown" "cache mode must be writeback, readonly or none" \
 	"$MIXSAN" pool tier mode hot sideways
 ok "tier mode writeback" "$MIXSAN" pool tier mode hot writeback
+ok "object put through a writeback tier" sh -c "echo tiered | '$MIXSAN' object put cold tobj -"
 ok "pool ls in writeback" "$MIXSAN" pool ls
 has "pool ls shows writeback" "hot .*cache of cold, writeback$"
 bad "writeback to readonly" "set mode none first" "$MIXSAN" pool tier mode hot readonly
@@ -205,6 +206,9 @@ bad "tier rm of the wrong pair" "is not the cache tier of 'rbd'" "$MIXSAN" pool 
 ok "tier rm waits until the cache is drained, then removes it" \
 	"$MIXSAN" pool tier rm cold hot --timeout 30
 has "tier rm says so" "no longer the cache tier of 'cold'"
+has "tier rm empties the former cache" "removed the 1 stubs left in the former cache"
+ok "the object flushed to the base" "$MIXSAN" object get cold tobj -
+has "its content" "^tiered$"
 ok "pool ls --json after tier rm" "$MIXSAN" pool ls --json
 json "links gone" "all(p['tier']==-1 and p['tier_of']==-1 and p['cache_mode']=='none' and not p['flush_all'] for p in j)"
 bad "tier rm again" "is not the cache tier" "$MIXSAN" pool tier rm cold hot

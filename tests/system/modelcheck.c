@@ -1761,12 +1761,22 @@ static void *thrasher_main(void *arg)
 	for (int a = 0; a < A__COUNT; a++)
 		if (g_opt.actions & (1u << a))
 			list[n++] = (unsigned)a;
-	while (running()) {
+	for (unsigned k = 0; running(); k++) {
+		enum action a;
+
 		/* interval times 0.5 to 1.5 */
 		nap(t, g_opt.interval * (0.5 + (double)(h_rand(&t->rng) % 1000) / 1000.0), true);
 		if (!running() || n == 0)
 			continue;
-		if (thrash_once(t, (enum action)list[h_rand(&t->rng) % n]))
+		a = (enum action)list[h_rand(&t->rng) % n];
+		/* With a tier, every third action changes its mode. */
+		if (g_opt.tier && (g_opt.actions & (1u << A_TIERMODE))) {
+			if (k % 3 == 2)
+				a = A_TIERMODE;
+			else if (a == A_TIERMODE)
+				continue;
+		}
+		if (thrash_once(t, a))
 			nap(t, g_opt.settle, false);
 	}
 	return NULL;
