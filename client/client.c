@@ -100,6 +100,10 @@ struct cop {
 	/* A step of a tiered request routed at this map epoch (0: none): it
 	 * fails with ESTALE, unsent, once the pool's tier_epoch is newer. */
 	uint64_t fence_epoch;
+	/* The epoch it was routed by, sent with it: an OSD whose pool had a
+	 * tier change since refuses it (EXDEV), unrun; 0 until first sent,
+	 * UINT64_MAX for a raw request without a fence. */
+	uint64_t route_epoch;
 	struct mx_conn *sent_on; /* the connection it went out on */
 	uint64_t retry_at_ns;
 	uint64_t deadline_ns; /* 0: none */
@@ -455,6 +459,18 @@ static void handle_obj_reply(mixsan_cluster_t *cl, struct cop *op, uint8_t *payl
 	}
 	if (op->replica)
 		stat_inc(&cl->stats.replica_reads);
+	if (mx_wire_to_errno(r.status) == -EXDEV) {
+		/* Refused by the fence, and never to run: a tier's step goes
+		 * back to the tier (ESTALE: it starts again), any other
+		 * request is routed again by the newer map. */
+		if (op->fence_epoch || op->raw) {
+			cop_complete(op, -ESTALE);
+		} else {
+			op->route_epoch = 0;
+			cop_retry(cl, op);
+		}
+		return;
+	}
 	failed_note(op, &r);
 	if (retry_or_fail(cl, op, mx_wire_to_errno(r.status), false))
 		return;
@@ -788,22 +804,30 @@ static void cop_send(mixsan_cluster_t *cl, struct cop *op)
 		cop_complete(op, -ETIMEDOUT);
 		return;
 	}
-	if (op->kind == COP_OBJ && cl->map) {
-		/* The pool's tier changed since the request was routed
-		 * (docs/cache-tiering.md, "Mode changes and fencing"). */
+	if (op->kind == COP_OBJ && cl->map && !op->route_epoch) {
+		/* Routed now, at its first sending (docs/cache-tiering.md,
+		 * "Mode changes and fencing"); a resend keeps the route, and
+		 * the OSD, which knows whether it ran, refuses it if the tier
+		 * changed since. */
 		const struct mx_pool *pool = mx_map_pool_by_id(cl->map, op->pool);
 		struct mx_tier_route rt;
 
-		if (op->fence_epoch && pool && pool->tier_epoch > op->fence_epoch) {
-			cop_complete(op, -ESTALE); /* the tier starts it again */
-			return;
-		}
-		if (!op->raw && op->comp && tier_route_locked(cl, op->pool, &rt)) {
+		if (op->fence_epoch) {
+			if (pool && pool->tier_epoch > op->fence_epoch) {
+				cop_complete(op, -ESTALE); /* the tier starts again */
+				return;
+			}
+			op->route_epoch = op->fence_epoch;
+		} else if (op->raw) {
+			op->route_epoch = UINT64_MAX;
+		} else if (op->comp && tier_route_locked(cl, op->pool, &rt)) {
 			/* Submitted, or refused by an OSD's fence, before our map
 			 * showed the pool's tier: it goes through the tier. */
 			mx_list_del(&op->link);
 			tier_hand(cl, op, &rt);
 			return;
+		} else {
+			op->route_epoch = cl->map->epoch;
 		}
 	}
 	target = cop_target(cl, op);
@@ -825,7 +849,8 @@ static void cop_send(mixsan_cluster_t *cl, struct cop *op)
 		m.pool = op->pool;
 		m.pg = op->pg;
 		m.client_id = cl->client_id;
-		m.flags = op->replica ? MX_OSD_OP_REPLICA_READ : 0;
+		m.flags = (op->replica ? MX_OSD_OP_REPLICA_READ : 0) | MX_OSD_OP_ROUTED;
+		m.route_epoch = op->route_epoch;
 		m.name = op->name;
 		m.name_len = op->name_len;
 		m.n_ops = (uint8_t)(1 + op->n_more);

@@ -315,6 +315,10 @@ static inline struct mx_osd_op mx_op_setx(const char *name, const void *v, uint3
 
 /* A read sent to a replica by a read policy (docs/read-policies.md). */
 #define MX_OSD_OP_REPLICA_READ 1u
+/* route_epoch is set: the epoch of the map the request was routed by,
+ * through a cache tier or straight (docs/cache-tiering.md, "Mode changes
+ * and fencing").  Without it the request's epoch stands for it. */
+#define MX_OSD_OP_ROUTED 2u
 
 struct mx_msg_osd_op {
 	uint64_t epoch; /* the client's map epoch */
@@ -326,6 +330,7 @@ struct mx_msg_osd_op {
 	uint32_t name_len;
 	uint8_t n_ops;
 	struct mx_osd_op ops[MX_MSG_MAX_OPS];
+	uint64_t route_epoch; /* with MX_OSD_OP_ROUTED; UINT64_MAX: never fenced */
 };
 
 struct mx_osd_op_result {

@@ -804,6 +804,19 @@ static void do_writes(struct osd *osd, struct session *s, uint64_t tid,
 			return;
 		}
 	}
+	{
+		const struct mx_pool *pool = mx_map_pool_by_id(osd->map, m->pool);
+
+		if (pool && m->route_epoch < pool->tier_epoch) {
+			/* Routed by a map from before the pool's last tier
+			 * change, and not run (a run would have been found
+			 * above): it never runs, and the client routes it
+			 * again by the new map, sure that it had no effect
+			 * (docs/cache-tiering.md, "Mode changes and fencing"). */
+			reply_status(osd, s, tid, -EXDEV);
+			return;
+		}
+	}
 	r = space_check(osd, pgs, m);
 	if (r < 0) {
 		reply_status(osd, s, tid, r);
@@ -1025,11 +1038,12 @@ void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payloa
 		reply_status(osd, s, tid, -EINVAL);
 		return;
 	}
-	if (m.epoch < pool->tier_epoch) {
+	if (!mx_op_is_write(m.ops[0].op) && m.route_epoch < pool->tier_epoch) {
 		/* Routed by a map from before the pool's last tier change:
-		 * the client must take the new map and route the request again
-		 * (docs/cache-tiering.md, "Mode changes and fencing"). */
-		reply_status(osd, s, tid, -ESTALE);
+		 * the client routes it again by the new map (docs/cache-
+		 * tiering.md, "Mode changes and fencing").  Writes are
+		 * refused so in do_writes, once known not to have run. */
+		reply_status(osd, s, tid, -EXDEV);
 		return;
 	}
 	key.pool = m.pool;

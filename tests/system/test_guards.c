@@ -524,9 +524,11 @@ static void test_resend(struct h_cluster *c, mixsan_cluster_t *cl, mixsan_pool_t
 
 /* One raw request for obj of pool, as a client whose map is of epoch,
  * to the primary: a read of 16 bytes, or a WRITEFULL of "fence" when
- * write.  The reply's status as an errno. */
-static int raw_at_epoch(mixsan_cluster_t *cl, int64_t pool, const char *obj, uint64_t epoch,
-			bool write)
+ * write; routed by route (0: no route sent, the epoch stands for it), with
+ * transaction id tid (0: one of the epoch's).  The reply's status as an
+ * errno. */
+static int raw_req(mixsan_cluster_t *cl, int64_t pool, const char *obj, uint64_t epoch,
+		   uint64_t route, bool write, uint64_t tid)
 {
 	struct mx_map *m = mx_client_map_copy(cl);
 	struct mx_msg_osd_op op = {.pool = (int32_t)pool, .client_id = 4242, .name = obj,
@@ -542,6 +544,10 @@ static int raw_at_epoch(mixsan_cluster_t *cl, int64_t pool, const char *obj, uin
 	if (!m)
 		return -ENOMEM;
 	op.epoch = epoch;
+	if (route) {
+		op.flags = MX_OSD_OP_ROUTED;
+		op.route_epoch = route;
+	}
 	if (mx_client_locate(cl, pool, obj, &op.pg, acting, 3) < 1) {
 		mx_map_free(m);
 		return -ENOENT;
@@ -558,7 +564,7 @@ static int raw_at_epoch(mixsan_cluster_t *cl, int64_t pool, const char *obj, uin
 	mx_map_free(m);
 	mx_wbuf_init(&w);
 	mx_enc_osd_op(&w, &op);
-	r = h_raw_request(addr, MX_MSG_OSD_OP, 1 + (epoch << 8), &w, &h, &payload);
+	r = h_raw_request(addr, MX_MSG_OSD_OP, tid ? tid : 1 + (epoch << 8), &w, &h, &payload);
 	mx_wbuf_free(&w);
 	if (r == 0 && (h.type != MX_MSG_OSD_OP_REPLY || mx_dec_osd_op_reply(payload, h.len, &rep) < 0))
 		r = -EPROTO;
@@ -566,6 +572,12 @@ static int raw_at_epoch(mixsan_cluster_t *cl, int64_t pool, const char *obj, uin
 		r = mx_wire_to_errno(rep.status);
 	free(payload);
 	return r;
+}
+
+static int raw_at_epoch(mixsan_cluster_t *cl, int64_t pool, const char *obj, uint64_t epoch,
+			bool write)
+{
+	return raw_req(cl, pool, obj, epoch, 0, write, 0);
 }
 
 /* The same, retried while the OSD has not the map yet (EAGAIN) or still
@@ -618,9 +630,9 @@ static void test_fence(mixsan_cluster_t *cl, mixsan_pool_t *p)
 
 	H_CHECK(tier_cmd(cl, "pool tier add", add, 3) == 0);
 	e1 = mixsan_map_epoch(cl);
-	H_CHECK(raw_until(cl, base, "fence.obj", e0, false, -ESTALE) == -ESTALE);
-	H_CHECK(raw_until(cl, base, "fence.obj", e0, true, -ESTALE) == -ESTALE);
-	H_CHECK(raw_until(cl, hot, "fence.obj", e0, true, -ESTALE) == -ESTALE);
+	H_CHECK(raw_until(cl, base, "fence.obj", e0, false, -EXDEV) == -EXDEV);
+	H_CHECK(raw_until(cl, base, "fence.obj", e0, true, -EXDEV) == -EXDEV);
+	H_CHECK(raw_until(cl, hot, "fence.obj", e0, true, -EXDEV) == -EXDEV);
 	H_CHECK(raw_until(cl, base, "fence.obj", e1, false, 0) == 0);
 	H_CHECK(mixsan_read(p, "fence.obj", got, sizeof(got), 0) == 6 && !memcmp(got, "before", 6));
 	fprintf(stderr, "guards: tier added at epoch %llu: requests of epoch %llu refused\n",
@@ -628,13 +640,25 @@ static void test_fence(mixsan_cluster_t *cl, mixsan_pool_t *p)
 
 	H_CHECK(tier_cmd(cl, "pool tier mode", mode, 2) == 0);
 	e2 = mixsan_map_epoch(cl);
-	H_CHECK(raw_until(cl, hot, "fence.obj", e1, false, -ESTALE) == -ESTALE);
-	H_CHECK(raw_until(cl, base, "fence.obj", e1, true, -ESTALE) == -ESTALE);
+	H_CHECK(raw_until(cl, hot, "fence.obj", e1, false, -EXDEV) == -EXDEV);
+	H_CHECK(raw_until(cl, base, "fence.obj", e1, true, -EXDEV) == -EXDEV);
 	H_CHECK(raw_until(cl, base, "fence.obj", e2, false, 0) == 0);
+	/* Exactly once: a write that ran under the route of e2 is answered
+	 * as it was when sent again after a tier change; one that never ran
+	 * is refused, at the epoch of any map, and never runs. */
+	H_CHECK(raw_req(cl, base, "fence.obj", e2, e2, true, 777001) == 0);
 	H_CHECK(tier_cmd(cl, "pool tier mode", none, 2) == 0);
+	{
+		uint64_t e3 = mixsan_map_epoch(cl);
+
+		H_CHECK(raw_until(cl, base, "fence.obj", e3, false, 0) == 0);
+		H_CHECK(raw_req(cl, base, "fence.obj", e3, e2, true, 777001) == 0);
+		H_CHECK(raw_req(cl, base, "fence.obj", e3, e2, true, 777002) == -EXDEV);
+		H_CHECK(raw_req(cl, hot, "fence.obj", e3, e2, false, 777003) == -EXDEV);
+	}
 	/* Draining: the monitor takes our word that nothing is left. */
 	H_CHECK(tier_cmd(cl, "pool tier rm", rm, 3) == 0);
-	H_CHECK(raw_until(cl, base, "fence.obj", e2, true, -ESTALE) == -ESTALE);
+	H_CHECK(raw_until(cl, base, "fence.obj", e2, true, -EXDEV) == -EXDEV);
 	/* The library's own requests take the new map and go on. */
 	H_CHECK(mixsan_write_full(p, "fence.obj", "after", 5) == 0);
 	H_CHECK(mixsan_read(p, "fence.obj", got, sizeof(got), 0) == 5 && !memcmp(got, "after", 5));
