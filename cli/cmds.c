@@ -516,6 +516,24 @@ static void empty_former_cache(mixsan_cluster_t *cl, int64_t id)
 		printf("removed the %zu stubs left in the former cache\n", gone);
 }
 
+/* Wait (30 s at most) for a map showing cache id in mode none, fenced
+ * after tier_epoch.  0 or -ETIMEDOUT. */
+static int wait_draining(mixsan_cluster_t *cl, int64_t id, uint64_t tier_epoch)
+{
+	for (int i = 0; i < 300; i++) {
+		struct mx_map *m = mx_client_map_copy(cl);
+		const struct mx_pool *p = m ? mx_map_pool_by_id(m, (int32_t)id) : NULL;
+		bool ok = p && p->cache_mode == MX_CACHE_NONE && p->tier_epoch > tier_epoch;
+		uint64_t e = m ? m->epoch : 0;
+
+		mx_map_free(m);
+		if (ok)
+			return 0;
+		(void)mixsan_wait_for_epoch(cl, e + 1, 100);
+	}
+	return -ETIMEDOUT;
+}
+
 /*
  * `pool tier rm BASE CACHE [--timeout S]` (docs/cache-tiering.md, "Commands
  * and map"): mode none first (the cache drains: the agents flush every
@@ -568,8 +586,9 @@ static int tier_rm_drained(struct cli *c, const char *base, const char *cache)
 		printf("%s\n", msg);
 		free(msg);
 		msg = NULL;
-		/* Our census must come after the fence. */
-		r = mixsan_wait_for_epoch(cl, m->epoch + 1, 30000);
+		/* Our census must come after the fence: on a map that shows
+		 * the cache draining, by a change after the one we saw. */
+		r = wait_draining(cl, id, p->tier_epoch);
 		if (r < 0) {
 			mx_map_free(m);
 			goto done;

@@ -59,6 +59,8 @@
  * leaves half a minute for one to arrive. */
 #define MARK_TIMEOUT_NS (JOB_DEADLINE_NS + 30ull * 1000000000ull)
 
+#define STOOD_SLOTS 1024
+
 struct job {
 	struct job *next;
 	struct mx_tier_route rt;
@@ -75,6 +77,10 @@ struct mx_tier {
 	unsigned n_threads;
 	struct mx_hitsets *hits;
 	uint64_t nonce;
+	/* Claims and marks seen in the way, and since when (stood). */
+	struct {
+		uint64_t key, since_ns;
+	} stood[STOOD_SLOTS];
 };
 
 /* One request as a worker runs it. */
@@ -89,10 +95,6 @@ struct ctx {
 	mixsan_pool_t *base, *cache; /* raw handles, fenced at rt.epoch */
 	uint64_t deadline_ns;
 	bool restart; /* a step met the fence unanswered: route again */
-	/* A claim or mark seen in the way, and since when (the takeover's
-	 * clock). */
-	char claim[96];
-	uint64_t claim_since_ns;
 };
 
 /* Answer the caller, unless a step met the fence (-ESTALE): then the
@@ -354,17 +356,29 @@ static int promote_steps(struct ctx *x, char *claim, size_t claim_sz, const char
 	return r == -ECANCELED ? -EAGAIN : r;
 }
 
-/* Whether something in the way (another's claim, or readonly writers'
- * mark: what, shown as seen) has stood unchanged for timeout_ns by our
- * clock.  The first sighting of a value starts the clock. */
+/* Whether something in x's object's way (another's claim, or readonly
+ * writers' mark: seen, as read) has stood unchanged for timeout_ns by this
+ * handle's clock, over every request that met it.  The first sighting of
+ * a value starts the clock (a collision in the table starts it again). */
 static bool stood(struct ctx *x, const char *seen, uint64_t timeout_ns)
 {
-	if (strcmp(seen, x->claim) != 0) {
-		snprintf(x->claim, sizeof(x->claim), "%s", seen);
-		x->claim_since_ns = mx_now_ns();
-		return false;
+	struct mx_tier *t = x->t;
+	uint64_t key = mx_hash64(seen, strlen(seen),
+				 mx_hash64(x->oid, strlen(x->oid), (uint64_t)(uint32_t)x->rt.base)) |
+		       1;
+	size_t slot = key % STOOD_SLOTS;
+	uint64_t now = mx_now_ns();
+	bool r = false;
+
+	pthread_mutex_lock(&t->lock);
+	if (t->stood[slot].key != key) {
+		t->stood[slot].key = key;
+		t->stood[slot].since_ns = now;
+	} else {
+		r = now - t->stood[slot].since_ns >= timeout_ns;
 	}
-	return mx_now_ns() - x->claim_since_ns >= timeout_ns;
+	pthread_mutex_unlock(&t->lock);
+	return r;
 }
 
 /*
@@ -420,7 +434,6 @@ static int promote(struct ctx *x)
 			if (!stood(x, seen, PROMOTE_TIMEOUT_NS))
 				return -EBUSY;
 			r = unclaim(x, seen, src, src_len);
-			x->claim[0] = '\0';
 			return r == 0 || r == -ECANCELED ? -EAGAIN : r;
 		}
 		if (ro && cres.ops[2].rval == 0) {
@@ -437,7 +450,6 @@ static int promote(struct ctx *x)
 			}
 			r = mx_client_write_ops(x->cache, x->oid, cq, 2, NULL);
 			mx_client_read_result_free(&cres);
-			x->claim[0] = '\0';
 			return r == 0 || r == -ECANCELED ? -EAGAIN : r;
 		}
 		mx_client_read_result_free(&cres);

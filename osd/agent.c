@@ -44,6 +44,15 @@
 #include "util.h"
 
 #define CHUNK (4u << 20)            /* bytes per request */
+/* A flush's first base write goes out at most this long after its read of
+ * the copy, by the monotonic clock (which a stopped process does not
+ * stop), or not at all: a late write of older content lands within it. */
+#define FLUSH_READ_MAX_NS (2ull * 1000000000ull)
+/* A removed copy is evicted only after this long flushed, and only if the
+ * base object is still gone: a late flush of an older copy (above) has
+ * landed by then, and is undone by flushing the removal again. */
+#define RM_EVICT_AFTER_NS (10ull * 1000000000ull)
+#define SEEN_SLOTS 1024
 #define OP_TIMEOUT_MS 3000          /* each request of the agent */
 #define PASS_DEADLINE_NS (60ull * 1000000000ull)
 
@@ -57,6 +66,11 @@ struct mx_agent {
 	int32_t id; /* this OSD's, once it has one */
 	struct mx_agent_stats stats;
 	uint64_t nonce;
+	/* Removed copies seen clean, and since when (the agent's thread
+	 * only): a slot per hash, a collision starts the clock again. */
+	struct {
+		uint64_t key, since_ns;
+	} seen[SEEN_SLOTS];
 };
 
 /* One copy in the cache, as a pass saw it. */
@@ -64,7 +78,7 @@ struct copy {
 	char *name; /* From malloc() */
 	uint64_t size;
 	uint8_t ver[16];
-	bool dirty;
+	bool dirty, removed;
 };
 
 struct pg_walk {
@@ -223,6 +237,7 @@ static int flush_one(struct pg_walk *w, const char *oid)
 	struct attrs *at = NULL;
 	struct mx_osd_op q[3];
 	uint8_t wbe[16], bbe[16];
+	uint64_t t_read;
 	int e;
 
 	rd[5].len = CHUNK;
@@ -231,6 +246,7 @@ static int flush_one(struct pg_walk *w, const char *oid)
 		return 0;
 	if (e < 0)
 		return e;
+	t_read = mx_now_ns();
 	if (r.ops[0].rval != 0 || r.ops[0].len != 1 || *(char *)r.ops[0].data != '1' ||
 	    r.ops[1].rval != 0) {
 		e = 0; /* not a present, dirty copy (any more) */
@@ -242,6 +258,10 @@ static int flush_one(struct pg_walk *w, const char *oid)
 		goto out;
 	}
 	mx_client_version_be(&r.ver, wbe);
+	if (mx_now_ns() - t_read > FLUSH_READ_MAX_NS) {
+		e = 0; /* read too long ago: the next pass */
+		goto out;
+	}
 	if (r.ops[2].rval == 0) {
 		/* A removal: the base object goes, unless newer already. */
 		struct mx_osd_op rm[2] = {mx_op_guard(MX_CMP_LT, MX_TIER_VER, wbe, 16),
@@ -258,8 +278,20 @@ static int flush_one(struct pg_walk *w, const char *oid)
 			e = base_write(w, oid, wbe, &r, st.size, at, &bver);
 	}
 	if (e == -ECANCELED) {
-		e = 0; /* the base is as new or newer: nothing to write */
+		/* The base is as new or newer (an earlier flush of this
+		 * version whose clean step was lost): nothing to write, but
+		 * its version goes to _tier.src all the same (invariant 4). */
+		struct mx_osd_op st1 = mx_op(MX_OP_STAT, NULL);
+		struct mx_client_read_result b;
+
 		memset(&bver, 0, sizeof(bver));
+		e = mx_client_read_ops(w->base, oid, &st1, 1, &b);
+		if (e == 0) {
+			bver = b.ver;
+			mx_client_read_result_free(&b);
+		} else if (e == -ENOENT) {
+			e = 0;
+		}
 	}
 	if (e == -EAGAIN) {
 		e = 0; /* it stays dirty for the next pass */
@@ -325,6 +357,57 @@ static int evict_one(struct pg_walk *w, const char *oid)
 	return e < 0 ? e : 1;
 }
 
+/* The slot of (pool, oid) in a->seen. */
+static uint64_t seen_key(int32_t pool, const char *oid)
+{
+	return mx_hash64(oid, strlen(oid), (uint64_t)(uint32_t)pool) | 1;
+}
+
+/*
+ * A removed copy, flushed: evicted once it has been seen clean for
+ * RM_EVICT_AFTER_NS and the base object is still gone.  A base object
+ * that exists again was made by a late flush of an older copy: the copy
+ * is made dirty again, so that the next pass flushes the removal again
+ * (its _tier.ver guard lets it: the late write recorded an older version).
+ * 1 evicted, 0 not yet, or an error.
+ */
+static int evict_removed(struct pg_walk *w, const struct mx_pool *c, const char *oid)
+{
+	uint64_t key = seen_key(c->id, oid), now = mx_now_ns();
+	size_t slot = key % SEEN_SLOTS;
+	struct mx_osd_op st1 = mx_op(MX_OP_STAT, NULL);
+	struct mx_client_read_result b;
+	int e;
+
+	if (w->a->seen[slot].key != key) {
+		w->a->seen[slot].key = key;
+		w->a->seen[slot].since_ns = now;
+		return 0;
+	}
+	if (now - w->a->seen[slot].since_ns < RM_EVICT_AFTER_NS)
+		return 0;
+	e = mx_client_read_ops(w->base, oid, &st1, 1, &b);
+	if (e == 0) {
+		char d[64];
+		struct mx_osd_op q[4] = {mx_op_guard(MX_CMP_EQ, MX_TIER_P, "1", 1),
+					 mx_op_guard(MX_CMP_EQ, MX_TIER_RM, "1", 1),
+					 mx_op_guard(MX_CMP_EQ, MX_TIER_D, "", 0)};
+
+		mx_client_read_result_free(&b);
+		snprintf(d, sizeof(d), "agent.%d.%llu", w->id, (unsigned long long)now);
+		q[3] = mx_op_setx(MX_TIER_D, d, (uint32_t)strlen(d));
+		mx_warn("tiering agent: %s came back in the base after its removal was "
+			"flushed; flushing the removal again", oid);
+		w->a->seen[slot].key = 0;
+		e = mx_client_write_ops(w->cache, oid, q, 4, NULL);
+		return e == -ECANCELED || e == -ENOENT ? 0 : e < 0 ? e : 0;
+	}
+	if (e != -ENOENT)
+		return e;
+	w->a->seen[slot].key = 0;
+	return evict_one(w, oid);
+}
+
 /* A pass over one PG ----------------------------------------------------- */
 
 static int name_cb(void *arg, const char *oid, size_t len, uint64_t size)
@@ -364,8 +447,9 @@ static bool over(uint64_t bytes, uint64_t objects, uint64_t tbytes, uint64_t tob
 
 static void walk_pg(struct pg_walk *w, const struct mx_pool *c, uint32_t pg)
 {
-	const struct mx_osd_op rd[3] = {mx_op(MX_OP_GETXATTR, MX_TIER_P),
-					mx_op(MX_OP_GETXATTR, MX_TIER_D), mx_op(MX_OP_STAT, NULL)};
+	const struct mx_osd_op rd[4] = {mx_op(MX_OP_GETXATTR, MX_TIER_P),
+					mx_op(MX_OP_GETXATTR, MX_TIER_D), mx_op(MX_OP_STAT, NULL),
+					mx_op(MX_OP_GETXATTR, MX_TIER_RM)};
 	uint64_t tbytes = c->target_max_bytes / c->pg_num;
 	uint64_t tobjects = (c->target_max_objects + c->pg_num - 1) / c->pg_num;
 	uint64_t bytes = 0, objects = 0, dbytes = 0, dobjects = 0;
@@ -380,7 +464,7 @@ static void walk_pg(struct pg_walk *w, const struct mx_pool *c, uint32_t pg)
 		struct mx_client_read_result r;
 		struct mx_osd_stat st;
 
-		if (mx_client_read_ops(w->cache, w->v[i].name, rd, 3, &r) < 0)
+		if (mx_client_read_ops(w->cache, w->v[i].name, rd, 4, &r) < 0)
 			continue;
 		if (r.ops[0].rval == 0 && r.ops[0].len == 1 && *(char *)r.ops[0].data == '1' &&
 		    r.ops[2].rval == 0 && mx_osd_stat_decode(r.ops[2].data, r.ops[2].len, &st) == 0) {
@@ -388,6 +472,7 @@ static void walk_pg(struct pg_walk *w, const struct mx_pool *c, uint32_t pg)
 
 			cp.size = st.size;
 			cp.dirty = r.ops[1].rval == 0;
+			cp.removed = r.ops[3].rval == 0;
 			mx_client_version_be(&r.ver, cp.ver);
 			w->v[i] = w->v[n];
 			w->v[n++] = cp;
@@ -427,7 +512,8 @@ static void walk_pg(struct pg_walk *w, const struct mx_pool *c, uint32_t pg)
 		    !(c->flush_all ||
 		      over(bytes, objects, tbytes, tobjects, c->cache_target_full_ratio)))
 			continue;
-		e = evict_one(w, w->v[i].name);
+		e = w->v[i].removed ? evict_removed(w, c, w->v[i].name)
+				    : evict_one(w, w->v[i].name);
 		if (e == -ESTALE)
 			return;
 		if (e < 0) {
