@@ -19,6 +19,7 @@
 #include "map.h"
 #include "msg.h"
 #include "placement.h"
+#include "tier.h"
 #include "util.h"
 
 /* Reals with 15 significant digits: a ratio of 0.4 prints as 0.4. */
@@ -468,8 +469,176 @@ static int pool_get(struct cli *c)
 	return r;
 }
 
+struct names {
+	char **v;
+	size_t n, cap;
+};
+
+static int names_cb(void *arg, const char *oid, size_t len, uint64_t size)
+{
+	struct names *l = arg;
+
+	(void)size;
+	if (l->n == l->cap) {
+		size_t cap = l->cap ? 2 * l->cap : 64;
+		char **v = realloc(l->v, cap * sizeof(*v));
+
+		if (!v)
+			return -ENOMEM;
+		l->v = v;
+		l->cap = cap;
+	}
+	l->v[l->n] = strndup(oid, len);
+	if (!l->v[l->n])
+		return -ENOMEM;
+	l->n++;
+	return 0;
+}
+
+/* A drained cache holds stubs only: remove them once it is a plain pool
+ * again, so that it may become a cache again (tier add wants it empty). */
+static void empty_former_cache(mixsan_cluster_t *cl, int64_t id)
+{
+	struct names l = {0};
+	mixsan_pool_t *p;
+	size_t gone = 0;
+
+	if (mx_client_pool_open_raw(cl, id, &p) < 0)
+		return;
+	if (mixsan_list(p, names_cb, &l) == 0)
+		for (size_t i = 0; i < l.n; i++)
+			gone += mixsan_remove(p, l.v[i]) == 0;
+	for (size_t i = 0; i < l.n; i++)
+		free(l.v[i]);
+	free(l.v);
+	mixsan_pool_close(p);
+	if (gone)
+		printf("removed the %zu stubs left in the former cache\n", gone);
+}
+
+/* Wait (30 s at most) for a map showing cache id in mode none, fenced
+ * after tier_epoch.  0 or -ETIMEDOUT. */
+static int wait_draining(mixsan_cluster_t *cl, int64_t id, uint64_t tier_epoch)
+{
+	for (int i = 0; i < 300; i++) {
+		struct mx_map *m = mx_client_map_copy(cl);
+		const struct mx_pool *p = m ? mx_map_pool_by_id(m, (int32_t)id) : NULL;
+		bool ok = p && p->cache_mode == MX_CACHE_NONE && p->tier_epoch > tier_epoch;
+		uint64_t e = m ? m->epoch : 0;
+
+		mx_map_free(m);
+		if (ok)
+			return 0;
+		(void)mixsan_wait_for_epoch(cl, e + 1, 100);
+	}
+	return -ETIMEDOUT;
+}
+
+/*
+ * `pool tier rm BASE CACHE [--timeout S]` (docs/cache-tiering.md, "Commands
+ * and map"): mode none first (the cache drains: the agents flush every
+ * dirty copy and evict every clean one, and no client makes a new one),
+ * then wait until the cache holds no copy, then remove the link.  The
+ * monitor cannot see copies, so the removal goes with force=1 once this
+ * census found none, on a map at or after the mode change: from then on
+ * none can appear.
+ */
+static int tier_rm_drained(struct cli *c, const char *base, const char *cache)
+{
+	const char *ts = cli_opt(c, "timeout");
+	double timeout = ts ? strtod(ts, NULL) : 600;
+	const char *md[] = {"pool", cache, "mode", "none"};
+	const char *kv[] = {"base", base, "cache", cache, "force", "1"};
+	struct mx_tier_census cs = {0};
+	mixsan_cluster_t *cl;
+	const struct mx_pool *p;
+	struct timespec t0, now;
+	struct mx_map *m;
+	char *msg = NULL;
+	int64_t id;
+	int r;
+
+	if (!(timeout > 0))
+		return cli_fail("bad timeout '%s'", ts);
+	if (cli_connect(c, &cl) < 0)
+		return 1;
+	m = mx_client_map_copy(cl);
+	p = m ? mx_map_pool_by_name(m, cache) : NULL;
+	if (!p || p->tier_of < 0) {
+		/* Not a cache: the monitor says why. */
+		mx_map_free(m);
+		r = mixsan_mon_command(cl, "pool tier rm", kv, 2, &msg);
+		goto done;
+	}
+	id = p->id;
+	if (p->cache_mode == MX_CACHE_NONE && !p->flush_all) {
+		/* Never routed through: nothing to drain. */
+		mx_map_free(m);
+		r = mixsan_mon_command(cl, "pool tier rm", kv, 2, &msg);
+		goto done;
+	}
+	if (p->cache_mode != MX_CACHE_NONE) {
+		r = mixsan_mon_command(cl, "pool tier mode", md, 2, &msg);
+		if (r < 0) {
+			mx_map_free(m);
+			goto done;
+		}
+		printf("%s\n", msg);
+		free(msg);
+		msg = NULL;
+		/* Our census must come after the fence: on a map that shows
+		 * the cache draining, by a change after the one we saw. */
+		r = wait_draining(cl, id, p->tier_epoch);
+		if (r < 0) {
+			mx_map_free(m);
+			goto done;
+		}
+	}
+	mx_map_free(m);
+	clock_gettime(CLOCK_MONOTONIC, &t0);
+	for (unsigned round = 0;; round++) {
+		r = mx_tier_census(cl, id, &cs);
+		if (r < 0)
+			goto done;
+		if (cs.present == 0)
+			break;
+		clock_gettime(CLOCK_MONOTONIC, &now);
+		if ((double)(now.tv_sec - t0.tv_sec) + (double)(now.tv_nsec - t0.tv_nsec) / 1e9 >
+		    timeout) {
+			cli_fail("pool '%s' still holds %" PRIu64 " copies (%" PRIu64
+				 " dirty) after %.0f s: its tier stays (the agents flush only "
+				 "what they can reach; --yes-i-really-mean-it removes it all the "
+				 "same, losing the dirty ones)", cache, cs.present, cs.dirty, timeout);
+			mixsan_shutdown(cl);
+			return 1;
+		}
+		if (round % 5 == 0)
+			printf("draining %s: %" PRIu64 " copies left, %" PRIu64 " dirty\n", cache,
+			       cs.present, cs.dirty);
+		fflush(stdout);
+		sleep(1);
+	}
+	r = mixsan_mon_command(cl, "pool tier rm", kv, 3, &msg);
+	if (r >= 0)
+		empty_former_cache(cl, id);
+done:
+	mixsan_shutdown(cl);
+	if (r < 0) {
+		cli_fail("pool tier rm: %s", msg && *msg ? msg : cli_errstr(r));
+		free(msg);
+		return 1;
+	}
+	if (c->json)
+		print_json(json_pack("{s:s, s:s}", "result", "ok", "message", msg ? msg : ""));
+	else if (msg && *msg)
+		printf("%s\n", msg);
+	free(msg);
+	return 0;
+}
+
 /* `pool tier add BASE CACHE [--yes-i-really-mean-it]`, `pool tier mode CACHE
- * MODE`, `pool tier rm BASE CACHE` (docs/cache-tiering.md). */
+ * MODE`, `pool tier rm BASE CACHE [--timeout S] [--yes-i-really-mean-it]`
+ * (docs/cache-tiering.md). */
 static int pool_tier(struct cli *c)
 {
 	const char *what = c->argc > 0 ? c->argv[0] : "";
@@ -479,14 +648,17 @@ static int pool_tier(struct cli *c)
 		size_t n = 2;
 
 		if (c->argc != 3)
-			return cli_fail("usage: pool tier %s BASE CACHE%s", what,
-					what[0] == 'a' ? " [--yes-i-really-mean-it]" : "");
+			return cli_fail("usage: pool tier %s BASE CACHE [--yes-i-really-mean-it]",
+					what);
 		kv[0] = "base", kv[1] = c->argv[1];
 		kv[2] = "cache", kv[3] = c->argv[2];
-		/* Only for add: the operator's word that CACHE is empty, when
-		 * the monitor cannot tell. */
-		if (what[0] == 'a' && c->yes)
+		/* The operator's word: for add, that CACHE is empty when the
+		 * monitor cannot tell; for rm, that the dirty objects a flush
+		 * of all has not reached may be lost. */
+		if (c->yes)
 			kv[4] = "force", kv[5] = "1", n++;
+		else if (what[0] == 'r')
+			return tier_rm_drained(c, c->argv[1], c->argv[2]);
 		return mon_cmd(c, what[0] == 'a' ? "pool tier add" : "pool tier rm", kv, n);
 	}
 	if (strcmp(what, "mode") == 0) {
@@ -497,7 +669,8 @@ static int pool_tier(struct cli *c)
 		return mon_cmd(c, "pool tier mode", kv, 2);
 	}
 	return cli_fail("usage: pool tier add BASE CACHE | pool tier mode CACHE "
-			"writeback|readonly|none | pool tier rm BASE CACHE");
+			"writeback|readonly|none | pool tier rm BASE CACHE [--timeout S] "
+			"[--yes-i-really-mean-it]");
 }
 
 int cmd_pool(struct cli *c, const char *sub)

@@ -22,6 +22,7 @@
  * A request keeps its tid through every resend, so an OSD that already
  * executed it answers from its record instead of applying it twice.
  */
+#include <assert.h>
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
@@ -33,6 +34,7 @@
 
 #include "internal.h"
 #include "authconn.h"
+#include "tier.h"
 #include "cache.h"
 #include "list.h"
 #include "log.h"
@@ -89,11 +91,20 @@ struct cop {
 	struct reply_copy *copy_out;
 	struct mx_client_read_result *read_out; /* a read request's results */
 	struct mx_client_version *ver_out;      /* a write's version; NULL: unwanted */
+	int *failed_out; /* a refused write: the failing guard's index, or -1 */
 	uint64_t tid;
 	int32_t target; /* OSD it is in flight to, or -1 */
 	bool replica;   /* a read in flight to a replica (read policy) */
 	bool to_primary; /* a replica sent it back: the primary's now */
 	uint32_t osd_flags; /* more MX_OSD_OP_* flags (MX_OSD_OP_WRITEBACK) */
+	bool raw;        /* from a raw pool handle: never routed through a tier */
+	/* A step of a tiered request routed at this map epoch (0: none): it
+	 * fails with ESTALE, unsent, once the pool's tier_epoch is newer. */
+	uint64_t fence_epoch;
+	/* The epoch it was routed by, sent with it: an OSD whose pool had a
+	 * tier change since refuses it (EXDEV), unrun; 0 until first sent,
+	 * UINT64_MAX for a raw request without a fence. */
+	uint64_t route_epoch;
 	struct mx_conn *sent_on; /* the connection it went out on */
 	uint64_t retry_at_ns;
 	uint64_t deadline_ns; /* 0: none */
@@ -156,14 +167,22 @@ struct mixsan_cluster {
 	uint8_t nloc;
 	uint64_t rng;
 	struct mx_bcache *cache; /* snapshot data (docs/vdi-cache.md) */
+	struct mx_tier *tier;    /* cache tiering's workers, made on first use
+				    (under lock); NULL: none yet */
+	bool tier_closing;       /* shutting down: nothing goes to the tier */
 };
 
 struct mixsan_pool {
 	mixsan_cluster_t *cl;
 	int32_t id;
+	bool raw; /* requests go to this pool itself, whatever its tier */
+	uint64_t fence_epoch; /* raw: its requests' fence_epoch (struct cop) */
+	uint64_t deadline_ns; /* raw: its requests' latest deadline (0: none) */
 };
 
 static void cop_send(mixsan_cluster_t *cl, struct cop *op);
+static bool tier_route_locked(mixsan_cluster_t *cl, int32_t pool, struct mx_tier_route *rt);
+static void tier_hand(mixsan_cluster_t *cl, struct cop *op, const struct mx_tier_route *rt);
 static void mon_connect(mixsan_cluster_t *cl);
 
 /* Transaction ids come from any thread. */
@@ -211,6 +230,14 @@ void mx_completion_arm(mixsan_completion_t *c)
 {
 	pthread_mutex_lock(&c->lock);
 	c->armed = true;
+	pthread_mutex_unlock(&c->lock);
+}
+
+/* Undo mx_completion_arm for a request that was never submitted. */
+static void completion_disarm(mixsan_completion_t *c)
+{
+	pthread_mutex_lock(&c->lock);
+	c->armed = false;
 	pthread_mutex_unlock(&c->lock);
 }
 
@@ -412,11 +439,13 @@ static void read_result_fill(mixsan_cluster_t *cl, struct cop *op,
 	cop_complete(op, 0);
 }
 
+static void failed_note(struct cop *op, const struct mx_msg_osd_op_reply *r);
+static void cop_answer(mixsan_cluster_t *cl, struct cop *op, const struct mx_msg_osd_op_reply *r);
+
 static void handle_obj_reply(mixsan_cluster_t *cl, struct cop *op, uint8_t *payload,
 			     uint32_t len)
 {
 	struct mx_msg_osd_op_reply r;
-	int err;
 
 	if (mx_dec_osd_op_reply(payload, len, &r) < 0) {
 		cop_complete(op, -EBADMSG);
@@ -431,8 +460,44 @@ static void handle_obj_reply(mixsan_cluster_t *cl, struct cop *op, uint8_t *payl
 	}
 	if (op->replica)
 		stat_inc(&cl->stats.replica_reads);
+	if (mx_wire_to_errno(r.status) == -EXDEV) {
+		/* Refused by the fence, and never to run: a tier's step goes
+		 * back to the tier (ESTALE: it starts again), any other
+		 * request is routed again by the newer map. */
+		if (op->fence_epoch || op->raw) {
+			cop_complete(op, -ESTALE);
+		} else {
+			op->route_epoch = 0;
+			cop_retry(cl, op);
+		}
+		return;
+	}
+	failed_note(op, &r);
 	if (retry_or_fail(cl, op, mx_wire_to_errno(r.status), false))
 		return;
+	cop_answer(cl, op, &r);
+}
+
+/* A refused write: which guard did not hold, the first op answered
+ * ECANCELED, for the caller that asked (mx_client_aio_write_ops_f). */
+static void failed_note(struct cop *op, const struct mx_msg_osd_op_reply *r)
+{
+	if (!op->failed_out || mx_wire_to_errno(r->status) != -ECANCELED)
+		return;
+	for (uint8_t i = 0; i < r->n_ops && i < 1u + op->n_more; i++)
+		if (mx_wire_to_errno(r->res[i].rval) == -ECANCELED) {
+			*op->failed_out = i;
+			return;
+		}
+}
+
+/* Complete op with a successful reply r: each op's result to where the
+ * caller asked for it. */
+static void cop_answer(mixsan_cluster_t *cl, struct cop *op, const struct mx_msg_osd_op_reply *r0)
+{
+	const struct mx_msg_osd_op_reply r = *r0;
+	int err;
+
 	if (r.n_ops < 1) {
 		cop_complete(op, -EBADMSG);
 		return;
@@ -740,6 +805,32 @@ static void cop_send(mixsan_cluster_t *cl, struct cop *op)
 		cop_complete(op, -ETIMEDOUT);
 		return;
 	}
+	if (op->kind == COP_OBJ && cl->map && !op->route_epoch) {
+		/* Routed now, at its first sending (docs/cache-tiering.md,
+		 * "Mode changes and fencing"); a resend keeps the route, and
+		 * the OSD, which knows whether it ran, refuses it if the tier
+		 * changed since. */
+		const struct mx_pool *pool = mx_map_pool_by_id(cl->map, op->pool);
+		struct mx_tier_route rt;
+
+		if (op->fence_epoch) {
+			if (pool && pool->tier_epoch > op->fence_epoch) {
+				cop_complete(op, -ESTALE); /* the tier starts again */
+				return;
+			}
+			op->route_epoch = op->fence_epoch;
+		} else if (op->raw) {
+			op->route_epoch = UINT64_MAX;
+		} else if (op->comp && tier_route_locked(cl, op->pool, &rt)) {
+			/* Submitted, or refused by an OSD's fence, before our map
+			 * showed the pool's tier: it goes through the tier. */
+			mx_list_del(&op->link);
+			tier_hand(cl, op, &rt);
+			return;
+		} else {
+			op->route_epoch = cl->map->epoch;
+		}
+	}
 	target = cop_target(cl, op);
 	if (target == -ENOENT) {
 		cop_complete(op, -ENOENT);
@@ -759,7 +850,9 @@ static void cop_send(mixsan_cluster_t *cl, struct cop *op)
 		m.pool = op->pool;
 		m.pg = op->pg;
 		m.client_id = cl->client_id;
-		m.flags = (op->replica ? MX_OSD_OP_REPLICA_READ : 0) | op->osd_flags;
+		m.flags = (op->replica ? MX_OSD_OP_REPLICA_READ : 0) | op->osd_flags |
+			  MX_OSD_OP_ROUTED;
+		m.route_epoch = op->route_epoch;
 		m.name = op->name;
 		m.name_len = op->name_len;
 		m.n_ops = (uint8_t)(1 + op->n_more);
@@ -1392,8 +1485,18 @@ int mixsan_connect(const char *mons, const struct mixsan_options *opts,
 
 void mixsan_shutdown(mixsan_cluster_t *cl)
 {
+	struct mx_tier *t;
+
 	if (!cl)
 		return;
+	/* The tier's workers first: their requests need the loop.  No request
+	 * is handed to them once tier_closing is set. */
+	pthread_mutex_lock(&cl->lock);
+	cl->tier_closing = true;
+	t = cl->tier;
+	cl->tier = NULL;
+	pthread_mutex_unlock(&cl->lock);
+	mx_tier_free(t);
 	pthread_mutex_lock(&cl->lock);
 	cl->stopping = true;
 	pthread_cond_broadcast(&cl->cond);
@@ -1614,6 +1717,76 @@ mixsan_cluster_t *mx_client_pool_cluster(mixsan_pool_t *p)
 	return p->cl;
 }
 
+int mx_client_pool_open_raw(mixsan_cluster_t *cl, int64_t id, mixsan_pool_t **out)
+{
+	return mx_client_pool_open_fenced(cl, id, 0, 0, out);
+}
+
+int mx_client_pool_open_fenced(mixsan_cluster_t *cl, int64_t id, uint64_t epoch,
+			       uint64_t deadline_ns, mixsan_pool_t **out)
+{
+	int r = mx_client_pool_open_id(cl, id, out);
+
+	if (r == 0) {
+		(*out)->raw = true;
+		(*out)->fence_epoch = epoch;
+		(*out)->deadline_ns = deadline_ns;
+	}
+	return r;
+}
+
+uint64_t mx_client_id(mixsan_cluster_t *cl)
+{
+	return cl->client_id;
+}
+
+/* Requests as cache tiering sees them (tier.h). */
+
+const char *mx_cop_oid(const struct cop *op)
+{
+	return op->name;
+}
+
+unsigned mx_cop_ops(const struct cop *op, struct mx_osd_op *out)
+{
+	for (unsigned i = 0; i < 1u + op->n_more; i++)
+		out[i] = *cop_op(op, i);
+	return 1u + op->n_more;
+}
+
+void mx_cop_answer(struct cop *op, int err, const struct mx_client_read_result *res,
+		   const struct mx_client_version *ver, int failed)
+{
+	struct mx_msg_osd_op_reply r;
+	unsigned n = 1u + op->n_more;
+
+	memset(&r, 0, sizeof(r));
+	if (err == -ESTALE || err == -EAGAIN)
+		err = -EIO; /* retried below us already; never parked here */
+	r.status = mx_errno_to_wire(err);
+	r.n_ops = (uint8_t)n;
+	if (res) {
+		assert(res->n == n);
+		for (unsigned i = 0; i < n; i++) {
+			r.res[i].rval = mx_errno_to_wire(res->ops[i].rval);
+			r.res[i].data = res->ops[i].data;
+			r.res[i].data_len = res->ops[i].len;
+		}
+	} else if (err == -ECANCELED && failed >= 0 && (unsigned)failed < n) {
+		r.res[failed].rval = mx_errno_to_wire(err);
+	}
+	if (ver) {
+		r.ver_epoch = ver->epoch;
+		r.ver_seq = ver->seq;
+	}
+	failed_note(op, &r);
+	if (err < 0) {
+		cop_complete(op, err);
+		return;
+	}
+	cop_answer(op->cl, op, &r);
+}
+
 void mixsan_pool_close(mixsan_pool_t *p)
 {
 	free(p);
@@ -1663,22 +1836,104 @@ static struct cop *cop_new(mixsan_pool_t *p, const char *oid, mixsan_completion_
 	op->op.op = opcode;
 	op->comp = c;
 	op->target = -1;
+	op->raw = p->raw;
+	op->fence_epoch = p->fence_epoch;
+	op->deadline_ns = p->deadline_ns;
 	mx_list_init(&op->link);
 	return op;
 }
 
+/* Under cl->lock: whether requests to pool go through its cache tier, and
+ * how: while the pool has a cache in mode writeback or readonly, or in mode
+ * none while it may hold copies (flush_all: docs/cache-tiering.md, "Mode
+ * changes and fencing").  rt->epoch is the map's either way. */
+static bool tier_route_locked(mixsan_cluster_t *cl, int32_t pool, struct mx_tier_route *rt)
+{
+	const struct mx_pool *b, *c;
+
+	rt->epoch = cl->map ? cl->map->epoch : 0;
+	b = cl->map ? mx_map_pool_by_id(cl->map, pool) : NULL;
+	if (!b || b->tier < 0)
+		return false;
+	c = mx_map_pool_by_id(cl->map, b->tier);
+	if (!c)
+		return false;
+	if (c->cache_mode == MX_CACHE_NONE && !c->flush_all)
+		return false;
+	rt->base = b->id;
+	rt->cache = c->id;
+	rt->mode = c->cache_mode;
+	rt->min_hits = c->promote_min_hits;
+	rt->period_s = c->hit_period_s;
+	return true;
+}
+
+/* Hand op (its completion armed) to the tier's workers. */
+static void tier_hand(mixsan_cluster_t *cl, struct cop *op, const struct mx_tier_route *rt)
+{
+	int r;
+
+	pthread_mutex_lock(&cl->lock);
+	r = cl->tier_closing ? -ENOTCONN : 0;
+	if (r == 0 && !cl->tier)
+		r = mx_tier_new(cl, &cl->tier);
+	if (r == 0)
+		r = mx_tier_check(op);
+	if (r == 0)
+		r = mx_tier_submit(cl->tier, rt, op);
+	pthread_mutex_unlock(&cl->lock);
+	if (r < 0)
+		cop_complete(op, r);
+}
+
+bool mx_client_tier_route(mixsan_cluster_t *cl, int32_t pool, struct mx_tier_route *rt)
+{
+	bool r;
+
+	pthread_mutex_lock(&cl->lock);
+	r = tier_route_locked(cl, pool, rt);
+	pthread_mutex_unlock(&cl->lock);
+	return r;
+}
+
 static int cop_submit(mixsan_cluster_t *cl, struct cop *op)
 {
+	struct mx_tier_route rt;
+
 	pthread_mutex_lock(&cl->lock);
 	if (cl->stopping) {
 		pthread_mutex_unlock(&cl->lock);
 		cop_free(op);
 		return -ENOTCONN;
 	}
+	if (op->kind == COP_OBJ && op->comp && !op->raw && tier_route_locked(cl, op->pool, &rt)) {
+		/* A tiered pool: a worker runs it as guarded requests on the
+		 * two pools (tier.c) and completes it. */
+		int r = cl->tier_closing ? -ENOTCONN : 0;
+
+		if (r == 0 && !cl->tier)
+			r = mx_tier_new(cl, &cl->tier);
+		if (r == 0)
+			r = mx_tier_check(op);
+		if (r == 0) {
+			mx_completion_arm(op->comp);
+			r = mx_tier_submit(cl->tier, &rt, op);
+			if (r < 0)
+				completion_disarm(op->comp);
+		}
+		pthread_mutex_unlock(&cl->lock);
+		if (r < 0)
+			cop_free(op);
+		return r;
+	}
 	op->tid = new_tid(cl);
 	mx_completion_arm(op->comp);
-	if (cl->opts.op_timeout_ms)
-		op->deadline_ns = mx_now_ns() + (uint64_t)cl->opts.op_timeout_ms * 1000000ull;
+	if (cl->opts.op_timeout_ms) {
+		uint64_t d = mx_now_ns() + (uint64_t)cl->opts.op_timeout_ms * 1000000ull;
+
+		if (!op->deadline_ns || d < op->deadline_ns)
+			op->deadline_ns = d;
+	}
 	mx_list_add_tail(&cl->submit, &op->link);
 	pthread_mutex_unlock(&cl->lock);
 	wake(cl);
@@ -1787,6 +2042,13 @@ int mx_client_aio_write_ops_v(mixsan_pool_t *p, const char *oid, mixsan_completi
 			      const struct mx_osd_op *ops, unsigned n,
 			      struct mx_client_version *ver)
 {
+	return mx_client_aio_write_ops_f(p, oid, c, ops, n, ver, NULL);
+}
+
+int mx_client_aio_write_ops_f(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			      const struct mx_osd_op *ops, unsigned n,
+			      struct mx_client_version *ver, int *failed)
+{
 	struct cop *op;
 
 	if (!p || !c || !ops || check_oid(oid) < 0 || n == 0 || n > MX_MSG_MAX_OPS)
@@ -1801,6 +2063,9 @@ int mx_client_aio_write_ops_v(mixsan_pool_t *p, const char *oid, mixsan_completi
 	if (!op)
 		return -ENOMEM;
 	op->ver_out = ver;
+	op->failed_out = failed;
+	if (failed)
+		*failed = -1;
 	return cop_submit(p->cl, op);
 }
 
@@ -2032,6 +2297,12 @@ int mx_client_write_ops(mixsan_pool_t *p, const char *oid, const struct mx_osd_o
 	MX_SYNC(mx_client_aio_write_ops_v(p, oid, c_, ops, n, ver));
 }
 
+int mx_client_write_ops_f(mixsan_pool_t *p, const char *oid, const struct mx_osd_op *ops,
+			  unsigned n, struct mx_client_version *ver, int *failed)
+{
+	MX_SYNC(mx_client_aio_write_ops_f(p, oid, c_, ops, n, ver, failed));
+}
+
 int mx_client_read_ops(mixsan_pool_t *p, const char *oid, const struct mx_osd_op *ops,
 		       unsigned n, struct mx_client_read_result *out)
 {
@@ -2106,73 +2377,95 @@ int mixsan_getxattrs(mixsan_pool_t *p, const char *oid,
 	return ret;
 }
 
+/* List PG pg of p's pool: cb for each object, in name order. */
+static int list_pg(mixsan_pool_t *p, uint32_t pg,
+		   int (*cb)(void *arg, const char *oid, size_t oid_len, uint64_t size),
+		   void *arg)
+{
+	char cursor[MX_OBJ_NAME_MAX + 1];
+	bool done = false;
+	int ret = 0;
+
+	cursor[0] = '\0';
+	while (!done && ret == 0) {
+		struct reply_copy rc = {0};
+		struct mx_msg_osd_list_reply lr;
+		struct cop *op = calloc(1, sizeof(*op));
+		int64_t e;
+
+		if (!op)
+			return -ENOMEM;
+		op->name = strdup(cursor);
+		if (!op->name) {
+			free(op);
+			return -ENOMEM;
+		}
+		op->cl = p->cl;
+		op->kind = COP_LIST;
+		op->pool = p->id;
+		op->pg = pg;
+		op->name_len = (uint32_t)strlen(cursor);
+		op->target = -1;
+		op->deadline_ns = p->deadline_ns;
+		mx_list_init(&op->link);
+		e = sync_copy(p, op, &rc);
+		if (e < 0)
+			return (int)e;
+		if (mx_dec_osd_list_reply(rc.data, rc.len, &lr) < 0) {
+			free(rc.data);
+			return -EBADMSG;
+		}
+		done = lr.done;
+		for (uint32_t i = 0; i < lr.n && ret == 0; i++) {
+			struct mx_list_entry le;
+			char name[MX_OBJ_NAME_MAX + 1];
+
+			if (mx_list_next(&lr, &le) < 0) {
+				ret = -EBADMSG;
+				break;
+			}
+			memcpy(name, le.name, le.name_len);
+			name[le.name_len] = '\0';
+			ret = cb(arg, name, le.name_len, le.size);
+			memcpy(cursor, name, le.name_len + 1);
+		}
+		if (lr.n == 0)
+			done = true;
+		free(rc.data);
+	}
+	return ret;
+}
+
+int mx_client_list_pg(mixsan_pool_t *p, uint32_t pg,
+		      int (*cb)(void *arg, const char *oid, size_t oid_len, uint64_t size),
+		      void *arg)
+{
+	if (!p || !cb || pg == UINT32_MAX)
+		return -EINVAL;
+	return list_pg(p, pg, cb, arg);
+}
+
 int mixsan_list(mixsan_pool_t *p,
 		int (*cb)(void *arg, const char *oid, size_t oid_len, uint64_t size),
 		void *arg)
 {
 	const struct mx_pool *pool;
+	struct mx_tier_route rt;
 	uint32_t pg_num;
-	char cursor[MX_OBJ_NAME_MAX + 1];
 	int ret = 0;
 
 	if (!p || !cb)
 		return -EINVAL;
+	if (!p->raw && mx_client_tier_route(p->cl, p->id, &rt))
+		return mx_tier_list(p->cl, &rt, cb, arg);
 	pthread_mutex_lock(&p->cl->lock);
 	pool = p->cl->map ? mx_map_pool_by_id(p->cl->map, p->id) : NULL;
 	pg_num = pool ? pool->pg_num : 0;
 	pthread_mutex_unlock(&p->cl->lock);
 	if (!pool)
 		return -ENOENT;
-	for (uint32_t pg = 0; pg < pg_num && ret == 0; pg++) {
-		bool done = false;
-
-		cursor[0] = '\0';
-		while (!done && ret == 0) {
-			struct reply_copy rc = {0};
-			struct mx_msg_osd_list_reply lr;
-			struct cop *op = calloc(1, sizeof(*op));
-			int64_t e;
-
-			if (!op)
-				return -ENOMEM;
-			op->name = strdup(cursor);
-			if (!op->name) {
-				free(op);
-				return -ENOMEM;
-			}
-			op->cl = p->cl;
-			op->kind = COP_LIST;
-			op->pool = p->id;
-			op->pg = pg;
-			op->name_len = (uint32_t)strlen(cursor);
-			op->target = -1;
-			mx_list_init(&op->link);
-			e = sync_copy(p, op, &rc);
-			if (e < 0)
-				return (int)e;
-			if (mx_dec_osd_list_reply(rc.data, rc.len, &lr) < 0) {
-				free(rc.data);
-				return -EBADMSG;
-			}
-			done = lr.done;
-			for (uint32_t i = 0; i < lr.n && ret == 0; i++) {
-				struct mx_list_entry le;
-				char name[MX_OBJ_NAME_MAX + 1];
-
-				if (mx_list_next(&lr, &le) < 0) {
-					ret = -EBADMSG;
-					break;
-				}
-				memcpy(name, le.name, le.name_len);
-				name[le.name_len] = '\0';
-				ret = cb(arg, name, le.name_len, le.size);
-				memcpy(cursor, name, le.name_len + 1);
-			}
-			if (lr.n == 0)
-				done = true;
-			free(rc.data);
-		}
-	}
+	for (uint32_t pg = 0; pg < pg_num && ret == 0; pg++)
+		ret = list_pg(p, pg, cb, arg);
 	return ret;
 }
 

@@ -82,6 +82,14 @@ static inline void mx_client_version_be(const struct mx_client_version *v, uint8
 	}
 }
 
+/* Object requests to a base pool whose cache tier is active (writeback,
+ * readonly, or draining in mode none) run through the tier (client/tier.h,
+ * docs/cache-tiering.md), these below included: a request is then applied
+ * atomically to the copy that answers for the object, the versions are that
+ * copy's, attribute names under "_tier." are EINVAL, and a REMOVE must be a
+ * request's last op.  mx_client_pool_open_raw's handles never go through a
+ * tier. */
+
 /* Send ops (writes and CMPXATTR guards, lib/msg.h) to oid as one request,
  * applied atomically.  Buffers and names are copied or must stay valid as
  * for any asynchronous call.  c gets 0, the request's error, or the first
@@ -108,6 +116,15 @@ int mx_client_aio_write_ops_wb(mixsan_pool_t *p, const char *oid, mixsan_complet
 int mx_client_aio_flush_pg(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c);
 int mx_client_write_ops(mixsan_pool_t *p, const char *oid, const struct mx_osd_op *ops,
 			unsigned n, struct mx_client_version *ver);
+/* The same again, and *failed (unless NULL) says which guard did not hold
+ * when c gets -ECANCELED: the index of the first op the OSD answered
+ * ECANCELED (docs/cache-tiering.md, "Two new OSD primitives"); -1 in every
+ * other case.  failed must stay valid until c completes. */
+int mx_client_aio_write_ops_f(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			      const struct mx_osd_op *ops, unsigned n,
+			      struct mx_client_version *ver, int *failed);
+int mx_client_write_ops_f(mixsan_pool_t *p, const char *oid, const struct mx_osd_op *ops,
+			  unsigned n, struct mx_client_version *ver, int *failed);
 
 /* One op's result in a read request. */
 struct mx_client_op_result {
@@ -155,6 +172,12 @@ int mx_client_read_ops(mixsan_pool_t *p, const char *oid, const struct mx_osd_op
 int mx_client_xattrs_walk(const void *data, uint32_t len,
 			  int (*cb)(void *arg, const char *name, const void *value, size_t len),
 			  void *arg);
+
+/* mixsan_list of one PG of p's pool (never through a tier): cb for each
+ * object in name order.  0, cb's value, or a negative errno. */
+int mx_client_list_pg(mixsan_pool_t *p, uint32_t pg,
+		      int (*cb)(void *arg, const char *oid, size_t oid_len, uint64_t size),
+		      void *arg);
 
 /* A pool handle by id (-ENOENT if the map has none), and a pool's cluster. */
 int mx_client_pool_open_id(mixsan_cluster_t *cl, int64_t id, mixsan_pool_t **out);

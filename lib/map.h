@@ -108,7 +108,9 @@ struct mx_pool {
 	 * mutual: pool A's tier is B exactly when B's tier_of is A
 	 * (mx_map_tiers_valid).  The cache settings after created_epoch only
 	 * matter on a cache pool; every pool carries them, with the defaults
-	 * of mx_pool_init until set.  Nothing acts on any of this yet. */
+	 * of mx_pool_init until set.  The client library routes requests by
+	 * them (client/tier.c); the OSDs' agents flush and evict by them
+	 * (osd/agent.c). */
 	int32_t tier_of;    /* a cache: the id of its base pool; -1 none */
 	int32_t tier;       /* a base: the id of its cache pool; -1 none */
 	uint8_t cache_mode; /* enum mx_cache_mode; MX_CACHE_NONE unless a cache */

@@ -21,7 +21,7 @@ static const struct {
 	{13, ENOTSUP}, {14, ETIMEDOUT}, {15, ERANGE},  {16, ENOTEMPTY},
 	{17, EBUSY},   {18, ENOMEM},   {19, EPROTO},   {20, E2BIG},
 	{21, EROFS},   {22, ECANCELED}, {23, ENOTCONN}, {24, EFBIG},
-	{25, EKEYREJECTED}, {26, EKEYEXPIRED}, {27, EKEYREVOKED},
+	{25, EKEYREJECTED}, {26, EKEYEXPIRED}, {27, EKEYREVOKED}, {28, EXDEV},
 };
 
 int32_t mx_errno_to_wire(int err)
@@ -500,6 +500,8 @@ void mx_enc_osd_op(struct mx_wbuf *w, const struct mx_msg_osd_op *m)
 		if (op_has_data(o->op))
 			mx_put_blob(w, o->data, o->data_len);
 	}
+	if (m->flags & MX_OSD_OP_ROUTED)
+		mx_put_u64(w, m->route_epoch);
 }
 
 int mx_dec_osd_op(const void *p, uint32_t len, struct mx_msg_osd_op *m)
@@ -547,10 +549,11 @@ int mx_dec_osd_op(const void *p, uint32_t len, struct mx_msg_osd_op *m)
 		return -EBADMSG; /* a request either reads or writes */
 	if (flush && m->n_ops != 1)
 		return -EBADMSG; /* a flush is alone */
-	if ((m->flags & ~(MX_OSD_OP_REPLICA_READ | MX_OSD_OP_WRITEBACK)) ||
+	if ((m->flags & ~(MX_OSD_OP_REPLICA_READ | MX_OSD_OP_WRITEBACK | MX_OSD_OP_ROUTED)) ||
 	    ((m->flags & MX_OSD_OP_REPLICA_READ) && !reads) ||
 	    ((m->flags & MX_OSD_OP_WRITEBACK) && !writes))
 		return -EBADMSG;
+	m->route_epoch = m->flags & MX_OSD_OP_ROUTED ? mx_get_u64(&r) : m->epoch;
 	return finish(&r);
 }
 

@@ -296,12 +296,38 @@ struct mx_osd_op {
 	uint32_t data_len;
 };
 
+/* An op, built in place (tiering's guarded sequences and their tests). */
+static inline struct mx_osd_op mx_op(uint8_t opcode, const char *xname)
+{
+	struct mx_osd_op o = {.op = opcode, .xname = xname};
+	return o;
+}
+
+/* CMPXATTR of name against v (len bytes) by flags (MX_CMP_*). */
+static inline struct mx_osd_op mx_op_guard(uint32_t flags, const char *name, const void *v,
+					   uint32_t len)
+{
+	struct mx_osd_op o = {.op = MX_OP_CMPXATTR, .flags = flags, .xname = name,
+			      .data = v, .data_len = len};
+	return o;
+}
+
+static inline struct mx_osd_op mx_op_setx(const char *name, const void *v, uint32_t len)
+{
+	struct mx_osd_op o = {.op = MX_OP_SETXATTR, .xname = name, .data = v, .data_len = len};
+	return o;
+}
+
 /* A read sent to a replica by a read policy (docs/read-policies.md). */
 #define MX_OSD_OP_REPLICA_READ 1u
 /* A write that may be acknowledged once every OSD of the acting set has
  * logged it, before its fdatasync (a writeback volume's write,
  * docs/cache-modes.md); a FLUSH makes it durable. */
 #define MX_OSD_OP_WRITEBACK 2u
+/* route_epoch is set: the epoch of the map the request was routed by,
+ * through a cache tier or straight (docs/cache-tiering.md, "Mode changes
+ * and fencing").  Without it the request's epoch stands for it. */
+#define MX_OSD_OP_ROUTED 4u
 
 struct mx_msg_osd_op {
 	uint64_t epoch; /* the client's map epoch */
@@ -313,6 +339,7 @@ struct mx_msg_osd_op {
 	uint32_t name_len;
 	uint8_t n_ops;
 	struct mx_osd_op ops[MX_MSG_MAX_OPS];
+	uint64_t route_epoch; /* with MX_OSD_OP_ROUTED; UINT64_MAX: never fenced */
 };
 
 struct mx_osd_op_result {

@@ -390,15 +390,21 @@ static int pool_set(struct mx_map *m, const struct mx_msg_command *c, char *msg,
  * moves between none, writeback and readonly by pool_tier_mode:
  *
  *   none --> writeback         flush_all cleared
- *   writeback --> none         flush_all set: the agent is to flush every
- *                              dirty object to the base
- *   none --> readonly          only while flush_all is clear (no dirty
- *                              object may be left from writeback)
- *   readonly --> none, readonly --> writeback
+ *   writeback/readonly --> none
+ *                              flush_all set: the cache may hold copies,
+ *                              so clients drain it rather than bypass it,
+ *                              and the agent is to flush every dirty one
+ *   none --> readonly          only while flush_all is clear (no copy of
+ *                              the draining may be dirty)
+ *   readonly --> writeback
  *   writeback --> readonly     refused: dirty objects would stay unflushed
  *
- * pool_tier_rm requires mode none.  Nothing reads these fields yet: the
- * client's routing and the agent come later.
+ * Every change sets tier_epoch on both pools: OSDs refuse requests routed
+ * by an older map (the fence).
+ *
+ * pool_tier_rm requires mode none.  The client library routes by these
+ * fields (client/tier.c) and the OSDs' agents flush and evict by them
+ * (osd/agent.c).
  */
 
 /* Whether cache may become a cache pool as far as its contents go: the
@@ -523,11 +529,11 @@ static int pool_tier_mode(struct mx_map *m, const struct mx_msg_command *c, char
 			    "readonly mode would never flush: set mode none first", pn);
 	if (mode == MX_CACHE_READONLY && p->flush_all)
 		return fail(-EBUSY, msg, sz,
-			    "pool '%s' may still hold dirty objects from writeback mode (a flush "
-			    "of all is pending): remove the tier and add it again once the pool "
-			    "is empty", pn);
-	if (mode == MX_CACHE_NONE && p->cache_mode == MX_CACHE_WRITEBACK)
-		p->flush_all = 1;
+			    "pool '%s' is draining and may hold dirty objects (a flush of all is "
+			    "pending): remove the tier and add it again once the pool is empty",
+			    pn);
+	if (mode == MX_CACHE_NONE)
+		p->flush_all = 1; /* it may hold copies: drain, never bypass */
 	if (mode == MX_CACHE_WRITEBACK)
 		p->flush_all = 0;
 	p->cache_mode = (uint8_t)mode;
@@ -539,20 +545,26 @@ static int pool_tier_mode(struct mx_map *m, const struct mx_msg_command *c, char
 			base->tier_epoch = p->tier_epoch;
 	}
 	snprintf(msg, sz, "pool '%s': cache mode %s%s", pn, mn,
-		 p->flush_all ? " (every dirty object is to be flushed to the base)" : "");
+		 p->flush_all ? " (draining: every dirty object is to be flushed to the base)"
+			      : "");
 	return 1;
 }
 
-/* "pool tier rm" base= cache=: only in mode none; clears both links. */
+/* "pool tier rm" base= cache= [force=1]: only in mode none, and while the
+ * cache drains (flush_all: copies may remain, which the monitor cannot
+ * see) only forced, as the command line does once its census of the cache
+ * found no copy; clears both links. */
 static int pool_tier_rm(struct mx_map *m, const struct mx_msg_command *c, char *msg,
 			size_t sz)
 {
-	const char *bn = arg(c, "base"), *cn = arg(c, "cache");
+	const char *bn = arg(c, "base"), *cn = arg(c, "cache"), *force = arg(c, "force");
 	struct mx_pool *base, *cache;
 	int r;
 
 	if (!bn || !cn)
 		return fail(-EINVAL, msg, sz, "pool tier rm needs base= and cache=");
+	if (force && strcmp(force, "1") != 0)
+		return fail(-EINVAL, msg, sz, "force must be 1 if given");
 	r = tier_pools(m, bn, cn, &base, &cache, msg, sz);
 	if (r < 0)
 		return r;
@@ -567,6 +579,12 @@ static int pool_tier_rm(struct mx_map *m, const struct mx_msg_command *c, char *
 		return fail(-EBUSY, msg, sz,
 			    "pool '%s' is in %s mode: set mode none first (pool tier mode %s none)",
 			    cn, mx_cache_mode_name(cache->cache_mode), cn);
+	if (cache->flush_all && !force)
+		return fail(-EBUSY, msg, sz,
+			    "pool '%s' is draining and may still hold dirty objects, which nothing "
+			    "has flushed to the base yet: removing the tier would lose the writes "
+			    "they hold (--yes-i-really-mean-it removes it all the same)",
+			    cn);
 	base->tier = -1;
 	cache->tier_of = -1;
 	cache->flush_all = 0;

@@ -23,6 +23,7 @@ static void usage(FILE *f)
 	      "                  [--recovery-max-active N] [--recovery-max-active-busy N]\n"
 	      "                  [--recovery-max-rate MIB_S] [--recovery-busy-rate MIB_S]\n"
 	      "                  [--failsafe-full-ratio R] [--no-primary-temp]\n"
+	      "                  [--agent-interval MS]\n"
 	      "Scrub intervals are in seconds (default 86400 and 604800; 0: never).\n"
 	      "Recovery keeps up to N pushes or pulls in flight (default 8; 1 while\n"
 	      "clients use the OSD) and, while clients use it, at most the busy rate\n"
@@ -30,6 +31,8 @@ static void usage(FILE *f)
 	      "New data is refused once the disk is R full (default 0.97; 0: never).\n"
 	      "A primary missing its copy hands the lead to the authority meanwhile\n"
 	      "(a primary_temp) unless --no-primary-temp.\n"
+	      "The tiering agent flushes and evicts cache-pool objects every MS\n"
+	      "(default 1000) while the cluster has a cache tier.\n"
 	      "Stores MixSAN objects under DIR and serves them on IP:PORT\n"
 	      "(default 127.0.0.1:0, any free port).\n", f);
 }
@@ -57,6 +60,7 @@ int main(int argc, char **argv)
 		{"recovery-busy-rate", required_argument, NULL, 'r'},
 		{"failsafe-full-ratio", required_argument, NULL, 'F'},
 		{"no-primary-temp", no_argument, NULL, 'T'},
+		{"agent-interval", required_argument, NULL, 'g'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -79,7 +83,7 @@ int main(int argc, char **argv)
 	int level = MX_LOG_INFO, c;
 	char *end;
 
-	while ((c = getopt_long(argc, argv, "d:m:a:i:w:L:c:l:H:G:P:S:D:A:B:R:r:F:Th", opts,
+	while ((c = getopt_long(argc, argv, "d:m:a:i:w:L:c:l:H:G:P:S:D:A:B:R:r:F:Tg:h", opts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'd': cfg.data_dir = optarg; break;
@@ -121,6 +125,7 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			break;
+		case 'g':
 		case 'H':
 		case 'G': {
 			unsigned long v = strtoul(optarg, &end, 10);
@@ -129,7 +134,9 @@ int main(int argc, char **argv)
 				fprintf(stderr, "mixsan-osd: bad value '%s'\n", optarg);
 				return 2;
 			}
-			if (c == 'H')
+			if (c == 'g')
+				cfg.agent_interval_ms = (uint32_t)v;
+			else if (c == 'H')
 				cfg.heartbeat_interval_ms = (uint32_t)v;
 			else
 				cfg.heartbeat_grace_ms = (uint32_t)v;

@@ -52,6 +52,7 @@
  */
 #include "osd_int.h"
 
+#include "agent.h"
 #include "guard.h"
 
 static struct osd g_osd;
@@ -439,14 +440,19 @@ fail:
  * at least one op that is not a guard.  Returns 0 if every guard holds;
  * -EINVAL if the request's guards are malformed (flags, name, place, or an
  * ordered comparison with an operand of another length than the value),
- * whatever the other guards say; else -ECANCELED if one does not hold;
- * or the store's error.
+ * whatever the other guards say; else -ECANCELED if one does not hold,
+ * with rvals[i] (wire codes, one per op) ECANCELED for each guard i that
+ * does not hold and 0 for every other op, so the client can tell which of
+ * its guards failed (docs/cache-tiering.md); or the store's error.
  */
 static int check_guards(struct osd *osd, const struct mx_msg_osd_op *m,
-			const struct mx_objkey *key, bool exists)
+			const struct mx_objkey *key, bool exists, int32_t *rvals)
 {
 	uint8_t n_guards = 0;
 	bool canceled = false;
+
+	for (uint8_t i = 0; i < m->n_ops; i++)
+		rvals[i] = 0;
 
 	while (n_guards < m->n_ops && m->ops[n_guards].op == MX_OP_CMPXATTR)
 		n_guards++;
@@ -473,7 +479,10 @@ static int check_guards(struct osd *osd, const struct mx_msg_osd_op *m,
 		free(v);
 		if (r < 0)
 			return r;
-		canceled |= r == 0;
+		if (r == 0) {
+			rvals[i] = mx_errno_to_wire(-ECANCELED);
+			canceled = true;
+		}
 	}
 	return canceled ? -ECANCELED : 0;
 }
@@ -481,16 +490,17 @@ static int check_guards(struct osd *osd, const struct mx_msg_osd_op *m,
 /* Turn the logical ops of a request into one physical transaction on the
  * committed state of the object.  Fills txops (at most MX_TXN_MAX_OPS
  * entries) and rvals; returns the op count or a negative errno (nothing
- * changes). */
+ * changes; on -ECANCELED, rvals say which guards did not hold). */
 static int plan_write(struct osd *osd, const struct mx_msg_osd_op *m,
 		      const struct mx_objkey *key, struct mx_txn_op *txops, int32_t *rvals)
 {
 	struct mx_obj_stat st;
 	bool exists = mx_store_stat(osd->store, key, &st) == 0;
 	uint64_t size = exists ? st.size : 0;
+	bool changed = false; /* an op before this one changes the object */
 	int n = 0, r;
 
-	r = check_guards(osd, m, key, exists);
+	r = check_guards(osd, m, key, exists, rvals);
 	if (r < 0)
 		return r;
 	for (uint8_t i = 0; i < m->n_ops; i++) {
@@ -582,7 +592,10 @@ static int plan_write(struct osd *osd, const struct mx_msg_osd_op *m,
 				return -EINVAL;
 			if (!exists)
 				return -ENOENT;
-			if (i == 0) {
+			if (!changed) {
+				/* Only guards before it: the attribute must
+				 * be there (ENODATA otherwise), as without
+				 * them. */
 				r = mx_store_getxattr(osd->store, key, o->xname, &v, &l);
 				free(v);
 				if (r < 0)
@@ -598,6 +611,7 @@ static int plan_write(struct osd *osd, const struct mx_msg_osd_op *m,
 		default:
 			return -EINVAL;
 		}
+		changed |= o->op != MX_OP_CMPXATTR;
 	}
 	(void)exists;
 	return n > 0 ? n : -EINVAL;
@@ -854,6 +868,19 @@ static void do_writes(struct osd *osd, struct session *s, uint64_t tid,
 			return;
 		}
 	}
+	{
+		const struct mx_pool *pool = mx_map_pool_by_id(osd->map, m->pool);
+
+		if (pool && m->route_epoch < pool->tier_epoch) {
+			/* Routed by a map from before the pool's last tier
+			 * change, and not run (a run would have been found
+			 * above): it never runs, and the client routes it
+			 * again by the new map, sure that it had no effect
+			 * (docs/cache-tiering.md, "Mode changes and fencing"). */
+			reply_status(osd, s, tid, -EXDEV);
+			return;
+		}
+	}
 	r = space_check(osd, pgs, m);
 	if (r < 0) {
 		reply_status(osd, s, tid, r);
@@ -865,6 +892,13 @@ static void do_writes(struct osd *osd, struct session *s, uint64_t tid,
 		return;
 	}
 	n = plan_write(osd, m, key, txops, p->rvals);
+	if (n == -ECANCELED) {
+		/* A guard did not hold: each op's result says which. */
+		reply_done(osd, s, tid, mx_errno_to_wire(n), (struct mx_version){0, 0}, m->n_ops,
+			   p->rvals);
+		free(p);
+		return;
+	}
 	if (n < 0) {
 		free(p);
 		reply_status(osd, s, tid, n);
@@ -1133,11 +1167,12 @@ void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payloa
 		reply_status(osd, s, tid, -EINVAL);
 		return;
 	}
-	if (m.epoch < pool->tier_epoch) {
+	if (!mx_op_is_write(m.ops[0].op) && m.route_epoch < pool->tier_epoch) {
 		/* Routed by a map from before the pool's last tier change:
-		 * the client must take the new map and route the request again
-		 * (docs/cache-tiering.md, "Mode changes and fencing"). */
-		reply_status(osd, s, tid, -ESTALE);
+		 * the client routes it again by the new map (docs/cache-
+		 * tiering.md, "Mode changes and fencing").  Writes are
+		 * refused so in do_writes, once known not to have run. */
+		reply_status(osd, s, tid, -EXDEV);
 		return;
 	}
 	key.pool = m.pool;
@@ -1615,7 +1650,9 @@ static bool osd_permitted(struct osd *osd, struct mx_conn *c, const struct mx_ms
 			pool_id = l.pool;
 		}
 		pool = osd->map ? mx_map_pool_by_id(osd->map, pool_id) : NULL;
-		if (mx_caps_allow_pool(&c->caps, pool ? pool->name : NULL, write))
+		/* An OSD may: its tiering agent flushes and evicts as a
+		 * client, and an OSD's key moves every object anyway. */
+		if (c->caps.osd || mx_caps_allow_pool(&c->caps, pool ? pool->name : NULL, write))
 			return true;
 		snprintf(why, sz, "permission denied: %s may not %s pool %s", c->entity,
 			 write ? "write to" : "read", pool ? pool->name : "(unknown)");
@@ -1769,6 +1806,13 @@ static void apply_map(struct osd *osd, struct mx_map *m)
 			peer_kick(osd, p);
 	}
 	hb_update_peers(osd);
+	{
+		bool tiered = false;
+
+		for (uint32_t i = 0; i < m->n_pools; i++)
+			tiered |= m->pools[i].tier_of >= 0;
+		mx_agent_want(osd->agent, tiered, osd->id);
+	}
 	/* A map that says we are down (or elsewhere) while we run: boot again. */
 	me = mx_map_osd(m, osd->id);
 	if (osd->booted && !osd->booting &&
@@ -1991,6 +2035,7 @@ static int auth_init(struct osd *osd)
 		kf = path;
 	}
 	r = mx_keyfile_read(kf, osd->auth.entity, osd->auth.key);
+	snprintf(osd->keyfile, sizeof(osd->keyfile), "%s", r == 0 ? kf : "");
 	if (r < 0)
 		return mx_log_errno(r, "cannot use the key file %s%s", kf,
 				    r == -EPERM ? " (others may read it: chmod 600)" : "");
@@ -2158,10 +2203,20 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 	uv_signal_init(osd->loop, &osd->sigint);
 	osd->sigint.data = osd;
 	uv_signal_start(&osd->sigint, on_signal, SIGINT);
+	{
+		struct mx_agent_config ac = {.mons = cfg->mon_addr,
+					     .keyfile = osd->keyfile[0] ? osd->keyfile : NULL,
+					     .interval_ms = cfg->agent_interval_ms};
+
+		r = mx_agent_start(&ac, &osd->agent);
+		if (r < 0)
+			return mx_log_errno(r, "cannot start the tiering agent");
+	}
 	mon_connect(osd);
 
 	uv_run(osd->loop, UV_RUN_DEFAULT);
 
+	mx_agent_stop(osd->agent);
 	commit_now(osd);
 	{
 		struct mx_store_stats st;

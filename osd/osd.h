@@ -44,6 +44,8 @@ struct mx_osd_config {
 	/* Never ask for a primary_temp: a primary fetches its whole copy
 	 * itself, its PG waiting meanwhile (tests use it). */
 	bool no_primary_temp;
+	/* Between the tiering agent's passes (ms; 0: 1000). */
+	uint32_t agent_interval_ms;
 };
 
 /* Run the OSD until SIGTERM/SIGINT.  Returns 0 or a negative errno. */

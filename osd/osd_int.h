@@ -265,6 +265,8 @@ struct osd {
 	uint64_t last_beacon_ns;
 	char addr[MX_ADDR_MAX]; /* bound address, announced to the monitor */
 	char store_dir[4096];
+	char keyfile[4200];        /* the key file in use; "" none */
+	struct mx_agent *agent;    /* cache tiering's agent (agent.c) */
 	int32_t id;
 	uint8_t uuid[16];
 	struct mx_store *store;

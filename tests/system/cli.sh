@@ -188,11 +188,10 @@ bad "tier mode of a base" "not a cache tier" "$MIXSAN" pool tier mode cold write
 bad "tier mode unknown" "cache mode must be writeback, readonly or none" \
 	"$MIXSAN" pool tier mode hot sideways
 ok "tier mode writeback" "$MIXSAN" pool tier mode hot writeback
+ok "object put through a writeback tier" sh -c "echo tiered | '$MIXSAN' object put cold tobj -"
 ok "pool ls in writeback" "$MIXSAN" pool ls
 has "pool ls shows writeback" "hot .*cache of cold, writeback$"
 bad "writeback to readonly" "set mode none first" "$MIXSAN" pool tier mode hot readonly
-bad "tier rm in writeback" "writeback mode and may hold dirty objects" \
-	"$MIXSAN" pool tier rm cold hot
 bad "pool rm of a cache" "remove the tier first (pool tier rm cold hot)" \
 	"$MIXSAN" pool rm hot --yes-i-really-mean-it
 bad "pool rm of a base" "remove the tier first (pool tier rm cold hot)" \
@@ -204,8 +203,12 @@ json "flush_all after writeback" "[p for p in j if p['name']=='hot'][0]['flush_a
 bad "readonly while a flush of all is pending" "flush of all is pending" \
 	"$MIXSAN" pool tier mode hot readonly
 bad "tier rm of the wrong pair" "is not the cache tier of 'rbd'" "$MIXSAN" pool tier rm rbd hot
-ok "tier rm" "$MIXSAN" pool tier rm cold hot
+ok "tier rm waits until the cache is drained, then removes it" \
+	"$MIXSAN" pool tier rm cold hot --timeout 30
 has "tier rm says so" "no longer the cache tier of 'cold'"
+has "tier rm empties the former cache" "removed the 1 stubs left in the former cache"
+ok "the object flushed to the base" "$MIXSAN" object get cold tobj -
+has "its content" "^tiered$"
 ok "pool ls --json after tier rm" "$MIXSAN" pool ls --json
 json "links gone" "all(p['tier']==-1 and p['tier_of']==-1 and p['cache_mode']=='none' and not p['flush_all'] for p in j)"
 bad "tier rm again" "is not the cache tier" "$MIXSAN" pool tier rm cold hot

@@ -106,9 +106,10 @@
 
 /* Options ------------------------------------------------------------------- */
 
-enum action { A_KILL, A_STOP, A_RESTART, A_OUT, A_ADD, A__COUNT };
+enum action { A_KILL, A_STOP, A_RESTART, A_OUT, A_ADD, A_TIERMODE, A__COUNT };
 static const char *const action_names[A__COUNT] = {"kill", "stop", "restart", "out",
-						     "add"};
+						     "add", "tiermode"};
+#define CACHE_POOL_NAME "modelcheck-cache"
 
 struct opts {
 	uint64_t seed;
@@ -129,6 +130,7 @@ struct opts {
 	bool failure_detection; /* the monitor marks silent OSDs down (default) */
 	const char *failure_domain; /* of the pool the checker creates */
 	const char *read_policy; /* of that pool; NULL: primary (not set) */
+	const char *tier;        /* a cache pool in front of it, in this mode */
 	bool verbose;
 };
 
@@ -1050,7 +1052,9 @@ static void process_read(struct worker *w, struct mobj *mo, struct req *r, int64
 	}
 	w->st.checked++;
 	replace_cands(mo, keep, n);
-	if (r->op == OP_STAT && res == 0) {
+	if (r->op == OP_STAT && res == 0 && !g_opt.tier) {
+		/* (Through a tier the version is the serving copy's, in the
+		 * cache or the base: docs/cache-tiering.md, "Versions".) */
 		if (r->st.version_epoch < mo->ver_epoch ||
 		    (r->st.version_epoch == mo->ver_epoch && r->st.version_seq < mo->ver_seq))
 			report(P_STALE, w, r, res,
@@ -1603,6 +1607,36 @@ static void restart_osd(struct thrasher *t, int i, uint64_t inc)
 /* One action of kind a on a random OSD.  At most one OSD is disrupted at a
  * time: each action undoes itself before it returns.  Returns false if the
  * action was not possible (add with no room). */
+/* The cache pool's next mode: writeback <-> none (draining), readonly ->
+ * writeback.  Requests in flight are not counted as disrupted: a mode
+ * change must neither fail nor lose any of them. */
+static bool tier_mode_change(struct thrasher *t)
+{
+	struct mx_map *m;
+	const struct mx_pool *p;
+	const char *next;
+	char *msg = NULL;
+	int r;
+
+	if (!g_opt.tier)
+		return false;
+	m = mx_client_map_copy(t->cl);
+	p = m ? mx_map_pool_by_name(m, CACHE_POOL_NAME) : NULL;
+	next = p && p->cache_mode == MX_CACHE_WRITEBACK ? "none" : "writeback";
+	mx_map_free(m);
+	{
+		const char *kv[] = {"pool", CACHE_POOL_NAME, "mode", next};
+
+		r = mixsan_mon_command(t->cl, "pool tier mode", kv, 2, &msg);
+	}
+	tlog("tier mode %s: %s", next, r < 0 ? strerror(-r) : "done");
+	if (r < 0)
+		report(P_DAEMON, NULL, NULL, 0, "pool tier mode %s: %s", next, msg ? msg : "");
+	free(msg);
+	t->counts[A_TIERMODE]++;
+	return true;
+}
+
 static bool thrash_once(struct thrasher *t, enum action a)
 {
 	struct h_cluster *c = t->c;
@@ -1612,6 +1646,8 @@ static bool thrash_once(struct thrasher *t, enum action a)
 
 	if (a == A_ADD && c->n_osds >= MX_MIN(g_opt.max_osds, H_MAX_OSDS))
 		return false;
+	if (a == A_TIERMODE)
+		return tier_mode_change(t);
 	__atomic_add_fetch(&g_action_gen, 1, __ATOMIC_ACQ_REL); /* odd: under way */
 	switch (a) {
 	case A_KILL:
@@ -1725,12 +1761,22 @@ static void *thrasher_main(void *arg)
 	for (int a = 0; a < A__COUNT; a++)
 		if (g_opt.actions & (1u << a))
 			list[n++] = (unsigned)a;
-	while (running()) {
+	for (unsigned k = 0; running(); k++) {
+		enum action a;
+
 		/* interval times 0.5 to 1.5 */
 		nap(t, g_opt.interval * (0.5 + (double)(h_rand(&t->rng) % 1000) / 1000.0), true);
 		if (!running() || n == 0)
 			continue;
-		if (thrash_once(t, (enum action)list[h_rand(&t->rng) % n]))
+		a = (enum action)list[h_rand(&t->rng) % n];
+		/* With a tier, every third action changes its mode. */
+		if (g_opt.tier && (g_opt.actions & (1u << A_TIERMODE))) {
+			if (k % 3 == 2)
+				a = A_TIERMODE;
+			else if (a == A_TIERMODE)
+				continue;
+		}
+		if (thrash_once(t, a))
 			nap(t, g_opt.settle, false);
 	}
 	return NULL;
@@ -2036,7 +2082,7 @@ static void usage(FILE *f)
 		"  --objects N           objects in the key space (default 2000)\n"
 		"  --max-size BYTES      largest object made (default 262144)\n"
 		"  --actions LIST        thrasher actions, comma separated, from kill, stop,\n"
-		"                        restart, out, add; 'none'; 'all' (default\n"
+		"                        restart, out, add, tiermode; 'none'; 'all' (default\n"
 		"                        kill,restart,stop)\n"
 		"  --thrash-interval S   mean seconds between actions (default 3)\n"
 		"  --settle S            seconds after an action before the next (default 2)\n"
@@ -2051,6 +2097,12 @@ static void usage(FILE *f)
 		"  --read-policy P       of the pool it creates: primary (default), balance,\n"
 		"                        localize (docs/read-policies.md; for localize OSD i\n"
 		"                        is on host h<i mod 3>, client k on h<k mod 3>)\n"
+		"  --tier MODE           put a cache pool in front of the pool, in mode\n"
+		"                        writeback or readonly, with targets a quarter of\n"
+		"                        --objects, so the OSDs' agents flush and evict all\n"
+		"                        the time (docs/cache-tiering.md); the action\n"
+		"                        tiermode then changes its mode (writeback <-> none,\n"
+		"                        readonly -> writeback)\n"
 		"  --verbose             report requests slower than 5 s\n"
 		"With MIXSAN_TEST_MON=IP:PORT[,...] and --actions none it checks a cluster\n"
 		"it did not start, disrupted meanwhile by other means; it follows the map\n"
@@ -2131,6 +2183,7 @@ static void parse_args(int argc, char **argv)
 		{"no-failure-detection", no_argument, NULL, 'N'},
 		{"failure-domain", required_argument, NULL, 'D'},
 		{"read-policy", required_argument, NULL, 'P'},
+		{"tier", required_argument, NULL, 'C'},
 		{"verbose", no_argument, NULL, 'v'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
@@ -2177,6 +2230,13 @@ static void parse_args(int argc, char **argv)
 			}
 			g_opt.read_policy = optarg;
 			break;
+		case 'C':
+			if (strcmp(optarg, "writeback") && strcmp(optarg, "readonly")) {
+				fprintf(stderr, "modelcheck: --tier: writeback or readonly\n");
+				exit(2);
+			}
+			g_opt.tier = optarg;
+			break;
 		case 'v': g_opt.verbose = true; break;
 		case 'h': usage(stdout); exit(0);
 		default: usage(stderr); exit(2);
@@ -2192,6 +2252,36 @@ static void parse_args(int argc, char **argv)
 		fprintf(stderr, "modelcheck: --objects must be at least twice clients x qd\n");
 		exit(2);
 	}
+}
+
+/* The cache pool in front of the checker's pool (--tier). */
+static void make_tier(mixsan_cluster_t *admin)
+{
+	char objs[32];
+	const char *add[] = {"base", POOL_NAME, "cache", CACHE_POOL_NAME, "force", "1"};
+	const char *set[][6] = {
+		{"name", CACHE_POOL_NAME, "key", "target_max_objects", "value", objs},
+		{"name", CACHE_POOL_NAME, "key", "hit_period_s", "value", "1"},
+		{"name", CACHE_POOL_NAME, "key", "promote_min_hits", "value", "1"},
+	};
+	const char *md[] = {"pool", CACHE_POOL_NAME, "mode", g_opt.tier};
+	char *msg = NULL;
+
+	snprintf(objs, sizeof(objs), "%d", g_opt.objects / 4);
+	h_pool_create(admin, CACHE_POOL_NAME, 3, 16, g_opt.failure_domain);
+	if (mixsan_mon_command(admin, "pool tier add", add, 3, &msg) < 0)
+		H_FATAL("pool tier add: %s", msg ? msg : "");
+	free(msg);
+	for (size_t i = 0; i < sizeof(set) / sizeof(set[0]); i++) {
+		msg = NULL;
+		if (mixsan_mon_command(admin, "pool set", set[i], 3, &msg) < 0)
+			H_FATAL("pool set: %s", msg ? msg : "");
+		free(msg);
+	}
+	msg = NULL;
+	if (mixsan_mon_command(admin, "pool tier mode", md, 2, &msg) < 0)
+		H_FATAL("pool tier mode: %s", msg ? msg : "");
+	free(msg);
 }
 
 static void on_signal(int sig)
@@ -2460,7 +2550,7 @@ int main(int argc, char **argv)
 		snprintf(c.mon_args, sizeof(c.mon_args),
 			 "--heartbeat-grace 2000 --beacon-grace 6000");
 		snprintf(c.osd_args, sizeof(c.osd_args),
-			 "--heartbeat-interval 250 --heartbeat-grace 2000");
+			 "--heartbeat-interval 250 --heartbeat-grace 2000 --agent-interval 300");
 	} else {
 		snprintf(c.mon_args, sizeof(c.mon_args), "--no-osd-failure-detection");
 	}
@@ -2499,6 +2589,8 @@ int main(int argc, char **argv)
 			H_FATAL("pool set read_policy %s: %s", g_opt.read_policy, msg ? msg : "");
 		free(msg);
 	}
+	if (g_opt.tier)
+		make_tier(admin);
 	if (mixsan_pool_open(admin, POOL_NAME, &apool) < 0)
 		H_FATAL("cannot open pool %s", POOL_NAME);
 	pool_id = (int32_t)mixsan_pool_id(apool);
@@ -2653,9 +2745,19 @@ int main(int argc, char **argv)
 		term_osds(&c, 0, c.n_osds);
 		fprintf(stderr, "modelcheck: t=%7.3f OSDs stopped; checking every copy offline\n",
 			now_s());
-		if (m) {
+		if (m && !g_opt.tier) {
 			check_copies(&c, m, pool_id);
 			replica_problems = h_check_replicas(&c, m, pool_id, &objects_on_disk);
+		} else if (m) {
+			/* Objects live in either pool: the final pass read each
+			 * through the tier; here both pools' replicas alike. */
+			const struct mx_pool *cp = mx_map_pool_by_name(m, CACHE_POOL_NAME);
+			uint64_t in_cache = 0;
+
+			replica_problems = h_check_replicas(&c, m, pool_id, &objects_on_disk);
+			if (cp)
+				replica_problems += h_check_replicas(&c, m, cp->id, &in_cache);
+			objects_on_disk += in_cache;
 		}
 		check_logs(&c, &t);
 		fprintf(stderr, "modelcheck: t=%7.3f offline checks done\n", now_s());

@@ -14,7 +14,10 @@
  *   5. a read request returns data, attributes and the object's version at
  *      once; the version grows with every write and is the one the write
  *      returned; an absent object is ENOENT, a write op in it EINVAL;
- *   6. with the primary killed (kill -9), a guarded write and a read request
+ *   6. a request refused by one of its guards says which one failed (the
+ *      index of the first guard the OSD answered ECANCELED), and -1 when
+ *      it succeeds or fails otherwise;
+ *   7. with the primary killed (kill -9), a guarded write and a read request
  *      issued at once are resent to the next primary once the map changes,
  *      and still agree on the version.
  * Then every replica must hold the same objects.
@@ -33,19 +36,6 @@
 
 static const uint32_t cmps[] = {MX_CMP_LT, MX_CMP_LE, MX_CMP_GT, MX_CMP_GE};
 static const char *const cmp_names[] = {"LT", "LE", "GT", "GE"};
-
-static struct mx_osd_op guard(uint32_t flags, const char *name, const void *v, uint32_t len)
-{
-	struct mx_osd_op o = {.op = MX_OP_CMPXATTR, .flags = flags, .xname = name,
-			      .data = v, .data_len = len};
-	return o;
-}
-
-static struct mx_osd_op setx(const char *name, const void *v, uint32_t len)
-{
-	struct mx_osd_op o = {.op = MX_OP_SETXATTR, .xname = name, .data = v, .data_len = len};
-	return o;
-}
 
 /* An object as one read request sees it: data, attribute list, version. */
 struct snap {
@@ -130,8 +120,8 @@ static void test_ordered(mixsan_pool_t *p)
 
 			snprintf(tag, sizeof(tag), "%s %s", cmp_names[j], operands[i]);
 			snprintf(what, sizeof(what), "5 %s", tag);
-			ops[0] = guard(cmps[j], "v", operands[i], 1);
-			ops[1] = setx("hit", tag, (uint32_t)strlen(tag));
+			ops[0] = mx_op_guard(cmps[j], "v", operands[i], 1);
+			ops[1] = mx_op_setx("hit", tag, (uint32_t)strlen(tag));
 			ops[2] = (struct mx_osd_op){.op = MX_OP_APPEND, .data = "+", .data_len = 1};
 			expect(p, oid, ops, 3, holds[i][j] ? 0 : -ECANCELED, what);
 			if (holds[i][j]) {
@@ -145,20 +135,20 @@ static void test_ordered(mixsan_pool_t *p)
 	/* Unsigned bytes: 0x80 is above 0x7f. */
 	{
 		uint8_t hi = 0x80, lo = 0x7f;
-		struct mx_osd_op ops[2] = {guard(MX_CMP_GT, "b", &lo, 1), setx("b", &lo, 1)};
+		struct mx_osd_op ops[2] = {mx_op_guard(MX_CMP_GT, "b", &lo, 1), mx_op_setx("b", &lo, 1)};
 
 		H_CHECK(mixsan_setxattr(p, oid, "b", &hi, 1) == 0);
 		expect(p, oid, ops, 2, 0, "0x80 GT 0x7f");
-		ops[0] = guard(MX_CMP_GT, "b", &hi, 1);
+		ops[0] = mx_op_guard(MX_CMP_GT, "b", &hi, 1);
 		expect(p, oid, ops, 2, -ECANCELED, "0x7f GT 0x80");
 	}
 	/* Two guards: both must hold. */
 	{
-		struct mx_osd_op ops[3] = {guard(MX_CMP_GE, "v", "5", 1),
-					   guard(MX_CMP_LT, "v", "5", 1), setx("x", "1", 1)};
+		struct mx_osd_op ops[3] = {mx_op_guard(MX_CMP_GE, "v", "5", 1),
+					   mx_op_guard(MX_CMP_LT, "v", "5", 1), mx_op_setx("x", "1", 1)};
 
 		expect(p, oid, ops, 3, -ECANCELED, "5 GE 5 and 5 LT 5");
-		ops[1] = guard(MX_CMP_LE, "v", "5", 1);
+		ops[1] = mx_op_guard(MX_CMP_LE, "v", "5", 1);
 		expect(p, oid, ops, 3, 0, "5 GE 5 and 5 LE 5");
 	}
 }
@@ -172,7 +162,7 @@ static void test_absent(mixsan_pool_t *p)
 
 	H_CHECK(mixsan_write_full(p, oid, "x", 1) == 0);
 	for (int j = 0; j < 4; j++) {
-		struct mx_osd_op ops[2] = {guard(cmps[j], "none", zero, 16), setx("y", "1", 1)};
+		struct mx_osd_op ops[2] = {mx_op_guard(cmps[j], "none", zero, 16), mx_op_setx("y", "1", 1)};
 		char what[64];
 
 		snprintf(what, sizeof(what), "absent %s 0^16", cmp_names[j]);
@@ -182,13 +172,13 @@ static void test_absent(mixsan_pool_t *p)
 	/* An absent object: its attributes are absent.  GE refuses and the
 	 * object stays absent; LT creates it. */
 	{
-		struct mx_osd_op ops[2] = {guard(MX_CMP_GE, "ver", "\x01", 1),
+		struct mx_osd_op ops[2] = {mx_op_guard(MX_CMP_GE, "ver", "\x01", 1),
 					   {.op = MX_OP_WRITEFULL, .data = "new", .data_len = 3}};
 
 		expect(p, "nothing-yet", ops, 2, -ECANCELED, "absent object GE");
 		snap_take(p, "nothing-yet", &s);
 		H_CHECK(s.r == -ENOENT);
-		ops[0] = guard(MX_CMP_LT, "ver", "\x01", 1);
+		ops[0] = mx_op_guard(MX_CMP_LT, "ver", "\x01", 1);
 		expect(p, "nothing-yet", ops, 2, 0, "absent object LT");
 		snap_take(p, "nothing-yet", &s);
 		H_CHECK(s.r == 0 && s.res.ops[0].len == 3 &&
@@ -209,39 +199,39 @@ static void test_malformed(mixsan_pool_t *p)
 		char what[64];
 
 		snprintf(what, sizeof(what), "1-byte value %s 2-byte operand", cmp_names[j]);
-		ops[0] = guard(cmps[j], "v", "55", 2);
-		ops[1] = setx("v", "9", 1);
+		ops[0] = mx_op_guard(cmps[j], "v", "55", 2);
+		ops[1] = mx_op_setx("v", "9", 1);
 		expect(p, oid, ops, 2, -EINVAL, what);
 		snprintf(what, sizeof(what), "%s with an empty operand", cmp_names[j]);
-		ops[0] = guard(cmps[j], "v", "", 0);
+		ops[0] = mx_op_guard(cmps[j], "v", "", 0);
 		expect(p, oid, ops, 2, -EINVAL, what);
 		snprintf(what, sizeof(what), "%s with an unknown bit", cmp_names[j]);
-		ops[0] = guard(cmps[j] | 0x100u, "v", "6", 1);
+		ops[0] = mx_op_guard(cmps[j] | 0x100u, "v", "6", 1);
 		expect(p, oid, ops, 2, -EINVAL, what);
 	}
-	ops[1] = setx("v", "9", 1);
-	ops[0] = guard(MX_OP_FLAG_EXCL, "v", "5", 1); /* CREATE's flag */
+	ops[1] = mx_op_setx("v", "9", 1);
+	ops[0] = mx_op_guard(MX_OP_FLAG_EXCL, "v", "5", 1); /* CREATE's flag */
 	expect(p, oid, ops, 2, -EINVAL, "equality with flag 1");
-	ops[0] = guard(0x50u, "v", "5", 1);
+	ops[0] = mx_op_guard(0x50u, "v", "5", 1);
 	expect(p, oid, ops, 2, -EINVAL, "comparison 0x50");
-	ops[0] = guard(0x80000000u, "v", "5", 1);
+	ops[0] = mx_op_guard(0x80000000u, "v", "5", 1);
 	expect(p, oid, ops, 2, -EINVAL, "flag 0x80000000");
 	/* A malformed guard wins over one that does not hold. */
-	ops[0] = guard(MX_CMP_EQ, "v", "7", 1);
-	ops[1] = guard(MX_CMP_LT, "v", "77", 2);
-	ops[2] = setx("v", "9", 1);
+	ops[0] = mx_op_guard(MX_CMP_EQ, "v", "7", 1);
+	ops[1] = mx_op_guard(MX_CMP_LT, "v", "77", 2);
+	ops[2] = mx_op_setx("v", "9", 1);
 	expect(p, oid, ops, 3, -EINVAL, "not holding, then malformed");
 	/* A guard after a change, or guards alone. */
-	ops[0] = setx("w", "1", 1);
-	ops[1] = guard(MX_CMP_LT, "v", "6", 1);
+	ops[0] = mx_op_setx("w", "1", 1);
+	ops[1] = mx_op_guard(MX_CMP_LT, "v", "6", 1);
 	expect(p, oid, ops, 2, -EINVAL, "a guard after a change");
-	ops[0] = guard(MX_CMP_LT, "v", "6", 1);
+	ops[0] = mx_op_guard(MX_CMP_LT, "v", "6", 1);
 	expect(p, oid, ops, 1, -EINVAL, "a guard alone");
 	/* Equality is as before: lengths may differ (no match). */
-	ops[0] = guard(MX_CMP_EQ, "v", "55", 2);
-	ops[1] = setx("v", "9", 1);
+	ops[0] = mx_op_guard(MX_CMP_EQ, "v", "55", 2);
+	ops[1] = mx_op_setx("v", "9", 1);
 	expect(p, oid, ops, 2, -ECANCELED, "equality, other length");
-	ops[0] = guard(MX_CMP_EQ, "v", "5", 1);
+	ops[0] = mx_op_guard(MX_CMP_EQ, "v", "5", 1);
 	expect(p, oid, ops, 2, 0, "equality");
 }
 
@@ -259,8 +249,8 @@ static int forward(mixsan_pool_t *p, const char *oid, struct mx_client_version v
 	struct mx_osd_op ops[2];
 
 	mx_client_version_be(&v, be);
-	ops[0] = guard(cmp, "tier.ver", be, 16);
-	ops[1] = setx("tier.ver", be, 16);
+	ops[0] = mx_op_guard(cmp, "tier.ver", be, 16);
+	ops[1] = mx_op_setx("tier.ver", be, 16);
 	return mx_client_write_ops(p, oid, ops, 2, NULL);
 }
 
@@ -337,8 +327,8 @@ static void test_read_ops(mixsan_pool_t *p)
 		snprintf(a, sizeof(a), "%d", i);
 		wr[0] = (struct mx_osd_op){.op = MX_OP_WRITEFULL, .data = data,
 					   .data_len = (uint32_t)strlen(data)};
-		wr[1] = setx("a", a, (uint32_t)strlen(a));
-		wr[2] = setx("b", "b", 1);
+		wr[1] = mx_op_setx("a", a, (uint32_t)strlen(a));
+		wr[2] = mx_op_setx("b", "b", 1);
 		memset(&v, 0, sizeof(v));
 		H_CHECK(mx_client_write_ops(p, oid, wr, 3, &v) == 0);
 		H_CHECK(ver_lt(prev, v));
@@ -376,7 +366,7 @@ static void test_read_ops(mixsan_pool_t *p)
 	mx_client_read_result_free(&res);
 	/* Reads and writes never mix; reads only. */
 	{
-		struct mx_osd_op mix[2] = {rd[0], setx("a", "1", 1)};
+		struct mx_osd_op mix[2] = {rd[0], mx_op_setx("a", "1", 1)};
 
 		H_CHECK(mx_client_read_ops(p, oid, mix, 2, &res) == -EINVAL);
 		H_CHECK(mx_client_write_ops(p, oid, mix, 2, NULL) == -EINVAL);
@@ -385,6 +375,46 @@ static void test_read_ops(mixsan_pool_t *p)
 }
 
 /* The primary of oid in the client's map (-1 if none). */
+/* 6. Which guard failed, among two. */
+static void test_which_guard(mixsan_pool_t *p)
+{
+	const char *oid = "which";
+	struct mx_osd_op ops[3];
+	char buf[8];
+	int failed = 42;
+
+	ops[0] = mx_op_setx("a", "1", 1);
+	ops[1] = mx_op_setx("b", "2", 1);
+	H_CHECK(mx_client_write_ops_f(p, oid, ops, 2, NULL, &failed) == 0 && failed == -1);
+
+	ops[0] = mx_op_guard(MX_CMP_EQ, "a", "1", 1);
+	ops[1] = mx_op_guard(MX_CMP_EQ, "b", "9", 1); /* does not hold */
+	ops[2] = mx_op_setx("c", "3", 1);
+	H_CHECK(mx_client_write_ops_f(p, oid, ops, 3, NULL, &failed) == -ECANCELED);
+	H_CHECK(failed == 1);
+
+	ops[0] = mx_op_guard(MX_CMP_EQ, "a", "9", 1); /* does not hold */
+	ops[1] = mx_op_guard(MX_CMP_EQ, "b", "2", 1);
+	H_CHECK(mx_client_write_ops_f(p, oid, ops, 3, NULL, &failed) == -ECANCELED);
+	H_CHECK(failed == 0);
+
+	ops[0] = mx_op_guard(MX_CMP_EQ, "a", "9", 1); /* both fail: the first is named */
+	ops[1] = mx_op_guard(MX_CMP_GT, "b", "5", 1);
+	H_CHECK(mx_client_write_ops_f(p, oid, ops, 3, NULL, &failed) == -ECANCELED);
+	H_CHECK(failed == 0);
+
+	ops[0] = mx_op_guard(MX_CMP_LT, "a", "", 0); /* malformed: EINVAL, no index */
+	ops[1] = mx_op_guard(MX_CMP_EQ, "b", "9", 1);
+	H_CHECK(mx_client_write_ops_f(p, oid, ops, 3, NULL, &failed) == -EINVAL);
+	H_CHECK(failed == -1);
+	H_CHECK(getx(p, oid, "c", buf, sizeof(buf)) == -ENODATA);
+
+	ops[0] = mx_op_guard(MX_CMP_GE, "a", "1", 1);
+	ops[1] = mx_op_guard(MX_CMP_EQ, "b", "2", 1);
+	H_CHECK(mx_client_write_ops_f(p, oid, ops, 3, NULL, &failed) == 0 && failed == -1);
+	H_CHECK(getx(p, oid, "c", buf, sizeof(buf)) == 1 && buf[0] == '3');
+}
+
 static int primary_of(mixsan_cluster_t *cl, int64_t pool, const char *oid)
 {
 	int32_t acting[3];
@@ -422,7 +452,7 @@ static void test_resend(struct h_cluster *c, mixsan_cluster_t *cl, mixsan_pool_t
 	int64_t rw, rr;
 
 	wr[0] = (struct mx_osd_op){.op = MX_OP_WRITEFULL, .data = "one", .data_len = 3};
-	wr[1] = setx("n", "\x01", 1);
+	wr[1] = mx_op_setx("n", "\x01", 1);
 	H_CHECK(mx_client_write_ops(p, oid, wr, 2, &v1) == 0);
 	prim = primary_of(cl, mixsan_pool_id(p), oid);
 	H_CHECK(prim >= 0);
@@ -432,8 +462,8 @@ static void test_resend(struct h_cluster *c, mixsan_cluster_t *cl, mixsan_pool_t
 	fprintf(stderr, "guards: kill -9 osd.%d, the primary of %s, at epoch %llu\n", prim, oid,
 		(unsigned long long)epoch);
 	h_signal_osd(c, prim, SIGKILL);
-	wr[0] = guard(MX_CMP_LT, "n", "\x02", 1);
-	wr[1] = setx("n", "\x02", 1);
+	wr[0] = mx_op_guard(MX_CMP_LT, "n", "\x02", 1);
+	wr[1] = mx_op_setx("n", "\x02", 1);
 	wr[2] = (struct mx_osd_op){.op = MX_OP_WRITEFULL, .data = "two", .data_len = 3};
 	H_CHECK(mixsan_completion_create(NULL, NULL, &cw) == 0);
 	H_CHECK(mixsan_completion_create(NULL, NULL, &cr) == 0);
@@ -494,9 +524,11 @@ static void test_resend(struct h_cluster *c, mixsan_cluster_t *cl, mixsan_pool_t
 
 /* One raw request for obj of pool, as a client whose map is of epoch,
  * to the primary: a read of 16 bytes, or a WRITEFULL of "fence" when
- * write.  The reply's status as an errno. */
-static int raw_at_epoch(mixsan_cluster_t *cl, int64_t pool, const char *obj, uint64_t epoch,
-			bool write)
+ * write; routed by route (0: no route sent, the epoch stands for it), with
+ * transaction id tid (0: one of the epoch's).  The reply's status as an
+ * errno. */
+static int raw_req(mixsan_cluster_t *cl, int64_t pool, const char *obj, uint64_t epoch,
+		   uint64_t route, bool write, uint64_t tid)
 {
 	struct mx_map *m = mx_client_map_copy(cl);
 	struct mx_msg_osd_op op = {.pool = (int32_t)pool, .client_id = 4242, .name = obj,
@@ -512,6 +544,10 @@ static int raw_at_epoch(mixsan_cluster_t *cl, int64_t pool, const char *obj, uin
 	if (!m)
 		return -ENOMEM;
 	op.epoch = epoch;
+	if (route) {
+		op.flags = MX_OSD_OP_ROUTED;
+		op.route_epoch = route;
+	}
 	if (mx_client_locate(cl, pool, obj, &op.pg, acting, 3) < 1) {
 		mx_map_free(m);
 		return -ENOENT;
@@ -528,7 +564,7 @@ static int raw_at_epoch(mixsan_cluster_t *cl, int64_t pool, const char *obj, uin
 	mx_map_free(m);
 	mx_wbuf_init(&w);
 	mx_enc_osd_op(&w, &op);
-	r = h_raw_request(addr, MX_MSG_OSD_OP, 1 + (epoch << 8), &w, &h, &payload);
+	r = h_raw_request(addr, MX_MSG_OSD_OP, tid ? tid : 1 + (epoch << 8), &w, &h, &payload);
 	mx_wbuf_free(&w);
 	if (r == 0 && (h.type != MX_MSG_OSD_OP_REPLY || mx_dec_osd_op_reply(payload, h.len, &rep) < 0))
 		r = -EPROTO;
@@ -536,6 +572,12 @@ static int raw_at_epoch(mixsan_cluster_t *cl, int64_t pool, const char *obj, uin
 		r = mx_wire_to_errno(rep.status);
 	free(payload);
 	return r;
+}
+
+static int raw_at_epoch(mixsan_cluster_t *cl, int64_t pool, const char *obj, uint64_t epoch,
+			bool write)
+{
+	return raw_req(cl, pool, obj, epoch, 0, write, 0);
 }
 
 /* The same, retried while the OSD has not the map yet (EAGAIN) or still
@@ -573,7 +615,7 @@ static void test_fence(mixsan_cluster_t *cl, mixsan_pool_t *p)
 	const char *add[] = {"base", "guards", "cache", "fence-hot", "force", "1"};
 	const char *mode[] = {"pool", "fence-hot", "mode", "readonly"};
 	const char *none[] = {"pool", "fence-hot", "mode", "none"};
-	const char *rm[] = {"base", "guards", "cache", "fence-hot"};
+	const char *rm[] = {"base", "guards", "cache", "fence-hot", "force", "1"};
 	mixsan_pool_t *hp;
 	int64_t base = mixsan_pool_id(p), hot;
 	uint64_t e0, e1, e2;
@@ -588,9 +630,9 @@ static void test_fence(mixsan_cluster_t *cl, mixsan_pool_t *p)
 
 	H_CHECK(tier_cmd(cl, "pool tier add", add, 3) == 0);
 	e1 = mixsan_map_epoch(cl);
-	H_CHECK(raw_until(cl, base, "fence.obj", e0, false, -ESTALE) == -ESTALE);
-	H_CHECK(raw_until(cl, base, "fence.obj", e0, true, -ESTALE) == -ESTALE);
-	H_CHECK(raw_until(cl, hot, "fence.obj", e0, true, -ESTALE) == -ESTALE);
+	H_CHECK(raw_until(cl, base, "fence.obj", e0, false, -EXDEV) == -EXDEV);
+	H_CHECK(raw_until(cl, base, "fence.obj", e0, true, -EXDEV) == -EXDEV);
+	H_CHECK(raw_until(cl, hot, "fence.obj", e0, true, -EXDEV) == -EXDEV);
 	H_CHECK(raw_until(cl, base, "fence.obj", e1, false, 0) == 0);
 	H_CHECK(mixsan_read(p, "fence.obj", got, sizeof(got), 0) == 6 && !memcmp(got, "before", 6));
 	fprintf(stderr, "guards: tier added at epoch %llu: requests of epoch %llu refused\n",
@@ -598,12 +640,25 @@ static void test_fence(mixsan_cluster_t *cl, mixsan_pool_t *p)
 
 	H_CHECK(tier_cmd(cl, "pool tier mode", mode, 2) == 0);
 	e2 = mixsan_map_epoch(cl);
-	H_CHECK(raw_until(cl, hot, "fence.obj", e1, false, -ESTALE) == -ESTALE);
-	H_CHECK(raw_until(cl, base, "fence.obj", e1, true, -ESTALE) == -ESTALE);
+	H_CHECK(raw_until(cl, hot, "fence.obj", e1, false, -EXDEV) == -EXDEV);
+	H_CHECK(raw_until(cl, base, "fence.obj", e1, true, -EXDEV) == -EXDEV);
 	H_CHECK(raw_until(cl, base, "fence.obj", e2, false, 0) == 0);
+	/* Exactly once: a write that ran under the route of e2 is answered
+	 * as it was when sent again after a tier change; one that never ran
+	 * is refused, at the epoch of any map, and never runs. */
+	H_CHECK(raw_req(cl, base, "fence.obj", e2, e2, true, 777001) == 0);
 	H_CHECK(tier_cmd(cl, "pool tier mode", none, 2) == 0);
-	H_CHECK(tier_cmd(cl, "pool tier rm", rm, 2) == 0);
-	H_CHECK(raw_until(cl, base, "fence.obj", e2, true, -ESTALE) == -ESTALE);
+	{
+		uint64_t e3 = mixsan_map_epoch(cl);
+
+		H_CHECK(raw_until(cl, base, "fence.obj", e3, false, 0) == 0);
+		H_CHECK(raw_req(cl, base, "fence.obj", e3, e2, true, 777001) == 0);
+		H_CHECK(raw_req(cl, base, "fence.obj", e3, e2, true, 777002) == -EXDEV);
+		H_CHECK(raw_req(cl, hot, "fence.obj", e3, e2, false, 777003) == -EXDEV);
+	}
+	/* Draining: the monitor takes our word that nothing is left. */
+	H_CHECK(tier_cmd(cl, "pool tier rm", rm, 3) == 0);
+	H_CHECK(raw_until(cl, base, "fence.obj", e2, true, -EXDEV) == -EXDEV);
 	/* The library's own requests take the new map and go on. */
 	H_CHECK(mixsan_write_full(p, "fence.obj", "after", 5) == 0);
 	H_CHECK(mixsan_read(p, "fence.obj", got, sizeof(got), 0) == 5 && !memcmp(got, "after", 5));
@@ -633,6 +688,7 @@ int main(void)
 	test_malformed(p);
 	test_versions(p);
 	test_read_ops(p);
+	test_which_guard(p);
 	test_fence(cl, p);
 	if (c.external)
 		fprintf(stderr, "guards: an external cluster: no kill\n");

@@ -387,8 +387,13 @@ static void test_tiering(void)
 	REFUSED(m, NULL, -EBUSY, "pool rm", "name", "cold");
 	CHECK(strstr(last_msg, "pool tier rm cold hot") != NULL);
 
+	/* tier rm: refused while a flush of all is pending, unless forced. */
+	CHECK(mx_map_pool_by_name(m, "hot")->flush_all);
+	REFUSED(m, NULL, -EBUSY, "pool tier rm", "base", "cold", "cache", "hot");
+	CHECK(strstr(last_msg, "dirty") != NULL);
+	REFUSED(m, NULL, -EINVAL, "pool tier rm", "base", "cold", "cache", "hot", "force", "2");
+	DONE(m, NULL, 1, "pool tier rm", "base", "cold", "cache", "hot", "force", "1");
 	/* tier rm: readonly is refused too; a wrong pair; then done. */
-	DONE(m, NULL, 1, "pool tier rm", "base", "cold", "cache", "hot");
 	DONE(m, &env, 1, "pool tier add", "base", "cold", "cache", "hot");
 	DONE(m, NULL, 1, "pool tier mode", "pool", "hot", "mode", "readonly");
 	REFUSED(m, NULL, -EBUSY, "pool tier rm", "base", "cold", "cache", "hot");
@@ -397,8 +402,13 @@ static void test_tiering(void)
 	REFUSED(m, NULL, -EINVAL, "pool tier rm", "base", "hot", "cache", "cold");
 	REFUSED(m, NULL, -ENOENT, "pool tier rm", "base", "nope", "cache", "hot");
 	REFUSED(m, NULL, -EINVAL, "pool tier rm", "base", "cold");
+	/* Leaving readonly drains too: copies may remain, so neither readonly
+	 * again nor an unforced removal until the cache is drained. */
 	DONE(m, NULL, 1, "pool tier mode", "pool", "hot", "mode", "none");
-	DONE(m, NULL, 1, "pool tier rm", "base", "cold", "cache", "hot");
+	CHECK(mx_map_pool_by_name(m, "hot")->flush_all == 1);
+	REFUSED(m, NULL, -EBUSY, "pool tier mode", "pool", "hot", "mode", "readonly");
+	REFUSED(m, NULL, -EBUSY, "pool tier rm", "base", "cold", "cache", "hot");
+	DONE(m, NULL, 1, "pool tier rm", "base", "cold", "cache", "hot", "force", "1");
 	cold = mx_map_pool_by_name(m, "cold");
 	hot = mx_map_pool_by_name(m, "hot");
 	CHECK(cold->tier == -1 && hot->tier_of == -1 && hot->cache_mode == MX_CACHE_NONE &&

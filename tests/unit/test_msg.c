@@ -91,6 +91,23 @@ static void test_osd_op(void)
 	/* Every truncation fails cleanly. */
 	for (size_t n = 0; n < w.len; n++)
 		CHECK(mx_dec_osd_op(w.data, (uint32_t)n, &d) < 0);
+	/* Without a route, the epoch stands for it; with one, it travels
+	 * after the ops; unknown flags are refused. */
+	CHECK_EQ_INT(mx_dec_osd_op(w.data, (uint32_t)w.len, &d), 0);
+	CHECK(d.route_epoch == 7);
+	m.flags = MX_OSD_OP_ROUTED;
+	m.route_epoch = 5;
+	mx_wbuf_reset(&w);
+	mx_enc_osd_op(&w, &m);
+	CHECK_EQ_INT(mx_dec_osd_op(w.data, (uint32_t)w.len, &d), 0);
+	CHECK(d.flags == MX_OSD_OP_ROUTED && d.route_epoch == 5 && d.epoch == 7);
+	for (size_t n = 0; n < w.len; n++)
+		CHECK(mx_dec_osd_op(w.data, (uint32_t)n, &d) < 0);
+	m.flags = 8;
+	mx_wbuf_reset(&w);
+	mx_enc_osd_op(&w, &m);
+	CHECK_EQ_INT(mx_dec_osd_op(w.data, (uint32_t)w.len, &d), -EBADMSG);
+	m.flags = 0;
 	/* Reads and writes in one request are refused. */
 	m.ops[1].op = MX_OP_READ;
 	mx_wbuf_reset(&w);
