@@ -577,6 +577,23 @@ void h_stop(struct h_cluster *c)
 		fprintf(stderr, "cannot remove %s\n", c->dir);
 }
 
+void h_cmd(mixsan_cluster_t *cl, const char *prefix, const char *const *kv, size_t n)
+{
+	char *msg = NULL;
+	int r = mixsan_mon_command(cl, prefix, kv, n, &msg);
+
+	if (r < 0)
+		H_FATAL("%s: %s (%s)", prefix, strerror(-r), msg ? msg : "");
+	free(msg);
+}
+
+void h_pool_set(mixsan_cluster_t *cl, const char *pool, const char *key, const char *val)
+{
+	const char *kv[] = {"name", pool, "key", key, "value", val};
+
+	h_cmd(cl, "pool set", kv, 3);
+}
+
 void h_pool_create(mixsan_cluster_t *cl, const char *name, int size, int pg_num,
 		   const char *failure_domain)
 {

@@ -107,6 +107,10 @@ int h_wait_up(struct h_cluster *c, mixsan_cluster_t *cl, int n, int timeout_s);
 void h_stop(struct h_cluster *c);
 /* Connect a client (exits on failure). */
 mixsan_cluster_t *h_connect(struct h_cluster *c);
+/* A monitor command that must succeed (exits on failure, with the
+ * monitor's reason), and "pool set" of one key. */
+void h_cmd(mixsan_cluster_t *cl, const char *prefix, const char *const *kv, size_t n);
+void h_pool_set(mixsan_cluster_t *cl, const char *pool, const char *key, const char *val);
 /* Create a pool (exits on failure). */
 void h_pool_create(mixsan_cluster_t *cl, const char *name, int size, int pg_num,
 		   const char *failure_domain);

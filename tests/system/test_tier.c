@@ -56,28 +56,11 @@
 #include "tier.h"
 #include "util.h"
 
-static void cmd(mixsan_cluster_t *cl, const char *prefix, const char *const *kv, size_t n)
-{
-	char *msg = NULL;
-	int r = mixsan_mon_command(cl, prefix, kv, n, &msg);
-
-	if (r < 0)
-		H_FATAL("%s: %s (%s)", prefix, strerror(-r), msg ? msg : "");
-	free(msg);
-}
-
-static void pool_set(mixsan_cluster_t *cl, const char *pool, const char *key, const char *val)
-{
-	const char *kv[] = {"name", pool, "key", key, "value", val};
-
-	cmd(cl, "pool set", kv, 3);
-}
-
 static void set_mode(mixsan_cluster_t *cl, const char *cache, const char *mode)
 {
 	const char *md[] = {"pool", cache, "mode", mode};
 
-	cmd(cl, "pool tier mode", md, 2);
+	h_cmd(cl, "pool tier mode", md, 2);
 }
 
 /* base and cache, cache in front of base in mode, hit periods of 1 s. */
@@ -89,10 +72,10 @@ static void make_tier(mixsan_cluster_t *cl, const char *base, const char *cache,
 
 	h_pool_create(cl, base, 3, 8, "osd");
 	h_pool_create(cl, cache, 3, 8, "osd");
-	cmd(cl, "pool tier add", add, 3);
-	pool_set(cl, cache, "hit_period_s", "1");
-	pool_set(cl, cache, "promote_min_hits", "2");
-	cmd(cl, "pool tier mode", md, 2);
+	h_cmd(cl, "pool tier add", add, 3);
+	h_pool_set(cl, cache, "hit_period_s", "1");
+	h_pool_set(cl, cache, "promote_min_hits", "2");
+	h_cmd(cl, "pool tier mode", md, 2);
 }
 
 static mixsan_pool_t *open_pool(mixsan_cluster_t *cl, const char *name)
@@ -719,7 +702,7 @@ static void test_drain(mixsan_cluster_t *cl, mixsan_pool_t *p, mixsan_pool_t *br
 		(unsigned long long)cs.objects, (unsigned long long)cs.present,
 		(unsigned long long)cs.dirty);
 	H_CHECK(cs.dirty > 0);
-	cmd(cl, "pool tier mode", md, 2);
+	h_cmd(cl, "pool tier mode", md, 2);
 	H_CHECK(holds(p, "wb1", "again", 5));
 	H_CHECK(mixsan_write_full(p, "wb1", "drain", 5) == 0);
 	H_CHECK(holds(p, "wb1", "drain", 5));
@@ -769,9 +752,9 @@ static void test_agent(struct h_cluster *c, mixsan_cluster_t *cl)
 
 	h_pool_create(cl, "base5", 3, 8, "osd");
 	h_pool_create(cl, "hot5", 3, 8, "osd");
-	cmd(cl, "pool tier add", add, 3);
+	h_cmd(cl, "pool tier add", add, 3);
 	/* Ten copies per PG at most: flushes past 4 dirty, evicts past 8. */
-	pool_set(cl, "hot5", "target_max_objects", "80");
+	h_pool_set(cl, "hot5", "target_max_objects", "80");
 	set_mode(cl, "hot5", "writeback");
 	p = open_pool(cl, "base5");
 	braw = open_raw(cl, "base5");
@@ -809,7 +792,7 @@ static void test_agent(struct h_cluster *c, mixsan_cluster_t *cl)
 		snprintf(data, sizeof(data), "second write of %s", oid);
 		H_CHECK(mixsan_write_full(p, oid, data, strlen(data)) == 0);
 	}
-	cmd(cl, "pool tier mode", md, 2);
+	h_cmd(cl, "pool tier mode", md, 2);
 	if (!c->external) {
 		usleep(300000);
 		fprintf(stderr, "tier: kill -9 osd.0 while the agents drain\n");
@@ -819,7 +802,7 @@ static void test_agent(struct h_cluster *c, mixsan_cluster_t *cl)
 		H_CHECK(h_wait_up(c, cl, 3, 60) == 0);
 	}
 	H_CHECK(wait_drained(cl, craw, 90, &cs));
-	cmd(cl, "pool tier rm", rm, 3);
+	h_cmd(cl, "pool tier rm", rm, 3);
 	for (int i = 0; i < AG_OBJS; i++) {
 		snprintf(oid, sizeof(oid), "ag%d", i);
 		snprintf(data, sizeof(data), "second write of %s", oid);
@@ -847,8 +830,8 @@ static void test_mode_steps(mixsan_cluster_t *cl)
 
 	h_pool_create(cl, "base3", 3, 8, "osd");
 	h_pool_create(cl, "hot3", 3, 8, "osd");
-	cmd(cl, "pool tier add", add, 3);
-	pool_set(cl, "hot3", "promote_min_hits", "1");
+	h_cmd(cl, "pool tier add", add, 3);
+	h_pool_set(cl, "hot3", "promote_min_hits", "1");
 	set_mode(cl, "hot3", "readonly");
 	p = open_pool(cl, "base3");
 	craw = open_raw(cl, "hot3");
@@ -953,8 +936,8 @@ static void test_mode_changes(struct h_cluster *c, mixsan_cluster_t *cl)
 
 	h_pool_create(cl, "base4", 3, 8, "osd");
 	h_pool_create(cl, "hot4", 3, 8, "osd");
-	cmd(cl, "pool tier add", add, 3);
-	pool_set(cl, "hot4", "promote_min_hits", "1");
+	h_cmd(cl, "pool tier add", add, 3);
+	h_pool_set(cl, "hot4", "promote_min_hits", "1");
 	set_mode(cl, "hot4", "readonly");
 	p1 = open_pool(cl, "base4");
 	p2 = open_pool(cl2, "base4");

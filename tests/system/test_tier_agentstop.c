@@ -20,16 +20,6 @@
 #include "internal.h"
 #include "util.h"
 
-static void cmd(mixsan_cluster_t *cl, const char *prefix, const char *const *kv, size_t n)
-{
-	char *msg = NULL;
-	int r = mixsan_mon_command(cl, prefix, kv, n, &msg);
-
-	if (r < 0)
-		H_FATAL("%s: %s (%s)", prefix, strerror(-r), msg ? msg : "");
-	free(msg);
-}
-
 int main(void)
 {
 	struct h_cluster c;
@@ -45,8 +35,8 @@ int main(void)
 	cl = h_connect(&c);
 	h_pool_create(cl, "abase", 1, 1, "osd");
 	h_pool_create(cl, "ahot", 1, 1, "osd");
-	cmd(cl, "pool tier add", add, 3);
-	cmd(cl, "pool tier mode", md, 2);
+	h_cmd(cl, "pool tier add", add, 3);
+	h_cmd(cl, "pool tier mode", md, 2);
 	if (mixsan_pool_open(cl, "abase", &p) < 0)
 		H_FATAL("pool open");
 	for (int i = 0; i < 1500; i++) {

@@ -25,73 +25,7 @@
 #include "internal.h"
 #include "msg.h"
 #include "tier.h"
-
-static void cmd(mixsan_cluster_t *cl, const char *prefix, const char *const *kv, size_t n)
-{
-	char *msg = NULL;
-	int r = mixsan_mon_command(cl, prefix, kv, n, &msg);
-
-	if (r < 0)
-		H_FATAL("%s: %s (%s)", prefix, strerror(-r), msg ? msg : "");
-	free(msg);
-}
-
-static void pool_set(mixsan_cluster_t *cl, const char *pool, const char *key, const char *val)
-{
-	const char *kv[] = {"name", pool, "key", key, "value", val};
-
-	cmd(cl, "pool set", kv, 3);
-}
-
-static mixsan_pool_t *open_raw(mixsan_cluster_t *cl, const char *name, mixsan_pool_t **tiered)
-{
-	mixsan_pool_t *p, *raw;
-
-	if (mixsan_pool_open(cl, name, &p) < 0)
-		H_FATAL("pool open %s", name);
-	if (mx_client_pool_open_raw(cl, mixsan_pool_id(p), &raw) < 0)
-		H_FATAL("raw pool open %s", name);
-	if (tiered)
-		*tiered = p;
-	else
-		mixsan_pool_close(p);
-	return raw;
-}
-
-/* The raw cache object's state: 1 present, 0 stub (exists, no _tier.p),
- * -1 absent; *dirty says whether _tier.d is set. */
-static int cache_state(mixsan_pool_t *craw, const char *oid, bool *dirty)
-{
-	struct mx_osd_op pr[2] = {mx_op(MX_OP_GETXATTR, MX_TIER_P),
-				  mx_op(MX_OP_GETXATTR, MX_TIER_D)};
-	struct mx_client_read_result r;
-	int e = mx_client_read_ops(craw, oid, pr, 2, &r), s;
-
-	if (e == -ENOENT)
-		return -1;
-	if (e < 0)
-		H_FATAL("cache state of %s: %s", oid, strerror(-e));
-	s = r.ops[0].rval == 0 && r.ops[0].len == 1 && *(char *)r.ops[0].data == '1';
-	if (dirty)
-		*dirty = r.ops[1].rval == 0;
-	mx_client_read_result_free(&r);
-	return s;
-}
-
-/* Wait (at most timeout_s) until the cache copy of oid is in state want
- * (1 present and clean, 0 stub). */
-static bool wait_state(mixsan_pool_t *craw, const char *oid, int want, int timeout_s)
-{
-	for (int t = 0; t < timeout_s * 10; t++) {
-		bool dirty = false;
-		int s = cache_state(craw, oid, &dirty);
-
-		if (s == want && !dirty)
-			return true;
-		usleep(100000);
-	}
-	return false;
-}
+#include "tier_probe.h"
 
 int main(void)
 {
@@ -120,16 +54,16 @@ int main(void)
 	cl = h_connect(&c);
 	h_pool_create(cl, "sbase", 3, 8, "osd");
 	h_pool_create(cl, "shot", 3, 8, "osd");
-	cmd(cl, "pool tier add", add, 3);
-	cmd(cl, "pool tier mode", md, 2);
+	h_cmd(cl, "pool tier add", add, 3);
+	h_cmd(cl, "pool tier mode", md, 2);
 	braw = open_raw(cl, "sbase", &p);
 	craw = open_raw(cl, "shot", NULL);
 
 	/* v1 flushed to the base (B1) and evicted: a stub. */
 	H_CHECK(mixsan_write_full(p, oid, "v1", 2) == 0);
-	pool_set(cl, "shot", "target_max_objects", "1");
+	h_pool_set(cl, "shot", "target_max_objects", "1");
 	H_CHECK(wait_state(craw, oid, 0, 20));
-	pool_set(cl, "shot", "target_max_objects", "0");
+	h_pool_set(cl, "shot", "target_max_objects", "0");
 	/* Promoter P's base read now: "v1" at B1 (its cache read saw the stub). */
 	brd[1].len = 1024;
 	H_CHECK(mx_client_read_ops(braw, oid, brd, 2, &b1) == 0);
@@ -163,9 +97,9 @@ int main(void)
 	mx_client_version_be(&b2, b2be);
 
 	/* The agents: the flush finds the base as new; clean; evicted. */
-	pool_set(cl, "shot", "target_max_objects", "1");
+	h_pool_set(cl, "shot", "target_max_objects", "1");
 	H_CHECK(wait_state(craw, oid, 0, 20));
-	pool_set(cl, "shot", "target_max_objects", "0");
+	h_pool_set(cl, "shot", "target_max_objects", "0");
 	n = mixsan_getxattr(craw, oid, MX_TIER_SRC, (char *)src, sizeof(src));
 	fprintf(stderr, "cleansrc: the stub's _tier.src is %s\n",
 		n != 16 ? "absent" : memcmp(src, b2be, 16) == 0 ? "B2 (the base's newest)"

@@ -23,23 +23,6 @@
 #include "tier.h"
 #include "util.h"
 
-static void cmd(mixsan_cluster_t *cl, const char *prefix, const char *const *kv, size_t n)
-{
-	char *msg = NULL;
-	int r = mixsan_mon_command(cl, prefix, kv, n, &msg);
-
-	if (r < 0)
-		H_FATAL("%s: %s (%s)", prefix, strerror(-r), msg ? msg : "");
-	free(msg);
-}
-
-static void pool_set(mixsan_cluster_t *cl, const char *pool, const char *key, const char *val)
-{
-	const char *kv[] = {"name", pool, "key", key, "value", val};
-
-	cmd(cl, "pool set", kv, 3);
-}
-
 int main(void)
 {
 	struct h_cluster c;
@@ -61,10 +44,10 @@ int main(void)
 	cl = h_connect(&c);
 	h_pool_create(cl, "dbase", 3, 8, "osd");
 	h_pool_create(cl, "dhot", 3, 8, "osd");
-	cmd(cl, "pool tier add", add, 3);
-	pool_set(cl, "dhot", "hit_period_s", "1");
-	pool_set(cl, "dhot", "promote_min_hits", "1");
-	cmd(cl, "pool tier mode", ro, 2);
+	h_cmd(cl, "pool tier add", add, 3);
+	h_pool_set(cl, "dhot", "hit_period_s", "1");
+	h_pool_set(cl, "dhot", "promote_min_hits", "1");
+	h_cmd(cl, "pool tier mode", ro, 2);
 	if (mixsan_pool_open(cl, "dbase", &p) < 0 || mixsan_pool_open(cl, "dhot", &cp) < 0 ||
 	    mx_client_pool_open_raw(cl, mixsan_pool_id(cp), &craw) < 0)
 		H_FATAL("pool open");

@@ -26,73 +26,7 @@
 #include "internal.h"
 #include "msg.h"
 #include "tier.h"
-
-static void cmd(mixsan_cluster_t *cl, const char *prefix, const char *const *kv, size_t n)
-{
-	char *msg = NULL;
-	int r = mixsan_mon_command(cl, prefix, kv, n, &msg);
-
-	if (r < 0)
-		H_FATAL("%s: %s (%s)", prefix, strerror(-r), msg ? msg : "");
-	free(msg);
-}
-
-static void pool_set(mixsan_cluster_t *cl, const char *pool, const char *key, const char *val)
-{
-	const char *kv[] = {"name", pool, "key", key, "value", val};
-
-	cmd(cl, "pool set", kv, 3);
-}
-
-static mixsan_pool_t *open_raw(mixsan_cluster_t *cl, const char *name, mixsan_pool_t **tiered)
-{
-	mixsan_pool_t *p, *raw;
-
-	if (mixsan_pool_open(cl, name, &p) < 0)
-		H_FATAL("pool open %s", name);
-	if (mx_client_pool_open_raw(cl, mixsan_pool_id(p), &raw) < 0)
-		H_FATAL("raw pool open %s", name);
-	if (tiered)
-		*tiered = p;
-	else
-		mixsan_pool_close(p);
-	return raw;
-}
-
-/* The raw cache object's state: 1 present, 0 stub (exists, no _tier.p),
- * -1 absent; *dirty says whether _tier.d is set. */
-static int cache_state(mixsan_pool_t *craw, const char *oid, bool *dirty)
-{
-	struct mx_osd_op pr[2] = {mx_op(MX_OP_GETXATTR, MX_TIER_P),
-				  mx_op(MX_OP_GETXATTR, MX_TIER_D)};
-	struct mx_client_read_result r;
-	int e = mx_client_read_ops(craw, oid, pr, 2, &r), s;
-
-	if (e == -ENOENT)
-		return -1;
-	if (e < 0)
-		H_FATAL("cache state of %s: %s", oid, strerror(-e));
-	s = r.ops[0].rval == 0 && r.ops[0].len == 1 && *(char *)r.ops[0].data == '1';
-	if (dirty)
-		*dirty = r.ops[1].rval == 0;
-	mx_client_read_result_free(&r);
-	return s;
-}
-
-/* Wait (at most timeout_s) until the cache copy of oid is in state want
- * (1 present and clean, 0 stub). */
-static bool wait_state(mixsan_pool_t *craw, const char *oid, int want, int timeout_s)
-{
-	for (int t = 0; t < timeout_s * 10; t++) {
-		bool dirty = false;
-		int s = cache_state(craw, oid, &dirty);
-
-		if (s == want && !dirty)
-			return true;
-		usleep(100000);
-	}
-	return false;
-}
+#include "tier_probe.h"
 
 int main(void)
 {
@@ -119,16 +53,16 @@ int main(void)
 	cl = h_connect(&c);
 	h_pool_create(cl, "fbase", 3, 8, "osd");
 	h_pool_create(cl, "fhot", 3, 8, "osd");
-	cmd(cl, "pool tier add", add, 3);
-	cmd(cl, "pool tier mode", md, 2);
+	h_cmd(cl, "pool tier add", add, 3);
+	h_cmd(cl, "pool tier mode", md, 2);
 	braw = open_raw(cl, "fbase", &p);
 	craw = open_raw(cl, "fhot", NULL);
 
 	/* v0 in the base by a flush (its _tier.ver set), the copy evicted. */
 	H_CHECK(mixsan_write_full(p, oid, "v0", 2) == 0);
-	pool_set(cl, "fhot", "target_max_objects", "1");
+	h_pool_set(cl, "fhot", "target_max_objects", "1");
 	H_CHECK(wait_state(craw, oid, 0, 20));
-	pool_set(cl, "fhot", "target_max_objects", "0");
+	h_pool_set(cl, "fhot", "target_max_objects", "0");
 	n = mixsan_getxattr(braw, oid, MX_TIER_VER, buf, sizeof(buf));
 	fprintf(stderr, "flushorder: v0 flushed, base _tier.ver %s\n",
 		n == 16 ? "set" : "absent");
@@ -154,7 +88,7 @@ int main(void)
 	 * flushed by "agent B" (the agents, by targets); a removed copy is
 	 * evicted only RM_EVICT_AFTER_NS (10 s) later. */
 	H_CHECK(mixsan_remove(p, oid) == 0);
-	pool_set(cl, "fhot", "target_max_objects", "1");
+	h_pool_set(cl, "fhot", "target_max_objects", "1");
 	H_CHECK(wait_state(craw, oid, 1, 20));
 	n = mixsan_read(braw, oid, buf, sizeof(buf), 0);
 	fprintf(stderr, "flushorder: after the removal's flush, base read: %lld\n", (long long)n);
@@ -198,7 +132,7 @@ int main(void)
 	n = mixsan_read(p, oid, buf, sizeof(buf), 0);
 	fprintf(stderr, "flushorder: through the tier: %lld\n", (long long)n);
 	H_CHECK(n == -ENOENT);
-	pool_set(cl, "fhot", "target_max_objects", "0");
+	h_pool_set(cl, "fhot", "target_max_objects", "0");
 
 	mx_client_read_result_free(&a);
 	mixsan_pool_close(p);

@@ -29,16 +29,6 @@
 #include "placement.h"
 #include "tier.h"
 
-static void cmd(mixsan_cluster_t *cl, const char *prefix, const char *const *kv, size_t n)
-{
-	char *msg = NULL;
-	int r = mixsan_mon_command(cl, prefix, kv, n, &msg);
-
-	if (r < 0)
-		H_FATAL("%s: %s (%s)", prefix, strerror(-r), msg ? msg : "");
-	free(msg);
-}
-
 /* The acting set of oid in pool (by name) in the client's map. */
 static int acting_of(mixsan_cluster_t *cl, const char *pool, const char *oid, int32_t *a)
 {
@@ -84,9 +74,9 @@ int main(int argc, char **argv)
 	cl = h_connect(&c);
 	h_pool_create(cl, "rbase", 2, 8, "osd"); /* min_size 1 */
 	h_pool_create(cl, "rhot", 1, 8, "osd");
-	cmd(cl, "pool tier add", add, 3);
+	h_cmd(cl, "pool tier add", add, 3);
 	if (!direct)
-		cmd(cl, "pool tier mode", ro, 2); /* else none: never used, direct */
+		h_cmd(cl, "pool tier mode", ro, 2); /* else none: never used, direct */
 	if (mixsan_pool_open(cl, "rbase", &p) < 0 ||
 	    mx_client_pool_open_raw(cl, mixsan_pool_id(p), &braw) < 0)
 		H_FATAL("pool open");
@@ -118,13 +108,13 @@ int main(int argc, char **argv)
 
 	/* readonly (or unused none) -> writeback: the fence moves on; our
 	 * map has it. */
-	cmd(cl, "pool tier mode", wb, 2);
+	h_cmd(cl, "pool tier mode", wb, 2);
 	H_CHECK(mixsan_wait_for_epoch(cl, epoch_of(cl), 10000) == 0);
 	usleep(500000);
 	/* The replica out: the primary's new interval answers the base
 	 * write EAGAIN; its resend meets the fence. */
 	snprintf(rep, sizeof(rep), "%d", ba[1]);
-	cmd(cl, "osd out", out, 1);
+	h_cmd(cl, "osd out", out, 1);
 
 	r = mixsan_completion_wait(comp);
 	mixsan_completion_release(comp);
