@@ -20,9 +20,16 @@
  *            then hot again: whether the scan washes the cache out
  *
  * usage: tierbench SECONDS --hdd-dir DIR [--hdd-cgroup CG] [--objects N]
- *            [--obj-kib K] [--qd Q] [--workloads hot,uniform,scan]
+ *            [--obj-kib K] [--qd Q] [--target-kib K] [--workloads hot,uniform,scan]
  *            [--configs none,writeback,readonly]
  *        tierbench --probe DIR
+ *
+ * Defaults: 512 objects of 256 KiB, queue depth 16, target_max_bytes a
+ * quarter of the data (--target-kib), hit_period_s 2 and promote_min_hits 2
+ * (an object is promoted on a read miss once it was missed in two periods
+ * of 2 s; a write always promotes), the other settings the pool's
+ * defaults; configurations none (the base pool alone), writeback and, for
+ * the hot set only, readonly.
  *
  * --hdd-cgroup: a cgroup (v1 memory controller folder) that the hdd OSDs
  * are moved into once started, so that its memory limit bounds their page
@@ -59,6 +66,7 @@ struct opts {
 	int qd;
 	const char *workloads;
 	const char *configs;
+	uint64_t target_bytes; /* the cache's target_max_bytes; 0: a quarter of the data */
 	int hit_period_s;
 	int promote_min_hits;
 };
@@ -363,12 +371,10 @@ static void one_run(mixsan_cluster_t *cl, int k, enum wl_kind wl, const char *co
 	if (tiered) {
 		const char *add[] = {"base", base, "cache", cache, "force", "1"};
 		const char *md[] = {"pool", cache, "mode", config};
-		uint64_t data = (uint64_t)g_o.nobj * g_o.obj_size;
-
 		pool_create(cl, cache, "ssd");
 		/* A new pool: the monitor cannot vouch yet that it is empty. */
 		cmd(cl, "pool tier add", add, 3);
-		pool_set(cl, cache, "target_max_bytes", data / 4);
+		pool_set(cl, cache, "target_max_bytes", g_o.target_bytes);
 		pool_set(cl, cache, "hit_period_s", (uint64_t)g_o.hit_period_s);
 		pool_set(cl, cache, "promote_min_hits", (uint64_t)g_o.promote_min_hits);
 		cmd(cl, "pool tier mode", md, 2);
@@ -477,7 +483,7 @@ static void hdd_cgroup(void)
 static void usage(void)
 {
 	H_FATAL("usage: tierbench SECONDS --hdd-dir DIR [--hdd-cgroup CG] [--objects N] "
-		"[--obj-kib K] [--qd Q] [--workloads LIST] [--configs LIST] | "
+		"[--obj-kib K] [--qd Q] [--target-kib K] [--workloads LIST] [--configs LIST] | "
 		"tierbench --probe DIR");
 }
 
@@ -504,7 +510,7 @@ int main(int argc, char **argv)
 		usage();
 	g_o = (struct opts){.secs = atof(argv[1]), .nobj = 512, .obj_size = 256u << 10,
 			    .qd = 16, .workloads = "hot,uniform,scan",
-			    .configs = "none,writeback", .hit_period_s = HIT_PERIOD_S,
+			    .configs = "none,writeback,readonly", .hit_period_s = HIT_PERIOD_S,
 			    .promote_min_hits = PROMOTE_MIN_HITS};
 	for (int i = 2; i + 1 < argc; i += 2) {
 		const char *o = argv[i], *v = argv[i + 1];
@@ -517,6 +523,8 @@ int main(int argc, char **argv)
 			g_o.nobj = atoi(v);
 		else if (strcmp(o, "--obj-kib") == 0)
 			g_o.obj_size = (uint32_t)atoi(v) << 10;
+		else if (strcmp(o, "--target-kib") == 0)
+			g_o.target_bytes = (uint64_t)atoll(v) << 10;
 		else if (strcmp(o, "--qd") == 0)
 			g_o.qd = atoi(v);
 		else if (strcmp(o, "--workloads") == 0)
@@ -531,6 +539,8 @@ int main(int argc, char **argv)
 	    g_o.qd > MAX_QD)
 		usage();
 
+	if (!g_o.target_bytes)
+		g_o.target_bytes = (uint64_t)g_o.nobj * g_o.obj_size / 4;
 	memset(&g_c, 0, sizeof(g_c));
 	for (int i = 0; i < N_HDD + N_SSD; i++) {
 		snprintf(g_c.osd_class[i], sizeof(g_c.osd_class[i]), "%s",
@@ -547,10 +557,11 @@ int main(int argc, char **argv)
 		hdd_cgroup();
 	cl = h_connect(&g_c);
 	printf("%d objects of %u KiB, 4 KiB requests (70%% reads) at queue depth %d, %.0f s "
-	       "per job; tier: target_max_bytes %u KiB (a quarter of the data), "
+	       "per job; tier: target_max_bytes %" PRIu64 " KiB (%.0f%% of the data), "
 	       "hit_period_s %d, promote_min_hits %d\n\n",
 	       g_o.nobj, g_o.obj_size >> 10, g_o.qd, g_o.secs,
-	       (unsigned)((uint64_t)g_o.nobj * g_o.obj_size / 4 >> 10), g_o.hit_period_s,
+	       g_o.target_bytes >> 10,
+	       100.0 * (double)g_o.target_bytes / ((double)g_o.nobj * g_o.obj_size), g_o.hit_period_s,
 	       g_o.promote_min_hits);
 	printf("| workload | tier | phase | IOPS | mean ms | p99 ms | hdd read MiB | "
 	       "hdd written MiB | ssd read MiB | ssd written MiB | errors |\n");
