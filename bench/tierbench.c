@@ -20,8 +20,8 @@
  *            then hot again: whether the scan washes the cache out
  *
  * usage: tierbench SECONDS --hdd-dir DIR [--hdd-cgroup CG] [--objects N]
- *            [--obj-kib K] [--qd Q] [--target-kib K] [--workloads hot,uniform,scan]
- *            [--configs none,writeback,readonly]
+ *            [--obj-kib K] [--qd Q] [--target-kib K]
+ *            [--workloads hot,uniform,scan] [--configs none,writeback,readonly]
  *        tierbench --probe DIR
  *
  * Defaults: 512 objects of 256 KiB, queue depth 16, target_max_bytes a

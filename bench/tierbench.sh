@@ -56,34 +56,72 @@ DIR=$(mktemp -d "${TMPDIR:-/tmp}/mixsan-tierbench-XXXXXX")
 CG="$CGROOT/mixsan-tierbench-$$"
 LOOPS=""
 
-# cgroup_kill CG: every process in it (all started here), then wait.
+# cgroup_kill CG: every process in it (all started here), then wait (an
+# OSD killed amid its writes to a slow disk takes seconds to go).
+# shellcheck disable=SC2317,SC2013 # called by the exit trap; pids are words
 cgroup_kill() {
 	[ -f "$1/cgroup.procs" ] || return 0
 	for sig in TERM KILL; do
-		for p in $(cat "$1/cgroup.procs"); do
-			kill -s $sig "$p" 2>/dev/null
+		for ck_pid in $(cat "$1/cgroup.procs"); do
+			kill -s "$sig" "$ck_pid" 2>/dev/null
 		done
-		i=0
-		while [ -s "$1/cgroup.procs" ] && [ $i -lt 50 ]; do
+		ck_n=0
+		while [ -s "$1/cgroup.procs" ] && [ "$ck_n" -lt 300 ]; do
 			sleep 0.1
-			i=$((i + 1))
+			ck_n=$((ck_n + 1))
 		done
 	done
 }
 
+# umount_retry DIR: unmount it if mounted, trying for up to 30 s (a
+# process gone a moment ago may still hold it).
+# shellcheck disable=SC2317 # called by the exit trap
+umount_retry() {
+	um_n=0
+	while mountpoint -q "$1"; do
+		umount "$1" 2>/dev/null && return 0
+		[ "$um_n" -lt 300 ] || {
+			echo "tierbench.sh: cannot unmount $1" >&2
+			return 1
+		}
+		sleep 0.1
+		um_n=$((um_n + 1))
+	done
+}
+
+# stop_pid PIDFILE: TERM to that process until it is gone (nbdkit may
+# outlive the first one while its client goes), KILL after 10 s.
+# shellcheck disable=SC2317 # called by the exit trap
+stop_pid() {
+	[ -s "$1" ] || return 0
+	sp_pid=$(cat "$1")
+	sp_n=0
+	while kill -0 "$sp_pid" 2>/dev/null; do
+		if [ "$sp_n" -lt 100 ]; then
+			kill "$sp_pid" 2>/dev/null
+		else
+			kill -s KILL "$sp_pid" 2>/dev/null
+		fi
+		sleep 0.1
+		sp_n=$((sp_n + 1))
+	done
+}
+
+# shellcheck disable=SC2317 # the exit trap
 cleanup() {
 	trap - EXIT INT TERM
 	cgroup_kill "$CG/hdd"
 	cgroup_kill "$CG"
 	for i in 0 1 2; do
-		mountpoint -q "$DIR/hdd/osd.$i" && umount "$DIR/hdd/osd.$i"
+		umount_retry "$DIR/hdd/osd.$i"
 	done
 	for l in $LOOPS; do
 		losetup -d "$l"
 	done
 	for i in 0 1 2; do
-		mountpoint -q "$DIR/fuse.$i" && umount "$DIR/fuse.$i"
-		[ -s "$DIR/nbdkit.$i.pid" ] && kill "$(cat "$DIR/nbdkit.$i.pid")" 2>/dev/null
+		umount_retry "$DIR/fuse.$i"
+		stop_pid "$DIR/fuse.$i.pid"
+		stop_pid "$DIR/nbdkit.$i.pid"
 	done
 	wait 2>/dev/null
 	[ -d "$CG/hdd" ] && rmdir "$CG/hdd"
@@ -132,10 +170,12 @@ echo $((MEM_MIB * 1048576)) >"$CG/hdd/memory.limit_in_bytes" || exit 1
 echo "hdd OSDs' memory cgroup: $MEM_MIB MiB"
 echo "load before: $(uptime)"
 st=0
+# In the background, so that a signal to this script runs its trap at once.
 # shellcheck disable=SC2086 # TIERBENCH_ARGS are words
 TMPDIR="$DIR" MIXSAN_BUILD_ROOT="$BUILD" sh -c 'echo $$ >"$1/cgroup.procs" && shift && exec "$@"' \
 	sh "$CG" timeout -k 10 $((900 + 12 * SECS)) "$BENCH" "$SECS" --hdd-dir "$DIR/hdd" \
-	--hdd-cgroup "$CG/hdd" ${TIERBENCH_ARGS:-} || st=$?
+	--hdd-cgroup "$CG/hdd" ${TIERBENCH_ARGS:-} &
+wait $! || st=$?
 echo "load after: $(uptime)"
 echo "hdd OSDs' memory cgroup: peak $(($(cat "$CG/hdd/memory.max_usage_in_bytes") / 1048576)) MiB," \
 	"limit hit $(cat "$CG/hdd/memory.failcnt") times"
