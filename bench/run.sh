@@ -11,6 +11,9 @@
 #       --raw: on the local disk with O_DIRECT
 #   bench/run.sh locality [SECONDS]             reads from the primary and
 #       from the nearest replica on the multi-host rig (locality.sh; root)
+#   bench/run.sh tier [SECONDS]                 cache tiering on mixed
+#       workloads, with and without a tier, the base pool on emulated slow
+#       disks (tierbench.sh; root)
 #   bench/run.sh bootstorm [N]                  N linked clones (default 20)
 #       of one golden volume booting at once (bootstorm.sh)
 #
@@ -40,6 +43,9 @@ if [ "${1:-}" = nbd ]; then
 fi
 if [ "${1:-}" = bootstorm ]; then
 	exec sh bench/bootstorm.sh "$BUILD" "${2:-20}"
+fi
+if [ "${1:-}" = tier ]; then
+	exec sh bench/tierbench.sh "$BUILD" "${2:-20}"
 fi
 if [ "${1:-}" = locality ]; then
 	exec sh bench/locality.sh "$BUILD" "${2:-10}"

@@ -118,7 +118,10 @@ static pid_t spawn(char *const argv[], const char *log)
 
 void h_osd_dir(const struct h_cluster *c, int i, char *buf, size_t sz)
 {
-	snprintf(buf, sz, "%s/osd.%d", c->dir, i);
+	if (c->osd_data[i][0])
+		snprintf(buf, sz, "%s", c->osd_data[i]);
+	else
+		snprintf(buf, sz, "%s/osd.%d", c->dir, i);
 }
 
 void h_set_location(struct h_cluster *c, int i, const char *loc)

@@ -39,6 +39,9 @@ struct h_cluster {
 	pid_t osd_pids[H_MAX_OSDS];
 	char osd_loc[H_MAX_OSDS][64];
 	char osd_class[H_MAX_OSDS][32]; /* --class of OSD i; "" none */
+	/* OSD i's data folder if set (an existing folder, e.g. on another
+	 * file system; left in place by h_stop), else DIR/osd.i. */
+	char osd_data[H_MAX_OSDS][256];
 	bool external;
 	/* Extra arguments for the daemons, space separated (set before
 	 * h_start / h_start_osd). */
