@@ -820,7 +820,7 @@ static void test_agent(struct h_cluster *c, mixsan_cluster_t *cl)
 	mixsan_pool_close(craw);
 }
 
-/* 8. The review's case, step by step: a readonly copy, then mode none,
+/* 8. Step by step: a readonly copy, then mode none,
  * a write, then writeback and a write at an offset: the copy of the
  * readonly era never comes back. */
 static void test_mode_steps(mixsan_cluster_t *cl)
