@@ -485,7 +485,8 @@ static void walk_pg(struct pg_walk *w, const struct mx_pool *c, uint32_t pg)
 		}
 		mx_client_read_result_free(&r);
 	}
-	qsort(w->v, n, sizeof(w->v[0]), by_version);
+	if (n > 1)
+		qsort(w->v, n, sizeof(w->v[0]), by_version);
 	for (size_t i = 0; i < n && !stopping(w->a) && mx_now_ns() < w->deadline_ns; i++) {
 		if (!w->v[i].dirty ||
 		    !(c->flush_all ||
