@@ -2045,12 +2045,11 @@ int mx_client_aio_write_ops_v(mixsan_pool_t *p, const char *oid, mixsan_completi
 	return mx_client_aio_write_ops_f(p, oid, c, ops, n, ver, NULL);
 }
 
-int mx_client_aio_write_ops_f(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
-			      const struct mx_osd_op *ops, unsigned n,
-			      struct mx_client_version *ver, int *failed)
+/* A write request of ops, checked (-EINVAL) and built (-ENOMEM), not yet
+ * submitted. */
+static int write_ops_new(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			 const struct mx_osd_op *ops, unsigned n, struct cop **out)
 {
-	struct cop *op;
-
 	if (!p || !c || !ops || check_oid(oid) < 0 || n == 0 || n > MX_MSG_MAX_OPS)
 		return -EINVAL;
 	for (unsigned i = 0; i < n; i++) {
@@ -2059,9 +2058,19 @@ int mx_client_aio_write_ops_f(mixsan_pool_t *p, const char *oid, mixsan_completi
 		if (ops[i].xname && check_xname(ops[i].xname) < 0)
 			return -EINVAL;
 	}
-	op = cop_new_ops(p, oid, c, ops, n);
-	if (!op)
-		return -ENOMEM;
+	*out = cop_new_ops(p, oid, c, ops, n);
+	return *out ? 0 : -ENOMEM;
+}
+
+int mx_client_aio_write_ops_f(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			      const struct mx_osd_op *ops, unsigned n,
+			      struct mx_client_version *ver, int *failed)
+{
+	struct cop *op;
+	int r = write_ops_new(p, oid, c, ops, n, &op);
+
+	if (r < 0)
+		return r;
 	op->ver_out = ver;
 	op->failed_out = failed;
 	if (failed)
@@ -2079,18 +2088,10 @@ int mx_client_aio_write_ops_wb(mixsan_pool_t *p, const char *oid, mixsan_complet
 			       const struct mx_osd_op *ops, unsigned n)
 {
 	struct cop *op;
+	int r = write_ops_new(p, oid, c, ops, n, &op);
 
-	if (!p || !c || !ops || check_oid(oid) < 0 || n == 0 || n > MX_MSG_MAX_OPS)
-		return -EINVAL;
-	for (unsigned i = 0; i < n; i++) {
-		if (!mx_op_is_write(ops[i].op) || ops[i].data_len > MX_MSG_MAX_DATA)
-			return -EINVAL;
-		if (ops[i].xname && check_xname(ops[i].xname) < 0)
-			return -EINVAL;
-	}
-	op = cop_new_ops(p, oid, c, ops, n);
-	if (!op)
-		return -ENOMEM;
+	if (r < 0)
+		return r;
 	op->osd_flags = MX_OSD_OP_WRITEBACK;
 	return cop_submit(p->cl, op);
 }

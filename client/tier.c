@@ -114,12 +114,6 @@ static void reply(struct ctx *x, int err, const struct mx_client_read_result *re
 
 /* Ops --------------------------------------------------------------------- */
 
-static bool is_read(uint8_t op)
-{
-	return op == MX_OP_READ || op == MX_OP_STAT || op == MX_OP_GETXATTR ||
-	       op == MX_OP_LISTXATTRS;
-}
-
 static bool tier_name(const char *name)
 {
 	return name && strncmp(name, TIER_PREFIX, strlen(TIER_PREFIX)) == 0;
@@ -1108,7 +1102,7 @@ static void run(struct mx_tier *t, struct job *j)
 	x->n = mx_cop_ops(j->op, x->ops);
 	x->deadline_ns = mx_now_ns() + JOB_DEADLINE_NS;
 	for (unsigned i = 0; i < x->n; i++)
-		reads &= is_read(x->ops[i].op);
+		reads &= !mx_op_is_write(x->ops[i].op);
 	if (!reads && !mutates(x)) {
 		reply(x, -EINVAL, NULL, NULL, -1); /* guards alone, as an OSD says */
 		free(x);
