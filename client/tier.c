@@ -1,11 +1,14 @@
 /*
  * Cache tiering, the client's part (docs/cache-tiering.md, "Who does
  * what"): a request to a base pool whose cache pool is in mode writeback
- * or readonly runs here, on one of a few worker threads of the cluster
+ * or readonly, or draining in mode none, runs here, on one of a few worker threads of the cluster
  * handle, as straight-line synchronous steps: guarded requests on raw
  * handles of the two pools, then the caller's answer.  The OSDs keep no
- * tiering state; every step is a guarded request, so two clients (and,
- * later, the agents) acting on one object cannot break an invariant.
+ * tiering state; every step is a guarded request, so two clients (and
+ * the OSDs' agents, osd/agent.c) acting on one object cannot break an
+ * invariant.  Every step is fenced at the epoch the request was routed by
+ * ("Mode changes and fencing"): one that meets the fence has not run, and
+ * run() routes the request again.
  *
  * THE STATE OF AN OBJECT IN THE CACHE POOL (attributes under "_tier.")
  *
@@ -23,7 +26,10 @@
  *   claimed     --(abandon, or another's takeover after
  *                  PROMOTE_TIMEOUT_NS)--> stub
  *   present     --(wb_write)--> present, dirty (removed if it removes)
- *   any         --(ro_write, after the base write)--> stub, _tier.src = B
+ *   any         --(ro_mark, before a readonly base write)--> stub, one
+ *                  more writer in _tier.w
+ *   stub        --(ro_finish, after it)--> one writer fewer, _tier.src = B
+ *   present     --(draining: nothing)--> only the agents' flush and evict
  */
 #include <errno.h>
 #include <pthread.h>

@@ -137,8 +137,9 @@ bad "osd out of a missing osd" "does not exist" "$MIXSAN" osd out 42
 ok "object get after map changes" "$MIXSAN" object get rbd small -
 has "still readable" "^hi$"
 
-# Cache tiers (docs/cache-tiering.md): the commands and the map; nothing acts
-# on them yet.  rbd still holds an object.
+# Cache tiers (docs/cache-tiering.md): the commands and the map, an object
+# through a writeback tier, and a removal that drains it.  rbd still holds an
+# object.
 ok "pool create cold" "$MIXSAN" pool create cold --size 2 --pg-num 8 --failure-domain osd
 ok "pool create hot" "$MIXSAN" pool create hot --size 2 --pg-num 8 --failure-domain osd
 healthy "the new pools' PGs report"
