@@ -22,6 +22,8 @@ JOBS = ["4k randwrite QD1", "4k randread QD1", "4k randwrite QD32",
 LABELS = {
     "mixsan": "MixSAN, NBD (nbdkit plugin), durable",
     "mixsan-wb": "MixSAN, NBD (nbdkit plugin), write-back (cache=writeback, end fsync)",
+    "mixsan-fio": "MixSAN, fio's engine (libmixsan in fio, no export), durable",
+    "mixsan-fio-wb": "MixSAN, fio's engine, write-back (cache=writeback, end fsync)",
     "ceph-rbd": "Ceph 16.2, fio's rbd engine (librbd, rbd_cache=false)",
     "ceph-nbd": "Ceph 16.2, qemu-nbd --cache=none on a unix socket, fio's nbd engine",
     "raw": "the local disk: a file, O_DIRECT (libaio)",
@@ -128,6 +130,23 @@ def report(results_path, rss_path, hz):
             ours = col("mixsan-wb", i, job)
             v = VITASTOR["writeback"][i]
             print("| %s | %s | %s | %s |" % (job, num(ours) if ours else "-", num(v), ratio(ours, v)))
+    for cls, eng, nbd, vit, theirs in (("durable", "mixsan-fio", "mixsan", "durable", "ceph-rbd"),
+                                       ("write-back", "mixsan-fio-wb", "mixsan-wb", "writeback", None)):
+        if eng not in res:
+            continue
+        print("\nMixSAN's fio engine against its NBD export, %s (ratio = NBD / engine, and "
+              "engine / theirs)\n" % cls)
+        print("| job | engine | NBD | NBD / engine | Ceph rbd engine | engine / rbd "
+              "| Vitastor %s | engine / Vitastor |" % cls)
+        print("|---|---|---|---|---|---|---|---|")
+        for i, job in enumerate(JOBS):
+            e = col(eng, i, job)
+            n = col(nbd, i, job)
+            t = col(theirs, i, job) if theirs else None
+            v = VITASTOR[vit][i]
+            print("| %s | %s | %s | %s | %s | %s | %s | %s |" % (
+                job, num(e) if e else "-", num(n) if n else "-", ratio(n, e),
+                num(t) if t else "-", ratio(e, t), num(v), ratio(e, v)))
     probe = res.get("raw", {}).get("4k randwrite QD1 fdatasync")
     if probe:
         print("\nOne durable 4k write on the raw disk (O_DIRECT write + fdatasync, QD1): "

@@ -8,7 +8,10 @@
 # every write is durable on all three replicas before it is acknowledged;
 # if the plugin takes cache=writeback, the jobs run again in the write-back
 # class, with fio flushing at the end of each job (--end_fsync=1).
-#   bench/nbdbench.sh BUILD_DIR [SECONDS] [--ceph] [--raw]
+#   bench/nbdbench.sh BUILD_DIR [SECONDS] [--ceph] [--raw] [--engine]
+# --engine: the same jobs, in both classes, through MixSAN's fio engine
+# (BUILD_DIR/fio/fio-mixsan.so: libmixsan inside fio, no export), after a
+# verified pass of random writes through it.
 # --ceph: Ceph 16.2 from Debian's packages (installed if missing) set up by
 # hand with the same layout in the same folder (bench/cephlib.sh), an
 # image of 1 GiB prefilled alike, and the jobs through fio's rbd engine
@@ -28,12 +31,14 @@ shift
 SECS=25
 CEPH=0
 RAW=0
+ENGINE=0
 for a in "$@"; do
 	case $a in
 	--ceph) CEPH=1 ;;
 	--raw) RAW=1 ;;
+	--engine) ENGINE=1 ;;
 	"" | *[!0-9]*)
-		echo "usage: bench/nbdbench.sh BUILD_DIR [SECONDS] [--ceph] [--raw]" >&2
+		echo "usage: bench/nbdbench.sh BUILD_DIR [SECONDS] [--ceph] [--raw] [--engine]" >&2
 		exit 2
 		;;
 	*) SECS=$a ;;
@@ -42,6 +47,7 @@ done
 HERE=$(cd "$(dirname "$0")" && pwd)
 MIXSAN="$BUILD/cli/mixsan"
 PLUGIN="$BUILD/nbd/nbdkit-mixsan-plugin.so"
+ENGINE_SO="$BUILD/fio/fio-mixsan.so"
 REPORT="$HERE/fioreport.py"
 HZ=$(getconf CLK_TCK)
 DIR=$(mktemp -d "${TMPDIR:-/tmp}/mixsan-nbdbench-XXXXXX")
@@ -62,6 +68,10 @@ cleanup() {
 trap cleanup EXIT
 trap 'exit 130' INT TERM
 [ "$CEPH" = 0 ] || ceph_install
+if [ "$ENGINE" = 1 ] && [ ! -f "$ENGINE_SO" ]; then
+	echo "nbdbench: no $ENGINE_SO (bench/run.sh nbd --engine builds it)" >&2
+	exit 2
+fi
 : >"$DIR/results.tsv"
 : >"$DIR/rss.tsv"
 njobs=0
@@ -162,6 +172,24 @@ if nbdkit_run -U - "$PLUGIN" "mon=$MON" pool=bench volume=vol cache=writeback \
 	nbd_stop nbdwb
 else
 	echo "note: the plugin does not take cache=writeback here: write-back class skipped"
+fi
+# Through the fio engine: the client library inside fio, no export.
+if [ "$ENGINE" = 1 ]; then
+	EXPORT_PIDS=""
+	FE="--ioengine=external:$ENGINE_SO --mon=$MON --pool=bench --volume=vol"
+	# shellcheck disable=SC2086 # the engine's options, one a word
+	if timeout 300 fio --name=verify $FE --rw=randwrite --bs=4k --iodepth=16 --size=64M \
+		--verify=crc32c --verify_fatal=1 --do_verify=1 --verify_state_save=0 \
+		--output="$DIR/engine-verify.txt" >/dev/null 2>&1; then
+		echo "== the engine's random writes read back verified (64 MiB, crc32c)"
+	else
+		fail "fio engine: verified writes"
+		cat "$DIR/engine-verify.txt"
+	fi
+	# shellcheck disable=SC2086
+	six mixsan-fio $FE
+	# shellcheck disable=SC2086
+	six mixsan-fio-wb $FE --cache=writeback --end_fsync=1
 fi
 # shellcheck disable=SC2086
 peak_rss mixsan OSDs $OSD_PIDS

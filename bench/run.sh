@@ -4,11 +4,13 @@
 #       on a cluster with keys
 #   bench/run.sh recovery [DATA_MIB] [SECONDS]  recovery (recbench); OSD
 #       options (the recovery throttle) go in MIXSAN_BENCH_OSD_ARGS
-#   bench/run.sh nbd [SECONDS] [--ceph] [--raw] volume I/O through the NBD
-#       export with fio (nbdbench.sh; 25 s a job by default); --ceph: the
-#       same jobs on Ceph set up beside it in the same run (its Debian
-#       packages installed if missing), through librbd and qemu-nbd;
-#       --raw: on the local disk with O_DIRECT
+#   bench/run.sh nbd [SECONDS] [--ceph] [--raw] [--engine]  volume I/O
+#       through the NBD export with fio (nbdbench.sh; 25 s a job by
+#       default); --ceph: the same jobs on Ceph set up beside it in the
+#       same run (its Debian packages installed if missing), through librbd
+#       and qemu-nbd; --raw: on the local disk with O_DIRECT; --engine: also
+#       through MixSAN's fio engine (fio/fio-mixsan.c, built against
+#       Debian's source of the installed fio, fetched into fio-source/)
 #   bench/run.sh locality [SECONDS]             reads from the primary and
 #       from the nearest replica on the multi-host rig (locality.sh; root)
 #   bench/run.sh tier [SECONDS]                 cache tiering on mixed
@@ -34,6 +36,13 @@ cd "$(dirname "$0")/.."
 BUILD=build-release
 if [ ! -f "$BUILD/build.ninja" ]; then
 	meson setup "$BUILD" --buildtype=release >/dev/null
+fi
+if [ "${1:-}" = nbd ]; then
+	for a in "$@"; do
+		[ "$a" != --engine ] && continue
+		src=$(scripts/fio-source.sh fio-source)
+		meson configure "$BUILD" "-Dfio_source=$src" >/dev/null
+	done
 fi
 ninja -C "$BUILD" >/dev/null
 export MIXSAN_BUILD_ROOT="$PWD/$BUILD"
