@@ -61,6 +61,12 @@ static uint32_t rd32(const uint8_t *p)
 void mx_msg_hdr_encode(uint8_t out[MX_MSG_HDR_LEN], uint16_t type, uint64_t tid,
 		       const void *payload, uint32_t len)
 {
+	mx_msg_hdr_encode_sum(out, type, tid, len, mx_crc32c(0, payload, len));
+}
+
+void mx_msg_hdr_encode_sum(uint8_t out[MX_MSG_HDR_LEN], uint16_t type, uint64_t tid,
+			   uint32_t len, uint32_t payload_crc)
+{
 	le32(out, MX_MSG_MAGIC);
 	out[4] = MX_PROTO_VERSION & 0xff;
 	out[5] = MX_PROTO_VERSION >> 8;
@@ -70,7 +76,7 @@ void mx_msg_hdr_encode(uint8_t out[MX_MSG_HDR_LEN], uint16_t type, uint64_t tid,
 	le32(out + 12, (uint32_t)(tid >> 32));
 	le32(out + 16, len);
 	le32(out + 20, 0);
-	le32(out + 24, mx_crc32c(0, payload, len));
+	le32(out + 24, payload_crc);
 	le32(out + 28, mx_crc32c(0, out, 28));
 }
 
@@ -673,6 +679,17 @@ void mx_enc_repop(struct mx_wbuf *w, const struct mx_msg_repop *m)
 	mx_put_u32(w, m->tail.flags);
 	mx_put_u64(w, m->tail.client_id);
 	mx_put_u64(w, m->tail.tid);
+}
+
+void mx_repop_clear_log(uint8_t *p, size_t len)
+{
+	/* The tail: u64 interval, u32 flags, u64 client_id, u64 tid. */
+	uint8_t *f;
+
+	if (len < 28)
+		return;
+	f = p + len - 20;
+	le32(f, rd32(f) & ~MX_REPOP_LOG);
 }
 
 int mx_dec_repop(const void *p, uint32_t len, struct mx_msg_repop *m)

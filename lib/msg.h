@@ -105,6 +105,10 @@ struct mx_msg_hdr {
 /* Fill the 32 header bytes for a payload.  */
 void mx_msg_hdr_encode(uint8_t out[MX_MSG_HDR_LEN], uint16_t type, uint64_t tid,
 		       const void *payload, uint32_t len);
+/* The same with the payload's CRC-32C already known (a payload sent more
+ * than once). */
+void mx_msg_hdr_encode_sum(uint8_t out[MX_MSG_HDR_LEN], uint16_t type, uint64_t tid,
+			   uint32_t len, uint32_t payload_crc);
 /* Check and decode a header: 0, -EBADMSG (magic, CRC), -EPROTO (version),
  * -EMSGSIZE (payload too large). */
 int mx_msg_hdr_decode(const uint8_t in[MX_MSG_HDR_LEN], struct mx_msg_hdr *h);
@@ -510,6 +514,9 @@ uint8_t *mx_enc_osd_op_result_reserve(struct mx_wbuf *w, int32_t rval, uint32_t 
 /* Close a reserved result with its real length (and rval). */
 void mx_enc_osd_op_result_finish(struct mx_wbuf *w, size_t at, int32_t rval, uint32_t len);
 void mx_enc_repop(struct mx_wbuf *w, const struct mx_msg_repop *m);
+/* Clear MX_REPOP_LOG in an encoded REPOP payload (the copy for a member
+ * that is not complete, from the one for those that are). */
+void mx_repop_clear_log(uint8_t *payload, size_t len);
 int mx_dec_repop(const void *p, uint32_t len, struct mx_msg_repop *m);
 void mx_enc_repop_reply(struct mx_wbuf *w, const struct mx_msg_repop_reply *m);
 int mx_dec_repop_reply(const void *p, uint32_t len, struct mx_msg_repop_reply *m);

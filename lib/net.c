@@ -13,6 +13,7 @@
 #include <openssl/evp.h>
 
 #include "authconn.h"
+#include "crc32c.h"
 #include "log.h"
 
 #define READ_CHUNK (256u * 1024u)
@@ -22,8 +23,9 @@ struct write_req {
 	struct mx_conn *c;
 	uint8_t hdr[MX_MSG_HDR_LEN];
 	uint8_t mac[MX_MAC_LEN];
-	uint8_t *payload; /* From malloc(); owned. */
+	uint8_t *payload; /* From malloc() and owned, or shared's */
 	size_t len;
+	struct mx_shared *shared; /* the payload's, one reference; or NULL */
 };
 
 /* A send that waits for the end of the handshake. */
@@ -31,8 +33,9 @@ struct mx_held {
 	struct mx_held *next;
 	uint16_t type;
 	uint64_t tid;
-	uint8_t *payload; /* From malloc(); owned. */
+	uint8_t *payload; /* From malloc() and owned, or shared's */
 	size_t len;
+	struct mx_shared *shared; /* the payload's, one reference; or NULL */
 };
 
 /* The largest frame taken before authentication (a HELLO with a ticket). */
@@ -448,21 +451,59 @@ int mx_conn_connect(uv_loop_t *loop, const char *addr, const struct mx_conn_ops 
 	return 0;
 }
 
+struct mx_shared *mx_shared_new(struct mx_wbuf *w)
+{
+	struct mx_shared *sh;
+
+	if (w->err) {
+		mx_wbuf_free(w);
+		return NULL;
+	}
+	sh = malloc(sizeof(*sh));
+	if (!sh) {
+		mx_wbuf_free(w);
+		return NULL;
+	}
+	sh->refs = 1;
+	sh->data = w->data;
+	sh->len = w->len;
+	sh->crc = mx_crc32c(0, sh->data, sh->len);
+	mx_wbuf_init(w);
+	return sh;
+}
+
+void mx_shared_unref(struct mx_shared *sh)
+{
+	if (sh && --sh->refs == 0) {
+		free(sh->data);
+		free(sh);
+	}
+}
+
+static void write_req_free(struct write_req *wr)
+{
+	if (wr->shared)
+		mx_shared_unref(wr->shared);
+	else
+		free(wr->payload);
+	free(wr);
+}
+
 static void write_cb(uv_write_t *req, int status)
 {
 	struct write_req *wr = (struct write_req *)req;
 	struct mx_conn *c = wr->c;
 
 	c->queued_bytes -= MX_MSG_HDR_LEN + wr->len;
-	free(wr->payload);
-	free(wr);
+	write_req_free(wr);
 	if (status < 0 && status != UV_ECANCELED)
 		mx_conn_close(c, status);
 }
 
-/* Write one frame (payload taken), with its MAC once secure. */
+/* Write one frame, with its MAC once secure: payload taken, or shared's
+ * (sh's reference taken). */
 static int send_frame(struct mx_conn *c, uint16_t type, uint64_t tid, uint8_t *payload,
-		      size_t len)
+		      size_t len, struct mx_shared *sh)
 {
 	struct write_req *wr = malloc(sizeof(*wr));
 	uv_buf_t bufs[3];
@@ -470,13 +511,20 @@ static int send_frame(struct mx_conn *c, uint16_t type, uint64_t tid, uint8_t *p
 	int r;
 
 	if (!wr) {
-		free(payload);
+		if (sh)
+			mx_shared_unref(sh);
+		else
+			free(payload);
 		return -ENOMEM;
 	}
 	wr->c = c;
 	wr->payload = payload;
 	wr->len = len;
-	mx_msg_hdr_encode(wr->hdr, type, tid, wr->payload, (uint32_t)wr->len);
+	wr->shared = sh;
+	if (sh)
+		mx_msg_hdr_encode_sum(wr->hdr, type, tid, (uint32_t)len, sh->crc);
+	else
+		mx_msg_hdr_encode(wr->hdr, type, tid, wr->payload, (uint32_t)wr->len);
 	bufs[n++] = uv_buf_init((char *)wr->hdr, MX_MSG_HDR_LEN);
 	if (len)
 		bufs[n++] = uv_buf_init((char *)wr->payload, (unsigned)wr->len);
@@ -487,8 +535,7 @@ static int send_frame(struct mx_conn *c, uint16_t type, uint64_t tid, uint8_t *p
 	}
 	r = uv_write(&wr->req, (uv_stream_t *)&c->tcp, bufs, n, write_cb);
 	if (r < 0) {
-		free(wr->payload);
-		free(wr);
+		write_req_free(wr);
 		mx_conn_close(c, r);
 		return r;
 	}
@@ -530,7 +577,7 @@ static int send_common(struct mx_conn *c, uint16_t type, uint64_t tid, struct mx
 		c->held_tail = &hd->next;
 		return 0;
 	}
-	return send_frame(c, type, tid, payload, len);
+	return send_frame(c, type, tid, payload, len, NULL);
 }
 
 int mx_conn_send(struct mx_conn *c, uint16_t type, uint64_t tid, struct mx_wbuf *w)
@@ -541,6 +588,27 @@ int mx_conn_send(struct mx_conn *c, uint16_t type, uint64_t tid, struct mx_wbuf 
 int mx_conn_send_now(struct mx_conn *c, uint16_t type, uint64_t tid, struct mx_wbuf *w)
 {
 	return send_common(c, type, tid, w, true);
+}
+
+int mx_conn_send_shared(struct mx_conn *c, uint16_t type, uint64_t tid, struct mx_shared *sh)
+{
+	struct mx_wbuf w;
+	uint8_t *d;
+
+	if (c->closing)
+		return -ENOTCONN;
+	if (c->sec == MX_SEC_HANDSHAKE || (!c->connected && c->auth_client)) {
+		/* Held until the handshake ends: a copy of its own. */
+		mx_wbuf_init(&w);
+		d = mx_wbuf_reserve(&w, sh->len);
+		if (d) {
+			memcpy(d, sh->data, sh->len);
+			w.len = sh->len;
+		}
+		return send_common(c, type, tid, &w, false);
+	}
+	sh->refs++;
+	return send_frame(c, type, tid, sh->data, sh->len, sh);
 }
 
 void mx_conn_auth_client(struct mx_conn *c, struct mx_auth_client *a, uint8_t mode)
@@ -586,7 +654,7 @@ void mx_conn_secure(struct mx_conn *c, const uint8_t key[MX_KEY_LEN])
 		struct mx_held *hd = c->held_head;
 
 		c->held_head = hd->next;
-		(void)send_frame(c, hd->type, hd->tid, hd->payload, hd->len);
+		(void)send_frame(c, hd->type, hd->tid, hd->payload, hd->len, NULL);
 		free(hd);
 	}
 	if (!c->held_head)

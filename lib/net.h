@@ -111,6 +111,23 @@ int mx_conn_connect(uv_loop_t *loop, const char *addr, const struct mx_conn_ops 
  * left empty (re-initialised) whatever the result.  0 or a negative errno
  * (-ENOTCONN on a closing connection, w->err if encoding failed). */
 int mx_conn_send(struct mx_conn *c, uint16_t type, uint64_t tid, struct mx_wbuf *w);
+/* A payload sent on several connections of one loop without a copy for
+ * each: reference-counted, used on the loop's thread only.  Its CRC is
+ * computed once. */
+struct mx_shared {
+	unsigned refs;
+	uint8_t *data; /* From malloc() */
+	size_t len;
+	uint32_t crc;
+};
+/* Take w's payload into a new shared payload (one reference); NULL if w
+ * failed to encode or memory ran out (w is emptied either way). */
+struct mx_shared *mx_shared_new(struct mx_wbuf *w);
+/* Drop a reference; the last frees it.  Accepts NULL. */
+void mx_shared_unref(struct mx_shared *sh);
+/* mx_conn_send of a shared payload: the frame holds a reference until it
+ * has been written. */
+int mx_conn_send_shared(struct mx_conn *c, uint16_t type, uint64_t tid, struct mx_shared *sh);
 /* Send an error reply for a request that could not be served. */
 int mx_conn_send_error(struct mx_conn *c, uint64_t tid, int err, const char *message);
 

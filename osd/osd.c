@@ -239,8 +239,8 @@ static struct dedup *dedup_slot(struct osd *osd, uint64_t client_id, uint64_t ti
 void pop_unref(struct pop *p)
 {
 	if (--p->refs == 0) {
-		free(p->repop);
-		free(p->repop_nolog);
+		mx_shared_unref(p->repop);
+		mx_shared_unref(p->repop_nolog);
 		free(p->name);
 		free(p);
 	}
@@ -618,13 +618,13 @@ static int plan_write(struct osd *osd, const struct mx_msg_osd_op *m,
 }
 
 static void encode_repop(struct mx_wbuf *w, const struct mx_msg_osd_op *m,
-			 const struct mx_txn *txn, uint64_t epoch, uint64_t interval, bool log)
+			 const struct mx_txn *txn, uint64_t epoch, uint64_t interval)
 {
 	struct mx_msg_repop rp;
 
 	memset(&rp, 0, sizeof(rp));
 	rp.tail.interval = interval;
-	rp.tail.flags = (log ? MX_REPOP_LOG : 0) |
+	rp.tail.flags = MX_REPOP_LOG |
 			((m->flags & MX_OSD_OP_WRITEBACK) ? MX_REPOP_WRITEBACK : 0);
 	rp.tail.client_id = txn->client_id;
 	rp.tail.tid = txn->tid;
@@ -675,6 +675,7 @@ struct peer *peer_get(struct osd *osd, int32_t id)
 void repop_send(struct osd *osd, struct peer *p, struct repop_out *ro)
 {
 	struct mx_wbuf w;
+	struct pop *pop = ro->pop;
 	uint8_t *d;
 
 	if (!p->conn)
@@ -691,21 +692,23 @@ void repop_send(struct osd *osd, struct peer *p, struct repop_out *ro)
 		(void)mx_conn_send(p->conn, MX_MSG_OSD_SYNC, ro->tid, &w);
 		return;
 	}
-	if (ro->nolog) {
-		d = mx_wbuf_reserve(&w, ro->pop->repop_nolog_len);
-		if (d) {
-			memcpy(d, ro->pop->repop_nolog, ro->pop->repop_nolog_len);
-			w.len = ro->pop->repop_nolog_len;
+	if (ro->nolog && !pop->repop_nolog) {
+		d = mx_wbuf_reserve(&w, pop->repop->len);
+		if (!d) {
+			mx_err("out of memory replicating a write");
+			exit(1);
 		}
-	} else {
-		d = mx_wbuf_reserve(&w, ro->pop->repop_len);
-		if (d) {
-			memcpy(d, ro->pop->repop, ro->pop->repop_len);
-			w.len = ro->pop->repop_len;
+		memcpy(d, pop->repop->data, pop->repop->len);
+		w.len = pop->repop->len;
+		mx_repop_clear_log(d, w.len);
+		pop->repop_nolog = mx_shared_new(&w);
+		if (!pop->repop_nolog) {
+			mx_err("out of memory replicating a write");
+			exit(1);
 		}
 	}
-	(void)mx_conn_send(p->conn, MX_MSG_OSD_REPOP, ro->tid, &w);
-	(void)osd;
+	(void)mx_conn_send_shared(p->conn, MX_MSG_OSD_REPOP, ro->tid,
+				  ro->nolog ? pop->repop_nolog : pop->repop);
 }
 
 struct missing *missing_find(struct missing *l, const char *name, uint32_t len)
@@ -943,22 +946,17 @@ static void do_writes(struct osd *osd, struct session *s, uint64_t tid,
 	mx_list_add_tail(&osd->commit_pops, &p->commit_link);
 	if (pgs->n_acting > 1) {
 		mx_wbuf_init(&w);
-		encode_repop(&w, m, &txn, osd->map->epoch, pgs->interval, true);
+		encode_repop(&w, m, &txn, osd->map->epoch, pgs->interval);
 		if (w.err) {
 			/* Queued locally already: fail loudly rather than diverge. */
 			mx_err("cannot encode a replicated write: out of memory");
 			exit(1);
 		}
-		p->repop = w.data;
-		p->repop_len = w.len;
-		mx_wbuf_init(&w);
-		encode_repop(&w, m, &txn, osd->map->epoch, pgs->interval, false);
-		if (w.err) {
+		p->repop = mx_shared_new(&w);
+		if (!p->repop) {
 			mx_err("cannot encode a replicated write: out of memory");
 			exit(1);
 		}
-		p->repop_nolog = w.data;
-		p->repop_nolog_len = w.len;
 		for (int i = 1; i < pgs->n_acting; i++) {
 			struct member *mb = &pgs->mem[i];
 			struct peer *pe;

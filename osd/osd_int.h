@@ -100,10 +100,11 @@ struct pop {
 	int32_t rvals[MX_MSG_MAX_OPS];
 	char *name;      /* From malloc(): the object's name */
 	uint32_t name_len;
-	uint8_t *repop;  /* From malloc(): the encoded logged REPOP payload */
-	size_t repop_len;
-	uint8_t *repop_nolog; /* From malloc(): the same without MX_REPOP_LOG */
-	size_t repop_nolog_len;
+	/* The encoded REPOP, logged (MX_REPOP_LOG), sent to every complete
+	 * member without a copy each; and the same without the flag, for
+	 * members still recovering, made when first needed. */
+	struct mx_shared *repop;
+	struct mx_shared *repop_nolog;
 	int refs;        /* repop_out entries + 1 while not finished */
 	bool flush;      /* a FLUSH: no transaction; local_done after a sync */
 	bool wb;         /* a writeback write: an unsynced commit suffices */
