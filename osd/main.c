@@ -2,6 +2,7 @@
  * mixsan-osd's command line: parse options, then run the daemon.
  */
 #include <getopt.h>
+#include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -83,6 +84,16 @@ int main(int argc, char **argv)
 	int level = MX_LOG_INFO, c;
 	char *end;
 
+	/*
+	 * Messages and staged writes of up to a few MiB are allocated and
+	 * freed all the time.  glibc would serve each from a fresh mmap (or
+	 * hand the top of its heap back after each), so every 1 MiB write
+	 * would fault in and zero 256 pages.  Served from the heap, and up
+	 * to 16 MiB of free heap kept, they reuse memory already mapped
+	 * (docs/performance.md, "Where the time goes").
+	 */
+	(void)mallopt(M_MMAP_THRESHOLD, 8 << 20);
+	(void)mallopt(M_TRIM_THRESHOLD, 16 << 20);
 	while ((c = getopt_long(argc, argv, "d:m:a:i:w:L:c:l:H:G:P:S:D:A:B:R:r:F:Tg:h", opts,
 				NULL)) != -1) {
 		switch (c) {
