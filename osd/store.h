@@ -122,6 +122,9 @@ struct mx_store_io {
 		       int (*cb)(void *arg, const char *name), void *arg);
 	int (*fsync_dir)(void *ctx, const char *path);
 	void *ctx;
+	/* Optional (NULL: none): start writing back a range of a file
+	 * without waiting, a hint that changes nothing the store promises. */
+	void (*writeback)(void *ctx, int fd, uint64_t off, uint64_t len);
 };
 
 extern const struct mx_store_io mx_store_io_default;
