@@ -16,6 +16,9 @@
 #   bench/run.sh tier [SECONDS]                 cache tiering on mixed
 #       workloads, with and without a tier, the base pool on emulated slow
 #       disks (tierbench.sh; root)
+#   bench/run.sh profile RW BS QD [SECONDS] [FIO-ARGUMENTS...]  where the
+#       time goes in one job through the fio engine: perf over the whole
+#       machine and strace -c of an OSD (profile.sh), on build-profile
 #   bench/run.sh bootstorm [N]                  N linked clones (default 20)
 #       of one golden volume booting at once (bootstorm.sh)
 #
@@ -34,6 +37,16 @@
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=build-release
+if [ "${1:-}" = profile ]; then
+	# Symbols and frame pointers for perf's call graphs.
+	BUILD=build-profile
+	if [ ! -f "$BUILD/build.ninja" ]; then
+		meson setup "$BUILD" --buildtype=release \
+			-Dc_args="-g -fno-omit-frame-pointer" >/dev/null
+	fi
+	src=$(scripts/fio-source.sh fio-source)
+	meson configure "$BUILD" "-Dfio_source=$src" >/dev/null
+fi
 if [ ! -f "$BUILD/build.ninja" ]; then
 	meson setup "$BUILD" --buildtype=release >/dev/null
 fi
@@ -49,6 +62,10 @@ export MIXSAN_BUILD_ROOT="$PWD/$BUILD"
 if [ "${1:-}" = nbd ]; then
 	shift
 	exec sh bench/nbdbench.sh "$BUILD" "$@"
+fi
+if [ "${1:-}" = profile ]; then
+	shift
+	exec sh bench/profile.sh "$BUILD" "$@"
 fi
 if [ "${1:-}" = bootstorm ]; then
 	exec sh bench/bootstorm.sh "$BUILD" "${2:-20}"
