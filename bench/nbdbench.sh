@@ -17,8 +17,8 @@
 # image of 1 GiB prefilled alike, and the jobs through fio's rbd engine
 # (librbd, rbd_cache=false) and through qemu-nbd --cache=none on a unix
 # socket with fio's nbd engine.
-# --raw: the jobs on a local file with O_DIRECT, and one durable 4k write's
-# cost (write + fdatasync at QD1).
+# --raw: the jobs on a local file with O_DIRECT, one durable 4k write's
+# cost (write + fdatasync at QD1), and a loopback TCP round trip (bench/rtt).
 # Prints one line per job as it ends (IOPS, MiB/s, mean and p99 latency),
 # then every system's table in Markdown: those figures, the CPU seconds per
 # 1,000 I/Os of the OSDs, the monitors (Ceph: and the mgr), the export
@@ -250,8 +250,12 @@ if [ "$RAW" = 1 ]; then
 	job raw "4k randwrite QD1 fdatasync" randwrite 4k 1 --ioengine=psync --direct=1 \
 		--fdatasync=1 --filename="$DIR/raw.img"
 	rm -f "$DIR/raw.img"
+	# The floor under a replicated write: two such round trips (client
+	# to primary, primary to replica) besides the flush.
+	"$BUILD/bench/rtt" >"$DIR/rtt.txt" || fail "rtt"
 fi
 
 echo "== done: $(uptime)"
 python3 "$REPORT" report "$DIR/results.tsv" "$DIR/rss.tsv" "$HZ"
+[ ! -s "$DIR/rtt.txt" ] || { echo; cat "$DIR/rtt.txt"; }
 [ "$fails" = 0 ]
