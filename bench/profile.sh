@@ -46,7 +46,7 @@ cleanup() {
 	mx_cleanup
 }
 trap cleanup EXIT
-trap 'exit 130' INT TERM
+trap 'exit 130' HUP INT PIPE TERM
 
 mx_cluster_up
 "$MIXSAN" pool create bench --size 3 --pg-num 64 --failure-domain osd >/dev/null
