@@ -154,6 +154,7 @@ struct mixsan_cluster {
 	struct mx_monlive mon_live; /* the session's liveness (mon_check) */
 	struct mx_map *map;
 	struct mx_placement *pl;
+	struct mx_acting_memo acting; /* acting sets of map's PGs (loop thread) */
 	struct osdsess **sess;
 	uint32_t n_sess;
 	struct mx_list parked;  /* struct cop */
@@ -762,7 +763,7 @@ static int cop_target(mixsan_cluster_t *cl, struct cop *op)
 		op->pg = mx_object_pg(pool, op->name, op->name_len);
 	else if (op->pg >= pool->pg_num)
 		return -ENOENT;
-	n = mx_pg_acting(cl->pl, cl->map, pool, op->pg, acting, MX_MAX_SIZE);
+	n = mx_pg_acting_memo(&cl->acting, cl->pl, cl->map, pool, op->pg, acting, MX_MAX_SIZE);
 	if (n <= 0)
 		return -EAGAIN;
 	if (op->kind == COP_OBJ && !mx_op_is_write(op->op.op) && !op->to_primary)
@@ -782,9 +783,10 @@ static bool cop_stays(mixsan_cluster_t *cl, const struct cop *op)
 
 	if (!pool || (op->kind != COP_OBJ && op->pg >= pool->pg_num))
 		return false;
-	n = mx_pg_acting(cl->pl, cl->map, pool,
-			 op->kind == COP_OBJ ? mx_object_pg(pool, op->name, op->name_len) : op->pg,
-			 acting, MX_MAX_SIZE);
+	n = mx_pg_acting_memo(&cl->acting, cl->pl, cl->map, pool,
+			      op->kind == COP_OBJ ? mx_object_pg(pool, op->name, op->name_len)
+						  : op->pg,
+			      acting, MX_MAX_SIZE);
 	if (n <= 0)
 		return false;
 	if (!op->replica)

@@ -1462,3 +1462,28 @@ void mx_placement_free(struct mx_placement *pl)
 	free(pl->upmaps);
 	free(pl);
 }
+
+int mx_pg_acting_memo(struct mx_acting_memo *memo, const struct mx_placement *pl,
+		      const struct mx_map *map, const struct mx_pool *pool, uint32_t pg,
+		      int32_t *osds, int max)
+{
+	uint32_t h = ((uint32_t)pool->id * 0x9e3779b1u) ^ pg;
+	struct mx_acting_entry *e = &memo->e[h % MX_ACTING_MEMO_SLOTS];
+	int n;
+
+	if (map->epoch == 0 || max < MX_MAX_SIZE)
+		return mx_pg_acting(pl, map, pool, pg, osds, max);
+	if (e->epoch == map->epoch && e->pool == pool->id && e->pg == pg) {
+		memcpy(osds, e->osds, (size_t)e->n * sizeof(*osds));
+		return e->n;
+	}
+	n = mx_pg_acting(pl, map, pool, pg, osds, max);
+	if (n > 0 && n <= MX_MAX_SIZE) {
+		e->epoch = map->epoch;
+		e->pool = pool->id;
+		e->pg = pg;
+		e->n = n;
+		memcpy(e->osds, osds, (size_t)n * sizeof(*osds));
+	}
+	return n;
+}

@@ -80,4 +80,24 @@ int mx_placement_osd_domain(const struct mx_placement *pl,
 int mx_pg_acting(const struct mx_placement *pl, const struct mx_map *map,
 		 const struct mx_pool *pool, uint32_t pg, int32_t *osds, int max);
 
+/* A memo of acting sets, for one thread: mx_pg_acting is a pure function
+ * of the map (an epoch names one map) and the PG, and costs thousands of
+ * instructions, once per request without it.  Direct-mapped; an entry of
+ * another epoch is a miss.  Zero it (calloc) before use. */
+#define MX_ACTING_MEMO_SLOTS 1024
+struct mx_acting_entry {
+	uint64_t epoch; /* 0: empty */
+	int32_t pool;
+	uint32_t pg;
+	int n;
+	int32_t osds[MX_MAX_SIZE];
+};
+struct mx_acting_memo {
+	struct mx_acting_entry e[MX_ACTING_MEMO_SLOTS];
+};
+/* mx_pg_acting through the memo; pl must be the one built from map. */
+int mx_pg_acting_memo(struct mx_acting_memo *memo, const struct mx_placement *pl,
+		      const struct mx_map *map, const struct mx_pool *pool, uint32_t pg,
+		      int32_t *osds, int max);
+
 #endif

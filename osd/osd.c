@@ -1177,7 +1177,7 @@ void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payloa
 	key.pg = m.pg;
 	key.name = m.name;
 	key.name_len = m.name_len;
-	n = mx_pg_acting(osd->pl, osd->map, pool, m.pg, acting, MX_MAX_SIZE);
+	n = mx_pg_acting_memo(&osd->acting, osd->pl, osd->map, pool, m.pg, acting, MX_MAX_SIZE);
 	if (n > 0 && acting[0] != osd->id && (m.flags & MX_OSD_OP_REPLICA_READ)) {
 		/* A read sent to us as a replica: served if our lease holds,
 		 * else back to the primary (the client goes there at once). */
@@ -1285,7 +1285,7 @@ static void handle_list(struct osd *osd, struct session *s, uint64_t tid, uint8_
 		r = -ENOENT;
 		goto fail;
 	}
-	n = mx_pg_acting(osd->pl, osd->map, pool, m.pg, acting, MX_MAX_SIZE);
+	n = mx_pg_acting_memo(&osd->acting, osd->pl, osd->map, pool, m.pg, acting, MX_MAX_SIZE);
 	if (n <= 0 || acting[0] != osd->id) {
 		r = -ESTALE;
 		goto fail;

@@ -273,6 +273,7 @@ struct osd {
 	struct mx_store *store;
 	struct mx_map *map;        /* newest map; owned */
 	struct mx_placement *pl;   /* of map; owned */
+	struct mx_acting_memo acting; /* acting sets of map's PGs, as asked for */
 	struct mx_conn *mon;
 	struct mx_monlist monl;  /* the monitors known (docs/monitor-quorum.md) */
 	/* Authentication (docs/auth.md): our key and ticket, and how we

@@ -553,7 +553,7 @@ void handle_pg_scrub(struct osd *osd, struct session *s, uint64_t tid, uint8_t *
 		reply_scrub_status(osd, s, tid, pool ? -EINVAL : -ENOENT);
 		return;
 	}
-	n = mx_pg_acting(osd->pl, osd->map, pool, m.pg, acting, MX_MAX_SIZE);
+	n = mx_pg_acting_memo(&osd->acting, osd->pl, osd->map, pool, m.pg, acting, MX_MAX_SIZE);
 	if (n <= 0 || acting[0] != osd->id) {
 		reply_scrub_status(osd, s, tid, -ESTALE);
 		return;

@@ -1982,6 +1982,57 @@ static void test_acting(void)
 	map_free(m);
 }
 
+/* The memo answers as mx_pg_acting does: PGs that share a slot (pg and
+ * pg + MX_ACTING_MEMO_SLOTS), two pools, a second epoch with an OSD down,
+ * a max below MX_MAX_SIZE (not memoized), and the first map again. */
+static void test_acting_memo(void)
+{
+	struct mx_map *m = cluster(20, 5, 0, 0);
+	struct mx_placement *a = compile(m), *b = NULL;
+	struct mx_pool p = pool_make(2, 3, 2048, MX_LEVEL_HOST, NULL);
+	struct mx_pool q = pool_make(3, 2, 4096, MX_LEVEL_OSD, NULL);
+	struct mx_acting_memo *memo = calloc(1, sizeof(*memo));
+	unsigned bad = 0;
+
+	m->epoch = 5;
+	for (int round = 0; round < 3; round++) {
+		const struct mx_placement *pl = round == 1 ? b : a;
+
+		if (round == 1) {
+			m->osds[37].up = false;
+			m->epoch = 6;
+			b = compile(m);
+			pl = b;
+		} else if (round == 2) {
+			m->osds[37].up = true;
+			m->epoch = 5;
+		}
+		for (int pass = 0; pass < 2; pass++) {
+			for (uint32_t pg = 0; pg < q.pg_num; pg++) {
+				const struct mx_pool *pp = (pg & 1) ? &q : &p;
+				uint32_t g = pg % pp->pg_num;
+				int32_t got[MX_MAX_SIZE], want[MX_MAX_SIZE];
+				int ng = mx_pg_acting_memo(memo, pl, m, pp, g, got, MX_MAX_SIZE);
+				int nw = mx_pg_acting(pl, m, pp, g, want, MX_MAX_SIZE);
+
+				bad += !same_up(got, ng, want, nw);
+			}
+		}
+	}
+	CHECK_EQ_INT(bad, 0);
+	{
+		int32_t one, want[MX_MAX_SIZE];
+
+		CHECK_EQ_INT(mx_pg_acting_memo(memo, a, m, &p, 0, &one, 1), 1);
+		CHECK_EQ_INT(mx_pg_acting(a, m, &p, 0, want, MX_MAX_SIZE), 3);
+		CHECK_EQ_INT(one, want[0]);
+	}
+	free(memo);
+	mx_placement_free(a);
+	mx_placement_free(b);
+	map_free(m);
+}
+
 /* primary_temp: set, cleared, encoded; placement puts its OSD first when
  * it is an acting member and ignores it otherwise. */
 static void test_primary_temp(void)
@@ -2135,6 +2186,7 @@ int main(void)
 	test_balancer_update();
 	test_upmap_codec();
 	test_acting();
+	test_acting_memo();
 	test_primary_temp();
 	test_errors();
 	return mx_check_done("placement");
