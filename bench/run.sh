@@ -45,7 +45,7 @@ if [ "${1:-}" = profile ]; then
 			-Dc_args="-g -fno-omit-frame-pointer" >/dev/null
 	fi
 	src=$(scripts/fio-source.sh fio-source)
-	meson configure "$BUILD" "-Dfio_source=$src" >/dev/null
+	meson setup --reconfigure "$BUILD" "-Dfio_source=$src" >/dev/null
 fi
 if [ ! -f "$BUILD/build.ninja" ]; then
 	meson setup "$BUILD" --buildtype=release >/dev/null
@@ -54,7 +54,8 @@ if [ "${1:-}" = nbd ]; then
 	for a in "$@"; do
 		[ "$a" != --engine ] && continue
 		src=$(scripts/fio-source.sh fio-source)
-		meson configure "$BUILD" "-Dfio_source=$src" >/dev/null
+		# --reconfigure: a tree set up before the option existed knows it then.
+		meson setup --reconfigure "$BUILD" "-Dfio_source=$src" >/dev/null
 	done
 fi
 ninja -C "$BUILD" >/dev/null
