@@ -33,9 +33,8 @@ struct mx_held {
 	struct mx_held *next;
 	uint16_t type;
 	uint64_t tid;
-	uint8_t *payload; /* From malloc() and owned, or shared's */
+	uint8_t *payload; /* From malloc(); owned. */
 	size_t len;
-	struct mx_shared *shared; /* the payload's, one reference; or NULL */
 };
 
 /* The largest frame taken before authentication (a HELLO with a ticket). */
