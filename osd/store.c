@@ -204,6 +204,10 @@
 #define PEND_KEEP_MAX (8u << 20)
 #define UNSYNCED_MAX_DEFAULT (8ull << 20)
 #define UFR_SPARE_MAX 16u
+/* Spare frames keep their buffers for reuse up to this much in all: small
+ * frames (write-back 4k writes, thousands a second) reuse theirs, large
+ * ones are freed rather than held (16 spares of 8 MiB would be 128 MiB). */
+#define SPARE_BYTES_MAX (1u << 20)
 #define CRC_CHUNK_BLOCKS 64u
 #define PATH_LEN 4096
 #define DIR_LEN_MAX (PATH_LEN - 128)
@@ -393,6 +397,7 @@ struct mx_store {
 	 * so writeback commits do not allocate: at most UFR_SPARE_MAX. */
 	struct ufr *ufr_spare;
 	unsigned n_spare;
+	uint64_t spare_bytes; /* the spares' buffer capacity, <= SPARE_BYTES_MAX */
 	uint64_t unsynced_bytes, unsynced_max;
 	uint64_t sync_seq;
 	/* Request identities: [0, n_ureq_unsynced) of unsynced frames, then
@@ -3725,11 +3730,13 @@ static int apply_unsynced(struct mx_store *st)
 
 		r = apply_frame(st, u->w.data + FRAME_HDR, u->len, u->n);
 		st->ufr_head = u->next;
-		if (st->n_spare < UFR_SPARE_MAX && u->w.cap <= PEND_KEEP_MAX) {
+		if (st->n_spare < UFR_SPARE_MAX &&
+		    st->spare_bytes + u->w.cap <= SPARE_BYTES_MAX) {
 			mx_wbuf_reset(&u->w);
 			u->next = st->ufr_spare;
 			st->ufr_spare = u;
 			st->n_spare++;
+			st->spare_bytes += u->w.cap;
 		} else {
 			mx_wbuf_free(&u->w);
 			free(u);
@@ -3832,6 +3839,7 @@ int mx_store_commit_unsynced(struct mx_store *st)
 	if (u) {
 		st->ufr_spare = u->next;
 		st->n_spare--;
+		st->spare_bytes -= u->w.cap;
 	} else {
 		u = calloc(1, sizeof(*u));
 		if (!u)
@@ -4202,6 +4210,7 @@ void mx_store_get_stats(const struct mx_store *st, struct mx_store_stats *out)
 	}
 	*out = st->stats;
 	out->wal_bytes = st->log_end - LOG_START;
+	out->kept_bytes = st->pend.cap + st->spare_bytes;
 }
 
 int mx_store_pg_info_get(struct mx_store *st, int32_t pool, uint32_t pg,

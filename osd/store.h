@@ -329,6 +329,9 @@ struct mx_store_stats {
 	uint64_t csum_errors;
 	uint64_t unsynced_commits; /* mx_store_commit_unsynced() frames */
 	uint64_t syncs;            /* fdatasyncs of the log */
+	/* Buffer capacity kept for reuse once empty: the staging frame's (up
+	 * to 8 MiB) and the spare unsynced frames' (up to 1 MiB in all). */
+	uint64_t kept_bytes;
 };
 void mx_store_get_stats(const struct mx_store *st, struct mx_store_stats *out);
 

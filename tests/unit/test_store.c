@@ -1853,6 +1853,48 @@ static int wb_count_cb(void *arg, const struct mx_pglog_entry *e)
  * them; a lost unsynced frame followed by an intact later one replays as
  * a prefix; a damaged synced frame followed by one written after its sync
  * is still damage. */
+/* Write-back frames of 700 KiB, then of 4 KiB, each synced after: the
+ * buffers kept for reuse stay within the staging frame's 8 MiB and the
+ * spares' 1 MiB (sixteen spares of 1 MiB each were kept before), and
+ * every object reads back whole. */
+static void test_wb_kept(void)
+{
+	const uint32_t big = 700u << 10;
+	uint8_t *d = pattern(big, 9);
+	char dir[600], name[32];
+	struct mx_store_stats ss;
+	struct mx_obj_stat os;
+	struct mx_store *st;
+	uint64_t seq = 0;
+
+	tmp_path(dir, sizeof(dir), "wbkept");
+	CHECK_EQ_INT(mx_store_open(dir, NULL, &st), 0);
+	if (!st)
+		goto out;
+	for (int round = 0; round < 2; round++) {
+		for (int i = 0; i < 24; i++) {
+			(void)snprintf(name, sizeof(name), "o%d.%d", round, i);
+			wb_queue(st, name, ++seq, d, round ? 4096 : big);
+			CHECK_EQ_INT(mx_store_commit_unsynced(st), 0);
+		}
+		CHECK_EQ_INT(mx_store_sync(st), 0);
+		mx_store_get_stats(st, &ss);
+		CHECK(ss.kept_bytes <= (8u << 20) + (1u << 20));
+	}
+	for (int round = 0; round < 2; round++)
+		for (int i = 0; i < 24; i++) {
+			struct mx_objkey k;
+
+			(void)snprintf(name, sizeof(name), "o%d.%d", round, i);
+			k = K(1, 1, name);
+			CHECK_EQ_INT(mx_store_stat(st, &k, &os), 0);
+			CHECK_EQ_INT(os.size, round ? 4096 : big);
+		}
+	mx_store_close(st);
+out:
+	free(d);
+}
+
 static void test_wb_basics(void)
 {
 	uint8_t *d = pattern(3000, 5);
@@ -3925,6 +3967,7 @@ int main(void)
 		test_pg_remove();
 		test_pglog_files();
 		test_wb_basics();
+		test_wb_kept();
 	}
 	if (!wb_only)
 		test_crash();
