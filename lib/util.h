@@ -53,6 +53,13 @@ static inline uint64_t mx_now_ns(void)
 	return (uint64_t)ts.tv_sec * 1000000000ull + (uint64_t)ts.tv_nsec;
 }
 
+/* Monotonic clock in milliseconds: for intervals (a wall clock may step
+ * back, and an unsigned difference would then be huge). */
+static inline uint64_t mx_mono_ms(void)
+{
+	return mx_now_ns() / 1000000ull;
+}
+
 /* Wall clock in milliseconds since the epoch. */
 static inline uint64_t mx_wall_ms(void)
 {

@@ -69,7 +69,9 @@ struct session {
 };
 
 /* What the monitor knows of each OSD beyond the map (not persisted: after
- * a monitor restart every clock starts again). */
+ * a monitor restart every clock starts again).  Its times are of the
+ * monotonic clock (mx_mono_ms): a wall clock stepped back by a
+ * millisecond made "now - last beacon" wrap and marked a live OSD down. */
 #define MAX_REPORTERS 8
 struct osd_track {
 	uint64_t incarnation;
@@ -629,7 +631,7 @@ static struct osd_track *track_of(struct mon *mon, int32_t id)
 		/* A new life: forget what was said of the old one. */
 		memset(t, 0, sizeof(*t));
 		t->incarnation = o->incarnation;
-		t->last_beacon_ms = mx_wall_ms();
+		t->last_beacon_ms = mx_mono_ms();
 	}
 	return t;
 }
@@ -742,7 +744,7 @@ static void handle_failure(struct mon *mon, const struct mx_msg_osd_failure *f)
 {
 	const struct mx_osd_info *o = mx_map_osd(mon->map, f->target);
 	const struct mx_osd_info *rep = mx_map_osd(mon->map, f->reporter);
-	uint64_t now = mx_wall_ms();
+	uint64_t now = mx_mono_ms(); /* failure-detection clocks are monotonic */
 	struct osd_track *t;
 	uint32_t needed, needed_dom, doms;
 	int i;
@@ -1275,7 +1277,7 @@ static void q_leading(void *arg)
 	uint64_t now = mx_wall_ms();
 
 	for (uint32_t i = 0; i < mon->n_track; i++) {
-		mon->track[i].last_beacon_ms = now;
+		mon->track[i].last_beacon_ms = mx_mono_ms();
 		mon->track[i].n_reporters = 0;
 		mon->track[i].down_since_ms = 0;
 	}
@@ -1585,7 +1587,7 @@ static void member_command(struct mon *mon, struct session *s, uint64_t tid,
 static void on_tick(uv_timer_t *timer)
 {
 	struct mon *mon = timer->data;
-	uint64_t now = mx_wall_ms();
+	uint64_t now = mx_mono_ms(); /* beacons and down times: monotonic */
 
 	if (mon->stopping)
 		return;
@@ -1813,7 +1815,7 @@ static void on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *paylo
 			break;
 		o = mx_map_osd(mon->map, b.osd_id);
 		if (o && o->incarnation == b.incarnation && (t = track_of(mon, b.osd_id)))
-			t->last_beacon_ms = mx_wall_ms();
+			t->last_beacon_ms = mx_mono_ms();
 		return;
 	}
 	case MX_MSG_MON_PG_STATS: {
