@@ -37,26 +37,27 @@
 set -eu
 cd "$(dirname "$0")/.."
 BUILD=build-release
-if [ "${1:-}" = profile ]; then
-	# Symbols and frame pointers for perf's call graphs.
-	BUILD=build-profile
-	if [ ! -f "$BUILD/build.ninja" ]; then
-		meson setup "$BUILD" --buildtype=release \
-			-Dc_args="-g -fno-omit-frame-pointer" >/dev/null
-	fi
-	src=$(scripts/fio-source.sh fio-source)
-	meson setup --reconfigure "$BUILD" "-Dfio_source=$src" >/dev/null
-fi
-if [ ! -f "$BUILD/build.ninja" ]; then
+ENGINE=0
+case "${1:-}" in
+profile)
+	BUILD=build-profile # symbols and frame pointers for perf's call graphs
+	ENGINE=1
+	;;
+nbd)
+	for a in "$@"; do
+		[ "$a" != --engine ] || ENGINE=1
+	done
+	;;
+esac
+if [ ! -f "$BUILD/build.ninja" ] && [ "$BUILD" = build-profile ]; then
+	meson setup "$BUILD" --buildtype=release -Dc_args="-g -fno-omit-frame-pointer" >/dev/null
+elif [ ! -f "$BUILD/build.ninja" ]; then
 	meson setup "$BUILD" --buildtype=release >/dev/null
 fi
-if [ "${1:-}" = nbd ]; then
-	for a in "$@"; do
-		[ "$a" != --engine ] && continue
-		src=$(scripts/fio-source.sh fio-source)
-		# --reconfigure: a tree set up before the option existed knows it then.
-		meson setup --reconfigure "$BUILD" "-Dfio_source=$src" >/dev/null
-	done
+if [ "$ENGINE" = 1 ]; then
+	src=$(scripts/fio-source.sh fio-source)
+	# --reconfigure: a tree set up before the option existed knows it then.
+	meson setup --reconfigure "$BUILD" "-Dfio_source=$src" >/dev/null
 fi
 ninja -C "$BUILD" >/dev/null
 export MIXSAN_BUILD_ROOT="$PWD/$BUILD"

@@ -592,18 +592,13 @@ int mx_conn_send_now(struct mx_conn *c, uint16_t type, uint64_t tid, struct mx_w
 int mx_conn_send_shared(struct mx_conn *c, uint16_t type, uint64_t tid, struct mx_shared *sh)
 {
 	struct mx_wbuf w;
-	uint8_t *d;
 
 	if (c->closing)
 		return -ENOTCONN;
 	if (c->sec == MX_SEC_HANDSHAKE || (!c->connected && c->auth_client)) {
 		/* Held until the handshake ends: a copy of its own. */
 		mx_wbuf_init(&w);
-		d = mx_wbuf_reserve(&w, sh->len);
-		if (d) {
-			memcpy(d, sh->data, sh->len);
-			w.len = sh->len;
-		}
+		mx_put_bytes(&w, sh->data, sh->len);
 		return send_common(c, type, tid, &w, false);
 	}
 	sh->refs++;

@@ -1477,8 +1477,8 @@ int mx_pg_acting_memo(struct mx_acting_memo *memo, const struct mx_placement *pl
 		memcpy(osds, e->osds, (size_t)e->n * sizeof(*osds));
 		return e->n;
 	}
-	n = mx_pg_acting(pl, map, pool, pg, osds, max);
-	if (n > 0 && n <= MX_MAX_SIZE) {
+	n = mx_pg_acting(pl, map, pool, pg, osds, max); /* at most max */
+	if (n > 0) {
 		e->epoch = map->epoch;
 		e->pool = pool->id;
 		e->pg = pg;

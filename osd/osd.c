@@ -676,7 +676,6 @@ void repop_send(struct osd *osd, struct peer *p, struct repop_out *ro)
 {
 	struct mx_wbuf w;
 	struct pop *pop = ro->pop;
-	uint8_t *d;
 
 	if (!p->conn)
 		return;
@@ -693,15 +692,10 @@ void repop_send(struct osd *osd, struct peer *p, struct repop_out *ro)
 		return;
 	}
 	if (ro->nolog && !pop->repop_nolog) {
-		d = mx_wbuf_reserve(&w, pop->repop->len);
-		if (!d) {
-			mx_err("out of memory replicating a write");
-			exit(1);
-		}
-		memcpy(d, pop->repop->data, pop->repop->len);
-		w.len = pop->repop->len;
-		mx_repop_clear_log(d, w.len);
-		pop->repop_nolog = mx_shared_new(&w);
+		mx_put_bytes(&w, pop->repop->data, pop->repop->len);
+		if (!w.err)
+			mx_repop_clear_log(w.data, w.len);
+		pop->repop_nolog = mx_shared_new(&w); /* NULL if w.err */
 		if (!pop->repop_nolog) {
 			mx_err("out of memory replicating a write");
 			exit(1);

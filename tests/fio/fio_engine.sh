@@ -36,13 +36,8 @@ POOL=vols
 mxfio() {
 	name=$1
 	shift
-	set -- fio --name="$name" --ioengine="external:$ENGINE" --mon="$MON" \
-		${POOL:+--pool="$POOL"} --output="$DIR/$name.txt" "$@"
-	if [ -n "$NBDKIT_PRELOAD" ]; then
-		set -- env LD_PRELOAD="$NBDKIT_PRELOAD" \
-			ASAN_OPTIONS="${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}detect_leaks=0" "$@"
-	fi
-	timeout 300 "$@" >"$DIR/$name.err" 2>&1
+	mx_preloaded timeout 300 fio --name="$name" --ioengine="external:$ENGINE" --mon="$MON" \
+		${POOL:+--pool="$POOL"} --output="$DIR/$name.txt" "$@" >"$DIR/$name.err" 2>&1
 }
 
 # passed NAME DESCRIPTION: the fio run's status, with its error count.

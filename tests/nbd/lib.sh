@@ -17,13 +17,19 @@ if [ -n "${NBD_PLUGIN_PATH:-}" ] && [ -f "$NBD_PLUGIN_PATH" ] &&
 fi
 nbd_pids=""
 
-nbdkit_run() {
+# mx_preloaded COMMAND...: the command, with those runtimes preloaded if
+# needed (also for fio loading the fio engine, tests/fio).
+mx_preloaded() {
 	if [ -n "$NBDKIT_PRELOAD" ]; then
 		env LD_PRELOAD="$NBDKIT_PRELOAD" \
-			ASAN_OPTIONS="${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}detect_leaks=0" nbdkit "$@"
+			ASAN_OPTIONS="${ASAN_OPTIONS:-}${ASAN_OPTIONS:+:}detect_leaks=0" "$@"
 	else
-		nbdkit "$@"
+		"$@"
 	fi
+}
+
+nbdkit_run() {
+	mx_preloaded nbdkit "$@"
 }
 
 # nbd_serve NAME NBDKIT-ARGUMENTS...: start nbdkit in the foreground of a
