@@ -58,14 +58,15 @@ static void test_header(void)
 }
 
 /* A REPOP with its log flag cleared in place decodes as the same write,
- * unlogged; the header's sum given beside the payload is the computed
- * one's equal. */
+ * unlogged; a header made with the payload's sum given checks against
+ * that payload, and not against another. */
 static void test_repop_nolog(void)
 {
 	static const uint8_t data[5000] = {1, 2, 3};
 	struct mx_msg_repop m, d;
+	struct mx_msg_hdr hd;
 	struct mx_wbuf w;
-	uint8_t h1[MX_MSG_HDR_LEN], h2[MX_MSG_HDR_LEN];
+	uint8_t h[MX_MSG_HDR_LEN];
 
 	memset(&m, 0, sizeof(m));
 	m.epoch = 9;
@@ -94,12 +95,15 @@ static void test_repop_nolog(void)
 	CHECK_EQ_INT(d.tail.flags, MX_REPOP_WRITEBACK);
 	CHECK(d.tail.interval == 5 && d.tail.client_id == m.tail.client_id && d.tail.tid == 77);
 	CHECK(d.n_ops == 1 && d.ops[0].off == 4096 && d.ops[0].data_len == sizeof(data));
-	CHECK(d.ops[0].data_len == sizeof(data) && memcmp(d.ops[0].data, data, sizeof(data)) == 0);
+	CHECK(memcmp(d.ops[0].data, data, sizeof(data)) == 0);
 	CHECK(d.ver_seq == 41 && d.name_len == 3 && memcmp(d.name, "obj", 3) == 0);
-	mx_msg_hdr_encode(h1, MX_MSG_OSD_REPOP, 3, w.data, (uint32_t)w.len);
-	mx_msg_hdr_encode_sum(h2, MX_MSG_OSD_REPOP, 3, (uint32_t)w.len,
+	mx_msg_hdr_encode_sum(h, MX_MSG_OSD_REPOP, 3, (uint32_t)w.len,
 			      mx_crc32c(0, w.data, w.len));
-	CHECK(memcmp(h1, h2, sizeof(h1)) == 0);
+	CHECK_EQ_INT(mx_msg_hdr_decode(h, &hd), 0);
+	CHECK_EQ_INT(hd.len, w.len);
+	CHECK_EQ_INT(mx_msg_payload_check(&hd, w.data), 0);
+	w.data[w.len - 1] ^= 1;
+	CHECK_EQ_INT(mx_msg_payload_check(&hd, w.data), -EBADMSG);
 	mx_wbuf_free(&w);
 }
 
