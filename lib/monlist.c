@@ -8,6 +8,7 @@
 #include <string.h>
 
 #include "net.h"
+#include "util.h"
 
 /* After a redirect to the leader: soon.  With none named: as after a lost
  * connection (the election may take a second or two). */
@@ -68,9 +69,9 @@ void mx_monlive_heard(struct mx_monlive *l, uint64_t now_ms)
 
 enum mx_monlive_action mx_monlive_tick(struct mx_monlive *l, uint64_t now_ms, bool connected)
 {
-	if (now_ms - l->last_heard_ms > MX_MON_GRACE_MS)
+	if (mx_ms_since(now_ms, l->last_heard_ms) > MX_MON_GRACE_MS)
 		return MX_MONLIVE_GIVE_UP;
-	if (connected && now_ms - l->last_ping_ms >= MX_MON_PING_MS) {
+	if (connected && mx_ms_since(now_ms, l->last_ping_ms) >= MX_MON_PING_MS) {
 		l->last_ping_ms = now_ms;
 		return MX_MONLIVE_PING;
 	}

@@ -60,6 +60,14 @@ static inline uint64_t mx_mono_ms(void)
 	return mx_now_ns() / 1000000ull;
 }
 
+/* now - then, or 0 when then is later: a time taken after now (a
+ * clock read again further down the same pass) is no time at all, not a
+ * wrapped difference of half a billion years. */
+static inline uint64_t mx_ms_since(uint64_t now, uint64_t then)
+{
+	return now > then ? now - then : 0;
+}
+
 /* Wall clock in milliseconds since the epoch. */
 static inline uint64_t mx_wall_ms(void)
 {

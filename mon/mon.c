@@ -37,6 +37,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
+#include <time.h>
 
 #include "auth.h"
 #include "authconn.h"
@@ -89,6 +90,7 @@ struct mon_config {
 	uint32_t min_reporters;
 	uint32_t beacon_grace_ms;
 	uint32_t down_out_ms;       /* 0: never mark out automatically */
+	uint32_t tick_stall_ms;     /* fault injection: the tick stalls */
 };
 
 struct mon {
@@ -609,7 +611,10 @@ static void handle_command(struct mon *mon, struct session *s, uint64_t tid,
 	propose(mon, ch);
 }
 
-static struct osd_track *track_of(struct mon *mon, int32_t id)
+/* The track of OSD id; a new incarnation's starts with its beacon clock
+ * at now, the caller's reading of the clock (mx_mono_ms), so that one
+ * pass compares against one time. */
+static struct osd_track *track_of(struct mon *mon, int32_t id, uint64_t now)
 {
 	const struct mx_osd_info *o = mx_map_osd(mon->map, id);
 	struct osd_track *t;
@@ -631,7 +636,7 @@ static struct osd_track *track_of(struct mon *mon, int32_t id)
 		/* A new life: forget what was said of the old one. */
 		memset(t, 0, sizeof(*t));
 		t->incarnation = o->incarnation;
-		t->last_beacon_ms = mx_mono_ms();
+		t->last_beacon_ms = now;
 	}
 	return t;
 }
@@ -752,12 +757,12 @@ static void handle_failure(struct mon *mon, const struct mx_msg_osd_failure *f)
 	if (!mon->cfg.failure_detection || !o || !o->up || !rep || !rep->up ||
 	    f->reporter == f->target || o->incarnation != f->target_incarnation)
 		return;
-	t = track_of(mon, f->target);
+	t = track_of(mon, f->target, now);
 	if (!t)
 		return;
 	/* Forget stale reports, then count this reporter once. */
 	for (i = 0; i < t->n_reporters;) {
-		if (now - t->reported_ms[i] > 2ull * mon->cfg.grace_ms ||
+		if (mx_ms_since(now, t->reported_ms[i]) > 2ull * mon->cfg.grace_ms ||
 		    !mx_map_osd(mon->map, t->reporter[i])) {
 			t->reporter[i] = t->reporter[t->n_reporters - 1];
 			t->reported_ms[i] = t->reported_ms[t->n_reporters - 1];
@@ -842,7 +847,7 @@ static void health_log(struct mon *mon, bool sample)
 		snprintf(mon->last_checks, sizeof(mon->last_checks), "%s", checks);
 	}
 	mx_health_pgmap(h, pgmap, sizeof(pgmap));
-	if (sample && strcmp(pgmap, mon->last_pgmap) != 0 && now - mon->last_pgmap_ms >= 2000) {
+	if (sample && strcmp(pgmap, mon->last_pgmap) != 0 && mx_ms_since(now, mon->last_pgmap_ms) >= 2000) {
 		mx_evlog_add(mon->evlog, now, MX_HEALTH_OK, "pgmap: %s", pgmap);
 		snprintf(mon->last_pgmap, sizeof(mon->last_pgmap), "%s", pgmap);
 		mon->last_pgmap_ms = now;
@@ -1341,13 +1346,13 @@ static void quorum_tick(struct mon *mon)
 		mon->leaderless_since_ms = now;
 		return;
 	}
-	if (now - mon->leaderless_since_ms < 3000)
+	if (mx_ms_since(now, mon->leaderless_since_ms) < 3000)
 		return;
 	/* Those connected for a second at least: a short question (`mon
 	 * status`) still gets its answer. */
 	for (struct session *s = mon->sessions.next, *n; s != &mon->sessions; s = n) {
 		n = s->next;
-		if (!s->conn->closing && now - s->since_ms >= 1000)
+		if (!s->conn->closing && mx_ms_since(now, s->since_ms) >= 1000)
 			mx_conn_close(s->conn, 0);
 	}
 }
@@ -1597,6 +1602,12 @@ static void on_tick(uv_timer_t *timer)
 	if (!leading(mon) || mon->map->epoch == 0)
 		return;
 	health_tick(mon);
+	if (mon->cfg.tick_stall_ms) {
+		struct timespec ts = {.tv_sec = mon->cfg.tick_stall_ms / 1000,
+				      .tv_nsec = (long)(mon->cfg.tick_stall_ms % 1000) * 1000000};
+
+		nanosleep(&ts, NULL);
+	}
 	if (!mon->cfg.failure_detection || mon->committing)
 		return;
 	for (uint32_t id = 0; id < mon->map->max_osd; id++) {
@@ -1605,10 +1616,10 @@ static void on_tick(uv_timer_t *timer)
 
 		if (!o->exists)
 			continue;
-		t = track_of(mon, (int32_t)id);
+		t = track_of(mon, (int32_t)id, now);
 		if (!t)
 			continue;
-		if (o->up && now - t->last_beacon_ms > mon->cfg.beacon_grace_ms) {
+		if (o->up && mx_ms_since(now, t->last_beacon_ms) > mon->cfg.beacon_grace_ms) {
 			t->down_since_ms = now;
 			mark_osd(mon, (int32_t)id, true, "no beacon");
 			return; /* one change per tick */
@@ -1616,7 +1627,7 @@ static void on_tick(uv_timer_t *timer)
 		if (!o->up && !t->down_since_ms)
 			t->down_since_ms = now;
 		if (!o->up && o->in && mon->cfg.down_out_ms &&
-		    now - t->down_since_ms > mon->cfg.down_out_ms) {
+		    mx_ms_since(now, t->down_since_ms) > mon->cfg.down_out_ms) {
 			t->auto_out = true;
 			mark_osd(mon, (int32_t)id, false, "down for longer than the down-out interval");
 			return;
@@ -1814,7 +1825,8 @@ static void on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *paylo
 		if (r < 0)
 			break;
 		o = mx_map_osd(mon->map, b.osd_id);
-		if (o && o->incarnation == b.incarnation && (t = track_of(mon, b.osd_id)))
+		if (o && o->incarnation == b.incarnation &&
+		    (t = track_of(mon, b.osd_id, mx_mono_ms())))
 			t->last_beacon_ms = mx_mono_ms();
 		return;
 	}
@@ -1940,6 +1952,7 @@ static void usage(FILE *f)
 	      "                  [--down-out-interval S] [--pg-stale-grace MS]\n"
 	      "                  [--pg-inactive-grace MS] [--nearfull-ratio R]\n"
 	      "                  [--backfillfull-ratio R] [--full-ratio R]\n"
+	      "                  [--inject-tick-stall MS]\n"
 	      "Keeps the MixSAN cluster map under DIR and serves it on IP:PORT\n"
 	      "(default 127.0.0.1:6789).  It marks OSDs down on their peers' reports\n"
 	      "(grace 5000 ms, 2 reporters) or missing beacons (20000 ms), and out\n"
@@ -1959,7 +1972,9 @@ static void usage(FILE *f)
 	      "written to --admin-keyfile; tickets last --auth-ticket-ttl S (3600).\n"
 	      "--mon-keyfile names the monitor key, the same on every monitor: it\n"
 	      "authenticates and encrypts the Raft links; a quorum with keys needs it\n"
-	      "(or --trust-raft-network: the network between the monitors is private).\n", f);
+	      "(or --trust-raft-network: the network between the monitors is private).\n"
+	      "--inject-tick-stall makes a fault for tests: each second's tick stalls\n"
+	      "MS ms after its health pass, as a monitor slowed by its host would.\n", f);
 }
 
 static int parse_level(const char *s)
@@ -2024,6 +2039,7 @@ int main(int argc, char **argv)
 		{"auth-ticket-ttl", required_argument, NULL, 'T'},
 		{"trust-raft-network", no_argument, NULL, 'X'},
 		{"mon-keyfile", required_argument, NULL, 'm'},
+		{"inject-tick-stall", required_argument, NULL, 'i'},
 		{"help", no_argument, NULL, 'h'},
 		{0},
 	};
@@ -2107,6 +2123,7 @@ int main(int argc, char **argv)
 				mon->pg_cfg.full = v;
 			break;
 		}
+		case 'i':
 		case 'S':
 		case 'I':
 		case 'G':
@@ -2115,7 +2132,7 @@ int main(int argc, char **argv)
 		case 'O': {
 			unsigned long v = strtoul(optarg, &end, 10);
 
-			if (*end || !*optarg || v > 86400000ul || (c != 'O' && v == 0)) {
+			if (*end || !*optarg || v > 86400000ul || (c != 'O' && c != 'i' && v == 0)) {
 				fprintf(stderr, "mixsan-mon: bad value '%s'\n", optarg);
 				return 2;
 			}
@@ -2129,6 +2146,8 @@ int main(int argc, char **argv)
 				mon->cfg.min_reporters = (uint32_t)v;
 			else if (c == 'B')
 				mon->cfg.beacon_grace_ms = (uint32_t)v;
+			else if (c == 'i')
+				mon->cfg.tick_stall_ms = (uint32_t)v;
 			else
 				mon->cfg.down_out_ms = (uint32_t)(v * 1000);
 			break;

@@ -11,6 +11,8 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "util.h"
+
 #define RATE_SAMPLES 11 /* one a second: rates over the last 10 s */
 
 /* One PG of the map, with its primary's newest report. */
@@ -310,11 +312,11 @@ static void breakdown(char *buf, size_t sz, int n, const char *const *names,
  * stale / unknown when there is none fresh. */
 static uint32_t pg_state_now(const struct mx_pgstats *ps, const struct pgent *e, uint64_t now_ms)
 {
-	if (e->has && now_ms - e->report_ms <= ps->cfg.stale_ms)
+	if (e->has && mx_ms_since(now_ms, e->report_ms) <= ps->cfg.stale_ms)
 		return e->s.state;
 	if (e->has)
 		return e->s.state | MX_PGS_STALE;
-	if (now_ms - e->since_ms <= ps->cfg.stale_ms)
+	if (mx_ms_since(now_ms, e->since_ms) <= ps->cfg.stale_ms)
 		return MX_PGS_UNKNOWN;
 	return MX_PGS_STALE;
 }
@@ -328,7 +330,7 @@ int mx_pgstats_pool_objects(const struct mx_pgstats *ps, int32_t pool, uint64_t 
 	*unsure = 0;
 	for (size_t i = 0; i < ps->n_pgs; i++) {
 		const struct pgent *e = &ps->pgs[i];
-		bool fresh = e->has && now_ms - e->report_ms <= ps->cfg.stale_ms;
+		bool fresh = e->has && mx_ms_since(now_ms, e->report_ms) <= ps->cfg.stale_ms;
 
 		if (e->pool != pool)
 			continue;
@@ -442,7 +444,7 @@ void mx_pgstats_health(struct mx_pgstats *ps, const struct mx_map *m, uint64_t n
 			h->pgs_inactive++;
 			if (!e->inactive_ms)
 				e->inactive_ms = now_ms;
-			else if (now_ms - e->inactive_ms > ps->cfg.inactive_ms)
+			else if (mx_ms_since(now_ms, e->inactive_ms) > ps->cfg.inactive_ms)
 				h->pgs_stuck_inactive++;
 		}
 		h->pgs_clean += (st & (MX_PGS_ACTIVE | MX_PGS_CLEAN)) ==

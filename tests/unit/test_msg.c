@@ -367,6 +367,9 @@ static void test_map(void)
 		CHECK(mx_monlive_tick(&v, 10100 + MX_MON_GRACE_MS, true) != MX_MONLIVE_GIVE_UP);
 		CHECK(mx_monlive_tick(&v, 10000 + 2 * MX_MON_PING_MS + 6 + MX_MON_GRACE_MS, true) ==
 		      MX_MONLIVE_GIVE_UP);
+		/* Heard after the tick read its clock: no time has passed. */
+		mx_monlive_heard(&v, 50000);
+		CHECK(mx_monlive_tick(&v, 49999, false) == MX_MONLIVE_WAIT);
 	}
 	/* Locations. */
 	{

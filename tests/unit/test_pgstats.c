@@ -183,6 +183,11 @@ int main(void)
 	CHECK(h.pgs_clean == 16 && h.objects == 32 && h.bytes == 3200 && h.copies == 96);
 	CHECK(h.n_states == 1 && h.states[0].n == 16);
 	CHECK(h.fs_total == 4000 && h.fs_used == 400);
+	/* The wall clock stepped back 2 s after those reports: they are
+	 * fresh, not stale (nor wrapped into ages beyond any limit). */
+	mx_pgstats_health(ps, m, t - 2000, &h);
+	CHECK_EQ_INT(h.status, MX_HEALTH_OK);
+	CHECK(h.pgs_clean == 16 && h.pgs_stale == 0);
 
 	/* Degraded and recovering, with recovery progress over time. */
 	for (int s = 0; s <= 5; s++) {
