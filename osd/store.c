@@ -39,8 +39,8 @@
  *   dir/wal                          the write-ahead log
  *   dir/pgs/PPPPPPPP.GGGGGGGG/       one folder per PG: pool and pg in hex
  *   dir/pgs/PPPPPPPP.GGGGGGGG/pg     the PG's last version, info (les,
- *                                    lec, acting, flags), last_update,
- *                                    log_tail, and which bytes of which
+ *                                    lec, acting, flags, wb_lost),
+ *                                    last_update, log_tail, and which bytes of which
  *                                    log file hold its log (at checkpoint)
  *   dir/pgs/.../log.N                PG log entries, appended at
  *                                    checkpoints; N numbers the file
@@ -65,8 +65,9 @@
  * version, mtime and every op with its data, so it can be applied to any
  * state that lies between the one before it and the final one.  A logged
  * transaction's record (REC_TXN_LOG) also carries its PG log entry.  PG
- * records set a PG's info (REC_PG_INFO), trim its log (REC_PG_TRIM, with
- * the bound already capped at the last_update it was staged against),
+ * records set a PG's info (REC_PG_INFO2; REC_PG_INFO, without wb_lost,
+ * still replays), trim its log (REC_PG_TRIM, with the bound already capped
+ * at the last_update it was staged against),
  * replace its log (REC_PG_RESET) or forget log, info and last version
  * (REC_PG_REMOVE, staged after a physical REMOVE record for each of the
  * PG's objects).
@@ -181,7 +182,7 @@
 #define PG_MAGIC 0x4750584du      /* "MXPG" */
 #define PLOG_MAGIC 0x4c50584du    /* "MXPL" */
 #define FMT_VERSION 1u
-#define PG_FMT_VERSION 2u /* pg files; version 1 (no log, no info) loads */
+#define PG_FMT_VERSION 3u /* pg files; 1 (no log, no info) and 2 (no wb_lost) load */
 /* Record kinds of a frame's payload. */
 #define REC_TXN 1u	 /* a transaction */
 #define REC_TXN_LOG 2u	 /* a transaction and its PG log entry */
@@ -189,6 +190,7 @@
 #define REC_PG_TRIM 4u	 /* drop a PG's log entries up to a version */
 #define REC_PG_RESET 5u	 /* replace a PG's log */
 #define REC_PG_REMOVE 6u /* forget a PG's log, info and last version */
+#define REC_PG_INFO2 7u	 /* REC_PG_INFO and wb_lost (written from format 3 on) */
 #define PLOG_PREFIX "log."
 #define PLOG_HDR 32u
 #define PLOG_ENT_FIXED 39u /* an entry's encoding without its name */
@@ -331,6 +333,7 @@ struct pgrp {
 	uint8_t n_acting;
 	int32_t acting[MX_PG_ACTING_MAX];
 	uint32_t flags;
+	uint64_t wb_lost;
 
 	/* The log file PLOG_PREFIX<log_file> (0: none) holds the persisted
 	 * entries in [log_start, log_end) as of the last checkpoint's pg
@@ -1179,7 +1182,7 @@ static bool pg_live(const struct pgrp *p)
 {
 	return p->n_exist || p->ring_n || !version_zero(p->last) ||
 	       !version_zero(p->lu) || !version_zero(p->tail) || p->les ||
-	       p->lec || p->n_acting || p->flags;
+	       p->lec || p->n_acting || p->flags || p->wb_lost;
 }
 
 /* The i-th oldest entry of p's log (i < ring_n). */
@@ -1949,6 +1952,7 @@ static int apply_pg_rec(struct mx_store *st, struct mx_rbuf *rb, uint8_t kind)
 	p->meta_dirty = true;
 	switch (kind) {
 	case REC_PG_INFO:
+	case REC_PG_INFO2:
 		p->les = mx_get_u64(rb);
 		p->lec = mx_get_u64(rb);
 		n = mx_get_u8(rb);
@@ -1959,6 +1963,7 @@ static int apply_pg_rec(struct mx_store *st, struct mx_rbuf *rb, uint8_t kind)
 			p->acting[i] = mx_get_i32(rb);
 		p->n_acting = (uint8_t)n;
 		p->flags = mx_get_u32(rb);
+		p->wb_lost = kind == REC_PG_INFO2 ? mx_get_u64(rb) : 0;
 		break;
 	case REC_PG_TRIM:
 		v.epoch = mx_get_u64(rb);
@@ -2008,6 +2013,7 @@ static int apply_pg_rec(struct mx_store *st, struct mx_rbuf *rb, uint8_t kind)
 		p->n_acting = 0;
 		memset(p->acting, 0, sizeof(p->acting));
 		p->flags = 0;
+		p->wb_lost = 0;
 		break;
 	default:
 		return -EUCLEAN;
@@ -2685,6 +2691,7 @@ static int write_pg_meta(struct mx_store *st, struct pgrp *p)
 	for (uint32_t i = 0; i < p->n_acting; i++)
 		mx_put_i32(w, p->acting[i]);
 	mx_put_u32(w, p->flags);
+	mx_put_u64(w, p->wb_lost);
 	mx_put_u64(w, p->log_file);
 	mx_put_u64(w, p->log_start);
 	mx_put_u64(w, p->log_end);
@@ -2723,7 +2730,7 @@ static int load_pg_meta(struct mx_store *st, struct pgrp *p, const char *path,
 	p->last.epoch = mx_get_u64(&rb);
 	p->last.seq = mx_get_u64(&rb);
 	*count = 0;
-	if (version == PG_FMT_VERSION) {
+	if (version == 2 || version == PG_FMT_VERSION) {
 		p->lu.epoch = mx_get_u64(&rb);
 		p->lu.seq = mx_get_u64(&rb);
 		p->tail.epoch = mx_get_u64(&rb);
@@ -2736,13 +2743,14 @@ static int load_pg_meta(struct mx_store *st, struct pgrp *p, const char *path,
 		for (uint32_t i = 0; i < p->n_acting; i++)
 			p->acting[i] = mx_get_i32(&rb);
 		p->flags = mx_get_u32(&rb);
+		p->wb_lost = version == PG_FMT_VERSION ? mx_get_u64(&rb) : 0;
 		p->log_file = mx_get_u64(&rb);
 		p->log_start = mx_get_u64(&rb);
 		p->log_end = mx_get_u64(&rb);
 		*count = mx_get_u32(&rb);
 	}
 	if (rb.err || mx_rbuf_left(&rb) || magic != PG_MAGIC ||
-	    (version != 1 && version != PG_FMT_VERSION) || pool != p->pool ||
+	    version < 1 || version > PG_FMT_VERSION || pool != p->pool ||
 	    pgid != p->pg || mx_version_cmp(p->tail, p->lu) > 0 ||
 	    (p->log_file == 0 && *count) ||
 	    (p->log_file && (p->log_start < PLOG_HDR ||
@@ -3544,7 +3552,7 @@ int mx_store_queue_pg_info(struct mx_store *st, int32_t pool, uint32_t pg,
 		return -ENOMEM;
 	w = &st->pend;
 	mark = pend_begin(st);
-	mx_put_u8(w, REC_PG_INFO);
+	mx_put_u8(w, REC_PG_INFO2);
 	mx_put_i32(w, pool);
 	mx_put_u32(w, pg);
 	mx_put_u64(w, info->les);
@@ -3553,6 +3561,7 @@ int mx_store_queue_pg_info(struct mx_store *st, int32_t pool, uint32_t pg,
 	for (uint32_t i = 0; i < info->n_acting; i++)
 		mx_put_i32(w, info->acting[i]);
 	mx_put_u32(w, info->flags);
+	mx_put_u64(w, info->wb_lost);
 	return pend_end(st, mark, 1);
 }
 
@@ -4238,6 +4247,7 @@ int mx_store_pg_info_get(struct mx_store *st, int32_t pool, uint32_t pg,
 	out->n_acting = p->n_acting;
 	memcpy(out->acting, p->acting, sizeof(out->acting));
 	out->flags = p->flags;
+	out->wb_lost = p->wb_lost;
 	return 0;
 }
 

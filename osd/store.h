@@ -262,10 +262,13 @@ struct mx_pg_info {
 	uint8_t n_acting;	       /* <= MX_PG_ACTING_MAX */
 	int32_t acting[MX_PG_ACTING_MAX];
 	uint32_t flags; /* the OSD's own; opaque to the store */
+	/* Writeback writes acknowledged with a version epoch below this may
+	 * have been lost to a power cut (docs/cache-modes.md); 0: none. */
+	uint64_t wb_lost;
 };
 
 /* Stage an update of the PG's les, lec, acting set (n_acting entries; the
- * rest is stored as zero) and flags.  info->last_update and log_tail are
+ * rest is stored as zero), flags and wb_lost.  info->last_update and log_tail are
  * ignored: the log decides them.  0, -EINVAL (pool < 0, pg UINT32_MAX,
  * n_acting > MX_PG_ACTING_MAX), -ENOMEM, or the fatal error. */
 int mx_store_queue_pg_info(struct mx_store *st, int32_t pool, uint32_t pg,

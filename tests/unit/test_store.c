@@ -153,6 +153,7 @@ struct mpg {
 	uint8_t n_acting;
 	int32_t acting[MX_PG_ACTING_MAX];
 	uint32_t flags;
+	uint64_t wb_lost;
 	struct ment *log; /* From malloc(): oldest first */
 	int n_log, cap_log;
 };
@@ -369,6 +370,7 @@ static void model_info(struct model *m, int32_t pool, uint32_t pg,
 	memset(p->acting, 0, sizeof(p->acting));
 	memcpy(p->acting, in->acting, in->n_acting * sizeof(p->acting[0]));
 	p->flags = in->flags;
+	p->wb_lost = in->wb_lost;
 }
 
 static void model_remove(struct model *m, int32_t pool, uint32_t pg)
@@ -392,6 +394,7 @@ static void model_remove(struct model *m, int32_t pool, uint32_t pg)
 	p->n_acting = 0;
 	memset(p->acting, 0, sizeof(p->acting));
 	p->flags = 0;
+	p->wb_lost = 0;
 }
 
 /* Whether the store should know the PG (store.h). */
@@ -403,7 +406,7 @@ static bool model_pg_live(const struct model *m, const struct mpg *p)
 			return true;
 	return p->n_log || p->last.epoch || p->last.seq || p->lu.epoch ||
 	       p->lu.seq || p->tail.epoch || p->tail.seq || p->les ||
-	       p->lec || p->n_acting || p->flags;
+	       p->lec || p->n_acting || p->flags || p->wb_lost;
 }
 
 static void model_apply(struct model *m, const struct mx_txn *t)
@@ -621,7 +624,7 @@ static int verify_pgs(struct mx_store *st, const struct model *m, bool loud)
 			   in.les != p->les || in.lec != p->lec ||
 			   in.n_acting != p->n_acting ||
 			   memcmp(in.acting, p->acting, sizeof(in.acting)) ||
-			   in.flags != p->flags) {
+			   in.flags != p->flags || in.wb_lost != p->wb_lost) {
 			VFAIL("pg %d info r=%d lu %llu.%llu/%llu.%llu tail "
 			      "%llu.%llu/%llu.%llu les %llu/%llu\n",
 			      i, r, (unsigned long long)in.last_update.epoch,
@@ -963,6 +966,7 @@ static void wl_gen_pg(struct wl *w, struct tx *x)
 		for (unsigned i = 0; i < x->info.n_acting; i++)
 			x->info.acting[i] = (int32_t)(rnd(r) % 12) - 1;
 		x->info.flags = rnd(r) % 3 ? (uint32_t)rnd(r) : 0;
+		x->info.wb_lost = rnd(r) % 4 ? 0 : rnd(r) % (w->epoch + 1);
 		/* Ignored by the store: the log decides them. */
 		x->info.last_update = (struct mx_version){ 99, 99 };
 	} else if (c < 70) {
@@ -2381,7 +2385,7 @@ static void test_pglog_basic(void)
 	CHECK_EQ_INT(mx_store_queue_pg_info(st, 1, UINT32_MAX, &in), -EINVAL);
 	in = (struct mx_pg_info){ .last_update = V(9, 9), .log_tail = V(8, 8),
 				  .les = 7, .lec = 5, .n_acting = 3,
-				  .acting = { 4, -1, 2 }, .flags = 0x81 };
+				  .acting = { 4, -1, 2 }, .flags = 0x81, .wb_lost = 6 };
 	CHECK_EQ_INT(mx_store_queue_pg_info(st, 1, 1, &in), 0);
 	model_info(&m, 1, 1, &in);
 	CHECK_EQ_INT(mx_store_pg_info_get(st, 1, 1, &in), 0);
@@ -2390,7 +2394,7 @@ static void test_pglog_basic(void)
 	CHECK_EQ_INT(mx_store_pg_info_get(st, 1, 1, &in), 0);
 	CHECK(in.les == 7 && in.lec == 5 && in.n_acting == 3 &&
 	      in.acting[0] == 4 && in.acting[1] == -1 && in.acting[2] == 2 &&
-	      in.acting[3] == 0 && in.flags == 0x81);
+	      in.acting[3] == 0 && in.flags == 0x81 && in.wb_lost == 6);
 	CHECK(!mx_version_cmp(in.last_update, V(1, 10)));
 
 	/* Listing: an info-only PG, an object-only PG, in (pool, pg) order;
