@@ -1009,6 +1009,8 @@ static void put_info(struct mx_wbuf *w, const struct mx_wire_pg_info *i)
 	mx_put_u8(w, i->n_acting);
 	for (uint8_t k = 0; k < i->n_acting; k++)
 		mx_put_i32(w, i->acting[k]);
+	mx_put_u8(w, i->flags);
+	mx_put_u64(w, i->wb_lost);
 }
 
 static void get_info(struct mx_rbuf *r, struct mx_wire_pg_info *i)
@@ -1027,6 +1029,10 @@ static void get_info(struct mx_rbuf *r, struct mx_wire_pg_info *i)
 	}
 	for (uint8_t k = 0; k < i->n_acting; k++)
 		i->acting[k] = mx_get_i32(r);
+	i->flags = mx_get_u8(r);
+	i->wb_lost = mx_get_u64(r);
+	if (i->flags & ~MX_PGI_SUSPECT)
+		mx_rbuf_fail(r);
 }
 
 size_t mx_enc_pg_notify_head(struct mx_wbuf *w, int32_t status, const struct mx_pg_ref *r,
@@ -1089,6 +1095,7 @@ size_t mx_enc_pg_activate_head(struct mx_wbuf *w, const struct mx_msg_pg_activat
 
 	mx_enc_pg_ref(w, &m->ref);
 	mx_put_u64(w, m->les);
+	mx_put_u64(w, m->wb_lost);
 	mx_put_u8(w, m->with_log);
 	mx_put_u64(w, m->tail_epoch);
 	mx_put_u64(w, m->tail_seq);
@@ -1109,6 +1116,7 @@ int mx_dec_pg_activate(const void *p, uint32_t len, struct mx_msg_pg_activate *m
 	mx_rbuf_init(&r, p, len);
 	get_pg_ref(&r, &m->ref);
 	m->les = mx_get_u64(&r);
+	m->wb_lost = mx_get_u64(&r);
 	m->with_log = mx_get_u8(&r) != 0;
 	m->tail_epoch = mx_get_u64(&r);
 	m->tail_seq = mx_get_u64(&r);

@@ -562,13 +562,18 @@ struct mx_pg_ref {
 	uint64_t interval;
 };
 
-/* A PG info on the wire (the store's struct mx_pg_info, without flags). */
+/* A PG info on the wire (the store's struct mx_pg_info, without its
+ * flags), with the sender's word on its copy (MX_PGI_*). */
+#define MX_PGI_SUSPECT 1u /* the copy may lack writes it acknowledged: its OSD
+			     restarted after its host did (docs/cache-modes.md) */
 struct mx_wire_pg_info {
 	uint64_t lu_epoch, lu_seq;     /* last_update */
 	uint64_t tail_epoch, tail_seq; /* log_tail */
 	uint64_t les, lec;
 	uint8_t n_acting;
 	int32_t acting[MX_MAX_SIZE];
+	uint8_t flags;    /* MX_PGI_* */
+	uint64_t wb_lost; /* the store's */
 };
 
 /* One PG log entry on the wire. */
@@ -591,6 +596,7 @@ struct mx_msg_pg_notify {
 struct mx_msg_pg_activate {
 	struct mx_pg_ref ref;
 	uint64_t les;
+	uint64_t wb_lost; /* the PG's, for the member to persist */
 	bool with_log;  /* adopt the log that follows (after recovery) */
 	uint64_t tail_epoch, tail_seq;
 	uint32_t n;

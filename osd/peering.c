@@ -133,6 +133,24 @@ int mx_choose_auth(const struct mx_pg_info *infos, size_t n)
 	return best;
 }
 
+uint64_t mx_wb_lost(const struct mx_pg_info *infos, const bool *suspect, size_t n,
+		    uint64_t interval)
+{
+	uint64_t lost = 0, les = 0;
+	bool kept = false;
+
+	for (size_t i = 0; i < n; i++) {
+		lost = MX_MAX(lost, infos[i].wb_lost);
+		les = MX_MAX(les, infos[i].les);
+	}
+	/* Nothing ever went active: nothing was acknowledged. */
+	if (les == 0)
+		return lost;
+	for (size_t i = 0; i < n; i++)
+		kept |= infos[i].les == les && !suspect[i];
+	return kept ? lost : MX_MAX(lost, interval);
+}
+
 /* The authoritative log's entry with this version, or NULL (binary search:
  * entries are in increasing version order). */
 static const struct mx_pglog_entry *find_version(const struct mx_pglog_entry *log, size_t n,

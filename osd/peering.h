@@ -72,6 +72,18 @@ int mx_peering_blocked_by(const struct mx_interval *iv, size_t n, uint64_t since
  */
 int mx_choose_auth(const struct mx_pg_info *infos, size_t n);
 
+/*
+ * The PG's wb_lost after peering into the interval that began at epoch
+ * interval (docs/cache-modes.md, "A power cut of every OSD that holds a
+ * write"): the greatest wb_lost among infos[0..n), raised to interval when
+ * every answer with the greatest les is suspect[] (its OSD restarted after
+ * its host did, and may lack writes that copy acknowledged).  Writes are
+ * acknowledged only in intervals that went active, so with every les 0
+ * nothing can be lost.
+ */
+uint64_t mx_wb_lost(const struct mx_pg_info *infos, const bool *suspect, size_t n,
+		    uint64_t interval);
+
 enum mx_diff_need {
 	MX_NEED_OBJECT = 1, /* fetch the authoritative object (version given) */
 	MX_NEED_DELETE = 2, /* remove the object */

@@ -627,11 +627,11 @@ static void test_peering_msgs(void)
 {
 	struct mx_pg_ref ref = {.epoch = 9, .pool = 2, .pg = 5, .interval = 7}, rr;
 	struct mx_wire_pg_info info = {.lu_epoch = 7, .lu_seq = 3, .les = 7, .n_acting = 2,
-				       .acting = {4, 1}};
+				       .acting = {4, 1}, .flags = MX_PGI_SUSPECT, .wb_lost = 6};
 	struct mx_wire_log_entry e = {.ver_epoch = 7, .ver_seq = 3, .kind = 1, .name = "obj",
 				      .name_len = 3, .client_id = 11, .tid = 12}, d;
 	struct mx_msg_pg_notify n;
-	struct mx_msg_pg_activate a = {.ref = ref, .les = 7, .with_log = true}, ad;
+	struct mx_msg_pg_activate a = {.ref = ref, .les = 7, .wb_lost = 5, .with_log = true}, ad;
 	struct mx_msg_pg_object o = {.ref = ref, .name = "obj", .name_len = 3, .exists = true,
 				     .ver_epoch = 7, .ver_seq = 3}, od;
 	struct mx_wbuf w;
@@ -655,6 +655,7 @@ static void test_peering_msgs(void)
 	mx_enc_pg_notify_end(&w, at, 2);
 	CHECK_EQ_INT(mx_dec_pg_notify(w.data, (uint32_t)w.len, &n), 0);
 	CHECK(n.n == 2 && n.info.les == 7 && n.info.n_acting == 2 && n.info.acting[0] == 4);
+	CHECK(n.info.flags == MX_PGI_SUSPECT && n.info.wb_lost == 6);
 	CHECK_EQ_INT(mx_pg_log_next(&n.entries, &d), 0);
 	CHECK(d.ver_seq == 3 && d.name_len == 3 && memcmp(d.name, "obj", 3) == 0 && d.tid == 12);
 	CHECK_EQ_INT(mx_pg_log_next(&n.entries, &d), 0);
@@ -662,13 +663,19 @@ static void test_peering_msgs(void)
 	CHECK_EQ_INT(mx_msg_decode_any(MX_MSG_PG_NOTIFY, w.data, (uint32_t)w.len), 0);
 	for (size_t k = 0; k + 1 < w.len; k++)
 		CHECK(mx_msg_decode_any(MX_MSG_PG_NOTIFY, w.data, (uint32_t)k) < 0);
+	/* A flag this side does not know is refused. */
+	info.flags = 0x80;
+	mx_wbuf_reset(&w);
+	at = mx_enc_pg_notify_head(&w, 0, &ref, &info);
+	mx_enc_pg_notify_end(&w, at, 0);
+	CHECK_EQ_INT(mx_dec_pg_notify(w.data, (uint32_t)w.len, &n), -EBADMSG);
 
 	mx_wbuf_reset(&w);
 	at = mx_enc_pg_activate_head(&w, &a);
 	mx_enc_pg_log_entry(&w, &e);
 	mx_enc_pg_activate_end(&w, at, 1);
 	CHECK_EQ_INT(mx_dec_pg_activate(w.data, (uint32_t)w.len, &ad), 0);
-	CHECK(ad.with_log && ad.les == 7 && ad.n == 1);
+	CHECK(ad.with_log && ad.les == 7 && ad.wb_lost == 5 && ad.n == 1);
 
 	mx_wbuf_reset(&w);
 	at = mx_enc_pg_object_head(&w, &o);

@@ -133,6 +133,38 @@ static void test_auth(void)
 	CHECK_EQ_INT(mx_choose_auth(in, 0), -1);
 }
 
+/* wb_lost (docs/cache-modes.md): raised to the new interval only when
+ * every answer of the newest les is suspect; never lowered. */
+static void test_wb_lost(void)
+{
+	struct mx_pg_info in[3];
+	bool sus[3] = {true, true, true};
+
+	memset(in, 0, sizeof(in));
+	/* Never active: nothing acknowledged, nothing to lose. */
+	CHECK_EQ_INT(mx_wb_lost(in, sus, 3, 9), 0);
+	in[0].les = in[1].les = 5;
+	in[2].les = 3;
+	/* Every copy of the newest les suspect: lost from interval 9. */
+	CHECK_EQ_INT(mx_wb_lost(in, sus, 3, 9), 9);
+	/* One of them kept its page cache: nothing lost. */
+	sus[1] = false;
+	CHECK_EQ_INT(mx_wb_lost(in, sus, 3, 9), 0);
+	/* An older copy that kept its cache proves nothing of les 5. */
+	sus[1] = true;
+	sus[2] = false;
+	CHECK_EQ_INT(mx_wb_lost(in, sus, 3, 9), 9);
+	/* A loss found before is kept, by a later interval too. */
+	sus[0] = false;
+	in[2].wb_lost = 4;
+	CHECK_EQ_INT(mx_wb_lost(in, sus, 3, 9), 4);
+	sus[0] = true;
+	CHECK_EQ_INT(mx_wb_lost(in, sus, 3, 9), 9);
+	in[1].wb_lost = 12; /* never lowered to this interval */
+	CHECK_EQ_INT(mx_wb_lost(in, sus, 3, 9), 12);
+	CHECK_EQ_INT(mx_wb_lost(in, sus, 0, 9), 0);
+}
+
 struct rec {
 	char name[32];
 	int what;
@@ -292,6 +324,7 @@ int main(void)
 	test_lease_pong();
 	test_intervals();
 	test_auth();
+	test_wb_lost();
 	test_log_diff();
 	return mx_check_done("peering");
 }
