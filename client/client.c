@@ -2087,7 +2087,8 @@ int mx_client_aio_write_ops(mixsan_pool_t *p, const char *oid, mixsan_completion
 }
 
 int mx_client_aio_write_ops_wb(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
-			       const struct mx_osd_op *ops, unsigned n)
+			       const struct mx_osd_op *ops, unsigned n,
+			       struct mx_client_version *ver)
 {
 	struct cop *op;
 	int r = write_ops_new(p, oid, c, ops, n, &op);
@@ -2095,12 +2096,14 @@ int mx_client_aio_write_ops_wb(mixsan_pool_t *p, const char *oid, mixsan_complet
 	if (r < 0)
 		return r;
 	op->osd_flags = MX_OSD_OP_WRITEBACK;
+	op->ver_out = ver;
 	return cop_submit(p->cl, op);
 }
 
-int mx_client_aio_flush_pg(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c)
+int mx_client_aio_flush_pg(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			   uint64_t since)
 {
-	struct mx_osd_op fl = {.op = MX_OP_FLUSH};
+	struct mx_osd_op fl = {.op = MX_OP_FLUSH, .off = since};
 	struct cop *op;
 
 	if (!p || !c || check_oid(oid) < 0)

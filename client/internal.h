@@ -107,13 +107,18 @@ int mx_client_aio_write_ops_v(mixsan_pool_t *p, const char *oid, mixsan_completi
 /* The synchronous form: 0 or a negative errno as above. */
 /* mx_client_aio_write_ops as a writeback write (MX_OSD_OP_WRITEBACK,
  * docs/cache-modes.md): it completes once every OSD of the acting set has
- * logged it; mx_client_aio_flush_pg of its object makes it durable. */
+ * logged it, and *ver (if not NULL) gets its version; mx_client_aio_flush_pg
+ * of its object makes it durable. */
 int mx_client_aio_write_ops_wb(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
-			       const struct mx_osd_op *ops, unsigned n);
+			       const struct mx_osd_op *ops, unsigned n,
+			       struct mx_client_version *ver);
 /* FLUSH the PG of oid (oid itself is not touched): completes when every
  * write the PG's OSDs acknowledged before it is durable on each of them.
- * 0 or a negative errno, as an object request. */
-int mx_client_aio_flush_pg(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c);
+ * since is the least version epoch of the writes it vouches for (0: every
+ * write): -EIO if the PG found some of those may be lost to a power cut of
+ * every OSD that held them.  0 or a negative errno, as an object request. */
+int mx_client_aio_flush_pg(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
+			   uint64_t since);
 int mx_client_write_ops(mixsan_pool_t *p, const char *oid, const struct mx_osd_op *ops,
 			unsigned n, struct mx_client_version *ver);
 /* The same again, and *failed (unless NULL) says which guard did not hold

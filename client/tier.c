@@ -1075,9 +1075,9 @@ static void direct(struct ctx *x, bool reads)
 	reply(x, r, NULL, r == 0 ? &ver : NULL, failed);
 }
 
-static int flush_pg(mixsan_pool_t *p, const char *oid)
+static int flush_pg(mixsan_pool_t *p, const char *oid, uint64_t since)
 {
-	MX_SYNC(mx_client_aio_flush_pg(p, oid, c_));
+	MX_SYNC(mx_client_aio_flush_pg(p, oid, c_, since));
 }
 
 /* A FLUSH (docs/cache-modes.md) of the PG of x's object: the tier's own
@@ -1085,10 +1085,11 @@ static int flush_pg(mixsan_pool_t *p, const char *oid)
  * before the tier came may not be: both pools' PGs are flushed. */
 static void tier_flush(struct ctx *x)
 {
-	int r = x->cache ? flush_pg(x->cache, x->oid) : 0;
+	uint64_t since = x->ops[0].off; /* the epoch it vouches from */
+	int r = x->cache ? flush_pg(x->cache, x->oid, since) : 0;
 
 	if (r == 0)
-		r = flush_pg(x->base, x->oid);
+		r = flush_pg(x->base, x->oid, since);
 	reply(x, r, NULL, NULL, -1);
 }
 

@@ -59,6 +59,7 @@ struct vpart {
 	bool raced;          /* a write to the object started meanwhile */
 	bool waits;          /* req_start's own: sent once the map is durable */
 	bool wb;             /* a writeback write: durable only after a flush */
+	struct mx_client_version ver; /* a writeback write's, from its reply */
 	struct mx_list rm_link; /* v->removing */
 	struct mx_list wlink;   /* v->writing: a change that may create the object */
 };
@@ -110,9 +111,11 @@ struct mixsan_volume {
 	uint64_t next_seq;
 
 	/* Writeback (docs/cache-modes.md): the objects with a writeback write
-	 * completed since the last flush took them, a bit each. */
+	 * completed since the last flush took them, a bit each, and the least
+	 * version epoch of those writes, per object. */
 	int cache_mode;          /* MIXSAN_CACHE_* */
 	uint8_t *wb_dirty;       /* From malloc() */
+	uint64_t *wb_ep;         /* From malloc(): 8 * wb_dirty_len entries */
 	size_t wb_dirty_len;     /* bytes */
 	uint64_t wb_n;           /* bits set */
 	unsigned wb_flushing;    /* flushes with FLUSH requests out (drain waits) */
@@ -666,27 +669,34 @@ static void map_kick(mixsan_volume_t *v)
 
 /* Writeback flushes (docs/cache-modes.md) ------------------------------ */
 
-/* Note that objno holds a writeback write to flush.  v->lock held. */
-static void wb_mark(mixsan_volume_t *v, uint64_t objno)
+/* Note that objno holds a writeback write to flush, of version epoch
+ * epoch.  v->lock held. */
+static void wb_mark(mixsan_volume_t *v, uint64_t objno, uint64_t epoch)
 {
 	size_t byte = (size_t)(objno / 8);
 
 	if (byte >= v->wb_dirty_len) {
 		size_t n = MX_MAX(byte + 1, 2 * v->wb_dirty_len);
 		uint8_t *d = realloc(v->wb_dirty, n);
+		uint64_t *e = d ? realloc(v->wb_ep, 8 * n * sizeof(*e)) : NULL;
 
-		if (!d) {
+		if (d)
+			v->wb_dirty = d;
+		if (!e) {
 			/* Cannot remember it: make it durable now instead. */
 			v->map_err = v->map_err ? v->map_err : -ENOMEM;
 			return;
 		}
 		memset(d + v->wb_dirty_len, 0, n - v->wb_dirty_len);
-		v->wb_dirty = d;
+		v->wb_ep = e;
 		v->wb_dirty_len = n;
 	}
 	if (!(v->wb_dirty[byte] & (1u << (objno % 8)))) {
 		v->wb_dirty[byte] |= (uint8_t)(1u << (objno % 8));
+		v->wb_ep[objno] = epoch;
 		v->wb_n++;
+	} else {
+		v->wb_ep[objno] = MX_MIN(v->wb_ep[objno], epoch);
 	}
 }
 
@@ -697,8 +707,19 @@ struct wbflush {
 	pthread_mutex_t lock;
 	unsigned pending;
 	int err;
-	uint64_t *objs; /* From malloc(): the objects it took, to retake on failure */
+	/* From malloc(): the objects it took, their least version epochs and
+	 * PGs, to retake on failure */
+	uint64_t *objs, *eps;
+	uint32_t *pgs;
 	size_t n_objs;
+	uint8_t *lost; /* From malloc(): per PG, answered EIO (pg_num bytes) */
+	uint32_t pg_num;
+};
+
+/* One FLUSH of a wbflush. */
+struct wbpart {
+	struct wbflush *f;
+	uint32_t pg;
 };
 
 /* One part of f done with result r (0 or a negative errno); the last one
@@ -715,24 +736,37 @@ static void wbflush_put(struct wbflush *f, int r)
 	if (!last)
 		return;
 	pthread_mutex_lock(&f->v->lock);
-	/* Not known durable: the next flush asks again. */
+	/* Not known durable: the next flush asks again; but a PG that said
+	 * EIO (writes may be lost) has said it once, as fsync does. */
 	for (size_t i = 0; f->err && i < f->n_objs; i++)
-		wb_mark(f->v, f->objs[i]);
+		if (!f->lost || f->pgs[i] >= f->pg_num || !f->lost[f->pgs[i]])
+			wb_mark(f->v, f->objs[i], f->eps[i]);
 	f->v->wb_flushing--;
 	pthread_cond_broadcast(&f->v->cond);
 	pthread_mutex_unlock(&f->v->lock); /* v may be closed from here on */
 	mx_completion_finish(f->user, f->err);
 	pthread_mutex_destroy(&f->lock);
 	free(f->objs);
+	free(f->eps);
+	free(f->pgs);
+	free(f->lost);
 	free(f);
 }
 
 static void wbflush_part_cb(mixsan_completion_t *c, void *arg)
 {
+	struct wbpart *part = arg;
+	struct wbflush *f = part->f;
 	int64_t r = mixsan_completion_result(c);
 
 	mixsan_completion_release(c);
-	wbflush_put(arg, r < 0 ? (int)r : 0);
+	if (r == -EIO && f->lost && part->pg < f->pg_num) {
+		pthread_mutex_lock(&f->lock);
+		f->lost[part->pg] = 1;
+		pthread_mutex_unlock(&f->lock);
+	}
+	free(part);
+	wbflush_put(f, r < 0 ? (int)r : 0);
 }
 
 /* Flush v's writeback writes for the flush request user, whose earlier
@@ -746,7 +780,8 @@ static int wb_flush_start(mixsan_volume_t *v, mixsan_completion_t *user, int err
 	struct mx_map *m = NULL;
 	const struct mx_pool *pool;
 	struct wbflush *f;
-	uint8_t *pgs = NULL;
+	uint64_t *since = NULL; /* per PG: the least epoch; UINT64_MAX: none */
+	size_t *first = NULL;   /* per PG: the object its FLUSH names */
 	char oid[64];
 	int r = -ENOMEM;
 
@@ -756,18 +791,28 @@ static int wb_flush_start(mixsan_volume_t *v, mixsan_completion_t *user, int err
 		return -ENOENT;
 	}
 	f = calloc(1, sizeof(*f));
-	if (f)
+	if (f) {
 		f->objs = malloc(v->wb_n * sizeof(*f->objs));
-	if (!f || !f->objs) {
+		f->eps = malloc(v->wb_n * sizeof(*f->eps));
+		f->pgs = malloc(v->wb_n * sizeof(*f->pgs));
+	}
+	if (!f || !f->objs || !f->eps || !f->pgs) {
 		pthread_mutex_unlock(&v->lock);
+		if (f) {
+			free(f->objs);
+			free(f->eps);
+			free(f->pgs);
+		}
 		free(f);
 		mx_completion_finish(user, -ENOMEM);
 		return 0;
 	}
 	for (size_t b = 0; b < v->wb_dirty_len; b++) {
 		for (unsigned i = 0; v->wb_dirty[b] && i < 8; i++)
-			if (v->wb_dirty[b] & (1u << i))
-				f->objs[f->n_objs++] = (uint64_t)b * 8 + i;
+			if (v->wb_dirty[b] & (1u << i)) {
+				f->objs[f->n_objs] = (uint64_t)b * 8 + i;
+				f->eps[f->n_objs++] = v->wb_ep[b * 8 + i];
+			}
 		v->wb_dirty[b] = 0;
 	}
 	v->wb_n = 0;
@@ -779,35 +824,59 @@ static int wb_flush_start(mixsan_volume_t *v, mixsan_completion_t *user, int err
 	f->pending = 1; /* ours, while sending */
 	m = mx_client_map_copy(mx_client_pool_cluster(v->pool));
 	pool = m ? mx_map_pool_by_id(m, (int32_t)mixsan_pool_id(v->pool)) : NULL;
-	if (pool)
-		pgs = calloc(pool->pg_num ? pool->pg_num : 1, 1);
-	if (!pool) {
+	if (pool && pool->pg_num) {
+		since = malloc(pool->pg_num * sizeof(*since));
+		first = malloc(pool->pg_num * sizeof(*first));
+		f->lost = calloc(pool->pg_num, 1);
+	}
+	if (!pool || !pool->pg_num) {
 		r = m ? -ENOENT : -ENOMEM;
-	} else if (pgs) {
-		r = 0;
-		for (size_t i = 0; i < f->n_objs && r == 0; i++) {
-			mixsan_completion_t *c;
-			uint32_t pg;
-
+	} else if (since && first && f->lost) {
+		f->pg_num = pool->pg_num;
+		/* Each PG's FLUSH vouches for its objects' writes from the
+		 * least of their epochs on. */
+		for (uint32_t pg = 0; pg < f->pg_num; pg++)
+			since[pg] = UINT64_MAX;
+		for (size_t i = 0; i < f->n_objs; i++) {
 			obj_name(oid, sizeof(oid), v->id, f->objs[i]);
-			pg = mx_object_pg(pool, oid, strlen(oid));
-			if (pgs[pg])
+			f->pgs[i] = mx_object_pg(pool, oid, strlen(oid));
+			if (since[f->pgs[i]] == UINT64_MAX)
+				first[f->pgs[i]] = i;
+			since[f->pgs[i]] = MX_MIN(since[f->pgs[i]], f->eps[i]);
+		}
+		r = 0;
+		for (uint32_t pg = 0; pg < f->pg_num && r == 0; pg++) {
+			mixsan_completion_t *c;
+			struct wbpart *part;
+
+			if (since[pg] == UINT64_MAX)
 				continue;
-			pgs[pg] = 1;
-			r = mixsan_completion_create(wbflush_part_cb, f, &c);
-			if (r < 0)
+			part = malloc(sizeof(*part));
+			if (!part) {
+				r = -ENOMEM;
 				break;
+			}
+			part->f = f;
+			part->pg = pg;
+			r = mixsan_completion_create(wbflush_part_cb, part, &c);
+			if (r < 0) {
+				free(part);
+				break;
+			}
 			pthread_mutex_lock(&f->lock);
 			f->pending++;
 			pthread_mutex_unlock(&f->lock);
-			r = mx_client_aio_flush_pg(v->pool, oid, c);
+			obj_name(oid, sizeof(oid), v->id, f->objs[first[pg]]);
+			r = mx_client_aio_flush_pg(v->pool, oid, c, since[pg]);
 			if (r < 0) {
 				mixsan_completion_release(c); /* never taken */
+				free(part);
 				wbflush_put(f, r);
 			}
 		}
 	}
-	free(pgs);
+	free(since);
+	free(first);
 	mx_map_free(m);
 	wbflush_put(f, r); /* ours: the last one done completes user */
 	return 0;
@@ -923,7 +992,7 @@ static void part_cb(mixsan_completion_t *c, void *arg)
 		pthread_mutex_unlock(&v->lock);
 	} else if (pt->wb && r >= 0) {
 		pthread_mutex_lock(&v->lock);
-		wb_mark(v, pt->objno);
+		wb_mark(v, pt->objno, pt->ver.epoch);
 		pthread_mutex_unlock(&v->lock);
 	}
 	part_done(pt, r < 0 ? (int)r : 0);
@@ -946,7 +1015,7 @@ static void part_send(mixsan_volume_t *v, struct vpart *pt)
 			struct mx_osd_op o = {.op = MX_OP_WRITE, .off = pt->off,
 					      .data = pt->buf, .data_len = (uint32_t)pt->len};
 
-			r = mx_client_aio_write_ops_wb(v->pool, pt->oid, pt->c, &o, 1);
+			r = mx_client_aio_write_ops_wb(v->pool, pt->oid, pt->c, &o, 1, &pt->ver);
 		} else {
 			r = mixsan_aio_write(v->pool, pt->oid, pt->c, pt->buf, pt->len, pt->off);
 		}
@@ -1444,6 +1513,7 @@ static void volume_free(mixsan_volume_t *v)
 	free(v->copying);
 	free(v->known);
 	free(v->wb_dirty);
+	free(v->wb_ep);
 	free(v);
 }
 

@@ -1215,6 +1215,16 @@ void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payloa
 		return;
 	}
 	if (m.ops[0].op == MX_OP_FLUSH) {
+		if (m.ops[0].off < pgs->wb_lost) {
+			/* It vouches for writes from before the interval in
+			 * which peering found every copy that held them
+			 * restarted after a host reboot (docs/cache-modes.md). */
+			mx_warn("pg %d.%u: a flush for writes from epoch %" PRIu64
+				" on fails: writes before epoch %" PRIu64 " may be lost",
+				pgs->pool, pgs->pg, m.ops[0].off, pgs->wb_lost);
+			reply_status(osd, s, tid, -EIO);
+			return;
+		}
 		do_flush(osd, s, tid, &m, pgs);
 		return;
 	}
@@ -2118,6 +2128,44 @@ static void on_signal(uv_signal_t *sig, int signum)
 	uv_walk(osd->loop, close_walk, osd);
 }
 
+static int max_les_cb(void *arg, int32_t pool, uint32_t pg)
+{
+	struct osd *osd = arg;
+	struct mx_pg_info info;
+
+	if (mx_store_pg_info_get(osd->store, pool, pg, &info) == 0)
+		osd->boot.suspect_below = MX_MAX(osd->boot.suspect_below, info.les);
+	return 0;
+}
+
+/* The boot mark (docs/cache-modes.md, "A power cut of every OSD that holds
+ * a write"): after an unclean stop under another kernel boot, every copy
+ * this store holds may lack its unsynced tail until it peers again. */
+static int boot_mark(struct osd *osd)
+{
+	uint64_t max_les;
+	int r;
+
+	osd->boot.suspect_below = 0;
+	r = mx_store_list_pgs(osd->store, max_les_cb, osd);
+	if (r < 0)
+		return r;
+	max_les = osd->boot.suspect_below;
+	r = mx_bootmark_start(osd->cfg->data_dir, MX_BOOT_ID_PATH, max_les, &osd->boot);
+	if (r < 0)
+		return r;
+	if (osd->boot.rebooted)
+		mx_warn("the host restarted since this OSD last ran, and the OSD had not stopped "
+			"cleanly: its unsynced writes may be lost; copies of PGs that went active "
+			"before epoch %" PRIu64 " are suspect until they peer again",
+			osd->boot.suspect_below);
+	else if (osd->boot.suspect_below)
+		mx_info("copies of PGs that went active before epoch %" PRIu64 " are suspect "
+			"(an earlier restart after a host reboot)",
+			osd->boot.suspect_below);
+	return 0;
+}
+
 int mx_osd_run(const struct mx_osd_config *cfg)
 {
 	struct osd *osd = &g_osd;
@@ -2153,6 +2201,11 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 		mx_info("object store open: %" PRIu64 " objects, %" PRIu64 " bytes", st.objects,
 			st.bytes);
 	}
+	r = boot_mark(osd);
+	if (r < 0)
+		return mx_log_errno(r, "cannot keep the boot mark in %s (a damaged one may be "
+				    "removed: the OSD then trusts its copies)",
+				    cfg->data_dir);
 	r = mx_listen(osd->loop, &osd->server, cfg->addr, on_connection, osd->addr,
 		      sizeof(osd->addr));
 	if (r < 0)
@@ -2219,6 +2272,10 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 			st.commits, st.unsynced_commits, st.syncs);
 	}
 	mx_store_close(osd->store);
+	/* Everything synced and closed: nothing for a reboot to take. */
+	r = mx_bootmark_clean(cfg->data_dir, MX_BOOT_ID_PATH, &osd->boot);
+	if (r < 0)
+		mx_warn("cannot mark the clean stop in %s: %s", cfg->data_dir, strerror(-r));
 	for (size_t i = 0; i < osd->hist_len; i++) {
 		mx_placement_free(osd->hist_pl[i]);
 		mx_map_free(osd->hist[i]);

@@ -25,6 +25,7 @@
 #include "log.h"
 #include "map.h"
 #include "authconn.h"
+#include "bootmark.h"
 #include "monlist.h"
 #include "msg.h"
 #include "net.h"
@@ -165,6 +166,7 @@ struct missing {
 struct pgpeer {
 	int32_t osd;
 	bool answered;
+	bool suspect; /* its copy may lack writes it acknowledged (MX_PGI_SUSPECT) */
 	uint64_t gen; /* connection generation the query went on */
 	struct pglog log;
 	/* A stray (outside the acting set) once the PG is clean: */
@@ -217,6 +219,9 @@ struct pgstate {
 	int32_t up[MX_MAX_SIZE], acting[MX_MAX_SIZE];
 	uint64_t inc[MX_MAX_SIZE]; /* incarnations of the acting members */
 	int role, state;
+	/* Primary: writeback writes acknowledged with a version epoch below
+	 * this may be lost (docs/cache-modes.md); set by peering. */
+	uint64_t wb_lost;
 	/* Primary: peering. */
 	int n_peers;
 	struct pgpeer peers[PRIOR_MAX]; /* peers[0] is ourselves */
@@ -256,6 +261,7 @@ struct dedup {
 
 struct osd {
 	const struct mx_osd_config *cfg;
+	struct mx_bootmark boot; /* suspect_below: docs/cache-modes.md */
 	uv_loop_t *loop;
 	uv_tcp_t server;
 	uv_check_t check;

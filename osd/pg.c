@@ -124,6 +124,7 @@ static void info_to_wire(const struct mx_pg_info *i, struct mx_wire_pg_info *w)
 	w->lec = i->lec;
 	w->n_acting = (uint8_t)MX_MIN(i->n_acting, MX_MAX_SIZE);
 	memcpy(w->acting, i->acting, w->n_acting * sizeof(int32_t));
+	w->wb_lost = i->wb_lost;
 }
 
 static void info_from_wire(const struct mx_wire_pg_info *w, struct mx_pg_info *i)
@@ -135,6 +136,15 @@ static void info_from_wire(const struct mx_wire_pg_info *w, struct mx_pg_info *i
 	i->lec = w->lec;
 	i->n_acting = (uint8_t)MX_MIN(w->n_acting, MX_PG_ACTING_MAX);
 	memcpy(i->acting, w->acting, i->n_acting * sizeof(int32_t));
+	i->wb_lost = w->wb_lost;
+}
+
+/* Whether our copy with this info may lack writes it acknowledged: this
+ * OSD restarted after its host did, and the copy has not gone active
+ * since (docs/cache-modes.md). */
+static bool copy_suspect(const struct osd *osd, const struct mx_pg_info *info)
+{
+	return info->les < osd->boot.suspect_below;
 }
 
 static void entry_to_wire(const struct mx_pglog_entry *e, struct mx_wire_log_entry *w)
@@ -530,6 +540,7 @@ void handle_pg_query(struct osd *osd, struct session *s, uint64_t tid, uint8_t *
 	commit_now(osd);
 	(void)mx_store_pg_info_get(osd->store, ref.pool, ref.pg, &info);
 	info_to_wire(&info, &wi);
+	wi.flags = copy_suspect(osd, &info) ? MX_PGI_SUSPECT : 0;
 	mx_wbuf_init(&w);
 	at = mx_enc_pg_notify_head(&w, 0, &ref, &wi);
 	c.w = &w;
@@ -615,6 +626,7 @@ void handle_pg_activate(struct osd *osd, struct session *s, uint64_t tid,
 	}
 	(void)mx_store_pg_info_get(osd->store, m.ref.pool, m.ref.pg, &info);
 	info.les = m.les;
+	info.wb_lost = MX_MAX(info.wb_lost, m.wb_lost);
 	info.n_acting = pgs->n_acting;
 	memset(info.acting, 0, sizeof(info.acting));
 	memcpy(info.acting, pgs->acting, pgs->n_acting * sizeof(int32_t));
@@ -981,6 +993,7 @@ static void pg_start_peering(struct osd *osd, struct pgstate *pgs)
 	pgs->peers[0].osd = osd->id;
 	pgs->peers[0].answered = true;
 	pglog_load(osd, pgs->pool, pgs->pg, &pgs->peers[0].log);
+	pgs->peers[0].suspect = copy_suspect(osd, &pgs->peers[0].log.info);
 	pgs->n_peers = 1;
 	if (n > 0)
 		np = mx_prior_set(iv, (size_t)n, 0, pgs->up, pgs->n_up, prior, PRIOR_MAX);
@@ -1210,8 +1223,10 @@ static bool leases_may_run(struct osd *osd, const struct pgstate *pgs,
 void pg_try_peer(struct osd *osd, struct pgstate *pgs)
 {
 	struct mx_pg_info infos[PRIOR_MAX];
+	bool suspect[PRIOR_MAX];
 	int32_t ids[PRIOR_MAX];
 	int idx[PRIOR_MAX];
+	uint64_t lost;
 	struct mx_interval *iv = NULL;
 	uint64_t since = 0;
 	size_t k = 0;
@@ -1230,6 +1245,7 @@ void pg_try_peer(struct osd *osd, struct pgstate *pgs)
 		if (!pgs->peers[i].answered)
 			continue;
 		infos[k] = pgs->peers[i].log.info;
+		suspect[k] = pgs->peers[i].suspect;
 		ids[k] = pgs->peers[i].osd;
 		idx[k] = i;
 		since = MX_MAX(since, infos[k].les);
@@ -1251,6 +1267,13 @@ void pg_try_peer(struct osd *osd, struct pgstate *pgs)
 	if (n > 0 && leases_may_run(osd, pgs, iv, (size_t)n, since))
 		pgs->lease_wait_ns = mx_now_ns() + MX_LEASE_WAIT_NS;
 	free(iv);
+	lost = mx_wb_lost(infos, suspect, k, 0);
+	pgs->wb_lost = mx_wb_lost(infos, suspect, k, pgs->interval);
+	if (pgs->wb_lost > lost)
+		mx_warn("pg %d.%u: every copy of the last active interval restarted after its "
+			"host did: writeback writes acknowledged before epoch %" PRIu64
+			" may be lost, and flushes for them fail",
+			pgs->pool, pgs->pg, pgs->wb_lost);
 	a = mx_choose_auth(infos, k);
 	pgs->auth = idx[a];
 	if (pgs->auth == 0) {
@@ -1468,6 +1491,7 @@ void pg_send_activate(struct osd *osd, struct pgstate *pgs, int i, uint64_t les,
 	memset(&a, 0, sizeof(a));
 	a.ref = pg_ref(osd, pgs);
 	a.les = les;
+	a.wb_lost = pgs->wb_lost;
 	a.with_log = with_log;
 	mx_wbuf_init(&w);
 	if (with_log && les) {
@@ -1606,6 +1630,7 @@ static void pg_activate(struct osd *osd, struct pgstate *pgs)
 	commit_now(osd);
 	(void)mx_store_pg_info_get(osd->store, pgs->pool, pgs->pg, &info);
 	info.les = pgs->interval;
+	info.wb_lost = pgs->wb_lost;
 	info.n_acting = pgs->n_acting;
 	memset(info.acting, 0, sizeof(info.acting));
 	memcpy(info.acting, pgs->acting, pgs->n_acting * sizeof(int32_t));
@@ -1664,6 +1689,7 @@ void on_pg_notify(struct osd *osd, struct peer *p, uint8_t *payload, uint32_t le
 		return;
 	pglog_free(&pp->log);
 	info_from_wire(&m.info, &pp->log.info);
+	pp->suspect = (m.info.flags & MX_PGI_SUSPECT) != 0;
 	for (uint32_t i = 0; i < m.n; i++) {
 		struct mx_wire_log_entry we;
 		struct mx_pglog_entry e;

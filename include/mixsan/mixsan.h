@@ -354,7 +354,10 @@ int mixsan_volume_aio_write_zeroes(mixsan_volume_t *v, mixsan_completion_t *c, u
  * completed and is durable on every replica: in writethrough they are
  * when they complete; in writeback and none the flush then asks each PG
  * written since the last flush to sync (docs/cache-modes.md).  A failed
- * flush keeps those PGs for the next one. */
+ * flush keeps those PGs for the next one, except that -EIO says some of
+ * those writes may be lost (every OSD that held them restarted after its
+ * host lost power): said once, as fsync(2) says a write-back error, and
+ * the next flush vouches only for writes after it. */
 int mixsan_volume_aio_flush(mixsan_volume_t *v, mixsan_completion_t *c);
 
 int64_t mixsan_volume_read(mixsan_volume_t *v, void *buf, size_t len, uint64_t off);

@@ -1,0 +1,116 @@
+/*
+ * The boot mark of an OSD (see bootmark.h).
+ */
+#include "bootmark.h"
+
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "util.h"
+
+#define BOOT_ID_MAX 64
+#define MARK_NAME "boot"
+#define MARK_TMP "boot.tmp"
+
+/* Read at most sz - 1 bytes of path into buf, NUL-terminated.  Its length
+ * or a negative errno. */
+static int read_small(const char *path, char *buf, size_t sz)
+{
+	int fd = open(path, O_RDONLY | O_CLOEXEC);
+	ssize_t n;
+
+	if (fd < 0)
+		return -errno;
+	n = read(fd, buf, sz - 1);
+	if (n < 0)
+		n = -errno;
+	close(fd);
+	if (n < 0)
+		return (int)n;
+	buf[n] = '\0';
+	return (int)n;
+}
+
+/* A boot id as the kernel writes one: hex digits and dashes. */
+static bool valid_id(const char *id)
+{
+	if (!*id || strlen(id) >= BOOT_ID_MAX)
+		return false;
+	for (const char *p = id; *p; p++)
+		if (!(*p == '-' || (*p >= '0' && *p <= '9') || (*p >= 'a' && *p <= 'f')))
+			return false;
+	return true;
+}
+
+static int boot_id(const char *path, char id[BOOT_ID_MAX])
+{
+	int r = read_small(path, id, BOOT_ID_MAX);
+
+	if (r < 0)
+		return r;
+	id[strcspn(id, "\n")] = '\0';
+	return valid_id(id) ? 0 : -EUCLEAN;
+}
+
+/* Write DIR/boot durably: a temporary file, fsync, rename, fsync of DIR. */
+static int write_mark(const char *dir, const char *id, const char *state, uint64_t suspect)
+{
+	char tmp[4200], path[4200], line[128];
+	int fd, r, n;
+
+	snprintf(tmp, sizeof(tmp), "%s/" MARK_TMP, dir);
+	snprintf(path, sizeof(path), "%s/" MARK_NAME, dir);
+	n = snprintf(line, sizeof(line), "%s %s %" PRIu64 "\n", id, state, suspect);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	r = mx_pwrite_all(fd, line, (size_t)n, 0);
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	close(fd);
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	return r < 0 ? r : mx_fsync_dir(dir);
+}
+
+int mx_bootmark_start(const char *dir, const char *boot_id_path, uint64_t max_les,
+		      struct mx_bootmark *out)
+{
+	char cur[BOOT_ID_MAX], buf[256], path[4200], prev[BOOT_ID_MAX], state[16];
+	int r;
+
+	memset(out, 0, sizeof(*out));
+	r = boot_id(boot_id_path, cur);
+	if (r < 0)
+		return r;
+	snprintf(path, sizeof(path), "%s/" MARK_NAME, dir);
+	r = read_small(path, buf, sizeof(buf));
+	if (r >= 0) {
+		/* "%63s %15s %" SCNu64 and nothing else. */
+		int used = 0;
+
+		if (sscanf(buf, "%63s %15s %" SCNu64 "%n", prev, state, &out->suspect_below,
+			   &used) != 3 ||
+		    (buf[used] != '\0' && strcmp(buf + used, "\n") != 0) || !valid_id(prev) ||
+		    (strcmp(state, "running") != 0 && strcmp(state, "clean") != 0))
+			return -EUCLEAN;
+		out->rebooted = strcmp(state, "running") == 0 && strcmp(prev, cur) != 0;
+	} else if (r != -ENOENT) {
+		return r;
+	}
+	if (out->rebooted)
+		out->suspect_below = MX_MAX(out->suspect_below, max_les + 1);
+	return write_mark(dir, cur, "running", out->suspect_below);
+}
+
+int mx_bootmark_clean(const char *dir, const char *boot_id_path, const struct mx_bootmark *bm)
+{
+	char cur[BOOT_ID_MAX];
+	int r = boot_id(boot_id_path, cur);
+
+	return r < 0 ? r : write_mark(dir, cur, "clean", bm->suspect_below);
+}

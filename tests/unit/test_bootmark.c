@@ -1,0 +1,124 @@
+/*
+ * Unit tests of the OSD's boot mark (osd/bootmark.c,
+ * docs/cache-modes.md): an unclean stop found under another kernel boot
+ * makes the OSD's copies suspect below the greatest les it held plus one;
+ * a kill under the same boot, a clean stop, or a first start do not; the
+ * mark once raised stays; a damaged mark or boot id is refused.
+ */
+#include <errno.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "bootmark.h"
+#include "check.h"
+
+static char dir[256], idpath[300], mark[300];
+
+static void put(const char *path, const char *text)
+{
+	FILE *f = fopen(path, "w");
+
+	if (!f) {
+		perror(path);
+		exit(1);
+	}
+	fputs(text, f);
+	fclose(f);
+}
+
+static void get(char *buf, size_t sz)
+{
+	FILE *f = fopen(mark, "r");
+	size_t n = 0;
+
+	if (f) {
+		n = fread(buf, 1, sz - 1, f);
+		fclose(f);
+	}
+	buf[n] = '\0';
+}
+
+int main(void)
+{
+	struct mx_bootmark bm;
+	char buf[256];
+
+	snprintf(dir, sizeof(dir), "/tmp/mx-bootmark-%d", (int)getpid());
+	if (mkdtemp(strcat(dir, "-XXXXXX")) == NULL) {
+		perror("mkdtemp");
+		return 1;
+	}
+	snprintf(idpath, sizeof(idpath), "%s/boot_id", dir);
+	snprintf(mark, sizeof(mark), "%s/boot", dir);
+
+	/* First start: nothing to lose. */
+	put(idpath, "0a1b-2c\n");
+	CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 40, &bm), 0);
+	CHECK(!bm.rebooted && bm.suspect_below == 0);
+	get(buf, sizeof(buf));
+	CHECK(strcmp(buf, "0a1b-2c running 0\n") == 0);
+
+	/* Killed and restarted under the same boot: the page cache kept
+	 * everything. */
+	CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 40, &bm), 0);
+	CHECK(!bm.rebooted && bm.suspect_below == 0);
+
+	/* Running, then a start under another boot: suspect below 41. */
+	put(idpath, "ffee\n");
+	CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 40, &bm), 0);
+	CHECK(bm.rebooted && bm.suspect_below == 41);
+	get(buf, sizeof(buf));
+	CHECK(strcmp(buf, "ffee running 41\n") == 0);
+
+	/* Killed again under that boot: the mark stays. */
+	CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 50, &bm), 0);
+	CHECK(!bm.rebooted && bm.suspect_below == 41);
+
+	/* A clean stop, then another boot: nothing was unsynced. */
+	CHECK_EQ_INT(mx_bootmark_clean(dir, idpath, &bm), 0);
+	get(buf, sizeof(buf));
+	CHECK(strcmp(buf, "ffee clean 41\n") == 0);
+	put(idpath, "0123\n");
+	CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 50, &bm), 0);
+	CHECK(!bm.rebooted && bm.suspect_below == 41);
+
+	/* A second unclean reboot raises it; it never goes down. */
+	put(idpath, "4567\n");
+	CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 60, &bm), 0);
+	CHECK(bm.rebooted && bm.suspect_below == 61);
+	put(idpath, "89ab\n");
+	CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 3, &bm), 0);
+	CHECK(bm.rebooted && bm.suspect_below == 61);
+
+	/* Damaged marks are refused, and left as they are. */
+	put(mark, "89ab sleeping 3\n");
+	CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 3, &bm), -EUCLEAN);
+	put(mark, "89ab running\n");
+	CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 3, &bm), -EUCLEAN);
+	put(mark, "89ab running 3 extra\n");
+	CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 3, &bm), -EUCLEAN);
+	put(mark, "../x running 3\n");
+	CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 3, &bm), -EUCLEAN);
+	get(buf, sizeof(buf));
+	CHECK(strcmp(buf, "../x running 3\n") == 0);
+
+	/* A boot id that is not one, or none at all. */
+	unlink(mark);
+	put(idpath, "\n");
+	CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 3, &bm), -EUCLEAN);
+	put(idpath, "zz\n");
+	CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 3, &bm), -EUCLEAN);
+	unlink(idpath);
+	CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 3, &bm), -ENOENT);
+	CHECK_EQ_INT(mx_bootmark_clean(dir, idpath, &bm), -ENOENT);
+
+	/* The kernel's own. */
+	CHECK_EQ_INT(mx_bootmark_start(dir, MX_BOOT_ID_PATH, 3, &bm), 0);
+	CHECK(!bm.rebooted);
+
+	unlink(mark);
+	rmdir(dir);
+	return mx_check_done("bootmark");
+}
