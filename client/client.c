@@ -1295,9 +1295,11 @@ static void cluster_free(mixsan_cluster_t *cl)
 	free(cl);
 }
 
+/* ms from now for a timed wait on cl->cond: by the monotonic clock, so a
+ * wall clock stepped meanwhile neither cuts nor stretches the wait. */
 static void deadline(struct timespec *ts, unsigned ms)
 {
-	clock_gettime(CLOCK_REALTIME, ts);
+	clock_gettime(CLOCK_MONOTONIC, ts);
 	ts->tv_sec += ms / 1000;
 	ts->tv_nsec += (long)(ms % 1000) * 1000000L;
 	if (ts->tv_nsec >= 1000000000L) {
@@ -1384,7 +1386,15 @@ int mixsan_connect(const char *mons, const struct mixsan_options *opts,
 	if (!cl)
 		return -ENOMEM;
 	pthread_mutex_init(&cl->lock, NULL);
-	pthread_cond_init(&cl->cond, NULL);
+	{
+		/* Timed waits (deadline()) by the monotonic clock. */
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&cl->cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	mx_list_init(&cl->submit);
 	mx_list_init(&cl->parked);
 	mx_list_init(&cl->cmds);

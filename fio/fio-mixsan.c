@@ -233,7 +233,16 @@ static int mxf_init(struct thread_data *td)
 	if (!m)
 		return 1;
 	pthread_mutex_init(&m->lock, NULL);
-	pthread_cond_init(&m->cond, NULL);
+	{
+		/* getevents' timeouts by the monotonic clock: a wall clock
+		 * stepped meanwhile neither cuts nor stretches them. */
+		pthread_condattr_t ca;
+
+		pthread_condattr_init(&ca);
+		pthread_condattr_setclock(&ca, CLOCK_MONOTONIC);
+		pthread_cond_init(&m->cond, &ca);
+		pthread_condattr_destroy(&ca);
+	}
 	td->io_ops_data = m;
 	m->cap = td->o.iodepth ? td->o.iodepth : 1;
 	m->done = calloc(m->cap, sizeof(*m->done));
@@ -324,7 +333,7 @@ static int mxf_getevents(struct thread_data *td, unsigned int min, unsigned int 
 	unsigned n;
 
 	if (t) {
-		clock_gettime(CLOCK_REALTIME, &until);
+		clock_gettime(CLOCK_MONOTONIC, &until);
 		until.tv_sec += t->tv_sec;
 		until.tv_nsec += t->tv_nsec;
 		if (until.tv_nsec >= 1000000000L) {
