@@ -152,6 +152,12 @@ def report(results_path, rss_path, hz):
         print("\nOne durable 4k write on the raw disk (O_DIRECT write + fdatasync, QD1): "
               "%.3f ms (%s a second); the write %.3f ms mean, the fdatasync %.3f ms mean"
               % (1000.0 / probe["iops"], num(probe["iops"]), probe["mean"], probe["sync_mean"]))
+    for qd in ("QD1", "QD32"):
+        hop = res.get("raw", {}).get("4k randread %s NBD memory" % qd)
+        if hop:
+            print("4k reads at %s from an NBD export of memory (nbdkit memory, fio's nbd "
+                  "engine): %s IOPS, %.3f ms mean: the NBD hop alone" % (qd, num(hop["iops"]),
+                                                                         hop["mean"]))
 
 
 def main():

@@ -18,7 +18,9 @@
 # (librbd, rbd_cache=false) and through qemu-nbd --cache=none on a unix
 # socket with fio's nbd engine.
 # --raw: the jobs on a local file with O_DIRECT, one durable 4k write's
-# cost (write + fdatasync at QD1), and a loopback TCP round trip (bench/rtt).
+# cost (write + fdatasync at QD1), 4k reads from an NBD export of memory
+# (nbdkit's memory plugin: the NBD hop alone), and a loopback TCP round
+# trip (bench/rtt).
 # Prints one line per job as it ends (IOPS, MiB/s, mean and p99 latency),
 # then every system's table in Markdown: those figures, the CPU seconds per
 # 1,000 I/Os of the OSDs, the monitors (Ceph: and the mgr), the export
@@ -250,6 +252,14 @@ if [ "$RAW" = 1 ]; then
 	job raw "4k randwrite QD1 fdatasync" randwrite 4k 1 --ioengine=psync --direct=1 \
 		--fdatasync=1 --filename="$DIR/raw.img"
 	rm -f "$DIR/raw.img"
+	# The NBD hop alone: nbdkit's memory plugin through fio's nbd engine,
+	# 4k reads (what an export adds to the engine's latency, at least).
+	nbd_serve nbdmem -U "$DIR/nbdmem.sock" memory 1G
+	job raw "4k randread QD1 NBD memory" randread 4k 1 --ioengine=nbd \
+		--uri="nbd+unix:///?socket=$DIR/nbdmem.sock"
+	job raw "4k randread QD32 NBD memory" randread 4k 32 --ioengine=nbd \
+		--uri="nbd+unix:///?socket=$DIR/nbdmem.sock"
+	nbd_stop nbdmem
 	# The floor under a replicated write: two such round trips (client
 	# to primary, primary to replica) besides the flush.
 	"$BUILD/bench/rtt" >"$DIR/rtt.txt" || fail "rtt"
