@@ -2113,7 +2113,7 @@ int mx_client_aio_write_ops_wb(mixsan_pool_t *p, const char *oid, mixsan_complet
 int mx_client_aio_flush_pg(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
 			   uint64_t since)
 {
-	struct mx_osd_op fl = {.op = MX_OP_FLUSH, .off = since};
+	struct mx_osd_op fl = {.op = MX_OP_FLUSH, .flags = MX_OP_FLAG_SINCE, .off = since};
 	struct cop *op;
 
 	if (!p || !c || check_oid(oid) < 0)

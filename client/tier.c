@@ -1085,7 +1085,8 @@ static int flush_pg(mixsan_pool_t *p, const char *oid, uint64_t since)
  * before the tier came may not be: both pools' PGs are flushed. */
 static void tier_flush(struct ctx *x)
 {
-	uint64_t since = x->ops[0].off; /* the epoch it vouches from */
+	/* The epoch it vouches from; a request without one asks no check. */
+	uint64_t since = (x->ops[0].flags & MX_OP_FLAG_SINCE) ? x->ops[0].off : UINT64_MAX;
 	int r = x->cache ? flush_pg(x->cache, x->oid, since) : 0;
 
 	if (r == 0)

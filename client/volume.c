@@ -111,14 +111,17 @@ struct mixsan_volume {
 	uint64_t next_seq;
 
 	/* Writeback (docs/cache-modes.md): the objects with a writeback write
-	 * completed since the last flush took them, a bit each, and the least
-	 * version epoch of those writes, per object. */
+	 * completed since the last flush took them, each with the least
+	 * version epoch of those writes (an open-addressing table: as many
+	 * entries as objects written, not as the volume has). */
 	int cache_mode;          /* MIXSAN_CACHE_* */
-	uint8_t *wb_dirty;       /* From malloc() */
-	uint64_t *wb_ep;         /* From malloc(): 8 * wb_dirty_len entries */
-	size_t wb_dirty_len;     /* bytes */
-	uint64_t wb_n;           /* bits set */
-	unsigned wb_flushing;    /* flushes with FLUSH requests out (drain waits) */
+	struct wbent *wb_tab;    /* From malloc(): wb_cap slots */
+	size_t wb_cap;           /* 0 or a power of two */
+	size_t wb_n;             /* slots in use */
+	/* Flushes that took objects, oldest first, until they complete: a
+	 * flush completes after every earlier one, and with its error. */
+	struct wbflush *wb_head, *wb_tail;
+	unsigned wb_flushing;    /* flushes not yet completed (drain waits) */
 
 	/* The writer's lock. */
 	char lock_val[LOCK_VALUE_MAX];
@@ -669,51 +672,72 @@ static void map_kick(mixsan_volume_t *v)
 
 /* Writeback flushes (docs/cache-modes.md) ------------------------------ */
 
+/* An object written back since the last flush, and its writes' least
+ * version epoch.  objno + 1, so that 0 marks a free slot. */
+struct wbent {
+	uint64_t key;
+	uint64_t epoch;
+};
+
+static size_t wb_slot(const struct wbent *tab, size_t cap, uint64_t key)
+{
+	size_t i = (size_t)((key * 0x9e3779b97f4a7c15ull) >> 20) & (cap - 1);
+
+	while (tab[i].key && tab[i].key != key)
+		i = (i + 1) & (cap - 1);
+	return i;
+}
+
 /* Note that objno holds a writeback write to flush, of version epoch
  * epoch.  v->lock held. */
 static void wb_mark(mixsan_volume_t *v, uint64_t objno, uint64_t epoch)
 {
-	size_t byte = (size_t)(objno / 8);
+	uint64_t key = objno + 1;
+	size_t i;
 
-	if (byte >= v->wb_dirty_len) {
-		size_t n = MX_MAX(byte + 1, 2 * v->wb_dirty_len);
-		uint8_t *d = realloc(v->wb_dirty, n);
-		uint64_t *e = d ? realloc(v->wb_ep, 8 * n * sizeof(*e)) : NULL;
+	if ((v->wb_n + 1) * 2 > v->wb_cap) {
+		size_t cap = v->wb_cap ? 2 * v->wb_cap : 64;
+		struct wbent *t = calloc(cap, sizeof(*t));
 
-		if (d)
-			v->wb_dirty = d;
-		if (!e) {
-			/* Cannot remember it: make it durable now instead. */
+		if (!t) {
+			/* Cannot remember it: the next flush fails instead. */
 			v->map_err = v->map_err ? v->map_err : -ENOMEM;
 			return;
 		}
-		memset(d + v->wb_dirty_len, 0, n - v->wb_dirty_len);
-		v->wb_ep = e;
-		v->wb_dirty_len = n;
+		for (size_t k = 0; k < v->wb_cap; k++)
+			if (v->wb_tab[k].key)
+				t[wb_slot(t, cap, v->wb_tab[k].key)] = v->wb_tab[k];
+		free(v->wb_tab);
+		v->wb_tab = t;
+		v->wb_cap = cap;
 	}
-	if (!(v->wb_dirty[byte] & (1u << (objno % 8)))) {
-		v->wb_dirty[byte] |= (uint8_t)(1u << (objno % 8));
-		v->wb_ep[objno] = epoch;
+	i = wb_slot(v->wb_tab, v->wb_cap, key);
+	if (!v->wb_tab[i].key) {
+		v->wb_tab[i].key = key;
+		v->wb_tab[i].epoch = epoch;
 		v->wb_n++;
 	} else {
-		v->wb_ep[objno] = MX_MIN(v->wb_ep[objno], epoch);
+		v->wb_tab[i].epoch = MX_MIN(v->wb_tab[i].epoch, epoch);
 	}
 }
 
 /* A flush's FLUSH requests, one per PG written since the last flush. */
 struct wbflush {
+	struct wbflush *next; /* v->wb_head list */
 	mixsan_volume_t *v;
 	mixsan_completion_t *user;
 	pthread_mutex_t lock;
 	unsigned pending;
 	int err;
+	bool eio;     /* a PG said EIO: writes may be lost */
+	bool done;    /* every FLUSH answered */
+	int inherit;  /* an earlier flush's error, v->lock held */
 	/* From malloc(): the objects it took, their least version epochs and
 	 * PGs, to retake on failure */
 	uint64_t *objs, *eps;
 	uint32_t *pgs;
 	size_t n_objs;
-	uint8_t *lost; /* From malloc(): per PG, answered EIO (pg_num bytes) */
-	uint32_t pg_num;
+	uint8_t *lost; /* From malloc(): per PG of the pool, answered EIO */
 };
 
 /* One FLUSH of a wbflush. */
@@ -722,10 +746,25 @@ struct wbpart {
 	uint32_t pg;
 };
 
+static void wbflush_free(struct wbflush *f)
+{
+	pthread_mutex_destroy(&f->lock);
+	free(f->objs);
+	free(f->eps);
+	free(f->pgs);
+	free(f->lost);
+	free(f);
+}
+
 /* One part of f done with result r (0 or a negative errno); the last one
- * completes the caller's flush. */
+ * makes f done, and every done flush at the head of the volume's list
+ * completes, in order: an EIO first (some writes may be lost), else its
+ * own error, else an earlier flush's (what that one vouched for was
+ * completed before this one started). */
 static void wbflush_put(struct wbflush *f, int r)
 {
+	mixsan_volume_t *v = f->v;
+	struct wbflush *ready = NULL, **rt = &ready;
 	bool last;
 
 	pthread_mutex_lock(&f->lock);
@@ -735,22 +774,39 @@ static void wbflush_put(struct wbflush *f, int r)
 	pthread_mutex_unlock(&f->lock);
 	if (!last)
 		return;
-	pthread_mutex_lock(&f->v->lock);
+	pthread_mutex_lock(&v->lock);
 	/* Not known durable: the next flush asks again; but a PG that said
 	 * EIO (writes may be lost) has said it once, as fsync does. */
 	for (size_t i = 0; f->err && i < f->n_objs; i++)
-		if (!f->lost || f->pgs[i] >= f->pg_num || !f->lost[f->pgs[i]])
-			wb_mark(f->v, f->objs[i], f->eps[i]);
-	f->v->wb_flushing--;
-	pthread_cond_broadcast(&f->v->cond);
-	pthread_mutex_unlock(&f->v->lock); /* v may be closed from here on */
-	mx_completion_finish(f->user, f->err);
-	pthread_mutex_destroy(&f->lock);
-	free(f->objs);
-	free(f->eps);
-	free(f->pgs);
-	free(f->lost);
-	free(f);
+		if (!f->lost[f->pgs[i]])
+			wb_mark(v, f->objs[i], f->eps[i]);
+	f->done = true;
+	while (v->wb_head && v->wb_head->done) {
+		struct wbflush *h = v->wb_head;
+
+		v->wb_head = h->next;
+		if (!v->wb_head)
+			v->wb_tail = NULL;
+		if (h->eio || h->inherit == -EIO)
+			h->err = -EIO;
+		else if (!h->err)
+			h->err = h->inherit;
+		if (v->wb_head && h->err && !v->wb_head->inherit)
+			v->wb_head->inherit = h->err;
+		h->next = NULL;
+		*rt = h;
+		rt = &h->next;
+		v->wb_flushing--;
+	}
+	pthread_cond_broadcast(&v->cond);
+	pthread_mutex_unlock(&v->lock); /* v may be closed from here on */
+	while (ready) {
+		struct wbflush *n = ready->next;
+
+		mx_completion_finish(ready->user, ready->err);
+		wbflush_free(ready);
+		ready = n;
+	}
 }
 
 static void wbflush_part_cb(mixsan_completion_t *c, void *arg)
@@ -760,125 +816,155 @@ static void wbflush_part_cb(mixsan_completion_t *c, void *arg)
 	int64_t r = mixsan_completion_result(c);
 
 	mixsan_completion_release(c);
-	if (r == -EIO && f->lost && part->pg < f->pg_num) {
+	if (r == -EIO) {
 		pthread_mutex_lock(&f->lock);
 		f->lost[part->pg] = 1;
+		f->eio = true;
 		pthread_mutex_unlock(&f->lock);
 	}
 	free(part);
 	wbflush_put(f, r < 0 ? (int)r : 0);
 }
 
-/* Flush v's writeback writes for the flush request user, whose earlier
- * requests have all completed: take the objects written since the last
- * flush, and send one FLUSH to each distinct PG among them (to one of its
- * objects); user completes when all are done, with the first error, or
- * with err.  0 if it took user, or a negative errno: nothing to flush
- * (the caller completes user itself). */
-static int wb_flush_start(mixsan_volume_t *v, mixsan_completion_t *user, int err)
+/* Send f's FLUSH requests: one per PG of pool among its objects, each
+ * vouching for its objects' writes from the least of their epochs on.
+ * f->lost has pool->pg_num bytes.  0 or a negative errno (the parts not
+ * sent). */
+static int wbflush_send(struct wbflush *f, const struct mx_pool *pool)
 {
-	struct mx_map *m = NULL;
-	const struct mx_pool *pool;
-	struct wbflush *f;
+	mixsan_volume_t *v = f->v;
 	uint64_t *since = NULL; /* per PG: the least epoch; UINT64_MAX: none */
 	size_t *first = NULL;   /* per PG: the object its FLUSH names */
 	char oid[64];
-	int r = -ENOMEM;
+	int r;
+
+	since = malloc(pool->pg_num * sizeof(*since));
+	first = malloc(pool->pg_num * sizeof(*first));
+	if (!since || !first) {
+		r = -ENOMEM;
+		goto out;
+	}
+	for (uint32_t pg = 0; pg < pool->pg_num; pg++)
+		since[pg] = UINT64_MAX;
+	for (size_t i = 0; i < f->n_objs; i++) {
+		obj_name(oid, sizeof(oid), v->id, f->objs[i]);
+		f->pgs[i] = mx_object_pg(pool, oid, strlen(oid));
+		if (since[f->pgs[i]] == UINT64_MAX)
+			first[f->pgs[i]] = i;
+		since[f->pgs[i]] = MX_MIN(since[f->pgs[i]], f->eps[i]);
+	}
+	r = 0;
+	for (uint32_t pg = 0; pg < pool->pg_num && r == 0; pg++) {
+		mixsan_completion_t *c;
+		struct wbpart *part;
+
+		if (since[pg] == UINT64_MAX)
+			continue;
+		part = malloc(sizeof(*part));
+		if (!part) {
+			r = -ENOMEM;
+			break;
+		}
+		part->f = f;
+		part->pg = pg;
+		r = mixsan_completion_create(wbflush_part_cb, part, &c);
+		if (r < 0) {
+			free(part);
+			break;
+		}
+		pthread_mutex_lock(&f->lock);
+		f->pending++;
+		pthread_mutex_unlock(&f->lock);
+		obj_name(oid, sizeof(oid), v->id, f->objs[first[pg]]);
+		r = mx_client_aio_flush_pg(v->pool, oid, c, since[pg]);
+		if (r < 0) {
+			mixsan_completion_release(c); /* never taken */
+			free(part);
+			wbflush_put(f, r);
+		}
+	}
+out:
+	free(since);
+	free(first);
+	return r;
+}
+
+/* Flush v's writeback writes for the flush request user, whose earlier
+ * requests have all completed: take the objects written since the last
+ * flush, and send one FLUSH to each distinct PG among them (to one of its
+ * objects); user completes when all are done and every earlier flush has
+ * completed (wbflush_put says with what), or with err.  0 if it took
+ * user, or a negative errno: nothing to flush or wait for (the caller
+ * completes user itself). */
+static int wb_flush_start(mixsan_volume_t *v, mixsan_completion_t *user, int err)
+{
+	struct wbflush *f;
+	size_t n = 0;
+	int r;
 
 	pthread_mutex_lock(&v->lock);
-	if (v->cache_mode == MIXSAN_CACHE_WRITETHROUGH || v->wb_n == 0 || err) {
+	if (v->cache_mode == MIXSAN_CACHE_WRITETHROUGH || err ||
+	    (v->wb_n == 0 && !v->wb_head)) {
 		pthread_mutex_unlock(&v->lock);
 		return -ENOENT;
 	}
 	f = calloc(1, sizeof(*f));
-	if (f) {
+	if (f && v->wb_n) {
 		f->objs = malloc(v->wb_n * sizeof(*f->objs));
 		f->eps = malloc(v->wb_n * sizeof(*f->eps));
-		f->pgs = malloc(v->wb_n * sizeof(*f->pgs));
+		f->pgs = calloc(v->wb_n, sizeof(*f->pgs));
+		f->lost = calloc(1, 1); /* pg 0 until the map says how many */
 	}
-	if (!f || !f->objs || !f->eps || !f->pgs) {
+	if (!f || (v->wb_n && (!f->objs || !f->eps || !f->pgs || !f->lost))) {
 		pthread_mutex_unlock(&v->lock);
 		if (f) {
 			free(f->objs);
 			free(f->eps);
 			free(f->pgs);
+			free(f->lost);
 		}
 		free(f);
 		mx_completion_finish(user, -ENOMEM);
 		return 0;
 	}
-	for (size_t b = 0; b < v->wb_dirty_len; b++) {
-		for (unsigned i = 0; v->wb_dirty[b] && i < 8; i++)
-			if (v->wb_dirty[b] & (1u << i)) {
-				f->objs[f->n_objs] = (uint64_t)b * 8 + i;
-				f->eps[f->n_objs++] = v->wb_ep[b * 8 + i];
-			}
-		v->wb_dirty[b] = 0;
+	for (size_t k = 0; k < v->wb_cap && n < v->wb_n; k++) {
+		if (!v->wb_tab[k].key)
+			continue;
+		f->objs[n] = v->wb_tab[k].key - 1;
+		f->eps[n++] = v->wb_tab[k].epoch;
 	}
+	f->n_objs = n;
+	if (v->wb_tab)
+		memset(v->wb_tab, 0, v->wb_cap * sizeof(*v->wb_tab));
 	v->wb_n = 0;
-	v->wb_flushing++;
-	pthread_mutex_unlock(&v->lock);
 	f->v = v;
 	f->user = user;
 	pthread_mutex_init(&f->lock, NULL);
 	f->pending = 1; /* ours, while sending */
-	m = mx_client_map_copy(mx_client_pool_cluster(v->pool));
-	pool = m ? mx_map_pool_by_id(m, (int32_t)mixsan_pool_id(v->pool)) : NULL;
-	if (pool && pool->pg_num) {
-		since = malloc(pool->pg_num * sizeof(*since));
-		first = malloc(pool->pg_num * sizeof(*first));
-		f->lost = calloc(pool->pg_num, 1);
-	}
-	if (!pool || !pool->pg_num) {
-		r = m ? -ENOENT : -ENOMEM;
-	} else if (since && first && f->lost) {
-		f->pg_num = pool->pg_num;
-		/* Each PG's FLUSH vouches for its objects' writes from the
-		 * least of their epochs on. */
-		for (uint32_t pg = 0; pg < f->pg_num; pg++)
-			since[pg] = UINT64_MAX;
-		for (size_t i = 0; i < f->n_objs; i++) {
-			obj_name(oid, sizeof(oid), v->id, f->objs[i]);
-			f->pgs[i] = mx_object_pg(pool, oid, strlen(oid));
-			if (since[f->pgs[i]] == UINT64_MAX)
-				first[f->pgs[i]] = i;
-			since[f->pgs[i]] = MX_MIN(since[f->pgs[i]], f->eps[i]);
-		}
-		r = 0;
-		for (uint32_t pg = 0; pg < f->pg_num && r == 0; pg++) {
-			mixsan_completion_t *c;
-			struct wbpart *part;
+	if (v->wb_tail)
+		v->wb_tail->next = f;
+	else
+		v->wb_head = f;
+	v->wb_tail = f;
+	v->wb_flushing++;
+	pthread_mutex_unlock(&v->lock);
+	r = 0;
+	if (f->n_objs) {
+		struct mx_map *m = mx_client_map_copy(mx_client_pool_cluster(v->pool));
+		const struct mx_pool *pool =
+			m ? mx_map_pool_by_id(m, (int32_t)mixsan_pool_id(v->pool)) : NULL;
+		uint8_t *lost = pool && pool->pg_num ? calloc(pool->pg_num, 1) : NULL;
 
-			if (since[pg] == UINT64_MAX)
-				continue;
-			part = malloc(sizeof(*part));
-			if (!part) {
-				r = -ENOMEM;
-				break;
-			}
-			part->f = f;
-			part->pg = pg;
-			r = mixsan_completion_create(wbflush_part_cb, part, &c);
-			if (r < 0) {
-				free(part);
-				break;
-			}
-			pthread_mutex_lock(&f->lock);
-			f->pending++;
-			pthread_mutex_unlock(&f->lock);
-			obj_name(oid, sizeof(oid), v->id, f->objs[first[pg]]);
-			r = mx_client_aio_flush_pg(v->pool, oid, c, since[pg]);
-			if (r < 0) {
-				mixsan_completion_release(c); /* never taken */
-				free(part);
-				wbflush_put(f, r);
-			}
+		if (lost) {
+			free(f->lost);
+			f->lost = lost;
+			r = wbflush_send(f, pool);
+		} else {
+			r = pool ? -ENOMEM : m ? -ENOENT : -ENOMEM;
 		}
+		mx_map_free(m);
 	}
-	free(since);
-	free(first);
-	mx_map_free(m);
-	wbflush_put(f, r); /* ours: the last one done completes user */
+	wbflush_put(f, r); /* ours: the last one done completes it */
 	return 0;
 }
 
@@ -1512,8 +1598,7 @@ static void volume_free(mixsan_volume_t *v)
 	free(v->snaps);
 	free(v->copying);
 	free(v->known);
-	free(v->wb_dirty);
-	free(v->wb_ep);
+	free(v->wb_tab);
 	free(v);
 }
 

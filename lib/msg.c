@@ -1009,8 +1009,6 @@ static void put_info(struct mx_wbuf *w, const struct mx_wire_pg_info *i)
 	mx_put_u8(w, i->n_acting);
 	for (uint8_t k = 0; k < i->n_acting; k++)
 		mx_put_i32(w, i->acting[k]);
-	mx_put_u8(w, i->flags);
-	mx_put_u64(w, i->wb_lost);
 }
 
 static void get_info(struct mx_rbuf *r, struct mx_wire_pg_info *i)
@@ -1029,10 +1027,18 @@ static void get_info(struct mx_rbuf *r, struct mx_wire_pg_info *i)
 	}
 	for (uint8_t k = 0; k < i->n_acting; k++)
 		i->acting[k] = mx_get_i32(r);
-	i->flags = mx_get_u8(r);
-	i->wb_lost = mx_get_u64(r);
-	if (i->flags & ~MX_PGI_SUSPECT)
-		mx_rbuf_fail(r);
+}
+
+/* Skip the n log entries at *r (a copy of the message's reader): the
+ * fields after them follow.  0 or -EBADMSG. */
+static int skip_entries(struct mx_rbuf *r, uint32_t n)
+{
+	struct mx_wire_log_entry e;
+
+	for (uint32_t i = 0; i < n; i++)
+		if (mx_pg_log_next(r, &e) < 0)
+			return -EBADMSG;
+	return 0;
 }
 
 size_t mx_enc_pg_notify_head(struct mx_wbuf *w, int32_t status, const struct mx_pg_ref *r,
@@ -1058,9 +1064,12 @@ void mx_enc_pg_log_entry(struct mx_wbuf *w, const struct mx_wire_log_entry *e)
 	mx_put_u64(w, e->tid);
 }
 
-void mx_enc_pg_notify_end(struct mx_wbuf *w, size_t at, uint32_t n)
+void mx_enc_pg_notify_end(struct mx_wbuf *w, size_t at, uint32_t n,
+			  const struct mx_wire_pg_info *info)
 {
 	mx_wbuf_patch_u32(w, at, n);
+	mx_put_u8(w, info->flags);
+	mx_put_u64(w, info->wb_lost);
 }
 
 int mx_dec_pg_notify(const void *p, uint32_t len, struct mx_msg_pg_notify *m)
@@ -1073,6 +1082,13 @@ int mx_dec_pg_notify(const void *p, uint32_t len, struct mx_msg_pg_notify *m)
 	get_info(&r, &m->info);
 	m->n = mx_get_u32(&r);
 	m->entries = r;
+	if (!r.err && skip_entries(&r, m->n) < 0)
+		return -EBADMSG;
+	/* After the entries: flags and wb_lost (none from an older peer). */
+	if (mx_rbuf_left(&r) >= 9) {
+		m->info.flags = mx_get_u8(&r);
+		m->info.wb_lost = mx_get_u64(&r);
+	}
 	return finish(&r);
 }
 
@@ -1095,7 +1111,6 @@ size_t mx_enc_pg_activate_head(struct mx_wbuf *w, const struct mx_msg_pg_activat
 
 	mx_enc_pg_ref(w, &m->ref);
 	mx_put_u64(w, m->les);
-	mx_put_u64(w, m->wb_lost);
 	mx_put_u8(w, m->with_log);
 	mx_put_u64(w, m->tail_epoch);
 	mx_put_u64(w, m->tail_seq);
@@ -1104,9 +1119,11 @@ size_t mx_enc_pg_activate_head(struct mx_wbuf *w, const struct mx_msg_pg_activat
 	return at;
 }
 
-void mx_enc_pg_activate_end(struct mx_wbuf *w, size_t at, uint32_t n)
+void mx_enc_pg_activate_end(struct mx_wbuf *w, size_t at, uint32_t n,
+			    const struct mx_msg_pg_activate *m)
 {
 	mx_wbuf_patch_u32(w, at, n);
+	mx_put_u64(w, m->wb_lost);
 }
 
 int mx_dec_pg_activate(const void *p, uint32_t len, struct mx_msg_pg_activate *m)
@@ -1116,12 +1133,17 @@ int mx_dec_pg_activate(const void *p, uint32_t len, struct mx_msg_pg_activate *m
 	mx_rbuf_init(&r, p, len);
 	get_pg_ref(&r, &m->ref);
 	m->les = mx_get_u64(&r);
-	m->wb_lost = mx_get_u64(&r);
 	m->with_log = mx_get_u8(&r) != 0;
 	m->tail_epoch = mx_get_u64(&r);
 	m->tail_seq = mx_get_u64(&r);
 	m->n = mx_get_u32(&r);
 	m->entries = r;
+	m->wb_lost = 0;
+	if (!r.err && skip_entries(&r, m->n) < 0)
+		return -EBADMSG;
+	/* After the entries: wb_lost (none from an older peer). */
+	if (mx_rbuf_left(&r) >= 8)
+		m->wb_lost = mx_get_u64(&r);
 	return finish(&r);
 }
 

@@ -271,7 +271,9 @@ enum mx_osd_op_code {
 				 them when it completes (docs/cache-modes.md) */
 };
 
-#define MX_OP_FLAG_EXCL 1u /* CREATE */
+#define MX_OP_FLAG_EXCL 1u  /* CREATE */
+#define MX_OP_FLAG_SINCE 2u /* FLUSH: off is the least version epoch of the
+			       writes it vouches for (docs/cache-modes.md) */
 
 /* CMPXATTR's comparison, a field of its op flags (docs/protocol.md): 0 is
  * equality (empty data: the attribute is absent); the ordered ones hold if
@@ -563,7 +565,8 @@ struct mx_pg_ref {
 };
 
 /* A PG info on the wire (the store's struct mx_pg_info, without its
- * flags), with the sender's word on its copy (MX_PGI_*). */
+ * flags), with the sender's word on its copy (MX_PGI_*).  flags and
+ * wb_lost travel after a notify's log entries (0 from an older peer). */
 #define MX_PGI_SUSPECT 1u /* the copy may lack writes it acknowledged: its OSD
 			     restarted after its host did (docs/cache-modes.md) */
 struct mx_wire_pg_info {
@@ -596,7 +599,8 @@ struct mx_msg_pg_notify {
 struct mx_msg_pg_activate {
 	struct mx_pg_ref ref;
 	uint64_t les;
-	uint64_t wb_lost; /* the PG's, for the member to persist */
+	uint64_t wb_lost; /* the PG's, for the member to persist; after the
+			     entries (0 from an older peer) */
 	bool with_log;  /* adopt the log that follows (after recovery) */
 	uint64_t tail_epoch, tail_seq;
 	uint32_t n;
@@ -652,12 +656,16 @@ int mx_dec_pg_query(const void *p, uint32_t len, struct mx_pg_ref *r);
 size_t mx_enc_pg_notify_head(struct mx_wbuf *w, int32_t status, const struct mx_pg_ref *r,
 			     const struct mx_wire_pg_info *info);
 void mx_enc_pg_log_entry(struct mx_wbuf *w, const struct mx_wire_log_entry *e);
-void mx_enc_pg_notify_end(struct mx_wbuf *w, size_t at, uint32_t n);
+/* Patch the entry count, then append info's flags and wb_lost. */
+void mx_enc_pg_notify_end(struct mx_wbuf *w, size_t at, uint32_t n,
+			  const struct mx_wire_pg_info *info);
 int mx_dec_pg_notify(const void *p, uint32_t len, struct mx_msg_pg_notify *m);
 /* Next log entry of a notify or activate; 0 or -EBADMSG. */
 int mx_pg_log_next(struct mx_rbuf *r, struct mx_wire_log_entry *e);
 size_t mx_enc_pg_activate_head(struct mx_wbuf *w, const struct mx_msg_pg_activate *m);
-void mx_enc_pg_activate_end(struct mx_wbuf *w, size_t at, uint32_t n);
+/* Patch the entry count, then append m's wb_lost. */
+void mx_enc_pg_activate_end(struct mx_wbuf *w, size_t at, uint32_t n,
+			    const struct mx_msg_pg_activate *m);
 int mx_dec_pg_activate(const void *p, uint32_t len, struct mx_msg_pg_activate *m);
 void mx_enc_pg_ack(struct mx_wbuf *w, const struct mx_msg_pg_ack *m);
 int mx_dec_pg_ack(const void *p, uint32_t len, struct mx_msg_pg_ack *m);

@@ -7,6 +7,7 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
 
@@ -77,10 +78,31 @@ static int write_mark(const char *dir, const char *id, const char *state, uint64
 	return r < 0 ? r : mx_fsync_dir(dir);
 }
 
+/* "ID running|clean N\n" into id, *running and *below; 0 or -EUCLEAN. */
+static int parse_mark(const char *buf, char id[BOOT_ID_MAX], bool *running, uint64_t *below)
+{
+	char state[16], *end;
+	int used = 0;
+
+	if (sscanf(buf, "%63s %15s %n", id, state, &used) != 2 || !used || !valid_id(id))
+		return -EUCLEAN;
+	if (strcmp(state, "running") != 0 && strcmp(state, "clean") != 0)
+		return -EUCLEAN;
+	*running = strcmp(state, "running") == 0;
+	if (buf[used] < '0' || buf[used] > '9')
+		return -EUCLEAN; /* strtoull would take a sign or spaces */
+	errno = 0;
+	*below = strtoull(buf + used, &end, 10);
+	if (errno || (strcmp(end, "\n") != 0 && *end != '\0'))
+		return -EUCLEAN;
+	return 0;
+}
+
 int mx_bootmark_start(const char *dir, const char *boot_id_path, uint64_t max_les,
 		      struct mx_bootmark *out)
 {
-	char cur[BOOT_ID_MAX], buf[256], path[4200], prev[BOOT_ID_MAX], state[16];
+	char cur[BOOT_ID_MAX], buf[256], path[4200], prev[BOOT_ID_MAX];
+	bool running;
 	int r;
 
 	memset(out, 0, sizeof(*out));
@@ -89,17 +111,16 @@ int mx_bootmark_start(const char *dir, const char *boot_id_path, uint64_t max_le
 		return r;
 	snprintf(path, sizeof(path), "%s/" MARK_NAME, dir);
 	r = read_small(path, buf, sizeof(buf));
-	if (r >= 0) {
-		/* "%63s %15s %" SCNu64 and nothing else. */
-		int used = 0;
-
-		if (sscanf(buf, "%63s %15s %" SCNu64 "%n", prev, state, &out->suspect_below,
-			   &used) != 3 ||
-		    (buf[used] != '\0' && strcmp(buf + used, "\n") != 0) || !valid_id(prev) ||
-		    (strcmp(state, "running") != 0 && strcmp(state, "clean") != 0))
-			return -EUCLEAN;
-		out->rebooted = strcmp(state, "running") == 0 && strcmp(prev, cur) != 0;
-	} else if (r != -ENOENT) {
+	if (r >= 0 && parse_mark(buf, prev, &running, &out->suspect_below) == 0) {
+		out->rebooted = running && strcmp(prev, cur) != 0;
+	} else if (r >= 0 || r == -ENOENT) {
+		/* No mark (a first start, a store from before marks, a mark
+		 * removed) or a damaged one: nothing says what a reboot may
+		 * have taken, so copies that went active are suspect. */
+		out->damaged = r >= 0;
+		out->suspect_below = 0;
+		out->rebooted = max_les > 0;
+	} else {
 		return r;
 	}
 	if (out->rebooted)

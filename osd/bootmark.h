@@ -17,16 +17,19 @@
 
 struct mx_bootmark {
 	uint64_t suspect_below; /* a PG copy with les below this is suspect */
-	bool rebooted;          /* this start found an unclean stop under
-				   another boot */
+	bool rebooted;          /* this start may follow a lost page cache */
+	bool damaged;           /* the mark did not parse (taken as rebooted) */
 };
 
 /*
- * At start: read DIR/boot and the current boot id (from boot_id_path);
- * if the file says "running" under another boot id, raise suspect_below
- * to max_les + 1 (max_les: the greatest les of any PG the store holds).
- * Then write DIR/boot durably as running under the current boot.  0 or a
- * negative errno (-EUCLEAN: the file is not one this writes).
+ * At start: read DIR/boot and the current boot id (from boot_id_path),
+ * and decide whether the OSD's unsynced tail may have been lost: the mark
+ * says "running" under another boot id; or there is no mark, or a damaged
+ * one, while the store holds PGs that went active (max_les > 0: the
+ * greatest les of any PG the store holds), since nothing then says what
+ * happened.  If so, raise suspect_below to max_les + 1.  Then write
+ * DIR/boot durably as running under the current boot.  0 or a negative
+ * errno (-EUCLEAN: the kernel's boot id is not one).
  */
 int mx_bootmark_start(const char *dir, const char *boot_id_path, uint64_t max_les,
 		      struct mx_bootmark *out);

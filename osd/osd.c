@@ -1011,10 +1011,11 @@ static bool wb_plain_writes(const struct mx_msg_osd_op *m)
  * that is done, or EAGAIN if the interval ends first (pg_fail_pops), and
  * the client sends the FLUSH again to the PG's primary. */
 static void do_flush(struct osd *osd, struct session *s, uint64_t tid,
-		     const struct mx_msg_osd_op *m, struct pgstate *pgs)
+		     const struct mx_msg_osd_op *m, struct pgstate *pgs, int status)
 {
 	struct pop *p = mx_xcalloc(1, sizeof(*p));
 
+	p->status = status; /* the answer once synced, unless worse */
 	p->s = s;
 	s->refs++;
 	p->tid = tid;
@@ -1215,17 +1216,19 @@ void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payloa
 		return;
 	}
 	if (m.ops[0].op == MX_OP_FLUSH) {
-		if (m.ops[0].off < pgs->wb_lost) {
+		int status = 0;
+
+		if ((m.ops[0].flags & MX_OP_FLAG_SINCE) && m.ops[0].off < pgs->wb_lost) {
 			/* It vouches for writes from before the interval in
 			 * which peering found every copy that held them
-			 * restarted after a host reboot (docs/cache-modes.md). */
+			 * restarted after a host reboot (docs/cache-modes.md).
+			 * It still syncs what there is, then says EIO. */
 			mx_warn("pg %d.%u: a flush for writes from epoch %" PRIu64
 				" on fails: writes before epoch %" PRIu64 " may be lost",
 				pgs->pool, pgs->pg, m.ops[0].off, pgs->wb_lost);
-			reply_status(osd, s, tid, -EIO);
-			return;
+			status = -EIO;
 		}
-		do_flush(osd, s, tid, &m, pgs);
+		do_flush(osd, s, tid, &m, pgs, status);
 		return;
 	}
 	if (pgs->scrub && mx_op_is_write(m.ops[0].op)) {
@@ -2154,10 +2157,13 @@ static int boot_mark(struct osd *osd)
 	r = mx_bootmark_start(osd->cfg->data_dir, MX_BOOT_ID_PATH, max_les, &osd->boot);
 	if (r < 0)
 		return r;
+	if (osd->boot.damaged)
+		mx_warn("the boot mark in %s was damaged: written again", osd->cfg->data_dir);
 	if (osd->boot.rebooted)
 		mx_warn("the host restarted since this OSD last ran, and the OSD had not stopped "
-			"cleanly: its unsynced writes may be lost; copies of PGs that went active "
-			"before epoch %" PRIu64 " are suspect until they peer again",
+			"cleanly (or no mark says so): its unsynced writes may be lost; copies of "
+			"PGs that went active before epoch %" PRIu64 " are suspect until they peer "
+			"again",
 			osd->boot.suspect_below);
 	else if (osd->boot.suspect_below)
 		mx_info("copies of PGs that went active before epoch %" PRIu64 " are suspect "
@@ -2203,9 +2209,7 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 	}
 	r = boot_mark(osd);
 	if (r < 0)
-		return mx_log_errno(r, "cannot keep the boot mark in %s (a damaged one may be "
-				    "removed: the OSD then trusts its copies)",
-				    cfg->data_dir);
+		return mx_log_errno(r, "cannot keep the boot mark in %s", cfg->data_dir);
 	r = mx_listen(osd->loop, &osd->server, cfg->addr, on_connection, osd->addr,
 		      sizeof(osd->addr));
 	if (r < 0)
@@ -2271,11 +2275,14 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 			" unsynced (writeback), %" PRIu64 " log syncs",
 			st.commits, st.unsynced_commits, st.syncs);
 	}
+	/* Everything synced: nothing for a reboot to take (if the sync
+	 * fails, the stop is not a clean one). */
+	r = mx_store_sync(osd->store);
 	mx_store_close(osd->store);
-	/* Everything synced and closed: nothing for a reboot to take. */
-	r = mx_bootmark_clean(cfg->data_dir, MX_BOOT_ID_PATH, &osd->boot);
+	if (r == 0)
+		r = mx_bootmark_clean(cfg->data_dir, MX_BOOT_ID_PATH, &osd->boot);
 	if (r < 0)
-		mx_warn("cannot mark the clean stop in %s: %s", cfg->data_dir, strerror(-r));
+		mx_warn("the stop is not marked clean in %s: %s", cfg->data_dir, strerror(-r));
 	for (size_t i = 0; i < osd->hist_len; i++) {
 		mx_placement_free(osd->hist_pl[i]);
 		mx_map_free(osd->hist[i]);

@@ -546,7 +546,7 @@ void handle_pg_query(struct osd *osd, struct session *s, uint64_t tid, uint8_t *
 	c.w = &w;
 	c.n = 0;
 	(void)mx_store_pg_log_walk(osd->store, ref.pool, ref.pg, zero, enc_log_cb, &c);
-	mx_enc_pg_notify_end(&w, at, c.n);
+	mx_enc_pg_notify_end(&w, at, c.n, &wi);
 	(void)session_send(s, MX_MSG_PG_NOTIFY, tid, &w);
 }
 
@@ -585,6 +585,15 @@ void handle_pg_activate(struct osd *osd, struct session *s, uint64_t tid,
 			r = mx_store_pg_remove(osd->store, m.ref.pool, m.ref.pg);
 			if (r < 0)
 				fatal_store(r);
+			if (m.wb_lost) {
+				/* The wiped copy keeps the PG's loss (L2). */
+				struct mx_pg_info wi = {.wb_lost = m.wb_lost};
+
+				r = mx_store_queue_pg_info(osd->store, m.ref.pool, m.ref.pg,
+							   &wi);
+				if (r < 0)
+					fatal_store(r);
+			}
 			pgs->lu = (struct mx_version){0, 0};
 			mx_info("pg %d.%u: backfill from the primary: copy wiped", m.ref.pool,
 				m.ref.pg);
@@ -1073,6 +1082,9 @@ static void pg_pulls_done(struct osd *osd, struct pgstate *pgs)
 	}
 	(void)mx_store_pg_info_get(osd->store, pgs->pool, pgs->pg, &info);
 	info.les = auth->log.info.les;
+	/* With the authority's les, the loss peering found: a crash before
+	 * pg_activate must not leave a trusted copy that forgot it. */
+	info.wb_lost = MX_MAX(info.wb_lost, pgs->wb_lost);
 	r = mx_store_queue_pg_info(osd->store, pgs->pool, pgs->pg, &info);
 	if (r < 0)
 		fatal_store(r);
@@ -1511,7 +1523,7 @@ void pg_send_activate(struct osd *osd, struct pgstate *pgs, int i, uint64_t les,
 	} else {
 		at = mx_enc_pg_activate_head(&w, &a);
 	}
-	mx_enc_pg_activate_end(&w, at, n);
+	mx_enc_pg_activate_end(&w, at, n, &a);
 	pgs->mem[i].act_sent = true;
 	pgs->mem[i].act_ns = mx_now_ns();
 	pgs->mem[i].act_gen = peer_send(osd, pgs->acting[i], MX_MSG_PG_ACTIVATE, &w);
@@ -1630,7 +1642,7 @@ static void pg_activate(struct osd *osd, struct pgstate *pgs)
 	commit_now(osd);
 	(void)mx_store_pg_info_get(osd->store, pgs->pool, pgs->pg, &info);
 	info.les = pgs->interval;
-	info.wb_lost = pgs->wb_lost;
+	info.wb_lost = MX_MAX(info.wb_lost, pgs->wb_lost);
 	info.n_acting = pgs->n_acting;
 	memset(info.acting, 0, sizeof(info.acting));
 	memcpy(info.acting, pgs->acting, pgs->n_acting * sizeof(int32_t));

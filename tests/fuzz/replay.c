@@ -198,12 +198,12 @@ static int generate(const char *dir)
 		mx_wbuf_reset(&w);
 		at = mx_enc_pg_notify_head(&w, 0, &ref, &info);
 		mx_enc_pg_log_entry(&w, &e);
-		mx_enc_pg_notify_end(&w, at, 1);
+		mx_enc_pg_notify_end(&w, at, 1, &info);
 		put(dir, "pg_notify", 17, &w);
 		mx_wbuf_reset(&w);
 		at = mx_enc_pg_activate_head(&w, &a);
 		mx_enc_pg_log_entry(&w, &e);
-		mx_enc_pg_activate_end(&w, at, 1);
+		mx_enc_pg_activate_end(&w, at, 1, &a);
 		put(dir, "pg_activate", 18, &w);
 		mx_wbuf_reset(&w);
 		at = mx_enc_pg_object_head(&w, &o);

@@ -6,18 +6,23 @@
  * "under another boot" after an unclean stop.  (The page cache is not lost
  * here, so the writes are in fact still there: the OSD cannot know that,
  * and reports the possibility; the store's unit test sweeps the loss
- * itself.)
+ * itself.)  The volumes have 4 KiB objects, so their blocks spread over
+ * every PG of the pool.
  *
- *  1. Every OSD "rebooted" after an unflushed writeback write: the PGs go
- *     active again, every OSD is then killed once more (no reboot), and
- *     the next flush still fails with EIO (the loss was persisted in the
- *     PG infos, not kept by one primary's memory); the flush after it
- *     succeeds (reported once); later writes and flushes succeed.
- *  2. Two of three OSDs "rebooted", the third only killed: it kept every
+ *  1. Every OSD "rebooted" after unflushed writeback writes, and two
+ *     flushes sent while the OSDs are down: neither completes before the
+ *     OSDs are back (the second waits for the first), and both fail with
+ *     EIO (the second vouches for what the first did); the next flush
+ *     succeeds (reported once).
+ *  2. The same, then every OSD killed once more (no reboot) after the PGs
+ *     went active: the next flush still fails with EIO (the loss was
+ *     persisted in the PG infos, not kept by one primary's memory); the one
+ *     after succeeds; later writes and flushes succeed.
+ *  3. Two of three OSDs "rebooted", the third only killed: it kept every
  *     write, and the flush succeeds.
- *  3. Every OSD stopped cleanly (SIGTERM), then "rebooted": nothing was
+ *  4. Every OSD stopped cleanly (SIGTERM), then "rebooted": nothing was
  *     unsynced, and the flush succeeds.
- *  4. A writethrough volume in the same pool never fails a flush.
+ *  5. A writethrough volume in the same pool never fails a flush.
  * Reads give back every written block in every case.
  */
 #include <errno.h>
@@ -54,16 +59,34 @@ static void fake_reboot(int i)
 		H_FATAL("osd.%d: cannot write %s", i, path);
 }
 
-/* Stop every OSD with sig; those in reboot[] also "reboot"; start all. */
-static void cycle(int sig, const bool reboot[3])
+/* Stop every OSD with sig; those in reboot[] also "reboot". */
+static void stop_all(int sig, const bool reboot[3])
 {
 	for (int i = 0; i < 3; i++)
 		h_signal_osd(&c, i, sig);
 	for (int i = 0; i < 3; i++)
 		if (reboot[i])
 			fake_reboot(i);
+}
+
+static void start_all(void)
+{
 	for (int i = 0; i < 3; i++)
 		h_start_osd(&c, i);
+}
+
+static void cycle(int sig, const bool reboot[3])
+{
+	stop_all(sig, reboot);
+	start_all();
+}
+
+/* The result of c, waited for at most timeout_s seconds (-ETIMEDOUT). */
+static int64_t wait_for(mixsan_completion_t *cm, int timeout_s)
+{
+	for (int i = 0; i < timeout_s * 20 && !mixsan_completion_is_complete(cm); i++)
+		usleep(50000);
+	return mixsan_completion_is_complete(cm) ? mixsan_completion_result(cm) : -ETIMEDOUT;
 }
 
 static void write_blocks(mixsan_volume_t *v, uint64_t seed)
@@ -115,32 +138,61 @@ int main(void)
 	h_pool_create(cl, "wl", 3, 8, "osd");
 	if (mixsan_pool_open(cl, "wl", &p) < 0)
 		H_FATAL("pool open");
-	H_CHECK(mixsan_volume_create(p, "wb", NBLK * BLK, 0) == 0);
-	H_CHECK(mixsan_volume_create(p, "wt", NBLK * BLK, 0) == 0);
+	H_CHECK(mixsan_volume_create(p, "wb", NBLK * BLK, 12) == 0);
+	H_CHECK(mixsan_volume_create(p, "wt", NBLK * BLK, 12) == 0);
 	if (open_vol(p, "wb", MIXSAN_CACHE_WRITEBACK, &v) < 0 ||
 	    open_vol(p, "wt", MIXSAN_CACHE_WRITETHROUGH, &wt) < 0)
 		H_FATAL("volume open");
 
-	/* 1. Every OSD rebooted under unflushed writes. */
+	/* 1. Every OSD rebooted under unflushed writes; two flushes sent
+	 * while they are down. */
 	write_blocks(v, 100);
 	H_CHECK(mixsan_volume_flush(v) == 0);
 	write_blocks(v, 200); /* acknowledged, not flushed */
 	write_blocks(wt, 300);
-	cycle(SIGKILL, all);
-	check_blocks(wt, 300);  /* the PGs are active again */
-	cycle(SIGKILL, none);   /* a new interval, no reboot */
-	r = mixsan_volume_flush(v);
-	fprintf(stderr, "wb_lost: flush after every OSD rebooted: %d (%s)\n", r,
-		r < 0 ? strerror(-r) : "ok");
-	H_CHECK(r == -EIO);
+	stop_all(SIGKILL, all);
+	{
+		mixsan_completion_t *f1, *f2;
+		int64_t r1, r2;
+
+		if (mixsan_completion_create(NULL, NULL, &f1) < 0 ||
+		    mixsan_completion_create(NULL, NULL, &f2) < 0)
+			H_FATAL("completion");
+		H_CHECK(mixsan_volume_aio_flush(v, f1) == 0);
+		H_CHECK(mixsan_volume_aio_flush(v, f2) == 0);
+		usleep(500000);
+		H_CHECK(!mixsan_completion_is_complete(f1));
+		H_CHECK(!mixsan_completion_is_complete(f2)); /* after f1 */
+		start_all();
+		r1 = wait_for(f1, 60);
+		r2 = wait_for(f2, 60);
+		fprintf(stderr, "wb_lost: flushes across every OSD's reboot: %lld, %lld\n",
+			(long long)r1, (long long)r2);
+		H_CHECK(r1 == -EIO && r2 == -EIO);
+		mixsan_completion_release(f1);
+		mixsan_completion_release(f2);
+	}
 	H_CHECK(mixsan_volume_flush(v) == 0); /* reported once */
 	H_CHECK(mixsan_volume_flush(wt) == 0);
 	check_blocks(v, 200);
+	check_blocks(wt, 300);
+
+	/* 2. The loss outlives the primaries that found it. */
+	write_blocks(v, 250);
+	cycle(SIGKILL, all);
+	check_blocks(v, 250);  /* the PGs are active again */
+	cycle(SIGKILL, none);  /* a new interval, no reboot */
+	r = mixsan_volume_flush(v);
+	fprintf(stderr, "wb_lost: flush after every OSD rebooted, then restarted: %d (%s)\n", r,
+		r < 0 ? strerror(-r) : "ok");
+	H_CHECK(r == -EIO);
+	H_CHECK(mixsan_volume_flush(v) == 0); /* reported once */
+	check_blocks(v, 250);
 	write_blocks(v, 400);
 	H_CHECK(mixsan_volume_flush(v) == 0);
-	H_CHECK(h_log_count(&c, "osd.0", "the host restarted since this OSD last ran") == 1);
+	H_CHECK(h_log_count(&c, "osd.0", "the host restarted since this OSD last ran") == 2);
 
-	/* 2. One OSD of three kept its page cache. */
+	/* 3. One OSD of three kept its page cache. */
 	write_blocks(v, 500);
 	cycle(SIGKILL, two);
 	r = mixsan_volume_flush(v);
@@ -148,7 +200,7 @@ int main(void)
 	H_CHECK(r == 0);
 	check_blocks(v, 500);
 
-	/* 3. A clean stop syncs everything: a reboot after it loses nothing. */
+	/* 4. A clean stop syncs everything: a reboot after it loses nothing. */
 	write_blocks(v, 600);
 	cycle(SIGTERM, all);
 	r = mixsan_volume_flush(v);
@@ -156,7 +208,7 @@ int main(void)
 	H_CHECK(r == 0);
 	check_blocks(v, 600);
 
-	/* 4. Writethrough: every write was durable when it completed. */
+	/* 5. Writethrough: every write was durable when it completed. */
 	write_blocks(wt, 700);
 	cycle(SIGKILL, all);
 	H_CHECK(mixsan_volume_flush(wt) == 0);

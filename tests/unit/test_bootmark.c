@@ -3,7 +3,8 @@
  * docs/cache-modes.md): an unclean stop found under another kernel boot
  * makes the OSD's copies suspect below the greatest les it held plus one;
  * a kill under the same boot, a clean stop, or a first start do not; the
- * mark once raised stays; a damaged mark or boot id is refused.
+ * mark once raised stays; a missing or damaged mark beside active PGs is
+ * taken as a reboot; a damaged boot id is refused.
  */
 #include <errno.h>
 #include <stdio.h>
@@ -53,9 +54,9 @@ int main(void)
 	snprintf(idpath, sizeof(idpath), "%s/boot_id", dir);
 	snprintf(mark, sizeof(mark), "%s/boot", dir);
 
-	/* First start: nothing to lose. */
+	/* First start of a fresh store: nothing to lose. */
 	put(idpath, "0a1b-2c\n");
-	CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 40, &bm), 0);
+	CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 0, &bm), 0);
 	CHECK(!bm.rebooted && bm.suspect_below == 0);
 	get(buf, sizeof(buf));
 	CHECK(strcmp(buf, "0a1b-2c running 0\n") == 0);
@@ -92,17 +93,30 @@ int main(void)
 	CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 3, &bm), 0);
 	CHECK(bm.rebooted && bm.suspect_below == 61);
 
-	/* Damaged marks are refused, and left as they are. */
-	put(mark, "89ab sleeping 3\n");
-	CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 3, &bm), -EUCLEAN);
-	put(mark, "89ab running\n");
-	CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 3, &bm), -EUCLEAN);
-	put(mark, "89ab running 3 extra\n");
-	CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 3, &bm), -EUCLEAN);
-	put(mark, "../x running 3\n");
-	CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 3, &bm), -EUCLEAN);
-	get(buf, sizeof(buf));
-	CHECK(strcmp(buf, "../x running 3\n") == 0);
+	/* A damaged mark says nothing: with PGs that went active, they are
+	 * suspect; the mark is written again. */
+	{
+		static const char *const bad[] = {"89ab sleeping 3\n", "89ab running\n",
+						  "89ab running 3 extra\n", "../x running 3\n",
+						  "89ab running -1\n", "89ab running 3x\n",
+						  "89ab running 99999999999999999999\n", ""};
+
+		for (size_t i = 0; i < sizeof(bad) / sizeof(bad[0]); i++) {
+			put(mark, bad[i]);
+			CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 70, &bm), 0);
+			CHECK(bm.damaged && bm.rebooted && bm.suspect_below == 71);
+			get(buf, sizeof(buf));
+			CHECK(strcmp(buf, "89ab running 71\n") == 0);
+		}
+		put(mark, "89ab sleeping 3\n");
+		CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 0, &bm), 0);
+		CHECK(bm.damaged && !bm.rebooted && bm.suspect_below == 0);
+	}
+	/* No mark beside a store with active PGs (one from before marks, or
+	 * a mark removed): suspect too. */
+	unlink(mark);
+	CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 9, &bm), 0);
+	CHECK(!bm.damaged && bm.rebooted && bm.suspect_below == 10);
 
 	/* A boot id that is not one, or none at all. */
 	unlink(mark);
@@ -115,7 +129,7 @@ int main(void)
 	CHECK_EQ_INT(mx_bootmark_clean(dir, idpath, &bm), -ENOENT);
 
 	/* The kernel's own. */
-	CHECK_EQ_INT(mx_bootmark_start(dir, MX_BOOT_ID_PATH, 3, &bm), 0);
+	CHECK_EQ_INT(mx_bootmark_start(dir, MX_BOOT_ID_PATH, 0, &bm), 0);
 	CHECK(!bm.rebooted);
 
 	unlink(mark);
