@@ -102,6 +102,28 @@ int mx_fsync_dir(const char *path)
 	return r;
 }
 
+int mx_replace_file(const char *dir, const char *name, const void *data, size_t len,
+		    const void *tail, size_t tail_len)
+{
+	char path[4400], tmp[4400];
+	int fd, r;
+
+	snprintf(path, sizeof(path), "%s/%s", dir, name);
+	snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name);
+	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	r = mx_pwrite_all(fd, data, len, 0);
+	if (r == 0 && tail_len)
+		r = mx_pwrite_all(fd, tail, tail_len, len);
+	if (r == 0 && fsync(fd) < 0)
+		r = -errno;
+	(void)close(fd);
+	if (r == 0 && rename(tmp, path) < 0)
+		r = -errno;
+	return r < 0 ? r : mx_fsync_dir(dir);
+}
+
 int mx_mkdir_p(const char *path, unsigned mode)
 {
 	char buf[4096];

@@ -94,6 +94,11 @@ int mx_pwrite_all(int fd, const void *buf, size_t len, uint64_t off);
 int mx_pread_all(int fd, void *buf, size_t len, uint64_t off);
 /* fsync a directory by path.  Returns 0 or a negative errno. */
 int mx_fsync_dir(const char *path);
+/* Replace dir/name durably with data then tail (tail_len 0: none): written
+ * to dir/name.tmp, fsynced, renamed over dir/name, dir fsynced.  A crash
+ * leaves the old file or the new one.  0 or a negative errno. */
+int mx_replace_file(const char *dir, const char *name, const void *data, size_t len,
+		    const void *tail, size_t tail_len);
 /* mkdir -p. Returns 0 or a negative errno. */
 int mx_mkdir_p(const char *path, unsigned mode);
 

@@ -35,29 +35,12 @@ struct file_store {
 
 static int write_file(const char *dir, const char *name, const struct mx_wbuf *w)
 {
-	char path[4400], tmp[4400];
-	_cleanup_close_ int fd = -1;
 	uint8_t crc[4];
 	uint32_t c = mx_crc32c(0, w->data, w->len);
-	int r;
 
 	for (int i = 0; i < 4; i++)
 		crc[i] = (uint8_t)(c >> (8 * i));
-	snprintf(path, sizeof(path), "%s/%s", dir, name);
-	snprintf(tmp, sizeof(tmp), "%s/%s.tmp", dir, name);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	r = mx_pwrite_all(fd, w->data, w->len, 0);
-	if (r == 0)
-		r = mx_pwrite_all(fd, crc, 4, w->len);
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r == 0)
-		r = mx_fsync_dir(dir);
-	return r;
+	return mx_replace_file(dir, name, w->data, w->len, crc, 4);
 }
 
 static int read_map(const char *path, struct mx_map **out)

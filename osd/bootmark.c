@@ -15,7 +15,6 @@
 
 #define BOOT_ID_MAX 64
 #define MARK_NAME "boot"
-#define MARK_TMP "boot.tmp"
 
 /* Read at most sz - 1 bytes of path into buf, NUL-terminated.  Its length
  * or a negative errno. */
@@ -57,25 +56,13 @@ static int boot_id(const char *path, char id[BOOT_ID_MAX])
 	return valid_id(id) ? 0 : -EUCLEAN;
 }
 
-/* Write DIR/boot durably: a temporary file, fsync, rename, fsync of DIR. */
+/* Write DIR/boot durably (mx_replace_file). */
 static int write_mark(const char *dir, const char *id, const char *state, uint64_t suspect)
 {
-	char tmp[4200], path[4200], line[128];
-	int fd, r, n;
+	char line[128];
+	int n = snprintf(line, sizeof(line), "%s %s %" PRIu64 "\n", id, state, suspect);
 
-	snprintf(tmp, sizeof(tmp), "%s/" MARK_TMP, dir);
-	snprintf(path, sizeof(path), "%s/" MARK_NAME, dir);
-	n = snprintf(line, sizeof(line), "%s %s %" PRIu64 "\n", id, state, suspect);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	r = mx_pwrite_all(fd, line, (size_t)n, 0);
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	close(fd);
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	return r < 0 ? r : mx_fsync_dir(dir);
+	return mx_replace_file(dir, MARK_NAME, line, (size_t)n, NULL, 0);
 }
 
 /* "ID running|clean N\n" into id, *running and *below; 0 or -EUCLEAN. */

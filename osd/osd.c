@@ -1760,24 +1760,10 @@ static void subscribe(struct osd *osd)
 
 static int save_whoami(struct osd *osd)
 {
-	char path[4200], tmp[4200], buf[32];
-	_cleanup_close_ int fd = -1;
+	char buf[32];
 	int n = snprintf(buf, sizeof(buf), "%d\n", osd->id);
-	int r;
 
-	snprintf(path, sizeof(path), "%s/whoami", osd->cfg->data_dir);
-	snprintf(tmp, sizeof(tmp), "%s/whoami.tmp", osd->cfg->data_dir);
-	fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
-	if (fd < 0)
-		return -errno;
-	r = mx_pwrite_all(fd, buf, (size_t)n, 0);
-	if (r == 0 && fsync(fd) < 0)
-		r = -errno;
-	if (r == 0 && rename(tmp, path) < 0)
-		r = -errno;
-	if (r == 0)
-		r = mx_fsync_dir(osd->cfg->data_dir);
-	return r;
+	return mx_replace_file(osd->cfg->data_dir, "whoami", buf, (size_t)n, NULL, 0);
 }
 
 static void apply_map(struct osd *osd, struct mx_map *m)

@@ -112,6 +112,22 @@ static void check_blocks(mixsan_volume_t *v, uint64_t seed)
 	H_CHECK(bad == 0);
 }
 
+/* Write v's blocks from seed, stop every OSD with sig ("rebooting"
+ * those in reboot[]), start them, flush: its result (what: for the log);
+ * the blocks read back. */
+static int write_cycle_flush(mixsan_volume_t *v, uint64_t seed, int sig, const bool reboot[3],
+			     const char *what)
+{
+	int r;
+
+	write_blocks(v, seed);
+	cycle(sig, reboot);
+	r = mixsan_volume_flush(v);
+	fprintf(stderr, "wb_lost: flush after %s: %d\n", what, r);
+	check_blocks(v, seed);
+	return r;
+}
+
 static int open_vol(mixsan_pool_t *p, const char *name, int mode, mixsan_volume_t **v)
 {
 	struct mixsan_volume_options o = {.cache_mode = mode};
@@ -193,20 +209,9 @@ int main(void)
 	H_CHECK(h_log_count(&c, "osd.0", "the host restarted since this OSD last ran") == 2);
 
 	/* 3. One OSD of three kept its page cache. */
-	write_blocks(v, 500);
-	cycle(SIGKILL, two);
-	r = mixsan_volume_flush(v);
-	fprintf(stderr, "wb_lost: flush after two of three OSDs rebooted: %d\n", r);
-	H_CHECK(r == 0);
-	check_blocks(v, 500);
-
+	H_CHECK(write_cycle_flush(v, 500, SIGKILL, two, "two of three OSDs rebooted") == 0);
 	/* 4. A clean stop syncs everything: a reboot after it loses nothing. */
-	write_blocks(v, 600);
-	cycle(SIGTERM, all);
-	r = mixsan_volume_flush(v);
-	fprintf(stderr, "wb_lost: flush after a clean stop and a reboot: %d\n", r);
-	H_CHECK(r == 0);
-	check_blocks(v, 600);
+	H_CHECK(write_cycle_flush(v, 600, SIGTERM, all, "a clean stop and a reboot") == 0);
 
 	/* 5. Writethrough: every write was durable when it completed. */
 	write_blocks(wt, 700);
