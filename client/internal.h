@@ -115,8 +115,9 @@ int mx_client_aio_write_ops_wb(mixsan_pool_t *p, const char *oid, mixsan_complet
 /* FLUSH the PG of oid (oid itself is not touched): completes when every
  * write the PG's OSDs acknowledged before it is durable on each of them.
  * since is the least version epoch of the writes it vouches for (0: every
- * write): -EIO if the PG found some of those may be lost to a power cut of
- * every OSD that held them.  0 or a negative errno, as an object request. */
+ * write): -MX_EWBLOST if the PG found some of those may be lost to a power
+ * cut of every OSD that held them.  0 or a negative errno, as an object
+ * request. */
 int mx_client_aio_flush_pg(mixsan_pool_t *p, const char *oid, mixsan_completion_t *c,
 			   uint64_t since);
 int mx_client_write_ops(mixsan_pool_t *p, const char *oid, const struct mx_osd_op *ops,

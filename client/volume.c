@@ -816,11 +816,14 @@ static void wbflush_part_cb(mixsan_completion_t *c, void *arg)
 	int64_t r = mixsan_completion_result(c);
 
 	mixsan_completion_release(c);
-	if (r == -EIO) {
+	if (r == -MX_EWBLOST) {
+		/* Not any EIO: this PG's writes may be lost (reported once);
+		 * after another error they are flushed again. */
 		pthread_mutex_lock(&f->lock);
 		f->lost[part->pg] = 1;
 		f->eio = true;
 		pthread_mutex_unlock(&f->lock);
+		r = -EIO;
 	}
 	free(part);
 	wbflush_put(f, r < 0 ? (int)r : 0);

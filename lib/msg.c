@@ -22,6 +22,7 @@ static const struct {
 	{17, EBUSY},   {18, ENOMEM},   {19, EPROTO},   {20, E2BIG},
 	{21, EROFS},   {22, ECANCELED}, {23, ENOTCONN}, {24, EFBIG},
 	{25, EKEYREJECTED}, {26, EKEYEXPIRED}, {27, EKEYREVOKED}, {28, EXDEV},
+	{29, MX_EWBLOST},
 };
 
 int32_t mx_errno_to_wire(int err)

@@ -274,6 +274,10 @@ enum mx_osd_op_code {
 #define MX_OP_FLAG_EXCL 1u  /* CREATE */
 #define MX_OP_FLAG_SINCE 2u /* FLUSH: off is the least version epoch of the
 			       writes it vouches for (docs/cache-modes.md) */
+/* A FLUSH's answer: writes it vouches for may have been lost to a power
+ * cut of every OSD that held them (wire 29; the volume reports EIO).  Its
+ * own code, so that no other EIO is taken for a loss. */
+#define MX_EWBLOST ENOTRECOVERABLE
 
 /* CMPXATTR's comparison, a field of its op flags (docs/protocol.md): 0 is
  * equality (empty data: the attribute is absent); the ordered ones hold if

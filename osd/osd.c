@@ -1222,11 +1222,11 @@ void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payloa
 			/* It vouches for writes from before the interval in
 			 * which peering found every copy that held them
 			 * restarted after a host reboot (docs/cache-modes.md).
-			 * It still syncs what there is, then says EIO. */
+			 * It still syncs what there is, then says so. */
 			mx_warn("pg %d.%u: a flush for writes from epoch %" PRIu64
 				" on fails: writes before epoch %" PRIu64 " may be lost",
 				pgs->pool, pgs->pg, m.ops[0].off, pgs->wb_lost);
-			status = -EIO;
+			status = -MX_EWBLOST;
 		}
 		do_flush(osd, s, tid, &m, pgs, status);
 		return;
