@@ -737,7 +737,8 @@ struct wbflush {
 	uint64_t *objs, *eps;
 	uint32_t *pgs;
 	size_t n_objs;
-	uint8_t *lost; /* From malloc(): per PG of the pool, answered EIO */
+	uint8_t *lost; /* From malloc(): per PG of the pool, answered EIO (NULL:
+			  none sent) */
 };
 
 /* One FLUSH of a wbflush. */
@@ -778,7 +779,7 @@ static void wbflush_put(struct wbflush *f, int r)
 	/* Not known durable: the next flush asks again; but a PG that said
 	 * EIO (writes may be lost) has said it once, as fsync does. */
 	for (size_t i = 0; f->err && i < f->n_objs; i++)
-		if (!f->lost[f->pgs[i]])
+		if (!f->lost || !f->lost[f->pgs[i]])
 			wb_mark(v, f->objs[i], f->eps[i]);
 	f->done = true;
 	while (v->wb_head && v->wb_head->done) {
@@ -912,21 +913,18 @@ static int wb_flush_start(mixsan_volume_t *v, mixsan_completion_t *user, int err
 		return -ENOENT;
 	}
 	f = calloc(1, sizeof(*f));
-	if (f && v->wb_n) {
-		f->objs = malloc(v->wb_n * sizeof(*f->objs));
-		f->eps = malloc(v->wb_n * sizeof(*f->eps));
-		f->pgs = calloc(v->wb_n, sizeof(*f->pgs));
-		f->lost = calloc(1, 1); /* pg 0 until the map says how many */
-	}
-	if (!f || (v->wb_n && (!f->objs || !f->eps || !f->pgs || !f->lost))) {
-		pthread_mutex_unlock(&v->lock);
-		if (f) {
-			free(f->objs);
-			free(f->eps);
-			free(f->pgs);
-			free(f->lost);
+	if (f) {
+		pthread_mutex_init(&f->lock, NULL);
+		if (v->wb_n) {
+			f->objs = malloc(v->wb_n * sizeof(*f->objs));
+			f->eps = malloc(v->wb_n * sizeof(*f->eps));
+			f->pgs = calloc(v->wb_n, sizeof(*f->pgs)); /* PG 0 until sent */
 		}
-		free(f);
+	}
+	if (!f || (v->wb_n && (!f->objs || !f->eps || !f->pgs))) {
+		pthread_mutex_unlock(&v->lock);
+		if (f)
+			wbflush_free(f);
 		mx_completion_finish(user, -ENOMEM);
 		return 0;
 	}
@@ -942,7 +940,6 @@ static int wb_flush_start(mixsan_volume_t *v, mixsan_completion_t *user, int err
 	v->wb_n = 0;
 	f->v = v;
 	f->user = user;
-	pthread_mutex_init(&f->lock, NULL);
 	f->pending = 1; /* ours, while sending */
 	if (v->wb_tail)
 		v->wb_tail->next = f;
@@ -956,15 +953,13 @@ static int wb_flush_start(mixsan_volume_t *v, mixsan_completion_t *user, int err
 		struct mx_map *m = mx_client_map_copy(mx_client_pool_cluster(v->pool));
 		const struct mx_pool *pool =
 			m ? mx_map_pool_by_id(m, (int32_t)mixsan_pool_id(v->pool)) : NULL;
-		uint8_t *lost = pool && pool->pg_num ? calloc(pool->pg_num, 1) : NULL;
 
-		if (lost) {
-			free(f->lost);
-			f->lost = lost;
+		if (!pool)
+			r = m ? -ENOENT : -ENOMEM;
+		else if (!pool->pg_num || !(f->lost = calloc(pool->pg_num, 1)))
+			r = -ENOMEM;
+		else
 			r = wbflush_send(f, pool);
-		} else {
-			r = pool ? -ENOMEM : m ? -ENOENT : -ENOMEM;
-		}
 		mx_map_free(m);
 	}
 	wbflush_put(f, r); /* ours: the last one done completes it */

@@ -847,7 +847,8 @@ static void health_log(struct mon *mon, bool sample)
 		snprintf(mon->last_checks, sizeof(mon->last_checks), "%s", checks);
 	}
 	mx_health_pgmap(h, pgmap, sizeof(pgmap));
-	if (sample && strcmp(pgmap, mon->last_pgmap) != 0 && mx_ms_since(now, mon->last_pgmap_ms) >= 2000) {
+	if (sample && strcmp(pgmap, mon->last_pgmap) != 0 &&
+	    mx_ms_since(now, mon->last_pgmap_ms) >= 2000) {
 		mx_evlog_add(mon->evlog, now, MX_HEALTH_OK, "pgmap: %s", pgmap);
 		snprintf(mon->last_pgmap, sizeof(mon->last_pgmap), "%s", pgmap);
 		mon->last_pgmap_ms = now;
@@ -1825,9 +1826,13 @@ static void on_msg(struct mx_conn *c, const struct mx_msg_hdr *h, uint8_t *paylo
 		if (r < 0)
 			break;
 		o = mx_map_osd(mon->map, b.osd_id);
-		if (o && o->incarnation == b.incarnation &&
-		    (t = track_of(mon, b.osd_id, mx_mono_ms())))
-			t->last_beacon_ms = mx_mono_ms();
+		if (o && o->incarnation == b.incarnation) {
+			uint64_t now = mx_mono_ms();
+
+			t = track_of(mon, b.osd_id, now);
+			if (t)
+				t->last_beacon_ms = now;
+		}
 		return;
 	}
 	case MX_MSG_MON_PG_STATS: {

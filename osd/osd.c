@@ -2117,13 +2117,18 @@ static void on_signal(uv_signal_t *sig, int signum)
 	uv_walk(osd->loop, close_walk, osd);
 }
 
+struct max_les_ctx {
+	struct mx_store *store;
+	uint64_t les;
+};
+
 static int max_les_cb(void *arg, int32_t pool, uint32_t pg)
 {
-	struct osd *osd = arg;
+	struct max_les_ctx *x = arg;
 	struct mx_pg_info info;
 
-	if (mx_store_pg_info_get(osd->store, pool, pg, &info) == 0)
-		osd->boot.suspect_below = MX_MAX(osd->boot.suspect_below, info.les);
+	if (mx_store_pg_info_get(x->store, pool, pg, &info) == 0)
+		x->les = MX_MAX(x->les, info.les);
 	return 0;
 }
 
@@ -2132,15 +2137,12 @@ static int max_les_cb(void *arg, int32_t pool, uint32_t pg)
  * this store holds may lack its unsynced tail until it peers again. */
 static int boot_mark(struct osd *osd)
 {
-	uint64_t max_les;
-	int r;
+	struct max_les_ctx x = {.store = osd->store};
+	int r = mx_store_list_pgs(osd->store, max_les_cb, &x);
 
-	osd->boot.suspect_below = 0;
-	r = mx_store_list_pgs(osd->store, max_les_cb, osd);
 	if (r < 0)
 		return r;
-	max_les = osd->boot.suspect_below;
-	r = mx_bootmark_start(osd->cfg->data_dir, MX_BOOT_ID_PATH, max_les, &osd->boot);
+	r = mx_bootmark_start(osd->cfg->data_dir, MX_BOOT_ID_PATH, x.les, &osd->boot);
 	if (r < 0)
 		return r;
 	if (osd->boot.damaged)

@@ -1238,7 +1238,6 @@ void pg_try_peer(struct osd *osd, struct pgstate *pgs)
 	bool suspect[PRIOR_MAX];
 	int32_t ids[PRIOR_MAX];
 	int idx[PRIOR_MAX];
-	uint64_t lost;
 	struct mx_interval *iv = NULL;
 	uint64_t since = 0;
 	size_t k = 0;
@@ -1279,9 +1278,8 @@ void pg_try_peer(struct osd *osd, struct pgstate *pgs)
 	if (n > 0 && leases_may_run(osd, pgs, iv, (size_t)n, since))
 		pgs->lease_wait_ns = mx_now_ns() + MX_LEASE_WAIT_NS;
 	free(iv);
-	lost = mx_wb_lost(infos, suspect, k, 0);
 	pgs->wb_lost = mx_wb_lost(infos, suspect, k, pgs->interval);
-	if (pgs->wb_lost > lost)
+	if (pgs->wb_lost && pgs->wb_lost == pgs->interval) /* found by this peering */
 		mx_warn("pg %d.%u: every copy of the last active interval restarted after its "
 			"host did: writeback writes acknowledged before epoch %" PRIu64
 			" may be lost, and flushes for them fail",

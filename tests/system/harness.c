@@ -192,6 +192,13 @@ int h_count_up(mixsan_cluster_t *cl)
 	return up;
 }
 
+int64_t h_wait_completion(mixsan_completion_t *c, int timeout_s)
+{
+	for (int i = 0; i < timeout_s * 20 && !mixsan_completion_is_complete(c); i++)
+		usleep(50000);
+	return mixsan_completion_is_complete(c) ? mixsan_completion_result(c) : -ETIMEDOUT;
+}
+
 int h_wait_up(struct h_cluster *c, mixsan_cluster_t *cl, int n, int timeout_s)
 {
 	(void)c;

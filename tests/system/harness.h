@@ -106,6 +106,8 @@ void h_signal_osd(struct h_cluster *c, int i, int sig);
 int h_count_up(mixsan_cluster_t *cl);
 /* Wait until the map shows n OSDs up (timeout in s).  0 or -ETIMEDOUT. */
 int h_wait_up(struct h_cluster *c, mixsan_cluster_t *cl, int n, int timeout_s);
+/* Wait up to timeout_s for c: its result, or -ETIMEDOUT (still pending). */
+int64_t h_wait_completion(mixsan_completion_t *c, int timeout_s);
 /* Stop everything (SIGTERM, then SIGKILL) and remove the folder. */
 void h_stop(struct h_cluster *c);
 /* Connect a client (exits on failure). */

@@ -423,14 +423,6 @@ static int primary_of(mixsan_cluster_t *cl, int64_t pool, const char *oid)
 	return mx_client_locate(cl, pool, oid, &pg, acting, 3) > 0 ? acting[0] : -1;
 }
 
-/* Wait up to timeout_s for c; its result, or -ETIMEDOUT (still pending). */
-static int64_t wait_bounded(mixsan_completion_t *c, int timeout_s)
-{
-	for (int i = 0; i < timeout_s * 20 && !mixsan_completion_is_complete(c); i++)
-		usleep(50 * 1000);
-	return mixsan_completion_is_complete(c) ? mixsan_completion_result(c) : -ETIMEDOUT;
-}
-
 /* 6. Resent across a map change. */
 static void test_resend(struct h_cluster *c, mixsan_cluster_t *cl, mixsan_pool_t *p)
 {
@@ -472,8 +464,8 @@ static void test_resend(struct h_cluster *c, mixsan_cluster_t *cl, mixsan_pool_t
 	 * the write, whole. */
 	H_CHECK(mx_client_aio_write_ops_v(p, oid, cw, wr, 3, &v2) == 0);
 	H_CHECK(mx_client_aio_read_ops(p, oid, cr, rd, 2, &res) == 0);
-	rw = wait_bounded(cw, 60);
-	rr = wait_bounded(cr, 60);
+	rw = h_wait_completion(cw, 60);
+	rr = h_wait_completion(cr, 60);
 	newprim = primary_of(cl, mixsan_pool_id(p), oid);
 	mx_client_get_stats(cl, &st1);
 	fprintf(stderr,

@@ -118,13 +118,11 @@ int main(int argc, char **argv)
 
 	/* Bounded: an append left waiting for ever fails here, not by the
 	 * suite's timeout. */
-	for (int i = 0; i < 600 && !mixsan_completion_is_complete(comp); i++)
-		usleep(100000);
-	if (!mixsan_completion_is_complete(comp)) {
+	r = h_wait_completion(comp, 60);
+	if (r == -ETIMEDOUT && !mixsan_completion_is_complete(comp)) {
 		h_signal_osd(&c, ba[1], SIGCONT);
 		H_FATAL("the append never answered");
 	}
-	r = mixsan_completion_result(comp);
 	mixsan_completion_release(comp);
 	fprintf(stderr, "restart: append answered %lld (%s)\n", (long long)r,
 		r < 0 ? strerror((int)-r) : "ok");

@@ -81,14 +81,6 @@ static void cycle(int sig, const bool reboot[3])
 	start_all();
 }
 
-/* The result of c, waited for at most timeout_s seconds (-ETIMEDOUT). */
-static int64_t wait_for(mixsan_completion_t *cm, int timeout_s)
-{
-	for (int i = 0; i < timeout_s * 20 && !mixsan_completion_is_complete(cm); i++)
-		usleep(50000);
-	return mixsan_completion_is_complete(cm) ? mixsan_completion_result(cm) : -ETIMEDOUT;
-}
-
 static void write_blocks(mixsan_volume_t *v, uint64_t seed)
 {
 	uint8_t buf[BLK];
@@ -180,8 +172,8 @@ int main(void)
 		H_CHECK(!mixsan_completion_is_complete(f1));
 		H_CHECK(!mixsan_completion_is_complete(f2)); /* after f1 */
 		start_all();
-		r1 = wait_for(f1, 60);
-		r2 = wait_for(f2, 60);
+		r1 = h_wait_completion(f1, 60);
+		r2 = h_wait_completion(f2, 60);
 		fprintf(stderr, "wb_lost: flushes across every OSD's reboot: %lld, %lld\n",
 			(long long)r1, (long long)r2);
 		H_CHECK(r1 == -EIO && r2 == -EIO);

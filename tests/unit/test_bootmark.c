@@ -10,6 +10,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "bootmark.h"
@@ -117,6 +118,14 @@ int main(void)
 	unlink(mark);
 	CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 9, &bm), 0);
 	CHECK(!bm.damaged && bm.rebooted && bm.suspect_below == 10);
+
+	/* A mark that cannot be read (a folder in its place): the error,
+	 * nothing trusted or written. */
+	unlink(mark);
+	CHECK_EQ_INT(mkdir(mark, 0700), 0);
+	CHECK_EQ_INT(mx_bootmark_start(dir, idpath, 9, &bm), -EISDIR);
+	CHECK_EQ_INT(mx_bootmark_clean(dir, idpath, &bm), -EISDIR);
+	rmdir(mark);
 
 	/* A boot id that is not one, or none at all. */
 	unlink(mark);
