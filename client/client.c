@@ -136,6 +136,7 @@ struct mixsan_cluster {
 	pthread_cond_t cond;  /* map changes and command completions */
 	uv_loop_t loop;
 	uv_async_t wake;
+	struct mx_netbatch batch; /* requests, one write per OSD per iteration */
 	uv_timer_t tick;
 	uv_timer_t mon_timer;
 	struct mx_list submit; /* struct cop, from any thread */
@@ -1267,8 +1268,12 @@ static void on_wake(uv_async_t *a)
 static void *loop_main(void *arg)
 {
 	mixsan_cluster_t *cl = arg;
+	/* Without a batch every send is written at once: slower, not wrong. */
+	bool batched = mx_netbatch_start(&cl->loop, &cl->batch) == 0;
 
 	uv_run(&cl->loop, UV_RUN_DEFAULT);
+	if (batched)
+		mx_netbatch_end(&cl->batch);
 	/* Sessions' on_close may have parked requests after fail_all. */
 	fail_all(cl);
 	return NULL;

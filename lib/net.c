@@ -20,11 +20,13 @@
 
 struct write_req {
 	uv_write_t req;
+	struct write_req *next; /* the next frame of the same write */
 	struct mx_conn *c;
 	uint8_t hdr[MX_MSG_HDR_LEN];
 	uint8_t mac[MX_MAC_LEN];
 	uint8_t *payload; /* From malloc() and owned, or shared's */
-	size_t len;
+	size_t len;       /* the payload's, and the MAC's if has_mac */
+	bool has_mac;
 	struct mx_shared *shared; /* the payload's, one reference; or NULL */
 };
 
@@ -39,6 +41,12 @@ struct mx_held {
 
 /* The largest frame taken before authentication (a HELLO with a ticket). */
 #define MX_AUTH_FRAME_MAX 4096
+
+/* The batch of the loop this thread runs, if it has one. */
+static __thread struct mx_netbatch *tl_batch;
+
+static void conn_flush(struct mx_conn *c);
+static void write_chain_free(struct mx_conn *c, struct write_req *wr);
 
 static bool is_auth_type(uint16_t type)
 {
@@ -166,6 +174,9 @@ static void conn_closed_cb(uv_handle_t *h)
 		return;
 	if (c->ops->on_close)
 		c->ops->on_close(c, c->close_err);
+	/* Closing wrote what was held; nothing can be left, but be sure. */
+	mx_list_del(&c->batch_link);
+	write_chain_free(c, c->out_head);
 	while (c->held_head) {
 		struct mx_held *hd = c->held_head;
 
@@ -193,6 +204,9 @@ void mx_conn_close(struct mx_conn *c, int err)
 {
 	if (c->closing)
 		return;
+	conn_flush(c); /* what was sent goes out as far as it can */
+	if (c->closing)
+		return;
 	c->closing = true;
 	c->close_err = err;
 	close_handles(c);
@@ -211,6 +225,9 @@ void mx_conn_close_after_send(struct mx_conn *c, int err)
 {
 	uv_shutdown_t *req;
 
+	if (c->closing)
+		return;
+	conn_flush(c); /* before the shutdown, which follows queued writes */
 	if (c->closing)
 		return;
 	c->closing = true;
@@ -353,6 +370,8 @@ static struct mx_conn *conn_new(uv_loop_t *loop, const struct mx_conn_ops *ops, 
 	c->ops = ops;
 	c->owner = owner;
 	c->held_tail = &c->held_head;
+	c->out_tail = &c->out_head;
+	mx_list_init(&c->batch_link);
 	return c;
 }
 
@@ -488,26 +507,114 @@ static void write_req_free(struct write_req *wr)
 	free(wr);
 }
 
+/* A frame's bytes on the wire, its MAC included. */
+static size_t frame_bytes(const struct write_req *wr)
+{
+	return MX_MSG_HDR_LEN + wr->len;
+}
+
+/* Free wr and the frames chained after it. */
+static void write_chain_free(struct mx_conn *c, struct write_req *wr)
+{
+	while (wr) {
+		struct write_req *next = wr->next;
+
+		c->queued_bytes -= frame_bytes(wr);
+		write_req_free(wr);
+		wr = next;
+	}
+}
+
 static void write_cb(uv_write_t *req, int status)
 {
 	struct write_req *wr = (struct write_req *)req;
 	struct mx_conn *c = wr->c;
 
-	c->queued_bytes -= MX_MSG_HDR_LEN + wr->len;
-	write_req_free(wr);
+	write_chain_free(c, wr);
 	if (status < 0 && status != UV_ECANCELED)
 		mx_conn_close(c, status);
 }
 
+/* The buffers of one frame: header, payload, MAC. */
+static unsigned frame_bufs(struct write_req *wr, uv_buf_t *bufs)
+{
+	unsigned n = 0;
+	size_t len = wr->len - (wr->has_mac ? MX_MAC_LEN : 0);
+
+	bufs[n++] = uv_buf_init((char *)wr->hdr, MX_MSG_HDR_LEN);
+	if (len)
+		bufs[n++] = uv_buf_init((char *)wr->payload, (unsigned)len);
+	if (wr->has_mac)
+		bufs[n++] = uv_buf_init((char *)wr->mac, MX_MAC_LEN);
+	return n;
+}
+
+/* Write the frames chained from first in one uv_write.  0, or a negative
+ * errno after which the connection is closing. */
+static int write_chain(struct mx_conn *c, struct write_req *first, unsigned frames)
+{
+	uv_buf_t small[3 * 4], *bufs = small;
+	unsigned n = 0;
+	int r;
+
+	if (frames > 4) {
+		bufs = malloc(3 * frames * sizeof(*bufs));
+		if (!bufs) {
+			write_chain_free(c, first);
+			mx_conn_close(c, -ENOMEM);
+			return -ENOMEM;
+		}
+	}
+	for (struct write_req *wr = first; wr; wr = wr->next)
+		n += frame_bufs(wr, bufs + n);
+	r = uv_write(&first->req, (uv_stream_t *)&c->tcp, bufs, n, write_cb);
+	if (bufs != small)
+		free(bufs); /* uv_write keeps its own copy of the array */
+	if (r < 0) {
+		write_chain_free(c, first);
+		mx_conn_close(c, r);
+	}
+	return r;
+}
+
+/* Write what c holds for its batch. */
+static void conn_flush(struct mx_conn *c)
+{
+	struct write_req *first = c->out_head;
+	unsigned frames = c->out_n;
+
+	if (!first)
+		return;
+	mx_list_del(&c->batch_link);
+	if (c->batch) {
+		c->batch->flushes++;
+		c->batch->frames += frames;
+	}
+	c->batch = NULL;
+	c->out_head = NULL;
+	c->out_tail = &c->out_head;
+	c->out_n = 0;
+	c->out_bytes = 0;
+	(void)write_chain(c, first, frames);
+}
+
+/* The batch c's frames wait in now, if any. */
+static struct mx_netbatch *batch_of(const struct mx_conn *c)
+{
+	struct mx_netbatch *b = tl_batch;
+
+	if (!b || b->loop != c->tcp.loop || uv_is_closing((uv_handle_t *)&b->check))
+		return NULL;
+	return b;
+}
+
 /* Write one frame, with its MAC once secure: payload taken, or shared's
- * (sh's reference taken). */
+ * (sh's reference taken).  Held for the loop's batch if it has one. */
 static int send_frame(struct mx_conn *c, uint16_t type, uint64_t tid, uint8_t *payload,
 		      size_t len, struct mx_shared *sh)
 {
 	struct write_req *wr = malloc(sizeof(*wr));
-	uv_buf_t bufs[3];
-	unsigned n = 0;
-	int r;
+	struct mx_netbatch *b;
 
 	if (!wr) {
 		if (sh)
@@ -516,31 +623,92 @@ static int send_frame(struct mx_conn *c, uint16_t type, uint64_t tid, uint8_t *p
 			free(payload);
 		return -ENOMEM;
 	}
+	wr->next = NULL;
 	wr->c = c;
 	wr->payload = payload;
 	wr->len = len;
 	wr->shared = sh;
+	wr->has_mac = false;
 	if (sh)
 		mx_msg_hdr_encode_sum(wr->hdr, type, tid, (uint32_t)len, sh->crc);
 	else
 		mx_msg_hdr_encode(wr->hdr, type, tid, wr->payload, (uint32_t)wr->len);
-	bufs[n++] = uv_buf_init((char *)wr->hdr, MX_MSG_HDR_LEN);
-	if (len)
-		bufs[n++] = uv_buf_init((char *)wr->payload, (unsigned)wr->len);
 	if (c->sec == MX_SEC_ON) {
 		frame_mac(c, true, c->seq_out++, wr->hdr, payload, len, wr->mac);
-		bufs[n++] = uv_buf_init((char *)wr->mac, MX_MAC_LEN);
+		wr->has_mac = true;
 		wr->len += MX_MAC_LEN; /* for the queued-bytes count */
 	}
-	r = uv_write(&wr->req, (uv_stream_t *)&c->tcp, bufs, n, write_cb);
+	c->queued_bytes += frame_bytes(wr);
+	c->msgs_out++;
+	b = batch_of(c);
+	if (!b) {
+		conn_flush(c); /* frames held earlier go first */
+		if (c->closing) {
+			c->queued_bytes -= frame_bytes(wr);
+			write_req_free(wr);
+			return -ENOTCONN;
+		}
+		return write_chain(c, wr, 1);
+	}
+	*c->out_tail = wr;
+	c->out_tail = &wr->next;
+	c->out_n++;
+	c->out_bytes += frame_bytes(wr);
+	if (!c->batch) {
+		c->batch = b;
+		mx_list_add_tail(&b->dirty, &c->batch_link);
+	}
+	if (c->out_n >= MX_NETBATCH_FRAMES || c->out_bytes >= MX_NETBATCH_BYTES)
+		conn_flush(c);
+	return 0;
+}
+
+void mx_netbatch_flush(struct mx_netbatch *b)
+{
+	while (!mx_list_empty(&b->dirty))
+		conn_flush(mx_list_entry(b->dirty.next, struct mx_conn, batch_link));
+}
+
+static void batch_prepare_cb(uv_prepare_t *h)
+{
+	mx_netbatch_flush(h->data);
+}
+
+static void batch_check_cb(uv_check_t *h)
+{
+	mx_netbatch_flush(h->data);
+}
+
+int mx_netbatch_start(uv_loop_t *loop, struct mx_netbatch *b)
+{
+	int r;
+
+	memset(b, 0, sizeof(*b));
+	b->loop = loop;
+	mx_list_init(&b->dirty);
+	r = uv_prepare_init(loop, &b->prepare);
+	if (r < 0)
+		return r;
+	r = uv_check_init(loop, &b->check);
 	if (r < 0) {
-		write_req_free(wr);
-		mx_conn_close(c, r);
+		uv_close((uv_handle_t *)&b->prepare, NULL);
 		return r;
 	}
-	c->queued_bytes += MX_MSG_HDR_LEN + wr->len;
-	c->msgs_out++;
+	b->prepare.data = b;
+	b->check.data = b;
+	(void)uv_prepare_start(&b->prepare, batch_prepare_cb);
+	(void)uv_check_start(&b->check, batch_check_cb);
+	uv_unref((uv_handle_t *)&b->prepare);
+	uv_unref((uv_handle_t *)&b->check);
+	tl_batch = b;
 	return 0;
+}
+
+void mx_netbatch_end(struct mx_netbatch *b)
+{
+	mx_netbatch_flush(b);
+	if (tl_batch == b)
+		tl_batch = NULL;
 }
 
 static int send_common(struct mx_conn *c, uint16_t type, uint64_t tid, struct mx_wbuf *w,

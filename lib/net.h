@@ -20,9 +20,12 @@
 
 #include "auth.h"
 #include "buf.h"
+#include "list.h"
 #include "msg.h"
 
 struct mx_conn;
+struct mx_netbatch;
+struct write_req;
 struct mx_auth_client;
 struct mx_auth_server;
 struct mx_auth_hs;
@@ -79,7 +82,44 @@ struct mx_conn {
 	uv_timer_t hs_timer;
 	bool hs_timer_init;
 	int open_handles;                 /* while closing: tcp, hs_timer */
+	/* Frames held for the loop's batch (mx_netbatch), oldest first. */
+	struct write_req *out_head, **out_tail;
+	unsigned out_n;
+	size_t out_bytes;
+	struct mx_netbatch *batch; /* the batch it waits in, or NULL */
+	struct mx_list batch_link; /* in batch->dirty while it waits */
 };
+
+/*
+ * Output batching for one loop.  Once a batch is started on a loop, frames
+ * that the loop's thread sends on that loop's connections are not written
+ * at once: each connection collects them, and they go out in one write
+ * (one writev) per connection when the loop has run its I/O callbacks
+ * (check phase), before it next waits for I/O (prepare phase), when the
+ * owner calls mx_netbatch_flush(), or once a connection holds
+ * MX_NETBATCH_FRAMES frames or MX_NETBATCH_BYTES bytes.  Frames keep their
+ * order on each connection.  Closing a connection writes what it holds
+ * first, as an unbatched send would have.  Sends from other threads, and on
+ * loops without a batch, are written at once.
+ */
+#define MX_NETBATCH_FRAMES 64
+#define MX_NETBATCH_BYTES (1u << 20)
+struct mx_netbatch {
+	uv_loop_t *loop;
+	uv_prepare_t prepare;
+	uv_check_t check;
+	struct mx_list dirty; /* connections holding frames */
+	uint64_t flushes, frames; /* writes made, frames they carried */
+};
+/* Start b on loop.  Call on the thread that runs the loop, which must
+ * outlive b's use; the handles are closed with the loop's others
+ * (uv_walk), and do not keep the loop alive.  0 or a negative errno. */
+int mx_netbatch_start(uv_loop_t *loop, struct mx_netbatch *b);
+/* Write what every connection holds now. */
+void mx_netbatch_flush(struct mx_netbatch *b);
+/* Stop batching on this thread (after the loop has run; before b is
+ * freed): what is held is written, later sends are written at once. */
+void mx_netbatch_end(struct mx_netbatch *b);
 
 /* An incoming connection that has not finished its handshake this long
  * after it was accepted is closed (docs/auth.md). */

@@ -201,10 +201,15 @@ void flush_if_pending(struct osd *osd, const struct mx_objkey *key)
 		commit_now(osd);
 }
 
-/* Runs once per loop iteration after I/O: group commit. */
+/* Runs once per loop iteration after I/O: the REPOPs and replies of this
+ * iteration go out, then the group commit, then the replies it releases. */
 static void on_check(uv_check_t *h)
 {
-	commit_group(h->data);
+	struct osd *osd = h->data;
+
+	mx_netbatch_flush(&osd->batch);
+	commit_group(osd);
+	mx_netbatch_flush(&osd->batch);
 }
 
 /* Unsynced writes do not wait for a FLUSH for ever: bounded in time as
@@ -2206,6 +2211,9 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 	uv_check_init(osd->loop, &osd->check);
 	osd->check.data = osd;
 	uv_check_start(&osd->check, on_check);
+	r = mx_netbatch_start(osd->loop, &osd->batch);
+	if (r < 0)
+		return mx_log_errno(r, "cannot start the output batch");
 	uv_timer_init(osd->loop, &osd->mon_timer);
 	osd->mon_timer.data = osd;
 	if (mx_monlist_parse(&osd->monl, cfg->mon_addr) < 0)
@@ -2252,6 +2260,7 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 	mon_connect(osd);
 
 	uv_run(osd->loop, UV_RUN_DEFAULT);
+	mx_netbatch_end(&osd->batch);
 
 	mx_agent_stop(osd->agent);
 	commit_now(osd);

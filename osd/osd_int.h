@@ -265,6 +265,7 @@ struct osd {
 	uv_loop_t *loop;
 	uv_tcp_t server;
 	uv_check_t check;
+	struct mx_netbatch batch; /* replies and REPOPs, one write per peer */
 	uv_signal_t sigterm, sigint;
 	uv_timer_t mon_timer;
 	uv_timer_t hb_timer;
