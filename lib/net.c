@@ -553,11 +553,11 @@ static unsigned frame_bufs(struct write_req *wr, uv_buf_t *bufs)
  * errno after which the connection is closing. */
 static int write_chain(struct mx_conn *c, struct write_req *first, unsigned frames)
 {
-	uv_buf_t small[3 * 4], *bufs = small;
+	uv_buf_t small[3 * 16], *bufs = small;
 	unsigned n = 0;
 	int r;
 
-	if (frames > 4) {
+	if (frames > 16) {
 		bufs = malloc(3 * frames * sizeof(*bufs));
 		if (!bufs) {
 			write_chain_free(c, first);
