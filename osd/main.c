@@ -19,7 +19,7 @@ static void usage(FILE *f)
 	      "                  [--keyfile FILE (default DIR/keyring, if there)]\n"
 	      "                  [--log-level error|warn|info|debug]\n"
 	      "                  [--heartbeat-interval MS] [--heartbeat-grace MS]\n"
-	      "                  [--pg-log-max N]\n"
+	      "                  [--pg-log-max N] [--wal-mib N]\n"
 	      "                  [--scrub-interval S] [--deep-scrub-interval S]\n"
 	      "                  [--recovery-max-active N] [--recovery-max-active-busy N]\n"
 	      "                  [--recovery-max-rate MIB_S] [--recovery-busy-rate MIB_S]\n"
@@ -32,6 +32,7 @@ static void usage(FILE *f)
 	      "New data is refused once the disk is R full (default 0.97; 0: never).\n"
 	      "A primary missing its copy hands the lead to the authority meanwhile\n"
 	      "(a primary_temp) unless --no-primary-temp.\n"
+	      "The write-ahead log takes N MiB before a checkpoint (default 256).\n"
 	      "The tiering agent flushes and evicts cache-pool objects every MS\n"
 	      "(default 1000) while the cluster has a cache tier.\n"
 	      "Stores MixSAN objects under DIR and serves them on IP:PORT\n"
@@ -53,6 +54,7 @@ int main(int argc, char **argv)
 		{"heartbeat-interval", required_argument, NULL, 'H'},
 		{"heartbeat-grace", required_argument, NULL, 'G'},
 		{"pg-log-max", required_argument, NULL, 'P'},
+		{"wal-mib", required_argument, NULL, 'W'},
 		{"scrub-interval", required_argument, NULL, 'S'},
 		{"deep-scrub-interval", required_argument, NULL, 'D'},
 		{"recovery-max-active", required_argument, NULL, 'A'},
@@ -94,7 +96,7 @@ int main(int argc, char **argv)
 	 */
 	(void)mallopt(M_MMAP_THRESHOLD, 8 << 20);
 	(void)mallopt(M_TRIM_THRESHOLD, 16 << 20);
-	while ((c = getopt_long(argc, argv, "d:m:a:i:w:L:c:l:H:G:P:S:D:A:B:R:r:F:Tg:h", opts,
+	while ((c = getopt_long(argc, argv, "d:m:a:i:w:L:c:l:H:G:P:W:S:D:A:B:R:r:F:Tg:h", opts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'd': cfg.data_dir = optarg; break;
@@ -162,6 +164,16 @@ int main(int argc, char **argv)
 				return 2;
 			}
 			cfg.pg_log_max = (uint32_t)v;
+			break;
+		}
+		case 'W': {
+			unsigned long v = strtoul(optarg, &end, 10);
+
+			if (!*optarg || *end || v == 0 || v > 65536ul) {
+				fprintf(stderr, "mixsan-osd: --wal-mib takes 1 to 65536\n");
+				return 2;
+			}
+			cfg.wal_mib = (uint32_t)v;
 			break;
 		}
 		case 'S':

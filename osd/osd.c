@@ -2187,7 +2187,8 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 		return mx_log_errno(r, "cannot read the OSD identity in %s", cfg->data_dir);
 	snprintf(osd->store_dir, sizeof(osd->store_dir), "%s/store", cfg->data_dir);
 	{
-		struct mx_store_opts so = {.pg_log_max = cfg->pg_log_max};
+		struct mx_store_opts so = {.pg_log_max = cfg->pg_log_max,
+					   .wal_checkpoint_bytes = (uint64_t)cfg->wal_mib << 20};
 
 		r = mx_store_open(osd->store_dir, &so, &osd->store);
 	}

@@ -199,7 +199,7 @@
 #define REQTAB_INIT 1024u
 #define FSIZE_UNKNOWN UINT64_MAX
 #define FD_CACHE_MAX 256u
-#define DEFAULT_CKPT_BYTES (64ull << 20)
+#define DEFAULT_CKPT_BYTES (256ull << 20)
 #define WRITEBACK_MIN (64u << 10) /* writes from this size start their write-back */
 #define TXN_DATA_MAX (1ull << 30)
 #define LOG_READ_CHUNK (1u << 20)

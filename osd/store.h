@@ -131,7 +131,7 @@ extern const struct mx_store_io mx_store_io_default;
 
 struct mx_store_opts {
 	const struct mx_store_io *io;  /* NULL = mx_store_io_default */
-	uint64_t wal_checkpoint_bytes; /* 0 = default (64 MiB) */
+	uint64_t wal_checkpoint_bytes; /* 0 = default (256 MiB) */
 	/* Most entries kept per PG log; 0 = MX_PG_LOG_MAX_DEFAULT.  A store
 	 * reopened with a smaller bound trims its logs at open. */
 	uint32_t pg_log_max;

@@ -53,6 +53,10 @@ trap cleanup EXIT
 ok "cluster up" "$MIXSAN" cluster up --osds 3 --port "$PORT"
 has "cluster up says where" "cluster up in"
 bad "a second cluster up refuses" "already running" "$MIXSAN" cluster up --port "$PORT"
+bad "osd --wal-mib 0" "takes 1 to 65536" "$BUILD/osd/mixsan-osd" --data "$DATA/x" \
+	--mon 127.0.0.1:1 --wal-mib 0
+bad "osd --wal-mib too large" "takes 1 to 65536" "$BUILD/osd/mixsan-osd" --data "$DATA/x" \
+	--mon 127.0.0.1:1 --wal-mib 65537
 healthy "healthy after cluster up"
 ok "status" "$MIXSAN" status
 has "status health" "HEALTH_OK"
