@@ -99,8 +99,11 @@ struct mx_conn {
  * owner calls mx_netbatch_flush(), or once a connection holds
  * MX_NETBATCH_FRAMES frames or MX_NETBATCH_BYTES bytes.  Frames keep their
  * order on each connection.  Closing a connection writes what it holds
- * first, as an unbatched send would have.  Sends from other threads, and on
- * loops without a batch, are written at once.
+ * first, as an unbatched send would have.  On loops without a batch sends
+ * are written at once.  As for every libuv handle, a connection is used on
+ * its loop's thread only.  The batch's handles do not keep the loop alive:
+ * an owner closes its connections (which writes what they hold) before its
+ * loop stops, and mx_netbatch_end writes anything left.
  */
 #define MX_NETBATCH_FRAMES 64
 #define MX_NETBATCH_BYTES (1u << 20)
