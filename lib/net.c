@@ -25,8 +25,8 @@ struct write_req {
 	uint8_t hdr[MX_MSG_HDR_LEN];
 	uint8_t mac[MX_MAC_LEN];
 	uint8_t *payload; /* From malloc() and owned, or shared's */
-	size_t len;       /* the payload's, and the MAC's if has_mac */
-	bool has_mac;
+	size_t len;       /* the payload's */
+	bool has_mac;     /* a MAC follows the payload */
 	struct mx_shared *shared; /* the payload's, one reference; or NULL */
 };
 
@@ -510,7 +510,7 @@ static void write_req_free(struct write_req *wr)
 /* A frame's bytes on the wire, its MAC included. */
 static size_t frame_bytes(const struct write_req *wr)
 {
-	return MX_MSG_HDR_LEN + wr->len;
+	return MX_MSG_HDR_LEN + wr->len + (wr->has_mac ? MX_MAC_LEN : 0);
 }
 
 /* Free wr and the frames chained after it. */
@@ -539,11 +539,10 @@ static void write_cb(uv_write_t *req, int status)
 static unsigned frame_bufs(struct write_req *wr, uv_buf_t *bufs)
 {
 	unsigned n = 0;
-	size_t len = wr->len - (wr->has_mac ? MX_MAC_LEN : 0);
 
 	bufs[n++] = uv_buf_init((char *)wr->hdr, MX_MSG_HDR_LEN);
-	if (len)
-		bufs[n++] = uv_buf_init((char *)wr->payload, (unsigned)len);
+	if (wr->len)
+		bufs[n++] = uv_buf_init((char *)wr->payload, (unsigned)wr->len);
 	if (wr->has_mac)
 		bufs[n++] = uv_buf_init((char *)wr->mac, MX_MAC_LEN);
 	return n;
@@ -554,6 +553,7 @@ static unsigned frame_bufs(struct write_req *wr, uv_buf_t *bufs)
 static int write_chain(struct mx_conn *c, struct write_req *first, unsigned frames)
 {
 	uv_buf_t small[3 * 16], *bufs = small;
+	struct write_req *wr = first; /* never NULL */
 	unsigned n = 0;
 	int r;
 
@@ -565,8 +565,10 @@ static int write_chain(struct mx_conn *c, struct write_req *first, unsigned fram
 			return -ENOMEM;
 		}
 	}
-	for (struct write_req *wr = first; wr; wr = wr->next)
+	do {
 		n += frame_bufs(wr, bufs + n);
+		wr = wr->next;
+	} while (wr);
 	r = uv_write(&first->req, (uv_stream_t *)&c->tcp, bufs, n, write_cb);
 	if (bufs != small)
 		free(bufs); /* uv_write keeps its own copy of the array */
@@ -636,7 +638,6 @@ static int send_frame(struct mx_conn *c, uint16_t type, uint64_t tid, uint8_t *p
 	if (c->sec == MX_SEC_ON) {
 		frame_mac(c, true, c->seq_out++, wr->hdr, payload, len, wr->mac);
 		wr->has_mac = true;
-		wr->len += MX_MAC_LEN; /* for the queued-bytes count */
 	}
 	c->queued_bytes += frame_bytes(wr);
 	c->msgs_out++;
