@@ -351,7 +351,9 @@ struct ufr {
 	struct ufr *next;
 	struct mx_wbuf w; /* the whole frame, header first, padded */
 	uint64_t len;	  /* of the payload */
+	uint64_t seq;	  /* the frame's */
 	uint32_t n;	  /* records */
+	uint32_t n_req;	  /* its request identities in ureqs */
 };
 
 /* The request identity of a logged transaction in an unsynced frame (or
@@ -3727,18 +3729,21 @@ static int log_append(struct mx_store *st, bool sync)
 	return r;
 }
 
-/* The unsynced frames are durable now: apply them in order and forget
- * them and their request identities.  0 or a negative errno (the caller
- * makes it fatal). */
-static int apply_unsynced(struct mx_store *st)
+/* The unsynced frames below sequence below are durable now: apply them in
+ * order and forget them and their request identities.  0 or a negative
+ * errno (the caller makes it fatal). */
+static int apply_unsynced(struct mx_store *st, uint64_t below)
 {
+	size_t n_req = 0;
 	int r = 0;
 
-	while (st->ufr_head && !r) {
+	while (st->ufr_head && st->ufr_head->seq < below && !r) {
 		struct ufr *u = st->ufr_head;
 
 		r = apply_frame(st, u->w.data + FRAME_HDR, u->len, u->n);
 		st->ufr_head = u->next;
+		st->unsynced_bytes -= u->w.len;
+		n_req += u->n_req;
 		if (st->n_spare < UFR_SPARE_MAX &&
 		    st->spare_bytes + u->w.cap <= SPARE_BYTES_MAX) {
 			mx_wbuf_reset(&u->w);
@@ -3751,14 +3756,17 @@ static int apply_unsynced(struct mx_store *st)
 			free(u);
 		}
 	}
-	if (!st->ufr_head)
+	if (!st->ufr_head) {
 		st->ufr_tail = &st->ufr_head;
-	st->unsynced_bytes = 0;
-	if (st->n_ureq_unsynced)
-		memmove(st->ureqs, st->ureqs + st->n_ureq_unsynced,
-			(st->n_ureq - st->n_ureq_unsynced) * sizeof(*st->ureqs));
-	st->n_ureq -= st->n_ureq_unsynced;
-	st->n_ureq_unsynced = 0;
+		st->unsynced_bytes = 0;
+		n_req = st->n_ureq_unsynced;
+	}
+	n_req = MX_MIN(n_req, st->n_ureq_unsynced);
+	if (n_req)
+		memmove(st->ureqs, st->ureqs + n_req,
+			(st->n_ureq - n_req) * sizeof(*st->ureqs));
+	st->n_ureq -= n_req;
+	st->n_ureq_unsynced -= n_req;
 	return r;
 }
 
@@ -3774,7 +3782,7 @@ static int store_sync(struct mx_store *st)
 	st->stats.syncs++;
 	if (!r) {
 		st->sync_seq = st->seq;
-		r = apply_unsynced(st);
+		r = apply_unsynced(st, UINT64_MAX);
 	}
 	return r ? store_fail(st, r) : 0;
 }
@@ -3813,7 +3821,7 @@ int mx_store_commit(struct mx_store *st)
 	r = log_append(st, true);
 	if (!r) {
 		st->sync_seq = st->seq + 1;
-		r = apply_unsynced(st);
+		r = apply_unsynced(st, UINT64_MAX);
 	}
 	if (!r)
 		r = apply_frame(st, w->data + FRAME_HDR, len,
@@ -3869,7 +3877,9 @@ int mx_store_commit_unsynced(struct mx_store *st)
 		st->pend = spare;
 	}
 	u->len = plen;
+	u->seq = st->seq; /* commit_done() moves it on */
 	u->n = (uint32_t)st->n_pend;
+	u->n_req = (uint32_t)(st->n_ureq - st->n_ureq_unsynced);
 	u->next = NULL;
 	*st->ufr_tail = u;
 	st->ufr_tail = &u->next;
@@ -3890,6 +3900,50 @@ int mx_store_sync(struct mx_store *st)
 	if (st->fatal)
 		return st->fatal;
 	return store_sync(st);
+}
+
+bool mx_store_sync_begin(struct mx_store *st, struct mx_store_sync *sy)
+{
+	if (!st || !sy || st->fatal || !st->ufr_head)
+		return false;
+	sy->io = st->io;
+	sy->fd = st->log_fd;
+	sy->ticket = st->seq;
+	sy->result = 0;
+	return true;
+}
+
+void mx_store_sync_run(struct mx_store_sync *sy)
+{
+	sy->result = sy->io->fdatasync(sy->io->ctx, sy->fd);
+}
+
+int mx_store_sync_end(struct mx_store *st, const struct mx_store_sync *sy)
+{
+	int r;
+
+	if (!st || !sy)
+		return -EINVAL;
+	if (st->fatal)
+		return st->fatal;
+	st->stats.syncs++;
+	if (sy->result)
+		return store_fail(st, sy->result);
+	if (sy->ticket <= st->sync_seq)
+		return 0; /* a sync since covered it, or a checkpoint */
+	st->sync_seq = sy->ticket;
+	r = apply_unsynced(st, sy->ticket);
+	return r ? store_fail(st, r) : 0;
+}
+
+uint64_t mx_store_log_seq(const struct mx_store *st)
+{
+	return st ? st->seq : 0;
+}
+
+bool mx_store_durable(const struct mx_store *st, uint64_t ticket)
+{
+	return st && (ticket <= st->sync_seq || !st->ufr_head);
 }
 
 bool mx_store_unsynced(const struct mx_store *st)

@@ -169,6 +169,31 @@ int mx_store_commit_unsynced(struct mx_store *st);
 /* Make every unsynced frame durable (one fdatasync), then apply them in
  * order.  Staged records stay staged.  0 or a negative errno (fatal). */
 int mx_store_sync(struct mx_store *st);
+/* A sync of the log that runs apart from the store's thread, so that the
+ * store goes on logging while the disk works (the OSD's pipelined group
+ * commit).  mx_store_sync_begin() notes which frames it covers: every one
+ * written so far (ticket: the next frame's sequence); false when none is
+ * unsynced or the store is fatal.  mx_store_sync_run() does the
+ * fdatasync and touches only *sy, so it may run on another thread while
+ * the store is used, if the store's io allows that for fdatasync (the
+ * default does).  mx_store_sync_end(), back on the store's thread, makes
+ * the frames below the ticket applied and visible, oldest first; later
+ * frames stay unsynced.  A failed sync makes the store fatal.  The store
+ * must not be closed while a sync runs. */
+struct mx_store_sync {
+	const struct mx_store_io *io;
+	int fd;
+	uint64_t ticket;
+	int result;
+};
+bool mx_store_sync_begin(struct mx_store *st, struct mx_store_sync *sy);
+void mx_store_sync_run(struct mx_store_sync *sy);
+int mx_store_sync_end(struct mx_store *st, const struct mx_store_sync *sy);
+/* The sequence the next frame gets: every frame committed so far is below
+ * it.  A ticket for mx_store_durable(). */
+uint64_t mx_store_log_seq(const struct mx_store *st);
+/* Whether every frame below ticket is durable. */
+bool mx_store_durable(const struct mx_store *st, uint64_t ticket);
 /* Whether any frame is written but not yet synced. */
 bool mx_store_unsynced(const struct mx_store *st);
 /* Whether key has a staged, uncommitted or unsynced transaction. */

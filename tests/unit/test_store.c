@@ -1949,6 +1949,113 @@ out:
 	free(d);
 }
 
+/* A split sync covers the frames written before it began, and only those:
+ * a frame written while it ran stays unsynced, pending and invisible, and
+ * request identities stay findable on both sides of the split. */
+static void test_wb_split(void)
+{
+	uint8_t *d = pattern(3000, 9);
+	char dir[600];
+	struct mx_store_opts opts = { 0 };
+	struct mx_store_sync sy, sy2;
+	struct mx_store_stats ss;
+	struct mx_obj_stat os;
+	struct mx_objkey kx = K(1, 1, "x"), ky = K(1, 1, "y"), kz = K(1, 1, "z");
+	struct mx_version v;
+	struct wrapio w;
+	struct mx_store *st;
+	uint64_t t0, tx;
+
+	tmp_path(dir, sizeof(dir), "wbsplit");
+	wrapio_init(&w);
+	opts.io = &w.io;
+	CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
+	if (!st)
+		goto out;
+	/* Nothing unsynced: nothing to begin, and everything is durable. */
+	CHECK(!mx_store_sync_begin(st, &sy));
+	t0 = mx_store_log_seq(st);
+	CHECK(mx_store_durable(st, t0));
+	wb_queue(st, "x", 1, d, 1000);
+	CHECK_EQ_INT(mx_store_commit_unsynced(st), 0);
+	tx = mx_store_log_seq(st);
+	CHECK_EQ_INT(tx, t0 + 1);
+	CHECK(!mx_store_durable(st, tx));
+	CHECK(mx_store_sync_begin(st, &sy));
+	CHECK_EQ_INT(sy.ticket, tx);
+	/* While it runs the store logs on: y, then z, under the same name
+	 * as x (staged behind x's unsynced frame). */
+	wb_queue(st, "y", 2, d, 2000);
+	CHECK_EQ_INT(mx_store_commit_unsynced(st), 0);
+	mx_store_sync_run(&sy);
+	CHECK_EQ_INT(sy.result, 0);
+	wb_queue(st, "x", 3, d, 3000);
+	CHECK_EQ_INT(mx_store_commit_unsynced(st), 0);
+	CHECK_EQ_INT(mx_store_sync_end(st, &sy), 0);
+	CHECK(mx_store_durable(st, tx));
+	CHECK(!mx_store_durable(st, mx_store_log_seq(st)));
+	/* x's first write is applied; y and x's second still pending. */
+	CHECK_EQ_INT(mx_store_stat(st, &kx, &os), 0);
+	CHECK_EQ_INT(os.size, 1000);
+	CHECK(mx_store_pending(st, &kx));
+	CHECK(mx_store_pending(st, &ky));
+	CHECK_EQ_INT(mx_store_stat(st, &ky, &os), -ENOENT);
+	CHECK(mx_store_unsynced(st));
+	for (uint64_t tid = 1; tid <= 3; tid++) {
+		CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 1, 7, tid, &v), 0);
+		CHECK_EQ_INT(v.seq, tid);
+	}
+	/* Ending the same sync again, or an older one, changes nothing. */
+	CHECK_EQ_INT(mx_store_sync_end(st, &sy), 0);
+	CHECK(mx_store_pending(st, &ky));
+	/* A second split sync covers the rest. */
+	CHECK(mx_store_sync_begin(st, &sy2));
+	mx_store_sync_run(&sy2);
+	CHECK_EQ_INT(mx_store_sync_end(st, &sy2), 0);
+	CHECK(!mx_store_unsynced(st));
+	CHECK(!mx_store_pending(st, &kx));
+	CHECK_EQ_INT(mx_store_stat(st, &kx, &os), 0);
+	CHECK_EQ_INT(os.size, 3000);
+	CHECK_EQ_INT(mx_store_stat(st, &ky, &os), 0);
+	CHECK_EQ_INT(os.size, 2000);
+	for (uint64_t tid = 1; tid <= 3; tid++)
+		CHECK_EQ_INT(mx_store_pg_find_req(st, 1, 1, 7, tid, &v), 0);
+	/* A full sync while a split one is out: the split one's end finds
+	 * its frames applied already. */
+	wb_queue(st, "z", 4, d, 500);
+	CHECK_EQ_INT(mx_store_commit_unsynced(st), 0);
+	CHECK(mx_store_sync_begin(st, &sy));
+	CHECK_EQ_INT(mx_store_sync(st), 0);
+	mx_store_sync_run(&sy);
+	CHECK_EQ_INT(mx_store_sync_end(st, &sy), 0);
+	CHECK_EQ_INT(mx_store_stat(st, &kz, &os), 0);
+	CHECK(!mx_store_unsynced(st));
+	mx_store_get_stats(st, &ss);
+	CHECK(ss.syncs >= 4);
+	/* A failed split sync makes the store fatal. */
+	wb_queue(st, "z", 5, d, 700);
+	CHECK_EQ_INT(mx_store_commit_unsynced(st), 0);
+	CHECK(mx_store_sync_begin(st, &sy));
+	sy.result = -EIO; /* as mx_store_sync_run() reports a failed fdatasync */
+	CHECK_EQ_INT(mx_store_sync_end(st, &sy), -EIO);
+	CHECK_EQ_INT(mx_store_commit(st), -EIO);
+	CHECK(!mx_store_sync_begin(st, &sy));
+	mx_store_close(st);
+	/* Replay: z's second write was lost with the failed sync or kept, and
+	 * everything the split syncs covered is there. */
+	CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
+	if (!st)
+		goto out;
+	CHECK_EQ_INT(mx_store_stat(st, &kx, &os), 0);
+	CHECK_EQ_INT(os.size, 3000);
+	CHECK_EQ_INT(mx_store_stat(st, &ky, &os), 0);
+	CHECK_EQ_INT(mx_store_stat(st, &kz, &os), 0);
+	CHECK(os.size == 500 || os.size == 700);
+	mx_store_close(st);
+out:
+	free(d);
+}
+
 static void test_wb_basics(void)
 {
 	uint8_t *d = pattern(3000, 5);
@@ -3600,14 +3707,14 @@ struct session {
 	bool wb;
 	struct model chain[CHAIN_MAX];
 	int n_chain;
-	long wb_prefix_lost, wb_unsynced;
+	long wb_prefix_lost, wb_unsynced, wb_split;
 };
 
 struct crash_totals {
 	long runs, cut_points, second_cuts, failures;
 	long by_class[MC_N], by_mode[CR_N];
 	long present, absent;
-	long prefix_lost, unsynced;
+	long prefix_lost, unsynced, split;
 	int failed_seeds_shown;
 };
 
@@ -3760,14 +3867,35 @@ static void s_synced(struct session *s)
 	s->n_chain = 0;
 }
 
+/* A split sync (mx_store_sync_begin/run/end) made the first k states of
+ * the chain durable: the k-th is the base now, later ones stay possible. */
+static void s_synced_upto(struct session *s, int k)
+{
+	if (k <= 0)
+		return;
+	model_free(&s->m);
+	s->m = s->chain[k - 1];
+	for (int i = 0; i < k - 1; i++)
+		model_free(&s->chain[i]);
+	memmove(&s->chain[0], &s->chain[k], (size_t)(s->n_chain - k) * sizeof(s->chain[0]));
+	memset(&s->chain[s->n_chain - k], 0, (size_t)k * sizeof(s->chain[0]));
+	s->n_chain -= k;
+}
+
 /* s_run in writeback: each step commits unsynced (3 in 5), commits with a
  * sync (1 in 5), or commits unsynced and then syncs (1 in 5); a
  * checkpoint after every 8th step.  Every commit's state joins the chain
- * until a sync makes it the only one. */
+ * until a sync makes it the only one.  A split sync begins after some
+ * steps, runs its fdatasync a few steps later and ends after a few more,
+ * covering only the commits before its beginning; a full sync or a
+ * checkpoint in between covers it. */
 static bool s_run_wb(struct session *s, struct memdisk *md, int steps,
 		     int reopen_at)
 {
 	struct mx_store *st = s_open(s, md);
+	struct mx_store_sync sy;
+	int sy_on = 0; /* 1: begun, 2: run, its end to come */
+	int sy_k = 0;
 
 	if (!st)
 		return false;
@@ -3799,12 +3927,33 @@ static bool s_run_wb(struct session *s, struct memdisk *md, int steps,
 			r = mx_store_sync(st);
 		if (!r && how != 4 && how != 3)
 			s->wb_unsynced++;
-		if (!r && !mx_store_unsynced(st))
+		if (!r && !mx_store_unsynced(st)) {
 			s_synced(s);
+			sy_k = 0;
+		}
+		if (!r && sy_on == 1 && rnd(&s->wl.rng) % 2) {
+			mx_store_sync_run(&sy); /* done; its end comes later */
+			sy_on = 2;
+		} else if (!r && sy_on == 2 && rnd(&s->wl.rng) % 2) {
+			r = mx_store_sync_end(st, &sy);
+			sy_on = 0;
+			if (!r) {
+				s->wb_split++;
+				s_synced_upto(s, sy_k);
+				if (!mx_store_unsynced(st))
+					s_synced(s);
+			}
+		} else if (!r && !sy_on && rnd(&s->wl.rng) % 3 == 0 &&
+			   mx_store_sync_begin(st, &sy)) {
+			sy_on = 1;
+			sy_k = s->n_chain;
+		}
 		if (!r && i % 8 == 7) {
 			r = mx_store_checkpoint(st);
-			if (!r)
+			if (!r) {
 				s_synced(s);
+				sy_k = 0;
+			}
 		}
 		if (r) {
 			if (!md->dead) {
@@ -3816,6 +3965,7 @@ static bool s_run_wb(struct session *s, struct memdisk *md, int steps,
 		}
 		if (i == reopen_at) {
 			mx_store_close(st);
+			sy_on = 0;
 			if (md->dead)
 				return false;
 			s_synced(s);
@@ -3891,6 +4041,7 @@ static long run_one(uint64_t seed, long cut, struct crash_totals *ct,
 	ct->absent += s->in_flight_absent;
 	ct->prefix_lost += s->wb_prefix_lost;
 	ct->unsynced += s->wb_unsynced;
+	ct->split += s->wb_split;
 	if (s->failures) {
 		ct->failures += s->failures;
 		if (ct->failed_seeds_shown++ < 10)
@@ -3986,11 +4137,12 @@ static void test_crash_wb(void)
 	}
 	fprintf(stderr,
 		"writeback crash sweep: %ld seeds, %ld cut points, %ld second "
-		"cuts, %ld unsynced commits, %ld recoveries lost an unsynced "
-		"suffix, %.1f s\n",
-		seeds, ct.cut_points, ct.second_cuts, ct.unsynced,
+		"cuts, %ld unsynced commits, %ld split syncs, %ld recoveries "
+		"lost an unsynced suffix, %.1f s\n",
+		seeds, ct.cut_points, ct.second_cuts, ct.unsynced, ct.split,
 		ct.prefix_lost, (double)(mx_now_ns() - t0) / 1e9);
 	CHECK(ct.cut_points > 0);
+	CHECK(ct.split > 0);
 	CHECK(ct.prefix_lost > 0); /* the sweep reached the interesting case */
 	CHECK_EQ_INT(ct.failures, 0);
 }
@@ -4021,6 +4173,7 @@ int main(void)
 		test_pg_remove();
 		test_pglog_files();
 		test_wb_basics();
+		test_wb_split();
 		test_wb_kept();
 		test_writeback_hint();
 	}
