@@ -19,7 +19,8 @@
  *   received --(writes)--> planned (plan_write: logical ops become a
  *       physical transaction with a new version) --> queued in the store and
  *       sent to every other acting OSD (REPOP) --> waiting
- *   waiting --(local commit: on_check)--> local_done
+ *   waiting --(local commit: on_check; a durable one when the worker's
+ *       fdatasync that covers it ends)--> local_done
  *   waiting --(REPOP_REPLY from each replica)--> acks
  *   local_done and all acks --> replied (pop_finish)
  *
@@ -31,9 +32,13 @@
  *    touching an object with a staged (or unsynced) transaction commits
  *    and syncs first (flush_if_pending), so planning always reads committed
  *    state and a read never sees an uncommitted write.  One exception: a
- *    writeback request of WRITE ops only (wb_plain_writes), whose plan does
- *    not read the object's state, stages behind them; the store applies
- *    them in order (docs/cache-modes.md).
+ *    request of WRITE ops only (plain_writes), whose plan does not read
+ *    the object's state, stages behind them; the store applies them in
+ *    order (docs/cache-modes.md).
+ *  - A durable group commit logs its frame unsynced and one fdatasync at a
+ *    time runs on a worker (sync_kick); what waits is released when a sync
+ *    that began after its frame was written ends.  Synchronous commits
+ *    (commit_now) release everything logged before them.
  *  - Replication to one peer is in order: REPOPs go over one connection in
  *    the order they were planned; after a reconnection the unacknowledged
  *    ones are resent in the same order.  Replicated transactions are
@@ -131,14 +136,125 @@ void fatal_store(int r)
 }
 
 
+/* Release what waited for a commit: replies go out, pops are done
+ * locally.  Every rwait of rwaits, and every pop of pops by commit_link. */
+static void release_waits(struct osd *osd, struct mx_list *pops, struct mx_list *rwaits)
+{
+	struct mx_list *pos, *tmp;
+
+	mx_list_for_each_safe(pos, tmp, rwaits) {
+		struct rwait *w = mx_list_entry(pos, struct rwait, link);
+
+		mx_list_del(pos);
+		(void)session_send(w->s, w->type, w->tid, &w->w);
+		session_put(w->s);
+		free(w);
+	}
+	mx_list_for_each_safe(pos, tmp, pops) {
+		struct pop *p = mx_list_entry(pos, struct pop, commit_link);
+
+		mx_list_del(pos);
+		p->local_done = true;
+		if (p->waiting == 0)
+			pop_finish(osd, p);
+	}
+}
+
+/* Release what waited for frames the store now holds durable: the front
+ * of sync_rwaits and sync_pops, up to the first whose ticket is not. */
+static void release_synced(struct osd *osd)
+{
+	struct mx_list pops, rwaits, *pos, *tmp;
+
+	mx_list_init(&pops);
+	mx_list_init(&rwaits);
+	mx_list_for_each_safe(pos, tmp, &osd->sync_rwaits) {
+		struct rwait *w = mx_list_entry(pos, struct rwait, link);
+
+		if (!mx_store_durable(osd->store, w->ticket))
+			break;
+		mx_list_del(pos);
+		mx_list_add_tail(&rwaits, pos);
+	}
+	mx_list_for_each_safe(pos, tmp, &osd->sync_pops) {
+		struct pop *p = mx_list_entry(pos, struct pop, commit_link);
+
+		if (!mx_store_durable(osd->store, p->ticket))
+			break;
+		mx_list_del(pos);
+		mx_list_add_tail(&pops, pos);
+	}
+	release_waits(osd, &pops, &rwaits);
+}
+
+static void sync_kick(struct osd *osd);
+
+static void sync_work_cb(uv_work_t *req)
+{
+	struct osd *osd = req->data;
+
+	mx_store_sync_run(&osd->sync);
+}
+
+/* Back on the loop: the frames below the ticket are durable (or the
+ * store failed); release what waited for them, and sync what was logged
+ * since if anything waits for that. */
+static void sync_after_cb(uv_work_t *req, int status)
+{
+	struct osd *osd = req->data;
+	int r;
+
+	osd->sync_running = false;
+	if (status < 0)
+		osd->sync.result = status; /* cancelled: it never ran */
+	r = mx_store_sync_end(osd->store, &osd->sync);
+	if (r < 0)
+		fatal_store(r);
+	release_synced(osd);
+	sync_kick(osd);
+}
+
+/* Start a sync on a worker if something waits for durability and none
+ * runs.  One at a time: each covers every frame logged before it began,
+ * so the groups logged while one runs share the next. */
+static void sync_kick(struct osd *osd)
+{
+	int r;
+
+	if (osd->sync_running || osd->stopping)
+		return;
+	if (mx_list_empty(&osd->sync_pops) && mx_list_empty(&osd->sync_rwaits))
+		return;
+	if (!mx_store_sync_begin(osd->store, &osd->sync)) {
+		release_synced(osd); /* a synchronous sync covered them */
+		return;
+	}
+	osd->sync_work.data = osd;
+	r = uv_queue_work(osd->loop, &osd->sync_work, sync_work_cb, sync_after_cb);
+	if (r < 0) {
+		/* No worker: sync here instead. */
+		mx_store_sync_run(&osd->sync);
+		r = mx_store_sync_end(osd->store, &osd->sync);
+		if (r < 0)
+			fatal_store(r);
+		release_synced(osd);
+		return;
+	}
+	osd->sync_running = true;
+}
+
 /* Commit everything staged (unsynced when allowed), then release what
  * waited for it.  Unsynced exactly when every staged record came from a
- * writeback write or REPOP and nothing asked for a sync; otherwise one
- * fdatasync makes everything logged so far durable (docs/cache-modes.md). */
-static void commit_release(struct osd *osd, bool sync)
+ * writeback write or REPOP and nothing asked for a sync; otherwise what
+ * waits needs everything logged so far durable (docs/cache-modes.md).
+ * With now (or --sync-inline) one fdatasync here makes it so; otherwise
+ * the frame is logged unsynced and what waits is released when a sync on
+ * a worker covers it (sync_kick). */
+static void commit_release(struct osd *osd, bool sync, bool now)
 {
 	struct mx_list pops, rwaits, *pos, *tmp;
 	size_t staged = mx_store_pending_count(osd->store);
+	uint64_t ticket;
 	int r;
 
 	sync = sync || osd->sync_wanted || osd->wb_records != staged;
@@ -150,10 +266,11 @@ static void commit_release(struct osd *osd, bool sync)
 	if (staged == 0 && mx_list_empty(&osd->commit_rwaits) &&
 	    mx_list_empty(&osd->commit_pops) && !(sync && mx_store_unsynced(osd->store)))
 		return;
-	if (staged > 0)
-		r = sync ? mx_store_commit(osd->store) : mx_store_commit_unsynced(osd->store);
+	now = now || osd->sync_inline;
+	if (sync && now)
+		r = staged > 0 ? mx_store_commit(osd->store) : mx_store_sync(osd->store);
 	else
-		r = sync ? mx_store_sync(osd->store) : 0;
+		r = staged > 0 ? mx_store_commit_unsynced(osd->store) : 0;
 	if (r < 0)
 		fatal_store(r);
 	osd->wb_records = 0;
@@ -162,35 +279,43 @@ static void commit_release(struct osd *osd, bool sync)
 	mx_list_init(&rwaits);
 	mx_list_splice_tail(&pops, &osd->commit_pops);
 	mx_list_splice_tail(&rwaits, &osd->commit_rwaits);
-	mx_list_for_each_safe(pos, tmp, &rwaits) {
-		struct rwait *w = mx_list_entry(pos, struct rwait, link);
+	ticket = mx_store_log_seq(osd->store);
+	if (sync && !mx_store_durable(osd->store, ticket)) {
+		mx_list_for_each_safe(pos, tmp, &rwaits) {
+			struct rwait *w = mx_list_entry(pos, struct rwait, link);
 
-		mx_list_del(pos);
-		(void)session_send(w->s, w->type, w->tid, &w->w);
-		session_put(w->s);
-		free(w);
-	}
-	mx_list_for_each_safe(pos, tmp, &pops) {
-		struct pop *p = mx_list_entry(pos, struct pop, commit_link);
+			w->ticket = ticket;
+			mx_list_del(pos);
+			mx_list_add_tail(&osd->sync_rwaits, pos);
+		}
+		mx_list_for_each_safe(pos, tmp, &pops) {
+			struct pop *p = mx_list_entry(pos, struct pop, commit_link);
 
-		mx_list_del(pos);
-		p->local_done = true;
-		if (p->waiting == 0)
-			pop_finish(osd, p);
+			p->ticket = ticket;
+			mx_list_del(pos);
+			mx_list_add_tail(&osd->sync_pops, pos);
+		}
+		sync_kick(osd);
+		return;
 	}
+	/* Durable, or an unsynced commit was all they asked for.  What
+	 * waited for a sync in flight that this one covered goes first. */
+	release_synced(osd);
+	release_waits(osd, &pops, &rwaits);
 }
 
 /* Commit everything staged and sync everything logged: afterwards every
  * write this OSD holds is durable. */
 void commit_now(struct osd *osd)
 {
-	commit_release(osd, true);
+	commit_release(osd, true, true);
 }
 
-/* The group commit: unsynced if only writeback records are staged. */
+/* The group commit: unsynced if only writeback records are staged; a
+ * durable one syncs on a worker. */
 void commit_group(struct osd *osd)
 {
-	commit_release(osd, false);
+	commit_release(osd, false, false);
 }
 
 /* A request touching an object with a staged or unsynced transaction:
@@ -865,7 +990,10 @@ static void do_writes(struct osd *osd, struct session *s, uint64_t tid,
 		if (mx_store_pg_find_req(osd->store, key->pool, key->pg, m->client_id, tid, &v) ==
 		    0) {
 			/* Applied (and, the PG being active, on every complete
-			 * member) before a failure; its reply was lost. */
+			 * member) before a failure; its reply was lost.  Its
+			 * frame may still be syncing: durable first. */
+			if (mx_store_unsynced(osd->store))
+				commit_now(osd);
 			reply_done(osd, s, tid, 0, v, m->n_ops, NULL);
 			return;
 		}
@@ -994,14 +1122,13 @@ static void do_writes(struct osd *osd, struct session *s, uint64_t tid,
 	}
 }
 
-/* A writeback request of WRITE ops only: its plan does not depend on the
- * object's state, so it may be staged behind the object's staged or
- * unsynced transactions (the store orders them) instead of syncing them
- * first.  Everything else plans on committed state (flush_if_pending). */
-static bool wb_plain_writes(const struct mx_msg_osd_op *m)
+/* A request of WRITE ops only: its plan does not depend on the object's
+ * state, so it may be staged behind the object's staged or unsynced
+ * transactions (the store orders them) instead of syncing them first,
+ * writeback or not.  Everything else plans on committed state
+ * (flush_if_pending). */
+static bool plain_writes(const struct mx_msg_osd_op *m)
 {
-	if (!(m->flags & MX_OSD_OP_WRITEBACK))
-		return false;
 	for (uint8_t i = 0; i < m->n_ops; i++)
 		if (m->ops[i].op != MX_OP_WRITE)
 			return false;
@@ -1242,7 +1369,7 @@ void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payloa
 		hold(osd, &pgs->ops, s, MX_MSG_OSD_OP, tid, 0, payload, len);
 		return;
 	}
-	if (!wb_plain_writes(&m))
+	if (!plain_writes(&m))
 		flush_if_pending(osd, &key);
 	if (mx_op_is_write(m.ops[0].op))
 		do_writes(osd, s, tid, &m, &key, pgs);
@@ -2173,8 +2300,11 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 	memset(osd, 0, sizeof(*osd));
 	osd->cfg = cfg;
 	osd->loop = uv_default_loop();
+	osd->sync_inline = cfg->sync_inline;
 	mx_list_init(&osd->commit_pops);
 	mx_list_init(&osd->commit_rwaits);
+	mx_list_init(&osd->sync_pops);
+	mx_list_init(&osd->sync_rwaits);
 	mx_list_init(&osd->deferred);
 	osd->dedup = mx_xcalloc(DEDUP_SLOTS, sizeof(*osd->dedup));
 	osd->next_tid = 1;
@@ -2260,7 +2390,7 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 	}
 	mon_connect(osd);
 
-	uv_run(osd->loop, UV_RUN_DEFAULT);
+	uv_run(osd->loop, UV_RUN_DEFAULT); /* until a sync on a worker ends too */
 	mx_netbatch_end(&osd->batch);
 
 	mx_agent_stop(osd->agent);
@@ -2270,8 +2400,8 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 
 		mx_store_get_stats(osd->store, &st);
 		mx_info("object store closing: %" PRIu64 " commits, %" PRIu64
-			" unsynced (writeback), %" PRIu64 " log syncs",
-			st.commits, st.unsynced_commits, st.syncs);
+			" unsynced, %" PRIu64 " log syncs, %" PRIu64 " checkpoints",
+			st.commits, st.unsynced_commits, st.syncs, st.checkpoints);
 	}
 	/* Everything synced: nothing for a reboot to take (if the sync
 	 * fails, the stop is not a clean one). */

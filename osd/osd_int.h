@@ -109,6 +109,7 @@ struct pop {
 	int refs;        /* repop_out entries + 1 while not finished */
 	bool flush;      /* a FLUSH: no transaction; local_done after a sync */
 	bool wb;         /* a writeback write: an unsynced commit suffices */
+	uint64_t ticket; /* in sync_pops: the frames it waits for */
 };
 
 struct repop_out {
@@ -127,6 +128,7 @@ struct rwait {
 	uint64_t tid;
 	uint16_t type;
 	struct mx_wbuf w; /* the encoded reply */
+	uint64_t ticket;  /* in sync_rwaits: the frames it waits for */
 };
 
 /* A message kept for later: a client op waiting for its PG to activate,
@@ -305,6 +307,17 @@ struct osd {
 	 * and nothing asked for a sync, the group commit is unsynced. */
 	size_t wb_records;
 	bool sync_wanted;      /* a FLUSH, or a reply that needs durability */
+	/* The pipelined group commit (docs/osd.md, "Group commit"): a commit
+	 * that needs durability is logged unsynced, and one fdatasync at a
+	 * time runs on a worker thread while the loop logs the next groups.
+	 * What waits for durability is here, in commit order, each with the
+	 * ticket (mx_store_log_seq()) its frames are below. */
+	struct mx_list sync_pops;   /* struct pop, by commit_link */
+	struct mx_list sync_rwaits; /* struct rwait */
+	uv_work_t sync_work;
+	struct mx_store_sync sync;
+	bool sync_running;
+	bool sync_inline; /* --sync-inline: every fdatasync on the loop */
 	uv_timer_t wb_timer;   /* syncs what stayed unsynced for a while */
 	struct pgstate *pgs[PG_BUCKETS];
 	struct dedup *dedup; /* DEDUP_SLOTS entries */

@@ -457,10 +457,10 @@ void handle_repop(struct osd *osd, struct session *s, uint64_t tid, uint8_t *pay
 			reply_after_commit(osd, s, MX_MSG_OSD_REPOP_REPLY, tid, &b);
 			return;
 		}
-		/* A writeback REPOP of writes only stages behind what the
-		 * object has pending (the store orders them); anything else
-		 * commits that first. */
-		bool plain = (m.tail.flags & MX_REPOP_WRITEBACK) != 0;
+		/* A REPOP of writes only stages behind what the object has
+		 * pending (the store orders them); anything else commits
+		 * that first. */
+		bool plain = true;
 
 		for (uint8_t i = 0; i < m.n_ops; i++)
 			plain = plain && m.ops[i].type == MX_TXN_WRITE;
