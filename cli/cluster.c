@@ -111,6 +111,9 @@ static int count_up(mixsan_cluster_t *cl)
 	return n;
 }
 
+/* Words of --osd-args at most. */
+#define OSD_ARGS_MAX 16
+
 static int cluster_up(struct cli *c)
 {
 	const char *v;
@@ -121,9 +124,25 @@ static int cluster_up(struct cli *c)
 	char spec[800];
 	char logp[4200], pidp[4200], datadir[4200];
 	mixsan_cluster_t *cl = NULL;
+	char extra_buf[1024], *extra[OSD_ARGS_MAX + 1] = {NULL};
+	int n_extra = 0;
 	FILE *f;
 	int r;
 
+	if ((v = cli_opt(c, "osd-args"))) {
+		/* Options for every OSD, split at blanks. */
+		size_t len = strlen(v);
+
+		if (len >= sizeof(extra_buf))
+			return cli_fail("--osd-args is too long");
+		memcpy(extra_buf, v, len + 1);
+		for (char *save = NULL, *w = strtok_r(extra_buf, " \t", &save); w;
+		     w = strtok_r(NULL, " \t", &save)) {
+			if (n_extra == OSD_ARGS_MAX)
+				return cli_fail("--osd-args takes at most %d words", OSD_ARGS_MAX);
+			extra[n_extra++] = w;
+		}
+	}
 	if ((v = cli_opt(c, "osds"))) {
 		n_osds = strtol(v, NULL, 10);
 		if (n_osds < 1 || n_osds > 64)
@@ -260,8 +279,11 @@ static int cluster_up(struct cli *c)
 		if (alive(read_pid(pidp)))
 			continue;
 		{
-			char *argv[] = {bin_osd, "--data", datadir, "--mon", addr, "--id", id, NULL};
+			char *argv[8 + OSD_ARGS_MAX] = {bin_osd, "--data", datadir, "--mon", addr,
+							"--id", id};
 
+			for (int k = 0; k <= n_extra; k++)
+				argv[7 + k] = extra[k]; /* NULL-terminated */
 			r = spawn(argv, logp, pidp);
 			if (r < 0)
 				return cli_fail("cannot start osd.%ld: %s", i, strerror(-r));

@@ -230,10 +230,31 @@ json "rbd gone" "[p['name'] for p in j]==['default']"
 ok "cluster down" "$MIXSAN" cluster down
 has "cluster down count" "4 daemons"
 bad "status with the cluster down" "cannot reach" env MIXSAN_MON=127.0.0.1:$PORT "$MIXSAN" status
-# The cluster comes back with its data.
-ok "cluster up again" "$MIXSAN" cluster up --osds 3 --port "$PORT"
+# The cluster comes back with its data, its OSDs given options: a log of
+# 1 MiB checkpoints after each 3 MB put (one frame each), where the default
+# log of 256 MiB does not.
+grep -h "object store closing" "$DATA"/log/osd.*.log >"$DATA/closing1"
+ok "cluster up again, with OSD options" "$MIXSAN" cluster up --osds 3 --port "$PORT" \
+	--osd-args "--wal-mib 1 --log-level info"
 healthy "healthy after restart"
+head -c 3000000 /dev/urandom > "$DATA/big"
+ok "object put 3 MB" "$MIXSAN" object put default big1 "$DATA/big"
+ok "object put 3 MB again" "$MIXSAN" object put default big2 "$DATA/big"
 ok "cluster down before the quorum" "$MIXSAN" cluster down
+ckpts() { # the largest checkpoint count of the OSDs' closing lines in FILE
+	sed -n 's/.*, \([0-9]*\) checkpoints.*/\1/p' "$1" | sort -n | tail -1
+}
+grep -h "object store closing" "$DATA"/log/osd.*.log | grep -vxFf "$DATA/closing1" \
+	>"$DATA/closing2"
+c1=$(ckpts "$DATA/closing1") c2=$(ckpts "$DATA/closing2")
+if [ "${c1:-0}" -lt 1 ] || [ "${c1:-0}" -gt 2 ] || [ "${c2:-0}" -lt 3 ]; then
+	echo "FAIL: --wal-mib 1 through --osd-args: checkpoints ${c1:-none} by default," \
+		"${c2:-none} with it (want 1 or 2, then 3 or more: one a put)"
+	cat "$DATA/closing1" "$DATA/closing2"
+	fails=$((fails + 1))
+else
+	echo "ok: --wal-mib 1 through --osd-args: $c1 checkpoints by default, $c2 with it"
+fi
 
 # A monitor key, and a quorum of three with keys: its Raft links use the key
 # that cluster up makes (docs/monitor-quorum.md, "The Raft link").
