@@ -206,7 +206,7 @@ static void sync_after_cb(uv_work_t *req, int status)
 
 	osd->sync_running = false;
 	if (status < 0)
-		osd->sync.result = status; /* cancelled: it never ran */
+		osd->sync.result = status; /* not run (nothing cancels it) */
 	r = mx_store_sync_end(osd->store, &osd->sync);
 	if (r < 0)
 		fatal_store(r);
@@ -225,8 +225,11 @@ static void sync_kick(struct osd *osd)
 		return;
 	if (mx_list_empty(&osd->sync_pops) && mx_list_empty(&osd->sync_rwaits))
 		return;
-	if (!mx_store_sync_begin(osd->store, &osd->sync)) {
-		release_synced(osd); /* a synchronous sync covered them */
+	r = mx_store_sync_begin(osd->store, &osd->sync);
+	if (r < 0)
+		fatal_store(r);
+	if (r == 0) {
+		release_synced(osd); /* a sync on the loop covered them */
 		return;
 	}
 	osd->sync_work.data = osd;
@@ -258,6 +261,9 @@ static void commit_release(struct osd *osd, bool sync, bool now)
 	int r;
 
 	sync = sync || osd->sync_wanted || osd->wb_records != staged;
+	/* A sync inside the store (a PG-level read) may have covered what a
+	 * worker's sync still runs for: that goes first, in order. */
+	release_synced(osd);
 	/* Nothing to commit: the replies waiting for a commit wait for
 	 * nothing (what they answer for is on disk already), so they go out
 	 * now.  (A recovery activation changes nothing in the store: its
@@ -343,7 +349,8 @@ static void wb_tick(uv_timer_t *t)
 {
 	struct osd *osd = t->data;
 
-	if (mx_store_unsynced(osd->store))
+	/* A worker's sync covers every frame logged before it began. */
+	if (mx_store_unsynced(osd->store) && !osd->sync_running)
 		commit_now(osd);
 }
 

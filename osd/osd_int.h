@@ -87,7 +87,8 @@ struct scrub;
 
 /* A client write in progress on the primary. */
 struct pop {
-	struct mx_list commit_link; /* in osd->commit_pops while !local_done */
+	struct mx_list commit_link; /* in osd->commit_pops, then maybe
+				     * osd->sync_pops, while !local_done */
 	struct mx_list pg_link;     /* in pg->pops until finished */
 	struct pgstate *pg;         /* NULL once finished or failed over */
 	struct session *s;

@@ -390,6 +390,7 @@ struct mx_store {
 	uint64_t seq;	    /* sequence of the next frame */
 	uint64_t log_end;   /* offset of the next frame */
 	uint64_t log_fsize; /* length of the log file */
+	int sync_fd;	    /* the log again, for split syncs (log_open()) */
 	struct mx_wbuf pend; /* the next frame: header then records */
 	size_t n_pend;
 	bool replaying;
@@ -2224,7 +2225,15 @@ static int log_open(struct mx_store *st)
 	st->seq = s[i];
 	st->sync_seq = s[i];
 	st->log_end = LOG_START;
-	return st->io->fstat_size(st->io->ctx, fd, &st->log_fsize);
+	/* The split sync's own open file: the kernel reports a write-back
+	 * error once per open file, so a sync on the store's thread must not
+	 * take the error a split sync's fdatasync is owed, and the reverse.
+	 * Opened before any frame is written, so it sees every error after. */
+	fd = st->io->open(st->io->ctx, path, O_RDWR | O_CLOEXEC, 0);
+	if (fd < 0)
+		return fd;
+	st->sync_fd = fd;
+	return st->io->fstat_size(st->io->ctx, st->log_fd, &st->log_fsize);
 }
 
 /* A sequential reader over the log file with a read-ahead buffer. */
@@ -3199,6 +3208,7 @@ static void store_free(struct mx_store *st)
 	}
 	free(st->ureqs);
 	io_close(st, st->log_fd);
+	io_close(st, st->sync_fd);
 	mx_wbuf_free(&st->pend);
 	mx_wbuf_free(&st->scratch);
 	free(st->blk);
@@ -3239,6 +3249,7 @@ int mx_store_open(const char *dir, const struct mx_store_opts *opts,
 		return -ENOMEM;
 	st->io = io;
 	st->log_fd = -1;
+	st->sync_fd = -1;
 	st->ckpt_bytes = opts && opts->wal_checkpoint_bytes ?
 				 opts->wal_checkpoint_bytes :
 				 DEFAULT_CKPT_BYTES;
@@ -3902,15 +3913,19 @@ int mx_store_sync(struct mx_store *st)
 	return store_sync(st);
 }
 
-bool mx_store_sync_begin(struct mx_store *st, struct mx_store_sync *sy)
+int mx_store_sync_begin(struct mx_store *st, struct mx_store_sync *sy)
 {
-	if (!st || !sy || st->fatal || !st->ufr_head)
-		return false;
+	if (!st || !sy)
+		return -EINVAL;
+	if (st->fatal)
+		return st->fatal;
+	if (!st->ufr_head)
+		return 0;
 	sy->io = st->io;
-	sy->fd = st->log_fd;
+	sy->fd = st->sync_fd;
 	sy->ticket = st->seq;
 	sy->result = 0;
-	return true;
+	return 1;
 }
 
 void mx_store_sync_run(struct mx_store_sync *sy)

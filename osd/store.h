@@ -172,11 +172,12 @@ int mx_store_sync(struct mx_store *st);
 /* A sync of the log that runs apart from the store's thread, so that the
  * store goes on logging while the disk works (the OSD's pipelined group
  * commit).  mx_store_sync_begin() notes which frames it covers: every one
- * written so far (ticket: the next frame's sequence); false when none is
- * unsynced or the store is fatal.  mx_store_sync_run() does the
- * fdatasync and touches only *sy, so it may run on another thread while
- * the store is used, if the store's io allows that for fdatasync (the
- * default does).  mx_store_sync_end(), back on the store's thread, makes
+ * written so far (ticket: the next frame's sequence); 1 then, 0 when none
+ * is unsynced, or the store's fatal error.  mx_store_sync_run() does the
+ * fdatasync, on an open file of the log of its own (the kernel reports a
+ * write-back error once per open file), and touches only *sy, so it may
+ * run on another thread while the store is used, if the store's io allows
+ * that for fdatasync (the default does).  mx_store_sync_end(), back on the store's thread, makes
  * the frames below the ticket applied and visible, oldest first; later
  * frames stay unsynced.  A failed sync makes the store fatal.  The store
  * must not be closed while a sync runs. */
@@ -186,7 +187,7 @@ struct mx_store_sync {
 	uint64_t ticket;
 	int result;
 };
-bool mx_store_sync_begin(struct mx_store *st, struct mx_store_sync *sy);
+int mx_store_sync_begin(struct mx_store *st, struct mx_store_sync *sy);
 void mx_store_sync_run(struct mx_store_sync *sy);
 int mx_store_sync_end(struct mx_store *st, const struct mx_store_sync *sy);
 /* The sequence the next frame gets: every frame committed so far is below

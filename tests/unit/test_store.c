@@ -1973,7 +1973,7 @@ static void test_wb_split(void)
 	if (!st)
 		goto out;
 	/* Nothing unsynced: nothing to begin, and everything is durable. */
-	CHECK(!mx_store_sync_begin(st, &sy));
+	CHECK_EQ_INT(mx_store_sync_begin(st, &sy), 0);
 	t0 = mx_store_log_seq(st);
 	CHECK(mx_store_durable(st, t0));
 	wb_queue(st, "x", 1, d, 1000);
@@ -1981,7 +1981,7 @@ static void test_wb_split(void)
 	tx = mx_store_log_seq(st);
 	CHECK_EQ_INT(tx, t0 + 1);
 	CHECK(!mx_store_durable(st, tx));
-	CHECK(mx_store_sync_begin(st, &sy));
+	CHECK_EQ_INT(mx_store_sync_begin(st, &sy), 1);
 	CHECK_EQ_INT(sy.ticket, tx);
 	/* While it runs the store logs on: y, then z, under the same name
 	 * as x (staged behind x's unsynced frame). */
@@ -2009,7 +2009,7 @@ static void test_wb_split(void)
 	CHECK_EQ_INT(mx_store_sync_end(st, &sy), 0);
 	CHECK(mx_store_pending(st, &ky));
 	/* A second split sync covers the rest. */
-	CHECK(mx_store_sync_begin(st, &sy2));
+	CHECK_EQ_INT(mx_store_sync_begin(st, &sy2), 1);
 	mx_store_sync_run(&sy2);
 	CHECK_EQ_INT(mx_store_sync_end(st, &sy2), 0);
 	CHECK(!mx_store_unsynced(st));
@@ -2024,7 +2024,7 @@ static void test_wb_split(void)
 	 * its frames applied already. */
 	wb_queue(st, "z", 4, d, 500);
 	CHECK_EQ_INT(mx_store_commit_unsynced(st), 0);
-	CHECK(mx_store_sync_begin(st, &sy));
+	CHECK_EQ_INT(mx_store_sync_begin(st, &sy), 1);
 	CHECK_EQ_INT(mx_store_sync(st), 0);
 	mx_store_sync_run(&sy);
 	CHECK_EQ_INT(mx_store_sync_end(st, &sy), 0);
@@ -2035,11 +2035,11 @@ static void test_wb_split(void)
 	/* A failed split sync makes the store fatal. */
 	wb_queue(st, "z", 5, d, 700);
 	CHECK_EQ_INT(mx_store_commit_unsynced(st), 0);
-	CHECK(mx_store_sync_begin(st, &sy));
+	CHECK_EQ_INT(mx_store_sync_begin(st, &sy), 1);
 	sy.result = -EIO; /* as mx_store_sync_run() reports a failed fdatasync */
 	CHECK_EQ_INT(mx_store_sync_end(st, &sy), -EIO);
 	CHECK_EQ_INT(mx_store_commit(st), -EIO);
-	CHECK(!mx_store_sync_begin(st, &sy));
+	CHECK_EQ_INT(mx_store_sync_begin(st, &sy), -EIO);
 	mx_store_close(st);
 	/* Replay: z's second write was lost with the failed sync or kept, and
 	 * everything the split syncs covered is there. */
@@ -3944,7 +3944,7 @@ static bool s_run_wb(struct session *s, struct memdisk *md, int steps,
 					s_synced(s);
 			}
 		} else if (!r && !sy_on && rnd(&s->wl.rng) % 3 == 0 &&
-			   mx_store_sync_begin(st, &sy)) {
+			   mx_store_sync_begin(st, &sy) == 1) {
 			sy_on = 1;
 			sy_k = s->n_chain;
 		}
