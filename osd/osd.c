@@ -62,6 +62,11 @@
 
 static struct osd g_osd;
 
+/* A durable group commit of this many bytes or more syncs on the loop. */
+#ifndef SYNC_INLINE_BYTES
+#define SYNC_INLINE_BYTES (256u << 10)
+#endif
+
 /* How long a writeback write may stay unsynced with no FLUSH. */
 #define WB_SYNC_MS 1000
 
@@ -272,7 +277,8 @@ static void commit_release(struct osd *osd, bool sync, bool now)
 	if (staged == 0 && mx_list_empty(&osd->commit_rwaits) &&
 	    mx_list_empty(&osd->commit_pops) && !(sync && mx_store_unsynced(osd->store)))
 		return;
-	now = now || osd->sync_inline;
+	now = now || osd->sync_inline ||
+	      mx_store_pending_bytes(osd->store) >= SYNC_INLINE_BYTES;
 	if (sync && now)
 		r = staged > 0 ? mx_store_commit(osd->store) : mx_store_sync(osd->store);
 	else

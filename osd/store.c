@@ -3978,6 +3978,11 @@ size_t mx_store_pending_count(const struct mx_store *st)
 	return st ? st->n_pend : 0;
 }
 
+uint64_t mx_store_pending_bytes(const struct mx_store *st)
+{
+	return st && st->n_pend ? st->pend.len - FRAME_HDR : 0;
+}
+
 int mx_store_stat(struct mx_store *st, const struct mx_objkey *key,
 		  struct mx_obj_stat *out)
 {

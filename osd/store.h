@@ -202,6 +202,8 @@ bool mx_store_pending(const struct mx_store *st, const struct mx_objkey *key);
 /* Number of staged records: transactions and PG updates (a PG removal
  * counts one per object it removes, plus one). */
 size_t mx_store_pending_count(const struct mx_store *st);
+/* Bytes of the staged records: the next frame's payload. */
+uint64_t mx_store_pending_bytes(const struct mx_store *st);
 
 /* Stat.  0, or -ENOENT. */
 int mx_store_stat(struct mx_store *st, const struct mx_objkey *key,
