@@ -238,14 +238,10 @@ static void sync_kick(struct osd *osd)
 		return;
 	}
 	osd->sync_work.data = osd;
-	r = uv_queue_work(osd->loop, &osd->sync_work, sync_work_cb, sync_after_cb);
-	if (r < 0) {
-		/* No worker: sync here instead. */
-		mx_store_sync_run(&osd->sync);
-		r = mx_store_sync_end(osd->store, &osd->sync);
-		if (r < 0)
-			fatal_store(r);
-		release_synced(osd);
+	if (uv_queue_work(osd->loop, &osd->sync_work, sync_work_cb, sync_after_cb) < 0) {
+		/* Only for a NULL callback in libuv; were it to fail, sync here. */
+		sync_work_cb(&osd->sync_work);
+		sync_after_cb(&osd->sync_work, 0);
 		return;
 	}
 	osd->sync_running = true;

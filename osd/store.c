@@ -3767,12 +3767,8 @@ static int apply_unsynced(struct mx_store *st, uint64_t below)
 			free(u);
 		}
 	}
-	if (!st->ufr_head) {
+	if (!st->ufr_head)
 		st->ufr_tail = &st->ufr_head;
-		st->unsynced_bytes = 0;
-		n_req = st->n_ureq_unsynced;
-	}
-	n_req = MX_MIN(n_req, st->n_ureq_unsynced);
 	if (n_req)
 		memmove(st->ureqs, st->ureqs + n_req,
 			(st->n_ureq - n_req) * sizeof(*st->ureqs));

@@ -240,6 +240,10 @@ healthy "healthy after restart"
 head -c 3000000 /dev/urandom > "$DATA/big"
 ok "object put 3 MB" "$MIXSAN" object put default big1 "$DATA/big"
 ok "object put 3 MB again" "$MIXSAN" object put default big2 "$DATA/big"
+bad "--osd-args with too many words" "at most 16 words" "$MIXSAN" cluster up \
+	--osd-args "$(printf -- '-x %.0s' $(seq 17))"
+bad "--osd-args too long" "too long" "$MIXSAN" cluster up \
+	--osd-args "$(head -c 1100 /dev/zero | tr '\0' x)"
 ok "cluster down before the quorum" "$MIXSAN" cluster down
 ckpts() { # the largest checkpoint count of the OSDs' closing lines in FILE
 	sed -n 's/.*, \([0-9]*\) checkpoints.*/\1/p' "$1" | sort -n | tail -1
