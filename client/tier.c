@@ -43,6 +43,7 @@
 #include "hitset.h"
 #include "map.h"
 #include "msg.h"
+#include "stood.h"
 #include "store.h"
 #include "util.h"
 
@@ -65,8 +66,6 @@
  * leaves half a minute for one to arrive. */
 #define MARK_TIMEOUT_NS (JOB_DEADLINE_NS + 30ull * 1000000000ull)
 
-#define STOOD_SLOTS 1024
-
 struct job {
 	struct job *next;
 	struct mx_tier_route rt;
@@ -83,10 +82,7 @@ struct mx_tier {
 	unsigned n_threads;
 	struct mx_hitsets *hits;
 	uint64_t nonce;
-	/* Claims and marks seen in the way, and since when (stood). */
-	struct {
-		uint64_t key, since_ns;
-	} stood[STOOD_SLOTS];
+	struct mx_stood stood; /* claims and marks seen in the way */
 };
 
 /* One request as a worker runs it. */
@@ -359,24 +355,21 @@ static int promote_steps(struct ctx *x, char *claim, size_t claim_sz, const char
 /* Whether something in x's object's way (another's claim, or readonly
  * writers' mark: seen, as read) has stood unchanged for timeout_ns by this
  * handle's clock, over every request that met it.  The first sighting of
- * a value starts the clock (a collision in the table starts it again). */
+ * a value starts the clock (a collision in the table starts it again).
+ * The clock is read under the lock: a promotion runs on after its read's
+ * answer, so two workers may meet the same value at once, and a reading
+ * taken before the other's first sighting would pass for a dead writer's
+ * (stood.h). */
 static bool stood(struct ctx *x, const char *seen, uint64_t timeout_ns)
 {
 	struct mx_tier *t = x->t;
 	uint64_t key = mx_hash64(seen, strlen(seen),
 				 mx_hash64(x->oid, strlen(x->oid), (uint64_t)(uint32_t)x->rt.base)) |
 		       1;
-	size_t slot = key % STOOD_SLOTS;
-	uint64_t now = mx_now_ns();
-	bool r = false;
+	bool r;
 
 	pthread_mutex_lock(&t->lock);
-	if (t->stood[slot].key != key) {
-		t->stood[slot].key = key;
-		t->stood[slot].since_ns = now;
-	} else {
-		r = now - t->stood[slot].since_ns >= timeout_ns;
-	}
+	r = mx_stood(&t->stood, key, mx_now_ns(), timeout_ns);
 	pthread_mutex_unlock(&t->lock);
 	return r;
 }

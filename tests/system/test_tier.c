@@ -553,6 +553,8 @@ struct race {
 	volatile int acked;   /* the last value acknowledged */
 	volatile bool done;
 	int reads, stale, errors;
+	int werr[4], rerr[4]; /* the first failures' codes */
+	int nwerr, nrerr;
 };
 
 static void *race_writer(void *arg)
@@ -561,11 +563,17 @@ static void *race_writer(void *arg)
 	char buf[32];
 
 	for (int i = 1; i <= 400; i++) {
+		int r;
+
 		snprintf(buf, sizeof(buf), "%d", i);
-		if (mixsan_write_full(rc->w, "race", buf, strlen(buf)) == 0)
+		r = mixsan_write_full(rc->w, "race", buf, strlen(buf));
+		if (r == 0) {
 			__atomic_store_n(&rc->acked, i, __ATOMIC_SEQ_CST);
-		else
-			rc->errors++;
+		} else {
+			__atomic_add_fetch(&rc->errors, 1, __ATOMIC_SEQ_CST);
+			if (rc->nwerr < 4)
+				rc->werr[rc->nwerr++] = r;
+		}
 		if (i % 50 == 0)
 			usleep(400000); /* let the reader get it promoted */
 	}
@@ -595,7 +603,9 @@ static void test_readonly_race(struct h_cluster *c, mixsan_cluster_t *cl)
 		if (++rc.reads % 100 == 0)
 			cached += present(craw, "race");
 		if (r <= 0) {
-			rc.errors++;
+			__atomic_add_fetch(&rc.errors, 1, __ATOMIC_SEQ_CST);
+			if (rc.nrerr < 4)
+				rc.rerr[rc.nrerr++] = (int)r;
 			continue;
 		}
 		buf[r] = '\0';
@@ -608,6 +618,11 @@ static void test_readonly_race(struct h_cluster *c, mixsan_cluster_t *cl)
 	pthread_join(t, NULL);
 	fprintf(stderr, "tier: readonly race: %d reads, %d stale, %d errors, cached at %d of "
 		"%d samples\n", rc.reads, rc.stale, rc.errors, cached, rc.reads / 100);
+	for (int i = 0; i < rc.nwerr; i++)
+		fprintf(stderr, "tier: readonly race: a write failed: %s\n", strerror(-rc.werr[i]));
+	for (int i = 0; i < rc.nrerr; i++)
+		fprintf(stderr, "tier: readonly race: a read returned %d (%s)\n", rc.rerr[i],
+			rc.rerr[i] < 0 ? strerror(-rc.rerr[i]) : "no data");
 	H_CHECK(rc.stale == 0 && rc.errors == 0);
 	H_CHECK(cached > 0); /* promoted in the middle of the writes */
 	mixsan_pool_close(craw);
