@@ -2,8 +2,9 @@
  * What a client found in its way in a cache pool (docs/cache-tiering.md:
  * another's promotion claim, readonly writers' mark), and since when: it is
  * taken over only once the same value has stood unchanged for a timeout by
- * the client's own monotonic clock.  Plain data, no clock of its own (the
- * caller gives the time) and no locking (the caller's).
+ * the client's own monotonic clock.  The OSD's tiering agent keeps the
+ * removed copies it has seen clean in one too.  Plain data, no clock of
+ * its own (the caller gives the time) and no locking (the caller's).
  *
  * The caller reads its clock under its lock, so the times it gives never go
  * back.  A time earlier than the one a value was first seen at all the same
@@ -18,10 +19,12 @@
 
 #define MX_STOOD_SLOTS 1024
 
+struct mx_stood_slot {
+	uint64_t key, since_ns; /* key 0: empty */
+};
+
 struct mx_stood {
-	struct {
-		uint64_t key, since_ns; /* key 0: empty */
-	} slot[MX_STOOD_SLOTS];
+	struct mx_stood_slot slot[MX_STOOD_SLOTS];
 };
 
 /*
@@ -31,5 +34,11 @@ struct mx_stood {
  * another key took its slot (a collision starts the clock again).
  */
 bool mx_stood(struct mx_stood *s, uint64_t key, uint64_t now_ns, uint64_t timeout_ns);
+
+/*
+ * Forgets key: its next sighting starts its clock again.  Another key that
+ * holds the slot is left alone.
+ */
+void mx_stood_forget(struct mx_stood *s, uint64_t key);
 
 #endif

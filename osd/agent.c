@@ -39,6 +39,7 @@
 #include "map.h"
 #include "msg.h"
 #include "placement.h"
+#include "stood.h"
 #include "store.h"
 #include "tier.h"
 #include "util.h"
@@ -52,7 +53,6 @@
  * base object is still gone: a late flush of an older copy (above) has
  * landed by then, and is undone by flushing the removal again. */
 #define RM_EVICT_AFTER_NS (10ull * 1000000000ull)
-#define SEEN_SLOTS 1024
 #define OP_TIMEOUT_MS 3000          /* each request of the agent */
 #define PASS_DEADLINE_NS (60ull * 1000000000ull)
 
@@ -67,10 +67,8 @@ struct mx_agent {
 	struct mx_agent_stats stats;
 	uint64_t nonce;
 	/* Removed copies seen clean, and since when (the agent's thread
-	 * only): a slot per hash, a collision starts the clock again. */
-	struct {
-		uint64_t key, since_ns;
-	} seen[SEEN_SLOTS];
+	 * only). */
+	struct mx_stood seen;
 };
 
 /* One copy in the cache, as a pass saw it. */
@@ -357,7 +355,7 @@ static int evict_one(struct pg_walk *w, const char *oid)
 	return e < 0 ? e : 1;
 }
 
-/* The slot of (pool, oid) in a->seen. */
+/* The key of (pool, oid) in a->seen. */
 static uint64_t seen_key(int32_t pool, const char *oid)
 {
 	return mx_hash64(oid, strlen(oid), (uint64_t)(uint32_t)pool) | 1;
@@ -374,17 +372,11 @@ static uint64_t seen_key(int32_t pool, const char *oid)
 static int evict_removed(struct pg_walk *w, const struct mx_pool *c, const char *oid)
 {
 	uint64_t key = seen_key(c->id, oid), now = mx_now_ns();
-	size_t slot = key % SEEN_SLOTS;
 	struct mx_osd_op st1 = mx_op(MX_OP_STAT, NULL);
 	struct mx_client_read_result b;
 	int e;
 
-	if (w->a->seen[slot].key != key) {
-		w->a->seen[slot].key = key;
-		w->a->seen[slot].since_ns = now;
-		return 0;
-	}
-	if (now - w->a->seen[slot].since_ns < RM_EVICT_AFTER_NS)
+	if (!mx_stood(&w->a->seen, key, now, RM_EVICT_AFTER_NS))
 		return 0;
 	e = mx_client_read_ops(w->base, oid, &st1, 1, &b);
 	if (e == 0) {
@@ -398,13 +390,13 @@ static int evict_removed(struct pg_walk *w, const struct mx_pool *c, const char 
 		q[3] = mx_op_setx(MX_TIER_D, d, (uint32_t)strlen(d));
 		mx_warn("tiering agent: %s came back in the base after its removal was "
 			"flushed; flushing the removal again", oid);
-		w->a->seen[slot].key = 0;
+		mx_stood_forget(&w->a->seen, key);
 		e = mx_client_write_ops(w->cache, oid, q, 4, NULL);
 		return e == -ECANCELED || e == -ENOENT ? 0 : e < 0 ? e : 0;
 	}
 	if (e != -ENOENT)
 		return e;
-	w->a->seen[slot].key = 0;
+	mx_stood_forget(&w->a->seen, key);
 	return evict_one(w, oid);
 }
 
