@@ -24,23 +24,44 @@ void mx_wbuf_reset(struct mx_wbuf *w)
 	w->err = 0;
 }
 
+/* Grows w to cap bytes: 0, or -ENOMEM latched. */
+static int grow(struct mx_wbuf *w, size_t cap)
+{
+	uint8_t *d = realloc(w->data, cap);
+
+	if (!d) {
+		w->err = -ENOMEM;
+		return -ENOMEM;
+	}
+	w->data = d;
+	w->cap = cap;
+	return 0;
+}
+
 uint8_t *mx_wbuf_reserve(struct mx_wbuf *w, size_t n)
 {
 	if (w->err)
 		return NULL;
 	if (w->len + n > w->cap) {
 		size_t cap = w->cap ? w->cap : 256;
-		uint8_t *d;
 
 		while (cap < w->len + n)
 			cap *= 2;
-		d = realloc(w->data, cap);
-		if (!d) {
-			w->err = -ENOMEM;
+		if (grow(w, cap))
 			return NULL;
-		}
-		w->data = d;
-		w->cap = cap;
+	}
+	return w->data + w->len;
+}
+
+uint8_t *mx_wbuf_expect(struct mx_wbuf *w, size_t n)
+{
+	if (w->err)
+		return NULL;
+	if (w->len + n > w->cap) {
+		size_t cap = w->cap * 2;
+
+		if (grow(w, cap > w->len + n ? cap : w->len + n))
+			return NULL;
 	}
 	return w->data + w->len;
 }

@@ -25,8 +25,16 @@ struct mx_wbuf {
 void mx_wbuf_init(struct mx_wbuf *w);
 void mx_wbuf_free(struct mx_wbuf *w);
 void mx_wbuf_reset(struct mx_wbuf *w);
-/* Make room for n more bytes; returns a pointer to them or NULL. */
+/* Make room for n more bytes; returns a pointer to them or NULL.  The
+ * capacity doubles until they fit. */
 uint8_t *mx_wbuf_reserve(struct mx_wbuf *w, size_t n);
+/*
+ * The same for a caller that knows the whole of what it is about to put:
+ * the capacity grows to twice what it was or to exactly len + n, whichever
+ * is more, so a large record put into a small buffer takes its own size,
+ * not the next power of two (a 1 MiB write staged whole would take 2 MiB).
+ */
+uint8_t *mx_wbuf_expect(struct mx_wbuf *w, size_t n);
 void mx_put_u8(struct mx_wbuf *w, uint8_t v);
 void mx_put_u16(struct mx_wbuf *w, uint16_t v);
 void mx_put_u32(struct mx_wbuf *w, uint32_t v);

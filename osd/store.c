@@ -202,6 +202,7 @@
 #define DEFAULT_CKPT_BYTES (256ull << 20)
 #define WRITEBACK_MIN (64u << 10) /* writes from this size start their write-back */
 #define TXN_DATA_MAX (1ull << 30)
+#define TXN_HEAD_MAX 96u /* a record's head and log tail, past its name */
 #define LOG_READ_CHUNK (1u << 20)
 #define PEND_KEEP_MAX (8u << 20)
 #define UNSYNCED_MAX_DEFAULT (8ull << 20)
@@ -3310,8 +3311,9 @@ static bool xname_ok(const char *x)
 			    MX_XATTR_NAME_MAX);
 }
 
-/* -EINVAL unless txn is well formed (see store.h). */
-static int txn_check(const struct mx_txn *t)
+/* -EINVAL unless txn is well formed (see store.h); *bound is then a bound
+ * on its record's encoding. */
+static int txn_check(const struct mx_txn *t, uint64_t *bound)
 {
 	const struct mx_objkey *k = &t->key;
 	uint64_t bytes = 0;
@@ -3355,6 +3357,7 @@ static int txn_check(const struct mx_txn *t)
 		if (bytes > TXN_DATA_MAX)
 			return -EINVAL;
 	}
+	*bound = bytes + TXN_HEAD_MAX + k->name_len;
 	return 0;
 }
 
@@ -3440,7 +3443,7 @@ int mx_store_queue(struct mx_store *st, const struct mx_txn *txn)
 	const struct mx_objkey *k;
 	struct mx_wbuf *w;
 	bool ex0, ex1, made = false;
-	uint64_t sz0, sz1, nh;
+	uint64_t sz0, sz1, nh, bound;
 	struct pgrp *p;
 	struct obj *o;
 	size_t mark;
@@ -3450,7 +3453,7 @@ int mx_store_queue(struct mx_store *st, const struct mx_txn *txn)
 		return -EINVAL;
 	if (st->fatal)
 		return st->fatal;
-	r = txn_check(txn);
+	r = txn_check(txn, &bound);
 	if (r)
 		return r;
 	k = &txn->key;
@@ -3491,6 +3494,11 @@ int mx_store_queue(struct mx_store *st, const struct mx_txn *txn)
 
 	w = &st->pend;
 	mark = pend_begin(st);
+	/* Room for the record and the frame's padding at once: a 1 MiB write
+	 * takes its own size, not the next power of two, and a write-back
+	 * frame holds it until its sync (docs/performance.md, "Where the
+	 * fresh memory comes from"). */
+	(void)mx_wbuf_expect(w, (size_t)bound + LOG_ALIGN);
 	enc_txn_head(w, txn->log ? REC_TXN_LOG : REC_TXN, o, txn->version, ex0,
 		     sz0, ex1, sz1, txn->n_ops);
 	for (uint32_t i = 0; i < txn->n_ops; i++) {
