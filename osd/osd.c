@@ -38,7 +38,9 @@
  *  - A durable group commit logs its frame unsynced and one fdatasync at a
  *    time runs on a worker (sync_kick); what waits is released when a sync
  *    that began after its frame was written ends.  Synchronous commits
- *    (commit_now) release everything logged before them.
+ *    (commit_now) release everything logged before them.  Write-back frames
+ *    half way to the store's unsynced bound start such a sync too, so the
+ *    commit that reaches the bound seldom syncs on the loop.
  *  - Replication to one peer is in order: REPOPs go over one connection in
  *    the order they were planned; after a reconnection the unacknowledged
  *    ones are resent in the same order.  Replicated transactions are
@@ -219,16 +221,19 @@ static void sync_after_cb(uv_work_t *req, int status)
 	sync_kick(osd);
 }
 
-/* Start a sync on a worker if something waits for durability and none
- * runs.  One at a time: each covers every frame logged before it began,
- * so the groups logged while one runs share the next. */
+/* Start a sync on a worker if something waits for durability, or the
+ * unsynced write-back frames are half way to the store's bound (so the
+ * commit that would reach it does not sync on the loop), and none runs.
+ * One at a time: each covers every frame logged before it began, so the
+ * groups logged while one runs share the next. */
 static void sync_kick(struct osd *osd)
 {
 	int r;
 
 	if (osd->sync_running || osd->stopping)
 		return;
-	if (mx_list_empty(&osd->sync_pops) && mx_list_empty(&osd->sync_rwaits))
+	if (mx_list_empty(&osd->sync_pops) && mx_list_empty(&osd->sync_rwaits) &&
+	    !mx_store_sync_due(osd->store))
 		return;
 	r = mx_store_sync_begin(osd->store, &osd->sync);
 	if (r < 0)
@@ -310,6 +315,7 @@ static void commit_release(struct osd *osd, bool sync, bool now)
 	 * waited for a sync in flight that this one covered goes first. */
 	release_synced(osd);
 	release_waits(osd, &pops, &rwaits);
+	sync_kick(osd); /* write-back frames half way to the bound */
 }
 
 /* Commit everything staged and sync everything logged: afterwards every

@@ -110,6 +110,10 @@
  *   unsynced --store_sync() (mx_store_sync(), mx_store_commit(), a PG-level
  *     read, checkpoint(), unsynced_max): one fdatasync, then
  *     apply_unsynced() in order--> LOGGED(G)
+ *   unsynced --mx_store_sync_begin/run/end() (a worker's fdatasync, which
+ *     the OSD starts for a durable group commit or from unsynced_max / 2,
+ *     mx_store_sync_due()): the frames below its ticket applied in
+ *     order--> LOGGED(G), later frames still unsynced
  *
  *  W1 A frame header carries the sync horizon synced_below: every frame
  *     of G below it was fdatasynced before this frame was written.
@@ -3968,6 +3972,11 @@ bool mx_store_durable(const struct mx_store *st, uint64_t ticket)
 bool mx_store_unsynced(const struct mx_store *st)
 {
 	return st && st->ufr_head;
+}
+
+bool mx_store_sync_due(const struct mx_store *st)
+{
+	return st && st->ufr_head && st->unsynced_bytes >= st->unsynced_max / 2;
 }
 
 bool mx_store_pending(const struct mx_store *st, const struct mx_objkey *key)

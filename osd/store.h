@@ -197,6 +197,10 @@ uint64_t mx_store_log_seq(const struct mx_store *st);
 bool mx_store_durable(const struct mx_store *st, uint64_t ticket);
 /* Whether any frame is written but not yet synced. */
 bool mx_store_unsynced(const struct mx_store *st);
+/* Whether the unsynced frames hold half of unsynced_max or more: time to
+ * start a sync apart (mx_store_sync_begin()), before the commit that
+ * reaches unsynced_max has to sync on the store's thread. */
+bool mx_store_sync_due(const struct mx_store *st);
 /* Whether key has a staged, uncommitted or unsynced transaction. */
 bool mx_store_pending(const struct mx_store *st, const struct mx_objkey *key);
 /* Number of staged records: transactions and PG updates (a PG removal

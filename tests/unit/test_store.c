@@ -2141,19 +2141,41 @@ static void test_wb_basics(void)
 		mx_store_close(st);
 	}
 
-	/* Past unsynced_max bytes a commit syncs by itself. */
+	/* Past unsynced_max bytes a commit syncs by itself; from half of it
+	 * a sync apart is due. */
 	tmp_path(dir, sizeof(dir), "wb3");
-	opts.unsynced_max = 2000;
+	opts.unsynced_max = 4000;
 	CHECK_EQ_INT(mx_store_open(dir, &opts, &st), 0);
 	if (!st)
 		goto out;
+	CHECK(!mx_store_sync_due(st));
 	wb_queue(st, "x", 1, d, 1000);
 	CHECK_EQ_INT(mx_store_commit_unsynced(st), 0);
 	CHECK(mx_store_unsynced(st)); /* about 1.5 KB */
+	CHECK(!mx_store_sync_due(st));
 	wb_queue(st, "y", 2, d, 1000);
 	CHECK_EQ_INT(mx_store_commit_unsynced(st), 0);
-	CHECK(!mx_store_unsynced(st)); /* 3 KB: synced and applied */
+	CHECK(mx_store_unsynced(st)); /* 3 KB */
+	CHECK(mx_store_sync_due(st));
+	{
+		struct mx_store_sync sy;
+
+		CHECK_EQ_INT(mx_store_sync_begin(st, &sy), 1);
+		mx_store_sync_run(&sy);
+		CHECK_EQ_INT(mx_store_sync_end(st, &sy), 0);
+	}
+	CHECK(!mx_store_unsynced(st));
+	CHECK(!mx_store_sync_due(st));
 	CHECK_EQ_INT(mx_store_stat(st, &ky, &os), 0);
+	wb_queue(st, "x", 3, d, 1000);
+	CHECK_EQ_INT(mx_store_commit_unsynced(st), 0);
+	wb_queue(st, "y", 4, d, 1000);
+	CHECK_EQ_INT(mx_store_commit_unsynced(st), 0);
+	CHECK(mx_store_sync_due(st)); /* nobody synced apart: */
+	wb_queue(st, "z", 5, d, 1000);
+	CHECK_EQ_INT(mx_store_commit_unsynced(st), 0);
+	CHECK(!mx_store_unsynced(st)); /* 4.5 KB: synced and applied */
+	CHECK_EQ_INT(mx_store_stat(st, &kz, &os), 0);
 	mx_store_close(st);
 out:
 	free(d);
