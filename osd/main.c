@@ -1,7 +1,9 @@
 /*
  * mixsan-osd's command line: parse options, then run the daemon.
  */
+#include <errno.h>
 #include <getopt.h>
+#include <stdint.h>
 #include <malloc.h>
 #include <signal.h>
 #include <stdio.h>
@@ -39,6 +41,29 @@ static void usage(FILE *f)
 	      "(default 1000) while the cluster has a cache tier.\n"
 	      "Stores MixSAN objects under DIR and serves them on IP:PORT\n"
 	      "(default 127.0.0.1:0, any free port).\n", f);
+}
+
+#define INTERVAL_MAX_S (100ul * 365 * 86400) /* scrub intervals: a century */
+
+/*
+ * A whole number of option --name, lo to hi: 0 and *out, or -1 after
+ * saying what the option takes.
+ */
+static int parse_count(const char *name, const char *arg, unsigned long lo, unsigned long hi,
+		       uint32_t *out)
+{
+	char *end;
+	unsigned long v;
+
+	errno = 0;
+	v = strtoul(arg, &end, 10);
+	if (*arg < '0' || *arg > '9' || *end || errno || v < lo || v > hi) {
+		fprintf(stderr, "mixsan-osd: --%s takes %lu to %lu, not '%s'\n", name, lo, hi,
+			arg);
+		return -1;
+	}
+	*out = (uint32_t)v;
+	return 0;
 }
 
 int main(int argc, char **argv)
@@ -87,6 +112,7 @@ int main(int argc, char **argv)
 	struct mx_loc loc[MX_LOC_MAX];
 	uint8_t nloc;
 	int level = MX_LOG_INFO, c;
+	uint32_t u;
 	char *end;
 
 	/*
@@ -107,11 +133,9 @@ int main(int argc, char **argv)
 		case 'k': cfg.keyfile = optarg; break;
 		case 'a': cfg.addr = optarg; break;
 		case 'i':
-			cfg.id = (int32_t)strtol(optarg, &end, 10);
-			if (*end || cfg.id < 0) {
-				fprintf(stderr, "mixsan-osd: bad id '%s'\n", optarg);
+			if (parse_count("id", optarg, 0, INT32_MAX, &u))
 				return 2;
-			}
+			cfg.id = (int32_t)u;
 			break;
 		case 'w': {
 			double w = strtod(optarg, &end);
@@ -142,75 +166,49 @@ int main(int argc, char **argv)
 			}
 			break;
 		case 'g':
+			if (parse_count("agent-interval", optarg, 1, 3600000, &cfg.agent_interval_ms))
+				return 2;
+			break;
 		case 'H':
-		case 'G': {
-			unsigned long v = strtoul(optarg, &end, 10);
-
-			if (*end || v == 0 || v > 3600000ul) {
-				fprintf(stderr, "mixsan-osd: bad value '%s'\n", optarg);
+			if (parse_count("heartbeat-interval", optarg, 1, 3600000,
+					&cfg.heartbeat_interval_ms))
 				return 2;
-			}
-			if (c == 'g')
-				cfg.agent_interval_ms = (uint32_t)v;
-			else if (c == 'H')
-				cfg.heartbeat_interval_ms = (uint32_t)v;
-			else
-				cfg.heartbeat_grace_ms = (uint32_t)v;
 			break;
-		}
-		case 'P': {
+		case 'G':
+			if (parse_count("heartbeat-grace", optarg, 1, 3600000, &cfg.heartbeat_grace_ms))
+				return 2;
+			break;
+		case 'P':
 			/* Tests use a small bound so that logs trim fast. */
-			unsigned long v = strtoul(optarg, &end, 10);
-
-			if (*end || v == 0 || v > 1000000ul) {
-				fprintf(stderr, "mixsan-osd: bad value '%s'\n", optarg);
+			if (parse_count("pg-log-max", optarg, 1, 1000000, &cfg.pg_log_max))
 				return 2;
-			}
-			cfg.pg_log_max = (uint32_t)v;
 			break;
-		}
-		case 'W': {
-			unsigned long v = strtoul(optarg, &end, 10);
-
-			if (!*optarg || *end || v == 0 || v > 65536ul) {
-				fprintf(stderr, "mixsan-osd: --wal-mib takes 1 to 65536\n");
+		case 'W':
+			if (parse_count("wal-mib", optarg, 1, 65536, &cfg.wal_mib))
 				return 2;
-			}
-			cfg.wal_mib = (uint32_t)v;
 			break;
-		}
 		case 'I':
 			cfg.sync_inline = true;
 			break;
 		case 'S':
-		case 'D': {
-			unsigned long v = strtoul(optarg, &end, 10);
-
-			if (!*optarg || *end || v > 100ul * 365 * 86400) {
-				fprintf(stderr, "mixsan-osd: bad value '%s'\n", optarg);
+			if (parse_count("scrub-interval", optarg, 0, INTERVAL_MAX_S,
+					&cfg.scrub_interval_s))
 				return 2;
-			}
-			if (c == 'S')
-				cfg.scrub_interval_s = (uint32_t)v;
-			else
-				cfg.deep_scrub_interval_s = (uint32_t)v;
 			break;
-		}
+		case 'D':
+			if (parse_count("deep-scrub-interval", optarg, 0, INTERVAL_MAX_S,
+					&cfg.deep_scrub_interval_s))
+				return 2;
+			break;
 		case 'A':
-		case 'B': {
-			unsigned long v = strtoul(optarg, &end, 10);
-
-			if (!*optarg || *end || v == 0 || v > 64) {
-				fprintf(stderr, "mixsan-osd: --%s takes 1 to 64\n",
-					c == 'A' ? "recovery-max-active" : "recovery-max-active-busy");
+			if (parse_count("recovery-max-active", optarg, 1, 64, &cfg.recovery_max_active))
 				return 2;
-			}
-			if (c == 'A')
-				cfg.recovery_max_active = (uint32_t)v;
-			else
-				cfg.recovery_max_active_busy = (uint32_t)v;
 			break;
-		}
+		case 'B':
+			if (parse_count("recovery-max-active-busy", optarg, 1, 64,
+					&cfg.recovery_max_active_busy))
+				return 2;
+			break;
 		case 'R':
 		case 'r': {
 			double v = strtod(optarg, &end);

@@ -57,6 +57,14 @@ bad "osd --wal-mib 0" "takes 1 to 65536" "$BUILD/osd/mixsan-osd" --data "$DATA/x
 	--mon 127.0.0.1:1 --wal-mib 0
 bad "osd --wal-mib too large" "takes 1 to 65536" "$BUILD/osd/mixsan-osd" --data "$DATA/x" \
 	--mon 127.0.0.1:1 --wal-mib 65537
+bad "osd --id not a number" "--id takes 0 to 2147483647, not 'x'" "$BUILD/osd/mixsan-osd" \
+	--data "$DATA/x" --mon 127.0.0.1:1 --id x
+bad "osd --scrub-interval negative" "--scrub-interval takes 0 to" "$BUILD/osd/mixsan-osd" \
+	--data "$DATA/x" --mon 127.0.0.1:1 --scrub-interval -1
+bad "osd --recovery-max-active 65" "--recovery-max-active takes 1 to 64" \
+	"$BUILD/osd/mixsan-osd" --data "$DATA/x" --mon 127.0.0.1:1 --recovery-max-active 65
+bad "osd --heartbeat-grace empty" "--heartbeat-grace takes 1 to 3600000, not ''" \
+	"$BUILD/osd/mixsan-osd" --data "$DATA/x" --mon 127.0.0.1:1 --heartbeat-grace ''
 healthy "healthy after cluster up"
 ok "status" "$MIXSAN" status
 has "status health" "HEALTH_OK"
