@@ -221,11 +221,12 @@ static void sync_after_cb(uv_work_t *req, int status)
 	sync_kick(osd);
 }
 
-/* Start a sync on a worker if something waits for durability, or the
- * unsynced write-back frames are half way to the store's bound (so the
- * commit that would reach it does not sync on the loop), and none runs.
- * One at a time: each covers every frame logged before it began, so the
- * groups logged while one runs share the next. */
+/* Start a sync on a worker if something waits for durability, the
+ * write-back timer asked for one, or the unsynced write-back frames are
+ * half way to the store's bound (so the commit that would reach it does not
+ * sync on the loop; not under --sync-inline, which keeps every sync on the
+ * loop), and none runs.  One at a time: each covers every frame logged
+ * before it began, so the groups logged while one runs share the next. */
 static void sync_kick(struct osd *osd)
 {
 	int r;
@@ -233,11 +234,12 @@ static void sync_kick(struct osd *osd)
 	if (osd->sync_running || osd->stopping)
 		return;
 	if (mx_list_empty(&osd->sync_pops) && mx_list_empty(&osd->sync_rwaits) &&
-	    !mx_store_sync_due(osd->store))
+	    !osd->wb_due && (osd->sync_inline || !mx_store_sync_due(osd->store)))
 		return;
 	r = mx_store_sync_begin(osd->store, &osd->sync);
 	if (r < 0)
 		fatal_store(r);
+	osd->wb_due = false; /* this sync covers what the timer saw, or none is left */
 	if (r == 0) {
 		release_synced(osd); /* a sync on the loop covered them */
 		return;
@@ -357,9 +359,16 @@ static void wb_tick(uv_timer_t *t)
 {
 	struct osd *osd = t->data;
 
-	/* A worker's sync covers every frame logged before it began. */
-	if (mx_store_unsynced(osd->store) && !osd->sync_running)
+	/* On a worker: one that runs now covers only the frames logged before
+	 * it began, so the next one (started when it ends) covers the rest. */
+	if (!mx_store_unsynced(osd->store))
+		return;
+	if (osd->sync_inline) {
 		commit_now(osd);
+		return;
+	}
+	osd->wb_due = true;
+	sync_kick(osd);
 }
 
 /* Replies ----------------------------------------------------------------- */

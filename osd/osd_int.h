@@ -318,6 +318,9 @@ struct osd {
 	uv_work_t sync_work;
 	struct mx_store_sync sync;
 	bool sync_running;
+	/* The write-back timer found unsynced frames: the next sync that
+	 * begins covers them (wb_tick). */
+	bool wb_due;
 	bool sync_inline; /* --sync-inline: every fdatasync on the loop */
 	uv_timer_t wb_timer;   /* syncs what stayed unsynced for a while */
 	struct pgstate *pgs[PG_BUCKETS];
