@@ -7,7 +7,8 @@ PKGS="build-essential meson ninja-build pkg-config
       libuv1-dev libisal-dev libjansson-dev libraft-dev libssl-dev
       python3 procps iproute2 nftables iputils-ping
       nbdkit nbdkit-plugin-dev libnbd-dev qemu-utils fio
-      qemu-system-x86 linux-image-amd64 busybox-static cpio kmod e2fsprogs"
+      qemu-system-x86 linux-image-amd64 busybox-static cpio kmod e2fsprogs
+      libfuse3-dev"
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then
