@@ -620,6 +620,8 @@ static int io_read_zf(struct mx_store *st, int fd, void *buf, size_t len,
 	uint8_t *p = buf;
 	size_t done = 0;
 
+	if (got)
+		*got = 0;
 	while (done < len) {
 		ssize_t n = st->io->pread(st->io->ctx, fd, p + done,
 					  len - done, off + done);
