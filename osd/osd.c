@@ -40,7 +40,8 @@
  *    that began after its frame was written ends.  Synchronous commits
  *    (commit_now) release everything logged before them.  Write-back frames
  *    half way to the store's unsynced bound start such a sync too, so the
- *    commit that reaches the bound seldom syncs on the loop.
+ *    commit that reaches the bound seldom syncs on the loop, and so does the
+ *    write-back timer (wb_tick) for frames left unsynced.
  *  - Replication to one peer is in order: REPOPs go over one connection in
  *    the order they were planned; after a reconnection the unacknowledged
  *    ones are resent in the same order.  Replicated transactions are

@@ -2,11 +2,14 @@
  * faultfs: a FUSE file system that passes everything through to a backing
  * folder, and whose fsync and fdatasync (of files and of folders) fail
  * with EIO while it is told to fail: SIGUSR1 starts the failures, SIGUSR2
- * ends them.  The bytes written stay in the backing folder either way, as
- * after a disk's failed cache flush that lost nothing yet; only the
- * daemon above learns that its data is not known to be durable.
+ * ends them.  A failing sync first waits HOLD_MS (as a failing disk takes
+ * its time), so that whatever the daemon above wrongly does before it
+ * learns of the failure has time to show.  The bytes written stay in the
+ * backing folder either way, as after a disk's failed cache flush that
+ * lost nothing yet; only the daemon above learns that its data is not
+ * known to be durable.
  *
- *   faultfs BACKING MOUNTPOINT
+ *   faultfs BACKING MOUNTPOINT [HOLD_MS]
  *
  * Runs in the foreground, single-threaded, until it is unmounted (or gets
  * SIGTERM or SIGINT).  Used by tests/system/test_fsync_fail.c to make an
@@ -26,10 +29,22 @@
 #include <sys/stat.h>
 #include <sys/statvfs.h>
 #include <sys/time.h>
+#include <time.h>
 #include <unistd.h>
 
 static int back_fd = -1; /* the backing folder */
 static volatile sig_atomic_t failing;
+static unsigned hold_ms;
+
+/* A sync that fails: after hold_ms. */
+static int sync_failure(void)
+{
+	struct timespec ts = {.tv_sec = hold_ms / 1000, .tv_nsec = (long)(hold_ms % 1000) * 1000000};
+
+	while (nanosleep(&ts, &ts) < 0 && errno == EINTR)
+		;
+	return -EIO;
+}
 
 static void on_usr(int sig)
 {
@@ -189,7 +204,7 @@ static int fs_fsync(const char *path, int datasync, struct fuse_file_info *fi)
 {
 	(void)path;
 	if (failing)
-		return -EIO;
+		return sync_failure();
 	return (datasync ? fdatasync((int)fi->fh) : fsync((int)fi->fh)) < 0 ? -errno : 0;
 }
 
@@ -200,7 +215,7 @@ static int fs_fsyncdir(const char *path, int datasync, struct fuse_file_info *fi
 	(void)datasync;
 	(void)fi;
 	if (failing)
-		return -EIO;
+		return sync_failure();
 	fd = openat(back_fd, rel(path), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (fd < 0)
 		return -errno;
@@ -243,10 +258,12 @@ int main(int argc, char **argv)
 	struct sigaction sa = {.sa_handler = on_usr};
 	char *fargv[] = {argv[0], "-f", "-s", "-o", "default_permissions", NULL, NULL};
 
-	if (argc != 3) {
-		fprintf(stderr, "usage: faultfs BACKING MOUNTPOINT\n");
+	if (argc != 3 && argc != 4) {
+		fprintf(stderr, "usage: faultfs BACKING MOUNTPOINT [HOLD_MS]\n");
 		return 2;
 	}
+	if (argc == 4)
+		hold_ms = (unsigned)strtoul(argv[3], NULL, 10);
 	back_fd = open(argv[1], O_RDONLY | O_DIRECTORY | O_CLOEXEC);
 	if (back_fd < 0) {
 		fprintf(stderr, "faultfs: %s: %s\n", argv[1], strerror(errno));

@@ -9,13 +9,15 @@
  *  2. The disk's syncs fail, and small durable writes go to every PG: the
  *     OSD's group commit syncs them on its worker, which fails.  osd.0 exits
  *     with status 1 and says why ("object store commit failed"), and no
- *     write completes while it still runs.  The others go on without it:
+ *     write completes while it still runs (each failing sync takes 1.5 s,
+ *     so an acknowledgement sent before the sync would arrive while osd.0
+ *     still runs).  The others go on without it:
  *     every write completes and reads back.
  *  3. The syncs heal and osd.0 restarts on the same folder (it replays its
  *     log).  The cluster comes back to HEALTH_OK, every object reads back
  *     as last written.
  *  4. The write-back timer: a writeback volume's unflushed write, with the
- *     syncs failing again, stops osd.0 by itself within 4 s (wb_tick
+ *     syncs failing again, stops osd.0 by itself within 6 s (wb_tick
  *     syncs unsynced frames within about a second), the flush succeeds on
  *     the other two, and after the second restart the volume reads back.
  *     After every OSD stopped, all replicas agree.
@@ -23,6 +25,7 @@
  * Skipped (77) where FUSE cannot mount (no /dev/fuse, or not root).
  */
 #include <errno.h>
+#include <fcntl.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdio.h>
@@ -41,6 +44,9 @@
 #define OBJ_LEN 4096
 #define VOL_LEN (1u << 20) /* 16 objects of 64 KiB */
 #define FUSE_MAGIC 0x65735546
+/* A failing sync takes this long (faultfs's HOLD_MS): a reply that went out
+ * before the sync would reach the client well before osd.0 ends. */
+#define HOLD_MS "1500"
 
 static struct h_cluster c;
 static char top[64], back[128], mnt[128];
@@ -61,15 +67,19 @@ static void fs_stop(void)
 		snprintf(cmd, sizeof(cmd), "rm -rf '%s'", top);
 		if (system(cmd) != 0)
 			fprintf(stderr, "cannot remove %s\n", top);
+	} else if (top[0]) {
+		fprintf(stderr, "kept %s\n", top);
 	}
+	mnt[0] = top[0] = 0; /* once: also at exit */
 }
 
 /* Mount faultfs over back at mnt; exits 77 if it cannot. */
 static void fs_start(void)
 {
-	char bin[512];
+	char bin[512], log[160];
 	const char *root = getenv("MIXSAN_BUILD_ROOT");
 	struct statfs sf;
+	int fd;
 
 	snprintf(top, sizeof(top), "/tmp/mixsan-faultfs-XXXXXX");
 	if (!mkdtemp(top))
@@ -83,7 +93,15 @@ static void fs_start(void)
 	if (fs_pid < 0)
 		H_FATAL("fork: %s", strerror(errno));
 	if (fs_pid == 0) {
-		execl(bin, bin, back, mnt, (char *)NULL);
+		/* Its output to a file: a faultfs that outlived the test must
+		 * not hold the test's pipes open. */
+		snprintf(log, sizeof(log), "%s/faultfs.log", top);
+		fd = open(log, O_WRONLY | O_CREAT | O_TRUNC, 0600);
+		if (fd >= 0) {
+			dup2(fd, 1);
+			dup2(fd, 2);
+		}
+		execl(bin, bin, back, mnt, HOLD_MS, (char *)NULL);
 		_exit(127);
 	}
 	for (int i = 0; i < 500; i++) {
@@ -92,9 +110,13 @@ static void fs_start(void)
 		if (statfs(mnt, &sf) == 0 && sf.f_type == FUSE_MAGIC)
 			return;
 		if (waitpid(fs_pid, &st, WNOHANG) == fs_pid) {
-			fprintf(stderr, "faultfs could not mount (status %d); skipped\n", st);
 			fs_pid = 0;
 			mnt[0] = 0;
+			/* libfuse exits 1 when it cannot mount (no /dev/fuse, no
+			 * right to mount); anything else is a fault of ours. */
+			if (!WIFEXITED(st) || WEXITSTATUS(st) != 1)
+				H_FATAL("faultfs ended with status %d (%s/faultfs.log)", st, top);
+			fprintf(stderr, "faultfs could not mount; skipped\n");
 			fs_stop();
 			exit(77);
 		}
@@ -147,6 +169,7 @@ int main(void)
 		return 77;
 	}
 	fs_start();
+	atexit(fs_stop); /* runs after the harness's own stop (registered later) */
 	memset(&c, 0, sizeof(c));
 	snprintf(c.osd_data[0], sizeof(c.osd_data[0]), "%s", mnt);
 	h_start(&c, 3);
@@ -199,8 +222,7 @@ int main(void)
 		usleep(10000);
 	}
 	if (c.osd_pids[0]) {
-		fprintf(stderr, "osd.0 still runs 60 s after its syncs began to fail\n");
-		h_failures++;
+		H_FATAL("osd.0 still runs 60 s after its syncs began to fail");
 	} else if (!WIFEXITED(st) || WEXITSTATUS(st) != 1) {
 		fprintf(stderr, "osd.0 ended with status %d, not exit 1\n", st);
 		h_failures++;
@@ -264,16 +286,22 @@ int main(void)
 				"something but the timer synced it\n");
 			h_failures++;
 		}
-		for (t = 0; t < 400 && waitpid(victim, &st, WNOHANG) != victim; t++)
+		for (t = 0; t < 600 && waitpid(victim, &st, WNOHANG) != victim; t++)
 			usleep(10000);
-		if (t == 400) {
-			fprintf(stderr, "osd.0 still runs 4 s after an unflushed writeback write "
+		if (t == 600) {
+			fprintf(stderr, "osd.0 still runs 6 s after an unflushed writeback write "
 				"with its syncs failing: the timer did not sync it\n");
 			h_failures++;
 		} else {
 			c.osd_pids[0] = 0;
 			fprintf(stderr, "fsync_fail: the timer's sync stopped osd.0 after %d ms\n",
 				t * 10);
+			if (!WIFEXITED(st) || WEXITSTATUS(st) != 1 ||
+			    h_log_count(&c, "osd.0", "object store commit failed") != 2) {
+				fprintf(stderr, "osd.0 ended with status %d, not on its failed sync\n",
+					st);
+				h_failures++;
+			}
 		}
 		H_CHECK(mixsan_volume_flush(v) == 0); /* on the other two */
 		if (c.osd_pids[0]) { /* the timer failed: the flush's sync ends it */
