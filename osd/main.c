@@ -3,9 +3,9 @@
  */
 #include <errno.h>
 #include <getopt.h>
-#include <stdint.h>
 #include <malloc.h>
 #include <signal.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>

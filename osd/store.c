@@ -113,8 +113,8 @@
  *   unsynced --mx_store_sync_begin/run/end() (a worker's fdatasync, which
  *     the OSD starts for a durable group commit, from unsynced_max / 2
  *     (mx_store_sync_due()) or from its write-back timer): the frames
- *     below its ticket applied in
- *     order--> LOGGED(G), later frames still unsynced
+ *     below its ticket applied in order--> LOGGED(G), later frames
+ *     still unsynced
  *
  *  W1 A frame header carries the sync horizon synced_below: every frame
  *     of G below it was fdatasynced before this frame was written.

@@ -127,6 +127,18 @@ static void fs_start(void)
 	exit(77);
 }
 
+/* Waits up to ms for pid to end: the milliseconds it took, or -1 if it
+ * still runs. */
+static int wait_exit(pid_t pid, int ms, int *st)
+{
+	for (int t = 0; t <= ms; t += 10) {
+		if (waitpid(pid, st, WNOHANG) == pid)
+			return t;
+		usleep(10000);
+	}
+	return -1;
+}
+
 static void content(int round, int i, uint8_t *buf)
 {
 	h_fill((uint64_t)round * 1000003u + (uint64_t)i, buf, OBJ_LEN);
@@ -286,16 +298,14 @@ int main(void)
 				"something but the timer synced it\n");
 			h_failures++;
 		}
-		for (t = 0; t < 600 && waitpid(victim, &st, WNOHANG) != victim; t++)
-			usleep(10000);
-		if (t == 600) {
+		t = wait_exit(victim, 6000, &st);
+		if (t < 0) {
 			fprintf(stderr, "osd.0 still runs 6 s after an unflushed writeback write "
 				"with its syncs failing: the timer did not sync it\n");
 			h_failures++;
 		} else {
 			c.osd_pids[0] = 0;
-			fprintf(stderr, "fsync_fail: the timer's sync stopped osd.0 after %d ms\n",
-				t * 10);
+			fprintf(stderr, "fsync_fail: the timer's sync stopped osd.0 after %d ms\n", t);
 			if (!WIFEXITED(st) || WEXITSTATUS(st) != 1 ||
 			    h_log_count(&c, "osd.0", "object store commit failed") != 2) {
 				fprintf(stderr, "osd.0 ended with status %d, not on its failed sync\n",
@@ -305,9 +315,7 @@ int main(void)
 		}
 		H_CHECK(mixsan_volume_flush(v) == 0); /* on the other two */
 		if (c.osd_pids[0]) { /* the timer failed: the flush's sync ends it */
-			for (t = 0; t < 3000 && waitpid(victim, &st, WNOHANG) != victim; t++)
-				usleep(10000);
-			if (t == 3000)
+			if (wait_exit(victim, 30000, &st) < 0)
 				H_FATAL("osd.0 still runs after a flush with its syncs failing");
 			c.osd_pids[0] = 0;
 		}
