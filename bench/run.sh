@@ -19,6 +19,8 @@
 #   bench/run.sh profile RW BS QD [SECONDS] [FIO-ARGUMENTS...]  where the
 #       time goes in one job through the fio engine: perf over the whole
 #       machine and strace -c of an OSD (profile.sh), on build-profile
+#   bench/run.sh place [SECONDS]                large writes placed by copy
+#       and by clone under a log, apart from the OSD (placebench.sh; root)
 #   bench/run.sh bootstorm [N]                  N linked clones (default 20)
 #       of one golden volume booting at once (bootstorm.sh)
 #
@@ -77,6 +79,9 @@ if [ "${1:-}" = tier ]; then
 fi
 if [ "${1:-}" = locality ]; then
 	exec sh bench/locality.sh "$BUILD" "${2:-10}"
+fi
+if [ "${1:-}" = place ]; then
+	exec sh bench/placebench.sh "$BUILD" "${2:-10}"
 fi
 if [ "${1:-}" = recovery ]; then
 	exec "$BUILD/bench/recbench" "${2:-1024}" "${3:-10}"
