@@ -215,6 +215,14 @@ static const struct rec *find(const struct recs *rs, const char *name)
 	return NULL;
 }
 
+/* Whether rs asks for what of name (at seq, unless seq is 0). */
+static bool wants(const struct recs *rs, const char *name, int what, uint64_t seq)
+{
+	const struct rec *r = find(rs, name);
+
+	return r && r->what == what && (seq == 0 || r->v.seq == seq);
+}
+
 static void test_log_diff(void)
 {
 	struct mx_pglog_entry auth[] = {
@@ -232,10 +240,9 @@ static void test_log_diff(void)
 		memset(&rs, 0, sizeof(rs));
 		CHECK_EQ_INT(mx_log_diff(auth, 6, &ai, auth, 3, &mi, collect, &rs), 0);
 		CHECK_EQ_INT(rs.n, 3);
-		CHECK(find(&rs, "a") && find(&rs, "a")->what == MX_NEED_OBJECT &&
-		      find(&rs, "a")->v.seq == 5);
-		CHECK(find(&rs, "b") && find(&rs, "b")->what == MX_NEED_DELETE);
-		CHECK(find(&rs, "d") && find(&rs, "d")->what == MX_NEED_OBJECT);
+		CHECK(wants(&rs, "a", MX_NEED_OBJECT, 5));
+		CHECK(wants(&rs, "b", MX_NEED_DELETE, 0));
+		CHECK(wants(&rs, "d", MX_NEED_OBJECT, 0));
 	}
 	/* 2. Equal: nothing to do. */
 	memset(&rs, 0, sizeof(rs));
@@ -253,10 +260,10 @@ static void test_log_diff(void)
 
 		memset(&rs, 0, sizeof(rs));
 		CHECK_EQ_INT(mx_log_diff(auth, 6, &ai, mine, 6, &mi, collect, &rs), 0);
-		CHECK(find(&rs, "x") && find(&rs, "x")->what == MX_NEED_RESOLVE);
-		CHECK(find(&rs, "c") && find(&rs, "c")->what == MX_NEED_RESOLVE);
-		CHECK(find(&rs, "a") && find(&rs, "a")->what == MX_NEED_OBJECT);
-		CHECK(find(&rs, "d") && find(&rs, "d")->what == MX_NEED_OBJECT);
+		CHECK(wants(&rs, "x", MX_NEED_RESOLVE, 0));
+		CHECK(wants(&rs, "c", MX_NEED_RESOLVE, 0));
+		CHECK(wants(&rs, "a", MX_NEED_OBJECT, 0));
+		CHECK(wants(&rs, "d", MX_NEED_OBJECT, 0));
 		CHECK(find(&rs, "b") == NULL); /* its delete was common */
 	}
 	/* 4. Divergent on an object the authority later changed: the
@@ -270,8 +277,7 @@ static void test_log_diff(void)
 
 		memset(&rs, 0, sizeof(rs));
 		CHECK_EQ_INT(mx_log_diff(auth, 6, &ai, mine, 4, &mi, collect, &rs), 0);
-		CHECK(find(&rs, "d") && find(&rs, "d")->what == MX_NEED_OBJECT &&
-		      find(&rs, "d")->v.seq == 6);
+		CHECK(wants(&rs, "d", MX_NEED_OBJECT, 6));
 	}
 	/* 5. An empty copy and a complete authoritative log: everything. */
 	{
@@ -281,7 +287,7 @@ static void test_log_diff(void)
 		memset(&rs, 0, sizeof(rs));
 		CHECK_EQ_INT(mx_log_diff(auth, 6, &ai, NULL, 0, &mi, collect, &rs), 0);
 		CHECK_EQ_INT(rs.n, 4); /* a, b (deleted), c, d */
-		CHECK(find(&rs, "b")->what == MX_NEED_DELETE);
+		CHECK(wants(&rs, "b", MX_NEED_DELETE, 0));
 	}
 	/* 6. A trimmed authority and a copy from before its tail: backfill. */
 	{
