@@ -21,7 +21,7 @@ static void usage(FILE *f)
 	      "                  [--keyfile FILE (default DIR/keyring, if there)]\n"
 	      "                  [--log-level error|warn|info|debug]\n"
 	      "                  [--heartbeat-interval MS] [--heartbeat-grace MS]\n"
-	      "                  [--pg-log-max N] [--wal-mib N] [--sync-inline]\n"
+	      "                  [--pg-log-max N] [--wal-mib N] [--sync-inline] [--no-clone]\n"
 	      "                  [--scrub-interval S] [--deep-scrub-interval S]\n"
 	      "                  [--recovery-max-active N] [--recovery-max-active-busy N]\n"
 	      "                  [--recovery-max-rate MIB_S] [--recovery-busy-rate MIB_S]\n"
@@ -37,6 +37,9 @@ static void usage(FILE *f)
 	      "The write-ahead log takes N MiB before a checkpoint (default 256).\n"
 	      "Durable commits sync the log on a worker thread while the loop logs\n"
 	      "the next ones; --sync-inline syncs on the loop instead.\n"
+	      "Where the file system clones (XFS, btrfs), large whole-block writes\n"
+	      "are applied by cloning the log's blocks, written once; --no-clone\n"
+	      "copies them instead.\n"
 	      "The tiering agent flushes and evicts cache-pool objects every MS\n"
 	      "(default 1000) while the cluster has a cache tier.\n"
 	      "Stores MixSAN objects under DIR and serves them on IP:PORT\n"
@@ -83,6 +86,7 @@ int main(int argc, char **argv)
 		{"pg-log-max", required_argument, NULL, 'P'},
 		{"wal-mib", required_argument, NULL, 'W'},
 		{"sync-inline", no_argument, NULL, 'I'},
+		{"no-clone", no_argument, NULL, 'C'},
 		{"scrub-interval", required_argument, NULL, 'S'},
 		{"deep-scrub-interval", required_argument, NULL, 'D'},
 		{"recovery-max-active", required_argument, NULL, 'A'},
@@ -125,7 +129,7 @@ int main(int argc, char **argv)
 	 */
 	(void)mallopt(M_MMAP_THRESHOLD, 8 << 20);
 	(void)mallopt(M_TRIM_THRESHOLD, 16 << 20);
-	while ((c = getopt_long(argc, argv, "d:m:a:i:w:L:c:l:H:G:P:W:IS:D:A:B:R:r:F:Tg:h", opts,
+	while ((c = getopt_long(argc, argv, "d:m:a:i:w:L:c:l:H:G:P:W:ICS:D:A:B:R:r:F:Tg:h", opts,
 				NULL)) != -1) {
 		switch (c) {
 		case 'd': cfg.data_dir = optarg; break;
@@ -189,6 +193,9 @@ int main(int argc, char **argv)
 			break;
 		case 'I':
 			cfg.sync_inline = true;
+			break;
+		case 'C':
+			cfg.no_clone = true;
 			break;
 		case 'S':
 			if (parse_count("scrub-interval", optarg, 0, INTERVAL_MAX_S,

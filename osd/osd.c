@@ -2343,7 +2343,8 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 	snprintf(osd->store_dir, sizeof(osd->store_dir), "%s/store", cfg->data_dir);
 	{
 		struct mx_store_opts so = {.pg_log_max = cfg->pg_log_max,
-					   .wal_checkpoint_bytes = (uint64_t)cfg->wal_mib << 20};
+					   .wal_checkpoint_bytes = (uint64_t)cfg->wal_mib << 20,
+					   .clone_min = cfg->no_clone ? UINT64_MAX : 0};
 
 		r = mx_store_open(osd->store_dir, &so, &osd->store);
 	}
@@ -2425,8 +2426,10 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 
 		mx_store_get_stats(osd->store, &st);
 		mx_info("object store closing: %" PRIu64 " commits, %" PRIu64
-			" unsynced, %" PRIu64 " log syncs, %" PRIu64 " checkpoints",
-			st.commits, st.unsynced_commits, st.syncs, st.checkpoints);
+			" unsynced, %" PRIu64 " log syncs, %" PRIu64 " checkpoints, %"
+			PRIu64 " MiB cloned",
+			st.commits, st.unsynced_commits, st.syncs, st.checkpoints,
+			st.cloned_bytes >> 20);
 	}
 	/* Everything synced: nothing for a reboot to take (if the sync
 	 * fails, the stop is not a clean one). */

@@ -28,6 +28,7 @@ struct mx_osd_config {
 	uint32_t pg_log_max;            /* entries kept per PG log; 0: the store's */
 	uint32_t wal_mib;               /* log size before a checkpoint; 0: the store's */
 	bool sync_inline;               /* durable commits fdatasync on the loop */
+	bool no_clone;                  /* large writes copied even where cloning works */
 	/* Scheduled scrubs of the PGs this OSD is primary of, in seconds:
 	 * light and deep; 0 never.  main() sets the defaults (86400, 604800). */
 	uint32_t scrub_interval_s;

@@ -20,9 +20,11 @@
 #include <fcntl.h>
 #include <inttypes.h>
 #include <limits.h>
+#include <linux/fs.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/ioctl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -196,6 +198,10 @@
 #define REC_PG_RESET 5u	 /* replace a PG's log */
 #define REC_PG_REMOVE 6u /* forget a PG's log, info and last version */
 #define REC_PG_INFO2 7u	 /* REC_PG_INFO and wb_lost (written from format 3 on) */
+/* A transaction's op beside MX_TXN_*: a WRITE whose data is padded to
+ * start on a 4 KiB boundary of the log file, so that applying it can clone
+ * the log's blocks (obj_clone()). */
+#define OP_WRITE_PADDED 0x41u
 #define PLOG_PREFIX "log."
 #define PLOG_HDR 32u
 #define PLOG_ENT_FIXED 39u /* an entry's encoding without its name */
@@ -206,6 +212,7 @@
 #define FD_CACHE_MAX 256u
 #define DEFAULT_CKPT_BYTES (256ull << 20)
 #define WRITEBACK_MIN (64u << 10) /* writes from this size start their write-back */
+#define CLONE_MIN_DEFAULT (64u << 10)
 #define TXN_DATA_MAX (1ull << 30)
 #define TXN_HEAD_MAX 96u /* a record's head and log tail, past its name */
 #define LOG_READ_CHUNK (1u << 20)
@@ -422,6 +429,17 @@ struct mx_store {
 	uint8_t *chunk;		/* From malloc(): CRC_CHUNK_BLOCKS blocks */
 	uint32_t zero_crc;
 	struct mx_store_stats stats;
+
+	/* Large writes written once (docs/object-store.md): whole-block
+	 * writes of clone_min bytes or more are padded in their frames and
+	 * applied by io->clone, until the file system says it cannot
+	 * (no_clone).  While apply_frame() runs, apply_base is its payload
+	 * in memory and apply_at where that payload is in the log file
+	 * (FOFF_NONE: not known). */
+	uint64_t clone_min;
+	bool no_clone;
+	const uint8_t *apply_base;
+	uint64_t apply_at;
 };
 
 /* ---- The real system ---------------------------------------------------- */
@@ -572,6 +590,20 @@ static void sys_writeback(void *ctx, int fd, uint64_t off, uint64_t len)
 	(void)sync_file_range(fd, (off_t)off, (off_t)len, SYNC_FILE_RANGE_WRITE);
 }
 
+static int sys_clone(void *ctx, int fd, uint64_t off, int src_fd,
+		     uint64_t src_off, uint64_t len)
+{
+	struct file_clone_range cr = {
+		.src_fd = src_fd,
+		.src_offset = src_off,
+		.src_length = len,
+		.dest_offset = off,
+	};
+
+	(void)ctx;
+	return ioctl(fd, FICLONERANGE, &cr) < 0 ? -errno : 0;
+}
+
 const struct mx_store_io mx_store_io_default = {
 	.open = sys_open,
 	.close = sys_close,
@@ -588,6 +620,7 @@ const struct mx_store_io mx_store_io_default = {
 	.fsync_dir = sys_fsync_dir,
 	.ctx = NULL,
 	.writeback = sys_writeback,
+	.clone = sys_clone,
 };
 
 /* ---- I/O through the hooks ---------------------------------------------- */
@@ -1533,6 +1566,33 @@ static int obj_settle_fsize(struct mx_store *st, struct obj *o, uint64_t s0)
 	return 0;
 }
 
+/* Apply a write by cloning its bytes from the log, where its frame put them
+ * (durable already, or the frame would not be applied): true if done.
+ * Whole blocks at a block boundary of the log only; anything else, a
+ * file system that cannot, or an error copies instead. */
+static bool obj_clone(struct mx_store *st, int fd, uint64_t off,
+		      const uint8_t *data, uint32_t len)
+{
+	uint64_t src;
+	int r;
+
+	if (st->no_clone || len < st->clone_min || st->apply_at == FOFF_NONE ||
+	    off % BS || len % BS)
+		return false;
+	src = st->apply_at + (uint64_t)(data - st->apply_base);
+	if (src % BS)
+		return false;
+	r = st->io->clone(st->io->ctx, fd, off, st->log_fd, src, len);
+	/* Anything but a passing shortage says the file system cannot. */
+	if (r && r != -ENOSPC && r != -EDQUOT && r != -ENOMEM && r != -EIO &&
+	    r != -EINTR && r != -EAGAIN)
+		st->no_clone = true;
+	if (r)
+		return false;
+	st->stats.cloned_bytes += len;
+	return true;
+}
+
 /* WRITE: len bytes at off; the object exists already (caller). */
 static int obj_write(struct mx_store *st, struct obj *o, uint64_t off,
 		     const uint8_t *data, uint32_t len)
@@ -1550,15 +1610,18 @@ static int obj_write(struct mx_store *st, struct obj *o, uint64_t off,
 	fd = obj_fd(st, o);
 	if (fd < 0)
 		return fd;
-	r = io_write_all(st, fd, data, len, off);
-	if (r)
-		return r;
-	/* A large write's pages go to the disk now, in the background, so
-	 * the checkpoint's fsync finds little left to do and does not stall
-	 * the OSD's loop for long.  Small ones wait for the checkpoint, which
-	 * writes many of them at once. */
-	if (len >= WRITEBACK_MIN && st->io->writeback && !st->replaying)
-		st->io->writeback(st->io->ctx, fd, off, len);
+	if (!obj_clone(st, fd, off, data, len)) {
+		r = io_write_all(st, fd, data, len, off);
+		if (r)
+			return r;
+		/* A large write's pages go to the disk now, in the
+		 * background, so the checkpoint's fsync finds little left to
+		 * do and does not stall the OSD's loop for long.  Small ones
+		 * wait for the checkpoint, which writes many of them at
+		 * once. */
+		if (len >= WRITEBACK_MIN && st->io->writeback && !st->replaying)
+			st->io->writeback(st->io->ctx, fd, off, len);
+	}
 	if (o->fsize != FSIZE_UNKNOWN && end > o->fsize)
 		o->fsize = end;
 	r = crc_resize(st, o, ns);
@@ -1869,7 +1932,10 @@ static int apply_txn(struct mx_store *st, struct mx_rbuf *rb, uint8_t kind)
 
 		switch (type) {
 		case MX_TXN_WRITE:
+		case OP_WRITE_PADDED:
 			off = mx_get_u64(rb);
+			if (type == OP_WRITE_PADDED)
+				(void)mx_get_bytes(rb, mx_get_u16(rb));
 			data = mx_get_blob(rb, &len, UINT32_MAX);
 			if (rb->err || off > MX_OBJ_SIZE_MAX ||
 			    off + len > MX_OBJ_SIZE_MAX) {
@@ -2032,26 +2098,39 @@ static int apply_pg_rec(struct mx_store *st, struct mx_rbuf *rb, uint8_t kind)
 	return rb->err ? -EUCLEAN : 0;
 }
 
-/* Apply the n records of a frame's payload in order.  0 or a negative
- * errno. */
+/* Apply the n records of a frame's payload in order; the payload is at
+ * offset at of the log file.  0 or a negative errno. */
 static int apply_frame(struct mx_store *st, const uint8_t *payload,
-		       uint64_t len, uint32_t n)
+		       uint64_t len, uint32_t n, uint64_t at)
 {
 	struct mx_rbuf rb;
-	int r;
+	int r = 0;
 
 	mx_rbuf_init(&rb, payload, (size_t)len);
-	for (uint32_t i = 0; i < n; i++) {
+	st->apply_base = payload;
+	st->apply_at = at;
+	for (uint32_t i = 0; i < n && !r; i++) {
 		uint8_t kind = mx_get_u8(&rb);
 
 		if (kind == REC_TXN || kind == REC_TXN_LOG)
 			r = apply_txn(st, &rb, kind);
 		else
 			r = apply_pg_rec(st, &rb, kind);
-		if (r)
-			return r;
 	}
+	st->apply_base = NULL;
+	st->apply_at = FOFF_NONE;
+	if (r)
+		return r;
 	return mx_rbuf_left(&rb) ? -EUCLEAN : 0;
+}
+
+/* Where a frame's payload is in the log file: its header says. */
+static uint64_t frame_payload_at(const uint8_t *hdr)
+{
+	struct mx_rbuf rb;
+
+	mx_rbuf_init(&rb, hdr + 24, 8);
+	return mx_get_u64(&rb) + FRAME_HDR;
 }
 
 /* ---- The log ------------------------------------------------------------ */
@@ -2390,7 +2469,7 @@ static int replay_log(struct mx_store *st)
 			break;
 		if (mx_crc32c(0, payload, (size_t)f.len) != f.pcrc)
 			break;
-		r = apply_frame(st, payload, f.len, f.n);
+		r = apply_frame(st, payload, f.len, f.n, pos + f.hlen);
 		if (r)
 			break;
 		st->seq++;
@@ -3263,6 +3342,10 @@ int mx_store_open(const char *dir, const struct mx_store_opts *opts,
 				 DEFAULT_CKPT_BYTES;
 	st->unsynced_max = opts && opts->unsynced_max ? opts->unsynced_max :
 							UNSYNCED_MAX_DEFAULT;
+	st->clone_min = opts && opts->clone_min ? opts->clone_min :
+						  CLONE_MIN_DEFAULT;
+	st->no_clone = !io->clone;
+	st->apply_at = FOFF_NONE;
 	st->ufr_tail = &st->ufr_head;
 	mx_wbuf_init(&st->pend);
 	mx_wbuf_init(&st->scratch);
@@ -3316,6 +3399,17 @@ static bool xname_ok(const char *x)
 {
 	return x && name_ok(x, strnlen(x, MX_XATTR_NAME_MAX + 1),
 			    MX_XATTR_NAME_MAX);
+}
+
+/* Whether a WRITE op is logged padded, its data on a block boundary of the
+ * log file, so that applying it clones the log's blocks (obj_clone()).
+ * The boundary is reckoned from where the frame will go (log_end); a
+ * checkpoint before the commit moves the frame, and the write is then
+ * copied, as any write that is not padded. */
+static bool write_padded(const struct mx_store *st, const struct mx_txn_op *op)
+{
+	return !st->no_clone && op->len >= st->clone_min && op->off % BS == 0 &&
+	       op->len % BS == 0;
 }
 
 /* -EINVAL unless txn is well formed (see store.h); *bound is then a bound
@@ -3505,12 +3599,29 @@ int mx_store_queue(struct mx_store *st, const struct mx_txn *txn)
 	 * takes its own size, not the next power of two, and a write-back
 	 * frame holds it until its sync (docs/performance.md, "Where the
 	 * fresh memory comes from"). */
+	for (uint32_t i = 0; i < txn->n_ops; i++)
+		if (txn->ops[i].type == MX_TXN_WRITE &&
+		    write_padded(st, &txn->ops[i]))
+			bound += BS;
 	(void)mx_wbuf_expect(w, (size_t)bound + LOG_ALIGN);
 	enc_txn_head(w, txn->log ? REC_TXN_LOG : REC_TXN, o, txn->version, ex0,
 		     sz0, ex1, sz1, txn->n_ops);
 	for (uint32_t i = 0; i < txn->n_ops; i++) {
 		const struct mx_txn_op *op = &txn->ops[i];
 
+		if (op->type == MX_TXN_WRITE && write_padded(st, op)) {
+			/* The data follows type, offset, pad length, pad and
+			 * length; the frame goes at log_end. */
+			uint64_t at = st->log_end + w->len + 1 + 8 + 2 + 4;
+			uint16_t pad = (uint16_t)((BS - at % BS) % BS);
+
+			mx_put_u8(w, OP_WRITE_PADDED);
+			mx_put_u64(w, op->off);
+			mx_put_u16(w, pad);
+			mx_put_bytes(w, zero_block, pad);
+			mx_put_blob(w, op->data, op->len);
+			continue;
+		}
 		mx_put_u8(w, op->type);
 		switch (op->type) {
 		case MX_TXN_WRITE:
@@ -3766,7 +3877,8 @@ static int apply_unsynced(struct mx_store *st, uint64_t below)
 	while (st->ufr_head && st->ufr_head->seq < below && !r) {
 		struct ufr *u = st->ufr_head;
 
-		r = apply_frame(st, u->w.data + FRAME_HDR, u->len, u->n);
+		r = apply_frame(st, u->w.data + FRAME_HDR, u->len, u->n,
+				frame_payload_at(u->w.data));
 		st->ufr_head = u->next;
 		st->unsynced_bytes -= u->w.len;
 		n_req += u->n_req;
@@ -3847,7 +3959,7 @@ int mx_store_commit(struct mx_store *st)
 	}
 	if (!r)
 		r = apply_frame(st, w->data + FRAME_HDR, len,
-				(uint32_t)st->n_pend);
+				(uint32_t)st->n_pend, frame_payload_at(w->data));
 	if (r)
 		return store_fail(st, r);
 	st->n_ureq = st->n_ureq_unsynced = 0;

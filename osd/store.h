@@ -125,6 +125,14 @@ struct mx_store_io {
 	/* Optional (NULL: none): start writing back a range of a file
 	 * without waiting, a hint that changes nothing the store promises. */
 	void (*writeback)(void *ctx, int fd, uint64_t off, uint64_t len);
+	/* Optional (NULL: none): make [off, off + len) of fd read as
+	 * [src_off, src_off + len) of src_fd does now, sharing its blocks
+	 * (a reflink) rather than copying them; offsets and len are whole
+	 * 4 KiB blocks.  0, or a negative errno.  On any error the store
+	 * copies the range; on any but -ENOSPC, -EDQUOT, -ENOMEM, -EIO,
+	 * -EINTR and -EAGAIN (the file system cannot) it copies from then on. */
+	int (*clone)(void *ctx, int fd, uint64_t off, int src_fd,
+		     uint64_t src_off, uint64_t len);
 };
 
 extern const struct mx_store_io mx_store_io_default;
@@ -138,6 +146,11 @@ struct mx_store_opts {
 	/* Bytes of unsynced frames (mx_store_commit_unsynced()) after which a
 	 * commit syncs by itself; 0 = 8 MiB.  Bounds their memory too. */
 	uint64_t unsynced_max;
+	/* Whole-block writes of at least this many bytes are applied by
+	 * cloning their bytes from the log where io->clone can (written
+	 * once, not twice: docs/object-store.md, "Large writes written
+	 * once"); 0 = 64 KiB, UINT64_MAX = never. */
+	uint64_t clone_min;
 };
 
 struct mx_store;
@@ -367,6 +380,7 @@ struct mx_store_stats {
 	/* Buffer capacity kept for reuse once empty: the staging frame's (up
 	 * to 8 MiB) and the spare unsynced frames' (up to 1 MiB in all). */
 	uint64_t kept_bytes;
+	uint64_t cloned_bytes; /* applied by io->clone, not copied */
 };
 void mx_store_get_stats(const struct mx_store *st, struct mx_store_stats *out);
 

@@ -8,7 +8,7 @@ PKGS="build-essential meson ninja-build pkg-config
       python3 procps iproute2 nftables iputils-ping
       nbdkit nbdkit-plugin-dev libnbd-dev qemu-utils fio
       qemu-system-x86 linux-image-amd64 busybox-static cpio kmod e2fsprogs
-      libfuse3-dev"
+      libfuse3-dev xfsprogs"
 
 SUDO=""
 if [ "$(id -u)" != 0 ]; then
