@@ -8,7 +8,11 @@
 # every write is durable on all three replicas before it is acknowledged;
 # if the plugin takes cache=writeback, the jobs run again in the write-back
 # class, with fio flushing at the end of each job (--end_fsync=1).
-#   bench/nbdbench.sh BUILD_DIR [SECONDS] [--ceph] [--raw] [--engine]
+#   bench/nbdbench.sh BUILD_DIR [SECONDS] [--ceph] [--raw] [--engine] [--xfs]
+# --xfs: MixSAN's cluster folder on an XFS file system with reflinks, made
+# for the run on a loop device (direct I/O) over a file in the run's
+# folder, where the OSDs apply large writes by cloning the log's blocks
+# (docs/object-store.md, "Large writes written once"); root.
 # --engine: the same jobs, in both classes, through MixSAN's fio engine
 # (BUILD_DIR/fio/fio-mixsan.so: libmixsan inside fio, no export), after a
 # verified pass of random writes through it.
@@ -34,13 +38,15 @@ SECS=25
 CEPH=0
 RAW=0
 ENGINE=0
+XFS=0
 for a in "$@"; do
 	case $a in
+	--xfs) XFS=1 ;;
 	--ceph) CEPH=1 ;;
 	--raw) RAW=1 ;;
 	--engine) ENGINE=1 ;;
 	"" | *[!0-9]*)
-		echo "usage: bench/nbdbench.sh BUILD_DIR [SECONDS] [--ceph] [--raw] [--engine]" >&2
+		echo "usage: bench/nbdbench.sh BUILD_DIR [SECONDS] [--ceph] [--raw] [--engine] [--xfs]" >&2
 		exit 2
 		;;
 	*) SECS=$a ;;
@@ -60,11 +66,18 @@ fails=0
 . "$HERE/cephlib.sh"
 qnbd_pid=""
 fpid=""
+xfs_loop=""
 cleanup() {
 	set +e # stop everything, whatever is already gone
 	[ -z "$fpid" ] || kill "$fpid" 2>/dev/null
 	[ -z "$qnbd_pid" ] || kill "$qnbd_pid" 2>/dev/null
 	ceph_down
+	if [ -n "$xfs_loop" ]; then
+		nbd_stop_all
+		"$MIXSAN" cluster down >/dev/null 2>&1
+		umount "$DIR/cluster"
+		losetup -d "$xfs_loop"
+	fi
 	mx_cleanup
 }
 trap cleanup EXIT
@@ -151,6 +164,15 @@ prefill() {
 }
 
 # MixSAN
+if [ "$XFS" = 1 ]; then
+	command -v mkfs.xfs >/dev/null ||
+		env DEBIAN_FRONTEND=noninteractive apt-get install -y -q xfsprogs >/dev/null
+	truncate -s 16G "$DIR/xfs.img"
+	mkfs.xfs -q -m reflink=1 "$DIR/xfs.img"
+	xfs_loop=$(losetup -f --show --direct-io=on "$DIR/xfs.img")
+	mkdir "$DIR/cluster"
+	mount "$xfs_loop" "$DIR/cluster"
+fi
 mx_cluster_up
 "$MIXSAN" pool create bench --size 3 --pg-num 64 --failure-domain osd >/dev/null
 "$MIXSAN" volume create bench/vol --size 1G >/dev/null

@@ -4,13 +4,14 @@
 #       on a cluster with keys
 #   bench/run.sh recovery [DATA_MIB] [SECONDS]  recovery (recbench); OSD
 #       options (the recovery throttle) go in MIXSAN_BENCH_OSD_ARGS
-#   bench/run.sh nbd [SECONDS] [--ceph] [--raw] [--engine]  volume I/O
+#   bench/run.sh nbd [SECONDS] [--ceph] [--raw] [--engine] [--xfs]  volume I/O
 #       through the NBD export with fio (nbdbench.sh; 25 s a job by
 #       default); --ceph: the same jobs on Ceph set up beside it in the
 #       same run (its Debian packages installed if missing), through librbd
 #       and qemu-nbd; --raw: on the local disk with O_DIRECT; --engine: also
 #       through MixSAN's fio engine (fio/fio-mixsan.c, built against
-#       Debian's source of the installed fio, fetched into fio-source/)
+#       Debian's source of the installed fio, fetched into fio-source/);
+#       --xfs: MixSAN's OSDs on XFS with reflinks (a loop device; root)
 #   bench/run.sh locality [SECONDS]             reads from the primary and
 #       from the nearest replica on the multi-host rig (locality.sh; root)
 #   bench/run.sh tier [SECONDS]                 cache tiering on mixed
