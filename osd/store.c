@@ -604,6 +604,12 @@ static int sys_clone(void *ctx, int fd, uint64_t off, int src_fd,
 	return ioctl(fd, FICLONERANGE, &cr) < 0 ? -errno : 0;
 }
 
+static int sys_syncfs(void *ctx, int fd)
+{
+	(void)ctx;
+	return syncfs(fd) < 0 ? -errno : 0;
+}
+
 const struct mx_store_io mx_store_io_default = {
 	.open = sys_open,
 	.close = sys_close,
@@ -621,6 +627,7 @@ const struct mx_store_io mx_store_io_default = {
 	.ctx = NULL,
 	.writeback = sys_writeback,
 	.clone = sys_clone,
+	.syncfs = sys_syncfs,
 };
 
 /* ---- I/O through the hooks ---------------------------------------------- */
@@ -1567,11 +1574,11 @@ static int obj_settle_fsize(struct mx_store *st, struct obj *o, uint64_t s0)
 }
 
 /* Apply a write by cloning its bytes from the log, where its frame put them
- * (durable already, or the frame would not be applied): true if done.
+ * (durable already, or the frame would not be applied, I1): true if done.
  * Whole blocks at a block boundary of the log only; anything else, a
  * file system that cannot, or an error copies instead. */
 static bool obj_clone(struct mx_store *st, int fd, uint64_t off,
-		      const uint8_t *data, uint32_t len)
+		      const uint8_t *data, uint32_t len, bool padded)
 {
 	uint64_t src;
 	int r;
@@ -1580,8 +1587,10 @@ static bool obj_clone(struct mx_store *st, int fd, uint64_t off,
 	    off % BS || len % BS)
 		return false;
 	src = st->apply_at + (uint64_t)(data - st->apply_base);
-	if (src % BS)
+	if (src % BS) {
+		st->stats.clone_misaligned += padded;
 		return false;
+	}
 	r = st->io->clone(st->io->ctx, fd, off, st->log_fd, src, len);
 	/* Anything but a passing shortage says the file system cannot. */
 	if (r && r != -ENOSPC && r != -EDQUOT && r != -ENOMEM && r != -EIO &&
@@ -1595,7 +1604,7 @@ static bool obj_clone(struct mx_store *st, int fd, uint64_t off,
 
 /* WRITE: len bytes at off; the object exists already (caller). */
 static int obj_write(struct mx_store *st, struct obj *o, uint64_t off,
-		     const uint8_t *data, uint32_t len)
+		     const uint8_t *data, uint32_t len, bool padded)
 {
 	uint64_t s0 = o->size, end = off + len, ns = MX_MAX(s0, end);
 	int fd, r;
@@ -1610,7 +1619,7 @@ static int obj_write(struct mx_store *st, struct obj *o, uint64_t off,
 	fd = obj_fd(st, o);
 	if (fd < 0)
 		return fd;
-	if (!obj_clone(st, fd, off, data, len)) {
+	if (!obj_clone(st, fd, off, data, len, padded)) {
 		r = io_write_all(st, fd, data, len, off);
 		if (r)
 			return r;
@@ -1943,7 +1952,8 @@ static int apply_txn(struct mx_store *st, struct mx_rbuf *rb, uint8_t kind)
 				break;
 			}
 			o->exists = true;
-			r = obj_write(st, o, off, data, len);
+			r = obj_write(st, o, off, data, len,
+				      type == OP_WRITE_PADDED);
 			break;
 		case MX_TXN_TRUNCATE:
 			size = mx_get_u64(rb);
@@ -3309,7 +3319,7 @@ static bool io_complete(const struct mx_store_io *io)
 	return io->open && io->close && io->pread && io->pwrite &&
 	       io->fdatasync && io->fsync && io->ftruncate && io->fstat_size &&
 	       io->rename && io->unlink && io->mkdir && io->listdir &&
-	       io->fsync_dir;
+	       io->fsync_dir && io->syncfs;
 }
 
 int mx_store_open(const char *dir, const struct mx_store_opts *opts,
@@ -3367,6 +3377,13 @@ int mx_store_open(const char *dir, const struct mx_store_opts *opts,
 	r = log_open(st);
 	if (!r)
 		r = load_all(st);
+	/* A killed process leaves in the page cache what it had not synced:
+	 * frames, data-file writes, new files and renames.  This process
+	 * reads them as any other, and cannot tell which they are, but the
+	 * checkpoint below ends the log that would redo them: make them all
+	 * durable first (docs/object-store.md, "States"). */
+	if (!r)
+		r = st->io->syncfs(st->io->ctx, st->log_fd);
 	if (!r) {
 		st->replaying = true;
 		r = replay_log(st);

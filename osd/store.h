@@ -133,6 +133,9 @@ struct mx_store_io {
 	 * -EINTR and -EAGAIN (the file system cannot) it copies from then on. */
 	int (*clone)(void *ctx, int fd, uint64_t off, int src_fd,
 		     uint64_t src_off, uint64_t len);
+	/* Make everything written to the file system that holds fd durable:
+	 * data, lengths and names (syncfs(2)). */
+	int (*syncfs)(void *ctx, int fd);
 };
 
 extern const struct mx_store_io mx_store_io_default;
@@ -381,6 +384,9 @@ struct mx_store_stats {
 	 * to 8 MiB) and the spare unsynced frames' (up to 1 MiB in all). */
 	uint64_t kept_bytes;
 	uint64_t cloned_bytes; /* applied by io->clone, not copied */
+	/* Padded writes copied because their frame was not written where
+	 * it was staged for (a checkpoint in between). */
+	uint64_t clone_misaligned;
 };
 void mx_store_get_stats(const struct mx_store *st, struct mx_store_stats *out);
 

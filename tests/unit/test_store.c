@@ -1059,6 +1059,7 @@ struct wrapio {
 	bool killed;	  /* every call fails, as if the process died */
 	int fail_class;	  /* enum wclass to fail */
 	int fail_nth;	  /* fail the nth call of that class (1-based) */
+	bool fail_on;	  /* and every one after it */
 	int fail_err;
 	int count[W_N];
 	char is_wal[4096]; /* per fd */
@@ -1072,7 +1073,8 @@ static int w_hit(struct wrapio *w, int c)
 {
 	if (w->killed)
 		return -EIO;
-	if (++w->count[c] == w->fail_nth && c == w->fail_class)
+	if (++w->count[c] >= w->fail_nth && c == w->fail_class &&
+	    (w->count[c] == w->fail_nth || w->fail_on))
 		return w->fail_err;
 	return 0;
 }
@@ -1193,6 +1195,13 @@ static int w_clone(void *ctx, int fd, uint64_t off, int src_fd,
 	return r ? r : sysio->clone(NULL, fd, off, src_fd, src_off, len);
 }
 
+static int w_syncfs(void *ctx, int fd)
+{
+	int r = w_hit(ctx, W_FSYNC);
+
+	return r ? r : sysio->syncfs(NULL, fd);
+}
+
 static void wrapio_init(struct wrapio *w)
 {
 	memset(w, 0, sizeof(*w));
@@ -1202,6 +1211,7 @@ static void wrapio_init(struct wrapio *w)
 				      w_unlink,	   w_mkdir,	w_listdir,
 				      w_fsync_dir, w };
 	w->io.clone = w_clone;
+	w->io.syncfs = w_syncfs;
 	w->fail_class = -1;
 }
 
@@ -2067,14 +2077,22 @@ static void test_clone_xfs(void)
 	if (!st)
 		goto out;
 	clone_check(st, want, "after a reopen");
-	/* Left to replay: durable commits after the open's checkpoint. */
+	/* Left to replay: one durable frame of four whole objects whose
+	 * apply fails (no clone and no copy reaches the data files), then a
+	 * kill.  Only replay can put them in place. */
 	for (int i = 0; i < 4; i++) {
 		(void)snprintf(name, sizeof(name), "c%d", i);
 		free(want[i]);
 		want[i] = pattern(CL_OBJ, 300u + (unsigned)i);
 		clone_queue(st, name, ++seq, 0, want[i], CL_OBJ);
-		CHECK_EQ_INT(mx_store_commit(st), 0);
 	}
+	w.fail_class = W_DATA_WRITE;
+	w.fail_nth = w.count[W_DATA_WRITE] + 1;
+	w.fail_on = true;
+	w.fail_err = -EIO;
+	CHECK(mx_store_commit(st) == -EIO);
+	w.fail_class = -1;
+	w.fail_on = false;
 	kill_store(st, &w);
 	st = NULL;
 	CHECK_EQ_INT(mx_store_open(dir, &o, &st), 0);
@@ -3200,9 +3218,10 @@ static const char *const mclass_names[MC_N] = {
 	"log write/sync", "data-file apply", "checkpoint", "open/read/other"
 };
 
-enum { CR_DROP, CR_KEEP, CR_RANDOM, CR_TORN_LAST, CR_N };
+enum { CR_DROP, CR_KEEP, CR_RANDOM, CR_TORN_LAST, CR_KILL, CR_N };
 static const char *const cr_names[CR_N] = { "drop volatile", "keep volatile",
-					    "random subset", "torn last write" };
+					    "random subset", "torn last write",
+					    "a kill (the cache kept, still volatile)" };
 
 struct memdisk {
 	struct mx_store_io io;
@@ -3713,6 +3732,24 @@ static int md_fsync_dir(void *ctx, const char *path)
 	return 0;
 }
 
+/* Everything volatile becomes durable: file contents, lengths and names. */
+static int md_syncfs(void *ctx, int fd)
+{
+	struct memdisk *md = ctx;
+
+	(void)md_fd(md, fd);
+	if (md->dead || md_cut(md, MC_OTHER))
+		return -EIO;
+	for (size_t i = 0; i < md->n_nodes; i++)
+		node_sync(&md->nodes[i]);
+	for (size_t i = 0; i < md->n_dops; i++) {
+		dop_apply(&md->dur, &md->dops[i]);
+		dop_free(&md->dops[i]);
+	}
+	md->n_dops = 0;
+	return 0;
+}
+
 /* A disk holding only the root folder, durably (with_root), or nothing. */
 static struct memdisk *md_new(bool with_root)
 {
@@ -3724,6 +3761,7 @@ static struct memdisk *md_new(bool with_root)
 				       md_unlink,   md_mkdir,	  md_listdir,
 				       md_fsync_dir, md };
 	md->io.clone = md_clone;
+	md->io.syncfs = md_syncfs;
 	for (int i = 0; i < MD_MAXFD; i++)
 		md->fdnode[i] = -1;
 	if (with_root) {
@@ -3816,16 +3854,63 @@ static void crash_content(const struct mnode *nd, int mode, uint64_t *r,
 }
 
 /* The image that survives a power failure of md, as a fresh disk. */
+static char *dup_or_null(const char *p)
+{
+	return p ? mx_xstrdup(p) : NULL;
+}
+
+/* The process is killed at the cut: the next one starts on the same disk,
+ * whose cache survives and stays volatile (a power cut may follow). */
+static struct memdisk *md_kill(const struct memdisk *md)
+{
+	struct memdisk *nd = md_new(false);
+
+	for (size_t i = 0; i < md->n_nodes; i++) {
+		const struct mnode *on = &md->nodes[i];
+		int n = md_node_new(nd, on->dir);
+		struct mnode *nn = &nd->nodes[n];
+
+		bytes_setlen(&nn->cur, &nn->cur_len, &nn->cur_cap, on->cur_len);
+		if (on->cur_len)
+			memcpy(nn->cur, on->cur, on->cur_len);
+		bytes_setlen(&nn->dur, &nn->dur_len, &nn->dur_cap, on->dur_len);
+		if (on->dur_len)
+			memcpy(nn->dur, on->dur, on->dur_len);
+		for (size_t j = 0; j < on->n_v; j++) {
+			const struct vop *v = &on->v[j];
+
+			vop_add(nd, nn, v->trunc, v->off, v->data, v->len);
+			nn->v[j].gseq = v->gseq;
+		}
+	}
+	ns_copy(&nd->cur, &md->cur);
+	ns_copy(&nd->dur, &md->dur);
+	nd->dops = xrealloc(NULL, md->n_dops * sizeof(*nd->dops));
+	nd->cap_dops = nd->n_dops = md->n_dops;
+	for (size_t i = 0; i < md->n_dops; i++) {
+		const struct dop *d = &md->dops[i];
+
+		nd->dops[i] = (struct dop){ d->kind, dup_or_null(d->parent),
+					    dup_or_null(d->a), dup_or_null(d->b),
+					    d->node };
+	}
+	nd->gseq = md->gseq;
+	return nd;
+}
+
 static struct memdisk *md_crash(const struct memdisk *md, uint64_t seed,
 				int mode)
 {
-	struct memdisk *nd = md_new(false);
+	struct memdisk *nd;
 	char parent[512];
 	uint64_t r = seed, last = 0;
 	struct ns img;
 	int *map;
 	bool changed;
 
+	if (mode == CR_KILL)
+		return md_kill(md);
+	nd = md_new(false);
 	ns_copy(&img, &md->dur);
 	for (size_t i = 0; i < md->n_dops; i++) {
 		bool keep = mode == CR_KEEP ||
@@ -3910,6 +3995,7 @@ struct session {
 	struct model chain[CHAIN_MAX];
 	int n_chain;
 	long wb_prefix_lost, wb_unsynced, wb_split;
+	long clone_misaligned; /* the stores' stats, summed at each close */
 };
 
 struct crash_totals {
@@ -3917,7 +4003,7 @@ struct crash_totals {
 	long by_class[MC_N], by_mode[CR_N];
 	long present, absent;
 	long prefix_lost, unsynced, split;
-	long clones;
+	long clones, clone_misaligned;
 	int failed_seeds_shown;
 };
 
@@ -3991,6 +4077,15 @@ static struct mx_store *s_open(struct session *s, struct memdisk *md)
 	return st;
 }
 
+static void s_close(struct session *s, struct mx_store *st)
+{
+	struct mx_store_stats ss;
+
+	mx_store_get_stats(st, &ss);
+	s->clone_misaligned += (long)ss.clone_misaligned;
+	mx_store_close(st);
+}
+
 /* One power-on period: open (and check), then steps commits of 1-3
  * transactions with a checkpoint after every 8th and a clean close and
  * reopen after step reopen_at, then close.  False if the power failed. */
@@ -4030,17 +4125,17 @@ static bool s_run(struct session *s, struct memdisk *md, int steps,
 		for (int j = 0; j < n; j++)
 			tx_free(&x[j]);
 		if (r) {
-			mx_store_close(st);
+			s_close(s, st);
 			return false;
 		}
 		if (i % 8 == 7 && mx_store_checkpoint(st)) {
 			if (!md->dead)
 				s->failures++;
-			mx_store_close(st);
+			s_close(s, st);
 			return false;
 		}
 		if (i == reopen_at) {
-			mx_store_close(st);
+			s_close(s, st);
 			if (md->dead)
 				return false;
 			st = s_open(s, md);
@@ -4048,7 +4143,7 @@ static bool s_run(struct session *s, struct memdisk *md, int steps,
 				return false;
 		}
 	}
-	mx_store_close(st);
+	s_close(s, st);
 	return !md->dead;
 }
 
@@ -4164,11 +4259,11 @@ static bool s_run_wb(struct session *s, struct memdisk *md, int steps,
 				fprintf(stderr, "  commit/sync: %d\n", r);
 				s->failures++;
 			}
-			mx_store_close(st);
+			s_close(s, st);
 			return false;
 		}
 		if (i == reopen_at) {
-			mx_store_close(st);
+			s_close(s, st);
 			sy_on = 0;
 			if (md->dead)
 				return false;
@@ -4178,7 +4273,7 @@ static bool s_run_wb(struct session *s, struct memdisk *md, int steps,
 				return false;
 		}
 	}
-	mx_store_close(st);
+	s_close(s, st);
 	if (md->dead)
 		return false;
 	s_synced(s);
@@ -4197,7 +4292,7 @@ static void s_final(struct session *s, struct memdisk *md)
 		s->failures++;
 		return;
 	}
-	mx_store_close(st);
+	s_close(s, st);
 }
 
 /* Run the workload of seed with the power failing at call cut (0: never),
@@ -4218,9 +4313,10 @@ static long run_one(uint64_t seed, long cut, struct crash_totals *ct,
 	/* Small bounds trim by count all the time; 0 is the default. */
 	s->log_max = (uint32_t[]){ 3, 5, 9, 0 }[seed % 4];
 	s->m.log_max = s->log_max;
-	/* Three seeds in four apply whole-block writes by cloning the log's
-	 * blocks (md_clone()); the fourth copies them all. */
-	s->clone_min = seed % 4 == 3 ? UINT64_MAX : MX_STORE_BLOCK;
+	/* Four seeds in five apply whole-block writes by cloning the log's
+	 * blocks (md_clone()); the fifth copies them all.  (Five: prime to
+	 * the moduli above, so both ways meet every log size and bound.) */
+	s->clone_min = seed % 5 == 4 ? UINT64_MAX : MX_STORE_BLOCK;
 	md->cut_at = cut;
 	s->wb = wb;
 	if (wb ? s_run_wb(s, md, 24, 12) : s_run(s, md, 24, 12)) {
@@ -4261,6 +4357,7 @@ static long run_one(uint64_t seed, long cut, struct crash_totals *ct,
 				(unsigned long long)seed, cut);
 	}
 	ct->clones += md->clones;
+	ct->clone_misaligned += s->clone_misaligned;
 	ct->runs++;
 	model_free(&s->m);
 	model_free(&s->alt);
@@ -4314,6 +4411,7 @@ static void test_crash(void)
 		ct.present, ct.absent, ct.clones);
 	CHECK(ct.cut_points > 0);
 	CHECK(ct.clones > 0);
+	CHECK_EQ_INT(ct.clone_misaligned, 0); /* every padded write cloned */
 	CHECK_EQ_INT(ct.failures, 0);
 }
 
@@ -4356,6 +4454,7 @@ static void test_crash_wb(void)
 	CHECK(ct.cut_points > 0);
 	CHECK(ct.split > 0);
 	CHECK(ct.clones > 0);
+	CHECK_EQ_INT(ct.clone_misaligned, 0);
 	CHECK(ct.prefix_lost > 0); /* the sweep reached the interesting case */
 	CHECK_EQ_INT(ct.failures, 0);
 }
