@@ -2427,9 +2427,12 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 		mx_store_get_stats(osd->store, &st);
 		mx_info("object store closing: %" PRIu64 " commits, %" PRIu64
 			" unsynced, %" PRIu64 " log syncs, %" PRIu64 " checkpoints, %"
-			PRIu64 " MiB cloned",
+			PRIu64 " MiB cloned%s%s%s",
 			st.commits, st.unsynced_commits, st.syncs, st.checkpoints,
-			st.cloned_bytes >> 20);
+			st.cloned_bytes >> 20,
+			st.clone_refused ? " (the file system cannot clone: " : "",
+			st.clone_refused ? strerror(st.clone_refused) : "",
+			st.clone_refused ? ")" : "");
 	}
 	/* Everything synced: nothing for a reboot to take (if the sync
 	 * fails, the stop is not a clean one). */

@@ -1594,8 +1594,10 @@ static bool obj_clone(struct mx_store *st, int fd, uint64_t off,
 	r = st->io->clone(st->io->ctx, fd, off, st->log_fd, src, len);
 	/* Anything but a passing shortage says the file system cannot. */
 	if (r && r != -ENOSPC && r != -EDQUOT && r != -ENOMEM && r != -EIO &&
-	    r != -EINTR && r != -EAGAIN)
+	    r != -EINTR && r != -EAGAIN) {
 		st->no_clone = true;
+		st->stats.clone_refused = -r;
+	}
 	if (r)
 		return false;
 	st->stats.cloned_bytes += len;

@@ -387,6 +387,7 @@ struct mx_store_stats {
 	/* Padded writes copied because their frame was not written where
 	 * it was staged for (a checkpoint in between). */
 	uint64_t clone_misaligned;
+	int clone_refused; /* the errno that turned cloning off, or 0 */
 };
 void mx_store_get_stats(const struct mx_store *st, struct mx_store_stats *out);
 
