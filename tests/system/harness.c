@@ -638,8 +638,10 @@ int h_log_count(const struct h_cluster *c, const char *log, const char *needle)
 	return n;
 }
 
-/* Find the file under dir holding needle at a 4 KiB-aligned offset; flip
- * one bit at that offset + delta.  Returns 1 if done. */
+/* Find the object data file (NAME.d) under dir holding needle at a 4 KiB-
+ * aligned offset; flip one bit at that offset + delta.  Returns 1 if done.
+ * Only data files: the store's log may hold the same bytes block-aligned
+ * too (a padded WRITE, docs/object-store.md). */
 int h_flip_in_tree(const char *dir, const uint8_t *needle, size_t nlen, size_t delta)
 {
 	DIR *d = opendir(dir);
@@ -661,7 +663,8 @@ int h_flip_in_tree(const char *dir, const uint8_t *needle, size_t nlen, size_t d
 			done = h_flip_in_tree(path, needle, nlen, delta);
 			continue;
 		}
-		if (!S_ISREG(st.st_mode) || st.st_size < (off_t)nlen)
+		if (!S_ISREG(st.st_mode) || st.st_size < (off_t)nlen ||
+		    strlen(e->d_name) < 3 || strcmp(e->d_name + strlen(e->d_name) - 2, ".d"))
 			continue;
 		{
 			int fd = open(path, O_RDWR | O_CLOEXEC);
