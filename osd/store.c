@@ -3610,6 +3610,8 @@ int mx_store_queue(struct mx_store *st, const struct mx_txn *txn)
 		op_effect(op->type, op->off,
 			  op->type == MX_TXN_WRITE ? op->len : op->size, &ex1,
 			  &sz1);
+		if (op->type == MX_TXN_WRITE && write_padded(st, op))
+			bound += BS; /* its pad */
 	}
 
 	w = &st->pend;
@@ -3618,10 +3620,6 @@ int mx_store_queue(struct mx_store *st, const struct mx_txn *txn)
 	 * takes its own size, not the next power of two, and a write-back
 	 * frame holds it until its sync (docs/performance.md, "Where the
 	 * fresh memory comes from"). */
-	for (uint32_t i = 0; i < txn->n_ops; i++)
-		if (txn->ops[i].type == MX_TXN_WRITE &&
-		    write_padded(st, &txn->ops[i]))
-			bound += BS;
 	(void)mx_wbuf_expect(w, (size_t)bound + LOG_ALIGN);
 	enc_txn_head(w, txn->log ? REC_TXN_LOG : REC_TXN, o, txn->version, ex0,
 		     sz0, ex1, sz1, txn->n_ops);

@@ -1849,19 +1849,28 @@ static void test_log_damage(void)
 
 /* Queue one logged write of len bytes to name at version (1, seq), with
  * request identity (7, seq). */
-static void wb_queue(struct mx_store *st, const char *name, uint64_t seq,
-		     const uint8_t *d, uint32_t len)
+/* One logged WRITE of d at off of k, staged at version 1.seq, with the
+ * request identity (client, seq) unless client is 0. */
+static void queue_write(struct mx_store *st, struct mx_objkey k, uint64_t seq,
+			uint64_t off, const uint8_t *d, uint32_t len,
+			uint64_t client)
 {
-	struct mx_txn_op op = OPW(0, d, len);
-	struct mx_txn t = { .key = K(1, 1, name),
+	struct mx_txn_op op = OPW(off, d, len);
+	struct mx_txn t = { .key = k,
 			    .version = { 1, seq },
 			    .n_ops = 1,
 			    .ops = &op,
 			    .log = true,
-			    .client_id = 7,
-			    .tid = seq };
+			    .client_id = client,
+			    .tid = client ? seq : 0 };
 
 	CHECK_EQ_INT(mx_store_queue(st, &t), 0);
+}
+
+static void wb_queue(struct mx_store *st, const char *name, uint64_t seq,
+		     const uint8_t *d, uint32_t len)
+{
+	queue_write(st, K(1, 1, name), seq, 0, d, len, 7);
 }
 
 static int wb_count_cb(void *arg, const struct mx_pglog_entry *e)
@@ -1974,18 +1983,10 @@ out:
 	free(d);
 }
 
-/* One logged WRITE of d at off of object name, staged. */
 static void clone_queue(struct mx_store *st, const char *name, uint64_t seq,
 			uint64_t off, const uint8_t *d, uint32_t len)
 {
-	struct mx_txn_op op = OPW(off, d, len);
-	struct mx_txn t = { .key = K(1, 3, name),
-			    .version = { 1, seq },
-			    .n_ops = 1,
-			    .ops = &op,
-			    .log = true };
-
-	CHECK_EQ_INT(mx_store_queue(st, &t), 0);
+	queue_write(st, K(1, 3, name), seq, off, d, len, 0);
 }
 
 #define CL_N 12
@@ -3238,7 +3239,8 @@ struct memdisk {
 	bool dead, paused;
 	int cut_class;
 	uint64_t gseq;
-	long clones; /* md_clone() calls */
+	long clones; /* md_clone() calls that cloned */
+	int clone_err; /* every md_clone() fails with it, if not 0 */
 };
 
 static void *xrealloc(void *p, size_t n)
@@ -3568,6 +3570,8 @@ static int md_clone(void *ctx, int fd, uint64_t off, int src_fd,
 	if (md->dead)
 		return -EIO;
 	cut = md_cut(md, MC_APPLY);
+	if (md->clone_err)
+		return cut ? -EIO : md->clone_err;
 	md->clones++;
 	md_put(md, nd, src->cur + src_off, (size_t)len, off);
 	return cut ? -EIO : 0;
@@ -3988,6 +3992,7 @@ struct session {
 	uint64_t ckpt_bytes;
 	uint32_t log_max;
 	uint64_t clone_min; /* whole-block writes from this size are cloned */
+	int clone_err;	    /* the disk's clones fail with it, if not 0 */
 	int failures;
 	long in_flight_present, in_flight_absent;
 	/* Writeback (test_crash_wb): the states after each commit since the
@@ -3999,6 +4004,7 @@ struct session {
 	int n_chain;
 	long wb_prefix_lost, wb_unsynced, wb_split;
 	long clone_misaligned; /* the stores' stats, summed at each close */
+	long clone_refused;    /* stores that turned cloning off */
 	/* The last cut was a kill, and no power cut came after it: every
 	 * acknowledged commit must be there at the next open. */
 	bool killed;
@@ -4009,7 +4015,7 @@ struct crash_totals {
 	long by_class[MC_N], by_mode[CR_N];
 	long present, absent;
 	long prefix_lost, unsynced, split;
-	long clones, clone_misaligned;
+	long clones, clone_misaligned, clone_refused;
 	int failed_seeds_shown;
 };
 
@@ -4024,8 +4030,10 @@ static struct mx_store *s_open(struct session *s, struct memdisk *md)
 				      .clone_min = s->clone_min };
 	struct mx_store *st;
 	bool killed = s->killed;
-	int r = mx_store_open(MD_ROOT "/s", &opts, &st);
+	int r;
 
+	md->clone_err = s->clone_err;
+	r = mx_store_open(MD_ROOT "/s", &opts, &st);
 	s->killed = false; /* a cut in this open is a power cut */
 	if (r) {
 		if (!md->dead) {
@@ -4097,6 +4105,7 @@ static void s_close(struct session *s, struct mx_store *st)
 
 	mx_store_get_stats(st, &ss);
 	s->clone_misaligned += (long)ss.clone_misaligned;
+	s->clone_refused += ss.clone_refused != 0;
 	mx_store_close(st);
 }
 
@@ -4331,6 +4340,10 @@ static long run_one(uint64_t seed, long cut, struct crash_totals *ct,
 	 * blocks (md_clone()); the fifth copies them all.  (Five: prime to
 	 * the moduli above, so both ways meet every log size and bound.) */
 	s->clone_min = seed % 5 == 4 ? UINT64_MAX : MX_STORE_BLOCK;
+	/* And a disk whose clones fail: one that cannot clone (the store
+	 * copies from then on), or one that fails each for the moment (the
+	 * store copies that write). */
+	s->clone_err = seed % 7 == 3 ? -EOPNOTSUPP : seed % 7 == 5 ? -EIO : 0;
 	md->cut_at = cut;
 	s->wb = wb;
 	if (wb ? s_run_wb(s, md, 24, 12) : s_run(s, md, 24, 12)) {
@@ -4373,6 +4386,7 @@ static long run_one(uint64_t seed, long cut, struct crash_totals *ct,
 	}
 	ct->clones += md->clones;
 	ct->clone_misaligned += s->clone_misaligned;
+	ct->clone_refused += s->clone_refused;
 	ct->runs++;
 	model_free(&s->m);
 	model_free(&s->alt);
@@ -4427,6 +4441,7 @@ static void test_crash(void)
 	CHECK(ct.cut_points > 0);
 	CHECK(ct.clones > 0);
 	CHECK_EQ_INT(ct.clone_misaligned, 0); /* no padded write misplaced */
+	CHECK(ct.clone_refused > 0);	      /* a disk that cannot clone */
 	CHECK_EQ_INT(ct.failures, 0);
 }
 
