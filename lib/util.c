@@ -5,6 +5,7 @@
 
 #include <fcntl.h>
 #include <stdio.h>
+#include <sys/file.h>
 #include <sys/stat.h>
 
 void *mx_xcalloc(size_t n, size_t size)
@@ -143,4 +144,39 @@ int mx_mkdir_p(const char *path, unsigned mode)
 	if (mkdir(buf, mode) < 0 && errno != EEXIST)
 		return -errno;
 	return 0;
+}
+
+int mx_lock_dir(const char *dir, long *holder)
+{
+	char path[4200], buf[32];
+	ssize_t n;
+	int fd, len, r;
+
+	*holder = 0;
+	if ((size_t)snprintf(path, sizeof(path), "%s/lock", dir) >= sizeof(path))
+		return -ENAMETOOLONG;
+	fd = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0600);
+	if (fd < 0)
+		return -errno;
+	if (flock(fd, LOCK_EX | LOCK_NB) < 0) {
+		int e = errno;
+
+		if (e == EWOULDBLOCK) {
+			n = pread(fd, buf, sizeof(buf) - 1, 0);
+			if (n > 0) {
+				buf[n] = '\0';
+				*holder = strtol(buf, NULL, 10);
+			}
+			e = EBUSY;
+		}
+		(void)close(fd);
+		return -e;
+	}
+	len = snprintf(buf, sizeof(buf), "%ld\n", (long)getpid());
+	r = ftruncate(fd, 0) < 0 ? -errno : mx_pwrite_all(fd, buf, (size_t)len, 0);
+	if (r < 0) {
+		(void)close(fd);
+		return r;
+	}
+	return fd;
 }

@@ -101,5 +101,11 @@ int mx_replace_file(const char *dir, const char *name, const void *data, size_t 
 		    const void *tail, size_t tail_len);
 /* mkdir -p. Returns 0 or a negative errno. */
 int mx_mkdir_p(const char *path, unsigned mode);
+/* Take dir/lock, an exclusive flock(2) held until the process ends, so that
+ * a second daemon on the same folder is refused, also while a killed holder
+ * is still exiting.  The file records the holder's pid for messages.
+ * Returns the lock's descriptor (left open), -EBUSY with *holder the pid
+ * the holder recorded (0 if none), or a negative errno. */
+int mx_lock_dir(const char *dir, long *holder);
 
 #endif

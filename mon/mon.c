@@ -2056,7 +2056,7 @@ int main(int argc, char **argv)
 	const char *mon_keyfile = NULL;
 	uint8_t link_key[MX_KEY_LEN];
 	bool join = false, addr_given = false, trust_raft = false;
-	int level = MX_LOG_INFO, c, r;
+	int level = MX_LOG_INFO, c, r, lock_fd;
 
 	snprintf(mon->addr, sizeof(mon->addr), "127.0.0.1:6789");
 	snprintf(mon->name, sizeof(mon->name), "a");
@@ -2240,6 +2240,20 @@ int main(int argc, char **argv)
 	mon->sessions.next = mon->sessions.prev = &mon->sessions;
 	mx_wbuf_init(&mon->map_enc);
 
+	r = mx_mkdir_p(data, 0700);
+	if (r < 0)
+		return -mx_log_errno(r, "cannot create %s", data);
+	{
+		long holder;
+
+		lock_fd = mx_lock_dir(data, &holder);
+		if (lock_fd == -EBUSY) {
+			mx_err("%s is in use by process %ld, another monitor", data, holder);
+			return 1;
+		}
+		if (lock_fd < 0)
+			return -mx_log_errno(lock_fd, "cannot lock %s", data);
+	}
 	mon->store = mx_mapstore_find(store);
 	if (!mon->store) {
 		mx_err("unknown map store '%s'", store);
@@ -2363,6 +2377,7 @@ int main(int argc, char **argv)
 	mx_map_free(mon->map);
 	mx_wbuf_free(&mon->map_enc);
 	(void)uv_loop_close(mon->loop);
+	(void)close(lock_fd);
 	mx_info("stopped");
 	return 0;
 }

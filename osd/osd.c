@@ -2337,6 +2337,16 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 	r = mx_mkdir_p(cfg->data_dir, 0700);
 	if (r < 0)
 		return mx_log_errno(r, "cannot create %s", cfg->data_dir);
+	{
+		long holder;
+
+		osd->lock_fd = mx_lock_dir(cfg->data_dir, &holder);
+		if (osd->lock_fd == -EBUSY)
+			return mx_log_errno(-EBUSY, "%s is in use by process %ld, another OSD",
+					    cfg->data_dir, holder);
+		if (osd->lock_fd < 0)
+			return mx_log_errno(osd->lock_fd, "cannot lock %s", cfg->data_dir);
+	}
 	r = load_identity(osd);
 	if (r < 0)
 		return mx_log_errno(r, "cannot read the OSD identity in %s", cfg->data_dir);
@@ -2476,6 +2486,7 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 	}
 	free(osd->dedup);
 	(void)uv_loop_close(osd->loop);
+	(void)close(osd->lock_fd);
 	mx_info("stopped");
 	return 0;
 }

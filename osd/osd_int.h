@@ -276,6 +276,7 @@ struct osd {
 	uint64_t last_beacon_ns;
 	char addr[MX_ADDR_MAX]; /* bound address, announced to the monitor */
 	char store_dir[4096];
+	int lock_fd;               /* data_dir/lock, held while running */
 	char keyfile[4200];        /* the key file in use; "" none */
 	struct mx_agent *agent;    /* cache tiering's agent (agent.c) */
 	int32_t id;

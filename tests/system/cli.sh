@@ -66,6 +66,10 @@ bad "osd --recovery-max-active 65" "--recovery-max-active takes 1 to 64" \
 bad "osd --heartbeat-grace empty" "--heartbeat-grace takes 1 to 3600000, not ''" \
 	"$BUILD/osd/mixsan-osd" --data "$DATA/x" --mon 127.0.0.1:1 --heartbeat-grace ''
 healthy "healthy after cluster up"
+bad "a second osd on a running osd's folder" "osd.0 is in use by process [1-9]" \
+	timeout 30 "$BUILD/osd/mixsan-osd" --data "$DATA/osd.0" --mon "127.0.0.1:$PORT"
+bad "a second monitor on a running monitor's folder" "mon is in use by process [1-9]" \
+	timeout 30 "$BUILD/mon/mixsan-mon" --data "$DATA/mon" --addr 127.0.0.1:1
 ok "status" "$MIXSAN" status
 has "status health" "HEALTH_OK"
 has "status osds" "3 up"
