@@ -352,6 +352,12 @@ static int stop_pidfile(const char *pidp, const char *what)
 	if (alive(pid)) {
 		fprintf(stderr, "mixsan: %s did not stop in 10 s; killing it\n", what);
 		(void)kill(pid, SIGKILL);
+		/* Gone, and its folder's lock with it, before a next
+		 * cluster up starts another on the same folder. */
+		for (int t = 0; t < 50 && alive(pid); t++) {
+			(void)waitpid(pid, NULL, WNOHANG);
+			usleep(100000);
+		}
 	}
 	(void)unlink(pidp);
 	return 1;
