@@ -29,9 +29,10 @@
  *    store of every OSD of the acting set (local commit and every replica's
  *    REPOP_REPLY, which a replica sends only after its own commit).
  *  - The store never holds two staged transactions on one object: a request
- *    touching an object with a staged (or unsynced) transaction commits
- *    and syncs first (flush_if_pending), so planning always reads committed
- *    state and a read never sees an uncommitted write.  One exception: a
+ *    touching an object with a staged (or unsynced) transaction waits for
+ *    them to be durable and applied (wait_synced, on the worker's sync;
+ *    other paths sync on the loop, flush_if_pending), so planning always
+ *    reads committed state and a read never sees an uncommitted write.  One exception: a
  *    request of WRITE ops only (plain_writes), whose plan does not read
  *    the object's state, stages behind them; the store applies them in
  *    order (docs/cache-modes.md).
@@ -197,6 +198,29 @@ static void release_synced(struct osd *osd)
 
 static void sync_kick(struct osd *osd);
 
+/* The requests of sync_ops whose frames are durable now get their second
+ * go, in order (handle_op, which checks everything again).  From the
+ * loop's top only (the worker's end, the check phase), never from inside
+ * another request's handling. */
+static void run_synced_ops(struct osd *osd)
+{
+	while (!mx_list_empty(&osd->sync_ops)) {
+		struct held *h = mx_list_entry(osd->sync_ops.next, struct held, link);
+
+		if (!mx_store_durable(osd->store, h->ticket))
+			break;
+		mx_list_del(&h->link);
+		if (h->s->conn && !osd->stopping) {
+			osd->op_retry = true;
+			handle_op(osd, h->s, h->tid, h->payload, h->len);
+			osd->op_retry = false;
+		}
+		session_put(h->s);
+		free(h->payload);
+		free(h);
+	}
+}
+
 static void sync_work_cb(uv_work_t *req)
 {
 	struct osd *osd = req->data;
@@ -219,6 +243,7 @@ static void sync_after_cb(uv_work_t *req, int status)
 	if (r < 0)
 		fatal_store(r);
 	release_synced(osd);
+	run_synced_ops(osd);
 	sync_kick(osd);
 }
 
@@ -235,7 +260,8 @@ static void sync_kick(struct osd *osd)
 	if (osd->sync_running || osd->stopping)
 		return;
 	if (mx_list_empty(&osd->sync_pops) && mx_list_empty(&osd->sync_rwaits) &&
-	    !osd->wb_due && (osd->sync_inline || !mx_store_sync_due(osd->store)))
+	    mx_list_empty(&osd->sync_ops) && !osd->wb_due &&
+	    (osd->sync_inline || !mx_store_sync_due(osd->store)))
 		return;
 	r = mx_store_sync_begin(osd->store, &osd->sync);
 	if (r < 0)
@@ -350,6 +376,7 @@ static void on_check(uv_check_t *h)
 	struct osd *osd = h->data;
 
 	mx_netbatch_flush(&osd->batch);
+	run_synced_ops(osd);
 	commit_group(osd);
 	mx_netbatch_flush(&osd->batch);
 }
@@ -1151,7 +1178,7 @@ static void do_writes(struct osd *osd, struct session *s, uint64_t tid,
  * state, so it may be staged behind the object's staged or unsynced
  * transactions (the store orders them) instead of syncing them first,
  * writeback or not.  Everything else plans on committed state
- * (flush_if_pending). */
+ * (wait_synced). */
 static bool plain_writes(const struct mx_msg_osd_op *m)
 {
 	for (uint8_t i = 0; i < m->n_ops; i++)
@@ -1212,12 +1239,21 @@ static void do_flush(struct osd *osd, struct session *s, uint64_t tid,
 /* Client requests --------------------------------------------------------- */
 
 /* Keep a copy of a message on list l, with a reference to its session. */
+static struct held *hold_one(struct mx_list *l, struct session *s, uint16_t type,
+			     uint64_t tid, uint64_t epoch, const uint8_t *payload, uint32_t len);
+
 void hold(struct osd *osd, struct mx_list *l, struct session *s, uint16_t type,
 	  uint64_t tid, uint64_t epoch, const uint8_t *payload, uint32_t len)
 {
+	(void)osd;
+	(void)hold_one(l, s, type, tid, epoch, payload, len);
+}
+
+static struct held *hold_one(struct mx_list *l, struct session *s, uint16_t type,
+			     uint64_t tid, uint64_t epoch, const uint8_t *payload, uint32_t len)
+{
 	struct held *h = mx_xcalloc(1, sizeof(*h));
 
-	(void)osd;
 	h->s = s;
 	s->refs++;
 	h->type = type;
@@ -1228,6 +1264,68 @@ void hold(struct osd *osd, struct mx_list *l, struct session *s, uint16_t type,
 	h->payload = mx_xcalloc(1, len ? len : 1);
 	memcpy(h->payload, payload, len);
 	mx_list_add_tail(l, &h->link);
+	return h;
+}
+
+static uint64_t key_hash(const struct mx_objkey *k)
+{
+	return mx_hash64(k->name, k->name_len, (uint64_t)(uint32_t)k->pool << 32 | k->pg);
+}
+
+/*
+ * Before a client request for key is served (docs/osd.md, "Reads of
+ * unsynced writes").  A request that plans on the object's committed state
+ * (a read, or a write other than plain WRITEs) while the object has frames
+ * not yet applied waits in sync_ops for the worker's sync that makes them
+ * durable, instead of syncing on the loop, which would stall every other
+ * request for an fdatasync.  A request for an object that has one waiting
+ * there queues behind it, plain writes too, so that one connection's
+ * requests for one object keep their order.  True if held; on its second
+ * go (op_retry) a request is never held again: it syncs here if the
+ * object has frames pending again.
+ */
+static bool wait_synced(struct osd *osd, struct session *s, uint64_t tid,
+			const uint8_t *payload, uint32_t len, const struct mx_objkey *key,
+			bool plain)
+{
+	uint64_t kh = 0, ticket;
+	bool behind = false;
+	struct held *h;
+
+	if (osd->op_retry) {
+		if (!plain)
+			flush_if_pending(osd, key);
+		return false;
+	}
+	if (!mx_list_empty(&osd->sync_ops)) {
+		kh = key_hash(key);
+		for (struct mx_list *pos = osd->sync_ops.next; pos != &osd->sync_ops && !behind;
+		     pos = pos->next)
+			behind = mx_list_entry(pos, struct held, link)->khash == kh;
+	}
+	if (!behind) {
+		if (plain || !mx_store_pending(osd->store, key))
+			return false;
+		if (osd->sync_inline) {
+			commit_now(osd);
+			return false;
+		}
+		/* What is staged for it goes into the log now; the worker's
+		 * sync then covers it. */
+		commit_group(osd);
+		if (mx_store_durable(osd->store, mx_store_log_seq(osd->store))) {
+			flush_if_pending(osd, key);
+			return false;
+		}
+		kh = key_hash(key);
+	}
+	ticket = mx_store_log_seq(osd->store);
+	h = hold_one(&osd->sync_ops, s, MX_MSG_OSD_OP, tid, 0, payload, len);
+	h->ticket = ticket;
+	h->khash = kh;
+	osd->ops_waited++;
+	sync_kick(osd);
+	return true;
 }
 
 /*
@@ -1337,7 +1435,8 @@ void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payloa
 			reply_status(osd, s, tid, -ESTALE);
 			return;
 		}
-		flush_if_pending(osd, &key);
+		if (wait_synced(osd, s, tid, payload, len, &key, false))
+			return;
 		do_reads(osd, s, tid, &m, &key);
 		return;
 	}
@@ -1394,8 +1493,8 @@ void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payloa
 		hold(osd, &pgs->ops, s, MX_MSG_OSD_OP, tid, 0, payload, len);
 		return;
 	}
-	if (!plain_writes(&m))
-		flush_if_pending(osd, &key);
+	if (wait_synced(osd, s, tid, payload, len, &key, plain_writes(&m)))
+		return;
 	if (mx_op_is_write(m.ops[0].op))
 		do_writes(osd, s, tid, &m, &key, pgs);
 	else
@@ -2331,6 +2430,7 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 	mx_list_init(&osd->sync_pops);
 	mx_list_init(&osd->sync_rwaits);
 	mx_list_init(&osd->deferred);
+	mx_list_init(&osd->sync_ops);
 	osd->dedup = mx_xcalloc(DEDUP_SLOTS, sizeof(*osd->dedup));
 	osd->next_tid = 1;
 
@@ -2443,6 +2543,8 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 			st.clone_refused ? " (the file system cannot clone: " : "",
 			st.clone_refused ? strerror(st.clone_refused) : "",
 			st.clone_refused ? ")" : "");
+		mx_info("%" PRIu64 " requests waited for a sync of their object's frames",
+			osd->ops_waited);
 	}
 	/* Everything synced: nothing for a reboot to take (if the sync
 	 * fails, the stop is not a clean one). */
@@ -2483,6 +2585,14 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 			free(osd->pgs[i]);
 			osd->pgs[i] = n;
 		}
+	}
+	while (!mx_list_empty(&osd->sync_ops)) {
+		struct held *h = mx_list_entry(osd->sync_ops.next, struct held, link);
+
+		mx_list_del(&h->link);
+		session_put(h->s);
+		free(h->payload);
+		free(h);
 	}
 	free(osd->dedup);
 	(void)uv_loop_close(osd->loop);

@@ -141,6 +141,8 @@ struct held {
 	uint64_t tid;
 	uint64_t epoch; /* deferred until our map reaches it */
 	uint64_t ns;    /* when it was held */
+	uint64_t ticket; /* osd->sync_ops: runs once the store holds it durable */
+	uint64_t khash;  /* osd->sync_ops: its object (key_hash) */
 	uint32_t len;
 	uint8_t *payload; /* From malloc() */
 };
@@ -316,6 +318,13 @@ struct osd {
 	 * ticket (mx_store_log_seq()) its frames are below. */
 	struct mx_list sync_pops;   /* struct pop, by commit_link */
 	struct mx_list sync_rwaits; /* struct rwait */
+	/* Client requests that would read an object's unsynced frames wait
+	 * here for the worker's sync (docs/osd.md, "Reads of unsynced
+	 * writes"), and requests for the same object queue behind them:
+	 * struct held, in arrival order, tickets not decreasing. */
+	struct mx_list sync_ops;
+	bool op_retry;          /* handle_op runs a request from sync_ops */
+	uint64_t ops_waited;    /* requests that waited there */
 	uv_work_t sync_work;
 	struct mx_store_sync sync;
 	bool sync_running;

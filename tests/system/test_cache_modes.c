@@ -246,6 +246,55 @@ static void run_mode(struct h_cluster *c, mixsan_pool_t *p, int mode, int victim
 	free(ack_of);
 }
 
+/*
+ * Reads of unsynced writes (docs/osd.md): in write-back without a client
+ * cache, a write, a read of the same block and a second write go out
+ * together, ORDER_ROUNDS times.  The read must see the first write and
+ * not the second: it waits on the primary for the sync of the first
+ * write's frame, and the second write waits behind it.  Run last, so
+ * that the OSDs' closing lines count those waits (a killed OSD's count
+ * is lost).
+ */
+#define ORDER_ROUNDS 200u
+static void order_check(mixsan_pool_t *p)
+{
+	struct mixsan_volume_options o = {.cache_mode = MIXSAN_CACHE_NONE};
+	static uint8_t a[BLK], b[BLK], back[BLK];
+	mixsan_volume_t *v;
+	unsigned bad = 0;
+
+	H_CHECK(mixsan_volume_create(p, "cm_order", 1 << 20, 0) == 0);
+	H_CHECK(mixsan_volume_open(p, "cm_order", &o, &v) == 0);
+	/* Written once first: a read of an object the volume knows absent is
+	 * answered with zeroes without asking an OSD. */
+	H_CHECK(mixsan_volume_write(v, a, BLK, 0) == 0);
+	for (uint32_t i = 0; i < ORDER_ROUNDS; i++) {
+		mixsan_completion_t *c[3];
+		uint64_t off = (uint64_t)(i % 16) * BLK;
+
+		h_fill(2 * i + 1000, a, BLK);
+		h_fill(2 * i + 1001, b, BLK);
+		for (int k = 0; k < 3; k++)
+			H_CHECK(mixsan_completion_create(NULL, NULL, &c[k]) == 0);
+		H_CHECK(mixsan_volume_aio_write(v, c[0], a, BLK, off) == 0);
+		H_CHECK(mixsan_volume_aio_read(v, c[1], back, BLK, off) == 0);
+		H_CHECK(mixsan_volume_aio_write(v, c[2], b, BLK, off) == 0);
+		H_CHECK(mixsan_completion_wait(c[0]) == 0);
+		H_CHECK(mixsan_completion_wait(c[1]) == BLK);
+		H_CHECK(mixsan_completion_wait(c[2]) == 0);
+		for (int k = 0; k < 3; k++)
+			mixsan_completion_release(c[k]);
+		bad += memcmp(back, a, BLK) != 0;
+		H_CHECK(mixsan_volume_read(v, back, BLK, off) == BLK);
+		H_CHECK(memcmp(back, b, BLK) == 0);
+	}
+	if (bad)
+		fprintf(stderr, "order: %u of %u reads did not see the write sent just before\n",
+			bad, ORDER_ROUNDS);
+	H_CHECK(bad == 0);
+	H_CHECK(mixsan_volume_close(v) == 0);
+}
+
 int main(void)
 {
 	struct h_cluster c;
@@ -254,7 +303,7 @@ int main(void)
 	mixsan_volume_t *v;
 	struct mixsan_volume_options bad = {.cache_mode = 3};
 	uint8_t blk[BLK] = {0};
-	long unsynced = 0;
+	long unsynced = 0, waited = 0;
 
 	if (getenv("MIXSAN_TEST_MON")) {
 		fprintf(stderr, "cache_modes: kills daemons, skipped on an external cluster\n");
@@ -328,6 +377,7 @@ int main(void)
 
 	for (int mode = 0; mode < 3; mode++)
 		run_mode(&c, p, mode, mode == MIXSAN_CACHE_WRITEBACK ? -1 : mode);
+	order_check(p);
 
 	/* The writeback runs committed unsynced frames. */
 	mixsan_pool_close(p);
@@ -346,12 +396,20 @@ int main(void)
 
 			if (at && strstr(l, "object store closing"))
 				unsynced += atol(at + strlen("commits, "));
+			/* "... osd[PID] info: N requests waited ..." */
+			at = strstr(l, "requests waited for a sync") ? strstr(l, "]") : NULL;
+			at = at ? strchr(at, ':') : NULL;
+			if (at)
+				waited += atol(at + 1);
 		}
 		if (f)
 			fclose(f);
 	}
 	fprintf(stderr, "cache_modes: %ld unsynced commits on the OSDs\n", unsynced);
 	H_CHECK(unsynced > 0);
+	/* The order check's reads waited for a worker's sync. */
+	fprintf(stderr, "cache_modes: %ld requests waited for a sync\n", waited);
+	H_CHECK(waited >= (long)ORDER_ROUNDS / 2);
 	h_stop(&c);
 	fprintf(stderr, "cache_modes: %d failures\n", h_failures);
 	return h_failures ? 1 : 0;
