@@ -1935,6 +1935,43 @@ out:
 	free(d);
 }
 
+/* The default I/O's sync_many, which a checkpoint syncs its files and
+ * folders with, from several threads: 0 when every one syncs, and an
+ * error that any one of them meets, wherever it is in the lists. */
+static void test_sync_many(void)
+{
+	const struct mx_store_io *io = &mx_store_io_default;
+	enum { N = 40 };
+	int fds[N];
+	char dir[600], path[700], missing[700];
+	const char *dirs[2];
+
+	tmp_path(dir, sizeof(dir), "syncmany");
+	CHECK_EQ_INT(mkdir(dir, 0755), 0);
+	for (int i = 0; i < N; i++) {
+		(void)snprintf(path, sizeof(path), "%s/f%d", dir, i);
+		fds[i] = open(path, O_RDWR | O_CREAT | O_CLOEXEC, 0644);
+		CHECK(fds[i] >= 0);
+		CHECK(pwrite(fds[i], path, strlen(path), 0) == (ssize_t)strlen(path));
+	}
+	(void)snprintf(missing, sizeof(missing), "%s/none", dir);
+	dirs[0] = dir;
+	dirs[1] = missing;
+	CHECK_EQ_INT(io->sync_many(io->ctx, NULL, 0, NULL, 0), 0);
+	CHECK_EQ_INT(io->sync_many(io->ctx, fds, N, dirs, 1), 0);
+	CHECK_EQ_INT(io->sync_many(io->ctx, fds, 1, NULL, 0), 0);
+	CHECK_EQ_INT(io->sync_many(io->ctx, fds, N, dirs, 2), -ENOENT);
+	{
+		int bad = fds[N / 2];
+
+		fds[N / 2] = -1;
+		CHECK_EQ_INT(io->sync_many(io->ctx, fds, N, dirs, 1), -EBADF);
+		fds[N / 2] = bad;
+	}
+	for (int i = 0; i < N; i++)
+		(void)close(fds[i]);
+}
+
 /* Write-back frames of 700 KiB, then of 4 KiB, each synced after: the
  * buffers kept for reuse stay within the staging frame's 8 MiB and the
  * spares' 1 MiB (sixteen spares of 1 MiB each were kept before), and
@@ -4518,6 +4555,7 @@ int main(void)
 		test_wb_split();
 		test_wb_kept();
 		test_writeback_hint();
+		test_sync_many();
 		test_clone_xfs();
 	}
 	if (!wb_only)
