@@ -1930,6 +1930,15 @@ static void test_writeback_hint(void)
 	CHECK_EQ_INT(wb_hints, 1);
 	CHECK_EQ_INT(mx_store_stat(st, &kb, &os), 0);
 	CHECK_EQ_INT(os.size, big);
+	/* An unsynced frame that large starts its own write-back, over the
+	 * whole frame; a small one does not. */
+	wb_queue(st, "small", 3, d, 4096);
+	CHECK_EQ_INT(mx_store_commit_unsynced(st), 0);
+	CHECK_EQ_INT(wb_hints, 1);
+	wb_queue(st, "big", 4, d, big);
+	CHECK_EQ_INT(mx_store_commit_unsynced(st), 0);
+	CHECK_EQ_INT(wb_hints, 2);
+	CHECK(wb_hint_len > big);
 	mx_store_close(st);
 out:
 	free(d);
