@@ -354,10 +354,11 @@ static int stop_pidfile(const char *pidp, const char *what)
 		(void)kill(pid, SIGKILL);
 		/* Gone, and its folder's lock with it, before a next
 		 * cluster up starts another on the same folder. */
-		for (int t = 0; t < 50 && alive(pid); t++) {
-			(void)waitpid(pid, NULL, WNOHANG);
+		for (int t = 0; t < 50 && alive(pid); t++)
 			usleep(100000);
-		}
+		if (alive(pid))
+			fprintf(stderr, "mixsan: %s (pid %ld) is still there 5 s after SIGKILL\n",
+				what, (long)pid);
 	}
 	(void)unlink(pidp);
 	return 1;

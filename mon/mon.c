@@ -2248,7 +2248,11 @@ int main(int argc, char **argv)
 
 		lock_fd = mx_lock_dir(data, &holder);
 		if (lock_fd == -EBUSY) {
-			mx_err("%s is in use by process %ld, another monitor", data, holder);
+			if (holder > 0)
+				mx_err("%s is in use by process %ld, another monitor", data,
+				       holder);
+			else
+				mx_err("%s is in use by another monitor", data);
 			return 1;
 		}
 		if (lock_fd < 0)

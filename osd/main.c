@@ -9,6 +9,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/resource.h>
 
 #include "log.h"
 #include "map.h"
@@ -267,5 +268,16 @@ int main(int argc, char **argv)
 	}
 	mx_log_init("mixsan-osd", level);
 	signal(SIGPIPE, SIG_IGN);
+	{
+		/* Clients, peers, the store's 256 cached data files and a
+		 * checkpoint's files synced at once: as many descriptors as
+		 * the system lets us have. */
+		struct rlimit rl;
+
+		if (getrlimit(RLIMIT_NOFILE, &rl) == 0 && rl.rlim_cur < rl.rlim_max) {
+			rl.rlim_cur = rl.rlim_max;
+			(void)setrlimit(RLIMIT_NOFILE, &rl);
+		}
+	}
 	return mx_osd_run(&cfg) < 0 ? 1 : 0;
 }

@@ -198,10 +198,12 @@ static void release_synced(struct osd *osd)
 
 static void sync_kick(struct osd *osd);
 
-/* The requests of sync_ops whose frames are durable now get their second
- * go, in order (handle_op, which checks everything again).  From the
- * loop's top only (the worker's end, the check phase), never from inside
- * another request's handling. */
+/* The requests of sync_ops whose frames are durable now get their next
+ * go, in order (handle_op, which checks everything again).  One whose
+ * object has frames pending again (a write queued behind it ran first)
+ * stays at the head with a new ticket, and the rest wait behind it for the
+ * next sync.  From the loop's top only (the worker's end, the check
+ * phase), never from inside another request's handling. */
 static void run_synced_ops(struct osd *osd)
 {
 	while (!mx_list_empty(&osd->sync_ops)) {
@@ -209,12 +211,18 @@ static void run_synced_ops(struct osd *osd)
 
 		if (!mx_store_durable(osd->store, h->ticket))
 			break;
-		mx_list_del(&h->link);
 		if (h->s->conn && !osd->stopping) {
 			osd->op_retry = true;
+			osd->op_again = false;
 			handle_op(osd, h->s, h->tid, h->payload, h->len);
 			osd->op_retry = false;
+			if (osd->op_again) {
+				h->ticket = osd->again_ticket;
+				sync_kick(osd);
+				break;
+			}
 		}
+		mx_list_del(&h->link);
 		session_put(h->s);
 		free(h->payload);
 		free(h);
@@ -231,9 +239,8 @@ static void sync_work_cb(uv_work_t *req)
 /* Back on the loop: the frames below the ticket are durable (or the
  * store failed); release what waited for them, and sync what was logged
  * since if anything waits for that. */
-static void sync_after_cb(uv_work_t *req, int status)
+static void sync_done(struct osd *osd, int status)
 {
-	struct osd *osd = req->data;
 	int r;
 
 	osd->sync_running = false;
@@ -243,6 +250,13 @@ static void sync_after_cb(uv_work_t *req, int status)
 	if (r < 0)
 		fatal_store(r);
 	release_synced(osd);
+}
+
+static void sync_after_cb(uv_work_t *req, int status)
+{
+	struct osd *osd = req->data;
+
+	sync_done(osd, status);
 	run_synced_ops(osd);
 	sync_kick(osd);
 }
@@ -273,9 +287,11 @@ static void sync_kick(struct osd *osd)
 	}
 	osd->sync_work.data = osd;
 	if (uv_queue_work(osd->loop, &osd->sync_work, sync_work_cb, sync_after_cb) < 0) {
-		/* Only for a NULL callback in libuv; were it to fail, sync here. */
+		/* Only for a NULL callback in libuv; were it to fail, sync
+		 * here.  Held requests run at the check phase, not inside the
+		 * request that may have called this. */
 		sync_work_cb(&osd->sync_work);
-		sync_after_cb(&osd->sync_work, 0);
+		sync_done(osd, 0);
 		return;
 	}
 	osd->sync_running = true;
@@ -1273,56 +1289,73 @@ static uint64_t key_hash(const struct mx_objkey *k)
 }
 
 /*
+ * A client request for an object that has a request waiting in sync_ops
+ * waits behind it, whatever it is, so that one connection's requests for
+ * one object keep their order.  Checked before anything else can hold the
+ * request elsewhere (a PG's queue while it peers or scrubs).  True if
+ * held.
+ */
+static bool wait_behind(struct osd *osd, struct session *s, uint64_t tid,
+			const uint8_t *payload, uint32_t len, const struct mx_objkey *key)
+{
+	uint64_t kh;
+	struct held *h;
+	bool behind = false;
+
+	if (osd->op_retry || mx_list_empty(&osd->sync_ops))
+		return false;
+	kh = key_hash(key);
+	for (struct mx_list *pos = osd->sync_ops.next; pos != &osd->sync_ops && !behind;
+	     pos = pos->next)
+		behind = mx_list_entry(pos, struct held, link)->khash == kh;
+	if (!behind)
+		return false;
+	h = hold_one(&osd->sync_ops, s, MX_MSG_OSD_OP, tid, 0, payload, len);
+	h->ticket = mx_store_log_seq(osd->store);
+	h->khash = kh;
+	osd->ops_waited++;
+	return true;
+}
+
+/*
  * Before a client request for key is served (docs/osd.md, "Reads of
  * unsynced writes").  A request that plans on the object's committed state
  * (a read, or a write other than plain WRITEs) while the object has frames
  * not yet applied waits in sync_ops for the worker's sync that makes them
  * durable, instead of syncing on the loop, which would stall every other
- * request for an fdatasync.  A request for an object that has one waiting
- * there queues behind it, plain writes too, so that one connection's
- * requests for one object keep their order.  True if held; on its second
- * go (op_retry) a request is never held again: it syncs here if the
- * object has frames pending again.
+ * request for an fdatasync.  True if held.  A request on its next go from
+ * sync_ops (op_retry) that must wait again is left where it is, at the
+ * head, with the new ticket in again_ticket (run_synced_ops).
  */
 static bool wait_synced(struct osd *osd, struct session *s, uint64_t tid,
 			const uint8_t *payload, uint32_t len, const struct mx_objkey *key,
 			bool plain)
 {
-	uint64_t kh = 0, ticket;
-	bool behind = false;
+	uint64_t ticket;
 	struct held *h;
 
-	if (osd->op_retry) {
-		if (!plain)
-			flush_if_pending(osd, key);
+	if (plain || !mx_store_pending(osd->store, key))
+		return false;
+	if (osd->sync_inline) {
+		commit_now(osd);
 		return false;
 	}
-	if (!mx_list_empty(&osd->sync_ops)) {
-		kh = key_hash(key);
-		for (struct mx_list *pos = osd->sync_ops.next; pos != &osd->sync_ops && !behind;
-		     pos = pos->next)
-			behind = mx_list_entry(pos, struct held, link)->khash == kh;
-	}
-	if (!behind) {
-		if (plain || !mx_store_pending(osd->store, key))
-			return false;
-		if (osd->sync_inline) {
-			commit_now(osd);
-			return false;
-		}
-		/* What is staged for it goes into the log now; the worker's
-		 * sync then covers it. */
-		commit_group(osd);
-		if (mx_store_durable(osd->store, mx_store_log_seq(osd->store))) {
-			flush_if_pending(osd, key);
-			return false;
-		}
-		kh = key_hash(key);
-	}
+	/* What is staged for it goes into the log now; the worker's sync
+	 * then covers it. */
+	commit_group(osd);
 	ticket = mx_store_log_seq(osd->store);
+	if (mx_store_durable(osd->store, ticket)) {
+		flush_if_pending(osd, key);
+		return false;
+	}
+	if (osd->op_retry) {
+		osd->op_again = true;
+		osd->again_ticket = ticket;
+		return true;
+	}
 	h = hold_one(&osd->sync_ops, s, MX_MSG_OSD_OP, tid, 0, payload, len);
 	h->ticket = ticket;
-	h->khash = kh;
+	h->khash = key_hash(key);
 	osd->ops_waited++;
 	sync_kick(osd);
 	return true;
@@ -1427,6 +1460,8 @@ void handle_op(struct osd *osd, struct session *s, uint64_t tid, uint8_t *payloa
 	key.pg = m.pg;
 	key.name = m.name;
 	key.name_len = m.name_len;
+	if (wait_behind(osd, s, tid, payload, len, &key))
+		return;
 	n = mx_pg_acting_memo(&osd->acting, osd->pl, osd->map, pool, m.pg, acting, MX_MAX_SIZE);
 	if (n > 0 && acting[0] != osd->id && (m.flags & MX_OSD_OP_REPLICA_READ)) {
 		/* A read sent to us as a replica: served if our lease holds,
@@ -2441,9 +2476,11 @@ int mx_osd_run(const struct mx_osd_config *cfg)
 		long holder;
 
 		osd->lock_fd = mx_lock_dir(cfg->data_dir, &holder);
-		if (osd->lock_fd == -EBUSY)
+		if (osd->lock_fd == -EBUSY && holder > 0)
 			return mx_log_errno(-EBUSY, "%s is in use by process %ld, another OSD",
 					    cfg->data_dir, holder);
+		if (osd->lock_fd == -EBUSY)
+			return mx_log_errno(-EBUSY, "%s is in use by another OSD", cfg->data_dir);
 		if (osd->lock_fd < 0)
 			return mx_log_errno(osd->lock_fd, "cannot lock %s", cfg->data_dir);
 	}

@@ -324,6 +324,8 @@ struct osd {
 	 * struct held, in arrival order, tickets not decreasing. */
 	struct mx_list sync_ops;
 	bool op_retry;          /* handle_op runs a request from sync_ops */
+	bool op_again;          /* and it must wait again, for again_ticket */
+	uint64_t again_ticket;
 	uint64_t ops_waited;    /* requests that waited there */
 	uv_work_t sync_work;
 	struct mx_store_sync sync;

@@ -746,28 +746,9 @@ static void io_close(struct mx_store *st, int fd)
 		(void)st->io->close(st->io->ctx, fd);
 }
 
-/* Write a small file durably under a temporary name, then rename it to
- * path.  The caller fsyncs the folder.  0 or a negative errno. */
-static int io_create(struct mx_store *st, const char *path, const void *data,
-		     size_t len)
-{
-	int fd, r;
-
-	fd = st->io->open(st->io->ctx, path,
-			  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-	if (fd < 0)
-		return fd;
-	r = io_write_all(st, fd, data, len, 0);
-	if (r) {
-		io_close(st, fd);
-		return r;
-	}
-	return fd;
-}
-
 /* What one step of a checkpoint makes durable at once (ckpt_sync()):
  * files, some opened for it (closed after), and folders. */
-#define CKPT_CHUNK 64u
+#define CKPT_CHUNK 32u
 struct ckpt_set {
 	int fds[2 * CKPT_CHUNK];
 	bool own[2 * CKPT_CHUNK];
@@ -801,6 +782,27 @@ static void ckpt_clear(struct mx_store *st, struct ckpt_set *cs)
 	for (size_t i = 0; i < cs->n_dirs; i++)
 		free(cs->dirs[i]);
 	cs->n = cs->n_dirs = 0;
+}
+
+/* Write a new small file at path (a temporary name, renamed in once
+ * synced) and add it to cs, to be synced and closed.  0 or a negative
+ * errno. */
+static int ckpt_create(struct mx_store *st, struct ckpt_set *cs, const char *path,
+		       const void *data, size_t len)
+{
+	int fd, r;
+
+	fd = st->io->open(st->io->ctx, path,
+			  O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+	if (fd < 0)
+		return fd;
+	r = io_write_all(st, fd, data, len, 0);
+	if (r) {
+		io_close(st, fd);
+		return r;
+	}
+	ckpt_add(cs, fd, true);
+	return 0;
 }
 
 /* fsync every file of cs and every folder, together where the I/O can
@@ -2905,7 +2907,7 @@ static int pg_meta_prep(struct mx_store *st, struct pgrp *p, struct ckpt_set *cs
 {
 	char tmp[PATH_LEN];
 	struct mx_wbuf *w = &st->scratch;
-	int r = pg_mkdir(st, p), fd;
+	int r = pg_mkdir(st, p);
 
 	if (!r)
 		r = pg_log_flush(st, p, cs, dirs);
@@ -2938,11 +2940,7 @@ static int pg_meta_prep(struct mx_store *st, struct pgrp *p, struct ckpt_set *cs
 	if (w->err)
 		return w->err;
 	path_in_pg(st, p, PG_META_TMP, tmp);
-	fd = io_create(st, tmp, w->data, w->len);
-	if (fd < 0)
-		return fd;
-	ckpt_add(cs, fd, true);
-	return 0;
+	return ckpt_create(st, cs, tmp, w->data, w->len);
 }
 
 /* The pg file written by pg_meta_prep(), synced since, renamed in. */
@@ -3270,11 +3268,7 @@ static int ckpt_obj_prep(struct mx_store *st, struct obj *o, struct ckpt_set *cs
 	if (r)
 		return r;
 	path_obj(st, o, ".m.tmp", tmp);
-	fd = io_create(st, tmp, st->scratch.data, st->scratch.len);
-	if (fd < 0)
-		return fd;
-	ckpt_add(cs, fd, true);
-	return 0;
+	return ckpt_create(st, cs, tmp, st->scratch.data, st->scratch.len);
 }
 
 /* The metadata file written by ckpt_obj_prep(), synced since with the

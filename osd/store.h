@@ -136,11 +136,13 @@ struct mx_store_io {
 	/* Make everything written to the file system that holds fd durable:
 	 * data, lengths and names (syncfs(2)). */
 	int (*syncfs)(void *ctx, int fd);
-	/* Optional (NULL: the store calls fsync and fsync_dir one at a time):
-	 * what fsync(fds[i]) and fsync_dir(dirs[j]) do, for every i and j, in
-	 * any order or at once.  A checkpoint's many small syncs then overlap,
-	 * and the file system joins their journal commits.  0, or one of the
-	 * errors; every one is tried. */
+	/* Optional (NULL: the store calls the fsync and fsync_dir hooks one
+	 * at a time, and stops at the first error): what fsync(fds[i]) and
+	 * fsync_dir(dirs[j]) do, for every i and j, in any order or at once.
+	 * A checkpoint's many small syncs then overlap, and the file system
+	 * joins their journal commits.  0, or one of the errors.  The
+	 * default's calls fsync(2) itself, not the fsync hook: an io that
+	 * overrides fsync overrides this too, or sets it NULL. */
 	int (*sync_many)(void *ctx, const int *fds, size_t n_fds,
 			 const char *const *dirs, size_t n_dirs);
 };

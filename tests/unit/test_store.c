@@ -1570,6 +1570,7 @@ static void test_reopen(void)
 /* Many objects: more than the store keeps files open for (256), more
  * than the index's first table (1024), in 13 PGs. */
 #define MANY 1500
+#define MANY_PGS 41 /* more than a checkpoint takes at once (CKPT_CHUNK) */
 
 static void many_expect(int i, uint8_t *buf)
 {
@@ -1591,7 +1592,7 @@ static int many_check(struct mx_store *st)
 		int r;
 
 		(void)snprintf(name, sizeof(name), "m%05d", i);
-		k = K(4, (uint32_t)(i % 13), name);
+		k = K(4, (uint32_t)(i % MANY_PGS), name);
 		r = mx_store_read(st, &k, (uint64_t)(i % 5000), 400, got_buf, &got);
 		if (i % 7 == 0) {
 			bad += r != -ENOENT;
@@ -1619,7 +1620,7 @@ static void test_many(void)
 	struct mx_store_stats ss;
 	uint8_t data[300];
 	int n = 0, live = 0;
-	uint64_t bytes = 0;
+	uint64_t bytes = 0, last[MANY_PGS] = { 0 };
 
 	tmp_path(dir, sizeof(dir), "many");
 	CHECK_EQ_INT(mx_store_open(dir, NULL, &st), 0);
@@ -1645,12 +1646,18 @@ static void test_many(void)
 			if (pass == 1)
 				memset(data + 200, 0xee, 10);
 			t = (struct mx_txn){
-				.key = K(4, (uint32_t)(i % 13), name),
+				.key = K(4, (uint32_t)(i % MANY_PGS), name),
 				.version = { 1, (uint64_t)(pass * MANY + i + 1) },
 				.n_ops = 1,
-				.ops = &op
+				.ops = &op,
+				/* Logged: every PG's pg file is written at
+				 * the checkpoint. */
+				.log = true,
+				.client_id = 9,
+				.tid = (uint64_t)(pass * MANY + i + 1)
 			};
 			CHECK_EQ_INT(mx_store_queue(st, &t), 0);
+			last[i % MANY_PGS] = t.version.seq;
 			if (i % 50 == 49)
 				CHECK_EQ_INT(mx_store_commit(st), 0);
 		}
@@ -1677,7 +1684,7 @@ static void test_many(void)
 	{
 		uint64_t po = 0, pb = 0;
 
-		for (uint32_t pg = 0; pg < 14; pg++) {
+		for (uint32_t pg = 0; pg <= MANY_PGS; pg++) {
 			uint64_t o, b;
 
 			mx_store_pg_usage(st, 4, pg, &o, &b);
@@ -1686,6 +1693,13 @@ static void test_many(void)
 		}
 		CHECK_EQ_INT(po, live);
 		CHECK_EQ_INT(pb, bytes);
+	}
+	/* Every PG's pg file came back, the last chunk's too. */
+	for (uint32_t pg = 0; pg < MANY_PGS; pg++) {
+		struct mx_pg_info info;
+
+		CHECK_EQ_INT(mx_store_pg_info_get(st, 4, pg, &info), 0);
+		CHECK_EQ_INT(info.last_update.seq, last[pg]);
 	}
 	mx_store_close(st);
 }
@@ -3287,6 +3301,8 @@ struct memdisk {
 	uint64_t gseq;
 	long clones; /* md_clone() calls that cloned */
 	int clone_err; /* every md_clone() fails with it, if not 0 */
+	uint64_t rng;  /* md_sync_many()'s order */
+	long many;     /* md_sync_many() calls */
 };
 
 static void *xrealloc(void *p, size_t n)
@@ -3802,6 +3818,39 @@ static int md_syncfs(void *ctx, int fd)
 	return 0;
 }
 
+/* The syncs of a batch one by one, in a random order (a disk that runs
+ * them at once may finish them in any), each tried whatever the others
+ * return; the first error. */
+static int md_sync_many(void *ctx, const int *fds, size_t n_fds,
+			const char *const *dirs, size_t n_dirs)
+{
+	struct memdisk *md = ctx;
+	size_t n = n_fds + n_dirs, *order = mx_xcalloc(n ? n : 1, sizeof(*order));
+	int err = 0;
+
+	md->many++;
+	for (size_t i = 0; i < n; i++)
+		order[i] = i;
+	for (size_t i = n; i > 1; i--) {
+		size_t j, t;
+
+		md->rng = md->rng * 6364136223846793005ull + 1442695040888963407ull;
+		j = (size_t)((md->rng >> 33) % i);
+		t = order[i - 1];
+		order[i - 1] = order[j];
+		order[j] = t;
+	}
+	for (size_t i = 0; i < n; i++) {
+		size_t k = order[i];
+		int r = k < n_fds ? md_fsync(md, fds[k]) : md_fsync_dir(md, dirs[k - n_fds]);
+
+		if (r && !err)
+			err = r;
+	}
+	free(order);
+	return err;
+}
+
 /* A disk holding only the root folder, durably (with_root), or nothing. */
 static struct memdisk *md_new(bool with_root)
 {
@@ -3814,6 +3863,7 @@ static struct memdisk *md_new(bool with_root)
 				       md_fsync_dir, md };
 	md->io.clone = md_clone;
 	md->io.syncfs = md_syncfs;
+	md->io.sync_many = md_sync_many;
 	for (int i = 0; i < MD_MAXFD; i++)
 		md->fdnode[i] = -1;
 	if (with_root) {
@@ -4039,6 +4089,7 @@ struct session {
 	uint32_t log_max;
 	uint64_t clone_min; /* whole-block writes from this size are cloned */
 	int clone_err;	    /* the disk's clones fail with it, if not 0 */
+	bool one_by_one;    /* the disk has no sync_many */
 	int failures;
 	long in_flight_present, in_flight_absent;
 	/* Writeback (test_crash_wb): the states after each commit since the
@@ -4079,6 +4130,8 @@ static struct mx_store *s_open(struct session *s, struct memdisk *md)
 	int r;
 
 	md->clone_err = s->clone_err;
+	md->io.sync_many = s->one_by_one ? NULL : md_sync_many;
+	md->rng ^= (uint64_t)md->calls * 0x9e3779b97f4a7c15ull;
 	r = mx_store_open(MD_ROOT "/s", &opts, &st);
 	s->killed = false; /* a cut in this open is a power cut */
 	if (r) {
@@ -4390,6 +4443,9 @@ static long run_one(uint64_t seed, long cut, struct crash_totals *ct,
 	 * copies from then on), or one that fails each for the moment (the
 	 * store copies that write). */
 	s->clone_err = seed % 7 == 3 ? -EOPNOTSUPP : seed % 7 == 5 ? -EIO : 0;
+	/* A checkpoint's syncs go to the disk together, in any order
+	 * (md_sync_many()), except on one seed in two, one after the other. */
+	s->one_by_one = seed % 2 == 1;
 	md->cut_at = cut;
 	s->wb = wb;
 	if (wb ? s_run_wb(s, md, 24, 12) : s_run(s, md, 24, 12)) {
